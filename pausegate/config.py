@@ -1,0 +1,165 @@
+"""Deployment configuration: where Temporal is, where evidence goes, and the named connections.
+
+Connection secrets live here, in the worker's configuration, and nowhere else: a runbook
+and the workflow history name connections (``telemetry-db``), never their DSNs or tokens.
+The file is TOML; ``PAUSEGATE_CONFIG`` points to it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, TypeAdapter, ValidationError
+
+from pausegate.errors import ConfigError, UnknownConnectionError
+from pausegate.models.base import Model
+
+CONFIG_ENV = "PAUSEGATE_CONFIG"
+DEFAULT_CONFIG = Path(".pausegate/config.toml")
+
+
+class PostgresConnection(Model):
+    """A PostgreSQL database holding a dataset (and, optionally, its server log for audit)."""
+
+    kind: Literal["postgres"] = "postgres"
+    dsn: SecretStr
+    log_dir: Path | None = Field(default=None, description="Directory of the server's jsonlog files.")
+
+
+class FleetConnection(Model):
+    """An agent fleet speaking the fleet contract over HTTP."""
+
+    kind: Literal["fleet"] = "fleet"
+    url: str
+    token: SecretStr | None = None
+    timeout_seconds: float = 30.0
+
+
+class WebhookConnection(Model):
+    """A Slack-compatible incoming webhook (its URL is a secret)."""
+
+    kind: Literal["webhook"] = "webhook"
+    url: SecretStr
+    timeout_seconds: float = 10.0
+
+
+Connection = Annotated[PostgresConnection | FleetConnection | WebhookConnection, Field(discriminator="kind")]
+
+
+class TemporalSettings(Model):
+    """How to reach Temporal: the dev server by default, a cluster or Temporal Cloud in production."""
+
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = "pausegate"
+    tls: bool = False
+    tls_client_cert: Path | None = None
+    tls_client_key: Path | None = None
+    tls_server_ca: Path | None = None
+    api_key: SecretStr | None = None
+
+
+class EvidenceSettings(Model):
+    """Where sealed evidence is written (a local directory for the embedded default)."""
+
+    directory: Path = Path(".pausegate/evidence")
+    signing_key: Path | None = Field(default=None, description="Ed25519 private key (PEM); created on first use.")
+
+
+class Settings(Model):
+    """The whole deployment configuration."""
+
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    connections: dict[str, Connection] = Field(default_factory=dict)
+
+    def connection(self, name: str) -> PostgresConnection | FleetConnection | WebhookConnection:
+        """The named connection, or an error naming what is missing."""
+        try:
+            return self.connections[name]
+        except KeyError:
+            known = ", ".join(sorted(self.connections)) or "none"
+            raise UnknownConnectionError(
+                f"connection {name!r} is not configured (configured: {known})"
+            ) from None
+
+    def postgres(self, name: str) -> PostgresConnection:
+        conn = self.connection(name)
+        if not isinstance(conn, PostgresConnection):
+            raise ConfigError(f"connection {name!r} is a {conn.kind} connection, not postgres")
+        return conn
+
+    def fleet(self, name: str) -> FleetConnection:
+        conn = self.connection(name)
+        if not isinstance(conn, FleetConnection):
+            raise ConfigError(f"connection {name!r} is a {conn.kind} connection, not fleet")
+        return conn
+
+    def webhook(self, name: str) -> WebhookConnection:
+        conn = self.connection(name)
+        if not isinstance(conn, WebhookConnection):
+            raise ConfigError(f"connection {name!r} is a {conn.kind} connection, not webhook")
+        return conn
+
+
+_settings_adapter = TypeAdapter(Settings)
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the configuration from ``path``, ``$PAUSEGATE_CONFIG`` or ``.pausegate/config.toml``.
+
+    A missing default file yields the defaults; a missing named file or a bad one is a
+    ``ConfigError`` that says which file and which field.
+    """
+    explicit = path or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    target = explicit or DEFAULT_CONFIG
+    if not target.exists():
+        if explicit:
+            raise ConfigError(f"{target}: configuration file not found")
+        return Settings()
+    try:
+        raw = tomllib.loads(target.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{target}: not valid TOML: {exc}") from exc
+    try:
+        settings = _settings_adapter.validate_python(raw)
+    except ValidationError as exc:
+        problems = [f"{target}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("\n".join(problems)) from exc
+    base = target.parent
+    if not settings.evidence.directory.is_absolute():
+        settings = settings.model_copy(
+            update={"evidence": settings.evidence.model_copy(update={"directory": base / settings.evidence.directory})}
+        )
+    return settings
+
+
+def dump_settings(settings: Settings) -> str:
+    """TOML text of ``settings`` with secrets written out (for the launcher's own config file)."""
+    lines: list[str] = []
+
+    def value(v: object) -> str:
+        if isinstance(v, SecretStr):
+            v = v.get_secret_value()
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return str(v)
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    def table(name: str, model: Model) -> None:
+        lines.append(f"[{name}]")
+        for key in type(model).model_fields:
+            v = getattr(model, key)
+            if v is not None:
+                lines.append(f"{key} = {value(v)}")
+        lines.append("")
+
+    table("temporal", settings.temporal)
+    table("evidence", settings.evidence)
+    for name, conn in settings.connections.items():
+        table(f'connections."{name}"', conn)
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Connectors: one interface per capability, the real implementation beside it."""

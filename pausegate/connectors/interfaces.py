@@ -1,0 +1,92 @@
+"""The capabilities activities need from the outside world, one protocol each.
+
+Activities receive implementations of these; the worker chooses them from the
+runbook's connection names and the deployment configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RoleAccess
+from pausegate.models.evidence import EvidenceRef
+from pausegate.models.fleet import AgentPage, AgentState, AuditRecord, BatchRequest, BatchResult, SwitchRequest, SwitchState
+from pausegate.models.runbook import DatasetSpec
+
+
+class FleetConnector(Protocol):
+    """An agent fleet (fleet contract, see docs/fleet-openapi.json)."""
+
+    async def list_agents(
+        self, program: str, *, page_token: str | None = None, page_size: int = 1000, state: AgentState | None = None
+    ) -> AgentPage: ...
+
+    async def get_switch(self, program: str) -> SwitchState: ...
+
+    async def set_switch(self, program: str, request: SwitchRequest) -> SwitchState: ...
+
+    async def halt(self, program: str, request: BatchRequest) -> BatchResult: ...
+
+    async def resume(self, program: str, request: BatchRequest) -> BatchResult: ...
+
+    def audit_trail(self, program: str, start: datetime, end: datetime) -> AsyncIterator[AuditRecord]: ...
+
+
+class DatasetAccess(Protocol):
+    """Who can reach a dataset, and closing/reopening those paths (PostgreSQL: GRANT/REVOKE)."""
+
+    async def record_scope(self, spec: DatasetSpec) -> ExposureScope:
+        """Every current path of access to the dataset's objects (before anything is revoked)."""
+        ...
+
+    async def revoke(self, spec: DatasetSpec, scope: ExposureScope) -> int:
+        """Close every recorded path except break-glass roles; idempotent. Returns statements applied."""
+        ...
+
+    async def verify(self, spec: DatasetSpec, scope: ExposureScope) -> list[RoleAccess]:
+        """Residual access: every (role, object, path) that can still read, asked of the database."""
+        ...
+
+    async def check(self, spec: DatasetSpec, scope: ExposureScope) -> DatasetCheck:
+        """Whether the dataset is still contained (before resuming)."""
+        ...
+
+    async def restore(self, spec: DatasetSpec, grants: list[GrantSpec]) -> RestoreResult:
+        """Apply exactly the planned grants, verified through the database; idempotent."""
+        ...
+
+
+class EvidenceStore(Protocol):
+    """Write-once storage for evidence; refs (uri + digest) are all that leave it."""
+
+    def put_json(self, key: str, document: Mapping[str, Any] | list[Any]) -> EvidenceRef:
+        """Store a JSON document under ``key`` once; the same content again returns the same ref,
+        different content under an existing key raises ``EvidenceError``."""
+        ...
+
+    def get(self, key: str) -> EvidenceRef | None:
+        """The ref of what is stored under ``key``, if anything."""
+        ...
+
+    def read_json(self, key: str) -> Any:
+        """The JSON document stored under ``key`` (digest checked)."""
+        ...
+
+    async def seal(self, key: str, records: AsyncIterator[Mapping[str, Any]]) -> tuple[EvidenceRef, int]:
+        """Stream records into a sealed bundle under ``key``; returns (ref to the manifest, chunk count).
+        Sealing the same key again returns the existing bundle's ref."""
+        ...
+
+
+class AuditSource(Protocol):
+    """Records of who touched the data, over a window, streamed."""
+
+    def records(self, start: datetime, end: datetime) -> AsyncIterator[Mapping[str, Any]]: ...
+
+
+class Notifier(Protocol):
+    """Somewhere people are told (Slack-compatible webhook)."""
+
+    async def send(self, text: str, fields: Mapping[str, str]) -> None: ...

@@ -1,0 +1,30 @@
+"""References to evidence: what workflow history may hold instead of the evidence itself."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from pausegate.models.base import Model
+
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class EvidenceRef(Model):
+    """A sealed piece of evidence in the evidence store: where it is and its digest, never its content."""
+
+    uri: str = Field(max_length=1000, description="Location in the evidence store, e.g. evidence://<pause>/<name>.")
+    sha256: str = Field(pattern=SHA256_HEX, description="Digest of the manifest (bundles) or of the file.")
+    records: int = Field(default=0, ge=0, description="How many records it holds.")
+    size_bytes: int = Field(default=0, ge=0)
+
+
+class SnapshotResult(Model):
+    """One audit source sealed for one pause."""
+
+    source: str
+    window_start: datetime
+    window_end: datetime
+    bundle: EvidenceRef
+    chunks: int = Field(ge=0)

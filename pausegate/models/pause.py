@@ -1,0 +1,440 @@
+"""A pause as data: its request, state, progress, checklist, plan, approvals and timeline.
+
+Everything here may enter workflow history, so it holds references, digests and
+counts only, never collected data, audit-log content, DSNs or secrets.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pausegate.models.access import DatasetCheck, DatasetContainment, GrantSpec, RestoreResult
+from pausegate.models.base import Model, Mutable
+from pausegate.models.evidence import SHA256_HEX, EvidenceRef, SnapshotResult
+from pausegate.models.runbook import Runbook
+
+MAX_LISTED_IDS = 200  # ids listed in state; counts carry the rest
+MAX_NOTE = 2000
+
+
+class PauseState(StrEnum):
+    """Where a pause is in its procedure."""
+
+    ACTIVE = "ACTIVE"
+    CONTAINING = "CONTAINING"
+    UNDER_REVIEW = "UNDER_REVIEW"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    RESUMING = "RESUMING"
+    RESUMED = "RESUMED"
+    DECOMMISSIONED = "DECOMMISSIONED"
+
+
+OPEN_STATES = frozenset({PauseState.ACTIVE, PauseState.CONTAINING, PauseState.UNDER_REVIEW,
+                         PauseState.AWAITING_APPROVAL, PauseState.RESUMING})
+
+
+class Severity(StrEnum):
+    """How bad the incident is (informs notifications; not policy)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Actor(Model):
+    """A verified person and the roles they act with. Set by the API, never by a request body."""
+
+    id: str = Field(min_length=1, max_length=200)
+    roles: list[str] = Field(default_factory=list)
+
+    def has_any(self, roles: list[str]) -> bool:
+        """Whether the actor holds at least one of ``roles``."""
+        return any(r in self.roles for r in roles)
+
+
+class PauseRequest(Model):
+    """What the commander asked for when pulling the kill switch."""
+
+    program: str
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+    severity: Severity = Severity.HIGH
+    commander: Actor
+    runbook: Runbook
+
+    @model_validator(mode="after")
+    def _program_matches(self) -> PauseRequest:
+        if self.program != self.runbook.program.id:
+            raise ValueError(f"runbook is for program {self.runbook.program.id!r}, not {self.program!r}")
+        return self
+
+
+class Tuning(Model):
+    """Timing knobs of the workflow (tests shrink them)."""
+
+    halt_retry_initial_seconds: float = 5.0
+    halt_retry_max_seconds: float = 300.0
+    continue_as_new_after_events: int = 5000
+    continue_as_new_after_updates: int = 1000
+    activity_heartbeat_seconds: float = 10.0
+
+
+# --- progress -----------------------------------------------------------------------
+
+
+class Waiver(Model):
+    """An unconfirmed agent the commander chose to stop waiting for."""
+
+    agent_ids: list[str]
+    all_unconfirmed: bool = False
+    reason: str
+    by: str
+    at: datetime
+
+
+class AgentsProgress(Mutable):
+    """Halting the program's agents."""
+
+    switch_off: bool = False
+    total: int = 0
+    halted: int = 0
+    unconfirmed: int = 0
+    unconfirmed_ids: list[str] = Field(default_factory=list, description=f"First {MAX_LISTED_IDS} only.")
+    not_found: int = 0
+    waived: int = 0
+    attempts: int = 0
+    confirmed: bool = False
+    last_error: str | None = None
+
+
+class ContainmentProgress(Mutable):
+    """The three containment actions."""
+
+    started_at: datetime | None = None
+    contained_at: datetime | None = None
+    agents: AgentsProgress = Field(default_factory=AgentsProgress)
+    datasets: list[DatasetContainment] = Field(default_factory=list)
+    datasets_pending: list[str] = Field(default_factory=list)
+    evidence: list[SnapshotResult] = Field(default_factory=list)
+    evidence_pending: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+
+    @property
+    def access_revoked(self) -> bool:
+        return not self.datasets_pending and all(d.verified for d in self.datasets)
+
+    @property
+    def evidence_sealed(self) -> bool:
+        return not self.evidence_pending
+
+
+# --- review --------------------------------------------------------------------------
+
+
+class EvidenceAttachment(Model):
+    """Evidence a reviewer attaches to a checklist item: a reference and a digest, not content."""
+
+    name: str = Field(min_length=1, max_length=100, description="Which required evidence this is.")
+    uri: str = Field(min_length=1, max_length=1000)
+    sha256: str | None = Field(default=None, pattern=SHA256_HEX)
+    note: str = Field(default="", max_length=MAX_NOTE)
+
+
+class ItemStatus(Mutable):
+    """A checklist item and its completion."""
+
+    id: str
+    title: str
+    roles: list[str]
+    depends_on: list[str]
+    evidence_required: list[str]
+    due_at: datetime | None = None
+    completed_by: str | None = None
+    completed_at: datetime | None = None
+    evidence: list[EvidenceAttachment] = Field(default_factory=list)
+    note: str = ""
+    reminded: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.completed_by is not None
+
+
+class AgentSelection(Model):
+    """Which agents a resume plan restarts."""
+
+    mode: Literal["all", "none", "listed"] = "all"
+    agent_ids: list[str] = Field(default_factory=list, max_length=5000)
+
+    @model_validator(mode="after")
+    def _listed(self) -> AgentSelection:
+        if self.mode == "listed" and not self.agent_ids:
+            raise ValueError("mode 'listed' needs agent_ids")
+        if self.mode != "listed" and self.agent_ids:
+            raise ValueError(f"agent_ids are only meaningful with mode 'listed', not {self.mode!r}")
+        return self
+
+
+class ResumePlan(Model):
+    """What resuming means: which agents restart, which narrowed grants come back, on what conditions."""
+
+    agents: AgentSelection = Field(default_factory=AgentSelection)
+    grants: list[GrantSpec] = Field(default_factory=list, max_length=10000)
+    conditions: list[str] = Field(default_factory=list, max_length=50)
+    summary: str = Field(default="", max_length=MAX_NOTE)
+
+
+class PlanRecord(Model):
+    """A proposed plan and the digest approvals bind to."""
+
+    plan: ResumePlan
+    plan_digest: str = Field(pattern=SHA256_HEX, description="Digest of the plan alone.")
+    proposed_by: str
+    proposed_at: datetime
+
+
+class Approval(Model):
+    """One approver's yes, bound to a digest of plan + checklist + evidence."""
+
+    actor_id: str
+    role: str
+    digest: str
+    at: datetime
+    comment: str = ""
+
+
+class TimelineEntry(Model):
+    """Who did what, when; refusals included."""
+
+    at: datetime
+    actor: str
+    action: str
+    detail: str = ""
+    accepted: bool = True
+
+
+class PauseStatus(Model):
+    """Everything a person may read about a pause (the query result)."""
+
+    pause_id: str
+    incident_id: str
+    program: str
+    state: PauseState
+    reason: str
+    severity: Severity
+    commander: str
+    started_at: datetime
+    containment: ContainmentProgress
+    checklist: list[ItemStatus]
+    plan: PlanRecord | None
+    approval_digest: str | None = Field(description="What an approval must name: plan + checklist digest.")
+    approvals: list[Approval]
+    decommission_approvals: list[Approval]
+    quorum: int
+    timeline: list[TimelineEntry]
+    timeline_archived: list[EvidenceRef] = Field(default_factory=list)
+    report: EvidenceRef | None = None
+    run_count: int = 1
+
+
+# --- update inputs (the API sets ``actor``; a request body never does) ----------------
+
+
+class CompleteItemInput(Model):
+    """Complete (or amend) a checklist item."""
+
+    actor: Actor
+    item_id: str = Field(min_length=1, max_length=100)
+    evidence: list[EvidenceAttachment] = Field(default_factory=list, max_length=50)
+    note: str = Field(default="", max_length=MAX_NOTE)
+
+
+class ProposePlanInput(Model):
+    """Propose (or replace) the resume plan; replaces approvals."""
+
+    actor: Actor
+    plan: ResumePlan
+
+
+class ApproveInput(Model):
+    """Approve the current plan, naming the digest the approver reviewed."""
+
+    actor: Actor
+    role: str = Field(description="Which approver role the actor approves as.")
+    digest: str = Field(pattern=SHA256_HEX)
+    comment: str = Field(default="", max_length=MAX_NOTE)
+
+
+class RejectPlanInput(Model):
+    """Reject the current plan; it and its approvals are void."""
+
+    actor: Actor
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+class WaiveAgentsInput(Model):
+    """The commander stops waiting for unconfirmed agents."""
+
+    actor: Actor
+    agent_ids: list[str] = Field(default_factory=list, max_length=5000)
+    all_unconfirmed: bool = False
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+
+    @model_validator(mode="after")
+    def _what(self) -> WaiveAgentsInput:
+        if not self.agent_ids and not self.all_unconfirmed:
+            raise ValueError("name agent_ids or set all_unconfirmed")
+        return self
+
+
+class DecommissionInput(Model):
+    """Vote to end the program for good (counts toward the same quorum)."""
+
+    actor: Actor
+    role: str
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+class UpdateReceipt(Model):
+    """What an accepted update returns."""
+
+    state: PauseState
+    message: str
+    digest: str | None = None
+
+
+# --- activity inputs and outputs -------------------------------------------------------
+
+
+class HaltAgentsInput(Model):
+    """Halt every agent of a program (switch first, then bulk batches)."""
+
+    connection: str
+    program: str
+    incident_id: str
+    reason: str
+    batch_size: int
+    concurrency: int
+    exclude_ids: list[str] = Field(default_factory=list, description="Waived agents.")
+
+
+class HaltAgentsResult(Model):
+    """Halting as the fleet confirmed it."""
+
+    switch_off: bool
+    total: int
+    halted: int
+    unconfirmed: int
+    unconfirmed_ids: list[str]
+    not_found: int = 0
+
+
+class ResumeAgentsInput(Model):
+    """Resume agents under an approved plan."""
+
+    connection: str
+    program: str
+    incident_id: str
+    selection: AgentSelection
+    batch_size: int
+    concurrency: int
+
+
+class ResumeAgentsResult(Model):
+    """Agents resumed under an approved plan."""
+
+    switch_on: bool
+    resumed: int
+    unconfirmed: int
+    unconfirmed_ids: list[str]
+
+
+class AgentsCheck(Model):
+    """Whether every agent of the program is silent (checked again before resuming)."""
+
+    switch_off: bool
+    collecting: int
+    collecting_ids: list[str]
+
+
+class ContainDatasetInput(Model):
+    """Record, revoke and verify one dataset."""
+
+    pause_key: str = Field(description="Business key of the pause: program/incident.")
+    dataset: str
+    runbook: Runbook
+
+
+class CheckDatasetInput(Model):
+    """Check that a contained dataset is still contained."""
+
+    pause_key: str
+    dataset: str
+    runbook: Runbook
+    scope: EvidenceRef
+
+
+class RestoreGrantsInput(Model):
+    """Restore a plan's grants on one dataset."""
+
+    pause_key: str
+    dataset: str
+    runbook: Runbook
+    grants: list[GrantSpec]
+
+
+class SnapshotInput(Model):
+    """Seal one audit source's records of the exposure window."""
+
+    pause_key: str
+    source: str
+    runbook: Runbook
+    window_start: datetime
+    window_end: datetime
+
+
+class ReportInput(Model):
+    """Write the final report of a pause to the evidence store."""
+
+    pause_key: str
+    status: PauseStatus
+    restore: list[RestoreResult] = Field(default_factory=list)
+    resume: ResumeAgentsResult | None = None
+
+
+class ArchiveTimelineInput(Model):
+    """Move older timeline entries into evidence before continue-as-new."""
+
+    pause_key: str
+    sequence: int
+    entries: list[TimelineEntry]
+
+
+class NotifyInput(Model):
+    """Tell a webhook about a state change or a reminder."""
+
+    connection: str
+    pause_id: str
+    program: str
+    event: str
+    state: PauseState
+    text: str
+
+
+class ContainmentCheck(Model):
+    """Both halves of 'containment still holds'."""
+
+    agents: AgentsCheck
+    datasets: list[DatasetCheck]
+
+    @property
+    def holds(self) -> bool:
+        return (
+            self.agents.switch_off
+            and self.agents.collecting == 0
+            and all(d.contained for d in self.datasets)
+        )

@@ -1,0 +1,231 @@
+"""The runbook: what a program is, how to contain it, how to review and resume it.
+
+A runbook names connections (``telemetry-db``), never credentials: the worker's
+configuration maps connection names to DSNs, URLs and tokens, so a runbook and the
+workflow history that carries it hold no secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pausegate.models.base import Model
+
+SLUG = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+# PostgreSQL identifiers as the runbook may name them: unquoted, lower case.
+SQL_IDENT = r"^[a-z_][a-z0-9_$]{0,62}$"
+
+Slug = str
+
+
+class Program(Model):
+    """The data-collection program a pause stops."""
+
+    id: str = Field(pattern=SLUG, description="Stable identifier; the pause's workflow id is pause/<id>.")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=4000)
+    owner: str = Field(default="", max_length=200, description="Team or person accountable for the program.")
+
+
+class FleetSpec(Model):
+    """The collection agents of the program and how to halt them."""
+
+    connection: str = Field(pattern=SLUG, description="Name of a fleet connection in the worker configuration.")
+    batch_size: int = Field(default=500, ge=1, le=5000, description="Agents per bulk halt/resume request.")
+    concurrency: int = Field(default=4, ge=1, le=64, description="Bulk requests in flight at once.")
+
+
+class DatasetSpec(Model):
+    """A dataset whose access is revoked during a pause."""
+
+    name: str = Field(pattern=SLUG)
+    connection: str = Field(pattern=SLUG, description="Name of a postgres connection in the worker configuration.")
+    schema_name: str = Field(alias="schema", pattern=SQL_IDENT)
+    tables: list[str] = Field(
+        default_factory=list,
+        description="Tables (and views) of the dataset; empty means every relation in the schema.",
+    )
+    break_glass_roles: list[str] = Field(
+        default_factory=list, description="Roles that keep access during a pause (incident response)."
+    )
+
+    model_config = Model.model_config | {"populate_by_name": True}
+
+    @field_validator("tables", "break_glass_roles")
+    @classmethod
+    def _identifiers(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.match(SQL_IDENT, value):
+                raise ValueError(f"{value!r} is not a plain lower-case SQL identifier")
+        if len(set(values)) != len(values):
+            raise ValueError("names must not repeat")
+        return values
+
+
+class AuditSourceSpec(Model):
+    """Where records of who touched the data come from."""
+
+    name: str = Field(pattern=SLUG)
+    kind: Literal["postgres_log", "fleet", "jsonl"]
+    connection: str | None = Field(default=None, pattern=SLUG, description="For postgres_log and fleet.")
+    path: str | None = Field(default=None, description="For jsonl: a file or glob on the worker.")
+
+    @model_validator(mode="after")
+    def _target(self) -> AuditSourceSpec:
+        if self.kind in ("postgres_log", "fleet") and not self.connection:
+            raise ValueError(f"an audit source of kind {self.kind} needs a connection")
+        if self.kind == "jsonl" and not self.path:
+            raise ValueError("an audit source of kind jsonl needs a path")
+        return self
+
+
+class ExposureSpec(Model):
+    """The window whose audit records are sealed as evidence."""
+
+    start: datetime | None = Field(
+        default=None, description="When the exposure began; default: lookback before the pause."
+    )
+    lookback: timedelta = Field(default=timedelta(days=30), description="Used when start is not known.")
+
+
+class ChecklistItemSpec(Model):
+    """One step of the security review."""
+
+    id: str = Field(pattern=SLUG)
+    title: str = Field(min_length=1, max_length=300)
+    description: str = Field(default="", max_length=4000)
+    roles: list[str] = Field(min_length=1, description="Roles that may complete the item.")
+    depends_on: list[str] = Field(default_factory=list, description="Items that must be complete first.")
+    evidence: list[str] = Field(
+        default_factory=list, description="Names of the evidence a completion must attach (e.g. access-report)."
+    )
+    due: timedelta | None = Field(default=None, description="Due this long after the pause began (ISO 8601).")
+
+
+class SeparationOfDuties(Model):
+    """Who must not approve."""
+
+    commander_cannot_approve: bool = True
+    proposer_cannot_approve: bool = False
+    one_approval_per_role: bool = True
+
+
+class ResumePolicy(Model):
+    """Who approves a resume plan (or decommissioning), and how many."""
+
+    approver_roles: list[str] = Field(min_length=1)
+    quorum: int = Field(ge=1)
+    proposer_roles: list[str] = Field(min_length=1, description="Roles that may propose a resume plan.")
+    separation_of_duties: SeparationOfDuties = Field(default_factory=SeparationOfDuties)
+    forbid_public_grants: bool = Field(default=True, description="A plan may never re-grant to PUBLIC.")
+    allowed_grantee_roles: list[str] | None = Field(
+        default=None, description="If set, a plan may grant only to these roles."
+    )
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ResumePolicy:
+        if self.quorum > len(self.approver_roles) and self.separation_of_duties.one_approval_per_role:
+            raise ValueError(
+                f"quorum {self.quorum} cannot be met by {len(self.approver_roles)} approver roles "
+                "when each role approves once"
+            )
+        return self
+
+
+class Roles(Model):
+    """Roles with powers outside the checklist."""
+
+    commander: list[str] = Field(
+        default_factory=lambda: ["incident-commander"],
+        description="Roles that may pull the kill switch and waive unreachable agents.",
+    )
+
+
+class NotificationSpec(Model):
+    """A webhook told of every state change."""
+
+    name: str = Field(pattern=SLUG)
+    kind: Literal["webhook"] = "webhook"
+    connection: str = Field(pattern=SLUG)
+
+
+class Runbook(Model):
+    """Everything pausegate needs to know to pause, review and resume one program."""
+
+    api_version: Literal["pausegate/v1"] = Field(default="pausegate/v1", alias="apiVersion")
+    program: Program
+    fleet: FleetSpec
+    datasets: list[DatasetSpec] = Field(min_length=1)
+    audit_sources: list[AuditSourceSpec] = Field(default_factory=list)
+    exposure: ExposureSpec = Field(default_factory=ExposureSpec)
+    roles: Roles = Field(default_factory=Roles)
+    checklist: list[ChecklistItemSpec] = Field(min_length=1)
+    resume_policy: ResumePolicy
+    notifications: list[NotificationSpec] = Field(default_factory=list)
+
+    model_config = Model.model_config | {"populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Runbook:
+        problems: list[str] = []
+        for what, names in (
+            ("dataset", [d.name for d in self.datasets]),
+            ("audit source", [a.name for a in self.audit_sources]),
+            ("checklist item", [c.id for c in self.checklist]),
+            ("notification", [n.name for n in self.notifications]),
+        ):
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    problems.append(f"{what} {name!r} is defined twice")
+                seen.add(name)
+        ids = {c.id for c in self.checklist}
+        for item in self.checklist:
+            for dep in item.depends_on:
+                if dep not in ids:
+                    problems.append(f"checklist item {item.id!r} depends on unknown item {dep!r}")
+                if dep == item.id:
+                    problems.append(f"checklist item {item.id!r} depends on itself")
+        cycle = _find_cycle({c.id: c.depends_on for c in self.checklist})
+        if cycle:
+            problems.append("checklist dependencies form a cycle: " + " -> ".join(cycle))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def item(self, item_id: str) -> ChecklistItemSpec | None:
+        """The checklist item with this id, if any."""
+        return next((c for c in self.checklist if c.id == item_id), None)
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as a path of ids, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if nxt not in graph or nxt == node:
+                continue
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in graph:
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
