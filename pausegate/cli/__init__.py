@@ -1,0 +1,1 @@
+"""The pausegate command line."""

@@ -1,0 +1,1 @@
+"""The worked example: an employee keystroke and mouse telemetry program."""

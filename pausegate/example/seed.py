@@ -1,0 +1,27 @@
+"""Seed a PostgreSQL database with the worked example's dataset, roles and the leaky grants."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+
+SCHEMA_SQL = resources.files("pausegate.example").joinpath("telemetry.sql")
+
+
+def employee_role(n: int) -> str:
+    """The login role of the n-th employee (employee_0001, ...)."""
+    return f"employee_{n:04d}"
+
+
+def seed_example(dsn: str, *, employees: int = 50) -> None:
+    """Create the telemetry schema, its tables, roles and grants, and ``employees`` login roles
+    that are members of ``all_employees`` (idempotent)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(SCHEMA_SQL.read_text())
+        existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'employee_%'")}
+        for n in range(1, employees + 1):
+            name = employee_role(n)
+            if name not in existing:
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE all_employees").format(sql.Identifier(name)))

@@ -1,0 +1,57 @@
+-- The worked example's dataset as it stood when the leak was found.
+-- Idempotent: running it again changes nothing that is already in place.
+
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'all_employees') THEN
+    CREATE ROLE all_employees NOLOGIN;           -- every employee is a member
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'telemetry_ingest') THEN
+    CREATE ROLE telemetry_ingest LOGIN;          -- the fleet's writer
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'telemetry_analysts') THEN
+    CREATE ROLE telemetry_analysts NOLOGIN;      -- the ML team that should have been the only readers
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ml_trainer') THEN
+    CREATE ROLE ml_trainer LOGIN IN ROLE telemetry_analysts;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'security_breakglass') THEN
+    CREATE ROLE security_breakglass LOGIN;       -- incident response keeps access during a pause
+  END IF;
+END $$;
+
+CREATE SCHEMA IF NOT EXISTS telemetry;
+
+CREATE TABLE IF NOT EXISTS telemetry.keystrokes (
+  id            bigserial PRIMARY KEY,
+  agent_id      text        NOT NULL,
+  employee      text        NOT NULL,
+  captured_at   timestamptz NOT NULL DEFAULT now(),
+  key_code      integer     NOT NULL,
+  typed_content text,                            -- the sensitive typed text
+  window_title  text
+);
+
+CREATE TABLE IF NOT EXISTS telemetry.mouse_events (
+  id          bigserial PRIMARY KEY,
+  agent_id    text        NOT NULL,
+  employee    text        NOT NULL,
+  captured_at timestamptz NOT NULL DEFAULT now(),
+  x           integer     NOT NULL,
+  y           integer     NOT NULL,
+  button      text
+);
+
+CREATE INDEX IF NOT EXISTS keystrokes_captured_at ON telemetry.keystrokes (captured_at);
+CREATE INDEX IF NOT EXISTS mouse_events_captured_at ON telemetry.mouse_events (captured_at);
+
+-- The writer and the intended readers.
+GRANT USAGE ON SCHEMA telemetry TO telemetry_ingest, telemetry_analysts, security_breakglass;
+GRANT INSERT ON telemetry.keystrokes, telemetry.mouse_events TO telemetry_ingest;
+GRANT USAGE ON SEQUENCE telemetry.keystrokes_id_seq, telemetry.mouse_events_id_seq TO telemetry_ingest;
+GRANT SELECT ON telemetry.keystrokes, telemetry.mouse_events TO telemetry_analysts, security_breakglass;
+
+-- The leak: a convenience grant that made the tables readable company-wide.
+GRANT USAGE ON SCHEMA telemetry TO PUBLIC;
+GRANT SELECT ON telemetry.keystrokes, telemetry.mouse_events TO all_employees;
+GRANT SELECT ON telemetry.mouse_events TO PUBLIC;
