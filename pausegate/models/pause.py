@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from pausegate.models.access import DatasetCheck, DatasetContainment, GrantSpec, RestoreResult
 from pausegate.models.base import Model, Mutable
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef, SnapshotResult
-from pausegate.models.runbook import Runbook
+from pausegate.models.runbook import AuditSourceSpec, DatasetSpec, Runbook
 
 MAX_LISTED_IDS = 200  # ids listed in state; counts carry the rest
 MAX_NOTE = 2000
@@ -365,34 +365,32 @@ class ContainDatasetInput(Model):
     """Record, revoke and verify one dataset."""
 
     pause_key: str = Field(description="Business key of the pause: program/incident.")
-    dataset: str
-    runbook: Runbook
+    dataset: DatasetSpec
 
 
 class CheckDatasetInput(Model):
     """Check that a contained dataset is still contained."""
 
     pause_key: str
-    dataset: str
-    runbook: Runbook
-    scope: EvidenceRef
+    dataset: DatasetSpec
 
 
 class RestoreGrantsInput(Model):
     """Restore a plan's grants on one dataset."""
 
     pause_key: str
-    dataset: str
-    runbook: Runbook
+    dataset: DatasetSpec
     grants: list[GrantSpec]
 
 
 class SnapshotInput(Model):
-    """Seal one audit source's records of the exposure window."""
+    """Seal one audit source's records of part of the exposure window."""
 
     pause_key: str
-    source: str
-    runbook: Runbook
+    program: str
+    source: AuditSourceSpec
+    segment: int = Field(ge=0, description="0: up to the pause; 1: from the pause until access was revoked.")
+    tables: list[str] = Field(description="schema.table names whose reads the source should keep.")
     window_start: datetime
     window_end: datetime
 
@@ -438,3 +436,36 @@ class ContainmentCheck(Model):
             and self.agents.collecting == 0
             and all(d.contained for d in self.datasets)
         )
+
+
+class RefusalInput(Model):
+    """A refused action, recorded in the timeline (the only trace a refusal leaves)."""
+
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=100)
+    reason: str = Field(max_length=MAX_NOTE)
+
+
+class PauseSnapshot(Model):
+    """Everything a pause carries across continue-as-new."""
+
+    state: PauseState
+    incident_id: str
+    started_at: datetime
+    containment: ContainmentProgress
+    checklist: list[ItemStatus]
+    plan: PlanRecord | None = None
+    approvals: list[Approval] = Field(default_factory=list)
+    decommission_votes: list[Approval] = Field(default_factory=list)
+    waivers: list[Waiver] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    timeline_archived: list[EvidenceRef] = Field(default_factory=list)
+    run_count: int = 1
+
+
+class PauseWorkflowInput(Model):
+    """Start (or continue) a pause."""
+
+    request: PauseRequest
+    tuning: Tuning = Field(default_factory=Tuning)
+    snapshot: PauseSnapshot | None = None

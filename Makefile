@@ -1,0 +1,36 @@
+# Everything a fresh machine needs comes from pyproject.toml into .venv.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= .pausegate
+
+.PHONY: up test test-fast lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+## up: set up and run the embedded stack (Temporal, PostgreSQL, reference fleet, chat sink, worker)
+up: $(VENV)/.installed
+	$(VENV)/bin/pausegate up --data-dir $(DATA)
+
+## test: the whole test suite against the real Temporal dev server and a real PostgreSQL
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+## test-fast: everything but the tests marked slow
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow"
+
+## lint: ruff and mypy
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+## bench: time to contain the worked example with 10,000 agents
+bench: $(VENV)/.installed
+	$(PY) bench/bench_contain.py
+
+clean:
+	rm -rf $(VENV) $(DATA)

@@ -1,0 +1,1 @@
+"""Every side effect of a pause: thin, idempotent methods over connectors."""

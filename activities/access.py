@@ -1,0 +1,91 @@
+"""Revoking, checking and restoring dataset access."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from temporalio import activity
+
+from activities.errors import as_application_errors
+from pausegate.connectors.interfaces import DatasetAccess, EvidenceStore
+from pausegate.errors import EvidenceError
+from pausegate.models.access import (
+    AccessPath,
+    DatasetCheck,
+    DatasetContainment,
+    ExposureScope,
+    RestoreResult,
+    RoleAccess,
+)
+from pausegate.models.pause import MAX_LISTED_IDS, CheckDatasetInput, ContainDatasetInput, RestoreGrantsInput
+from pausegate.models.runbook import DatasetSpec
+
+# Paths no REVOKE can close; they are reported by name, not retried forever.
+UNREVOCABLE = frozenset({AccessPath.SUPERUSER})
+
+
+def scope_key(pause_key: str, dataset: str) -> str:
+    return f"{pause_key}/scope/{dataset}"
+
+
+def _describe(access: RoleAccess) -> str:
+    return f"{access.role}:{access.object}:{access.path.value}" + (f"(via {access.via})" if access.via else "")
+
+
+class AccessActivities:
+    """Activities over dataset access, chosen by connection name."""
+
+    def __init__(self, access: Callable[[str], DatasetAccess], store: EvidenceStore) -> None:
+        self._access = access
+        self._store = store
+
+    async def _scope(self, pause_key: str, spec: DatasetSpec, access: DatasetAccess) -> ExposureScope:
+        """The scope recorded before anything was revoked; recorded once per pause, reused on retry."""
+        key = scope_key(pause_key, spec.name)
+        if self._store.get(key) is not None:
+            return ExposureScope.model_validate(self._store.read_json(key))
+        scope = await access.record_scope(spec)
+        self._store.put_json(key, scope.model_dump(mode="json"))
+        return scope
+
+    @activity.defn(name="contain_dataset")
+    async def contain_dataset(self, input: ContainDatasetInput) -> DatasetContainment:
+        """Record the exposure scope, revoke every path but break-glass, and verify through the database."""
+        with as_application_errors():
+            spec = input.dataset
+            access = self._access(spec.connection)
+            scope = await self._scope(input.pause_key, spec, access)
+            ref = self._store.get(scope_key(input.pause_key, spec.name))
+            if ref is None:
+                raise EvidenceError(f"exposure scope of {spec.name} was not stored")
+            activity.heartbeat("scope recorded")
+            revoked = await access.revoke(spec, scope)
+            activity.heartbeat("revoked")
+            residual = await access.verify(spec, scope)
+            blocking = [r for r in residual if r.path not in UNREVOCABLE]
+            return DatasetContainment(
+                dataset=spec.name,
+                scope=ref,
+                grants_recorded=len(scope.grants),
+                roles_with_access=len({a.role for a in scope.access}),
+                revoked=revoked,
+                verified=not blocking,
+                residual=[_describe(r) for r in residual][:MAX_LISTED_IDS],
+                residual_count=len(residual),
+            )
+
+    @activity.defn(name="check_dataset")
+    async def check_dataset(self, input: CheckDatasetInput) -> DatasetCheck:
+        """Whether the dataset is still contained, judged against the recorded scope."""
+        with as_application_errors():
+            spec = input.dataset
+            access = self._access(spec.connection)
+            scope = ExposureScope.model_validate(self._store.read_json(scope_key(input.pause_key, spec.name)))
+            return await access.check(spec, scope)
+
+    @activity.defn(name="restore_grants")
+    async def restore_grants(self, input: RestoreGrantsInput) -> RestoreResult:
+        """Apply exactly the approved plan's grants for one dataset."""
+        with as_application_errors():
+            access = self._access(input.dataset.connection)
+            return await access.restore(input.dataset, list(input.grants))

@@ -1,0 +1,60 @@
+"""Sealing audit records, the final report and archived timeline entries as evidence."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from temporalio import activity
+
+from activities.errors import as_application_errors
+from pausegate.connectors.interfaces import AuditSource, EvidenceStore
+from pausegate.models.evidence import EvidenceRef, SnapshotResult
+from pausegate.models.pause import ArchiveTimelineInput, ReportInput, SnapshotInput
+from pausegate.models.runbook import AuditSourceSpec
+
+AuditSourceFactory = Callable[[AuditSourceSpec, str, list[str]], AuditSource]
+HEARTBEAT_EVERY = 10_000
+
+
+async def _heartbeating(records: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[Mapping[str, Any]]:
+    count = 0
+    async for record in records:
+        count += 1
+        if count % HEARTBEAT_EVERY == 0:
+            activity.heartbeat(f"{count} records")
+        yield record
+
+
+class EvidenceActivities:
+    """Activities over the evidence store and the audit sources."""
+
+    def __init__(self, store: EvidenceStore, sources: AuditSourceFactory) -> None:
+        self._store = store
+        self._sources = sources
+
+    @activity.defn(name="snapshot_audit_source")
+    async def snapshot_audit_source(self, input: SnapshotInput) -> SnapshotResult:
+        """Seal one source's records of one segment of the exposure window (once per pause and segment)."""
+        with as_application_errors():
+            source = self._sources(input.source, input.program, list(input.tables))
+            key = f"{input.pause_key}/audit/{input.source.name}/{input.segment}"
+            records = _heartbeating(source.records(input.window_start, input.window_end))
+            ref, chunks = await self._store.seal(key, records)
+            return SnapshotResult(source=input.source.name, window_start=input.window_start,
+                                  window_end=input.window_end, bundle=ref, chunks=chunks)
+
+    @activity.defn(name="write_report")
+    async def write_report(self, input: ReportInput) -> EvidenceRef:
+        """Store the pause's final report."""
+        with as_application_errors():
+            return self._store.put_json(f"{input.pause_key}/report", input.model_dump(mode="json"))
+
+    @activity.defn(name="archive_timeline")
+    async def archive_timeline(self, input: ArchiveTimelineInput) -> EvidenceRef:
+        """Store older timeline entries so the workflow's state stays bounded."""
+        with as_application_errors():
+            return self._store.put_json(
+                f"{input.pause_key}/timeline/{input.sequence:05d}",
+                [e.model_dump(mode="json") for e in input.entries],
+            )

@@ -1,0 +1,146 @@
+"""Halting and resuming a program's agents through its fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+
+from temporalio import activity
+
+from activities.errors import as_application_errors
+from pausegate.connectors.interfaces import FleetConnector
+from pausegate.models.fleet import (
+    AgentResultStatus,
+    AgentState,
+    BatchRequest,
+    BatchResult,
+    SwitchRequest,
+)
+from pausegate.models.pause import (
+    MAX_LISTED_IDS,
+    AgentsCheck,
+    HaltAgentsInput,
+    HaltAgentsResult,
+    ResumeAgentsInput,
+    ResumeAgentsResult,
+)
+
+PAGE_SIZE = 5000
+
+
+async def _agent_ids(fleet: FleetConnector, program: str, *, state: AgentState | None = None,
+                     exclude: AgentState | None = None) -> tuple[list[str], int]:
+    """Ids of the program's agents (optionally in or not in a state) and the program's agent total."""
+    ids: list[str] = []
+    token: str | None = None
+    total = 0
+    while True:
+        page = await fleet.list_agents(program, page_token=token, page_size=PAGE_SIZE, state=state)
+        total = page.total
+        ids.extend(a.id for a in page.agents if exclude is None or a.state != exclude)
+        activity.heartbeat(f"listed {len(ids)}")
+        token = page.next_page_token
+        if not token:
+            return ids, total
+
+
+async def _in_batches(
+    send: Callable[[BatchRequest], Awaitable[BatchResult]],
+    ids: list[str],
+    *,
+    incident_id: str,
+    action: str,
+    batch_size: int,
+    concurrency: int,
+) -> BatchResult:
+    """Send ids in bulk batches, at most ``concurrency`` at once, heartbeating each batch."""
+    limit = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async def one(batch: list[str]) -> BatchResult:
+        nonlocal done
+        # Keyed by what the batch is, not by attempt: a retried batch is the same request.
+        key = f"{incident_id}/{action}/" + hashlib.sha256("\n".join(batch).encode()).hexdigest()[:32]
+        async with limit:
+            result = await send(BatchRequest(agent_ids=batch, incident_id=incident_id, idempotency_key=key))
+        done += len(batch)
+        activity.heartbeat(f"{action} {done}/{len(ids)}")
+        return result
+
+    batches = [ids[i : i + batch_size] for i in range(0, len(ids), batch_size)]
+    results = await asyncio.gather(*(one(b) for b in batches))
+    return BatchResult(results=[r for res in results for r in res.results])
+
+
+class FleetActivities:
+    """Activities over agent fleets, chosen by connection name."""
+
+    def __init__(self, fleets: Callable[[str], FleetConnector]) -> None:
+        self._fleets = fleets
+
+    @activity.defn(name="halt_agents")
+    async def halt_agents(self, input: HaltAgentsInput) -> HaltAgentsResult:
+        """Switch the program off, then halt every agent not yet halted; count only what the fleet confirms."""
+        with as_application_errors():
+            fleet = self._fleets(input.connection)
+            switch = await fleet.set_switch(
+                input.program, SwitchRequest(enabled=False, incident_id=input.incident_id, reason=input.reason)
+            )
+            activity.heartbeat("switch off")
+            pending, total = await _agent_ids(fleet, input.program, exclude=AgentState.HALTED)
+            result = await _in_batches(fleet.halt, pending, incident_id=input.incident_id, action="halt",
+                                       batch_size=input.batch_size, concurrency=input.concurrency)
+            confirmed = sum(1 for r in result.results if r.status == AgentResultStatus.CONFIRMED)
+            not_found = sum(1 for r in result.results if r.status == AgentResultStatus.NOT_FOUND)
+            waived = set(input.exclude_ids)
+            unconfirmed = sorted(
+                r.agent_id for r in result.results
+                if r.status == AgentResultStatus.PENDING and r.agent_id not in waived
+            )
+            activity.logger.info("halt: %d confirmed, %d unconfirmed of %d", confirmed, len(unconfirmed), total)
+            return HaltAgentsResult(
+                switch_off=not switch.enabled,
+                total=total,
+                halted=total - len(pending) + confirmed,
+                unconfirmed=len(unconfirmed),
+                unconfirmed_ids=unconfirmed[:MAX_LISTED_IDS],
+                not_found=not_found,
+            )
+
+    @activity.defn(name="check_agents_silent")
+    async def check_agents_silent(self, input: HaltAgentsInput) -> AgentsCheck:
+        """Whether the switch is still off and no agent is collecting."""
+        with as_application_errors():
+            fleet = self._fleets(input.connection)
+            switch = await fleet.get_switch(input.program)
+            page = await fleet.list_agents(input.program, page_size=MAX_LISTED_IDS, state=AgentState.COLLECTING)
+            # A filtered listing's total counts the agents in that state.
+            return AgentsCheck(
+                switch_off=not switch.enabled,
+                collecting=page.total,
+                collecting_ids=[a.id for a in page.agents][:MAX_LISTED_IDS],
+            )
+
+    @activity.defn(name="resume_agents")
+    async def resume_agents(self, input: ResumeAgentsInput) -> ResumeAgentsResult:
+        """Switch the program on and resume the plan's agents (none: the switch stays off)."""
+        with as_application_errors():
+            fleet = self._fleets(input.connection)
+            if input.selection.mode == "none":
+                return ResumeAgentsResult(switch_on=False, resumed=0, unconfirmed=0, unconfirmed_ids=[])
+            switch = await fleet.set_switch(
+                input.program,
+                SwitchRequest(enabled=True, incident_id=input.incident_id, reason="resume plan approved"),
+            )
+            if input.selection.mode == "all":
+                ids, _ = await _agent_ids(fleet, input.program, state=AgentState.HALTED)
+            else:
+                ids = list(input.selection.agent_ids)
+            result = await _in_batches(fleet.resume, ids, incident_id=input.incident_id, action="resume",
+                                       batch_size=input.batch_size, concurrency=input.concurrency) if ids \
+                else BatchResult(results=[])
+            confirmed = sum(1 for r in result.results if r.status == AgentResultStatus.CONFIRMED)
+            pending = sorted(r.agent_id for r in result.results if r.status != AgentResultStatus.CONFIRMED)
+            return ResumeAgentsResult(switch_on=switch.enabled, resumed=confirmed, unconfirmed=len(pending),
+                                      unconfirmed_ids=pending[:MAX_LISTED_IDS])

