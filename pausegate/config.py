@@ -69,11 +69,35 @@ class EvidenceSettings(Model):
     signing_key: Path | None = Field(default=None, description="Ed25519 private key (PEM); created on first use.")
 
 
+class OidcSettings(Model):
+    """OIDC JWTs for production: who issued them, for whom, where the keys are, where the roles are."""
+
+    issuer: str
+    audience: str
+    jwks_url: str
+    groups_claim: str = "groups"
+    actor_claim: str = "sub"
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    leeway_seconds: int = 30
+
+
+class ApiSettings(Model):
+    """The HTTP API people use; it is the only way to act on a pause without Temporal access."""
+
+    host: str = "127.0.0.1"
+    port: int = 8700
+    runbooks_dir: Path = Path("runbooks")
+    users_file: Path = Field(default=Path(".pausegate/users.json"), description="Local token hashes (embedded).")
+    oidc: OidcSettings | None = None
+    max_updates_in_flight_per_pause: int = Field(default=8, ge=1, le=10)
+
+
 class Settings(Model):
     """The whole deployment configuration."""
 
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     connections: dict[str, Connection] = Field(default_factory=dict)
 
     def connection(self, name: str) -> PostgresConnection | FleetConnection | WebhookConnection:
@@ -129,11 +153,6 @@ def load_settings(path: Path | None = None) -> Settings:
     except ValidationError as exc:
         problems = [f"{target}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("\n".join(problems)) from exc
-    base = target.parent
-    if not settings.evidence.directory.is_absolute():
-        settings = settings.model_copy(
-            update={"evidence": settings.evidence.model_copy(update={"directory": base / settings.evidence.directory})}
-        )
     return settings
 
 
@@ -160,6 +179,14 @@ def dump_settings(settings: Settings) -> str:
 
     table("temporal", settings.temporal)
     table("evidence", settings.evidence)
+    api = settings.api
+    table("api", api.model_copy(update={"oidc": None}))
+    if api.oidc is not None:
+        lines.append("[api.oidc]")
+        for key in type(api.oidc).model_fields:
+            v = getattr(api.oidc, key)
+            lines.append(f"{key} = " + ("[" + ", ".join(value(x) for x in v) + "]" if isinstance(v, list) else value(v)))
+        lines.append("")
     for name, conn in settings.connections.items():
         table(f'connections."{name}"', conn)
     return "\n".join(lines)

@@ -56,6 +56,7 @@ class StackOptions:
     ui_port: int | None = 8233
     fleet_port: int = 0
     chat_port: int = 0
+    api_port: int = 0
     fleet_latency_ms: float = 20.0
     fleet_jitter_ms: float = 10.0
     telemetry_tick_seconds: float = 0.5
@@ -77,6 +78,14 @@ class RunningStack:
     database_dsn: str
     ui_url: str | None
     connectors: Connectors
+
+    def instructions(self) -> list[str]:
+        """How to use the stack from another terminal."""
+        return [
+            f"Configuration for clients and extra workers: export PAUSEGATE_CONFIG={self.config_path}",
+            "Pause the worked example:  pausegate demo pause",
+            "Follow it:                 pausegate demo status",
+        ]
 
     def describe(self) -> dict[str, str]:
         described = {
