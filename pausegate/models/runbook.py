@@ -8,6 +8,7 @@ workflow history that carries it hold no secrets.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -203,29 +204,29 @@ class Runbook(Model):
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
-    """A dependency cycle as a path of ids, or None."""
+    """A dependency cycle as a path of ids, or None.
+
+    Iterative: a long chain of items must not exhaust the interpreter's stack.
+    """
     state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in graph.get(node, []):
-            if nxt not in graph or nxt == node:
-                continue
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt) :], nxt]
-            if nxt not in state:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in graph:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+    for start in graph:
+        if start in state:
+            continue
+        state[start] = 1
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(graph[start]))]
+        while stack:
+            node, edges = stack[-1]
+            for nxt in edges:
+                if nxt not in graph or nxt == node:
+                    continue
+                if state.get(nxt) == 1:
+                    path = [n for n, _ in stack]
+                    return [*path[path.index(nxt) :], nxt]
+                if nxt not in state:
+                    state[nxt] = 1
+                    stack.append((nxt, iter(graph[nxt])))
+                    break
+            else:
+                state[node] = 2
+                stack.pop()
     return None
