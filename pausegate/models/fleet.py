@@ -29,6 +29,7 @@ class Agent(Model):
     state: AgentState
     last_seen: datetime | None = None
     last_event_at: datetime | None = None
+    employee: str | None = None
 
 
 class AgentPage(Model):
@@ -54,6 +55,7 @@ class SwitchState(Model):
     enabled: bool
     incident_id: str | None = None
     changed_at: datetime | None = None
+    reason: str = ""
 
 
 class BatchRequest(Model):
@@ -81,9 +83,14 @@ class AgentResult(Model):
 
 
 class BatchResult(Model):
-    """Outcome of a batch, one entry per requested agent."""
+    """Outcome of a batch, one entry per requested agent, in request order.
+
+    ``replayed`` is true when the fleet answered from its record of an earlier request with
+    the same idempotency key and applied nothing this time.
+    """
 
     results: list[AgentResult]
+    replayed: bool = False
 
 
 class AuditRecord(Model):
