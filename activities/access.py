@@ -10,7 +10,7 @@ from activities.errors import as_application_errors
 from pausegate.connectors.interfaces import DatasetAccess, EvidenceStore
 from pausegate.errors import EvidenceError
 from pausegate.models.access import (
-    AccessPath,
+    UNREVOCABLE_PATHS,
     DatasetCheck,
     DatasetContainment,
     ExposureScope,
@@ -20,8 +20,6 @@ from pausegate.models.access import (
 from pausegate.models.pause import MAX_LISTED_IDS, CheckDatasetInput, ContainDatasetInput, RestoreGrantsInput
 from pausegate.models.runbook import DatasetSpec
 
-# Paths no REVOKE can close; they are reported by name, not retried forever.
-UNREVOCABLE = frozenset({AccessPath.SUPERUSER})
 
 
 def scope_key(pause_key: str, dataset: str) -> str:
@@ -62,13 +60,15 @@ class AccessActivities:
             revoked = await access.revoke(spec, scope)
             activity.heartbeat("revoked")
             residual = await access.verify(spec, scope)
-            blocking = [r for r in residual if r.path not in UNREVOCABLE]
+            # Superusers and owners cannot be revoked: reported by name, not retried forever.
+            blocking = [r for r in residual if r.path not in UNREVOCABLE_PATHS]
             return DatasetContainment(
                 dataset=spec.name,
                 scope=ref,
                 grants_recorded=len(scope.grants),
                 roles_with_access=len({a.role for a in scope.access}),
-                revoked=revoked,
+                revoked=revoked.statements,
+                sessions_terminated=revoked.sessions_terminated,
                 verified=not blocking,
                 residual=[_describe(r) for r in residual][:MAX_LISTED_IDS],
                 residual_count=len(residual),

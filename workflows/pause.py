@@ -63,8 +63,6 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
-# Timeline entries kept in the workflow; older ones are archived as evidence at continue-as-new.
-TIMELINE_KEEP = 200
 FAST = timedelta(seconds=30)
 
 
@@ -668,15 +666,16 @@ class PauseWorkflow:
     async def _continue_as_new(self, notifier: asyncio.Task[None]) -> Any:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._drain(notifier)
-        if len(self.timeline) > TIMELINE_KEEP:
-            older = self.timeline[:-TIMELINE_KEEP]
+        keep = self.tuning.timeline_keep
+        if len(self.timeline) > keep:
+            older = self.timeline[:-keep]
             ref = await workflow.execute_activity_method(
                 EvidenceActivities.archive_timeline,
                 ArchiveTimelineInput(pause_key=self.pause_key, sequence=len(self.timeline_archived), entries=older),
                 start_to_close_timeout=timedelta(minutes=5), retry_policy=_retry(attempts=20),
             )
             self.timeline_archived.append(ref)
-            self.timeline = self.timeline[-TIMELINE_KEEP:]
+            self.timeline = self.timeline[-keep:]
         snapshot = PauseSnapshot(
             state=self.state, incident_id=self.incident_id, started_at=self.started_at,
             containment=self.containment, checklist=self.checklist, plan=self.plan, approvals=self.approvals,

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RoleAccess
+from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.fleet import AgentPage, AgentState, AuditRecord, BatchRequest, BatchResult, SwitchRequest, SwitchState
 from pausegate.models.runbook import DatasetSpec
@@ -41,8 +41,8 @@ class DatasetAccess(Protocol):
         """Every current path of access to the dataset's objects (before anything is revoked)."""
         ...
 
-    async def revoke(self, spec: DatasetSpec, scope: ExposureScope) -> int:
-        """Close every recorded path except break-glass roles; idempotent. Returns statements applied."""
+    async def revoke(self, spec: DatasetSpec, scope: ExposureScope) -> RevokeOutcome:
+        """Close every recorded path except break-glass roles; idempotent (0 statements when contained)."""
         ...
 
     async def verify(self, spec: DatasetSpec, scope: ExposureScope) -> list[RoleAccess]:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pausegate.models.base import Model
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.runbook import SQL_IDENT
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+COLUMN_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "REFERENCES")
 
 
 class AccessPath(StrEnum):
@@ -23,6 +25,12 @@ class AccessPath(StrEnum):
     SUPERUSER = "superuser"  # bypasses every check; cannot be revoked
     PREDEFINED = "predefined"  # pg_read_all_data / pg_write_all_data
     DEFAULT_PRIVILEGES = "default_privileges"  # would be granted on future tables
+    FUNCTION = "function"  # EXECUTE on a SECURITY DEFINER function that reads the dataset
+    OTHER = "other"  # the database says yes but no recorded path explains it
+
+
+# Paths that no REVOKE can close: reported by name and accepted when already present before containment.
+UNREVOCABLE_PATHS = frozenset({AccessPath.SUPERUSER, AccessPath.OWNER})
 
 
 class GrantRecord(Model):
@@ -45,6 +53,45 @@ class RoleAccess(Model):
     path: AccessPath
     via: str | None = Field(default=None, description="The role or grant the path goes through.")
     login: bool = False
+    privileges: list[str] = Field(default_factory=list, description="What the path allows (SELECT, ...).")
+
+    def describe(self) -> str:
+        """``role:object:path(via x)``, the form residual lists use."""
+        return f"{self.role}:{self.object}:{self.path.value}" + (f"(via {self.via})" if self.via else "")
+
+
+class ObjectRecord(Model):
+    """A dataset object as the catalog described it."""
+
+    name: str = Field(description="schema.name (functions: schema.name(argument types))")
+    kind: str = Field(
+        description="table, partitioned_table, view, materialized_view, foreign_table, sequence, function"
+    )
+    owner: str
+    rls: bool = False
+    depends_on: list[str] = Field(
+        default_factory=list, description="Dataset tables a view or function reads."
+    )
+
+
+class RoleRecord(Model):
+    """A role that appears in the scope."""
+
+    name: str
+    login: bool = False
+    superuser: bool = False
+    bypassrls: bool = False
+
+
+class MembershipRecord(Model):
+    """``member`` is a member of ``role`` (pg_auth_members)."""
+
+    role: str
+    member: str
+    grantor: str
+    inherit: bool = True
+    set: bool = True
+    admin: bool = False
 
 
 class ExposureScope(Model):
@@ -55,6 +102,15 @@ class ExposureScope(Model):
     grants: list[GrantRecord]
     access: list[RoleAccess]
     break_glass_roles: list[str]
+    schema_name: str = ""
+    operator_role: str = Field(
+        default="", description="The role that recorded the scope and contains the dataset."
+    )
+    object_details: list[ObjectRecord] = Field(default_factory=list)
+    roles: list[RoleRecord] = Field(default_factory=list)
+    memberships: list[MembershipRecord] = Field(default_factory=list)
+    recorded_at: datetime | None = None
+    server_version: str = ""
 
 
 class GrantSpec(Model):
@@ -87,6 +143,24 @@ class GrantSpec(Model):
                 raise ValueError(f"{c!r} is not a plain lower-case column name")
         return sorted(set(columns))
 
+    @field_validator("role")
+    @classmethod
+    def _not_public(cls, role: str) -> str:
+        # PostgreSQL reads the role name public, even quoted, as PUBLIC: every role.
+        if role == "public":
+            raise ValueError("a grant to public reaches every role; name a role")
+        return role
+
+    @model_validator(mode="after")
+    def _column_privileges(self) -> GrantSpec:
+        if self.columns is not None:
+            bad = [p for p in self.privileges if p not in COLUMN_PRIVILEGES]
+            if bad:
+                raise ValueError(f"{', '.join(bad)} cannot be restricted to columns")
+            if not self.columns:
+                raise ValueError("columns, when given, must name at least one column")
+        return self
+
 
 class DatasetContainment(Model):
     """Result of containing one dataset: counts and digests only."""
@@ -111,6 +185,24 @@ class DatasetCheck(Model):
     contained: bool
     violations: list[str] = Field(default_factory=list)
     violation_count: int = 0
+    accepted: list[str] = Field(
+        default_factory=list,
+        description="Residual access no REVOKE can close (superuser, owner) that the scope already recorded.",
+    )
+
+
+class RevokeOutcome(Model):
+    """What one revoke run did."""
+
+    dataset: str
+    statements: int = Field(
+        description="REVOKE / ALTER statements that were executed (0 when already contained)."
+    )
+    passes: int
+    sessions_terminated: int = 0
+    break_glass_regranted: list[str] = Field(
+        default_factory=list, description="Privileges re-granted to break-glass roles that a cascade removed."
+    )
 
 
 class RestoreResult(Model):
@@ -120,3 +212,12 @@ class RestoreResult(Model):
     granted: int
     verified: bool
     missing: list[str] = Field(default_factory=list)
+    statements: int = 0
+
+
+class PlanDiff(Model):
+    """How a resume plan changes access compared with the exposure scope: role -> objects."""
+
+    loses: dict[str, list[str]] = Field(default_factory=dict, description="Had access before, will not.")
+    keeps: dict[str, list[str]] = Field(default_factory=dict, description="Had access before, will again.")
+    gains: dict[str, list[str]] = Field(default_factory=dict, description="Did not have access, will.")

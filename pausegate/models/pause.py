@@ -80,6 +80,7 @@ class Tuning(Model):
     halt_retry_max_seconds: float = 300.0
     continue_as_new_after_events: int = 5000
     continue_as_new_after_updates: int = 1000
+    timeline_keep: int = Field(default=200, ge=10, description="Timeline entries kept in state; older are archived.")
     activity_heartbeat_seconds: float = 10.0
 
 

@@ -32,7 +32,9 @@ def validate_plan_grants(
         if g.role.startswith("pg_"):
             problems.append(f"{where}: {g.role} is a predefined role")
         if allowed is not None and g.role not in allowed:
-            problems.append(f"{where}: {g.role} is not an allowed grantee ({', '.join(sorted(allowed)) or 'none'})")
+            problems.append(
+                f"{where}: {g.role} is not an allowed grantee ({', '.join(sorted(allowed)) or 'none'})"
+            )
         if datasets is not None:
             if g.dataset not in datasets:
                 problems.append(f"{where}: unknown dataset {g.dataset!r}")
@@ -92,11 +94,11 @@ def plan_diff(scope: ExposureScope, grants: Iterable[GrantSpec]) -> PlanDiff:
     diff_keeps: dict[str, list[str]] = {}
     diff_gains: dict[str, list[str]] = {}
     for role in sorted(set(before) | set(after)):
-        b, a = before.get(role, set()), after.get(role, set())
-        if b - a:
-            diff_loses[role] = sorted(b - a)
-        if b & a:
-            diff_keeps[role] = sorted(b & a)
-        if a - b:
-            diff_gains[role] = sorted(a - b)
+        had, will = before.get(role, set()), after.get(role, set())
+        if had - will:
+            diff_loses[role] = sorted(had - will)
+        if had & will:
+            diff_keeps[role] = sorted(had & will)
+        if will - had:
+            diff_gains[role] = sorted(will - had)
     return PlanDiff(loses=diff_loses, keeps=diff_keeps, gains=diff_gains)

@@ -1,0 +1,1 @@
+"""PostgreSQL dataset access: catalog reading, revoke planning and the connector."""

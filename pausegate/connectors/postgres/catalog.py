@@ -1,0 +1,409 @@
+"""Reading who can reach a dataset from PostgreSQL's catalogs, and turning that into access paths.
+
+Loading is async (one round trip per catalog); everything after loading is pure so the revoke
+planner and the access computation can be tested and reasoned about without a database.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from pausegate.errors import TargetRejectedError
+from pausegate.models.access import AccessPath, MembershipRecord, RoleAccess, RoleRecord
+from pausegate.models.runbook import DatasetSpec
+
+PUBLIC = "PUBLIC"
+READ_ALL = "pg_read_all_data"
+WRITE_ALL = "pg_write_all_data"
+
+RELKINDS = {
+    "r": "table",
+    "p": "partitioned_table",
+    "v": "view",
+    "m": "materialized_view",
+    "f": "foreign_table",
+    "S": "sequence",
+}
+RELATION_KINDS = frozenset({"table", "partitioned_table", "view", "materialized_view", "foreign_table"})
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+SEQUENCE_PRIVILEGES = ("USAGE", "SELECT", "UPDATE")
+
+# When several paths explain one (role, object), the one reported is the least revocable.
+PATH_PRIORITY = {
+    AccessPath.SUPERUSER: 0,
+    AccessPath.OWNER: 1,
+    AccessPath.PREDEFINED: 2,
+    AccessPath.DIRECT: 3,
+    AccessPath.PUBLIC: 4,
+    AccessPath.MEMBERSHIP: 5,
+    AccessPath.FUNCTION: 6,
+    AccessPath.DEFAULT_PRIVILEGES: 7,
+    AccessPath.OTHER: 8,
+}
+
+
+@dataclass
+class Obj:
+    oid: int
+    schema: str
+    name: str
+    kind: str
+    owner: str
+    rls: bool = False
+    depends_on: list[str] = field(default_factory=list)
+    arg_types: list[str] = field(default_factory=list)  # functions only
+
+    @property
+    def qname(self) -> str:
+        if self.kind == "function":
+            return f"{self.schema}.{self.name}({', '.join(self.arg_types)})"
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Acl:
+    """One aclexplode() row: on a relation/sequence/function (oid) or the schema (oid = schema oid)."""
+
+    oid: int
+    grantee: str  # role name or PUBLIC
+    grantor: str
+    privilege: str
+    grantable: bool
+    column: str | None = None
+
+
+@dataclass(frozen=True)
+class DefAcl:
+    creator: str
+    in_schema: bool
+    objtype: str  # 'r' tables, 'S' sequences
+    grantee: str
+    grantor: str
+    privilege: str
+    grantable: bool
+
+
+@dataclass
+class State:
+    """The catalog as it stands for one dataset."""
+
+    schema: str
+    schema_oid: int
+    schema_owner: str
+    whole_schema: bool
+    operator: str
+    operator_super: bool
+    server_version: str
+    objects: list[Obj]
+    acls: list[Acl]
+    schema_acls: list[Acl]
+    defacls: list[DefAcl]
+    roles: dict[str, RoleRecord]
+    edges: list[MembershipRecord]
+
+    def by_oid(self) -> dict[int, Obj]:
+        return {o.oid: o for o in self.objects}
+
+    def superusers(self) -> list[str]:
+        return sorted(r.name for r in self.roles.values() if r.superuser)
+
+
+SCHEMA_Q = """
+SELECT n.oid, pg_get_userbyid(n.nspowner), current_user,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+       current_setting('server_version')
+FROM pg_namespace n WHERE n.nspname = %(schema)s
+"""
+
+RELATIONS_Q = """
+WITH RECURSIVE base AS (
+  SELECT c.oid FROM pg_class c
+  WHERE c.relnamespace = %(nsp)s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    AND (cardinality(%(tables)s::text[]) = 0 OR c.relname = ANY(%(tables)s::text[]))
+), dependents(oid, base_oid) AS (
+  SELECT oid, oid FROM base
+  UNION
+  SELECT r.ev_class, d0.base_oid FROM dependents d0
+  JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = d0.oid
+                  AND d.classid = 'pg_rewrite'::regclass
+  JOIN pg_rewrite r ON r.oid = d.objid
+  WHERE r.ev_class <> d0.oid
+), seqs AS (
+  SELECT d.objid AS oid, d.refobjid AS base_oid
+  FROM pg_depend d JOIN base b ON d.refobjid = b.oid
+  JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+  UNION
+  SELECT c.oid, NULL FROM pg_class c
+  WHERE c.relnamespace = %(nsp)s AND c.relkind = 'S' AND cardinality(%(tables)s::text[]) = 0
+), alls AS (SELECT oid, base_oid FROM dependents UNION SELECT oid, base_oid FROM seqs)
+SELECT c.oid, n.nspname, c.relname, c.relkind::text, pg_get_userbyid(c.relowner), c.relrowsecurity,
+       coalesce(array_agg(DISTINCT bn.nspname || '.' || bc.relname)
+                FILTER (WHERE a.base_oid IS NOT NULL AND a.base_oid <> c.oid), '{}')
+FROM alls a JOIN pg_class c ON c.oid = a.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class bc ON bc.oid = a.base_oid LEFT JOIN pg_namespace bn ON bn.oid = bc.relnamespace
+GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 2, 3
+"""
+
+# SECURITY DEFINER routines run with their owner's privileges: EXECUTE on one that reads a dataset
+# table is a read path. Bodies in quoted strings leave no pg_depend rows, hence the text match too.
+FUNCTIONS_Q = """
+SELECT p.oid, n.nspname, p.proname, pg_get_userbyid(p.proowner),
+       ARRAY(SELECT format_type(t, NULL)
+             FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, i) ORDER BY i),
+       array_agg(DISTINCT cn.nspname || '.' || c.relname)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_class c ON c.oid = ANY(%(rels)s::oid[]) JOIN pg_namespace cn ON cn.oid = c.relnamespace
+WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND has_table_privilege(p.proowner, c.oid, 'SELECT')
+  AND (EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                 AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid)
+       OR position(lower(c.relname) IN lower(p.prosrc)) > 0)
+GROUP BY 1, 2, 3, 4
+"""
+
+ACL_Q = """
+SELECT c.oid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, NULL::text, false
+FROM pg_class c,
+     aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
+                                              c.relowner))) a
+WHERE c.oid = ANY(%(rels)s::oid[])
+UNION ALL
+SELECT at.attrelid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, at.attname::text, false
+FROM pg_attribute at, aclexplode(at.attacl) a
+WHERE at.attrelid = ANY(%(rels)s::oid[]) AND at.attnum > 0 AND NOT at.attisdropped AND at.attacl IS NOT NULL
+UNION ALL
+SELECT p.oid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, NULL::text, false
+FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+WHERE p.oid = ANY(%(funcs)s::oid[])
+UNION ALL
+SELECT n.oid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, NULL::text, true
+FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+WHERE n.oid = %(nsp)s
+"""
+
+DEFACL_Q = """
+SELECT pg_get_userbyid(d.defaclrole), d.defaclnamespace <> 0, d.defaclobjtype::text,
+       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable
+FROM pg_default_acl d, aclexplode(d.defaclacl) a
+WHERE d.defaclnamespace IN (%(nsp)s, 0) AND d.defaclobjtype IN ('r', 'S')
+"""
+
+SCHEMA_RELATIONS_Q = """
+SELECT coalesce(array_agg(relname::text), '{}') FROM pg_class
+WHERE relnamespace = %(nsp)s AND relkind IN ('r', 'p', 'v', 'm', 'f')
+"""
+
+ROLES_Q = "SELECT rolname, rolcanlogin, rolsuper, rolbypassrls FROM pg_roles"
+
+EDGES_Q = """
+SELECT pg_get_userbyid(roleid), pg_get_userbyid(member), pg_get_userbyid(grantor),
+       inherit_option, set_option, admin_option
+FROM pg_auth_members
+"""
+
+
+async def _rows(conn: AsyncConnection[Any], query: str, params: dict[str, Any] | None = None) -> list[Any]:
+    cur = await conn.execute(query, params)
+    return await cur.fetchall()
+
+
+async def load_state(conn: AsyncConnection[Any], spec: DatasetSpec, *, strict: bool = True) -> State:
+    """Read everything about the dataset's access. ``strict``: a listed table that does not exist is an
+    error (recording the scope); otherwise it is skipped (a dropped table has no access left to close)."""
+    head = await _rows(conn, SCHEMA_Q, {"schema": spec.schema_name})
+    if not head:
+        raise TargetRejectedError(f"dataset {spec.name}: schema {spec.schema_name!r} does not exist")
+    nsp, schema_owner, operator, operator_super, version = head[0]
+    version_num = int((await _rows(conn, "SHOW server_version_num"))[0][0])
+    if version_num < 160000:
+        raise TargetRejectedError(f"PostgreSQL {version} is not supported (16 or later is needed)")
+    rel_rows = await _rows(conn, RELATIONS_Q, {"nsp": nsp, "tables": spec.tables})
+    objects = [
+        Obj(
+            oid=r[0],
+            schema=r[1],
+            name=r[2],
+            kind=RELKINDS[r[3]],
+            owner=r[4],
+            rls=r[5],
+            depends_on=sorted(r[6]),
+        )
+        for r in rel_rows
+    ]
+    found = {o.name for o in objects if o.schema == spec.schema_name and o.kind in RELATION_KINDS}
+    missing = sorted(set(spec.tables) - found)
+    if missing and strict:
+        raise TargetRejectedError(
+            f"dataset {spec.name}: {', '.join(missing)} not found in schema {spec.schema_name!r}"
+        )
+    rel_oids = [o.oid for o in objects if o.kind in RELATION_KINDS]
+    # Listing every relation of the schema is the same as naming the schema: USAGE then goes too.
+    in_schema = (await _rows(conn, SCHEMA_RELATIONS_Q, {"nsp": nsp}))[0][0]
+    whole_schema = not spec.tables or set(spec.tables) >= set(in_schema)
+    for r in await _rows(conn, FUNCTIONS_Q, {"rels": rel_oids}):
+        objects.append(
+            Obj(
+                oid=r[0],
+                schema=r[1],
+                name=r[2],
+                kind="function",
+                owner=r[3],
+                arg_types=list(r[4]),
+                depends_on=sorted(r[5]),
+            )
+        )
+    all_rel = [o.oid for o in objects if o.kind != "function"]
+    funcs = [o.oid for o in objects if o.kind == "function"]
+    acls: list[Acl] = []
+    schema_acls: list[Acl] = []
+    for r in await _rows(conn, ACL_Q, {"rels": all_rel, "funcs": funcs, "nsp": nsp}):
+        if r[6]:  # the schema itself
+            schema_acls.append(Acl(oid=r[0], grantee=r[1], grantor=r[2], privilege=r[3], grantable=r[4]))
+        else:
+            acls.append(
+                Acl(oid=r[0], grantee=r[1], grantor=r[2], privilege=r[3], grantable=r[4], column=r[5])
+            )
+    defacls = [
+        DefAcl(
+            creator=r[0],
+            in_schema=r[1],
+            objtype=r[2],
+            grantee=r[3],
+            grantor=r[4],
+            privilege=r[5],
+            grantable=r[6],
+        )
+        for r in await _rows(conn, DEFACL_Q, {"nsp": nsp})
+    ]
+    roles = {
+        r[0]: RoleRecord(name=r[0], login=r[1], superuser=r[2], bypassrls=r[3])
+        for r in await _rows(conn, ROLES_Q)
+    }
+    edges = [
+        MembershipRecord(role=r[0], member=r[1], grantor=r[2], inherit=r[3], set=r[4], admin=r[5])
+        for r in await _rows(conn, EDGES_Q)
+    ]
+    return State(
+        schema=spec.schema_name,
+        schema_oid=nsp,
+        schema_owner=schema_owner,
+        whole_schema=whole_schema,
+        operator=operator,
+        operator_super=bool(operator_super),
+        server_version=version,
+        objects=objects,
+        acls=acls,
+        schema_acls=schema_acls,
+        defacls=defacls,
+        roles=roles,
+        edges=edges,
+    )
+
+
+def members_closure(edges: Iterable[MembershipRecord], *, set_only: bool = False) -> dict[str, set[str]]:
+    """role -> every role that can use its privileges (inherit) or become it (SET), transitively."""
+    direct: dict[str, list[str]] = defaultdict(list)
+    for e in edges:
+        if e.set if set_only else (e.inherit or e.set):
+            direct[e.role].append(e.member)
+    cache: dict[str, set[str]] = {}
+
+    def walk(role: str) -> set[str]:
+        if role in cache:
+            return cache[role]
+        seen: set[str] = set()
+        queue = deque(direct.get(role, ()))
+        while queue:
+            m = queue.popleft()
+            if m in seen or m == role:
+                continue
+            seen.add(m)
+            queue.extend(direct.get(m, ()))
+        cache[role] = seen
+        return seen
+
+    return {role: walk(role) for role in direct}
+
+
+def compute_access(state: State) -> list[RoleAccess]:
+    """Every (role, object, path, via) by which a role reaches a dataset object, login roles expanded."""
+    roles = state.roles
+    closure = members_closure(state.edges)
+    set_closure = members_closure(state.edges, set_only=True)
+    out: dict[tuple[str, str, AccessPath, str | None], set[str]] = defaultdict(set)
+    by_oid = state.by_oid()
+
+    holders: dict[int, dict[tuple[str, AccessPath], set[str]]] = defaultdict(lambda: defaultdict(set))
+    for acl in state.acls:
+        obj = by_oid.get(acl.oid)
+        if obj is None:
+            continue
+        priv = f"{acl.privilege}({acl.column})" if acl.column else acl.privilege
+        if acl.grantee == PUBLIC:
+            holders[acl.oid][(PUBLIC, AccessPath.PUBLIC)].add(priv)
+        elif acl.grantee == obj.owner:
+            holders[acl.oid][(acl.grantee, AccessPath.OWNER)].add(priv)
+        else:
+            path = AccessPath.FUNCTION if obj.kind == "function" else AccessPath.DIRECT
+            holders[acl.oid][(acl.grantee, path)].add(priv)
+    for obj in state.objects:
+        holders[obj.oid].setdefault((obj.owner, AccessPath.OWNER), set()).add("ALL")
+        for su in state.superusers():
+            holders[obj.oid][(su, AccessPath.SUPERUSER)].add("ALL")
+        if obj.kind != "function":
+            if READ_ALL in roles:
+                holders[obj.oid][(READ_ALL, AccessPath.PREDEFINED)].add("SELECT")
+            if WRITE_ALL in roles and obj.kind != "sequence":
+                holders[obj.oid][(WRITE_ALL, AccessPath.PREDEFINED)].update({"INSERT", "UPDATE", "DELETE"})
+
+    def login(name: str) -> bool:
+        r = roles.get(name)
+        return bool(r and r.login)
+
+    for oid, by_holder in holders.items():
+        obj = by_oid[oid]
+        for (holder, path), privs in by_holder.items():
+            # A predefined role is not a reader itself; its members are.
+            if path is not AccessPath.PREDEFINED:
+                out[(holder, obj.qname, path, None)] |= privs
+            if holder == PUBLIC:
+                continue
+            # A superuser's power passes only to roles that can SET ROLE to it; other privileges pass
+            # through inheritance as well.
+            members = (set_closure if path is AccessPath.SUPERUSER else closure).get(holder, set())
+            member_path = (
+                path
+                if path in (AccessPath.OWNER, AccessPath.PREDEFINED, AccessPath.SUPERUSER)
+                else (AccessPath.MEMBERSHIP)
+            )
+            for m in members:
+                out[(m, obj.qname, member_path, holder)] |= privs
+
+    for d in state.defacls:
+        if d.grantee == d.creator:
+            continue
+        where = state.schema if d.in_schema else "*"
+        kind = "tables" if d.objtype == "r" else "sequences"
+        out[
+            (d.grantee, f"{where}.<future {kind} of {d.creator}>", AccessPath.DEFAULT_PRIVILEGES, d.creator)
+        ].add(d.privilege)
+
+    result = [
+        RoleAccess.model_construct(
+            role=role, object=obj, path=path, via=via, login=login(role), privileges=sorted(privs)
+        )
+        for (role, obj, path, via), privs in out.items()
+    ]
+    result.sort(key=lambda a: (a.object, a.role, PATH_PRIORITY[a.path], a.via or ""))
+    return result

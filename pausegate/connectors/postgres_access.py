@@ -1,0 +1,793 @@
+"""Dataset access in PostgreSQL: record who can reach a dataset, revoke it, prove it, restore a plan.
+
+Every identifier reaches SQL through ``psycopg.sql.Identifier``; catalog names are never formatted
+into query text.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg import AsyncConnection, sql
+
+from pausegate.connectors.postgres.catalog import (
+    PATH_PRIORITY,
+    PUBLIC,
+    READ_ALL,
+    RELATION_KINDS,
+    SEQUENCE_PRIVILEGES,
+    TABLE_PRIVILEGES,
+    WRITE_ALL,
+    Obj,
+    State,
+    compute_access,
+    load_state,
+)
+from pausegate.connectors.postgres.plan import Statement, kept_roles, plan_revoke
+from pausegate.errors import TargetRejectedError, TargetUnavailableError
+from pausegate.models.access import (
+    UNREVOCABLE_PATHS,
+    AccessPath,
+    DatasetCheck,
+    ExposureScope,
+    GrantRecord,
+    GrantSpec,
+    ObjectRecord,
+    RestoreResult,
+    RevokeOutcome,
+    RoleAccess,
+)
+from pausegate.models.runbook import DatasetSpec
+
+log = structlog.get_logger("pausegate.postgres_access")
+
+MAX_PASSES = 8
+MAX_LISTED = 200
+WITNESS_ROLES = 3
+
+# Runs a SELECT as each role inside a subtransaction; insufficient_privilege is the expected answer.
+# Server-side quoting (format %I) keeps identifiers out of client-side string building.
+PROBE_FUNCTION = """
+CREATE FUNCTION pg_temp.pausegate_probe(roles text[], schemas text[], rels text[])
+RETURNS TABLE(role text, schema text, rel text, state text) LANGUAGE plpgsql AS $$
+DECLARE i int;
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(roles, 1), 0) LOOP
+    role := roles[i]; schema := schemas[i]; rel := rels[i];
+    BEGIN
+      EXECUTE format('SET LOCAL ROLE %I', roles[i]);
+      EXECUTE format('SELECT 1 FROM %I.%I LIMIT 1', schemas[i], rels[i]);
+      RESET ROLE;
+      state := 'read';
+    EXCEPTION WHEN OTHERS THEN
+      state := SQLSTATE;
+    END;
+    RETURN NEXT;
+  END LOOP;
+END $$
+"""
+
+
+class _SimulatedCrash(Exception):
+    """Raised by the test hook to stop a revoke part-way."""
+
+
+def _verb(kind: str) -> str:
+    return "SEQUENCE" if kind == "sequence" else ("ROUTINE" if kind == "function" else "TABLE")
+
+
+class PostgresAccess:
+    """``DatasetAccess`` for PostgreSQL 16+ through an administrative connection (``dsn``).
+
+    The connecting role should be a superuser (or own the dataset and hold the roles it revokes):
+    it revokes grants as their grantors, verifies by ``SET ROLE`` to each former reader, and it is
+    treated as the operator, which keeps its own access like a break-glass role.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        read_probe_limit: int = 10_000,
+        terminate_sessions: bool = True,
+        lock_timeout_ms: int = 5_000,
+        connect_timeout_s: int = 10,
+    ) -> None:
+        self._dsn = dsn
+        self._read_probe_limit = read_probe_limit
+        self._terminate = terminate_sessions
+        self._lock_timeout_ms = lock_timeout_ms
+        self._connect_timeout_s = connect_timeout_s
+        self.last_revoke: RevokeOutcome | None = None
+
+    # -- connection and error mapping -------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connect(self, what: str) -> AsyncIterator[AsyncConnection[Any]]:
+        try:
+            conn = await AsyncConnection.connect(
+                self._dsn, autocommit=True, connect_timeout=self._connect_timeout_s
+            )
+        except psycopg.OperationalError as e:
+            raise TargetUnavailableError(f"{what}: cannot connect to PostgreSQL: {e}".strip()) from e
+        try:
+            async with conn:
+                await conn.execute(
+                    sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{self._lock_timeout_ms}ms"))
+                )
+                yield conn
+        except psycopg.errors.InsufficientPrivilege as e:
+            raise TargetRejectedError(
+                f"{what}: the administrative connection lacks a privilege it needs: {e.diag.message_primary}"
+            ) from e
+        except psycopg.OperationalError as e:
+            # Lost connections, lock timeouts, cancels, serialization failures: worth retrying.
+            raise TargetUnavailableError(f"{what}: {e}".strip()) from e
+        except psycopg.Error as e:
+            raise TargetRejectedError(f"{what}: PostgreSQL refused: {e}".strip()) from e
+
+    # -- record ------------------------------------------------------------------------------------
+
+    async def record_scope(self, spec: DatasetSpec) -> ExposureScope:
+        """Every current path by which a role reaches the dataset, read from the catalogs."""
+        async with self._connect(f"record scope of {spec.name}") as conn:
+            async with conn.transaction():
+                # One snapshot for every catalog read.
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                state = await load_state(conn, spec, strict=True)
+        scope = _scope_from(spec, state)
+        log.info(
+            "scope recorded",
+            dataset=spec.name,
+            objects=len(scope.objects),
+            grants=len(scope.grants),
+            access=len(scope.access),
+        )
+        return scope
+
+    # -- revoke ------------------------------------------------------------------------------------
+
+    async def revoke(self, spec: DatasetSpec, scope: ExposureScope) -> RevokeOutcome:
+        """Close every path except break-glass; ``statements`` is 0 when it was already contained."""
+        return await self.revoke_detailed(spec, scope)
+
+    async def revoke_detailed(
+        self,
+        spec: DatasetSpec,
+        scope: ExposureScope,
+        *,
+        _stop_after: int | None = None,
+        _autocommit: bool = False,
+    ) -> RevokeOutcome:
+        """As ``revoke``, with what was done. The statements are planned from the live catalog, so a
+        retry after a partial run plans only what is left; all of them run in one transaction.
+
+        ``_stop_after`` / ``_autocommit`` exist for crash tests: commit each statement and stop after n.
+        """
+        executed = 0
+        passes = 0
+        regranted: list[str] = []
+        async with self._connect(f"revoke {spec.name}") as conn:
+            txn = nullcontext() if _autocommit else conn.transaction()
+            async with txn:
+                state = await load_state(conn, spec, strict=False)
+                break_glass = [r for r in spec.break_glass_roles if r in state.roles]
+                before = await _break_glass_privileges(conn, state, break_glass)
+                for attempt in range(1, MAX_PASSES + 1):
+                    passes = attempt
+                    statements = plan_revoke(state, break_glass)
+                    if not statements:
+                        break
+                    for st in statements:
+                        await _run(conn, st)
+                        executed += 1
+                        if _stop_after is not None and executed >= _stop_after:
+                            raise _SimulatedCrash(f"stopped after {executed} statements")
+                    state = await load_state(conn, spec, strict=False)
+                else:
+                    raise TargetRejectedError(
+                        f"revoke {spec.name}: access still open after {MAX_PASSES} passes: "
+                        + "; ".join(s.description for s in plan_revoke(state, break_glass)[:5])
+                    )
+                regranted = await _keep_break_glass(conn, state, before)
+            terminated = await self._terminate_sessions(conn, state, scope) if self._terminate else 0
+        outcome = RevokeOutcome(
+            dataset=spec.name,
+            statements=executed,
+            passes=passes,
+            sessions_terminated=terminated,
+            break_glass_regranted=regranted,
+        )
+        self.last_revoke = outcome
+        log.info("revoked", **outcome.model_dump())
+        return outcome
+
+    async def planned_revoke(self, spec: DatasetSpec) -> list[tuple[str | None, str]]:
+        """The statements a revoke would run now (as role, SQL text), without running them."""
+        async with self._connect(f"plan revoke of {spec.name}") as conn:
+            state = await load_state(conn, spec, strict=False)
+            break_glass = [r for r in spec.break_glass_roles if r in state.roles]
+            return [(st.as_role, st.query.as_string(conn)) for st in plan_revoke(state, break_glass)]
+
+    async def _terminate_sessions(
+        self, conn: AsyncConnection[Any], state: State, scope: ExposureScope
+    ) -> int:
+        """End sessions of login roles that lost access (a running query or open cursor would outlive
+        the REVOKE). PUBLIC access means every ordinary login role lost it."""
+        kept = kept_roles(state, scope.break_glass_roles)
+        unrevocable = {a.role for a in scope.access if a.path in UNREVOCABLE_PATHS}
+        lost = {a.role for a in scope.access if a.path not in UNREVOCABLE_PATHS}
+        if PUBLIC in lost:
+            lost |= {r.name for r in state.roles.values() if r.login}
+        lost = {
+            r
+            for r in lost
+            if r in state.roles
+            and state.roles[r].login
+            and not state.roles[r].superuser
+            and r not in kept
+            and r not in unrevocable
+        }
+        if not lost:
+            return 0
+        cur = await conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND usename = ANY(%s)",
+            (sorted(lost),),
+        )
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # -- verify / check ----------------------------------------------------------------------------
+
+    async def verify(self, spec: DatasetSpec, scope: ExposureScope) -> list[RoleAccess]:
+        """Residual access, asked of the database three ways: the catalogs (recomputed paths), the
+        privilege functions for every role the scope recorded, and a real SELECT as each former login
+        reader; plus a table created now in the schema. Break-glass roles and the operator are not
+        residual; superusers and owners are, by name and path."""
+        async with self._connect(f"verify {spec.name}") as conn:
+            async with conn.transaction(force_rollback=True):
+                state = await load_state(conn, spec, strict=False)
+                return await self._residual(conn, spec, scope, state)
+
+    async def check(self, spec: DatasetSpec, scope: ExposureScope) -> DatasetCheck:
+        """Contained unless some residual access is revocable or was not in the recorded scope."""
+        residual = await self.verify(spec, scope)
+        recorded = {(a.role, a.object, a.path) for a in scope.access}
+        accepted = [
+            a for a in residual if a.path in UNREVOCABLE_PATHS and (a.role, a.object, a.path) in recorded
+        ]
+        accepted_keys = {id(a) for a in accepted}
+        violations = [a for a in residual if id(a) not in accepted_keys]
+        return DatasetCheck(
+            dataset=spec.name,
+            contained=not violations,
+            violations=[a.describe() for a in violations][:MAX_LISTED],
+            violation_count=len(violations),
+            accepted=[a.describe() for a in accepted][:MAX_LISTED],
+        )
+
+    async def _residual(
+        self, conn: AsyncConnection[Any], spec: DatasetSpec, scope: ExposureScope, state: State
+    ) -> list[RoleAccess]:
+        kept = kept_roles(state, spec.break_glass_roles)
+        objs = {o.qname: o for o in state.objects}
+        current = compute_access(state)
+        explain: dict[tuple[str, str], RoleAccess] = {}
+        for a in current:
+            key = (a.role, a.object)
+            if key not in explain or PATH_PRIORITY[a.path] < PATH_PRIORITY[explain[key].path]:
+                explain[key] = a
+
+        def expected(a: RoleAccess) -> bool:
+            return a.role in kept or (a.via is not None and a.via in spec.break_glass_roles)
+
+        residual: dict[tuple[str, str, AccessPath, str | None], RoleAccess] = {}
+
+        def add(a: RoleAccess) -> None:
+            if not expected(a):
+                residual.setdefault((a.role, a.object, a.path, a.via), a)
+
+        def classify(role: str, obj: str) -> RoleAccess:
+            if (role, obj) in explain:
+                return explain[(role, obj)]
+            rec = state.roles.get(role)
+            path = AccessPath.SUPERUSER if rec and rec.superuser else AccessPath.OTHER
+            return RoleAccess(role=role, object=obj, path=path, login=bool(rec and rec.login))
+
+        # 1. Paths the catalogs still show (schema objects; future-table defaults outside the schema's
+        # own defaults cannot be revoked per schema and show here too).
+        for a in current:
+            if a.path is AccessPath.DEFAULT_PRIVILEGES and not a.object.startswith("*."):
+                continue  # schema defaults are checked below by creating a table
+            add(a)
+
+        # 2. The privilege functions, for every (role, object) the scope recorded and PUBLIC.
+        pairs: set[tuple[str, str]] = {(a.role, a.object) for a in scope.access if a.object in objs} | {
+            (PUBLIC, o) for o in objs
+        }
+        pairs = {(r, o) for r, o in pairs if (r == PUBLIC or r in state.roles) and r not in kept}
+        for role, obj in await _privileged(conn, [(r, objs[o]) for r, o in sorted(pairs)]):
+            add(classify(role, obj))
+        if state.whole_schema:
+            schema_roles = sorted(
+                {g.grantee for g in scope.grants if g.object_kind == "schema"} - kept - {state.schema_owner}
+            )
+            schema_roles = [r for r in schema_roles if r == PUBLIC or r in state.roles]
+            cur = await conn.execute(
+                "SELECT r FROM unnest(%s::text[]) r "
+                "WHERE has_schema_privilege(CASE WHEN r = 'PUBLIC' THEN 'public' ELSE r END, "
+                "%s::oid, 'USAGE')",
+                (schema_roles, state.schema_oid),
+            )
+            for (role,) in await cur.fetchall():
+                rec = state.roles.get(role)
+                if rec is None or not rec.superuser:
+                    add(
+                        RoleAccess(
+                            role=role,
+                            object=state.schema,
+                            path=AccessPath.DIRECT if role != PUBLIC else AccessPath.PUBLIC,
+                            via="schema usage",
+                            login=bool(rec and rec.login),
+                        )
+                    )
+
+        # 3. Real reads as former login readers (and a few login roles with no recorded access, which
+        # stand for PUBLIC).
+        readers = sorted(
+            {a.role for a in scope.access if a.login and a.object in objs}
+            | {a.role for a in current if a.login}
+        )
+        readers = [r for r in readers if r in state.roles and r not in kept and state.roles[r].login]
+        witnesses = [
+            r.name
+            for r in sorted(state.roles.values(), key=lambda r: r.name)
+            if r.login
+            and not r.superuser
+            and r.name not in kept
+            and r.name not in readers
+            and not r.name.startswith("pg_")
+        ][:WITNESS_ROLES]
+        relations = [o for o in state.objects if o.kind in RELATION_KINDS]
+        for role, relation in await self._real_reads(conn, readers + witnesses, relations):
+            add(classify(role, relation.qname))
+
+        # 4. A table created now must not be readable by anyone who could read the dataset.
+        for a in await _future_table_access(conn, state, kept):
+            add(a)
+
+        out = sorted(residual.values(), key=lambda a: (a.object, a.role, PATH_PRIORITY[a.path]))
+        log.info("verified", dataset=spec.name, residual=len(out))
+        return out
+
+    async def _real_reads(
+        self, conn: AsyncConnection[Any], roles: list[str], relations: list[Obj]
+    ) -> list[tuple[str, Obj]]:
+        if not roles or not relations:
+            return []
+        cur = await conn.execute(
+            "SELECT r FROM unnest(%s::text[]) r WHERE pg_has_role(current_user, r, 'SET')", (roles,)
+        )
+        settable = [r for (r,) in await cur.fetchall()]
+        skipped = set(roles) - set(settable)
+        if skipped:
+            log.warning("cannot SET ROLE for a real read; catalog answer only", roles=sorted(skipped)[:20])
+        pairs = _probe_pairs(settable, relations, self._read_probe_limit)
+        if not pairs:
+            return []
+        await conn.execute(PROBE_FUNCTION)
+        cur = await conn.execute(
+            "SELECT role, schema, rel, state FROM pg_temp.pausegate_probe(%s, %s, %s)",
+            ([r for r, _ in pairs], [o.schema for _, o in pairs], [o.name for _, o in pairs]),
+        )
+        by_name = {(o.schema, o.name): o for o in relations}
+        out: list[tuple[str, Obj]] = []
+        for role, schema, rel, state in await cur.fetchall():
+            if state == "read":
+                out.append((role, by_name[(schema, rel)]))
+            elif state != "42501":
+                log.warning("real read failed for another reason", role=role, relation=rel, sqlstate=state)
+        return out
+
+    # -- restore -----------------------------------------------------------------------------------
+
+    async def restore(self, spec: DatasetSpec, grants: list[GrantSpec]) -> RestoreResult:
+        """Grant exactly the planned privileges (plus the schema USAGE, and sequence USAGE for INSERT,
+        they need), then check each through the database. Granting again is a no-op."""
+        async with self._connect(f"restore {spec.name}") as conn:
+            async with conn.transaction():
+                state = await load_state(conn, spec, strict=True)
+                tables = {
+                    o.name: o
+                    for o in state.objects
+                    if o.schema == spec.schema_name and o.kind in RELATION_KINDS
+                }
+                columns = await _columns(conn, [o.oid for o in tables.values()])
+                statements = _restore_statements(spec, grants, state, tables, columns)
+                for st in statements:
+                    await conn.execute(st)
+                missing = await _check_grants(conn, spec, grants, state, tables)
+        result = RestoreResult(
+            dataset=spec.name,
+            granted=sum(len(g.privileges) for g in grants),
+            verified=not missing,
+            missing=missing[:MAX_LISTED],
+            statements=len(statements),
+        )
+        log.info("restored", dataset=spec.name, granted=result.granted, verified=result.verified)
+        return result
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+async def _run(conn: AsyncConnection[Any], st: Statement) -> None:
+    if st.as_role:
+        await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(st.as_role)))
+    try:
+        await conn.execute(st.query)
+    finally:
+        if (
+            st.as_role
+            and not conn.broken
+            and conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR
+        ):
+            await conn.execute("RESET ROLE")
+
+
+def _scope_from(spec: DatasetSpec, state: State) -> ExposureScope:
+    objs = state.by_oid()
+    grants: list[GrantRecord] = []
+    for a in state.acls:
+        obj = objs[a.oid]
+        grants.append(
+            GrantRecord.model_construct(
+                object=obj.qname,
+                object_kind=obj.kind,
+                grantee=a.grantee,
+                grantor=a.grantor,
+                privilege=a.privilege,
+                column=a.column,
+                grantable=a.grantable,
+            )
+        )
+    for a in state.schema_acls:
+        grants.append(
+            GrantRecord.model_construct(
+                object=state.schema,
+                object_kind="schema",
+                grantee=a.grantee,
+                grantor=a.grantor,
+                privilege=a.privilege,
+                column=None,
+                grantable=a.grantable,
+            )
+        )
+    for d in state.defacls:
+        grants.append(
+            GrantRecord.model_construct(
+                object=f"{state.schema if d.in_schema else '*'}"
+                f".<future {'tables' if d.objtype == 'r' else 'sequences'}"
+                f" of {d.creator}>",
+                object_kind="default_privileges",
+                grantee=d.grantee,
+                grantor=d.grantor,
+                privilege=d.privilege,
+                column=None,
+                grantable=d.grantable,
+            )
+        )
+    access = compute_access(state)
+    involved = {a.role for a in access} | {a.via for a in access if a.via}
+    memberships = [e for e in state.edges if e.role in involved or e.member in involved]
+    involved |= {e.member for e in memberships} | {e.role for e in memberships}
+    return ExposureScope(
+        dataset=spec.name,
+        objects=[o.qname for o in state.objects],
+        grants=grants,
+        access=access,
+        break_glass_roles=list(spec.break_glass_roles),
+        schema_name=state.schema,
+        operator_role=state.operator,
+        object_details=[
+            ObjectRecord(name=o.qname, kind=o.kind, owner=o.owner, rls=o.rls, depends_on=o.depends_on)
+            for o in state.objects
+        ],
+        roles=[r for n, r in sorted(state.roles.items()) if n in involved],
+        memberships=memberships,
+        recorded_at=datetime.now(UTC),
+        server_version=state.server_version,
+    )
+
+
+async def _privileges_of(
+    conn: AsyncConnection[Any], roles: list[str], objects: list[Obj]
+) -> set[tuple[str, int, str]]:
+    """(role, oid, privilege) each role holds now, asked of the privilege functions."""
+    if not roles or not objects:
+        return set()
+    out: set[tuple[str, int, str]] = set()
+    checks: list[tuple[str, list[int], tuple[str, ...]]] = [
+        ("has_table_privilege", [o.oid for o in objects if o.kind in RELATION_KINDS], TABLE_PRIVILEGES),
+        ("has_sequence_privilege", [o.oid for o in objects if o.kind == "sequence"], SEQUENCE_PRIVILEGES),
+        ("has_function_privilege", [o.oid for o in objects if o.kind == "function"], ("EXECUTE",)),
+    ]
+    for fn, oids, privs in checks:
+        if not oids:
+            continue
+        cur = await conn.execute(
+            sql.SQL(
+                "SELECT r, o, p FROM unnest(%s::text[]) r, unnest(%s::oid[]) o, unnest(%s::text[]) p "
+                "WHERE {}(r, o, p)"
+            ).format(sql.Identifier(fn)),
+            (roles, oids, list(privs)),
+        )
+        out |= {(r, o, p) for r, o, p in await cur.fetchall()}
+    return out
+
+
+async def _break_glass_privileges(
+    conn: AsyncConnection[Any], state: State, roles: list[str]
+) -> set[tuple[str, int, str]]:
+    held = await _privileges_of(conn, roles, state.objects)
+    if roles:
+        cur = await conn.execute(
+            "SELECT r FROM unnest(%s::text[]) r WHERE has_schema_privilege(r, %s::oid, 'USAGE')",
+            (roles, state.schema_oid),
+        )
+        held |= {(r, state.schema_oid, "USAGE") for (r,) in await cur.fetchall()}
+    return held
+
+
+async def _keep_break_glass(
+    conn: AsyncConnection[Any], state: State, before: set[tuple[str, int, str]]
+) -> list[str]:
+    """Break-glass roles keep what they had: a CASCADE or a revoked group grant may have taken part of
+    it; grant that part back to them directly."""
+    if not before:
+        return []
+    roles = sorted({r for r, _, _ in before})
+    after = await _break_glass_privileges(conn, state, roles)
+    objs = state.by_oid()
+    regranted: list[str] = []
+    for role, oid, priv in sorted(before - after):
+        if oid == state.schema_oid and priv == "USAGE" and oid not in objs:
+            await conn.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                    sql.Identifier(state.schema), sql.Identifier(role)
+                )
+            )
+            regranted.append(f"{role}:USAGE:{state.schema}")
+            continue
+        obj = objs[oid]
+        await conn.execute(
+            sql.SQL("GRANT {} ON {} TO {}").format(
+                sql.SQL(priv),  # type: ignore[arg-type]  # one of the fixed privilege keywords
+                _target_of(obj),
+                sql.Identifier(role),
+            )
+        )
+        regranted.append(f"{role}:{priv}:{obj.qname}")
+    if regranted:
+        log.warning("break-glass privileges granted back", grants=regranted)
+    return regranted
+
+
+def _target_of(obj: Obj) -> sql.Composable:
+    if obj.kind == "function":
+        args = sql.SQL(", ").join(sql.SQL(t) for t in obj.arg_types)  # type: ignore[arg-type]
+        return sql.SQL("ROUTINE {}({})").format(sql.Identifier(obj.schema, obj.name), args)
+    return sql.SQL("{} {}").format(sql.SQL(_verb(obj.kind)), sql.Identifier(obj.schema, obj.name))  # type: ignore[arg-type]
+
+
+async def _privileged(conn: AsyncConnection[Any], pairs: list[tuple[str, Obj]]) -> list[tuple[str, str]]:
+    """The (role, object) pairs where the role still holds any privilege on the object."""
+    if not pairs:
+        return []
+    fn_for = {"sequence": "seq", "function": "fn"}
+    cur = await conn.execute(
+        """
+        SELECT r, o, k FROM unnest(%s::text[], %s::oid[], %s::text[]) AS p(r, o, k)
+        WHERE CASE k
+          WHEN 'seq' THEN has_sequence_privilege(r, o, 'USAGE, SELECT, UPDATE')
+          WHEN 'fn' THEN has_function_privilege(r, o, 'EXECUTE')
+          ELSE has_table_privilege(r, o, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+               OR has_any_column_privilege(r, o, 'SELECT, INSERT, UPDATE, REFERENCES')
+        END
+        """,
+        (
+            # The privilege functions spell PUBLIC in lower case.
+            ["public" if r == PUBLIC else r for r, _ in pairs],
+            [o.oid for _, o in pairs],
+            [fn_for.get(o.kind, "rel") for _, o in pairs],
+        ),
+    )
+    by_oid = {o.oid: o for _, o in pairs}
+    return [(PUBLIC if r == "public" else r, by_oid[o].qname) for r, o, _ in await cur.fetchall()]
+
+
+def _probe_pairs(roles: list[str], relations: list[Obj], limit: int) -> list[tuple[str, Obj]]:
+    """Every (role, relation) pair when that fits the limit; otherwise a sample in which every role
+    and every relation is probed at least once."""
+    if not roles or not relations:
+        return []
+    if len(roles) * len(relations) <= limit:
+        return [(r, o) for r in roles for o in relations]
+    pairs: dict[tuple[str, int], tuple[str, Obj]] = {}
+    n = max(len(roles), len(relations))
+    for i in range(n):
+        r, o = roles[i % len(roles)], relations[i % len(relations)]
+        pairs[(r, o.oid)] = (r, o)
+    for r in roles:
+        if len(pairs) >= limit:
+            break
+        for o in relations:
+            if len(pairs) >= limit:
+                break
+            pairs.setdefault((r, o.oid), (r, o))
+    return list(pairs.values())
+
+
+async def _future_table_access(conn: AsyncConnection[Any], state: State, kept: set[str]) -> list[RoleAccess]:
+    """Create a table in the schema as each role whose default privileges apply there (inside the
+    caller's rolled-back transaction) and ask who could read it."""
+    creators = {state.operator, state.schema_owner} | {d.creator for d in state.defacls}
+    cur = await conn.execute(
+        "SELECT r FROM unnest(%s::text[]) r WHERE pg_has_role(current_user, r, 'SET') "
+        "AND has_schema_privilege(r, %s::oid, 'CREATE')",
+        (sorted(creators), state.schema_oid),
+    )
+    creators = {r for (r,) in await cur.fetchall()}
+    # Every role, not only former readers: a default privilege added after containment names anyone.
+    former = [
+        PUBLIC,
+        *sorted(
+            r.name
+            for r in state.roles.values()
+            if not r.superuser and r.name not in kept and r.name not in (READ_ALL, WRITE_ALL)
+        ),
+    ]
+    out: list[RoleAccess] = []
+    for creator in sorted(creators):
+        name = f"pausegate_probe_{secrets.token_hex(6)}"
+        await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(creator)))
+        await conn.execute(sql.SQL("CREATE TABLE {} (id int)").format(sql.Identifier(state.schema, name)))
+        await conn.execute("RESET ROLE")
+        cur = await conn.execute(
+            sql.SQL(
+                # Members of the creator own the new table: that is the owner path, reported elsewhere.
+                "SELECT r FROM unnest(%s::text[]) r WHERE r <> %s "
+                "AND CASE WHEN r = 'PUBLIC' THEN true ELSE NOT pg_has_role(r, %s, 'USAGE') END "
+                "AND has_table_privilege(CASE WHEN r = 'PUBLIC' THEN 'public' ELSE r END, "
+                "(SELECT c.oid FROM pg_class c WHERE c.relnamespace = %s::oid AND c.relname = %s), "
+                "'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')"
+            ),
+            (former, creator, creator, state.schema_oid, name),
+        )
+        for (role,) in await cur.fetchall():
+            rec = state.roles.get(role)
+            out.append(
+                RoleAccess(
+                    role=role,
+                    object=f"{state.schema}.<new table of {creator}>",
+                    path=AccessPath.PUBLIC if role == PUBLIC else AccessPath.DEFAULT_PRIVILEGES,
+                    via=creator,
+                    login=bool(rec and rec.login),
+                )
+            )
+    return out
+
+
+async def _columns(conn: AsyncConnection[Any], oids: list[int]) -> dict[int, set[str]]:
+    cur = await conn.execute(
+        "SELECT attrelid, attname FROM pg_attribute WHERE attrelid = ANY(%s::oid[]) AND attnum > 0 "
+        "AND NOT attisdropped",
+        (oids,),
+    )
+    out: dict[int, set[str]] = defaultdict(set)
+    for oid, name in await cur.fetchall():
+        out[oid].add(name)
+    return out
+
+
+def _restore_statements(
+    spec: DatasetSpec,
+    grants: list[GrantSpec],
+    state: State,
+    tables: dict[str, Obj],
+    columns: dict[int, set[str]],
+) -> list[sql.Composed]:
+    problems: list[str] = []
+    for g in grants:
+        if g.dataset != spec.name:
+            problems.append(f"grant for dataset {g.dataset!r} given to dataset {spec.name!r}")
+        if g.table not in tables:
+            problems.append(f"{g.table!r} is not a table of dataset {spec.name}")
+        elif g.columns:
+            unknown = sorted(set(g.columns) - columns[tables[g.table].oid])
+            if unknown:
+                problems.append(f"{g.table} has no column {', '.join(unknown)}")
+        if g.role not in state.roles:
+            problems.append(f"role {g.role!r} does not exist")
+    if problems:
+        raise TargetRejectedError(f"restore {spec.name}: " + "; ".join(problems))
+    out: list[sql.Composed] = []
+    schema_roles: set[str] = set()
+    for g in grants:
+        obj = tables[g.table]
+        cols: sql.Composable = sql.SQL("")
+        if g.columns:
+            cols = sql.SQL(" ({})").format(sql.SQL(", ").join(sql.Identifier(c) for c in g.columns))
+        privs = sql.SQL(", ").join(sql.SQL(p) + cols for p in g.privileges)  # type: ignore[arg-type]
+        out.append(
+            sql.SQL("GRANT {} ON TABLE {} TO {}").format(
+                privs, sql.Identifier(obj.schema, obj.name), sql.Identifier(g.role)
+            )
+        )
+        schema_roles.add(g.role)
+        if "INSERT" in g.privileges:
+            for seq in _sequences_of(state, obj):
+                out.append(
+                    sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
+                        sql.Identifier(seq.schema, seq.name), sql.Identifier(g.role)
+                    )
+                )
+    for role in sorted(schema_roles):
+        out.insert(
+            0,
+            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                sql.Identifier(spec.schema_name), sql.Identifier(role)
+            ),
+        )
+    return out
+
+
+def _sequences_of(state: State, table: Obj) -> list[Obj]:
+    return [o for o in state.objects if o.kind == "sequence" and table.qname in o.depends_on]
+
+
+async def _check_grants(
+    conn: AsyncConnection[Any],
+    spec: DatasetSpec,
+    grants: list[GrantSpec],
+    state: State,
+    tables: dict[str, Obj],
+) -> list[str]:
+    missing: list[str] = []
+    for g in grants:
+        obj = tables[g.table]
+        cur = await conn.execute(
+            "SELECT has_schema_privilege(%s, %s::oid, 'USAGE')", (g.role, state.schema_oid)
+        )
+        row = await cur.fetchone()
+        if not (row and row[0]):
+            missing.append(f"{g.role}:USAGE:{spec.schema_name}")
+        for p in g.privileges:
+            if g.columns:
+                cur = await conn.execute(
+                    "SELECT c FROM unnest(%s::text[]) c WHERE NOT has_column_privilege(%s, %s::oid, c, %s)",
+                    (g.columns, g.role, obj.oid, p),
+                )
+                missing += [f"{g.role}:{p}({c}):{obj.qname}" for (c,) in await cur.fetchall()]
+            else:
+                cur = await conn.execute("SELECT has_table_privilege(%s, %s::oid, %s)", (g.role, obj.oid, p))
+                row = await cur.fetchone()
+                if not (row and row[0]):
+                    missing.append(f"{g.role}:{p}:{obj.qname}")
+        if "INSERT" in g.privileges:
+            for seq in _sequences_of(state, obj):
+                cur = await conn.execute(
+                    "SELECT has_sequence_privilege(%s, %s::oid, 'USAGE')", (g.role, seq.oid)
+                )
+                row = await cur.fetchone()
+                if not (row and row[0]):
+                    missing.append(f"{g.role}:USAGE:{seq.qname}")
+    return missing
