@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
+import os
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import errors
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from pausegate.models.access import GrantSpec
 from pausegate.models.pause import (
@@ -30,6 +38,9 @@ from tests.support.harness import (
     SECURITY_LEAD,
     Harness,
 )
+from workflows.pause import PauseWorkflow
+
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 # Who completes which item of the worked example's checklist, in dependency order.
 REVIEW = [
@@ -74,6 +85,67 @@ def telemetry_rows(dsn: str) -> tuple[int, datetime | None]:
         ).fetchone()
     assert row is not None
     return int(row[0]), row[1]
+
+
+def collected_samples(dsn: str) -> list[str]:
+    """Some of the sensitive values the program collected (typed content, window titles)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT typed_content, window_title FROM telemetry.keystrokes"
+            " WHERE typed_content IS NOT NULL LIMIT 20"
+        ).fetchall()
+    return [v for row in rows for v in row if v and len(v) >= 6]
+
+
+def readable_history(history: Any) -> str:
+    """History as JSON with every payload decoded, so a search sees what anyone with access would see."""
+    raw = history.to_json()
+    decoded: list[str] = [raw]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("data"), str):
+                with contextlib.suppress(ValueError):
+                    decoded.append(base64.b64decode(node["data"]).decode("utf-8", "replace"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(raw))
+    return "\n".join(decoded)
+
+
+async def assert_history_holds_no_secrets(h: Harness, handle: Any) -> None:
+    """Workflow history is readable by anyone with namespace access: references, digests and counts only."""
+    history = readable_history(await handle.fetch_history())
+    forbidden = {
+        "database DSN": h.database_dsn,
+        "DSN scheme": "postgresql://",
+        "webhook URL": h.chat.hook_url("security"),
+        "fleet URL": h.fleet.url,
+        "audit statement": "FROM telemetry.",
+        "signing key": "PRIVATE KEY",
+    }
+    for name, text in forbidden.items():
+        assert text not in history, f"{name} found in workflow history"
+    samples = collected_samples(h.dsn_as("security_breakglass"))
+    assert samples, "the fleet wrote typed content to look for"
+    for value in samples:
+        assert value not in history, "collected data found in workflow history"
+    # What history does hold: digests of sealed evidence.
+    status = await h.status()
+    assert all(e.bundle.sha256 in history for e in status.containment.evidence)
+
+
+async def replay_and_maybe_record(handle: Any, name: str) -> None:
+    """The run's history replays against the current code; with PAUSEGATE_RECORD_HISTORIES set it is kept
+    under tests/histories/ so every later version of the workflow must replay it too."""
+    history = await handle.fetch_history()
+    await Replayer(workflows=[PauseWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    if os.environ.get("PAUSEGATE_RECORD_HISTORIES"):
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 async def complete_review(h: Harness) -> None:
@@ -140,6 +212,9 @@ class TestLifecycle:
         assert not can_read(employee, "keystrokes") and not can_read(employee, "mouse_events")
         # Collection runs again and the writer can write.
         await h.eventually(lambda: telemetry_rows(h.database_dsn)[0] > rows_after_halt, what="rows after resume")
+
+        await assert_history_holds_no_secrets(h, handle)
+        await replay_and_maybe_record(handle, "lifecycle-resumed")
 
         actors = {(e.actor, e.action) for e in final.timeline}
         assert ("carol", "pause.started") in actors
