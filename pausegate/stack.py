@@ -112,12 +112,15 @@ def _owned_by_postgres(path: Path) -> None:
 
 
 def prepare_database(admin_dsn: str, database: str, *, employees: int) -> str:
-    """Create ``database`` if needed and seed it with the worked example; returns its DSN."""
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
-        if not exists:
-            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(database)))
+    """Create ``database`` with the worked example's dataset the first time; returns its DSN.
+
+    Seeding happens once: seeding again would re-grant the leaky grants a pause revoked.
+    """
     dsn = dsn_for_database(admin_dsn, database)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+            return dsn
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(database)))
     seed_example(dsn, employees=employees)
     return dsn
 
@@ -143,8 +146,9 @@ async def _start_temporal(options: StackOptions, data: Path) -> WorkflowEnvironm
 async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
     """Start every part of the embedded stack for the duration of the block."""
     data = options.data_dir.resolve()
+    # Not 0700: the embedded PostgreSQL runs as its own user and must reach pg/ below it. What is
+    # sensitive is protected where it lives (evidence 0700, keys and config 0600, pg/ 0700).
     data.mkdir(parents=True, exist_ok=True)
-    data.chmod(0o700)
 
     pglog = data / "pglog"
     admin_dsn, server = start_postgres(data / "pg", keep=True)

@@ -1,0 +1,96 @@
+"""The embedded stack starts every part, and stopped and started again on the same data it loses nothing."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from pausegate.config import load_settings
+from pausegate.models.pause import ApproveInput, CompleteItemInput, PauseRequest, PauseState, ProposePlanInput, Tuning
+from pausegate.pauses import act, read_status, start_pause
+from pausegate.runbook_loader import load_runbook
+from pausegate.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions, embedded_stack
+from tests.support.harness import ANALYST, CISO, COMMANDER, CPO, EXAMPLE_RUNBOOK
+from tests.workflows.test_lifecycle import NARROWED_PLAN, REVIEW, can_read
+
+TUNING = Tuning(halt_retry_initial_seconds=0.5, halt_retry_max_seconds=2.0, activity_heartbeat_seconds=5.0)
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    # Not under pytest's private tmp dir: the embedded PostgreSQL runs as its own user.
+    path = Path(tempfile.mkdtemp(prefix="pausegate-stack-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def options(data_dir: Path) -> StackOptions:
+    return StackOptions(data_dir=data_dir, agents=300, temporal_port=None, ui_port=None,
+                        fleet_latency_ms=1.0, fleet_jitter_ms=1.0, telemetry_tick_seconds=0.1)
+
+
+async def wait_state(stack: RunningStack, *states: PauseState) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + 60
+    while (status := await read_status(stack.temporal.client, EXAMPLE_PROGRAM)).state not in states:
+        assert time.monotonic() < deadline, f"still {status.state}"
+        await asyncio.sleep(0.1)
+
+
+class TestEmbeddedStack:
+    async def test_an_open_pause_goes_on_after_the_stack_restarts(self, data_dir: Path) -> None:
+        runbook = load_runbook(EXAMPLE_RUNBOOK)
+        async with embedded_stack(options(data_dir)) as stack:
+            described = stack.describe()
+            assert {"temporal", "fleet", "chat", "postgres", "config"} <= described.keys()
+            # Clients find everything through the config file the stack wrote.
+            settings = load_settings(stack.config_path)
+            assert settings.connections.keys() >= {"telemetry-db", "telemetry-fleet", "slack-security"}
+            async with httpx.AsyncClient(base_url=stack.fleet.url) as fleet:
+                assert (await fleet.get("/healthz")).status_code == 200
+            employee = stack.database_dsn.replace("postgres:@", "employee_0001:@")
+            assert can_read(employee, "keystrokes")
+
+            client = stack.temporal.client
+            await start_pause(client, PauseRequest(program=EXAMPLE_PROGRAM, reason="leak", commander=COMMANDER,
+                                                   runbook=runbook), task_queue=settings.temporal.task_queue,
+                              tuning=TUNING)
+            await wait_state(stack, PauseState.UNDER_REVIEW)
+            item, actor, evidence = REVIEW[0]
+            await act(client, EXAMPLE_PROGRAM, CompleteItemInput(
+                actor=actor, item_id=item, evidence=[{"name": evidence, "uri": "https://docs.example.com/a"}]))
+
+        # Everything stopped; start again on the same data directory.
+        async with embedded_stack(options(data_dir)) as stack:
+            client = stack.temporal.client
+            status = await read_status(client, EXAMPLE_PROGRAM)
+            assert status.state == PauseState.UNDER_REVIEW
+            assert next(i for i in status.checklist if i.id == item).completed_by == ANALYST.id
+            # The fleet kept its state: the program is still switched off, no agent collecting.
+            async with httpx.AsyncClient(base_url=stack.fleet.url) as fleet:
+                switch = (await fleet.get(f"/v1/programs/{EXAMPLE_PROGRAM}/switch")).json()
+                collecting = (await fleet.get(f"/v1/programs/{EXAMPLE_PROGRAM}/agents",
+                                              params={"state": "collecting"})).json()
+            assert switch["enabled"] is False and collecting["total"] == 0
+            assert not can_read(stack.database_dsn.replace("postgres:@", "employee_0001:@"), "keystrokes")
+
+            for item_id, actor, evidence in REVIEW[1:]:
+                await act(client, EXAMPLE_PROGRAM, CompleteItemInput(
+                    actor=actor, item_id=item_id, evidence=[{"name": evidence, "uri": f"https://d/{item_id}"}]))
+            await act(client, EXAMPLE_PROGRAM, ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
+            await wait_state(stack, PauseState.AWAITING_APPROVAL)
+            digest = (await read_status(client, EXAMPLE_PROGRAM)).approval_digest
+            assert digest
+            await act(client, EXAMPLE_PROGRAM, ApproveInput(actor=CISO, role="ciso", digest=digest))
+            await act(client, EXAMPLE_PROGRAM, ApproveInput(actor=CPO, role="cpo", digest=digest))
+            await wait_state(stack, PauseState.RESUMED)
+            with psycopg.connect(stack.database_dsn.replace("postgres:@", "ml_trainer:@")) as conn:
+                conn.execute("SELECT x FROM telemetry.mouse_events LIMIT 1")
