@@ -21,7 +21,6 @@ from pausegate.models.pause import MAX_LISTED_IDS, CheckDatasetInput, ContainDat
 from pausegate.models.runbook import DatasetSpec
 
 
-
 def scope_key(pause_key: str, dataset: str) -> str:
     return f"{pause_key}/scope/{dataset}"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from functools import partial
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from temporalio import activity
 
@@ -90,7 +90,8 @@ class FleetActivities:
             )
             activity.heartbeat("switch off")
             pending, total = await _agent_ids(fleet, input.program, exclude=AgentState.HALTED)
-            result = await _in_batches(partial(fleet.halt, input.program), pending, incident_id=input.incident_id, action="halt",
+            result = await _in_batches(partial(fleet.halt, input.program), pending,
+                                       incident_id=input.incident_id, action="halt",
                                        batch_size=input.batch_size, concurrency=input.concurrency)
             confirmed = sum(1 for r in result.results if r.status == AgentResultStatus.CONFIRMED)
             not_found = sum(1 for r in result.results if r.status == AgentResultStatus.NOT_FOUND)
@@ -138,7 +139,8 @@ class FleetActivities:
                 ids, _ = await _agent_ids(fleet, input.program, state=AgentState.HALTED)
             else:
                 ids = list(input.selection.agent_ids)
-            result = await _in_batches(partial(fleet.resume, input.program), ids, incident_id=input.incident_id, action="resume",
+            result = await _in_batches(partial(fleet.resume, input.program), ids,
+                                       incident_id=input.incident_id, action="resume",
                                        batch_size=input.batch_size, concurrency=input.concurrency) if ids \
                 else BatchResult(results=[])
             confirmed = sum(1 for r in result.results if r.status == AgentResultStatus.CONFIRMED)

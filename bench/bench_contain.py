@@ -44,7 +44,7 @@ from pausegate.models.pause import (
     Tuning,
 )
 from pausegate.pauses import read_status, start_pause
-from pausegate.postgres_embedded import dsn_as, restart_postgres, start_postgres
+from pausegate.postgres_embedded import restart_postgres, start_postgres
 from pausegate.runbook_loader import load_runbook
 from pausegate.stack import _owned_by_postgres, prepare_database
 from pausegate.worker import build_worker

@@ -185,7 +185,8 @@ def dump_settings(settings: Settings) -> str:
         lines.append("[api.oidc]")
         for key in type(api.oidc).model_fields:
             v = getattr(api.oidc, key)
-            lines.append(f"{key} = " + ("[" + ", ".join(value(x) for x in v) + "]" if isinstance(v, list) else value(v)))
+            rendered = "[" + ", ".join(value(x) for x in v) + "]" if isinstance(v, list) else value(v)
+            lines.append(f"{key} = {rendered}")
         lines.append("")
     for name, conn in settings.connections.items():
         table(f'connections."{name}"', conn)

@@ -26,8 +26,8 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.models.pause import (
         MAX_LISTED_IDS,
         AgentsCheck,
-        ApproveInput,
         Approval,
+        ApproveInput,
         ArchiveTimelineInput,
         CheckDatasetInput,
         CompleteItemInput,
@@ -607,7 +607,9 @@ class PauseWorkflow:
         if not check.agents.switch_off:
             problems.append("the program switch is on")
         if check.agents.collecting:
-            problems.append(f"{check.agents.collecting} agents collecting: " + ", ".join(check.agents.collecting_ids[:5]))
+            problems.append(
+                f"{check.agents.collecting} agents collecting: " + ", ".join(check.agents.collecting_ids[:5])
+            )
         for d in check.datasets:
             if not d.contained:
                 problems.append(f"dataset {d.dataset} reopened: " + ", ".join(d.violations[:5]))
