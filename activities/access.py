@@ -17,8 +17,16 @@ from pausegate.models.access import (
     RestoreResult,
     RoleAccess,
 )
-from pausegate.models.pause import MAX_LISTED_IDS, CheckDatasetInput, ContainDatasetInput, RestoreGrantsInput
+from pausegate.models.pause import (
+    MAX_LISTED_IDS,
+    CheckDatasetInput,
+    ContainDatasetInput,
+    DiffPlanInput,
+    PlanDiffSummary,
+    RestoreGrantsInput,
+)
 from pausegate.models.runbook import DatasetSpec
+from pausegate.policy.access_plan import plan_diff
 
 
 def scope_key(pause_key: str, dataset: str) -> str:
@@ -81,6 +89,25 @@ class AccessActivities:
             access = self._access(spec.connection)
             scope = ExposureScope.model_validate(self._store.read_json(scope_key(input.pause_key, spec.name)))
             return await access.check(spec, scope)
+
+    @activity.defn(name="diff_plan")
+    async def diff_plan(self, input: DiffPlanInput) -> PlanDiffSummary:
+        """Who loses, keeps and gains access under a plan, against the recorded scope (full diff: evidence)."""
+        with as_application_errors():
+            scope = ExposureScope.model_validate(
+                self._store.read_json(scope_key(input.pause_key, input.dataset.name))
+            )
+            diff = plan_diff(scope, input.grants)
+            ref = self._store.put_json(
+                f"{input.pause_key}/plans/{input.plan_digest[:16]}/{input.dataset.name}",
+                diff.model_dump(mode="json"),
+            )
+            return PlanDiffSummary(
+                dataset=input.dataset.name,
+                loses=len(diff.loses), keeps=len(diff.keeps), gains=len(diff.gains),
+                loses_roles=sorted(diff.loses)[:MAX_LISTED_IDS], keeps_roles=sorted(diff.keeps)[:MAX_LISTED_IDS],
+                gains_roles=sorted(diff.gains)[:MAX_LISTED_IDS], diff=ref,
+            )
 
     @activity.defn(name="restore_grants")
     async def restore_grants(self, input: RestoreGrantsInput) -> RestoreResult:

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ContainmentCheck,
         ContainmentProgress,
         DecommissionInput,
+        DiffPlanInput,
         HaltAgentsInput,
         HaltAgentsResult,
         ItemStatus,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         PauseState,
         PauseStatus,
         PauseWorkflowInput,
+        PlanDiffSummary,
         PlanRecord,
         ProposePlanInput,
         RefusalInput,
@@ -51,11 +53,13 @@ with workflow.unsafe.imports_passed_through():
         RestoreGrantsInput,
         ResumeAgentsInput,
         ResumeAgentsResult,
+        ResumePlan,
         SnapshotInput,
         TimelineEntry,
         UpdateReceipt,
         WaiveAgentsInput,
         Waiver,
+        WaiveResidualInput,
     )
     from pausegate.policy import review
     from pausegate.policy.digests import approval_digest, checklist_digest, plan_digest
@@ -300,9 +304,19 @@ class PauseWorkflow:
             self._record("pausegate", "containment.dataset.revoked",
                          f"{name}: {result.roles_with_access} roles had access by {result.grants_recorded} grants; "
                          f"{result.revoked} revoked and verified; scope {result.scope.sha256[:12]}")
+            if result.residual_count and name not in self.containment.residual_waived:
+                self._record("pausegate", "containment.dataset.residual",
+                             f"{name}: {result.residual_count} paths no REVOKE can close: "
+                             + ", ".join(result.residual[:10]), accepted=False)
 
         await asyncio.gather(*(contain(n) for n in list(self.containment.datasets_pending)))
+        # Access no REVOKE can close (superusers, owners) blocks sign-off until the commander waives it.
+        await workflow.wait_condition(self._residual_settled)
         return True
+
+    def _residual_settled(self) -> bool:
+        return all(d.residual_count == 0 or d.dataset in self.containment.residual_waived
+                   for d in self.containment.datasets)
 
     async def _seal_evidence(self) -> bool:
         """Seal the exposure window up to the pause, then, once access is revoked, the rest of it."""
@@ -459,8 +473,9 @@ class PauseWorkflow:
             raise _reject(exc) from None
 
     @workflow.update
-    def propose_plan(self, input: ProposePlanInput) -> UpdateReceipt:
-        """Propose (or replace) the resume plan; earlier approvals are void."""
+    async def propose_plan(self, input: ProposePlanInput) -> UpdateReceipt:
+        """Propose (or replace) the resume plan; earlier approvals are void. The plan is shown with
+        what it changes against the pre-incident exposure scope (who loses access, who keeps it)."""
         self.updates_this_run += 1
         digest = plan_digest(input.plan)
         self.plan = PlanRecord(plan=input.plan, plan_digest=digest, proposed_by=input.actor.id,
@@ -469,7 +484,33 @@ class PauseWorkflow:
                      f"plan {digest[:12]}: agents {input.plan.agents.mode}, {len(input.plan.grants)} grants")
         self._void_approvals("a new plan was proposed")
         self._maybe_await_approval()
-        return self._receipt("plan proposed")
+        receipt = self._receipt("plan proposed")
+        # Pauses proposed before plans were diffed replay without the diff.
+        if not workflow.patched("plan-diff"):
+            return receipt
+        diff = await self._diff_plan(input.plan, digest)
+        # Another proposal may have replaced this one while the diff was computed.
+        if diff and self.plan is not None and self.plan.plan_digest == digest:
+            self.plan = self.plan.model_copy(update={"diff": diff})
+        return receipt
+
+    async def _diff_plan(self, plan: ResumePlan, digest: str) -> list[PlanDiffSummary]:
+        contained = {d.dataset for d in self.containment.datasets}
+        specs = [d for d in self.runbook.datasets if d.name in contained]
+        try:
+            return list(await asyncio.gather(*(
+                workflow.execute_activity_method(
+                    AccessActivities.diff_plan,
+                    DiffPlanInput(pause_key=self.pause_key, dataset=spec, plan_digest=digest,
+                                  grants=[g for g in plan.grants if g.dataset == spec.name]),
+                    start_to_close_timeout=timedelta(minutes=2), retry_policy=_retry(attempts=3),
+                )
+                for spec in specs
+            )))
+        except ActivityError as exc:
+            # The diff informs reviewers; its failure must not lose the proposal.
+            self._record("pausegate", "plan.diff.failed", _error_text(exc), accepted=False)
+            return []
 
     @propose_plan.validator
     def validate_propose_plan(self, input: ProposePlanInput) -> None:
@@ -530,6 +571,24 @@ class PauseWorkflow:
         try:
             review.check_waiver(self.runbook, self.state, 0 if agents.confirmed else agents.unconfirmed,
                                 agents.unconfirmed_ids, input)
+        except PolicyViolation as exc:
+            raise _reject(exc) from None
+
+    @workflow.update
+    def waive_residual(self, input: WaiveResidualInput) -> UpdateReceipt:
+        """The commander accepts a dataset's residual access (superusers, owners), with a reason."""
+        self.updates_this_run += 1
+        self.containment.residual_waived = [*self.containment.residual_waived, input.dataset]
+        self._record(input.actor.id, "containment.dataset.residual_waived", f"{input.dataset}: {input.reason}")
+        return self._receipt("residual access waived")
+
+    @waive_residual.validator
+    def validate_waive_residual(self, input: WaiveResidualInput) -> None:
+        try:
+            review.check_residual_waiver(
+                self.runbook, self.state, {d.dataset: d.residual_count for d in self.containment.datasets},
+                set(self.containment.residual_waived), input,
+            )
         except PolicyViolation as exc:
             raise _reject(exc) from None
 

@@ -120,6 +120,7 @@ class ContainmentProgress(Mutable):
     agents: AgentsProgress = Field(default_factory=AgentsProgress)
     datasets: list[DatasetContainment] = Field(default_factory=list)
     datasets_pending: list[str] = Field(default_factory=list)
+    residual_waived: list[str] = Field(default_factory=list, description="Datasets whose residual access is waived.")
     evidence: list[SnapshotResult] = Field(default_factory=list)
     evidence_pending: list[str] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
@@ -189,6 +190,19 @@ class ResumePlan(Model):
     summary: str = Field(default="", max_length=MAX_NOTE)
 
 
+class PlanDiffSummary(Model):
+    """What a plan changes against the recorded exposure scope of one dataset (full diff: evidence)."""
+
+    dataset: str
+    loses: int = Field(description="Roles that could read before and will not.")
+    keeps: int
+    gains: int
+    loses_roles: list[str] = Field(default_factory=list, description=f"First {MAX_LISTED_IDS} only.")
+    keeps_roles: list[str] = Field(default_factory=list)
+    gains_roles: list[str] = Field(default_factory=list)
+    diff: EvidenceRef | None = None
+
+
 class PlanRecord(Model):
     """A proposed plan and the digest approvals bind to."""
 
@@ -196,6 +210,7 @@ class PlanRecord(Model):
     plan_digest: str = Field(pattern=SHA256_HEX, description="Digest of the plan alone.")
     proposed_by: str
     proposed_at: datetime
+    diff: list[PlanDiffSummary] = Field(default_factory=list, description="Against the pre-incident scope.")
 
 
 class Approval(Model):
@@ -290,6 +305,14 @@ class WaiveAgentsInput(Model):
         if not self.agent_ids and not self.all_unconfirmed:
             raise ValueError("name agent_ids or set all_unconfirmed")
         return self
+
+
+class WaiveResidualInput(Model):
+    """The commander accepts access to a dataset that no REVOKE can close (superusers, owners)."""
+
+    actor: Actor
+    dataset: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
 
 
 class DecommissionInput(Model):
@@ -437,6 +460,15 @@ class ContainmentCheck(Model):
             and self.agents.collecting == 0
             and all(d.contained for d in self.datasets)
         )
+
+
+class DiffPlanInput(Model):
+    """Compare a plan's grants with the recorded exposure scope of one dataset."""
+
+    pause_key: str
+    dataset: DatasetSpec
+    plan_digest: str
+    grants: list[GrantSpec]
 
 
 class RefusalInput(Model):

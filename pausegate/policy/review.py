@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from pausegate.models.pause import (
     Actor,
-    ApproveInput,
     Approval,
+    ApproveInput,
     CompleteItemInput,
     DecommissionInput,
     ItemStatus,
@@ -20,8 +20,10 @@ from pausegate.models.pause import (
     ProposePlanInput,
     RejectPlanInput,
     WaiveAgentsInput,
+    WaiveResidualInput,
 )
 from pausegate.models.runbook import Runbook
+from pausegate.policy.access_plan import validate_plan_grants
 
 REVIEW_STATES = frozenset({PauseState.CONTAINING, PauseState.UNDER_REVIEW, PauseState.AWAITING_APPROVAL})
 
@@ -91,28 +93,14 @@ def check_proposal(runbook: Runbook, state: PauseState, request: ProposePlanInpu
             f"a resume plan may be proposed by roles {_names(policy.proposer_roles)}; "
             f"{request.actor.id} has {_names(request.actor.roles)}",
         )
-    datasets = {d.name: d for d in runbook.datasets}
-    for n, grant in enumerate(request.plan.grants):
-        where = f"grants[{n}]"
-        dataset = datasets.get(grant.dataset)
-        if dataset is None:
-            raise PolicyViolation(
-                "invalid_plan", f"{where}: unknown dataset {grant.dataset!r} (known: {_names(sorted(datasets))})"
-            )
-        if dataset.tables and grant.table not in dataset.tables:
-            raise PolicyViolation(
-                "invalid_plan",
-                f"{where}: table {grant.table!r} is not part of dataset {dataset.name!r} "
-                f"({_names(dataset.tables)})",
-            )
-        if grant.role == "public" and policy.forbid_public_grants:
-            raise PolicyViolation("invalid_plan", f"{where}: a plan may not grant to PUBLIC")
-        if policy.allowed_grantee_roles is not None and grant.role not in policy.allowed_grantee_roles:
-            raise PolicyViolation(
-                "invalid_plan",
-                f"{where}: role {grant.role!r} is wider than policy allows "
-                f"(allowed grantees: {_names(policy.allowed_grantee_roles)})",
-            )
+    problems = validate_plan_grants(
+        request.plan.grants,
+        forbid_public=policy.forbid_public_grants,
+        allowed_roles=policy.allowed_grantee_roles,
+        datasets={d.name: d.tables for d in runbook.datasets},
+    )
+    if problems:
+        raise PolicyViolation("invalid_plan", "; ".join(problems))
 
 
 def _check_approver(
@@ -198,6 +186,25 @@ def check_waiver(
                 "unknown_agent", f"agents {_names(unknown[:10])} are not unconfirmed (unconfirmed: "
                 f"{_names(list(unconfirmed_ids)[:10])}{'…' if len(unconfirmed_ids) > 10 else ''})"
             )
+
+
+def check_residual_waiver(
+    runbook: Runbook, state: PauseState, residual: dict[str, int], waived: set[str], request: WaiveResidualInput
+) -> None:
+    """Only a commander may accept access that no REVOKE can close (superusers, owners), per dataset."""
+    if not request.actor.has_any(runbook.roles.commander):
+        raise PolicyViolation(
+            "wrong_role",
+            f"residual access may be waived by roles {_names(runbook.roles.commander)}; "
+            f"{request.actor.id} has {_names(request.actor.roles)}",
+        )
+    check_state(state, REVIEW_STATES, "waive residual access")
+    if request.dataset not in residual:
+        raise PolicyViolation("unknown_dataset", f"dataset {request.dataset!r} has not been contained yet")
+    if residual[request.dataset] == 0:
+        raise PolicyViolation("nothing_to_waive", f"dataset {request.dataset!r} has no residual access")
+    if request.dataset in waived:
+        raise PolicyViolation("nothing_to_waive", f"residual access to {request.dataset!r} is already waived")
 
 
 def check_decommission(

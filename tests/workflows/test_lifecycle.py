@@ -197,6 +197,12 @@ class TestLifecycle:
         await h.act(ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
         status = await h.wait_for_state(PauseState.AWAITING_APPROVAL)
         assert status.approval_digest is not None
+        # Reviewers see what the plan changes against the pre-incident scope.
+        assert status.plan is not None and len(status.plan.diff) == 1
+        diff = status.plan.diff[0]
+        assert "employee_0001" in diff.loses_roles and "all_employees" in diff.loses_roles
+        assert "ml_trainer" in diff.keeps_roles and "telemetry_ingest" in diff.keeps_roles
+        assert "employee_0001" not in diff.keeps_roles and diff.diff is not None
 
         await h.act(ApproveInput(actor=CISO, role="ciso", digest=status.approval_digest))
         await h.act(ApproveInput(actor=CPO, role="cpo", digest=status.approval_digest))

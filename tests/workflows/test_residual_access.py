@@ -1,0 +1,40 @@
+"""Access no REVOKE can close is reported by role and path and blocks sign-off until the commander waives it."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+from psycopg import sql
+
+from pausegate.models.pause import PauseState, WaiveResidualInput
+from tests.support.harness import ANALYST, COMMANDER
+from tests.workflows.conftest import HarnessFactory
+from tests.workflows.test_refusals import refused
+
+
+class TestResidualAccess:
+    async def test_a_table_owned_by_another_role_is_residual_until_waived(self, make_harness: HarnessFactory) -> None:
+        async with make_harness(agents=10) as h:
+            owner = f"owner_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(h.database_dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(owner)))
+                conn.execute(sql.SQL("ALTER TABLE telemetry.mouse_events OWNER TO {}").format(sql.Identifier(owner)))
+
+            await h.pause()
+            status = await h.wait_for(lambda s: bool(s.containment.datasets), what="dataset contained")
+            dataset = status.containment.datasets[0]
+            assert dataset.verified and dataset.residual_count >= 1
+            assert any(r.startswith(f"{owner}:telemetry.mouse_events:owner") for r in dataset.residual)
+            status = await h.wait_for(
+                lambda s: any(e.action == "containment.dataset.residual" for e in s.timeline), what="residual"
+            )
+            assert status.state == PauseState.CONTAINING
+
+            await refused(h, WaiveResidualInput(actor=ANALYST, dataset="telemetry", reason="fine"), "wrong_role")
+            await h.act(WaiveResidualInput(actor=COMMANDER, dataset="telemetry",
+                                           reason="owner is the platform team's service role; tracked in SEC-42"))
+            status = await h.wait_for_state(PauseState.UNDER_REVIEW)
+            assert status.containment.residual_waived == ["telemetry"]
+            await refused(h, WaiveResidualInput(actor=COMMANDER, dataset="telemetry", reason="again"),
+                          "nothing_to_waive")
