@@ -9,8 +9,15 @@ from temporalio import activity
 
 from activities.errors import as_application_errors
 from pausegate.connectors.interfaces import AuditSource, EvidenceStore
+from pausegate.evidence.audit_sources import WhoSawWhatBuilder
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
-from pausegate.models.pause import ArchiveTimelineInput, ReportInput, SnapshotInput
+from pausegate.models.pause import (
+    ArchiveTimelineInput,
+    ExposureReportInput,
+    ExposureSummary,
+    ReportInput,
+    SnapshotInput,
+)
 from pausegate.models.runbook import AuditSourceSpec
 
 AuditSourceFactory = Callable[[AuditSourceSpec, str, list[str]], AuditSource]
@@ -43,6 +50,26 @@ class EvidenceActivities:
             ref, chunks = await self._store.seal(key, records)
             return SnapshotResult(source=input.source.name, window_start=input.window_start,
                                   window_end=input.window_end, bundle=ref, chunks=chunks)
+
+    @activity.defn(name="exposure_report")
+    async def exposure_report(self, input: ExposureReportInput) -> ExposureSummary:
+        """Who read which dataset object, how often, first and last time: computed from the sealed
+        bundles themselves, so the report is exactly as good as the evidence."""
+        with as_application_errors():
+            builder = WhoSawWhatBuilder()
+            for n, key in enumerate(input.bundles):
+                for record in self._store.iter_bundle(key):
+                    builder.add(record)
+                activity.heartbeat(f"{n + 1} bundles read")
+            report = builder.build()
+            ref = self._store.put_json(f"{input.pause_key}/exposure/who-saw-what", report.model_dump(mode="json"))
+            return ExposureSummary(
+                readers=len(report.users),
+                objects=len({e.object for e in report.entries}),
+                statements=report.statements,
+                failed_reads=sum(e.failed for e in report.entries),
+                report=ref,
+            )
 
     @activity.defn(name="write_report")
     async def write_report(self, input: ReportInput) -> EvidenceRef:

@@ -39,6 +39,7 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
             access.diff_plan,
             evidence.snapshot_audit_source,
             evidence.write_report,
+            evidence.exposure_report,
             evidence.archive_timeline,
             notify.notify,
         ],

@@ -36,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
         ContainmentProgress,
         DecommissionInput,
         DiffPlanInput,
+        ExposureReportInput,
+        ExposureSummary,
         HaltAgentsInput,
         HaltAgentsResult,
         ItemStatus,
@@ -351,7 +353,32 @@ class PauseWorkflow:
         for name in pending:
             await seal(name, 1, self.started_at, revoked_at)
             self.containment.evidence_pending = [e for e in self.containment.evidence_pending if e != name]
+        if pending and workflow.patched("exposure-report"):
+            await self._report_exposure()
         return True
+
+    async def _report_exposure(self) -> None:
+        """Who saw what, from the sealed database audit records (names stay in the evidence)."""
+        database_sources = {a.name for a in self.runbook.audit_sources if a.kind == "postgres_log"}
+        bundles = [e.bundle.uri.removeprefix("evidence://") for e in self.containment.evidence
+                   if e.source in database_sources]
+        if not bundles:
+            return
+        summary: ExposureSummary = await self._until_done(
+            "containment.exposure",
+            lambda: workflow.execute_activity_method(
+                EvidenceActivities.exposure_report,
+                ExposureReportInput(pause_key=self.pause_key, bundles=bundles),
+                start_to_close_timeout=timedelta(hours=1),
+                heartbeat_timeout=timedelta(seconds=max(30.0, self.tuning.activity_heartbeat_seconds)),
+                retry_policy=_retry(),
+            ),
+        )
+        self.containment.exposure = summary
+        self._record("pausegate", "containment.exposure",
+                     f"{summary.readers} roles read the dataset in the exposure window "
+                     f"({summary.statements} statements, {summary.failed_reads} refused); "
+                     f"report {summary.report.sha256[:12]}")
 
     async def _until_done(
         self,

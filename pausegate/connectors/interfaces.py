@@ -6,13 +6,21 @@ runbook's connection names and the deployment configuration.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
 from pausegate.models.evidence import EvidenceRef
-from pausegate.models.fleet import AgentPage, AgentState, AuditRecord, BatchRequest, BatchResult, SwitchRequest, SwitchState
+from pausegate.models.fleet import (
+    AgentPage,
+    AgentState,
+    AuditRecord,
+    BatchRequest,
+    BatchResult,
+    SwitchRequest,
+    SwitchState,
+)
 from pausegate.models.runbook import DatasetSpec
 
 
@@ -72,6 +80,10 @@ class EvidenceStore(Protocol):
 
     def read_json(self, key: str) -> Any:
         """The JSON document stored under ``key`` (digest checked)."""
+        ...
+
+    def iter_bundle(self, key: str) -> Iterator[dict[str, Any]]:
+        """The records of a sealed bundle, in order, each chunk checked against its digest."""
         ...
 
     async def seal(self, key: str, records: AsyncIterator[Mapping[str, Any]]) -> tuple[EvidenceRef, int]:

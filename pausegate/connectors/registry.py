@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from psycopg.conninfo import conninfo_to_dict
+
 from pausegate.config import Settings
 from pausegate.connectors.interfaces import AuditSource, DatasetAccess, EvidenceStore, FleetConnector, Notifier
 from pausegate.errors import ConfigError
@@ -56,7 +58,8 @@ class Connectors:
             conn = self.settings.postgres(spec.connection)
             if conn.log_dir is None:
                 raise ConfigError(f"connection {spec.connection!r} has no log_dir for audit source {spec.name!r}")
-            return audit_sources.PostgresLogSource(conn.log_dir, tables)
+            database = conninfo_to_dict(conn.dsn.get_secret_value()).get("dbname")
+            return audit_sources.PostgresLogSource(conn.log_dir, tables, database=str(database) if database else None)
         raise ConfigError(f"unknown audit source kind {spec.kind!r}")
 
     async def aclose(self) -> None:

@@ -221,11 +221,13 @@ class PostgresLogSource:
         tables: the dataset's tables, ``schema.table`` (bare names mean ``public``).
     """
 
-    def __init__(self, log_dir: Path | str, tables: list[str]) -> None:
+    def __init__(self, log_dir: Path | str, tables: list[str], *, database: str | None = None) -> None:
         if not tables:
             raise ValueError("PostgresLogSource needs at least one table")
         self.log_dir = Path(log_dir)
         self.tables = [_Table(t) for t in tables]
+        # One server logs every database; same-named tables elsewhere are not this dataset.
+        self.database = database
 
     def _files(self, start: datetime) -> list[Path]:
         files = sorted(self.log_dir.glob("*.json"))
@@ -247,6 +249,8 @@ class PostgresLogSource:
                     yield entry
 
     def _statement_record(self, entry: Mapping[str, Any]) -> dict[str, Any] | None:
+        if self.database is not None and entry.get("dbname") != self.database:
+            return None
         m = _STATEMENT.match(str(entry.get("message", "")))
         if m is None:
             return None
@@ -359,26 +363,39 @@ class WhoSawWhat(Model):
         return [e for e in self.entries if e.user == user]
 
 
-def who_saw_what(records: Iterable[Mapping[str, Any]]) -> WhoSawWhat:
-    """Summarise ``PostgresLogSource`` records per (user, object); first/last are of successful reads."""
-    acc: dict[tuple[str, str], list[Any]] = {}
-    statements = 0
-    for record in records:
-        statements += 1
+class WhoSawWhatBuilder:
+    """Accumulates ``PostgresLogSource`` records; memory grows with (user, object) pairs, not records."""
+
+    def __init__(self) -> None:
+        self._acc: dict[tuple[str, str], list[Any]] = {}
+        self.statements = 0
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self.statements += 1
         ok = record.get("outcome", "ok") == "ok"
         at = parse_time(record["at"])
         for obj in record.get("objects", ()):
-            slot = acc.setdefault((str(record.get("user")), str(obj)), [0, 0, None, None])
+            slot = self._acc.setdefault((str(record.get("user")), str(obj)), [0, 0, None, None])
             if ok:
                 slot[0] += 1
                 slot[2] = at if slot[2] is None or at < slot[2] else slot[2]
                 slot[3] = at if slot[3] is None or at > slot[3] else slot[3]
             else:
                 slot[1] += 1
-    entries = [
-        ObjectReads(user=u, object=o, reads=v[0], failed=v[1], first_at=v[2], last_at=v[3])
-        for (u, o), v in sorted(acc.items())
-    ]
-    return WhoSawWhat(
-        entries=entries, users=sorted({e.user for e in entries if e.reads}), statements=statements
-    )
+
+    def build(self) -> WhoSawWhat:
+        entries = [
+            ObjectReads(user=u, object=o, reads=v[0], failed=v[1], first_at=v[2], last_at=v[3])
+            for (u, o), v in sorted(self._acc.items())
+        ]
+        return WhoSawWhat(
+            entries=entries, users=sorted({e.user for e in entries if e.reads}), statements=self.statements
+        )
+
+
+def who_saw_what(records: Iterable[Mapping[str, Any]]) -> WhoSawWhat:
+    """Summarise ``PostgresLogSource`` records per (user, object); first/last are of successful reads."""
+    builder = WhoSawWhatBuilder()
+    for record in records:
+        builder.add(record)
+    return builder.build()

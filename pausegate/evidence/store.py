@@ -9,8 +9,9 @@ directories), and only refs (uri, digest, counts) ever leave the store.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,20 @@ class LocalEvidenceStore:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return self._ref(key, result), result[3]
+
+    def iter_bundle(self, key: str) -> Iterator[dict[str, Any]]:
+        """The records of a sealed bundle in sealing order, each chunk checked against the manifest."""
+        final = self.bundle_path(key)
+        manifest_path = final / sealmod.MANIFEST
+        if not manifest_path.exists():
+            raise EvidenceError(f"no sealed bundle under {key!r}")
+        manifest = sealmod.parse_manifest(manifest_path.read_bytes())
+        for entry in manifest.entries:
+            data = (final / sealmod.CHUNKS / f"{entry.sha256}{sealmod.CHUNK_SUFFIX}").read_bytes()
+            if sha256_hex(data) != entry.sha256:
+                raise EvidenceError(f"bundle {key!r}: chunk {entry.index} does not match its digest")
+            for line in data.splitlines():
+                yield json.loads(line)
 
     def _ref(self, key: str, parts: tuple[str, int, int, int]) -> EvidenceRef:
         digest, records, size, _ = parts

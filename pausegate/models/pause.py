@@ -112,6 +112,16 @@ class AgentsProgress(Mutable):
     last_error: str | None = None
 
 
+class ExposureSummary(Model):
+    """Who read the dataset during the exposure window, as counts; the names are in the evidence."""
+
+    readers: int = Field(description="Login roles with at least one successful read.")
+    objects: int
+    statements: int
+    failed_reads: int
+    report: EvidenceRef
+
+
 class ContainmentProgress(Mutable):
     """The three containment actions."""
 
@@ -123,6 +133,7 @@ class ContainmentProgress(Mutable):
     residual_waived: list[str] = Field(default_factory=list, description="Datasets whose residual access is waived.")
     evidence: list[SnapshotResult] = Field(default_factory=list)
     evidence_pending: list[str] = Field(default_factory=list)
+    exposure: ExposureSummary | None = None
     errors: list[str] = Field(default_factory=list)
 
     @property
@@ -417,6 +428,13 @@ class SnapshotInput(Model):
     tables: list[str] = Field(description="schema.table names whose reads the source should keep.")
     window_start: datetime
     window_end: datetime
+
+
+class ExposureReportInput(Model):
+    """Build the 'who saw what' report from sealed database audit bundles."""
+
+    pause_key: str
+    bundles: list[str] = Field(description="Evidence keys of sealed postgres_log bundles.")
 
 
 class ReportInput(Model):
