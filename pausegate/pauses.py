@@ -26,6 +26,7 @@ from pausegate.models.pause import (
     Tuning,
     UpdateReceipt,
     WaiveAgentsInput,
+    WaiveResidualInput,
 )
 from workflows.pause import PauseWorkflow, pause_workflow_id
 
@@ -85,6 +86,7 @@ _UPDATES: dict[type, Any] = {
     ApproveInput: PauseWorkflow.approve_plan,
     RejectPlanInput: PauseWorkflow.reject_plan,
     WaiveAgentsInput: PauseWorkflow.waive_agents,
+    WaiveResidualInput: PauseWorkflow.waive_residual,
     DecommissionInput: PauseWorkflow.decommission,
 }
 
@@ -93,13 +95,18 @@ async def act(
     client: Client,
     program: str,
     action: CompleteItemInput | ProposePlanInput | ApproveInput | RejectPlanInput | WaiveAgentsInput
-    | DecommissionInput,
+    | DecommissionInput | WaiveResidualInput,
+    *,
+    update_id: str | None = None,
 ) -> UpdateReceipt:
-    """Send one update to a program's pause; a refusal is recorded in its timeline and raised."""
+    """Send one update to a program's pause; a refusal is recorded in its timeline and raised.
+
+    ``update_id`` makes retries safe: Temporal applies an update id at most once per run.
+    """
     handle = pause_handle(client, program)
     update = _UPDATES[type(action)]
     try:
-        receipt: UpdateReceipt = await handle.execute_update(update, action)
+        receipt: UpdateReceipt = await handle.execute_update(update, action, id=update_id)
         return receipt
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause

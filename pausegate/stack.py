@@ -21,8 +21,11 @@ import psycopg
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from pausegate.api import serve_api
+from pausegate.auth import ensure_first_admin
 from pausegate.chat_sink import ChatSink, RunningSink
 from pausegate.config import (
+    ApiSettings,
     EvidenceSettings,
     FleetConnection,
     PostgresConnection,
@@ -61,6 +64,7 @@ class StackOptions:
     fleet_jitter_ms: float = 10.0
     telemetry_tick_seconds: float = 0.5
     task_queue: str = "pausegate"
+    runbooks_dir: Path = Path("runbooks")
     run_worker: bool = True
     temporal: WorkflowEnvironment | None = None  # reuse a running server (tests)
 
@@ -78,14 +82,21 @@ class RunningStack:
     database_dsn: str
     ui_url: str | None
     connectors: Connectors
+    api_url: str
+    admin_token: str | None = None
 
     def instructions(self) -> list[str]:
         """How to use the stack from another terminal."""
-        return [
-            f"Configuration for clients and extra workers: export PAUSEGATE_CONFIG={self.config_path}",
-            "Pause the worked example:  pausegate demo pause",
-            "Follow it:                 pausegate demo status",
-        ]
+        lines = [f"In another terminal:  export PAUSEGATE_CONFIG={self.config_path} PAUSEGATE_API_URL={self.api_url}"]
+        if self.admin_token:
+            lines += [
+                "First administrator (incident commander) token, shown once:",
+                f"  export PAUSEGATE_TOKEN={self.admin_token}",
+            ]
+        else:
+            lines.append("Use the token you were given (pausegate users add NAME --role ROLE creates more).")
+        lines.append("Then:  pausegate pause employee-telemetry --reason 'telemetry readable company-wide'")
+        return lines
 
     def describe(self) -> dict[str, str]:
         described = {
@@ -93,6 +104,8 @@ class RunningStack:
             "fleet": self.fleet.url,
             "chat": self.chat.url,
             "postgres": self.database_dsn,
+            "api": self.api_url,
+            "api-docs": f"{self.api_url}/docs",
             "config": str(self.config_path),
             "evidence": str(self.settings.evidence.directory),
         }
@@ -157,10 +170,13 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
         admin_dsn = restart_postgres(server)
     database_dsn = prepare_database(admin_dsn, EXAMPLE_DATABASE, employees=options.employees)
 
-    temporal = await _start_temporal(options, data)
-    owns_temporal = options.temporal is None
-    try:
-        fleet_settings = FleetSettings(
+    async with contextlib.AsyncExitStack() as parts:
+        parts.callback(server.stop)
+        temporal = await _start_temporal(options, data)
+        owns_temporal = options.temporal is None
+        if owns_temporal:
+            parts.push_async_callback(temporal.shutdown)
+        fleet = await parts.enter_async_context(serve_fleet(FleetSettings(
             programs=[options.program],
             agents=options.agents,
             employees=options.employees,
@@ -169,48 +185,45 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
             tick_seconds=options.telemetry_tick_seconds,
             faults=FaultSettings(latency_ms=options.fleet_latency_ms, jitter_ms=options.fleet_jitter_ms),
             state_file=data / "fleet-state.json",
+        ), port=options.fleet_port))
+        chat = await parts.enter_async_context(RunningSink(ChatSink(), port=options.chat_port))
+        settings = Settings(
+            temporal=TemporalSettings(
+                address=temporal.client.service_client.config.target_host, task_queue=options.task_queue
+            ),
+            api=ApiSettings(port=options.api_port, runbooks_dir=options.runbooks_dir.resolve(),
+                            users_file=data / "users.json"),
+            evidence=EvidenceSettings(directory=data / "evidence", signing_key=data / "keys" / "evidence.pem"),
+            connections={
+                "telemetry-db": PostgresConnection(dsn=database_dsn, log_dir=pglog),  # type: ignore[arg-type]
+                "telemetry-fleet": FleetConnection(url=fleet.url),
+                "slack-security": WebhookConnection(url=chat.hook_url("security")),  # type: ignore[arg-type]
+            },
         )
-        async with serve_fleet(fleet_settings, port=options.fleet_port) as fleet, \
-                RunningSink(ChatSink(), port=options.chat_port) as chat:
-            settings = Settings(
-                temporal=TemporalSettings(
-                    address=temporal.client.service_client.config.target_host, task_queue=options.task_queue
-                ),
-                evidence=EvidenceSettings(directory=data / "evidence", signing_key=data / "keys" / "evidence.pem"),
-                connections={
-                    "telemetry-db": PostgresConnection(dsn=database_dsn, log_dir=pglog),  # type: ignore[arg-type]
-                    "telemetry-fleet": FleetConnection(url=fleet.url),
-                    "slack-security": WebhookConnection(url=chat.hook_url("security")),  # type: ignore[arg-type]
-                },
-            )
-            config_path = data / "config.toml"
-            config_path.write_text(dump_settings(settings))
-            config_path.chmod(0o600)
-            connectors = Connectors(settings)
-            stack = RunningStack(
-                settings=settings,
-                config_path=config_path,
-                temporal=temporal,
-                fleet=fleet,
-                chat=chat,
-                postgres_dsn=admin_dsn,
-                database_dsn=database_dsn,
-                ui_url=f"http://127.0.0.1:{options.ui_port}" if owns_temporal and options.ui_port else None,
-                connectors=connectors,
-            )
-            try:
-                if options.run_worker:
-                    async with build_worker(temporal.client, connectors):
-                        yield stack
-                else:
-                    yield stack
-            finally:
-                await connectors.aclose()
-    finally:
-        if owns_temporal:
-            await temporal.shutdown()
-        with contextlib.suppress(Exception):
-            server.stop()
+        config_path = data / "config.toml"
+        config_path.write_text(dump_settings(settings))
+        config_path.chmod(0o600)
+        connectors = Connectors(settings)
+        parts.push_async_callback(connectors.aclose)
+        admin_token = ensure_first_admin(settings.api.users_file)
+        api_url = await parts.enter_async_context(
+            serve_api(settings, temporal.client, port=options.api_port, evidence_store=connectors.evidence_store)
+        )
+        if options.run_worker:
+            await parts.enter_async_context(build_worker(temporal.client, connectors))
+        yield RunningStack(
+            settings=settings,
+            config_path=config_path,
+            temporal=temporal,
+            fleet=fleet,
+            chat=chat,
+            postgres_dsn=admin_dsn,
+            database_dsn=database_dsn,
+            ui_url=f"http://127.0.0.1:{options.ui_port}" if owns_temporal and options.ui_port else None,
+            connectors=connectors,
+            api_url=api_url,
+            admin_token=admin_token,
+        )
 
 
 async def serve_forever(options: StackOptions, *, ready: asyncio.Event | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pausegate.cli import evidence, runbook, stack
+from pausegate.cli import evidence, operator, runbook, stack
 
 app = typer.Typer(
     help="Pause a data-collection program, prove the pause, resume it only after a signed-off review.",
@@ -14,6 +14,7 @@ app.add_typer(runbook.app, name="runbook")
 app.add_typer(evidence.app, name="evidence")
 app.command()(stack.up)
 app.command()(stack.worker)
+operator.register(app)
 
 if __name__ == "__main__":
     app()

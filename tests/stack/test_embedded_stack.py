@@ -12,14 +12,11 @@ import psycopg
 import pytest
 
 from pausegate.config import load_settings
-from pausegate.models.pause import ApproveInput, CompleteItemInput, PauseRequest, PauseState, ProposePlanInput, Tuning
-from pausegate.pauses import act, read_status, start_pause
-from pausegate.runbook_loader import load_runbook
+from pausegate.models.pause import ApproveInput, CompleteItemInput, PauseState, ProposePlanInput
+from pausegate.pauses import act, read_status
 from pausegate.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions, embedded_stack
-from tests.support.harness import ANALYST, CISO, COMMANDER, CPO, EXAMPLE_RUNBOOK
+from tests.support.harness import ANALYST, CISO, COMMANDER, CPO
 from tests.workflows.test_lifecycle import NARROWED_PLAN, REVIEW, can_read
-
-TUNING = Tuning(halt_retry_initial_seconds=0.5, halt_retry_max_seconds=2.0, activity_heartbeat_seconds=5.0)
 
 
 @pytest.fixture
@@ -47,7 +44,6 @@ async def wait_state(stack: RunningStack, *states: PauseState) -> None:
 
 class TestEmbeddedStack:
     async def test_an_open_pause_goes_on_after_the_stack_restarts(self, data_dir: Path) -> None:
-        runbook = load_runbook(EXAMPLE_RUNBOOK)
         async with embedded_stack(options(data_dir)) as stack:
             described = stack.describe()
             assert {"temporal", "fleet", "chat", "postgres", "config"} <= described.keys()
@@ -59,10 +55,14 @@ class TestEmbeddedStack:
             employee = stack.database_dsn.replace("postgres:@", "employee_0001:@")
             assert can_read(employee, "keystrokes")
 
+            # The first start creates an administrator who may pull the kill switch through the API.
+            assert stack.admin_token and any(stack.admin_token in line for line in stack.instructions())
+            async with httpx.AsyncClient(base_url=stack.api_url,
+                                         headers={"Authorization": f"Bearer {stack.admin_token}"}) as api:
+                assert (await api.get("/v1/whoami")).json()["roles"] == ["admin", "incident-commander"]
+                response = await api.post("/v1/pauses", json={"program": EXAMPLE_PROGRAM, "reason": "leak"})
+                assert response.status_code == 201, response.text
             client = stack.temporal.client
-            await start_pause(client, PauseRequest(program=EXAMPLE_PROGRAM, reason="leak", commander=COMMANDER,
-                                                   runbook=runbook), task_queue=settings.temporal.task_queue,
-                              tuning=TUNING)
             await wait_state(stack, PauseState.UNDER_REVIEW)
             item, actor, evidence = REVIEW[0]
             await act(client, EXAMPLE_PROGRAM, CompleteItemInput(
@@ -70,6 +70,7 @@ class TestEmbeddedStack:
 
         # Everything stopped; start again on the same data directory.
         async with embedded_stack(options(data_dir)) as stack:
+            assert stack.admin_token is None  # tokens are shown once; the hash stays
             client = stack.temporal.client
             status = await read_status(client, EXAMPLE_PROGRAM)
             assert status.state == PauseState.UNDER_REVIEW

@@ -27,7 +27,9 @@ class TestResidualAccess:
             assert dataset.verified and dataset.residual_count >= 1
             assert any(r.startswith(f"{owner}:telemetry.mouse_events:owner") for r in dataset.residual)
             status = await h.wait_for(
-                lambda s: any(e.action == "containment.dataset.residual" for e in s.timeline), what="residual"
+                lambda s: any(e.action == "containment.dataset.residual" for e in s.timeline)
+                and not s.containment.evidence_pending and s.containment.exposure is not None,
+                what="residual reported and evidence sealed",
             )
             assert status.state == PauseState.CONTAINING
 

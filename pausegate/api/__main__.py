@@ -1,0 +1,66 @@
+"""``python -m pausegate.api``: write the OpenAPI document, or serve the API against the configured Temporal.
+
+python -m pausegate.api --openapi docs/api-openapi.json
+python -m pausegate.api --serve [--config FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pausegate.config import Settings, load_settings
+
+
+def openapi_document() -> dict[str, Any]:
+    """The published OpenAPI document (built without Temporal or any file)."""
+    from pausegate.api.app import create_app
+    from pausegate.auth import CombinedAuthenticator
+
+    app = create_app(Settings(), client=None, authenticator=CombinedAuthenticator(None, None))  # type: ignore[arg-type]
+    return app.openapi()
+
+
+async def _serve(settings: Settings) -> None:
+    from pausegate.api.server import serve_api
+    from pausegate.logging import configure
+    from pausegate.temporal_client import connect
+
+    configure()
+    client = await connect(settings.temporal)
+    async with serve_api(settings, client) as url:
+        print(f"pausegate API on {url} (OpenAPI: {url}/openapi.json)", flush=True)
+        await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pausegate.api",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--openapi", type=Path, metavar="FILE", help="write the OpenAPI document to FILE ('-': stdout)")
+    parser.add_argument("--serve", action="store_true", help="serve the API")
+    parser.add_argument("--config", type=Path, help="configuration file (default: $PAUSEGATE_CONFIG)")
+    args = parser.parse_args(argv)
+    if args.openapi:
+        text = json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+        if str(args.openapi) == "-":
+            print(text, end="")
+        else:
+            args.openapi.write_text(text)
+        return 0
+    if args.serve:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(load_settings(args.config)))
+        return 0
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""From the project's errors to HTTP status codes.
+
+ApiError                    raised by the routes themselves (status chosen there)
+ActionRefused(code)         the workflow's validator said no: see REFUSAL_STATUS
+PauseNotFound               404
+Overloaded                  503 + Retry-After (the pause's update slots stayed exhausted)
+RPCError (Temporal)         503 + Retry-After (Temporal unreachable or refusing)
+"""
+
+from __future__ import annotations
+
+from fastapi import status
+
+# Refusal codes of pausegate.policy.review and the status each becomes.
+REFUSAL_STATUS: dict[str, int] = {
+    "wrong_role": status.HTTP_403_FORBIDDEN,
+    "separation_of_duties": status.HTTP_403_FORBIDDEN,
+    # Already done by this person or role: the request conflicts with recorded state.
+    "duplicate_approval": status.HTTP_409_CONFLICT,
+    "duplicate_role": status.HTTP_409_CONFLICT,
+    "stale_plan": status.HTTP_409_CONFLICT,
+    "wrong_state": status.HTTP_409_CONFLICT,
+    "no_plan": status.HTTP_409_CONFLICT,
+    "nothing_to_waive": status.HTTP_409_CONFLICT,
+    # The item is named in the URL, so an unknown one is a missing resource; agents are in the body.
+    "unknown_item": status.HTTP_404_NOT_FOUND,
+    "unknown_agent": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "missing_evidence": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "invalid_plan": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "unmet_dependency": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "duplicate_evidence": status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+DEFAULT_REFUSAL_STATUS = status.HTTP_409_CONFLICT
+
+
+def refusal_status(code: str) -> int:
+    """The HTTP status of a refusal code; unknown codes are conflicts with the pause's state."""
+    return REFUSAL_STATUS.get(code, DEFAULT_REFUSAL_STATUS)
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, decided by a route."""
+
+    def __init__(self, status_code: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        self.status_code = status_code
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+        super().__init__(detail)
+
+
+class Overloaded(Exception):
+    """A pause's updates stayed refused for lack of capacity; the caller should retry later."""
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        self.detail = detail
+        self.retry_after = retry_after
+        super().__init__(detail)

@@ -1,0 +1,199 @@
+"""Request and response bodies of the HTTP API.
+
+No request body names an actor: who acts is whoever the bearer token proves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from pausegate.models.access import DatasetContainment
+from pausegate.models.base import Model
+from pausegate.models.evidence import SHA256_HEX, EvidenceRef
+from pausegate.models.pause import (
+    MAX_NOTE,
+    Approval,
+    ContainmentProgress,
+    EvidenceAttachment,
+    ItemStatus,
+    PauseState,
+    PlanRecord,
+    Severity,
+    TimelineEntry,
+)
+
+
+class ErrorBody(Model):
+    """Every non-2xx answer: a code for programs and a reason for people."""
+
+    error: str = Field(description="Machine-readable code, e.g. wrong_role, stale_plan, not_found.")
+    detail: str = Field(description="What went wrong, in words a person can act on.")
+    problems: list[str] = Field(default_factory=list, description="Each invalid field, for 422s.")
+
+
+class TriggerRequest(Model):
+    """Pull the kill switch on a program."""
+
+    program: str = Field(min_length=1, max_length=63)
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+    severity: Severity = Severity.HIGH
+
+
+class CompleteRequest(Model):
+    """Complete (or amend) a checklist item."""
+
+    evidence: list[EvidenceAttachment] = Field(default_factory=list, max_length=50)
+    note: str = Field(default="", max_length=MAX_NOTE)
+
+
+class ApproveRequest(Model):
+    """Approve the current plan and review, naming the digest reviewed."""
+
+    digest: str = Field(pattern=SHA256_HEX)
+    role: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Approver role to act as; defaults to the one approver role the "
+        "caller holds (an error if they hold several).",
+    )
+    comment: str = Field(default="", max_length=MAX_NOTE)
+
+
+class RejectRequest(Model):
+    """Reject the current plan."""
+
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+class WaiveRequest(Model):
+    """Stop waiting for unconfirmed agents."""
+
+    agent_ids: list[str] = Field(default_factory=list, max_length=5000)
+    all_unconfirmed: bool = False
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+class WaiveResidualRequest(Model):
+    """Accept a dataset's access that no REVOKE can close (superusers, owners)."""
+
+    dataset: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+class DecommissionRequest(Model):
+    """Vote to end the program for good."""
+
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+    role: str | None = Field(default=None, max_length=100, description="As for approvals.")
+
+
+class Receipt(Model):
+    """An accepted action."""
+
+    program: str
+    state: PauseState
+    message: str
+    digest: str | None = Field(default=None, description="What approvals must now name.")
+    actor: str = Field(description="The verified actor the action was recorded under.")
+
+
+class Progress(Model):
+    """Containment at a glance."""
+
+    switch_off: bool
+    agents_total: int
+    agents_halted: int
+    agents_unconfirmed: int
+    agents_waived: int
+    agents_confirmed: bool
+    datasets_total: int
+    datasets_verified: int
+    grants_recorded: int
+    grants_revoked: int
+    access_revoked: bool
+    evidence_bundles: int
+    evidence_pending: list[str]
+    evidence_sealed: bool
+    contained: bool
+    contained_at: datetime | None
+    errors: list[str]
+
+
+class ExposureDataset(Model):
+    """Who could read one dataset before containment (counts and the scope's digest)."""
+
+    dataset: str
+    roles_with_access: int
+    grants_recorded: int
+    revoked: int
+    verified: bool
+    scope: EvidenceRef
+    document: dict[str, Any] | None = Field(default=None, description="The recorded scope (only with ?scope=true).")
+
+    @classmethod
+    def of(cls, d: DatasetContainment, document: dict[str, Any] | None = None) -> ExposureDataset:
+        return cls(
+            dataset=d.dataset,
+            roles_with_access=d.roles_with_access,
+            grants_recorded=d.grants_recorded,
+            revoked=d.revoked,
+            verified=d.verified,
+            scope=d.scope,
+            document=document,
+        )
+
+
+class PauseSummary(Model):
+    """One line of the pause list."""
+
+    program: str
+    pause_id: str
+    incident_id: str
+    state: PauseState
+    severity: Severity
+    commander: str
+    started_at: datetime
+    progress: Progress
+
+
+class PauseView(Model):
+    """Everything a person may read about a pause."""
+
+    pause_id: str
+    incident_id: str
+    program: str
+    state: PauseState
+    reason: str
+    severity: Severity
+    commander: str
+    started_at: datetime
+    progress: Progress
+    containment: ContainmentProgress
+    exposure: list[ExposureDataset]
+    checklist: list[ItemStatus]
+    plan: PlanRecord | None
+    approval_digest: str | None
+    approvals: list[Approval]
+    decommission_approvals: list[Approval]
+    quorum: int
+    timeline: list[TimelineEntry]
+    timeline_archived: list[EvidenceRef]
+    report: EvidenceRef | None
+    run_count: int
+
+
+class TriggerResponse(Model):
+    """The pause that is now open (new or already running)."""
+
+    started: bool = Field(description="False when a pause was already open and is returned instead.")
+    pause: PauseView
+
+
+class WhoAmI(Model):
+    """The caller as the API sees them."""
+
+    id: str
+    roles: list[str]

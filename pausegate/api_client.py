@@ -1,0 +1,187 @@
+"""The HTTP client the CLI (and scripts) use to talk to the pausegate API.
+
+Configuration comes from ``PAUSEGATE_API_URL`` / ``PAUSEGATE_TOKEN``, else from a TOML file
+(``PAUSEGATE_CLI_CONFIG``, default ``~/.config/pausegate/cli.toml``) with ``api_url`` and ``token``.
+Every action carries an ``Idempotency-Key``, so the client can retry a 503 or a dropped
+connection without the action ever applying twice.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tomllib
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pausegate.errors import ConfigError
+
+URL_ENV = "PAUSEGATE_API_URL"
+TOKEN_ENV = "PAUSEGATE_TOKEN"
+CONFIG_ENV = "PAUSEGATE_CLI_CONFIG"
+DEFAULT_CONFIG = Path("~/.config/pausegate/cli.toml")
+DEFAULT_URL = "http://127.0.0.1:8700"
+
+
+class ApiError(Exception):
+    """The API answered with an error: ``status``, a machine ``code`` and a ``detail`` for people."""
+
+    def __init__(self, status: int, code: str, detail: str, problems: list[str] | None = None) -> None:
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.problems = problems or []
+        super().__init__(f"{status} {code}: {detail}")
+
+
+class ApiUnreachable(Exception):
+    """The API could not be reached (or kept answering 503)."""
+
+
+def load_client_config(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(API URL, token) from the environment or the CLI config file; ``ConfigError`` without a token."""
+    env = os.environ if env is None else env
+    path = Path(env.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser()
+    file: dict[str, Any] = {}
+    if path.exists():
+        try:
+            file = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, OSError) as exc:
+            raise ConfigError(f"{path}: cannot read the CLI configuration: {exc}") from exc
+    elif env.get(CONFIG_ENV):
+        raise ConfigError(f"{path}: CLI configuration file not found")
+    url = env.get(URL_ENV) or str(file.get("api_url") or DEFAULT_URL)
+    token = env.get(TOKEN_ENV) or str(file.get("token") or "")
+    if not token:
+        raise ConfigError(f'no API token: set {TOKEN_ENV} or put token = "…" in {path}')
+    return url.rstrip("/"), token
+
+
+class PausegateClient:
+    """One httpx client per CLI run; ``transport`` lets tests call an app in-process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 60.0,
+        retries: int = 3,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+        )
+        self.retries = retries
+        self.retry_delay = retry_delay
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PausegateClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        accept: str = "application/json",
+    ) -> httpx.Response:
+        headers = {"Accept": accept}
+        if method == "POST":
+            headers["Idempotency-Key"] = uuid.uuid4().hex
+        delay = self.retry_delay
+        for attempt in range(1, self.retries + 1):
+            try:
+                response = self._http.request(method, path, json=json, params=params, headers=headers)
+            except httpx.TransportError as exc:
+                if attempt == self.retries:
+                    raise ApiUnreachable(f"cannot reach the API at {self._http.base_url}: {exc}") from exc
+            else:
+                if response.status_code != 503 or attempt == self.retries:
+                    break
+                delay = max(delay, float(response.headers.get("Retry-After", delay) or delay))
+            time.sleep(delay)
+            delay *= 2
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                raise ApiError(
+                    response.status_code,
+                    str(body.get("error", "error")),
+                    str(body.get("detail", "")),
+                    [str(p) for p in body.get("problems", [])],
+                )
+            except ValueError:
+                raise ApiError(response.status_code, "error", response.text[:500]) from None
+        return response
+
+    # ------------------------------------------------------------ reading
+
+    def whoami(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/v1/whoami").json())
+
+    def pauses(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/v1/pauses").json())
+
+    def status(self, program: str, *, scope: bool = False) -> dict[str, Any]:
+        params = {"scope": "true"} if scope else None
+        return dict(self._request("GET", f"/v1/pauses/{program}", params=params).json())
+
+    def checklist(self, program: str) -> list[dict[str, Any]]:
+        return list(self._request("GET", f"/v1/pauses/{program}/checklist").json())
+
+    def report(self, program: str, *, format: str = "json") -> Any:
+        accept = "text/markdown" if format == "markdown" else "application/json"
+        response = self._request("GET", f"/v1/pauses/{program}/report", params={"format": format}, accept=accept)
+        return response.text if format == "markdown" else response.json()
+
+    # ------------------------------------------------------------ acting
+
+    def trigger(self, program: str, reason: str, severity: str = "high") -> dict[str, Any]:
+        body = {"program": program, "reason": reason, "severity": severity}
+        return dict(self._request("POST", "/v1/pauses", json=body).json())
+
+    def complete(self, program: str, item: str, evidence: list[dict[str, Any]], note: str = "") -> dict[str, Any]:
+        body = {"evidence": evidence, "note": note}
+        return dict(self._request("POST", f"/v1/pauses/{program}/checklist/{item}", json=body).json())
+
+    def propose(self, program: str, plan: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._request("POST", f"/v1/pauses/{program}/plan", json=plan).json())
+
+    def approve(self, program: str, digest: str, *, role: str | None = None, comment: str = "") -> dict[str, Any]:
+        body: dict[str, Any] = {"digest": digest, "comment": comment}
+        if role:
+            body["role"] = role
+        return dict(self._request("POST", f"/v1/pauses/{program}/approvals", json=body).json())
+
+    def reject(self, program: str, reason: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/v1/pauses/{program}/plan/reject", json={"reason": reason}).json())
+
+    def waive(self, program: str, reason: str, *, agent_ids: list[str], all_unconfirmed: bool) -> dict[str, Any]:
+        body = {"reason": reason, "agent_ids": agent_ids, "all_unconfirmed": all_unconfirmed}
+        return dict(self._request("POST", f"/v1/pauses/{program}/waivers", json=body).json())
+
+    def waive_residual(self, program: str, dataset: str, reason: str) -> dict[str, Any]:
+        body = {"dataset": dataset, "reason": reason}
+        return dict(self._request("POST", f"/v1/pauses/{program}/residual-waivers", json=body).json())
+
+    def decommission(self, program: str, reason: str, *, role: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"reason": reason}
+        if role:
+            body["role"] = role
+        return dict(self._request("POST", f"/v1/pauses/{program}/decommission", json=body).json())

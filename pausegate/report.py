@@ -1,0 +1,136 @@
+"""The final report of a pause, as Markdown for people (the JSON is the stored evidence itself)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pausegate.models.pause import ReportInput
+
+
+def _cell(text: object) -> str:
+    # A pipe or newline in a reason would break the table it sits in.
+    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "—"
+
+
+def render_markdown(report: ReportInput) -> str:
+    """The report as Markdown: outcome, time to contain, exposure scope, evidence, review, approvals,
+    timeline."""
+    s = report.status
+    c = s.containment
+    lines: list[str] = [f"# Pause report: {s.program}", ""]
+    lines += [
+        f"- **Incident:** {s.incident_id}",
+        f"- **Outcome:** {s.state.value}",
+        f"- **Reason:** {_cell(s.reason)}",
+        f"- **Severity:** {s.severity.value}",
+        f"- **Commander:** {s.commander}",
+        f"- **Paused at:** {_when(s.started_at)}",
+    ]
+    if c.started_at and c.contained_at:
+        lines.append(
+            f"- **Time to contain:** {(c.contained_at - c.started_at).total_seconds():.1f} s "
+            f"(contained at {_when(c.contained_at)})"
+        )
+    lines += [
+        "",
+        "## Containment",
+        "",
+        f"- Agents halted: {c.agents.halted} of {c.agents.total} "
+        f"({c.agents.waived} waived, {c.agents.not_found} not found); program switch "
+        f"{'off' if c.agents.switch_off else 'ON'}",
+        "",
+    ]
+
+    lines += [
+        "## Exposure scope",
+        "",
+        "| Dataset | Roles with access | Grants recorded | Revoked | Verified | Scope digest |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in c.datasets:
+        lines.append(
+            f"| {_cell(d.dataset)} | {d.roles_with_access} | {d.grants_recorded} | {d.revoked} | "
+            f"{'yes' if d.verified else 'no'} | `{d.scope.sha256}` |"
+        )
+    lines += ["", "## Evidence", "", "| Source | Window | Records | Manifest digest |", "|---|---|---|---|"]
+    for e in c.evidence:
+        lines.append(
+            f"| {_cell(e.source)} | {_when(e.window_start)} → {_when(e.window_end)} | "
+            f"{e.bundle.records} | `{e.bundle.sha256}` |"
+        )
+
+    lines += ["", "## Review", "", "| Item | Completed by | At | Evidence |", "|---|---|---|---|"]
+    for item in s.checklist:
+        evidence = ", ".join(f"{e.name}: {e.uri}" for e in item.evidence) or "—"
+        lines.append(
+            f"| {_cell(item.title)} (`{item.id}`) | {item.completed_by or 'not completed'} | "
+            f"{_when(item.completed_at)} | {_cell(evidence)} |"
+        )
+
+    lines += ["", "## Resume plan", ""]
+    if s.plan is None:
+        lines.append("No plan was approved.")
+    else:
+        plan = s.plan.plan
+        lines += [
+            f"- Proposed by {s.plan.proposed_by} at {_when(s.plan.proposed_at)}, "
+            f"digest `{s.plan.plan_digest}`",
+            f"- Agents: {plan.agents.mode}"
+            + (f" ({len(plan.agents.agent_ids)} listed)" if plan.agents.mode == "listed" else ""),
+        ]
+        if plan.summary:
+            lines.append(f"- Summary: {_cell(plan.summary)}")
+        for condition in plan.conditions:
+            lines.append(f"- Condition: {_cell(condition)}")
+        if plan.grants:
+            lines += ["", "| Dataset | Role | Table | Privileges | Columns |", "|---|---|---|---|---|"]
+            for g in plan.grants:
+                lines.append(
+                    f"| {g.dataset} | {g.role} | {g.table} | {', '.join(g.privileges)} | "
+                    f"{', '.join(g.columns) if g.columns else 'all'} |"
+                )
+
+    lines += ["", "## Approvals", ""]
+    votes = [("approved", a) for a in s.approvals] + [
+        ("voted to decommission", a) for a in s.decommission_approvals
+    ]
+    if not votes:
+        lines.append("None.")
+    for what, a in votes:
+        lines.append(
+            f"- {a.actor_id} ({a.role}) {what} at {_when(a.at)}"
+            + (f", digest `{a.digest}`" if what == "approved" else "")
+            + (f": {_cell(a.comment)}" if a.comment else "")
+        )
+
+    if report.restore or report.resume:
+        lines += ["", "## Resumed", ""]
+        for r in report.restore:
+            lines.append(
+                f"- {r.dataset}: {r.granted} grants restored, verified {'yes' if r.verified else 'NO'}"
+                + (f"; missing {', '.join(r.missing)}" if r.missing else "")
+            )
+        if report.resume:
+            lines.append(
+                f"- Agents resumed: {report.resume.resumed}; {report.resume.unconfirmed} resume when "
+                "they return"
+            )
+
+    lines += ["", "## Timeline", "", "| At | Actor | Action | Detail |", "|---|---|---|---|"]
+    for entry in s.timeline:
+        action = entry.action if entry.accepted else f"{entry.action} (refused)"
+        lines.append(
+            f"| {_when(entry.at)} | {_cell(entry.actor)} | {_cell(action)} | {_cell(entry.detail)} |"
+        )
+    if s.timeline_archived:
+        lines += [
+            "",
+            "Earlier timeline entries are archived as evidence: "
+            + ", ".join(f"{r.uri} (`{r.sha256[:12]}`)" for r in s.timeline_archived),
+        ]
+    lines.append("")
+    return "\n".join(lines)
