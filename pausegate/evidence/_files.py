@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path, PurePath
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from pausegate.errors import EvidenceError
@@ -75,6 +76,44 @@ def canonical_json(document: Any) -> bytes:
         return _ENCODER.encode(document).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise EvidenceError(f"document is not canonical-JSON serialisable: {exc}") from exc
+
+
+# orjson is byte-for-byte identical to ``canonical_json`` only for these exact types: it writes
+# floats in a different notation (1.5e-05 vs 0.000015) and NaN as null, formats datetimes with
+# second offsets differently, and handles subclasses (enums, str subclasses) its own way. Anything
+# else takes the reference encoder, so the fast path can never change a record's bytes.
+_PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
+_PLAIN_CONTAINERS = frozenset((dict, list))
+_PLAIN_TYPES = _PLAIN_SCALARS | _PLAIN_CONTAINERS
+_STR_ONLY = frozenset((str,))
+
+
+def _orjson_compatible(value: dict[Any, Any] | list[Any]) -> bool:
+    if type(value) is dict:
+        if not {*map(type, value)} <= _STR_ONLY:
+            return False
+        items: Any = value.values()
+    else:
+        items = value
+    types = {*map(type, items)}
+    if types <= _PLAIN_SCALARS:
+        return True
+    if not types <= _PLAIN_TYPES:
+        return False
+    return all(_orjson_compatible(v) for v in items if type(v) in _PLAIN_CONTAINERS)
+
+
+def canonical_line(document: Any) -> bytes:
+    """``canonical_json(document) + b"\n"``, several times faster for plain JSON records."""
+    if type(document) is dict:
+        try:
+            if _orjson_compatible(document):
+                # the concatenation also matters for memory: orjson's result keeps a ~4 KiB
+                # allocation however short the JSON, and a chunk holds thousands of lines
+                return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
+        except (orjson.JSONEncodeError, RecursionError):
+            pass  # e.g. integers beyond 64 bits or deep nesting: the reference encoder decides
+    return canonical_json(document) + b"\n"
 
 
 def sha256_hex(data: bytes) -> str:

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from pausegate.evidence._files import (
     BUNDLE_SUFFIX,
     DIR_MODE,
     canonical_json,
+    canonical_line,
     fsync_dir,
     replace_file,
     sha256_hex,
@@ -167,6 +169,8 @@ class _Buffer:
 
 
 def _write_chunk(directory: Path, index: int, buf: _Buffer) -> ManifestEntry:
+    # joining in the worker keeps the 4 MiB copy off the event loop (bytes.join releases the
+    # GIL for large results), as do hashing, writing and fsync
     data = b"".join(buf.lines)
     digest = hashlib.sha256(data).hexdigest()
     try:
@@ -184,17 +188,34 @@ def _write_chunk(directory: Path, index: int, buf: _Buffer) -> ManifestEntry:
     )
 
 
-class Chunker:
-    """Cuts a stream of JSON lines into chunks and writes each in a worker thread while the
-    next one fills, so at most two chunks are in memory (hashlib and file writes release the GIL)."""
+IN_FLIGHT = 3
+# A stream that never waits never lets the event loop run, and never releases the GIL: each
+# writer thread coming back from hashing or a syscall would then wait out the interpreter's
+# switch interval (5 ms) for it, several times per chunk. Passing through the loop every
+# YIELD_BYTES lets the writers (and other tasks) in at once.
+YIELD_BYTES = 128 * 1024
 
-    def __init__(self, directory: Path, *, chunk_bytes: int, chunk_records: int | None) -> None:
+
+class Chunker:
+    """Cuts a stream of JSON lines into chunks, each joined, hashed, written and fsynced in a
+    worker thread while the next ones fill.
+
+    Up to ``IN_FLIGHT`` chunks are written at once: an fsync mostly waits on the device, and
+    overlapping several of them keeps the disk busy instead of idling between chunks. Memory
+    stays bounded at ``IN_FLIGHT + 1`` chunks. Entries come back in stream order, and ``close``
+    returns only once every chunk file is durable, so the manifest is never written before them.
+    """
+
+    def __init__(
+        self, directory: Path, *, chunk_bytes: int, chunk_records: int | None, in_flight: int = IN_FLIGHT
+    ) -> None:
         self.directory = directory
         self.chunk_bytes = chunk_bytes
         self.chunk_records = chunk_records or 1 << 62
+        self.in_flight = max(1, in_flight)
         self.entries: list[ManifestEntry] = []
         self._buf = _Buffer()
-        self._pending: asyncio.Future[ManifestEntry] | None = None
+        self._pending: deque[asyncio.Future[ManifestEntry]] = deque()
 
     def add(self, line: bytes, at: str | None) -> bool:
         """Buffer one line; True when the chunk is full and ``rotate`` must be awaited."""
@@ -207,34 +228,111 @@ class Chunker:
             buf.last_at = at
         return buf.size >= self.chunk_bytes or len(buf.lines) >= self.chunk_records
 
+    async def consume(self, lines: AsyncIterator[tuple[bytes, str | None]]) -> None:
+        """``add`` and ``rotate`` for a whole stream of ``(line, at)`` pairs.
+
+        The per-line work is inlined with local variables: at a few hundred bytes a record,
+        a method call per line would cost more than hashing and writing the line."""
+        buf = self._buf
+        append, chunk_lines = buf.lines.append, buf.lines
+        size, first_at, last_at = buf.size, buf.first_at, buf.last_at
+        limit, record_limit = self.chunk_bytes, self.chunk_records
+        mark = min(size + YIELD_BYTES, limit)
+        try:
+            async for line, at in lines:
+                append(line)
+                size += len(line)
+                if at is not None:
+                    last_at = at
+                    if first_at is None:
+                        first_at = at
+                if size >= mark or len(chunk_lines) >= record_limit:
+                    if size < limit and len(chunk_lines) < record_limit:
+                        mark = min(size + YIELD_BYTES, limit)
+                        await asyncio.sleep(0)
+                        continue
+                    buf.size, buf.first_at, buf.last_at = size, first_at, last_at
+                    await self.rotate()
+                    buf = self._buf
+                    append, chunk_lines = buf.lines.append, buf.lines
+                    size, first_at, last_at = 0, None, None
+                    mark = min(YIELD_BYTES, limit)
+        finally:
+            buf.size, buf.first_at, buf.last_at = size, first_at, last_at
+
+    async def consume_records(self, records: AsyncIterator[Mapping[str, Any]]) -> None:
+        """``consume`` for records, serialised inline (as ``serialise`` would) to avoid a
+        second async generator hop per record."""
+        buf = self._buf
+        append, chunk_lines = buf.lines.append, buf.lines
+        size, first_at, last_at = buf.size, buf.first_at, buf.last_at
+        limit, record_limit = self.chunk_bytes, self.chunk_records
+        mark = min(size + YIELD_BYTES, limit)
+        encode = canonical_line
+        try:
+            async for record in records:
+                line = encode(record)
+                append(line)
+                size += len(line)
+                at = record.get(TIME_FIELD)
+                if at is not None:
+                    if type(at) is not str:
+                        at = time_text(at)
+                    last_at = at
+                    if first_at is None:
+                        first_at = at
+                if size >= mark or len(chunk_lines) >= record_limit:
+                    if size < limit and len(chunk_lines) < record_limit:
+                        mark = min(size + YIELD_BYTES, limit)
+                        await asyncio.sleep(0)
+                        continue
+                    buf.size, buf.first_at, buf.last_at = size, first_at, last_at
+                    await self.rotate()
+                    buf = self._buf
+                    append, chunk_lines = buf.lines.append, buf.lines
+                    size, first_at, last_at = 0, None, None
+                    mark = min(YIELD_BYTES, limit)
+        finally:
+            buf.size, buf.first_at, buf.last_at = size, first_at, last_at
+
     async def rotate(self) -> None:
-        if self._pending is not None:
-            self.entries.append(await self._pending)
-            self._pending = None
+        """Hand the filled chunk to a writer; waits only when ``in_flight`` writes are pending."""
+        while len(self._pending) >= self.in_flight:
+            await self._collect()
         if self._buf.lines:
             buf, self._buf = self._buf, _Buffer()
-            index = len(self.entries)
-            self._pending = asyncio.ensure_future(asyncio.to_thread(_write_chunk, self.directory, index, buf))
+            index = len(self.entries) + len(self._pending)
+            write = asyncio.to_thread(_write_chunk, self.directory, index, buf)
+            self._pending.append(asyncio.ensure_future(write))
+
+    async def _collect(self) -> None:
+        # in order, so entries keep the stream's order whichever write finishes first
+        future = self._pending[0]
+        entry = await future
+        self._pending.popleft()
+        self.entries.append(entry)
 
     async def close(self) -> list[ManifestEntry]:
         await self.rotate()
-        await self.rotate()
+        while self._pending:
+            await self._collect()
         return self.entries
 
     async def abort(self) -> None:
-        if self._pending is not None:
+        """Wait for every write still running (the staging directory is removed next)."""
+        while self._pending:
+            future = self._pending.popleft()
             try:
-                await self._pending
+                await future
             except Exception:  # the stream already failed; that error is the one to report
                 pass
-            self._pending = None
 
 
 async def serialise(records: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[tuple[bytes, str | None]]:
     """Records as canonical JSON lines, with their time if they have one."""
-    encode = canonical_json
+    encode = canonical_line
     async for record in records:
-        yield encode(record) + b"\n", time_text(record.get(TIME_FIELD))
+        yield encode(record), time_text(record.get(TIME_FIELD))
 
 
 # ---------------------------------------------------------------- chain of bundles

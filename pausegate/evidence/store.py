@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ class LocalEvidenceStore:
         """Stream ``records`` into a sealed bundle under ``key``; returns (ref to the manifest,
         chunk count). If ``key`` is already completely sealed (an activity retry), the existing
         bundle's ref is returned and ``records`` is not consumed."""
-        return await self.seal_lines(key, sealmod.serialise(records), _source=records)
+        return await self._seal(key, records, lambda chunker: chunker.consume_records(records))
 
     async def seal_lines(
         self,
@@ -185,6 +185,14 @@ class LocalEvidenceStore:
     ) -> tuple[EvidenceRef, int]:
         """``seal`` for records that are already canonical JSON lines (``(line, at)`` pairs,
         each line ending in a newline)."""
+        return await self._seal(key, _source or lines, lambda chunker: chunker.consume(lines))
+
+    async def _seal(
+        self,
+        key: str,
+        source: AsyncIterator[Any],
+        feed: Callable[[sealmod.Chunker], Awaitable[None]],
+    ) -> tuple[EvidenceRef, int]:
         final = self.bundle_path(key)
         if self.document_path(key).exists():
             raise EvidenceError(f"evidence key {key!r} already holds a document")
@@ -193,7 +201,7 @@ class LocalEvidenceStore:
         ensure_dir(self.root, final.parent)
         existing = await asyncio.to_thread(sealmod.bundle_ref_parts, final)
         if existing is not None:
-            await _close(_source or lines)
+            await _close(source)
             log.info("evidence_bundle_exists", key=key, manifest_sha256=existing[0])
             return self._ref(key, existing), existing[3]
         staging = await asyncio.to_thread(sealmod.new_staging, final)
@@ -201,9 +209,7 @@ class LocalEvidenceStore:
             staging / sealmod.CHUNKS, chunk_bytes=self.chunk_bytes, chunk_records=self.chunk_records
         )
         try:
-            async for line, at in lines:
-                if chunker.add(line, at):
-                    await chunker.rotate()
+            await feed(chunker)
             raw_entries = await chunker.close()
             result = await asyncio.to_thread(
                 sealmod.finalize,

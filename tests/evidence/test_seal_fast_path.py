@@ -1,0 +1,165 @@
+"""The fast sealing path must produce exactly the bytes and bundles of the reference one."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import math
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pausegate.errors import EvidenceError
+from pausegate.evidence._files import canonical_json, canonical_line
+from pausegate.evidence.store import LocalEvidenceStore
+from pausegate.evidence.verify import verify_bundle
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.datetimes(timezones=st.none() | st.timezones())
+)
+_json = st.recursive(
+    _scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(), _json, max_size=8))
+def test_canonical_line_equals_reference_encoder(record: dict[str, Any]) -> None:
+    assert canonical_line(record) == canonical_json(record) + b"\n"
+
+
+class Colour(enum.Enum):
+    RED = 1.5e-7
+
+
+class Label(enum.StrEnum):
+    A = "a"
+
+
+class Name(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"f": 1.5e-05, "g": 1e16, "h": -0.0},
+        {"n": 2**64, "m": -(2**63) - 1},
+        {"s": "é\u2028\x7f\x00\"\\😀", "é": 1, "Z": 2},
+        {"at": datetime(2026, 1, 1, 1, 2, 3, 4500, tzinfo=timezone(timedelta(hours=5, seconds=3)))},
+        {"at": datetime(2026, 1, 1, tzinfo=UTC), "d": [{"x": [1.25, None]}]},
+        {"e": Colour.RED, "l": Label.A, Name("k"): Name("v")},
+        {"t": (1, "a"), "nested": {"b": {"a": [True, False]}}},
+    ],
+)
+def test_canonical_line_edge_cases(record: dict[str, Any]) -> None:
+    assert canonical_line(record) == canonical_json(record) + b"\n"
+
+
+@pytest.mark.parametrize("bad", [{"x": math.nan}, {"x": [math.inf]}, {"x": object()}, {1: 2, "a": 3}])
+def test_canonical_line_rejects_what_the_reference_rejects(bad: dict[Any, Any]) -> None:
+    with pytest.raises(EvidenceError):
+        canonical_json(bad)
+    with pytest.raises(EvidenceError):
+        canonical_line(bad)
+
+
+def _records(n: int) -> list[dict[str, Any]]:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        rec: dict[str, Any] = {"at": (t0 + timedelta(seconds=i)).isoformat(), "i": i, "s": "é" * (i % 7)}
+        if i % 5 == 0:
+            rec["score"] = i / 3
+        if i % 7 == 0:
+            rec["at"] = t0 + timedelta(seconds=i)
+        if i % 11 == 0:
+            del rec["at"]
+        out.append(rec)
+    return out
+
+
+async def _aiter(items: list[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
+
+
+@pytest.mark.parametrize("chunk_bytes,chunk_records", [(64, None), (1000, 7), (1 << 20, None), (300, 1)])
+def test_seal_matches_reference_chunking(tmp_path: Path, chunk_bytes: int, chunk_records: int | None) -> None:
+    """Chunks, digests, counts and times are those the reference (one line at a time) gives."""
+    records = _records(500)
+    store = LocalEvidenceStore(
+        tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=chunk_bytes, chunk_records=chunk_records
+    )
+    ref, chunks = asyncio.run(store.seal("p/records", _aiter(records)))
+    lines = [(canonical_json(r) + b"\n", r.get("at")) for r in records]
+    pairs = [(line, at if at is None or isinstance(at, str) else at.isoformat()) for line, at in lines]
+    ref2, chunks2 = asyncio.run(store.seal_lines("q/lines", _aiter(pairs)))
+
+    expected: list[tuple[str, int, int, str | None, str | None]] = []
+    cur: list[bytes] = []
+    first = last = None
+    for line, at in pairs:
+        cur.append(line)
+        if at is not None:
+            first = first or at
+            last = at
+        if sum(map(len, cur)) >= chunk_bytes or len(cur) >= (chunk_records or 1 << 62):
+            data = b"".join(cur)
+            expected.append((hashlib.sha256(data).hexdigest(), len(data), len(cur), first, last))
+            cur, first, last = [], None, None
+    if cur:
+        data = b"".join(cur)
+        expected.append((hashlib.sha256(data).hexdigest(), len(data), len(cur), first, last))
+
+    for key in ("p/records", "q/lines"):
+        manifest = store.read_json(key)
+        got = [(e["sha256"], e["size_bytes"], e["records"], e["first_at"], e["last_at"]) for e in manifest["entries"]]
+        assert got == expected
+        assert [e["index"] for e in manifest["entries"]] == list(range(len(expected)))
+        assert verify_bundle(store.bundle_path(key)).ok
+        assert list(store.iter_bundle(key)) == [canonical_json_roundtrip(r) for r in records]
+    assert chunks == chunks2 == len(expected)
+    assert ref.records == ref2.records == len(records)
+
+
+def canonical_json_roundtrip(record: dict[str, Any]) -> Any:
+    import json
+
+    return json.loads(canonical_json(record))
+
+
+def test_failed_write_aborts_and_leaves_no_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pausegate.evidence import seal as sealmod
+
+    calls = 0
+    real = sealmod.write_new
+
+    def flaky(path: Path, data: bytes) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(sealmod, "write_new", flaky)
+    store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=64)
+    with pytest.raises(OSError):
+        asyncio.run(store.seal("p/b", _aiter(_records(200))))
+    pause_dir = tmp_path / "ev" / "p"
+    assert not store.bundle_path("p/b").exists()
+    assert not list(pause_dir.glob(".b.bundle.tmp-*"))
