@@ -25,6 +25,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from pausegate.serving import EmbeddedServer
+
 
 class ChatMessage(BaseModel):
     """One message as received."""
@@ -139,7 +141,7 @@ class RunningSink:
     def __init__(self, sink: ChatSink, host: str = "127.0.0.1", port: int = 0) -> None:
         self.sink = sink
         self._config = uvicorn.Config(sink.app, host=host, port=port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(self._config)
+        self._server = EmbeddedServer(self._config)
         self._task: asyncio.Task[None] | None = None
         self.host = host
         self.port = port

@@ -48,14 +48,22 @@ def render_markdown(report: ReportInput) -> str:
     lines += [
         "## Exposure scope",
         "",
-        "| Dataset | Roles with access | Grants recorded | Revoked | Verified | Scope digest |",
-        "|---|---|---|---|---|---|",
+        "| Dataset | Roles with access | Grants recorded | Revoke statements | Verified | Residual | Scope digest |",
+        "|---|---|---|---|---|---|---|",
     ]
     for d in c.datasets:
+        residual = f"{d.residual_count}" + (" (waived)" if d.dataset in c.residual_waived else "")
         lines.append(
             f"| {_cell(d.dataset)} | {d.roles_with_access} | {d.grants_recorded} | {d.revoked} | "
-            f"{'yes' if d.verified else 'no'} | `{d.scope.sha256}` |"
+            f"{'yes' if d.verified else 'no'} | {residual} | `{d.scope.sha256}` |"
         )
+    if c.exposure is not None:
+        x = c.exposure
+        lines += [
+            "",
+            f"Who read the data in the exposure window: {x.readers} roles read {x.objects} objects in "
+            f"{x.statements} statements ({x.failed_reads} refused); report `{x.report.uri}` (`{x.report.sha256}`).",
+        ]
     lines += ["", "## Evidence", "", "| Source | Window | Records | Manifest digest |", "|---|---|---|---|"]
     for e in c.evidence:
         lines.append(

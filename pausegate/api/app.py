@@ -207,7 +207,7 @@ def progress_of(status: PauseStatus) -> Progress:
         datasets_total=len(c.datasets) + len(c.datasets_pending),
         datasets_verified=sum(1 for d in c.datasets if d.verified),
         grants_recorded=sum(d.grants_recorded for d in c.datasets),
-        grants_revoked=sum(d.revoked for d in c.datasets),
+        revoke_statements=sum(d.revoked for d in c.datasets),
         access_revoked=c.access_revoked,
         evidence_bundles=len(c.evidence),
         evidence_pending=list(c.evidence_pending),
@@ -223,7 +223,9 @@ def pause_key(status: PauseStatus) -> str:
     return f"{status.program}/{status.started_at:%Y%m%dT%H%M%SZ}"
 
 
-def view_of(status: PauseStatus, scopes: dict[str, dict[str, Any]] | None = None) -> PauseView:
+def view_of(
+    status: PauseStatus, scopes: dict[str, dict[str, Any]] | None = None, who_saw_what: dict[str, Any] | None = None
+) -> PauseView:
     return PauseView(
         pause_id=status.pause_id,
         incident_id=status.incident_id,
@@ -236,6 +238,7 @@ def view_of(status: PauseStatus, scopes: dict[str, dict[str, Any]] | None = None
         progress=progress_of(status),
         containment=status.containment,
         exposure=[ExposureDataset.of(d, (scopes or {}).get(d.dataset)) for d in status.containment.datasets],
+        who_saw_what=who_saw_what,
         checklist=status.checklist,
         plan=status.plan,
         approval_digest=status.approval_digest,
@@ -419,6 +422,7 @@ async def read_pause(
     runbook = state.runbook(program)
     status = await read_status(state.client, program)
     scopes: dict[str, dict[str, Any]] | None = None
+    who_saw_what: dict[str, Any] | None = None
     if scope:
         if not actor.has_any(sorted(_scope_roles(runbook))):
             raise await _refuse(
@@ -434,8 +438,12 @@ async def read_pause(
         scopes = {}
         for d in status.containment.datasets:
             scopes[d.dataset] = await asyncio.to_thread(state.store.read_json, f"{key}/scope/{d.dataset}")
+        if status.containment.exposure is not None:
+            who_saw_what = await asyncio.to_thread(
+                state.store.read_json, status.containment.exposure.report.uri.removeprefix("evidence://")
+            )
         log.info("scope_read", pause=program, actor=actor.id, datasets=len(scopes))
-    return view_of(status, scopes)
+    return view_of(status, scopes, who_saw_what)
 
 
 @router.get("/pauses/{program}/checklist", response_model=list[ItemStatus], tags=["review"])

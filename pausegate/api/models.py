@@ -112,7 +112,7 @@ class Progress(Model):
     datasets_total: int
     datasets_verified: int
     grants_recorded: int
-    grants_revoked: int
+    revoke_statements: int = Field(description="REVOKE statements applied (0 when already closed).")
     access_revoked: bool
     evidence_bundles: int
     evidence_pending: list[str]
@@ -173,6 +173,9 @@ class PauseView(Model):
     progress: Progress
     containment: ContainmentProgress
     exposure: list[ExposureDataset]
+    who_saw_what: dict[str, Any] | None = Field(
+        default=None, description="Who read which object in the exposure window (with ?scope=true)."
+    )
     checklist: list[ItemStatus]
     plan: PlanRecord | None
     approval_digest: str | None

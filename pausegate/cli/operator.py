@@ -101,8 +101,8 @@ def progress_line(view: dict[str, Any]) -> str:
     return (
         f"{view['state']}: agents halted {p['agents_halted']} of {p['agents_total']}"
         f" ({p['agents_unconfirmed']} unconfirmed, {p['agents_waived']} waived)"
-        f" · datasets verified {p['datasets_verified']} of {p['datasets_total']},"
-        f" grants revoked {p['grants_revoked']} of {p['grants_recorded']}"
+        f" · datasets revoked and verified {p['datasets_verified']} of {p['datasets_total']}"
+        f" ({p['grants_recorded']} grants recorded)"
         f" · {evidence}"
     )
 
@@ -118,9 +118,9 @@ def _progress_table(view: dict[str, Any]) -> Table:
     )
     table.add_row("Program switch", "off" if p["switch_off"] else "ON")
     table.add_row(
-        "Grants revoked and verified",
-        f"{p['grants_revoked']} of {p['grants_recorded']}, datasets "
-        f"{p['datasets_verified']} of {p['datasets_total']}" + (" ✓" if p["access_revoked"] else ""),
+        "Access revoked and verified",
+        f"datasets {p['datasets_verified']} of {p['datasets_total']} ({p['grants_recorded']} grants recorded)"
+        + (" ✓" if p["access_revoked"] else ""),
     )
     table.add_row(
         "Evidence sealed",

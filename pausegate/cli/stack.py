@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -38,18 +39,22 @@ def up(
     )
 
     async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         async with embedded_stack(options) as stack:
             table = Table(title="pausegate embedded stack", show_header=False)
             for name, where in stack.describe().items():
                 table.add_row(name, where)
             console.print(table)
             for line in stack.instructions():
-                console.print(line)
-            await asyncio.Event().wait()
+                console.print(line, soft_wrap=True)
+            await stop.wait()
+            console.print("stopping…")
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
-    console.print("stopped; run the same command to carry on")
+    asyncio.run(serve())
+    console.print("stopped; run the same command to carry on where it left off")
 
 
 def worker(

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from pausegate.fleet_service.app import create_app
 from pausegate.fleet_service.settings import FleetSettings
+from pausegate.serving import EmbeddedServer
 
 STARTUP_TIMEOUT = 15.0
 
@@ -39,7 +40,7 @@ def make_server(app: FastAPI) -> uvicorn.Server:
     config = uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5
     )
-    return uvicorn.Server(config)
+    return EmbeddedServer(config)
 
 
 @dataclass

@@ -26,7 +26,7 @@ class TestLifecycleThroughTheApi:
         progress = view["progress"]
         assert (progress["agents_total"], progress["agents_halted"], progress["agents_unconfirmed"]) == (200, 200, 0)
         assert progress["switch_off"] and progress["access_revoked"] and progress["evidence_sealed"]
-        assert progress["grants_revoked"] >= 1 and progress["datasets_verified"] == progress["datasets_total"] == 1
+        assert progress["revoke_statements"] >= 1 and progress["datasets_verified"] == progress["datasets_total"] == 1
         assert view["exposure"][0]["dataset"] == "telemetry"
         assert view["exposure"][0]["roles_with_access"] >= 3
         assert view["exposure"][0]["document"] is None  # only on request
