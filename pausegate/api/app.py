@@ -321,6 +321,34 @@ def _build(model: type[Any], **fields: Any) -> Any:
         raise ApiError(422, "invalid_request", "; ".join(problems)[:2000]) from None
 
 
+async def _perform(
+    request: Request, program: str, actor: Actor, name: str, idempotency_key: str | None, model: type[Any],
+    **fields: Any,
+) -> Receipt:
+    """Build the update from the verified actor and the body's fields, and send it to the pause."""
+    state = _state(request)
+    state.runbook(program)  # 404 for a program without a runbook, before anything reaches Temporal
+    return await _act(state, program, actor, _build(model, actor=actor, **fields), name, idempotency_key)
+
+
+async def _approver_role(request: Request, program: str, actor: Actor, role: str | None, action: str) -> str:
+    """The approver role an approval or decommission vote is cast as; refused if the actor holds none."""
+    state = _state(request)
+    runbook = state.runbook(program)
+    chosen = _role_for(runbook, actor, role)
+    if chosen is None:
+        raise await _refuse(
+            state,
+            program,
+            actor,
+            action,
+            "wrong_role",
+            f"{action.replace('_', ' ')} is for roles {', '.join(runbook.resume_policy.approver_roles)}; "
+            f"{actor.id} has {', '.join(actor.roles) or 'none'}",
+        )
+    return chosen
+
+
 def _role_for(runbook: Runbook, actor: Actor, role: str | None) -> str | None:
     if role is not None:
         return role
@@ -464,10 +492,8 @@ async def complete_item(
     idempotency_key: IdempotencyKey = None,
 ) -> Receipt:
     """Complete (or amend) a checklist item with its evidence."""
-    state = _state(request)
-    state.runbook(program)
-    action = _build(CompleteItemInput, actor=actor, item_id=item_id, evidence=body.evidence, note=body.note)
-    return await _act(state, program, actor, action, "complete_item", idempotency_key)
+    return await _perform(request, program, actor, "complete_item", idempotency_key, CompleteItemInput,
+                          item_id=item_id, evidence=body.evidence, note=body.note)
 
 
 @router.post("/pauses/{program}/plan", response_model=Receipt, tags=["review"], responses=_ACTION_ERRORS)
@@ -479,16 +505,7 @@ async def propose_plan(
     idempotency_key: IdempotencyKey = None,
 ) -> Receipt:
     """Propose (or replace) the resume plan; earlier approvals are void."""
-    state = _state(request)
-    state.runbook(program)
-    return await _act(
-        state,
-        program,
-        actor,
-        _build(ProposePlanInput, actor=actor, plan=body),
-        "propose_plan",
-        idempotency_key,
-    )
+    return await _perform(request, program, actor, "propose_plan", idempotency_key, ProposePlanInput, plan=body)
 
 
 @router.post("/pauses/{program}/plan/reject", response_model=Receipt, tags=["review"], responses=_ACTION_ERRORS)
@@ -500,16 +517,8 @@ async def reject_plan(
     idempotency_key: IdempotencyKey = None,
 ) -> Receipt:
     """Reject the current plan; it and its approvals are void."""
-    state = _state(request)
-    state.runbook(program)
-    return await _act(
-        state,
-        program,
-        actor,
-        _build(RejectPlanInput, actor=actor, reason=body.reason),
-        "reject_plan",
-        idempotency_key,
-    )
+    return await _perform(request, program, actor, "reject_plan", idempotency_key, RejectPlanInput,
+                          reason=body.reason)
 
 
 @router.post("/pauses/{program}/approvals", response_model=Receipt, tags=["sign-off"], responses=_ACTION_ERRORS)
@@ -521,21 +530,9 @@ async def approve_plan(
     idempotency_key: IdempotencyKey = None,
 ) -> Receipt:
     """Approve the current plan and review by the digest the approver reviewed."""
-    state = _state(request)
-    runbook = state.runbook(program)
-    role = _role_for(runbook, actor, body.role)
-    if role is None:
-        raise await _refuse(
-            state,
-            program,
-            actor,
-            "approve_plan",
-            "wrong_role",
-            f"approvals come from roles {', '.join(runbook.resume_policy.approver_roles)}; "
-            f"{actor.id} has {', '.join(actor.roles) or 'none'}",
-        )
-    action = _build(ApproveInput, actor=actor, role=role, digest=body.digest, comment=body.comment)
-    return await _act(state, program, actor, action, "approve_plan", idempotency_key)
+    role = await _approver_role(request, program, actor, body.role, "approve_plan")
+    return await _perform(request, program, actor, "approve_plan", idempotency_key, ApproveInput,
+                          role=role, digest=body.digest, comment=body.comment)
 
 
 @router.post("/pauses/{program}/waivers", response_model=Receipt, tags=["containment"], responses=_ACTION_ERRORS)
@@ -547,16 +544,8 @@ async def waive_agents(
     idempotency_key: IdempotencyKey = None,
 ) -> Receipt:
     """The commander stops waiting for agents that cannot be reached, with a reason."""
-    state = _state(request)
-    state.runbook(program)
-    action = _build(
-        WaiveAgentsInput,
-        actor=actor,
-        agent_ids=body.agent_ids,
-        all_unconfirmed=body.all_unconfirmed,
-        reason=body.reason,
-    )
-    return await _act(state, program, actor, action, "waive_agents", idempotency_key)
+    return await _perform(request, program, actor, "waive_agents", idempotency_key, WaiveAgentsInput,
+                          agent_ids=body.agent_ids, all_unconfirmed=body.all_unconfirmed, reason=body.reason)
 
 
 @router.post(
@@ -570,10 +559,8 @@ async def waive_residual(
     idempotency_key: IdempotencyKey = None,
 ) -> Receipt:
     """The commander accepts a dataset's residual access (superusers, owners), with a reason."""
-    state = _state(request)
-    state.runbook(program)
-    action = _build(WaiveResidualInput, actor=actor, dataset=body.dataset, reason=body.reason)
-    return await _act(state, program, actor, action, "waive_residual", idempotency_key)
+    return await _perform(request, program, actor, "waive_residual", idempotency_key, WaiveResidualInput,
+                          dataset=body.dataset, reason=body.reason)
 
 
 @router.post("/pauses/{program}/decommission", response_model=Receipt, tags=["sign-off"], responses=_ACTION_ERRORS)
@@ -585,21 +572,9 @@ async def decommission(
     idempotency_key: IdempotencyKey = None,
 ) -> Receipt:
     """Vote to end the program for good (same quorum and separation of duties as a resume)."""
-    state = _state(request)
-    runbook = state.runbook(program)
-    role = _role_for(runbook, actor, body.role)
-    if role is None:
-        raise await _refuse(
-            state,
-            program,
-            actor,
-            "decommission",
-            "wrong_role",
-            f"decommissioning is voted by roles {', '.join(runbook.resume_policy.approver_roles)}; "
-            f"{actor.id} has {', '.join(actor.roles) or 'none'}",
-        )
-    action = _build(DecommissionInput, actor=actor, role=role, reason=body.reason)
-    return await _act(state, program, actor, action, "decommission", idempotency_key)
+    role = await _approver_role(request, program, actor, body.role, "decommission")
+    return await _perform(request, program, actor, "decommission", idempotency_key, DecommissionInput,
+                          role=role, reason=body.reason)
 
 
 @router.get(
