@@ -17,11 +17,11 @@ up: $(VENV)/.installed
 
 ## test: the whole test suite against the real Temporal dev server and a real PostgreSQL
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
 
 ## test-fast: everything but the tests marked slow
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -m "not slow"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -m "not slow"
 
 ## lint: ruff and mypy
 lint: $(VENV)/.installed

