@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.models.pause import (
         MAX_LISTED_IDS,
         AgentsCheck,
+        AppliedUpdate,
         Approval,
         ApproveInput,
         ArchiveTimelineInput,
@@ -68,6 +69,10 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.policy.review import PolicyViolation
 
 T = TypeVar("T")
+
+# Update ids remembered across continue-as-new; a client retrying later than this many updates
+# sends a new request anyway.
+APPLIED_UPDATES_KEPT = 500
 
 FAST = timedelta(seconds=30)
 
@@ -151,6 +156,8 @@ class PauseWorkflow:
         self.timeline = list(snap.timeline)
         self.timeline_archived = list(snap.timeline_archived)
         self.run_count = snap.run_count
+        # Temporal deduplicates update ids within one run only; these carry the guarantee across runs.
+        self.applied_updates = {a.id: a.receipt for a in snap.applied_updates}
         self.report: EvidenceRef | None = None
         self.updates_this_run = 0
         self.outbox: list[NotifyInput] = []
@@ -479,6 +486,8 @@ class PauseWorkflow:
     @workflow.update
     def complete_item(self, input: CompleteItemInput) -> UpdateReceipt:
         """A reviewer completes (or amends) a checklist item with its evidence."""
+        if (seen := self._already_applied()) is not None:
+            return seen
         self.updates_this_run += 1
         item = next(i for i in self.checklist if i.id == input.item_id)
         amended = item.done
@@ -494,6 +503,8 @@ class PauseWorkflow:
 
     @complete_item.validator
     def validate_complete_item(self, input: CompleteItemInput) -> None:
+        if self._already_applied() is not None:
+            return
         try:
             review.check_completion(self.runbook, self.state, self.checklist, input)
         except PolicyViolation as exc:
@@ -503,6 +514,8 @@ class PauseWorkflow:
     async def propose_plan(self, input: ProposePlanInput) -> UpdateReceipt:
         """Propose (or replace) the resume plan; earlier approvals are void. The plan is shown with
         what it changes against the pre-incident exposure scope (who loses access, who keeps it)."""
+        if (seen := self._already_applied()) is not None:
+            return seen
         self.updates_this_run += 1
         digest = plan_digest(input.plan)
         self.plan = PlanRecord(plan=input.plan, plan_digest=digest, proposed_by=input.actor.id,
@@ -541,6 +554,8 @@ class PauseWorkflow:
 
     @propose_plan.validator
     def validate_propose_plan(self, input: ProposePlanInput) -> None:
+        if self._already_applied() is not None:
+            return
         try:
             review.check_proposal(self.runbook, self.state, input)
         except PolicyViolation as exc:
@@ -549,6 +564,8 @@ class PauseWorkflow:
     @workflow.update
     def approve_plan(self, input: ApproveInput) -> UpdateReceipt:
         """An approver approves the current plan and review by its digest."""
+        if (seen := self._already_applied()) is not None:
+            return seen
         self.updates_this_run += 1
         self.approvals.append(Approval(actor_id=input.actor.id, role=input.role, digest=input.digest,
                                        at=workflow.now(), comment=input.comment))
@@ -559,6 +576,8 @@ class PauseWorkflow:
 
     @approve_plan.validator
     def validate_approve_plan(self, input: ApproveInput) -> None:
+        if self._already_applied() is not None:
+            return
         try:
             review.check_approval(self.runbook, self.state, self.request.commander, self.plan,
                                   self._current_digest(), self.approvals, input)
@@ -568,6 +587,8 @@ class PauseWorkflow:
     @workflow.update
     def reject_plan(self, input: RejectPlanInput) -> UpdateReceipt:
         """Reject the current plan; it and its approvals are void."""
+        if (seen := self._already_applied()) is not None:
+            return seen
         self.updates_this_run += 1
         self._record(input.actor.id, "plan.rejected", input.reason)
         self.plan = None
@@ -577,6 +598,8 @@ class PauseWorkflow:
 
     @reject_plan.validator
     def validate_reject_plan(self, input: RejectPlanInput) -> None:
+        if self._already_applied() is not None:
+            return
         try:
             review.check_rejection(self.runbook, self.state, self.plan, input)
         except PolicyViolation as exc:
@@ -585,6 +608,8 @@ class PauseWorkflow:
     @workflow.update
     def waive_agents(self, input: WaiveAgentsInput) -> UpdateReceipt:
         """The commander stops waiting for unconfirmed agents, with a reason."""
+        if (seen := self._already_applied()) is not None:
+            return seen
         self.updates_this_run += 1
         self.waivers.append(Waiver(agent_ids=list(input.agent_ids), all_unconfirmed=input.all_unconfirmed,
                                    reason=input.reason, by=input.actor.id, at=workflow.now()))
@@ -594,6 +619,8 @@ class PauseWorkflow:
 
     @waive_agents.validator
     def validate_waive_agents(self, input: WaiveAgentsInput) -> None:
+        if self._already_applied() is not None:
+            return
         agents = self.containment.agents
         try:
             review.check_waiver(self.runbook, self.state, 0 if agents.confirmed else agents.unconfirmed,
@@ -604,6 +631,8 @@ class PauseWorkflow:
     @workflow.update
     def waive_residual(self, input: WaiveResidualInput) -> UpdateReceipt:
         """The commander accepts a dataset's residual access (superusers, owners), with a reason."""
+        if (seen := self._already_applied()) is not None:
+            return seen
         self.updates_this_run += 1
         self.containment.residual_waived = [*self.containment.residual_waived, input.dataset]
         self._record(input.actor.id, "containment.dataset.residual_waived", f"{input.dataset}: {input.reason}")
@@ -611,6 +640,8 @@ class PauseWorkflow:
 
     @waive_residual.validator
     def validate_waive_residual(self, input: WaiveResidualInput) -> None:
+        if self._already_applied() is not None:
+            return
         try:
             review.check_residual_waiver(
                 self.runbook, self.state, {d.dataset: d.residual_count for d in self.containment.datasets},
@@ -622,6 +653,8 @@ class PauseWorkflow:
     @workflow.update
     def decommission(self, input: DecommissionInput) -> UpdateReceipt:
         """An approver votes to end the program for good."""
+        if (seen := self._already_applied()) is not None:
+            return seen
         self.updates_this_run += 1
         self.decommission_votes.append(Approval(actor_id=input.actor.id, role=input.role, digest="decommission",
                                                 at=workflow.now(), comment=input.reason))
@@ -632,6 +665,8 @@ class PauseWorkflow:
 
     @decommission.validator
     def validate_decommission(self, input: DecommissionInput) -> None:
+        if self._already_applied() is not None:
+            return
         try:
             review.check_decommission(self.runbook, self.state, self.request.commander,
                                       self.decommission_votes, input)
@@ -769,6 +804,7 @@ class PauseWorkflow:
             containment=self.containment, checklist=self.checklist, plan=self.plan, approvals=self.approvals,
             decommission_votes=self.decommission_votes, waivers=self.waivers, timeline=self.timeline,
             timeline_archived=self.timeline_archived, run_count=self.run_count + 1,
+            applied_updates=[AppliedUpdate(id=k, receipt=v) for k, v in self.applied_updates.items()],
         )
         workflow.continue_as_new(PauseWorkflowInput(request=self.request, tuning=self.tuning, snapshot=snapshot))
 
@@ -781,7 +817,18 @@ class PauseWorkflow:
         )
 
     def _receipt(self, message: str) -> UpdateReceipt:
-        return UpdateReceipt(state=self.state, message=message, digest=self._current_digest())
+        receipt = UpdateReceipt(state=self.state, message=message, digest=self._current_digest())
+        info = workflow.current_update_info()
+        if info is not None:
+            self.applied_updates[info.id] = receipt
+            while len(self.applied_updates) > APPLIED_UPDATES_KEPT:
+                del self.applied_updates[next(iter(self.applied_updates))]
+        return receipt
+
+    def _already_applied(self) -> UpdateReceipt | None:
+        """The receipt of this update id if an earlier run (or attempt) applied it."""
+        info = workflow.current_update_info()
+        return self.applied_updates.get(info.id) if info is not None else None
 
     def _record(self, actor: str, action: str, detail: str = "", *, accepted: bool = True) -> None:
         self.timeline.append(TimelineEntry(at=workflow.now(), actor=actor, action=action,

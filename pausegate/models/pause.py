@@ -497,6 +497,13 @@ class RefusalInput(Model):
     reason: str = Field(max_length=MAX_NOTE)
 
 
+class AppliedUpdate(Model):
+    """An update already applied, remembered by id so a retry after continue-as-new is not applied twice."""
+
+    id: str
+    receipt: UpdateReceipt
+
+
 class PauseSnapshot(Model):
     """Everything a pause carries across continue-as-new."""
 
@@ -512,6 +519,7 @@ class PauseSnapshot(Model):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     timeline_archived: list[EvidenceRef] = Field(default_factory=list)
     run_count: int = 1
+    applied_updates: list[AppliedUpdate] = Field(default_factory=list)
 
 
 class PauseWorkflowInput(Model):
