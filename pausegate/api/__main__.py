@@ -25,7 +25,7 @@ def openapi_document() -> dict[str, Any]:
     return app.openapi()
 
 
-async def _serve(settings: Settings) -> None:
+async def serve(settings: Settings) -> None:
     from pausegate.api.server import serve_api
     from pausegate.logging import configure
     from pausegate.temporal_client import connect
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.serve:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(load_settings(args.config)))
+            asyncio.run(serve(load_settings(args.config)))
         return 0
     parser.print_help()
     return 2

@@ -14,6 +14,7 @@ app.add_typer(runbook.app, name="runbook")
 app.add_typer(evidence.app, name="evidence")
 app.command()(stack.up)
 app.command()(stack.worker)
+app.command()(stack.api)
 operator.register(app)
 
 if __name__ == "__main__":

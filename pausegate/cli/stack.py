@@ -67,3 +67,14 @@ def worker(
     settings = load_settings(config)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(settings))
+
+
+def api(
+    config: Annotated[Path | None, typer.Option(help="Configuration file (default: $PAUSEGATE_CONFIG).")] = None,
+) -> None:
+    """Serve the HTTP API against the configured Temporal (cluster or Cloud)."""
+    from pausegate.api.__main__ import serve
+
+    configure()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(load_settings(config)))
