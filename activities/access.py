@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from temporalio import activity
 
-from activities.errors import as_application_errors
+from activities.heartbeat import running
 from pausegate.connectors.interfaces import DatasetAccess, EvidenceStore
 from pausegate.errors import EvidenceError
 from pausegate.models.access import (
@@ -56,7 +56,7 @@ class AccessActivities:
     @activity.defn(name="contain_dataset")
     async def contain_dataset(self, input: ContainDatasetInput) -> DatasetContainment:
         """Record the exposure scope, revoke every path but break-glass, and verify through the database."""
-        with as_application_errors():
+        async with running():
             spec = input.dataset
             access = self._access(spec.connection)
             scope = await self._scope(input.pause_key, spec, access)
@@ -84,7 +84,7 @@ class AccessActivities:
     @activity.defn(name="check_dataset")
     async def check_dataset(self, input: CheckDatasetInput) -> DatasetCheck:
         """Whether the dataset is still contained, judged against the recorded scope."""
-        with as_application_errors():
+        async with running():
             spec = input.dataset
             access = self._access(spec.connection)
             scope = ExposureScope.model_validate(self._store.read_json(scope_key(input.pause_key, spec.name)))
@@ -93,7 +93,7 @@ class AccessActivities:
     @activity.defn(name="diff_plan")
     async def diff_plan(self, input: DiffPlanInput) -> PlanDiffSummary:
         """Who loses, keeps and gains access under a plan, against the recorded scope (full diff: evidence)."""
-        with as_application_errors():
+        async with running():
             scope = ExposureScope.model_validate(
                 self._store.read_json(scope_key(input.pause_key, input.dataset.name))
             )
@@ -112,6 +112,6 @@ class AccessActivities:
     @activity.defn(name="restore_grants")
     async def restore_grants(self, input: RestoreGrantsInput) -> RestoreResult:
         """Apply exactly the approved plan's grants for one dataset."""
-        with as_application_errors():
+        async with running():
             access = self._access(input.dataset.connection)
             return await access.restore(input.dataset, list(input.grants))

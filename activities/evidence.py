@@ -7,7 +7,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.errors import as_application_errors
+from activities.heartbeat import running
 from pausegate.connectors.interfaces import AuditSource, EvidenceStore
 from pausegate.evidence.audit_sources import WhoSawWhatBuilder
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
@@ -43,7 +43,7 @@ class EvidenceActivities:
     @activity.defn(name="snapshot_audit_source")
     async def snapshot_audit_source(self, input: SnapshotInput) -> SnapshotResult:
         """Seal one source's records of one segment of the exposure window (once per pause and segment)."""
-        with as_application_errors():
+        async with running():
             source = self._sources(input.source, input.program, list(input.tables))
             key = f"{input.pause_key}/audit/{input.source.name}/{input.segment}"
             records = _heartbeating(source.records(input.window_start, input.window_end))
@@ -55,7 +55,7 @@ class EvidenceActivities:
     async def exposure_report(self, input: ExposureReportInput) -> ExposureSummary:
         """Who read which dataset object, how often, first and last time: computed from the sealed
         bundles themselves, so the report is exactly as good as the evidence."""
-        with as_application_errors():
+        async with running():
             builder = WhoSawWhatBuilder()
             for n, key in enumerate(input.bundles):
                 for record in self._store.iter_bundle(key):
@@ -74,13 +74,13 @@ class EvidenceActivities:
     @activity.defn(name="write_report")
     async def write_report(self, input: ReportInput) -> EvidenceRef:
         """Store the pause's final report."""
-        with as_application_errors():
+        async with running():
             return self._store.put_json(f"{input.pause_key}/report", input.model_dump(mode="json"))
 
     @activity.defn(name="archive_timeline")
     async def archive_timeline(self, input: ArchiveTimelineInput) -> EvidenceRef:
         """Store older timeline entries so the workflow's state stays bounded."""
-        with as_application_errors():
+        async with running():
             return self._store.put_json(
                 f"{input.pause_key}/timeline/{input.sequence:05d}",
                 [e.model_dump(mode="json") for e in input.entries],

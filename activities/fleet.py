@@ -9,7 +9,7 @@ from functools import partial
 
 from temporalio import activity
 
-from activities.errors import as_application_errors
+from activities.heartbeat import running
 from pausegate.connectors.interfaces import FleetConnector
 from pausegate.models.fleet import (
     AgentResultStatus,
@@ -83,7 +83,7 @@ class FleetActivities:
     @activity.defn(name="halt_agents")
     async def halt_agents(self, input: HaltAgentsInput) -> HaltAgentsResult:
         """Switch the program off, then halt every agent not yet halted; count only what the fleet confirms."""
-        with as_application_errors():
+        async with running():
             fleet = self._fleets(input.connection)
             switch = await fleet.set_switch(
                 input.program, SwitchRequest(enabled=False, incident_id=input.incident_id, reason=input.reason)
@@ -96,9 +96,12 @@ class FleetActivities:
             confirmed = sum(1 for r in result.results if r.status == AgentResultStatus.CONFIRMED)
             not_found = sum(1 for r in result.results if r.status == AgentResultStatus.NOT_FOUND)
             waived = set(input.exclude_ids)
+            # An agent the fleet did not answer for is not halted, whatever the rest of the batch says.
+            answered = {r.agent_id for r in result.results}
             unconfirmed = sorted(
-                r.agent_id for r in result.results
-                if r.status == AgentResultStatus.PENDING and r.agent_id not in waived
+                {r.agent_id for r in result.results if r.status == AgentResultStatus.PENDING}
+                | (set(pending) - answered)
+                - waived
             )
             activity.logger.info("halt: %d confirmed, %d unconfirmed of %d", confirmed, len(unconfirmed), total)
             return HaltAgentsResult(
@@ -113,7 +116,7 @@ class FleetActivities:
     @activity.defn(name="check_agents_silent")
     async def check_agents_silent(self, input: HaltAgentsInput) -> AgentsCheck:
         """Whether the switch is still off and no agent is collecting."""
-        with as_application_errors():
+        async with running():
             fleet = self._fleets(input.connection)
             switch = await fleet.get_switch(input.program)
             page = await fleet.list_agents(input.program, page_size=MAX_LISTED_IDS, state=AgentState.COLLECTING)
@@ -127,7 +130,7 @@ class FleetActivities:
     @activity.defn(name="resume_agents")
     async def resume_agents(self, input: ResumeAgentsInput) -> ResumeAgentsResult:
         """Switch the program on and resume the plan's agents (none: the switch stays off)."""
-        with as_application_errors():
+        async with running():
             fleet = self._fleets(input.connection)
             if input.selection.mode == "none":
                 return ResumeAgentsResult(switch_on=False, resumed=0, unconfirmed=0, unconfirmed_ids=[])
@@ -144,6 +147,9 @@ class FleetActivities:
                                        batch_size=input.batch_size, concurrency=input.concurrency) if ids \
                 else BatchResult(results=[])
             confirmed = sum(1 for r in result.results if r.status == AgentResultStatus.CONFIRMED)
-            pending = sorted(r.agent_id for r in result.results if r.status != AgentResultStatus.CONFIRMED)
+            answered = {r.agent_id for r in result.results}
+            pending = sorted(
+                {r.agent_id for r in result.results if r.status != AgentResultStatus.CONFIRMED} | (set(ids) - answered)
+            )
             return ResumeAgentsResult(switch_on=switch.enabled, resumed=confirmed, unconfirmed=len(pending),
                                       unconfirmed_ids=pending[:MAX_LISTED_IDS])

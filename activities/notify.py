@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from temporalio import activity
 
-from activities.errors import as_application_errors
+from activities.heartbeat import running
 from pausegate.connectors.interfaces import Notifier
 from pausegate.models.pause import NotifyInput
 
@@ -20,7 +20,7 @@ class NotifyActivities:
     @activity.defn(name="notify")
     async def notify(self, input: NotifyInput) -> None:
         """Post one message; a retry may post it twice, which chat tolerates better than silence."""
-        with as_application_errors():
+        async with running():
             await self._notifiers(input.connection).send(
                 input.text,
                 {"pause": input.pause_id, "program": input.program, "event": input.event, "state": input.state.value},

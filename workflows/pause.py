@@ -230,9 +230,7 @@ class PauseWorkflow:
                         concurrency=fleet.concurrency,
                         exclude_ids=self._waived_ids(),
                     ),
-                    start_to_close_timeout=timedelta(minutes=30),
-                    heartbeat_timeout=timedelta(seconds=self.tuning.activity_heartbeat_seconds),
-                    retry_policy=_retry(),
+                    **self._opts(timedelta(minutes=30)),
                 )
                 self._apply_halt(result)
             except ActivityError as exc:
@@ -301,9 +299,7 @@ class PauseWorkflow:
                 lambda: workflow.execute_activity_method(
                     AccessActivities.contain_dataset,
                     ContainDatasetInput(pause_key=self.pause_key, dataset=spec),
-                    start_to_close_timeout=timedelta(minutes=30),
-                    heartbeat_timeout=timedelta(seconds=self.tuning.activity_heartbeat_seconds),
-                    retry_policy=_retry(),
+                    **self._opts(timedelta(minutes=30)),
                 ),
                 accept=lambda r: r.verified,
                 describe=lambda r: f"{len(r.residual)} residual paths: " + ", ".join(r.residual[:5]),
@@ -341,9 +337,7 @@ class PauseWorkflow:
                     EvidenceActivities.snapshot_audit_source,
                     SnapshotInput(pause_key=self.pause_key, program=self.runbook.program.id, source=spec,
                                   segment=segment, tables=tables, window_start=start, window_end=end),
-                    start_to_close_timeout=timedelta(hours=2),
-                    heartbeat_timeout=timedelta(seconds=max(30.0, self.tuning.activity_heartbeat_seconds)),
-                    retry_policy=_retry(),
+                    **self._opts(timedelta(hours=2)),
                 ),
             )
             self.containment.evidence.append(result)
@@ -376,9 +370,7 @@ class PauseWorkflow:
             lambda: workflow.execute_activity_method(
                 EvidenceActivities.exposure_report,
                 ExposureReportInput(pause_key=self.pause_key, bundles=bundles),
-                start_to_close_timeout=timedelta(hours=1),
-                heartbeat_timeout=timedelta(seconds=max(30.0, self.tuning.activity_heartbeat_seconds)),
-                retry_policy=_retry(),
+                **self._opts(timedelta(hours=1)),
             ),
         )
         self.containment.exposure = summary
@@ -543,7 +535,7 @@ class PauseWorkflow:
                     AccessActivities.diff_plan,
                     DiffPlanInput(pause_key=self.pause_key, dataset=spec, plan_digest=digest,
                                   grants=[g for g in plan.grants if g.dataset == spec.name]),
-                    start_to_close_timeout=timedelta(minutes=2), retry_policy=_retry(attempts=3),
+                    **self._opts(timedelta(minutes=2), attempts=3),
                 )
                 for spec in specs
             )))
@@ -711,13 +703,13 @@ class PauseWorkflow:
             HaltAgentsInput(connection=self.runbook.fleet.connection, program=self.runbook.program.id,
                             incident_id=self.incident_id, reason=self.request.reason,
                             batch_size=self.runbook.fleet.batch_size, concurrency=self.runbook.fleet.concurrency),
-            start_to_close_timeout=timedelta(minutes=10), retry_policy=_retry(attempts=10),
+            **self._opts(timedelta(minutes=10), attempts=10),
         )
         datasets = await asyncio.gather(*(
             workflow.execute_activity_method(
                 AccessActivities.check_dataset,
                 CheckDatasetInput(pause_key=self.pause_key, dataset=spec),
-                start_to_close_timeout=timedelta(minutes=10), retry_policy=_retry(attempts=10),
+                **self._opts(timedelta(minutes=10), attempts=10),
             )
             for spec in self.runbook.datasets
         ))
@@ -751,7 +743,7 @@ class PauseWorkflow:
                 AccessActivities.restore_grants,
                 RestoreGrantsInput(pause_key=self.pause_key, dataset=spec,
                                    grants=[g for g in plan.grants if g.dataset == spec.name]),
-                start_to_close_timeout=timedelta(minutes=30), retry_policy=_retry(attempts=20),
+                **self._opts(timedelta(minutes=30), attempts=20),
             )
             for spec in self.runbook.datasets
         ))
@@ -765,9 +757,7 @@ class PauseWorkflow:
             ResumeAgentsInput(connection=fleet.connection, program=self.runbook.program.id,
                               incident_id=self.incident_id, selection=plan.agents,
                               batch_size=fleet.batch_size, concurrency=fleet.concurrency),
-            start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=timedelta(seconds=self.tuning.activity_heartbeat_seconds),
-            retry_policy=_retry(attempts=20),
+            **self._opts(timedelta(minutes=30), attempts=20),
         )
         self._record("pausegate", "resume.agents", f"{resumed.resumed} agents resumed, {resumed.unconfirmed} "
                      "will resume when they return")
@@ -777,12 +767,13 @@ class PauseWorkflow:
 
     async def _finish(self, notifier: asyncio.Task[None], restore: list[RestoreResult] | None = None,
                       resumed: ResumeAgentsResult | None = None) -> PauseStatus:
-        self.report = await workflow.execute_activity_method(
+        report: EvidenceRef = await workflow.execute_activity_method(
             EvidenceActivities.write_report,
             ReportInput(pause_key=self.pause_key, status=self.status(), restore=restore or [], resume=resumed),
-            start_to_close_timeout=timedelta(minutes=5), retry_policy=_retry(attempts=20),
+            **self._opts(timedelta(minutes=5), attempts=20),
         )
-        self._record("pausegate", "report.written", f"report {self.report.uri} ({self.report.sha256[:12]})")
+        self.report = report
+        self._record("pausegate", "report.written", f"report {report.uri} ({report.sha256[:12]})")
         await self._drain(notifier)
         return self.status()
 
@@ -795,7 +786,7 @@ class PauseWorkflow:
             ref = await workflow.execute_activity_method(
                 EvidenceActivities.archive_timeline,
                 ArchiveTimelineInput(pause_key=self.pause_key, sequence=len(self.timeline_archived), entries=older),
-                start_to_close_timeout=timedelta(minutes=5), retry_policy=_retry(attempts=20),
+                **self._opts(timedelta(minutes=5), attempts=20),
             )
             self.timeline_archived.append(ref)
             self.timeline = self.timeline[-keep:]
@@ -807,6 +798,15 @@ class PauseWorkflow:
             applied_updates=[AppliedUpdate(id=k, receipt=v) for k, v in self.applied_updates.items()],
         )
         workflow.continue_as_new(PauseWorkflowInput(request=self.request, tuning=self.tuning, snapshot=snapshot))
+
+    def _opts(self, start_to_close: timedelta, *, attempts: int = 5) -> dict[str, Any]:
+        """Activity options: every activity heartbeats (in the background while it waits on a target),
+        so a dead worker's activity is retried within seconds, not at its start-to-close timeout."""
+        return {
+            "start_to_close_timeout": start_to_close,
+            "heartbeat_timeout": timedelta(seconds=self.tuning.activity_heartbeat_seconds),
+            "retry_policy": _retry(attempts),
+        }
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -853,7 +853,7 @@ class PauseWorkflow:
             try:
                 await workflow.execute_activity_method(
                     NotifyActivities.notify, message,
-                    start_to_close_timeout=FAST, retry_policy=_retry(attempts=5),
+                    **self._opts(FAST, attempts=5),
                 )
             except ActivityError as exc:
                 # People still see the state in the status; a lost chat message must not stop the pause.

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pausegate.models.base import Model
 from pausegate.models.evidence import EvidenceRef
-from pausegate.models.runbook import SQL_IDENT
+from pausegate.models.runbook import SLUG, SQL_IDENT
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 COLUMN_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "REFERENCES")
@@ -116,11 +116,11 @@ class ExposureScope(Model):
 class GrantSpec(Model):
     """A grant a resume plan restores: narrow, explicit, reviewed."""
 
-    dataset: str
+    dataset: str = Field(pattern=SLUG)
     role: str = Field(pattern=SQL_IDENT, description="A named role; PUBLIC is never allowed.")
     table: str = Field(pattern=SQL_IDENT)
-    privileges: list[str] = Field(min_length=1)
-    columns: list[str] | None = Field(default=None, description="Restrict to these columns.")
+    privileges: list[str] = Field(min_length=1, max_length=len(PRIVILEGES))
+    columns: list[str] | None = Field(default=None, max_length=1600, description="Restrict to these columns.")
 
     @field_validator("privileges")
     @classmethod

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from pausegate.models.access import DatasetCheck, DatasetContainment, GrantSpec, RestoreResult
 from pausegate.models.base import Model, Mutable
@@ -19,6 +19,11 @@ from pausegate.models.runbook import AuditSourceSpec, DatasetSpec, Runbook
 
 MAX_LISTED_IDS = 200  # ids listed in state; counts carry the rest
 MAX_NOTE = 2000
+# Temporal warns at 256 KB per payload and refuses 2 MB: a plan must fit well inside with the rest of an update.
+MAX_PLAN_BYTES = 256 * 1024
+
+AgentId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Condition = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
 class PauseState(StrEnum):
@@ -81,7 +86,7 @@ class Tuning(Model):
     continue_as_new_after_events: int = 5000
     continue_as_new_after_updates: int = 1000
     timeline_keep: int = Field(default=200, ge=10, description="Timeline entries kept in state; older are archived.")
-    activity_heartbeat_seconds: float = 10.0
+    activity_heartbeat_seconds: float = 5.0
 
 
 # --- progress -----------------------------------------------------------------------
@@ -181,7 +186,7 @@ class AgentSelection(Model):
     """Which agents a resume plan restarts."""
 
     mode: Literal["all", "none", "listed"] = "all"
-    agent_ids: list[str] = Field(default_factory=list, max_length=5000)
+    agent_ids: list[AgentId] = Field(default_factory=list, max_length=5000)
 
     @model_validator(mode="after")
     def _listed(self) -> AgentSelection:
@@ -196,9 +201,19 @@ class ResumePlan(Model):
     """What resuming means: which agents restart, which narrowed grants come back, on what conditions."""
 
     agents: AgentSelection = Field(default_factory=AgentSelection)
-    grants: list[GrantSpec] = Field(default_factory=list, max_length=10000)
-    conditions: list[str] = Field(default_factory=list, max_length=50)
+    grants: list[GrantSpec] = Field(default_factory=list, max_length=1000)
+    conditions: list[Condition] = Field(default_factory=list, max_length=50)
     summary: str = Field(default="", max_length=MAX_NOTE)
+
+    @model_validator(mode="after")
+    def _fits_in_history(self) -> ResumePlan:
+        size = len(self.model_dump_json())
+        if size > MAX_PLAN_BYTES:
+            raise ValueError(
+                f"the plan is {size} bytes; at most {MAX_PLAN_BYTES} fit in workflow history "
+                "(grant to group roles rather than listing many)"
+            )
+        return self
 
 
 class PlanDiffSummary(Model):
@@ -307,7 +322,7 @@ class WaiveAgentsInput(Model):
     """The commander stops waiting for unconfirmed agents."""
 
     actor: Actor
-    agent_ids: list[str] = Field(default_factory=list, max_length=5000)
+    agent_ids: list[AgentId] = Field(default_factory=list, max_length=5000)
     all_unconfirmed: bool = False
     reason: str = Field(min_length=1, max_length=MAX_NOTE)
 

@@ -57,7 +57,9 @@ class TestLifecycleThroughTheApi:
             assert approved.status_code == 200, approved.text
             assert approved.json()["actor"] == who
 
-        final = await api.wait_for_state("RESUMED", timeout=90)
+        # The report is written as the pause closes, just after it enters RESUMED.
+        final = await api.wait_for(lambda v: v["state"] == "RESUMED" and v["report"] is not None, timeout=90,
+                                   what="resumed with its report")
         assert final["report"] is not None
 
         # Every action is in the timeline under the person whose token made it.
