@@ -44,8 +44,14 @@ API_ACTOR = "api"
 MAX_PAGE_SIZE = 5000
 
 
+def _op(request: Request) -> str:
+    """The contract operation a request is (the names FaultSettings.ops uses)."""
+    resource = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    return "get_switch" if resource == "switch" and request.method == "GET" else resource
+
+
 async def inject_faults(request: Request, _auth: Annotated[None, Depends(authenticate)]) -> None:
-    await request.app.state.faults.before_apply()
+    await request.app.state.faults.before_apply(request, _op(request))
 
 
 def get_program(program: str, request: Request) -> Program:
@@ -91,7 +97,7 @@ async def set_switch(program: ProgramDep, body: SwitchRequest, request: Request)
     state = program.set_switch(body, actor=API_ACTOR)
     if not body.enabled:
         await program.settle()
-    await request.app.state.faults.after_apply()
+    await request.app.state.faults.after_apply(request, "switch")
     return state
 
 
@@ -110,11 +116,13 @@ _BATCH_DOC = (
     description=_BATCH_DOC + " Confirmed only once no telemetry write of those agents can still commit.",
 )
 async def halt(program: ProgramDep, body: BatchRequest, request: Request) -> Response:
+    faults = request.app.state.faults
+    body, withheld = faults.split_batch("halt", body)
     result = program.halt(body, actor=API_ACTOR)
     # Also on a replay: the first answer may have been lost while a write was still in flight.
     await program.settle(body.agent_ids)
-    await request.app.state.faults.after_apply()
-    return _json(result)
+    await faults.after_apply(request, "halt")
+    return _json(faults.answer_batch(result, withheld))
 
 
 @contract.post(
@@ -125,9 +133,11 @@ async def halt(program: ProgramDep, body: BatchRequest, request: Request) -> Res
     responses={409: {"description": "The program switch is disabled."}},
 )
 async def resume(program: ProgramDep, body: BatchRequest, request: Request) -> Response:
+    faults = request.app.state.faults
+    body, withheld = faults.split_batch("resume", body)
     result = program.resume(body, actor=API_ACTOR)
-    await request.app.state.faults.after_apply()
-    return _json(result)
+    await faults.after_apply(request, "resume")
+    return _json(faults.answer_batch(result, withheld))
 
 
 @contract.get(

@@ -1,0 +1,309 @@
+"""Random sequences of actions by random actors against a real pause, checked against a model of the rules.
+
+The model (pure, below) predicts whether each action is accepted or refused and what the pause looks
+like afterwards. Whatever the sequence: no resume without the runbook's quorum on the current plan and
+verified containment; no approval from the commander or twice from one person or role; the timeline
+records every accepted and every refused action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from temporalio.service import RPCError
+
+from pausegate.faultreport import record_result
+from pausegate.models.pause import (
+    Actor,
+    ApproveInput,
+    CompleteItemInput,
+    EvidenceAttachment,
+    PauseState,
+    PauseStatus,
+    ProposePlanInput,
+    RejectPlanInput,
+    ResumePlan,
+    WaiveAgentsInput,
+)
+from pausegate.pauses import ActionRefused, pause_handle
+from tests.faults.conftest import HarnessFactory
+from tests.support.harness import Harness
+from tests.workflows.test_lifecycle import NARROWED_PLAN
+
+T = TypeVar("T")
+
+COMMANDER = Actor(id="carol", roles=["incident-commander", "ciso"])  # a commander who is also an approver
+ACTORS = [
+    COMMANDER,
+    Actor(id="ann", roles=["security-analyst"]),
+    Actor(id="sam", roles=["security-lead"]),
+    Actor(id="dave", roles=["data-engineer"]),
+    Actor(id="pia", roles=["privacy-officer"]),
+    Actor(id="lee", roles=["legal-counsel"]),
+    Actor(id="cleo", roles=["ciso"]),
+    Actor(id="cora", roles=["ciso"]),  # a second CISO: one approval per role
+    Actor(id="pat", roles=["cpo"]),
+    Actor(id="tom", roles=["cto", "security-lead"]),
+    Actor(id="mallory", roles=[]),
+]
+APPROVER_ROLES = ["ciso", "cpo", "cto"]
+PROPOSER_ROLES = ["incident-commander", "security-lead"]
+PLANS = [NARROWED_PLAN, NARROWED_PLAN.model_copy(update={"summary": "the same grants, reworded"}),
+         ResumePlan(summary="resume nothing but the agents")]
+REVIEW_STATES = {PauseState.CONTAINING, PauseState.UNDER_REVIEW, PauseState.AWAITING_APPROVAL}
+
+
+@dataclass
+class Model:
+    """What the rules say the pause is."""
+
+    items: dict[str, tuple[list[str], list[str], list[str]]]  # id -> (roles, depends_on, evidence)
+    state: PauseState = PauseState.UNDER_REVIEW
+    done: set[str] = field(default_factory=set)
+    plan: int | None = None
+    plan_version: int = 0  # any change of plan or checklist makes earlier digests stale
+    approvals: list[tuple[str, str]] = field(default_factory=list)
+    accepted: int = 0
+    refused: int = 0
+
+    def _settle(self) -> None:
+        ready = self.plan is not None and self.done == set(self.items)
+        if self.state in (PauseState.UNDER_REVIEW, PauseState.AWAITING_APPROVAL):
+            self.state = PauseState.AWAITING_APPROVAL if ready else PauseState.UNDER_REVIEW
+
+    def complete(self, item: str, actor: Actor, with_evidence: bool) -> bool:
+        roles, deps, _ = self.items[item]
+        ok = self.state in REVIEW_STATES and actor.has_any(roles) and set(deps) <= self.done and with_evidence
+        if ok:
+            self.done.add(item)
+            self.approvals = []
+            self.plan_version += 1
+            self._settle()
+        return ok
+
+    def propose(self, actor: Actor, plan: int) -> bool:
+        ok = self.state in REVIEW_STATES and actor.has_any(PROPOSER_ROLES)
+        if ok:
+            self.plan = plan
+            self.approvals = []
+            self.plan_version += 1
+            self._settle()
+        return ok
+
+    def reject(self, actor: Actor) -> bool:
+        ok = self.state in REVIEW_STATES and self.plan is not None and actor.has_any(APPROVER_ROLES + PROPOSER_ROLES)
+        if ok:
+            self.plan = None
+            self.approvals = []
+            self.plan_version += 1
+            self._settle()
+        return ok
+
+    def approve(self, actor: Actor, role: str, current: bool) -> bool:
+        ok = (
+            self.state == PauseState.AWAITING_APPROVAL
+            and role in actor.roles and role in APPROVER_ROLES
+            and actor.id != COMMANDER.id
+            and all(a != actor.id for a, _ in self.approvals)
+            and all(r != role for _, r in self.approvals)
+            and current
+        )
+        if ok:
+            self.approvals.append((actor.id, role))
+            if len(self.approvals) >= 2:
+                self.state = PauseState.RESUMED
+        return ok
+
+
+class PauseMachine(RuleBasedStateMachine):
+    harness: Harness
+    loop: asyncio.AbstractEventLoop
+    stats: dict[str, int]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: Model | None = None
+        self.handle: Any = None
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)  # type: ignore[arg-type]
+
+    def status(self) -> PauseStatus:
+        return self.run(self.harness.status())
+
+    def act(self, action: Any, predicted: bool) -> None:
+        assert self.model is not None
+        try:
+            self.run(self.harness.act(action))
+            accepted = True
+        except ActionRefused:
+            accepted = False
+        self.stats["accepted" if accepted else "refused"] += 1
+        name = type(action).__name__
+        assert accepted == predicted, f"{name} by {action.actor.id}: model says " \
+            f"{'accept' if predicted else 'refuse'}, the pause {'accepted' if accepted else 'refused'}"
+        if accepted:
+            self.model.accepted += 1
+        else:
+            self.model.refused += 1
+
+    @initialize()
+    def start(self) -> None:
+        h = self.harness
+        with contextlib.suppress(RPCError):
+            # The previous example's pause, if it is still open.
+            self.run(pause_handle(h.client, h.program).terminate("next example"))
+        self.handle, started = self.run(h.pause(commander=COMMANDER))
+        assert started
+        self.run(h.wait_for_state(PauseState.UNDER_REVIEW, timeout=60))
+        items = {i.id: (i.roles, i.depends_on, i.evidence) for i in h.runbook.checklist}
+        self.model = Model(items=items)
+        self.stats["pauses"] += 1
+
+    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @rule(actor=st.sampled_from(ACTORS))
+    def pull_the_kill_switch_again(self, actor: Actor) -> None:
+        _, started = self.run(self.harness.pause(commander=actor, reason="pulled again"))
+        assert not started, "a second pull started a second pause"
+
+    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @rule(item=st.sampled_from(["access-review", "root-cause", "narrowed-access", "data-minimisation",
+                                "employee-notice", "legal-privacy-review"]),
+          actor=st.sampled_from(ACTORS), with_evidence=st.booleans())
+    def complete(self, item: str, actor: Actor, with_evidence: bool) -> None:
+        assert self.model is not None
+        required = self.model.items[item][2]
+        evidence = [EvidenceAttachment(name=e, uri=f"https://docs.example.com/{e}") for e in required] \
+            if with_evidence else []
+        predicted = self.model.complete(item, actor, with_evidence)
+        self.act(CompleteItemInput(actor=actor, item_id=item, evidence=evidence), predicted)
+
+    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @rule(pick=st.integers(0, 10), count=st.integers(1, 3))
+    def complete_the_next_items_properly(self, pick: int, count: int) -> None:
+        """Reviewers mostly do their job: without this, random sequences rarely reach sign-off."""
+        assert self.model is not None
+        model = self.model
+        for _ in range(count):
+            ready = [i for i, (_, deps, _) in model.items.items() if i not in model.done and set(deps) <= model.done]
+            if not ready:
+                return
+            item = ready[pick % len(ready)]
+            holders = [a for a in ACTORS if a.has_any(model.items[item][0])]
+            self.complete(item, holders[pick % len(holders)], True)
+
+    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @rule(actor=st.sampled_from([a for a in ACTORS if a.has_any(PROPOSER_ROLES)]), plan=st.integers(0, 1))
+    def a_proposer_proposes(self, actor: Actor, plan: int) -> None:
+        self.propose(actor, plan)
+
+    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @rule(actor=st.sampled_from([a for a in ACTORS if a.has_any(APPROVER_ROLES)]))
+    def an_approver_approves_what_is_shown(self, actor: Actor) -> None:
+        self.approve(actor, next(r for r in actor.roles if r in APPROVER_ROLES), True)
+
+    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @rule(actor=st.sampled_from(ACTORS), plan=st.integers(0, len(PLANS) - 1))
+    def propose(self, actor: Actor, plan: int) -> None:
+        assert self.model is not None
+        predicted = self.model.propose(actor, plan)
+        self.act(ProposePlanInput(actor=actor, plan=PLANS[plan]), predicted)
+
+    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @rule(actor=st.sampled_from(ACTORS))
+    def reject(self, actor: Actor) -> None:
+        assert self.model is not None
+        predicted = self.model.reject(actor)
+        self.act(RejectPlanInput(actor=actor, reason="not narrow enough"), predicted)
+
+    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @rule(actor=st.sampled_from(ACTORS))
+    def waive(self, actor: Actor) -> None:
+        # Every agent is confirmed: there is nothing to waive, whoever asks.
+        self.act(WaiveAgentsInput(actor=actor, all_unconfirmed=True, reason="unreachable"), False)
+
+    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @rule(actor=st.sampled_from(ACTORS), role=st.sampled_from([*APPROVER_ROLES, "incident-commander"]),
+          current=st.booleans())
+    def approve(self, actor: Actor, role: str, current: bool) -> None:
+        assert self.model is not None
+        digest = self.status().approval_digest
+        if not current or digest is None:
+            current = False
+            digest = "0" * 64
+        predicted = self.model.approve(actor, role, current)
+        self.act(ApproveInput(actor=actor, role=role, digest=digest), predicted)
+        if self.model.state == PauseState.RESUMED:
+            final = self.run(self.handle.result())
+            assert final.state == PauseState.RESUMED
+            self.stats["resumed"] += 1
+
+    @rule()
+    def someone_reads_the_pause(self) -> None:
+        """Always possible, also once the pause is over."""
+        self.status()
+
+    @invariant()
+    def the_pause_is_what_the_rules_say(self) -> None:
+        if self.model is None:
+            return
+        status = self.status()
+        assert status.state == self.model.state
+        if status.state == PauseState.AWAITING_APPROVAL:
+            self.stats["steps_awaiting_approval"] += 1
+        assert [(a.actor_id, a.role) for a in status.approvals] == self.model.approvals
+        assert {i.id for i in status.checklist if i.done} == self.model.done
+        # Never the commander, never one person or role twice.
+        ids = [a.actor_id for a in status.approvals]
+        assert COMMANDER.id not in ids and len(ids) == len(set(ids))
+        assert len({a.role for a in status.approvals}) == len(status.approvals)
+        if status.state in (PauseState.RESUMING, PauseState.RESUMED):
+            assert status.containment.contained_at is not None and status.containment.access_revoked
+            assert all(i.done for i in status.checklist) and status.plan is not None
+            assert len([a for a in status.approvals if a.digest == status.approval_digest]) >= status.quorum
+        # Every accepted and refused action is in the timeline (refusals arrive by signal: poll).
+        deadline = time.monotonic() + 5
+        while True:
+            accepted = sum(1 for e in status.timeline if e.accepted and e.action in (
+                "checklist.completed", "checklist.amended", "plan.proposed", "plan.rejected", "plan.approved"))
+            refused = sum(1 for e in status.timeline if not e.accepted and e.action.startswith("refused."))
+            if (accepted, refused) == (self.model.accepted, self.model.refused) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+            status = self.status()
+        assert (accepted, refused) == (self.model.accepted, self.model.refused)
+
+
+@pytest.mark.slow
+async def test_random_actions_by_random_actors_follow_the_rules(make_harness: HarnessFactory) -> None:
+    async with make_harness(agents=20) as h:
+        PauseMachine.harness = h
+        PauseMachine.loop = asyncio.get_running_loop()
+        PauseMachine.stats = {"pauses": 0, "accepted": 0, "refused": 0, "resumed": 0, "steps_awaiting_approval": 0}
+        # No shrinking: a live pause cannot be replayed step for step; a failure is reported as found.
+        config = settings(max_examples=20, stateful_step_count=50, deadline=None, derandomize=True,
+                          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        await asyncio.to_thread(run_state_machine_as_test, PauseMachine, settings=config)
+        stats = PauseMachine.stats
+        assert stats["accepted"] > 0 and stats["refused"] > 0 and stats["resumed"] > 0
+        record_result("hostile and mistaken actions (random actors)", f"{stats['pauses']} random pause lifecycles",
+                      injected=stats["refused"] + stats["accepted"],
+                      outcome=f"{stats['accepted']} accepted and {stats['refused']} refused exactly as the rules "
+                              f"predict, all in the timeline; {stats['resumed']} resumed, each with quorum",
+                      **stats)
