@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -17,6 +19,7 @@ from pausegate.evidence.audit_sources import configure_statement_logging
 from pausegate.postgres_embedded import restart_postgres, start_postgres
 from pausegate.stack import _owned_by_postgres
 from pausegate.temporal_client import temporal_cli
+from tests.support.harness import Harness, HarnessFactory, pause_harness
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -47,3 +50,21 @@ def postgres() -> Iterator[tuple[str, Path]]:
     yield dsn, pglog
     server.cleanup()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def make_harness(temporal_client: Client, postgres: tuple[str, Path], tmp_path: Path) -> HarnessFactory:
+    """Build a pause world with options (agents, offline agents, tuning, faults)."""
+    dsn, pglog = postgres
+
+    def make(**options: Any) -> AbstractAsyncContextManager[Harness]:
+        return pause_harness(temporal_client, dsn, pglog, tmp_path, **options)
+
+    return make
+
+
+@pytest_asyncio.fixture
+async def harness(make_harness: HarnessFactory) -> AsyncIterator[Harness]:
+    """A pause world with the defaults: 200 agents, all online, fast retries."""
+    async with make_harness() as h:
+        yield h

@@ -6,17 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
-from temporalio.client import Client
 
 from tests.api.support import ApiWorld, api_world
-from tests.support.harness import Harness, pause_harness
-
-
-@pytest_asyncio.fixture
-async def harness(temporal_client: Client, postgres: tuple[str, Path], tmp_path: Path) -> AsyncIterator[Harness]:
-    dsn, pglog = postgres
-    async with pause_harness(temporal_client, dsn, pglog, tmp_path) as h:
-        yield h
+from tests.support.harness import Harness
 
 
 @pytest_asyncio.fixture

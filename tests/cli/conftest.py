@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest_asyncio
-from temporalio.client import Client
 
 from tests.api.support import ApiWorld, api_world
-from tests.support.harness import Harness, pause_harness
+from tests.support.harness import Harness
 
 
 @dataclass
@@ -24,13 +23,6 @@ class Run:
 
 
 CliRunner = Callable[..., Awaitable[Run]]
-
-
-@pytest_asyncio.fixture
-async def harness(temporal_client: Client, postgres: tuple[str, Path], tmp_path: Path) -> AsyncIterator[Harness]:
-    dsn, pglog = postgres
-    async with pause_harness(temporal_client, dsn, pglog, tmp_path) as h:
-        yield h
 
 
 @pytest_asyncio.fixture

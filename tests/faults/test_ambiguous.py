@@ -17,10 +17,10 @@ from pausegate.faultreport import record_result
 from pausegate.fleet_service.settings import FaultSettings
 from pausegate.models.pause import PauseState, Tuning
 from pausegate.worker import build_worker
-from tests.faults.conftest import HarnessFactory
 from tests.faults.support import database_of, fleet_effects, fleet_faults, settled_pg_statements
 from tests.faults.test_crash_sweep import approve
 from tests.faults.worker_proc import FaultConnectors
+from tests.support.harness import HarnessFactory
 from tests.workflows.test_lifecycle import can_read
 
 RATE = 0.1

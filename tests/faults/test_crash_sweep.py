@@ -18,7 +18,6 @@ from pausegate.connectors.postgres_access import PostgresAccess
 from pausegate.faultreport import record_result
 from pausegate.fleet_service.settings import FaultSettings
 from pausegate.models.pause import ApproveInput, PauseState, PauseStatus, ProposePlanInput, Tuning
-from tests.faults.conftest import HarnessFactory
 from tests.faults.support import (
     WorkerProcess,
     activity_timeouts,
@@ -28,7 +27,7 @@ from tests.faults.support import (
     settled_pg_statements,
     until,
 )
-from tests.support.harness import CISO, COMMANDER, CPO, Harness
+from tests.support.harness import CISO, COMMANDER, CPO, Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review
 
 CRASH_TUNING = Tuning(halt_retry_initial_seconds=0.5, halt_retry_max_seconds=2.0, activity_heartbeat_seconds=1.5)

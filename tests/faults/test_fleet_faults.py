@@ -12,10 +12,9 @@ import pytest
 from pausegate.faultreport import record_result
 from pausegate.fleet_service.settings import FaultSettings
 from pausegate.models.pause import AgentSelection, ApproveInput, PauseState, ProposePlanInput, ResumePlan, Tuning
-from tests.faults.conftest import HarnessFactory
 from tests.faults.support import activity_timeouts, fleet_effects, fleet_faults, until
 from tests.faults.test_crash_sweep import approve
-from tests.support.harness import CISO, COMMANDER, CPO, Harness
+from tests.support.harness import CISO, COMMANDER, CPO, Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review
 
 TUNING = Tuning(halt_retry_initial_seconds=0.5, halt_retry_max_seconds=4.0, activity_heartbeat_seconds=2.0)

@@ -42,8 +42,7 @@ from pausegate.models.pause import (
     WaiveAgentsInput,
 )
 from pausegate.pauses import ActionRefused, pause_handle
-from tests.faults.conftest import HarnessFactory
-from tests.support.harness import Harness
+from tests.support.harness import Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN
 
 T = TypeVar("T")

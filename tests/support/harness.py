@@ -10,7 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,9 @@ class Harness:
 
     async def wait_for_state(self, *states: PauseState, timeout: float = 60.0) -> PauseStatus:
         return await self.wait_for(lambda s: s.state in states, timeout=timeout, what=f"state in {states}")
+
+
+HarnessFactory = Callable[..., AbstractAsyncContextManager[Harness]]
 
 
 @asynccontextmanager

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseState, Tuning
-from tests.support.harness import ANALYST, FAST_TUNING, Harness
-from tests.workflows.conftest import HarnessFactory
+from tests.support.harness import ANALYST, FAST_TUNING, Harness, HarnessFactory
 
 AMENDMENTS = 60
 TUNING = FAST_TUNING.model_copy(update={"continue_as_new_after_updates": 15, "timeline_keep": 20})

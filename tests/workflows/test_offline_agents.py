@@ -7,8 +7,7 @@ import psycopg
 
 from pausegate.models.pause import ApproveInput, PauseState, ProposePlanInput, WaiveAgentsInput
 from pausegate.pauses import ActionRefused
-from tests.support.harness import CISO, COMMANDER, Harness
-from tests.workflows.conftest import HarnessFactory
+from tests.support.harness import CISO, COMMANDER, Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review
 
 OFFLINE = "agent-00007"

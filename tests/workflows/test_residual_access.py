@@ -8,8 +8,7 @@ import psycopg
 from psycopg import sql
 
 from pausegate.models.pause import PauseState, WaiveResidualInput
-from tests.support.harness import ANALYST, COMMANDER
-from tests.workflows.conftest import HarnessFactory
+from tests.support.harness import ANALYST, COMMANDER, HarnessFactory
 from tests.workflows.test_refusals import refused
 
 
