@@ -236,9 +236,19 @@ class PostgresLogSource:
             f for f in files if datetime.fromtimestamp(f.stat().st_mtime, UTC) >= start - timedelta(seconds=5)
         ]
 
-    def _entries(self, path: Path) -> Iterator[dict[str, Any]]:
+    def _entries(self, path: Path, start: datetime) -> Iterator[dict[str, Any]]:
+        # The server logs every statement of every database: most lines are skipped by a byte
+        # search, before any JSON is parsed. Sessions belong to one database, so skipping other
+        # databases' lines never separates a statement from the error that follows it.
+        database = json.dumps(self.database).encode() if self.database is not None else None
+        earliest = start.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S").encode()
         with path.open("rb") as f:
             for lineno, raw in enumerate(f, 1):
+                if database is not None and b'"dbname":' + database not in raw:
+                    continue
+                # jsonlog lines start with {"timestamp":"YYYY-MM-DD HH:MM:SS.mmm UTC"; other zones are parsed.
+                if raw.startswith(b'{"timestamp":"') and raw[37:42] == b' UTC"' and raw[14:33] < earliest:
+                    continue
                 try:
                     entry = json.loads(raw)
                 except ValueError:
@@ -282,7 +292,7 @@ class PostgresLogSource:
         # Memory is bounded by the number of sessions, not by the log's size.
         pending: dict[str, dict[str, Any]] = {}
         for path in self._files(start):
-            for entry in self._entries(path):
+            for entry in self._entries(path, start):
                 session = str(entry.get("session_id", ""))
                 held = pending.pop(session, None)
                 if held is not None:
