@@ -8,7 +8,6 @@ directory, an open pause goes on where it was.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pwd
@@ -221,11 +220,3 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
             api_url=api_url,
             admin_token=admin_token,
         )
-
-
-async def serve_forever(options: StackOptions, *, ready: asyncio.Event | None = None) -> None:
-    """Run the embedded stack until cancelled."""
-    async with embedded_stack(options):
-        if ready:
-            ready.set()
-        await asyncio.Event().wait()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseState, Tuning
+from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseState
 from tests.support.harness import ANALYST, FAST_TUNING, Harness, HarnessFactory
 
 AMENDMENTS = 60
@@ -21,7 +21,6 @@ async def run_histories(h: Harness) -> list[int]:
 class TestLongReview:
     async def test_history_stays_bounded_across_many_review_actions(self, make_harness: HarnessFactory) -> None:
         async with make_harness(agents=20, tuning=TUNING) as h:
-            assert isinstance(h.tuning, Tuning)
             await h.pause()
             await h.wait_for_state(PauseState.UNDER_REVIEW)
             for n in range(AMENDMENTS):

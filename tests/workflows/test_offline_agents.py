@@ -55,9 +55,14 @@ class TestOfflineAgent:
             status = await h.wait_for_state(PauseState.AWAITING_APPROVAL)
             agents = status.containment.agents
             assert agents.confirmed and (agents.halted, agents.unconfirmed, agents.waived) == (50, 0, 0)
-            assert h.fleet_state.program(h.program).agents[OFFLINE].halted or \
-                not h.fleet_state.program(h.program).switch.enabled
-            assert rows_of(h, OFFLINE) == 0  # it was offline before the pause and never wrote since
+            # Back online, the agent reports itself halted and writes nothing, however many ticks pass.
+            async with httpx.AsyncClient(base_url=h.fleet.url) as fleet:
+                listed = (await fleet.get(f"/v1/programs/{h.program}/agents", params={"page_size": 100})).json()
+            assert next(a for a in listed["agents"] if a["id"] == OFFLINE)["state"] == "halted"
+            program = h.fleet_state.program(h.program)
+            ticks = program.counters.ticks + 5
+            await h.eventually(lambda: program.counters.ticks >= ticks, what="5 fleet ticks")
+            assert rows_of(h, OFFLINE) == 0
 
     async def test_the_commander_may_waive_an_unreachable_agent_with_a_reason(
         self, make_harness: HarnessFactory
