@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, TypeAdapter, ValidationError
 
 from pausegate.errors import ConfigError, UnknownConnectionError
 from pausegate.models.base import Model
+
+if TYPE_CHECKING:
+    from pausegate.evidence.store import LocalEvidenceStore
 
 CONFIG_ENV = "PAUSEGATE_CONFIG"
 DEFAULT_CONFIG = Path(".pausegate/config.toml")
@@ -67,6 +70,20 @@ class EvidenceSettings(Model):
 
     directory: Path = Path(".pausegate/evidence")
     signing_key: Path | None = Field(default=None, description="Ed25519 private key (PEM); created on first use.")
+    compression: Literal["zstd", "none"] = Field(
+        default="zstd", description="How sealed chunks are stored: zstd-compressed JSON lines, or plain."
+    )
+    compression_level: int = Field(default=1, ge=-7, le=19, description="zstd level for sealed chunks.")
+
+    def open_store(self) -> LocalEvidenceStore:
+        from pausegate.evidence.store import LocalEvidenceStore
+
+        return LocalEvidenceStore(
+            self.directory,
+            self.signing_key,
+            compression=self.compression,
+            compression_level=self.compression_level,
+        )
 
 
 class OidcSettings(Model):

@@ -126,7 +126,7 @@ class ApiState:
         # Built on first use: generating the OpenAPI document must not touch the evidence directory.
         if self.evidence_store is None:
             ev = self.settings.evidence
-            self.evidence_store = LocalEvidenceStore(ev.directory, ev.signing_key)
+            self.evidence_store = ev.open_store()
         return self.evidence_store
 
     def runbook(self, program: str) -> Runbook:

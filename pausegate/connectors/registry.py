@@ -19,9 +19,7 @@ class Connectors:
         self._access: dict[str, DatasetAccess] = {}
         self._notifiers: dict[str, Notifier] = {}
         if evidence_store is None:
-            from pausegate.evidence.store import LocalEvidenceStore
-
-            evidence_store = LocalEvidenceStore(settings.evidence.directory, settings.evidence.signing_key)
+            evidence_store = settings.evidence.open_store()
         self.evidence_store: EvidenceStore = evidence_store
 
     def fleet(self, name: str) -> FleetConnector:

@@ -6,7 +6,9 @@ Layout of one bundle (``<key>`` = ``<pause>/<name>``)::
     <root>/<pause>/<name>.bundle/
         manifest.json           canonical JSON (BundleManifest)
         manifest.sig            Ed25519 signature over manifest.json's bytes (SignatureFile)
-        chunks/<sha256>.jsonl   records, one canonical JSON object per line
+        chunks/<sha256>.jsonl.zst   records, one canonical JSON object per line, zstd-compressed
+                                    (<sha256> is the digest of the file's bytes; bundles
+                                    sealed uncompressed have chunks/<sha256>.jsonl)
     <root>/<pause>/.chain-head.json   the pause's latest bundle (a cache; bundles are the truth)
     <root>/<pause>/.chain.lock        serialises appends to the pause's chain
 
@@ -24,16 +26,18 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import structlog
+import zstandard
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field, ValidationError
 
@@ -59,7 +63,6 @@ GENESIS = "0" * 64
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 CHUNKS = "chunks"
-CHUNK_SUFFIX = ".jsonl"
 CHAIN_HEAD = ".chain-head.json"
 CHAIN_LOCK = ".chain.lock"
 DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
@@ -103,6 +106,9 @@ class BundleManifest(Model):
         pattern=SHA256_HEX, description="Digest of the last entry (GENESIS chain start if none)."
     )
     signing_key_sha256: str = Field(pattern=SHA256_HEX)
+    encoding: Literal["jsonl", "jsonl+zstd"] = Field(
+        default="jsonl", description="How chunk files store their records; entries' sha256 is of the stored bytes."
+    )
     entries: list[ManifestEntry]
 
 
@@ -160,149 +166,203 @@ def time_text(value: Any) -> str | None:
 # ---------------------------------------------------------------- chunking
 
 
-@dataclass
-class _Buffer:
-    lines: list[bytes] = field(default_factory=list)
-    size: int = 0
+@dataclass(frozen=True, slots=True)
+class RecordBlock:
+    """Whole records as canonical JSON lines (each ending in a newline), handed to the sealer
+    in one piece: per-record work belongs to whoever produces the records, not to sealing.
+
+    ``first_at`` / ``last_at`` are the times of the first and last record that has one."""
+
+    data: bytes
+    records: int
     first_at: str | None = None
     last_at: str | None = None
 
 
-def _write_chunk(directory: Path, index: int, buf: _Buffer) -> ManifestEntry:
-    # joining in the worker keeps the 4 MiB copy off the event loop (bytes.join releases the
-    # GIL for large results), as do hashing, writing and fsync
-    data = b"".join(buf.lines)
-    digest = hashlib.sha256(data).hexdigest()
+def line_time(line: bytes) -> str | None:
     try:
-        write_new(directory / f"{digest}{CHUNK_SUFFIX}", data)
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return time_text(record.get(TIME_FIELD)) if isinstance(record, dict) else None
+
+
+def _first_time(data: bytes, start: int, stop: int) -> str | None:
+    """Time of the first timed line in ``data[start:stop]`` (whole lines)."""
+    while start < stop:
+        end = data.index(b"\n", start) + 1
+        at = line_time(data[start:end])
+        if at is not None:
+            return at
+        start = end
+    return None
+
+
+def _last_time(data: bytes, start: int, stop: int) -> str | None:
+    """Time of the last timed line in ``data[start:stop]`` (whole lines)."""
+    while stop > start:
+        begin = data.rfind(b"\n", start, stop - 1) + 1
+        at = line_time(data[max(begin, start) : stop])
+        if at is not None:
+            return at
+        stop = max(begin, start)
+    return None
+
+
+def split_block(block: RecordBlock, cut: int, records: int | None = None) -> tuple[RecordBlock, RecordBlock | None]:
+    """``block`` cut after the line ending at or after byte ``cut`` (or after ``records``
+    lines); the tail is None when nothing is left. Only the pieces' edges are parsed."""
+    data = block.data
+    if records is not None:
+        pos = 0
+        for _ in range(records):
+            pos = data.index(b"\n", pos) + 1
+        head_records = records
+    else:
+        pos = data.find(b"\n", max(cut, 1) - 1) + 1
+        if pos == 0:
+            pos = len(data)
+        head_records = -1
+    if pos >= len(data):
+        return block, None
+    if head_records < 0:
+        head_records = data.count(b"\n", 0, pos)
+    head_last = _last_time(data, 0, pos)
+    tail_first = _first_time(data, pos, len(data))
+    head = RecordBlock(data[:pos], head_records, block.first_at if head_last else None, head_last)
+    tail = RecordBlock(data[pos:], block.records - head_records, tail_first, block.last_at if tail_first else None)
+    return head, tail
+
+
+Encoding = Literal["jsonl", "jsonl+zstd"]
+CHUNK_SUFFIXES: dict[str, str] = {"jsonl": ".jsonl", "jsonl+zstd": ".jsonl.zst"}
+DEFAULT_ZSTD_LEVEL = 1
+_compressors = threading.local()
+
+
+def chunk_name(digest: str, encoding: str) -> str:
+    return f"{digest}{CHUNK_SUFFIXES[encoding]}"
+
+
+def _compress(data: bytes, level: int) -> bytes:
+    # a compressor is not thread-safe, and building one per chunk costs more than a small chunk
+    cache: dict[int, zstandard.ZstdCompressor] | None = getattr(_compressors, "by_level", None)
+    if cache is None:
+        cache = _compressors.by_level = {}
+    compressor = cache.get(level)
+    if compressor is None:
+        compressor = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    return compressor.compress(data)
+
+
+def decode_chunk(stored: bytes, encoding: str, size_bytes: int) -> bytes:
+    """A chunk's records from its stored bytes; refuses to inflate beyond ``size_bytes``."""
+    if encoding == "jsonl":
+        return stored
+    try:
+        declared = zstandard.frame_content_size(stored)
+        if declared != size_bytes:
+            raise EvidenceError(f"chunk declares {declared} bytes of records, the manifest {size_bytes}")
+        return zstandard.ZstdDecompressor().decompress(stored, max_output_size=size_bytes)
+    except zstandard.ZstdError as exc:
+        raise EvidenceError(f"chunk does not decompress: {exc}") from exc
+
+
+def _write_chunk(directory: Path, index: int, parts: list[RecordBlock], encoding: str, level: int) -> ManifestEntry:
+    # Runs in a worker thread: joining, compressing, hashing and writing all release the GIL,
+    # so two chunks are sealed at once on two cores. The digest is of the stored bytes, so
+    # what is checked is exactly what is on disk (decompression is deterministic).
+    data = parts[0].data if len(parts) == 1 else b"".join([p.data for p in parts])
+    stored = _compress(data, level) if encoding == "jsonl+zstd" else data
+    digest = hashlib.sha256(stored).hexdigest()
+    try:
+        write_new(directory / chunk_name(digest, encoding), stored)
     except FileExistsError:
         pass  # identical chunk earlier in the same bundle: content addressing stores it once
+    times = [p for p in parts if p.first_at is not None]
     return ManifestEntry(
         index=index,
         sha256=digest,
         size_bytes=len(data),
-        records=len(buf.lines),
-        first_at=buf.first_at,
-        last_at=buf.last_at,
+        records=sum(p.records for p in parts),
+        first_at=times[0].first_at if times else None,
+        last_at=times[-1].last_at if times else None,
         prev=GENESIS,
     )
 
 
 IN_FLIGHT = 3
-# A stream that never waits never lets the event loop run, and never releases the GIL: each
-# writer thread coming back from hashing or a syscall would then wait out the interpreter's
-# switch interval (5 ms) for it, several times per chunk. Passing through the loop every
-# YIELD_BYTES lets the writers (and other tasks) in at once.
-YIELD_BYTES = 128 * 1024
+BLOCK_BYTES = 256 * 1024
 
 
 class Chunker:
-    """Cuts a stream of JSON lines into chunks, each joined, hashed, written and fsynced in a
-    worker thread while the next ones fill.
+    """Gathers record blocks into chunks; each chunk is compressed, hashed, written and
+    fsynced in a worker thread while the next ones fill.
 
-    Up to ``IN_FLIGHT`` chunks are written at once: an fsync mostly waits on the device, and
-    overlapping several of them keeps the disk busy instead of idling between chunks. Memory
-    stays bounded at ``IN_FLIGHT + 1`` chunks. Entries come back in stream order, and ``close``
-    returns only once every chunk file is durable, so the manifest is never written before them.
+    A chunk closes at the first line end at or after ``chunk_bytes``, or after
+    ``chunk_records`` records, however the producer cut its blocks. Up to ``in_flight``
+    chunks are sealed at once (fsync mostly waits on the device, compression uses another
+    core), so memory stays bounded at ``in_flight + 1`` chunks. Entries come back in stream
+    order, and ``close`` returns only once every chunk file is durable, so the manifest is
+    never written before them.
     """
 
     def __init__(
-        self, directory: Path, *, chunk_bytes: int, chunk_records: int | None, in_flight: int = IN_FLIGHT
+        self,
+        directory: Path,
+        *,
+        chunk_bytes: int,
+        chunk_records: int | None,
+        encoding: str = "jsonl+zstd",
+        level: int = DEFAULT_ZSTD_LEVEL,
+        in_flight: int = IN_FLIGHT,
     ) -> None:
+        if encoding not in CHUNK_SUFFIXES:
+            raise ValueError(f"unknown chunk encoding {encoding!r}")
         self.directory = directory
         self.chunk_bytes = chunk_bytes
         self.chunk_records = chunk_records or 1 << 62
+        self.encoding = encoding
+        self.level = level
         self.in_flight = max(1, in_flight)
         self.entries: list[ManifestEntry] = []
-        self._buf = _Buffer()
+        self._parts: list[RecordBlock] = []
+        self._size = 0
+        self._records = 0
         self._pending: deque[asyncio.Future[ManifestEntry]] = deque()
 
-    def add(self, line: bytes, at: str | None) -> bool:
-        """Buffer one line; True when the chunk is full and ``rotate`` must be awaited."""
-        buf = self._buf
-        buf.lines.append(line)
-        buf.size += len(line)
-        if at is not None:
-            if buf.first_at is None:
-                buf.first_at = at
-            buf.last_at = at
-        return buf.size >= self.chunk_bytes or len(buf.lines) >= self.chunk_records
+    async def add(self, block: RecordBlock) -> None:
+        piece: RecordBlock | None = block
+        while piece is not None and piece.records:
+            room_records = self.chunk_records - self._records
+            room_bytes = self.chunk_bytes - self._size
+            if piece.records > room_records:
+                head, piece = split_block(piece, 0, room_records)
+            elif len(piece.data) >= room_bytes:
+                head, piece = split_block(piece, room_bytes)
+            else:
+                head, piece = piece, None
+            self._parts.append(head)
+            self._size += len(head.data)
+            self._records += head.records
+            if self._size >= self.chunk_bytes or self._records >= self.chunk_records:
+                await self.rotate()
 
-    async def consume(self, lines: AsyncIterator[tuple[bytes, str | None]]) -> None:
-        """``add`` and ``rotate`` for a whole stream of ``(line, at)`` pairs.
-
-        The per-line work is inlined with local variables: at a few hundred bytes a record,
-        a method call per line would cost more than hashing and writing the line."""
-        buf = self._buf
-        append, chunk_lines = buf.lines.append, buf.lines
-        size, first_at, last_at = buf.size, buf.first_at, buf.last_at
-        limit, record_limit = self.chunk_bytes, self.chunk_records
-        mark = min(size + YIELD_BYTES, limit)
-        try:
-            async for line, at in lines:
-                append(line)
-                size += len(line)
-                if at is not None:
-                    last_at = at
-                    if first_at is None:
-                        first_at = at
-                if size >= mark or len(chunk_lines) >= record_limit:
-                    if size < limit and len(chunk_lines) < record_limit:
-                        mark = min(size + YIELD_BYTES, limit)
-                        await asyncio.sleep(0)
-                        continue
-                    buf.size, buf.first_at, buf.last_at = size, first_at, last_at
-                    await self.rotate()
-                    buf = self._buf
-                    append, chunk_lines = buf.lines.append, buf.lines
-                    size, first_at, last_at = 0, None, None
-                    mark = min(YIELD_BYTES, limit)
-        finally:
-            buf.size, buf.first_at, buf.last_at = size, first_at, last_at
-
-    async def consume_records(self, records: AsyncIterator[Mapping[str, Any]]) -> None:
-        """``consume`` for records, serialised inline (as ``serialise`` would) to avoid a
-        second async generator hop per record."""
-        buf = self._buf
-        append, chunk_lines = buf.lines.append, buf.lines
-        size, first_at, last_at = buf.size, buf.first_at, buf.last_at
-        limit, record_limit = self.chunk_bytes, self.chunk_records
-        mark = min(size + YIELD_BYTES, limit)
-        encode = canonical_line
-        try:
-            async for record in records:
-                line = encode(record)
-                append(line)
-                size += len(line)
-                at = record.get(TIME_FIELD)
-                if at is not None:
-                    if type(at) is not str:
-                        at = time_text(at)
-                    last_at = at
-                    if first_at is None:
-                        first_at = at
-                if size >= mark or len(chunk_lines) >= record_limit:
-                    if size < limit and len(chunk_lines) < record_limit:
-                        mark = min(size + YIELD_BYTES, limit)
-                        await asyncio.sleep(0)
-                        continue
-                    buf.size, buf.first_at, buf.last_at = size, first_at, last_at
-                    await self.rotate()
-                    buf = self._buf
-                    append, chunk_lines = buf.lines.append, buf.lines
-                    size, first_at, last_at = 0, None, None
-                    mark = min(YIELD_BYTES, limit)
-        finally:
-            buf.size, buf.first_at, buf.last_at = size, first_at, last_at
+    async def consume(self, blocks: AsyncIterator[RecordBlock]) -> None:
+        async for block in blocks:
+            await self.add(block)
+            # a producer that never waits would keep the event loop (and the GIL) from the
+            # worker threads finishing chunks, and from other tasks such as heartbeats
+            await asyncio.sleep(0)
 
     async def rotate(self) -> None:
         """Hand the filled chunk to a writer; waits only when ``in_flight`` writes are pending."""
         while len(self._pending) >= self.in_flight:
             await self._collect()
-        if self._buf.lines:
-            buf, self._buf = self._buf, _Buffer()
+        if self._parts:
+            parts, self._parts, self._size, self._records = self._parts, [], 0, 0
             index = len(self.entries) + len(self._pending)
-            write = asyncio.to_thread(_write_chunk, self.directory, index, buf)
+            write = asyncio.to_thread(_write_chunk, self.directory, index, parts, self.encoding, self.level)
             self._pending.append(asyncio.ensure_future(write))
 
     async def _collect(self) -> None:
@@ -328,11 +388,34 @@ class Chunker:
                 pass
 
 
-async def serialise(records: AsyncIterator[Mapping[str, Any]]) -> AsyncIterator[tuple[bytes, str | None]]:
-    """Records as canonical JSON lines, with their time if they have one."""
+async def record_blocks(
+    records: AsyncIterator[Mapping[str, Any]], *, block_bytes: int = BLOCK_BYTES, block_records: int | None = None
+) -> AsyncIterator[RecordBlock]:
+    """Records serialised as canonical JSON lines and gathered into blocks."""
     encode = canonical_line
+    limit, record_limit = block_bytes, block_records or 1 << 62
+    lines: list[bytes] = []
+    append = lines.append
+    size = 0
+    first_at: str | None = None
+    last_at: str | None = None
     async for record in records:
-        yield encode(record), time_text(record.get(TIME_FIELD))
+        line = encode(record)
+        append(line)
+        size += len(line)
+        at = record.get(TIME_FIELD)
+        if at is not None:
+            if type(at) is not str:
+                at = time_text(at)
+            last_at = at
+            if first_at is None:
+                first_at = at
+        if size >= limit or len(lines) >= record_limit:
+            yield RecordBlock(b"".join(lines), len(lines), first_at, last_at)
+            lines.clear()
+            size, first_at, last_at = 0, None, None
+    if lines:
+        yield RecordBlock(b"".join(lines), len(lines), first_at, last_at)
 
 
 # ---------------------------------------------------------------- chain of bundles
@@ -414,6 +497,7 @@ def finalize(
     final: Path,
     raw_entries: list[ManifestEntry],
     signing_key: Ed25519PrivateKey,
+    encoding: Encoding,
 ) -> tuple[str, int, int, int]:
     """Chain, sign and publish a staged bundle; returns (manifest digest, records, size, chunks)."""
     pause_dir = final.parent
@@ -440,6 +524,7 @@ def finalize(
             last_at=entries[-1].last_at if entries and times else None,
             head=head,
             signing_key_sha256=keymod.fingerprint(signing_key.public_key()),
+            encoding=encoding,
             entries=entries,
         )
         data = canonical_json(manifest.model_dump(mode="json"))

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -50,8 +50,11 @@ class LocalEvidenceStore:
         directory: root of the store; created (0700) if missing.
         signing_key_path: the Ed25519 private key (PEM); created on first use (0600).
             Defaults to ``evidence-signing-key.pem`` beside ``directory``.
-        chunk_bytes: a chunk is closed once it holds at least this many bytes.
+        chunk_bytes: a chunk is closed once it holds at least this many bytes of records.
         chunk_records: ... or this many records, whichever comes first.
+        compression: ``"zstd"`` stores chunks zstd-compressed (audit records shrink several
+            times, and the disk, not the CPU, bounds sealing); ``"none"`` stores plain JSON lines.
+        compression_level: the zstd level (1 is fast; higher levels trade speed for size).
     """
 
     def __init__(
@@ -61,9 +64,15 @@ class LocalEvidenceStore:
         *,
         chunk_bytes: int = sealmod.DEFAULT_CHUNK_BYTES,
         chunk_records: int | None = None,
+        compression: Literal["zstd", "none"] = "zstd",
+        compression_level: int = sealmod.DEFAULT_ZSTD_LEVEL,
     ) -> None:
         if chunk_bytes <= 0 or (chunk_records is not None and chunk_records <= 0):
             raise ValueError("chunk sizes must be positive")
+        if compression not in ("zstd", "none"):
+            raise ValueError(f"compression must be 'zstd' or 'none', not {compression!r}")
+        self.encoding: sealmod.Encoding = "jsonl+zstd" if compression == "zstd" else "jsonl"
+        self.compression_level = compression_level
         self.root = Path(directory).absolute()
         ensure_dir(self.root, self.root)
         self.signing_key_path = (
@@ -174,24 +183,18 @@ class LocalEvidenceStore:
         """Stream ``records`` into a sealed bundle under ``key``; returns (ref to the manifest,
         chunk count). If ``key`` is already completely sealed (an activity retry), the existing
         bundle's ref is returned and ``records`` is not consumed."""
-        return await self._seal(key, records, lambda chunker: chunker.consume_records(records))
+        blocks = sealmod.record_blocks(
+            records, block_bytes=min(sealmod.BLOCK_BYTES, self.chunk_bytes), block_records=self.chunk_records
+        )
+        return await self._seal(key, records, blocks)
 
-    async def seal_lines(
-        self,
-        key: str,
-        lines: AsyncIterator[tuple[bytes, str | None]],
-        *,
-        _source: AsyncIterator[Any] | None = None,
-    ) -> tuple[EvidenceRef, int]:
-        """``seal`` for records that are already canonical JSON lines (``(line, at)`` pairs,
-        each line ending in a newline)."""
-        return await self._seal(key, _source or lines, lambda chunker: chunker.consume(lines))
+    async def seal_blocks(self, key: str, blocks: AsyncIterator[sealmod.RecordBlock]) -> tuple[EvidenceRef, int]:
+        """``seal`` for records already serialised as canonical JSON lines, in blocks: the
+        bulk path, for producers that have their records' bytes at hand."""
+        return await self._seal(key, blocks, blocks)
 
     async def _seal(
-        self,
-        key: str,
-        source: AsyncIterator[Any],
-        feed: Callable[[sealmod.Chunker], Awaitable[None]],
+        self, key: str, source: AsyncIterator[Any], blocks: AsyncIterator[sealmod.RecordBlock]
     ) -> tuple[EvidenceRef, int]:
         final = self.bundle_path(key)
         if self.document_path(key).exists():
@@ -206,10 +209,14 @@ class LocalEvidenceStore:
             return self._ref(key, existing), existing[3]
         staging = await asyncio.to_thread(sealmod.new_staging, final)
         chunker = sealmod.Chunker(
-            staging / sealmod.CHUNKS, chunk_bytes=self.chunk_bytes, chunk_records=self.chunk_records
+            staging / sealmod.CHUNKS,
+            chunk_bytes=self.chunk_bytes,
+            chunk_records=self.chunk_records,
+            encoding=self.encoding,
+            level=self.compression_level,
         )
         try:
-            await feed(chunker)
+            await chunker.consume(blocks)
             raw_entries = await chunker.close()
             result = await asyncio.to_thread(
                 sealmod.finalize,
@@ -219,6 +226,7 @@ class LocalEvidenceStore:
                 final=final,
                 raw_entries=raw_entries,
                 signing_key=self._key,
+                encoding=self.encoding,
             )
         except BaseException:
             await chunker.abort()
@@ -234,9 +242,13 @@ class LocalEvidenceStore:
             raise EvidenceError(f"no sealed bundle under {key!r}")
         manifest = sealmod.parse_manifest(manifest_path.read_bytes())
         for entry in manifest.entries:
-            data = (final / sealmod.CHUNKS / f"{entry.sha256}{sealmod.CHUNK_SUFFIX}").read_bytes()
-            if sha256_hex(data) != entry.sha256:
+            stored = (final / sealmod.CHUNKS / sealmod.chunk_name(entry.sha256, manifest.encoding)).read_bytes()
+            if sha256_hex(stored) != entry.sha256:
                 raise EvidenceError(f"bundle {key!r}: chunk {entry.index} does not match its digest")
+            try:
+                data = sealmod.decode_chunk(stored, manifest.encoding, entry.size_bytes)
+            except EvidenceError as exc:
+                raise EvidenceError(f"bundle {key!r}: chunk {entry.index}: {exc}") from exc
             for line in data.splitlines():
                 yield json.loads(line)
 

@@ -11,6 +11,7 @@ import base64
 import hashlib
 from pathlib import Path
 
+import zstandard
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field
 
@@ -18,13 +19,13 @@ from pausegate.errors import EvidenceError
 from pausegate.evidence import keys as keymod
 from pausegate.evidence._files import BUNDLE_SUFFIX, canonical_json
 from pausegate.evidence.seal import (
-    CHUNK_SUFFIX,
     CHUNKS,
     GENESIS,
     MANIFEST,
     SIGNATURE,
     BundleManifest,
     chain_entries,
+    chunk_name,
     parse_manifest,
     parse_signature,
 )
@@ -169,18 +170,19 @@ class _Checker:
 
     def chunks(self, manifest: BundleManifest) -> None:
         chunk_dir = self.bundle / CHUNKS
-        expected = {e.sha256 + CHUNK_SUFFIX for e in manifest.entries}
+        encoding = manifest.encoding
+        expected = {chunk_name(e.sha256, encoding) for e in manifest.entries}
         checked: dict[str, tuple[int, int] | None] = {}
         for entry in manifest.entries:
-            path = chunk_dir / f"{entry.sha256}{CHUNK_SUFFIX}"
+            path = chunk_dir / chunk_name(entry.sha256, encoding)
             if entry.sha256 not in checked:
-                checked[entry.sha256] = self._chunk(path, entry.sha256, entry.index)
+                checked[entry.sha256] = self._chunk(path, entry.sha256, entry.index, encoding, entry.size_bytes)
             measured = checked[entry.sha256]
             if measured is None:
                 continue
             size, lines = measured
             if size != entry.size_bytes:
-                self.problem(path, f"size {size} bytes, manifest says {entry.size_bytes}", entry.index)
+                self.problem(path, f"size {size} bytes of records, manifest says {entry.size_bytes}", entry.index)
             elif lines != entry.records:
                 self.problem(path, f"{lines} records, manifest says {entry.records}", entry.index)
         if chunk_dir.is_dir():
@@ -194,7 +196,8 @@ class _Checker:
             if path.name not in allowed:
                 self.problem(path, "file is not part of a bundle (added)")
 
-    def _chunk(self, path: Path, digest: str, index: int) -> tuple[int, int] | None:
+    def _chunk(self, path: Path, digest: str, index: int, encoding: str, expected_size: int) -> tuple[int, int] | None:
+        """(bytes of records, records) of a chunk whose stored bytes match ``digest``."""
         h = hashlib.sha256()
         size = lines = 0
         try:
@@ -208,6 +211,25 @@ class _Checker:
             return None
         if h.hexdigest() != digest:
             self.problem(path, f"content digest {h.hexdigest()} does not match its name (modified)", index)
+            return None
+        if encoding == "jsonl":
+            return size, lines
+        return self._inflated(path, index, expected_size)
+
+    def _inflated(self, path: Path, index: int, expected_size: int) -> tuple[int, int] | None:
+        # Streamed and cut off just past the manifest's size: a crafted chunk must not be
+        # able to make verification exhaust memory or disk.
+        size = lines = 0
+        try:
+            with path.open("rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as reader:
+                while block := reader.read(_READ_BLOCK):
+                    size += len(block)
+                    lines += block.count(b"\n")
+                    if size > expected_size:
+                        self.problem(path, f"decompresses to more than the manifest's {expected_size} bytes", index)
+                        return None
+        except zstandard.ZstdError as exc:
+            self.problem(path, f"chunk does not decompress: {exc}", index)
             return None
         return size, lines
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
 from pausegate.evidence.store import LocalEvidenceStore
 
@@ -65,17 +66,28 @@ class SealedTree:
         return root / "evidence" / PAUSE
 
 
-@pytest.fixture(scope="session")
-def sealed_tree(tmp_path_factory: pytest.TempPathFactory) -> SealedTree:
+def rewrite_chunk(path: Path, change: Callable[[bytes], bytes]) -> None:
+    """Change a chunk's records and store them again the way the sealer would (compressed or
+    not), as an attacker who knows the format would."""
+    compressed = path.name.endswith(".zst")
+    records = zstandard.ZstdDecompressor().decompress(path.read_bytes()) if compressed else path.read_bytes()
+    changed = change(records)
+    path.write_bytes(zstandard.ZstdCompressor(level=1).compress(changed) if compressed else changed)
+
+
+@pytest.fixture(scope="session", params=["zstd", "none"])
+def sealed_tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SealedTree:
+    """Two chained bundles, stored compressed and (as bundles of that format were) plain."""
+    compression = request.param
     root = tmp_path_factory.mktemp("sealed")
-    store = new_store(root, chunk_records=40)
+    store = new_store(root, chunk_records=40, compression=compression)
     asyncio.run(store.seal(f"{PAUSE}/db-reads", aiter_of(make_records(230))))
     asyncio.run(store.seal(f"{PAUSE}/fleet", aiter_of(make_records(130, offset=1000, tag="fleet"))))
     # an attacker with the deployment key can still not rewrite history undetected,
     # because later bundles pin the earlier manifest's digest
     other = tmp_path_factory.mktemp("impostor")
     shutil.copytree(root / "keys", other / "keys")
-    impostor = new_store(other, chunk_records=40)
+    impostor = new_store(other, chunk_records=40, compression=compression)
     asyncio.run(impostor.seal(f"{PAUSE}/db-reads", aiter_of(make_records(229))))
     asyncio.run(impostor.seal(f"{PAUSE}/fleet", aiter_of(make_records(130, offset=1000, tag="fleet"))))
     ipause = SealedTree.pause_dir(other)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from pausegate.cli.evidence import app
 from pausegate.evidence.keys import public_pem
 
-from .conftest import SealedTree
+from .conftest import SealedTree, rewrite_chunk
 
 runner = CliRunner()
 
@@ -31,7 +31,7 @@ class TestVerifyCommand:
         copy = sealed_tree.copy(tmp_path / "copy")
         bundle = SealedTree.pause_dir(copy) / sealed_tree.second
         chunk = sorted((bundle / "chunks").iterdir())[0]
-        chunk.write_bytes(chunk.read_bytes().replace(b"employee_", b"employee-", 1))
+        rewrite_chunk(chunk, lambda records: records.replace(b"employee_", b"employee-", 1))
         result = runner.invoke(app, ["verify", str(bundle)])
         assert result.exit_code == 1
         assert f"fleet.bundle/chunks/{chunk.name} [entry " in result.output

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
+import itertools
 import math
+import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 
 from pausegate.errors import EvidenceError
 from pausegate.evidence._files import canonical_json, canonical_line
+from pausegate.evidence.seal import RecordBlock, chunk_name, decode_chunk
 from pausegate.evidence.store import LocalEvidenceStore
 from pausegate.evidence.verify import verify_bundle
 
@@ -98,19 +101,22 @@ async def _aiter(items: list[Any]) -> AsyncIterator[Any]:
         yield item
 
 
-@pytest.mark.parametrize("chunk_bytes,chunk_records", [(64, None), (1000, 7), (1 << 20, None), (300, 1)])
-def test_seal_matches_reference_chunking(tmp_path: Path, chunk_bytes: int, chunk_records: int | None) -> None:
-    """Chunks, digests, counts and times are those the reference (one line at a time) gives."""
-    records = _records(500)
-    store = LocalEvidenceStore(
-        tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=chunk_bytes, chunk_records=chunk_records
-    )
-    ref, chunks = asyncio.run(store.seal("p/records", _aiter(records)))
-    lines = [(canonical_json(r) + b"\n", r.get("at")) for r in records]
-    pairs = [(line, at if at is None or isinstance(at, str) else at.isoformat()) for line, at in lines]
-    ref2, chunks2 = asyncio.run(store.seal_lines("q/lines", _aiter(pairs)))
+Pair = tuple[bytes, str | None]
+Expected = list[tuple[bytes, int, str | None, str | None]]
+LIMITS = [(64, None), (1000, 7), (1 << 20, None), (300, 1), (5000, None)]
 
-    expected: list[tuple[str, int, int, str | None, str | None]] = []
+
+def _pairs(records: list[dict[str, Any]]) -> list[Pair]:
+    """Each record's canonical line and time, one at a time: the reference the bulk path must match."""
+    out: list[Pair] = []
+    for r in records:
+        at = r.get("at")
+        out.append((canonical_json(r) + b"\n", at if at is None or isinstance(at, str) else at.isoformat()))
+    return out
+
+
+def _reference_chunks(pairs: list[Pair], chunk_bytes: int, chunk_records: int | None) -> Expected:
+    expected: Expected = []
     cur: list[bytes] = []
     first = last = None
     for line, at in pairs:
@@ -119,22 +125,79 @@ def test_seal_matches_reference_chunking(tmp_path: Path, chunk_bytes: int, chunk
             first = first or at
             last = at
         if sum(map(len, cur)) >= chunk_bytes or len(cur) >= (chunk_records or 1 << 62):
-            data = b"".join(cur)
-            expected.append((hashlib.sha256(data).hexdigest(), len(data), len(cur), first, last))
+            expected.append((b"".join(cur), len(cur), first, last))
             cur, first, last = [], None, None
     if cur:
-        data = b"".join(cur)
-        expected.append((hashlib.sha256(data).hexdigest(), len(data), len(cur), first, last))
+        expected.append((b"".join(cur), len(cur), first, last))
+    return expected
 
-    for key in ("p/records", "q/lines"):
-        manifest = store.read_json(key)
-        got = [(e["sha256"], e["size_bytes"], e["records"], e["first_at"], e["last_at"]) for e in manifest["entries"]]
-        assert got == expected
-        assert [e["index"] for e in manifest["entries"]] == list(range(len(expected)))
-        assert verify_bundle(store.bundle_path(key)).ok
-        assert list(store.iter_bundle(key)) == [canonical_json_roundtrip(r) for r in records]
-    assert chunks == chunks2 == len(expected)
-    assert ref.records == ref2.records == len(records)
+
+def _sealed_chunks(store: LocalEvidenceStore, key: str) -> Expected:
+    """Each chunk's records, count and times, read back from disk with its digest checked."""
+    manifest = store.read_json(key)
+    got: Expected = []
+    for e in manifest["entries"]:
+        stored = (store.bundle_path(key) / "chunks" / chunk_name(e["sha256"], manifest["encoding"])).read_bytes()
+        assert hashlib.sha256(stored).hexdigest() == e["sha256"]
+        records = decode_chunk(stored, manifest["encoding"], e["size_bytes"])
+        got.append((records, e["records"], e["first_at"], e["last_at"]))
+    assert [e["index"] for e in manifest["entries"]] == list(range(len(got)))
+    return got
+
+
+def _blocks(pairs: list[Pair], cuts: list[int]) -> list[RecordBlock]:
+    blocks: list[RecordBlock] = []
+    bounds = [0, *sorted(set(cuts)), len(pairs)]
+    for a, b in itertools.pairwise(bounds):
+        part = pairs[a:b]
+        times = [at for _, at in part if at is not None]
+        data = b"".join(line for line, _ in part)
+        blocks.append(RecordBlock(data, len(part), times[0] if times else None, times[-1] if times else None))
+    return blocks
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+@pytest.mark.parametrize("chunk_bytes,chunk_records", LIMITS)
+def test_seal_matches_reference_chunking(
+    tmp_path: Path, chunk_bytes: int, chunk_records: int | None, compression: Literal["zstd", "none"]
+) -> None:
+    """Chunks, counts and times are those the reference (one line at a time) gives, and the
+    records read back are the records sealed."""
+    records = _records(500)
+    store = LocalEvidenceStore(
+        tmp_path / "ev",
+        tmp_path / "key.pem",
+        chunk_bytes=chunk_bytes,
+        chunk_records=chunk_records,
+        compression=compression,
+    )
+    ref, chunks = asyncio.run(store.seal("p/records", _aiter(records)))
+    expected = _reference_chunks(_pairs(records), chunk_bytes, chunk_records)
+    assert _sealed_chunks(store, "p/records") == expected
+    assert verify_bundle(store.bundle_path("p/records")).ok
+    assert list(store.iter_bundle("p/records")) == [canonical_json_roundtrip(r) for r in records]
+    assert chunks == len(expected)
+    assert ref.records == len(records)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=30), limits=st.sampled_from(LIMITS))
+def test_blocks_are_chunked_as_the_reference_however_they_are_cut(
+    cuts: list[int], limits: tuple[int, int | None]
+) -> None:
+    """The bulk path: whether a producer hands over one record per block, everything in one
+    block, or anything between, the chunks are the same."""
+    chunk_bytes, chunk_records = limits
+    pairs = _pairs(_records(200))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = LocalEvidenceStore(
+            Path(tmp) / "ev", Path(tmp) / "key.pem", chunk_bytes=chunk_bytes, chunk_records=chunk_records
+        )
+        ref, chunks = asyncio.run(store.seal_blocks("p/blocks", _aiter(_blocks(pairs, cuts))))
+        expected = _reference_chunks(pairs, chunk_bytes, chunk_records)
+        assert _sealed_chunks(store, "p/blocks") == expected
+        assert (ref.records, chunks) == (len(pairs), len(expected))
+        assert verify_bundle(store.bundle_path("p/blocks")).ok
 
 
 def canonical_json_roundtrip(record: dict[str, Any]) -> Any:

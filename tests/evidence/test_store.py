@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import stat
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
 from pausegate.errors import EvidenceError
 from pausegate.evidence import seal as sealmod
@@ -131,12 +133,11 @@ class TestSeal:
         assert report.ok, report.problems
         assert (report.records, report.chunks, report.manifest_sha256) == (1001, 26, ref.sha256)
         manifest = store.read_json(f"{PAUSE}/db-reads")
+        chunk_dir = store.bundle_path(f"{PAUSE}/db-reads") / "chunks"
+        stored = [(chunk_dir / f"{entry['sha256']}.jsonl.zst").read_bytes() for entry in manifest["entries"]]
+        assert [hashlib.sha256(data).hexdigest() for data in stored] == [e["sha256"] for e in manifest["entries"]]
         read_back = [
-            json.loads(line)
-            for entry in manifest["entries"]
-            for line in (store.bundle_path(f"{PAUSE}/db-reads") / "chunks" / f"{entry['sha256']}.jsonl")
-            .read_bytes()
-            .splitlines()
+            json.loads(line) for data in stored for line in zstandard.ZstdDecompressor().decompress(data).splitlines()
         ]
         assert read_back == records
         assert manifest["first_at"] == records[0]["at"] and manifest["last_at"] == records[-1]["at"]
@@ -197,7 +198,7 @@ class TestSeal:
         # a killed worker leaves a staging directory with some chunks and no manifest...
         staging = final.parent / ".x.bundle.tmp-dead"
         (staging / "chunks").mkdir(parents=True)
-        (staging / "chunks" / "partial.jsonl").write_bytes(b'{"a":1}\n')
+        (staging / "chunks" / "partial.jsonl.zst").write_bytes(b'{"a":1}\n')
         # ...and (after a filesystem-level crash) a bundle directory without its manifest
         (final / "chunks").mkdir(parents=True)
         ref, _ = await store.seal("p/x", aiter_of(make_records(50)))
@@ -255,3 +256,74 @@ class TestChain:
         await store.seal(f"{PAUSE}/c", aiter_of(make_records(3)))
         assert store.read_json(f"{PAUSE}/c")["previous"]["manifest_sha256"] == ref_b.sha256
         assert ref_a.sha256 != ref_b.sha256
+
+
+class TestCompression:
+    async def test_chunks_are_stored_compressed_and_read_back_exactly(self, store: LocalEvidenceStore) -> None:
+        records = make_records(400)
+        ref, _ = await store.seal(f"{PAUSE}/db-reads", aiter_of(records))
+        manifest = store.read_json(f"{PAUSE}/db-reads")
+        assert manifest["encoding"] == "jsonl+zstd"
+        stored = sum(p.stat().st_size for p in (store.bundle_path(f"{PAUSE}/db-reads") / "chunks").iterdir())
+        assert stored * 3 < ref.size_bytes  # audit records compress several times
+        assert list(store.iter_bundle(f"{PAUSE}/db-reads")) == records
+
+    async def test_uncompressed_store_writes_plain_json_lines(self, tmp_path: Path) -> None:
+        store = new_store(tmp_path, compression="none")
+        records = make_records(30)
+        await store.seal("p/x", aiter_of(records))
+        manifest = store.read_json("p/x")
+        assert manifest["encoding"] == "jsonl"
+        (chunk,) = (store.bundle_path("p/x") / "chunks").iterdir()
+        assert chunk.name == f"{manifest['entries'][0]['sha256']}.jsonl"
+        assert [json.loads(line) for line in chunk.read_bytes().splitlines()] == records
+        assert verify_bundle(store.bundle_path("p/x")).ok
+
+    def test_an_unknown_compression_is_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="compression must be"):
+            new_store(tmp_path, compression="gzip")  # type: ignore[arg-type]
+
+    async def test_a_signed_chunk_that_inflates_past_the_manifest_is_refused(self, store: LocalEvidenceStore) -> None:
+        """A chunk whose frame claims another size fails both the reader and the verifier,
+        even when the manifest naming it carries a valid signature."""
+        await store.seal("p/x", aiter_of(make_records(10)))
+        bundle = store.bundle_path("p/x")
+        bomb = zstandard.ZstdCompressor(level=1).compress(b"\n" * (64 << 20))
+        _resign_with_chunk(store, bundle, bomb)
+        with pytest.raises(EvidenceError, match="declares"):
+            list(store.iter_bundle("p/x"))
+        report = verify_bundle(bundle)
+        assert [p.message for p in report.problems] == [
+            f"decompresses to more than the manifest's {_entry(bundle)['size_bytes']} bytes"
+        ]
+
+    async def test_a_signed_chunk_that_does_not_decompress_is_reported(self, store: LocalEvidenceStore) -> None:
+        await store.seal("p/x", aiter_of(make_records(10)))
+        bundle = store.bundle_path("p/x")
+        _resign_with_chunk(store, bundle, b"not zstd at all")
+        report = verify_bundle(bundle)
+        assert len(report.problems) == 1 and "does not decompress" in report.problems[0].message
+        assert report.problems[0].entry == 0
+        with pytest.raises(EvidenceError, match="chunk 0"):
+            list(store.iter_bundle("p/x"))
+
+
+def _entry(bundle: Path) -> dict[str, Any]:
+    entry: dict[str, Any] = json.loads((bundle / "manifest.json").read_bytes())["entries"][0]
+    return entry
+
+
+def _resign_with_chunk(store: LocalEvidenceStore, bundle: Path, stored: bytes) -> None:
+    """Replace the only chunk and re-sign the manifest with the store's own key: what a
+    faulty sealer (not an attacker without the key) could produce."""
+    manifest = sealmod.parse_manifest((bundle / "manifest.json").read_bytes())
+    (old,) = (bundle / "chunks").iterdir()
+    old.unlink()
+    digest = hashlib.sha256(stored).hexdigest()
+    (bundle / "chunks" / f"{digest}.jsonl.zst").write_bytes(stored)
+    entry = manifest.entries[0].model_copy(update={"sha256": digest})
+    entries, head = sealmod.chain_entries([entry], sealmod.GENESIS)
+    resealed = manifest.model_copy(update={"entries": entries, "head": head})
+    data = sealmod.canonical_json(resealed.model_dump(mode="json"))
+    (bundle / "manifest.json").write_bytes(data)
+    (bundle / "manifest.sig").write_bytes(sealmod.signature_bytes(store._key, data))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import zstandard
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from pausegate.evidence._files import canonical_json
 from pausegate.evidence.keys import public_pem
 from pausegate.evidence.verify import verify_bundle
 
-from .conftest import SealedTree, aiter_of, new_store
+from .conftest import SealedTree, aiter_of, new_store, rewrite_chunk
 
 Mutation = Callable[[Path, Path], None]  # (bundle being verified, its predecessor)
 
@@ -49,11 +50,22 @@ def edit_manifest(bundle: Path, change: Callable[[dict[str, Any]], None]) -> Non
 
 
 def swap_lines(path: Path, i: int) -> None:
-    lines = path.read_bytes().splitlines(keepends=True)
-    a = i % len(lines)
-    b = (a + 1) % len(lines)
-    lines[a], lines[b] = lines[b], lines[a]
-    path.write_bytes(b"".join(lines))
+    def swap(records: bytes) -> bytes:
+        lines = records.splitlines(keepends=True)
+        a = i % len(lines)
+        b = (a + 1) % len(lines)
+        lines[a], lines[b] = lines[b], lines[a]
+        return b"".join(lines)
+
+    rewrite_chunk(path, swap)
+
+
+def recompress(path: Path, level: int) -> None:
+    """The same records, stored with other compression settings (or compressed at all); the
+    frame checksum the sealer never writes makes sure the stored bytes differ."""
+    data = path.read_bytes()
+    records = zstandard.ZstdDecompressor().decompress(data) if path.name.endswith(".zst") else data
+    path.write_bytes(zstandard.ZstdCompressor(level=level, write_checksum=True).compress(records))
 
 
 def swap_files(a: Path, b: Path) -> None:
@@ -110,7 +122,8 @@ def mutations(tree: SealedTree) -> st.SearchStrategy[tuple[str, Mutation]]:
             ),
             st.one_of(
                 st.text("0123456789abcdef", min_size=64, max_size=64).map(lambda s: s + ".jsonl"),
-                st.sampled_from(["extra.jsonl", "notes.txt", "manifest.json.bak"]),
+                st.text("0123456789abcdef", min_size=64, max_size=64).map(lambda s: s + ".jsonl.zst"),
+                st.sampled_from(["extra.jsonl", "extra.jsonl.zst", "notes.txt", "manifest.json.bak"]),
             ),
             st.binary(max_size=64),
             st.sampled_from(["chunks", "."]),
@@ -124,6 +137,14 @@ def mutations(tree: SealedTree) -> st.SearchStrategy[tuple[str, Mutation]]:
             ints,
         ),
         st.builds(lambda i: ("reorder records", lambda bd, _: swap_lines(pick(chunks_of(bd), i), i)), ints),
+        st.builds(
+            lambda i, level: (
+                "store a chunk's records differently",
+                lambda bd, _: recompress(pick(chunks_of(bd), i), level),
+            ),
+            ints,
+            st.sampled_from([-5, 3, 19]),
+        ),
         st.builds(
             lambda i, f: ("truncate chunk", lambda bd, _: truncate(pick(chunks_of(bd), i), f)),
             ints,
@@ -140,7 +161,7 @@ def mutations(tree: SealedTree) -> st.SearchStrategy[tuple[str, Mutation]]:
         st.builds(
             lambda i: (
                 "rename chunk",
-                lambda bd, _: pick(chunks_of(bd), i).rename(bd / "chunks" / ("0" * 64 + ".jsonl")),
+                lambda bd, _: (chunk := pick(chunks_of(bd), i)).rename(chunk.with_name("0" * 64 + chunk.name[64:])),
             ),
             ints,
         ),
@@ -226,7 +247,7 @@ class TestVerify:
         copy = sealed_tree.copy(tmp_path / "copy")
         bundle = SealedTree.pause_dir(copy) / sealed_tree.first
         manifest = json.loads((bundle / "manifest.json").read_bytes())
-        target = bundle / "chunks" / f"{manifest['entries'][2]['sha256']}.jsonl"
+        target = next((bundle / "chunks").glob(f"{manifest['entries'][2]['sha256']}.*"))
         flip_byte(target, 10, 0)
         report = verify_bundle(bundle)
         assert [(p.file, p.entry) for p in report.problems] == [(f"db-reads.bundle/chunks/{target.name}", 2)]
