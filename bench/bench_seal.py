@@ -1,18 +1,24 @@
-"""Seal N MiB of synthetic audit records and compare with plain SHA-256 over the same bytes.
+"""Seal N MiB of audit records and compare with plain SHA-256 over the same bytes, in one run.
 
-Everything is measured in one run, over one byte stream (a pool of realistic audit records
-repeated until N MiB):
+The records look like those the PostgreSQL audit source produces (statement, user, session,
+pid, application, objects, time), drawn from a seeded generator so the figures can be rerun.
+A pool of about 24 MiB of them, serialised as canonical JSON lines, is repeated until N MiB;
+the pool is far larger than a chunk and not a multiple of the block size, so no two chunks
+are alike and nothing is deduplicated (checked).
 
-* sha256:      hashlib.sha256 over those bytes, in chunk-sized buffers built beforehand (only
-               the hashing is timed: the fastest anything can read each byte once);
-* lines:       ``seal_lines`` of the stream as ``(line, at)`` pairs, i.e. already serialised;
-* end to end:  ``seal`` of the same records as dicts (canonical JSON serialisation included).
+Measured over that one byte stream, cut into the same ~256 KiB blocks for everyone:
 
-Both seals do the full job (content-addressed chunks, fsync per chunk, hash-chained signed
-manifest, staging + rename) and their bundles are verified afterwards. Ratios are seal
-throughput / sha256 throughput; the target is >= 0.7. Also reported: the cost of merely
-iterating the input stream (a floor no consumer of a per-record async iterator can beat), peak
-RSS per phase, and the tracemalloc peak of a separate, untimed pass (tracing slows Python down).
+* sha256:        hashlib.sha256 over the blocks (only the hashing is timed: the fastest
+                 anything can read each byte once, on one core);
+* blocks:        ``seal_blocks`` with the store's defaults (zstd level 1);
+* blocks, plain: ``seal_blocks`` storing chunks uncompressed (the disk's fsync bandwidth);
+* end to end:    ``seal`` of the same records as dicts (canonical JSON serialisation included).
+
+Every seal does the whole job: content-addressed chunks fsynced before the manifest, a
+hash-chained, Ed25519-signed manifest, staging and rename; the bundles are verified afterwards
+and the records read back from them are compared with the hashed bytes. Ratios are seal
+throughput / sha256 throughput; the target is >= 0.7. Peak RSS is reported per phase and a
+separate, untimed pass gives tracemalloc's peak (tracing slows Python down).
 
 Writes under a temporary directory on the project's disk unless ``--dir`` says otherwise.
 
@@ -26,95 +32,123 @@ import asyncio
 import bisect
 import gc
 import hashlib
-import itertools
 import os
+import random
 import resource
 import shutil
 import tempfile
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pausegate.evidence._files import canonical_json
-from pausegate.evidence.seal import DEFAULT_CHUNK_BYTES
+from pausegate.evidence._files import canonical_line
+from pausegate.evidence.seal import BLOCK_BYTES, RecordBlock, chunk_name, decode_chunk
 from pausegate.evidence.store import LocalEvidenceStore
 from pausegate.evidence.verify import verify_bundle
 
 T0 = datetime(2026, 11, 29, 6, 30, tzinfo=UTC)
-POOL = 4096
 MiB = 2**20
+POOL_BYTES = 24 * MiB + 12_345
+TABLES = ("telemetry.keystrokes", "telemetry.mouse_events", "telemetry.sessions", "telemetry.window_titles")
+COLUMNS = ("*", "typed_content", "employee, typed_content, captured_at", "x, y, button, captured_at")
+APPS = ("psql", "metabase", "DBeaver 24.1.0 - Main", "python-psycopg", "jupyter-kernel")
 
 
-def record(i: int) -> dict[str, Any]:
-    return {
-        "at": (T0 + timedelta(milliseconds=i)).isoformat(),
-        "user": f"employee_{i % 5000:04d}",
-        "database": "hr",
-        "kind": "SELECT",
-        "objects": ["telemetry.keystrokes"],
-        "outcome": "ok",
-        "session_id": f"6b0bc72d.{i % 65536:x}",
-        "statement": "SELECT typed_content FROM telemetry.keystrokes "
-        f"WHERE employee = 'employee_{i % 977:04d}'",
-    }
+def audit_records(seed: int = 7) -> Iterator[dict[str, Any]]:
+    """An endless, reproducible stream of statement records, in time order."""
+    rng = random.Random(seed)
+    i = 0
+    while True:
+        table = rng.choice(TABLES)
+        statement = (
+            f"SELECT {rng.choice(COLUMNS)} FROM {table} WHERE employee = 'employee_{rng.randrange(5000):04d}' "
+            f"AND captured_at > now() - interval '{rng.randrange(1, 90)} days' LIMIT {rng.randrange(1, 10_000)}"
+        )
+        failed = rng.random() < 0.02
+        yield {
+            "at": (T0 + timedelta(microseconds=i * 997 + rng.randrange(997))).isoformat(),
+            "user": f"employee_{rng.randrange(5000):04d}",
+            "database": "hr",
+            "kind": "SELECT",
+            "objects": [table],
+            "outcome": "error" if failed else "ok",
+            "sqlstate": "42501" if failed else None,
+            "session_id": f"{rng.getrandbits(32):08x}.{rng.getrandbits(16):x}",
+            "pid": rng.randrange(1000, 4_000_000),
+            "application_name": rng.choice(APPS),
+            "statement": statement,
+        }
+        i += 1
 
 
 class Stream:
-    """The first ``count`` records of the pool repeated: at least ``total`` bytes of JSON lines."""
+    """``total`` bytes (rounded up to whole records) of the pool's lines, repeated."""
 
     def __init__(self, total: int) -> None:
-        self.records = [record(i) for i in range(POOL)]
-        self.pairs = [(canonical_json(r) + b"\n", r["at"]) for r in self.records]
-        sizes = list(itertools.accumulate(len(line) for line, _ in self.pairs))
-        cycles, rest = divmod(total, sizes[-1])
-        partial = bisect.bisect_left(sizes, rest) + 1 if rest else 0
-        self.count = cycles * POOL + partial
-        self.size = cycles * sizes[-1] + (sizes[partial - 1] if partial else 0)
+        lines: list[bytes] = []
+        self.records: list[dict[str, Any]] = []
+        size = 0
+        for record in audit_records():
+            line = canonical_line(record)
+            lines.append(line)
+            self.records.append(record)
+            size += len(line)
+            if size >= POOL_BYTES:
+                break
+        self.pool = b"".join(lines)
+        self.times = [r["at"] for r in self.records]
+        self.ends: list[int] = []  # end offset of each pool line
+        pos = 0
+        for line in lines:
+            pos += len(line)
+            self.ends.append(pos)
+        cycles, rest = divmod(total, len(self.pool))
+        partial = bisect.bisect_left(self.ends, rest) + 1 if rest else 0
+        self.count = cycles * len(lines) + partial
+        self.size = cycles * len(self.pool) + (self.ends[partial - 1] if partial else 0)
 
-    async def lines(self) -> AsyncIterator[tuple[bytes, str | None]]:
-        for pair in itertools.islice(itertools.cycle(self.pairs), self.count):
-            yield pair
+    def iter_blocks(self, block: int = BLOCK_BYTES) -> Iterator[RecordBlock]:
+        """The stream as blocks of whole lines, about ``block`` bytes each."""
+        pool, ends, times, n = self.pool, self.ends, self.times, len(self.ends)
+        line, left = 0, self.count  # next pool line, records still to emit
+        while left:
+            start = ends[line - 1] if line else 0
+            stop_line = min(bisect.bisect_left(ends, start + block), n - 1, line + left - 1)
+            data = pool[start : ends[stop_line]]
+            records = stop_line - line + 1
+            yield RecordBlock(data, records, times[line], times[stop_line])
+            left -= records
+            line = (stop_line + 1) % n
+
+    async def blocks(self) -> AsyncIterator[RecordBlock]:
+        for block in self.iter_blocks():
+            yield block
 
     async def dicts(self) -> AsyncIterator[dict[str, Any]]:
-        for rec in itertools.islice(itertools.cycle(self.records), self.count):
-            yield rec
-
-    def blocks(self, block: int) -> list[tuple[int, int]]:
-        """(start, count) record ranges of about ``block`` bytes each, covering the stream."""
-        out, start, size, n = [], 0, 0, 0
-        for line, _ in itertools.islice(itertools.cycle(self.pairs), self.count):
-            size += len(line)
-            n += 1
-            if size >= block:
-                out.append((start, n))
-                start, size, n = start + n, 0, 0
-        if n:
-            out.append((start, n))
-        return out
-
-    def block_bytes(self, start: int, n: int) -> bytes:
-        pairs = self.pairs
-        return b"".join(pairs[(start + k) % POOL][0] for k in range(n))
+        records, n = self.records, len(self.records)
+        for i in range(self.count):
+            yield records[i % n]
 
 
-def plain_sha256(stream: Stream, block: int) -> tuple[float, str]:
-    """Seconds spent in hashlib alone over the stream's bytes, and the digest (as a check)."""
+def plain_sha256(stream: Stream) -> tuple[float, str]:
+    """Seconds spent in hashlib alone over the stream's blocks, and the digest (as a check)."""
     h = hashlib.sha256()
     spent = 0.0
-    for start, n in stream.blocks(block):
-        data = stream.block_bytes(start, n)
+    for block in stream.iter_blocks():
         t = time.perf_counter()
-        h.update(data)
+        h.update(block.data)
         spent += time.perf_counter() - t
     return spent, h.hexdigest()
 
 
-async def drain(source: AsyncIterator[Any]) -> None:
-    async for _ in source:
+def iterate_only(stream: Stream) -> float:
+    t = time.perf_counter()
+    for _ in stream.iter_blocks():
         pass
+    return time.perf_counter() - t
 
 
 def reset_peak_rss() -> bool:
@@ -127,11 +161,11 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_mib() -> float:
+def _status_mib(field: str) -> float:
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -154,27 +188,16 @@ def filesystem(path: Path) -> str:
     return f"{best_type} at {best_mount}"
 
 
-def rss_mib() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 def timed(run: Callable[[], Coroutine[Any, Any, Any]]) -> tuple[float, Any, str]:
     """(seconds, result, "peak RSS MiB during the call (RSS before it)")."""
     gc.collect()
-    before = rss_mib()
+    before = _status_mib("VmRSS:")
     exact = reset_peak_rss()
     t = time.perf_counter()
     result = asyncio.run(run())
     spent = time.perf_counter() - t
-    peak = f"{peak_rss_mib():.0f} MiB ({before:.0f} before)" if exact else f"{peak_rss_mib():.0f} MiB (process)"
-    return spent, result, peak
+    peak = _status_mib("VmHWM:")
+    return spent, result, f"{peak:.0f} MiB ({before:.0f} before)" if exact else f"{peak:.0f} MiB (process)"
 
 
 def traced_peak(run: Callable[[], Coroutine[Any, Any, Any]]) -> float:
@@ -188,6 +211,25 @@ def traced_peak(run: Callable[[], Coroutine[Any, Any, Any]]) -> float:
         tracemalloc.stop()
 
 
+def stored_bytes(store: LocalEvidenceStore, key: str) -> int:
+    return sum(p.stat().st_size for p in (store.bundle_path(key) / "chunks").iterdir())
+
+
+def check_bundle(store: LocalEvidenceStore, key: str, digest: str) -> None:
+    """The bundle verifies offline, holds one file per chunk (nothing deduplicated), and its
+    records, read back in order, are exactly the bytes the baseline hashed."""
+    report = verify_bundle(store.bundle_path(key))
+    assert report.ok, report.problems
+    manifest = store.read_json(key)
+    files = list((store.bundle_path(key) / "chunks").iterdir())
+    assert len(files) == len(manifest["entries"]), "chunks were deduplicated: the stream repeats too early"
+    h = hashlib.sha256()
+    for entry in manifest["entries"]:
+        path = store.bundle_path(key) / "chunks" / chunk_name(entry["sha256"], manifest["encoding"])
+        h.update(decode_chunk(path.read_bytes(), manifest["encoding"], entry["size_bytes"]))
+    assert h.hexdigest() == digest, f"{key}: sealed records differ from the hashed stream"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=1024, help="MiB of records to seal (default 1024)")
@@ -196,74 +238,66 @@ def main() -> None:
     parser.add_argument(
         "--dir", type=Path, default=None, help="where to write (default: a temp dir beside this script)"
     )
-    parser.add_argument("--no-verify", action="store_true", help="skip verifying the sealed bundles")
     args = parser.parse_args()
     parent = args.dir if args.dir is not None else Path(__file__).resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix=".bench-seal-", dir=parent))
     try:
         store = LocalEvidenceStore(base / "evidence", base / "key.pem")
-        chunk = store.chunk_bytes
-        assert chunk == DEFAULT_CHUNK_BYTES
-        print(f"writing to {base} ({filesystem(base)}); {os.cpu_count()} CPUs; chunk {chunk // MiB} MiB")
+        plain = LocalEvidenceStore(base / "evidence-plain", base / "key.pem", compression="none")
+        print(
+            f"writing to {base} ({filesystem(base)}); {os.cpu_count()} CPUs; "
+            f"chunk {store.chunk_bytes // MiB} MiB, block {BLOCK_BYTES // 1024} KiB, "
+            f"zstd level {store.compression_level}"
+        )
 
         stream = Stream(args.mb * MiB)
-        hash_s, digest = plain_sha256(stream, chunk)
         mib = stream.size / MiB
+        hash_s, digest = plain_sha256(stream)
         sha_rate = mib / hash_s
-        iter_s, _, _ = timed(lambda: drain(stream.lines()))
+        iter_s = iterate_only(stream)
         print(f"stream:     {mib:.0f} MiB, {stream.count} records of ~{stream.size // stream.count} bytes")
         print(f"  sha256    {hash_s:7.2f} s  {sha_rate:8.1f} MiB/s  (hashlib alone, same bytes)")
-        print(f"  iterate   {iter_s:7.2f} s  {mib / iter_s:8.1f} MiB/s  (just consuming the (line, at) iterator)")
+        print(f"  iterate   {iter_s:7.2f} s  {mib / iter_s:8.1f} MiB/s  (producing the blocks, no sealing)")
 
-        seal_s, (ref, chunks), rss = timed(lambda: store.seal_lines("bench-lines/sealed", stream.lines()))
-        assert ref.size_bytes == stream.size and ref.records == stream.count
-        rate = mib / seal_s
-        print(f"lines:      seal_lines, {chunks} chunks")
-        print(f"  seal      {seal_s:7.2f} s  {rate:8.1f} MiB/s  ratio {rate / sha_rate:.2f}  peak RSS {rss}")
+        rows: list[tuple[str, float]] = []
+        for label, st, key in (("blocks", store, "bench-blocks/sealed"), ("plain", plain, "bench-plain/sealed")):
+            seal_s, (ref, chunks), rss = timed(lambda st=st, key=key: st.seal_blocks(key, stream.blocks()))
+            assert ref.size_bytes == stream.size and ref.records == stream.count
+            rate = mib / seal_s
+            rows.append((label, rate / sha_rate))
+            shrink = stream.size / stored_bytes(st, key)
+            print(f"{label + ':':11s} seal_blocks, {chunks} chunks, stored {shrink:.1f}x smaller than the records")
+            print(f"  seal      {seal_s:7.2f} s  {rate:8.1f} MiB/s  ratio {rate / sha_rate:.2f}  peak RSS {rss}")
+            check_bundle(st, key, digest)
 
         e2e = stream if args.end_to_end_mb in (None, args.mb) else Stream(args.end_to_end_mb * MiB)
-        if e2e is not stream:
-            hash2_s, _ = plain_sha256(e2e, chunk)
-        else:
-            hash2_s = hash_s
+        hash2_s = hash_s if e2e is stream else plain_sha256(e2e)[0]
         mib2 = e2e.size / MiB
         e2e_s, (ref2, _), rss2 = timed(lambda: store.seal("bench-records/sealed", e2e.dicts()))
         assert ref2.size_bytes == e2e.size and ref2.records == e2e.count
         rate2 = mib2 / e2e_s
+        rows.append(("dicts", rate2 / (mib2 / hash2_s)))
         print(f"end to end: seal from {e2e.count} dicts, {mib2:.0f} MiB")
-        print(
-            f"  seal      {e2e_s:7.2f} s  {rate2:8.1f} MiB/s  ratio {rate2 / (mib2 / hash2_s):.2f}  "
-            f"peak RSS {rss2}"
-        )
-
-        if not args.no_verify:
-            for key in ("bench-lines/sealed", "bench-records/sealed"):
-                report = verify_bundle(store.bundle_path(key))
-                assert report.ok, report.problems
-            chunk_digest = hashlib.sha256()
-            manifest = store.read_json("bench-lines/sealed")
-            for entry in manifest["entries"]:
-                path = store.bundle_path("bench-lines/sealed") / "chunks" / f"{entry['sha256']}.jsonl"
-                with path.open("rb") as f:
-                    while block := f.read(MiB):
-                        chunk_digest.update(block)
-            assert chunk_digest.hexdigest() == digest, "sealed bytes differ from the hashed stream"
-            print("verified:   both bundles verify offline; sealed bytes are the hashed bytes")
+        print(f"  seal      {e2e_s:7.2f} s  {rate2:8.1f} MiB/s  ratio {rows[-1][1]:.2f}  peak RSS {rss2}")
+        if e2e is stream:
+            check_bundle(store, "bench-records/sealed", digest)
+        print("verified:   every bundle verifies offline; the sealed records are the hashed bytes")
 
         if args.trace_mb:
             small = Stream(args.trace_mb * MiB)
-            peak_lines = traced_peak(lambda: store.seal_lines("bench-trace-lines/sealed", small.lines()))
+            peak_blocks = traced_peak(lambda: store.seal_blocks("bench-trace-blocks/sealed", small.blocks()))
             peak_dicts = traced_peak(lambda: store.seal("bench-trace-records/sealed", small.dicts()))
             print(
-                f"tracemalloc peak (separate untimed {args.trace_mb} MiB passes): "
-                f"seal_lines {peak_lines:.1f} MiB, seal {peak_dicts:.1f} MiB"
+                f"tracemalloc peak (separate untimed {args.trace_mb} MiB passes, beyond the "
+                f"{len(small.pool) / MiB:.0f} MiB pool): seal_blocks {peak_blocks:.1f} MiB, seal {peak_dicts:.1f} MiB"
             )
         whole = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"RSS high-water mark of the whole run: {whole:.0f} MiB")
+        print(f"RSS high-water mark of the whole run (the pool included): {whole:.0f} MiB")
         print(
-            f"summary: seal_lines {rate / sha_rate:.2f}, seal {rate2 / (mib2 / hash2_s):.2f} "
-            "of plain sha256 throughput (target >= 0.7)"
+            "summary: "
+            + ", ".join(f"{label} {ratio:.2f}" for label, ratio in rows)
+            + " of plain sha256 throughput (target >= 0.7)"
         )
     finally:
         shutil.rmtree(base, ignore_errors=True)

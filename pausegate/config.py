@@ -73,7 +73,9 @@ class EvidenceSettings(Model):
     compression: Literal["zstd", "none"] = Field(
         default="zstd", description="How sealed chunks are stored: zstd-compressed JSON lines, or plain."
     )
-    compression_level: int = Field(default=1, ge=-7, le=19, description="zstd level for sealed chunks.")
+    compression_level: int = Field(
+        default=-3, ge=-7, le=19, description="zstd level for sealed chunks (negative: faster, larger)."
+    )
 
     def open_store(self) -> LocalEvidenceStore:
         from pausegate.evidence.store import LocalEvidenceStore

@@ -151,16 +151,28 @@ def fsync_dir(directory: Path) -> None:
 
 def write_new(path: Path, data: bytes) -> None:
     """Create ``path`` with ``data`` (0600), failing with FileExistsError if it exists."""
+    fd = write_unsynced(path, data)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_unsynced(path: Path, data: bytes) -> int:
+    """``write_new`` without the fsync: returns the open descriptor, whose owner must fsync
+    and close it (so that a sealer can overlap many fsyncs with its other work)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
+        # the mode given to open is filtered by the umask
         os.fchmod(fd, FILE_MODE)
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def publish_once(path: Path, data: bytes) -> bool:

@@ -23,6 +23,7 @@ import asyncio
 import base64
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -30,11 +31,12 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import structlog
 import zstandard
@@ -52,6 +54,7 @@ from pausegate.evidence._files import (
     replace_file,
     sha256_hex,
     write_new,
+    write_unsynced,
 )
 from pausegate.models.base import Model
 from pausegate.models.evidence import SHA256_HEX
@@ -236,7 +239,7 @@ def split_block(block: RecordBlock, cut: int, records: int | None = None) -> tup
 
 Encoding = Literal["jsonl", "jsonl+zstd"]
 CHUNK_SUFFIXES: dict[str, str] = {"jsonl": ".jsonl", "jsonl+zstd": ".jsonl.zst"}
-DEFAULT_ZSTD_LEVEL = 1
+DEFAULT_ZSTD_LEVEL = -3
 _compressors = threading.local()
 
 
@@ -255,32 +258,46 @@ def _compress(data: bytes, level: int) -> bytes:
     return compressor.compress(data)
 
 
+def inflating_reader(source: BinaryIO) -> BinaryIO:
+    """The records of a stored zstd chunk, read across frames (a chunk is one frame today;
+    a concatenation of frames is equally a valid zstd stream and must not be cut short)."""
+    reader: BinaryIO = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
+    return reader
+
+
 def decode_chunk(stored: bytes, encoding: str, size_bytes: int) -> bytes:
-    """A chunk's records from its stored bytes; refuses to inflate beyond ``size_bytes``."""
+    """A chunk's records from its stored bytes; never inflates beyond ``size_bytes`` + 1."""
     if encoding == "jsonl":
         return stored
     try:
-        declared = zstandard.frame_content_size(stored)
-        if declared != size_bytes:
-            raise EvidenceError(f"chunk declares {declared} bytes of records, the manifest {size_bytes}")
-        return zstandard.ZstdDecompressor().decompress(stored, max_output_size=size_bytes)
+        with inflating_reader(io.BytesIO(stored)) as reader:
+            data = reader.read(size_bytes + 1)
     except zstandard.ZstdError as exc:
         raise EvidenceError(f"chunk does not decompress: {exc}") from exc
+    if len(data) != size_bytes:
+        more = "more" if len(data) > size_bytes else f"{len(data)}"
+        raise EvidenceError(f"chunk inflates to {more} bytes, the manifest says {size_bytes}")
+    return data
 
 
-def _write_chunk(directory: Path, index: int, parts: list[RecordBlock], encoding: str, level: int) -> ManifestEntry:
-    # Runs in a worker thread: joining, compressing, hashing and writing all release the GIL,
-    # so two chunks are sealed at once on two cores. The digest is of the stored bytes, so
-    # what is checked is exactly what is on disk (decompression is deterministic).
+def _write_chunk(
+    directory: Path, index: int, parts: list[RecordBlock], encoding: str, level: int
+) -> tuple[ManifestEntry, int | None]:
+    """Store one chunk; returns its entry and the open descriptor still to be fsynced (None if
+    the same chunk was already stored in this bundle).
+
+    Runs in a worker thread, several chunks at once: joining, compressing, hashing and
+    writing release the GIL. The digest is of the stored bytes, so what is checked is
+    exactly what is on disk (decompression is deterministic)."""
     data = parts[0].data if len(parts) == 1 else b"".join([p.data for p in parts])
     stored = _compress(data, level) if encoding == "jsonl+zstd" else data
     digest = hashlib.sha256(stored).hexdigest()
     try:
-        write_new(directory / chunk_name(digest, encoding), stored)
+        fd: int | None = write_unsynced(directory / chunk_name(digest, encoding), stored)
     except FileExistsError:
-        pass  # identical chunk earlier in the same bundle: content addressing stores it once
+        fd = None  # identical chunk earlier in the same bundle: content addressing stores it once
     times = [p for p in parts if p.first_at is not None]
-    return ManifestEntry(
+    entry = ManifestEntry(
         index=index,
         sha256=digest,
         size_bytes=len(data),
@@ -289,9 +306,40 @@ def _write_chunk(directory: Path, index: int, parts: list[RecordBlock], encoding
         last_at=times[-1].last_at if times else None,
         prev=GENESIS,
     )
+    return entry, fd
+
+
+def _sync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_sync_pool: ThreadPoolExecutor | None = None
+_sync_pool_lock = threading.Lock()
+SYNC_THREADS = 4
+
+
+def _syncer() -> ThreadPoolExecutor:
+    # fsyncs wait on the device, not the CPU: their own threads keep them from occupying the
+    # threads that compress, and several in flight keep the device's queue full
+    global _sync_pool
+    with _sync_pool_lock:
+        if _sync_pool is None:
+            _sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="evidence-fsync")
+        return _sync_pool
+
+
+def _seal_chunk(
+    directory: Path, index: int, parts: list[RecordBlock], encoding: str, level: int
+) -> tuple[ManifestEntry, Future[None] | None]:
+    entry, fd = _write_chunk(directory, index, parts, encoding, level)
+    return entry, None if fd is None else _syncer().submit(_sync_and_close, fd)
 
 
 IN_FLIGHT = 3
+MAX_UNSYNCED = 64
 BLOCK_BYTES = 256 * 1024
 
 
@@ -329,7 +377,8 @@ class Chunker:
         self._parts: list[RecordBlock] = []
         self._size = 0
         self._records = 0
-        self._pending: deque[asyncio.Future[ManifestEntry]] = deque()
+        self._pending: deque[asyncio.Future[tuple[ManifestEntry, Future[None] | None]]] = deque()
+        self._syncs: deque[Future[None]] = deque()
 
     async def add(self, block: RecordBlock) -> None:
         piece: RecordBlock | None = block
@@ -362,29 +411,45 @@ class Chunker:
         if self._parts:
             parts, self._parts, self._size, self._records = self._parts, [], 0, 0
             index = len(self.entries) + len(self._pending)
-            write = asyncio.to_thread(_write_chunk, self.directory, index, parts, self.encoding, self.level)
+            write = asyncio.to_thread(_seal_chunk, self.directory, index, parts, self.encoding, self.level)
             self._pending.append(asyncio.ensure_future(write))
 
     async def _collect(self) -> None:
         # in order, so entries keep the stream's order whichever write finishes first
         future = self._pending[0]
-        entry = await future
+        entry, sync = await future
         self._pending.popleft()
         self.entries.append(entry)
+        if sync is not None:
+            self._syncs.append(sync)
+        while self._syncs and self._syncs[0].done():
+            self._syncs.popleft().result()
+        while len(self._syncs) > MAX_UNSYNCED:  # a slow device holds the stream back, not memory
+            await asyncio.wrap_future(self._syncs.popleft())
 
     async def close(self) -> list[ManifestEntry]:
+        """Every entry, in order, once every chunk file is durable."""
         await self.rotate()
         while self._pending:
             await self._collect()
+        while self._syncs:
+            await asyncio.wrap_future(self._syncs.popleft())
         return self.entries
 
     async def abort(self) -> None:
-        """Wait for every write still running (the staging directory is removed next)."""
+        """Wait for every write and fsync still running (the staging directory is removed next)."""
         while self._pending:
             future = self._pending.popleft()
             try:
-                await future
+                _, sync = await future
+                if sync is not None:
+                    self._syncs.append(sync)
             except Exception:  # the stream already failed; that error is the one to report
+                pass
+        while self._syncs:
+            try:
+                await asyncio.wrap_future(self._syncs.popleft())
+            except Exception:
                 pass
 
 

@@ -26,6 +26,7 @@ from pausegate.evidence.seal import (
     BundleManifest,
     chain_entries,
     chunk_name,
+    inflating_reader,
     parse_manifest,
     parse_signature,
 )
@@ -221,7 +222,7 @@ class _Checker:
         # able to make verification exhaust memory or disk.
         size = lines = 0
         try:
-            with path.open("rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as reader:
+            with path.open("rb") as f, inflating_reader(f) as reader:
                 while block := reader.read(_READ_BLOCK):
                     size += len(block)
                     lines += block.count(b"\n")

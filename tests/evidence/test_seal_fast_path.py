@@ -7,6 +7,7 @@ import enum
 import hashlib
 import itertools
 import math
+import os
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -210,19 +211,69 @@ def test_failed_write_aborts_and_leaves_no_bundle(tmp_path: Path, monkeypatch: p
     from pausegate.evidence import seal as sealmod
 
     calls = 0
-    real = sealmod.write_new
+    real = sealmod.write_unsynced
 
-    def flaky(path: Path, data: bytes) -> None:
+    def flaky(path: Path, data: bytes) -> int:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise OSError(28, "No space left on device")
-        real(path, data)
+        return real(path, data)
 
-    monkeypatch.setattr(sealmod, "write_new", flaky)
+    monkeypatch.setattr(sealmod, "write_unsynced", flaky)
     store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=64)
     with pytest.raises(OSError):
         asyncio.run(store.seal("p/b", _aiter(_records(200))))
     pause_dir = tmp_path / "ev" / "p"
     assert not store.bundle_path("p/b").exists()
     assert not list(pause_dir.glob(".b.bundle.tmp-*"))
+
+
+def _open_fds() -> set[str]:
+    paths: set[str] = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            paths.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except FileNotFoundError:  # the descriptor listdir itself used
+            pass
+    return paths
+
+
+def test_every_chunk_is_fsynced_before_the_manifest_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsyncs run apart from the compressing threads; the manifest must still wait for all of them."""
+    from pausegate.evidence import seal as sealmod
+
+    synced: set[str] = set()
+    real_sync, real_finalize = sealmod._sync_and_close, sealmod.finalize
+
+    def recording_sync(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        real_sync(fd)
+        synced.add(path)
+
+    def checking_finalize(**kwargs: Any) -> Any:
+        on_disk = {str(p) for p in (kwargs["staging"] / "chunks").iterdir()}
+        assert on_disk and on_disk == synced, "manifest written before every chunk was durable"
+        return real_finalize(**kwargs)
+
+    monkeypatch.setattr(sealmod, "_sync_and_close", recording_sync)
+    monkeypatch.setattr(sealmod, "finalize", checking_finalize)
+    store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=256)
+    _, chunks = asyncio.run(store.seal("p/b", _aiter(_records(300))))
+    assert chunks == len(synced) > 10
+
+
+def test_a_failed_seal_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    async def failing() -> AsyncIterator[dict[str, Any]]:
+        for record in _records(300):
+            yield record
+        raise ConnectionError("source went away")
+
+    store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=256)
+    before = _open_fds()
+    with pytest.raises(ConnectionError):
+        asyncio.run(store.seal("p/b", failing()))
+    assert not [p for p in _open_fds() - before if str(tmp_path) in p]
+    assert not store.bundle_path("p/b").exists()
