@@ -138,6 +138,12 @@ class PausegateClient:
     def pauses(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/v1/pauses").json())
 
+    def refusals(self, *, program: str | None = None, limit: int = 100) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if program is not None:
+            params["program"] = program
+        return dict(self._request("GET", "/v1/refusals", params=params).json())
+
     def status(self, program: str, *, scope: bool = False) -> dict[str, Any]:
         params = {"scope": "true"} if scope else None
         return dict(self._request("GET", f"/v1/pauses/{program}", params=params).json())

@@ -107,6 +107,10 @@ class ApiSettings(Model):
     port: int = 8700
     runbooks_dir: Path = Path("runbooks")
     users_file: Path = Field(default=Path(".pausegate/users.json"), description="Local token hashes (embedded).")
+    refusal_log: Path = Field(
+        default=Path(".pausegate/api-refusals.jsonl"),
+        description="Hash-chained record of refusals that no open pause can hold in its timeline.",
+    )
     oidc: OidcSettings | None = None
     max_updates_in_flight_per_pause: int = Field(default=8, ge=1, le=10)
 

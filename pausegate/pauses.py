@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate.models.pause import (
@@ -51,18 +51,23 @@ async def start_pause(
 
     Returns the handle and whether this call started the pause.
     """
-    handle = await client.start_workflow(
-        PauseWorkflow.run,
-        PauseWorkflowInput(request=request, tuning=tuning or Tuning()),
-        id=pause_workflow_id(request.program),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-    )
-    # With USE_EXISTING the server answers started=false when the pause was already open.
-    response = getattr(handle, "_start_workflow_response", None)
-    started = bool(getattr(response, "started", True))
-    return handle, started
+    # FAIL rather than USE_EXISTING: the SDK has no public way to tell a handle it started from
+    # one it found, while the already-started error says exactly that, race-free (of two
+    # concurrent pulls the server lets exactly one start).
+    try:
+        handle = await client.start_workflow(
+            PauseWorkflow.run,
+            PauseWorkflowInput(request=request, tuning=tuning or Tuning()),
+            id=pause_workflow_id(request.program),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError as exc:
+        # the run that is open now, as USE_EXISTING would have answered
+        workflow_id = pause_workflow_id(request.program)
+        return client.get_workflow_handle_for(PauseWorkflow.run, workflow_id, run_id=exc.run_id), False
+    return handle, True
 
 
 def pause_handle(client: Client, program: str) -> WorkflowHandle[Any, PauseStatus]:

@@ -188,7 +188,7 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
                 address=temporal.client.service_client.config.target_host, task_queue=options.task_queue
             ),
             api=ApiSettings(port=options.api_port, runbooks_dir=options.runbooks_dir.resolve(),
-                            users_file=data / "users.json"),
+                            users_file=data / "users.json", refusal_log=data / "api-refusals.jsonl"),
             evidence=EvidenceSettings(directory=data / "evidence", signing_key=data / "keys" / "evidence.pem"),
             connections={
                 "telemetry-db": PostgresConnection(dsn=database_dsn, log_dir=pglog),  # type: ignore[arg-type]

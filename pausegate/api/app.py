@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import re
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from pausegate.api.models import (
     PauseView,
     Progress,
     Receipt,
+    RefusalsView,
     RejectRequest,
     TriggerRequest,
     TriggerResponse,
@@ -50,6 +52,7 @@ from pausegate.api.models import (
     WaiveResidualRequest,
     WhoAmI,
 )
+from pausegate.api.refusal_log import RefusalEntry, RefusalLog
 from pausegate.auth import Authenticator, build_authenticator
 from pausegate.config import Settings
 from pausegate.errors import EvidenceError, RunbookError
@@ -120,6 +123,10 @@ class ApiState:
     tuning: Tuning | None
     evidence_store: LocalEvidenceStore | None = None
     _runbooks: dict[Path, tuple[int, Runbook]] = field(default_factory=dict)
+
+    @property
+    def refusals(self) -> RefusalLog:
+        return RefusalLog(self.settings.api.refusal_log)
 
     @property
     def store(self) -> LocalEvidenceStore:
@@ -259,13 +266,17 @@ def _scope_roles(runbook: Runbook) -> set[str]:
 
 
 async def _record_refusal(state: ApiState, program: str, actor: Actor, action: str, reason: str) -> None:
-    """Put a refusal the API decided in the pause's timeline (when there is an open pause to hold it)."""
+    """Put a refusal the API decided in the pause's timeline, or, when no open pause can hold
+    it (none yet, ended, or Temporal unreachable), in the API's refusal log."""
     try:
         await pause_handle(state.client, program).signal(
             PauseWorkflow.record_refusal, RefusalInput(actor=actor.id, action=action, reason=reason[:2000])
         )
     except RPCError as exc:
-        log.info("refusal_not_recorded", program=program, actor=actor.id, action=action, status=str(exc.status))
+        await asyncio.to_thread(
+            state.refusals.append, actor=actor.id, roles=actor.roles, program=program, action=action, reason=reason
+        )
+        log.info("refusal_logged", program=program, actor=actor.id, action=action, pause_status=str(exc.status))
 
 
 async def _refuse(state: ApiState, program: str, actor: Actor, action: str, code: str, reason: str) -> ApiError:
@@ -433,6 +444,36 @@ async def list_pauses(request: Request, actor: ActorDep) -> list[PauseSummary]:
         for s in statuses
         if s is not None
     ]
+
+
+ADMIN_ROLE = "admin"
+
+
+@router.get("/refusals", response_model=RefusalsView, tags=["audit"], responses=_ERRORS)
+async def list_refusals(
+    request: Request,
+    actor: ActorDep,
+    program: Annotated[str | None, Query(max_length=64, description="Only refusals on this program.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="The newest this many.")] = 100,
+) -> RefusalsView:
+    """Refusals no open pause could hold (admins only), newest last, and whether their chain is intact."""
+    state = _state(request)
+    refusals = state.refusals
+    if not actor.has_any([ADMIN_ROLE]):
+        reason = f"the refusal log may be read by role {ADMIN_ROLE}; {actor.id} has {', '.join(actor.roles) or 'none'}"
+        await asyncio.to_thread(
+            refusals.append, actor=actor.id, roles=actor.roles, program=None, action="refused.read_refusals",
+            reason=f"wrong_role: {reason}",
+        )
+        log.info("action_refused", actor=actor.id, action="read_refusals", code="wrong_role")
+        raise ApiError(403, "wrong_role", reason)
+
+    def read() -> RefusalsView:
+        kept: deque[RefusalEntry] = deque(maxlen=limit)
+        kept.extend(e for e in refusals.entries() if program is None or e.program == program)
+        return RefusalsView(entries=list(kept), chain_problems=refusals.problems())
+
+    return await asyncio.to_thread(read)
 
 
 @router.get("/pauses/{program}", response_model=PauseView, tags=["pauses"])

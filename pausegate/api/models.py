@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
+from pausegate.api.refusal_log import RefusalEntry
 from pausegate.models.access import DatasetContainment
 from pausegate.models.base import Model
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef
@@ -200,3 +201,12 @@ class WhoAmI(Model):
 
     id: str
     roles: list[str]
+
+
+class RefusalsView(Model):
+    """The API's refusal log: refusals no open pause could hold in its timeline."""
+
+    entries: list[RefusalEntry]
+    chain_problems: list[str] = Field(
+        description="Lines that do not follow the line before them (empty when the chain is intact)."
+    )

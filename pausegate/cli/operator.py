@@ -291,6 +291,30 @@ def register(app: typer.Typer) -> None:
 
             _emit(rows, as_json, human)
 
+    @app.command("refusals")
+    def refusals(
+        program: Annotated[str | None, typer.Option(help="Only refusals on this program.")] = None,
+        limit: Annotated[int, typer.Option(min=1, max=1000, help="The newest this many.")] = 100,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Refusals no open pause could hold in its timeline (admin role); exit 1 if their chain is broken."""
+        with _client(as_json) as client:
+            log = client.refusals(program=program, limit=limit)
+
+            def human() -> None:
+                table = Table(title="Refusals outside any pause's timeline")
+                for col in ("at", "actor", "program", "action", "reason"):
+                    table.add_column(col)
+                for e in log["entries"]:
+                    table.add_row(str(e["at"])[:19], e["actor"], e["program"] or "-", e["action"], e["reason"])
+                out.print(table)
+                for problem in log["chain_problems"]:
+                    out.print(f"[red]chain broken:[/red] {problem}")
+
+            _emit(log, as_json, human)
+            if log["chain_problems"]:
+                raise typer.Exit(1)
+
     @app.command("status")
     def status(
         program: ProgramArg,

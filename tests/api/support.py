@@ -181,7 +181,12 @@ def write_runbook(harness: Harness, directory: Path) -> Path:
 def api_settings(harness: Harness, tmp_path: Path, *, oidc: OidcSettings | None = None) -> Settings:
     """The harness's settings with an ``api`` section: its runbook under its program id, a users file."""
     write_runbook(harness, tmp_path / "runbooks")
-    api = ApiSettings(runbooks_dir=tmp_path / "runbooks", users_file=tmp_path / "users.json", oidc=oidc)
+    api = ApiSettings(
+        runbooks_dir=tmp_path / "runbooks",
+        users_file=tmp_path / "users.json",
+        refusal_log=tmp_path / "api-refusals.jsonl",
+        oidc=oidc,
+    )
     return harness.settings.model_copy(update={"api": api})
 
 

@@ -92,3 +92,26 @@ class TestOperatorCommands:
         assert token not in await asyncio.to_thread(Path(users).read_text)
         who = await api.client(token=token).get("/v1/whoami")
         assert who.json() == {"id": "vera", "roles": ["security-analyst"]}
+
+    async def test_refusals_shows_what_no_timeline_holds_and_fails_on_a_broken_chain(
+        self, api: ApiWorld, cli: CliRunner
+    ) -> None:
+        refused = await cli("pause", api.program, "--reason", "x", who="ann")
+        assert refused.code == 1
+        not_admin = await cli("refusals")
+        assert not_admin.code == 1 and "wrong_role" in not_admin.stderr
+        users = str(api.settings.api.users_file)
+        added = await cli("users", "add", "ada", "--role", "admin", "--users-file", users, "--json", who=None)
+        admin = {"PAUSEGATE_TOKEN": json.loads(added.stdout)["token"]}
+
+        shown = await cli("refusals", "--program", api.program, "--json", who=None, env=admin)
+        assert shown.code == 0, shown.stderr
+        assert [(e["actor"], e["action"]) for e in json.loads(shown.stdout)["entries"]] == [("ann", "refused.trigger")]
+        table = await cli("refusals", who=None, env=admin)
+        assert "refused.trigger" in table.stdout and "refused.read_refusals" in table.stdout
+
+        log = api.settings.api.refusal_log
+        lines = log.read_bytes().splitlines(keepends=True)
+        log.write_bytes(b"".join(lines[1:]))  # the first refusal removed
+        broken = await cli("refusals", who=None, env=admin)
+        assert broken.code == 1 and "chain broken" in broken.stdout

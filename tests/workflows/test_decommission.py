@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pausegate.models.pause import Actor, DecommissionInput, PauseState, PauseStatus
 from tests.support.harness import CISO, CTO, Harness
-from tests.workflows.test_lifecycle import can_read
+from tests.workflows.test_lifecycle import can_read, replay_and_maybe_record
 from tests.workflows.test_refusals import refused
 
 
@@ -24,3 +24,4 @@ class TestDecommission:
         assert not can_read(h.dsn_as("employee_0001"), "mouse_events")
         report = h.connectors.evidence_store.read_json(final.report.uri.removeprefix("evidence://"))
         assert report["status"]["state"] == "DECOMMISSIONED" and report["resume"] is None
+        await replay_and_maybe_record(handle, "decommissioned")

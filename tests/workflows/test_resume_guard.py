@@ -7,7 +7,7 @@ import psycopg
 
 from pausegate.models.pause import ApproveInput, PauseState, PauseStatus, ProposePlanInput
 from tests.support.harness import CISO, COMMANDER, CPO, Harness
-from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review
+from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review, replay_and_maybe_record
 
 
 async def approve(h: Harness) -> PauseStatus:
@@ -21,7 +21,7 @@ async def approve(h: Harness) -> PauseStatus:
 class TestResumeGuard:
     async def test_a_reopened_grant_and_a_switched_on_program_refuse_the_resume(self, harness: Harness) -> None:
         h = harness
-        await h.pause()
+        handle, _ = await h.pause()
         await h.wait_for_state(PauseState.UNDER_REVIEW)
         await complete_review(h)
         await h.act(ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
@@ -55,3 +55,5 @@ class TestResumeGuard:
         final = await h.wait_for_state(PauseState.RESUMED)
         assert final.state == PauseState.RESUMED
         assert not can_read(h.dsn_as("employee_0001"), "keystrokes")
+        await handle.result()
+        await replay_and_maybe_record(handle, "resume-refused-on-drift")
