@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import zstandard
@@ -26,6 +27,7 @@ from pausegate.evidence.seal import (
     BundleManifest,
     chain_entries,
     chunk_name,
+    decode_chunk,
     inflating_reader,
     parse_manifest,
     parse_signature,
@@ -317,3 +319,21 @@ def verify_bundle(
             "problems": checker.problems,
         }
     )
+
+
+def verified_records(path: Path | str, report: VerificationReport) -> Iterator[bytes]:
+    """The record lines of a bundle ``report`` found intact, each chunk checked against the
+    manifest again as it is read (the files could change between verifying and reading)."""
+    bundle = bundle_dir(Path(path))
+    if not report.ok or report.manifest_sha256 is None:
+        raise EvidenceError(f"{bundle} did not verify; its records are not read")
+    data = (bundle / MANIFEST).read_bytes()
+    if hashlib.sha256(data).hexdigest() != report.manifest_sha256:
+        raise EvidenceError(f"{bundle / MANIFEST} changed after it was verified")
+    manifest = parse_manifest(data)
+    for entry in manifest.entries:
+        chunk = bundle / CHUNKS / chunk_name(entry.sha256, manifest.encoding)
+        stored = chunk.read_bytes()
+        if hashlib.sha256(stored).hexdigest() != entry.sha256:
+            raise EvidenceError(f"{chunk} changed after it was verified")
+        yield from decode_chunk(stored, manifest.encoding, entry.size_bytes).splitlines(keepends=True)

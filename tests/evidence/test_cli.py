@@ -1,17 +1,20 @@
-"""``pausegate evidence verify``."""
+"""``pausegate evidence verify`` and ``pausegate evidence records``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from pausegate.cli.evidence import app
+from pausegate.errors import EvidenceError
 from pausegate.evidence.keys import public_pem
+from pausegate.evidence.verify import verified_records, verify_bundle
 
-from .conftest import SealedTree, rewrite_chunk
+from .conftest import SealedTree, make_records, rewrite_chunk
 
 runner = CliRunner()
 
@@ -57,3 +60,31 @@ class TestVerifyCommand:
         result = runner.invoke(app, ["verify", str(tmp_path / "nope.bundle"), "--public-key", str(key)])
         assert result.exit_code == 1
         assert "does not exist" in result.output
+
+
+class TestRecordsCommand:
+    def test_prints_the_sealed_records_in_order(self, sealed_tree: SealedTree) -> None:
+        bundle = SealedTree.pause_dir(sealed_tree.root) / sealed_tree.second
+        result = runner.invoke(app, ["records", str(bundle)])
+        assert result.exit_code == 0, result.output
+        assert [json.loads(line) for line in result.stdout.splitlines()] == make_records(130, offset=1000, tag="fleet")
+
+    def test_a_modified_bundle_prints_no_record_and_exits_1(self, sealed_tree: SealedTree, tmp_path: Path) -> None:
+        copy = sealed_tree.copy(tmp_path / "copy")
+        bundle = SealedTree.pause_dir(copy) / sealed_tree.second
+        chunk = sorted((bundle / "chunks").iterdir())[-1]
+        rewrite_chunk(chunk, lambda records: records.replace(b"employee_", b"employee-", 1))
+        result = runner.invoke(app, ["records", str(bundle)])
+        assert result.exit_code == 1
+        assert result.stdout == ""
+        assert f"chunks/{chunk.name} [entry " in result.stderr and "modified" in result.stderr
+
+    def test_a_chunk_changed_after_verification_stops_the_output(self, sealed_tree: SealedTree, tmp_path: Path) -> None:
+        copy = sealed_tree.copy(tmp_path / "copy")
+        bundle = SealedTree.pause_dir(copy) / sealed_tree.second
+        report = verify_bundle(bundle)
+        assert report.ok
+        chunk = sorted((bundle / "chunks").iterdir())[0]
+        rewrite_chunk(chunk, lambda records: records.replace(b"employee_", b"employee-", 1))
+        with pytest.raises(EvidenceError, match="changed after it was verified"):
+            list(verified_records(bundle, report))
