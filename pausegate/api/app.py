@@ -126,7 +126,7 @@ class ApiState:
 
     @property
     def refusals(self) -> RefusalLog:
-        return RefusalLog(self.settings.api.refusal_log)
+        return RefusalLog(self.settings.api.refusal_log, self.store.signing_key)
 
     @property
     def store(self) -> LocalEvidenceStore:

@@ -208,5 +208,6 @@ class RefusalsView(Model):
 
     entries: list[RefusalEntry]
     chain_problems: list[str] = Field(
-        description="Lines that do not follow the line before them (empty when the chain is intact)."
+        description="Lines that do not follow the line before them, or an end the signed head does not "
+        "vouch for (empty when intact)."
     )

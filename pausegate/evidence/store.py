@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pausegate.errors import EvidenceError
 from pausegate.evidence import keys as keymod
@@ -85,6 +86,11 @@ class LocalEvidenceStore:
         keymod.write_public_key(self._key.public_key(), self.public_key_path)
         self.chunk_bytes = chunk_bytes
         self.chunk_records = chunk_records
+
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The deployment's key, for other records the deployment vouches for (the API's refusal log)."""
+        return self._key
 
     # ------------------------------------------------------------ paths
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pausegate.api.refusal_log import GENESIS, RefusalLog
 from pausegate.models.pause import Actor
@@ -18,8 +19,11 @@ from tests.support.harness import Harness
 ADMIN = Actor(id="ada", roles=["admin"])
 
 
+KEY = Ed25519PrivateKey.generate()
+
+
 def filled(path: Path, n: int) -> RefusalLog:
-    log = RefusalLog(path)
+    log = RefusalLog(path, KEY)
     for i in range(n):
         log.append(actor=f"user{i}", roles=["analyst"], program="employee-telemetry", action="refused.trigger",
                    reason=f"wrong_role: attempt {i}")
@@ -52,11 +56,45 @@ class TestChain:
         problems = log.problems()
         assert problems and problems[0].startswith(f"{log.path}:{line}: does not follow")
 
+    def test_the_signed_head_vouches_for_the_end(self, tmp_path: Path) -> None:
+        log = filled(tmp_path / "refusals.jsonl", 3)
+        lines = log.path.read_bytes().splitlines(keepends=True)
+        log.path.write_bytes(b"".join(lines[:2]))  # the newest refusal cut off
+        assert log.problems() == [f"{log.path}: ends at line 2, the signed head says line 3 "
+                                  "(lines cut or appended outside the API, or the last line edited)"]
+        log.path.write_bytes(b"".join([*lines[:2], lines[2].replace(b"user2", b"user7")]))  # the newest edited
+        assert len(log.problems()) == 1 and "ends at line 3" in log.problems()[0]
+        log.path.write_bytes(b"".join(lines))
+        assert log.problems() == []
+
+    def test_a_lost_or_forged_head_is_reported(self, tmp_path: Path) -> None:
+        log = filled(tmp_path / "refusals.jsonl", 2)
+        head = log.head_path.read_bytes()
+        log.head_path.unlink()
+        assert log.problems() == [f"{log.head_path}: missing or unreadable; the log's end is not vouched for"]
+        forged = json.loads(head)
+        forged["lines"] = 1
+        log.head_path.write_bytes(json.dumps(forged).encode())
+        assert log.problems() == [f"{log.head_path}: signature does not verify with the deployment's key"]
+        other = RefusalLog(log.path, Ed25519PrivateKey.generate())
+        log.head_path.write_bytes(head)
+        assert other.problems() == [f"{log.head_path}: signature does not verify with the deployment's key"]
+
+    def test_an_outside_change_stays_on_record_after_the_next_append(self, tmp_path: Path) -> None:
+        log = filled(tmp_path / "refusals.jsonl", 3)
+        lines = log.path.read_bytes().splitlines(keepends=True)
+        log.path.write_bytes(b"".join(lines[:2]))  # cut outside the API...
+        log.append(actor="eve", roles=[], program=None, action="refused.trigger", reason="later")  # ...then appended
+        assert log.problems() == [
+            f"{log.path}: when line 3 was appended, the log did not end where its signed head said "
+            "(changed outside the API)"
+        ]
+
     def test_concurrent_appends_keep_one_chain(self, tmp_path: Path) -> None:
         path = tmp_path / "refusals.jsonl"
 
         def append_some(who: int) -> None:
-            log = RefusalLog(path)
+            log = RefusalLog(path, KEY)
             for i in range(25):
                 log.append(actor=f"t{who}", roles=[], program=None, action="refused.read_refusals", reason=str(i))
 
@@ -65,7 +103,7 @@ class TestChain:
             t.start()
         for t in threads:
             t.join()
-        log = RefusalLog(path)
+        log = RefusalLog(path, KEY)
         assert len(list(log.entries())) == 100
         assert log.problems() == []
 
