@@ -6,6 +6,7 @@ record every refusal in the pause's timeline, so an unauthorised action leaves a
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -54,12 +55,15 @@ async def start_pause(
     # FAIL rather than USE_EXISTING: the SDK has no public way to tell a handle it started from
     # one it found, while the already-started error says exactly that, race-free (of two
     # concurrent pulls the server lets exactly one start).
+    tuning = tuning or Tuning()
     try:
         handle = await client.start_workflow(
             PauseWorkflow.run,
-            PauseWorkflowInput(request=request, tuning=tuning or Tuning()),
+            PauseWorkflowInput(request=request, tuning=tuning),
             id=pause_workflow_id(request.program),
             task_queue=task_queue,
+            # continue-as-new keeps it, so it holds for the pause's whole life
+            task_timeout=timedelta(seconds=tuning.workflow_task_timeout_seconds),
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         )

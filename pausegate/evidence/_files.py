@@ -7,7 +7,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -78,41 +78,42 @@ def canonical_json(document: Any) -> bytes:
         raise EvidenceError(f"document is not canonical-JSON serialisable: {exc}") from exc
 
 
-# orjson is byte-for-byte identical to ``canonical_json`` only for these exact types: it writes
-# floats in a different notation (1.5e-05 vs 0.000015) and NaN as null, formats datetimes with
-# second offsets differently, and handles subclasses (enums, str subclasses) its own way. Anything
-# else takes the reference encoder, so the fast path can never change a record's bytes.
-_PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
-_PLAIN_CONTAINERS = frozenset((dict, list))
-_PLAIN_TYPES = _PLAIN_SCALARS | _PLAIN_CONTAINERS
-_STR_ONLY = frozenset((str,))
+# orjson is byte-for-byte identical to ``canonical_json`` only for plain values: it writes floats
+# in a different notation (1.5e-05 vs 0.000015) and NaN as null, formats datetimes with second
+# offsets differently, and handles subclasses (enums, str subclasses) its own way. Values of any
+# other type than these take the reference encoder, so the fast path can never change a record's
+# bytes. Keys need no check: orjson refuses non-str keys, and a str subclass key is written as
+# its text by both encoders.
 
 
-def _orjson_compatible(value: dict[Any, Any] | list[Any]) -> bool:
-    if type(value) is dict:
-        if not {*map(type, value)} <= _STR_ONLY:
+def _orjson_compatible(values: Iterable[Any]) -> bool:
+    # a plain loop with identity tests: this runs once per record, and set-building or a
+    # generator per level costs more than orjson's whole serialisation
+    for v in values:
+        t = type(v)
+        if t is str or t is int or v is None or t is bool:
+            continue
+        if t is dict:
+            if not _orjson_compatible(v.values()):
+                return False
+        elif t is list:
+            if not _orjson_compatible(v):
+                return False
+        else:
             return False
-        items: Any = value.values()
-    else:
-        items = value
-    types = {*map(type, items)}
-    if types <= _PLAIN_SCALARS:
-        return True
-    if not types <= _PLAIN_TYPES:
-        return False
-    return all(_orjson_compatible(v) for v in items if type(v) in _PLAIN_CONTAINERS)
+    return True
 
 
 def canonical_line(document: Any) -> bytes:
     """``canonical_json(document) + b"\n"``, several times faster for plain JSON records."""
     if type(document) is dict:
         try:
-            if _orjson_compatible(document):
+            if _orjson_compatible(document.values()):
                 # the concatenation also matters for memory: orjson's result keeps a ~4 KiB
                 # allocation however short the JSON, and a chunk holds thousands of lines
                 return orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n"
         except (orjson.JSONEncodeError, RecursionError):
-            pass  # e.g. integers beyond 64 bits or deep nesting: the reference encoder decides
+            pass  # e.g. integers beyond 64 bits, non-str keys, deep nesting: the reference decides
     return canonical_json(document) + b"\n"
 
 

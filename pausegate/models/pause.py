@@ -87,6 +87,13 @@ class Tuning(Model):
     continue_as_new_after_updates: int = 1000
     timeline_keep: int = Field(default=200, ge=10, description="Timeline entries kept in state; older are archived.")
     activity_heartbeat_seconds: float = 5.0
+    workflow_task_timeout_seconds: float = Field(
+        default=5.0,
+        ge=1.0,
+        le=120.0,
+        description="How long a workflow task may stay with a worker: a worker killed while holding one delays "
+        "the pause by up to this long (Temporal's default is 10 s).",
+    )
 
 
 # --- progress -----------------------------------------------------------------------

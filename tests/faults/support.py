@@ -198,7 +198,8 @@ def database_of(h: Harness) -> str:
 
 async def activity_timeouts(handle: Any) -> list[str]:
     """Activities that needed more than one attempt or more than a second: ``type (attempt n, scheduled +Xs,
-    done +Ys)``, times from the workflow's start. A killed worker's attempts end by timing out."""
+    done +Ys)``, and workflow tasks that timed out, times from the workflow's start. A killed worker's
+    attempts end by timing out."""
     from temporalio.api.enums.v1 import EventType
 
     history = await handle.fetch_history()
@@ -209,6 +210,9 @@ async def activity_timeouts(handle: Any) -> list[str]:
     out: list[str] = []
     for event in events:
         at = event.event_time.ToDatetime().timestamp() - t0
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+            kind = event.workflow_task_timed_out_event_attributes.timeout_type
+            out.append(f"workflow task timed out ({kind}, +{at:.1f}s)")
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             scheduled[event.event_id] = (event.activity_task_scheduled_event_attributes.activity_type.name, at)
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:

@@ -30,7 +30,8 @@ from tests.faults.support import (
 from tests.support.harness import CISO, COMMANDER, CPO, Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review
 
-CRASH_TUNING = Tuning(halt_retry_initial_seconds=0.5, halt_retry_max_seconds=2.0, activity_heartbeat_seconds=1.5)
+CRASH_TUNING = Tuning(halt_retry_initial_seconds=0.5, halt_retry_max_seconds=2.0, activity_heartbeat_seconds=1.5,
+                      workflow_task_timeout_seconds=2.0)
 QUIET = FaultSettings(latency_ms=1.0, jitter_ms=1.0)
 HOLD = 600_000.0
 
@@ -187,6 +188,7 @@ async def test_a_worker_killed_at_a_boundary_loses_nothing_and_repeats_nothing(
                 outcome=f"{final.state.value}; switch applied {fleet.switch_changes}x (off, on), "
                         f"REVOKE {revokes}/{planned_revokes} planned, 4 bundles sealed once; {boundary.phase} {timing}",
                 recovery_s=round(recovery, 2), grants_run=resumed_pg["GRANT"] - contained_pg["GRANT"],
+                slow_attempts=await activity_timeouts(handle) if recovery > 5.0 else [],
             )
             assert recovery < RECOVERY_LIMIT, (
                 f"{boundary.phase} took {recovery:.1f}s after the replacement worker started "
