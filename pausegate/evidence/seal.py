@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import fcntl
 import hashlib
 import io
 import json
@@ -30,9 +29,9 @@ import shutil
 import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +49,7 @@ from pausegate.evidence._files import (
     DIR_MODE,
     canonical_json,
     canonical_line,
+    directory_lock,
     fsync_dir,
     replace_file,
     sha256_hex,
@@ -486,15 +486,9 @@ async def record_blocks(
 # ---------------------------------------------------------------- chain of bundles
 
 
-@contextmanager
-def chain_lock(pause_dir: Path) -> Iterator[None]:
-    """Exclusive across processes and threads (flock is per open file description)."""
-    fd = os.open(pause_dir / CHAIN_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def chain_lock(pause_dir: Path) -> AbstractContextManager[None]:
+    """Serialises appends to a pause's chain of bundles."""
+    return directory_lock(pause_dir, CHAIN_LOCK)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,38 @@ class TestPutJson:
         store.put_json("p/doc", {"a": 1})
         assert store.read_json("p/doc") == {"a": 1}
 
+    def test_a_crash_between_the_two_writes_leaves_a_document_the_retry_completes(
+        self, store: LocalEvidenceStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Killed after the first file is written: the retry stores both, and readers never meet
+        a document they cannot authenticate (the signature is the file written first)."""
+        from pausegate.evidence import store as storemod
+
+        real = storemod.publish_once
+        writes = 0
+
+        def crash_on_the_second_write(path: Path, data: bytes) -> bool:
+            nonlocal writes
+            writes += 1
+            if writes == 2:
+                raise KeyboardInterrupt  # the process dies here
+            return real(path, data)
+
+        monkeypatch.setattr(storemod, "publish_once", crash_on_the_second_write)
+        with pytest.raises(KeyboardInterrupt):
+            store.put_json("p/scope", {"grants": 3})
+        assert store.get("p/scope") is None  # nothing a reader could trip over
+        monkeypatch.setattr(storemod, "publish_once", real)
+        store.put_json("p/scope", {"grants": 3})
+        assert store.read_json("p/scope") == {"grants": 3}
+
+    def test_an_orphan_signature_for_other_content_is_replaced(self, store: LocalEvidenceStore) -> None:
+        store.put_json("p/doc", {"a": 1})
+        orphan = store.document_path("p/doc").with_name("doc.json.sig").read_bytes()
+        store.document_path("p/other").with_name("other.json.sig").write_bytes(orphan)
+        store.put_json("p/other", {"b": 2})
+        assert store.read_json("p/other") == {"b": 2}
+
     def test_a_document_key_cannot_also_be_a_bundle(self, store: LocalEvidenceStore) -> None:
         store.put_json("p/k", {"a": 1})
         with pytest.raises(EvidenceError, match="document"):
