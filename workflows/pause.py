@@ -127,9 +127,16 @@ class PauseWorkflow:
         snap = input.snapshot
         if snap is None:
             started = workflow.now()
+            stamp = f"{started:%Y%m%dT%H%M%SZ}"
+            if workflow.patched("unique-evidence-key"):
+                # Two pauses of one program in the same second must not share incident ids (the
+                # fleet deduplicates by them) or evidence keys (write-once: the second would fail
+                # or, for a bundle, be handed the first one's).
+                stamp = f"{stamp}-{workflow.uuid4().hex[:8]}"
             snap = PauseSnapshot(
                 state=PauseState.ACTIVE,
-                incident_id=f"{self.runbook.program.id}-{started:%Y%m%dT%H%M%SZ}",
+                incident_id=f"{self.runbook.program.id}-{stamp}",
+                evidence_key=f"{self.runbook.program.id}/{stamp}",
                 started_at=started,
                 containment=ContainmentProgress(),
                 checklist=[
@@ -161,7 +168,7 @@ class PauseWorkflow:
         self.report: EvidenceRef | None = None
         self.updates_this_run = 0
         self.outbox: list[NotifyInput] = []
-        self.pause_key = f"{self.runbook.program.id}/{self.started_at:%Y%m%dT%H%M%SZ}"
+        self.pause_key = snap.evidence_key or f"{self.runbook.program.id}/{self.started_at:%Y%m%dT%H%M%SZ}"
 
     # ------------------------------------------------------------------ the procedure
 
@@ -676,6 +683,7 @@ class PauseWorkflow:
         return PauseStatus(
             pause_id=workflow.info().workflow_id,
             incident_id=self.incident_id,
+            evidence_key=self.pause_key,
             program=self.runbook.program.id,
             state=self.state,
             reason=self.request.reason,
@@ -791,7 +799,7 @@ class PauseWorkflow:
             self.timeline_archived.append(ref)
             self.timeline = self.timeline[-keep:]
         snapshot = PauseSnapshot(
-            state=self.state, incident_id=self.incident_id, started_at=self.started_at,
+            state=self.state, incident_id=self.incident_id, evidence_key=self.pause_key, started_at=self.started_at,
             containment=self.containment, checklist=self.checklist, plan=self.plan, approvals=self.approvals,
             decommission_votes=self.decommission_votes, waivers=self.waivers, timeline=self.timeline,
             timeline_archived=self.timeline_archived, run_count=self.run_count + 1,

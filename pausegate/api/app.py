@@ -226,8 +226,8 @@ def progress_of(status: PauseStatus) -> Progress:
 
 
 def pause_key(status: PauseStatus) -> str:
-    """The business key the workflow files evidence under (workflows.pause: ``pause_key``)."""
-    return f"{status.program}/{status.started_at:%Y%m%dT%H%M%SZ}"
+    """The key the workflow files evidence under (pauses started before it was reported used this form)."""
+    return status.evidence_key or f"{status.program}/{status.started_at:%Y%m%dT%H%M%SZ}"
 
 
 def view_of(

@@ -271,6 +271,9 @@ class PauseStatus(Model):
 
     pause_id: str
     incident_id: str
+    evidence_key: str | None = Field(
+        default=None, description="Where the pause's evidence is filed in the store (<program>/<started>-<suffix>)."
+    )
     program: str
     state: PauseState
     reason: str
@@ -531,6 +534,7 @@ class PauseSnapshot(Model):
 
     state: PauseState
     incident_id: str
+    evidence_key: str | None = None  # None in snapshots of pauses started before it was carried
     started_at: datetime
     containment: ContainmentProgress
     checklist: list[ItemStatus]

@@ -45,6 +45,7 @@ async def test_changes_answered_by_a_timeout_are_applied_once(
         spec = h.runbook.datasets[0]
         database = database_of(h)
         planned_total = 0
+        keys: set[tuple[str, str | None]] = set()
         try:
             async with worker:
                 before = await settled_pg_statements(pglog, database)
@@ -63,6 +64,9 @@ async def test_changes_answered_by_a_timeout_are_applied_once(
                     await approve(h)
                     final = await handle.result()
                     assert final.state == PauseState.RESUMED
+                    # pauses seconds apart, or within one second, never share evidence or an incident id
+                    keys.add((final.incident_id, final.evidence_key))
+                    assert final.report is not None and final.report.uri.startswith(f"evidence://{final.evidence_key}/")
                     fleet = fleet_effects(h)
                     assert fleet.switch_changes == 2 * n, "a switch-on applied twice"
                     assert fleet.collecting == AGENTS
@@ -76,6 +80,7 @@ async def test_changes_answered_by_a_timeout_are_applied_once(
         # Each REVOKE PostgreSQL ran was planned from a live catalog once: none repeated after an
         # ambiguous commit.
         assert after["REVOKE"] - before["REVOKE"] == planned_total
+        assert len({i for i, _ in keys}) == len({k for _, k in keys}) == PAUSES
         fleet_injected = fleet_faults(h).injected["ambiguous"]
         pg_injected = sum(v for k, v in connectors.faulty["telemetry-db"].injected.items() if k.startswith("ambiguous"))
         assert fleet_effects(h).max_halts_per_agent <= PAUSES and fleet_effects(h).max_resumes_per_agent <= PAUSES

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,11 @@ class TestLifecycle:
         assert sum(1 for e in status.timeline if e.action == "pause.started") == 1
         program = h.fleet_state.program(h.program)
         assert program.counters.switch_changes == 1
+        # evidence is filed per pause, not per second: <program>/<started>-<8 hex>
+        assert status.evidence_key is not None
+        assert re.fullmatch(rf"{h.program}/\d{{8}}T\d{{6}}Z-[0-9a-f]{{8}}", status.evidence_key)
+        assert status.incident_id == status.evidence_key.replace("/", "-", 1)
+        assert all(e.bundle.uri.startswith(f"evidence://{status.evidence_key}/") for e in status.containment.evidence)
 
 
 @pytest.fixture
