@@ -53,7 +53,7 @@ from pausegate.api.models import (
     WhoAmI,
 )
 from pausegate.api.refusal_log import RefusalEntry, RefusalLog
-from pausegate.auth import Authenticator, build_authenticator
+from pausegate.auth import ADMIN_ROLE, Authenticator, build_authenticator
 from pausegate.config import Settings
 from pausegate.errors import EvidenceError, RunbookError
 from pausegate.evidence.store import URI_SCHEME, LocalEvidenceStore
@@ -444,9 +444,6 @@ async def list_pauses(request: Request, actor: ActorDep) -> list[PauseSummary]:
         for s in statuses
         if s is not None
     ]
-
-
-ADMIN_ROLE = "admin"
 
 
 @router.get("/refusals", response_model=RefusalsView, tags=["audit"], responses=_ERRORS)

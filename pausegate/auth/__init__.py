@@ -5,12 +5,13 @@ from __future__ import annotations
 import httpx
 
 from pausegate.auth.base import AuthenticationError, Authenticator
-from pausegate.auth.local import LocalTokens, ensure_first_admin
+from pausegate.auth.local import ADMIN_ROLE, LocalTokens, ensure_first_admin
 from pausegate.auth.oidc import OidcVerifier, looks_like_jwt
 from pausegate.config import Settings
 from pausegate.models.pause import Actor
 
 __all__ = [
+    "ADMIN_ROLE",
     "AuthenticationError",
     "Authenticator",
     "CombinedAuthenticator",

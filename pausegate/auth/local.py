@@ -27,7 +27,8 @@ TOKEN_PREFIX = "pgt_"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$"
 ROLE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 FIRST_ADMIN = "admin"
-FIRST_ADMIN_ROLES = ("admin", "incident-commander")
+ADMIN_ROLE = "admin"
+FIRST_ADMIN_ROLES = (ADMIN_ROLE, "incident-commander")
 
 
 class LocalUser(Model):

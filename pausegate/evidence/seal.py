@@ -216,20 +216,15 @@ def split_block(block: RecordBlock, cut: int, records: int | None = None) -> tup
     """``block`` cut after the line ending at or after byte ``cut`` (or after ``records``
     lines); the tail is None when nothing is left. Only the pieces' edges are parsed."""
     data = block.data
-    if records is not None:
+    if records is None:
+        pos = data.find(b"\n", max(cut, 1) - 1) + 1 or len(data)
+    else:
         pos = 0
         for _ in range(records):
             pos = data.index(b"\n", pos) + 1
-        head_records = records
-    else:
-        pos = data.find(b"\n", max(cut, 1) - 1) + 1
-        if pos == 0:
-            pos = len(data)
-        head_records = -1
     if pos >= len(data):
         return block, None
-    if head_records < 0:
-        head_records = data.count(b"\n", 0, pos)
+    head_records = data.count(b"\n", 0, pos) if records is None else records
     head_last = _last_time(data, 0, pos)
     tail_first = _first_time(data, pos, len(data))
     head = RecordBlock(data[:pos], head_records, block.first_at if head_last else None, head_last)

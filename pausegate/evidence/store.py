@@ -125,36 +125,35 @@ class LocalEvidenceStore:
         digest = sha256_hex(data)
         records = len(document) if isinstance(document, list) else 1
         ensure_dir(self.root, path.parent)
-        sig_path = path.with_name(path.name + SIGNATURE_SUFFIX)
-        signature = sealmod.signature_bytes(self._key, data)  # Ed25519 signs deterministically
         with directory_lock(path.parent):
-            self._publish_signed(key, path, sig_path, data, signature, digest)
+            self._publish_signed(key, path, data)
         log.info("evidence_document_stored", key=key, sha256=digest, size_bytes=len(data))
         return EvidenceRef(uri=self.uri(key), sha256=digest, records=records, size_bytes=len(data))
 
-    def _publish_signed(
-        self, key: str, path: Path, sig_path: Path, data: bytes, signature: bytes, digest: str
-    ) -> None:
-        # under the directory's lock: nobody else publishes this key meanwhile
+    def _publish_signed(self, key: str, path: Path, data: bytes) -> None:
+        """Write the document and its signature, under the directory's lock (nobody else
+        publishes this key meanwhile)."""
+        sig_path = path.with_name(path.name + SIGNATURE_SUFFIX)
+        signature = sealmod.signature_bytes(self._key, data)  # Ed25519 signs deterministically
         if path.exists():
-            self._check_same(key, path, digest)
+            self._check_same(key, path, data)
             # a document stored before signatures were written first may lack one: add it
             publish_once(sig_path, signature)
-        else:
-            # The signature goes first, so that a crash between the two writes can leave only a
-            # signature without a document, which vouches for nothing and is replaced by the
-            # retry; a document without its signature would be unreadable for good.
-            if not publish_once(sig_path, signature) and sig_path.read_bytes() != signature:
-                log.warning("evidence_orphan_signature_replaced", key=key)
-                replace_file(sig_path, signature)
-            if not publish_once(path, data):
-                self._check_same(key, path, digest)
+            return
+        # The signature goes first, so that a crash between the two writes can leave only a
+        # signature without a document, which vouches for nothing and is replaced by the
+        # retry; a document without its signature would be unreadable for good.
+        if not publish_once(sig_path, signature) and sig_path.read_bytes() != signature:
+            log.warning("evidence_orphan_signature_replaced", key=key)
+            replace_file(sig_path, signature)
+        if not publish_once(path, data):
+            self._check_same(key, path, data)
 
     @staticmethod
-    def _check_same(key: str, path: Path, digest: str) -> None:
-        if sha256_hex(path.read_bytes()) != digest:
+    def _check_same(key: str, path: Path, data: bytes) -> None:
+        if path.read_bytes() != data:
             raise EvidenceError(f"evidence key {key!r} already holds different content")
-        log.debug("evidence_document_exists", key=key, sha256=digest)
+        log.debug("evidence_document_exists", key=key)
 
     def get(self, key: str) -> EvidenceRef | None:
         """The ref of what is stored under ``key`` (document or completely sealed bundle)."""

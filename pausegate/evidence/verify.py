@@ -203,21 +203,21 @@ class _Checker:
         """(bytes of records, records) of a chunk whose stored bytes match ``digest``."""
         h = hashlib.sha256()
         size = lines = 0
+        plain = encoding == "jsonl"
         try:
             with path.open("rb") as f:
                 while block := f.read(_READ_BLOCK):
                     h.update(block)
                     size += len(block)
-                    lines += block.count(b"\n")
+                    if plain:
+                        lines += block.count(b"\n")
         except FileNotFoundError:
             self.problem(path, "chunk is missing (deleted or renamed)", index)
             return None
         if h.hexdigest() != digest:
             self.problem(path, f"content digest {h.hexdigest()} does not match its name (modified)", index)
             return None
-        if encoding == "jsonl":
-            return size, lines
-        return self._inflated(path, index, expected_size)
+        return (size, lines) if plain else self._inflated(path, index, expected_size)
 
     def _inflated(self, path: Path, index: int, expected_size: int) -> tuple[int, int] | None:
         # Streamed and cut off just past the manifest's size: a crafted chunk must not be

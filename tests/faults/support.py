@@ -196,7 +196,7 @@ def database_of(h: Harness) -> str:
     return h.program.replace("-", "_")
 
 
-async def activity_timeouts(handle: Any) -> list[str]:
+async def slow_attempts(handle: Any) -> list[str]:
     """Activities that needed more than one attempt or more than a second: ``type (attempt n, scheduled +Xs,
     done +Ys)``, and workflow tasks that timed out, times from the workflow's start. A killed worker's
     attempts end by timing out."""

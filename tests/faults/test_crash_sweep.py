@@ -20,11 +20,11 @@ from pausegate.fleet_service.settings import FaultSettings
 from pausegate.models.pause import ApproveInput, PauseState, PauseStatus, ProposePlanInput, Tuning
 from tests.faults.support import (
     WorkerProcess,
-    activity_timeouts,
     database_of,
     fleet_effects,
     fleet_faults,
     settled_pg_statements,
+    slow_attempts,
     until,
 )
 from tests.support.harness import CISO, COMMANDER, CPO, Harness, HarnessFactory
@@ -190,11 +190,11 @@ async def test_a_worker_killed_at_a_boundary_loses_nothing_and_repeats_nothing(
                 outcome=f"{final.state.value}; switch applied {fleet.switch_changes}x (off, on), "
                         f"REVOKE {revokes}/{planned_revokes} planned, 4 bundles sealed once; {boundary.phase} {timing}",
                 recovery_s=round(recovery, 2), grants_run=resumed_pg["GRANT"] - contained_pg["GRANT"],
-                slow_attempts=await activity_timeouts(handle) if recovery > 5.0 else [],
+                slow_attempts=await slow_attempts(handle) if recovery > 5.0 else [],
             )
             assert recovery < RECOVERY_LIMIT, (
                 f"{boundary.phase} took {recovery:.1f}s after the replacement worker started "
-                f"(limit {RECOVERY_LIMIT}s); timed-out attempts: {await activity_timeouts(handle)}"
+                f"(limit {RECOVERY_LIMIT}s); timed-out attempts: {await slow_attempts(handle)}"
             )
         finally:
             w.kill()

@@ -12,7 +12,7 @@ import pytest
 from pausegate.faultreport import record_result
 from pausegate.fleet_service.settings import FaultSettings
 from pausegate.models.pause import AgentSelection, ApproveInput, PauseState, ProposePlanInput, ResumePlan, Tuning
-from tests.faults.support import activity_timeouts, fleet_effects, fleet_faults, until
+from tests.faults.support import fleet_effects, fleet_faults, slow_attempts, until
 from tests.faults.test_crash_sweep import approve
 from tests.support.harness import CISO, COMMANDER, CPO, Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review
@@ -47,7 +47,7 @@ class TestSlowFleet:
             try:
                 seconds = await contained(h, timeout=90)
             except AssertionError as exc:
-                raise AssertionError(f"{exc}; retried attempts: {await activity_timeouts(handle)}") from None
+                raise AssertionError(f"{exc}; retried attempts: {await slow_attempts(handle)}") from None
             await h.wait_for_state(PauseState.UNDER_REVIEW, PauseState.AWAITING_APPROVAL)
             effects = fleet_effects(h)
             assert effects.switch_changes == 1 and effects.collecting == 0
@@ -159,7 +159,7 @@ class TestRejectingFleet:
                 error = status.containment.agents.last_error or ""
                 assert "TargetRejectedError" in error and "404" in error and ghost.id in error
                 # Non-retryable: one attempt, no backoff.
-                assert await activity_timeouts(handle) == []
+                assert await slow_attempts(handle) == []
                 assert elapsed < 5
                 assert any(e.action == "containment.agents.failed" and not e.accepted for e in status.timeline)
                 record_result("fleet 404: program does not exist", "pause", injected=1,
