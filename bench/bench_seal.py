@@ -12,7 +12,10 @@ Measured over that one byte stream, cut into the same ~256 KiB blocks for everyo
                  anything can read each byte once, on one core);
 * blocks:        ``seal_blocks`` with the store's defaults (zstd level 1);
 * blocks, plain: ``seal_blocks`` storing chunks uncompressed (the disk's fsync bandwidth);
-* end to end:    ``seal`` of the same records as dicts (canonical JSON serialisation included).
+* end to end:    ``seal`` of the same records as dicts (canonical JSON serialisation included;
+                 the cost of serialising one record is printed on its own).
+
+``bench_seal_limits.py`` measures the machine's ceilings the seal runs into.
 
 Every seal does the whole job: content-addressed chunks fsynced before the manifest, a
 hash-chained, Ed25519-signed manifest, staging and rename; the bundles are verified afterwards
@@ -259,6 +262,11 @@ def main() -> None:
         print(f"stream:     {mib:.0f} MiB, {stream.count} records of ~{stream.size // stream.count} bytes")
         print(f"  sha256    {hash_s:7.2f} s  {sha_rate:8.1f} MiB/s  (hashlib alone, same bytes)")
         print(f"  iterate   {iter_s:7.2f} s  {mib / iter_s:8.1f} MiB/s  (producing the blocks, no sealing)")
+        t = time.perf_counter()
+        for rec in stream.records:
+            canonical_line(rec)
+        per_record = (time.perf_counter() - t) / len(stream.records) * 1e6
+        print(f"  serialise {per_record:7.2f} µs per record  (canonical_line over the record pool)")
 
         rows: list[tuple[str, float]] = []
         for label, st, key in (("blocks", store, "bench-blocks/sealed"), ("plain", plain, "bench-plain/sealed")):
