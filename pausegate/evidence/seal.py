@@ -68,7 +68,10 @@ SIGNATURE = "manifest.sig"
 CHUNKS = "chunks"
 CHAIN_HEAD = ".chain-head.json"
 CHAIN_LOCK = ".chain.lock"
-DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
+# 8 MiB: each chunk file costs a create, an fsync and a hand-off between threads, and at
+# 4 MiB those were a tenth of sealing's CPU (bench/bench_seal.py --chunk-mb); readers and
+# verify hold one chunk at a time
+DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 TIME_FIELD = "at"
 
 
@@ -281,8 +284,8 @@ def _write_chunk(
     """Store one chunk; returns its entry and the open descriptor still to be fsynced (None if
     the same chunk was already stored in this bundle).
 
-    Runs in a worker thread, several chunks at once: joining, compressing, hashing and
-    writing release the GIL. The digest is of the stored bytes, so what is checked is
+    Runs on a sealing thread, several chunks at once: compressing, hashing and writing
+    release the GIL. The digest is of the stored bytes, so what is checked is
     exactly what is on disk (decompression is deterministic)."""
     data = parts[0].data if len(parts) == 1 else b"".join([p.data for p in parts])
     stored = _compress(data, level) if encoding == "jsonl+zstd" else data
@@ -312,7 +315,7 @@ def _sync_and_close(fd: int) -> None:
 
 
 _sync_pool: ThreadPoolExecutor | None = None
-_sync_pool_lock = threading.Lock()
+_pools_lock = threading.Lock()
 SYNC_THREADS = 4
 
 
@@ -320,10 +323,24 @@ def _syncer() -> ThreadPoolExecutor:
     # fsyncs wait on the device, not the CPU: their own threads keep them from occupying the
     # threads that compress, and several in flight keep the device's queue full
     global _sync_pool
-    with _sync_pool_lock:
+    with _pools_lock:
         if _sync_pool is None:
             _sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="evidence-fsync")
         return _sync_pool
+
+
+_seal_pool: ThreadPoolExecutor | None = None
+SEAL_THREADS = max(2, os.cpu_count() or 1)
+
+
+def _sealers() -> ThreadPoolExecutor:
+    # compression is the seal's CPU cost and releases the GIL: one thread per core runs it in
+    # parallel, and threads of their own keep it from queueing behind unrelated to_thread calls
+    global _seal_pool
+    with _pools_lock:
+        if _seal_pool is None:
+            _seal_pool = ThreadPoolExecutor(SEAL_THREADS, thread_name_prefix="evidence-seal")
+        return _seal_pool
 
 
 def _seal_chunk(
@@ -333,21 +350,21 @@ def _seal_chunk(
     return entry, None if fd is None else _syncer().submit(_sync_and_close, fd)
 
 
-IN_FLIGHT = 3
+IN_FLIGHT = SEAL_THREADS + 1
 MAX_UNSYNCED = 64
 BLOCK_BYTES = 256 * 1024
 
 
 class Chunker:
     """Gathers record blocks into chunks; each chunk is compressed, hashed, written and
-    fsynced in a worker thread while the next ones fill.
+    fsynced on the sealing threads while the next ones fill.
 
     A chunk closes at the first line end at or after ``chunk_bytes``, or after
     ``chunk_records`` records, however the producer cut its blocks. Up to ``in_flight``
-    chunks are sealed at once (fsync mostly waits on the device, compression uses another
-    core), so memory stays bounded at ``in_flight + 1`` chunks. Entries come back in stream
-    order, and ``close`` returns only once every chunk file is durable, so the manifest is
-    never written before them.
+    chunks are sealed at once, in whatever order they finish (one slow chunk must not idle a
+    core), so memory stays bounded at ``in_flight + 1`` chunks. ``close`` returns the entries
+    in stream order, and only once every chunk file is durable, so the manifest is never
+    written before them.
     """
 
     def __init__(
@@ -368,12 +385,18 @@ class Chunker:
         self.encoding = encoding
         self.level = level
         self.in_flight = max(1, in_flight)
-        self.entries: list[ManifestEntry] = []
+        self._entries: dict[int, ManifestEntry] = {}
+        self._chunks = 0
         self._parts: list[RecordBlock] = []
         self._size = 0
         self._records = 0
-        self._pending: deque[asyncio.Future[tuple[ManifestEntry, Future[None] | None]]] = deque()
+        self._pending: set[asyncio.Future[tuple[ManifestEntry, Future[None] | None]]] = set()
         self._syncs: deque[Future[None]] = deque()
+
+    @property
+    def entries(self) -> list[ManifestEntry]:
+        """The entries of the chunks sealed so far, in stream order."""
+        return [self._entries[i] for i in sorted(self._entries)]
 
     async def add(self, block: RecordBlock) -> None:
         piece: RecordBlock | None = block
@@ -395,35 +418,38 @@ class Chunker:
     async def consume(self, blocks: AsyncIterator[RecordBlock]) -> None:
         async for block in blocks:
             await self.add(block)
-            # a producer that never waits would keep the event loop (and the GIL) from the
-            # worker threads finishing chunks, and from other tasks such as heartbeats
-            await asyncio.sleep(0)
 
     async def rotate(self) -> None:
-        """Hand the filled chunk to a writer; waits only when ``in_flight`` writes are pending."""
+        """Hand the filled chunk to a sealing thread; waits only when ``in_flight`` are pending."""
         while len(self._pending) >= self.in_flight:
             await self._collect()
         if self._parts:
             parts, self._parts, self._size, self._records = self._parts, [], 0, 0
-            index = len(self.entries) + len(self._pending)
-            write = asyncio.to_thread(_seal_chunk, self.directory, index, parts, self.encoding, self.level)
-            self._pending.append(asyncio.ensure_future(write))
+            index, self._chunks = self._chunks, self._chunks + 1
+            loop = asyncio.get_running_loop()
+            seal = loop.run_in_executor(
+                _sealers(), _seal_chunk, self.directory, index, parts, self.encoding, self.level
+            )
+            self._pending.add(seal)
+            # a producer that never waits would keep the event loop from other tasks (such as
+            # heartbeats) and from the sealing threads' results; once a chunk is enough, as a
+            # turn of the loop per block costs more CPU than compressing it leaves spare
+            await asyncio.sleep(0)
 
     async def _collect(self) -> None:
-        # in order, so entries keep the stream's order whichever write finishes first
-        future = self._pending[0]
-        entry, sync = await future
-        self._pending.popleft()
-        self.entries.append(entry)
-        if sync is not None:
-            self._syncs.append(sync)
+        done, self._pending = await asyncio.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
+        for future in done:
+            entry, sync = future.result()
+            self._entries[entry.index] = entry
+            if sync is not None:
+                self._syncs.append(sync)
         while self._syncs and self._syncs[0].done():
             self._syncs.popleft().result()
         while len(self._syncs) > MAX_UNSYNCED:  # a slow device holds the stream back, not memory
             await asyncio.wrap_future(self._syncs.popleft())
 
     async def close(self) -> list[ManifestEntry]:
-        """Every entry, in order, once every chunk file is durable."""
+        """Every entry, in stream order, once every chunk file is durable."""
         await self.rotate()
         while self._pending:
             await self._collect()
@@ -433,14 +459,13 @@ class Chunker:
 
     async def abort(self) -> None:
         """Wait for every write and fsync still running (the staging directory is removed next)."""
-        while self._pending:
-            future = self._pending.popleft()
-            try:
-                _, sync = await future
-                if sync is not None:
-                    self._syncs.append(sync)
-            except Exception:  # the stream already failed; that error is the one to report
-                pass
+        if self._pending:
+            results = await asyncio.gather(*self._pending, return_exceptions=True)
+            self._pending = set()
+            for result in results:
+                # the stream already failed; that error is the one to report
+                if isinstance(result, tuple) and result[1] is not None:
+                    self._syncs.append(result[1])
         while self._syncs:
             try:
                 await asyncio.wrap_future(self._syncs.popleft())
