@@ -277,3 +277,35 @@ def test_a_failed_seal_leaves_no_descriptor_open(tmp_path: Path) -> None:
         asyncio.run(store.seal("p/b", failing()))
     assert not [p for p in _open_fds() - before if str(tmp_path) in p]
     assert not store.bundle_path("p/b").exists()
+
+
+def test_chunks_finishing_out_of_order_keep_the_stream_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks are sealed in parallel and collected as they finish; the first chunk is held
+    back until the second is written, and the manifest must still list them as streamed."""
+    import threading
+
+    from pausegate.evidence import seal as sealmod
+
+    second_written = threading.Event()
+    finished: list[int] = []
+    real = sealmod._write_chunk
+
+    def held_back(directory: Path, index: int, *args: Any) -> Any:
+        if index == 0:
+            assert second_written.wait(30), "the second chunk never ran beside the first"
+        result = real(directory, index, *args)
+        finished.append(index)
+        if index == 1:
+            second_written.set()
+        return result
+
+    monkeypatch.setattr(sealmod, "_write_chunk", held_back)
+    records = _records(300)
+    store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=256)
+    _, chunks = asyncio.run(store.seal("p/b", _aiter(records)))
+    assert finished[:2] == [1, 0]
+    assert _sealed_chunks(store, "p/b") == _reference_chunks(_pairs(records), 256, None)
+    assert chunks == len(finished) > 10
+    assert verify_bundle(store.bundle_path("p/b")).ok
