@@ -3,9 +3,9 @@ each as a ratio to single-thread SHA-256 over the same amount of data.
 
 * sha256 x1 / x2:        hashlib on one thread, and on two at once (does hashing scale?);
 * memory copy:           copying buffers larger than the cache (what joining chunks costs);
-* zstd x1 / x2:          compressing realistic 4 MiB chunks at the store's level, one thread and
+* zstd x1 / x2:          compressing realistic chunks of the store's size and level, one thread and
                          two at once, with the CPU each chunk took (does compression scale?);
-* write + fsync:         buffered writes of 4 MiB chunk files, fsynced (the durable path);
+* write + fsync:         buffered writes of chunk-sized files, fsynced (the durable path);
 * O_DIRECT:              the same files written around the page cache by 2 threads, then fsynced.
 
 Writes under a temporary directory beside this script unless ``--dir`` says otherwise.

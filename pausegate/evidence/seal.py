@@ -68,9 +68,9 @@ SIGNATURE = "manifest.sig"
 CHUNKS = "chunks"
 CHAIN_HEAD = ".chain-head.json"
 CHAIN_LOCK = ".chain.lock"
-# 8 MiB: each chunk file costs a create, an fsync and a hand-off between threads, and at
-# 4 MiB those were a tenth of sealing's CPU (bench/bench_seal.py --chunk-mb); readers and
-# verify hold one chunk at a time
+# 8 MiB: each chunk costs a file, an fsync and hand-offs between threads; at 4 MiB sealing
+# took about a tenth more CPU (bench/bench_seal.py --chunk-mb 4). Readers and verify hold
+# one chunk at a time, sealing SEAL_THREADS + 2.
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 TIME_FIELD = "at"
 
@@ -330,7 +330,8 @@ def _syncer() -> ThreadPoolExecutor:
 
 
 _seal_pool: ThreadPoolExecutor | None = None
-SEAL_THREADS = max(2, os.cpu_count() or 1)
+# a thread per core, but few: each chunk in flight holds chunk_bytes of memory
+SEAL_THREADS = min(4, max(2, os.cpu_count() or 1))
 
 
 def _sealers() -> ThreadPoolExecutor:
