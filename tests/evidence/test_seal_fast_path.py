@@ -305,7 +305,7 @@ def test_chunks_finishing_out_of_order_keep_the_stream_order(
     records = _records(300)
     store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=256)
     _, chunks = asyncio.run(store.seal("p/b", _aiter(records)))
-    assert finished[:2] == [1, 0]
+    assert finished.index(1) < finished.index(0)
     assert _sealed_chunks(store, "p/b") == _reference_chunks(_pairs(records), 256, None)
     assert chunks == len(finished) > 10
     assert verify_bundle(store.bundle_path("p/b")).ok
