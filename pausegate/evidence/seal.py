@@ -439,11 +439,18 @@ class Chunker:
 
     async def _collect(self) -> None:
         done, self._pending = await asyncio.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
+        failed: BaseException | None = None
         for future in done:
+            # every chunk that did get written is recorded, so that abort waits for its fsync
+            if (error := future.exception()) is not None:
+                failed = failed or error
+                continue
             entry, sync = future.result()
             self._entries[entry.index] = entry
             if sync is not None:
                 self._syncs.append(sync)
+        if failed is not None:
+            raise failed
         while self._syncs and self._syncs[0].done():
             self._syncs.popleft().result()
         while len(self._syncs) > MAX_UNSYNCED:  # a slow device holds the stream back, not memory
