@@ -314,34 +314,32 @@ def _sync_and_close(fd: int) -> None:
         os.close(fd)
 
 
-_sync_pool: ThreadPoolExecutor | None = None
+_pools: dict[str, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
+# fsyncs wait on the device, not the CPU: their own threads keep them from occupying the
+# threads that compress, and several in flight keep the device's queue full
 SYNC_THREADS = 4
-
-
-def _syncer() -> ThreadPoolExecutor:
-    # fsyncs wait on the device, not the CPU: their own threads keep them from occupying the
-    # threads that compress, and several in flight keep the device's queue full
-    global _sync_pool
-    with _pools_lock:
-        if _sync_pool is None:
-            _sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="evidence-fsync")
-        return _sync_pool
-
-
-_seal_pool: ThreadPoolExecutor | None = None
-# a thread per core, but few: each chunk in flight holds chunk_bytes of memory
+# compression is the seal's CPU cost and releases the GIL: a thread per core runs it in
+# parallel, but few, as each chunk in flight holds chunk_bytes of memory
 SEAL_THREADS = min(4, max(2, os.cpu_count() or 1))
 
 
-def _sealers() -> ThreadPoolExecutor:
-    # compression is the seal's CPU cost and releases the GIL: one thread per core runs it in
-    # parallel, and threads of their own keep it from queueing behind unrelated to_thread calls
-    global _seal_pool
+def _pool(name: str, threads: int) -> ThreadPoolExecutor:
+    """The process's ``evidence-<name>`` threads, made on first use; threads of their own keep
+    sealing from queueing behind unrelated to_thread calls."""
     with _pools_lock:
-        if _seal_pool is None:
-            _seal_pool = ThreadPoolExecutor(SEAL_THREADS, thread_name_prefix="evidence-seal")
-        return _seal_pool
+        pool = _pools.get(name)
+        if pool is None:
+            pool = _pools[name] = ThreadPoolExecutor(threads, thread_name_prefix=f"evidence-{name}")
+        return pool
+
+
+def _syncer() -> ThreadPoolExecutor:
+    return _pool("fsync", SYNC_THREADS)
+
+
+def _sealers() -> ThreadPoolExecutor:
+    return _pool("seal", SEAL_THREADS)
 
 
 def _seal_chunk(
