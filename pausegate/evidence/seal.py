@@ -29,7 +29,7 @@ import shutil
 import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -276,6 +276,24 @@ def decode_chunk(stored: bytes, encoding: str, size_bytes: int) -> bytes:
         more = "more" if len(data) > size_bytes else f"{len(data)}"
         raise EvidenceError(f"chunk inflates to {more} bytes, the manifest says {size_bytes}")
     return data
+
+
+def bundle_lines(bundle: Path, manifest: BundleManifest) -> Iterator[bytes]:
+    """The record lines of ``bundle`` in sealed order, each chunk checked against ``manifest``
+    as it is read, so that bytes changed since sealing or verifying are never handed out."""
+    for entry in manifest.entries:
+        chunk = bundle / CHUNKS / chunk_name(entry.sha256, manifest.encoding)
+        stored = chunk.read_bytes()
+        if sha256_hex(stored) != entry.sha256:
+            raise EvidenceError(
+                f"chunk {entry.index} ({chunk}) no longer matches its digest: it changed after it was verified"
+                " or sealed"
+            )
+        try:
+            data = decode_chunk(stored, manifest.encoding, entry.size_bytes)
+        except EvidenceError as exc:
+            raise EvidenceError(f"chunk {entry.index} ({chunk}): {exc}") from exc
+        yield from data.splitlines(keepends=True)
 
 
 def _write_chunk(

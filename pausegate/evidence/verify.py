@@ -25,9 +25,9 @@ from pausegate.evidence.seal import (
     MANIFEST,
     SIGNATURE,
     BundleManifest,
+    bundle_lines,
     chain_entries,
     chunk_name,
-    decode_chunk,
     inflating_reader,
     parse_manifest,
     parse_signature,
@@ -330,10 +330,4 @@ def verified_records(path: Path | str, report: VerificationReport) -> Iterator[b
     data = (bundle / MANIFEST).read_bytes()
     if hashlib.sha256(data).hexdigest() != report.manifest_sha256:
         raise EvidenceError(f"{bundle / MANIFEST} changed after it was verified")
-    manifest = parse_manifest(data)
-    for entry in manifest.entries:
-        chunk = bundle / CHUNKS / chunk_name(entry.sha256, manifest.encoding)
-        stored = chunk.read_bytes()
-        if hashlib.sha256(stored).hexdigest() != entry.sha256:
-            raise EvidenceError(f"{chunk} changed after it was verified")
-        yield from decode_chunk(stored, manifest.encoding, entry.size_bytes).splitlines(keepends=True)
+    yield from bundle_lines(bundle, parse_manifest(data))

@@ -20,7 +20,7 @@ from pausegate.evidence.store import LocalEvidenceStore
 from pausegate.evidence.verify import verify_bundle
 from pausegate.models.evidence import EvidenceRef
 
-from .conftest import PAUSE, aiter_of, make_records, new_store
+from .conftest import PAUSE, aiter_of, make_records, new_store, rewrite_chunk
 
 
 def mode(path: Path) -> int:
@@ -339,6 +339,14 @@ class TestCompression:
         with pytest.raises(EvidenceError, match="chunk 0"):
             list(store.iter_bundle("p/x"))
 
+
+    async def test_a_chunk_changed_after_sealing_is_not_read(self, store: LocalEvidenceStore) -> None:
+        """The store's reader checks each chunk's digest as it reads, as the CLI does."""
+        await store.seal("p/x", aiter_of(make_records(10)))
+        (chunk,) = (store.bundle_path("p/x") / "chunks").iterdir()
+        rewrite_chunk(chunk, lambda records: records.replace(b"employee", b"employed", 1))
+        with pytest.raises(EvidenceError, match=r"chunk 0 \(.*\) no longer matches its digest"):
+            list(store.iter_bundle("p/x"))
 
 def _entry(bundle: Path) -> dict[str, Any]:
     entry: dict[str, Any] = json.loads((bundle / "manifest.json").read_bytes())["entries"][0]
