@@ -123,7 +123,7 @@ class Stream:
         partial = bisect.bisect_left(self.ends, rest) + 1 if rest else 0
         self.count = cycles * len(lines) + partial
         self.size = cycles * len(self.pool) + (self.ends[partial - 1] if partial else 0)
-        self._cycles: dict[int, list[RecordBlock]] = {}
+        self._passes: dict[int, dict[int, RecordBlock]] = {}
         self.fresh = fresh
 
     def _block(self, line: int, left: int, block: int) -> RecordBlock:
@@ -134,39 +134,31 @@ class Stream:
         stop_line = min(bisect.bisect_left(ends, start + block), len(ends) - 1, line + left - 1)
         return RecordBlock(pool[start : ends[stop_line]], stop_line - line + 1, times[line], times[stop_line])
 
-    def _one_cycle(self, block: int) -> list[RecordBlock]:
-        cached = self._cycles.get(block)
-        if cached is None:
-            cached, line = [], 0
+    def _one_pass(self, block: int) -> dict[int, RecordBlock]:
+        """The blocks of one pass over the pool, by the pool line each starts at; made once."""
+        made = self._passes.get(block)
+        if made is None:
+            made, line = {}, 0
             while line < len(self.ends):
-                cached.append(self._block(line, len(self.ends) - line, block))
-                line += cached[-1].records
-            self._cycles[block] = cached
-        return cached
+                made[line] = self._block(line, len(self.ends) - line, block)
+                line += made[line].records
+            self._passes[block] = made
+        return made
 
     def iter_blocks(self, block: int = BLOCK_BYTES) -> Iterator[RecordBlock]:
         """The stream as blocks of whole lines, about ``block`` bytes each. Every pass over the
         pool is cut the same way, so the blocks of one pass are made once and handed out
-        again: the baseline and the seals get the very same objects, and neither pays for
-        making them. Only the last, partial pass is cut anew."""
-        left = self.count  # records still to emit
-        line = 0
-        while self.fresh and left:
-            cut = self._block(line, left, block)
+        again (unless ``fresh``): the baseline and the seals get the very same objects, and
+        neither pays for making them. Only a block cut short by the stream's end is made anew."""
+        made = {} if self.fresh else self._one_pass(block)
+        left, line = self.count, 0  # records still to emit, next pool line
+        while left:
+            cut = made.get(line)
+            if cut is None or cut.records > left:
+                cut = self._block(line, left, block)
             yield cut
             left -= cut.records
             line = (line + cut.records) % len(self.ends)
-        while left:
-            line = 0
-            for cut in self._one_cycle(block):
-                if cut.records > left:
-                    yield self._block(line, left, block)
-                    return
-                yield cut
-                left -= cut.records
-                line += cut.records
-                if not left:
-                    return
 
     async def blocks(self) -> AsyncIterator[RecordBlock]:
         for block in self.iter_blocks():
