@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from temporalio.exceptions import ApplicationError
 
-from pausegate.errors import NON_RETRYABLE_ERRORS, PausegateError
+from pausegate.errors import PausegateError
 
 
 @contextmanager
@@ -16,5 +16,4 @@ def as_application_errors() -> Iterator[None]:
     try:
         yield
     except PausegateError as exc:
-        name = type(exc).__name__
-        raise ApplicationError(str(exc), type=name, non_retryable=name in NON_RETRYABLE_ERRORS) from None
+        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=not exc.retryable) from None

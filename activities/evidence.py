@@ -75,7 +75,9 @@ class EvidenceActivities:
     async def write_report(self, input: ReportInput) -> EvidenceRef:
         """Store the pause's final report."""
         async with running():
-            return self._store.put_json(f"{input.pause_key}/report", input.model_dump(mode="json"))
+            document = input.model_dump(mode="json")
+            document["status"] = input.status.as_document()
+            return self._store.put_json(f"{input.pause_key}/report", document)
 
     @activity.defn(name="archive_timeline")
     async def archive_timeline(self, input: ArchiveTimelineInput) -> EvidenceRef:

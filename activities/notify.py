@@ -23,5 +23,5 @@ class NotifyActivities:
         async with running():
             await self._notifiers(input.connection).send(
                 input.text,
-                {"pause": input.pause_id, "program": input.program, "event": input.event, "state": input.state.value},
+                {"pause": input.pause_id, "program": input.program, "event": input.event, "state": input.phase.value},
             )

@@ -39,7 +39,7 @@ from pausegate.models.pause import (
     ContainDatasetInput,
     HaltAgentsInput,
     PauseRequest,
-    PauseState,
+    Phase,
     SnapshotInput,
     Tuning,
 )
@@ -125,10 +125,10 @@ async def main(agents: int, runs: int) -> None:
                         PauseRequest(program=program, reason="bench", commander=COMMANDER, runbook=runbook),
                         task_queue=queue, tuning=Tuning(),
                     )
-                    while (status := await read_status(env.client, program)).state == PauseState.CONTAINING:
+                    while (status := await read_status(env.client, program)).state == Phase.CONTAINING:
                         await asyncio.sleep(0.02)
                     client_durations.append(time.perf_counter() - t0)
-                    assert status.state == PauseState.UNDER_REVIEW, status.state
+                    assert status.phase == Phase.UNDER_REVIEW, status.phase
                     c = status.containment
                     assert c.agents.halted == agents and c.contained_at and c.started_at
                     durations.append((c.contained_at - c.started_at).total_seconds())

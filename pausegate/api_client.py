@@ -18,28 +18,13 @@ from typing import Any
 
 import httpx
 
-from pausegate.errors import ConfigError
+from pausegate.errors import ApiError, ApiUnreachable, ConfigError
 
 URL_ENV = "PAUSEGATE_API_URL"
 TOKEN_ENV = "PAUSEGATE_TOKEN"
 CONFIG_ENV = "PAUSEGATE_CLI_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/pausegate/cli.toml")
 DEFAULT_URL = "http://127.0.0.1:8700"
-
-
-class ApiError(Exception):
-    """The API answered with an error: ``status``, a machine ``code`` and a ``detail`` for people."""
-
-    def __init__(self, status: int, code: str, detail: str, problems: list[str] | None = None) -> None:
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.problems = problems or []
-        super().__init__(f"{status} {code}: {detail}")
-
-
-class ApiUnreachable(Exception):
-    """The API could not be reached (or kept answering 503)."""
 
 
 def load_client_config(env: Mapping[str, str] | None = None) -> tuple[str, str]:
@@ -124,7 +109,7 @@ class PausegateClient:
                     response.status_code,
                     str(body.get("error", "error")),
                     str(body.get("detail", "")),
-                    [str(p) for p in body.get("problems", [])],
+                    problems=[str(p) for p in body.get("problems", [])],
                 )
             except ValueError:
                 raise ApiError(response.status_code, "error", response.text[:500]) from None

@@ -14,12 +14,13 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from pausegate.errors import ActionRefused, PauseNotFound
 from pausegate.models.pause import (
     ApproveInput,
     CompleteItemInput,
     DecommissionInput,
     PauseRequest,
-    PauseStatus,
+    PauseState,
     PauseWorkflowInput,
     ProposePlanInput,
     RefusalInput,
@@ -32,22 +33,9 @@ from pausegate.models.pause import (
 from workflows.pause import PauseWorkflow, pause_workflow_id
 
 
-class ActionRefused(Exception):
-    """The workflow refused an action; ``code`` says why for programs, the message for people."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        self.code = code
-        self.reason = reason
-        super().__init__(reason)
-
-
-class PauseNotFound(Exception):
-    """No pause exists for that program."""
-
-
 async def start_pause(
     client: Client, request: PauseRequest, *, task_queue: str, tuning: Tuning | None = None
-) -> tuple[WorkflowHandle[Any, PauseStatus], bool]:
+) -> tuple[WorkflowHandle[Any, PauseState], bool]:
     """Pull the kill switch. A second pull while a pause is open returns the open pause.
 
     Returns the handle and whether this call started the pause.
@@ -74,12 +62,12 @@ async def start_pause(
     return handle, True
 
 
-def pause_handle(client: Client, program: str) -> WorkflowHandle[Any, PauseStatus]:
+def pause_handle(client: Client, program: str) -> WorkflowHandle[Any, PauseState]:
     """The handle of a program's pause (latest run)."""
     return client.get_workflow_handle_for(PauseWorkflow.run, pause_workflow_id(program))
 
 
-async def read_status(client: Client, program: str) -> PauseStatus:
+async def read_status(client: Client, program: str) -> PauseState:
     """The pause's status, or PauseNotFound."""
     try:
         return await pause_handle(client, program).query(PauseWorkflow.status)

@@ -24,7 +24,7 @@ def render_markdown(report: ReportInput) -> str:
     lines: list[str] = [f"# Pause report: {s.program}", ""]
     lines += [
         f"- **Incident:** {s.incident_id}",
-        f"- **Outcome:** {s.state.value}",
+        f"- **Outcome:** {s.phase.value}",
         f"- **Reason:** {_cell(s.reason)}",
         f"- **Severity:** {s.severity.value}",
         f"- **Commander:** {s.commander}",

@@ -1,7 +1,8 @@
 """The pause of one program: contain, review, sign off, resume.
 
-One workflow per open pause, id ``pause/<program>``. It holds no secrets and no
-collected data: connections are names, evidence is references and digests.
+One workflow per open pause, id ``pause/<program>``. It holds no secrets and no collected
+data: connections are names, evidence is references and digests. Its state is one
+``PauseState``; the rules that change it are pure functions in ``pausegate.policy``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -20,35 +21,30 @@ with workflow.unsafe.imports_passed_through():
     from activities.evidence import EvidenceActivities
     from activities.fleet import FleetActivities
     from activities.notify import NotifyActivities
-    from pausegate.errors import NON_RETRYABLE_ERRORS
+    from pausegate.errors import ActionRefused, non_retryable_error_types
     from pausegate.models.access import DatasetContainment, RestoreResult
     from pausegate.models.evidence import EvidenceRef, SnapshotResult
     from pausegate.models.pause import (
-        MAX_LISTED_IDS,
+        SYSTEM_ACTOR,
         AgentsCheck,
         AppliedUpdate,
-        Approval,
         ApproveInput,
         ArchiveTimelineInput,
         CheckDatasetInput,
         CompleteItemInput,
         ContainDatasetInput,
         ContainmentCheck,
-        ContainmentProgress,
         DecommissionInput,
         DiffPlanInput,
         ExposureReportInput,
         ExposureSummary,
         HaltAgentsInput,
         HaltAgentsResult,
-        ItemStatus,
         NotifyInput,
-        PauseSnapshot,
         PauseState,
-        PauseStatus,
         PauseWorkflowInput,
+        Phase,
         PlanDiffSummary,
-        PlanRecord,
         ProposePlanInput,
         RefusalInput,
         RejectPlanInput,
@@ -58,15 +54,12 @@ with workflow.unsafe.imports_passed_through():
         ResumeAgentsResult,
         ResumePlan,
         SnapshotInput,
-        TimelineEntry,
         UpdateReceipt,
         WaiveAgentsInput,
-        Waiver,
         WaiveResidualInput,
     )
     from pausegate.policy import review
-    from pausegate.policy.digests import approval_digest, checklist_digest, plan_digest
-    from pausegate.policy.review import PolicyViolation
+    from pausegate.policy import transitions as t
 
 T = TypeVar("T")
 
@@ -74,26 +67,12 @@ T = TypeVar("T")
 # sends a new request anyway.
 APPLIED_UPDATES_KEPT = 500
 
-FAST = timedelta(seconds=30)
+ReviewOutcome = Literal["resume", "decommission", "continue_as_new"]
 
 
 def pause_workflow_id(program: str) -> str:
     """The one workflow id a program's open pause has."""
     return f"pause/{program}"
-
-
-def _retry(attempts: int = 5) -> RetryPolicy:
-    return RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=30),
-        maximum_attempts=attempts,
-        non_retryable_error_types=list(NON_RETRYABLE_ERRORS),
-    )
-
-
-def _reject(exc: PolicyViolation) -> ApplicationError:
-    return ApplicationError(exc.reason, type=exc.code, non_retryable=True)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -124,179 +103,87 @@ class PauseWorkflow:
         self.request = input.request
         self.runbook = input.request.runbook
         self.tuning = input.tuning
-        snap = input.snapshot
-        if snap is None:
-            started = workflow.now()
-            stamp = f"{started:%Y%m%dT%H%M%SZ}"
-            if workflow.patched("unique-evidence-key"):
-                # Two pauses of one program in the same second must not share incident ids (the
-                # fleet deduplicates by them) or evidence keys (write-once: the second would fail
-                # or, for a bundle, be handed the first one's).
-                stamp = f"{stamp}-{workflow.uuid4().hex[:8]}"
-            snap = PauseSnapshot(
-                state=PauseState.ACTIVE,
-                incident_id=f"{self.runbook.program.id}-{stamp}",
-                evidence_key=f"{self.runbook.program.id}/{stamp}",
-                started_at=started,
-                containment=ContainmentProgress(),
-                checklist=[
-                    ItemStatus(
-                        id=item.id,
-                        title=item.title,
-                        roles=list(item.roles),
-                        depends_on=list(item.depends_on),
-                        evidence_required=list(item.evidence),
-                        due_at=started + item.due if item.due else None,
-                    )
-                    for item in self.runbook.checklist
-                ],
-            )
-        self.state = snap.state
-        self.incident_id = snap.incident_id
-        self.started_at = snap.started_at
-        self.containment = snap.containment
-        self.checklist = snap.checklist
-        self.plan = snap.plan
-        self.approvals = list(snap.approvals)
-        self.decommission_votes = list(snap.decommission_votes)
-        self.waivers = list(snap.waivers)
-        self.timeline = list(snap.timeline)
-        self.timeline_archived = list(snap.timeline_archived)
-        self.run_count = snap.run_count
+        self.state = input.state or t.new_pause(workflow.info().workflow_id, input.request, workflow.now(),
+                                                workflow.uuid4().hex[:8])
         # Temporal deduplicates update ids within one run only; these carry the guarantee across runs.
-        self.applied_updates = {a.id: a.receipt for a in snap.applied_updates}
-        self.report: EvidenceRef | None = None
+        self.applied = {a.id: a.receipt for a in self.state.applied_updates}
         self.updates_this_run = 0
         self.outbox: list[NotifyInput] = []
-        self.pause_key = snap.evidence_key or f"{self.runbook.program.id}/{self.started_at:%Y%m%dT%H%M%SZ}"
 
     # ------------------------------------------------------------------ the procedure
 
     @workflow.run
-    async def run(self, input: PauseWorkflowInput) -> PauseStatus:
+    async def run(self, input: PauseWorkflowInput) -> PauseState:
         notifier = asyncio.create_task(self._deliver_notifications())
-        if self.state == PauseState.ACTIVE:
-            self._record(self.request.commander.id, "pause.started", self.request.reason)
-            self._enter(PauseState.CONTAINING, self.request.commander.id, "kill switch pulled")
+        if self.state.phase == Phase.ACTIVE:
+            self.state.record(workflow.now(), self.request.commander.id, "pause.started", self.request.reason)
+            self._enter(Phase.CONTAINING, "kill switch pulled", actor=self.request.commander.id)
 
         while True:
-            if self.state == PauseState.CONTAINING:
+            if self.state.phase == Phase.CONTAINING:
                 if not await self._contain():
                     return await self._continue_as_new(notifier)
-                self._enter(PauseState.UNDER_REVIEW, "pausegate", self._containment_summary())
-                self._maybe_await_approval()
+                self._enter(Phase.UNDER_REVIEW, t.containment_summary(self.state))
+                self._settle_review()
 
             outcome = await self._review()
             if outcome == "continue_as_new":
                 return await self._continue_as_new(notifier)
             if outcome == "decommission":
-                self._enter(PauseState.DECOMMISSIONED, "pausegate", "decommissioned by quorum")
+                self._enter(Phase.DECOMMISSIONED, "decommissioned by quorum")
                 return await self._finish(notifier)
-            # Quorum reached on the current plan.
-            self._enter(PauseState.RESUMING, "pausegate", "quorum reached on the current plan")
+            self._enter(Phase.RESUMING, "quorum reached on the current plan")
             check = await self._check_containment()
             if not check.holds:
-                self._refuse_resume(check)
+                t.refuse_resume(self.state, self.runbook, check, workflow.now())
+                self._enter(Phase.CONTAINING, "re-containing before review continues")
                 continue
             restore, resumed = await self._resume()
-            self._enter(PauseState.RESUMED, "pausegate", f"{resumed.resumed} agents resumed, "
+            self._enter(Phase.RESUMED, f"{resumed.resumed} agents resumed, "
                         f"{sum(r.granted for r in restore)} grants restored")
             return await self._finish(notifier, restore, resumed)
 
-    # ------------------------------------------------------------------ containment
+    # ------------------------------------------------------------------ contain
 
     async def _contain(self) -> bool:
         """Halt agents, revoke access and seal evidence in parallel, until every target is confirmed
         (or waived). False when history grew enough to continue as new first."""
-        c = self.containment
-        if c.started_at is None:
-            c.started_at = workflow.now()
-            c.datasets_pending = [d.name for d in self.runbook.datasets]
-            c.evidence_pending = [a.name for a in self.runbook.audit_sources]
+        t.start_containment(self.state, self.runbook, workflow.now())
         results = await asyncio.gather(self._halt_agents(), self._revoke_access(), self._seal_evidence())
         if not all(results):
             return False
-        c.contained_at = workflow.now()
+        t.contained(self.state, workflow.now())
         return True
 
     async def _halt_agents(self) -> bool:
         fleet = self.runbook.fleet
         delay = self.tuning.halt_retry_initial_seconds
-        agents = self.containment.agents
+        agents = self.state.containment.agents
         while not agents.confirmed:
             agents.attempts += 1
             try:
                 result: HaltAgentsResult = await workflow.execute_activity_method(
                     FleetActivities.halt_agents,
-                    HaltAgentsInput(
-                        connection=fleet.connection,
-                        program=self.runbook.program.id,
-                        incident_id=self.incident_id,
-                        reason=self.request.reason,
-                        batch_size=fleet.batch_size,
-                        concurrency=fleet.concurrency,
-                        exclude_ids=self._waived_ids(),
-                    ),
-                    **self._opts(timedelta(minutes=30)),
+                    HaltAgentsInput(connection=fleet.connection, program=self.runbook.program.id,
+                                    incident_id=self.state.incident_id, reason=self.request.reason,
+                                    batch_size=fleet.batch_size, concurrency=fleet.concurrency,
+                                    exclude_ids=t.waived_ids(self.state)),
+                    **self._options(timedelta(minutes=30)),
                 )
-                self._apply_halt(result)
+                t.apply_halt(self.state, result, workflow.now())
             except ActivityError as exc:
-                agents.last_error = _error_text(exc)
-                self._record("pausegate", "containment.agents.failed", agents.last_error, accepted=False)
+                t.halt_failed(self.state, _error_text(exc), workflow.now())
             if agents.confirmed:
                 break
-            if self._history_is_long() and not self.containment.datasets_pending \
-                    and not self.containment.evidence_pending:
+            c = self.state.containment
+            if self._history_is_long() and not c.datasets_pending and not c.evidence_pending:
                 return False
             # Offline agents pick up the program switch when they return; look again later,
             # or at once when the commander waives them.
-            await _wait(lambda: agents.confirmed or self._waived_all(), timedelta(seconds=delay))
-            if self._waived_all():
-                self._confirm_agents_by_waiver()
+            await _wait(lambda: agents.confirmed or t.waived_all(self.state), timedelta(seconds=delay))
+            t.settle_waivers(self.state, workflow.now())
             delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
         return True
-
-    def _apply_halt(self, result: HaltAgentsResult) -> None:
-        agents = self.containment.agents
-        first = agents.total == 0
-        changed = result.unconfirmed != agents.unconfirmed
-        agents.switch_off = result.switch_off
-        agents.total = result.total
-        agents.halted = result.halted
-        agents.not_found = result.not_found
-        agents.unconfirmed = result.unconfirmed
-        agents.unconfirmed_ids = list(result.unconfirmed_ids[:MAX_LISTED_IDS])
-        agents.last_error = None
-        if result.switch_off and result.unconfirmed == 0:
-            agents.confirmed = True
-            self._record("pausegate", "containment.agents.halted",
-                         f"{result.halted} of {result.total} agents halted and confirmed; "
-                         f"{agents.waived} waived")
-        elif first or changed:
-            self._record("pausegate", "containment.agents.unconfirmed",
-                         f"{result.halted} of {result.total} halted; {result.unconfirmed} unconfirmed: "
-                         + ", ".join(result.unconfirmed_ids[:10]))
-        if self._waived_all():
-            self._confirm_agents_by_waiver()
-
-    def _waived_ids(self) -> list[str]:
-        return sorted({a for w in self.waivers for a in w.agent_ids})
-
-    def _waived_all(self) -> bool:
-        agents = self.containment.agents
-        if agents.confirmed or not agents.switch_off or agents.unconfirmed == 0:
-            return False
-        if any(w.all_unconfirmed for w in self.waivers):
-            return True
-        waived = set(self._waived_ids())
-        return agents.unconfirmed <= len(agents.unconfirmed_ids) and set(agents.unconfirmed_ids) <= waived
-
-    def _confirm_agents_by_waiver(self) -> None:
-        agents = self.containment.agents
-        agents.waived = agents.unconfirmed
-        agents.confirmed = True
-        self._record("pausegate", "containment.agents.waived",
-                     f"{agents.unconfirmed} unconfirmed agents waived by the commander")
 
     async def _revoke_access(self) -> bool:
         async def contain(name: str) -> None:
@@ -305,36 +192,25 @@ class PauseWorkflow:
                 f"containment.dataset.{name}",
                 lambda: workflow.execute_activity_method(
                     AccessActivities.contain_dataset,
-                    ContainDatasetInput(pause_key=self.pause_key, dataset=spec),
-                    **self._opts(timedelta(minutes=30)),
+                    ContainDatasetInput(pause_key=self.state.evidence_key, dataset=spec),
+                    **self._options(timedelta(minutes=30)),
                 ),
                 accept=lambda r: r.verified,
                 describe=lambda r: f"{len(r.residual)} residual paths: " + ", ".join(r.residual[:5]),
             )
-            self.containment.datasets = [d for d in self.containment.datasets if d.dataset != name] + [result]
-            self.containment.datasets_pending = [d for d in self.containment.datasets_pending if d != name]
-            self._record("pausegate", "containment.dataset.revoked",
-                         f"{name}: {result.roles_with_access} roles had access by {result.grants_recorded} grants; "
-                         f"{result.revoked} revoked and verified; scope {result.scope.sha256[:12]}")
-            if result.residual_count and name not in self.containment.residual_waived:
-                self._record("pausegate", "containment.dataset.residual",
-                             f"{name}: {result.residual_count} paths no REVOKE can close: "
-                             + ", ".join(result.residual[:10]), accepted=False)
+            t.dataset_contained(self.state, result, workflow.now())
 
-        await asyncio.gather(*(contain(n) for n in list(self.containment.datasets_pending)))
+        await asyncio.gather(*(contain(n) for n in list(self.state.containment.datasets_pending)))
         # Access no REVOKE can close (superusers, owners) blocks sign-off until the commander waives it.
-        await workflow.wait_condition(self._residual_settled)
+        await workflow.wait_condition(lambda: t.residual_settled(self.state))
         return True
-
-    def _residual_settled(self) -> bool:
-        return all(d.residual_count == 0 or d.dataset in self.containment.residual_waived
-                   for d in self.containment.datasets)
 
     async def _seal_evidence(self) -> bool:
         """Seal the exposure window up to the pause, then, once access is revoked, the rest of it."""
         exposure = self.runbook.exposure
-        window_start = exposure.start or (self.started_at - exposure.lookback)
-        tables = [f"{d.schema_name}.{t}" for d in self.runbook.datasets for t in d.tables]
+        started = self.state.started_at
+        window_start = exposure.start or (started - exposure.lookback)
+        tables = [f"{d.schema_name}.{table}" for d in self.runbook.datasets for table in d.tables]
 
         async def seal(name: str, segment: int, start: datetime, end: datetime) -> None:
             spec = next(a for a in self.runbook.audit_sources if a.name == name)
@@ -342,33 +218,30 @@ class PauseWorkflow:
                 f"containment.evidence.{name}",
                 lambda: workflow.execute_activity_method(
                     EvidenceActivities.snapshot_audit_source,
-                    SnapshotInput(pause_key=self.pause_key, program=self.runbook.program.id, source=spec,
+                    SnapshotInput(pause_key=self.state.evidence_key, program=self.runbook.program.id, source=spec,
                                   segment=segment, tables=tables, window_start=start, window_end=end),
-                    **self._opts(timedelta(hours=2)),
+                    **self._options(timedelta(hours=2)),
                 ),
             )
-            self.containment.evidence.append(result)
-            self._record("pausegate", "containment.evidence.sealed",
-                         f"{name} segment {segment}: {result.bundle.records} records in {result.chunks} chunks, "
-                         f"manifest {result.bundle.sha256[:12]}")
+            t.evidence_sealed(self.state, result, segment, workflow.now())
 
-        pending = list(self.containment.evidence_pending)
+        pending = list(self.state.containment.evidence_pending)
         # Sources sealed one after another keep the evidence chain in a stable order.
         for name in pending:
-            await seal(name, 0, window_start, self.started_at)
-        await workflow.wait_condition(lambda: not self.containment.datasets_pending)
+            await seal(name, 0, window_start, started)
+        await workflow.wait_condition(lambda: not self.state.containment.datasets_pending)
         revoked_at = workflow.now()
         for name in pending:
-            await seal(name, 1, self.started_at, revoked_at)
-            self.containment.evidence_pending = [e for e in self.containment.evidence_pending if e != name]
-        if pending and workflow.patched("exposure-report"):
+            await seal(name, 1, started, revoked_at)
+            t.source_sealed(self.state, name)
+        if pending:
             await self._report_exposure()
         return True
 
     async def _report_exposure(self) -> None:
         """Who saw what, from the sealed database audit records (names stay in the evidence)."""
         database_sources = {a.name for a in self.runbook.audit_sources if a.kind == "postgres_log"}
-        bundles = [e.bundle.uri.removeprefix("evidence://") for e in self.containment.evidence
+        bundles = [e.bundle.uri.removeprefix("evidence://") for e in self.state.containment.evidence
                    if e.source in database_sources]
         if not bundles:
             return
@@ -376,15 +249,11 @@ class PauseWorkflow:
             "containment.exposure",
             lambda: workflow.execute_activity_method(
                 EvidenceActivities.exposure_report,
-                ExposureReportInput(pause_key=self.pause_key, bundles=bundles),
-                **self._opts(timedelta(hours=1)),
+                ExposureReportInput(pause_key=self.state.evidence_key, bundles=bundles),
+                **self._options(timedelta(hours=1)),
             ),
         )
-        self.containment.exposure = summary
-        self._record("pausegate", "containment.exposure",
-                     f"{summary.readers} roles read the dataset in the exposure window "
-                     f"({summary.statements} statements, {summary.failed_reads} refused); "
-                     f"report {summary.report.sha256[:12]}")
+        t.exposure_reported(self.state, summary, workflow.now())
 
     async def _until_done(
         self,
@@ -403,418 +272,275 @@ class PauseWorkflow:
                 reason = describe(result)
             except ActivityError as exc:
                 reason = _error_text(exc)
-            self.containment.errors = [*self.containment.errors[-19:], f"{what}: {reason}"]
-            self._record("pausegate", f"{what}.failed", reason, accepted=False)
+            t.step_failed(self.state, what, reason, workflow.now())
             await workflow.sleep(timedelta(seconds=delay))
             delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
 
-    def _containment_summary(self) -> str:
-        c = self.containment
-        elapsed = (c.contained_at - c.started_at).total_seconds() if c.contained_at and c.started_at else 0.0
-        return (f"contained in {elapsed:.1f}s: {c.agents.halted}/{c.agents.total} agents halted "
-                f"({c.agents.waived} waived), {len(c.datasets)} datasets revoked, "
-                f"{len(c.evidence)} evidence bundles sealed")
+    # ------------------------------------------------------------------ review and sign-off
 
-    # ------------------------------------------------------------------ review
-
-    async def _review(self) -> str:
-        """Wait for reviewers and approvers; returns what happens next."""
+    async def _review(self) -> ReviewOutcome:
+        """Wait for reviewers and approvers, reminding owners of overdue items."""
         while True:
-            self._maybe_await_approval()
-            due = self._next_due()
+            self._settle_review()
+            due = t.next_due(self.state)
             timeout = max(due - workflow.now(), timedelta(seconds=1)) if due else None
-            await _wait(
-                lambda: self._quorum_on_plan() or self._quorum_to_decommission() or self._history_is_long(),
-                timeout,
-            )
-            self._send_reminders()
-            if self._quorum_to_decommission():
-                return "decommission"
-            if self._quorum_on_plan():
-                return "resume"
-            if self._history_is_long():
-                return "continue_as_new"
-
-    def _maybe_await_approval(self) -> None:
-        ready = (
-            self.containment.contained_at is not None
-            and all(i.done for i in self.checklist)
-            and self.plan is not None
-        )
-        if ready and self.state == PauseState.UNDER_REVIEW:
-            self._enter(PauseState.AWAITING_APPROVAL, "pausegate",
-                        f"checklist complete, plan proposed; approve digest {self._current_digest()}")
-        elif not ready and self.state == PauseState.AWAITING_APPROVAL:
-            self._enter(PauseState.UNDER_REVIEW, "pausegate", "plan withdrawn or review reopened")
-
-    def _current_digest(self) -> str | None:
-        if self.plan is None:
-            return None
-        return approval_digest(self.plan.plan_digest, checklist_digest(self.checklist))
-
-    def _quorum_on_plan(self) -> bool:
-        return (
-            self.state == PauseState.AWAITING_APPROVAL
-            and review.quorum_met(self.runbook, self.approvals, self._current_digest())
-        )
-
-    def _quorum_to_decommission(self) -> bool:
-        return self.state in review.REVIEW_STATES and self.containment.contained_at is not None \
-            and review.quorum_met(self.runbook, self.decommission_votes, None)
-
-    def _next_due(self) -> datetime | None:
-        dues = [i.due_at for i in self.checklist if i.due_at and not i.done and not i.reminded]
-        return min(dues) if dues else None
-
-    def _send_reminders(self) -> None:
-        now = workflow.now()
-        for item in self.checklist:
-            if item.due_at and item.due_at <= now and not item.done and not item.reminded:
-                item.reminded = True
-                self._record("pausegate", "checklist.overdue", f"{item.id} was due {item.due_at.isoformat()}")
+            await _wait(lambda: self._decided() is not None, timeout)
+            for item in t.overdue(self.state, workflow.now()):
                 self._notify("checklist.overdue", f"Checklist item '{item.title}' is overdue "
                              f"(roles: {', '.join(item.roles)})")
+            if (outcome := self._decided()) is not None:
+                return outcome
 
-    def _void_approvals(self, why: str) -> None:
-        if self.approvals:
-            self._record("pausegate", "approvals.voided", f"{len(self.approvals)} approvals voided: {why}")
-        self.approvals = []
+    def _decided(self) -> ReviewOutcome | None:
+        if t.quorum_to_decommission(self.state, self.runbook):
+            return "decommission"
+        if t.quorum_on_plan(self.state, self.runbook):
+            return "resume"
+        return "continue_as_new" if self._history_is_long() else None
+
+    def _settle_review(self) -> None:
+        phase = t.review_phase(self.state)
+        if phase == Phase.AWAITING_APPROVAL:
+            self._enter(phase, f"checklist complete, plan proposed; approve digest {self.state.approval_digest}")
+        elif phase == Phase.UNDER_REVIEW:
+            self._enter(phase, "plan withdrawn or review reopened")
 
     # ------------------------------------------------------------------ updates
+
+    def _apply(self, change: Callable[[], str]) -> UpdateReceipt:
+        """The frame of every update: applied at most once per update id, across runs too."""
+        if (seen := self._already_applied()) is not None:
+            return seen
+        self.updates_this_run += 1
+        message = change()
+        self._settle_review()
+        receipt = UpdateReceipt(phase=self.state.phase, message=message, digest=self.state.approval_digest)
+        info = workflow.current_update_info()
+        if info is not None:
+            self.applied[info.id] = receipt
+            while len(self.applied) > APPLIED_UPDATES_KEPT:
+                del self.applied[next(iter(self.applied))]
+        return receipt
+
+    def _validate(self, check: Callable[[], None]) -> None:
+        """The frame of every validator: a refusal rejects the update, which writes nothing."""
+        if self._already_applied() is not None:
+            return
+        try:
+            check()
+        except ActionRefused as exc:
+            raise ApplicationError(exc.reason, type=exc.code, non_retryable=True) from None
+
+    def _already_applied(self) -> UpdateReceipt | None:
+        info = workflow.current_update_info()
+        return self.applied.get(info.id) if info is not None else None
 
     @workflow.update
     def complete_item(self, input: CompleteItemInput) -> UpdateReceipt:
         """A reviewer completes (or amends) a checklist item with its evidence."""
-        if (seen := self._already_applied()) is not None:
-            return seen
-        self.updates_this_run += 1
-        item = next(i for i in self.checklist if i.id == input.item_id)
-        amended = item.done
-        item.completed_by = input.actor.id
-        item.completed_at = workflow.now()
-        item.evidence = list(input.evidence)
-        item.note = input.note
-        self._record(input.actor.id, "checklist.amended" if amended else "checklist.completed",
-                     f"{item.id} with evidence " + ", ".join(f"{e.name}={e.uri}" for e in input.evidence))
-        self._void_approvals(f"checklist item {item.id} changed")
-        self._maybe_await_approval()
-        return self._receipt(f"item {item.id} complete")
+        return self._apply(lambda: t.complete_item(self.state, input, workflow.now()))
 
     @complete_item.validator
     def validate_complete_item(self, input: CompleteItemInput) -> None:
-        if self._already_applied() is not None:
-            return
-        try:
-            review.check_completion(self.runbook, self.state, self.checklist, input)
-        except PolicyViolation as exc:
-            raise _reject(exc) from None
+        self._validate(lambda: review.check_completion(self.runbook, self.state.phase, self.state.checklist, input))
 
     @workflow.update
     async def propose_plan(self, input: ProposePlanInput) -> UpdateReceipt:
-        """Propose (or replace) the resume plan; earlier approvals are void. The plan is shown with
+        """Propose (or replace) the resume plan; earlier approvals are void. The plan is then shown with
         what it changes against the pre-incident exposure scope (who loses access, who keeps it)."""
-        if (seen := self._already_applied()) is not None:
-            return seen
-        self.updates_this_run += 1
-        digest = plan_digest(input.plan)
-        self.plan = PlanRecord(plan=input.plan, plan_digest=digest, proposed_by=input.actor.id,
-                               proposed_at=workflow.now())
-        self._record(input.actor.id, "plan.proposed",
-                     f"plan {digest[:12]}: agents {input.plan.agents.mode}, {len(input.plan.grants)} grants")
-        self._void_approvals("a new plan was proposed")
-        self._maybe_await_approval()
-        receipt = self._receipt("plan proposed")
-        # Pauses proposed before plans were diffed replay without the diff.
-        if not workflow.patched("plan-diff"):
+        repeated = self._already_applied() is not None
+        receipt = self._apply(lambda: t.propose_plan(self.state, input, workflow.now()))
+        if repeated or self.state.plan is None:
             return receipt
+        digest = self.state.plan.plan_digest
         diff = await self._diff_plan(input.plan, digest)
         # Another proposal may have replaced this one while the diff was computed.
-        if diff and self.plan is not None and self.plan.plan_digest == digest:
-            self.plan = self.plan.model_copy(update={"diff": diff})
+        if diff and self.state.plan is not None and self.state.plan.plan_digest == digest:
+            self.state.plan = self.state.plan.model_copy(update={"diff": diff})
         return receipt
-
-    async def _diff_plan(self, plan: ResumePlan, digest: str) -> list[PlanDiffSummary]:
-        contained = {d.dataset for d in self.containment.datasets}
-        specs = [d for d in self.runbook.datasets if d.name in contained]
-        try:
-            return list(await asyncio.gather(*(
-                workflow.execute_activity_method(
-                    AccessActivities.diff_plan,
-                    DiffPlanInput(pause_key=self.pause_key, dataset=spec, plan_digest=digest,
-                                  grants=[g for g in plan.grants if g.dataset == spec.name]),
-                    **self._opts(timedelta(minutes=2), attempts=3),
-                )
-                for spec in specs
-            )))
-        except ActivityError as exc:
-            # The diff informs reviewers; its failure must not lose the proposal.
-            self._record("pausegate", "plan.diff.failed", _error_text(exc), accepted=False)
-            return []
 
     @propose_plan.validator
     def validate_propose_plan(self, input: ProposePlanInput) -> None:
-        if self._already_applied() is not None:
-            return
-        try:
-            review.check_proposal(self.runbook, self.state, input)
-        except PolicyViolation as exc:
-            raise _reject(exc) from None
+        self._validate(lambda: review.check_proposal(self.runbook, self.state.phase, input))
 
     @workflow.update
     def approve_plan(self, input: ApproveInput) -> UpdateReceipt:
         """An approver approves the current plan and review by its digest."""
-        if (seen := self._already_applied()) is not None:
-            return seen
-        self.updates_this_run += 1
-        self.approvals.append(Approval(actor_id=input.actor.id, role=input.role, digest=input.digest,
-                                       at=workflow.now(), comment=input.comment))
-        self._record(input.actor.id, "plan.approved",
-                     f"as {input.role}, digest {input.digest[:12]} "
-                     f"({len(self.approvals)} of {self.runbook.resume_policy.quorum})")
-        return self._receipt(f"approval {len(self.approvals)} of {self.runbook.resume_policy.quorum} recorded")
+        return self._apply(lambda: t.approve_plan(self.state, input, workflow.now()))
 
     @approve_plan.validator
     def validate_approve_plan(self, input: ApproveInput) -> None:
-        if self._already_applied() is not None:
-            return
-        try:
-            review.check_approval(self.runbook, self.state, self.request.commander, self.plan,
-                                  self._current_digest(), self.approvals, input)
-        except PolicyViolation as exc:
-            raise _reject(exc) from None
+        s = self.state
+        self._validate(lambda: review.check_approval(self.runbook, s.phase, self.request.commander, s.plan,
+                                                     s.approval_digest, s.approvals, input))
 
     @workflow.update
     def reject_plan(self, input: RejectPlanInput) -> UpdateReceipt:
         """Reject the current plan; it and its approvals are void."""
-        if (seen := self._already_applied()) is not None:
-            return seen
-        self.updates_this_run += 1
-        self._record(input.actor.id, "plan.rejected", input.reason)
-        self.plan = None
-        self._void_approvals("the plan was rejected")
-        self._maybe_await_approval()
-        return self._receipt("plan rejected")
+        return self._apply(lambda: t.reject_plan(self.state, input, workflow.now()))
 
     @reject_plan.validator
     def validate_reject_plan(self, input: RejectPlanInput) -> None:
-        if self._already_applied() is not None:
-            return
-        try:
-            review.check_rejection(self.runbook, self.state, self.plan, input)
-        except PolicyViolation as exc:
-            raise _reject(exc) from None
+        self._validate(lambda: review.check_rejection(self.runbook, self.state.phase, self.state.plan, input))
 
     @workflow.update
     def waive_agents(self, input: WaiveAgentsInput) -> UpdateReceipt:
         """The commander stops waiting for unconfirmed agents, with a reason."""
-        if (seen := self._already_applied()) is not None:
-            return seen
-        self.updates_this_run += 1
-        self.waivers.append(Waiver(agent_ids=list(input.agent_ids), all_unconfirmed=input.all_unconfirmed,
-                                   reason=input.reason, by=input.actor.id, at=workflow.now()))
-        what = "all unconfirmed agents" if input.all_unconfirmed else ", ".join(input.agent_ids[:10])
-        self._record(input.actor.id, "containment.agents.waiver", f"{what}: {input.reason}")
-        return self._receipt("waiver recorded")
+        return self._apply(lambda: t.waive_agents(self.state, input, workflow.now()))
 
     @waive_agents.validator
     def validate_waive_agents(self, input: WaiveAgentsInput) -> None:
-        if self._already_applied() is not None:
-            return
-        agents = self.containment.agents
-        try:
-            review.check_waiver(self.runbook, self.state, 0 if agents.confirmed else agents.unconfirmed,
-                                agents.unconfirmed_ids, input)
-        except PolicyViolation as exc:
-            raise _reject(exc) from None
+        agents = self.state.containment.agents
+        unconfirmed = 0 if agents.confirmed else agents.unconfirmed
+        self._validate(lambda: review.check_waiver(self.runbook, self.state.phase, unconfirmed,
+                                                   agents.unconfirmed_ids, input))
 
     @workflow.update
     def waive_residual(self, input: WaiveResidualInput) -> UpdateReceipt:
         """The commander accepts a dataset's residual access (superusers, owners), with a reason."""
-        if (seen := self._already_applied()) is not None:
-            return seen
-        self.updates_this_run += 1
-        self.containment.residual_waived = [*self.containment.residual_waived, input.dataset]
-        self._record(input.actor.id, "containment.dataset.residual_waived", f"{input.dataset}: {input.reason}")
-        return self._receipt("residual access waived")
+        return self._apply(lambda: t.waive_residual(self.state, input, workflow.now()))
 
     @waive_residual.validator
     def validate_waive_residual(self, input: WaiveResidualInput) -> None:
-        if self._already_applied() is not None:
-            return
-        try:
-            review.check_residual_waiver(
-                self.runbook, self.state, {d.dataset: d.residual_count for d in self.containment.datasets},
-                set(self.containment.residual_waived), input,
-            )
-        except PolicyViolation as exc:
-            raise _reject(exc) from None
+        c = self.state.containment
+        residual = {d.dataset: d.residual_count for d in c.datasets}
+        self._validate(lambda: review.check_residual_waiver(self.runbook, self.state.phase, residual,
+                                                            set(c.residual_waived), input))
 
     @workflow.update
     def decommission(self, input: DecommissionInput) -> UpdateReceipt:
         """An approver votes to end the program for good."""
-        if (seen := self._already_applied()) is not None:
-            return seen
-        self.updates_this_run += 1
-        self.decommission_votes.append(Approval(actor_id=input.actor.id, role=input.role, digest="decommission",
-                                                at=workflow.now(), comment=input.reason))
-        self._record(input.actor.id, "decommission.voted",
-                     f"as {input.role} ({len(self.decommission_votes)} of "
-                     f"{self.runbook.resume_policy.quorum}): {input.reason}")
-        return self._receipt("decommission vote recorded")
+        return self._apply(lambda: t.vote_decommission(self.state, input, workflow.now()))
 
     @decommission.validator
     def validate_decommission(self, input: DecommissionInput) -> None:
-        if self._already_applied() is not None:
-            return
-        try:
-            review.check_decommission(self.runbook, self.state, self.request.commander,
-                                      self.decommission_votes, input)
-        except PolicyViolation as exc:
-            raise _reject(exc) from None
+        self._validate(lambda: review.check_decommission(self.runbook, self.state.phase, self.request.commander,
+                                                         self.state.decommission_approvals, input))
 
     @workflow.signal
     def record_refusal(self, input: RefusalInput) -> None:
         """The API reports an action it refused, so the timeline shows every refusal."""
-        self._record(input.actor, input.action, input.reason, accepted=False)
+        self.state.record(workflow.now(), input.actor, input.action, input.reason, accepted=False)
 
     @workflow.query
-    def status(self) -> PauseStatus:
+    def status(self) -> PauseState:
         """Everything a person may read about this pause."""
-        return PauseStatus(
-            pause_id=workflow.info().workflow_id,
-            incident_id=self.incident_id,
-            evidence_key=self.pause_key,
-            program=self.runbook.program.id,
-            state=self.state,
-            reason=self.request.reason,
-            severity=self.request.severity,
-            commander=self.request.commander.id,
-            started_at=self.started_at,
-            containment=self.containment,
-            checklist=self.checklist,
-            plan=self.plan,
-            approval_digest=self._current_digest(),
-            approvals=self.approvals,
-            decommission_approvals=self.decommission_votes,
-            quorum=self.runbook.resume_policy.quorum,
-            timeline=self.timeline,
-            timeline_archived=self.timeline_archived,
-            report=self.report,
-            run_count=self.run_count,
-        )
+        return self.state
 
     # ------------------------------------------------------------------ resume
 
     async def _check_containment(self) -> ContainmentCheck:
+        fleet = self.runbook.fleet
         agents: AgentsCheck = await workflow.execute_activity_method(
             FleetActivities.check_agents_silent,
-            HaltAgentsInput(connection=self.runbook.fleet.connection, program=self.runbook.program.id,
-                            incident_id=self.incident_id, reason=self.request.reason,
-                            batch_size=self.runbook.fleet.batch_size, concurrency=self.runbook.fleet.concurrency),
-            **self._opts(timedelta(minutes=10), attempts=10),
+            HaltAgentsInput(connection=fleet.connection, program=self.runbook.program.id,
+                            incident_id=self.state.incident_id, reason=self.request.reason,
+                            batch_size=fleet.batch_size, concurrency=fleet.concurrency),
+            **self._options(timedelta(minutes=10), attempts=10),
         )
         datasets = await asyncio.gather(*(
             workflow.execute_activity_method(
                 AccessActivities.check_dataset,
-                CheckDatasetInput(pause_key=self.pause_key, dataset=spec),
-                **self._opts(timedelta(minutes=10), attempts=10),
+                CheckDatasetInput(pause_key=self.state.evidence_key, dataset=spec),
+                **self._options(timedelta(minutes=10), attempts=10),
             )
             for spec in self.runbook.datasets
         ))
         return ContainmentCheck(agents=agents, datasets=list(datasets))
 
-    def _refuse_resume(self, check: ContainmentCheck) -> None:
-        problems = []
-        if not check.agents.switch_off:
-            problems.append("the program switch is on")
-        if check.agents.collecting:
-            problems.append(
-                f"{check.agents.collecting} agents collecting: " + ", ".join(check.agents.collecting_ids[:5])
-            )
-        for d in check.datasets:
-            if not d.contained:
-                problems.append(f"dataset {d.dataset} reopened: " + ", ".join(d.violations[:5]))
-        self._record("pausegate", "resume.refused", "containment no longer holds: " + "; ".join(problems),
-                     accepted=False)
-        self._void_approvals("containment no longer held at resume")
-        # Contain again: the recorded scope is reused, revocation and halting are idempotent.
-        self.containment.agents.confirmed = False
-        self.containment.datasets_pending = [d.name for d in self.runbook.datasets]
-        self.containment.contained_at = None
-        self._enter(PauseState.CONTAINING, "pausegate", "re-containing before review continues")
-
     async def _resume(self) -> tuple[list[RestoreResult], ResumeAgentsResult]:
-        assert self.plan is not None
-        plan = self.plan.plan
+        assert self.state.plan is not None
+        plan = self.state.plan.plan
         restore = await asyncio.gather(*(
             workflow.execute_activity_method(
                 AccessActivities.restore_grants,
-                RestoreGrantsInput(pause_key=self.pause_key, dataset=spec,
+                RestoreGrantsInput(pause_key=self.state.evidence_key, dataset=spec,
                                    grants=[g for g in plan.grants if g.dataset == spec.name]),
-                **self._opts(timedelta(minutes=30), attempts=20),
+                **self._options(timedelta(minutes=30), attempts=20),
             )
             for spec in self.runbook.datasets
         ))
+        now = workflow.now()
         for r in restore:
-            self._record("pausegate", "resume.grants", f"{r.dataset}: {r.granted} grants restored, "
-                         f"verified={r.verified}" + (f", missing {', '.join(r.missing[:5])}" if r.missing else ""),
-                         accepted=r.verified)
+            missing = f", missing {', '.join(r.missing[:5])}" if r.missing else ""
+            self.state.record(now, SYSTEM_ACTOR, "resume.grants",
+                              f"{r.dataset}: {r.granted} grants restored, verified={r.verified}{missing}",
+                              accepted=r.verified)
         fleet = self.runbook.fleet
         resumed: ResumeAgentsResult = await workflow.execute_activity_method(
             FleetActivities.resume_agents,
             ResumeAgentsInput(connection=fleet.connection, program=self.runbook.program.id,
-                              incident_id=self.incident_id, selection=plan.agents,
+                              incident_id=self.state.incident_id, selection=plan.agents,
                               batch_size=fleet.batch_size, concurrency=fleet.concurrency),
-            **self._opts(timedelta(minutes=30), attempts=20),
+            **self._options(timedelta(minutes=30), attempts=20),
         )
-        self._record("pausegate", "resume.agents", f"{resumed.resumed} agents resumed, {resumed.unconfirmed} "
-                     "will resume when they return")
+        self.state.record(workflow.now(), SYSTEM_ACTOR, "resume.agents",
+                          f"{resumed.resumed} agents resumed, {resumed.unconfirmed} will resume when they return")
         return list(restore), resumed
 
-    # ------------------------------------------------------------------ bookkeeping
+    async def _diff_plan(self, plan: ResumePlan, digest: str) -> list[PlanDiffSummary]:
+        contained = {d.dataset for d in self.state.containment.datasets}
+        try:
+            return list(await asyncio.gather(*(
+                workflow.execute_activity_method(
+                    AccessActivities.diff_plan,
+                    DiffPlanInput(pause_key=self.state.evidence_key, dataset=spec, plan_digest=digest,
+                                  grants=[g for g in plan.grants if g.dataset == spec.name]),
+                    **self._options(timedelta(minutes=2), attempts=3),
+                )
+                for spec in self.runbook.datasets if spec.name in contained
+            )))
+        except ActivityError as exc:
+            # The diff informs reviewers; its failure must not lose the proposal.
+            self.state.record(workflow.now(), SYSTEM_ACTOR, "plan.diff.failed", _error_text(exc), accepted=False)
+            return []
+
+    # ------------------------------------------------------------------ the end of a run
 
     async def _finish(self, notifier: asyncio.Task[None], restore: list[RestoreResult] | None = None,
-                      resumed: ResumeAgentsResult | None = None) -> PauseStatus:
+                      resumed: ResumeAgentsResult | None = None) -> PauseState:
         report: EvidenceRef = await workflow.execute_activity_method(
             EvidenceActivities.write_report,
-            ReportInput(pause_key=self.pause_key, status=self.status(), restore=restore or [], resume=resumed),
-            **self._opts(timedelta(minutes=5), attempts=20),
+            ReportInput(pause_key=self.state.evidence_key, status=self.state, restore=restore or [], resume=resumed),
+            **self._options(timedelta(minutes=5), attempts=20),
         )
-        self.report = report
-        self._record("pausegate", "report.written", f"report {report.uri} ({report.sha256[:12]})")
+        self.state.report = report
+        self.state.record(workflow.now(), SYSTEM_ACTOR, "report.written", f"report {report.uri} ({report.sha256[:12]})")
         await self._drain(notifier)
-        return self.status()
+        return self.state
 
     async def _continue_as_new(self, notifier: asyncio.Task[None]) -> Any:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._drain(notifier)
         keep = self.tuning.timeline_keep
-        if len(self.timeline) > keep:
-            older = self.timeline[:-keep]
+        s = self.state
+        if len(s.timeline) > keep:
             ref = await workflow.execute_activity_method(
                 EvidenceActivities.archive_timeline,
-                ArchiveTimelineInput(pause_key=self.pause_key, sequence=len(self.timeline_archived), entries=older),
-                **self._opts(timedelta(minutes=5), attempts=20),
+                ArchiveTimelineInput(pause_key=s.evidence_key, sequence=len(s.timeline_archived),
+                                     entries=s.timeline[:-keep]),
+                **self._options(timedelta(minutes=5), attempts=20),
             )
-            self.timeline_archived.append(ref)
-            self.timeline = self.timeline[-keep:]
-        snapshot = PauseSnapshot(
-            state=self.state, incident_id=self.incident_id, evidence_key=self.pause_key, started_at=self.started_at,
-            containment=self.containment, checklist=self.checklist, plan=self.plan, approvals=self.approvals,
-            decommission_votes=self.decommission_votes, waivers=self.waivers, timeline=self.timeline,
-            timeline_archived=self.timeline_archived, run_count=self.run_count + 1,
-            applied_updates=[AppliedUpdate(id=k, receipt=v) for k, v in self.applied_updates.items()],
-        )
-        workflow.continue_as_new(PauseWorkflowInput(request=self.request, tuning=self.tuning, snapshot=snapshot))
+            s.timeline_archived.append(ref)
+            s.timeline = s.timeline[-keep:]
+        s.run_count += 1
+        s.applied_updates = [AppliedUpdate(id=k, receipt=v) for k, v in self.applied.items()]
+        workflow.continue_as_new(PauseWorkflowInput(request=self.request, tuning=self.tuning, state=s))
 
-    def _opts(self, start_to_close: timedelta, *, attempts: int = 5) -> dict[str, Any]:
-        """Activity options: every activity heartbeats (in the background while it waits on a target),
-        so a dead worker's activity is retried within seconds, not at its start-to-close timeout."""
-        return {
-            "start_to_close_timeout": start_to_close,
-            "heartbeat_timeout": timedelta(seconds=self.tuning.activity_heartbeat_seconds),
-            "retry_policy": _retry(attempts),
-        }
+    # ------------------------------------------------------------------ helpers
+
+    def _options(self, start_to_close: timedelta, *, attempts: int = 5) -> workflow.ActivityConfig:
+        """Every activity heartbeats (in the background while it waits on a target), so a dead
+        worker's activity is retried within seconds, not at its start-to-close timeout."""
+        return workflow.ActivityConfig(
+            start_to_close_timeout=start_to_close,
+            heartbeat_timeout=timedelta(seconds=self.tuning.activity_heartbeat_seconds),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                maximum_interval=timedelta(seconds=30), maximum_attempts=attempts,
+                non_retryable_error_types=non_retryable_error_types(),
+            ),
+        )
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -824,34 +550,14 @@ class PauseWorkflow:
             or self.updates_this_run >= self.tuning.continue_as_new_after_updates
         )
 
-    def _receipt(self, message: str) -> UpdateReceipt:
-        receipt = UpdateReceipt(state=self.state, message=message, digest=self._current_digest())
-        info = workflow.current_update_info()
-        if info is not None:
-            self.applied_updates[info.id] = receipt
-            while len(self.applied_updates) > APPLIED_UPDATES_KEPT:
-                del self.applied_updates[next(iter(self.applied_updates))]
-        return receipt
-
-    def _already_applied(self) -> UpdateReceipt | None:
-        """The receipt of this update id if an earlier run (or attempt) applied it."""
-        info = workflow.current_update_info()
-        return self.applied_updates.get(info.id) if info is not None else None
-
-    def _record(self, actor: str, action: str, detail: str = "", *, accepted: bool = True) -> None:
-        self.timeline.append(TimelineEntry(at=workflow.now(), actor=actor, action=action,
-                                           detail=detail[:2000], accepted=accepted))
-
-    def _enter(self, state: PauseState, actor: str, detail: str) -> None:
-        previous = self.state
-        self.state = state
-        self._record(actor, f"state.{state.value.lower()}", detail)
-        self._notify("state.changed", f"{self.runbook.program.name}: {previous.value} → {state.value}. {detail}")
+    def _enter(self, phase: Phase, detail: str, *, actor: str = SYSTEM_ACTOR) -> None:
+        previous = t.enter(self.state, phase, workflow.now(), actor, detail)
+        self._notify("state.changed", f"{self.runbook.program.name}: {previous.value} → {phase.value}. {detail}")
 
     def _notify(self, event: str, text: str) -> None:
         for target in self.runbook.notifications:
-            self.outbox.append(NotifyInput(connection=target.connection, pause_id=workflow.info().workflow_id,
-                                           program=self.runbook.program.id, event=event, state=self.state,
+            self.outbox.append(NotifyInput(connection=target.connection, pause_id=self.state.pause_id,
+                                           program=self.runbook.program.id, event=event, phase=self.state.phase,
                                            text=text))
 
     async def _deliver_notifications(self) -> None:
@@ -859,14 +565,12 @@ class PauseWorkflow:
             await workflow.wait_condition(lambda: bool(self.outbox))
             message = self.outbox[0]
             try:
-                await workflow.execute_activity_method(
-                    NotifyActivities.notify, message,
-                    **self._opts(FAST, attempts=5),
-                )
+                await workflow.execute_activity_method(NotifyActivities.notify, message,
+                                                       **self._options(timedelta(seconds=30)))
             except ActivityError as exc:
-                # People still see the state in the status; a lost chat message must not stop the pause.
-                self._record("pausegate", "notification.failed", f"{message.event}: {_error_text(exc)}",
-                             accepted=False)
+                # People still see the phase in the status; a lost chat message must not stop the pause.
+                self.state.record(workflow.now(), SYSTEM_ACTOR, "notification.failed",
+                                  f"{message.event}: {_error_text(exc)}", accepted=False)
             self.outbox.pop(0)
 
     async def _drain(self, notifier: asyncio.Task[None]) -> None:

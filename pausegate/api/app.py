@@ -13,11 +13,11 @@ import hashlib
 import re
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
 import structlog
@@ -39,7 +39,6 @@ from pausegate.api.models import (
     CompleteRequest,
     DecommissionRequest,
     ErrorBody,
-    ExposureDataset,
     PauseSummary,
     PauseView,
     Progress,
@@ -53,9 +52,9 @@ from pausegate.api.models import (
     WhoAmI,
 )
 from pausegate.api.refusal_log import RefusalEntry, RefusalLog
-from pausegate.auth import ADMIN_ROLE, Authenticator, build_authenticator
+from pausegate.auth import Authenticator, build_authenticator
 from pausegate.config import Settings
-from pausegate.errors import EvidenceError, RunbookError
+from pausegate.errors import ActionRefused, EvidenceError, PauseNotFound, RunbookError
 from pausegate.evidence.store import URI_SCHEME, LocalEvidenceStore
 from pausegate.models.pause import (
     Actor,
@@ -64,7 +63,7 @@ from pausegate.models.pause import (
     DecommissionInput,
     ItemStatus,
     PauseRequest,
-    PauseStatus,
+    PauseState,
     ProposePlanInput,
     RefusalInput,
     RejectPlanInput,
@@ -75,12 +74,14 @@ from pausegate.models.pause import (
     WaiveResidualInput,
 )
 from pausegate.models.runbook import SLUG, Runbook
-from pausegate.pauses import ActionRefused, PauseNotFound, act, pause_handle, read_status, start_pause
+from pausegate.pauses import act, pause_handle, read_status, start_pause
+from pausegate.policy import authority
 from pausegate.report import render_markdown
 from pausegate.runbook_loader import load_runbook
 from workflows.pause import PauseWorkflow
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 API_VERSION = "1.0.0"
 _SLUG = re.compile(SLUG)
@@ -201,70 +202,6 @@ ActorDep = Annotated[Actor, Depends(current_actor)]
 ProgramPath = Annotated[str, PathParam(max_length=200, description="The program's id (its runbook's program.id).")]
 
 
-def progress_of(status: PauseStatus) -> Progress:
-    c = status.containment
-    a = c.agents
-    return Progress(
-        switch_off=a.switch_off,
-        agents_total=a.total,
-        agents_halted=a.halted,
-        agents_unconfirmed=a.unconfirmed,
-        agents_waived=a.waived,
-        agents_confirmed=a.confirmed,
-        datasets_total=len(c.datasets) + len(c.datasets_pending),
-        datasets_verified=sum(1 for d in c.datasets if d.verified),
-        grants_recorded=sum(d.grants_recorded for d in c.datasets),
-        revoke_statements=sum(d.revoked for d in c.datasets),
-        access_revoked=c.access_revoked,
-        evidence_bundles=len(c.evidence),
-        evidence_pending=list(c.evidence_pending),
-        evidence_sealed=c.evidence_sealed,
-        contained=c.contained_at is not None,
-        contained_at=c.contained_at,
-        errors=list(c.errors[-5:]),
-    )
-
-
-def pause_key(status: PauseStatus) -> str:
-    """The key the workflow files evidence under (pauses started before it was reported used this form)."""
-    return status.evidence_key or f"{status.program}/{status.started_at:%Y%m%dT%H%M%SZ}"
-
-
-def view_of(
-    status: PauseStatus, scopes: dict[str, dict[str, Any]] | None = None, who_saw_what: dict[str, Any] | None = None
-) -> PauseView:
-    return PauseView(
-        pause_id=status.pause_id,
-        incident_id=status.incident_id,
-        program=status.program,
-        state=status.state,
-        reason=status.reason,
-        severity=status.severity,
-        commander=status.commander,
-        started_at=status.started_at,
-        progress=progress_of(status),
-        containment=status.containment,
-        exposure=[ExposureDataset.of(d, (scopes or {}).get(d.dataset)) for d in status.containment.datasets],
-        who_saw_what=who_saw_what,
-        checklist=status.checklist,
-        plan=status.plan,
-        approval_digest=status.approval_digest,
-        approvals=status.approvals,
-        decommission_approvals=status.decommission_approvals,
-        quorum=status.quorum,
-        timeline=status.timeline,
-        timeline_archived=status.timeline_archived,
-        report=status.report,
-        run_count=status.run_count,
-    )
-
-
-def _scope_roles(runbook: Runbook) -> set[str]:
-    roles = {r for item in runbook.checklist for r in item.roles}
-    roles |= set(runbook.resume_policy.approver_roles) | set(runbook.resume_policy.proposer_roles)
-    return roles | set(runbook.roles.commander)
-
-
 async def _record_refusal(state: ApiState, program: str, actor: Actor, action: str, reason: str) -> None:
     """Put a refusal the API decided in the pause's timeline, or, when no open pause can hold
     it (none yet, ended, or Temporal unreachable), in the API's refusal log."""
@@ -279,10 +216,14 @@ async def _record_refusal(state: ApiState, program: str, actor: Actor, action: s
         log.info("refusal_logged", program=program, actor=actor.id, action=action, pause_status=str(exc.status))
 
 
-async def _refuse(state: ApiState, program: str, actor: Actor, action: str, code: str, reason: str) -> ApiError:
-    await _record_refusal(state, program, actor, f"refused.{action}", f"{code}: {reason}")
-    log.info("action_refused", program=program, actor=actor.id, action=action, code=code)
-    return ApiError(403, code, reason)
+async def _authorise(state: ApiState, program: str, actor: Actor, action: str, decide: Callable[[], T]) -> T:
+    """Run a rule of ``pausegate.policy.authority``; a refusal is recorded, then raised."""
+    try:
+        return decide()
+    except ActionRefused as exc:
+        await _record_refusal(state, program, actor, f"refused.{action}", f"{exc.code}: {exc.reason}")
+        log.info("action_refused", program=program, actor=actor.id, action=action, code=exc.code)
+        raise
 
 
 def _update_id(actor: Actor, action: str, idempotency_key: str | None) -> str:
@@ -316,12 +257,12 @@ async def _act(
             status = await read_status(state.client, program)
         except PauseNotFound:
             raise ApiError(404, "no_pause", f"no pause for program {program!r}") from None
-        raise ApiError(409, "wrong_state", f"the pause is {status.state.value} and takes no more actions") from None
+        raise ApiError(409, "wrong_state", f"the pause is {status.phase.value} and takes no more actions") from None
     except ActionRefused as exc:
         bound.info("action_refused", code=exc.code)
         raise
-    bound.info("action_accepted", state=receipt.state.value)
-    return Receipt(program=program, state=receipt.state, message=receipt.message, digest=receipt.digest, actor=actor.id)
+    bound.info("action_accepted", phase=receipt.phase.value)
+    return Receipt(program=program, state=receipt.phase, message=receipt.message, digest=receipt.digest, actor=actor.id)
 
 
 def _build(model: type[Any], **fields: Any) -> Any:
@@ -343,30 +284,11 @@ async def _perform(
 
 
 async def _approver_role(request: Request, program: str, actor: Actor, role: str | None, action: str) -> str:
-    """The approver role an approval or decommission vote is cast as; refused if the actor holds none."""
+    """The approver role an approval or decommission vote is cast as."""
     state = _state(request)
     runbook = state.runbook(program)
-    chosen = _role_for(runbook, actor, role)
-    if chosen is None:
-        raise await _refuse(
-            state,
-            program,
-            actor,
-            action,
-            "wrong_role",
-            f"{action.replace('_', ' ')} is for roles {', '.join(runbook.resume_policy.approver_roles)}; "
-            f"{actor.id} has {', '.join(actor.roles) or 'none'}",
-        )
-    return chosen
-
-
-def _role_for(runbook: Runbook, actor: Actor, role: str | None) -> str | None:
-    if role is not None:
-        return role
-    held = [r for r in runbook.resume_policy.approver_roles if r in actor.roles]
-    if len(held) > 1:
-        raise ApiError(422, "ambiguous_role", f"{actor.id} holds approver roles {', '.join(held)}; name one as 'role'")
-    return held[0] if held else None
+    what = "approving a plan" if action == "approve_plan" else "voting to decommission"
+    return await _authorise(state, program, actor, action, lambda: authority.approver_role(runbook, actor, role, what))
 
 
 # ------------------------------------------------------------------ routes
@@ -394,16 +316,8 @@ async def trigger(body: TriggerRequest, request: Request, response: Response, ac
     """Pull the kill switch: pause the program now (201), or return the pause already open (200)."""
     state = _state(request)
     runbook = state.runbook(body.program)
-    if not actor.has_any(runbook.roles.commander):
-        raise await _refuse(
-            state,
-            body.program,
-            actor,
-            "trigger",
-            "wrong_role",
-            f"a pause may be started by roles {', '.join(runbook.roles.commander)}; "
-            f"{actor.id} has {', '.join(actor.roles) or 'none'}",
-        )
+    await _authorise(state, body.program, actor, "trigger",
+                     lambda: authority.require_commander(runbook, actor, "starting a pause"))
     pause_request = PauseRequest(
         program=body.program, reason=body.reason, severity=body.severity, commander=actor, runbook=runbook
     )
@@ -413,7 +327,7 @@ async def trigger(body: TriggerRequest, request: Request, response: Response, ac
     status = await read_status(state.client, body.program)
     log.info("pause_triggered" if started else "pause_already_open", pause=body.program, actor=actor.id)
     response.status_code = 201 if started else 200
-    return TriggerResponse(started=started, pause=view_of(status))
+    return TriggerResponse(started=started, pause=PauseView.of(status))
 
 
 @router.get("/pauses", response_model=list[PauseSummary], tags=["pauses"])
@@ -422,7 +336,7 @@ async def list_pauses(request: Request, actor: ActorDep) -> list[PauseSummary]:
     state = _state(request)
     limit = asyncio.Semaphore(16)
 
-    async def one(program: str) -> PauseStatus | None:
+    async def one(program: str) -> PauseState | None:
         async with limit:
             try:
                 return await read_status(state.client, program)
@@ -435,11 +349,11 @@ async def list_pauses(request: Request, actor: ActorDep) -> list[PauseSummary]:
             program=s.program,
             pause_id=s.pause_id,
             incident_id=s.incident_id,
-            state=s.state,
+            state=s.phase,
             severity=s.severity,
             commander=s.commander,
             started_at=s.started_at,
-            progress=progress_of(s),
+            progress=Progress.of(s),
         )
         for s in statuses
         if s is not None
@@ -456,14 +370,15 @@ async def list_refusals(
     """Refusals no open pause could hold (admins only), newest last, and whether their chain is intact."""
     state = _state(request)
     refusals = state.refusals
-    if not actor.has_any([ADMIN_ROLE]):
-        reason = f"the refusal log may be read by role {ADMIN_ROLE}; {actor.id} has {', '.join(actor.roles) or 'none'}"
+    try:
+        authority.require_admin(actor, "reading the refusal log")
+    except ActionRefused as exc:
         await asyncio.to_thread(
             refusals.append, actor=actor.id, roles=actor.roles, program=None, action="refused.read_refusals",
-            reason=f"wrong_role: {reason}",
+            reason=f"{exc.code}: {exc.reason}",
         )
-        log.info("action_refused", actor=actor.id, action="read_refusals", code="wrong_role")
-        raise ApiError(403, "wrong_role", reason)
+        log.info("action_refused", actor=actor.id, action="read_refusals", code=exc.code)
+        raise
 
     def read() -> RefusalsView:
         kept: deque[RefusalEntry] = deque(maxlen=limit)
@@ -490,17 +405,8 @@ async def read_pause(
     scopes: dict[str, dict[str, Any]] | None = None
     who_saw_what: dict[str, Any] | None = None
     if scope:
-        if not actor.has_any(sorted(_scope_roles(runbook))):
-            raise await _refuse(
-                state,
-                program,
-                actor,
-                "read_scope",
-                "wrong_role",
-                f"the exposure scope may be read by roles {', '.join(sorted(_scope_roles(runbook)))}; "
-                f"{actor.id} has {', '.join(actor.roles) or 'none'}",
-            )
-        key = pause_key(status)
+        await _authorise(state, program, actor, "read_scope", lambda: authority.require_scope_reader(runbook, actor))
+        key = status.evidence_key
         scopes = {}
         for d in status.containment.datasets:
             scopes[d.dataset] = await asyncio.to_thread(state.store.read_json, f"{key}/scope/{d.dataset}")
@@ -509,7 +415,7 @@ async def read_pause(
                 state.store.read_json, status.containment.exposure.report.uri.removeprefix("evidence://")
             )
         log.info("scope_read", pause=program, actor=actor.id, datasets=len(scopes))
-    return view_of(status, scopes, who_saw_what)
+    return PauseView.of(status, scopes, who_saw_what)
 
 
 @router.get("/pauses/{program}/checklist", response_model=list[ItemStatus], tags=["review"])
@@ -640,7 +546,7 @@ async def read_report(
     state.runbook(program)
     status = await read_status(state.client, program)
     if status.report is None:
-        raise ApiError(409, "no_report", f"the pause is {status.state.value}; the report is written when it closes")
+        raise ApiError(409, "no_report", f"the pause is {status.phase.value}; the report is written when it closes")
     key = status.report.uri.removeprefix(URI_SCHEME)
     document = await asyncio.to_thread(state.store.read_json, key)
     if format == "markdown":
@@ -666,7 +572,7 @@ def _error(
 def _install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return _error(exc.status_code, exc.code, exc.detail, headers=exc.headers)
+        return _error(exc.status, exc.code, exc.detail, problems=exc.problems, headers=exc.headers)
 
     async def refused(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ActionRefused)

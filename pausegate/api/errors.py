@@ -1,7 +1,7 @@
-"""From the project's errors to HTTP status codes.
+"""From the project's errors (``pausegate.errors``) to HTTP status codes.
 
 ApiError                    raised by the routes themselves (status chosen there)
-ActionRefused(code)         the workflow's validator said no: see REFUSAL_STATUS
+ActionRefused(code)         a rule said no: see REFUSAL_STATUS
 PauseNotFound               404
 Overloaded                  503 + Retry-After (the pause's update slots stayed exhausted)
 RPCError (Temporal)         503 + Retry-After (Temporal unreachable or refusing)
@@ -10,6 +10,8 @@ RPCError (Temporal)         503 + Retry-After (Temporal unreachable or refusing)
 from __future__ import annotations
 
 from fastapi import status
+
+from pausegate.errors import ApiError, Overloaded
 
 # Refusal codes of pausegate.policy.review and the status each becomes.
 REFUSAL_STATUS: dict[str, int] = {
@@ -29,6 +31,7 @@ REFUSAL_STATUS: dict[str, int] = {
     "invalid_plan": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "unmet_dependency": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "duplicate_evidence": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "ambiguous_role": status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 DEFAULT_REFUSAL_STATUS = status.HTTP_409_CONFLICT
 
@@ -38,21 +41,4 @@ def refusal_status(code: str) -> int:
     return REFUSAL_STATUS.get(code, DEFAULT_REFUSAL_STATUS)
 
 
-class ApiError(Exception):
-    """An answer other than 2xx, decided by a route."""
-
-    def __init__(self, status_code: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> None:
-        self.status_code = status_code
-        self.code = code
-        self.detail = detail
-        self.headers = headers or {}
-        super().__init__(detail)
-
-
-class Overloaded(Exception):
-    """A pause's updates stayed refused for lack of capacity; the caller should retry later."""
-
-    def __init__(self, detail: str, retry_after: int = 1) -> None:
-        self.detail = detail
-        self.retry_after = retry_after
-        super().__init__(detail)
+__all__ = ["DEFAULT_REFUSAL_STATUS", "REFUSAL_STATUS", "ApiError", "Overloaded", "refusal_status"]

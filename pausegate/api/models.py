@@ -8,23 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from pausegate.api.refusal_log import RefusalEntry
 from pausegate.models.access import DatasetContainment
 from pausegate.models.base import Model
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef
-from pausegate.models.pause import (
-    MAX_NOTE,
-    Approval,
-    ContainmentProgress,
-    EvidenceAttachment,
-    ItemStatus,
-    PauseState,
-    PlanRecord,
-    Severity,
-    TimelineEntry,
-)
+from pausegate.models.pause import MAX_NOTE, AppliedUpdate, EvidenceAttachment, PauseState, Phase, Severity
 
 
 class ErrorBody(Model):
@@ -95,7 +85,7 @@ class Receipt(Model):
     """An accepted action."""
 
     program: str
-    state: PauseState
+    state: Phase
     message: str
     digest: str | None = Field(default=None, description="What approvals must now name.")
     actor: str = Field(description="The verified actor the action was recorded under.")
@@ -121,6 +111,30 @@ class Progress(Model):
     contained: bool
     contained_at: datetime | None
     errors: list[str]
+
+    @classmethod
+    def of(cls, state: PauseState) -> Progress:
+        c = state.containment
+        a = c.agents
+        return cls(
+            switch_off=a.switch_off,
+            agents_total=a.total,
+            agents_halted=a.halted,
+            agents_unconfirmed=a.unconfirmed,
+            agents_waived=a.waived,
+            agents_confirmed=a.confirmed,
+            datasets_total=len(c.datasets) + len(c.datasets_pending),
+            datasets_verified=sum(1 for d in c.datasets if d.verified),
+            grants_recorded=sum(d.grants_recorded for d in c.datasets),
+            revoke_statements=sum(d.revoked for d in c.datasets),
+            access_revoked=c.access_revoked,
+            evidence_bundles=len(c.evidence),
+            evidence_pending=list(c.evidence_pending),
+            evidence_sealed=c.evidence_sealed,
+            contained=c.contained_at is not None,
+            contained_at=c.contained_at,
+            errors=list(c.errors[-5:]),
+        )
 
 
 class ExposureDataset(Model):
@@ -153,40 +167,37 @@ class PauseSummary(Model):
     program: str
     pause_id: str
     incident_id: str
-    state: PauseState
+    state: Phase
     severity: Severity
     commander: str
     started_at: datetime
     progress: Progress
 
 
-class PauseView(Model):
-    """Everything a person may read about a pause."""
+class PauseView(PauseState):
+    """A pause as the API shows it: its state, containment at a glance, and (for review roles, with
+    ``?scope=true``) the recorded exposure. The JSON field ``state`` is the pause's phase."""
 
-    pause_id: str
-    incident_id: str
-    program: str
-    state: PauseState
-    reason: str
-    severity: Severity
-    commander: str
-    started_at: datetime
+    phase: Phase = Field(exclude=True)
+    applied_updates: list[AppliedUpdate] = Field(default_factory=list, exclude=True)
     progress: Progress
-    containment: ContainmentProgress
     exposure: list[ExposureDataset]
     who_saw_what: dict[str, Any] | None = Field(
         default=None, description="Who read which object in the exposure window (with ?scope=true)."
     )
-    checklist: list[ItemStatus]
-    plan: PlanRecord | None
-    approval_digest: str | None
-    approvals: list[Approval]
-    decommission_approvals: list[Approval]
-    quorum: int
-    timeline: list[TimelineEntry]
-    timeline_archived: list[EvidenceRef]
-    report: EvidenceRef | None
-    run_count: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def state(self) -> Phase:
+        return self.phase
+
+    @classmethod
+    def of(
+        cls, state: PauseState, scopes: dict[str, dict[str, Any]] | None = None,
+        who_saw_what: dict[str, Any] | None = None,
+    ) -> PauseView:
+        exposure = [ExposureDataset.of(d, (scopes or {}).get(d.dataset)) for d in state.containment.datasets]
+        return cls(**dict(state), progress=Progress.of(state), exposure=exposure, who_saw_what=who_saw_what)
 
 
 class TriggerResponse(Model):

@@ -22,12 +22,13 @@ from pausegate.auth.base import AuthenticationError
 from pausegate.errors import ConfigError
 from pausegate.models.base import Model
 from pausegate.models.pause import Actor
+from pausegate.policy.authority import ADMIN_ROLE
 
 TOKEN_PREFIX = "pgt_"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$"
 ROLE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 FIRST_ADMIN = "admin"
-ADMIN_ROLE = "admin"
+
 FIRST_ADMIN_ROLES = (ADMIN_ROLE, "incident-commander")
 
 

@@ -1,14 +1,28 @@
 """OIDC JWTs for production: signature from the issuer's JWKS, then issuer, audience and time.
 
-The JWKS is fetched with httpx and cached; a token signed with a key id the cache does not
-know triggers one refetch (keys rotate), rate-limited so that garbage tokens cannot make the
-API hammer the identity provider.
+The JWKS is fetched with httpx and cached, and the cache degrades gracefully when the identity
+provider is slow or down:
+
+* Stale while revalidate: once the cache's TTL has run out, requests keep verifying against the
+  cached keys at once while one background task fetches the key set again. No request waits on
+  a fetch another request started, except when there are no keys at all.
+* First start: with no keys yet, requests do wait, but all of them share the one fetch in flight,
+  and that fetch is bounded by ``fetch_timeout_seconds`` (the whole exchange, not each phase).
+* Backoff: a failed fetch is recorded (when, and why) and logged once; no fetch is tried again
+  for an exponentially growing time (5 s doubling to 5 min by default). Meanwhile requests that
+  have a cached key are served and the others are refused at once.
+* Unknown key ids (keys rotate; outsiders send garbage) cause at most one refetch per
+  ``min_refresh_seconds`` across all requests and key ids. Only the request that triggered the
+  refetch waits for it, at most the fetch timeout; other unknown key ids in that window are
+  refused at once, so garbage tokens cannot make the API hammer the identity provider.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -25,6 +39,12 @@ log = structlog.get_logger(__name__)
 _FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 JWKS_TTL_SECONDS = 300.0
 JWKS_MIN_REFRESH_SECONDS = 30.0
+JWKS_FETCH_TIMEOUT_SECONDS = 10.0
+JWKS_BACKOFF_INITIAL_SECONDS = 5.0
+JWKS_BACKOFF_MAX_SECONDS = 300.0
+
+_KEYS_UNAVAILABLE = "the identity provider's keys are unavailable"
+_UNKNOWN_KEY = "token signed with an unknown key"
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -44,6 +64,21 @@ def _claim(claims: dict[str, Any], path: str) -> Any:
     return value
 
 
+def _signing_keys(document: Any) -> dict[str, jwt.PyJWK]:
+    """The usable signing keys of a JWKS document, by key id."""
+    keys: dict[str, jwt.PyJWK] = {}
+    entries = document.get("keys", []) if isinstance(document, dict) else []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        try:
+            key = jwt.PyJWK(entry)
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+            continue  # keys of kinds we cannot use are skipped
+        keys[str(entry.get("kid", ""))] = key
+    return keys
+
+
 class OidcVerifier:
     """Verifies OIDC access or ID tokens against one issuer's keys."""
 
@@ -54,57 +89,159 @@ class OidcVerifier:
         *,
         jwks_ttl_seconds: float = JWKS_TTL_SECONDS,
         min_refresh_seconds: float = JWKS_MIN_REFRESH_SECONDS,
+        fetch_timeout_seconds: float = JWKS_FETCH_TIMEOUT_SECONDS,
+        backoff_initial_seconds: float = JWKS_BACKOFF_INITIAL_SECONDS,
+        backoff_max_seconds: float = JWKS_BACKOFF_MAX_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` (monotonic seconds) times the TTL, the refetch window and the backoff; the
+        fetch timeout itself is always real time."""
         self.settings = settings
         self.http = http
         self.algorithms = [a for a in settings.algorithms if a not in _FORBIDDEN_ALGORITHMS]
         if not self.algorithms:
             raise ValueError("OIDC needs at least one asymmetric signing algorithm")
+        if fetch_timeout_seconds <= 0:
+            raise ValueError("the JWKS fetch timeout must be positive")
         self._ttl = jwks_ttl_seconds
         self._min_refresh = min_refresh_seconds
+        self._fetch_timeout = fetch_timeout_seconds
+        self._backoff_initial = backoff_initial_seconds
+        self._backoff_max = max(backoff_max_seconds, backoff_initial_seconds)
+        self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at: float | None = None
-        self._lock = asyncio.Lock()
+        self._fetched_at: float | None = None  # when the cached keys arrived
+        self._started_at: float | None = None  # when the latest fetch (of any kind) started
+        self._fetch_task: asyncio.Task[None] | None = None  # the one fetch in flight, shared
+        self._failures = 0  # consecutive failed fetches
+        self._failed_at: float | None = None
+        self._last_error: str | None = None
+        self._retry_at: float | None = None  # no fetch before this while backing off
+        self._attempts = 0
 
-    async def _refresh(self, *, force: bool) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            if self._fetched_at is not None:
-                age = now - self._fetched_at
-                if age < self._min_refresh or (not force and age < self._ttl):
-                    return
+    @property
+    def fetch_attempts(self) -> int:
+        """How many JWKS fetches this verifier has started."""
+        return self._attempts
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the latest fetch failed, while the provider has not answered since."""
+        return self._last_error
+
+    async def aclose(self) -> None:
+        """Stop the fetch in flight, if any (on shutdown)."""
+        task = self._fetch_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def wait_for_refresh(self) -> None:
+        """Wait until the fetch in flight, if any, has finished (for readiness checks and tests)."""
+        task = self._fetch_task
+        if task is not None:
+            await asyncio.wait({task})
+
+    # The cache. Every decision below runs without an await between looking at the state and
+    # changing it, so on one event loop no lock is needed and no request holds up another.
+
+    def _backing_off(self, now: float) -> bool:
+        return self._retry_at is not None and now < self._retry_at
+
+    def _start_fetch(self) -> asyncio.Task[None]:
+        """The fetch in flight, started now if there is none."""
+        if self._fetch_task is None:
+            self._attempts += 1
+            self._started_at = self._clock()
+            self._fetch_task = asyncio.create_task(self._fetch(), name="oidc-jwks-fetch")
+        return self._fetch_task
+
+    async def _await_fetch(self, task: asyncio.Task[None]) -> None:
+        """Wait for a shared fetch; never cancels it (other requests share it), never raises.
+
+        The fetch bounds itself by the fetch timeout; the waiter's own bound is only a backstop, a
+        little longer so that the fetch normally gets to record its failure (and say why) first.
+        """
+        await asyncio.wait({task}, timeout=self._fetch_timeout * 1.1)
+
+    async def _fetch(self) -> None:
+        url = self.settings.jwks_url
+        try:
             try:
-                response = await self.http.get(self.settings.jwks_url, timeout=10.0)
-                response.raise_for_status()
-                document = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                log.warning("oidc_jwks_unavailable", url=self.settings.jwks_url, error=str(exc))
-                if not self._keys:
-                    raise AuthenticationError("the identity provider's keys are unavailable") from exc
-                return  # keep serving with the keys we had
-            keys: dict[str, jwt.PyJWK] = {}
-            for entry in document.get("keys", []) if isinstance(document, dict) else []:
-                try:
-                    key = jwt.PyJWK(entry)
-                except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError):
-                    continue  # keys of kinds we cannot use (e.g. encryption keys) are skipped
-                if entry.get("use", "sig") != "sig":
-                    continue
-                keys[str(entry.get("kid", ""))] = key
+                async with asyncio.timeout(self._fetch_timeout):
+                    response = await self.http.get(url, timeout=self._fetch_timeout)
+                    response.raise_for_status()
+                    document = response.json()
+            except (TimeoutError, httpx.TimeoutException) as exc:
+                raise TimeoutError(f"no answer within {self._fetch_timeout:g} s") from exc
+            keys = _signing_keys(document)
+            if not keys:
+                raise ValueError("the key set holds no usable signing key")
+        except Exception as exc:
+            # Keep the keys we had: a provider that is down or answers garbage must not empty the cache.
+            self._record_failure(url, exc)
+        else:
             self._keys = keys
-            self._fetched_at = now
-            log.info("oidc_jwks_fetched", url=self.settings.jwks_url, keys=len(keys))
+            self._fetched_at = self._clock()
+            self._failures = 0
+            self._failed_at = self._retry_at = self._last_error = None
+            log.info("oidc_jwks_fetched", url=url, keys=len(keys))
+        finally:
+            self._fetch_task = None
 
-    async def _key_for(self, kid: str) -> jwt.PyJWK:
-        await self._refresh(force=False)
+    def _record_failure(self, url: str, exc: Exception) -> None:
+        now = self._clock()
+        self._failures += 1
+        backoff = min(self._backoff_initial * 2 ** min(self._failures - 1, 32), self._backoff_max)
+        self._failed_at = now
+        self._retry_at = now + backoff
+        self._last_error = str(exc) or type(exc).__name__
+        log.warning(
+            "oidc_jwks_unavailable",
+            url=url,
+            error=self._last_error,
+            failures=self._failures,
+            retry_in_seconds=backoff,
+            cached_keys=len(self._keys),
+        )
+
+    def _revalidate_if_stale(self, now: float) -> None:
+        """Start a background fetch when the cached keys are past their TTL; never waits for it."""
+        stale = self._fetched_at is None or now - self._fetched_at >= self._ttl
+        if stale and self._fetch_task is None and not self._backing_off(now):
+            self._start_fetch()
+
+    def _lookup(self, kid: str) -> jwt.PyJWK | None:
         key = self._keys.get(kid)
-        if key is None:
-            await self._refresh(force=True)
-            key = self._keys.get(kid)
         if key is None and not kid and len(self._keys) == 1:
             key = next(iter(self._keys.values()))
+        return key
+
+    async def _key_for(self, kid: str) -> jwt.PyJWK:
+        now = self._clock()
+        if not self._keys:
+            # First start (or every fetch so far failed): the only case in which requests wait.
+            if self._backing_off(now):
+                raise AuthenticationError(_KEYS_UNAVAILABLE)
+            await self._await_fetch(self._start_fetch())
+            if not self._keys:
+                raise AuthenticationError(_KEYS_UNAVAILABLE)
+            now = self._clock()
+        key = self._lookup(kid)
+        if key is not None:
+            self._revalidate_if_stale(now)
+            return key
+        # An unknown key id: perhaps the keys rotated, perhaps an outsider's garbage.
+        if self._backing_off(now):
+            raise AuthenticationError(f"{_UNKNOWN_KEY}; {_KEYS_UNAVAILABLE} to look for new ones")
+        if self._started_at is not None and now - self._started_at < self._min_refresh:
+            self._revalidate_if_stale(now)
+            raise AuthenticationError(_UNKNOWN_KEY)
+        await self._await_fetch(self._start_fetch())
+        key = self._lookup(kid)
         if key is None:
-            raise AuthenticationError("token signed with an unknown key")
+            raise AuthenticationError(_UNKNOWN_KEY)
         return key
 
     async def authenticate(self, token: str) -> Actor:

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
 
 from pausegate.errors import EvidenceError
+from pausegate.models.digests import canonical_json, sha256_hex
+
+__all__ = ["canonical_json", "sha256_hex"]  # re-exported: the store's modules read them from here
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -49,35 +46,6 @@ def validate_key(key: str) -> tuple[str, ...]:
                 f"and not end in {BUNDLE_SUFFIX}"
             )
     return parts
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, Decimal | uuid.UUID | PurePath):
-        return str(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value) if isinstance(value, set | frozenset) else list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
-)
-
-
-def canonical_json(document: Any) -> bytes:
-    """One byte sequence per value: sorted keys, no insignificant whitespace, UTF-8, no NaN."""
-    try:
-        return _ENCODER.encode(document).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise EvidenceError(f"document is not canonical-JSON serialisable: {exc}") from exc
 
 
 # orjson is byte-for-byte identical to ``canonical_json`` only for plain values: it writes floats
@@ -117,10 +85,6 @@ def canonical_line(document: Any) -> bytes:
         except (orjson.JSONEncodeError, RecursionError):
             pass  # e.g. integers beyond 64 bits, non-str keys, deep nesting: the reference decides
     return canonical_json(document) + b"\n"
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def ensure_dir(root: Path, directory: Path) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, computed_field, model_validator
 
 from pausegate.models.access import DatasetCheck, DatasetContainment, GrantSpec, RestoreResult
 from pausegate.models.base import Model, Mutable
+from pausegate.models.digests import approval_digest, checklist_digest
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef, SnapshotResult
 from pausegate.models.runbook import AuditSourceSpec, DatasetSpec, Runbook
 
@@ -26,8 +27,8 @@ AgentId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Condition = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
-class PauseState(StrEnum):
-    """Where a pause is in its procedure."""
+class Phase(StrEnum):
+    """Where a pause is in its procedure (the state machine's states)."""
 
     ACTIVE = "ACTIVE"
     CONTAINING = "CONTAINING"
@@ -38,8 +39,10 @@ class PauseState(StrEnum):
     DECOMMISSIONED = "DECOMMISSIONED"
 
 
-OPEN_STATES = frozenset({PauseState.ACTIVE, PauseState.CONTAINING, PauseState.UNDER_REVIEW,
-                         PauseState.AWAITING_APPROVAL, PauseState.RESUMING})
+OPEN_PHASES = frozenset({Phase.ACTIVE, Phase.CONTAINING, Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL, Phase.RESUMING})
+
+SYSTEM_ACTOR = "pausegate"
+"""The actor of every step the workflow takes by itself (timeline entries, transitions)."""
 
 
 class Severity(StrEnum):
@@ -266,33 +269,6 @@ class TimelineEntry(Model):
     accepted: bool = True
 
 
-class PauseStatus(Model):
-    """Everything a person may read about a pause (the query result)."""
-
-    pause_id: str
-    incident_id: str
-    evidence_key: str | None = Field(
-        default=None, description="Where the pause's evidence is filed in the store (<program>/<started>-<suffix>)."
-    )
-    program: str
-    state: PauseState
-    reason: str
-    severity: Severity
-    commander: str
-    started_at: datetime
-    containment: ContainmentProgress
-    checklist: list[ItemStatus]
-    plan: PlanRecord | None
-    approval_digest: str | None = Field(description="What an approval must name: plan + checklist digest.")
-    approvals: list[Approval]
-    decommission_approvals: list[Approval]
-    quorum: int
-    timeline: list[TimelineEntry]
-    timeline_archived: list[EvidenceRef] = Field(default_factory=list)
-    report: EvidenceRef | None = None
-    run_count: int = 1
-
-
 # --- update inputs (the API sets ``actor``; a request body never does) ----------------
 
 
@@ -362,7 +338,7 @@ class DecommissionInput(Model):
 class UpdateReceipt(Model):
     """What an accepted update returns."""
 
-    state: PauseState
+    phase: Phase
     message: str
     digest: str | None = None
 
@@ -424,7 +400,7 @@ class AgentsCheck(Model):
 class ContainDatasetInput(Model):
     """Record, revoke and verify one dataset."""
 
-    pause_key: str = Field(description="Business key of the pause: program/incident.")
+    pause_key: str = Field(description="The pause's evidence key: <program>/<started>-<suffix>.")
     dataset: DatasetSpec
 
 
@@ -466,7 +442,7 @@ class ReportInput(Model):
     """Write the final report of a pause to the evidence store."""
 
     pause_key: str
-    status: PauseStatus
+    status: PauseState
     restore: list[RestoreResult] = Field(default_factory=list)
     resume: ResumeAgentsResult | None = None
 
@@ -486,7 +462,7 @@ class NotifyInput(Model):
     pause_id: str
     program: str
     event: str
-    state: PauseState
+    phase: Phase
     text: str
 
 
@@ -529,28 +505,66 @@ class AppliedUpdate(Model):
     receipt: UpdateReceipt
 
 
-class PauseSnapshot(Model):
-    """Everything a pause carries across continue-as-new."""
-
-    state: PauseState
-    incident_id: str
-    evidence_key: str | None = None  # None in snapshots of pauses started before it was carried
-    started_at: datetime
-    containment: ContainmentProgress
-    checklist: list[ItemStatus]
-    plan: PlanRecord | None = None
-    approvals: list[Approval] = Field(default_factory=list)
-    decommission_votes: list[Approval] = Field(default_factory=list)
-    waivers: list[Waiver] = Field(default_factory=list)
-    timeline: list[TimelineEntry] = Field(default_factory=list)
-    timeline_archived: list[EvidenceRef] = Field(default_factory=list)
-    run_count: int = 1
-    applied_updates: list[AppliedUpdate] = Field(default_factory=list)
-
-
 class PauseWorkflowInput(Model):
     """Start (or continue) a pause."""
 
     request: PauseRequest
     tuning: Tuning = Field(default_factory=Tuning)
-    snapshot: PauseSnapshot | None = None
+    state: PauseState | None = Field(default=None, description="Carried by continue-as-new; None at the start.")
+
+
+class PauseState(Mutable):
+    """Everything a pause is: carried whole by the workflow and by continue-as-new, returned by the
+    status query, extended by the API's view. The rules that change it live in ``pausegate.policy``."""
+
+    pause_id: str
+    incident_id: str
+    evidence_key: str = Field(description="Where its evidence is filed in the store: <program>/<started>-<suffix>.")
+    program: str
+    phase: Phase
+    reason: str
+    severity: Severity
+    commander: str
+    started_at: datetime
+    quorum: int
+    containment: ContainmentProgress = Field(default_factory=lambda: ContainmentProgress())
+    checklist: list[ItemStatus]
+    plan: PlanRecord | None = None
+    approvals: list[Approval] = Field(default_factory=list)
+    decommission_approvals: list[Approval] = Field(default_factory=list)
+    waivers: list[Waiver] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    timeline_archived: list[EvidenceRef] = Field(default_factory=list)
+    report: EvidenceRef | None = None
+    run_count: int = 1
+    applied_updates: list[AppliedUpdate] = Field(
+        default_factory=list, description="Update ids applied in earlier runs (Temporal deduplicates within one run)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_people_read_it(cls, data: Any) -> Any:
+        # Documents and the API call the phase "state"; approval_digest is derived, recomputed when read back.
+        if isinstance(data, dict) and ("approval_digest" in data or "state" in data):
+            data = {("phase" if k == "state" and "phase" not in data else k): v for k, v in data.items()
+                    if k != "approval_digest"}
+        return data
+
+    def as_document(self) -> dict[str, Any]:
+        """The state as reports and the API show it: ``state`` for the phase, no update bookkeeping."""
+        document = self.model_dump(mode="json", exclude={"applied_updates"})
+        document["state"] = document.pop("phase")
+        return document
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def approval_digest(self) -> str | None:
+        """What an approval must name: the digest of the plan together with the checklist's completions."""
+        if self.plan is None:
+            return None
+        return approval_digest(self.plan.plan_digest, checklist_digest(self.checklist))
+
+    def record(self, at: datetime, actor: str, action: str, detail: str = "", *, accepted: bool = True) -> None:
+        """Add a timeline entry."""
+        self.timeline.append(TimelineEntry(at=at, actor=actor, action=action, detail=detail[:MAX_NOTE],
+                                           accepted=accepted))

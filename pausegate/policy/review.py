@@ -1,6 +1,6 @@
 """Who may do what to a pause, and when: the rules behind every update validator.
 
-Each ``check_*`` function raises ``PolicyViolation`` with a code and a reason a person can
+Each ``check_*`` function raises ``ActionRefused`` with a code and a reason a person can
 act on; the workflow turns it into a rejected update, which changes no state.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pausegate.errors import ActionRefused
 from pausegate.models.pause import (
     Actor,
     Approval,
@@ -15,7 +16,7 @@ from pausegate.models.pause import (
     CompleteItemInput,
     DecommissionInput,
     ItemStatus,
-    PauseState,
+    Phase,
     PlanRecord,
     ProposePlanInput,
     RejectPlanInput,
@@ -24,75 +25,54 @@ from pausegate.models.pause import (
 )
 from pausegate.models.runbook import Runbook
 from pausegate.policy.access_plan import validate_plan_grants
+from pausegate.policy.authority import names as _names
+from pausegate.policy.authority import require_any, require_commander
 
-REVIEW_STATES = frozenset({PauseState.CONTAINING, PauseState.UNDER_REVIEW, PauseState.AWAITING_APPROVAL})
-
-
-class PolicyViolation(Exception):
-    """A refused action: ``code`` for programs, the message for people."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        self.code = code
-        self.reason = reason
-        super().__init__(reason)
+REVIEW_PHASES = frozenset({Phase.CONTAINING, Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL})
 
 
-def _names(values: Sequence[str]) -> str:
-    return ", ".join(values) if values else "none"
-
-
-def check_state(state: PauseState, allowed: frozenset[PauseState], action: str) -> None:
-    if state not in allowed:
-        raise PolicyViolation(
+def check_phase(phase: Phase, allowed: frozenset[Phase], action: str) -> None:
+    if phase not in allowed:
+        raise ActionRefused(
             "wrong_state",
-            f"cannot {action} while the pause is {state.value} (allowed in: {_names(sorted(allowed))})",
+            f"cannot {action} while the pause is {phase.value} (allowed in: {_names(sorted(allowed))})",
         )
 
 
 def check_completion(
-    runbook: Runbook, state: PauseState, items: Sequence[ItemStatus], request: CompleteItemInput
+    runbook: Runbook, phase: Phase, items: Sequence[ItemStatus], request: CompleteItemInput
 ) -> None:
     """A reviewer may complete an item they hold a role for, once its dependencies are done,
     with every piece of evidence the runbook requires."""
-    check_state(state, REVIEW_STATES, "complete checklist items")
+    check_phase(phase, REVIEW_PHASES, "complete checklist items")
     by_id = {i.id: i for i in items}
     item = by_id.get(request.item_id)
     if item is None:
-        raise PolicyViolation(
+        raise ActionRefused(
             "unknown_item", f"unknown checklist item {request.item_id!r} (known: {_names(sorted(by_id))})"
         )
-    if not request.actor.has_any(item.roles):
-        raise PolicyViolation(
-            "wrong_role",
-            f"item {item.id!r} may be completed by roles {_names(item.roles)}; "
-            f"{request.actor.id} has {_names(request.actor.roles)}",
-        )
+    require_any(request.actor, item.roles, f"completing item {item.id!r}")
     unmet = [d for d in item.depends_on if not by_id[d].done]
     if unmet:
-        raise PolicyViolation(
+        raise ActionRefused(
             "unmet_dependency", f"item {item.id!r} depends on {_names(unmet)}, not complete yet"
         )
     attached = {e.name for e in request.evidence}
     missing = [name for name in item.evidence_required if name not in attached]
     if missing:
-        raise PolicyViolation(
+        raise ActionRefused(
             "missing_evidence", f"item {item.id!r} requires evidence {_names(missing)}, which is not attached"
         )
     duplicated = sorted({e.name for e in request.evidence if [x.name for x in request.evidence].count(e.name) > 1})
     if duplicated:
-        raise PolicyViolation("duplicate_evidence", f"evidence {_names(duplicated)} attached more than once")
+        raise ActionRefused("duplicate_evidence", f"evidence {_names(duplicated)} attached more than once")
 
 
-def check_proposal(runbook: Runbook, state: PauseState, request: ProposePlanInput) -> None:
+def check_proposal(runbook: Runbook, phase: Phase, request: ProposePlanInput) -> None:
     """A proposer may propose a narrowed plan: named grantees in policy, known datasets and tables."""
-    check_state(state, REVIEW_STATES, "propose a resume plan")
+    check_phase(phase, REVIEW_PHASES, "propose a resume plan")
     policy = runbook.resume_policy
-    if not request.actor.has_any(policy.proposer_roles):
-        raise PolicyViolation(
-            "wrong_role",
-            f"a resume plan may be proposed by roles {_names(policy.proposer_roles)}; "
-            f"{request.actor.id} has {_names(request.actor.roles)}",
-        )
+    require_any(request.actor, policy.proposer_roles, "proposing a resume plan")
     problems = validate_plan_grants(
         request.plan.grants,
         forbid_public=policy.forbid_public_grants,
@@ -100,7 +80,7 @@ def check_proposal(runbook: Runbook, state: PauseState, request: ProposePlanInpu
         datasets={d.name: d.tables for d in runbook.datasets},
     )
     if problems:
-        raise PolicyViolation("invalid_plan", "; ".join(problems))
+        raise ActionRefused("invalid_plan", "; ".join(problems))
 
 
 def _check_approver(
@@ -109,26 +89,25 @@ def _check_approver(
     policy = runbook.resume_policy
     sod = policy.separation_of_duties
     if role not in policy.approver_roles:
-        raise PolicyViolation(
+        raise ActionRefused(
             "wrong_role", f"{role!r} is not an approver role (approver roles: {_names(policy.approver_roles)})"
         )
-    if role not in actor.roles:
-        raise PolicyViolation("wrong_role", f"{actor.id} does not hold the role {role!r}")
+    require_any(actor, [role], f"approving as {role!r}")
     if sod.commander_cannot_approve and actor.id == commander.id:
-        raise PolicyViolation(
+        raise ActionRefused(
             "separation_of_duties", f"{actor.id} paused this program as commander and may not approve"
         )
     if sod.proposer_cannot_approve and plan is not None and actor.id == plan.proposed_by:
-        raise PolicyViolation("separation_of_duties", f"{actor.id} proposed this plan and may not approve it")
+        raise ActionRefused("separation_of_duties", f"{actor.id} proposed this plan and may not approve it")
     if any(a.actor_id == actor.id for a in approvals):
-        raise PolicyViolation("duplicate_approval", f"{actor.id} has already approved")
+        raise ActionRefused("duplicate_approval", f"{actor.id} has already approved")
     if sod.one_approval_per_role and any(a.role == role for a in approvals):
-        raise PolicyViolation("duplicate_role", f"role {role!r} has already approved; another role must")
+        raise ActionRefused("duplicate_role", f"role {role!r} has already approved; another role must")
 
 
 def check_approval(
     runbook: Runbook,
-    state: PauseState,
+    phase: Phase,
     commander: Actor,
     plan: PlanRecord | None,
     current_digest: str | None,
@@ -136,82 +115,67 @@ def check_approval(
     request: ApproveInput,
 ) -> None:
     """An approver approves the current plan and review, once, and never as the commander."""
-    if state != PauseState.AWAITING_APPROVAL:
-        raise PolicyViolation(
+    if phase != Phase.AWAITING_APPROVAL:
+        raise ActionRefused(
             "wrong_state",
-            f"nothing to approve while the pause is {state.value}: approval needs containment confirmed, "
+            f"nothing to approve while the pause is {phase.value}: approval needs containment confirmed, "
             "the checklist complete and a plan proposed",
         )
     _check_approver(runbook, commander, plan, approvals, request.actor, request.role)
     if request.digest != current_digest:
-        raise PolicyViolation(
+        raise ActionRefused(
             "stale_plan",
             f"digest {request.digest[:12]}… is not the current plan and review ({(current_digest or '')[:12]}…); "
             "review the current plan and approve its digest",
         )
 
 
-def check_rejection(runbook: Runbook, state: PauseState, plan: PlanRecord | None, request: RejectPlanInput) -> None:
+def check_rejection(runbook: Runbook, phase: Phase, plan: PlanRecord | None, request: RejectPlanInput) -> None:
     """An approver or proposer may reject the current plan."""
-    check_state(state, REVIEW_STATES, "reject a plan")
+    check_phase(phase, REVIEW_PHASES, "reject a plan")
     if plan is None:
-        raise PolicyViolation("no_plan", "there is no plan to reject")
+        raise ActionRefused("no_plan", "there is no plan to reject")
     policy = runbook.resume_policy
-    if not request.actor.has_any([*policy.approver_roles, *policy.proposer_roles]):
-        raise PolicyViolation(
-            "wrong_role",
-            f"a plan may be rejected by roles {_names([*policy.approver_roles, *policy.proposer_roles])}; "
-            f"{request.actor.id} has {_names(request.actor.roles)}",
-        )
+    require_any(request.actor, [*policy.approver_roles, *policy.proposer_roles], "rejecting a plan")
 
 
 def check_waiver(
-    runbook: Runbook, state: PauseState, unconfirmed: int, unconfirmed_ids: Sequence[str], request: WaiveAgentsInput
+    runbook: Runbook, phase: Phase, unconfirmed: int, unconfirmed_ids: Sequence[str], request: WaiveAgentsInput
 ) -> None:
     """Only a commander may stop waiting for unconfirmed agents, naming agents that are unconfirmed."""
-    if not request.actor.has_any(runbook.roles.commander):
-        raise PolicyViolation(
-            "wrong_role",
-            f"agents may be waived by roles {_names(runbook.roles.commander)}; "
-            f"{request.actor.id} has {_names(request.actor.roles)}",
-        )
-    check_state(state, REVIEW_STATES, "waive agents")
+    require_commander(runbook, request.actor, "waiving agents")
+    check_phase(phase, REVIEW_PHASES, "waive agents")
     if unconfirmed == 0:
-        raise PolicyViolation("nothing_to_waive", "no agent is unconfirmed")
+        raise ActionRefused("nothing_to_waive", "no agent is unconfirmed")
     # Ids beyond the listed ones cannot be checked here; the fleet re-checks them.
     if unconfirmed <= len(unconfirmed_ids):
         unknown = [a for a in request.agent_ids if a not in set(unconfirmed_ids)]
         if unknown:
-            raise PolicyViolation(
+            raise ActionRefused(
                 "unknown_agent", f"agents {_names(unknown[:10])} are not unconfirmed (unconfirmed: "
                 f"{_names(list(unconfirmed_ids)[:10])}{'…' if len(unconfirmed_ids) > 10 else ''})"
             )
 
 
 def check_residual_waiver(
-    runbook: Runbook, state: PauseState, residual: dict[str, int], waived: set[str], request: WaiveResidualInput
+    runbook: Runbook, phase: Phase, residual: dict[str, int], waived: set[str], request: WaiveResidualInput
 ) -> None:
     """Only a commander may accept access that no REVOKE can close (superusers, owners), per dataset."""
-    if not request.actor.has_any(runbook.roles.commander):
-        raise PolicyViolation(
-            "wrong_role",
-            f"residual access may be waived by roles {_names(runbook.roles.commander)}; "
-            f"{request.actor.id} has {_names(request.actor.roles)}",
-        )
-    check_state(state, REVIEW_STATES, "waive residual access")
+    require_commander(runbook, request.actor, "waiving residual access")
+    check_phase(phase, REVIEW_PHASES, "waive residual access")
     if request.dataset not in residual:
-        raise PolicyViolation("unknown_dataset", f"dataset {request.dataset!r} has not been contained yet")
+        raise ActionRefused("unknown_dataset", f"dataset {request.dataset!r} has not been contained yet")
     if residual[request.dataset] == 0:
-        raise PolicyViolation("nothing_to_waive", f"dataset {request.dataset!r} has no residual access")
+        raise ActionRefused("nothing_to_waive", f"dataset {request.dataset!r} has no residual access")
     if request.dataset in waived:
-        raise PolicyViolation("nothing_to_waive", f"residual access to {request.dataset!r} is already waived")
+        raise ActionRefused("nothing_to_waive", f"residual access to {request.dataset!r} is already waived")
 
 
 def check_decommission(
-    runbook: Runbook, state: PauseState, commander: Actor, votes: Sequence[Approval], request: DecommissionInput
+    runbook: Runbook, phase: Phase, commander: Actor, votes: Sequence[Approval], request: DecommissionInput
 ) -> None:
     """Decommissioning is voted by approvers under the same separation of duties as a resume."""
-    check_state(state, REVIEW_STATES, "decommission the program")
+    check_phase(phase, REVIEW_PHASES, "decommission the program")
     _check_approver(runbook, commander, None, votes, request.actor, request.role)
 
 

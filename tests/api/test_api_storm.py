@@ -7,7 +7,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from pausegate.models.pause import PauseStatus
+from pausegate.models.pause import PauseState
 from tests.api.support import api_world, evidence_for
 from tests.support.harness import FAST_TUNING, Harness, pause_harness
 
@@ -49,7 +49,7 @@ class TestReviewerStorm:
             assert amendments(h, await h.status()) == DISTINCT
 
 
-def amendments(h: Harness, status: PauseStatus) -> int:
+def amendments(h: Harness, status: PauseState) -> int:
     """Checklist actions by ann, in the timeline and in its archived parts."""
     entries = [e.model_dump(mode="json") for e in status.timeline] + [
         entry

@@ -126,7 +126,7 @@ async def test_a_refused_trigger_with_no_pause_is_kept_and_only_admins_read_it(
         assert [(e["actor"], e["program"], e["action"]) for e in body["entries"]] == [
             ("ann", api.program, "refused.trigger")
         ]
-        assert body["entries"][0]["reason"].startswith("wrong_role: a pause may be started by roles")
+        assert body["entries"][0]["reason"].startswith("wrong_role: starting a pause is for roles")
 
         everything = (await api.client("ada").get("/v1/refusals")).json()["entries"]
         assert [(e["actor"], e["action"]) for e in everything] == [

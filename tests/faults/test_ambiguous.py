@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from pausegate.connectors.postgres_access import PostgresAccess
 from pausegate.faultreport import record_result
 from pausegate.fleet_service.settings import FaultSettings
-from pausegate.models.pause import PauseState, Tuning
+from pausegate.models.pause import Phase, Tuning
 from pausegate.worker import build_worker
 from tests.faults.support import database_of, fleet_effects, fleet_faults, settled_pg_statements
 from tests.faults.test_crash_sweep import approve
@@ -56,14 +56,14 @@ async def test_changes_answered_by_a_timeout_are_applied_once(
                     )
                     handle, started = await h.pause(reason=f"leak found again ({n})")
                     assert started
-                    await h.wait_for_state(PauseState.UNDER_REVIEW, PauseState.AWAITING_APPROVAL, timeout=60)
+                    await h.wait_for_state(Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL, timeout=60)
                     fleet = fleet_effects(h)
                     assert fleet.switch_changes == 2 * n - 1, "a switch-off applied twice"
                     assert fleet.collecting == 0
                     assert not can_read(h.dsn_as("employee_0001"), "keystrokes")
                     await approve(h)
                     final = await handle.result()
-                    assert final.state == PauseState.RESUMED
+                    assert final.phase == Phase.RESUMED
                     # pauses seconds apart, or within one second, never share evidence or an incident id
                     keys.add((final.incident_id, final.evidence_key))
                     assert final.report is not None and final.report.uri.startswith(f"evidence://{final.evidence_key}/")

@@ -17,7 +17,7 @@ import pytest
 from pausegate.connectors.postgres_access import PostgresAccess
 from pausegate.faultreport import record_result
 from pausegate.fleet_service.settings import FaultSettings
-from pausegate.models.pause import ApproveInput, PauseState, PauseStatus, ProposePlanInput, Tuning
+from pausegate.models.pause import ApproveInput, PauseState, Phase, ProposePlanInput, Tuning
 from tests.faults.support import (
     WorkerProcess,
     database_of,
@@ -94,13 +94,13 @@ BOUNDARIES = [
 async def approve(h: Harness) -> None:
     await complete_review(h)
     await h.act(ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
-    status = await h.wait_for_state(PauseState.AWAITING_APPROVAL, timeout=30)
+    status = await h.wait_for_state(Phase.AWAITING_APPROVAL, timeout=30)
     assert status.approval_digest is not None
     await h.act(ApproveInput(actor=CISO, role="ciso", digest=status.approval_digest))
     await h.act(ApproveInput(actor=CPO, role="cpo", digest=status.approval_digest))
 
 
-def count(status: PauseStatus, action: str) -> int:
+def count(status: PauseState, action: str) -> int:
     return sum(1 for e in status.timeline if e.action == action)
 
 
@@ -135,7 +135,7 @@ async def test_a_worker_killed_at_a_boundary_loses_nothing_and_repeats_nothing(
                                           what="containment after the replacement worker started")
                 assert status.containment.contained_at is not None
                 recovery = status.containment.contained_at.timestamp() - up
-            status = await h.wait_for_state(PauseState.UNDER_REVIEW, PauseState.AWAITING_APPROVAL, timeout=30)
+            status = await h.wait_for_state(Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL, timeout=30)
 
             # Containment: once and complete, counted at the targets.
             fleet = fleet_effects(h)
@@ -161,14 +161,14 @@ async def test_a_worker_killed_at_a_boundary_loses_nothing_and_repeats_nothing(
                 w.kill()
                 fleet_faults(h).update(QUIET)
                 up = await w.start()
-                await h.wait_for_state(PauseState.RESUMED, timeout=RECOVERY_LIMIT + 25)
+                await h.wait_for_state(Phase.RESUMED, timeout=RECOVERY_LIMIT + 25)
                 # Observed, not read from the timeline: entries carry the time of the workflow task
                 # that recorded them, which a replay on the new worker does not move.
                 recovery = time.time() - up
             final = await handle.result()
 
             # Resume: once and exactly the plan.
-            assert final.state == PauseState.RESUMED and final.report is not None
+            assert final.phase == Phase.RESUMED and final.report is not None
             fleet = fleet_effects(h)
             assert fleet.switch_changes == 2, "the switch-on was applied more than once"
             assert fleet.collecting == AGENTS
@@ -187,7 +187,7 @@ async def test_a_worker_killed_at_a_boundary_loses_nothing_and_repeats_nothing(
                 "" if recovery < RECOVERY_LIMIT else f", OVER the {RECOVERY_LIMIT:.0f}s limit")
             record_result(
                 "worker killed (kill -9)", f"{boundary.phase}: {boundary.id}", injected=1,
-                outcome=f"{final.state.value}; switch applied {fleet.switch_changes}x (off, on), "
+                outcome=f"{final.phase.value}; switch applied {fleet.switch_changes}x (off, on), "
                         f"REVOKE {revokes}/{planned_revokes} planned, 4 bundles sealed once; {boundary.phase} {timing}",
                 recovery_s=round(recovery, 2), grants_run=resumed_pg["GRANT"] - contained_pg["GRANT"],
                 slow_attempts=await slow_attempts(handle) if recovery > 5.0 else [],

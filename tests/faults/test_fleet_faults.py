@@ -11,7 +11,7 @@ import pytest
 
 from pausegate.faultreport import record_result
 from pausegate.fleet_service.settings import FaultSettings
-from pausegate.models.pause import AgentSelection, ApproveInput, PauseState, ProposePlanInput, ResumePlan, Tuning
+from pausegate.models.pause import AgentSelection, ApproveInput, Phase, ProposePlanInput, ResumePlan, Tuning
 from tests.faults.support import fleet_effects, fleet_faults, slow_attempts, until
 from tests.faults.test_crash_sweep import approve
 from tests.support.harness import CISO, COMMANDER, CPO, Harness, HarnessFactory
@@ -48,12 +48,12 @@ class TestSlowFleet:
                 seconds = await contained(h, timeout=90)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; retried attempts: {await slow_attempts(handle)}") from None
-            await h.wait_for_state(PauseState.UNDER_REVIEW, PauseState.AWAITING_APPROVAL)
+            await h.wait_for_state(Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL)
             effects = fleet_effects(h)
             assert effects.switch_changes == 1 and effects.collecting == 0
             await approve(h)
             final = await handle.result()
-            assert final.state == PauseState.RESUMED and fleet_effects(h).switch_changes == 2
+            assert final.phase == Phase.RESUMED and fleet_effects(h).switch_changes == 2
             assert fleet_effects(h).collecting == 100
             record_result("5 s latency on every fleet call", "contain and resume, 2 s heartbeat timeout",
                           injected=sum(fleet_faults(h).requests.values()),
@@ -72,7 +72,7 @@ class TestFailingFleet:
             assert effects.switch_changes == 1 and effects.collecting == 0
             await approve(h)
             final = await handle.result()
-            assert final.state == PauseState.RESUMED
+            assert final.phase == Phase.RESUMED
             effects = fleet_effects(h)
             assert effects.switch_changes == 2 and effects.collecting == 100
             injected = fleet_faults(h).injected["reset"]
@@ -88,7 +88,7 @@ class TestFailingFleet:
             handle, _ = await h.pause()
             status = await h.wait_for(lambda s: s.containment.agents.last_error is not None, timeout=30,
                                       what="a failed halt recorded")
-            assert status.state == PauseState.CONTAINING and not status.containment.agents.confirmed
+            assert status.phase == Phase.CONTAINING and not status.containment.agents.confirmed
             assert fleet_effects(h).switch_changes == 0
             # While down, requests are retried with backoff, not hammered.
             await until(lambda: time.monotonic() > down_until, timeout=70, what="the end of the outage")
@@ -101,7 +101,7 @@ class TestFailingFleet:
             final_status = await h.status()
             assert any(e.action == "containment.agents.failed" for e in final_status.timeline)
             await approve(h)
-            assert (await handle.result()).state == PauseState.RESUMED
+            assert (await handle.result()).phase == Phase.RESUMED
             record_result("fleet down for 60 s", "pause during the outage", injected=during,
                           outcome="contained after the outage; switch applied once; RESUMED",
                           contain_s=round(seconds, 1), contained_s_after_outage=round(after_window, 1))
@@ -114,11 +114,11 @@ class TestFailingFleet:
             status = await h.wait_for(lambda s: s.containment.agents.attempts >= 2, timeout=30,
                                       what="a retried halt")
             agents = status.containment.agents
-            assert status.state == PauseState.CONTAINING and not agents.confirmed
+            assert status.phase == Phase.CONTAINING and not agents.confirmed
             assert agents.unconfirmed == len(OFFLINE) and agents.unconfirmed_ids == sorted(OFFLINE)
             assert fleet_effects(h).collecting == 0
             await set_online(h, OFFLINE)
-            await h.wait_for_state(PauseState.UNDER_REVIEW, timeout=30)
+            await h.wait_for_state(Phase.UNDER_REVIEW, timeout=30)
             effects = fleet_effects(h)
             assert effects.collecting == 0 and effects.max_halts_per_agent <= 1
             record_result("partial batch (half applied, rest answered pending)", "20 agents offline",
@@ -173,17 +173,17 @@ class TestRejectingFleet:
             handle, _ = await h.pause()
             await h.wait_for(lambda s: s.containment.agents.unconfirmed == 1, what="the offline agent listed")
             await set_online(h, ["agent-00003"])
-            await h.wait_for_state(PauseState.UNDER_REVIEW)
+            await h.wait_for_state(Phase.UNDER_REVIEW)
             await complete_review(h)
             plan = ResumePlan(agents=AgentSelection(mode="listed", agent_ids=["agent-00003", "agent-99999"]),
                               grants=NARROWED_PLAN.grants, summary="one agent back, one unknown")
             await h.act(ProposePlanInput(actor=COMMANDER, plan=plan))
-            status = await h.wait_for_state(PauseState.AWAITING_APPROVAL)
+            status = await h.wait_for_state(Phase.AWAITING_APPROVAL)
             assert status.approval_digest is not None
             await h.act(ApproveInput(actor=CISO, role="ciso", digest=status.approval_digest))
             await h.act(ApproveInput(actor=CPO, role="cpo", digest=status.approval_digest))
             final = await handle.result()
-            assert final.state == PauseState.RESUMED
+            assert final.phase == Phase.RESUMED
             detail = next(e.detail for e in final.timeline if e.action == "resume.agents")
             assert "1 agents resumed" in detail and "1 will resume" in detail
             p = h.fleet_state.program(h.program)

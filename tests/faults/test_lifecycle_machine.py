@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, settings
+from hypothesis import Phase as TestPhase
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -28,6 +29,7 @@ from hypothesis.stateful import (
 )
 from temporalio.service import RPCError
 
+from pausegate.errors import ActionRefused, pause_handle
 from pausegate.faultreport import record_result
 from pausegate.models.pause import (
     Actor,
@@ -35,13 +37,12 @@ from pausegate.models.pause import (
     CompleteItemInput,
     EvidenceAttachment,
     PauseState,
-    PauseStatus,
+    Phase,
     ProposePlanInput,
     RejectPlanInput,
     ResumePlan,
     WaiveAgentsInput,
 )
-from pausegate.pauses import ActionRefused, pause_handle
 from tests.support.harness import Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN
 
@@ -65,7 +66,7 @@ APPROVER_ROLES = ["ciso", "cpo", "cto"]
 PROPOSER_ROLES = ["incident-commander", "security-lead"]
 PLANS = [NARROWED_PLAN, NARROWED_PLAN.model_copy(update={"summary": "the same grants, reworded"}),
          ResumePlan(summary="resume nothing but the agents")]
-REVIEW_STATES = {PauseState.CONTAINING, PauseState.UNDER_REVIEW, PauseState.AWAITING_APPROVAL}
+REVIEW_STATES = {Phase.CONTAINING, Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL}
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Model:
     """What the rules say the pause is."""
 
     items: dict[str, tuple[list[str], list[str], list[str]]]  # id -> (roles, depends_on, evidence)
-    state: PauseState = PauseState.UNDER_REVIEW
+    state: Phase = Phase.UNDER_REVIEW
     done: set[str] = field(default_factory=set)
     plan: int | None = None
     plan_version: int = 0  # any change of plan or checklist makes earlier digests stale
@@ -83,8 +84,8 @@ class Model:
 
     def _settle(self) -> None:
         ready = self.plan is not None and self.done == set(self.items)
-        if self.state in (PauseState.UNDER_REVIEW, PauseState.AWAITING_APPROVAL):
-            self.state = PauseState.AWAITING_APPROVAL if ready else PauseState.UNDER_REVIEW
+        if self.state in (Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL):
+            self.state = Phase.AWAITING_APPROVAL if ready else Phase.UNDER_REVIEW
 
     def complete(self, item: str, actor: Actor, with_evidence: bool) -> bool:
         roles, deps, _ = self.items[item]
@@ -116,7 +117,7 @@ class Model:
 
     def approve(self, actor: Actor, role: str, current: bool) -> bool:
         ok = (
-            self.state == PauseState.AWAITING_APPROVAL
+            self.state == Phase.AWAITING_APPROVAL
             and role in actor.roles and role in APPROVER_ROLES
             and actor.id != COMMANDER.id
             and all(a != actor.id for a, _ in self.approvals)
@@ -126,7 +127,7 @@ class Model:
         if ok:
             self.approvals.append((actor.id, role))
             if len(self.approvals) >= 2:
-                self.state = PauseState.RESUMED
+                self.state = Phase.RESUMED
         return ok
 
 
@@ -143,7 +144,7 @@ class PauseMachine(RuleBasedStateMachine):
     def run(self, coro: Awaitable[T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)  # type: ignore[arg-type]
 
-    def status(self) -> PauseStatus:
+    def status(self) -> PauseState:
         return self.run(self.harness.status())
 
     def act(self, action: Any, predicted: bool) -> None:
@@ -170,18 +171,18 @@ class PauseMachine(RuleBasedStateMachine):
             self.run(pause_handle(h.client, h.program).terminate("next example"))
         self.handle, started = self.run(h.pause(commander=COMMANDER))
         assert started
-        self.run(h.wait_for_state(PauseState.UNDER_REVIEW, timeout=60))
+        self.run(h.wait_for_state(Phase.UNDER_REVIEW, timeout=60))
         items = {i.id: (i.roles, i.depends_on, i.evidence) for i in h.runbook.checklist}
         self.model = Model(items=items)
         self.stats["pauses"] += 1
 
-    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from(ACTORS))
     def pull_the_kill_switch_again(self, actor: Actor) -> None:
         _, started = self.run(self.harness.pause(commander=actor, reason="pulled again"))
         assert not started, "a second pull started a second pause"
 
-    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(item=st.sampled_from(["access-review", "root-cause", "narrowed-access", "data-minimisation",
                                 "employee-notice", "legal-privacy-review"]),
           actor=st.sampled_from(ACTORS), with_evidence=st.booleans())
@@ -193,7 +194,7 @@ class PauseMachine(RuleBasedStateMachine):
         predicted = self.model.complete(item, actor, with_evidence)
         self.act(CompleteItemInput(actor=actor, item_id=item, evidence=evidence), predicted)
 
-    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(pick=st.integers(0, 10), count=st.integers(1, 3))
     def complete_the_next_items_properly(self, pick: int, count: int) -> None:
         """Reviewers mostly do their job: without this, random sequences rarely reach sign-off."""
@@ -207,37 +208,37 @@ class PauseMachine(RuleBasedStateMachine):
             holders = [a for a in ACTORS if a.has_any(model.items[item][0])]
             self.complete(item, holders[pick % len(holders)], True)
 
-    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from([a for a in ACTORS if a.has_any(PROPOSER_ROLES)]), plan=st.integers(0, 1))
     def a_proposer_proposes(self, actor: Actor, plan: int) -> None:
         self.propose(actor, plan)
 
-    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from([a for a in ACTORS if a.has_any(APPROVER_ROLES)]))
     def an_approver_approves_what_is_shown(self, actor: Actor) -> None:
         self.approve(actor, next(r for r in actor.roles if r in APPROVER_ROLES), True)
 
-    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from(ACTORS), plan=st.integers(0, len(PLANS) - 1))
     def propose(self, actor: Actor, plan: int) -> None:
         assert self.model is not None
         predicted = self.model.propose(actor, plan)
         self.act(ProposePlanInput(actor=actor, plan=PLANS[plan]), predicted)
 
-    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from(ACTORS))
     def reject(self, actor: Actor) -> None:
         assert self.model is not None
         predicted = self.model.reject(actor)
         self.act(RejectPlanInput(actor=actor, reason="not narrow enough"), predicted)
 
-    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from(ACTORS))
     def waive(self, actor: Actor) -> None:
         # Every agent is confirmed: there is nothing to waive, whoever asks.
         self.act(WaiveAgentsInput(actor=actor, all_unconfirmed=True, reason="unreachable"), False)
 
-    @precondition(lambda self: self.model is not None and self.model.state != PauseState.RESUMED)
+    @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from(ACTORS), role=st.sampled_from([*APPROVER_ROLES, "incident-commander"]),
           current=st.booleans())
     def approve(self, actor: Actor, role: str, current: bool) -> None:
@@ -248,9 +249,9 @@ class PauseMachine(RuleBasedStateMachine):
             digest = "0" * 64
         predicted = self.model.approve(actor, role, current)
         self.act(ApproveInput(actor=actor, role=role, digest=digest), predicted)
-        if self.model.state == PauseState.RESUMED:
+        if self.model.state == Phase.RESUMED:
             final = self.run(self.handle.result())
-            assert final.state == PauseState.RESUMED
+            assert final.phase == Phase.RESUMED
             self.stats["resumed"] += 1
 
     @rule()
@@ -263,8 +264,8 @@ class PauseMachine(RuleBasedStateMachine):
         if self.model is None:
             return
         status = self.status()
-        assert status.state == self.model.state
-        if status.state == PauseState.AWAITING_APPROVAL:
+        assert status.phase == self.model.state
+        if status.phase == Phase.AWAITING_APPROVAL:
             self.stats["steps_awaiting_approval"] += 1
         assert [(a.actor_id, a.role) for a in status.approvals] == self.model.approvals
         assert {i.id for i in status.checklist if i.done} == self.model.done
@@ -272,7 +273,7 @@ class PauseMachine(RuleBasedStateMachine):
         ids = [a.actor_id for a in status.approvals]
         assert COMMANDER.id not in ids and len(ids) == len(set(ids))
         assert len({a.role for a in status.approvals}) == len(status.approvals)
-        if status.state in (PauseState.RESUMING, PauseState.RESUMED):
+        if status.phase in (Phase.RESUMING, Phase.RESUMED):
             assert status.containment.contained_at is not None and status.containment.access_revoked
             assert all(i.done for i in status.checklist) and status.plan is not None
             assert len([a for a in status.approvals if a.digest == status.approval_digest]) >= status.quorum
@@ -297,7 +298,7 @@ async def test_random_actions_by_random_actors_follow_the_rules(make_harness: Ha
         PauseMachine.stats = {"pauses": 0, "accepted": 0, "refused": 0, "resumed": 0, "steps_awaiting_approval": 0}
         # No shrinking: a live pause cannot be replayed step for step; a failure is reported as found.
         config = settings(max_examples=20, stateful_step_count=50, deadline=None, derandomize=True,
-                          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+                          phases=[TestPhase.explicit, TestPhase.generate], suppress_health_check=list(HealthCheck))
         await asyncio.to_thread(run_state_machine_as_test, PauseMachine, settings=config)
         stats = PauseMachine.stats
         assert stats["accepted"] > 0 and stats["refused"] > 0 and stats["resumed"] > 0

@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 
 from pausegate.faultreport import record_result
 from pausegate.fleet_service.settings import FaultSettings
-from pausegate.models.pause import ApproveInput, PauseState, ProposePlanInput, Tuning
+from pausegate.models.pause import ApproveInput, Phase, ProposePlanInput, Tuning
 from pausegate.worker import build_worker
 from tests.faults.support import fleet_effects, fleet_faults, until
 from tests.support.harness import CISO, COMMANDER, CPO, pause_harness
@@ -87,7 +87,7 @@ async def test_a_server_restart_in_containment_and_in_review_loses_nothing(
             await until(lambda: fleet_faults(h).injected["hold_after"] >= 1, timeout=20, what="containment under way")
             await server.restart()
             fleet_faults(h).update(FaultSettings(latency_ms=1, jitter_ms=0))
-            status = await h.wait_for_state(PauseState.UNDER_REVIEW, timeout=90)
+            status = await h.wait_for_state(Phase.UNDER_REVIEW, timeout=90)
             assert status.containment.agents.confirmed and status.containment.access_revoked
             assert fleet_effects(h).switch_changes == 1 and fleet_effects(h).collecting == 0
 
@@ -95,7 +95,7 @@ async def test_a_server_restart_in_containment_and_in_review_loses_nothing(
             await complete_review(h)
             await h.act(ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
             await server.restart()
-            status = await h.wait_for_state(PauseState.AWAITING_APPROVAL, timeout=60)
+            status = await h.wait_for_state(Phase.AWAITING_APPROVAL, timeout=60)
             assert all(i.done for i in status.checklist) and len(status.checklist) == len(REVIEW)
             assert status.plan is not None and status.approval_digest is not None
             await h.act(ApproveInput(actor=CISO, role="ciso", digest=status.approval_digest))
@@ -104,7 +104,7 @@ async def test_a_server_restart_in_containment_and_in_review_loses_nothing(
             assert [a.actor_id for a in status.approvals] == ["cleo"], "an acknowledged approval was lost"
             await h.act(ApproveInput(actor=CPO, role="cpo", digest=status.approval_digest or ""))
             final = await handle.result()
-        assert final.state == PauseState.RESUMED
+        assert final.phase == Phase.RESUMED
         assert fleet_effects(h).switch_changes == 2 and fleet_effects(h).collecting == 100
         accepted = [e for e in final.timeline if e.action in ("checklist.completed", "plan.proposed", "plan.approved")]
         assert len(accepted) == len(REVIEW) + 1 + 2

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from pausegate.errors import ActionRefused
 from pausegate.models.access import GrantSpec
+from pausegate.models.digests import approval_digest, checklist_digest, plan_digest
 from pausegate.models.pause import (
     Actor,
     AgentSelection,
@@ -16,7 +18,7 @@ from pausegate.models.pause import (
     CompleteItemInput,
     EvidenceAttachment,
     ItemStatus,
-    PauseState,
+    Phase,
     PlanRecord,
     ProposePlanInput,
     ResumePlan,
@@ -24,8 +26,6 @@ from pausegate.models.pause import (
 )
 from pausegate.models.runbook import Runbook
 from pausegate.policy import review
-from pausegate.policy.digests import approval_digest, checklist_digest, plan_digest
-from pausegate.policy.review import PolicyViolation
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 RUNBOOK = Runbook.model_validate(
@@ -62,39 +62,39 @@ def complete(item_id: str, actor: Actor, evidence: list[EvidenceAttachment] | No
 
 def code_of(call: object) -> str:
     assert callable(call)
-    with pytest.raises(PolicyViolation) as info:
+    with pytest.raises(ActionRefused) as info:
         call()
     return info.value.code
 
 
 class TestCompletion:
     def test_an_analyst_completes_the_first_item_with_its_evidence(self) -> None:
-        review.check_completion(RUNBOOK, PauseState.UNDER_REVIEW, items(),
+        review.check_completion(RUNBOOK, Phase.UNDER_REVIEW, items(),
                                 complete("scope", Actor(id="ann", roles=["analyst"]), [REPORT]))
 
     def test_an_unknown_item_is_refused(self) -> None:
         assert code_of(lambda: review.check_completion(
-            RUNBOOK, PauseState.UNDER_REVIEW, items(), complete("nope", Actor(id="ann", roles=["analyst"])))
+            RUNBOOK, Phase.UNDER_REVIEW, items(), complete("nope", Actor(id="ann", roles=["analyst"])))
         ) == "unknown_item"
 
     def test_a_role_the_item_does_not_name_is_refused(self) -> None:
         assert code_of(lambda: review.check_completion(
-            RUNBOOK, PauseState.UNDER_REVIEW, items(), complete("scope", Actor(id="bob", roles=["lead"]), [REPORT]))
+            RUNBOOK, Phase.UNDER_REVIEW, items(), complete("scope", Actor(id="bob", roles=["lead"]), [REPORT]))
         ) == "wrong_role"
 
     def test_an_item_whose_dependency_is_open_is_refused(self) -> None:
         assert code_of(lambda: review.check_completion(
-            RUNBOOK, PauseState.UNDER_REVIEW, items(), complete("cause", Actor(id="bob", roles=["lead"])))
+            RUNBOOK, Phase.UNDER_REVIEW, items(), complete("cause", Actor(id="bob", roles=["lead"])))
         ) == "unmet_dependency"
 
     def test_missing_required_evidence_is_refused(self) -> None:
         assert code_of(lambda: review.check_completion(
-            RUNBOOK, PauseState.UNDER_REVIEW, items(), complete("scope", Actor(id="ann", roles=["analyst"])))
+            RUNBOOK, Phase.UNDER_REVIEW, items(), complete("scope", Actor(id="ann", roles=["analyst"])))
         ) == "missing_evidence"
 
     def test_completing_after_resume_is_refused(self) -> None:
         assert code_of(lambda: review.check_completion(
-            RUNBOOK, PauseState.RESUMED, items(), complete("scope", Actor(id="ann", roles=["analyst"]), [REPORT]))
+            RUNBOOK, Phase.RESUMED, items(), complete("scope", Actor(id="ann", roles=["analyst"]), [REPORT]))
         ) == "wrong_state"
 
 
@@ -104,19 +104,19 @@ class TestProposal:
             grants=[GrantSpec(dataset="data", role=role, table="keystrokes", privileges=["select"])]))
 
     def test_a_grant_to_an_allowed_role_is_accepted(self) -> None:
-        review.check_proposal(RUNBOOK, PauseState.UNDER_REVIEW, self.plan("analysts"))
+        review.check_proposal(RUNBOOK, Phase.UNDER_REVIEW, self.plan("analysts"))
 
     def test_a_grant_to_public_cannot_even_be_written(self) -> None:
         with pytest.raises(ValidationError, match="public"):
             self.plan("public")
 
     def test_a_grant_wider_than_policy_is_refused(self) -> None:
-        assert code_of(lambda: review.check_proposal(RUNBOOK, PauseState.UNDER_REVIEW, self.plan("all_employees"))) \
+        assert code_of(lambda: review.check_proposal(RUNBOOK, Phase.UNDER_REVIEW, self.plan("all_employees"))) \
             == "invalid_plan"
 
     def test_a_reviewer_without_a_proposer_role_is_refused(self) -> None:
         request = ProposePlanInput(actor=Actor(id="ann", roles=["analyst"]), plan=ResumePlan())
-        assert code_of(lambda: review.check_proposal(RUNBOOK, PauseState.UNDER_REVIEW, request)) == "wrong_role"
+        assert code_of(lambda: review.check_proposal(RUNBOOK, Phase.UNDER_REVIEW, request)) == "wrong_role"
 
 
 class TestApproval:
@@ -126,7 +126,7 @@ class TestApproval:
 
     def approve(self, actor: Actor, role: str, digest: str | None = None,
                 approvals: list[Approval] | None = None) -> None:
-        review.check_approval(RUNBOOK, PauseState.AWAITING_APPROVAL, COMMANDER, self.record, self.digest,
+        review.check_approval(RUNBOOK, Phase.AWAITING_APPROVAL, COMMANDER, self.record, self.digest,
                               approvals or [], ApproveInput(actor=actor, role=role, digest=digest or self.digest))
 
     def test_an_approver_approves_the_current_digest(self) -> None:
@@ -148,7 +148,7 @@ class TestApproval:
 
     def test_approving_before_the_review_is_ready_is_refused(self) -> None:
         assert code_of(lambda: review.check_approval(
-            RUNBOOK, PauseState.UNDER_REVIEW, COMMANDER, self.record, self.digest, [],
+            RUNBOOK, Phase.UNDER_REVIEW, COMMANDER, self.record, self.digest, [],
             ApproveInput(actor=Actor(id="dan", roles=["cto"]), role="cto", digest=self.digest))) == "wrong_state"
 
     def test_quorum_needs_two_distinct_people_and_roles_on_the_same_digest(self) -> None:
@@ -176,14 +176,14 @@ class TestDigests:
 class TestWaiver:
     def test_only_a_commander_may_waive(self) -> None:
         request = WaiveAgentsInput(actor=Actor(id="ann", roles=["analyst"]), agent_ids=["a1"], reason="gone")
-        assert code_of(lambda: review.check_waiver(RUNBOOK, PauseState.CONTAINING, 1, ["a1"], request)) \
+        assert code_of(lambda: review.check_waiver(RUNBOOK, Phase.CONTAINING, 1, ["a1"], request)) \
             == "wrong_role"
 
     def test_waiving_an_agent_that_is_not_unconfirmed_is_refused(self) -> None:
         request = WaiveAgentsInput(actor=COMMANDER, agent_ids=["a2"], reason="gone")
-        assert code_of(lambda: review.check_waiver(RUNBOOK, PauseState.CONTAINING, 1, ["a1"], request)) \
+        assert code_of(lambda: review.check_waiver(RUNBOOK, Phase.CONTAINING, 1, ["a1"], request)) \
             == "unknown_agent"
 
     def test_the_commander_waives_an_unconfirmed_agent(self) -> None:
         request = WaiveAgentsInput(actor=COMMANDER, agent_ids=["a1"], reason="laptop destroyed")
-        review.check_waiver(RUNBOOK, PauseState.CONTAINING, 1, ["a1"], request)
+        review.check_waiver(RUNBOOK, Phase.CONTAINING, 1, ["a1"], request)

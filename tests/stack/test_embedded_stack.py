@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from pausegate.config import load_settings
-from pausegate.models.pause import ApproveInput, CompleteItemInput, PauseState, ProposePlanInput
+from pausegate.models.pause import ApproveInput, CompleteItemInput, Phase, ProposePlanInput
 from pausegate.pauses import act, read_status
 from pausegate.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions, embedded_stack
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO
@@ -32,13 +32,13 @@ def options(data_dir: Path) -> StackOptions:
                         fleet_latency_ms=1.0, fleet_jitter_ms=1.0, telemetry_tick_seconds=0.1)
 
 
-async def wait_state(stack: RunningStack, *states: PauseState) -> None:
+async def wait_state(stack: RunningStack, *states: Phase) -> None:
     import asyncio
     import time
 
     deadline = time.monotonic() + 60
-    while (status := await read_status(stack.temporal.client, EXAMPLE_PROGRAM)).state not in states:
-        assert time.monotonic() < deadline, f"still {status.state}"
+    while (status := await read_status(stack.temporal.client, EXAMPLE_PROGRAM)).phase not in states:
+        assert time.monotonic() < deadline, f"still {status.phase}"
         await asyncio.sleep(0.1)
 
 
@@ -63,7 +63,7 @@ class TestEmbeddedStack:
                 response = await api.post("/v1/pauses", json={"program": EXAMPLE_PROGRAM, "reason": "leak"})
                 assert response.status_code == 201, response.text
             client = stack.temporal.client
-            await wait_state(stack, PauseState.UNDER_REVIEW)
+            await wait_state(stack, Phase.UNDER_REVIEW)
             item, actor, evidence = REVIEW[0]
             await act(client, EXAMPLE_PROGRAM, CompleteItemInput(
                 actor=actor, item_id=item, evidence=[{"name": evidence, "uri": "https://docs.example.com/a"}]))
@@ -73,7 +73,7 @@ class TestEmbeddedStack:
             assert stack.admin_token is None  # tokens are shown once; the hash stays
             client = stack.temporal.client
             status = await read_status(client, EXAMPLE_PROGRAM)
-            assert status.state == PauseState.UNDER_REVIEW
+            assert status.phase == Phase.UNDER_REVIEW
             assert next(i for i in status.checklist if i.id == item).completed_by == ANALYST.id
             # The fleet kept its state: the program is still switched off, no agent collecting.
             async with httpx.AsyncClient(base_url=stack.fleet.url) as fleet:
@@ -87,11 +87,11 @@ class TestEmbeddedStack:
                 await act(client, EXAMPLE_PROGRAM, CompleteItemInput(
                     actor=actor, item_id=item_id, evidence=[{"name": evidence, "uri": f"https://d/{item_id}"}]))
             await act(client, EXAMPLE_PROGRAM, ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
-            await wait_state(stack, PauseState.AWAITING_APPROVAL)
+            await wait_state(stack, Phase.AWAITING_APPROVAL)
             digest = (await read_status(client, EXAMPLE_PROGRAM)).approval_digest
             assert digest
             await act(client, EXAMPLE_PROGRAM, ApproveInput(actor=CISO, role="ciso", digest=digest))
             await act(client, EXAMPLE_PROGRAM, ApproveInput(actor=CPO, role="cpo", digest=digest))
-            await wait_state(stack, PauseState.RESUMED)
+            await wait_state(stack, Phase.RESUMED)
             with psycopg.connect(stack.database_dsn.replace("postgres:@", "ml_trainer:@")) as conn:
                 conn.execute("SELECT x FROM telemetry.mouse_events LIMIT 1")

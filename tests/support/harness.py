@@ -34,7 +34,7 @@ from pausegate.models.pause import (
     Actor,
     PauseRequest,
     PauseState,
-    PauseStatus,
+    Phase,
     Tuning,
 )
 from pausegate.models.runbook import Runbook
@@ -90,24 +90,24 @@ class Harness:
         return dsn_as(self.database_dsn, role)
 
     async def pause(self, commander: Actor = COMMANDER, reason: str = "telemetry readable company-wide") \
-            -> tuple[WorkflowHandle[Any, PauseStatus], bool]:
+            -> tuple[WorkflowHandle[Any, PauseState], bool]:
         request = PauseRequest(program=self.program, reason=reason, commander=commander, runbook=self.runbook)
         return await start_pause(self.client, request, task_queue=self.task_queue, tuning=self.tuning)
 
-    async def status(self) -> PauseStatus:
+    async def status(self) -> PauseState:
         return await read_status(self.client, self.program)
 
     async def act(self, action: Any) -> Any:
         return await act(self.client, self.program, action)
 
-    async def wait_for(self, predicate: Callable[[PauseStatus], bool], *, timeout: float = 60.0,
-                       what: str = "condition") -> PauseStatus:
+    async def wait_for(self, predicate: Callable[[PauseState], bool], *, timeout: float = 60.0,
+                       what: str = "condition") -> PauseState:
         """Poll the pause's status until ``predicate`` holds; fail with the last status after ``timeout``."""
         deadline = time.monotonic() + timeout
         status = await self.status()
         while not predicate(status):
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; state {status.state}, "
+                raise AssertionError(f"timed out waiting for {what}; state {status.phase}, "
                                      f"containment {status.containment.model_dump_json()[:2000]}")
             await asyncio.sleep(0.1)
             status = await self.status()
@@ -121,8 +121,8 @@ class Harness:
                 raise AssertionError(f"timed out waiting for {what}")
             await asyncio.sleep(0.05)
 
-    async def wait_for_state(self, *states: PauseState, timeout: float = 60.0) -> PauseStatus:
-        return await self.wait_for(lambda s: s.state in states, timeout=timeout, what=f"state in {states}")
+    async def wait_for_state(self, *states: Phase, timeout: float = 60.0) -> PauseState:
+        return await self.wait_for(lambda s: s.phase in states, timeout=timeout, what=f"state in {states}")
 
 
 HarnessFactory = Callable[..., AbstractAsyncContextManager[Harness]]

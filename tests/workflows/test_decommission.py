@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pausegate.models.pause import Actor, DecommissionInput, PauseState, PauseStatus
+from pausegate.models.pause import Actor, DecommissionInput, PauseState, Phase
 from tests.support.harness import CISO, CTO, Harness
 from tests.workflows.test_lifecycle import can_read, replay_and_maybe_record
 from tests.workflows.test_refusals import refused
@@ -13,13 +13,13 @@ class TestDecommission:
         h = harness
         commander = Actor(id="carol", roles=["incident-commander", "cto"])
         handle, _ = await h.pause(commander=commander)
-        await h.wait_for_state(PauseState.UNDER_REVIEW)
+        await h.wait_for_state(Phase.UNDER_REVIEW)
         await refused(h, DecommissionInput(actor=commander, role="cto", reason="end it"), "separation_of_duties")
         await h.act(DecommissionInput(actor=CISO, role="ciso", reason="consent cannot be obtained"))
         await refused(h, DecommissionInput(actor=CISO, role="ciso", reason="again"), "duplicate_approval")
         await h.act(DecommissionInput(actor=CTO, role="cto", reason="no business case left"))
-        final: PauseStatus = await handle.result()
-        assert final.state == PauseState.DECOMMISSIONED and final.report is not None
+        final: PauseState = await handle.result()
+        assert final.phase == Phase.DECOMMISSIONED and final.report is not None
         assert not h.fleet_state.program(h.program).switch.enabled
         assert not can_read(h.dsn_as("employee_0001"), "mouse_events")
         report = h.connectors.evidence_store.read_json(final.report.uri.removeprefix("evidence://"))

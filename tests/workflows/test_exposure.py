@@ -6,7 +6,7 @@ import psycopg
 
 from pausegate.evidence.audit_sources import WhoSawWhat
 from pausegate.evidence.verify import verify_bundle
-from pausegate.models.pause import PauseState
+from pausegate.models.pause import Phase
 from tests.support.harness import Harness
 
 
@@ -23,7 +23,7 @@ class TestWhoSawWhat:
         read_as(h, "employee_0004", "keystrokes", "mouse_events", "mouse_events")
 
         await h.pause()
-        status = await h.wait_for_state(PauseState.UNDER_REVIEW)
+        status = await h.wait_for_state(Phase.UNDER_REVIEW)
         exposure = status.containment.exposure
         assert exposure is not None
 

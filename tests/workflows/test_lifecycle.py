@@ -24,7 +24,7 @@ from pausegate.models.pause import (
     CompleteItemInput,
     EvidenceAttachment,
     PauseState,
-    PauseStatus,
+    Phase,
     ProposePlanInput,
     ResumePlan,
 )
@@ -173,7 +173,7 @@ class TestLifecycle:
 
         handle, started = await h.pause()
         assert started
-        status = await h.wait_for_state(PauseState.UNDER_REVIEW)
+        status = await h.wait_for_state(Phase.UNDER_REVIEW)
 
         agents = status.containment.agents
         assert agents.confirmed and agents.switch_off
@@ -196,7 +196,7 @@ class TestLifecycle:
 
         await complete_review(h)
         await h.act(ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
-        status = await h.wait_for_state(PauseState.AWAITING_APPROVAL)
+        status = await h.wait_for_state(Phase.AWAITING_APPROVAL)
         assert status.approval_digest is not None
         # Reviewers see what the plan changes against the pre-incident scope.
         assert status.plan is not None and len(status.plan.diff) == 1
@@ -207,9 +207,9 @@ class TestLifecycle:
 
         await h.act(ApproveInput(actor=CISO, role="ciso", digest=status.approval_digest))
         await h.act(ApproveInput(actor=CPO, role="cpo", digest=status.approval_digest))
-        final: PauseStatus = await handle.result()
+        final: PauseState = await handle.result()
 
-        assert final.state == PauseState.RESUMED
+        assert final.phase == Phase.RESUMED
         assert final.report is not None
         # Exactly the narrowed access: analysts read without typed content, employees read nothing.
         trainer = h.dsn_as("ml_trainer")
@@ -234,7 +234,7 @@ class TestLifecycle:
         second, started_second = await h.pause(reason="pulled again by a second commander")
         assert started_first and not started_second
         assert second.result_run_id == first.result_run_id
-        status = await h.wait_for_state(PauseState.UNDER_REVIEW)
+        status = await h.wait_for_state(Phase.UNDER_REVIEW)
         assert status.reason == "telemetry readable company-wide"
         assert sum(1 for e in status.timeline if e.action == "pause.started") == 1
         program = h.fleet_state.program(h.program)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseState
+from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, Phase
 from tests.support.harness import ANALYST, FAST_TUNING, Harness, HarnessFactory
 
 AMENDMENTS = 60
@@ -22,7 +22,7 @@ class TestLongReview:
     async def test_history_stays_bounded_across_many_review_actions(self, make_harness: HarnessFactory) -> None:
         async with make_harness(agents=20, tuning=TUNING) as h:
             await h.pause()
-            await h.wait_for_state(PauseState.UNDER_REVIEW)
+            await h.wait_for_state(Phase.UNDER_REVIEW)
             for n in range(AMENDMENTS):
                 await h.act(CompleteItemInput(
                     actor=ANALYST, item_id="access-review",
@@ -33,7 +33,7 @@ class TestLongReview:
             # The state survived every continue-as-new.
             item = next(i for i in status.checklist if i.id == "access-review")
             assert item.completed_by == "ann" and item.evidence[0].uri == f"https://docs.example.com/v{AMENDMENTS - 1}"
-            assert status.state == PauseState.UNDER_REVIEW
+            assert status.phase == Phase.UNDER_REVIEW
             assert status.containment.agents.confirmed
             # Older timeline entries moved to evidence; what stays in state is bounded.
             assert len(status.timeline) <= TUNING.timeline_keep + 20

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import psycopg
 
-from pausegate.models.pause import ApproveInput, PauseState, ProposePlanInput, WaiveAgentsInput
-from pausegate.pauses import ActionRefused
+from pausegate.errors import ActionRefused
+from pausegate.models.pause import ApproveInput, Phase, ProposePlanInput, WaiveAgentsInput
 from tests.support.harness import CISO, COMMANDER, Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review
 
@@ -35,7 +35,7 @@ class TestOfflineAgent:
             await h.pause()
             status = await h.wait_for(lambda s: s.containment.agents.attempts >= 2, what="a retried halt")
             agents = status.containment.agents
-            assert status.state == PauseState.CONTAINING
+            assert status.phase == Phase.CONTAINING
             assert agents.switch_off and not agents.confirmed
             assert (agents.halted, agents.unconfirmed, agents.unconfirmed_ids) == (49, 1, [OFFLINE])
 
@@ -43,7 +43,7 @@ class TestOfflineAgent:
             await complete_review(h)
             await h.act(ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
             status = await h.status()
-            assert status.state == PauseState.CONTAINING and status.approval_digest is not None
+            assert status.phase == Phase.CONTAINING and status.approval_digest is not None
             try:
                 await h.act(ApproveInput(actor=CISO, role="ciso", digest=status.approval_digest))
                 raise AssertionError("approval accepted while an agent was unconfirmed")
@@ -52,7 +52,7 @@ class TestOfflineAgent:
 
             # The agent returns, reads the program switch and halts; the next retry confirms it.
             await set_online(h, [OFFLINE], True)
-            status = await h.wait_for_state(PauseState.AWAITING_APPROVAL)
+            status = await h.wait_for_state(Phase.AWAITING_APPROVAL)
             agents = status.containment.agents
             assert agents.confirmed and (agents.halted, agents.unconfirmed, agents.waived) == (50, 0, 0)
             # Back online, the agent reports itself halted and writes nothing, however many ticks pass.
@@ -71,6 +71,6 @@ class TestOfflineAgent:
             await h.pause()
             await h.wait_for(lambda s: s.containment.agents.unconfirmed == 1, what="an unconfirmed agent")
             await h.act(WaiveAgentsInput(actor=COMMANDER, agent_ids=[OFFLINE], reason="laptop reported destroyed"))
-            status = await h.wait_for_state(PauseState.UNDER_REVIEW)
+            status = await h.wait_for_state(Phase.UNDER_REVIEW)
             assert status.containment.agents.confirmed and status.containment.agents.waived == 1
             assert any(e.action == "containment.agents.waiver" and e.actor == "carol" for e in status.timeline)

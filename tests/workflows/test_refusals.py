@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import pytest
 
+from pausegate.errors import ActionRefused
 from pausegate.models.pause import (
     Actor,
     ApproveInput,
     CompleteItemInput,
     EvidenceAttachment,
     PauseState,
-    PauseStatus,
+    Phase,
     ProposePlanInput,
     ResumePlan,
 )
-from pausegate.pauses import ActionRefused
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO, SECURITY_LEAD, Harness
 from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review
 
 REPORT = EvidenceAttachment(name="access-report", uri="https://docs.example.com/access", sha256="cd" * 32)
 
 
-def without_refusals(status: PauseStatus) -> dict[str, object]:
+def without_refusals(status: PauseState) -> dict[str, object]:
     """The pause's state, ignoring timeline entries that record refusals."""
     data = status.model_dump(mode="json")
     data["timeline"] = [e for e in data["timeline"] if e["accepted"]]
@@ -47,7 +47,7 @@ class TestChecklistRefusals:
     ) -> None:
         h = harness
         await h.pause()
-        await h.wait_for_state(PauseState.UNDER_REVIEW)
+        await h.wait_for_state(Phase.UNDER_REVIEW)
         reason = await refused(h, CompleteItemInput(actor=ANALYST, item_id="no-such-item"), "unknown_item")
         assert "no-such-item" in reason
         reason = await refused(h, CompleteItemInput(actor=Actor(id="mallory", roles=["employee"]),
@@ -72,13 +72,13 @@ class TestApprovalRefusals:
         # The commander also holds a leadership role: separation of duties still applies.
         commander = Actor(id="carol", roles=["incident-commander", "ciso"])
         await h.pause(commander=commander)
-        status = await h.wait_for_state(PauseState.UNDER_REVIEW)
+        status = await h.wait_for_state(Phase.UNDER_REVIEW)
         early_digest = "0" * 64
         await refused(h, ApproveInput(actor=CISO, role="ciso", digest=early_digest), "wrong_state")
 
         await complete_review(h)
         await h.act(ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
-        status = await h.wait_for_state(PauseState.AWAITING_APPROVAL)
+        status = await h.wait_for_state(Phase.AWAITING_APPROVAL)
         digest = status.approval_digest
         assert digest is not None
 
@@ -91,4 +91,4 @@ class TestApprovalRefusals:
         status = await h.status()
         assert status.approvals == [] and status.approval_digest != digest
         await refused(h, ApproveInput(actor=CPO, role="cpo", digest=digest), "stale_plan")
-        assert status.state == PauseState.AWAITING_APPROVAL
+        assert status.phase == Phase.AWAITING_APPROVAL

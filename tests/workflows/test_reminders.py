@@ -9,7 +9,7 @@ import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseState
+from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, Phase
 from pausegate.temporal_client import temporal_cli
 from tests.support.harness import ANALYST, pause_harness
 
@@ -33,7 +33,7 @@ class TestReminders:
         dsn, pglog = postgres
         async with pause_harness(skipping_env.client, dsn, pglog, tmp_path, agents=10) as h:
             await h.pause()
-            await h.wait_for_state(PauseState.UNDER_REVIEW)
+            await h.wait_for_state(Phase.UNDER_REVIEW)
             await h.act(CompleteItemInput(actor=ANALYST, item_id="access-review", evidence=[
                 EvidenceAttachment(name="access-report", uri="https://docs.example.com/access")]))
             # The last item is due after 14 days; with time skipping they all come due in seconds.
@@ -49,4 +49,4 @@ class TestReminders:
                 lambda: sum("overdue" in m.text for m in h.chat.sink.received("security")) >= 5,
                 what="reminders delivered to the chat webhook",
             )
-            assert status.state == PauseState.UNDER_REVIEW
+            assert status.phase == Phase.UNDER_REVIEW

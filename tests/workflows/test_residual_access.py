@@ -7,7 +7,7 @@ import uuid
 import psycopg
 from psycopg import sql
 
-from pausegate.models.pause import PauseState, WaiveResidualInput
+from pausegate.models.pause import Phase, WaiveResidualInput
 from tests.support.harness import ANALYST, COMMANDER, HarnessFactory
 from tests.workflows.test_refusals import refused
 
@@ -30,12 +30,12 @@ class TestResidualAccess:
                 and not s.containment.evidence_pending and s.containment.exposure is not None,
                 what="residual reported and evidence sealed",
             )
-            assert status.state == PauseState.CONTAINING
+            assert status.phase == Phase.CONTAINING
 
             await refused(h, WaiveResidualInput(actor=ANALYST, dataset="telemetry", reason="fine"), "wrong_role")
             await h.act(WaiveResidualInput(actor=COMMANDER, dataset="telemetry",
                                            reason="owner is the platform team's service role; tracked in SEC-42"))
-            status = await h.wait_for_state(PauseState.UNDER_REVIEW)
+            status = await h.wait_for_state(Phase.UNDER_REVIEW)
             assert status.containment.residual_waived == ["telemetry"]
             await refused(h, WaiveResidualInput(actor=COMMANDER, dataset="telemetry", reason="again"),
                           "nothing_to_waive")

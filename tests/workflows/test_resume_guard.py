@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 import psycopg
 
-from pausegate.models.pause import ApproveInput, PauseState, PauseStatus, ProposePlanInput
+from pausegate.models.pause import ApproveInput, PauseState, Phase, ProposePlanInput
 from tests.support.harness import CISO, COMMANDER, CPO, Harness
 from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review, replay_and_maybe_record
 
 
-async def approve(h: Harness) -> PauseStatus:
-    status = await h.wait_for_state(PauseState.AWAITING_APPROVAL)
+async def approve(h: Harness) -> PauseState:
+    status = await h.wait_for_state(Phase.AWAITING_APPROVAL)
     assert status.approval_digest
     await h.act(ApproveInput(actor=CISO, role="ciso", digest=status.approval_digest))
     await h.act(ApproveInput(actor=CPO, role="cpo", digest=status.approval_digest))
@@ -22,10 +22,10 @@ class TestResumeGuard:
     async def test_a_reopened_grant_and_a_switched_on_program_refuse_the_resume(self, harness: Harness) -> None:
         h = harness
         handle, _ = await h.pause()
-        await h.wait_for_state(PauseState.UNDER_REVIEW)
+        await h.wait_for_state(Phase.UNDER_REVIEW)
         await complete_review(h)
         await h.act(ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
-        await h.wait_for_state(PauseState.AWAITING_APPROVAL)
+        await h.wait_for_state(Phase.AWAITING_APPROVAL)
 
         # Drift while leadership reviews: someone re-grants the leak and switches collection back on.
         with psycopg.connect(h.database_dsn, autocommit=True) as conn:
@@ -45,15 +45,15 @@ class TestResumeGuard:
         assert "switch is on" in refusal.detail and "telemetry" in refusal.detail
 
         # Contained again: the grant is gone, the switch is off, approvals must be given again.
-        status = await h.wait_for_state(PauseState.AWAITING_APPROVAL)
+        status = await h.wait_for_state(Phase.AWAITING_APPROVAL)
         assert status.approvals == []
         assert not can_read(h.dsn_as("employee_0001"), "keystrokes")
         assert not h.fleet_state.program(h.program).switch.enabled
         assert status.approval_digest == first.approval_digest  # same plan, same review
 
         await approve(h)
-        final = await h.wait_for_state(PauseState.RESUMED)
-        assert final.state == PauseState.RESUMED
+        final = await h.wait_for_state(Phase.RESUMED)
+        assert final.phase == Phase.RESUMED
         assert not can_read(h.dsn_as("employee_0001"), "keystrokes")
         await handle.result()
         await replay_and_maybe_record(handle, "resume-refused-on-drift")

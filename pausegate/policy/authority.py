@@ -1,0 +1,76 @@
+"""Who may do what: every "may this actor do this" decision, the API's and the workflow's alike.
+
+Each ``require_*`` function raises ``ActionRefused`` with one phrasing for every role refusal
+("<what> is for roles A, B; <actor> has C"), so a person reads the same sentence whatever
+face (API, CLI, console) or layer (API, workflow) refused them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pausegate.errors import ActionRefused
+from pausegate.models.pause import Actor
+from pausegate.models.runbook import Runbook
+
+ADMIN_ROLE = "admin"
+"""Manages users and reads the API's refusal log; holds no power over any pause by itself."""
+
+
+def names(values: Iterable[str]) -> str:
+    """A list of names for a sentence ("none" when empty)."""
+    listed = list(values)
+    return ", ".join(listed) if listed else "none"
+
+
+def role_refusal(what: str, roles: Sequence[str], actor: Actor) -> ActionRefused:
+    """The one refusal for an actor without any of ``roles``."""
+    return ActionRefused("wrong_role", f"{what} is for roles {names(roles)}; {actor.id} has {names(actor.roles)}")
+
+
+def require_any(actor: Actor, roles: Sequence[str], what: str) -> None:
+    """Refuse unless ``actor`` holds one of ``roles``."""
+    if not actor.has_any(list(roles)):
+        raise role_refusal(what, roles, actor)
+
+
+def commander_roles(runbook: Runbook) -> list[str]:
+    return list(runbook.roles.commander)
+
+
+def review_roles(runbook: Runbook) -> list[str]:
+    """Everyone with a part in the program's review: checklist roles, proposers, approvers, commanders.
+    They may read the exposure scope (who had access, who saw what)."""
+    roles = {r for item in runbook.checklist for r in item.roles}
+    roles |= set(runbook.resume_policy.approver_roles) | set(runbook.resume_policy.proposer_roles)
+    return sorted(roles | set(runbook.roles.commander))
+
+
+def require_commander(runbook: Runbook, actor: Actor, what: str) -> None:
+    """Starting a pause and waiving what containment could not confirm are the commander's."""
+    require_any(actor, commander_roles(runbook), what)
+
+
+def require_scope_reader(runbook: Runbook, actor: Actor) -> None:
+    require_any(actor, review_roles(runbook), "reading the exposure scope")
+
+
+def require_admin(actor: Actor, what: str) -> None:
+    require_any(actor, [ADMIN_ROLE], what)
+
+
+def approver_role(runbook: Runbook, actor: Actor, requested: str | None, what: str) -> str:
+    """The approver role an approval or decommission vote is cast as.
+
+    The named role when one is given (the workflow checks that the actor holds it); otherwise the
+    one approver role the actor holds. Refused when the actor holds none, or several and named none.
+    """
+    if requested is not None:
+        return requested
+    approvers = list(runbook.resume_policy.approver_roles)
+    held = [r for r in approvers if r in actor.roles]
+    if not held:
+        raise role_refusal(what, approvers, actor)
+    if len(held) > 1:
+        raise ActionRefused("ambiguous_role", f"{actor.id} holds approver roles {names(held)}; name one as 'role'")
+    return held[0]
