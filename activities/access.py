@@ -25,8 +25,8 @@ from pausegate.models.pause import (
     PlanDiffSummary,
     RestoreGrantsInput,
 )
-from pausegate.models.runbook import DatasetSpec
 from pausegate.policy.access_plan import plan_diff
+from pausegate.runbook.model import DatasetSpec
 
 
 def scope_key(pause_key: str, dataset: str) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 from temporalio import activity
 
 from activities.heartbeat import running
+from pausegate.connectors.audit.sources import WhoSawWhatBuilder
 from pausegate.connectors.interfaces import AuditSource, EvidenceStore
-from pausegate.evidence.audit_sources import WhoSawWhatBuilder
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
 from pausegate.models.pause import (
     ArchiveTimelineInput,
@@ -18,7 +18,7 @@ from pausegate.models.pause import (
     ReportInput,
     SnapshotInput,
 )
-from pausegate.models.runbook import AuditSourceSpec
+from pausegate.runbook.model import AuditSourceSpec
 
 AuditSourceFactory = Callable[[AuditSourceSpec, str, list[str]], AuditSource]
 HEARTBEAT_EVERY = 10_000

@@ -30,10 +30,10 @@ from activities.access import AccessActivities
 from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from pausegate.config import EvidenceSettings, FleetConnection, PostgresConnection, Settings, TemporalSettings
+from pausegate.connectors.audit.sources import configure_statement_logging
 from pausegate.connectors.registry import Connectors
-from pausegate.evidence.audit_sources import configure_statement_logging
-from pausegate.fleet_service.server import serve_fleet
-from pausegate.fleet_service.settings import FleetSettings
+from pausegate.embedded.postgres import restart_postgres, start_postgres
+from pausegate.embedded.stack import _owned_by_postgres, prepare_database
 from pausegate.models.pause import (
     Actor,
     ContainDatasetInput,
@@ -43,12 +43,12 @@ from pausegate.models.pause import (
     SnapshotInput,
     Tuning,
 )
-from pausegate.pauses import read_status, start_pause
-from pausegate.postgres_embedded import restart_postgres, start_postgres
-from pausegate.runbook_loader import load_runbook
-from pausegate.stack import _owned_by_postgres, prepare_database
-from pausegate.temporal_client import temporal_cli
-from pausegate.worker import build_worker
+from pausegate.reference.fleet.server import serve_fleet
+from pausegate.reference.fleet.settings import FleetSettings
+from pausegate.runbook.loader import load_runbook
+from pausegate.temporal.client import temporal_cli
+from pausegate.temporal.pauses import read_status, start_pause
+from pausegate.temporal.worker import build_worker
 
 RUNBOOK = Path(__file__).resolve().parents[1] / "runbooks" / "employee-telemetry.yaml"
 COMMANDER = Actor(id="carol", roles=["incident-commander"])

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from pausegate.connectors.postgres_access import PostgresAccess
-from pausegate.models.runbook import DatasetSpec
+from pausegate.connectors.postgres.access import PostgresAccess
+from pausegate.runbook.model import DatasetSpec
 
 GROUPS = 10
 

@@ -15,10 +15,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from pausegate.evidence.audit_sources import configure_statement_logging
-from pausegate.postgres_embedded import restart_postgres, start_postgres
-from pausegate.stack import _owned_by_postgres
-from pausegate.temporal_client import temporal_cli
+from pausegate.connectors.audit.sources import configure_statement_logging
+from pausegate.embedded.postgres import restart_postgres, start_postgres
+from pausegate.embedded.stack import _owned_by_postgres
+from pausegate.temporal.client import temporal_cli
 from tests.support.harness import Harness, HarnessFactory, pause_harness
 
 

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -21,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.evidence import EvidenceActivities
     from activities.fleet import FleetActivities
     from activities.notify import NotifyActivities
-    from pausegate.errors import ActionRefused, non_retryable_error_types
+    from pausegate.errors import ActionRefused
     from pausegate.models.access import DatasetContainment, RestoreResult
     from pausegate.models.evidence import EvidenceRef, SnapshotResult
     from pausegate.models.pause import (
@@ -60,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pausegate.policy import review
     from pausegate.policy import transitions as t
+    from workflows.support import activity_options, error_text, wait_until
 
 T = TypeVar("T")
 
@@ -73,25 +73,6 @@ ReviewOutcome = Literal["resume", "decommission", "continue_as_new"]
 def pause_workflow_id(program: str) -> str:
     """The one workflow id a program's open pause has."""
     return f"pause/{program}"
-
-
-def _error_text(exc: BaseException) -> str:
-    """The root cause of an activity failure, without stack traces (they may quote targets)."""
-    cause: BaseException = exc
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    if isinstance(cause, ApplicationError) and cause.type:
-        return f"{cause.type}: {cause.message}"[:500]
-    return str(cause)[:500]
-
-
-async def _wait(condition: Callable[[], bool], timeout: timedelta | None) -> bool:
-    """Wait for ``condition`` up to ``timeout``; False when the time ran out."""
-    try:
-        await workflow.wait_condition(condition, timeout=timeout)
-    except TimeoutError:
-        return False
-    return True
 
 
 @workflow.defn(name="PauseWorkflow")
@@ -172,7 +153,7 @@ class PauseWorkflow:
                 )
                 t.apply_halt(self.state, result, workflow.now())
             except ActivityError as exc:
-                t.halt_failed(self.state, _error_text(exc), workflow.now())
+                t.halt_failed(self.state, error_text(exc), workflow.now())
             if agents.confirmed:
                 break
             c = self.state.containment
@@ -180,7 +161,7 @@ class PauseWorkflow:
                 return False
             # Offline agents pick up the program switch when they return; look again later,
             # or at once when the commander waives them.
-            await _wait(lambda: agents.confirmed or t.waived_all(self.state), timedelta(seconds=delay))
+            await wait_until(lambda: agents.confirmed or t.waived_all(self.state), timedelta(seconds=delay))
             t.settle_waivers(self.state, workflow.now())
             delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
         return True
@@ -271,7 +252,7 @@ class PauseWorkflow:
                     return result
                 reason = describe(result)
             except ActivityError as exc:
-                reason = _error_text(exc)
+                reason = error_text(exc)
             t.step_failed(self.state, what, reason, workflow.now())
             await workflow.sleep(timedelta(seconds=delay))
             delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
@@ -284,7 +265,7 @@ class PauseWorkflow:
             self._settle_review()
             due = t.next_due(self.state)
             timeout = max(due - workflow.now(), timedelta(seconds=1)) if due else None
-            await _wait(lambda: self._decided() is not None, timeout)
+            await wait_until(lambda: self._decided() is not None, timeout)
             for item in t.overdue(self.state, workflow.now()):
                 self._notify("checklist.overdue", f"Checklist item '{item.title}' is overdue "
                              f"(roles: {', '.join(item.roles)})")
@@ -492,7 +473,7 @@ class PauseWorkflow:
             )))
         except ActivityError as exc:
             # The diff informs reviewers; its failure must not lose the proposal.
-            self.state.record(workflow.now(), SYSTEM_ACTOR, "plan.diff.failed", _error_text(exc), accepted=False)
+            self.state.record(workflow.now(), SYSTEM_ACTOR, "plan.diff.failed", error_text(exc), accepted=False)
             return []
 
     # ------------------------------------------------------------------ the end of a run
@@ -530,17 +511,7 @@ class PauseWorkflow:
     # ------------------------------------------------------------------ helpers
 
     def _options(self, start_to_close: timedelta, *, attempts: int = 5) -> workflow.ActivityConfig:
-        """Every activity heartbeats (in the background while it waits on a target), so a dead
-        worker's activity is retried within seconds, not at its start-to-close timeout."""
-        return workflow.ActivityConfig(
-            start_to_close_timeout=start_to_close,
-            heartbeat_timeout=timedelta(seconds=self.tuning.activity_heartbeat_seconds),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                maximum_interval=timedelta(seconds=30), maximum_attempts=attempts,
-                non_retryable_error_types=non_retryable_error_types(),
-            ),
-        )
+        return activity_options(self.tuning, start_to_close, attempts=attempts)
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -570,7 +541,7 @@ class PauseWorkflow:
             except ActivityError as exc:
                 # People still see the phase in the status; a lost chat message must not stop the pause.
                 self.state.record(workflow.now(), SYSTEM_ACTOR, "notification.failed",
-                                  f"{message.event}: {_error_text(exc)}", accepted=False)
+                                  f"{message.event}: {error_text(exc)}", accepted=False)
             self.outbox.pop(0)
 
     async def _drain(self, notifier: asyncio.Task[None]) -> None:

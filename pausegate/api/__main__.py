@@ -28,7 +28,7 @@ def openapi_document() -> dict[str, Any]:
 async def serve(settings: Settings) -> None:
     from pausegate.api.server import serve_api
     from pausegate.logging import configure
-    from pausegate.temporal_client import connect
+    from pausegate.temporal.client import connect
 
     configure()
     client = await connect(settings.temporal)

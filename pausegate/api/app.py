@@ -1,7 +1,7 @@
 """The HTTP API: the only way people act on a pause.
 
 Every route acts as the actor the bearer token proves (see ``gate``); request bodies never
-name one. Actions go through ``pausegate.pauses.act``, whose refusals land in the pause's
+name one. Actions go through ``pausegate.temporal.pauses.act``, whose refusals land in the pause's
 timeline; the routes refuse a few things themselves (triggering without a commander role,
 reading the scope without a review role) and record those refusals the same way.
 """
@@ -55,6 +55,7 @@ from pausegate.api.refusal_log import RefusalEntry, RefusalLog
 from pausegate.auth import Authenticator, build_authenticator
 from pausegate.config import Settings
 from pausegate.errors import ActionRefused, EvidenceError, PauseNotFound, RunbookError
+from pausegate.evidence.report import render_markdown
 from pausegate.evidence.store import URI_SCHEME, LocalEvidenceStore
 from pausegate.models.pause import (
     Actor,
@@ -73,11 +74,10 @@ from pausegate.models.pause import (
     WaiveAgentsInput,
     WaiveResidualInput,
 )
-from pausegate.models.runbook import SLUG, Runbook
-from pausegate.pauses import act, pause_handle, read_status, start_pause
 from pausegate.policy import authority
-from pausegate.report import render_markdown
-from pausegate.runbook_loader import load_runbook
+from pausegate.runbook.loader import load_runbook
+from pausegate.runbook.model import SLUG, Runbook
+from pausegate.temporal.pauses import act, pause_handle, read_status, start_pause
 from workflows.pause import PauseWorkflow
 
 log = structlog.get_logger(__name__)
@@ -642,7 +642,7 @@ def create_app(
 
     Args:
         settings: deployment configuration (``api`` section: runbooks, users file, OIDC, update limit).
-        client: a Temporal client built by ``pausegate.temporal_client.connect``.
+        client: a Temporal client built by ``pausegate.temporal.client.connect``.
         authenticator: who may call; default: local tokens from ``settings.api.users_file`` plus OIDC
             when ``settings.api.oidc`` is set.
         evidence_store: where reports and scope documents are read; default: ``settings.evidence``.

@@ -28,7 +28,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import Field, ValidationError
 
-from pausegate.evidence import keys as keymod
+from pausegate.evidence import signing_keys as keymod
 from pausegate.evidence._files import FILE_MODE, canonical_json, ensure_dir, replace_file
 from pausegate.models.base import Model
 

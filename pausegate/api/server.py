@@ -9,7 +9,7 @@ from typing import Any
 from temporalio.client import Client
 
 from pausegate.config import Settings
-from pausegate.serving import serve_app
+from pausegate.embedded.serving import serve_app
 
 
 @asynccontextmanager

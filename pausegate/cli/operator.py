@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from pausegate.api_client import ApiError, ApiUnreachable, PausegateClient, load_client_config
+from pausegate.cli.api_client import ApiError, ApiUnreachable, PausegateClient, load_client_config
 from pausegate.errors import ConfigError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_TIMEOUT, EXIT_INTERRUPTED = (

@@ -29,7 +29,7 @@ def up(
 ) -> None:
     """Start the embedded stack: Temporal (SQLite), PostgreSQL with the worked example, the reference
     fleet, a chat sink, the API and a worker. Ctrl-C stops it; starting it again loses nothing."""
-    from pausegate.stack import StackOptions, embedded_stack
+    from pausegate.embedded.stack import StackOptions, embedded_stack
 
     configure()
     console = Console()
@@ -61,7 +61,7 @@ def worker(
     config: Annotated[Path | None, typer.Option(help="Configuration file (default: $PAUSEGATE_CONFIG).")] = None,
 ) -> None:
     """Run a worker against the configured Temporal (cluster or Cloud); start more to scale out."""
-    from pausegate.worker import run_worker
+    from pausegate.temporal.worker import run_worker
 
     configure()
     settings = load_settings(config)

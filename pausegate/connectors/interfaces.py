@@ -21,7 +21,7 @@ from pausegate.models.fleet import (
     SwitchRequest,
     SwitchState,
 )
-from pausegate.models.runbook import DatasetSpec
+from pausegate.runbook.model import DatasetSpec
 
 
 class FleetConnector(Protocol):

@@ -7,7 +7,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pausegate.config import Settings
 from pausegate.connectors.interfaces import AuditSource, DatasetAccess, EvidenceStore, FleetConnector, Notifier
 from pausegate.errors import ConfigError
-from pausegate.models.runbook import AuditSourceSpec
+from pausegate.runbook.model import AuditSourceSpec
 
 
 class Connectors:
@@ -31,7 +31,7 @@ class Connectors:
 
     def access(self, name: str) -> DatasetAccess:
         if name not in self._access:
-            from pausegate.connectors.postgres_access import PostgresAccess
+            from pausegate.connectors.postgres.access import PostgresAccess
 
             self._access[name] = PostgresAccess(self.settings.postgres(name).dsn.get_secret_value())
         return self._access[name]
@@ -44,7 +44,7 @@ class Connectors:
         return self._notifiers[name]
 
     def audit_source(self, spec: AuditSourceSpec, program: str, tables: list[str]) -> AuditSource:
-        from pausegate.evidence import audit_sources
+        from pausegate.connectors.audit import sources as audit_sources
 
         if spec.kind == "jsonl":
             assert spec.path is not None

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field, ValidationError
 
 from pausegate.errors import EvidenceError
-from pausegate.evidence import keys as keymod
+from pausegate.evidence import signing_keys as keymod
 from pausegate.evidence._files import (
     BUNDLE_SUFFIX,
     DIR_MODE,

@@ -19,8 +19,8 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pausegate.errors import EvidenceError
-from pausegate.evidence import keys as keymod
 from pausegate.evidence import seal as sealmod
+from pausegate.evidence import signing_keys as keymod
 from pausegate.evidence._files import (
     BUNDLE_SUFFIX,
     DOCUMENT_SUFFIX,

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field
 
 from pausegate.errors import EvidenceError
-from pausegate.evidence import keys as keymod
+from pausegate.evidence import signing_keys as keymod
 from pausegate.evidence._files import BUNDLE_SUFFIX, canonical_json
 from pausegate.evidence.seal import (
     CHUNKS,

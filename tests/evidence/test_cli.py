@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from pausegate.cli.evidence import app
 from pausegate.errors import EvidenceError
-from pausegate.evidence.keys import public_pem
+from pausegate.evidence.signing_keys import public_pem
 from pausegate.evidence.verify import verified_records, verify_bundle
 
 from .conftest import SealedTree, make_records, rewrite_chunk

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pausegate.evidence._files import canonical_json
-from pausegate.evidence.keys import public_pem
+from pausegate.evidence.signing_keys import public_pem
 from pausegate.evidence.verify import verify_bundle
 
 from .conftest import SealedTree, aiter_of, new_store, rewrite_chunk

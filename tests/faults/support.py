@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pausegate.config import TemporalSettings, dump_settings
-from pausegate.fleet_service.faults import FaultInjector
-from pausegate.fleet_service.fleet import Program
 from pausegate.models.fleet import AgentState
+from pausegate.reference.fleet.faults import FaultInjector
+from pausegate.reference.fleet.fleet import Program
 from tests.support.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from temporalio.worker import Worker
 
-from pausegate.connectors.postgres_access import PostgresAccess
-from pausegate.faultreport import record_result
-from pausegate.fleet_service.settings import FaultSettings
+from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.models.pause import Phase, Tuning
-from pausegate.worker import build_worker
+from pausegate.reference.fleet.settings import FaultSettings
+from pausegate.temporal.worker import build_worker
 from tests.faults.support import database_of, fleet_effects, fleet_faults, settled_pg_statements
 from tests.faults.test_crash_sweep import approve
 from tests.faults.worker_proc import FaultConnectors
+from tests.support.fault_report import record_result
 from tests.support.harness import HarnessFactory
 from tests.workflows.test_lifecycle import can_read
 

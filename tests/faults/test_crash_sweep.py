@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pausegate.connectors.postgres_access import PostgresAccess
-from pausegate.faultreport import record_result
-from pausegate.fleet_service.settings import FaultSettings
+from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.models.pause import ApproveInput, PauseState, Phase, ProposePlanInput, Tuning
+from pausegate.reference.fleet.settings import FaultSettings
 from tests.faults.support import (
     WorkerProcess,
     database_of,
@@ -27,6 +26,7 @@ from tests.faults.support import (
     slow_attempts,
     until,
 )
+from tests.support.fault_report import record_result
 from tests.support.harness import CISO, COMMANDER, CPO, Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review
 

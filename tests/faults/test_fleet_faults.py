@@ -9,11 +9,11 @@ import time
 import httpx
 import pytest
 
-from pausegate.faultreport import record_result
-from pausegate.fleet_service.settings import FaultSettings
 from pausegate.models.pause import AgentSelection, ApproveInput, Phase, ProposePlanInput, ResumePlan, Tuning
+from pausegate.reference.fleet.settings import FaultSettings
 from tests.faults.support import fleet_effects, fleet_faults, slow_attempts, until
 from tests.faults.test_crash_sweep import approve
+from tests.support.fault_report import record_result
 from tests.support.harness import CISO, COMMANDER, CPO, Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review
 

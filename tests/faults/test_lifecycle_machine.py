@@ -29,8 +29,7 @@ from hypothesis.stateful import (
 )
 from temporalio.service import RPCError
 
-from pausegate.errors import ActionRefused, pause_handle
-from pausegate.faultreport import record_result
+from pausegate.errors import ActionRefused
 from pausegate.models.pause import (
     Actor,
     ApproveInput,
@@ -43,6 +42,8 @@ from pausegate.models.pause import (
     ResumePlan,
     WaiveAgentsInput,
 )
+from pausegate.temporal.pauses import pause_handle
+from tests.support.fault_report import record_result
 from tests.support.harness import Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN
 

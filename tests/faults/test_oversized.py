@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from pausegate.faultreport import record_result
 from pausegate.models.access import GrantSpec
 from pausegate.models.pause import (
     MAX_NOTE,
@@ -27,6 +26,7 @@ from pausegate.models.pause import (
     ResumePlan,
     WaiveAgentsInput,
 )
+from tests.support.fault_report import record_result
 from tests.support.harness import ANALYST, CISO, COMMANDER
 
 TEMPORAL_BLOB_LIMIT = 2 * 1024 * 1024

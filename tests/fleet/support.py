@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from pausegate.connectors.fleet import HttpFleet
-from pausegate.fleet_service import FaultSettings, FleetSettings, create_app, serve_fleet
+from pausegate.reference.fleet import FaultSettings, FleetSettings, create_app, serve_fleet
 
 PROGRAM = "employee-telemetry"
 NO_FAULTS = FaultSettings(latency_ms=0, jitter_ms=0, error_rate=0)

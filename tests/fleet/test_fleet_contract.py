@@ -9,8 +9,8 @@ import pytest
 
 from pausegate.connectors.fleet import HttpFleet
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
-from pausegate.fleet_service import FaultSettings
 from pausegate.models.fleet import AgentResultStatus, AgentState, AuditRecord, BatchRequest, SwitchRequest
+from pausegate.reference.fleet import FaultSettings
 from tests.fleet.support import OFFLINE, PROGRAM, FleetUnderTest, ids, open_fleet, small_fleet
 
 OFF = SwitchRequest(enabled=False, incident_id="INC-7", reason="keystroke data leaked")

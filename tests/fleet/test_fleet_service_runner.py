@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from pausegate.fleet_service import ThreadedFleet
-from pausegate.fleet_service.__main__ import main, openapi_document, parser, settings_from
 from pausegate.models.fleet import BatchRequest, SwitchRequest
+from pausegate.reference.fleet import ThreadedFleet
+from pausegate.reference.fleet.__main__ import main, openapi_document, parser, settings_from
 from tests.fleet.support import PROGRAM, ids, open_fleet, small_fleet
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "fleet-openapi.json"
@@ -43,7 +43,7 @@ class TestRunning:
 class TestOpenApi:
     def test_the_published_document_is_the_one_the_service_generates(self) -> None:
         assert DOC.read_text() == openapi_document(), (
-            "regenerate: python -m pausegate.fleet_service --openapi FILE"
+            "regenerate: python -m pausegate.reference.fleet --openapi FILE"
         )
 
     def test_the_flag_writes_the_document(self, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pausegate.chat_sink import ChatSink, RunningSink
+from pausegate.reference.chat_sink import ChatSink, RunningSink
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from pausegate.chat_sink import ChatSink, RunningSink
 from pausegate.config import WebhookConnection
 from pausegate.connectors.interfaces import Notifier
 from pausegate.connectors.webhook import WebhookNotifier, notifier_from_connection, slack_payload
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
+from pausegate.reference.chat_sink import ChatSink, RunningSink
 
 HOOK = "T000/B000/secret-token"
 

@@ -24,8 +24,8 @@ from pausegate.models.pause import (
     ResumePlan,
     WaiveAgentsInput,
 )
-from pausegate.models.runbook import Runbook
 from pausegate.policy import review
+from pausegate.runbook.model import Runbook
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 RUNBOOK = Runbook.model_validate(

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from pausegate.config import load_settings
+from pausegate.embedded.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions, embedded_stack
 from pausegate.models.pause import ApproveInput, CompleteItemInput, Phase, ProposePlanInput
-from pausegate.pauses import act, read_status
-from pausegate.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions, embedded_stack
+from pausegate.temporal.pauses import act, read_status
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO
 from tests.workflows.test_lifecycle import NARROWED_PLAN, REVIEW, can_read
 

@@ -18,7 +18,6 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from pausegate.chat_sink import ChatSink, RunningSink
 from pausegate.config import (
     EvidenceSettings,
     FleetConnection,
@@ -28,8 +27,8 @@ from pausegate.config import (
     WebhookConnection,
 )
 from pausegate.connectors.registry import Connectors
-from pausegate.fleet_service.server import RunningFleet, serve_fleet
-from pausegate.fleet_service.settings import FaultSettings, FleetSettings
+from pausegate.embedded.postgres import dsn_as
+from pausegate.embedded.stack import prepare_database
 from pausegate.models.pause import (
     Actor,
     PauseRequest,
@@ -37,12 +36,13 @@ from pausegate.models.pause import (
     Phase,
     Tuning,
 )
-from pausegate.models.runbook import Runbook
-from pausegate.pauses import act, read_status, start_pause
-from pausegate.postgres_embedded import dsn_as
-from pausegate.runbook_loader import load_runbook
-from pausegate.stack import prepare_database
-from pausegate.worker import build_worker
+from pausegate.reference.chat_sink import ChatSink, RunningSink
+from pausegate.reference.fleet.server import RunningFleet, serve_fleet
+from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
+from pausegate.runbook.loader import load_runbook
+from pausegate.runbook.model import Runbook
+from pausegate.temporal.pauses import act, read_status, start_pause
+from pausegate.temporal.worker import build_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_RUNBOOK = ROOT / "runbooks" / "employee-telemetry.yaml"

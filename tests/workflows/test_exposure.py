@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from pausegate.evidence.audit_sources import WhoSawWhat
+from pausegate.connectors.audit.sources import WhoSawWhat
 from pausegate.evidence.verify import verify_bundle
 from pausegate.models.pause import Phase
 from tests.support.harness import Harness

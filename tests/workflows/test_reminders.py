@@ -10,7 +10,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, Phase
-from pausegate.temporal_client import temporal_cli
+from pausegate.temporal.client import temporal_cli
 from tests.support.harness import ANALYST, pause_harness
 
 

@@ -15,7 +15,7 @@ from psycopg import AsyncConnection
 
 from pausegate.errors import TargetRejectedError
 from pausegate.models.access import AccessPath, MembershipRecord, RoleAccess, RoleRecord
-from pausegate.models.runbook import DatasetSpec
+from pausegate.runbook.model import DatasetSpec
 
 PUBLIC = "PUBLIC"
 READ_ALL = "pg_read_all_data"

@@ -1,4 +1,4 @@
-"""``python -m pausegate.fleet_service``: serve the reference fleet, or write its OpenAPI document."""
+"""``python -m pausegate.reference.fleet``: serve the reference fleet, or write its OpenAPI document."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from pathlib import Path
 
 import structlog
 
-from pausegate.fleet_service.app import create_app
-from pausegate.fleet_service.server import bind, make_server
-from pausegate.fleet_service.settings import FaultSettings, FleetSettings
+from pausegate.reference.fleet.app import create_app
+from pausegate.reference.fleet.server import bind, make_server
+from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
 
 TOKEN_ENV = "PAUSEGATE_FLEET_TOKEN"
 DSN_ENV = "PAUSEGATE_FLEET_TELEMETRY_DSN"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pausegate.fleet_service", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m pausegate.reference.fleet", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8701)
     p.add_argument(
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from(args)
     server = make_server(create_app(settings))
     sock = bind(args.host, args.port)
-    structlog.get_logger("pausegate.fleet_service").info(
+    structlog.get_logger("pausegate.reference.fleet").info(
         "fleet.listening", host=args.host, port=sock.getsockname()[1]
     )
     server.run(sockets=[sock])

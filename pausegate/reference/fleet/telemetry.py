@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 import psycopg
 import structlog
 
-from pausegate.fleet_service.fleet import AgentRecord, InFlightWrite, Program
+from pausegate.reference.fleet.fleet import AgentRecord, InFlightWrite, Program
 
-log = structlog.get_logger("pausegate.fleet_service.telemetry")
+log = structlog.get_logger("pausegate.reference.fleet.telemetry")
 
 INSERT_KEYSTROKE = (
     "INSERT INTO telemetry.keystrokes"

@@ -20,8 +20,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from pausegate.fleet_service.settings import FaultSettings
 from pausegate.models.fleet import AgentResult, AgentResultStatus, AgentState, BatchRequest, BatchResult
+from pausegate.reference.fleet.settings import FaultSettings
 
 CHANGING_OPS = frozenset({"switch", "halt", "resume"})
 _POLL = 0.05

@@ -1,6 +1,6 @@
 """The fault report: which faults the fault tests inject, how often, and what came of it.
 
-    python -m pausegate.faultreport [--output docs/fault-report.md] [--results FILE] [-- PYTEST ARGS]
+    python -m tests.support.fault_report [--output docs/fault-report.md] [--results FILE] [-- PYTEST ARGS]
 
 runs ``tests/faults`` with ``PAUSEGATE_FAULT_RESULTS`` naming a results file; each fault test
 appends one JSON line per scenario (``record_result``) after its assertions passed, so a line is
@@ -101,13 +101,13 @@ def render(results: list[dict[str, Any]], tests: list[tuple[str, str, str]], *, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pausegate.faultreport", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fault_report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--results", type=Path, default=None, help="Render this results file; run no tests.")
     parser.add_argument("pytest_args", nargs="*", help="Extra pytest arguments (after --).")
     args = parser.parse_args(argv)
-    command = "python -m pausegate.faultreport"
+    command = "python -m tests.support.fault_report"
     if args.results is not None:
         results, tests = read_results(args.results), []
         code = 0

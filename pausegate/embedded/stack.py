@@ -21,7 +21,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from pausegate.api import serve_api
 from pausegate.auth import ensure_first_admin
-from pausegate.chat_sink import ChatSink, RunningSink
 from pausegate.config import (
     ApiSettings,
     EvidenceSettings,
@@ -32,14 +31,15 @@ from pausegate.config import (
     WebhookConnection,
     dump_settings,
 )
+from pausegate.connectors.audit.sources import configure_statement_logging
 from pausegate.connectors.registry import Connectors
-from pausegate.evidence.audit_sources import configure_statement_logging
-from pausegate.example.seed import seed_example
-from pausegate.fleet_service.server import RunningFleet, serve_fleet
-from pausegate.fleet_service.settings import FaultSettings, FleetSettings
-from pausegate.postgres_embedded import dsn_as, dsn_for_database, restart_postgres, start_postgres
-from pausegate.temporal_client import temporal_cli
-from pausegate.worker import build_worker
+from pausegate.embedded.postgres import dsn_as, dsn_for_database, restart_postgres, start_postgres
+from pausegate.reference.chat_sink import ChatSink, RunningSink
+from pausegate.reference.example.seed import seed_example
+from pausegate.reference.fleet.server import RunningFleet, serve_fleet
+from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
+from pausegate.temporal.client import temporal_cli
+from pausegate.temporal.worker import build_worker
 
 EXAMPLE_PROGRAM = "employee-telemetry"
 EXAMPLE_DATABASE = "telemetry"

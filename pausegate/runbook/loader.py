@@ -33,7 +33,7 @@ from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
 from pausegate.errors import RunbookError
-from pausegate.models.runbook import Runbook, _find_cycle
+from pausegate.runbook.model import Runbook, _find_cycle
 
 __all__ = ["MAX_DEPTH", "MAX_RUNBOOK_BYTES", "load_runbook", "parse_runbook"]
 

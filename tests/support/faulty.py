@@ -20,7 +20,7 @@ from typing import TypeVar
 from pausegate.connectors.interfaces import DatasetAccess
 from pausegate.errors import TargetUnavailableError
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
-from pausegate.models.runbook import DatasetSpec
+from pausegate.runbook.model import DatasetSpec
 
 T = TypeVar("T")
 

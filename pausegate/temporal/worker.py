@@ -15,7 +15,7 @@ from activities.notify import NotifyActivities
 from pausegate.config import Settings
 from pausegate.connectors.registry import Connectors
 from pausegate.logging import get_logger
-from pausegate.temporal_client import connect
+from pausegate.temporal.client import connect
 from workflows.pause import PauseWorkflow
 
 
@@ -51,7 +51,7 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Connect to Temporal and run the worker until ``stop`` is set (or forever)."""
-    log = get_logger("pausegate.worker")
+    log = get_logger("pausegate.temporal.worker")
     client = await connect(settings.temporal)
     connectors = Connectors(settings)
     worker = build_worker(client, connectors)

@@ -7,7 +7,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
-SCHEMA_SQL = resources.files("pausegate.example").joinpath("telemetry.sql")
+SCHEMA_SQL = resources.files("pausegate.reference.example").joinpath("telemetry.sql")
 
 
 def employee_role(n: int) -> str:

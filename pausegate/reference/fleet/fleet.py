@@ -19,9 +19,6 @@ from typing import Any
 
 import structlog
 
-from pausegate.fleet_service.audit import AuditLog
-from pausegate.fleet_service.settings import FleetSettings
-from pausegate.fleet_service.state import Journal
 from pausegate.models.fleet import (
     Agent,
     AgentPage,
@@ -33,8 +30,11 @@ from pausegate.models.fleet import (
     SwitchRequest,
     SwitchState,
 )
+from pausegate.reference.fleet.audit import AuditLog
+from pausegate.reference.fleet.settings import FleetSettings
+from pausegate.reference.fleet.state import Journal
 
-log = structlog.get_logger("pausegate.fleet_service")
+log = structlog.get_logger("pausegate.reference.fleet")
 
 # A bounded record of answered batches: enough for any realistic retry horizon, without
 # letting a long-running fleet grow without limit.

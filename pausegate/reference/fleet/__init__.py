@@ -8,11 +8,11 @@ written to PostgreSQL while agents collect.
     app = create_app(FleetSettings(agents=100))            # ASGI app, e.g. for httpx.ASGITransport
     async with serve_fleet(settings) as fleet: fleet.url   # real socket, current event loop
     with ThreadedFleet(settings) as fleet: fleet.url       # real socket, own thread
-    python -m pausegate.fleet_service --port 8701          # command line
+    python -m pausegate.reference.fleet --port 8701          # command line
 """
 
-from pausegate.fleet_service.app import create_app
-from pausegate.fleet_service.server import RunningFleet, ThreadedFleet, serve_fleet
-from pausegate.fleet_service.settings import FaultSettings, FleetSettings
+from pausegate.reference.fleet.app import create_app
+from pausegate.reference.fleet.server import RunningFleet, ThreadedFleet, serve_fleet
+from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
 
 __all__ = ["FaultSettings", "FleetSettings", "RunningFleet", "ThreadedFleet", "create_app", "serve_fleet"]

@@ -14,12 +14,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import Field
 
-from pausegate.fleet_service.auth import authenticate
-from pausegate.fleet_service.faults import FaultInjector
-from pausegate.fleet_service.fleet import FleetService, Program
-from pausegate.fleet_service.settings import FaultSettings
 from pausegate.models.base import Model
 from pausegate.models.fleet import Agent, AgentState
+from pausegate.reference.fleet.auth import authenticate
+from pausegate.reference.fleet.faults import FaultInjector
+from pausegate.reference.fleet.fleet import FleetService, Program
+from pausegate.reference.fleet.settings import FaultSettings
 
 ADMIN_ACTOR = "admin"
 

@@ -13,21 +13,6 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from pausegate.fleet_service.admin import admin_router
-from pausegate.fleet_service.audit import ndjson_chunks
-from pausegate.fleet_service.auth import authenticate
-from pausegate.fleet_service.faults import FaultInjector, InjectedFaultError
-from pausegate.fleet_service.fleet import (
-    BadPageTokenError,
-    FleetService,
-    IdempotencyConflictError,
-    Program,
-    ProgramNotFoundError,
-    SettleTimeoutError,
-    SwitchDisabledError,
-)
-from pausegate.fleet_service.settings import FleetSettings
-from pausegate.fleet_service.telemetry import Collector, TelemetrySink
 from pausegate.models.fleet import (
     AgentPage,
     AgentState,
@@ -37,8 +22,23 @@ from pausegate.models.fleet import (
     SwitchRequest,
     SwitchState,
 )
+from pausegate.reference.fleet.admin import admin_router
+from pausegate.reference.fleet.audit import ndjson_chunks
+from pausegate.reference.fleet.auth import authenticate
+from pausegate.reference.fleet.faults import FaultInjector, InjectedFaultError
+from pausegate.reference.fleet.fleet import (
+    BadPageTokenError,
+    FleetService,
+    IdempotencyConflictError,
+    Program,
+    ProgramNotFoundError,
+    SettleTimeoutError,
+    SwitchDisabledError,
+)
+from pausegate.reference.fleet.settings import FleetSettings
+from pausegate.reference.fleet.telemetry import Collector, TelemetrySink
 
-log = structlog.get_logger("pausegate.fleet_service")
+log = structlog.get_logger("pausegate.reference.fleet")
 
 API_ACTOR = "api"
 MAX_PAGE_SIZE = 5000

@@ -19,9 +19,9 @@ import structlog
 from pausegate.models.fleet import BatchRequest, SwitchRequest
 
 if TYPE_CHECKING:
-    from pausegate.fleet_service.fleet import FleetService, Program
+    from pausegate.reference.fleet.fleet import FleetService, Program
 
-log = structlog.get_logger("pausegate.fleet_service.state")
+log = structlog.get_logger("pausegate.reference.fleet.state")
 
 
 class Journal:

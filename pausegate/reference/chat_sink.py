@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from pausegate.serving import EmbeddedServer
+from pausegate.embedded.serving import EmbeddedServer
 
 
 class ChatMessage(BaseModel):
@@ -179,7 +179,7 @@ class RunningSink:
 
 
 def main() -> None:
-    """Serve a chat sink: ``python -m pausegate.chat_sink --port 8099``."""
+    """Serve a chat sink: ``python -m pausegate.reference.chat_sink --port 8099``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)

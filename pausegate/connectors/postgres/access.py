@@ -44,9 +44,9 @@ from pausegate.models.access import (
     RevokeOutcome,
     RoleAccess,
 )
-from pausegate.models.runbook import DatasetSpec
+from pausegate.runbook.model import DatasetSpec
 
-log = structlog.get_logger("pausegate.postgres_access")
+log = structlog.get_logger(__name__)
 
 MAX_PASSES = 8
 MAX_LISTED = 200

@@ -1,0 +1,1 @@
+"""Audit sources: who touched the data over a window (database logs, the fleet's trail, JSONL files)."""

@@ -1,0 +1,1 @@
+"""A program's runbook: its model, and the loader that reads YAML with located errors."""

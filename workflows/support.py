@@ -1,0 +1,50 @@
+"""What every step of a pause workflow shares: activity options, failure text, bounded waits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pausegate.errors import non_retryable_error_types
+    from pausegate.models.pause import Tuning
+
+
+def activity_options(tuning: Tuning, start_to_close: timedelta, *, attempts: int = 5) -> workflow.ActivityConfig:
+    """Every activity heartbeats (in the background while it waits on a target), so a dead worker's
+    activity is retried within seconds, not at its start-to-close timeout; errors no retry can mend
+    (the final classes of ``pausegate.errors``) are not retried."""
+    return workflow.ActivityConfig(
+        start_to_close_timeout=start_to_close,
+        heartbeat_timeout=timedelta(seconds=tuning.activity_heartbeat_seconds),
+        retry_policy=RetryPolicy(
+            initial_interval=timedelta(seconds=1),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=30),
+            maximum_attempts=attempts,
+            non_retryable_error_types=non_retryable_error_types(),
+        ),
+    )
+
+
+def error_text(exc: BaseException) -> str:
+    """The root cause of an activity failure, without stack traces (they may quote targets)."""
+    cause: BaseException = exc
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return f"{cause.type}: {cause.message}"[:500]
+    return str(cause)[:500]
+
+
+async def wait_until(condition: Callable[[], bool], timeout: timedelta | None) -> bool:
+    """Wait for ``condition`` up to ``timeout``; False when the time ran out."""
+    try:
+        await workflow.wait_condition(condition, timeout=timeout)
+    except TimeoutError:
+        return False
+    return True
