@@ -9,6 +9,7 @@ from temporalio import activity
 from activities.heartbeat import running
 from pausegate.connectors.interfaces import DatasetAccess, EvidenceStore
 from pausegate.errors import EvidenceError
+from pausegate.evidence.layout import plan_diff_key, scope_key
 from pausegate.models.access import (
     UNREVOCABLE_PATHS,
     DatasetCheck,
@@ -27,10 +28,6 @@ from pausegate.models.pause import (
 )
 from pausegate.policy.access_plan import plan_diff
 from pausegate.runbook.model import DatasetSpec
-
-
-def scope_key(pause_key: str, dataset: str) -> str:
-    return f"{pause_key}/scope/{dataset}"
 
 
 def _describe(access: RoleAccess) -> str:
@@ -99,7 +96,7 @@ class AccessActivities:
             )
             diff = plan_diff(scope, input.grants)
             ref = self._store.put_json(
-                f"{input.pause_key}/plans/{input.plan_digest[:16]}/{input.dataset.name}",
+                plan_diff_key(input.pause_key, input.plan_digest, input.dataset.name),
                 diff.model_dump(mode="json"),
             )
             return PlanDiffSummary(

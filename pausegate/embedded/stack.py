@@ -9,8 +9,6 @@ directory, an open pause goes on where it was.
 from __future__ import annotations
 
 import contextlib
-import os
-import pwd
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +29,8 @@ from pausegate.config import (
     WebhookConnection,
     dump_settings,
 )
-from pausegate.connectors.audit.sources import configure_statement_logging
 from pausegate.connectors.registry import Connectors
-from pausegate.embedded.postgres import dsn_as, dsn_for_database, restart_postgres, start_postgres
+from pausegate.embedded.postgres import dsn_as, dsn_for_database, start_logging_postgres
 from pausegate.reference.chat_sink import ChatSink, RunningSink
 from pausegate.reference.example.seed import seed_example
 from pausegate.reference.fleet.server import RunningFleet, serve_fleet
@@ -113,16 +110,6 @@ class RunningStack:
         return described
 
 
-def _owned_by_postgres(path: Path) -> None:
-    """The embedded server runs as an unprivileged user when started as root; its log dir must be its own."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        with contextlib.suppress(KeyError):
-            user = pwd.getpwnam("pgserver")
-            os.chown(path, user.pw_uid, user.pw_gid)
-    path.chmod(0o700)
-
-
 def prepare_database(admin_dsn: str, database: str, *, employees: int) -> str:
     """Create ``database`` with the worked example's dataset the first time; returns its DSN.
 
@@ -160,10 +147,7 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
     data.mkdir(parents=True, exist_ok=True)
 
     pglog = data / "pglog"
-    admin_dsn, server = start_postgres(data / "pg", keep=True)
-    _owned_by_postgres(pglog)
-    if configure_statement_logging(admin_dsn, pglog):
-        admin_dsn = restart_postgres(server)
+    admin_dsn, server = start_logging_postgres(data / "pg", pglog, keep=True)
     database_dsn = prepare_database(admin_dsn, EXAMPLE_DATABASE, employees=options.employees)
 
     async with contextlib.AsyncExitStack() as parts:

@@ -44,7 +44,7 @@ from pydantic import Field, ValidationError
 
 from pausegate.errors import EvidenceError
 from pausegate.evidence import signing_keys as keymod
-from pausegate.evidence._files import (
+from pausegate.evidence.files import (
     BUNDLE_SUFFIX,
     DIR_MODE,
     canonical_json,
@@ -296,7 +296,7 @@ def bundle_lines(bundle: Path, manifest: BundleManifest) -> Iterator[bytes]:
         yield from data.splitlines(keepends=True)
 
 
-def _write_chunk(
+def write_chunk(
     directory: Path, index: int, parts: list[RecordBlock], encoding: str, level: int
 ) -> tuple[ManifestEntry, int | None]:
     """Store one chunk; returns its entry and the open descriptor still to be fsynced (None if
@@ -325,7 +325,7 @@ def _write_chunk(
     return entry, fd
 
 
-def _sync_and_close(fd: int) -> None:
+def sync_and_close(fd: int) -> None:
     try:
         os.fsync(fd)
     finally:
@@ -363,8 +363,8 @@ def _sealers() -> ThreadPoolExecutor:
 def _seal_chunk(
     directory: Path, index: int, parts: list[RecordBlock], encoding: str, level: int
 ) -> tuple[ManifestEntry, Future[None] | None]:
-    entry, fd = _write_chunk(directory, index, parts, encoding, level)
-    return entry, None if fd is None else _syncer().submit(_sync_and_close, fd)
+    entry, fd = write_chunk(directory, index, parts, encoding, level)
+    return entry, None if fd is None else _syncer().submit(sync_and_close, fd)
 
 
 IN_FLIGHT = SEAL_THREADS + 1

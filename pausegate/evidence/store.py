@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pausegate.errors import EvidenceError
 from pausegate.evidence import seal as sealmod
 from pausegate.evidence import signing_keys as keymod
-from pausegate.evidence._files import (
+from pausegate.evidence.files import (
     BUNDLE_SUFFIX,
     DOCUMENT_SUFFIX,
     SIGNATURE_SUFFIX,
@@ -33,11 +33,10 @@ from pausegate.evidence._files import (
     sha256_hex,
     validate_key,
 )
-from pausegate.models.evidence import EvidenceRef
+from pausegate.models.evidence import URI_SCHEME, EvidenceRef
 
 log = structlog.get_logger(__name__)
 
-URI_SCHEME = "evidence://"
 
 
 def default_signing_key_path(directory: Path) -> Path:

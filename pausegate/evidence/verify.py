@@ -18,7 +18,7 @@ from pydantic import Field
 
 from pausegate.errors import EvidenceError
 from pausegate.evidence import signing_keys as keymod
-from pausegate.evidence._files import BUNDLE_SUFFIX, canonical_json
+from pausegate.evidence.files import BUNDLE_SUFFIX, canonical_json
 from pausegate.evidence.seal import (
     CHUNKS,
     GENESIS,

@@ -11,6 +11,9 @@ from pausegate.models.base import Model
 SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
+URI_SCHEME = "evidence://"
+
+
 class EvidenceRef(Model):
     """A sealed piece of evidence in the evidence store: where it is and its digest, never its content."""
 
@@ -18,6 +21,11 @@ class EvidenceRef(Model):
     sha256: str = Field(pattern=SHA256_HEX, description="Digest of the manifest (bundles) or of the file.")
     records: int = Field(default=0, ge=0, description="How many records it holds.")
     size_bytes: int = Field(default=0, ge=0)
+
+    @property
+    def key(self) -> str:
+        """The store key the reference points at (its URI without the scheme)."""
+        return self.uri.removeprefix(URI_SCHEME)
 
 
 class SnapshotResult(Model):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+from psycopg import AsyncConnection
 
-from pausegate.connectors.postgres.access import PostgresAccess, _SimulatedCrash
+from pausegate.connectors.postgres.access import PostgresAccess
+from pausegate.connectors.postgres.plan import Statement
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
 from pausegate.models.access import AccessPath, ExposureScope, GrantSpec, MembershipRecord, RoleAccess
 from pausegate.policy.access_plan import plan_diff, validate_plan_grants
@@ -287,6 +289,29 @@ async def test_verify_finds_a_default_privilege_revoke_missed(
 # -- crash half-way -------------------------------------------------------------------------------
 
 
+class SimulatedCrash(Exception):
+    """A revoke stopped part-way, as if its process died."""
+
+
+class CrashingAccess(PostgresAccess):
+    """Stops a revoke after ``stop_after`` statements. With ``each_committed`` every statement commits on
+    a connection of its own first: the state a non-transactional run leaves when it dies."""
+
+    def __init__(self, dsn: str, stop_after: int, *, each_committed: bool = False) -> None:
+        super().__init__(dsn)
+        self.dsn, self.stop_after, self.each_committed, self.executed = dsn, stop_after, each_committed, 0
+
+    async def execute(self, conn: AsyncConnection[Any], statement: Statement) -> None:
+        if self.each_committed:
+            async with await AsyncConnection.connect(self.dsn, autocommit=True) as own:
+                await super().execute(own, statement)
+        else:
+            await super().execute(conn, statement)
+        self.executed += 1
+        if self.executed >= self.stop_after:
+            raise SimulatedCrash(f"stopped after {self.executed} statements")
+
+
 @pytest.mark.parametrize("stop_after", [1, 3, 7])
 async def test_revoke_after_a_crash_half_way_ends_like_a_clean_run(
     database: Database,
@@ -299,8 +324,8 @@ async def test_revoke_after_a_crash_half_way_ends_like_a_clean_run(
     scope = await access.record_scope(spec)
     before = database.acl()
     # Commit statement by statement and stop: the state a non-transactional run leaves when it dies.
-    with pytest.raises(_SimulatedCrash):
-        await access.revoke_detailed(spec, scope, _stop_after=stop_after, _autocommit=True)
+    with pytest.raises(SimulatedCrash):
+        await CrashingAccess(database.dsn, stop_after, each_committed=True).revoke(spec, scope)
     assert database.acl() != before
     assert (await access.revoke(spec, scope)).statements > 0
     retried = database.acl()
@@ -319,8 +344,8 @@ async def test_a_killed_revoke_leaves_nothing_half_done(telemetry: Database) -> 
     access = PostgresAccess(telemetry.dsn)
     scope = await access.record_scope(TELEMETRY)
     before = telemetry.acl()
-    with pytest.raises(_SimulatedCrash):
-        await access.revoke_detailed(TELEMETRY, scope, _stop_after=2)  # inside the one transaction
+    with pytest.raises(SimulatedCrash):
+        await CrashingAccess(telemetry.dsn, 2).revoke(TELEMETRY, scope)  # inside the one transaction
     assert telemetry.acl() == before
     await access.revoke(TELEMETRY, scope)
     assert await access.verify(TELEMETRY, scope) == []

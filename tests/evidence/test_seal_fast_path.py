@@ -19,10 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pausegate.errors import EvidenceError
-from pausegate.evidence._files import canonical_json, canonical_line
+from pausegate.evidence.files import canonical_line
 from pausegate.evidence.seal import RecordBlock, chunk_name, decode_chunk
 from pausegate.evidence.store import LocalEvidenceStore
 from pausegate.evidence.verify import verify_bundle
+from pausegate.models.digests import canonical_json
 
 _scalars = (
     st.none()
@@ -246,7 +247,7 @@ def test_every_chunk_is_fsynced_before_the_manifest_is_written(
     from pausegate.evidence import seal as sealmod
 
     synced: set[str] = set()
-    real_sync, real_finalize = sealmod._sync_and_close, sealmod.finalize
+    real_sync, real_finalize = sealmod.sync_and_close, sealmod.finalize
 
     def recording_sync(fd: int) -> None:
         path = os.readlink(f"/proc/self/fd/{fd}")
@@ -258,7 +259,7 @@ def test_every_chunk_is_fsynced_before_the_manifest_is_written(
         assert on_disk and on_disk == synced, "manifest written before every chunk was durable"
         return real_finalize(**kwargs)
 
-    monkeypatch.setattr(sealmod, "_sync_and_close", recording_sync)
+    monkeypatch.setattr(sealmod, "sync_and_close", recording_sync)
     monkeypatch.setattr(sealmod, "finalize", checking_finalize)
     store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=256)
     _, chunks = asyncio.run(store.seal("p/b", _aiter(_records(300))))
@@ -290,7 +291,7 @@ def test_chunks_finishing_out_of_order_keep_the_stream_order(
 
     second_written = threading.Event()
     finished: list[int] = []
-    real = sealmod._write_chunk
+    real = sealmod.write_chunk
 
     def held_back(directory: Path, index: int, *args: Any) -> Any:
         if index == 0:
@@ -301,7 +302,7 @@ def test_chunks_finishing_out_of_order_keep_the_stream_order(
             second_written.set()
         return result
 
-    monkeypatch.setattr(sealmod, "_write_chunk", held_back)
+    monkeypatch.setattr(sealmod, "write_chunk", held_back)
     records = _records(300)
     store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=256)
     _, chunks = asyncio.run(store.seal("p/b", _aiter(records)))

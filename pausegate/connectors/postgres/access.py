@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,10 +73,6 @@ BEGIN
   END LOOP;
 END $$
 """
-
-
-class _SimulatedCrash(Exception):
-    """Raised by the test hook to stop a revoke part-way."""
 
 
 def _verb(kind: str) -> str:
@@ -158,25 +154,14 @@ class PostgresAccess:
         """Close every path except break-glass; ``statements`` is 0 when it was already contained."""
         return await self.revoke_detailed(spec, scope)
 
-    async def revoke_detailed(
-        self,
-        spec: DatasetSpec,
-        scope: ExposureScope,
-        *,
-        _stop_after: int | None = None,
-        _autocommit: bool = False,
-    ) -> RevokeOutcome:
+    async def revoke_detailed(self, spec: DatasetSpec, scope: ExposureScope) -> RevokeOutcome:
         """As ``revoke``, with what was done. The statements are planned from the live catalog, so a
-        retry after a partial run plans only what is left; all of them run in one transaction.
-
-        ``_stop_after`` / ``_autocommit`` exist for crash tests: commit each statement and stop after n.
-        """
+        retry after a partial run plans only what is left; all of them run in one transaction."""
         executed = 0
         passes = 0
         regranted: list[str] = []
         async with self._connect(f"revoke {spec.name}") as conn:
-            txn = nullcontext() if _autocommit else conn.transaction()
-            async with txn:
+            async with conn.transaction():
                 state = await load_state(conn, spec, strict=False)
                 break_glass = [r for r in spec.break_glass_roles if r in state.roles]
                 before = await _break_glass_privileges(conn, state, break_glass)
@@ -186,10 +171,8 @@ class PostgresAccess:
                     if not statements:
                         break
                     for st in statements:
-                        await _run(conn, st)
+                        await self.execute(conn, st)
                         executed += 1
-                        if _stop_after is not None and executed >= _stop_after:
-                            raise _SimulatedCrash(f"stopped after {executed} statements")
                     state = await load_state(conn, spec, strict=False)
                 else:
                     raise TargetRejectedError(
@@ -208,6 +191,11 @@ class PostgresAccess:
         self.last_revoke = outcome
         log.info("revoked", **outcome.model_dump())
         return outcome
+
+    async def execute(self, conn: AsyncConnection[Any], statement: Statement) -> None:
+        """Run one planned statement on the revoke's connection (inside its transaction). The seam
+        through which fault tests stop a revoke part-way."""
+        await _run(conn, statement)
 
     async def planned_revoke(self, spec: DatasetSpec) -> list[tuple[str | None, str]]:
         """The statements a revoke would run now (as role, SQL text), without running them."""

@@ -1,0 +1,50 @@
+"""Where a pause's evidence lies in the store: every key is built here, nowhere else.
+
+    <pause>/audit/<source>/<segment>       sealed bundles of one audit source (0: before the pause,
+                                           1: from the pause until access was revoked)
+    <pause>/scope/<dataset>                the exposure scope recorded before revoking
+    <pause>/plans/<digest16>/<dataset>     a proposed plan's diff against that scope
+    <pause>/exposure/who-saw-what          who read the data in the exposure window
+    <pause>/timeline/<sequence:05d>        timeline entries archived before continue-as-new
+    <pause>/report                         the final report
+
+``<pause>`` is the pause's evidence key, ``<program>/<started>-<suffix>``.
+"""
+
+from __future__ import annotations
+
+from pausegate.models.evidence import URI_SCHEME
+
+__all__ = [
+    "URI_SCHEME",
+    "audit_key",
+    "exposure_key",
+    "plan_diff_key",
+    "report_key",
+    "scope_key",
+    "timeline_key",
+]
+
+
+def audit_key(pause_key: str, source: str, segment: int) -> str:
+    return f"{pause_key}/audit/{source}/{segment}"
+
+
+def scope_key(pause_key: str, dataset: str) -> str:
+    return f"{pause_key}/scope/{dataset}"
+
+
+def plan_diff_key(pause_key: str, plan_digest: str, dataset: str) -> str:
+    return f"{pause_key}/plans/{plan_digest[:16]}/{dataset}"
+
+
+def exposure_key(pause_key: str) -> str:
+    return f"{pause_key}/exposure/who-saw-what"
+
+
+def timeline_key(pause_key: str, sequence: int) -> str:
+    return f"{pause_key}/timeline/{sequence:05d}"
+
+
+def report_key(pause_key: str) -> str:
+    return f"{pause_key}/report"
