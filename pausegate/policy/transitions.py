@@ -87,7 +87,7 @@ def apply_halt(state: PauseState, result: HaltAgentsResult, now: datetime) -> No
     """What the fleet confirmed: halted agents, and the ones still unconfirmed (listed by id)."""
     agents = state.containment.agents
     first = agents.total == 0
-    changed = result.unconfirmed != agents.unconfirmed
+    changed = result.unconfirmed != agents.unconfirmed or result.unconfirmed_ids[:10] != agents.unconfirmed_ids[:10]
     agents.switch_off = result.switch_off
     agents.total = result.total
     agents.halted = result.halted
@@ -327,6 +327,8 @@ def refuse_resume(state: PauseState, runbook: Runbook, check: ContainmentCheck, 
     state.record(now, SYSTEM_ACTOR, "resume.refused",
                  "containment no longer holds: " + "; ".join(resume_problems(check)), accepted=False)
     void_approvals(state, now, "containment no longer held at resume")
+    # What the fleet says now, so earlier waivers cannot confirm agents before the next halt does.
+    state.containment.agents.switch_off = check.agents.switch_off
     state.containment.agents.confirmed = False
     state.containment.datasets_pending = [d.name for d in runbook.datasets]
     state.containment.contained_at = None
