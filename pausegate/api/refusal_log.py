@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import Field, ValidationError
 
 from pausegate.evidence import signing_keys as keymod
-from pausegate.evidence._files import FILE_MODE, canonical_json, ensure_dir, replace_file
+from pausegate.evidence.files import FILE_MODE, canonical_json, ensure_dir, replace_file
 from pausegate.models.base import Model
 
 log = structlog.get_logger(__name__)

@@ -124,7 +124,7 @@ class TestApiLimits:
     async def test_capacity_refusals_that_persist_become_503_with_retry_after(
         self, api: ApiWorld, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import pausegate.api.app as app_module
+        import pausegate.api.actions as actions_module
 
         r = await api.client("carol").post("/v1/pauses", json={"program": api.program, "reason": "leak"})
         assert r.status_code == 201
@@ -137,7 +137,7 @@ class TestApiLimits:
             calls += 1
             raise exhausted()
 
-        monkeypatch.setattr(app_module, "act", refused)
+        monkeypatch.setattr(actions_module, "act", refused)
         api_limiter(api).base_delay = api_limiter(api).max_delay = 0.001
         r = await api.client("ann").post(
             f"/v1/pauses/{api.program}/checklist/access-review",

@@ -1,0 +1,48 @@
+"""The API's refusal log: refusals no open pause could hold."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Query
+
+from pausegate.api.deps import ActorDep, StateDep
+from pausegate.api.models import RefusalsView
+from pausegate.api.refusal_log import RefusalEntry
+from pausegate.errors import ActionRefused
+from pausegate.policy import authority
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(tags=["audit"])
+
+
+@router.get("/refusals", response_model=RefusalsView)
+async def list_refusals(
+    state: StateDep,
+    actor: ActorDep,
+    program: Annotated[str | None, Query(max_length=64, description="Only refusals on this program.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="The newest this many.")] = 100,
+) -> RefusalsView:
+    """Refusals no open pause could hold (admins only), newest last, and whether their chain is intact."""
+    refusals = state.refusals
+    try:
+        authority.require_admin(actor, "reading the refusal log")
+    except ActionRefused as exc:
+        # Not record_refusal: this refusal concerns no program, so no pause's timeline can hold it.
+        await asyncio.to_thread(
+            refusals.append, actor=actor.id, roles=actor.roles, program=None, action="refused.read_refusals",
+            reason=f"{exc.code}: {exc.reason}",
+        )
+        log.info("action_refused", actor=actor.id, action="read_refusals", code=exc.code)
+        raise
+
+    def read() -> RefusalsView:
+        kept: deque[RefusalEntry] = deque(maxlen=limit)
+        kept.extend(e for e in refusals.entries() if program is None or e.program == program)
+        return RefusalsView(entries=list(kept), chain_problems=refusals.problems())
+
+    return await asyncio.to_thread(read)

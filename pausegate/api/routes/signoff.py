@@ -1,0 +1,41 @@
+"""Sign-off: approving the resume plan, or voting to decommission the program."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from pausegate.api.actions import approver_role, perform
+from pausegate.api.deps import ActorDep, IdempotencyKey, ProgramPath, StateDep
+from pausegate.api.models import ApproveRequest, DecommissionRequest, Receipt
+from pausegate.api.responses import ACTION_ERRORS
+from pausegate.models.pause import ApproveInput, DecommissionInput
+
+router = APIRouter(tags=["sign-off"])
+
+
+@router.post("/pauses/{program}/approvals", response_model=Receipt, responses=ACTION_ERRORS)
+async def approve_plan(
+    program: ProgramPath,
+    body: ApproveRequest,
+    state: StateDep,
+    actor: ActorDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Receipt:
+    """Approve the current plan and review by the digest the approver reviewed."""
+    role = await approver_role(state, program, actor, body.role, "approve_plan")
+    return await perform(state, program, actor, "approve_plan", idempotency_key, ApproveInput,
+                         role=role, digest=body.digest, comment=body.comment)
+
+
+@router.post("/pauses/{program}/decommission", response_model=Receipt, responses=ACTION_ERRORS)
+async def decommission(
+    program: ProgramPath,
+    body: DecommissionRequest,
+    state: StateDep,
+    actor: ActorDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Receipt:
+    """Vote to end the program for good (same quorum and separation of duties as a resume)."""
+    role = await approver_role(state, program, actor, body.role, "decommission")
+    return await perform(state, program, actor, "decommission", idempotency_key, DecommissionInput,
+                         role=role, reason=body.reason)

@@ -1,0 +1,100 @@
+"""What every request shares (``ApiState``): configuration, clients, and the runbook cache."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.client import Client
+
+from pausegate.api.errors import ApiError
+from pausegate.api.limiter import PauseLimiter
+from pausegate.api.refusal_log import RefusalLog
+from pausegate.auth import Authenticator
+from pausegate.config import Settings
+from pausegate.connectors.interfaces import EvidenceStore
+from pausegate.errors import EvidenceError, RunbookError
+from pausegate.models.pause import Tuning
+from pausegate.runbook.loader import load_runbook
+from pausegate.runbook.model import SLUG, Runbook
+
+log = structlog.get_logger(__name__)
+
+_SLUG = re.compile(SLUG)
+
+
+@runtime_checkable
+class HoldsSigningKey(Protocol):
+    """The one thing the refusal log needs of the evidence store beyond ``EvidenceStore``: the
+    deployment's evidence key, so the log's head is signed by the same key as the evidence."""
+
+    @property
+    def signing_key(self) -> Ed25519PrivateKey: ...
+
+
+@dataclass
+class ApiState:
+    """What routes share: configuration, the Temporal client, the authenticator, the limiter."""
+
+    settings: Settings
+    client: Client
+    authenticator: Authenticator
+    limiter: PauseLimiter
+    tuning: Tuning | None
+    evidence_store: EvidenceStore | None = None
+    _runbooks: dict[Path, tuple[int, Runbook]] = field(default_factory=dict)
+
+    @property
+    def refusals(self) -> RefusalLog:
+        store = self.store
+        if not isinstance(store, HoldsSigningKey):
+            raise EvidenceError("the evidence store holds no signing key for the refusal log")
+        return RefusalLog(self.settings.api.refusal_log, store.signing_key)
+
+    @property
+    def store(self) -> EvidenceStore:
+        # Built on first use: generating the OpenAPI document must not touch the evidence directory.
+        if self.evidence_store is None:
+            ev = self.settings.evidence
+            self.evidence_store = ev.open_store()
+        return self.evidence_store
+
+    def runbook(self, program: str) -> Runbook:
+        """The runbook of ``program`` from the runbooks directory (re-read when it changes)."""
+        if not _SLUG.match(program):
+            raise ApiError(404, "unknown_program", f"unknown program {program[:80]!r}")
+        path = self.settings.api.runbooks_dir / f"{program}.yaml"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise ApiError(404, "unknown_program", f"unknown program {program!r}: no runbook") from None
+        cached = self._runbooks.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        try:
+            runbook = load_runbook(path)
+        except RunbookError as exc:
+            log.error("runbook_invalid", program=program, problems=exc.problems[:10])
+            raise ApiError(
+                503,
+                "runbook_invalid",
+                f"the runbook of {program!r} does not validate; run pausegate runbook validate",
+            ) from None
+        if runbook.program.id != program:
+            raise ApiError(
+                503,
+                "runbook_invalid",
+                f"{path.name} describes program {runbook.program.id!r}, not {program!r}",
+            )
+        self._runbooks[path] = (mtime, runbook)
+        return runbook
+
+    def programs(self) -> list[str]:
+        directory = self.settings.api.runbooks_dir
+        if not directory.is_dir():
+            return []
+        return sorted(p.stem for p in directory.glob("*.yaml") if _SLUG.match(p.stem))
