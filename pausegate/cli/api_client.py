@@ -12,19 +12,52 @@ import os
 import time
 import tomllib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
+from pydantic import TypeAdapter, ValidationError
 
-from pausegate.errors import ApiError, ApiUnreachable, ConfigError
+from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView, TriggerResponse, WhoAmI
+from pausegate.errors import ApiError, ApiUnreachable, ConfigError, PausegateError
+from pausegate.models.pause import ItemStatus
 
 URL_ENV = "PAUSEGATE_API_URL"
 TOKEN_ENV = "PAUSEGATE_TOKEN"
 CONFIG_ENV = "PAUSEGATE_CLI_CONFIG"
 DEFAULT_CONFIG = Path("~/.config/pausegate/cli.toml")
 DEFAULT_URL = "http://127.0.0.1:8700"
+
+M = TypeVar("M")
+_SUMMARIES = TypeAdapter(list[PauseSummary])
+_CHECKLIST = TypeAdapter(list[ItemStatus])
+
+
+class UnreadableAnswer(PausegateError):
+    """The API answered 2xx with JSON that does not fit the API's own response model."""
+
+
+class Reply(Generic[M]):
+    """One answer of the API: ``json`` exactly as it came (what ``--json`` prints), and ``model``,
+    the same read into the API's response model (read when first asked for)."""
+
+    def __init__(self, json: Any, read: Callable[[Any], M]) -> None:
+        self.json = json
+        self._read = read
+
+    @cached_property
+    def model(self) -> M:
+        try:
+            return self._read(self.json)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "the top"
+            raise UnreadableAnswer(
+                f"the API answered in a form this CLI cannot read ({exc.error_count()} problem(s), first at "
+                f"{where}: {first['msg']}); are the CLI and the API the same version?"
+            ) from exc
 
 
 def load_client_config(env: Mapping[str, str] | None = None) -> tuple[str, str]:
@@ -115,64 +148,71 @@ class PausegateClient:
                 raise ApiError(response.status_code, "error", response.text[:500]) from None
         return response
 
+    def _get(self, path: str, read: Callable[[Any], M], params: dict[str, Any] | None = None) -> Reply[M]:
+        return Reply(self._request("GET", path, params=params).json(), read)
+
+    def _post(self, path: str, body: Any, read: Callable[[Any], M]) -> Reply[M]:
+        return Reply(self._request("POST", path, json=body).json(), read)
+
     # ------------------------------------------------------------ reading
 
-    def whoami(self) -> dict[str, Any]:
-        return dict(self._request("GET", "/v1/whoami").json())
+    def whoami(self) -> Reply[WhoAmI]:
+        return self._get("/v1/whoami", WhoAmI.model_validate)
 
-    def pauses(self) -> list[dict[str, Any]]:
-        return list(self._request("GET", "/v1/pauses").json())
+    def pauses(self) -> Reply[list[PauseSummary]]:
+        return self._get("/v1/pauses", _SUMMARIES.validate_python)
 
-    def refusals(self, *, program: str | None = None, limit: int = 100) -> dict[str, Any]:
+    def refusals(self, *, program: str | None = None, limit: int = 100) -> Reply[RefusalsView]:
         params: dict[str, Any] = {"limit": limit}
         if program is not None:
             params["program"] = program
-        return dict(self._request("GET", "/v1/refusals", params=params).json())
+        return self._get("/v1/refusals", RefusalsView.model_validate, params)
 
-    def status(self, program: str, *, scope: bool = False) -> dict[str, Any]:
+    def status(self, program: str, *, scope: bool = False) -> Reply[PauseView]:
         params = {"scope": "true"} if scope else None
-        return dict(self._request("GET", f"/v1/pauses/{program}", params=params).json())
+        return self._get(f"/v1/pauses/{program}", PauseView.model_validate, params)
 
-    def checklist(self, program: str) -> list[dict[str, Any]]:
-        return list(self._request("GET", f"/v1/pauses/{program}/checklist").json())
+    def checklist(self, program: str) -> Reply[list[ItemStatus]]:
+        return self._get(f"/v1/pauses/{program}/checklist", _CHECKLIST.validate_python)
 
     def report(self, program: str, *, format: str = "json") -> Any:
+        """The final report: Markdown text, or its JSON document."""
         accept = "text/markdown" if format == "markdown" else "application/json"
         response = self._request("GET", f"/v1/pauses/{program}/report", params={"format": format}, accept=accept)
         return response.text if format == "markdown" else response.json()
 
     # ------------------------------------------------------------ acting
 
-    def trigger(self, program: str, reason: str, severity: str = "high") -> dict[str, Any]:
+    def trigger(self, program: str, reason: str, severity: str = "high") -> Reply[TriggerResponse]:
         body = {"program": program, "reason": reason, "severity": severity}
-        return dict(self._request("POST", "/v1/pauses", json=body).json())
+        return self._post("/v1/pauses", body, TriggerResponse.model_validate)
 
-    def complete(self, program: str, item: str, evidence: list[dict[str, Any]], note: str = "") -> dict[str, Any]:
+    def complete(self, program: str, item: str, evidence: list[dict[str, Any]], note: str = "") -> Reply[Receipt]:
         body = {"evidence": evidence, "note": note}
-        return dict(self._request("POST", f"/v1/pauses/{program}/checklist/{item}", json=body).json())
+        return self._post(f"/v1/pauses/{program}/checklist/{item}", body, Receipt.model_validate)
 
-    def propose(self, program: str, plan: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._request("POST", f"/v1/pauses/{program}/plan", json=plan).json())
+    def propose(self, program: str, plan: dict[str, Any]) -> Reply[Receipt]:
+        return self._post(f"/v1/pauses/{program}/plan", plan, Receipt.model_validate)
 
-    def approve(self, program: str, digest: str, *, role: str | None = None, comment: str = "") -> dict[str, Any]:
+    def approve(self, program: str, digest: str, *, role: str | None = None, comment: str = "") -> Reply[Receipt]:
         body: dict[str, Any] = {"digest": digest, "comment": comment}
         if role:
             body["role"] = role
-        return dict(self._request("POST", f"/v1/pauses/{program}/approvals", json=body).json())
+        return self._post(f"/v1/pauses/{program}/approvals", body, Receipt.model_validate)
 
-    def reject(self, program: str, reason: str) -> dict[str, Any]:
-        return dict(self._request("POST", f"/v1/pauses/{program}/plan/reject", json={"reason": reason}).json())
+    def reject(self, program: str, reason: str) -> Reply[Receipt]:
+        return self._post(f"/v1/pauses/{program}/plan/reject", {"reason": reason}, Receipt.model_validate)
 
-    def waive(self, program: str, reason: str, *, agent_ids: list[str], all_unconfirmed: bool) -> dict[str, Any]:
+    def waive(self, program: str, reason: str, *, agent_ids: list[str], all_unconfirmed: bool) -> Reply[Receipt]:
         body = {"reason": reason, "agent_ids": agent_ids, "all_unconfirmed": all_unconfirmed}
-        return dict(self._request("POST", f"/v1/pauses/{program}/waivers", json=body).json())
+        return self._post(f"/v1/pauses/{program}/waivers", body, Receipt.model_validate)
 
-    def waive_residual(self, program: str, dataset: str, reason: str) -> dict[str, Any]:
+    def waive_residual(self, program: str, dataset: str, reason: str) -> Reply[Receipt]:
         body = {"dataset": dataset, "reason": reason}
-        return dict(self._request("POST", f"/v1/pauses/{program}/residual-waivers", json=body).json())
+        return self._post(f"/v1/pauses/{program}/residual-waivers", body, Receipt.model_validate)
 
-    def decommission(self, program: str, reason: str, *, role: str | None = None) -> dict[str, Any]:
+    def decommission(self, program: str, reason: str, *, role: str | None = None) -> Reply[Receipt]:
         body: dict[str, Any] = {"reason": reason}
         if role:
             body["role"] = role
-        return dict(self._request("POST", f"/v1/pauses/{program}/decommission", json=body).json())
+        return self._post(f"/v1/pauses/{program}/decommission", body, Receipt.model_validate)

@@ -23,11 +23,6 @@ PublicKeyOpt = Annotated[
 ]
 
 
-@app.callback()
-def _group() -> None:
-    """Sealed evidence: bundles of audit records signed with the deployment's key."""
-
-
 def _print_report(report: VerificationReport) -> None:
     # plain text, one problem per line, no markup: paths and "[entry N]" must print verbatim
     out = typer.echo
@@ -50,17 +45,17 @@ def _print_report(report: VerificationReport) -> None:
         out(f"  {where}: {p.message}")
 
 
-@app.command("verify")
+@app.command(
+    "verify",
+    epilog="Exits 0 if the bundle is intact, 1 if anything was modified, deleted, added, reordered, truncated, "
+    "substituted or signed by another key.",
+)
 def verify(
     bundle: BundleArg,
     public_key: PublicKeyOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Check a bundle's signature, hash chain, every chunk and its link to earlier bundles.
-
-    Exits 0 if the bundle is intact, 1 if anything was modified, deleted, added, reordered,
-    truncated, substituted or signed by another key.
-    """
+    """Check a bundle's signature, hash chain, every chunk and its link to earlier bundles."""
     report = verify_bundle(bundle, public_key)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
@@ -69,13 +64,13 @@ def verify(
     raise typer.Exit(0 if report.ok else 1)
 
 
-@app.command("records")
+@app.command(
+    "records",
+    epilog="Chunks are stored compressed; this is how to read them. Exits 1, printing the problems to stderr "
+    "and no record, if the bundle does not verify or changes while it is read.",
+)
 def records(bundle: BundleArg, public_key: PublicKeyOpt = None) -> None:
-    """Print a bundle's audit records as JSON lines, in sealed order, only if the bundle verifies.
-
-    Chunks are stored compressed; this is how to read them. Exits 1, printing the problems to
-    stderr and no record, if the bundle does not verify or changes while it is read.
-    """
+    """Print a bundle's audit records as JSON lines, in sealed order, only if the bundle verifies."""
     report = verify_bundle(bundle, public_key)
     if not report.ok:
         for p in report.problems:

@@ -1,4 +1,4 @@
-"""``pausegate up`` and ``pausegate worker``: run the embedded stack, or a worker against any Temporal."""
+"""``up``, ``worker`` and ``api``: run the embedded stack, or a worker or the API against any Temporal."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from pausegate.cli.output import add_row, line, out, table
 from pausegate.config import load_settings
 from pausegate.logging import configure
 
+app = typer.Typer()
 
+
+@app.command(
+    "up",
+    epilog="Temporal keeps its state in SQLite and PostgreSQL holds the worked example, both under --data-dir. "
+    "Ctrl-C stops the stack; starting it again loses nothing.",
+)
 def up(
     data_dir: Annotated[Path, typer.Option(help="Where everything that must survive a restart lives.")] = Path(
         ".pausegate"
@@ -27,12 +33,10 @@ def up(
     chat_port: Annotated[int, typer.Option(help="Reference chat sink port.")] = 8702,
     api_port: Annotated[int, typer.Option(help="HTTP API port.")] = 8700,
 ) -> None:
-    """Start the embedded stack: Temporal (SQLite), PostgreSQL with the worked example, the reference
-    fleet, a chat sink, the API and a worker. Ctrl-C stops it; starting it again loses nothing."""
+    """Start the embedded stack: Temporal, PostgreSQL, the reference fleet, a chat sink, the API and a worker."""
     from pausegate.embedded.stack import StackOptions, embedded_stack
 
     configure()
-    console = Console()
     options = StackOptions(
         data_dir=data_dir, agents=agents, temporal_port=temporal_port, ui_port=ui_port,
         fleet_port=fleet_port, chat_port=chat_port, api_port=api_port,
@@ -44,19 +48,20 @@ def up(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with embedded_stack(options) as stack:
-            table = Table(title="pausegate embedded stack", show_header=False)
+            described = table(line("pausegate embedded stack"), show_header=False)
             for name, where in stack.describe().items():
-                table.add_row(name, where)
-            console.print(table)
-            for line in stack.instructions():
-                console.print(line, soft_wrap=True)
+                add_row(described, name, where)
+            out.print(described)
+            for instruction in stack.instructions():
+                out.say(instruction)
             await stop.wait()
-            console.print("stopping…")
+            out.say("stopping…")
 
     asyncio.run(serve())
-    console.print("stopped; run the same command to carry on where it left off")
+    out.say("stopped; run the same command to carry on where it left off")
 
 
+@app.command("worker")
 def worker(
     config: Annotated[Path | None, typer.Option(help="Configuration file (default: $PAUSEGATE_CONFIG).")] = None,
 ) -> None:
@@ -69,6 +74,7 @@ def worker(
         asyncio.run(run_worker(settings))
 
 
+@app.command("api")
 def api(
     config: Annotated[Path | None, typer.Option(help="Configuration file (default: $PAUSEGATE_CONFIG).")] = None,
 ) -> None:

@@ -1,0 +1,83 @@
+"""``checklist``, ``complete``, ``plan`` and ``reject``: the security review of a contained pause."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from pausegate.cli import views
+from pausegate.cli.exits import EXIT_USAGE, fail
+from pausegate.cli.options import JsonOpt, ProgramArg
+from pausegate.cli.output import show
+from pausegate.cli.session import connect
+
+app = typer.Typer()
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+def parse_evidence(values: list[str]) -> list[dict[str, Any]]:
+    """``NAME=URI`` or ``NAME=URI@SHA256`` (the digest is recognised only as 64 hex digits)."""
+    attached = []
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name or not rest:
+            raise typer.BadParameter(f"{value!r}: expected NAME=URI or NAME=URI@SHA256")
+        uri, at, digest = rest.rpartition("@")
+        item: dict[str, Any] = {"name": name, "uri": rest}
+        if at and _SHA.match(digest):
+            item = {"name": name, "uri": uri, "sha256": digest}
+        attached.append(item)
+    return attached
+
+
+@app.command("checklist")
+def checklist(program: ProgramArg, as_json: JsonOpt = False) -> None:
+    """Show the review checklist."""
+    with connect(as_json) as client:
+        show(client.checklist(program), as_json, views.checklist)
+
+
+@app.command("complete")
+def complete(
+    program: ProgramArg,
+    item: Annotated[str, typer.Argument(help="Checklist item id.")],
+    evidence: Annotated[
+        list[str] | None,
+        typer.Option("--evidence", "-e", help="NAME=URI or NAME=URI@SHA256; repeat for each required piece."),
+    ] = None,
+    note: Annotated[str, typer.Option(help="A note for the record.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Complete (or amend) a checklist item with its evidence."""
+    attached = parse_evidence(evidence or [])
+    with connect(as_json) as client:
+        show(client.complete(program, item, attached, note), as_json, views.receipt)
+
+
+@app.command("plan")
+def plan(
+    program: ProgramArg,
+    plan_file: Annotated[Path, typer.Argument(help="Resume plan as YAML or JSON.", exists=True, dir_okay=False)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose (or replace) the resume plan from a file; earlier approvals are void."""
+    try:
+        document = yaml.safe_load(plan_file.read_text())
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        fail(EXIT_USAGE, f"{plan_file}: not a readable YAML or JSON plan: {exc}", as_json=as_json)
+    if not isinstance(document, dict):
+        fail(EXIT_USAGE, f"{plan_file}: a plan is a mapping (agents, grants, conditions, summary)", as_json=as_json)
+    with connect(as_json) as client:
+        show(client.propose(program, document), as_json, views.receipt)
+
+
+@app.command("reject")
+def reject(program: ProgramArg, reason: Annotated[str, typer.Option(help="Why.")], as_json: JsonOpt = False) -> None:
+    """Reject the current resume plan."""
+    with connect(as_json) as client:
+        show(client.reject(program, reason), as_json, views.receipt)

@@ -1,0 +1,148 @@
+"""How the API's answers look to people: lines and tables built from its response models.
+
+Every value from the API goes in through ``line``/``add_row`` (see ``pausegate.cli.output``),
+so it prints as the literal text it is.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView
+from pausegate.cli.output import add_row, line, table, when
+from pausegate.models.pause import ItemStatus
+
+TIMELINE_ROWS = 15
+DETAIL_CHARS = 100
+
+
+def receipt(answer: Receipt) -> Text:
+    """An accepted action, and the digest approvals must now name if it changed."""
+    text = line(("ok", "green"), " ", answer.message, " — pause is ", answer.state, " (as ", answer.actor, ")")
+    if answer.digest:
+        text.append_text(line("\n   approvals must name digest ", answer.digest))
+    return text
+
+
+def progress_line(view: PauseView) -> Text:
+    """One line of containment progress, as people read it."""
+    p = view.progress
+    evidence = f"evidence {p.evidence_bundles} bundles sealed"
+    pending = f" (pending: {', '.join(p.evidence_pending)})" if p.evidence_pending else ""
+    return line(
+        view.phase,
+        f": agents halted {p.agents_halted} of {p.agents_total}"
+        f" ({p.agents_unconfirmed} unconfirmed, {p.agents_waived} waived)"
+        f" · datasets revoked and verified {p.datasets_verified} of {p.datasets_total}"
+        f" ({p.grants_recorded} grants recorded)"
+        f" · {evidence}",
+        pending,
+    )
+
+
+def progress_table(view: PauseView) -> Table:
+    """Containment at a glance: agents, switch, access, evidence, the latest errors."""
+    p = view.progress
+    shown = table(line("Pause of ", view.program, " — ", view.phase), show_header=False)
+    add_row(
+        shown,
+        "Agents halted",
+        f"{p.agents_halted} of {p.agents_total}"
+        + (f" ({p.agents_unconfirmed} unconfirmed)" if p.agents_unconfirmed else "")
+        + (" ✓" if p.agents_confirmed else ""),
+    )
+    add_row(shown, "Program switch", "off" if p.switch_off else "ON")
+    add_row(
+        shown,
+        "Access revoked and verified",
+        f"datasets {p.datasets_verified} of {p.datasets_total} ({p.grants_recorded} grants recorded)"
+        + (" ✓" if p.access_revoked else ""),
+    )
+    add_row(
+        shown,
+        "Evidence sealed",
+        f"{p.evidence_bundles} bundles"
+        + (f", pending {', '.join(p.evidence_pending)}" if p.evidence_pending else " ✓"),
+    )
+    for error in p.errors[-3:]:
+        add_row(shown, line(("retrying", "yellow")), error)
+    return shown
+
+
+def checklist(items: list[ItemStatus]) -> Table:
+    """The review checklist: who may do each item, what it needs, who did it."""
+    shown = table(line("Checklist"), ("item", "title", "roles", "needs", "evidence", "done by"))
+    for i in items:
+        add_row(
+            shown,
+            i.id,
+            i.title,
+            ", ".join(i.roles),
+            ", ".join(i.depends_on) or "—",
+            ", ".join(i.evidence_required) or "—",
+            line((i.completed_by, "green")) if i.completed_by else line(("open", "yellow")),
+        )
+    return shown
+
+
+def _head(view: PauseView) -> Table:
+    shown = table(line(view.program, " — ", view.phase), show_header=False)
+    add_row(shown, "incident id", view.incident_id)
+    add_row(shown, "reason", view.reason)
+    add_row(shown, "severity", view.severity)
+    add_row(shown, "commander", view.commander)
+    add_row(shown, "started at", when(view.started_at))
+    if view.approval_digest:
+        add_row(shown, "approve digest", view.approval_digest)
+    approvals = ", ".join(f"{a.actor_id} ({a.role})" for a in view.approvals) or "none"
+    add_row(shown, "approvals", f"{len(view.approvals)} of {view.quorum}: {approvals}")
+    return shown
+
+
+def _plan(view: PauseView) -> Text | None:
+    if view.plan is None:
+        return None
+    record = view.plan
+    return line(
+        f"Plan {record.plan_digest[:12]} by ", record.proposed_by, f": agents {record.plan.agents.mode}, ",
+        f"{len(record.plan.grants)} grants. ", record.plan.summary,
+    )
+
+
+def _timeline(view: PauseView) -> Table:
+    shown = table(line(f"Timeline (latest {TIMELINE_ROWS})"), ("at", "actor", "action", "detail"))
+    for e in view.timeline[-TIMELINE_ROWS:]:
+        action = line(e.action) if e.accepted else line((e.action, "red"))
+        add_row(shown, when(e.at), e.actor, action, e.detail[:DETAIL_CHARS])
+    return shown
+
+
+def status(view: PauseView) -> Group:
+    """A pause in full: head, containment, checklist, plan, timeline."""
+    plan = _plan(view)
+    parts: list[Table | Text] = [_head(view), progress_table(view), checklist(view.checklist)]
+    if plan is not None:
+        parts.append(plan)
+    parts.append(_timeline(view))
+    return Group(*parts)
+
+
+def pauses(rows: list[PauseSummary]) -> Table:
+    """The latest pause of every program, one row each."""
+    shown = table(line("Pauses"), ("program", "state", "severity", "commander", "started", "agents halted"))
+    for r in rows:
+        p = r.progress
+        add_row(shown, r.program, r.state, r.severity, r.commander, when(r.started_at),
+                f"{p.agents_halted}/{p.agents_total}")
+    return shown
+
+
+def refusals(log: RefusalsView) -> Group:
+    """Refusals no pause's timeline holds, then every break in their chain."""
+    shown = table(line("Refusals outside any pause's timeline"), ("at", "actor", "program", "action", "reason"))
+    for e in log.entries:
+        add_row(shown, when(e.at), e.actor, e.program or "-", e.action, e.reason)
+    broken = [line(("chain broken:", "red"), " ", problem) for problem in log.chain_problems]
+    return Group(shown, *broken)
