@@ -21,6 +21,7 @@ from pausegate.models.access import (
 from pausegate.models.pause import (
     MAX_LISTED_IDS,
     CheckDatasetInput,
+    CheckPlanInput,
     ContainDatasetInput,
     DiffPlanInput,
     PlanDiffSummary,
@@ -105,6 +106,12 @@ class AccessActivities:
                 loses_roles=sorted(diff.loses)[:MAX_LISTED_IDS], keeps_roles=sorted(diff.keeps)[:MAX_LISTED_IDS],
                 gains_roles=sorted(diff.gains)[:MAX_LISTED_IDS], diff=ref,
             )
+
+    @activity.defn(name="check_plan")
+    async def check_plan(self, input: CheckPlanInput) -> list[str]:
+        """Why a plan's grants could not be applied on one dataset now (empty when they could)."""
+        async with running():
+            return await self._access(input.dataset.connection).check_plan(input.dataset, list(input.grants))
 
     @activity.defn(name="restore_grants")
     async def restore_grants(self, input: RestoreGrantsInput) -> RestoreResult:

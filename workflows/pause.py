@@ -8,9 +8,9 @@ data: connections are names, evidence is references and digests. Its state is on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -21,8 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.fleet import FleetActivities
     from activities.notify import NotifyActivities
     from pausegate.errors import ActionRefused
-    from pausegate.models.access import DatasetContainment, RestoreResult
-    from pausegate.models.evidence import EvidenceRef, SnapshotResult
+    from pausegate.models.access import RestoreResult
+    from pausegate.models.evidence import EvidenceRef
     from pausegate.models.pause import (
         SYSTEM_ACTOR,
         AgentsCheck,
@@ -30,15 +30,12 @@ with workflow.unsafe.imports_passed_through():
         ApproveInput,
         ArchiveTimelineInput,
         CheckDatasetInput,
+        CheckPlanInput,
         CompleteItemInput,
-        ContainDatasetInput,
         ContainmentCheck,
         DecommissionInput,
         DiffPlanInput,
-        ExposureReportInput,
-        ExposureSummary,
         HaltAgentsInput,
-        HaltAgentsResult,
         NotifyInput,
         PauseState,
         PauseWorkflowInput,
@@ -52,16 +49,16 @@ with workflow.unsafe.imports_passed_through():
         ResumeAgentsInput,
         ResumeAgentsResult,
         ResumePlan,
-        SnapshotInput,
+        RetryStepInput,
         UpdateReceipt,
         WaiveAgentsInput,
         WaiveResidualInput,
+        WaiveStepInput,
     )
     from pausegate.policy import review
     from pausegate.policy import transitions as t
+    from workflows.containment import Containment
     from workflows.support import activity_options, error_text, wait_until
-
-T = TypeVar("T")
 
 # Update ids remembered across continue-as-new; a client retrying later than this many updates
 # sends a new request anyway.
@@ -76,7 +73,7 @@ def pause_workflow_id(program: str) -> str:
 
 
 @workflow.defn(name="PauseWorkflow")
-class PauseWorkflow:
+class PauseWorkflow(Containment):
     """Contain a program, run its review, and resume it only under an approved plan."""
 
     @workflow.init
@@ -90,12 +87,14 @@ class PauseWorkflow:
         self.applied = {a.id: a.receipt for a in self.state.applied_updates}
         self.updates_this_run = 0
         self.outbox: list[NotifyInput] = []
+        self.archiving = asyncio.Lock()
 
     # ------------------------------------------------------------------ the procedure
 
     @workflow.run
     async def run(self, input: PauseWorkflowInput) -> PauseState:
         notifier = asyncio.create_task(self._deliver_notifications())
+        archiver = asyncio.create_task(self._keep_timeline_bounded())
         if self.state.phase == Phase.ACTIVE:
             self.state.record(workflow.now(), self.request.commander.id, "pause.started", self.request.reason)
             self._enter(Phase.CONTAINING, "kill switch pulled", actor=self.request.commander.id)
@@ -112,6 +111,7 @@ class PauseWorkflow:
                 return await self._continue_as_new(notifier)
             if outcome == "decommission":
                 self._enter(Phase.DECOMMISSIONED, "decommissioned by quorum")
+                archiver.cancel()
                 return await self._finish(notifier)
             self._enter(Phase.RESUMING, "quorum reached on the current plan")
             check = await self._check_containment()
@@ -119,143 +119,16 @@ class PauseWorkflow:
                 t.refuse_resume(self.state, self.runbook, check, workflow.now())
                 self._enter(Phase.CONTAINING, "re-containing before review continues")
                 continue
-            restore, resumed = await self._resume()
+            try:
+                restore, resumed = await self._resume()
+            except ActivityError as exc:
+                t.resume_failed(self.state, self.runbook, error_text(exc), workflow.now())
+                self._enter(Phase.CONTAINING, "undoing a failed resume before review continues")
+                continue
             self._enter(Phase.RESUMED, f"{resumed.resumed} agents resumed, "
                         f"{sum(r.granted for r in restore)} grants restored")
+            archiver.cancel()
             return await self._finish(notifier, restore, resumed)
-
-    # ------------------------------------------------------------------ contain
-
-    async def _contain(self) -> bool:
-        """Halt agents, revoke access and seal evidence in parallel, until every target is confirmed
-        (or waived). False when history grew enough to continue as new first."""
-        t.start_containment(self.state, self.runbook, workflow.now())
-        results = await asyncio.gather(self._halt_agents(), self._revoke_access(), self._seal_evidence())
-        if not all(results):
-            return False
-        t.contained(self.state, workflow.now())
-        return True
-
-    async def _halt_agents(self) -> bool:
-        fleet = self.runbook.fleet
-        delay = self.tuning.halt_retry_initial_seconds
-        agents = self.state.containment.agents
-        while not agents.confirmed:
-            agents.attempts += 1
-            try:
-                result: HaltAgentsResult = await workflow.execute_activity_method(
-                    FleetActivities.halt_agents,
-                    HaltAgentsInput(connection=fleet.connection, program=self.runbook.program.id,
-                                    incident_id=self.state.incident_id, reason=self.request.reason,
-                                    batch_size=fleet.batch_size, concurrency=fleet.concurrency,
-                                    exclude_ids=t.waived_ids(self.state)),
-                    **self._options(timedelta(minutes=30)),
-                )
-                t.apply_halt(self.state, result, workflow.now())
-            except ActivityError as exc:
-                t.halt_failed(self.state, error_text(exc), workflow.now())
-            if agents.confirmed:
-                break
-            c = self.state.containment
-            if self._history_is_long() and not c.datasets_pending and not c.evidence_pending:
-                return False
-            # Offline agents pick up the program switch when they return; look again later,
-            # or at once when the commander waives them.
-            await wait_until(lambda: agents.confirmed or t.waived_all(self.state), timedelta(seconds=delay))
-            t.settle_waivers(self.state, workflow.now())
-            delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
-        return True
-
-    async def _revoke_access(self) -> bool:
-        async def contain(name: str) -> None:
-            spec = next(d for d in self.runbook.datasets if d.name == name)
-            result: DatasetContainment = await self._until_done(
-                f"containment.dataset.{name}",
-                lambda: workflow.execute_activity_method(
-                    AccessActivities.contain_dataset,
-                    ContainDatasetInput(pause_key=self.state.evidence_key, dataset=spec),
-                    **self._options(timedelta(minutes=30)),
-                ),
-                accept=lambda r: r.verified,
-                describe=lambda r: f"{len(r.residual)} residual paths: " + ", ".join(r.residual[:5]),
-            )
-            t.dataset_contained(self.state, result, workflow.now())
-
-        await asyncio.gather(*(contain(n) for n in list(self.state.containment.datasets_pending)))
-        # Access no REVOKE can close (superusers, owners) blocks sign-off until the commander waives it.
-        await workflow.wait_condition(lambda: t.residual_settled(self.state))
-        return True
-
-    async def _seal_evidence(self) -> bool:
-        """Seal the exposure window up to the pause, then, once access is revoked, the rest of it."""
-        exposure = self.runbook.exposure
-        started = self.state.started_at
-        window_start = exposure.start or (started - exposure.lookback)
-        tables = [f"{d.schema_name}.{table}" for d in self.runbook.datasets for table in d.tables]
-
-        async def seal(name: str, segment: int, start: datetime, end: datetime) -> None:
-            spec = next(a for a in self.runbook.audit_sources if a.name == name)
-            result: SnapshotResult = await self._until_done(
-                f"containment.evidence.{name}",
-                lambda: workflow.execute_activity_method(
-                    EvidenceActivities.snapshot_audit_source,
-                    SnapshotInput(pause_key=self.state.evidence_key, program=self.runbook.program.id, source=spec,
-                                  segment=segment, tables=tables, window_start=start, window_end=end),
-                    **self._options(timedelta(hours=2)),
-                ),
-            )
-            t.evidence_sealed(self.state, result, segment, workflow.now())
-
-        pending = list(self.state.containment.evidence_pending)
-        # Sources sealed one after another keep the evidence chain in a stable order.
-        for name in pending:
-            await seal(name, 0, window_start, started)
-        await workflow.wait_condition(lambda: not self.state.containment.datasets_pending)
-        revoked_at = workflow.now()
-        for name in pending:
-            await seal(name, 1, started, revoked_at)
-            t.source_sealed(self.state, name)
-        if pending:
-            await self._report_exposure()
-        return True
-
-    async def _report_exposure(self) -> None:
-        """Who saw what, from the sealed database audit records (names stay in the evidence)."""
-        database_sources = {a.name for a in self.runbook.audit_sources if a.kind == "postgres_log"}
-        bundles = [e.bundle.key for e in self.state.containment.evidence
-                   if e.source in database_sources]
-        if not bundles:
-            return
-        summary: ExposureSummary = await self._until_done(
-            "containment.exposure",
-            lambda: workflow.execute_activity_method(
-                EvidenceActivities.exposure_report,
-                ExposureReportInput(pause_key=self.state.evidence_key, bundles=bundles),
-                **self._options(timedelta(hours=1)),
-            ),
-        )
-        t.exposure_reported(self.state, summary, workflow.now())
-
-    async def _until_done(
-        self,
-        what: str,
-        step: Callable[[], Awaitable[T]],
-        accept: Callable[[T], bool] = lambda _: True,
-        describe: Callable[[T], str] = lambda _: "not confirmed",
-    ) -> T:
-        """Run a containment step until its result is confirmed, recording each failure."""
-        delay = self.tuning.halt_retry_initial_seconds
-        while True:
-            try:
-                result = await step()
-                if accept(result):
-                    return result
-                reason = describe(result)
-            except ActivityError as exc:
-                reason = error_text(exc)
-            t.step_failed(self.state, what, reason, workflow.now())
-            await workflow.sleep(timedelta(seconds=delay))
-            delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
 
     # ------------------------------------------------------------------ review and sign-off
 
@@ -330,6 +203,8 @@ class PauseWorkflow:
         """Propose (or replace) the resume plan; earlier approvals are void. The plan is then shown with
         what it changes against the pre-incident exposure scope (who loses access, who keeps it)."""
         repeated = self._already_applied() is not None
+        if not repeated:
+            await self._check_plan(input.plan)
         receipt = self._apply(lambda: t.propose_plan(self.state, input, workflow.now()))
         if repeated or self.state.plan is None:
             return receipt
@@ -389,6 +264,26 @@ class PauseWorkflow:
                                                             set(c.residual_waived), input))
 
     @workflow.update
+    def retry_step(self, input: RetryStepInput) -> UpdateReceipt:
+        """The commander asks a blocked containment step to run again, once its cause is fixed."""
+        return self._apply(lambda: t.retry_step(self.state, input, workflow.now()))
+
+    @retry_step.validator
+    def validate_retry_step(self, input: RetryStepInput) -> None:
+        blocked = [b.step for b in self.state.containment.blocked]
+        self._validate(lambda: review.check_step_decision(self.runbook, self.state.phase, blocked, input))
+
+    @workflow.update
+    def waive_step(self, input: WaiveStepInput) -> UpdateReceipt:
+        """The commander stops waiting for a blocked containment step, with a reason."""
+        return self._apply(lambda: t.waive_step(self.state, input, workflow.now()))
+
+    @waive_step.validator
+    def validate_waive_step(self, input: WaiveStepInput) -> None:
+        blocked = [b.step for b in self.state.containment.blocked]
+        self._validate(lambda: review.check_step_decision(self.runbook, self.state.phase, blocked, input))
+
+    @workflow.update
     def decommission(self, input: DecommissionInput) -> UpdateReceipt:
         """An approver votes to end the program for good."""
         return self._apply(lambda: t.vote_decommission(self.state, input, workflow.now()))
@@ -401,7 +296,7 @@ class PauseWorkflow:
     @workflow.signal
     def record_refusal(self, input: RefusalInput) -> None:
         """The API reports an action it refused, so the timeline shows every refusal."""
-        self.state.record(workflow.now(), input.actor, input.action, input.reason, accepted=False)
+        t.record_refusal(self.state, input, workflow.now())
 
     @workflow.query
     def status(self) -> PauseState:
@@ -459,6 +354,20 @@ class PauseWorkflow:
                           f"{resumed.resumed} agents resumed, {resumed.unconfirmed} will resume when they return")
         return list(restore), resumed
 
+    async def _check_plan(self, plan: ResumePlan) -> None:
+        """Refuse a plan the live database cannot apply (a missing role, table or column)."""
+        problems = await asyncio.gather(*(
+            workflow.execute_activity_method(
+                AccessActivities.check_plan,
+                CheckPlanInput(dataset=spec, grants=[g for g in plan.grants if g.dataset == spec.name]),
+                **self._options(timedelta(minutes=2), attempts=3),
+            )
+            for spec in self.runbook.datasets if any(g.dataset == spec.name for g in plan.grants)
+        ))
+        found = [p for ps in problems for p in ps]
+        if found:
+            raise ApplicationError("; ".join(found)[:2000], type="invalid_plan", non_retryable=True)
+
     async def _diff_plan(self, plan: ResumePlan, digest: str) -> list[PlanDiffSummary]:
         contained = {d.dataset for d in self.state.containment.datasets}
         try:
@@ -493,20 +402,31 @@ class PauseWorkflow:
     async def _continue_as_new(self, notifier: asyncio.Task[None]) -> Any:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._drain(notifier)
-        keep = self.tuning.timeline_keep
+        await self._archive_timeline()
         s = self.state
-        if len(s.timeline) > keep:
-            ref = await workflow.execute_activity_method(
-                EvidenceActivities.archive_timeline,
-                ArchiveTimelineInput(pause_key=s.evidence_key, sequence=len(s.timeline_archived),
-                                     entries=s.timeline[:-keep]),
-                **self._options(timedelta(minutes=5), attempts=20),
-            )
-            s.timeline_archived.append(ref)
-            s.timeline = s.timeline[-keep:]
         s.run_count += 1
         s.applied_updates = [AppliedUpdate(id=k, receipt=v) for k, v in self.applied.items()]
         workflow.continue_as_new(PauseWorkflowInput(request=self.request, tuning=self.tuning, state=s))
+
+    async def _keep_timeline_bounded(self) -> None:
+        """In every phase, containment included: past twice the kept length, older entries go to evidence."""
+        while True:
+            await workflow.wait_condition(lambda: len(self.state.timeline) > 2 * self.tuning.timeline_keep)
+            await self._archive_timeline()
+
+    async def _archive_timeline(self) -> None:
+        async with self.archiving:
+            s, keep = self.state, self.tuning.timeline_keep
+            if len(s.timeline) <= keep:
+                return
+            older = s.timeline[:-keep]
+            ref = await workflow.execute_activity_method(
+                EvidenceActivities.archive_timeline,
+                ArchiveTimelineInput(pause_key=s.evidence_key, sequence=len(s.timeline_archived), entries=older),
+                **self._options(timedelta(minutes=5), attempts=20),
+            )
+            s.timeline_archived.append(ref)
+            s.timeline = s.timeline[len(older):]
 
     # ------------------------------------------------------------------ helpers
 

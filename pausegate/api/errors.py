@@ -24,6 +24,7 @@ REFUSAL_STATUS: dict[str, int] = {
     "wrong_state": status.HTTP_409_CONFLICT,
     "no_plan": status.HTTP_409_CONFLICT,
     "nothing_to_waive": status.HTTP_409_CONFLICT,
+    "not_blocked": status.HTTP_409_CONFLICT,
     # The item is named in the URL, so an unknown one is a missing resource; agents are in the body.
     "unknown_item": status.HTTP_404_NOT_FOUND,
     "unknown_agent": status.HTTP_422_UNPROCESSABLE_CONTENT,

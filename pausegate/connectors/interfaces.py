@@ -61,6 +61,10 @@ class DatasetAccess(Protocol):
         """Whether the dataset is still contained (before resuming)."""
         ...
 
+    async def check_plan(self, spec: DatasetSpec, grants: list[GrantSpec]) -> list[str]:
+        """Why the planned grants could not be applied now; empty when they could. Changes nothing."""
+        ...
+
     async def restore(self, spec: DatasetSpec, grants: list[GrantSpec]) -> RestoreResult:
         """Apply exactly the planned grants, verified through the database; idempotent."""
         ...

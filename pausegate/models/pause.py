@@ -137,6 +137,15 @@ class ExposureSummary(Model):
     report: EvidenceRef
 
 
+class BlockedStep(Model):
+    """A containment step that hit an error no retry can mend (an unknown connection, a program the
+    fleet does not know): it waits for the commander to retry it (after fixing the cause) or waive it."""
+
+    step: str = Field(description="e.g. containment.dataset.telemetry, containment.agents")
+    reason: str
+    since: datetime
+
+
 class ContainmentProgress(Mutable):
     """The three containment actions."""
 
@@ -150,10 +159,13 @@ class ContainmentProgress(Mutable):
     evidence_pending: list[str] = Field(default_factory=list)
     exposure: ExposureSummary | None = None
     errors: list[str] = Field(default_factory=list)
+    blocked: list[BlockedStep] = Field(default_factory=list, description="Steps waiting for the commander.")
+    waived_steps: list[str] = Field(default_factory=list, description="Blocked steps the commander waived.")
 
     @property
     def access_revoked(self) -> bool:
-        return not self.datasets_pending and all(d.verified for d in self.datasets)
+        waived = any(s.startswith("containment.dataset.") for s in self.waived_steps)
+        return not self.datasets_pending and not waived and all(d.verified for d in self.datasets)
 
     @property
     def evidence_sealed(self) -> bool:
@@ -267,6 +279,7 @@ class TimelineEntry(Model):
     action: str
     detail: str = ""
     accepted: bool = True
+    count: int = Field(default=1, ge=1, description="Refusals of one actor and action within a minute share one entry.")
 
 
 # --- update inputs (the API sets ``actor``; a request body never does) ----------------
@@ -324,6 +337,21 @@ class WaiveResidualInput(Model):
 
     actor: Actor
     dataset: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+class RetryStepInput(Model):
+    """The commander asks a blocked containment step to run again (after fixing its cause)."""
+
+    actor: Actor
+    step: str = Field(min_length=1, max_length=200)
+
+
+class WaiveStepInput(Model):
+    """The commander stops waiting for a blocked containment step, with a reason."""
+
+    actor: Actor
+    step: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=MAX_NOTE)
 
 
@@ -466,6 +494,13 @@ class NotifyInput(Model):
     text: str
 
 
+class CheckPlanInput(Model):
+    """Check a plan's grants on one dataset against the live database before it is proposed."""
+
+    dataset: DatasetSpec
+    grants: list[GrantSpec]
+
+
 class ContainmentCheck(Model):
     """Both halves of 'containment still holds'."""
 
@@ -496,6 +531,7 @@ class RefusalInput(Model):
     actor: str = Field(max_length=200)
     action: str = Field(max_length=100)
     reason: str = Field(max_length=MAX_NOTE)
+    count: int = Field(default=1, ge=1, le=1_000_000, description="Refusals the API coalesced into this one.")
 
 
 class AppliedUpdate(Model):
@@ -536,6 +572,7 @@ class PauseState(Mutable):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     timeline_archived: list[EvidenceRef] = Field(default_factory=list)
     report: EvidenceRef | None = None
+    resume_error: str | None = Field(default=None, description="Why the last resume failed and was undone.")
     run_count: int = 1
     applied_updates: list[AppliedUpdate] = Field(
         default_factory=list, description="Update ids applied in earlier runs (Temporal deduplicates within one run)."

@@ -20,8 +20,10 @@ from pausegate.models.pause import (
     PlanRecord,
     ProposePlanInput,
     RejectPlanInput,
+    RetryStepInput,
     WaiveAgentsInput,
     WaiveResidualInput,
+    WaiveStepInput,
 )
 from pausegate.policy.access_plan import validate_plan_grants
 from pausegate.policy.authority import names as _names
@@ -188,3 +190,16 @@ def quorum_met(runbook: Runbook, approvals: Sequence[Approval], digest: str | No
     if runbook.resume_policy.separation_of_duties.one_approval_per_role:
         return len(people) >= needed and len(roles) >= needed
     return len(people) >= needed
+
+
+def check_step_decision(
+    runbook: Runbook, phase: Phase, blocked: Sequence[str], request: RetryStepInput | WaiveStepInput
+) -> None:
+    """Only a commander may retry or waive a blocked containment step, and only a step that is blocked."""
+    what = "retrying a blocked step" if isinstance(request, RetryStepInput) else "waiving a blocked step"
+    require_commander(runbook, request.actor, what)
+    check_phase(phase, REVIEW_PHASES, what)
+    if request.step not in blocked:
+        raise ActionRefused(
+            "not_blocked", f"step {request.step!r} is not blocked (blocked: {_names(list(blocked))})"
+        )

@@ -14,9 +14,11 @@ from pausegate.models.digests import plan_digest
 from pausegate.models.evidence import SnapshotResult
 from pausegate.models.pause import (
     MAX_LISTED_IDS,
+    MAX_NOTE,
     SYSTEM_ACTOR,
     Approval,
     ApproveInput,
+    BlockedStep,
     CompleteItemInput,
     ContainmentCheck,
     DecommissionInput,
@@ -28,13 +30,20 @@ from pausegate.models.pause import (
     Phase,
     PlanRecord,
     ProposePlanInput,
+    RefusalInput,
     RejectPlanInput,
+    RetryStepInput,
+    TimelineEntry,
     WaiveAgentsInput,
     Waiver,
     WaiveResidualInput,
+    WaiveStepInput,
 )
 from pausegate.policy import review
 from pausegate.runbook.model import Runbook
+
+REFUSAL_LOOKBACK = 50
+"""Timeline entries searched for a refusal of the same minute to add to (a bound, so a flood stays cheap)."""
 
 # --- the start ----------------------------------------------------------------------
 
@@ -106,6 +115,21 @@ def apply_halt(state: PauseState, result: HaltAgentsResult, now: datetime) -> No
     settle_waivers(state, now)
 
 
+def agents_waived_whole(state: PauseState, now: datetime) -> None:
+    """The commander waived halting while it was blocked: the agents count as settled, not as halted."""
+    agents = state.containment.agents
+    agents.waived = max(agents.total - agents.halted, agents.unconfirmed)
+    agents.confirmed = True
+    state.record(now, SYSTEM_ACTOR, "containment.agents.waived",
+                 f"halting waived by the commander while blocked; {agents.halted} of {agents.total} halted")
+
+
+def dataset_waived(state: PauseState, name: str) -> None:
+    """The commander waived a blocked dataset: no longer pending, never counted as revoked."""
+    c = state.containment
+    c.datasets_pending = [d for d in c.datasets_pending if d != name]
+
+
 def halt_failed(state: PauseState, error: str, now: datetime) -> None:
     state.containment.agents.last_error = error
     state.record(now, SYSTEM_ACTOR, "containment.agents.failed", error, accepted=False)
@@ -140,6 +164,36 @@ def step_failed(state: PauseState, what: str, reason: str, now: datetime) -> Non
     """A containment step that will be tried again: on the timeline, and among the last errors."""
     state.containment.errors = [*state.containment.errors[-19:], f"{what}: {reason}"]
     state.record(now, SYSTEM_ACTOR, f"{what}.failed", reason, accepted=False)
+
+
+def block_step(state: PauseState, step: str, reason: str, now: datetime) -> None:
+    """A step hit an error no retry can mend: it waits for the commander, shown as blocked."""
+    c = state.containment
+    c.blocked = [b for b in c.blocked if b.step != step] + [BlockedStep(step=step, reason=reason, since=now)]
+    state.record(now, SYSTEM_ACTOR, f"{step}.blocked", reason, accepted=False)
+
+
+def is_blocked(state: PauseState, step: str) -> bool:
+    return any(b.step == step for b in state.containment.blocked)
+
+
+def is_waived_step(state: PauseState, step: str) -> bool:
+    return step in state.containment.waived_steps
+
+
+def retry_step(state: PauseState, request: RetryStepInput, now: datetime) -> str:
+    c = state.containment
+    c.blocked = [b for b in c.blocked if b.step != request.step]
+    state.record(now, request.actor.id, f"{request.step}.retry", "the commander asked to try again")
+    return f"{request.step} will be tried again"
+
+
+def waive_step(state: PauseState, request: WaiveStepInput, now: datetime) -> str:
+    c = state.containment
+    c.blocked = [b for b in c.blocked if b.step != request.step]
+    c.waived_steps = [*c.waived_steps, request.step]
+    state.record(now, request.actor.id, f"{request.step}.waived", request.reason)
+    return f"{request.step} waived"
 
 
 def dataset_contained(state: PauseState, result: DatasetContainment, now: datetime) -> None:
@@ -238,6 +292,22 @@ def overdue(state: PauseState, now: datetime) -> list[ItemStatus]:
     return items
 
 
+def record_refusal(state: PauseState, refusal: RefusalInput, now: datetime) -> None:
+    """A refusal on the timeline; refusals of one actor and action within the same minute share an
+    entry with a count, so a flood of refused requests cannot grow the timeline."""
+    minute = now.replace(second=0, microsecond=0)
+    for i in range(len(state.timeline) - 1, max(len(state.timeline) - REFUSAL_LOOKBACK, 0) - 1, -1):
+        entry = state.timeline[i]
+        if entry.at < minute:
+            break
+        if not entry.accepted and entry.actor == refusal.actor and entry.action == refusal.action:
+            state.timeline[i] = entry.model_copy(update={"count": entry.count + refusal.count,
+                                                         "detail": refusal.reason[:MAX_NOTE]})
+            return
+    state.timeline.append(TimelineEntry(at=now, actor=refusal.actor, action=refusal.action,
+                                        detail=refusal.reason[:MAX_NOTE], accepted=False, count=refusal.count))
+
+
 def void_approvals(state: PauseState, now: datetime, why: str) -> None:
     if state.approvals:
         state.record(now, SYSTEM_ACTOR, "approvals.voided", f"{len(state.approvals)} approvals voided: {why}")
@@ -319,6 +389,20 @@ def resume_problems(check: ContainmentCheck) -> list[str]:
     problems += [f"dataset {d.dataset} reopened: " + ", ".join(d.violations[:5]) for d in check.datasets
                  if not d.contained]
     return problems
+
+
+def resume_failed(state: PauseState, runbook: Runbook, error: str, now: datetime) -> None:
+    """A resume failed part-way: the plan is void, and containment starts again, which undoes whatever
+    the resume had restored (grants revoked again, agents halted again, both verified)."""
+    state.resume_error = error
+    state.record(now, SYSTEM_ACTOR, "resume.failed", f"{error}; undoing what was restored", accepted=False)
+    state.plan = None
+    void_approvals(state, now, "the resume failed")
+    c = state.containment
+    c.agents.confirmed = False
+    c.agents.switch_off = False
+    c.datasets_pending = [d.name for d in runbook.datasets]
+    c.contained_at = None
 
 
 def refuse_resume(state: PauseState, runbook: Runbook, check: ContainmentCheck, now: datetime) -> None:

@@ -36,6 +36,7 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
             access.contain_dataset,
             access.check_dataset,
             access.restore_grants,
+            access.check_plan,
             access.diff_plan,
             evidence.snapshot_audit_source,
             evidence.write_report,

@@ -23,7 +23,8 @@ def unchanged_part(view: dict[str, Any]) -> dict[str, Any]:
 
 
 def refusals(view: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(e["actor"], e["action"]) for e in view["timeline"] if not e["accepted"]]
+    """(actor, action) once per refusal: refusals of one actor and action within a minute share an entry."""
+    return [(e["actor"], e["action"]) for e in view["timeline"] if not e["accepted"] for _ in range(e["count"])]
 
 
 @pytest_asyncio.fixture

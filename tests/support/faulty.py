@@ -88,6 +88,9 @@ class FaultyAccess:
     async def check(self, spec: DatasetSpec, scope: ExposureScope) -> DatasetCheck:
         return await self._call("check", lambda: self._inner.check(spec, scope))
 
+    async def check_plan(self, spec: DatasetSpec, grants: list[GrantSpec]) -> list[str]:
+        return await self._call("check_plan", lambda: self._inner.check_plan(spec, grants))
+
     async def restore(self, spec: DatasetSpec, grants: list[GrantSpec]) -> RestoreResult:
         return await self._call("restore", lambda: self._inner.restore(spec, grants))
 

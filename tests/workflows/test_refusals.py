@@ -34,10 +34,14 @@ async def refused(h: Harness, action: object, code: str) -> str:
     with pytest.raises(ActionRefused) as info:
         await h.act(action)
     assert info.value.code == code, info.value.reason
-    after = await h.wait_for(lambda s: len(s.timeline) > len(before.timeline), what="refusal recorded")
+    # A new entry, or one more on the entry of the same actor and action this minute.
+    after = await h.wait_for(lambda s: s.timeline != before.timeline, what="refusal recorded")
     assert without_refusals(after) == without_refusals(before)
-    entry = after.timeline[-1]
-    assert not entry.accepted and entry.actor == action.actor.id and code in entry.detail  # type: ignore[attr-defined]
+    actor = action.actor.id  # type: ignore[attr-defined]
+    entry = next(e for e in reversed(after.timeline) if e.actor == actor and not e.accepted)
+    assert code in entry.detail
+    assert sum(e.count for e in after.timeline if not e.accepted) == \
+        sum(e.count for e in before.timeline if not e.accepted) + 1
     return info.value.reason
 
 

@@ -387,6 +387,15 @@ class PostgresAccess:
 
     # -- restore -----------------------------------------------------------------------------------
 
+    async def check_plan(self, spec: DatasetSpec, grants: list[GrantSpec]) -> list[str]:
+        """Why the planned grants could not be applied now (roles, tables and columns that do not exist,
+        privileges that do not apply); empty when they could. Changes nothing."""
+        async with self._connect(f"check plan for {spec.name}") as conn:
+            state = await load_state(conn, spec, strict=True)
+            tables = {o.name: o for o in state.objects if o.schema == spec.schema_name and o.kind in RELATION_KINDS}
+            columns = await _columns(conn, [o.oid for o in tables.values()])
+            return _plan_problems(spec, grants, state, tables, columns)
+
     async def restore(self, spec: DatasetSpec, grants: list[GrantSpec]) -> RestoreResult:
         """Grant exactly the planned privileges (plus the schema USAGE, and sequence USAGE for INSERT,
         they need), then check each through the database. Granting again is a no-op."""
@@ -686,13 +695,13 @@ async def _columns(conn: AsyncConnection[Any], oids: list[int]) -> dict[int, set
     return out
 
 
-def _restore_statements(
-    spec: DatasetSpec,
-    grants: list[GrantSpec],
-    state: State,
-    tables: dict[str, Obj],
-    columns: dict[int, set[str]],
-) -> list[sql.Composed]:
+COLUMN_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "REFERENCES"})
+
+
+def _plan_problems(
+    spec: DatasetSpec, grants: list[GrantSpec], state: State, tables: dict[str, Obj], columns: dict[int, set[str]]
+) -> list[str]:
+    """Why the live database cannot apply ``grants`` (none when it can)."""
     problems: list[str] = []
     for g in grants:
         if g.dataset != spec.name:
@@ -705,6 +714,20 @@ def _restore_statements(
                 problems.append(f"{g.table} has no column {', '.join(unknown)}")
         if g.role not in state.roles:
             problems.append(f"role {g.role!r} does not exist")
+        if g.columns and set(g.privileges) - COLUMN_PRIVILEGES:
+            problems.append(f"{', '.join(sorted(set(g.privileges) - COLUMN_PRIVILEGES))} cannot be granted on "
+                            f"columns of {g.table} (column grants take {', '.join(sorted(COLUMN_PRIVILEGES))})")
+    return problems
+
+
+def _restore_statements(
+    spec: DatasetSpec,
+    grants: list[GrantSpec],
+    state: State,
+    tables: dict[str, Obj],
+    columns: dict[int, set[str]],
+) -> list[sql.Composed]:
+    problems = _plan_problems(spec, grants, state, tables, columns)
     if problems:
         raise TargetRejectedError(f"restore {spec.name}: " + "; ".join(problems))
     out: list[sql.Composed] = []

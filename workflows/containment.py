@@ -1,0 +1,219 @@
+"""Containment, the first part of a pause: halt the agents, revoke access, seal the evidence.
+
+The three run in parallel, each until the target confirms it. A step that hits an error no retry
+can mend (an unknown connection, a program the fleet does not know) is shown as *blocked* and
+waits for the commander, who retries it once the cause is fixed or waives it with a reason; the
+other steps carry on meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.access import AccessActivities
+    from activities.evidence import EvidenceActivities
+    from activities.fleet import FleetActivities
+    from pausegate.errors import non_retryable_error_types
+    from pausegate.models.access import DatasetContainment
+    from pausegate.models.evidence import SnapshotResult
+    from pausegate.models.pause import (
+        ContainDatasetInput,
+        ExposureReportInput,
+        ExposureSummary,
+        HaltAgentsInput,
+        HaltAgentsResult,
+        PauseRequest,
+        PauseState,
+        SnapshotInput,
+        Tuning,
+    )
+    from pausegate.policy import transitions as t
+    from pausegate.runbook.model import Runbook
+    from workflows.support import error_text, wait_until
+
+T = TypeVar("T")
+
+AGENTS_STEP = "containment.agents"
+
+
+def _is_final(exc: ActivityError) -> bool:
+    """Whether the activity failed with an error no retry can mend (the final classes of the error tree)."""
+    cause = exc.cause
+    return isinstance(cause, ApplicationError) and (cause.non_retryable or cause.type in non_retryable_error_types())
+
+
+class Containment:
+    """The containment steps of a pause workflow (mixed into it: they share its state)."""
+
+    state: PauseState
+    request: PauseRequest
+    runbook: Runbook
+    tuning: Tuning
+
+    def _options(self, start_to_close: timedelta, *, attempts: int = 5) -> workflow.ActivityConfig:
+        raise NotImplementedError
+
+    def _history_is_long(self) -> bool:
+        raise NotImplementedError
+
+    def _notify(self, event: str, text: str) -> None:
+        raise NotImplementedError
+
+    async def _contain(self) -> bool:
+        """Halt agents, revoke access and seal evidence in parallel, until every target is confirmed
+        (or waived). False when history grew enough to continue as new first."""
+        t.start_containment(self.state, self.runbook, workflow.now())
+        results = await asyncio.gather(self._halt_agents(), self._revoke_access(), self._seal_evidence())
+        if not all(results):
+            return False
+        t.contained(self.state, workflow.now())
+        return True
+
+    async def _halt_agents(self) -> bool:
+        fleet = self.runbook.fleet
+        delay = self.tuning.halt_retry_initial_seconds
+        agents = self.state.containment.agents
+        while not agents.confirmed:
+            agents.attempts += 1
+            try:
+                result: HaltAgentsResult = await workflow.execute_activity_method(
+                    FleetActivities.halt_agents,
+                    HaltAgentsInput(connection=fleet.connection, program=self.runbook.program.id,
+                                    incident_id=self.state.incident_id, reason=self.request.reason,
+                                    batch_size=fleet.batch_size, concurrency=fleet.concurrency,
+                                    exclude_ids=t.waived_ids(self.state)),
+                    **self._options(timedelta(minutes=30)),
+                )
+                t.apply_halt(self.state, result, workflow.now())
+            except ActivityError as exc:
+                t.halt_failed(self.state, error_text(exc), workflow.now())
+                if _is_final(exc) and await self._blocked(AGENTS_STEP, error_text(exc)):
+                    t.agents_waived_whole(self.state, workflow.now())
+                    break
+            if agents.confirmed:
+                break
+            c = self.state.containment
+            if self._history_is_long() and not c.datasets_pending and not c.evidence_pending:
+                return False
+            # Offline agents pick up the program switch when they return; look again later,
+            # or at once when the commander waives them.
+            await wait_until(lambda: agents.confirmed or t.waived_all(self.state), timedelta(seconds=delay))
+            t.settle_waivers(self.state, workflow.now())
+            delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
+        return True
+
+    async def _revoke_access(self) -> bool:
+        async def contain(name: str) -> None:
+            spec = next(d for d in self.runbook.datasets if d.name == name)
+            result: DatasetContainment | None = await self._until_done(
+                f"containment.dataset.{name}",
+                lambda: workflow.execute_activity_method(
+                    AccessActivities.contain_dataset,
+                    ContainDatasetInput(pause_key=self.state.evidence_key, dataset=spec),
+                    **self._options(timedelta(minutes=30)),
+                ),
+                accept=lambda r: r.verified,
+                describe=lambda r: f"{len(r.residual)} residual paths: " + ", ".join(r.residual[:5]),
+            )
+            if result is None:
+                t.dataset_waived(self.state, name)
+            else:
+                t.dataset_contained(self.state, result, workflow.now())
+
+        await asyncio.gather(*(contain(n) for n in list(self.state.containment.datasets_pending)))
+        # Access no REVOKE can close (superusers, owners) blocks sign-off until the commander waives it.
+        await workflow.wait_condition(lambda: t.residual_settled(self.state))
+        return True
+
+    async def _seal_evidence(self) -> bool:
+        """Seal the exposure window up to the pause, then, once access is revoked, the rest of it."""
+        exposure = self.runbook.exposure
+        started = self.state.started_at
+        window_start = exposure.start or (started - exposure.lookback)
+        tables = [f"{d.schema_name}.{table}" for d in self.runbook.datasets for table in d.tables]
+
+        async def seal(name: str, segment: int, start: datetime, end: datetime) -> None:
+            spec = next(a for a in self.runbook.audit_sources if a.name == name)
+            result: SnapshotResult | None = await self._until_done(
+                f"containment.evidence.{name}",
+                lambda: workflow.execute_activity_method(
+                    EvidenceActivities.snapshot_audit_source,
+                    SnapshotInput(pause_key=self.state.evidence_key, program=self.runbook.program.id, source=spec,
+                                  segment=segment, tables=tables, window_start=start, window_end=end),
+                    **self._options(timedelta(hours=2)),
+                ),
+            )
+            if result is not None:
+                t.evidence_sealed(self.state, result, segment, workflow.now())
+
+        pending = list(self.state.containment.evidence_pending)
+        # Sources sealed one after another keep the evidence chain in a stable order.
+        for name in pending:
+            await seal(name, 0, window_start, started)
+        await workflow.wait_condition(lambda: not self.state.containment.datasets_pending)
+        revoked_at = workflow.now()
+        for name in pending:
+            await seal(name, 1, started, revoked_at)
+            t.source_sealed(self.state, name)
+        if pending:
+            await self._report_exposure()
+        return True
+
+    async def _report_exposure(self) -> None:
+        """Who saw what, from the sealed database audit records (names stay in the evidence)."""
+        database_sources = {a.name for a in self.runbook.audit_sources if a.kind == "postgres_log"}
+        bundles = [e.bundle.key for e in self.state.containment.evidence if e.source in database_sources]
+        if not bundles:
+            return
+        summary: ExposureSummary | None = await self._until_done(
+            "containment.exposure",
+            lambda: workflow.execute_activity_method(
+                EvidenceActivities.exposure_report,
+                ExposureReportInput(pause_key=self.state.evidence_key, bundles=bundles),
+                **self._options(timedelta(hours=1)),
+            ),
+        )
+        if summary is not None:
+            t.exposure_reported(self.state, summary, workflow.now())
+
+    async def _until_done(
+        self,
+        what: str,
+        step: Callable[[], Awaitable[T]],
+        accept: Callable[[T], bool] = lambda _: True,
+        describe: Callable[[T], str] = lambda _: "not confirmed",
+    ) -> T | None:
+        """Run a containment step until its result is confirmed, recording each failure; None when the
+        commander waived it while it was blocked."""
+        delay = self.tuning.halt_retry_initial_seconds
+        while True:
+            try:
+                result = await step()
+                if accept(result):
+                    return result
+                reason = describe(result)
+            except ActivityError as exc:
+                reason = error_text(exc)
+                if _is_final(exc):
+                    if await self._blocked(what, reason):
+                        return None
+                    delay = self.tuning.halt_retry_initial_seconds
+                    continue
+            t.step_failed(self.state, what, reason, workflow.now())
+            await workflow.sleep(timedelta(seconds=delay))
+            delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
+
+    async def _blocked(self, step: str, reason: str) -> bool:
+        """Wait, blocked, for the commander's decision: True when they waived the step, False to retry."""
+        t.block_step(self.state, step, reason, workflow.now())
+        self._notify("containment.blocked", f"{self.runbook.program.name}: {step} is blocked and needs the "
+                     f"commander: {reason}")
+        await workflow.wait_condition(lambda: not t.is_blocked(self.state, step))
+        return t.is_waived_step(self.state, step)
