@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from temporalio.exceptions import ApplicationError
 
 from pausegate.errors import PausegateError
+from pausegate.logging import redact
 
 
 @contextmanager
@@ -16,4 +17,5 @@ def as_application_errors() -> Iterator[None]:
     try:
         yield
     except PausegateError as exc:
-        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=not exc.retryable) from None
+        # The text becomes workflow history and the timeline: never a credential from a connection URL.
+        raise ApplicationError(redact(str(exc)), type=type(exc).__name__, non_retryable=not exc.retryable) from None

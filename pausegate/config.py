@@ -36,7 +36,7 @@ class FleetConnection(Model):
     """An agent fleet speaking the fleet contract over HTTP."""
 
     kind: Literal["fleet"] = "fleet"
-    url: str
+    url: SecretStr = Field(description="May carry credentials (user:password@); never shown, logged or recorded.")
     token: SecretStr | None = None
     timeout_seconds: float = 30.0
 

@@ -1,12 +1,65 @@
-"""structlog set-up: JSON in services, readable on a terminal."""
+"""structlog set-up: JSON in services, readable on a terminal; secrets redacted from every line.
+
+Connection URLs may carry credentials (``https://user:pass@fleet/…``) or tokens in their query
+(``?token=…``). ``redact`` removes both from any text; it runs on every log line and on every
+error that leaves an activity, so they never reach logs, the timeline or workflow history.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
+
+SECRET_QUERY_NAMES = frozenset({
+    "token", "access_token", "api_key", "apikey", "key", "secret", "password", "passwd", "pwd", "sig",
+    "signature", "auth", "authorization", "credential", "credentials", "x-amz-signature", "x-amz-credential",
+})
+REDACTED = "***"
+_URL_END = frozenset(" \t\r\n\"'<>()[]{},;`")
+
+
+def redact(text: str) -> str:
+    """``text`` with URL credentials and secret query values replaced by ``***``; one linear pass."""
+    if "://" not in text:
+        return text
+    out: list[str] = []
+    i = 0
+    while (mark := text.find("://", i)) != -1:
+        start = mark + 3
+        end = start
+        while end < len(text) and text[end] not in _URL_END:
+            end += 1
+        out.append(text[i:start])
+        out.append(_redact_url_tail(text[start:end]))
+        i = end
+    out.append(text[i:])
+    return "".join(out)
+
+
+def _redact_url_tail(tail: str) -> str:
+    """Everything after ``scheme://``: userinfo (up to the last @ before the path) and secret query values."""
+    path_at = min((tail.find(c) for c in "/?#" if c in tail), default=len(tail))
+    at = tail.rfind("@", 0, path_at)
+    if at != -1:
+        tail = f"{REDACTED}@{tail[at + 1:]}"
+    query = tail.find("?")
+    if query == -1:
+        return tail
+    fragment = tail.find("#", query)
+    params = tail[query + 1:fragment if fragment != -1 else len(tail)]
+    kept = []
+    for pair in params.split("&"):
+        name, eq, _ = pair.partition("=")
+        kept.append(f"{name}={REDACTED}" if eq and name.lower() in SECRET_QUERY_NAMES else pair)
+    return tail[:query + 1] + "&".join(kept) + (tail[fragment:] if fragment != -1 else "")
+
+
+def _redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    return {k: redact(v) if isinstance(v, str) else v for k, v in event.items()}
 
 
 def configure(*, json: bool | None = None, level: int = logging.INFO) -> None:
@@ -18,6 +71,7 @@ def configure(*, json: bool | None = None, level: int = logging.INFO) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -11,6 +11,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pausegate.errors import non_retryable_error_types
+    from pausegate.logging import redact
     from pausegate.models.pause import Tuning
 
 
@@ -36,9 +37,11 @@ def error_text(exc: BaseException) -> str:
     cause: BaseException = exc
     while isinstance(cause, ActivityError) and cause.cause is not None:
         cause = cause.cause
+    # Errors the activity boundary did not shape (the SDK's own) are redacted here too: this text
+    # goes to the timeline and to history.
     if isinstance(cause, ApplicationError) and cause.type:
-        return f"{cause.type}: {cause.message}"[:500]
-    return str(cause)[:500]
+        return redact(f"{cause.type}: {cause.message}")[:500]
+    return redact(str(cause))[:500]
 
 
 async def wait_until(condition: Callable[[], bool], timeout: timedelta | None) -> bool:

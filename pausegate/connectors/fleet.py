@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from pausegate.config import FleetConnection
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
+from pausegate.logging import redact
 from pausegate.models.fleet import (
     AgentPage,
     AgentState,
@@ -74,7 +75,9 @@ class HttpFleet:
     ) -> None:
         if client is not None and transport is not None:
             raise ValueError("pass either client or transport, not both")
-        self.base_url = base_url.rstrip("/")
+        self._base_url = base_url.rstrip("/")
+        # What logs and errors show: the URL without credentials (it may carry user:password@).
+        self.base_url = redact(self._base_url)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(transport=transport, timeout=timeout)
@@ -141,7 +144,7 @@ class HttpFleet:
     # --- plumbing ------------------------------------------------------------------------
 
     def _url(self, program: str, resource: str) -> str:
-        return f"{self.base_url}/v1/programs/{quote(program, safe='')}/{resource}"
+        return f"{self._base_url}/v1/programs/{quote(program, safe='')}/{resource}"
 
     async def _call(
         self,
@@ -170,12 +173,14 @@ class HttpFleet:
 
     def _unavailable(self, method: str, url: str, exc: httpx.TransportError) -> TargetUnavailableError:
         kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
-        self._log.warning("fleet.unavailable", method=method, url=url, error=repr(exc))
-        return TargetUnavailableError(f"fleet {kind}: {method} {url}: {exc!r}")
+        url = redact(url)
+        self._log.warning("fleet.unavailable", method=method, url=url, error=redact(repr(exc)))
+        return TargetUnavailableError(f"fleet {kind}: {method} {url}: {redact(repr(exc))}")
 
     def _raise_for(self, response: httpx.Response, method: str, url: str) -> None:
         status = response.status_code
-        message = f"fleet answered {status} to {method} {url}: {_message(response)}"
+        url = redact(url)
+        message = f"fleet answered {status} to {method} {url}: {redact(_message(response))}"
         self._log.warning("fleet.error", method=method, url=url, status=status)
         if status >= 500 or status in _TRANSIENT_4XX:
             retry_after = response.headers.get("Retry-After")
@@ -187,7 +192,9 @@ class HttpFleet:
         try:
             return model.model_validate_json(data)
         except ValidationError as exc:
-            raise TargetRejectedError(f"fleet answer from {url} does not follow the contract: {exc}") from exc
+            raise TargetRejectedError(
+                f"fleet answer from {redact(url)} does not follow the contract: {redact(str(exc))}"
+            ) from exc
 
 
 def fleet_from_connection(
@@ -195,7 +202,7 @@ def fleet_from_connection(
 ) -> HttpFleet:
     """The connector for a configured fleet connection (the token stays inside the connector)."""
     return HttpFleet(
-        conn.url,
+        conn.url.get_secret_value(),
         token=conn.token.get_secret_value() if conn.token else None,
         timeout=conn.timeout_seconds,
         transport=transport,

@@ -141,6 +141,7 @@ async def pause_harness(
     faults: FaultSettings | None = None,
     tick_seconds: float = 0.1,
     run_worker: bool = True,
+    fleet_url: Callable[[str], str] = lambda url: url,
 ) -> AsyncIterator[Harness]:
     """Everything one pause test needs, torn down afterwards."""
     program = f"telemetry-{uuid.uuid4().hex[:10]}"
@@ -163,7 +164,7 @@ async def pause_harness(
             evidence=EvidenceSettings(directory=tmp_path / "evidence", signing_key=tmp_path / "keys" / "key.pem"),
             connections={
                 "telemetry-db": PostgresConnection(dsn=database_dsn, log_dir=pglog),  # type: ignore[arg-type]
-                "telemetry-fleet": FleetConnection(url=fleet.url),
+                "telemetry-fleet": FleetConnection(url=fleet_url(fleet.url)),  # type: ignore[arg-type]
                 "slack-security": WebhookConnection(url=chat.hook_url("security")),  # type: ignore[arg-type]
             },
         )
