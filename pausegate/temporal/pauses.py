@@ -25,10 +25,12 @@ from pausegate.models.pause import (
     ProposePlanInput,
     RefusalInput,
     RejectPlanInput,
+    RetryStepInput,
     Tuning,
     UpdateReceipt,
     WaiveAgentsInput,
     WaiveResidualInput,
+    WaiveStepInput,
 )
 from workflows.pause import PauseWorkflow, pause_workflow_id
 
@@ -85,6 +87,8 @@ _UPDATES: dict[type, Any] = {
     WaiveAgentsInput: PauseWorkflow.waive_agents,
     WaiveResidualInput: PauseWorkflow.waive_residual,
     DecommissionInput: PauseWorkflow.decommission,
+    RetryStepInput: PauseWorkflow.retry_step,
+    WaiveStepInput: PauseWorkflow.waive_step,
 }
 
 
@@ -92,7 +96,7 @@ async def act(
     client: Client,
     program: str,
     action: CompleteItemInput | ProposePlanInput | ApproveInput | RejectPlanInput | WaiveAgentsInput
-    | DecommissionInput | WaiveResidualInput,
+    | DecommissionInput | WaiveResidualInput | RetryStepInput | WaiveStepInput,
     *,
     update_id: str | None = None,
 ) -> UpdateReceipt:
