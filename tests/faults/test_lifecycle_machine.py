@@ -283,7 +283,7 @@ class PauseMachine(RuleBasedStateMachine):
         while True:
             accepted = sum(1 for e in status.timeline if e.accepted and e.action in (
                 "checklist.completed", "checklist.amended", "plan.proposed", "plan.rejected", "plan.approved"))
-            refused = sum(1 for e in status.timeline if not e.accepted and e.action.startswith("refused."))
+            refused = sum(e.count for e in status.timeline if not e.accepted and e.action.startswith("refused."))
             if (accepted, refused) == (self.model.accepted, self.model.refused) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
