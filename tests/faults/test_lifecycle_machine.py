@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis import Phase as TestPhase
+from hypothesis import Phase as HypothesisPhase
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -299,7 +299,8 @@ async def test_random_actions_by_random_actors_follow_the_rules(make_harness: Ha
         PauseMachine.stats = {"pauses": 0, "accepted": 0, "refused": 0, "resumed": 0, "steps_awaiting_approval": 0}
         # No shrinking: a live pause cannot be replayed step for step; a failure is reported as found.
         config = settings(max_examples=20, stateful_step_count=50, deadline=None, derandomize=True,
-                          phases=[TestPhase.explicit, TestPhase.generate], suppress_health_check=list(HealthCheck))
+                          phases=[HypothesisPhase.explicit, HypothesisPhase.generate],
+                          suppress_health_check=list(HealthCheck))
         await asyncio.to_thread(run_state_machine_as_test, PauseMachine, settings=config)
         stats = PauseMachine.stats
         assert stats["accepted"] > 0 and stats["refused"] > 0 and stats["resumed"] > 0
