@@ -151,5 +151,8 @@ class FleetActivities:
             pending = sorted(
                 {r.agent_id for r in result.results if r.status != AgentResultStatus.CONFIRMED} | (set(ids) - answered)
             )
+            # With the switch back on, agents halted only by the switch collect again without a call of their
+            # own: the fleet's count of collecting agents is the resume's outcome.
+            collecting = await fleet.list_agents(input.program, page_size=1, state=AgentState.COLLECTING)
             return ResumeAgentsResult(switch_on=switch.enabled, resumed=confirmed, unconfirmed=len(pending),
-                                      unconfirmed_ids=pending[:MAX_LISTED_IDS])
+                                      unconfirmed_ids=pending[:MAX_LISTED_IDS], collecting=collecting.total)

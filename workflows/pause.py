@@ -125,8 +125,9 @@ class PauseWorkflow(Containment):
                 t.resume_failed(self.state, self.runbook, error_text(exc), workflow.now())
                 self._enter(Phase.CONTAINING, "undoing a failed resume before review continues")
                 continue
-            self._enter(Phase.RESUMED, f"{resumed.resumed} agents resumed, "
-                        f"{sum(r.granted for r in restore)} grants restored")
+            t.resumed(self.state, restore, resumed, workflow.now())
+            self._enter(Phase.RESUMED, f"switch {'on' if resumed.switch_on else 'off'}, {resumed.collecting} agents "
+                        f"collecting, {sum(r.granted for r in restore)} grants restored")
             archiver.cancel()
             return await self._finish(notifier, restore, resumed)
 
@@ -351,7 +352,8 @@ class PauseWorkflow(Containment):
             **self._options(timedelta(minutes=30), attempts=20),
         )
         self.state.record(workflow.now(), SYSTEM_ACTOR, "resume.agents",
-                          f"{resumed.resumed} agents resumed, {resumed.unconfirmed} will resume when they return")
+                          f"switch {'on' if resumed.switch_on else 'off'}: {resumed.collecting} agents collecting "
+                          f"({resumed.resumed} resumed one by one), {resumed.unconfirmed} will resume when they return")
         return list(restore), resumed
 
     async def _check_plan(self, plan: ResumePlan) -> None:

@@ -27,7 +27,11 @@ def receipt(answer: Receipt) -> Text:
 
 
 def progress_line(view: PauseView) -> Text:
-    """One line of containment progress, as people read it."""
+    """One line of containment progress, as people read it; once resumed, the resume's outcome."""
+    if view.resumed is not None:
+        r = view.resumed
+        return line(view.phase, f": switch {'on' if r.switch_on else 'off'} at {r.at:%Y-%m-%d %H:%M:%S} UTC"
+                    f" · {r.collecting} agents collecting · {r.grants_restored} grants restored")
     p = view.progress
     evidence = f"evidence {p.evidence_bundles} bundles sealed"
     pending = f" (pending: {', '.join(p.evidence_pending)})" if p.evidence_pending else ""
@@ -43,9 +47,17 @@ def progress_line(view: PauseView) -> Text:
 
 
 def progress_table(view: PauseView) -> Table:
-    """Containment at a glance: agents, switch, access, evidence, the latest errors."""
+    """Containment at a glance: agents, switch, access, evidence, the latest errors; once resumed, what the
+    resume did (the containment figures describe the past by then)."""
     p = view.progress
     shown = table(line("Pause of ", view.program, " — ", view.phase), show_header=False)
+    if view.resumed is not None:
+        r = view.resumed
+        add_row(shown, "Program switch", f"{'on' if r.switch_on else 'off'} since {r.at:%Y-%m-%d %H:%M:%S} UTC")
+        add_row(shown, "Agents collecting", f"{r.collecting} (confirmed by the fleet; {r.unconfirmed} resume when "
+                f"they return)")
+        add_row(shown, "Grants restored", f"{r.grants_restored}" + (" ✓" if r.grants_verified else " (NOT verified)"))
+        return shown
     add_row(
         shown,
         "Agents halted",

@@ -124,8 +124,9 @@ def render_markdown(report: ReportInput) -> str:
             )
         if report.resume:
             lines.append(
-                f"- Agents resumed: {report.resume.resumed}; {report.resume.unconfirmed} resume when "
-                "they return"
+                f"- Program switch: {'on' if report.resume.switch_on else 'off'}; agents collecting again: "
+                f"{report.resume.collecting} (resumed one by one: {report.resume.resumed}); "
+                f"{report.resume.unconfirmed} resume when they return"
             )
 
     lines += ["", "## Timeline", "", "| At | Actor | Action | Detail |", "|---|---|---|---|"]

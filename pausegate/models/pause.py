@@ -55,14 +55,46 @@ class Severity(StrEnum):
 
 
 class Actor(Model):
-    """A verified person and the roles they act with. Set by the API, never by a request body."""
+    """A verified person and the roles they act with. Set by the API, never by a request body.
 
-    id: str = Field(min_length=1, max_length=200)
+    ``id`` names the identity in its namespace: ``local:<name>`` for a local user, ``oidc:<issuer>#<sub>``
+    for an OIDC subject, so a local user can never hold an OIDC subject's id or the reverse, and every
+    rule that compares people (separation of duties, one approval each) compares these ids.
+
+    ``roles`` hold in every program; ``program_roles`` only in the program they are listed under. The
+    API resolves them for the program a request acts on (``for_program``) before any rule runs, so the
+    actor an update carries has the roles effective for that program in ``roles`` and nothing else.
+    """
+
+    id: str = Field(min_length=1, max_length=512)
     roles: list[str] = Field(default_factory=list)
+    program_roles: dict[str, list[str]] = Field(
+        default_factory=dict, description="Roles held for one program only, by program id (not yet resolved)."
+    )
+    email: str | None = Field(
+        default=None,
+        max_length=320,
+        description="The identity provider's verified email (OIDC email_verified), lower-cased: two identities "
+        "with the same one are one person to the quorum.",
+    )
 
     def has_any(self, roles: list[str]) -> bool:
         """Whether the actor holds at least one of ``roles``."""
         return any(r in self.roles for r in roles)
+
+    def for_program(self, program: str) -> Actor:
+        """This actor with the roles effective for ``program``: the global roles and the ones held for
+        ``program``; roles held for other programs are dropped (they count nowhere else, and the pause
+        of one program has no business knowing who holds what in another). Resolving twice changes nothing."""
+        if not self.program_roles:
+            return self
+        roles = sorted({*self.roles, *self.program_roles.get(program, [])})
+        return self.model_copy(update={"roles": roles, "program_roles": {}})
+
+    def same_person(self, other_id: str, other_email: str | None) -> bool:
+        """Whether the identity ``other_id`` (with its verified email, if any) is this actor: the same
+        id, or the same verified email."""
+        return other_id == self.id or (self.email is not None and other_email == self.email)
 
 
 class PauseRequest(Model):
@@ -269,6 +301,7 @@ class Approval(Model):
     digest: str
     at: datetime
     comment: str = ""
+    email: str | None = Field(default=None, description="The approver's verified email, when the identity has one.")
 
 
 class TimelineEntry(Model):
@@ -412,9 +445,22 @@ class ResumeAgentsResult(Model):
     """Agents resumed under an approved plan."""
 
     switch_on: bool
-    resumed: int
+    resumed: int = Field(description="Agents resumed one by one and confirmed (the ones halted individually).")
     unconfirmed: int
     unconfirmed_ids: list[str]
+    collecting: int = Field(default=0, description="Agents the fleet reports collecting once the resume is done.")
+
+
+class ResumeOutcome(Model):
+    """What the resume did, as the fleet and the database confirmed it: the facts after RESUMED."""
+
+    at: datetime
+    switch_on: bool
+    collecting: int = Field(description="Agents the fleet confirmed collecting again (switch and individual resumes).")
+    resumed_individually: int
+    unconfirmed: int = Field(description="Agents to resume when they return.")
+    grants_restored: int
+    grants_verified: bool
 
 
 class AgentsCheck(Model):
@@ -573,6 +619,7 @@ class PauseState(Mutable):
     timeline_archived: list[EvidenceRef] = Field(default_factory=list)
     report: EvidenceRef | None = None
     resume_error: str | None = Field(default=None, description="Why the last resume failed and was undone.")
+    resumed: ResumeOutcome | None = Field(default=None, description="Set when the pause is RESUMED.")
     run_count: int = 1
     applied_updates: list[AppliedUpdate] = Field(
         default_factory=list, description="Update ids applied in earlier runs (Temporal deduplicates within one run)."

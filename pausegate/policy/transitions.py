@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pausegate.models.access import DatasetContainment
+from pausegate.models.access import DatasetContainment, RestoreResult
 from pausegate.models.digests import plan_digest
 from pausegate.models.evidence import SnapshotResult
 from pausegate.models.pause import (
@@ -32,6 +32,8 @@ from pausegate.models.pause import (
     ProposePlanInput,
     RefusalInput,
     RejectPlanInput,
+    ResumeAgentsResult,
+    ResumeOutcome,
     RetryStepInput,
     TimelineEntry,
     WaiveAgentsInput,
@@ -341,7 +343,7 @@ def propose_plan(state: PauseState, request: ProposePlanInput, now: datetime) ->
 
 def approve_plan(state: PauseState, request: ApproveInput, now: datetime) -> str:
     state.approvals.append(Approval(actor_id=request.actor.id, role=request.role, digest=request.digest, at=now,
-                                    comment=request.comment))
+                                    comment=request.comment, email=request.actor.email))
     count = f"{len(state.approvals)} of {state.quorum}"
     state.record(now, request.actor.id, "plan.approved", f"as {request.role}, digest {request.digest[:12]} ({count})")
     return f"approval {count} recorded"
@@ -370,7 +372,7 @@ def waive_residual(state: PauseState, request: WaiveResidualInput, now: datetime
 
 def vote_decommission(state: PauseState, request: DecommissionInput, now: datetime) -> str:
     state.decommission_approvals.append(Approval(actor_id=request.actor.id, role=request.role, digest="decommission",
-                                                 at=now, comment=request.reason))
+                                                 at=now, comment=request.reason, email=request.actor.email))
     state.record(now, request.actor.id, "decommission.voted",
                  f"as {request.role} ({len(state.decommission_approvals)} of {state.quorum}): {request.reason}")
     return "decommission vote recorded"
@@ -389,6 +391,16 @@ def resume_problems(check: ContainmentCheck) -> list[str]:
     problems += [f"dataset {d.dataset} reopened: " + ", ".join(d.violations[:5]) for d in check.datasets
                  if not d.contained]
     return problems
+
+
+def resumed(state: PauseState, restore: list[RestoreResult], agents: ResumeAgentsResult, now: datetime) -> None:
+    """The resume's outcome as the fleet and the database confirmed it."""
+    state.resumed = ResumeOutcome(
+        at=now, switch_on=agents.switch_on, collecting=agents.collecting, resumed_individually=agents.resumed,
+        unconfirmed=agents.unconfirmed, grants_restored=sum(r.granted for r in restore),
+        grants_verified=all(r.verified for r in restore),
+    )
+    state.resume_error = None
 
 
 def resume_failed(state: PauseState, runbook: Runbook, error: str, now: datetime) -> None:

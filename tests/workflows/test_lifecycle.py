@@ -17,6 +17,7 @@ from psycopg import errors
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from pausegate.evidence.report import render_markdown
 from pausegate.models.access import GrantSpec
 from pausegate.models.pause import (
     AgentSelection,
@@ -26,6 +27,7 @@ from pausegate.models.pause import (
     PauseState,
     Phase,
     ProposePlanInput,
+    ReportInput,
     ResumePlan,
 )
 from tests.support.harness import (
@@ -211,6 +213,15 @@ class TestLifecycle:
 
         assert final.phase == Phase.RESUMED
         assert final.report is not None
+        # The facts after RESUMED are the resume's, as the fleet confirmed them: every agent collects again
+        # through the program switch (none was halted one by one, so none is resumed one by one).
+        assert final.resumed is not None and final.resumed.switch_on
+        assert final.resumed.collecting == len(h.fleet_state.program(h.program).collecting()) == 200
+        assert final.resumed.grants_restored == sum(len(g.privileges) for g in NARROWED_PLAN.grants) == 4
+        assert final.resumed.grants_verified
+        report = h.connectors.evidence_store.read_json(final.report.key)
+        assert report["resume"]["collecting"] == 200
+        assert "agents collecting again: 200" in render_markdown(ReportInput.model_validate(report))
         # Exactly the narrowed access: analysts read without typed content, employees read nothing.
         trainer = h.dsn_as("ml_trainer")
         assert can_read(trainer, "mouse_events")
