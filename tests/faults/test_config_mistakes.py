@@ -18,6 +18,7 @@ from pausegate.models.pause import (
     RetryStepInput,
     WaiveStepInput,
 )
+from tests.support.fault_report import record_result
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO, Harness
 from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review
 
@@ -59,6 +60,9 @@ class TestUnknownConnection:
         status = await h.wait_for_state(Phase.UNDER_REVIEW)
         assert status.containment.blocked == [] and status.containment.access_revoked
         assert not can_read(h.dsn_as("employee_0001"), "keystrokes")
+        record_result("runbook names a connection the deployment lacks", "pause, fix the configuration, retry",
+                      injected=1, outcome="agents halted and evidence sealed meanwhile; the dataset step blocked "
+                      "(timeline, status, webhook), not retried; contained once the commander retried")
 
     async def test_a_waived_step_settles_containment_without_counting_as_revoked(self, harness: Harness) -> None:
         h = harness
@@ -94,6 +98,8 @@ class TestPlansThatCannotBeApplied:
             assert refused.value.code == "invalid_plan" and expected in refused.value.reason
         after = await h.status()
         assert after.plan is None and before.plan is None and after.phase == Phase.UNDER_REVIEW
+        record_result("plan names a missing role or column", "propose", injected=2,
+                      outcome="refused at proposal with the reason; no plan recorded")
 
     async def test_a_failure_during_resume_is_undone_and_the_pause_returns_to_review(self, harness: Harness) -> None:
         h = harness
@@ -141,3 +147,6 @@ class TestPlansThatCannotBeApplied:
         await h.act(ApproveInput(actor=CPO, role="cpo", digest=status.approval_digest))
         final = await handle.result()
         assert final.phase == Phase.RESUMED and final.report is not None
+        record_result("resume fails after grants were restored", "fleet refuses the switch", injected=1,
+                      outcome="restored grants revoked again and verified, switch off, back to review; "
+                      "RESUMED under a second plan with its report")
