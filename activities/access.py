@@ -8,7 +8,6 @@ from temporalio import activity
 
 from activities.heartbeat import running
 from pausegate.connectors.interfaces import DatasetAccess, EvidenceStore
-from pausegate.errors import EvidenceError
 from pausegate.evidence.layout import plan_diff_key, scope_key
 from pausegate.models.access import (
     UNREVOCABLE_PATHS,
@@ -18,6 +17,7 @@ from pausegate.models.access import (
     RestoreResult,
     RoleAccess,
 )
+from pausegate.models.evidence import EvidenceRef
 from pausegate.models.pause import (
     MAX_LISTED_IDS,
     CheckDatasetInput,
@@ -42,14 +42,24 @@ class AccessActivities:
         self._access = access
         self._store = store
 
-    async def _scope(self, pause_key: str, spec: DatasetSpec, access: DatasetAccess) -> ExposureScope:
-        """The scope recorded before anything was revoked; recorded once per pause, reused on retry."""
+    async def _scope(
+        self, pause_key: str, spec: DatasetSpec, access: DatasetAccess
+    ) -> tuple[ExposureScope, EvidenceRef]:
+        """The scope recorded before anything was revoked, and its ref; recorded once per pause,
+        reused on retry (a retry after revoking would record less than was exposed)."""
         key = scope_key(pause_key, spec.name)
         if self._store.get(key) is not None:
-            return ExposureScope.model_validate(self._store.read_json(key))
+            # Read before the workflow has recorded its digest, so no record vouches for it yet; the
+            # signature does, because it names the key: a scope signed for this key was written by an
+            # earlier attempt of this very activity (evidence keys are unique per pause and written
+            # once). Another pause's scope copied here is refused (signed for its own key), and so is
+            # one signed before signatures named their key (read_json wants a recorded digest for it).
+            document = self._store.read_json(key)
+            # Storing it again yields the ref of exactly what was read (canonical JSON re-serialises
+            # to the same bytes) and fails if the file changed since: the workflow records that.
+            return ExposureScope.model_validate(document), self._store.put_json(key, document)
         scope = await access.record_scope(spec)
-        self._store.put_json(key, scope.model_dump(mode="json"))
-        return scope
+        return scope, self._store.put_json(key, scope.model_dump(mode="json"))
 
     @activity.defn(name="contain_dataset")
     async def contain_dataset(self, input: ContainDatasetInput) -> DatasetContainment:
@@ -57,10 +67,7 @@ class AccessActivities:
         async with running():
             spec = input.dataset
             access = self._access(spec.connection)
-            scope = await self._scope(input.pause_key, spec, access)
-            ref = self._store.get(scope_key(input.pause_key, spec.name))
-            if ref is None:
-                raise EvidenceError(f"exposure scope of {spec.name} was not stored")
+            scope, ref = await self._scope(input.pause_key, spec, access)
             activity.heartbeat("scope recorded")
             revoked = await access.revoke(spec, scope)
             activity.heartbeat("revoked")
@@ -85,16 +92,17 @@ class AccessActivities:
         async with running():
             spec = input.dataset
             access = self._access(spec.connection)
-            scope = ExposureScope.model_validate(self._store.read_json(scope_key(input.pause_key, spec.name)))
+            scope = ExposureScope.model_validate(
+                self._store.read_json(scope_key(input.pause_key, spec.name), expected_sha256=input.scope_sha256)
+            )
             return await access.check(spec, scope)
 
     @activity.defn(name="diff_plan")
     async def diff_plan(self, input: DiffPlanInput) -> PlanDiffSummary:
         """Who loses, keeps and gains access under a plan, against the recorded scope (full diff: evidence)."""
         async with running():
-            scope = ExposureScope.model_validate(
-                self._store.read_json(scope_key(input.pause_key, input.dataset.name))
-            )
+            key = scope_key(input.pause_key, input.dataset.name)
+            scope = ExposureScope.model_validate(self._store.read_json(key, expected_sha256=input.scope_sha256))
             diff = plan_diff(scope, input.grants)
             ref = self._store.put_json(
                 plan_diff_key(input.pause_key, input.plan_digest, input.dataset.name),

@@ -8,9 +8,11 @@ from typing import Any
 from temporalio import activity
 
 from activities.heartbeat import running
-from pausegate.connectors.audit.sources import WhoSawWhatBuilder
+from pausegate.connectors.audit.exposure import Exposure, summary
+from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.interfaces import AuditSource, EvidenceStore
-from pausegate.evidence.layout import audit_key, exposure_key, report_key, timeline_key
+from pausegate.evidence.anchor import REPORT_FINGERPRINT
+from pausegate.evidence.layout import audit_key, report_key, timeline_key
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
 from pausegate.models.pause import (
     ArchiveTimelineInput,
@@ -37,47 +39,56 @@ async def _heartbeating(records: AsyncIterator[Mapping[str, Any]]) -> AsyncItera
 class EvidenceActivities:
     """Activities over the evidence store and the audit sources."""
 
-    def __init__(self, store: EvidenceStore, sources: AuditSourceFactory) -> None:
+    def __init__(self, store: EvidenceStore, sources: AuditSourceFactory,
+                 access: Callable[[str], object] | None = None) -> None:
+        """``access``: dataset access connectors by connection name (``Connectors.access``): the
+        database's log is then filtered with the live read paths, fenced, and data subjects counted."""
         self._store = store
         self._sources = sources
+        self._exposure = Exposure(store, access)
 
     @activity.defn(name="snapshot_audit_source")
     async def snapshot_audit_source(self, input: SnapshotInput) -> SnapshotResult:
         """Seal one source's records of one segment of the exposure window (once per pause and segment)."""
         async with running():
             source = self._sources(input.source, input.program, list(input.tables))
+            if isinstance(source, PostgresLogSource):
+                # kept: the lines that may show a read of the datasets by any path their scope knows
+                source = await self._exposure.database_source(
+                    source, input.pause_key, input.source.connection, input.datasets, input.tables)
             key = audit_key(input.pause_key, input.source.name, input.segment)
-            records = _heartbeating(source.records(input.window_start, input.window_end))
-            ref, chunks = await self._store.seal(key, records)
+            seal_blocks = getattr(self._store, "seal_blocks", None)
+            if isinstance(source, PostgresLogSource) and seal_blocks is not None:
+                # the log's lines come serialised from the scanning thread: sealing does no per-line work
+                blocks = source.blocks(input.window_start, input.window_end,
+                                       progress=lambda n: activity.heartbeat(f"{n} log bytes read"))
+                ref, chunks = await seal_blocks(key, blocks)
+            else:
+                records = _heartbeating(source.records(input.window_start, input.window_end))
+                ref, chunks = await self._store.seal(key, records)
             return SnapshotResult(source=input.source.name, window_start=input.window_start,
                                   window_end=input.window_end, bundle=ref, chunks=chunks)
 
     @activity.defn(name="exposure_report")
     async def exposure_report(self, input: ExposureReportInput) -> ExposureSummary:
-        """Who read which dataset object, how often, first and last time: computed from the sealed
-        bundles themselves, so the report is exactly as good as the evidence."""
+        """Who read which dataset table, by which path, how often, first and last time: derived from
+        the sealed log lines themselves, so the report is exactly as good as the evidence; and how
+        many people's records were readable (the list stays in owner-only evidence)."""
         async with running():
-            builder = WhoSawWhatBuilder()
-            for n, key in enumerate(input.bundles):
-                for record in self._store.iter_bundle(key):
-                    builder.add(record)
-                activity.heartbeat(f"{n + 1} bundles read")
-            report = builder.build()
-            ref = self._store.put_json(exposure_key(input.pause_key), report.model_dump(mode="json"))
-            return ExposureSummary(
-                readers=len(report.users),
-                objects=len({e.object for e in report.entries}),
-                statements=report.statements,
-                failed_reads=sum(e.failed for e in report.entries),
-                report=ref,
-            )
+            report, ref = await self._exposure.who_saw_what(
+                input.pause_key, input.bundles, input.datasets, activity.heartbeat)
+            subjects = await self._exposure.data_subjects(input.pause_key, input.datasets, input.window_end)
+            return summary(report, ref, subjects)
 
     @activity.defn(name="write_report")
     async def write_report(self, input: ReportInput) -> EvidenceRef:
         """Store the pause's final report."""
         async with running():
             document = input.model_dump(mode="json")
+            # the status lists the digest of every bundle and document the pause recorded; with the
+            # key's fingerprint beside it, the report alone anchors the evidence offline
             document["status"] = input.status.as_document()
+            document[REPORT_FINGERPRINT] = self._store.signing_key_sha256
             return self._store.put_json(report_key(input.pause_key), document)
 
     @activity.defn(name="archive_timeline")

@@ -263,7 +263,7 @@ def stored_bytes(store: LocalEvidenceStore, key: str) -> int:
 def check_bundle(store: LocalEvidenceStore, key: str, digest: str) -> None:
     """The bundle verifies offline, holds one file per chunk (nothing deduplicated), and its
     records, read back in order, are exactly the bytes the baseline hashed."""
-    report = verify_bundle(store.bundle_path(key))
+    report = verify_bundle(store.bundle_path(key), store.public_key_path)
     assert report.ok, report.problems
     manifest = store.read_json(key)
     files = list((store.bundle_path(key) / "chunks").iterdir())

@@ -76,6 +76,13 @@ class EvidenceSettings(Model):
     compression_level: int = Field(
         default=-3, ge=-7, le=19, description="zstd level for sealed chunks (negative: faster, larger)."
     )
+    signing_key_fingerprint: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the signing key's raw public key. Verifiers trust a public key found beside "
+        "the evidence only if it has this fingerprint, and the worker refuses a signing key that does not; "
+        "the embedded stack pins it on first start.",
+    )
 
     def open_store(self) -> LocalEvidenceStore:
         from pausegate.evidence.store import LocalEvidenceStore
@@ -85,6 +92,7 @@ class EvidenceSettings(Model):
             self.signing_key,
             compression=self.compression,
             compression_level=self.compression_level,
+            expected_fingerprint=self.signing_key_fingerprint,
         )
 
 
@@ -98,6 +106,15 @@ class OidcSettings(Model):
     actor_claim: str = "sub"
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
     leeway_seconds: int = 30
+    # Console sign-in (authorization code + PKCE, pausegate.console.oidc); offered when client_id is set.
+    # The ID token the console receives is verified like an API token, so its ``aud`` must hold ``audience``.
+    client_id: str | None = None
+    client_secret: SecretStr | None = Field(default=None, description="Only for a confidential client.")
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    redirect_uri: str | None = Field(
+        default=None, description="Default: this console's /console/sign-in/oidc/callback as the request names it."
+    )
 
 
 class ApiSettings(Model):
@@ -208,6 +225,8 @@ def dump_settings(settings: Settings) -> str:
         lines.append("[api.oidc]")
         for key in type(api.oidc).model_fields:
             v = getattr(api.oidc, key)
+            if v is None:
+                continue  # TOML has no null: an unset optional field (the console client's) is left out
             rendered = "[" + ", ".join(value(x) for x in v) + "]" if isinstance(v, list) else value(v)
             lines.append(f"{key} = {rendered}")
         lines.append("")

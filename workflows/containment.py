@@ -146,7 +146,8 @@ class Containment:
                 lambda: workflow.execute_activity_method(
                     EvidenceActivities.snapshot_audit_source,
                     SnapshotInput(pause_key=self.state.evidence_key, program=self.runbook.program.id, source=spec,
-                                  segment=segment, tables=tables, window_start=start, window_end=end),
+                                  segment=segment, tables=tables, window_start=start, window_end=end,
+                                  datasets=list(self.runbook.datasets)),
                     **self._options(timedelta(hours=2)),
                 ),
             )
@@ -163,10 +164,10 @@ class Containment:
             await seal(name, 1, started, revoked_at)
             t.source_sealed(self.state, name)
         if pending:
-            await self._report_exposure()
+            await self._report_exposure(window_start, revoked_at)
         return True
 
-    async def _report_exposure(self) -> None:
+    async def _report_exposure(self, window_start: datetime, revoked_at: datetime) -> None:
         """Who saw what, from the sealed database audit records (names stay in the evidence)."""
         database_sources = {a.name for a in self.runbook.audit_sources if a.kind == "postgres_log"}
         bundles = [e.bundle.key for e in self.state.containment.evidence if e.source in database_sources]
@@ -176,7 +177,9 @@ class Containment:
             "containment.exposure",
             lambda: workflow.execute_activity_method(
                 EvidenceActivities.exposure_report,
-                ExposureReportInput(pause_key=self.state.evidence_key, bundles=bundles),
+                ExposureReportInput(pause_key=self.state.evidence_key, bundles=bundles,
+                                    datasets=list(self.runbook.datasets), window_start=window_start,
+                                    window_end=revoked_at),
                 **self._options(timedelta(hours=1)),
             ),
         )

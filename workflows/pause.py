@@ -315,10 +315,11 @@ class PauseWorkflow(Containment):
                             batch_size=fleet.batch_size, concurrency=fleet.concurrency),
             **self._options(timedelta(minutes=10), attempts=10),
         )
+        scopes = {d.dataset: d.scope.sha256 for d in self.state.containment.datasets}
         datasets = await asyncio.gather(*(
             workflow.execute_activity_method(
                 AccessActivities.check_dataset,
-                CheckDatasetInput(pause_key=self.state.evidence_key, dataset=spec),
+                CheckDatasetInput(pause_key=self.state.evidence_key, dataset=spec, scope_sha256=scopes.get(spec.name)),
                 **self._options(timedelta(minutes=10), attempts=10),
             )
             for spec in self.runbook.datasets
@@ -371,13 +372,14 @@ class PauseWorkflow(Containment):
             raise ApplicationError("; ".join(found)[:2000], type="invalid_plan", non_retryable=True)
 
     async def _diff_plan(self, plan: ResumePlan, digest: str) -> list[PlanDiffSummary]:
-        contained = {d.dataset for d in self.state.containment.datasets}
+        contained = {d.dataset: d.scope.sha256 for d in self.state.containment.datasets}
         try:
             return list(await asyncio.gather(*(
                 workflow.execute_activity_method(
                     AccessActivities.diff_plan,
                     DiffPlanInput(pause_key=self.state.evidence_key, dataset=spec, plan_digest=digest,
-                                  grants=[g for g in plan.grants if g.dataset == spec.name]),
+                                  grants=[g for g in plan.grants if g.dataset == spec.name],
+                                  scope_sha256=contained[spec.name]),
                     **self._options(timedelta(minutes=2), attempts=3),
                 )
                 for spec in self.runbook.datasets if spec.name in contained

@@ -1,13 +1,16 @@
-"""Plumbing shared by the routes that act on a pause: authorising, recording refusals, sending updates.
+"""Plumbing shared by the routes that act on a pause: admitting, authorising, recording refusals,
+sending updates.
 
-Actions go through ``pausegate.temporal.pauses.act``, whose refusals land in the pause's timeline;
-the routes refuse a few things themselves (triggering without a commander role, reading the scope
-without a review role) and record those refusals the same way (``record_refusal``).
+Every action on a program goes through ``admit`` first: a caller with no role in the program's
+runbook is refused there, before anything reaches Temporal, and the refusal goes to the API's
+refusal log (coalesced: ``pausegate.api.refusals``); then the caller's rate limit is taken. A
+refusal of a caller who holds a role (decided here by ``pausegate.policy.authority``, or by the
+workflow's validators) goes to the pause's timeline through the same recorder, at most one signal
+per program, actor, action and minute.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -15,42 +18,68 @@ from typing import Any, TypeVar
 
 import structlog
 from pydantic import ValidationError
-from temporalio.service import RPCError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate.api.errors import ApiError
 from pausegate.api.models import Receipt
+from pausegate.api.refusals import Refusal
 from pausegate.api.state import ApiState
 from pausegate.errors import ActionRefused, PauseNotFound
-from pausegate.models.pause import Actor, RefusalInput
+from pausegate.models.pause import Actor, UpdateReceipt
 from pausegate.policy import authority
-from pausegate.temporal.pauses import act, pause_handle, read_status
-from workflows.pause import PauseWorkflow
+from pausegate.runbook.model import Runbook
+from pausegate.temporal.pauses import _UPDATES, pause_handle, read_status
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-async def record_refusal(state: ApiState, program: str, actor: Actor, action: str, reason: str) -> None:
-    """Put a refusal the API decided in the pause's timeline, or, when no open pause can hold
-    it (none yet, ended, or Temporal unreachable), in the API's refusal log."""
+def _refusal(program: str | None, actor: Actor, action: str, exc: ActionRefused) -> Refusal:
+    return Refusal(actor=actor.id, roles=tuple(actor.roles), program=program, action=f"refused.{action}",
+                   reason=f"{exc.code}: {exc.reason}"[:2000])
+
+
+async def record_refusal(state: ApiState, program: str, actor: Actor, action: str, exc: ActionRefused) -> None:
+    """Put the refusal of a caller with a role in the program in the pause's timeline (coalesced; the
+    refusal log when no open pause can hold it)."""
+    await state.recorder.in_timeline(_refusal(program, actor, action, exc))
+
+
+async def log_refusal(state: ApiState, program: str | None, actor: Actor, action: str, exc: ActionRefused) -> None:
+    """Put a refusal that no pause may hold in the API's refusal log (coalesced)."""
+    await state.recorder.in_log(_refusal(program, actor, action, exc))
+
+
+async def admit(
+    state: ApiState, program: str, actor: Actor, action: str, *, what: str = "acting", rate_limited: bool = True
+) -> Runbook:
+    """The program's runbook, for a caller who holds a role in it and is within their rate limit.
+
+    404 for a program without a runbook; 403 (into the refusal log, never into the workflow) for a
+    caller with no role in it; 429 over the rate limit (counted, not recorded one by one).
+    """
+    runbook = state.runbook(program)
     try:
-        await pause_handle(state.client, program).signal(
-            PauseWorkflow.record_refusal, RefusalInput(actor=actor.id, action=action, reason=reason[:2000])
-        )
-    except RPCError as exc:
-        await asyncio.to_thread(
-            state.refusals.append, actor=actor.id, roles=actor.roles, program=program, action=action, reason=reason
-        )
-        log.info("refusal_logged", program=program, actor=actor.id, action=action, pause_status=str(exc.status))
+        authority.require_program_role(runbook, actor, what)
+    except ActionRefused as exc:
+        await log_refusal(state, program, actor, action, exc)
+        log.debug("action_refused_no_role", program=program, actor=actor.id, action=action)
+        raise
+    if rate_limited:
+        state.rate_limiter.take(actor.id)
+    return runbook
 
 
 async def authorise(state: ApiState, program: str, actor: Actor, action: str, decide: Callable[[], T]) -> T:
-    """Run a rule of ``pausegate.policy.authority``; a refusal is recorded, then raised."""
+    """Run a rule of ``pausegate.policy.authority`` for a caller ``admit`` let in; a refusal is
+    recorded, then raised."""
     try:
         return decide()
     except ActionRefused as exc:
-        await record_refusal(state, program, actor, f"refused.{action}", f"{exc.code}: {exc.reason}")
-        log.info("action_refused", program=program, actor=actor.id, action=action, code=exc.code)
+        await record_refusal(state, program, actor, action, exc)
+        log.debug("action_refused", program=program, actor=actor.id, action=action, code=exc.code)
         raise
 
 
@@ -63,23 +92,45 @@ def update_id(actor: Actor, action: str, idempotency_key: str | None) -> str:
     return f"api-{uuid.uuid4().hex}"
 
 
+async def execute(state: ApiState, program: str, action: Any, *, update_id: str) -> UpdateReceipt:
+    """Send one update to the program's pause. A rejection is raised as ``ActionRefused`` and, unlike
+    ``pausegate.temporal.pauses.act``, not signalled: the caller records it, coalesced."""
+    handle = pause_handle(state.client, program)
+    try:
+        receipt: UpdateReceipt = await handle.execute_update(_UPDATES[type(action)], action, id=update_id)
+        return receipt
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        code = cause.type if isinstance(cause, ApplicationError) and cause.type else "refused"
+        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise ActionRefused(code, reason) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise PauseNotFound(f"no open pause for program {program!r}") from None
+        raise
+
+
 async def send_update(
     state: ApiState, program: str, actor: Actor, action: Any, name: str, idempotency_key: str | None
 ) -> Receipt:
-    """Send ``action`` to the pause within the pause's update limit; a missing or ended pause
-    becomes 404 or 409."""
+    """Send ``action`` to the pause within the pause's fair share of updates; a refusal is recorded;
+    a missing or ended pause becomes 404 or 409."""
     uid = update_id(actor, name, idempotency_key)
     bound = log.bind(pause=program, actor=actor.id, action=name)
     try:
-        receipt = await state.limiter.run(program, lambda: act(state.client, program, action, update_id=uid))
+        receipt = await state.limiter.run(program, actor.id, lambda: execute(state, program, action, update_id=uid))
     except PauseNotFound:
         try:
             status = await read_status(state.client, program)
         except PauseNotFound:
             raise ApiError(404, "no_pause", f"no pause for program {program!r}") from None
-        raise ApiError(409, "wrong_state", f"the pause is {status.phase.value} and takes no more actions") from None
+        ended = ActionRefused("wrong_state", f"the pause is {status.phase.value} and takes no more actions")
+        await log_refusal(state, program, actor, name, ended)  # no open pause's timeline can hold it
+        raise ApiError(409, ended.code, ended.reason) from None
     except ActionRefused as exc:
-        bound.info("action_refused", code=exc.code)
+        # debug: a flood of refusals must not become a flood of log lines (the recorder logs each record)
+        bound.debug("action_refused", code=exc.code)
+        await record_refusal(state, program, actor, name, exc)
         raise
     bound.info("action_accepted", phase=receipt.phase.value)
     return Receipt(program=program, state=receipt.phase, message=receipt.message, digest=receipt.digest, actor=actor.id)
@@ -96,15 +147,17 @@ def build(model: type[Any], **fields: Any) -> Any:
 
 async def perform(
     state: ApiState, program: str, actor: Actor, name: str, idempotency_key: str | None, model: type[Any],
-    **fields: Any,
+    *, admitted: bool = False, **fields: Any,
 ) -> Receipt:
-    """Build the update from the verified actor and the body's fields, and send it to the pause."""
-    state.runbook(program)  # 404 for a program without a runbook, before anything reaches Temporal
+    """Build the update from the verified actor and the body's fields, and send it to the pause
+    (``admit`` first, unless the route already did)."""
+    if not admitted:
+        await admit(state, program, actor, name)
     return await send_update(state, program, actor, build(model, actor=actor, **fields), name, idempotency_key)
 
 
 async def approver_role(state: ApiState, program: str, actor: Actor, role: str | None, action: str) -> str:
-    """The approver role an approval or decommission vote is cast as."""
-    runbook = state.runbook(program)
+    """The approver role an approval or decommission vote is cast as (``admit`` first)."""
+    runbook = await admit(state, program, actor, action)
     what = "approving a plan" if action == "approve_plan" else "voting to decommission"
     return await authorise(state, program, actor, action, lambda: authority.approver_role(runbook, actor, role, what))

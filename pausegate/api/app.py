@@ -16,12 +16,13 @@ from temporalio.client import Client
 
 from pausegate.api.gate import MAX_BODY_BYTES, Gate
 from pausegate.api.handlers import install_error_handlers
-from pausegate.api.limiter import PauseLimiter
+from pausegate.api.limiter import ActionLimits, PauseLimiter
 from pausegate.api.routes import api_router
 from pausegate.api.state import ApiState
 from pausegate.auth import Authenticator, build_authenticator
 from pausegate.config import Settings
 from pausegate.connectors.interfaces import EvidenceStore
+from pausegate.console import include_console
 from pausegate.models.pause import Tuning
 
 API_VERSION = "1.0.0"
@@ -35,6 +36,7 @@ def create_app(
     evidence_store: EvidenceStore | None = None,
     tuning: Tuning | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    limits: ActionLimits | None = None,
 ) -> FastAPI:
     """The API as an ASGI app.
 
@@ -48,17 +50,25 @@ def create_app(
             (``LocalEvidenceStore`` has it).
         tuning: workflow timing for pauses this API starts (tests shrink it).
         max_body_bytes: larger request bodies are answered 413.
+        limits: each actor's rate limit and share of a pause's update queue (``ActionLimits``'s defaults
+            when None); the slots per pause are ``settings.api.max_updates_in_flight_per_pause``.
     """
+    limits = limits or ActionLimits()
     http: httpx.AsyncClient | None = None
     if authenticator is None:
         http = httpx.AsyncClient()
         authenticator = build_authenticator(settings, http)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        # Refusal counts pending at the end of their minute are recorded by this background task;
+        # stopping it records whatever is still pending.
+        recorder = application.state.api.recorder
+        recorder.start()
         try:
             yield
         finally:
+            await recorder.stop()
             if http is not None:
                 await http.aclose()
 
@@ -76,12 +86,20 @@ def create_app(
         settings=settings,
         client=client,
         authenticator=authenticator,
-        limiter=PauseLimiter(settings.api.max_updates_in_flight_per_pause),
+        limiter=PauseLimiter(
+            settings.api.max_updates_in_flight_per_pause,
+            max_queued=limits.max_queued,
+            per_actor_queued=limits.per_actor_queued,
+            per_actor_in_flight=limits.per_actor_in_flight,
+            refused_spacing=limits.refused_spacing,
+        ),
         tuning=tuning,
         evidence_store=evidence_store,
+        limits=limits,
     )
     install_error_handlers(app)
     app.include_router(api_router)
+    include_console(app)  # the web console under /console/ (its own session cookie; see pausegate.console)
 
     @app.get("/healthz", tags=["meta"], include_in_schema=True)
     async def healthz() -> dict[str, str]:

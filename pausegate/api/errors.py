@@ -4,6 +4,7 @@ ApiError                    raised by the routes themselves (status chosen there
 ActionRefused(code)         a rule said no: see REFUSAL_STATUS
 PauseNotFound               404
 Overloaded                  503 + Retry-After (the pause's update slots stayed exhausted)
+Throttled                   429 + Retry-After (the caller's rate limit or queue share is used up)
 RPCError (Temporal)         503 + Retry-After (Temporal unreachable or refusing)
 """
 
@@ -12,6 +13,17 @@ from __future__ import annotations
 from fastapi import status
 
 from pausegate.errors import ApiError, Overloaded
+
+
+class Throttled(ApiError):
+    """429: the caller sent more actions than their share; nothing was applied, retry after ``retry_after``."""
+
+    retryable = True
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(429, "rate_limited", detail, headers={"Retry-After": str(retry_after)})
+
 
 # Refusal codes of pausegate.policy.review and the status each becomes.
 REFUSAL_STATUS: dict[str, int] = {
@@ -42,4 +54,4 @@ def refusal_status(code: str) -> int:
     return REFUSAL_STATUS.get(code, DEFAULT_REFUSAL_STATUS)
 
 
-__all__ = ["DEFAULT_REFUSAL_STATUS", "REFUSAL_STATUS", "ApiError", "Overloaded", "refusal_status"]
+__all__ = ["DEFAULT_REFUSAL_STATUS", "REFUSAL_STATUS", "ApiError", "Overloaded", "Throttled", "refusal_status"]

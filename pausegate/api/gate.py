@@ -15,6 +15,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pausegate.auth.base import AuthenticationError, Authenticator
+from pausegate.console.security import is_console_path
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +78,9 @@ class Gate:
                     )
                     return
 
-        if scope["path"] not in PUBLIC_PATHS:
+        # The console's pages, assets and live streams prove who is calling with its own session cookie
+        # (pausegate.console.pages checks it), not with a bearer token.
+        if scope["path"] not in PUBLIC_PATHS and not is_console_path(scope["path"]):
             token = _bearer(scope)
             if token is None:
                 await _answer(

@@ -1,89 +1,338 @@
-"""At most N updates in flight per pause; the rest wait their turn.
+"""How many actions reach a pause, and whose: a per-actor rate limit and a fair queue per pause.
 
 Temporal refuses more than 10 in-flight updates on one workflow and degrades badly near the
-limit (TEMPORAL-NOTES.md), so the API queues above ``max_in_flight`` (8 by default), and
-turns a server refusal for lack of capacity (another API replica, a retry storm) into retries
-with backoff. The caller passes one update id for all attempts, so a retry can never apply an
-action twice.
+limit (TEMPORAL-NOTES.md), so the API keeps at most ``max_in_flight`` (8 by default) updates in
+flight per pause and queues the rest. The queue is fair: each actor has a sub-queue of their own,
+bounded, and a free slot goes to the next actor in turn (round robin), never to whoever sent most.
+No actor holds more than ``per_actor_in_flight`` slots (one by default), so another actor's action
+starts at once however many one actor has queued. One by default because a workflow handles its
+updates one task at a time: every update in flight delays everyone else's a little, and a person
+(or their script) gains little from sending a second before the first is answered. For the same
+reason an actor whose action the workflow has just refused waits ``refused_spacing`` seconds before
+their next one on that pause starts: refusals cannot keep the workflow busy (a person retrying by
+hand never notices the tenth of a second). A server refusal for lack of
+capacity (another API replica, a retry storm) becomes retries with backoff; the caller passes one
+update id for all attempts, so a retry can never apply an action twice.
+
+In front of the queue, each actor's actions are rate limited (``ActionRateLimiter``, a token
+bucket): a request over the limit is answered 429 with ``Retry-After`` and counted, not logged one
+by one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
 from temporalio.service import RPCError, RPCStatusCode
 
-from pausegate.api.errors import Overloaded
+from pausegate.api.errors import Overloaded, Throttled
+from pausegate.errors import ActionRefused
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class ActionLimits:
+    """The API's bounds on actions (``create_app(limits=...)``)."""
+
+    rate_per_second: float = 5.0
+    """Actions per actor per second, sustained (token bucket refill)."""
+    burst: int = 120
+    """Actions an actor may send at once (bucket size): a reviewer's script amending in bulk fits."""
+    per_actor_queued: int = 100
+    """Actions of one actor waiting for one pause; more are answered 429."""
+    per_actor_in_flight: int = 1
+    """Updates of one actor in flight on one pause: the other slots are always free for everyone else."""
+    max_queued: int = 1000
+    """Actions waiting for one pause, all actors together; more are answered 503."""
+    refused_spacing: float = 0.1
+    """Seconds an actor's next action on a pause waits after the workflow refused their last one there."""
+
+    def __post_init__(self) -> None:
+        if self.rate_per_second <= 0 or self.burst < 1 or self.per_actor_in_flight < 1:
+            raise ValueError("rate_per_second, burst and per_actor_in_flight must be positive")
+        if self.per_actor_queued < 0 or self.max_queued < 0 or self.refused_spacing < 0:
+            raise ValueError("queue bounds and refused_spacing must not be negative")
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class ActionRateLimiter:
+    """A token bucket per actor. Refused requests are counted (``throttled``) and summarised in
+    the log at most once a minute per actor, so a flood cannot flood the logs either."""
+
+    LOG_EVERY_SECONDS = 60.0
+
+    def __init__(
+        self, rate_per_second: float, burst: int, *, clock: Callable[[], float] = time.monotonic,
+        max_actors: int = 100_000,
+    ) -> None:
+        self.rate = rate_per_second
+        self.burst = burst
+        self._clock = clock
+        self.max_actors = max_actors
+        self._buckets: dict[str, _Bucket] = {}
+        self._unlogged: dict[str, tuple[float, int]] = {}
+        self.throttled = 0
+        """Requests refused for exceeding the rate (a counter for metrics)."""
+
+    def take(self, actor: str) -> None:
+        """Spend one token of ``actor``'s, or raise ``Throttled`` (429) saying when one is back."""
+        now = self._clock()
+        bucket = self._buckets.get(actor)
+        if bucket is None:
+            if len(self._buckets) >= self.max_actors:
+                self._forget_full(now)
+            bucket = self._buckets[actor] = _Bucket(tokens=float(self.burst), at=now)
+        else:
+            bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.at) * self.rate)
+            bucket.at = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return
+        self.throttled += 1
+        self._note_throttled(actor, now)
+        retry_after = max(1, math.ceil((1.0 - bucket.tokens) / self.rate))
+        raise Throttled(
+            f"more than {self.burst} actions at once or {self.rate:g} a second; retry in {retry_after} s",
+            retry_after=retry_after,
+        )
+
+    def _note_throttled(self, actor: str, now: float) -> None:
+        since, count = self._unlogged.get(actor, (-math.inf, 0))
+        count += 1
+        if now - since >= self.LOG_EVERY_SECONDS:
+            log.warning("actions_throttled", actor=actor, count=count, total=self.throttled)
+            self._unlogged[actor] = (now, 0)
+        else:
+            self._unlogged[actor] = (since, count)
+
+    def _forget_full(self, now: float) -> None:
+        # A bucket that has refilled is the same as no bucket: dropping it bounds memory.
+        for actor, bucket in list(self._buckets.items()):
+            if bucket.tokens + (now - bucket.at) * self.rate >= self.burst:
+                del self._buckets[actor]
+                self._unlogged.pop(actor, None)
+
+
 @dataclass
 class _Slot:
-    semaphore: asyncio.Semaphore
-    users: int = 0
+    """One pause's slots and queue."""
+
+    pause: str
     in_flight: int = 0
+    by_actor: dict[str, int] = field(default_factory=dict)
+    queues: dict[str, deque[asyncio.Future[None]]] = field(default_factory=dict)
+    turn: deque[str] = field(default_factory=deque)
+    """Actors with queued actions, in the order they are served (round robin)."""
     waiting: int = 0
+    users: int = 0
+    timer: asyncio.TimerHandle | None = None
+    """Dispatches again when the earliest refused actor's spacing ends."""
 
 
 class PauseLimiter:
-    """Per-pause concurrency limit with a bounded queue and retries on RESOURCE_EXHAUSTED."""
+    """Per-pause concurrency limit with a fair, bounded queue and retries on RESOURCE_EXHAUSTED."""
 
     def __init__(
         self,
         max_in_flight: int,
         *,
         max_queued: int = 1000,
+        per_actor_queued: int = 100,
+        per_actor_in_flight: int = 1,
+        refused_spacing: float = 0.1,
         attempts: int = 6,
         base_delay: float = 0.05,
         max_delay: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         self.max_in_flight = max_in_flight
         self.max_queued = max_queued
+        self.per_actor_queued = per_actor_queued
+        if per_actor_in_flight < 1:
+            raise ValueError("per_actor_in_flight must be at least 1")
+        self.per_actor_in_flight = min(max_in_flight, per_actor_in_flight)
+        self.refused_spacing = refused_spacing
+        self._clock = clock
+        self._spaced: dict[tuple[str, str], float] = {}
+        """(pause, actor) -> when their next action may start, after a refusal."""
         self.attempts = attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._slots: dict[str, _Slot] = {}
         self.peaks: dict[str, int] = {}
+        self.refused_queue_full = 0
+        """Requests refused because their actor's queue (429) or the pause's queue (503) was full."""
 
     def in_flight(self, pause: str) -> int:
         slot = self._slots.get(pause)
         return slot.in_flight if slot else 0
 
-    async def run(self, pause: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Run ``call`` when ``pause`` has a free slot, retrying capacity refusals."""
+    def queued(self, pause: str, actor: str | None = None) -> int:
+        """Actions waiting for ``pause`` (of ``actor`` only, if given)."""
         slot = self._slots.get(pause)
         if slot is None:
-            slot = self._slots[pause] = _Slot(asyncio.Semaphore(self.max_in_flight))
+            return 0
+        if actor is None:
+            return slot.waiting
+        return len(slot.queues.get(actor, ()))
+
+    async def run(self, pause: str, actor: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call`` (an action of ``actor``) when ``pause`` has a slot for it, retrying capacity refusals."""
+        slot = self._slots.get(pause)
+        if slot is None:
+            slot = self._slots[pause] = _Slot(pause)
+        queue = slot.queues.get(actor)
+        if queue is not None and len(queue) >= self.per_actor_queued:
+            self.refused_queue_full += 1
+            raise Throttled(f"{len(queue)} of your actions already wait for this pause; retry shortly")
         if slot.waiting >= self.max_queued:
+            self.refused_queue_full += 1
             raise Overloaded(f"{slot.waiting} actions already queued for this pause; retry shortly")
         slot.users += 1
-        slot.waiting += 1
-        acquired = False
         try:
-            async with slot.semaphore:
-                slot.waiting -= 1
-                acquired = True
-                slot.in_flight += 1
-                self.peaks[pause] = max(self.peaks.get(pause, 0), slot.in_flight)
-                try:
-                    return await self._with_retries(pause, call)
-                finally:
-                    slot.in_flight -= 1
+            await self._acquire(slot, actor)
+            self.peaks[pause] = max(self.peaks.get(pause, 0), slot.in_flight)
+            try:
+                return await self._with_retries(pause, call)
+            except ActionRefused:
+                # Before the slot is released: the actor's next action must see the spacing.
+                self._space(pause, actor)
+                raise
+            finally:
+                self._release(slot, actor)
         finally:
-            if not acquired:
-                slot.waiting -= 1
             slot.users -= 1
             if slot.users == 0:
                 self._slots.pop(pause, None)
+
+    async def _acquire(self, slot: _Slot, actor: str) -> None:
+        if not slot.waiting and self._may_start(slot, actor):
+            self._start(slot, actor)
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = slot.queues.get(actor)
+        if queue is None:
+            queue = slot.queues[actor] = deque()
+            slot.turn.append(actor)
+        queue.append(granted)
+        slot.waiting += 1
+        self._dispatch(slot)
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                # Granted just as the caller went away: hand the slot on.
+                self._release(slot, actor)
+            else:
+                self._forget(slot, actor, granted)
+            raise
+
+    def _may_start(self, slot: _Slot, actor: str) -> bool:
+        return (
+            slot.in_flight < self.max_in_flight
+            and slot.by_actor.get(actor, 0) < self.per_actor_in_flight
+            and self._spaced_until(slot.pause, actor, self._clock()) is None
+        )
+
+    def _space(self, pause: str, actor: str) -> None:
+        if self.refused_spacing <= 0:
+            return
+        now = self._clock()
+        if len(self._spaced) >= 10_000:  # bounded: spacings that ended are the same as none
+            self._spaced = {k: t for k, t in self._spaced.items() if t > now}
+        self._spaced[(pause, actor)] = now + self.refused_spacing
+
+    def _spaced_until(self, pause: str, actor: str, now: float) -> float | None:
+        until = self._spaced.get((pause, actor))
+        if until is None:
+            return None
+        if until <= now:
+            del self._spaced[(pause, actor)]
+            return None
+        return until
+
+    def _start(self, slot: _Slot, actor: str) -> None:
+        slot.in_flight += 1
+        slot.by_actor[actor] = slot.by_actor.get(actor, 0) + 1
+
+    def _release(self, slot: _Slot, actor: str) -> None:
+        slot.in_flight -= 1
+        left = slot.by_actor[actor] - 1
+        if left:
+            slot.by_actor[actor] = left
+        else:
+            del slot.by_actor[actor]
+        self._dispatch(slot)
+
+    def _forget(self, slot: _Slot, actor: str, granted: asyncio.Future[None]) -> None:
+        queue = slot.queues.get(actor)
+        if queue is not None and granted in queue:
+            queue.remove(granted)
+            slot.waiting -= 1
+            if not queue:
+                del slot.queues[actor]
+                slot.turn.remove(actor)
+
+    def _dispatch(self, slot: _Slot) -> None:
+        """Hand free slots out, one actor at a time in turn, skipping actors at their own limit or
+        waiting out a refusal's spacing (then dispatching again when the earliest spacing ends)."""
+        now = self._clock()
+        wake: float | None = None
+        passed = 0
+        while slot.in_flight < self.max_in_flight and slot.turn and passed < len(slot.turn):
+            actor = slot.turn[0]
+            slot.turn.rotate(-1)
+            if slot.by_actor.get(actor, 0) >= self.per_actor_in_flight:
+                passed += 1
+                continue
+            until = self._spaced_until(slot.pause, actor, now)
+            if until is not None:
+                wake = until if wake is None else min(wake, until)
+                passed += 1
+                continue
+            queue = slot.queues[actor]
+            granted = queue.popleft()
+            slot.waiting -= 1
+            if not queue:
+                del slot.queues[actor]
+                slot.turn.remove(actor)
+            if granted.done():  # its caller went away (cancelled) and has not been forgotten yet
+                continue
+            passed = 0
+            self._start(slot, actor)
+            granted.set_result(None)
+        if wake is not None:
+            self._wake_at(slot, wake, now)
+
+    def _wake_at(self, slot: _Slot, when: float, now: float) -> None:
+        loop = asyncio.get_running_loop()
+        if slot.timer is not None:
+            if slot.timer.when() <= loop.time() + (when - now):
+                return
+            slot.timer.cancel()
+
+        def woken() -> None:
+            slot.timer = None
+            self._dispatch(slot)
+
+        slot.timer = loop.call_later(max(0.0, when - now), woken)
 
     async def _with_retries(self, pause: str, call: Callable[[], Awaitable[T]]) -> T:
         delay = self.base_delay

@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, computed_field
+from pydantic import Field, computed_field, model_validator
 
+from pausegate.api.redaction import redact_state
 from pausegate.api.refusal_log import RefusalEntry
 from pausegate.models.access import DatasetContainment
 from pausegate.models.base import Model
@@ -71,6 +72,19 @@ class WaiveResidualRequest(Model):
     """Accept a dataset's access that no REVOKE can close (superusers, owners)."""
 
     dataset: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+class RetryStepRequest(Model):
+    """Run a blocked containment step again (its cause fixed)."""
+
+    step: str = Field(min_length=1, max_length=200, description="The blocked step, e.g. containment.agents.")
+
+
+class WaiveStepRequest(Model):
+    """Stop waiting for a blocked containment step."""
+
+    step: str = Field(min_length=1, max_length=200, description="The blocked step, e.g. containment.dataset.telemetry.")
     reason: str = Field(min_length=1, max_length=MAX_NOTE)
 
 
@@ -172,11 +186,30 @@ class PauseSummary(Model):
     commander: str
     started_at: datetime
     progress: Progress
+    redacted: bool = Field(default=False, description="Error texts left out: the caller holds no review role.")
+
+    @classmethod
+    def of(cls, state: PauseState, *, reveal: bool) -> PauseSummary:
+        shown = state if reveal else redact_state(state)
+        return cls(
+            program=state.program,
+            pause_id=state.pause_id,
+            incident_id=state.incident_id,
+            state=state.phase,
+            severity=state.severity,
+            commander=state.commander,
+            started_at=state.started_at,
+            progress=Progress.of(shown),
+            redacted=not reveal,
+        )
 
 
 class PauseView(PauseState):
     """A pause as the API shows it: its state, containment at a glance, and (for review roles, with
-    ``?scope=true``) the recorded exposure. The JSON field ``state`` is the pause's phase."""
+    ``?scope=true``) the recorded exposure. The JSON field ``state`` is the pause's phase.
+
+    For a caller without a review role of the program, every field that names access is emptied
+    (``pausegate.api.redaction``) and ``redacted`` is true."""
 
     phase: Phase = Field(exclude=True)
     applied_updates: list[AppliedUpdate] = Field(default_factory=list, exclude=True)
@@ -185,17 +218,45 @@ class PauseView(PauseState):
     who_saw_what: dict[str, Any] | None = Field(
         default=None, description="Who read which object in the exposure window (with ?scope=true)."
     )
+    redacted: bool = Field(
+        default=False,
+        description="True when the caller holds no review role of the program: lists that name access are empty, "
+        "references null, free texts empty.",
+    )
+    digest_before_redaction: str | None = Field(default=None, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_shown_digest(cls, data: Any) -> Any:
+        # A redacted view's checklist lacks the evidence the digest covers: read back, keep the digest it showed.
+        if isinstance(data, dict) and data.get("redacted") and "approval_digest" in data:
+            data = {**data, "digest_before_redaction": data["approval_digest"]}
+        return data
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def state(self) -> Phase:
         return self.phase
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def approval_digest(self) -> str | None:
+        """What an approval must name (computed before redaction, so it is the same for every caller)."""
+        if self.redacted:
+            return self.digest_before_redaction
+        return super().approval_digest
+
     @classmethod
     def of(
         cls, state: PauseState, scopes: dict[str, dict[str, Any]] | None = None,
-        who_saw_what: dict[str, Any] | None = None,
+        who_saw_what: dict[str, Any] | None = None, *, reveal: bool,
     ) -> PauseView:
+        """The view of ``state``; with ``reveal`` false (a caller without a review role) redacted."""
+        if not reveal:
+            digest = state.approval_digest
+            shown = redact_state(state)
+            return cls(**dict(shown), progress=Progress.of(shown), exposure=[], who_saw_what=None, redacted=True,
+                       digest_before_redaction=digest)
         exposure = [ExposureDataset.of(d, (scopes or {}).get(d.dataset)) for d in state.containment.datasets]
         return cls(**dict(state), progress=Progress.of(state), exposure=exposure, who_saw_what=who_saw_what)
 
@@ -205,6 +266,11 @@ class TriggerResponse(Model):
 
     started: bool = Field(description="False when a pause was already open and is returned instead.")
     pause: PauseView
+    problems: list[str] = Field(
+        default_factory=list,
+        description="What the runbook names that this deployment lacks (unknown connections, wrong kinds): "
+        "the pause started all the same, and the steps that need them will block until fixed.",
+    )
 
 
 class WhoAmI(Model):

@@ -3,7 +3,8 @@
 A refusal on an open pause goes into that pause's timeline. Some refusals have no timeline to
 go to: someone without a commander role tries to pull the switch on a program with no open
 pause, acts on a pause that has already ended, or asks for this very log without the admin
-role. Those are appended here, one canonical JSON line each, every line carrying the SHA-256
+role. Those are appended here, one canonical JSON line each (refusals of one actor, program and
+action within a minute share a line with a count; see ``pausegate.api.refusals``), every line carrying the SHA-256
 of the line before it, so removing, editing or reordering a line breaks the chain at the line
 after it. The newest line has no line after it to vouch for it: a head file beside the log,
 rewritten with each append and signed with the deployment's evidence key, holds the number of
@@ -46,7 +47,13 @@ class RefusalEntry(Model):
     roles: list[str]
     program: str | None = Field(description="The program acted on; None for API-wide actions.")
     action: str
-    reason: str = Field(max_length=2000)
+    reason: str = Field(max_length=2000, description="The newest refusal's reason when several share the line.")
+    count: int = Field(
+        default=1,
+        ge=1,
+        description="Refusals of this actor, program and action this line stands for: the API coalesces "
+        "them per minute, so a flood adds one line a minute, not one per request.",
+    )
     prev: str = Field(description="SHA-256 of the previous line (GENESIS for the first).")
 
 
@@ -143,11 +150,12 @@ class RefusalLog:
         replace_file(self.head_path, canonical_json(head.model_dump(mode="json")))
 
     def append(
-        self, *, actor: str, roles: list[str], program: str | None, action: str, reason: str
+        self, *, actor: str, roles: list[str], program: str | None, action: str, reason: str, count: int = 1
     ) -> RefusalEntry:
+        """Append one line standing for ``count`` refusals (coalesced by the caller), chained and signed."""
         with self._locked() as fd:
             prev = self._last_digest(fd)
-            count, breaks = self._line_count(fd, prev)
+            lines, breaks = self._line_count(fd, prev)
             entry = RefusalEntry(
                 at=datetime.now(UTC),
                 actor=actor,
@@ -155,12 +163,13 @@ class RefusalLog:
                 program=program,
                 action=action,
                 reason=reason[:2000],
+                count=count,
                 prev=prev,
             )
             line = canonical_json(entry.model_dump(mode="json")) + b"\n"
             os.write(fd, line)
             os.fsync(fd)
-            self._write_head(count + 1, _digest(line), breaks)
+            self._write_head(lines + 1, _digest(line), breaks)
         return entry
 
     def entries(self) -> Iterator[RefusalEntry]:

@@ -10,7 +10,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No bearer token, or one that proves nobody."},
     403: {
         "model": ErrorBody,
-        "description": "Authenticated, but the caller's roles do not allow this; recorded in the pause's timeline.",
+        "description": "Authenticated, but the caller's roles do not allow this; recorded in the pause's timeline, "
+        "or in the API's refusal log when the caller holds no role in the program (coalesced per minute).",
     },
     404: {"model": ErrorBody, "description": "Unknown program, pause or checklist item."},
     413: {"model": ErrorBody, "description": "Request body too large."},
@@ -31,6 +32,11 @@ ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {
         "model": ErrorBody,
         "description": "Conflicts with the pause's state (wrong state, stale digest, already approved, no plan).",
+    },
+    429: {
+        "model": ErrorBody,
+        "description": "The caller's rate limit, or their share of the pause's queue, is used up; nothing was "
+        "applied; retry after Retry-After.",
     },
 }
 """What a route that acts on a pause may answer besides."""

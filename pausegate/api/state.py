@@ -1,4 +1,5 @@
-"""What every request shares (``ApiState``): configuration, clients, and the runbook cache."""
+"""What every request shares (``ApiState``): configuration, clients, limits, the refusal recorder, and
+the runbook cache (each runbook checked against the deployment when loaded)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
 
+from pausegate.api.deployment import deployment_problems
 from pausegate.api.errors import ApiError
-from pausegate.api.limiter import PauseLimiter
+from pausegate.api.limiter import ActionLimits, ActionRateLimiter, PauseLimiter
 from pausegate.api.refusal_log import RefusalLog
+from pausegate.api.refusals import RefusalRecorder
 from pausegate.auth import Authenticator
 from pausegate.config import Settings
 from pausegate.connectors.interfaces import EvidenceStore
@@ -24,6 +27,7 @@ from pausegate.runbook.model import SLUG, Runbook
 
 log = structlog.get_logger(__name__)
 
+# fullmatch, not match: SLUG ends in ``$``, which Python's re also matches before a final newline.
 _SLUG = re.compile(SLUG)
 
 
@@ -37,8 +41,15 @@ class HoldsSigningKey(Protocol):
 
 
 @dataclass
+class _Loaded:
+    mtime: int
+    runbook: Runbook
+    problems: list[str]
+
+
+@dataclass
 class ApiState:
-    """What routes share: configuration, the Temporal client, the authenticator, the limiter."""
+    """What routes share: configuration, the Temporal client, the authenticator, the limits, the refusal recorder."""
 
     settings: Settings
     client: Client
@@ -46,7 +57,14 @@ class ApiState:
     limiter: PauseLimiter
     tuning: Tuning | None
     evidence_store: EvidenceStore | None = None
-    _runbooks: dict[Path, tuple[int, Runbook]] = field(default_factory=dict)
+    limits: ActionLimits = field(default_factory=ActionLimits)
+    rate_limiter: ActionRateLimiter = field(init=False)
+    recorder: RefusalRecorder = field(init=False)
+    _runbooks: dict[Path, _Loaded] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rate_limiter = ActionRateLimiter(self.limits.rate_per_second, self.limits.burst)
+        self.recorder = RefusalRecorder(self.client, lambda: self.refusals)
 
     @property
     def refusals(self) -> RefusalLog:
@@ -65,7 +83,14 @@ class ApiState:
 
     def runbook(self, program: str) -> Runbook:
         """The runbook of ``program`` from the runbooks directory (re-read when it changes)."""
-        if not _SLUG.match(program):
+        return self._load(program).runbook
+
+    def runbook_problems(self, program: str) -> list[str]:
+        """What the runbook of ``program`` names that this deployment lacks (see ``deployment``)."""
+        return list(self._load(program).problems)
+
+    def _load(self, program: str) -> _Loaded:
+        if not _SLUG.fullmatch(program):
             raise ApiError(404, "unknown_program", f"unknown program {program[:80]!r}")
         path = self.settings.api.runbooks_dir / f"{program}.yaml"
         try:
@@ -73,8 +98,8 @@ class ApiState:
         except FileNotFoundError:
             raise ApiError(404, "unknown_program", f"unknown program {program!r}: no runbook") from None
         cached = self._runbooks.get(path)
-        if cached and cached[0] == mtime:
-            return cached[1]
+        if cached and cached.mtime == mtime:
+            return cached
         try:
             runbook = load_runbook(path)
         except RunbookError as exc:
@@ -90,11 +115,14 @@ class ApiState:
                 "runbook_invalid",
                 f"{path.name} describes program {runbook.program.id!r}, not {program!r}",
             )
-        self._runbooks[path] = (mtime, runbook)
-        return runbook
+        problems = deployment_problems(runbook, self.settings)
+        if problems:
+            log.warning("runbook_deployment_problems", program=program, problems=problems[:10])
+        loaded = self._runbooks[path] = _Loaded(mtime, runbook, problems)
+        return loaded
 
     def programs(self) -> list[str]:
         directory = self.settings.api.runbooks_dir
         if not directory.is_dir():
             return []
-        return sorted(p.stem for p in directory.glob("*.yaml") if _SLUG.match(p.stem))
+        return sorted(p.stem for p in directory.glob("*.yaml") if _SLUG.fullmatch(p.stem))

@@ -1,14 +1,23 @@
-"""Who is calling: local tokens (embedded) or OIDC JWTs (production), behind one protocol."""
+"""Who is calling: local tokens (embedded) or OIDC JWTs (production), behind one protocol.
+
+Identities live in two namespaces, ``local:<name>`` and ``oidc:<issuer>#<sub>``; roles are global or
+held for one program (``Actor.program_roles``), resolved per program before any rule runs.
+"""
 
 from __future__ import annotations
 
 import httpx
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pausegate.auth.base import AuthenticationError, Authenticator
+from pausegate.auth.directory import UserDirectory, users_log_path
 from pausegate.auth.local import ADMIN_ROLE, LocalTokens, ensure_first_admin
 from pausegate.auth.oidc import OidcVerifier, looks_like_jwt
 from pausegate.config import Settings
 from pausegate.models.pause import Actor
+
+log = structlog.get_logger(__name__)
 
 __all__ = [
     "ADMIN_ROLE",
@@ -17,8 +26,11 @@ __all__ = [
     "CombinedAuthenticator",
     "LocalTokens",
     "OidcVerifier",
+    "UserDirectory",
+    "UsersFileCheck",
     "build_authenticator",
     "ensure_first_admin",
+    "users_log_path",
 ]
 
 
@@ -39,7 +51,28 @@ class CombinedAuthenticator:
         raise AuthenticationError("invalid token")
 
 
+class UsersFileCheck:
+    """Run by ``LocalTokens`` whenever it reads a changed users file: is the file still what its
+    change log says? A difference is logged loudly and recorded in the log (``UserDirectory.check``).
+
+    The deployment's key is loaded on first use, so building the API (or its OpenAPI document) does
+    not touch the evidence directory.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._key: Ed25519PrivateKey | None = None
+
+    def __call__(self) -> None:
+        if self._key is None:
+            self._key = self.settings.evidence.open_store().signing_key
+        change = UserDirectory(self.settings.api.users_file, self._key).check()
+        if change is not None:
+            log.error("users_file_changed_outside_the_api_on_load", detail=change.detail[:500])
+
+
 def build_authenticator(settings: Settings, http: httpx.AsyncClient) -> CombinedAuthenticator:
-    """The deployment's authenticator: local tokens always, OIDC when ``[api.oidc]`` is set."""
+    """The deployment's authenticator: local tokens always (checked against their change log on every
+    reload), OIDC when ``[api.oidc]`` is set."""
     oidc = OidcVerifier(settings.api.oidc, http) if settings.api.oidc is not None else None
-    return CombinedAuthenticator(LocalTokens(settings.api.users_file), oidc)
+    return CombinedAuthenticator(LocalTokens(settings.api.users_file, on_reload=UsersFileCheck(settings)), oidc)

@@ -15,12 +15,20 @@ provider is slow or down:
   ``min_refresh_seconds`` across all requests and key ids. Only the request that triggered the
   refetch waits for it, at most the fetch timeout; other unknown key ids in that window are
   refused at once, so garbage tokens cannot make the API hammer the identity provider.
+
+Who the token proves: the actor id is ``oidc:<issuer>#<subject>``, a namespace no local user name
+can enter (local ids are ``local:<name>``). Roles come from the groups claim: a group
+``pausegate:<program>:<role>`` is ``<role>`` for that program only, ``pausegate:<role>`` is
+``<role>`` everywhere, and any other group is a role of the same name everywhere. A verified email
+(``email`` with ``email_verified: true``) rides along, lower-cased: approvals of two identities
+with the same one count once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +52,10 @@ JWKS_BACKOFF_INITIAL_SECONDS = 5.0
 JWKS_BACKOFF_MAX_SECONDS = 300.0
 
 _KEYS_UNAVAILABLE = "the identity provider's keys are unavailable"
+OIDC_PREFIX = "oidc:"
+GROUP_PREFIX = "pausegate:"
+_PROGRAM_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")  # runbook.model.SLUG
+MAX_ACTOR_ID = 512  # Actor.id
 _UNKNOWN_KEY = "token signed with an unknown key"
 
 
@@ -62,6 +74,42 @@ def _claim(claims: dict[str, Any], path: str) -> Any:
             return None
         value = value[part]
     return value
+
+
+def oidc_actor_id(issuer: str, subject: str) -> str:
+    return f"{OIDC_PREFIX}{issuer}#{subject}"
+
+
+def roles_from_groups(groups: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Global roles and roles per program from the groups claim (see the module's docstring).
+
+    A ``pausegate:`` group that names no valid program or no role is ignored rather than read as a
+    role of that odd name: it is meant for pausegate and it is wrong, so it grants nothing.
+    """
+    global_roles: set[str] = set()
+    scoped: dict[str, set[str]] = {}
+    for group in groups:
+        if not group.startswith(GROUP_PREFIX):
+            global_roles.add(group)
+            continue
+        parts = group.removeprefix(GROUP_PREFIX).split(":", 1)
+        if len(parts) == 1:
+            if parts[0]:
+                global_roles.add(parts[0])
+        elif parts[1] and _PROGRAM_ID.fullmatch(parts[0]):
+            scoped.setdefault(parts[0], set()).add(parts[1])
+    return sorted(global_roles), {p: sorted(r) for p, r in sorted(scoped.items())}
+
+
+def verified_email(claims: dict[str, Any]) -> str | None:
+    """The token's email when the provider says it verified it, lower-cased; None otherwise."""
+    email = claims.get("email")
+    verified = claims.get("email_verified")
+    if verified is not True and verified != "true":  # some providers send the string
+        return None
+    if not isinstance(email, str) or "@" not in email or len(email) > 320:
+        return None
+    return email.strip().lower()
 
 
 def _signing_keys(document: Any) -> dict[str, jwt.PyJWK]:
@@ -290,4 +338,8 @@ class OidcVerifier:
             groups = groups.split()
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise AuthenticationError(f"token's {s.groups_claim!r} claim is not a list of names")
-        return Actor(id=subject, roles=sorted(set(groups)))
+        actor_id = oidc_actor_id(s.issuer, subject)
+        if len(actor_id) > MAX_ACTOR_ID:
+            raise AuthenticationError(f"issuer and {s.actor_claim!r} together are too long for an identity")
+        roles, program_roles = roles_from_groups(groups)
+        return Actor(id=actor_id, roles=roles, program_roles=program_roles, email=verified_email(claims))

@@ -16,11 +16,13 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView, TriggerResponse, WhoAmI
+from pausegate.auth.directory import IssuedUser, UserLogView, UserView
 from pausegate.errors import ApiError, ApiUnreachable, ConfigError, PausegateError
 from pausegate.models.pause import ItemStatus
 
@@ -33,6 +35,7 @@ DEFAULT_URL = "http://127.0.0.1:8700"
 M = TypeVar("M")
 _SUMMARIES = TypeAdapter(list[PauseSummary])
 _CHECKLIST = TypeAdapter(list[ItemStatus])
+_USERS = TypeAdapter(list[UserView])
 
 
 class UnreadableAnswer(PausegateError):
@@ -130,7 +133,9 @@ class PausegateClient:
                 if attempt == self.retries:
                     raise ApiUnreachable(f"cannot reach the API at {self._http.base_url}: {exc}") from exc
             else:
-                if response.status_code != 503 or attempt == self.retries:
+                # 503: the API or Temporal is busy; 429: this caller's share is used up. Neither applied
+                # anything, and the Idempotency-Key stays the same, so a retry cannot apply it twice.
+                if response.status_code not in (429, 503) or attempt == self.retries:
                     break
                 delay = max(delay, float(response.headers.get("Retry-After", delay) or delay))
             time.sleep(delay)
@@ -181,6 +186,10 @@ class PausegateClient:
         response = self._request("GET", f"/v1/pauses/{program}/report", params={"format": format}, accept=accept)
         return response.text if format == "markdown" else response.json()
 
+    def data_subjects(self, program: str) -> Any:
+        """Whose data was readable in the exposure window: the list the pause recorded (review roles only)."""
+        return self._request("GET", f"/v1/pauses/{program}/exposure/data-subjects").json()
+
     # ------------------------------------------------------------ acting
 
     def trigger(self, program: str, reason: str, severity: str = "high") -> Reply[TriggerResponse]:
@@ -211,8 +220,34 @@ class PausegateClient:
         body = {"dataset": dataset, "reason": reason}
         return self._post(f"/v1/pauses/{program}/residual-waivers", body, Receipt.model_validate)
 
+    def retry_step(self, program: str, step: str) -> Reply[Receipt]:
+        return self._post(f"/v1/pauses/{program}/blocked-steps/retry", {"step": step}, Receipt.model_validate)
+
+    def waive_step(self, program: str, step: str, reason: str) -> Reply[Receipt]:
+        body = {"step": step, "reason": reason}
+        return self._post(f"/v1/pauses/{program}/blocked-steps/waive", body, Receipt.model_validate)
+
     def decommission(self, program: str, reason: str, *, role: str | None = None) -> Reply[Receipt]:
         body: dict[str, Any] = {"reason": reason}
         if role:
             body["role"] = role
         return self._post(f"/v1/pauses/{program}/decommission", body, Receipt.model_validate)
+
+    # ------------------------------------------------------------ local users (admins)
+
+    def add_user(self, name: str, roles: list[str], *, replace: bool = False) -> Reply[IssuedUser]:
+        body = {"name": name, "roles": roles, "replace": replace}
+        return self._post("/v1/users", body, IssuedUser.model_validate)
+
+    def users(self) -> Reply[list[UserView]]:
+        return self._get("/v1/users", _USERS.validate_python)
+
+    def set_roles(self, name: str, roles: list[str]) -> Reply[UserView]:
+        response = self._request("PUT", f"/v1/users/{quote(name, safe='')}/roles", json={"roles": roles})
+        return Reply(response.json(), UserView.model_validate)
+
+    def remove_user(self, name: str) -> None:
+        self._request("DELETE", f"/v1/users/{quote(name, safe='')}")
+
+    def user_log(self, *, limit: int = 100) -> Reply[UserLogView]:
+        return self._get("/v1/users/log", UserLogView.model_validate, {"limit": limit})

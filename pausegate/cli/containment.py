@@ -1,4 +1,5 @@
-"""``pause`` and ``waive``: the commander stops a program, watches containment, waives what cannot be reached."""
+"""``pause``, ``waive``, ``retry-step`` and ``waive-step``: the commander stops a program, watches containment,
+waives what cannot be reached, and decides on blocked containment steps."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ CONTAINED_PHASES = frozenset(
     {Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL, Phase.RESUMING, Phase.RESUMED, Phase.DECOMMISSIONED}
 )
 
+StepArg = Annotated[str, typer.Argument(help="The blocked step, as status shows it (e.g. containment.agents).")]
+
 app = typer.Typer()
 
 
@@ -39,6 +42,9 @@ def pause(
         answer = client.trigger(program, reason, severity)
         started = answer.model.started
         view = Reply(answer.json["pause"], PauseView.model_validate)
+        # What the runbook names that the deployment lacks: the pause started anyway; those steps will block.
+        for problem in answer.model.problems:
+            err.say(("warning:", "yellow"), " ", problem)
         if not as_json:
             verb = "paused" if started else "already paused (returning the open pause)"
             out.say(
@@ -47,7 +53,7 @@ def pause(
         if wait:
             view = _watch(client, program, view, interval=interval, timeout=timeout, as_json=as_json)
         if as_json:
-            emit_json({"started": answer.json["started"], "pause": view.json})
+            emit_json({"started": answer.json["started"], "pause": view.json, "problems": answer.model.problems})
 
 
 def _watch(
@@ -120,3 +126,22 @@ def waive(
         else:
             receipt = client.waive(program, reason, agent_ids=agent or [], all_unconfirmed=all_unconfirmed)
         show(receipt, as_json, views.receipt)
+
+
+@app.command("retry-step")
+def retry_step(program: ProgramArg, step: StepArg, as_json: JsonOpt = False) -> None:
+    """Run a blocked containment step of PROGRAM again, once its cause is fixed (commander)."""
+    with connect(as_json) as client:
+        show(client.retry_step(program, step), as_json, views.receipt)
+
+
+@app.command("waive-step")
+def waive_step(
+    program: ProgramArg,
+    step: StepArg,
+    reason: Annotated[str, typer.Option(help="Why containment may go on without this step.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop waiting for a blocked containment step of PROGRAM, with a reason (commander)."""
+    with connect(as_json) as client:
+        show(client.waive_step(program, step, reason), as_json, views.receipt)

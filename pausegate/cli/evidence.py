@@ -1,62 +1,159 @@
-"""``pausegate evidence``: verify sealed evidence offline."""
+"""``pausegate evidence``: verify sealed evidence, against itself and against the pause's record."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pausegate.cli.output import clean
 from pausegate.errors import EvidenceError
-from pausegate.evidence.verify import VerificationReport, verified_records, verify_bundle
+from pausegate.evidence.verify import VerificationReport, verified_records, verify_bundle, verify_evidence
+
+if TYPE_CHECKING:
+    from pausegate.config import Settings
+    from pausegate.evidence.anchor import AuditReport
+    from pausegate.evidence.record import Record
 
 app = typer.Typer(help="Verify sealed evidence bundles offline, and read their records.", no_args_is_help=True)
+
+NO_RECORD = "no record consulted: "
+# the sealed form of a database log line (pglog.sealed_record)
+_LOG_LINE_RECORDS = ({"at", "file", "offset", "line"}, {"at", "file", "offset", "line_b64"})
 
 BundleArg = Annotated[Path, typer.Argument(help="A bundle directory (<name>.bundle) or its manifest.json.")]
 PublicKeyOpt = Annotated[
     Path | None,
     typer.Option(
         "--public-key",
-        help="Ed25519 public key (PEM). Default: evidence-signing-key.pub.pem found above the bundle; "
-        "compare its fingerprint with the published one.",
+        help="Ed25519 public key (PEM), trusted as given. Default: evidence-signing-key.pub.pem found above the "
+        "evidence, used only if its fingerprint is pinned (evidence.signing_key_fingerprint, or named by the "
+        "pause's record or report).",
     ),
 ]
 
 
 def _print_report(report: VerificationReport) -> None:
-    # plain text, one problem per line, no markup: paths and "[entry N]" must print verbatim
-    out = typer.echo
+    # plain text, one problem per line, no markup: paths and "[entry N]" must print verbatim;
+    # control characters (a hostile file name) are shown escaped, never sent to the terminal
+    def out(text: str) -> None:
+        typer.echo(clean(text))
+
     if report.ok:
         out(f"OK {report.bundle}")
         out(f"  key               {report.key}")
-        out(f"  manifest sha256   {report.manifest_sha256}")
-        out(f"  signed by key     {report.public_key_sha256}")
-        out(f"  records           {report.records}")
-        out(f"  chunks            {report.chunks} ({report.size_bytes} bytes)")
-        out(f"  first / last      {report.first_at} / {report.last_at}")
-        out(
-            f"  chain             index {report.chain_index}, "
-            f"{report.previous_bundles_checked} earlier bundle(s) linked and authenticated"
-        )
-        return
-    out(f"FAILED {report.bundle}: {len(report.problems)} problem(s)")
-    for p in report.problems:
-        where = f"{p.file}" + (f" [entry {p.entry}]" if p.entry is not None else "")
-        out(f"  {where}: {p.message}")
+        if report.kind == "document":
+            out(f"  sha256            {report.sha256}")
+            out(f"  signed by key     {report.public_key_sha256}")
+        else:
+            out(f"  manifest sha256   {report.manifest_sha256}")
+            out(f"  signed by key     {report.public_key_sha256}")
+            out(f"  records           {report.records}")
+            out(f"  chunks            {report.chunks} ({report.size_bytes} bytes)")
+            out(f"  first / last      {report.first_at} / {report.last_at}")
+            out(
+                f"  chain             index {report.chain_index}, "
+                f"{report.previous_bundles_checked} earlier bundle(s) linked and authenticated"
+            )
+    else:
+        out(f"FAILED {report.bundle}: {len(report.problems)} problem(s)")
+        for p in report.problems:
+            where = f"{p.file}" + (f" [entry {p.entry}]" if p.entry is not None else "")
+            out(f"  {where}: {p.message}")
+    for note in report.notes:
+        if not note.startswith(NO_RECORD):
+            out(f"  note: {note}")
+    if report.record is not None:
+        out(f"  checked against   the {report.record}")
+    else:
+        why = next((n.removeprefix(NO_RECORD) for n in report.notes if n.startswith(NO_RECORD)), "")
+        out(f"  checked against itself only: {NO_RECORD.rstrip(': ')}" + (f" ({why})" if why else ""))
+
+
+def _pins(settings: Settings | None) -> set[str]:
+    pinned = settings.evidence.signing_key_fingerprint if settings is not None else None
+    return {pinned} if pinned else set()
+
+
+def _locate(settings: Settings, path: Path) -> tuple[Path, str, str] | str:
+    """(evidence directory, program, pause key) of the evidence at ``path``, from where it lies (never
+    from what it says about itself), or why it cannot be told."""
+    from pausegate.evidence.record import pause_key_of
+    from pausegate.evidence.verify import find_public_key
+
+    path = path.absolute()
+    roots = [settings.evidence.directory.absolute()]
+    if (found := find_public_key(path)) is not None:
+        roots.append(found.parent.absolute())
+    for root in roots:
+        if path.is_relative_to(root):
+            where = pause_key_of(path.relative_to(root).as_posix())
+            if where is None:
+                return f"{path} is not where a pause keeps its evidence"
+            return root, *where
+    return f"{path} is not under the configured evidence directory {roots[0]}"
+
+
+async def _fetch_record(settings: Settings, program: str, *, incident: str | None = None,
+                        pause_key: str | None = None) -> Record:
+    from pausegate.evidence.record import connect_briefly, find_record
+
+    client = await connect_briefly(settings)
+    return await find_record(client, program, incident_id=incident, evidence_key=pause_key)
+
+
+def _unreachable(settings: Settings, exc: BaseException) -> str:
+    return f"Temporal unreachable at {settings.temporal.address}: {str(exc) or type(exc).__name__}"
 
 
 @app.command(
     "verify",
-    epilog="Exits 0 if the bundle is intact, 1 if anything was modified, deleted, added, reordered, truncated, "
-    "substituted or signed by another key.",
+    epilog="Exits 0 if the evidence is intact, 1 if anything was modified, deleted, added, reordered, truncated, "
+    "substituted, signed by another key, or is not what the pause recorded. With the deployment's configuration "
+    "at hand ($PAUSEGATE_CONFIG or .pausegate/config.toml) and Temporal reachable, it is also checked against the "
+    "digests its pause recorded; otherwise the output says it was checked against itself only.",
 )
 def verify(
-    bundle: BundleArg,
+    bundle: Annotated[
+        Path, typer.Argument(help="A bundle directory (<name>.bundle) or its manifest.json, or a document (.json).")
+    ],
     public_key: PublicKeyOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Check a bundle's signature, hash chain, every chunk and its link to earlier bundles."""
-    report = verify_bundle(bundle, public_key)
+    """Check a bundle's signature, hash chain, every chunk, its chain to the signed head, and the pause's record."""
+    from temporalio.service import RPCError
+
+    from pausegate.errors import PauseNotFound
+    from pausegate.evidence.anchor import anchors_of, check_against_record, recorded_fingerprints
+    from pausegate.evidence.record import configuration_at_hand
+
+    settings, why = configuration_at_hand()
+    pinned = _pins(settings)
+    record: Record | None = None
+    root: Path | None = None
+    if settings is not None:
+        located = _locate(settings, bundle)
+        if isinstance(located, str):
+            why = located
+        else:
+            root, program, pause_key = located
+            try:
+                record = asyncio.run(_fetch_record(settings, program, pause_key=pause_key))
+            except PauseNotFound as exc:
+                why = f"Temporal holds no record of it (closed longer ago than the namespace keeps histories?): {exc}"
+            except (RuntimeError, TimeoutError, OSError, RPCError) as exc:
+                why = _unreachable(settings, exc)
+    if record is None or root is None:
+        report = verify_evidence(bundle, public_key, pinned=pinned)
+        report = report.model_copy(update={"notes": [*report.notes, f"{NO_RECORD}{why}"]})
+    else:
+        pinned |= recorded_fingerprints(root, anchors_of(record.state))
+        report = verify_evidence(bundle, public_key, pinned=pinned, root=root)
+        against = check_against_record(bundle, report, record.state, root, record.describe())
+        report = report.model_copy(update={"problems": [*report.problems, *against], "record": record.describe()})
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -64,13 +161,99 @@ def verify(
     raise typer.Exit(0 if report.ok else 1)
 
 
+def _print_audit(report: AuditReport) -> None:
+    def out(text: str) -> None:
+        typer.echo(clean(text))
+
+    out(f"audit of pause {report.pause_key} (program {report.program}, incident {report.incident_id})")
+    out(f"  against the {report.record}")
+    out(f"  evidence in {report.evidence_dir}, signing key {report.signing_key_sha256 or 'not trusted'}")
+    for line in report.lines:
+        separator = " " if line.status == "OK" else ": "
+        out(f"{line.status:<6} {line.file}{separator}{line.message}")
+    problems = len(report.problems)
+    out("all evidence is what the pause recorded" if report.ok else f"{problems} problem(s)")
+
+
+@app.command(
+    "audit",
+    epilog="Reads the pause's record from Temporal with the deployment's configuration; with --report, offline "
+    "from a final report instead, which is then the root of trust (its digest is printed: compare it with the "
+    "one the pause recorded). Exits 0 if every item is what the pause recorded, 1 on any problem, 2 on a usage "
+    "or configuration error, 3 if no such pause, 4 if Temporal is unreachable.",
+)
+def audit(
+    program: Annotated[str, typer.Argument(help="The program whose pause to audit.")],
+    incident: Annotated[
+        str | None, typer.Option("--incident", help="An earlier pause's incident id (default: the latest pause).")
+    ] = None,
+    report_file: Annotated[
+        Path | None,
+        typer.Option("--report", help="A final report (report.json): check offline against the digests it lists."),
+    ] = None,
+    evidence_dir: Annotated[
+        Path | None,
+        typer.Option("--evidence-dir", help="The evidence directory (default: configured, or the report's)."),
+    ] = None,
+    public_key: PublicKeyOpt = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the audit as JSON.")] = False,
+) -> None:
+    """Check a pause's whole evidence against the digests it recorded: all there, each unchanged, nothing extra."""
+    from temporalio.service import RPCError
+
+    from pausegate.cli.exits import EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE, fail
+    from pausegate.errors import PauseNotFound
+    from pausegate.evidence.anchor import audit_evidence, audit_report_file, read_report
+    from pausegate.evidence.record import configuration_at_hand
+
+    settings, why = configuration_at_hand()
+    pinned = _pins(settings)
+    if report_file is not None:
+        try:
+            _, state, _ = read_report(report_file)
+        except EvidenceError as exc:
+            fail(EXIT_USAGE, str(exc), as_json=json_output)
+        if state.program != program or (incident is not None and state.incident_id != incident):
+            fail(EXIT_USAGE, f"the report is of {state.program}, incident {state.incident_id}", as_json=json_output)
+        try:
+            report = audit_report_file(report_file, root=evidence_dir, public_key=public_key, pinned=pinned)
+        except EvidenceError as exc:
+            fail(EXIT_USAGE, f"{exc} (--evidence-dir)", as_json=json_output)
+    else:
+        if settings is None:
+            fail(EXIT_USAGE, f"{why}; without it, audit offline with --report", as_json=json_output)
+        try:
+            record = asyncio.run(_fetch_record(settings, program, incident=incident))
+        except PauseNotFound as exc:
+            fail(EXIT_NOT_FOUND, str(exc), as_json=json_output)
+        except (RuntimeError, TimeoutError, OSError, RPCError) as exc:
+            fail(EXIT_UNAVAILABLE, _unreachable(settings, exc), as_json=json_output)
+        root = (evidence_dir or settings.evidence.directory).absolute()
+        report = audit_evidence(
+            root, record.state, record=record.describe(), public_key=public_key, pinned=pinned
+        )
+    if json_output:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        _print_audit(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
 @app.command(
     "records",
-    epilog="Chunks are stored compressed; this is how to read them. Exits 1, printing the problems to stderr "
-    "and no record, if the bundle does not verify or changes while it is read.",
+    epilog="Chunks are stored compressed; this is how to read them. A database log bundle (postgres_log) prints "
+    "the server's own log lines, byte for byte as it wrote them; --sealed prints the sealed records instead "
+    "(each line with its log file and offset). Exits 1, printing the problems to stderr and no record, if the "
+    "bundle does not verify or changes while it is read.",
 )
-def records(bundle: BundleArg, public_key: PublicKeyOpt = None) -> None:
-    """Print a bundle's audit records as JSON lines, in sealed order, only if the bundle verifies."""
+def records(
+    bundle: BundleArg,
+    public_key: PublicKeyOpt = None,
+    sealed: Annotated[bool, typer.Option("--sealed", help="Print the sealed JSON records as they are.")] = False,
+) -> None:
+    """Print a bundle's records in sealed order, only if it verifies: a database log's own lines, others as JSON."""
+    from pausegate.connectors.audit.pglog import original_line
+
     report = verify_bundle(bundle, public_key)
     if not report.ok:
         for p in report.problems:
@@ -80,7 +263,13 @@ def records(bundle: BundleArg, public_key: PublicKeyOpt = None) -> None:
     out = typer.get_binary_stream("stdout")
     try:
         for line in verified_records(bundle, report):
-            out.write(line)
+            if sealed or not line.startswith(b'{"at":'):
+                out.write(line)
+                continue
+            # canonical JSON sorts keys: a log line's record is {"at", "file", "line"/"line_b64", "offset"}
+            record = json.loads(line)
+            raw = original_line(record) if set(record) in _LOG_LINE_RECORDS else None
+            out.write(line if raw is None else raw + b"\n")
     except EvidenceError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -1,8 +1,11 @@
-"""``status``, ``pauses`` and ``report``: reading pauses."""
+"""``status``, ``pauses``, ``report`` and ``data-subjects``: reading pauses."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +13,7 @@ import typer
 from pausegate.cli import views
 from pausegate.cli.exits import EXIT_USAGE, fail
 from pausegate.cli.options import JsonOpt, ProgramArg
-from pausegate.cli.output import clean, emit_json, show
+from pausegate.cli.output import clean, emit_json, out, show
 from pausegate.cli.session import connect
 
 app = typer.Typer()
@@ -49,3 +52,22 @@ def report(
         sys.stdout.write(clean(document))
     else:
         emit_json(document)
+
+
+@app.command("data-subjects")
+def data_subjects(
+    program: ProgramArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (created owner-only).")],
+) -> None:
+    """Save whose data was readable in the exposure window, for the employee notice (review roles only)."""
+    with connect(False) as client:
+        document = client.data_subjects(program)
+    # The list names people: it goes to an owner-only file, never to a shared terminal or its scrollback.
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fail(EXIT_USAGE, f"{output} exists; choose a new file", as_json=False, error="usage")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=2, sort_keys=True)
+    count = len(document.get("subjects", [])) if isinstance(document, dict) else 0
+    out.say(f"{count} data subjects written to ", str(output), " (mode 0600)")

@@ -29,7 +29,7 @@ def parse_evidence(values: list[str]) -> list[dict[str, Any]]:
             raise typer.BadParameter(f"{value!r}: expected NAME=URI or NAME=URI@SHA256")
         uri, at, digest = rest.rpartition("@")
         item: dict[str, Any] = {"name": name, "uri": rest}
-        if at and _SHA.match(digest):
+        if at and _SHA.fullmatch(digest):
             item = {"name": name, "uri": uri, "sha256": digest}
         attached.append(item)
     return attached

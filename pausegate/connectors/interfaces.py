@@ -82,12 +82,18 @@ class EvidenceStore(Protocol):
         """The ref of what is stored under ``key``, if anything."""
         ...
 
-    def read_json(self, key: str) -> Any:
-        """The JSON document stored under ``key`` (digest checked)."""
+    def read_json(self, key: str, expected_sha256: str | None = None) -> Any:
+        """The JSON document stored under ``key``, signed for that key; with ``expected_sha256`` (the
+        digest the pause recorded) exactly that one, else ``EvidenceError`` naming the key."""
         ...
 
-    def iter_bundle(self, key: str) -> Iterator[dict[str, Any]]:
+    def iter_bundle(self, key: str, expected_sha256: str | None = None) -> Iterator[dict[str, Any]]:
         """The records of a sealed bundle, in order, each chunk checked against its digest."""
+        ...
+
+    @property
+    def signing_key_sha256(self) -> str:
+        """Fingerprint of the key the store signs with (the final report names it)."""
         ...
 
     async def seal(self, key: str, records: AsyncIterator[Mapping[str, Any]]) -> tuple[EvidenceRef, int]:

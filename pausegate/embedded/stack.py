@@ -4,21 +4,30 @@ One data directory holds everything that must survive a restart: the Temporal da
 the PostgreSQL cluster and its logs, the evidence store and the fleet's state, plus a
 ``config.toml`` that clients (CLI, tests) read. Stopped and started again on the same
 directory, an open pause goes on where it was.
+
+The data directory is owner-only (0700), and every file in it that holds a secret (``config.toml``
+with the connections' DSNs and tokens, ``users.json`` with token hashes, the signing key) is created
+0600 and never exists with wider permissions: it is written to a new file created 0600 and renamed
+into place. Started as root, the embedded PostgreSQL runs as its own user, which could not enter an
+owner-only directory; its cluster and log then live beside it, in ``<data>-postgres/``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import structlog
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pausegate.api import serve_api
-from pausegate.auth import ensure_first_admin
+from pausegate.auth import UserDirectory
 from pausegate.config import (
     ApiSettings,
     EvidenceSettings,
@@ -31,7 +40,10 @@ from pausegate.config import (
 )
 from pausegate.connectors.registry import Connectors
 from pausegate.embedded.postgres import dsn_as, dsn_for_database, start_logging_postgres, stop_postgres
+from pausegate.evidence.files import DIR_MODE, replace_file
+from pausegate.evidence.signing_keys import load_or_create_signing_key, pinned_fingerprint
 from pausegate.reference.chat_sink import ChatSink, RunningSink
+from pausegate.reference.example.browsing import browsing
 from pausegate.reference.example.seed import seed_example
 from pausegate.reference.fleet.server import RunningFleet, serve_fleet
 from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
@@ -40,6 +52,8 @@ from pausegate.temporal.worker import build_worker
 
 EXAMPLE_PROGRAM = "employee-telemetry"
 EXAMPLE_DATABASE = "telemetry"
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -59,6 +73,7 @@ class StackOptions:
     fleet_latency_ms: float = 20.0
     fleet_jitter_ms: float = 10.0
     telemetry_tick_seconds: float = 0.5
+    browse_seconds: float | None = 60.0  # employees reading the telemetry (None: nobody browses)
     task_queue: str = "pausegate"
     runbooks_dir: Path = Path("runbooks")
     run_worker: bool = True
@@ -124,6 +139,44 @@ def prepare_database(admin_dsn: str, database: str, *, employees: int) -> str:
     return dsn
 
 
+def prepare_data_dir(data: Path) -> None:
+    """Create the data directory owner-only (0700); an existing one is made owner-only too.
+
+    mkdir's mode is filtered by the umask, never widened, so the directory is never more open than
+    0700 while it exists; the chmod makes it exactly 0700 (and tightens one made by an older version).
+    """
+    data.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        data.mkdir(mode=DIR_MODE)
+    os.chmod(data, DIR_MODE)
+
+
+def postgres_dirs(data: Path) -> tuple[Path, Path]:
+    """Where the embedded PostgreSQL keeps its cluster and its statement log.
+
+    Inside the data directory, unless the stack runs as root: PostgreSQL then runs as its own user,
+    which must be able to traverse to its cluster (the server package opens every directory above
+    it to others), so the cluster lives beside the data directory instead. A cluster created inside
+    by an older version stays there, with a warning: the data directory cannot then stay owner-only.
+    """
+    inside = (data / "pg", data / "pglog")
+    if os.geteuid() != 0:
+        return inside
+    if (data / "pg" / "PG_VERSION").exists():
+        log.warning("postgres_inside_data_dir", data_dir=str(data),
+                    detail="the embedded PostgreSQL runs as its own user and opens the data directory to reach "
+                           "its cluster; move pg/ and pglog/ to a directory beside it to keep it owner-only")
+        return inside
+    beside = data.parent / f"{data.name}-postgres"
+    return beside / "pg", beside / "pglog"
+
+
+def write_config(path: Path, settings: Settings) -> None:
+    """Write ``config.toml`` (it holds the connections' secrets) 0600 from its creation: a new file
+    created with O_CREAT|O_EXCL and mode 0600, then renamed over the old one."""
+    replace_file(path, dump_settings(settings).encode())
+
+
 async def _start_temporal(options: StackOptions, data: Path) -> WorkflowEnvironment:
     if options.temporal is not None:
         return options.temporal
@@ -142,12 +195,9 @@ async def _start_temporal(options: StackOptions, data: Path) -> WorkflowEnvironm
 async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
     """Start every part of the embedded stack for the duration of the block."""
     data = options.data_dir.resolve()
-    # Not 0700: the embedded PostgreSQL runs as its own user and must reach pg/ below it. What is
-    # sensitive is protected where it lives (evidence 0700, keys and config 0600, pg/ 0700).
-    data.mkdir(parents=True, exist_ok=True)
-
-    pglog = data / "pglog"
-    admin_dsn, server = start_logging_postgres(data / "pg", pglog, keep=True)
+    prepare_data_dir(data)
+    pgdata, pglog = postgres_dirs(data)
+    admin_dsn, server = start_logging_postgres(pgdata, pglog, keep=True)
     database_dsn = prepare_database(admin_dsn, EXAMPLE_DATABASE, employees=options.employees)
 
     async with contextlib.AsyncExitStack() as parts:
@@ -167,13 +217,20 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
             state_file=data / "fleet-state.json",
         ), port=options.fleet_port))
         chat = await parts.enter_async_context(RunningSink(ChatSink(), port=options.chat_port))
+        if options.browse_seconds is not None:  # so that the walk-through's who-saw-what names someone
+            await parts.enter_async_context(
+                browsing(lambda role: dsn_as(database_dsn, role), options.employees, options.browse_seconds))
         settings = Settings(
             temporal=TemporalSettings(
                 address=temporal.client.service_client.config.target_host, task_queue=options.task_queue
             ),
             api=ApiSettings(port=options.api_port, runbooks_dir=options.runbooks_dir.resolve(),
                             users_file=data / "users.json", refusal_log=data / "api-refusals.jsonl"),
-            evidence=EvidenceSettings(directory=data / "evidence", signing_key=data / "keys" / "evidence.pem"),
+            evidence=EvidenceSettings(
+                directory=data / "evidence",
+                signing_key=data / "keys" / "evidence.pem",
+                signing_key_fingerprint=pinned_fingerprint(data / "config.toml", data / "keys" / "evidence.pem"),
+            ),
             connections={
                 "telemetry-db": PostgresConnection(dsn=database_dsn, log_dir=pglog),  # type: ignore[arg-type]
                 "telemetry-fleet": FleetConnection(url=fleet.url),
@@ -181,11 +238,13 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
             },
         )
         config_path = data / "config.toml"
-        config_path.write_text(dump_settings(settings))
-        config_path.chmod(0o600)
+        write_config(config_path, settings)
         connectors = Connectors(settings)
         parts.push_async_callback(connectors.aclose)
-        admin_token = ensure_first_admin(settings.api.users_file)
+        # Through the users' change log, like every later change: the first line of the log.
+        assert settings.evidence.signing_key is not None
+        users = UserDirectory(settings.api.users_file, load_or_create_signing_key(settings.evidence.signing_key))
+        admin_token = await asyncio.to_thread(users.ensure_first_admin)
         api_url = await parts.enter_async_context(
             serve_api(settings, temporal.client, port=options.api_port, evidence_store=connectors.evidence_store)
         )

@@ -5,6 +5,7 @@
     <pause>/scope/<dataset>                the exposure scope recorded before revoking
     <pause>/plans/<digest16>/<dataset>     a proposed plan's diff against that scope
     <pause>/exposure/who-saw-what          who read the data in the exposure window
+    <pause>/exposure/data-subjects         whose records were readable then (owner-only: names people)
     <pause>/timeline/<sequence:05d>        timeline entries archived before continue-as-new
     <pause>/report                         the final report
 
@@ -18,6 +19,7 @@ from pausegate.models.evidence import URI_SCHEME
 __all__ = [
     "URI_SCHEME",
     "audit_key",
+    "data_subjects_key",
     "exposure_key",
     "plan_diff_key",
     "report_key",
@@ -40,6 +42,10 @@ def plan_diff_key(pause_key: str, plan_digest: str, dataset: str) -> str:
 
 def exposure_key(pause_key: str) -> str:
     return f"{pause_key}/exposure/who-saw-what"
+
+
+def data_subjects_key(pause_key: str) -> str:
+    return f"{pause_key}/exposure/data-subjects"
 
 
 def timeline_key(pause_key: str, sequence: int) -> str:

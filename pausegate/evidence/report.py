@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pausegate.evidence.anchor import anchors_of
 from pausegate.models.pause import ReportInput
 
 
@@ -70,6 +71,19 @@ def render_markdown(report: ReportInput) -> str:
             f"| {_cell(e.source)} | {_when(e.window_start)} → {_when(e.window_end)} | "
             f"{e.bundle.records} | `{e.bundle.sha256}` |"
         )
+    lines += [
+        "",
+        "Every bundle and document the pause recorded, by the digest verification compares it with "
+        f"(`pausegate evidence audit {s.program} --incident {s.incident_id}`; offline, `--report` with this "
+        "report's JSON, which then is the root of trust):",
+        "",
+        f"- Signing key fingerprint: `{report.evidence_signing_key_sha256 or 'not recorded'}`",
+        "",
+        "| Key | Kind | What | SHA-256 |",
+        "|---|---|---|---|",
+    ]
+    for anchor in anchors_of(s):
+        lines.append(f"| `{_cell(anchor.key)}` | {anchor.kind} | {_cell(anchor.what)} | `{anchor.sha256}` |")
 
     lines += ["", "## Review", "", "| Item | Completed by | At | Evidence |", "|---|---|---|---|"]
     for item in s.checklist:

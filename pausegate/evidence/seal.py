@@ -9,8 +9,13 @@ Layout of one bundle (``<key>`` = ``<pause>/<name>``)::
         chunks/<sha256>.jsonl.zst   records, one canonical JSON object per line, zstd-compressed
                                     (<sha256> is the digest of the file's bytes; bundles
                                     sealed uncompressed have chunks/<sha256>.jsonl)
-    <root>/<pause>/.chain-head.json   the pause's latest bundle (a cache; bundles are the truth)
+    <root>/<pause>/.chain-head.json   the pause's latest bundle, signed (ChainHead): sealing
+                                      treats it as a hint and follows the bundles; verification
+                                      requires it, so deleting the newest bundle is detected
     <root>/<pause>/.chain.lock        serialises appends to the pause's chain
+
+Here ``<pause>`` is the directory a chain lives in (``<pause key>/audit/<source>``). Heads
+written before heads were signed have no ``signature``; they still read, as hints.
 
 A bundle is built in a hidden staging directory and renamed into place only once its
 manifest and signature are on disk, so a crash never leaves a half-sealed bundle under
@@ -39,7 +44,7 @@ from typing import Any, BinaryIO, Literal
 
 import structlog
 import zstandard
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import Field, ValidationError
 
 from pausegate.errors import EvidenceError
@@ -122,6 +127,28 @@ class SignatureFile(Model):
     algorithm: Literal["ed25519"] = "ed25519"
     key_sha256: str = Field(pattern=SHA256_HEX)
     signature: str
+    key: str | None = Field(
+        default=None,
+        description="The evidence key a document's signature binds it to: the signed message is "
+        "document_message(key, bytes). Absent for manifests (they name their key inside) and for "
+        "documents signed before signatures named their key (signed over the bytes alone).",
+    )
+
+
+class ChainHead(Model):
+    """The newest bundle of a chain, signed so that it cannot be rewritten to an older bundle
+    without the deployment's key (``signature`` is None in heads written before they were signed)."""
+
+    key: str
+    manifest_sha256: str = Field(pattern=SHA256_HEX)
+    chain_index: int = Field(ge=0)
+    signature: SignatureFile | None = None
+
+
+# Domain prefixes keep one kind of signed message from ever being read as another: a document
+# whose bytes happen to look like a head must not lend its signature to a forged head.
+DOCUMENT_DOMAIN = b"pausegate-evidence-document/1\n"
+HEAD_DOMAIN = b"pausegate-evidence-chain-head/1\n"
 
 
 def entry_digest(entry: ManifestEntry) -> str:
@@ -154,11 +181,92 @@ def parse_signature(data: bytes) -> tuple[SignatureFile, bytes]:
         raise EvidenceError(f"signature file does not parse: {exc}") from exc
 
 
+def signature_json(sig: SignatureFile) -> bytes:
+    """A signature file's bytes; fields that are None are left out, so manifest signatures keep
+    the exact form they always had."""
+    return canonical_json(sig.model_dump(mode="json", exclude_none=True))
+
+
 def signature_bytes(key: Ed25519PrivateKey, data: bytes) -> bytes:
     sig = SignatureFile(
         key_sha256=keymod.fingerprint(key.public_key()), signature=base64.b64encode(key.sign(data)).decode()
     )
-    return canonical_json(sig.model_dump(mode="json"))
+    return signature_json(sig)
+
+
+def document_message(evidence_key: str, data: bytes) -> bytes:
+    """What a document's signature covers: its key as well as its bytes, so that a genuine document
+    copied under another key (another pause's scope) no longer verifies there. Keys hold no newline."""
+    return DOCUMENT_DOMAIN + evidence_key.encode() + b"\n" + data
+
+
+def document_signature_bytes(key: Ed25519PrivateKey, evidence_key: str, data: bytes) -> bytes:
+    sig = SignatureFile(
+        key_sha256=keymod.fingerprint(key.public_key()),
+        signature=base64.b64encode(key.sign(document_message(evidence_key, data))).decode(),
+        key=evidence_key,
+    )
+    return signature_json(sig)
+
+
+def document_signature_problem(
+    public_key: Ed25519PublicKey, sig: SignatureFile, signature: bytes, evidence_key: str, data: bytes
+) -> str | None:
+    """Why a document's signature does not vouch for ``data`` under ``evidence_key`` (None if it does)."""
+    if sig.key is None:
+        message = data
+    elif sig.key != evidence_key:
+        return f"signed for key {sig.key!r}, found at key {evidence_key!r} (copied from elsewhere)"
+    else:
+        message = document_message(evidence_key, data)
+    if not keymod.verify_signature(public_key, signature, message):
+        return (
+            f"signature does not verify with public key {keymod.fingerprint(public_key)} "
+            "(altered, replaced, or signed by another key)"
+        )
+    return None
+
+
+def head_message(key: str, manifest_sha256: str, chain_index: int) -> bytes:
+    return HEAD_DOMAIN + canonical_json({"key": key, "manifest_sha256": manifest_sha256, "chain_index": chain_index})
+
+
+def head_bytes(signing_key: Ed25519PrivateKey, key: str, manifest_sha256: str, chain_index: int) -> bytes:
+    signature = signing_key.sign(head_message(key, manifest_sha256, chain_index))
+    head = ChainHead(
+        key=key,
+        manifest_sha256=manifest_sha256,
+        chain_index=chain_index,
+        signature=SignatureFile(
+            key_sha256=keymod.fingerprint(signing_key.public_key()), signature=base64.b64encode(signature).decode()
+        ),
+    )
+    return canonical_json(head.model_dump(mode="json", exclude_none=True))
+
+
+def parse_head(data: bytes) -> ChainHead:
+    try:
+        return ChainHead.model_validate(json.loads(data))
+    except (ValueError, ValidationError) as exc:
+        raise EvidenceError(f"chain head does not parse: {exc}") from exc
+
+
+def head_signature_problem(public_key: Ed25519PublicKey, head: ChainHead) -> str | None:
+    """Why ``head`` is not vouched for by ``public_key`` (None if it is)."""
+    if head.signature is None:
+        return "chain head is unsigned"
+    try:
+        signature = base64.b64decode(head.signature.signature, validate=True)
+    except ValueError:
+        return "chain head signature is not base64"
+    if not keymod.verify_signature(
+        public_key, signature, head_message(head.key, head.manifest_sha256, head.chain_index)
+    ):
+        return (
+            f"chain head signature does not verify with public key {keymod.fingerprint(public_key)} "
+            "(altered, replaced, or signed by another key)"
+        )
+    return None
 
 
 def time_text(value: Any) -> str | None:
@@ -542,10 +650,25 @@ class ChainTip:
     chain_index: int
 
 
-def chain_tip(pause_dir: Path) -> ChainTip | None:
+def parent_key(key: str) -> str:
+    """The key of the directory ``key`` lies in ("" at the store's root)."""
+    return key.rsplit("/", 1)[0] if "/" in key else ""
+
+
+def child_key(directory_key: str, name: str) -> str:
+    return f"{directory_key}/{name}" if directory_key else name
+
+
+def chain_tip(
+    pause_dir: Path, public_key: Ed25519PublicKey | None = None, chain_key: str | None = None
+) -> ChainTip | None:
     """The pause's latest bundle. The head file is only a hint: a crash after a bundle was
     renamed into place but before the head was updated must not fork the chain, so the
-    bundles themselves are followed from the hint to the end."""
+    bundles themselves are followed from the hint to the end.
+
+    With ``public_key`` and ``chain_key`` (the sealer's case), only bundles signed with that key
+    and naming the key their path gives are followed: a bundle planted in the directory (a copy
+    from another pause, a forgery) must not become the link the next bundle signs."""
     successors: dict[str, ChainTip] = {}
     for manifest_path in sorted(pause_dir.glob(f"*{BUNDLE_SUFFIX}/{MANIFEST}")):
         try:
@@ -554,15 +677,20 @@ def chain_tip(pause_dir: Path) -> ChainTip | None:
         except (OSError, EvidenceError):
             log.warning("evidence_chain_unreadable_manifest", path=str(manifest_path))
             continue
+        if chain_key is not None and public_key is not None:
+            expected = child_key(chain_key, manifest_path.parent.name.removesuffix(BUNDLE_SUFFIX))
+            if manifest.key != expected or not _signed_by(public_key, manifest_path.parent, data):
+                log.warning("evidence_chain_foreign_bundle_ignored", path=str(manifest_path))
+                continue
         prev = manifest.previous.manifest_sha256 if manifest.previous else GENESIS
         successors.setdefault(prev, ChainTip(manifest.key, sha256_hex(data), manifest.chain_index))
     tip: ChainTip | None = None
     head_path = pause_dir / CHAIN_HEAD
     if head_path.exists():
         try:
-            head = json.loads(head_path.read_bytes())
-            tip = ChainTip(head["key"], head["manifest_sha256"], int(head["chain_index"]))
-        except (OSError, ValueError, KeyError, TypeError):
+            head = parse_head(head_path.read_bytes())
+            tip = ChainTip(head.key, head.manifest_sha256, head.chain_index)
+        except (OSError, EvidenceError):
             log.warning("evidence_chain_head_unreadable", path=str(head_path))
     seen: set[str] = set()
     cursor = tip.manifest_sha256 if tip else GENESIS
@@ -571,6 +699,39 @@ def chain_tip(pause_dir: Path) -> ChainTip | None:
         tip = successors[cursor]
         cursor = tip.manifest_sha256
     return tip
+
+
+def _signed_by(public_key: Ed25519PublicKey, bundle: Path, manifest: bytes) -> bool:
+    try:
+        _, signature = parse_signature((bundle / SIGNATURE).read_bytes())
+    except (OSError, EvidenceError):
+        return False
+    return keymod.verify_signature(public_key, signature, manifest)
+
+
+def _catch_up_head(pause_dir: Path, signing_key: Ed25519PrivateKey, chain_key: str) -> None:
+    current = chain_tip(pause_dir, signing_key.public_key(), chain_key)
+    if current is not None:
+        publish_head(pause_dir, signing_key, current)
+
+
+def catch_up_head(final: Path, key: str, signing_key: Ed25519PrivateKey) -> None:
+    """On a retry that finds its bundle already sealed: a crash of the earlier attempt between its
+    rename and its head update must not leave the head naming an older bundle for good."""
+    with chain_lock(final.parent):
+        _catch_up_head(final.parent, signing_key, parent_key(key))
+
+
+def publish_head(pause_dir: Path, signing_key: Ed25519PrivateKey, tip: ChainTip) -> None:
+    """Make the chain's head file name ``tip``, signed (left alone if it already does)."""
+    data = head_bytes(signing_key, tip.key, tip.manifest_sha256, tip.chain_index)
+    head_path = pause_dir / CHAIN_HEAD
+    try:
+        if head_path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    replace_file(head_path, data)
 
 
 def bundle_ref_parts(final: Path) -> tuple[str, int, int, int] | None:
@@ -604,13 +765,16 @@ def finalize(
 ) -> tuple[str, int, int, int]:
     """Chain, sign and publish a staged bundle; returns (manifest digest, records, size, chunks)."""
     pause_dir = final.parent
+    public_key = signing_key.public_key()
+    chain_key = parent_key(key)
     with chain_lock(pause_dir):
         existing = bundle_ref_parts(final)
         if existing is not None:
             # another attempt of the same activity finished first
             shutil.rmtree(staging, ignore_errors=True)
+            _catch_up_head(pause_dir, signing_key, chain_key)
             return existing
-        tip = chain_tip(pause_dir)
+        tip = chain_tip(pause_dir, public_key, chain_key)
         start = tip.manifest_sha256 if tip else GENESIS
         entries, head = chain_entries(raw_entries, start)
         times = [t for e in entries for t in (e.first_at, e.last_at) if t is not None]
@@ -638,10 +802,7 @@ def finalize(
         os.rename(staging, final)
         fsync_dir(pause_dir)
         digest = sha256_hex(data)
-        replace_file(
-            pause_dir / CHAIN_HEAD,
-            canonical_json({"key": key, "manifest_sha256": digest, "chain_index": manifest.chain_index}),
-        )
+        publish_head(pause_dir, signing_key, ChainTip(key, digest, manifest.chain_index))
     log.info(
         "evidence_bundle_sealed",
         key=key,

@@ -116,3 +116,21 @@ def verify_signature(key: Ed25519PublicKey, signature: bytes, data: bytes) -> bo
     except InvalidSignature:
         return False
     return True
+
+
+def pinned_fingerprint(config_path: Path, key_path: Path) -> str:
+    """The fingerprint to pin in a configuration file the launcher rewrites on every start: the one
+    pinned there before (so a signing key replaced since is refused, not re-pinned), else, on first
+    start, that of the key at ``key_path`` (created now if missing)."""
+    from pausegate.config import load_settings
+    from pausegate.errors import ConfigError
+
+    if config_path.exists():
+        try:
+            pinned = load_settings(config_path).evidence.signing_key_fingerprint
+        except ConfigError as exc:
+            log.warning("evidence_pin_unreadable", path=str(config_path), error=str(exc)[:500])
+        else:
+            if pinned:
+                return pinned
+    return fingerprint(load_or_create_signing_key(key_path).public_key())

@@ -1,9 +1,13 @@
 """A local directory as the evidence store (the embedded default).
 
 Documents (``put_json``) live at ``<root>/<key>.json`` with a signature beside them
-(``<key>.json.sig``); bundles (``seal``) at ``<root>/<key>.bundle/`` (layout in
+(``<key>.json.sig``, over the key and the bytes, so a document copied under another key no
+longer verifies); bundles (``seal``) at ``<root>/<key>.bundle/`` (layout in
 ``pausegate.evidence.seal``). Everything is written once, owner-only (0600 files, 0700
 directories), and only refs (uri, digest, counts) ever leave the store.
+
+A signature says the deployment wrote a file; only the digest a pause recorded says it is the
+file that pause wrote. Readers that know that digest pass it to ``read_json``.
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ class LocalEvidenceStore:
         compression_level: the zstd level. At the default, -3, compression is most of
             sealing's CPU, and audit records are stored about 6.6x smaller; lower levels gain
             little speed (more bytes to hash and write), higher ones trade speed for size.
+        expected_fingerprint: the pinned fingerprint of the signing key's public half; a key
+            file that does not match it is refused (someone replaced the deployment's key).
     """
 
     def __init__(
@@ -71,6 +77,7 @@ class LocalEvidenceStore:
         chunk_records: int | None = None,
         compression: Literal["zstd", "none"] = "zstd",
         compression_level: int = sealmod.DEFAULT_ZSTD_LEVEL,
+        expected_fingerprint: str | None = None,
     ) -> None:
         if chunk_bytes <= 0 or (chunk_records is not None and chunk_records <= 0):
             raise ValueError("chunk sizes must be positive")
@@ -84,6 +91,11 @@ class LocalEvidenceStore:
             Path(signing_key_path) if signing_key_path else default_signing_key_path(self.root)
         )
         self._key = keymod.load_or_create_signing_key(self.signing_key_path)
+        if expected_fingerprint is not None and self.signing_key_sha256 != expected_fingerprint:
+            raise EvidenceError(
+                f"signing key {self.signing_key_path} has fingerprint {self.signing_key_sha256}, "
+                f"not the pinned {expected_fingerprint}: evidence would be signed by a key verifiers refuse"
+            )
         self.public_key_path = self.root / keymod.PUBLIC_KEY_FILENAME
         keymod.write_public_key(self._key.public_key(), self.public_key_path)
         self.chunk_bytes = chunk_bytes
@@ -93,6 +105,11 @@ class LocalEvidenceStore:
     def signing_key(self) -> Ed25519PrivateKey:
         """The deployment's key, for other records the deployment vouches for (the API's refusal log)."""
         return self._key
+
+    @property
+    def signing_key_sha256(self) -> str:
+        """Fingerprint of the public key evidence verifies with (what configuration pins)."""
+        return keymod.fingerprint(self._key.public_key())
 
     # ------------------------------------------------------------ paths
 
@@ -134,7 +151,8 @@ class LocalEvidenceStore:
         """Write the document and its signature, under the directory's lock (nobody else
         publishes this key meanwhile)."""
         sig_path = path.with_name(path.name + SIGNATURE_SUFFIX)
-        signature = sealmod.signature_bytes(self._key, data)  # Ed25519 signs deterministically
+        # Ed25519 signs deterministically, so a retry produces the same bytes
+        signature = sealmod.document_signature_bytes(self._key, key, data)
         if path.exists():
             self._check_same(key, path, data)
             # a document stored before signatures were written first may lack one: add it
@@ -177,11 +195,18 @@ class LocalEvidenceStore:
             )
         return None
 
-    def read_json(self, key: str) -> Any:
-        """The document under ``key`` (a bundle's key gives its manifest), after checking its
-        signature with the store's key; ``EvidenceError`` if missing or altered."""
+    def read_json(self, key: str, expected_sha256: str | None = None) -> Any:
+        """The document under ``key`` (a bundle's key gives its manifest), after checking that the
+        store's key signed it for this key and, given ``expected_sha256`` (the digest the pause
+        recorded), that it is exactly the recorded one.
+
+        ``EvidenceError`` naming the key if it is missing, altered, signed for another key, not
+        the recorded one, or signed before signatures named their key and read without a
+        recorded digest (nothing then ties it to this key).
+        """
         path = self.document_path(key)
-        if path.exists():
+        document = path.exists()
+        if document:
             sig_path = path.with_name(path.name + SIGNATURE_SUFFIX)
         else:
             bundle = self.bundle_path(key)
@@ -189,13 +214,33 @@ class LocalEvidenceStore:
             if not path.exists():
                 raise EvidenceError(f"no evidence under key {key!r}")
         data = path.read_bytes()
+        if expected_sha256 is not None and (digest := sha256_hex(data)) != expected_sha256:
+            raise EvidenceError(
+                f"evidence under key {key!r} is not the one its pause recorded: sha256 {digest}, "
+                f"recorded {expected_sha256}"
+            )
         try:
-            _, signature = sealmod.parse_signature(sig_path.read_bytes())
+            sig_file, signature = sealmod.parse_signature(sig_path.read_bytes())
         except FileNotFoundError:
             raise EvidenceError(f"evidence under key {key!r} has no signature") from None
-        if not keymod.verify_signature(self._key.public_key(), signature, data):
+        public_key = self._key.public_key()
+        if document:
+            problem = sealmod.document_signature_problem(public_key, sig_file, signature, key, data)
+            if problem is not None:
+                raise EvidenceError(f"evidence under key {key!r} does not match its signature: {problem}")
+            if sig_file.key is None and expected_sha256 is None:
+                raise EvidenceError(
+                    f"evidence under key {key!r} was signed before signatures named their key; "
+                    "it is read only against the digest its pause recorded"
+                )
+            return self._parse(key, data)
+        if not keymod.verify_signature(public_key, signature, data):
             raise EvidenceError(f"evidence under key {key!r} does not match its signature")
-        return self._parse(key, data)
+        manifest = self._parse(key, data)
+        # a manifest names its key inside what is signed: one copied here from elsewhere says so
+        if not isinstance(manifest, dict) or manifest.get("key") != key:
+            raise EvidenceError(f"the manifest under key {key!r} is for another key (copied from elsewhere)")
+        return manifest
 
     @staticmethod
     def _parse(key: str, data: bytes) -> Any:
@@ -234,6 +279,7 @@ class LocalEvidenceStore:
         existing = await asyncio.to_thread(sealmod.bundle_ref_parts, final)
         if existing is not None:
             await _close(source)
+            await asyncio.to_thread(sealmod.catch_up_head, final, key, self._key)
             log.info("evidence_bundle_exists", key=key, manifest_sha256=existing[0])
             return self._ref(key, existing), existing[3]
         staging = await asyncio.to_thread(sealmod.new_staging, final)
@@ -263,13 +309,14 @@ class LocalEvidenceStore:
             raise
         return self._ref(key, result), result[3]
 
-    def iter_bundle(self, key: str) -> Iterator[dict[str, Any]]:
-        """The records of a sealed bundle in sealing order, each chunk checked against the manifest."""
+    def iter_bundle(self, key: str, expected_sha256: str | None = None) -> Iterator[dict[str, Any]]:
+        """The records of a sealed bundle in sealing order: its manifest signed by the store's key
+        for this key (and, given ``expected_sha256``, the recorded one), each chunk checked
+        against it as it is read."""
         final = self.bundle_path(key)
-        manifest_path = final / sealmod.MANIFEST
-        if not manifest_path.exists():
+        if not (final / sealmod.MANIFEST).exists():
             raise EvidenceError(f"no sealed bundle under {key!r}")
-        manifest = sealmod.parse_manifest(manifest_path.read_bytes())
+        manifest = sealmod.BundleManifest.model_validate(self.read_json(key, expected_sha256))
         for line in sealmod.bundle_lines(final, manifest):
             yield json.loads(line)
 

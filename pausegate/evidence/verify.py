@@ -1,7 +1,17 @@
-"""Offline verification of a sealed bundle: signature, entry chain, every chunk, and the
-link to the bundles sealed before it for the same pause.
+"""Offline verification of a sealed bundle or a signed document against itself: signature,
+entry chain, every chunk, the link to the bundles sealed before it, the signed chain head
+(so that the newest bundle cannot be deleted unnoticed), and that the manifest (or the
+document's signature) names the key its path gives (so that another pause's evidence copied
+over this pause's paths is refused).
 
-Needs nothing but the bundle's directory (with its sibling bundles) and the public key.
+Needs nothing but the evidence (a bundle with its sibling bundles and chain head) and a
+public key it can trust: one given explicitly, or the one beside the evidence if its
+fingerprint is pinned (configuration, the pause's record or its report). A key found
+beside the evidence and pinned nowhere proves nothing, since whoever can replace the
+evidence can replace it too.
+
+This is the check against itself; ``pausegate.evidence.anchor`` checks evidence against the
+digests the pause recorded, which is what tells a genuine file from another genuine file.
 Every problem is reported with the file and, where it applies, the manifest entry.
 """
 
@@ -9,17 +19,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import Literal
 
 import zstandard
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field
 
-from pausegate.errors import EvidenceError
+from pausegate.errors import ConfigError, EvidenceError
 from pausegate.evidence import signing_keys as keymod
-from pausegate.evidence.files import BUNDLE_SUFFIX, canonical_json
+from pausegate.evidence.files import BUNDLE_SUFFIX, DOCUMENT_SUFFIX, SIGNATURE_SUFFIX, validate_key
 from pausegate.evidence.seal import (
+    CHAIN_HEAD,
     CHUNKS,
     GENESIS,
     MANIFEST,
@@ -28,9 +40,14 @@ from pausegate.evidence.seal import (
     bundle_lines,
     chain_entries,
     chunk_name,
+    document_signature_problem,
+    head_signature_problem,
     inflating_reader,
+    parent_key,
+    parse_head,
     parse_manifest,
     parse_signature,
+    signature_json,
 )
 from pausegate.models.base import Model
 
@@ -47,10 +64,14 @@ class Problem(Model):
 
 
 class VerificationReport(Model):
-    """The outcome of verifying one bundle (``ok`` only if ``problems`` is empty)."""
+    """The outcome of verifying one bundle or document (``ok`` only if ``problems`` is empty)."""
 
-    bundle: str
+    bundle: str = Field(description="The bundle directory or document verified.")
+    kind: Literal["bundle", "document"] = "bundle"
     key: str | None = None
+    sha256: str | None = Field(
+        default=None, description="What a pause records: the manifest's digest (bundles) or the document's."
+    )
     manifest_sha256: str | None = None
     public_key_sha256: str | None = None
     records: int = 0
@@ -60,6 +81,10 @@ class VerificationReport(Model):
     last_at: str | None = None
     chain_index: int | None = None
     previous_bundles_checked: int = 0
+    record: str | None = Field(
+        default=None, description="The pause record it was checked against; None: checked against itself only."
+    )
+    notes: list[str] = Field(default_factory=list, description="What the check could not establish.")
     problems: list[Problem] = Field(default_factory=list)
 
     @property
@@ -82,12 +107,87 @@ def bundle_dir(path: Path) -> Path:
     return path.parent if path.name == MANIFEST else path
 
 
+def is_document(path: Path) -> bool:
+    """Whether ``path`` names a signed document (``<key>.json``) rather than a bundle."""
+    path = Path(path)
+    return path.name.endswith(DOCUMENT_SUFFIX) and path.name != MANIFEST and not path.is_dir()
+
+
+def configured_fingerprints() -> frozenset[str]:
+    """The signing key fingerprint the deployment's configuration pins (empty if none)."""
+    from pausegate.config import load_settings
+
+    try:
+        pinned = load_settings().evidence.signing_key_fingerprint
+    except ConfigError:
+        return frozenset()
+    return frozenset({pinned}) if pinned else frozenset()
+
+
+def trusted_key(
+    near: Path, public_key: Ed25519PublicKey | Path | str | None, pinned: Collection[str] | None
+) -> tuple[Ed25519PublicKey | None, Problem | None]:
+    """The key to verify with: ``public_key`` if given (whoever passes it vouches for it), else the
+    one beside the evidence above ``near``, only if its fingerprint is in ``pinned`` (None: the
+    configuration's pin)."""
+    if isinstance(public_key, Ed25519PublicKey):
+        return public_key, None
+    if public_key is not None:
+        key_path = Path(public_key)
+    else:
+        found = find_public_key(near)
+        if found is None:
+            return None, Problem(file=str(near), message="no public key given and none found")
+        key_path = found
+    try:
+        key = keymod.load_public_key(key_path)
+    except (OSError, ValueError, EvidenceError) as exc:
+        return None, Problem(file=str(key_path), message=f"cannot load public key: {exc}")
+    if public_key is not None:
+        return key, None
+    pins = frozenset(pinned) if pinned is not None else configured_fingerprints()
+    fingerprint = keymod.fingerprint(key)
+    if fingerprint in pins:
+        return key, None
+    if pins:
+        why = (
+            f"public key beside the evidence has fingerprint {fingerprint}, not the pinned "
+            f"{', '.join(sorted(pins))}: it was replaced (or the evidence is another deployment's)"
+        )
+    else:
+        why = (
+            f"public key beside the evidence (fingerprint {fingerprint}) is pinned nowhere: no "
+            "evidence.signing_key_fingerprint configured and no record or report consulted, and whoever "
+            "can replace the evidence can replace this key; pass --public-key with the published key"
+        )
+    return None, Problem(file=str(key_path), message=why)
+
+
+def located_key_problem(path: Path, key: str, suffix: str, root: Path | None) -> str | None:
+    """Why ``path`` is not where the evidence key ``key`` lies (None if it is). Without ``root``
+    the path's last segments must spell the key; with it, the whole path must."""
+    try:
+        parts = validate_key(key)
+    except EvidenceError as exc:
+        return str(exc)
+    expected = (*parts[:-1], parts[-1] + suffix)
+    actual = Path(path).absolute().parts
+    here = "/".join(actual[-len(expected):]).removesuffix(suffix)
+    if actual[-len(expected):] != expected:
+        return f"names key {key!r}, but lies at {here!r}: copied from elsewhere"
+    if root is not None and Path(path).absolute() != Path(root).absolute().joinpath(*expected):
+        return f"names key {key!r}, but lies at {path}, not under the evidence directory {root}"
+    return None
+
+
 class _Checker:
-    def __init__(self, bundle: Path, public_key: Ed25519PublicKey) -> None:
+    def __init__(self, bundle: Path, public_key: Ed25519PublicKey, root: Path | None = None) -> None:
         self.bundle = bundle
         self.base = bundle.parent
         self.public_key = public_key
+        self.root = root
         self.problems: list[Problem] = []
+        self.notes: list[str] = []
 
     def problem(self, path: Path, message: str, entry: int | None = None) -> None:
         try:
@@ -100,6 +200,9 @@ class _Checker:
         """Load and authenticate a bundle's manifest; None (with problems recorded) if it cannot
         be trusted at all."""
         manifest_path, sig_path = bundle / MANIFEST, bundle / SIGNATURE
+        if not bundle.is_dir():
+            self.problem(bundle, "bundle is missing (deleted or renamed)")
+            return None
         try:
             data = manifest_path.read_bytes()
         except FileNotFoundError:
@@ -110,7 +213,7 @@ class _Checker:
             sig_file, signature = parse_signature(sig_data)
             # the signature file itself must be exactly as sealed: non-canonical base64 or JSON
             # would decode to the same signature while the bytes differ
-            if canonical_json(sig_file.model_dump(mode="json")) != sig_data or (
+            if signature_json(sig_file) != sig_data or sig_file.key is not None or (
                 base64.b64encode(signature).decode() != sig_file.signature
             ):
                 self.problem(sig_path, "signature file is not in its sealed form (modified)")
@@ -138,10 +241,12 @@ class _Checker:
         except EvidenceError as exc:
             self.problem(manifest_path, str(exc))
             return None
-        expected_name = manifest.key.rsplit("/", 1)[-1] + BUNDLE_SUFFIX
-        if bundle.name != expected_name:
+        misplaced = located_key_problem(bundle, manifest.key, BUNDLE_SUFFIX, self.root)
+        if misplaced is not None:
+            self.problem(manifest_path, f"manifest {misplaced}")
+        elif manifest.pause != parent_key(manifest.key):
             self.problem(
-                manifest_path, f"manifest is for key {manifest.key!r}, not for directory {bundle.name!r}"
+                manifest_path, f"manifest names pause {manifest.pause!r} but key {manifest.key!r} (altered)"
             )
         return manifest, data
 
@@ -244,6 +349,11 @@ class _Checker:
         seen: set[str] = set()
         while current.previous is not None and checked < MAX_CHAIN_DEPTH:
             prev = current.previous
+            if parent_key(prev.key) != parent_key(current.key):
+                self.problem(
+                    self.bundle / MANIFEST, f"previous bundle {prev.key!r} is not in this chain: chain broken"
+                )
+                return checked
             name = prev.key.rsplit("/", 1)[-1] + BUNDLE_SUFFIX
             path = self.bundle.parent / name
             loaded = self.manifest(path)
@@ -270,28 +380,76 @@ class _Checker:
         return checked
 
 
+    def head(self, manifest: BundleManifest, digest: str) -> None:
+        """The chain's signed head must name this bundle or a later one whose links lead back to
+        it: a deleted newest bundle leaves a head naming what is gone, a deleted head is missing."""
+        head_path = self.base / CHAIN_HEAD
+        try:
+            head = parse_head(head_path.read_bytes())
+        except FileNotFoundError:
+            self.problem(head_path, "chain head is missing (deleted?): nothing shows which bundle is the newest")
+            return
+        except EvidenceError as exc:
+            self.problem(head_path, str(exc))
+            return
+        if head.signature is None:
+            self.notes.append(
+                f"{CHAIN_HEAD} is unsigned (written before heads were signed): that no newer bundle was "
+                "deleted rests on the record alone"
+            )
+        elif (why := head_signature_problem(self.public_key, head)) is not None:
+            self.problem(head_path, why)
+        chain = parent_key(manifest.key)
+        if parent_key(head.key) != chain:
+            self.problem(
+                head_path, f"chain head names {head.key!r}, outside this chain {chain!r}: copied from elsewhere"
+            )
+            return
+        cursor_key, cursor_digest = head.key, head.manifest_sha256
+        for _ in range(MAX_CHAIN_DEPTH):
+            if cursor_digest == digest:
+                return
+            path = self.base / (cursor_key.rsplit("/", 1)[-1] + BUNDLE_SUFFIX)
+            loaded = self.manifest(path)
+            if loaded is None:
+                self.problem(
+                    head_path, f"chain head names {cursor_key!r}, which is gone: a newer bundle was deleted"
+                )
+                return
+            newer, data = loaded
+            if hashlib.sha256(data).hexdigest() != cursor_digest:
+                self.problem(
+                    path / MANIFEST,
+                    "manifest digest does not match the link to it from the chain head: replaced",
+                )
+                return
+            if newer.previous is None or parent_key(newer.previous.key) != chain:
+                self.problem(head_path, f"the chain from its head {head.key!r} does not lead back to this bundle")
+                return
+            cursor_key, cursor_digest = newer.previous.key, newer.previous.manifest_sha256
+        self.problem(head_path, "the chain from its head is longer than any chain verified")
+
+
 def verify_bundle(
-    path: Path | str, public_key: Ed25519PublicKey | Path | str | None = None
+    path: Path | str,
+    public_key: Ed25519PublicKey | Path | str | None = None,
+    *,
+    pinned: Collection[str] | None = None,
+    root: Path | None = None,
 ) -> VerificationReport:
-    """Verify a bundle offline. ``public_key`` defaults to the store's public key file found
-    above the bundle (compare the reported fingerprint with the published one)."""
+    """Verify a bundle offline against itself.
+
+    ``public_key`` is trusted as given. Without it, the store's public key file found above the
+    bundle is used only if its fingerprint is in ``pinned`` (None: the configuration's
+    ``evidence.signing_key_fingerprint``); otherwise verification fails saying so. With
+    ``root`` (the evidence directory) the bundle must lie exactly where its key says."""
     bundle = bundle_dir(Path(path))
     report = VerificationReport(bundle=str(bundle))
-    if isinstance(public_key, Ed25519PublicKey):
-        key = public_key
-    else:
-        key_path = Path(public_key) if public_key is not None else find_public_key(bundle)
-        if key_path is None:
-            return report.model_copy(
-                update={"problems": [Problem(file=str(bundle), message="no public key given and none found")]}
-            )
-        try:
-            key = keymod.load_public_key(key_path)
-        except (OSError, ValueError, EvidenceError) as exc:
-            return report.model_copy(
-                update={"problems": [Problem(file=str(key_path), message=f"cannot load public key: {exc}")]}
-            )
-    checker = _Checker(bundle, key)
+    key, refused = trusted_key(bundle, public_key, pinned)
+    if key is None:
+        assert refused is not None
+        return report.model_copy(update={"problems": [refused]})
+    checker = _Checker(bundle, key, root)
     if not bundle.is_dir():
         checker.problem(bundle, "bundle directory does not exist")
         return report.model_copy(update={"problems": checker.problems})
@@ -301,13 +459,16 @@ def verify_bundle(
             update={"problems": checker.problems, "public_key_sha256": keymod.fingerprint(key)}
         )
     manifest, data = loaded
+    digest = hashlib.sha256(data).hexdigest()
     checker.structure(manifest, bundle / MANIFEST)
     checker.chunks(manifest)
     ancestors = checker.ancestors(manifest)
+    checker.head(manifest, digest)
     return report.model_copy(
         update={
             "key": manifest.key,
-            "manifest_sha256": hashlib.sha256(data).hexdigest(),
+            "sha256": digest,
+            "manifest_sha256": digest,
             "public_key_sha256": keymod.fingerprint(key),
             "records": manifest.records,
             "chunks": manifest.chunk_count,
@@ -316,9 +477,82 @@ def verify_bundle(
             "last_at": manifest.last_at,
             "chain_index": manifest.chain_index,
             "previous_bundles_checked": ancestors,
+            "notes": checker.notes,
             "problems": checker.problems,
         }
     )
+
+
+def verify_document(
+    path: Path | str,
+    public_key: Ed25519PublicKey | Path | str | None = None,
+    *,
+    pinned: Collection[str] | None = None,
+    root: Path | None = None,
+) -> VerificationReport:
+    """Verify a signed document (``<key>.json`` and its ``.sig``) offline against itself: signed
+    with a trusted key (as for ``verify_bundle``) for the key its path gives."""
+    document = Path(path)
+    sig_path = document.with_name(document.name + SIGNATURE_SUFFIX)
+    report = VerificationReport(bundle=str(document), kind="document")
+    key, refused = trusted_key(document, public_key, pinned)
+    if key is None:
+        assert refused is not None
+        return report.model_copy(update={"problems": [refused]})
+    problems: list[Problem] = []
+    notes: list[str] = []
+
+    def problem(at: Path, message: str) -> None:
+        problems.append(Problem(file=at.name, message=message))
+
+    update: dict[str, object] = {"public_key_sha256": keymod.fingerprint(key)}
+    try:
+        data = document.read_bytes()
+    except FileNotFoundError:
+        problem(document, "document is missing (deleted or renamed)")
+        return report.model_copy(update={**update, "problems": problems})
+    update["sha256"] = hashlib.sha256(data).hexdigest()
+    try:
+        sig_file, signature = parse_signature(sig_path.read_bytes())
+    except FileNotFoundError:
+        problem(sig_path, "signature is missing")
+        return report.model_copy(update={**update, "problems": problems})
+    except EvidenceError as exc:
+        problem(sig_path, str(exc))
+        return report.model_copy(update={**update, "problems": problems})
+    if sig_file.key is not None:
+        evidence_key = sig_file.key
+        misplaced = located_key_problem(document, evidence_key, DOCUMENT_SUFFIX, root)
+        if misplaced is not None:
+            problem(sig_path, f"signature {misplaced}")
+    elif root is not None:
+        try:
+            relative = document.absolute().relative_to(Path(root).absolute())
+        except ValueError:
+            problem(document, f"lies outside the evidence directory {root}")
+            return report.model_copy(update={**update, "problems": problems})
+        evidence_key = relative.as_posix().removesuffix(DOCUMENT_SUFFIX)
+        notes.append("its signature was made before signatures named their key: where it lies rests on the record")
+    else:
+        evidence_key = document.name.removesuffix(DOCUMENT_SUFFIX)
+        notes.append("its signature was made before signatures named their key: where it lies rests on the record")
+    why = document_signature_problem(key, sig_file, signature, sig_file.key or evidence_key, data)
+    if why is not None:
+        problem(sig_path, why)
+    return report.model_copy(update={**update, "key": evidence_key, "notes": notes, "problems": problems})
+
+
+def verify_evidence(
+    path: Path | str,
+    public_key: Ed25519PublicKey | Path | str | None = None,
+    *,
+    pinned: Collection[str] | None = None,
+    root: Path | None = None,
+) -> VerificationReport:
+    """A bundle (its directory or manifest) or a signed document, whichever ``path`` names."""
+    if is_document(Path(path)):
+        return verify_document(path, public_key, pinned=pinned, root=root)
+    return verify_bundle(path, public_key, pinned=pinned, root=root)
 
 
 def verified_records(path: Path | str, report: VerificationReport) -> Iterator[bytes]:

@@ -139,7 +139,7 @@ class GrantSpec(Model):
         import re
 
         for c in columns:
-            if not re.match(SQL_IDENT, c):
+            if not re.fullmatch(SQL_IDENT, c):
                 raise ValueError(f"{c!r} is not a plain lower-case column name")
         return sorted(set(columns))
 

@@ -162,11 +162,21 @@ class AgentsProgress(Mutable):
 class ExposureSummary(Model):
     """Who read the dataset during the exposure window, as counts; the names are in the evidence."""
 
-    readers: int = Field(description="Login roles with at least one successful read.")
+    readers: int = Field(description="Login roles with at least one successful read (directly or through a view "
+                         "or routine).")
     objects: int
     statements: int
     failed_reads: int
     report: EvidenceRef
+    possible_readers: int = Field(default=0, description="Other roles whose statements possibly read the data "
+                                  "(dynamic SQL, DO blocks, ...).")
+    unparsed: int = Field(default=0, description="Sealed statements the parser could not read (kept as evidence).")
+    data_subjects: int | None = Field(
+        default=None, description="People whose records were readable in the exposure window (runbook data_subjects)."
+    )
+    data_subjects_list: EvidenceRef | None = Field(
+        default=None, description="The owner-only document naming them (only its digest is here)."
+    )
 
 
 class BlockedStep(Model):
@@ -483,6 +493,7 @@ class CheckDatasetInput(Model):
 
     pause_key: str
     dataset: DatasetSpec
+    scope_sha256: str | None = Field(default=None, pattern=SHA256_HEX, description="The scope's recorded digest.")
 
 
 class RestoreGrantsInput(Model):
@@ -503,6 +514,11 @@ class SnapshotInput(Model):
     tables: list[str] = Field(description="schema.table names whose reads the source should keep.")
     window_start: datetime
     window_end: datetime
+    datasets: list[DatasetSpec] = Field(
+        default_factory=list,
+        description="The runbook's datasets: their recorded scopes (views, routines) and whole schemas decide "
+        "which log lines are kept. Empty (pauses started before it was passed): derived from tables.",
+    )
 
 
 class ExposureReportInput(Model):
@@ -510,6 +526,14 @@ class ExposureReportInput(Model):
 
     pause_key: str
     bundles: list[str] = Field(description="Evidence keys of sealed postgres_log bundles.")
+    datasets: list[DatasetSpec] = Field(
+        default_factory=list,
+        description="The runbook's datasets (scopes, data-subject columns). Empty: the scopes recorded under the "
+        "pause's key.",
+    )
+    window_start: datetime | None = None
+    window_end: datetime | None = Field(default=None, description="When access was revoked: rows collected later "
+                                        "were never exposed. None: when the report is made.")
 
 
 class ReportInput(Model):
@@ -519,6 +543,10 @@ class ReportInput(Model):
     status: PauseState
     restore: list[RestoreResult] = Field(default_factory=list)
     resume: ResumeAgentsResult | None = None
+    evidence_signing_key_sha256: str | None = Field(
+        default=None, pattern=SHA256_HEX,
+        description="The key the evidence verifies with; filled in by the activity that stores the report.",
+    )
 
 
 class ArchiveTimelineInput(Model):
@@ -569,6 +597,7 @@ class DiffPlanInput(Model):
     dataset: DatasetSpec
     plan_digest: str
     grants: list[GrantSpec]
+    scope_sha256: str | None = Field(default=None, pattern=SHA256_HEX, description="The scope's recorded digest.")
 
 
 class RefusalInput(Model):

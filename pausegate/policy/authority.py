@@ -46,6 +46,31 @@ def review_roles(runbook: Runbook) -> list[str]:
     return sorted(roles | set(runbook.roles.commander))
 
 
+def program_roles(runbook: Runbook) -> list[str]:
+    """Every role the runbook gives a part in the program (the same set as ``review_roles``).
+
+    A caller holding none of them has no business with the program's pause: the API refuses every
+    action of theirs before it reaches the workflow, and redacts what the pause reveals about access.
+    """
+    return review_roles(runbook)
+
+
+def holds_program_role(runbook: Runbook, actor: Actor) -> bool:
+    """Whether ``actor`` has any part in the program (see ``program_roles``)."""
+    return actor.has_any(program_roles(runbook))
+
+
+def require_program_role(runbook: Runbook, actor: Actor, what: str) -> None:
+    """Refuse a caller with no role in the program's runbook, whatever they ask for."""
+    require_any(actor, program_roles(runbook), f"{what} on {runbook.program.id}")
+
+
+def may_read_access(runbook: Runbook, actor: Actor) -> bool:
+    """Whether ``actor`` may see what a pause reveals about access: who had it, who keeps, loses or
+    gains it, residual paths, the exposure scope, who saw what, the report (review roles only)."""
+    return actor.has_any(review_roles(runbook))
+
+
 def require_commander(runbook: Runbook, actor: Actor, what: str) -> None:
     """Starting a pause and waiving what containment could not confirm are the commander's."""
     require_any(actor, commander_roles(runbook), what)
@@ -57,6 +82,20 @@ def require_scope_reader(runbook: Runbook, actor: Actor) -> None:
 
 def require_admin(actor: Actor, what: str) -> None:
     require_any(actor, [ADMIN_ROLE], what)
+
+
+def require_user_admin(actor: Actor, what: str) -> None:
+    """Adding, removing and changing the roles of local users, and reading their change log, are the
+    admin's (the global role: ``admin`` cannot be held for one program)."""
+    require_admin(actor, what)
+
+
+def require_an_admin_remains(admins_before: Sequence[str], admins_after: Sequence[str], what: str) -> None:
+    """Refuse a change to local users that takes the admin role from the last local user holding it:
+    nobody could manage local users through the API any more, and the only way back would be editing
+    the users file by hand. (Where no local user was an admin, an OIDC admin manages them; nothing to keep.)"""
+    if admins_before and not admins_after:
+        raise ActionRefused("last_admin", f"{what} would leave no local user with the {ADMIN_ROLE} role")
 
 
 def approver_role(runbook: Runbook, actor: Actor, requested: str | None, what: str) -> str:

@@ -2,6 +2,12 @@
 
 Each ``check_*`` function raises ``ActionRefused`` with a code and a reason a person can
 act on; the workflow turns it into a rejected update, which changes no state.
+
+Roles are judged as effective for the runbook's program (``Actor.for_program``): the API resolves
+them before an update is sent, and the rules resolve again (a no-op then), so an actor who reaches
+the workflow another way is judged the same and a role held for another program never counts here.
+People are compared by identity id (``local:…``, ``oidc:…``) and, for OIDC identities, by verified
+email: two identities with one verified email are one person to the quorum.
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ from pausegate.runbook.model import Runbook
 REVIEW_PHASES = frozenset({Phase.CONTAINING, Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL})
 
 
+def effective(runbook: Runbook, actor: Actor) -> Actor:
+    """``actor`` with the roles effective for the runbook's program."""
+    return actor.for_program(runbook.program.id)
+
+
 def check_phase(phase: Phase, allowed: frozenset[Phase], action: str) -> None:
     if phase not in allowed:
         raise ActionRefused(
@@ -53,7 +64,7 @@ def check_completion(
         raise ActionRefused(
             "unknown_item", f"unknown checklist item {request.item_id!r} (known: {_names(sorted(by_id))})"
         )
-    require_any(request.actor, item.roles, f"completing item {item.id!r}")
+    require_any(effective(runbook, request.actor), item.roles, f"completing item {item.id!r}")
     unmet = [d for d in item.depends_on if not by_id[d].done]
     if unmet:
         raise ActionRefused(
@@ -74,7 +85,7 @@ def check_proposal(runbook: Runbook, phase: Phase, request: ProposePlanInput) ->
     """A proposer may propose a narrowed plan: named grantees in policy, known datasets and tables."""
     check_phase(phase, REVIEW_PHASES, "propose a resume plan")
     policy = runbook.resume_policy
-    require_any(request.actor, policy.proposer_roles, "proposing a resume plan")
+    require_any(effective(runbook, request.actor), policy.proposer_roles, "proposing a resume plan")
     problems = validate_plan_grants(
         request.plan.grants,
         forbid_public=policy.forbid_public_grants,
@@ -90,19 +101,22 @@ def _check_approver(
 ) -> None:
     policy = runbook.resume_policy
     sod = policy.separation_of_duties
+    actor = effective(runbook, actor)
     if role not in policy.approver_roles:
         raise ActionRefused(
             "wrong_role", f"{role!r} is not an approver role (approver roles: {_names(policy.approver_roles)})"
         )
     require_any(actor, [role], f"approving as {role!r}")
-    if sod.commander_cannot_approve and actor.id == commander.id:
+    if sod.commander_cannot_approve and actor.same_person(commander.id, commander.email):
         raise ActionRefused(
             "separation_of_duties", f"{actor.id} paused this program as commander and may not approve"
         )
     if sod.proposer_cannot_approve and plan is not None and actor.id == plan.proposed_by:
         raise ActionRefused("separation_of_duties", f"{actor.id} proposed this plan and may not approve it")
-    if any(a.actor_id == actor.id for a in approvals):
-        raise ActionRefused("duplicate_approval", f"{actor.id} has already approved")
+    earlier = next((a for a in approvals if actor.same_person(a.actor_id, a.email)), None)
+    if earlier is not None:
+        as_whom = "" if earlier.actor_id == actor.id else f" as {earlier.actor_id} (the same verified email)"
+        raise ActionRefused("duplicate_approval", f"{actor.id} has already approved{as_whom}")
     if sod.one_approval_per_role and any(a.role == role for a in approvals):
         raise ActionRefused("duplicate_role", f"role {role!r} has already approved; another role must")
 
@@ -138,14 +152,14 @@ def check_rejection(runbook: Runbook, phase: Phase, plan: PlanRecord | None, req
     if plan is None:
         raise ActionRefused("no_plan", "there is no plan to reject")
     policy = runbook.resume_policy
-    require_any(request.actor, [*policy.approver_roles, *policy.proposer_roles], "rejecting a plan")
+    require_any(effective(runbook, request.actor), [*policy.approver_roles, *policy.proposer_roles], "rejecting a plan")
 
 
 def check_waiver(
     runbook: Runbook, phase: Phase, unconfirmed: int, unconfirmed_ids: Sequence[str], request: WaiveAgentsInput
 ) -> None:
     """Only a commander may stop waiting for unconfirmed agents, naming agents that are unconfirmed."""
-    require_commander(runbook, request.actor, "waiving agents")
+    require_commander(runbook, effective(runbook, request.actor), "waiving agents")
     check_phase(phase, REVIEW_PHASES, "waive agents")
     if unconfirmed == 0:
         raise ActionRefused("nothing_to_waive", "no agent is unconfirmed")
@@ -163,7 +177,7 @@ def check_residual_waiver(
     runbook: Runbook, phase: Phase, residual: dict[str, int], waived: set[str], request: WaiveResidualInput
 ) -> None:
     """Only a commander may accept access that no REVOKE can close (superusers, owners), per dataset."""
-    require_commander(runbook, request.actor, "waiving residual access")
+    require_commander(runbook, effective(runbook, request.actor), "waiving residual access")
     check_phase(phase, REVIEW_PHASES, "waive residual access")
     if request.dataset not in residual:
         raise ActionRefused("unknown_dataset", f"dataset {request.dataset!r} has not been contained yet")
@@ -181,10 +195,17 @@ def check_decommission(
     _check_approver(runbook, commander, None, votes, request.actor, request.role)
 
 
+def person(approval: Approval) -> tuple[str, str]:
+    """Who an approval counts as: the verified email when the identity has one (several identities
+    of one person share it), else the identity id."""
+    return ("email", approval.email) if approval.email is not None else ("id", approval.actor_id)
+
+
 def quorum_met(runbook: Runbook, approvals: Sequence[Approval], digest: str | None) -> bool:
-    """Enough distinct approvers (and roles, if required) have approved this exact digest."""
+    """Enough distinct people (and roles, if required) have approved this exact digest; approvals of
+    identities with one verified email count once."""
     valid = [a for a in approvals if digest is None or a.digest == digest]
-    people = {a.actor_id for a in valid}
+    people = {person(a) for a in valid}
     roles = {a.role for a in valid}
     needed = runbook.resume_policy.quorum
     if runbook.resume_policy.separation_of_duties.one_approval_per_role:
@@ -197,7 +218,7 @@ def check_step_decision(
 ) -> None:
     """Only a commander may retry or waive a blocked containment step, and only a step that is blocked."""
     what = "retrying a blocked step" if isinstance(request, RetryStepInput) else "waiving a blocked step"
-    require_commander(runbook, request.actor, what)
+    require_commander(runbook, effective(runbook, request.actor), what)
     check_phase(phase, REVIEW_PHASES, what)
     if request.step not in blocked:
         raise ActionRefused(

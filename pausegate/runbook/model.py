@@ -40,6 +40,16 @@ class FleetSpec(Model):
     concurrency: int = Field(default=4, ge=1, le=64, description="Bulk requests in flight at once.")
 
 
+class DataSubjectsSpec(Model):
+    """Whose data a dataset holds: the column naming the person each row is about."""
+
+    column: str = Field(pattern=SQL_IDENT, description="The column naming the person (e.g. employee).")
+    collected_at: str | None = Field(
+        default=None, pattern=SQL_IDENT,
+        description="A time column: rows collected after the exposure window closed were never exposed.",
+    )
+
+
 class DatasetSpec(Model):
     """A dataset whose access is revoked during a pause."""
 
@@ -53,6 +63,11 @@ class DatasetSpec(Model):
     break_glass_roles: list[str] = Field(
         default_factory=list, description="Roles that keep access during a pause (incident response)."
     )
+    data_subjects: DataSubjectsSpec | None = Field(
+        default=None,
+        description="Whose data it is: the people whose rows were readable in the exposure window are counted "
+        "(the list is kept as owner-only evidence).",
+    )
 
     model_config = Model.model_config | {"populate_by_name": True}
 
@@ -60,7 +75,7 @@ class DatasetSpec(Model):
     @classmethod
     def _identifiers(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not re.match(SQL_IDENT, value):
+            if not re.fullmatch(SQL_IDENT, value):
                 raise ValueError(f"{value!r} is not a plain lower-case SQL identifier")
         if len(set(values)) != len(values):
             raise ValueError("names must not repeat")
@@ -108,11 +123,14 @@ class ChecklistItemSpec(Model):
 
 
 class SeparationOfDuties(Model):
-    """Who must not approve."""
+    """Who must not approve. People are compared by their verified identity (``local:<name>``,
+    ``oidc:<issuer>#<sub>``), and two OIDC identities with the same verified email are one person."""
 
-    commander_cannot_approve: bool = True
-    proposer_cannot_approve: bool = False
-    one_approval_per_role: bool = True
+    commander_cannot_approve: bool = Field(default=True, description="Whoever paused does not approve the resume.")
+    proposer_cannot_approve: bool = Field(
+        default=True, description="Whoever proposed the plan does not approve it: nobody signs off their own plan."
+    )
+    one_approval_per_role: bool = Field(default=True, description="Each approval must come from a different role.")
 
 
 class ResumePolicy(Model):

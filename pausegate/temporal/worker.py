@@ -23,7 +23,7 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
     """A worker for every pause workflow and activity, wired to ``connectors``."""
     fleet = FleetActivities(connectors.fleet)
     access = AccessActivities(connectors.access, connectors.evidence_store)
-    evidence = EvidenceActivities(connectors.evidence_store, connectors.audit_source)
+    evidence = EvidenceActivities(connectors.evidence_store, connectors.audit_source, connectors.access)
     notify = NotifyActivities(connectors.notifier)
     return Worker(
         client,

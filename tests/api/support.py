@@ -18,7 +18,8 @@ from fastapi import FastAPI
 from jwt.algorithms import RSAAlgorithm
 
 from pausegate.api import create_app, serve_api
-from pausegate.auth import CombinedAuthenticator, LocalTokens, OidcVerifier
+from pausegate.auth import CombinedAuthenticator, LocalTokens, OidcVerifier, UserDirectory, UsersFileCheck
+from pausegate.auth.oidc import oidc_actor_id
 from pausegate.config import ApiSettings, OidcSettings, Settings
 from pausegate.models.pause import Actor
 from tests.support.harness import (
@@ -34,8 +35,20 @@ from tests.support.harness import (
     Harness,
 )
 
-PEOPLE = [COMMANDER, ANALYST, SECURITY_LEAD, DATA_ENGINEER, PRIVACY, LEGAL, CISO, CPO, CTO]
+ADMIN = Actor(id="ada", roles=["admin"])
+PEOPLE = [COMMANDER, ANALYST, SECURITY_LEAD, DATA_ENGINEER, PRIVACY, LEGAL, CISO, CPO, CTO, ADMIN]
 ISSUER = "https://idp.example.test/realms/pausegate"
+
+
+def local(name: str) -> str:
+    """The actor id the API gives the local user ``name``."""
+    return f"local:{name}"
+
+
+def oidc(sub: str) -> str:
+    """The actor id the API gives the test issuer's subject ``sub``."""
+    return oidc_actor_id(ISSUER, sub)
+
 AUDIENCE = "pausegate-api"
 JWKS_URL = "https://idp.example.test/realms/pausegate/jwks"
 
@@ -192,14 +205,28 @@ def api_settings(harness: Harness, tmp_path: Path, *, oidc: OidcSettings | None 
 
 @asynccontextmanager
 async def api_world(
-    harness: Harness, tmp_path: Path, *, extra_people: list[Actor] | None = None, **app_options: Any
+    harness: Harness,
+    tmp_path: Path,
+    *,
+    extra_people: list[Actor] | None = None,
+    oidc_settings: OidcSettings | None = None,
+    **app_options: Any,
 ) -> AsyncIterator[ApiWorld]:
+    """``oidc_settings``: trust a real identity provider (its JWKS fetched over the network) instead of
+    the in-memory ``OidcIssuer``."""
     issuer = OidcIssuer()
-    settings = api_settings(harness, tmp_path, oidc=issuer.settings())
-    local = LocalTokens(settings.api.users_file)
-    tokens = {p.id: local.add(p.id, list(p.roles)) for p in [*PEOPLE, *(extra_people or [])]}
-    async with httpx.AsyncClient(transport=issuer.transport()) as jwks_http:
-        authenticator = CombinedAuthenticator(local, OidcVerifier(issuer.settings(), jwks_http))
+    oidc_settings = oidc_settings or issuer.settings()
+    settings = api_settings(harness, tmp_path, oidc=oidc_settings)
+    # Users are added as the stack adds its first admin: through the users' change log, so the log
+    # starts out describing the file and a test sees only the changes it makes.
+    users = UserDirectory(settings.api.users_file, settings.evidence.open_store().signing_key)
+    people = {p.id: p for p in [*PEOPLE, *(extra_people or [])]}  # an extra person may be one of PEOPLE
+    tokens = {p.id: users.issue(None, p.id, list(p.roles))[1] for p in people.values()}
+    transport = issuer.transport() if oidc_settings.jwks_url == JWKS_URL else None
+    async with httpx.AsyncClient(transport=transport) as jwks_http:
+        # As build_authenticator does: every reload of a changed users file is checked against the log.
+        local_tokens = LocalTokens(settings.api.users_file, on_reload=UsersFileCheck(settings))
+        authenticator = CombinedAuthenticator(local_tokens, OidcVerifier(oidc_settings, jwks_http))
         app = create_app(settings, harness.client, authenticator=authenticator, tuning=harness.tuning, **app_options)
         async with serve_api(settings, harness.client, host="127.0.0.1", port=0, app=app) as url:
             world = ApiWorld(harness=harness, url=url, settings=settings, tokens=tokens, issuer=issuer, app=app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.support import NARROWED_PLAN, REVIEW, ApiWorld
+from tests.api.support import NARROWED_PLAN, REVIEW, ApiWorld, local
 
 
 class TestLifecycleThroughTheApi:
@@ -15,7 +15,7 @@ class TestLifecycleThroughTheApi:
         )
         assert first.status_code == 201, first.text
         assert first.json()["started"] is True
-        assert first.json()["pause"]["commander"] == "carol"
+        assert first.json()["pause"]["commander"] == local("carol")
 
         again = await carol.post("/v1/pauses", json={"program": p, "reason": "pulled again"})
         assert again.status_code == 200
@@ -55,7 +55,7 @@ class TestLifecycleThroughTheApi:
         for who in ("cleo", "pat"):
             approved = await api.client(who).post(f"/v1/pauses/{p}/approvals", json={"digest": digest})
             assert approved.status_code == 200, approved.text
-            assert approved.json()["actor"] == who
+            assert approved.json()["actor"] == local(who)
 
         # The report is written as the pause closes, just after it enters RESUMED.
         final = await api.wait_for(lambda v: v["state"] == "RESUMED" and v["report"] is not None, timeout=90,
@@ -64,12 +64,12 @@ class TestLifecycleThroughTheApi:
 
         # Every action is in the timeline under the person whose token made it.
         entries = {(e["actor"], e["action"]) for e in final["timeline"] if e["accepted"]}
-        assert ("carol", "pause.started") in entries
-        assert ("carol", "plan.proposed") in entries
-        assert {(who, "checklist.completed") for _, who, _ in REVIEW} <= entries
-        assert {("cleo", "plan.approved"), ("pat", "plan.approved")} <= entries
+        assert (local("carol"), "pause.started") in entries
+        assert (local("carol"), "plan.proposed") in entries
+        assert {(local(who), "checklist.completed") for _, who, _ in REVIEW} <= entries
+        assert {(local("cleo"), "plan.approved"), (local("pat"), "plan.approved")} <= entries
         approvals = {(a["actor_id"], a["role"]) for a in final["approvals"]}
-        assert approvals == {("cleo", "ciso"), ("pat", "cpo")}
+        assert approvals == {(local("cleo"), "ciso"), (local("pat"), "cpo")}
 
         markdown = await api.client("tom").get(f"/v1/pauses/{p}/report", params={"format": "markdown"})
         assert markdown.status_code == 200
@@ -77,7 +77,7 @@ class TestLifecycleThroughTheApi:
         text = markdown.text
         assert text.startswith(f"# Pause report: {p}")
         assert "**Outcome:** RESUMED" in text
-        assert "cleo (ciso) approved" in text and "pat (cpo) approved" in text
+        assert "local:cleo (ciso) approved" in text and "local:pat (cpo) approved" in text
         assert "Time to contain" in text
 
         report = await api.client("tom").get(f"/v1/pauses/{p}/report")

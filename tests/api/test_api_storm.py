@@ -8,7 +8,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from pausegate.models.pause import PauseState
-from tests.api.support import api_world, evidence_for
+from tests.api.support import api_world, evidence_for, local
 from tests.support.harness import FAST_TUNING, Harness, pause_harness
 
 DISTINCT = 50  # each sent twice with the same Idempotency-Key: 100 requests in all
@@ -56,4 +56,4 @@ def amendments(h: Harness, status: PauseState) -> int:
         for ref in status.timeline_archived
         for entry in h.connectors.evidence_store.read_json(ref.uri.removeprefix("evidence://"))
     ]
-    return sum(1 for e in entries if e["actor"] == "ann" and e["action"].startswith("checklist."))
+    return sum(1 for e in entries if e["actor"] == local("ann") and e["action"].startswith("checklist."))

@@ -11,7 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from pausegate.auth import AuthenticationError, CombinedAuthenticator, LocalTokens, OidcVerifier, ensure_first_admin
-from tests.api.support import OidcIssuer
+from pausegate.auth.local import UserExists
+from tests.api.support import OidcIssuer, oidc
 
 
 class TestLocalTokens:
@@ -23,12 +24,12 @@ class TestLocalTokens:
         assert json.loads(text)["users"][0]["name"] == "carol"
         assert stat.S_IMODE(users.stat().st_mode) == 0o600
         actor = LocalTokens(users).verify(token)
-        assert (actor.id, actor.roles) == ("carol", ["incident-commander"])
+        assert (actor.id, actor.roles) == ("local:carol", ["incident-commander"])
 
     def test_unknown_and_replaced_tokens_prove_nobody(self, tmp_path: Path) -> None:
         tokens = LocalTokens(tmp_path / "users.json")
         old = tokens.add("ann", ["security-analyst"])
-        with pytest.raises(ValueError, match="already exists"):
+        with pytest.raises(UserExists, match="already exists"):
             tokens.add("ann", ["security-analyst"])
         new = tokens.add("ann", ["security-lead"], replace=True)
         with pytest.raises(AuthenticationError):
@@ -54,7 +55,7 @@ class TestOidc:
         async with httpx.AsyncClient(transport=issuer.transport()) as http:
             verifier = OidcVerifier(issuer.settings(), http)
             actor = await verifier.authenticate(issuer.token("cleo", ["ciso", "staff"]))
-            assert (actor.id, actor.roles) == ("cleo", ["ciso", "staff"])
+            assert (actor.id, actor.roles) == (oidc("cleo"), ["ciso", "staff"])
             await verifier.authenticate(issuer.token("pat", ["cpo"]))
             assert issuer.fetches == 1  # the key set is cached
 
@@ -114,7 +115,7 @@ class TestOidc:
             rotated = OidcIssuer()
             issuer.jwks = {"keys": [*issuer.jwks["keys"], {**rotated.jwks["keys"][0], "kid": "k2"}]}
             actor = await verifier.authenticate(rotated.token("tom", ["cto"], kid="k2"))
-            assert actor.id == "tom" and issuer.fetches == 2
+            assert actor.id == oidc("tom") and issuer.fetches == 2
 
     async def test_combined_sends_jwts_to_oidc_and_other_tokens_to_local(
         self, issuer: OidcIssuer, tmp_path: Path
@@ -123,8 +124,8 @@ class TestOidc:
         token = local.add("carol", ["incident-commander"])
         async with httpx.AsyncClient(transport=issuer.transport()) as http:
             both = CombinedAuthenticator(local, OidcVerifier(issuer.settings(), http))
-            assert (await both.authenticate(token)).id == "carol"
-            assert (await both.authenticate(issuer.token("cleo", ["ciso"]))).id == "cleo"
+            assert (await both.authenticate(token)).id == "local:carol"
+            assert (await both.authenticate(issuer.token("cleo", ["ciso"]))).id == oidc("cleo")
             local_only = CombinedAuthenticator(local, None)
             with pytest.raises(AuthenticationError):
                 await local_only.authenticate(issuer.token("cleo", ["ciso"]))

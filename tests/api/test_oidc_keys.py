@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 
 from pausegate.auth import AuthenticationError, OidcVerifier
 from pausegate.models.pause import Actor
-from tests.api.support import OidcIssuer
+from tests.api.support import OidcIssuer, oidc
 
 FETCH_TIMEOUT = 1.0
 TTL = 300.0
@@ -172,13 +172,13 @@ async def test_stale_keys_are_served_at_once_while_one_background_fetch_hangs(
     issuer: OidcIssuer, server: JwksServer, clock: FakeClock
 ) -> None:
     async with verifier_for(issuer, server.url, clock) as verifier:
-        assert (await verifier.authenticate(issuer.token("first", ["staff"]))).id == "first"
+        assert (await verifier.authenticate(issuer.token("first", ["staff"]))).id == oidc("first")
         assert (server.requests, verifier.fetch_attempts) == (1, 1)
 
         clock.advance(TTL + 1)
         server.mode = "hang"
         outcomes, elapsed = await timed([verifier.authenticate(issuer.token(f"u{i}", ["staff"])) for i in range(10)])
-        assert [o.id if isinstance(o, Actor) else o for o in outcomes] == [f"u{i}" for i in range(10)]
+        assert [o.id if isinstance(o, Actor) else o for o in outcomes] == [oidc(f"u{i}") for i in range(10)]
         assert elapsed < FETCH_TIMEOUT, f"requests waited {elapsed:.2f} s for a fetch"
         assert verifier.fetch_attempts == 2  # exactly one background fetch for ten stale requests
         await server.wait_for_requests(2)
@@ -194,7 +194,7 @@ async def test_stale_keys_are_served_at_once_while_one_background_fetch_hangs(
             await asyncio.wait_for(verifier.wait_for_refresh(), 2 * FETCH_TIMEOUT)
         assert verifier.last_error is not None and "no answer within" in verifier.last_error
         assert len(warnings_logged(logs, "oidc_jwks_unavailable")) == 1
-        assert (await verifier.authenticate(issuer.token("after", ["staff"]))).id == "after"
+        assert (await verifier.authenticate(issuer.token("after", ["staff"]))).id == oidc("after")
         assert (server.requests, verifier.fetch_attempts) == (2, 2)  # backing off: no new fetch
 
 
@@ -265,7 +265,7 @@ async def test_after_a_failure_requests_back_off_without_calling_the_provider(
 
             server.mode = "serve"
             clock.advance(0.2)
-            assert (await verifier.authenticate(issuer.token("back", ["staff"]))).id == "back"
+            assert (await verifier.authenticate(issuer.token("back", ["staff"]))).id == oidc("back")
             assert (server.requests, verifier.fetch_attempts) == (3, 3)
             assert verifier.last_error is None
 
@@ -292,12 +292,12 @@ async def test_cached_keys_keep_serving_through_an_outage_and_a_garbage_key_set(
         await verifier.authenticate(issuer.token("u", ["staff"]))
         clock.advance(TTL + 1)
         server.mode = "fail"
-        assert (await verifier.authenticate(issuer.token("stale", ["staff"]))).id == "stale"
+        assert (await verifier.authenticate(issuer.token("stale", ["staff"]))).id == oidc("stale")
         await verifier.wait_for_refresh()
         assert server.requests == 2 and verifier.last_error is not None
 
         clock.advance(4)  # backing off: known keys still verify, unknown ones are refused at once
-        assert (await verifier.authenticate(issuer.token("during", ["staff"]))).id == "during"
+        assert (await verifier.authenticate(issuer.token("during", ["staff"]))).id == oidc("during")
         with pytest.raises(AuthenticationError, match=UNAVAILABLE):
             await verifier.authenticate(issuer.token("u", ["staff"], kid="k-new"))
         assert (server.requests, verifier.fetch_attempts) == (2, 2)
@@ -310,7 +310,7 @@ async def test_cached_keys_keep_serving_through_an_outage_and_a_garbage_key_set(
         await verifier.wait_for_refresh()
         assert server.requests == 3
         assert verifier.last_error is not None and "no usable signing key" in verifier.last_error
-        assert (await verifier.authenticate(issuer.token("kept", ["staff"]))).id == "kept"
+        assert (await verifier.authenticate(issuer.token("kept", ["staff"]))).id == oidc("kept")
 
         clock.advance(10.1)  # second failure: backoff 10 s
         issuer.jwks = good_jwks
@@ -343,7 +343,7 @@ async def test_unknown_key_ids_cause_at_most_one_refetch_per_window(
             assert refusals(outcomes) == [UNKNOWN] * 100
             assert (server.requests, verifier.fetch_attempts) == (expected_requests, expected_requests)
 
-        assert (await verifier.authenticate(issuer.token("still", ["staff"]))).id == "still"
+        assert (await verifier.authenticate(issuer.token("still", ["staff"]))).id == oidc("still")
 
 
 async def test_an_unknown_key_id_waits_for_its_refetch_at_most_the_fetch_timeout(
@@ -365,7 +365,7 @@ async def test_an_unknown_key_id_waits_for_its_refetch_at_most_the_fetch_timeout
         assert max(durations[:-1]) < FETCH_TIMEOUT / 2, "other unknown key ids waited for the refetch"
         assert 0.9 * FETCH_TIMEOUT <= durations[-1] < 2 * FETCH_TIMEOUT
         assert (server.requests, verifier.fetch_attempts) == (2, 2)
-        assert (await verifier.authenticate(issuer.token("known", ["staff"]))).id == "known"
+        assert (await verifier.authenticate(issuer.token("known", ["staff"]))).id == oidc("known")
 
 
 async def test_a_rotated_key_works_on_first_sight_and_is_then_cached(
@@ -378,12 +378,12 @@ async def test_a_rotated_key_works_on_first_sight_and_is_then_cached(
 
         clock.advance(MIN_REFRESH + 30)  # well before the TTL runs out
         actor = await verifier.authenticate(rotated.token("tom", ["cto"], kid="k2"))
-        assert (actor.id, actor.roles) == ("tom", ["cto"])
+        assert (actor.id, actor.roles) == (oidc("tom"), ["cto"])
         assert server.requests == 2
 
         again = await verifier.authenticate(rotated.token("ann", ["staff"], kid="k2"))
-        assert again.id == "ann" and server.requests == 2
-        assert (await verifier.authenticate(issuer.token("old", ["staff"]))).id == "old"
+        assert again.id == oidc("ann") and server.requests == 2
+        assert (await verifier.authenticate(issuer.token("old", ["staff"]))).id == oidc("old")
         assert server.requests == 2
 
 

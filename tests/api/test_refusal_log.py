@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pausegate.api.refusal_log import GENESIS, RefusalLog
 from pausegate.models.pause import Actor
-from tests.api.support import api_world
+from tests.api.support import api_world, local
 from tests.support.harness import Harness
 
 ADMIN = Actor(id="ada", roles=["admin"])
@@ -124,14 +124,14 @@ async def test_a_refused_trigger_with_no_pause_is_kept_and_only_admins_read_it(
         body = r.json()
         assert body["chain_problems"] == []
         assert [(e["actor"], e["program"], e["action"]) for e in body["entries"]] == [
-            ("ann", api.program, "refused.trigger")
+            (local("ann"), api.program, "refused.trigger")
         ]
         assert body["entries"][0]["reason"].startswith("wrong_role: starting a pause is for roles")
 
         everything = (await api.client("ada").get("/v1/refusals")).json()["entries"]
         assert [(e["actor"], e["action"]) for e in everything] == [
-            ("ann", "refused.trigger"),
-            ("ann", "refused.read_refusals"),
+            (local("ann"), "refused.trigger"),
+            (local("ann"), "refused.read_refusals"),
         ]
         lines = api.settings.api.refusal_log.read_bytes().splitlines()
-        assert len(lines) == 2 and all(json.loads(line)["actor"] == "ann" for line in lines)
+        assert len(lines) == 2 and all(json.loads(line)["actor"] == local("ann") for line in lines)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.api.support import NARROWED_PLAN, ApiWorld, evidence_for
+from tests.api.support import NARROWED_PLAN, ApiWorld, evidence_for, oidc
 from tests.cli.conftest import CliRunner, Run
 from tests.cli.hostile import CLEAR, OSC8_LINK, hostile, shown, without_styles
 
@@ -29,7 +29,9 @@ async def test_api_text_is_printed_as_text_never_as_markup_or_control(
     # OIDC subjects are whatever the identity provider says they are.
     commander = api.issuer.token(hostile("commander"), ["incident-commander"])
     reviewer = api.issuer.token(hostile("reviewer"), ["security-analyst"])
-    outsider = api.issuer.token(hostile("outsider"), [])
+    # A role in the program, not the item's: refused into the timeline (a caller with no role at all is
+    # refused into the API's refusal log instead, never reaching the pause).
+    outsider = api.issuer.token(hostile("outsider"), ["data-engineer"])
     admin = api.issuer.token("ada", ["admin"])
 
     paused = await cli(
@@ -67,7 +69,7 @@ async def test_api_text_is_printed_as_text_never_as_markup_or_control(
 
     status = await cli("status", p, who="tom", env=WIDE)
     assert_literal(status, "reason", "commander", "reviewer", "summary", "rejection", "ev", "outsider")
-    assert f"by {shown('commander')}: agents all, 4 grants. {shown('summary')}" in status.stdout
+    assert f"by {oidc('')}{shown('commander')}: agents all, 4 grants. {shown('summary')}" in status.stdout
 
     # On a colour terminal: styles reach it (so a link would), yet no link and no clear-screen does.
     coloured = await cli("status", p, who="tom", env=TERMINAL)
@@ -85,7 +87,7 @@ async def test_api_text_is_printed_as_text_never_as_markup_or_control(
     assert "\x1b" not in as_json.stdout
     document = json.loads(as_json.stdout)
     assert document == (await api.client("tom").get(f"/v1/pauses/{p}")).json()
-    assert document["reason"] == hostile("reason") and document["commander"] == hostile("commander")
+    assert document["reason"] == hostile("reason") and document["commander"] == oidc(hostile("commander"))
     assert document["plan"]["plan"]["summary"] == hostile("summary")
     item = next(i for i in document["checklist"] if i["id"] == "access-review")
     assert item["note"] == hostile("note") and item["evidence"][0]["name"] == hostile("ev")

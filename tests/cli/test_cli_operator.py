@@ -57,7 +57,7 @@ class TestOperatorCommands:
         report = await cli("report", p, who="tom")
         assert report.code == 0, report.stderr
         assert report.stdout.startswith(f"# Pause report: {p}")
-        assert "cleo (ciso) approved" in report.stdout
+        assert "local:cleo (ciso) approved" in report.stdout
         as_json = await cli("report", p, "--format", "json", who="tom")
         assert json.loads(as_json.stdout)["status"]["state"] == "RESUMED"
 
@@ -80,18 +80,35 @@ class TestOperatorCommands:
         unreachable = await cli("pauses", env={"PAUSEGATE_API_URL": "http://127.0.0.1:9"})
         assert unreachable.code == 4
 
-    async def test_users_add_prints_a_token_once_that_the_api_accepts(
+    async def test_users_are_managed_through_the_api_by_an_admin_only(
         self, api: ApiWorld, cli: CliRunner, tmp_path: Path
     ) -> None:
-        users = str(api.settings.api.users_file)
-        added = await cli(
-            "users", "add", "vera", "--role", "security-analyst", "--users-file", users, "--json", who=None
-        )
+        # The commander is no admin: the API refuses, and nothing is added.
+        refused = await cli("users", "add", "vera", "--role", "security-analyst", who="carol")
+        assert refused.code == 1 and "wrong_role" in refused.stderr
+
+        added = await cli("users", "add", "vera", "--role", "security-analyst", "--json", who="ada")
         assert added.code == 0, added.stderr
         token = json.loads(added.stdout)["token"]
-        assert token not in await asyncio.to_thread(Path(users).read_text)
+        assert token not in await asyncio.to_thread(api.settings.api.users_file.read_text)
         who = await api.client(token=token).get("/v1/whoami")
-        assert who.json() == {"id": "vera", "roles": ["security-analyst"]}
+        assert who.json() == {"id": "local:vera", "roles": ["security-analyst"]}
+
+        listed = await cli("users", "list", "--json", who="ada")
+        assert {"name": "vera", "roles": ["security-analyst"]}.items() <= next(
+            u for u in json.loads(listed.stdout) if u["name"] == "vera").items()
+        changed = await cli("users", "roles", "vera", "--role", f"ciso@{api.program}", who="ada")
+        assert changed.code == 0 and f"ciso@{api.program}" in changed.stdout
+        removed = await cli("users", "remove", "vera", who="ada")
+        assert removed.code == 0, removed.stderr
+        assert (await api.client(token=token).get("/v1/whoami")).status_code == 401
+
+        # Every change is in the log, by the admin who made it; the log is intact, so the exit is 0.
+        log = await cli("users", "log", "--json", who="ada")
+        assert log.code == 0, log.stdout
+        changes = [(e["by"], e["action"]) for e in json.loads(log.stdout)["entries"] if e["by"] == "local:ada"]
+        assert changes == [("local:ada", "user.added"), ("local:ada", "user.roles_changed"),
+                           ("local:ada", "user.removed")]
 
     async def test_refusals_shows_what_no_timeline_holds_and_fails_on_a_broken_chain(
         self, api: ApiWorld, cli: CliRunner
@@ -100,13 +117,12 @@ class TestOperatorCommands:
         assert refused.code == 1
         not_admin = await cli("refusals")
         assert not_admin.code == 1 and "wrong_role" in not_admin.stderr
-        users = str(api.settings.api.users_file)
-        added = await cli("users", "add", "ada", "--role", "admin", "--users-file", users, "--json", who=None)
-        admin = {"PAUSEGATE_TOKEN": json.loads(added.stdout)["token"]}
+        admin = {"PAUSEGATE_TOKEN": api.tokens["ada"]}
 
         shown = await cli("refusals", "--program", api.program, "--json", who=None, env=admin)
         assert shown.code == 0, shown.stderr
-        assert [(e["actor"], e["action"]) for e in json.loads(shown.stdout)["entries"]] == [("ann", "refused.trigger")]
+        entries = json.loads(shown.stdout)["entries"]
+        assert [(e["actor"], e["action"]) for e in entries] == [("local:ann", "refused.trigger")]
         table = await cli("refusals", who=None, env=admin)
         assert "refused.trigger" in table.stdout and "refused.read_refusals" in table.stdout
 

@@ -34,8 +34,9 @@ from tests.cli.hostile import CLEAR, OSC8_LINK, hostile, shown, without_styles
 EXAMPLE_RUNBOOK = Path(__file__).parents[2] / "runbooks" / "employee-telemetry.yaml"
 COMMANDS = {
     "up", "worker", "api", "pause", "waive", "status", "pauses", "report", "checklist", "complete", "plan",
+    "retry-step", "waive-step", "data-subjects",
     "reject", "approve", "decommission", "refusals", "runbook validate", "runbook schema", "evidence verify",
-    "evidence records", "users add",
+    "evidence audit", "evidence records", "users add", "users list", "users roles", "users remove", "users log",
 }
 
 
@@ -133,8 +134,8 @@ def _hostile_view() -> PauseView:
         TimelineEntry(at=now, actor=hostile("actor"), action="plan.rejected", detail=hostile("rejection")),
         TimelineEntry(at=now, actor="ann", action=hostile("action"), detail=hostile("refusal"), accepted=False),
     ]
-    # Through JSON and back, as the CLI reads it.
-    return PauseView.model_validate(PauseView.of(state).model_dump(mode="json"))
+    # Through JSON and back, as the CLI reads it; as a reviewer sees it (nothing redacted).
+    return PauseView.model_validate(PauseView.of(state, reveal=True).model_dump(mode="json"))
 
 
 class TestStatusRendering:

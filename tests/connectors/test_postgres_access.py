@@ -65,7 +65,11 @@ async def test_scope_records_every_path_of_the_worked_example(telemetry: Databas
     assert any(
         g.grantee == "PUBLIC" and g.object == "telemetry" and g.privilege == "USAGE" for g in scope.grants
     )
-    assert set(scope.objects) == {k, m, "telemetry.keystrokes_id_seq", "telemetry.mouse_events_id_seq"}
+    # the dashboard view in another schema is a second door to the keystrokes: recorded, with what it reads
+    view = "analytics.recent_keystrokes"
+    assert set(scope.objects) == {k, m, "telemetry.keystrokes_id_seq", "telemetry.mouse_events_id_seq", view}
+    assert next(o for o in scope.object_details if o.name == view).depends_on == [k]
+    assert paths(scope, "all_employees", view) == {(AccessPath.DIRECT, None)}
     # The scope is evidence: it must survive JSON.
     assert ExposureScope.model_validate_json(scope.model_dump_json()) == scope
 
@@ -82,6 +86,7 @@ async def test_revoke_verify_restore_worked_example(telemetry: Database) -> None
     for user in (employee, "ml_trainer", "telemetry_ingest"):
         assert not telemetry.can_read(user, KEYSTROKES)
         assert not telemetry.can_read(user, MOUSE)
+    assert not telemetry.can_read(employee, "SELECT * FROM analytics.recent_keystrokes")  # the side door too
     assert telemetry.can_read("security_breakglass", KEYSTROKES)
     assert telemetry.can_read("security_breakglass", MOUSE)
     check = await access.check(TELEMETRY, scope)

@@ -17,6 +17,7 @@ from pausegate.connectors.audit.statement_reads import (
     ReadScope,
     analyse,
     analyse_off_loop,
+    needles,
     prefilter,
     statement_kind,
 )
@@ -243,9 +244,24 @@ def test_statement_kind() -> None:
 
 def test_prefilter_passes_only_what_may_touch_the_data() -> None:
     assert not prefilter("SELECT * FROM public.orders WHERE note = 'true'", SCOPE)
-    for statement in ("select * from KEY_EVENTS", "SELECT run_report()", 'SELECT U&"\\0061"', "DO $$ $$",
+    for statement in ("select * from KEY_EVENTS", "SELECT run_report()", 'SELECT U&"\\0061"',
+                      "DO $$ BEGIN EXECUTE 'SELECT 1'; END $$",
                       "SELECT * FROM table_to_xml(16384::oid::regclass, true, false, '')", "SELECT E'\\x6b'"):
         assert prefilter(statement, SCOPE), statement
+    # DO, CALL and EXECUTE reach nothing analyse follows unless a name or a dynamic-SQL marker is in
+    # the text: a busy log's "do not call" strings and prepared statements are not kept for them
+    for statement in ("DO $$ BEGIN RAISE NOTICE 'hi'; END $$", "SELECT 'do not call'", "CALL app.tidy()"):
+        assert not prefilter(statement, SCOPE), statement
+        assert analyse(statement, SCOPE).reads == []
+
+
+def test_needles_are_what_the_prefilter_looks_for() -> None:
+    found = needles(SCOPE)
+    # a needle holding another is dropped: wherever "mv_events" is, "v_events" is too
+    assert "v_events" in found.substrings and "mv_events" not in found.substrings
+    assert {"key_events", "keyevents", "get_events", "run_report", "u&", "execute"} <= set(found.substrings)
+    assert found.word_starts == ("e'",)
+    assert all(any(n in name for n in found.substrings) for name in ("reporting.mv_events", "api.get_events"))
 
 
 async def test_analyse_off_loop() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from pausegate.evidence.signing_keys import PUBLIC_KEY_FILENAME, fingerprint, load_public_key
 from pausegate.evidence.store import LocalEvidenceStore
 
 PAUSE = "employee-telemetry/20261129T0630Z/audit"
@@ -61,6 +62,15 @@ class SealedTree:
         shutil.copytree(self.root, dest, symlinks=True)
         return dest
 
+    @property
+    def public_key(self) -> Path:
+        """The deployment's public key as published (a path outside any copy a test tampers with)."""
+        return self.root / "evidence" / PUBLIC_KEY_FILENAME
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(load_public_key(self.public_key))
+
     @staticmethod
     def pause_dir(root: Path) -> Path:
         return root / "evidence" / PAUSE
@@ -98,6 +108,24 @@ def sealed_tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         impostor_first=ipause / "db-reads.bundle",
         impostor_second=ipause / "fleet.bundle",
     )
+
+
+def write_config(path: Path, *, fingerprint: str | None, temporal_address: str = "127.0.0.1:9") -> Path:
+    """A deployment configuration pinning ``fingerprint``; its Temporal address refuses connections
+    (port 9), so nothing reads a record from it."""
+    lines = ["[temporal]", f'address = "{temporal_address}"', "", "[evidence]"]
+    if fingerprint is not None:
+        lines.append(f'signing_key_fingerprint = "{fingerprint}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def pinned(sealed_tree: SealedTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``$PAUSEGATE_CONFIG`` pinning the sealed tree's key, as a deployment's configuration does."""
+    config = write_config(tmp_path / "pinned.toml", fingerprint=sealed_tree.fingerprint)
+    monkeypatch.setenv("PAUSEGATE_CONFIG", str(config))
+    return config
 
 
 # ---------------------------------------------------------------- PostgreSQL

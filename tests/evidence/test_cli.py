@@ -19,6 +19,7 @@ from .conftest import SealedTree, make_records, rewrite_chunk
 runner = CliRunner()
 
 
+@pytest.mark.usefixtures("pinned")
 class TestVerifyCommand:
     def test_valid_bundle_prints_a_summary_and_exits_0(self, sealed_tree: SealedTree) -> None:
         bundle = SealedTree.pause_dir(sealed_tree.root) / sealed_tree.second
@@ -62,6 +63,7 @@ class TestVerifyCommand:
         assert "does not exist" in result.output
 
 
+@pytest.mark.usefixtures("pinned")
 class TestRecordsCommand:
     def test_prints_the_sealed_records_in_order(self, sealed_tree: SealedTree) -> None:
         bundle = SealedTree.pause_dir(sealed_tree.root) / sealed_tree.second
@@ -82,9 +84,39 @@ class TestRecordsCommand:
     def test_a_chunk_changed_after_verification_stops_the_output(self, sealed_tree: SealedTree, tmp_path: Path) -> None:
         copy = sealed_tree.copy(tmp_path / "copy")
         bundle = SealedTree.pause_dir(copy) / sealed_tree.second
-        report = verify_bundle(bundle)
+        report = verify_bundle(bundle, sealed_tree.public_key)
         assert report.ok
         chunk = sorted((bundle / "chunks").iterdir())[0]
         rewrite_chunk(chunk, lambda records: records.replace(b"employee_", b"employee-", 1))
         with pytest.raises(EvidenceError, match="changed after it was verified"):
             list(verified_records(bundle, report))
+
+
+class TestDatabaseLogRecords:
+    async def test_prints_the_servers_own_lines(self, tmp_path: Path) -> None:
+        from pausegate.connectors.audit.pglog import PostgresLogSource
+
+        from .conftest import new_store
+        from .test_pglog import SCOPE, WINDOW, Log
+
+        (tmp_path / "pglog").mkdir()
+        log = Log(tmp_path / "pglog")
+        kept = [log.add("alice", "statement: SELECT * FROM telemetry.keystrokes WHERE t = 'naïve \"q\"\\\\'"),
+                log.add("bob", "statement: SELECT *\n FROM analytics.recent_keystrokes")]
+        log.add("carol", "statement: SELECT 1")
+        log.write()
+        store = new_store(tmp_path)
+        source = PostgresLogSource(tmp_path / "pglog", scope=SCOPE)
+        await store.seal("p/audit/db-reads/0", source.records(*WINDOW))
+        bundle = store.bundle_path("p/audit/db-reads/0")
+
+        key = str(store.public_key_path)
+        result = runner.invoke(app, ["records", str(bundle), "--public-key", key])
+        assert result.exit_code == 0, result.output
+        assert result.stdout_bytes == b"".join(line + b"\n" for line in kept)  # byte for byte, as written
+
+        result = runner.invoke(app, ["records", "--sealed", str(bundle), "--public-key", key])
+        assert result.exit_code == 0, result.output
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [(r["file"], r["offset"]) for r in records] == [("postgresql-1.json", 0),
+                                                                ("postgresql-1.json", len(kept[0]) + 1)]

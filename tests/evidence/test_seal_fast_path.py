@@ -176,7 +176,7 @@ def test_seal_matches_reference_chunking(
     ref, chunks = asyncio.run(store.seal("p/records", _aiter(records)))
     expected = _reference_chunks(_pairs(records), chunk_bytes, chunk_records)
     assert _sealed_chunks(store, "p/records") == expected
-    assert verify_bundle(store.bundle_path("p/records")).ok
+    assert verify_bundle(store.bundle_path("p/records"), store.public_key_path).ok
     assert list(store.iter_bundle("p/records")) == [canonical_json_roundtrip(r) for r in records]
     assert chunks == len(expected)
     assert ref.records == len(records)
@@ -199,7 +199,7 @@ def test_blocks_are_chunked_as_the_reference_however_they_are_cut(
         expected = _reference_chunks(pairs, chunk_bytes, chunk_records)
         assert _sealed_chunks(store, "p/blocks") == expected
         assert (ref.records, chunks) == (len(pairs), len(expected))
-        assert verify_bundle(store.bundle_path("p/blocks")).ok
+        assert verify_bundle(store.bundle_path("p/blocks"), store.public_key_path).ok
 
 
 def canonical_json_roundtrip(record: dict[str, Any]) -> Any:
@@ -309,4 +309,4 @@ def test_chunks_finishing_out_of_order_keep_the_stream_order(
     assert finished.index(1) < finished.index(0)
     assert _sealed_chunks(store, "p/b") == _reference_chunks(_pairs(records), 256, None)
     assert chunks == len(finished) > 10
-    assert verify_bundle(store.bundle_path("p/b")).ok
+    assert verify_bundle(store.bundle_path("p/b"), store.public_key_path).ok

@@ -161,7 +161,7 @@ class TestSeal:
         assert chunks == 26  # 40 records per chunk
         assert ref.records == 1001
         assert ref.uri == f"evidence://{PAUSE}/db-reads"
-        report = verify_bundle(store.bundle_path(f"{PAUSE}/db-reads"))
+        report = verify_bundle(store.bundle_path(f"{PAUSE}/db-reads"), store.public_key_path)
         assert report.ok, report.problems
         assert (report.records, report.chunks, report.manifest_sha256) == (1001, 26, ref.sha256)
         manifest = store.read_json(f"{PAUSE}/db-reads")
@@ -192,7 +192,7 @@ class TestSeal:
     async def test_empty_stream_seals_an_empty_bundle(self, store: LocalEvidenceStore) -> None:
         ref, chunks = await store.seal("p/empty", aiter_of([]))
         assert (ref.records, chunks) == (0, 0)
-        assert verify_bundle(store.bundle_path("p/empty")).ok
+        assert verify_bundle(store.bundle_path("p/empty"), store.public_key_path).ok
 
     async def test_sealing_again_returns_the_existing_bundle_without_reading(
         self, store: LocalEvidenceStore
@@ -236,7 +236,7 @@ class TestSeal:
         ref, _ = await store.seal("p/x", aiter_of(make_records(50)))
         assert ref.records == 50
         assert not staging.exists()
-        assert verify_bundle(final).ok
+        assert verify_bundle(final, store.public_key_path).ok
 
     async def test_a_bundle_with_a_manifest_but_no_signature_is_not_overwritten(
         self, store: LocalEvidenceStore
@@ -262,7 +262,7 @@ class TestChain:
         assert [m["chain_index"] for m in manifests] == [0, 1, 2]
         head = json.loads((store.bundle_path(f"{PAUSE}/c").parent / sealmod.CHAIN_HEAD).read_bytes())
         assert head["manifest_sha256"] == refs[2].sha256
-        report = verify_bundle(store.bundle_path(f"{PAUSE}/c"))
+        report = verify_bundle(store.bundle_path(f"{PAUSE}/c"), store.public_key_path)
         assert report.ok and report.previous_bundles_checked == 2
 
     async def test_other_pauses_have_their_own_chain(self, store: LocalEvidenceStore) -> None:
@@ -277,7 +277,7 @@ class TestChain:
         assert sorted(m["chain_index"] for m in manifests) == list(range(5))
         prevs = [m["previous"]["manifest_sha256"] for m in manifests if m["previous"]]
         assert len(set(prevs)) == 4  # no fork: every bundle but the first has a distinct predecessor
-        assert all(verify_bundle(store.bundle_path(f"{PAUSE}/{n}")).ok for n in names)
+        assert all(verify_bundle(store.bundle_path(f"{PAUSE}/{n}"), store.public_key_path).ok for n in names)
 
     async def test_a_stale_head_file_does_not_fork_the_chain(self, store: LocalEvidenceStore) -> None:
         ref_a, _ = await store.seal(f"{PAUSE}/a", aiter_of(make_records(3)))
@@ -309,7 +309,7 @@ class TestCompression:
         (chunk,) = (store.bundle_path("p/x") / "chunks").iterdir()
         assert chunk.name == f"{manifest['entries'][0]['sha256']}.jsonl"
         assert [json.loads(line) for line in chunk.read_bytes().splitlines()] == records
-        assert verify_bundle(store.bundle_path("p/x")).ok
+        assert verify_bundle(store.bundle_path("p/x"), store.public_key_path).ok
 
     def test_an_unknown_compression_is_refused(self, tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="compression must be"):
@@ -324,7 +324,7 @@ class TestCompression:
         _resign_with_chunk(store, bundle, bomb)
         with pytest.raises(EvidenceError, match="inflates to more bytes"):
             list(store.iter_bundle("p/x"))
-        report = verify_bundle(bundle)
+        report = verify_bundle(bundle, store.public_key_path)
         assert [p.message for p in report.problems] == [
             f"decompresses to more than the manifest's {_entry(bundle)['size_bytes']} bytes"
         ]
@@ -333,7 +333,7 @@ class TestCompression:
         await store.seal("p/x", aiter_of(make_records(10)))
         bundle = store.bundle_path("p/x")
         _resign_with_chunk(store, bundle, b"not zstd at all")
-        report = verify_bundle(bundle)
+        report = verify_bundle(bundle, store.public_key_path)
         assert len(report.problems) == 1 and "does not decompress" in report.problems[0].message
         assert report.problems[0].entry == 0
         with pytest.raises(EvidenceError, match="chunk 0"):
@@ -367,3 +367,5 @@ def _resign_with_chunk(store: LocalEvidenceStore, bundle: Path, stored: bytes) -
     data = sealmod.canonical_json(resealed.model_dump(mode="json"))
     (bundle / "manifest.json").write_bytes(data)
     (bundle / "manifest.sig").write_bytes(sealmod.signature_bytes(store._key, data))
+    tip = sealmod.ChainTip(resealed.key, hashlib.sha256(data).hexdigest(), resealed.chain_index)
+    sealmod.publish_head(bundle.parent, store._key, tip)  # as the sealer would have

@@ -218,8 +218,9 @@ def mutations(tree: SealedTree) -> st.SearchStrategy[tuple[str, Mutation]]:
 class TestVerify:
     def test_untouched_bundles_pass(self, sealed_tree: SealedTree) -> None:
         pause = SealedTree.pause_dir(sealed_tree.root)
-        first = verify_bundle(pause / sealed_tree.first)
-        second = verify_bundle(pause / sealed_tree.second / "manifest.json")
+        # the key beside the evidence, trusted because its fingerprint is pinned
+        first = verify_bundle(pause / sealed_tree.first, pinned={sealed_tree.fingerprint})
+        second = verify_bundle(pause / sealed_tree.second / "manifest.json", pinned={sealed_tree.fingerprint})
         assert first.ok and second.ok, (first.problems, second.problems)
         assert (first.records, first.chunks, first.chain_index) == (230, 6, 0)
         assert (second.records, second.chunks, second.previous_bundles_checked) == (130, 4, 1)
@@ -239,7 +240,7 @@ class TestVerify:
         copy = sealed_tree.copy(tmp_path / "copy")
         bundle = SealedTree.pause_dir(copy) / sealed_tree.first
         _replace_dir(bundle, forger.bundle_path("employee-telemetry/20261129T0630Z/audit/db-reads"))
-        report = verify_bundle(bundle)
+        report = verify_bundle(bundle, pinned={sealed_tree.fingerprint})
         assert not report.ok
         assert report.problems[0].file.endswith("manifest.sig")
 
@@ -249,7 +250,7 @@ class TestVerify:
         manifest = json.loads((bundle / "manifest.json").read_bytes())
         target = next((bundle / "chunks").glob(f"{manifest['entries'][2]['sha256']}.*"))
         flip_byte(target, 10, 0)
-        report = verify_bundle(bundle)
+        report = verify_bundle(bundle, sealed_tree.public_key)
         assert [(p.file, p.entry) for p in report.problems] == [(f"db-reads.bundle/chunks/{target.name}", 2)]
         assert "modified" in report.problems[0].message
 
@@ -265,9 +266,9 @@ class TestVerify:
             copy = sealed_tree.copy(Path(tmp) / "copy")
             pause = SealedTree.pause_dir(copy)
             bundle, previous = pause / sealed_tree.second, pause / sealed_tree.first
-            assert verify_bundle(bundle).ok  # no false alarm before the mutation
+            assert verify_bundle(bundle, sealed_tree.public_key).ok  # no false alarm before the mutation
             mutate(bundle, previous)
-            report = verify_bundle(bundle, sealed_tree.root / "evidence" / "evidence-signing-key.pub.pem")
+            report = verify_bundle(bundle, sealed_tree.public_key)
             assert not report.ok, f"undetected: {name}"
             assert all(p.message for p in report.problems)
 
@@ -289,7 +290,7 @@ class TestVerify:
         with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
             store = new_store(Path(tmp), chunk_records=chunk_records)
             ref, chunks = asyncio.run(store.seal("p/x", aiter_of(records)))
-            report = verify_bundle(store.bundle_path("p/x"))
+            report = verify_bundle(store.bundle_path("p/x"), store.public_key_path)
             assert report.ok, report.problems
             assert (report.records, report.chunks, report.manifest_sha256) == (
                 len(records),

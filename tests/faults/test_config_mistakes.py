@@ -38,9 +38,11 @@ class TestUnknownConnection:
         [blocked] = status.containment.blocked
         assert "UnknownConnectionError" in blocked.reason and "late-db" in blocked.reason
         # Everything else carried on: the agents are halted and the evidence before the pause is sealed.
-        status = await h.wait_for(lambda s: s.containment.agents.confirmed, what="agents halted")
+        sources = {a.name for a in h.runbook.audit_sources}
+        status = await h.wait_for(lambda s: s.containment.agents.confirmed
+                                  and {e.source for e in s.containment.evidence} == sources,
+                                  what="agents halted and the evidence before the pause sealed")
         assert status.phase == Phase.CONTAINING and STEP in {b.step for b in status.containment.blocked}
-        assert {e.source for e in status.containment.evidence} == {a.name for a in h.runbook.audit_sources}
         assert [e.action for e in status.timeline].count(f"{STEP}.blocked") == 1
         await h.eventually(lambda: any("blocked" in m.text and "late-db" in m.text
                                        for m in h.chat.sink.received("security")), what="webhook told")

@@ -185,7 +185,8 @@ class TestRejectingFleet:
             final = await handle.result()
             assert final.phase == Phase.RESUMED
             detail = next(e.detail for e in final.timeline if e.action == "resume.agents")
-            assert "1 agents resumed" in detail and "1 will resume" in detail
+            assert "(1 resumed one by one)" in detail and "1 will resume" in detail
+            assert final.resumed is not None and final.resumed.resumed_individually == 1
             p = h.fleet_state.program(h.program)
             assert p.agents["agent-00003"].resumes == 1 and "agent-99999" not in p.agents
             record_result("fleet: agent does not exist", "resume plan names an unknown agent", injected=1,

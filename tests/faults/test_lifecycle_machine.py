@@ -78,6 +78,7 @@ class Model:
     state: Phase = Phase.UNDER_REVIEW
     done: set[str] = field(default_factory=set)
     plan: int | None = None
+    proposer: str | None = None  # who proposed the current plan: they may not approve it
     plan_version: int = 0  # any change of plan or checklist makes earlier digests stale
     approvals: list[tuple[str, str]] = field(default_factory=list)
     accepted: int = 0
@@ -102,6 +103,7 @@ class Model:
         ok = self.state in REVIEW_STATES and actor.has_any(PROPOSER_ROLES)
         if ok:
             self.plan = plan
+            self.proposer = actor.id
             self.approvals = []
             self.plan_version += 1
             self._settle()
@@ -121,6 +123,7 @@ class Model:
             self.state == Phase.AWAITING_APPROVAL
             and role in actor.roles and role in APPROVER_ROLES
             and actor.id != COMMANDER.id
+            and actor.id != self.proposer
             and all(a != actor.id for a, _ in self.approvals)
             and all(r != role for _, r in self.approvals)
             and current

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import httpx
 import psycopg
 import pytest
 
+from pausegate.auth import users_log_path
 from pausegate.config import load_settings
 from pausegate.embedded.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions, embedded_stack
 from pausegate.models.pause import ApproveInput, CompleteItemInput, Phase, ProposePlanInput
@@ -25,6 +27,8 @@ def data_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="pausegate-stack-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+    # Started as root, the embedded PostgreSQL keeps its cluster beside the owner-only data directory.
+    shutil.rmtree(path.with_name(f"{path.name}-postgres"), ignore_errors=True)
 
 
 def options(data_dir: Path) -> StackOptions:
@@ -49,6 +53,11 @@ class TestEmbeddedStack:
             assert {"temporal", "fleet", "chat", "postgres", "config"} <= described.keys()
             # Clients find everything through the config file the stack wrote.
             settings = load_settings(stack.config_path)
+            # Owner-only: the directory, and each file in it that holds a secret or a token hash.
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (
+                data_dir, stack.config_path, settings.api.users_file, users_log_path(settings.api.users_file))}
+            assert modes == {data_dir.name: 0o700, "config.toml": 0o600, "users.json": 0o600,
+                             "users-log.jsonl": 0o600}
             assert settings.connections.keys() >= {"telemetry-db", "telemetry-fleet", "slack-security"}
             async with httpx.AsyncClient(base_url=stack.fleet.url) as fleet:
                 assert (await fleet.get("/healthz")).status_code == 200

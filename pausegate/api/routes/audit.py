@@ -9,6 +9,7 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, Query
 
+from pausegate.api.actions import log_refusal
 from pausegate.api.deps import ActorDep, StateDep
 from pausegate.api.models import RefusalsView
 from pausegate.api.refusal_log import RefusalEntry
@@ -32,12 +33,9 @@ async def list_refusals(
     try:
         authority.require_admin(actor, "reading the refusal log")
     except ActionRefused as exc:
-        # Not record_refusal: this refusal concerns no program, so no pause's timeline can hold it.
-        await asyncio.to_thread(
-            refusals.append, actor=actor.id, roles=actor.roles, program=None, action="refused.read_refusals",
-            reason=f"{exc.code}: {exc.reason}",
-        )
-        log.info("action_refused", actor=actor.id, action="read_refusals", code=exc.code)
+        # Into the log, not a timeline: this refusal concerns no program (coalesced per minute like the rest).
+        await log_refusal(state, None, actor, "read_refusals", exc)
+        log.debug("action_refused", actor=actor.id, action="read_refusals", code=exc.code)
         raise
 
     def read() -> RefusalsView:

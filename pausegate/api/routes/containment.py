@@ -1,4 +1,5 @@
-"""Containment the commander accepts as incomplete: unreachable agents, residual dataset access."""
+"""Containment the commander accepts as incomplete (unreachable agents, residual dataset access), and
+blocked containment steps the commander retries or waives."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from fastapi import APIRouter
 
 from pausegate.api.actions import perform
 from pausegate.api.deps import ActorDep, IdempotencyKey, ProgramPath, StateDep
-from pausegate.api.models import Receipt, WaiveRequest, WaiveResidualRequest
+from pausegate.api.models import Receipt, RetryStepRequest, WaiveRequest, WaiveResidualRequest, WaiveStepRequest
 from pausegate.api.responses import ACTION_ERRORS
-from pausegate.models.pause import WaiveAgentsInput, WaiveResidualInput
+from pausegate.models.pause import RetryStepInput, WaiveAgentsInput, WaiveResidualInput, WaiveStepInput
 
 router = APIRouter(tags=["containment"])
 
@@ -37,3 +38,28 @@ async def waive_residual(
     """The commander accepts a dataset's residual access (superusers, owners), with a reason."""
     return await perform(state, program, actor, "waive_residual", idempotency_key, WaiveResidualInput,
                          dataset=body.dataset, reason=body.reason)
+
+
+@router.post("/pauses/{program}/blocked-steps/retry", response_model=Receipt, responses=ACTION_ERRORS)
+async def retry_step(
+    program: ProgramPath,
+    body: RetryStepRequest,
+    state: StateDep,
+    actor: ActorDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Receipt:
+    """The commander runs a blocked containment step again, once its cause is fixed (409 not_blocked otherwise)."""
+    return await perform(state, program, actor, "retry_step", idempotency_key, RetryStepInput, step=body.step)
+
+
+@router.post("/pauses/{program}/blocked-steps/waive", response_model=Receipt, responses=ACTION_ERRORS)
+async def waive_step(
+    program: ProgramPath,
+    body: WaiveStepRequest,
+    state: StateDep,
+    actor: ActorDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Receipt:
+    """The commander stops waiting for a blocked containment step, with a reason (409 not_blocked otherwise)."""
+    return await perform(state, program, actor, "waive_step", idempotency_key, WaiveStepInput,
+                         step=body.step, reason=body.reason)

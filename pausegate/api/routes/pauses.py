@@ -9,15 +9,14 @@ import structlog
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from pausegate.api.actions import authorise
+from pausegate.api.actions import admit, authorise
 from pausegate.api.deps import ActorDep, ProgramPath, StateDep
 from pausegate.api.errors import ApiError
-from pausegate.api.models import ErrorBody, PauseSummary, PauseView, Progress, TriggerRequest, TriggerResponse
+from pausegate.api.models import ErrorBody, PauseSummary, PauseView, TriggerRequest, TriggerResponse
 from pausegate.api.responses import ACTION_ERRORS
 from pausegate.errors import PauseNotFound
-from pausegate.evidence.layout import scope_key
 from pausegate.evidence.report import render_markdown
-from pausegate.models.pause import PauseRequest, PauseState, ReportInput
+from pausegate.models.pause import PauseRequest, ReportInput
 from pausegate.policy import authority
 from pausegate.temporal.pauses import read_status, start_pause
 
@@ -36,10 +35,13 @@ router = APIRouter(tags=["pauses"])
     },
 )
 async def trigger(body: TriggerRequest, state: StateDep, response: Response, actor: ActorDep) -> TriggerResponse:
-    """Pull the kill switch: pause the program now (201), or return the pause already open (200)."""
-    runbook = state.runbook(body.program)
+    """Pull the kill switch: pause the program now (201), or return the pause already open (200).
+
+    ``problems`` lists what the runbook names that this deployment lacks; the pause starts all the same."""
+    runbook = await admit(state, body.program, actor, "trigger", what="starting a pause")
     await authorise(state, body.program, actor, "trigger",
                     lambda: authority.require_commander(runbook, actor, "starting a pause"))
+    problems = state.runbook_problems(body.program)
     pause_request = PauseRequest(
         program=body.program, reason=body.reason, severity=body.severity, commander=actor, runbook=runbook
     )
@@ -47,38 +49,31 @@ async def trigger(body: TriggerRequest, state: StateDep, response: Response, act
         state.client, pause_request, task_queue=state.settings.temporal.task_queue, tuning=state.tuning
     )
     status = await read_status(state.client, body.program)
-    log.info("pause_triggered" if started else "pause_already_open", pause=body.program, actor=actor.id)
+    log.info("pause_triggered" if started else "pause_already_open", pause=body.program, actor=actor.id,
+             problems=len(problems))
     response.status_code = 201 if started else 200
-    return TriggerResponse(started=started, pause=PauseView.of(status))
+    reveal = authority.may_read_access(runbook, actor)
+    return TriggerResponse(started=started, pause=PauseView.of(status, reveal=reveal), problems=problems)
 
 
 @router.get("/pauses", response_model=list[PauseSummary])
 async def list_pauses(state: StateDep, actor: ActorDep) -> list[PauseSummary]:
-    """The latest pause of every program that has a runbook, open or closed."""
+    """The latest pause of every program that has a runbook, open or closed (error texts only for
+    callers with a review role of the program)."""
     limit = asyncio.Semaphore(16)
 
-    async def one(program: str) -> PauseState | None:
+    async def one(program: str) -> PauseSummary | None:
         async with limit:
             try:
-                return await read_status(state.client, program)
+                reveal = authority.may_read_access(state.runbook(program), actor)
+                return PauseSummary.of(await read_status(state.client, program), reveal=reveal)
             except PauseNotFound:
                 return None
+            except ApiError as exc:  # a runbook that does not validate: its program is left out, not the list
+                log.warning("pause_not_listed", program=program, error=exc.code)
+                return None
 
-    statuses = await asyncio.gather(*(one(p) for p in state.programs()))
-    return [
-        PauseSummary(
-            program=s.program,
-            pause_id=s.pause_id,
-            incident_id=s.incident_id,
-            state=s.phase,
-            severity=s.severity,
-            commander=s.commander,
-            started_at=s.started_at,
-            progress=Progress.of(s),
-        )
-        for s in statuses
-        if s is not None
-    ]
+    return [s for s in await asyncio.gather(*(one(p) for p in state.programs())) if s is not None]
 
 
 @router.get("/pauses/{program}", response_model=PauseView)
@@ -91,23 +86,29 @@ async def read_pause(
         Query(description="Include the recorded exposure scope documents (reviewers, approvers and commanders)."),
     ] = False,
 ) -> PauseView:
-    """State, containment progress, exposure scope, checklist, plan, approvals and timeline."""
+    """State, containment progress, exposure scope, checklist, plan, approvals and timeline.
+
+    A caller without a review role of the program gets the view redacted (``redacted: true``: lists
+    that name access empty, references null, free texts empty) and is refused ``scope=true``."""
     runbook = state.runbook(program)
+    if scope:
+        runbook = await admit(state, program, actor, "read_scope", what="reading the exposure scope",
+                              rate_limited=False)
+        await authorise(state, program, actor, "read_scope", lambda: authority.require_scope_reader(runbook, actor))
     status = await read_status(state.client, program)
+    reveal = authority.may_read_access(runbook, actor)
     scopes: dict[str, dict[str, Any]] | None = None
     who_saw_what: dict[str, Any] | None = None
     if scope:
-        await authorise(state, program, actor, "read_scope", lambda: authority.require_scope_reader(runbook, actor))
-        key = status.evidence_key
+        # each document must be the one the pause recorded, not merely one the deployment signed
         scopes = {}
         for d in status.containment.datasets:
-            scopes[d.dataset] = await asyncio.to_thread(state.store.read_json, scope_key(key, d.dataset))
+            scopes[d.dataset] = await asyncio.to_thread(state.store.read_json, d.scope.key, d.scope.sha256)
         if status.containment.exposure is not None:
-            who_saw_what = await asyncio.to_thread(
-                state.store.read_json, status.containment.exposure.report.key
-            )
+            report_ref = status.containment.exposure.report
+            who_saw_what = await asyncio.to_thread(state.store.read_json, report_ref.key, report_ref.sha256)
         log.info("scope_read", pause=program, actor=actor.id, datasets=len(scopes))
-    return PauseView.of(status, scopes, who_saw_what)
+    return PauseView.of(status, scopes, who_saw_what, reveal=reveal)
 
 
 @router.get(
@@ -129,13 +130,40 @@ async def read_report(
     actor: ActorDep,
     format: Annotated[Literal["json", "markdown"], Query()] = "json",
 ) -> Response:
-    """The final report, written when the pause resumes or is decommissioned."""
-    state.runbook(program)
+    """The final report, written when the pause resumes or is decommissioned (review roles only: it
+    names who had access and who saw what)."""
+    runbook = await admit(state, program, actor, "read_report", what="reading the report", rate_limited=False)
+    await authorise(state, program, actor, "read_report", lambda: authority.require_scope_reader(runbook, actor))
     status = await read_status(state.client, program)
     if status.report is None:
         raise ApiError(409, "no_report", f"the pause is {status.phase.value}; the report is written when it closes")
-    key = status.report.key
-    document = await asyncio.to_thread(state.store.read_json, key)
+    document = await asyncio.to_thread(state.store.read_json, status.report.key, status.report.sha256)
     if format == "markdown":
         return PlainTextResponse(render_markdown(ReportInput.model_validate(document)), media_type="text/markdown")
     return JSONResponse(document)
+
+
+@router.get(
+    "/pauses/{program}/exposure/data-subjects",
+    responses={
+        200: {"description": "The people whose records were readable in the exposure window (owner-only evidence)."},
+        409: {"model": ErrorBody, "description": "No list was recorded (containment not done, or no data-subject "
+              "column in the runbook)."},
+    },
+)
+async def read_data_subjects(program: ProgramPath, state: StateDep, actor: ActorDep) -> Response:
+    """Whose data was exposed: the list behind the count in the pause's exposure, for the employee notice
+    (review roles only). Served only if it is the document the pause recorded (digest checked)."""
+    runbook = await admit(state, program, actor, "read_data_subjects", what="reading whose data was exposed",
+                          rate_limited=False)
+    await authorise(state, program, actor, "read_data_subjects",
+                    lambda: authority.require_scope_reader(runbook, actor))
+    status = await read_status(state.client, program)
+    exposure = status.containment.exposure
+    if exposure is None or exposure.data_subjects_list is None:
+        raise ApiError(409, "no_data_subjects", f"the pause is {status.phase.value} and has recorded no list of "
+                       "data subjects (the runbook names no data-subject column, or containment is not done)")
+    ref = exposure.data_subjects_list
+    document = await asyncio.to_thread(state.store.read_json, ref.key, ref.sha256)
+    log.info("data_subjects_read", pause=program, actor=actor.id, sha256=ref.sha256)
+    return JSONResponse(document, headers={"Cache-Control": "no-store"})

@@ -10,8 +10,10 @@ from fastapi import Path as PathParam
 from pausegate.api.actions import perform
 from pausegate.api.deps import ActorDep, IdempotencyKey, ProgramPath, StateDep
 from pausegate.api.models import CompleteRequest, Receipt, RejectRequest
+from pausegate.api.redaction import redact_items
 from pausegate.api.responses import ACTION_ERRORS
 from pausegate.models.pause import CompleteItemInput, ItemStatus, ProposePlanInput, RejectPlanInput, ResumePlan
+from pausegate.policy import authority
 from pausegate.temporal.pauses import read_status
 
 router = APIRouter(tags=["review"])
@@ -19,9 +21,10 @@ router = APIRouter(tags=["review"])
 
 @router.get("/pauses/{program}/checklist", response_model=list[ItemStatus])
 async def read_checklist(program: ProgramPath, state: StateDep, actor: ActorDep) -> list[ItemStatus]:
-    """The review checklist and who completed what."""
-    state.runbook(program)
-    return list((await read_status(state.client, program)).checklist)
+    """The review checklist and who completed what (evidence and notes only for review roles)."""
+    runbook = state.runbook(program)
+    items = (await read_status(state.client, program)).checklist
+    return list(items) if authority.may_read_access(runbook, actor) else redact_items(items)
 
 
 @router.post("/pauses/{program}/checklist/{item_id}", response_model=Receipt, responses=ACTION_ERRORS)

@@ -23,7 +23,7 @@ async def approve_plan(
 ) -> Receipt:
     """Approve the current plan and review by the digest the approver reviewed."""
     role = await approver_role(state, program, actor, body.role, "approve_plan")
-    return await perform(state, program, actor, "approve_plan", idempotency_key, ApproveInput,
+    return await perform(state, program, actor, "approve_plan", idempotency_key, ApproveInput, admitted=True,
                          role=role, digest=body.digest, comment=body.comment)
 
 
@@ -37,5 +37,5 @@ async def decommission(
 ) -> Receipt:
     """Vote to end the program for good (same quorum and separation of duties as a resume)."""
     role = await approver_role(state, program, actor, body.role, "decommission")
-    return await perform(state, program, actor, "decommission", idempotency_key, DecommissionInput,
+    return await perform(state, program, actor, "decommission", idempotency_key, DecommissionInput, admitted=True,
                          role=role, reason=body.reason)

@@ -508,19 +508,57 @@ def prefilter(statement: str, scope: ReadScope, *, search_path: Sequence[str] = 
     Why: a name reaches ``analyse`` from the text spelled as the scope holds it (both sides
     case-folded, quotes doubled), or escaped with ``U&`` (looked for), or decoded from an
     ``E'...'`` string (looked for). Dynamic SQL is suspected only on ``_OPAQUE`` markers, looked
-    for too. The one read that needs no name in the text, an unqualified relation resolving into
-    a whole schema on the search path, makes every statement pass.
+    for too; a DO block, CALL or EXECUTE without one of these reads nothing ``analyse`` follows.
+    The one read that needs no name in the text, an unqualified relation resolving into a whole
+    schema on the search path, makes every statement pass.
     """
     ix = scope._index
     if any(s in ix.whole for s in _search_path(search_path, user)):
         return True
     folded = statement.casefold()
-    return (any(n in folded for n in ix.needles) or any(_has_word(folded, w) for w in ("do", "execute", "call"))
-            or _has_word(folded, "e'", starts_only=True))
+    return any(n in folded for n in ix.needles) or any(_has_word(folded, w, starts_only=True) for w in _WORD_STARTS)
+
+
+# An E'...' string: its escapes can spell any name in a body (DO, CREATE FUNCTION) read as text.
+# (DO, CALL and EXECUTE need no word of their own: what they run reaches analyse only through
+# a name or an _OPAQUE marker in the text, which the needles find.)
+_WORD_STARTS = ("e'",)
+
+
+class Needles(Model):
+    """Everything ``prefilter`` looks for, for a reader that searches raw log bytes before decoding
+    any line: a line holding none of these (and no non-ASCII character, whose case folding
+    could produce them) cannot pass ``prefilter`` unless a whole schema is on its search_path."""
+
+    substrings: tuple[str, ...] = Field(description="Case-folded; anywhere in the text.")
+    word_starts: tuple[str, ...] = Field(description="Case-folded; at the start of a word.")
+    whole_schemas: frozenset[str]
+
+
+def needles(scope: ReadScope) -> Needles:
+    ix = scope._index
+    # a needle holding another is found wherever that one is: one search fewer
+    kept = [n for n in ix.needles if not any(m != n and m in n for m in ix.needles)]
+    return Needles(substrings=tuple(kept), word_starts=_WORD_STARTS, whole_schemas=ix.whole)
 
 
 def _analyse_all(batch: list[str], scope: ReadScope, path: Sequence[str], user: str | None) -> list[StatementReads]:
     return [analyse(s, scope, search_path=path, user=user) for s in batch]
+
+
+Item = tuple[str, Sequence[str], str | None]  # (statement, search_path, user)
+
+
+def analyse_each(items: Iterable[Item], scope: ReadScope) -> list[StatementReads]:
+    """``analyse`` of each (statement, search_path, user): statements of many sessions at once."""
+    return [analyse(s, scope, search_path=path, user=user) for s, path, user in items]
+
+
+async def analyse_each_off_loop(items: Iterable[Item], scope: ReadScope, *,
+                                executor: Executor | None = None) -> list[StatementReads]:
+    """``analyse_each`` off the event loop, like ``analyse_off_loop``."""
+    call = functools.partial(analyse_each, list(items), scope)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 async def analyse_off_loop(statements: Iterable[str], scope: ReadScope, *,

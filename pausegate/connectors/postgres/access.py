@@ -26,8 +26,11 @@ from pausegate.connectors.postgres.catalog import (
     TABLE_PRIVILEGES,
     WRITE_ALL,
     Obj,
+    ReadPath,
     State,
     compute_access,
+    load_data_subjects,
+    load_read_paths,
     load_state,
 )
 from pausegate.connectors.postgres.plan import Statement, kept_roles, plan_revoke
@@ -147,6 +150,30 @@ class PostgresAccess:
             access=len(scope.access),
         )
         return scope
+
+    # -- who saw what ------------------------------------------------------------------------------
+
+    async def read_paths(self, spec: DatasetSpec) -> list[ReadPath]:
+        """Views, materialized views and routines (any schema, any security) that read the dataset."""
+        async with self._connect(f"read paths of {spec.name}") as conn:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                return await load_read_paths(conn, spec)
+
+    async def data_subjects(
+        self, spec: DatasetSpec, column: str, time_column: str | None, until: datetime
+    ) -> tuple[list[str], list[str]]:
+        """(tables holding ``column``, the distinct people in their rows collected before ``until``)."""
+        async with self._connect(f"data subjects of {spec.name}") as conn:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                return await load_data_subjects(conn, spec, column, time_column, until)
+
+    async def log_fence(self, marker: str) -> None:
+        """Run a statement whose logged text is ``marker``: once the server's log holds it, it holds
+        every statement logged before it (one collector writes the log in order)."""
+        async with self._connect("log fence") as conn:
+            await conn.execute(sql.SQL("SELECT {}").format(sql.Literal(marker)))
 
     # -- revoke ------------------------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from pausegate.errors import TargetRejectedError
 from pausegate.models.access import AccessPath, MembershipRecord, RoleAccess, RoleRecord
@@ -407,3 +408,113 @@ def compute_access(state: State) -> list[RoleAccess]:
     ]
     result.sort(key=lambda a: (a.object, a.role, PATH_PRIORITY[a.path], a.via or ""))
     return result
+
+
+# ---------------------------------------------------------------- read paths (who saw what)
+
+# Routines that read the dataset, whoever they run as: a reader names the routine, not the table.
+# SECURITY DEFINER or not (an invoker's routine still reads the table for a caller who may), in
+# any schema; matched like FUNCTIONS_Q (pg_depend, or the relation's name in the body), plus
+# SECURITY DEFINER routines that build SQL at run time as an owner who can read the dataset.
+READ_PATHS_Q = """
+SELECT n.nspname, p.proname,
+       coalesce(array_agg(DISTINCT c.oid) FILTER (WHERE c.oid IS NOT NULL), '{}'),
+       EXISTS (SELECT 1 FROM unnest(%(markers)s::text[]) m(marker)
+               WHERE position(m.marker IN lower(p.prosrc)) > 0)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+LEFT JOIN pg_class c ON c.oid = ANY(%(rels)s::oid[])
+     AND (EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                    AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid)
+          OR position(lower(c.relname) IN lower(p.prosrc)) > 0)
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND l.lanname NOT IN ('c', 'internal')
+GROUP BY p.oid, n.nspname, p.proname
+HAVING count(c.oid) > 0
+    OR (p.prosecdef
+        AND EXISTS (SELECT 1 FROM unnest(%(markers)s::text[]) m(marker)
+                    WHERE position(m.marker IN lower(p.prosrc)) > 0)
+        AND EXISTS (SELECT 1 FROM unnest(%(rels)s::oid[]) r(oid)
+                    WHERE has_table_privilege(p.proowner, r.oid, 'SELECT')))
+"""
+
+# Text in a routine's body that runs SQL built at run time (statement_reads' _OPAQUE, for bodies).
+DYNAMIC_MARKERS = ("execute", "format(", "_to_xml", "ts_stat", "dblink", "crosstab", "connectby", "xpath_table",
+                   "get_raw_page")
+
+
+@dataclass(frozen=True)
+class ReadPath:
+    """A view, materialized view or routine through which the dataset's base relations can be read."""
+
+    name: str  # schema.name (routines without argument types: a call names no types)
+    kind: str  # view, matview, function
+    reaches: tuple[str, ...]  # the dataset's base relations, schema.name
+    dynamic: bool = False  # a routine that runs SQL built at run time: may reach more than listed
+
+
+async def load_read_paths(conn: AsyncConnection[Any], spec: DatasetSpec) -> list[ReadPath]:
+    """Every view, materialized view (in any schema, through any depth of views) and routine that
+    reads the dataset's relations, with the base relations each reaches. Read-only."""
+    head = await _rows(conn, SCHEMA_Q, {"schema": spec.schema_name})
+    if not head:
+        raise TargetRejectedError(f"dataset {spec.name}: schema {spec.schema_name!r} does not exist")
+    rows = await _rows(conn, RELATIONS_Q, {"nsp": head[0][0], "tables": spec.tables})
+    base = {
+        r[0]
+        for r in rows
+        if r[1] == spec.schema_name and RELKINDS[r[3]] in RELATION_KINDS and (not spec.tables or r[2] in spec.tables)
+    }
+    names = {r[0]: f"{r[1]}.{r[2]}" for r in rows}
+    reaches: dict[int, tuple[str, ...]] = {oid: (names[oid],) for oid in base}
+    paths: list[ReadPath] = []
+    for oid, _schema, _name, relkind, *_rest, depends_on in rows:
+        kind = {"v": "view", "m": "matview"}.get(relkind)
+        if oid in base or kind is None:
+            continue
+        reaches[oid] = tuple(sorted(depends_on))
+        paths.append(ReadPath(name=names[oid], kind=kind, reaches=reaches[oid]))
+    params = {"rels": sorted(reaches), "markers": list(DYNAMIC_MARKERS)}
+    for schema, name, oids, dynamic in await _rows(conn, READ_PATHS_Q, params):
+        reached = sorted({t for oid in oids for t in reaches.get(oid, ())})
+        paths.append(ReadPath(name=f"{schema}.{name}", kind="function", reaches=tuple(reached), dynamic=bool(dynamic)))
+    return paths
+
+
+# ---------------------------------------------------------------- data subjects
+
+SUBJECT_TABLES_Q = """
+SELECT c.relname, bool_or(a.attname = %(time)s)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'f') AND NOT c.relispartition
+  AND a.attname IN (%(column)s, %(time)s)
+  AND (cardinality(%(tables)s::text[]) = 0 OR c.relname = ANY(%(tables)s::text[]))
+GROUP BY c.relname
+HAVING bool_or(a.attname = %(column)s)
+ORDER BY c.relname
+"""
+
+
+async def load_data_subjects(
+    conn: AsyncConnection[Any], spec: DatasetSpec, column: str, time_column: str | None, until: datetime
+) -> tuple[list[str], list[str]]:
+    """(the dataset's tables holding ``column``, the distinct non-null values of ``column`` in their
+    rows collected before ``until`` — by ``time_column`` where a table has it, else every row)."""
+    tables = await _rows(
+        conn, SUBJECT_TABLES_Q,
+        {"schema": spec.schema_name, "column": column, "time": time_column or column, "tables": spec.tables},
+    )
+    if not tables:
+        return [], []
+    parts = []
+    for table, timed in tables:
+        select = sql.SQL("SELECT {col}::text FROM {schema}.{table} WHERE {col} IS NOT NULL").format(
+            col=sql.Identifier(column), schema=sql.Identifier(spec.schema_name), table=sql.Identifier(table)
+        )
+        if timed and time_column:
+            select = sql.SQL("{} AND {} < {}").format(select, sql.Identifier(time_column), sql.Literal(until))
+        parts.append(select)
+    # DISTINCT on the server: only distinct people cross the wire
+    query = sql.SQL("SELECT DISTINCT s FROM ({}) AS rows(s) ORDER BY 1").format(sql.SQL(" UNION ALL ").join(parts))
+    cur = await conn.execute(query)
+    subjects = [r[0] for r in await cur.fetchall()]
+    return [f"{spec.schema_name}.{t}" for t, _ in tables], subjects

@@ -55,3 +55,13 @@ GRANT SELECT ON telemetry.keystrokes, telemetry.mouse_events TO telemetry_analys
 GRANT USAGE ON SCHEMA telemetry TO PUBLIC;
 GRANT SELECT ON telemetry.keystrokes, telemetry.mouse_events TO all_employees;
 GRANT SELECT ON telemetry.mouse_events TO PUBLIC;
+
+-- A convenience view someone made for a dashboard, in another schema, readable by everyone: a
+-- second door to the keystrokes (it reads them with its owner's rights, whatever the reader has).
+CREATE SCHEMA IF NOT EXISTS analytics;
+CREATE OR REPLACE VIEW analytics.recent_keystrokes AS
+  SELECT employee, captured_at, window_title, typed_content
+  FROM telemetry.keystrokes
+  WHERE captured_at > now() - interval '7 days';
+GRANT USAGE ON SCHEMA analytics TO all_employees;
+GRANT SELECT ON analytics.recent_keystrokes TO all_employees;

@@ -1,0 +1,201 @@
+"""What the evidence activities need around the database's log: the scope the log is filtered
+with, who saw what from the sealed lines, and whose data was exposed.
+
+The database is asked through the dataset access connector when it offers these methods
+(``ExposureDatabase``; ``PostgresAccess`` does); without it, the recorded scopes alone serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+import structlog
+
+from pausegate.connectors.audit.pglog import PostgresLogSource
+from pausegate.connectors.audit.who_saw_what import (
+    Attribution,
+    DatasetPaths,
+    WhoSawWhat,
+    WhoSawWhatBuilder,
+    read_scope,
+)
+from pausegate.connectors.interfaces import EvidenceStore
+from pausegate.connectors.postgres.catalog import ReadPath
+from pausegate.errors import ConfigError
+from pausegate.evidence.layout import data_subjects_key, exposure_key, scope_key
+from pausegate.models.access import ExposureScope
+from pausegate.models.evidence import EvidenceRef
+from pausegate.models.pause import ExposureSummary
+from pausegate.runbook.model import DatasetSpec
+
+log = structlog.get_logger(__name__)
+
+READ_BATCH = 2000  # sealed records read from the store per trip to a worker thread
+_BASE_KINDS = frozenset({"table", "partitioned_table", "foreign_table", "view", "materialized_view"})
+
+
+@runtime_checkable
+class ExposureDatabase(Protocol):
+    """What the exposure needs of the database beside revoking (``PostgresAccess``)."""
+
+    async def read_paths(self, spec: DatasetSpec) -> list[ReadPath]: ...
+
+    async def data_subjects(
+        self, spec: DatasetSpec, column: str, time_column: str | None, until: datetime
+    ) -> tuple[list[str], list[str]]: ...
+
+    async def log_fence(self, marker: str) -> None: ...
+
+
+class Exposure:
+    """The store and the databases, by connection name."""
+
+    def __init__(self, store: EvidenceStore, access: Callable[[str], object] | None = None) -> None:
+        self._store = store
+        self._access = access
+
+    def database(self, connection: str | None) -> ExposureDatabase | None:
+        if self._access is None or connection is None:
+            return None
+        db = self._access(connection)
+        return db if isinstance(db, ExposureDatabase) else None
+
+    def recorded_scope(self, pause_key: str, dataset: str) -> ExposureScope | None:
+        key = scope_key(pause_key, dataset)
+        if self._store.get(key) is None:
+            return None
+        return ExposureScope.model_validate(self._store.read_json(key))
+
+    async def paths(self, pause_key: str, spec: DatasetSpec) -> DatasetPaths:
+        """The dataset's read paths: the scope recorded before revoking (once it is), and what the
+        catalog says now (views, routines; revoking changes neither). A dataset whose connection the
+        deployment lacks has no live paths: sealing must not wait on the step that is blocked on it."""
+        try:
+            db = self.database(spec.connection)
+        except ConfigError as exc:
+            log.warning("read_paths_unavailable", dataset=spec.name, error=str(exc))
+            db = None
+        return DatasetPaths(
+            name=spec.name, schema=spec.schema_name, tables=tuple(spec.tables),
+            recorded=self.recorded_scope(pause_key, spec.name),
+            live=tuple(await db.read_paths(spec)) if db is not None else (),
+        )
+
+    # ---------------------------------------------------------- sealing
+
+    async def database_source(self, source: PostgresLogSource, pause_key: str, connection: str | None,
+                              datasets: Sequence[DatasetSpec], tables: Sequence[str]) -> PostgresLogSource:
+        """``source`` filtering with the datasets' read scope, and fenced on the server's log.
+
+        Without datasets (a pause started before they were passed) they are the tables grouped by
+        schema; with no tables either (a whole-schema dataset), every statement is kept."""
+        specs = list(datasets) or _from_tables(tables, connection)
+        scope = read_scope([await self.paths(pause_key, d) for d in specs])[0] if specs else None
+        if scope is None:
+            log.warning("pg_log_unfiltered", reason="no dataset or table to filter on: every statement is sealed")
+        filtered = source.scoped(scope)
+        db = self.database(connection)
+        return filtered.fenced(db.log_fence) if db is not None else filtered
+
+    # ---------------------------------------------------------- the report
+
+    def _scopes_under(self, pause_key: str) -> list[ExposureScope]:
+        """Every scope recorded under the pause (when the datasets were not passed): the local store's
+        directory listing; another store gives none."""
+        document_path = getattr(self._store, "document_path", None)
+        if document_path is None:
+            return []
+        directory = document_path(scope_key(pause_key, "x")).parent
+        names = sorted(p.name.removesuffix(".json") for p in directory.glob("*.json"))
+        return [s for s in (self.recorded_scope(pause_key, n) for n in names) if s is not None]
+
+    async def _dataset_paths(self, pause_key: str, datasets: Sequence[DatasetSpec]) -> list[DatasetPaths]:
+        if datasets:
+            return [await self.paths(pause_key, d) for d in datasets]
+        out = []
+        for scope in self._scopes_under(pause_key):
+            own = sorted({o.name.rpartition(".")[2] for o in scope.object_details
+                          if o.kind in _BASE_KINDS and o.name.rpartition(".")[0] == scope.schema_name})
+            out.append(DatasetPaths(name=scope.dataset, schema=scope.schema_name, tables=tuple(own), recorded=scope))
+        return out
+
+    async def who_saw_what(self, pause_key: str, bundles: Iterable[str], datasets: Sequence[DatasetSpec],
+                           heartbeat: Callable[[str], None]) -> tuple[WhoSawWhat, EvidenceRef]:
+        """Who saw what, re-derived from the sealed lines; stored once per pause (a retry reuses it)."""
+        key = exposure_key(pause_key)
+        if (ref := self._store.get(key)) is not None:
+            return WhoSawWhat.model_validate(self._store.read_json(key)), ref
+        scope, who = read_scope(await self._dataset_paths(pause_key, datasets))
+        report = await build_who_saw_what(scope, who, (self._store.iter_bundle(b) for b in bundles), heartbeat)
+        return report, self._store.put_json(key, report.model_dump(mode="json"))
+
+    async def data_subjects(self, pause_key: str, datasets: Sequence[DatasetSpec],
+                            until: datetime | None) -> tuple[int, EvidenceRef] | None:
+        """The people whose rows were readable in the window, for datasets whose runbook names a
+        data-subject column: stored once per pause, owner-only; (count, ref)."""
+        key = data_subjects_key(pause_key)
+        if (ref := self._store.get(key)) is not None:
+            return int(self._store.read_json(key)["count"]), ref
+        until = until or datetime.now(UTC)
+        parts: list[dict[str, Any]] = []
+        everyone: set[str] = set()
+        for d in datasets:
+            if d.data_subjects is None:
+                continue
+            try:
+                db = self.database(d.connection)
+            except ConfigError as exc:
+                # A dataset the commander waived while its connection was missing: said, not counted.
+                parts.append({"dataset": d.name, "column": d.data_subjects.column, "not_counted": str(exc)})
+                continue
+            if db is None:
+                continue
+            tables, people = await db.data_subjects(d, d.data_subjects.column, d.data_subjects.collected_at, until)
+            everyone.update(people)
+            parts.append({"dataset": d.name, "column": d.data_subjects.column, "tables": tables,
+                          "count": len(people), "subjects": people})
+        if not parts:
+            return None
+        document = {"until": until.astimezone(UTC).isoformat(), "count": len(everyone),
+                    "subjects": sorted(everyone), "datasets": parts}
+        return len(everyone), self._store.put_json(key, document)
+
+
+async def build_who_saw_what(scope: Any, who: Attribution, bundles: Iterable[Iterator[dict[str, Any]]],
+                             heartbeat: Callable[[str], None] = lambda _: None) -> WhoSawWhat:
+    """Who saw what over the sealed records of ``bundles`` (in sealing order), read off the event loop."""
+    builder = WhoSawWhatBuilder(scope, who)
+    for n, records in enumerate(bundles):
+        while batch := await asyncio.to_thread(lambda: list(itertools.islice(records, READ_BATCH))):  # noqa: B023
+            await builder.add(batch)
+        heartbeat(f"{n + 1} bundles read")
+    return await builder.finish()
+
+
+def summary(report: WhoSawWhat, ref: EvidenceRef, subjects: tuple[int, EvidenceRef] | None) -> ExposureSummary:
+    """Counts and references only: the workflow's history holds no name."""
+    return ExposureSummary(
+        readers=len(report.users),
+        objects=len({e.object for e in report.entries if e.reads}),
+        statements=report.statements,
+        failed_reads=sum(e.failed for e in report.entries),
+        report=ref,
+        possible_readers=len(report.possible_users),
+        unparsed=report.unparsed,
+        data_subjects=subjects[0] if subjects else None,
+        data_subjects_list=subjects[1] if subjects else None,
+    )
+
+
+def _from_tables(tables: Sequence[str], connection: str | None) -> list[DatasetSpec]:
+    by_schema: dict[str, list[str]] = {}
+    for t in tables:
+        schema, _, name = t.rpartition(".")
+        by_schema.setdefault(schema or "public", []).append(name)
+    # named for the log only: the name must be a slug, the schema need not be one
+    return [DatasetSpec(name=f"t-{schema.replace('_', '-')}"[:63], connection=connection or "unknown",
+                        schema=schema, tables=names) for schema, names in sorted(by_schema.items())]

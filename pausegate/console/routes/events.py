@@ -1,0 +1,166 @@
+"""Live fragments as server-sent events: the board's rows, a pause's summary, ledger and timeline, the
+plan page's approvals. Each event carries HTML rendered by the page's own partial templates for the
+person watching (their redaction, their "you may"), named after the element it replaces."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Literal
+
+import structlog
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from pausegate.auth.base import AuthenticationError
+from pausegate.console import bridge
+from pausegate.console.live import Snapshot
+from pausegate.console.pages import Visitor, VisitorDep
+from pausegate.console.routes.board import board_context
+from pausegate.console.routes.pause import ProgramPath, pause_context
+from pausegate.console.routes.plan import plan_context
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+Fragments = Callable[[Snapshot], dict[str, str]]
+SESSION_ENDED = "session"
+"""The event that tells a page its session ended (the page shows a sign-in link in its place)."""
+
+
+def event(name: str, html: str, event_id: str | None = None) -> str:
+    """One server-sent event; every line of the fragment on its own ``data:`` line (the browser joins them)."""
+    data = "".join(f"data: {line}\n" for line in html.splitlines() or [""])
+    identity = f"id: {event_id}\n" if event_id else ""
+    return f"event: {name}\n{identity}{data}\n"
+
+
+async def _still_signed_in(visitor: Visitor) -> bool:
+    if visitor.console.sessions.peek(visitor.session_id) is None:
+        return False
+    try:
+        await visitor.api.authenticator.authenticate(visitor.session.token)
+    except AuthenticationError:
+        visitor.console.sessions.close(visitor.session_id)
+        return False
+    return True
+
+
+def announcement(before: Snapshot | None, now: Snapshot) -> str | None:
+    """A sentence for screen readers when a watched pause changed state (the fragments themselves are
+    not live regions: re-announcing a whole table at every change would drown the page)."""
+    if before is None:
+        return None
+    changes = []
+    for program, status in now.items():
+        old = before.get(program)
+        if status is not None and (old is None or old.phase != status.phase):
+            changes.append(f"{program} is now {status.phase.value}.")
+    return " ".join(changes) or None
+
+
+def stream(visitor: Visitor, programs: list[str], fragments: Fragments, known: str | None) -> StreamingResponse:
+    """Events for ``programs`` until the stream's lifetime is up (the browser then reconnects) or the
+    session ends (the page is told, and the stream stops).
+
+    ``known`` is the version of the statuses the page already shows (the page's own, or on a reconnect
+    the last event id the browser saw): while the statuses are still that version nothing is sent, so a
+    reconnect does not replace (and re-announce) what the page shows."""
+    console = visitor.console
+    watch = console.watch(visitor.api.client)
+
+    async def events() -> AsyncIterator[str]:
+        # Reconnect after 2 s when the stream ends or breaks.
+        yield "retry: 2000\n\n"
+        loop = asyncio.get_running_loop()
+        end = loop.time() + console.stream_seconds
+        sent: dict[str, str] = {}
+        previous: Snapshot | None = None
+        async with watch.watching(programs) as watcher:
+            while (left := end - loop.time()) > 0:
+                changed = await watcher.next(min(console.heartbeat_seconds, left))
+                if not await _still_signed_in(visitor):
+                    yield event(SESSION_ENDED, console.templates.render("_session_ended.html"))
+                    return
+                if changed is None:
+                    yield ": alive\n\n"
+                    continue
+                version = bridge.version_of(changed.get(p) for p in programs)
+                try:
+                    rendered = fragments(changed)
+                except Exception as exc:  # e.g. the runbook stopped validating: end; the reconnect shows why
+                    log.warning("console_fragment_failed", error=str(exc)[:200], kind=type(exc).__name__)
+                    return
+                if previous is None and version == known:
+                    sent = rendered  # the page shows exactly this already
+                spoken = announcement(previous, changed)
+                previous = changed
+                batch = [(name, html) for name, html in rendered.items() if sent.get(name) != html]
+                if spoken:
+                    batch.append(("announce", spoken))
+                if not batch:
+                    # Nothing of this page changed: still move the browser's last event id on (an event
+                    # without data dispatches nothing, but sets the id a reconnect sends back).
+                    yield f"id: {version}\n\n"
+                for index, (name, html) in enumerate(batch):
+                    sent[name] = html
+                    # The last event of a batch carries the version: a reconnecting browser sends it back.
+                    yield event(name, html, version if index == len(batch) - 1 else None)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def known_version(request: Request, page_version: str) -> str:
+    return request.headers.get("last-event-id") or page_version
+
+
+Version = Annotated[str, Query(max_length=64)]
+
+
+@router.get("/events")
+async def board_events(request: Request, visitor: VisitorDep, v: Version = "") -> Response:
+    templates = visitor.console.templates
+
+    def fragments(snapshot: Snapshot) -> dict[str, str]:
+        return {"board": templates.render("_board_rows.html", **board_context(visitor, snapshot))}
+
+    return stream(visitor, sorted(bridge.runbooks(visitor.api)), fragments, known_version(request, v))
+
+
+@router.get("/pauses/{program}/events")
+async def pause_events(
+    request: Request,
+    visitor: VisitorDep,
+    program: ProgramPath,
+    page: Annotated[Literal["pause", "plan", "report"], Query()] = "pause",
+    actor: Annotated[str, Query(max_length=200)] = "",
+    action: Annotated[str, Query(max_length=200)] = "",
+    digest: Annotated[str, Query(max_length=64)] = "",
+    v: Version = "",
+) -> Response:
+    templates = visitor.console.templates
+    runbook = visitor.api.runbook(program)  # an unknown program: 404 before any stream opens
+    who = visitor.actor.for_program(program)
+
+    def fragments(snapshot: Snapshot) -> dict[str, str]:
+        status = snapshot.get(program)
+        if status is None:
+            return {}
+        seen = bridge.Seen(program, runbook, who, bridge.view_of(status, runbook, who), bridge.version_of([status]))
+        if page == "plan":
+            context = plan_context(seen)
+            return {
+                "summary": templates.render("_summary.html", **context),
+                "approvals": templates.render("_approvals.html", **context),
+                "plan-notice": templates.render("_plan_notice.html", page_digest=digest, **context),
+            }
+        context = pause_context(seen, actor=actor, action=action, with_items=False)
+        shown = {"summary": templates.render("_summary.html", **context)}
+        if page == "pause":
+            shown["ledger"] = templates.render("_ledger.html", **context)
+            shown["timeline"] = templates.render("_timeline_rows.html", **context)
+        return shown
+
+    return stream(visitor, [program], fragments, known_version(request, v))

@@ -1,0 +1,219 @@
+"""Screenshots of the console's walk-through: ``python -m pausegate.console.screenshots docs/console/``.
+
+Starts a throw-away embedded stack (its own data directory and free ports, so it runs beside
+``make up``), adds the walk-through's people through the API as the first administrator, and drives
+Debian's Chromium through the worked example, saving one PNG per step. One agent starts offline so
+that containment is caught in progress, then comes back. Needs the dev extras (Playwright) and a
+Chromium (``apt-get install chromium``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+
+import httpx
+
+from pausegate.embedded.stack import EXAMPLE_PROGRAM, StackOptions, embedded_stack
+
+PEOPLE = {
+    "ann": ["security-analyst"],
+    "sam": ["security-lead"],
+    "dave": ["data-engineer"],
+    "pia": ["privacy-officer"],
+    "lee": ["legal-counsel"],
+    "cleo": ["ciso"],
+    "pat": ["cpo"],
+}
+REVIEW = [
+    ("access-review", "ann", "https://wiki.example.com/inc-42/access"),
+    ("root-cause", "sam", "https://wiki.example.com/inc-42/rca"),
+    ("narrowed-access", "dave", "https://wiki.example.com/inc-42/design"),
+    ("data-minimisation", "pia", "https://wiki.example.com/inc-42/min"),
+    ("employee-notice", "pia", "https://wiki.example.com/inc-42/notice"),
+    ("legal-privacy-review", "lee", "https://wiki.example.com/inc-42/legal"),
+]
+GRANTS = """telemetry telemetry_analysts keystrokes SELECT id,agent_id,employee,captured_at,key_code
+telemetry telemetry_analysts mouse_events SELECT
+telemetry telemetry_ingest keystrokes INSERT
+telemetry telemetry_ingest mouse_events INSERT"""
+CONDITIONS = "typed_content and window_title are no longer collected\n" \
+    "access to the telemetry tables is reviewed quarterly"
+SUMMARY = "Analysts read without typed content; the writer writes; nobody else."
+OFFLINE_AGENT = "agent-00007"
+TIMEOUT_MS = 120_000
+
+
+async def report_written(http: httpx.AsyncClient, program: str, token: str, *, timeout: float = 60.0) -> None:
+    """Until the report exists: it is written just after the pause enters RESUMED."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        view = await http.get(f"/v1/pauses/{program}", headers={"Authorization": f"Bearer {token}"})
+        view.raise_for_status()
+        if view.json()["report"] is not None:
+            return
+        if loop.time() > deadline:
+            raise RuntimeError("no report within a minute of resuming")
+        await asyncio.sleep(0.2)
+
+
+async def walk_through(out: Path, runbooks: Path, chromium: str, agents: int) -> list[Path]:
+    """Run the walk-through and save its screenshots in ``out``; returns them in order."""
+    from playwright.async_api import Page, async_playwright, expect
+
+    # Containment retries an unconfirmed agent with backoff (seconds apart on the stack's default tuning).
+    expect.set_options(timeout=TIMEOUT_MS)
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+    saved: list[Path] = []
+    data = Path(tempfile.mkdtemp(prefix="pausegate-screenshots-"))
+    options = StackOptions(data_dir=data / "stack", agents=agents, offline_agents=[OFFLINE_AGENT], temporal_port=None,
+                           ui_port=None, runbooks_dir=runbooks, fleet_latency_ms=5.0, fleet_jitter_ms=2.0)
+    try:
+        async with embedded_stack(options) as stack, async_playwright() as playwright, \
+                httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
+            assert stack.admin_token, "a fresh stack prints its first administrator's token"
+            tokens = {"admin": stack.admin_token}
+            for name, roles in PEOPLE.items():
+                added = await http.post("/v1/users", json={"name": name, "roles": roles},
+                                        headers={"Authorization": f"Bearer {stack.admin_token}"})
+                added.raise_for_status()
+                tokens[name] = added.json()["token"]
+            browser = await playwright.chromium.launch(executable_path=chromium, headless=True)
+            p = EXAMPLE_PROGRAM
+
+            async def person(name: str, *, zoom: float = 1.0) -> Page:
+                context = await browser.new_context(base_url=stack.api_url, device_scale_factor=zoom,
+                                                    viewport={"width": int(1280 / zoom), "height": int(900 / zoom)})
+                context.set_default_timeout(TIMEOUT_MS)
+                page = await context.new_page()
+                await page.goto("/console/sign-in")
+                await page.get_by_label("Your token").fill(tokens[name])
+                await page.get_by_role("button", name="Sign in").click()
+                await expect(page.locator("[data-fact=whoami]")).to_have_text(f"local:{name}")
+                return page
+
+            async def shot(page: Page, name: str, *, full: bool = True) -> None:
+                path = out / f"{len(saved) + 1:02d}-{name}.png"
+                await page.screenshot(path=str(path), full_page=full)
+                saved.append(path)
+                print(path, flush=True)
+
+            async def step(what: str, action: Callable[[], Awaitable[None]]) -> None:
+                try:
+                    await action()
+                except Exception as exc:
+                    raise RuntimeError(f"screenshot step {what!r} failed: {exc}") from exc
+
+            # 1-3: sign in, the board, the confirmation before pulling the switch.
+            signing_in = await (await browser.new_context(base_url=stack.api_url)).new_page()
+            await signing_in.goto("/console/sign-in")
+            await shot(signing_in, "sign-in", full=False)
+            admin = await person("admin")
+            await shot(admin, "board-before")
+            await admin.goto(f"/console/pause?program={p}")
+            await admin.get_by_label("Reason").fill("telemetry readable company-wide")
+            await admin.get_by_label("Severity").select_option("critical")
+            await admin.get_by_role("button", name="Review before pausing").click()
+            await shot(admin, "confirm-pause")
+
+            # 4-5: containment live (one agent offline holds it), then complete when the agent returns.
+            await admin.get_by_role("button", name="Pull the kill switch").click()
+            await step("containing", lambda: expect(admin.locator("[data-fact=agents-unconfirmed]")).to_have_text("1"))
+            await shot(admin, "containing")
+            online = await http.post(f"{stack.fleet.url}/admin/programs/{p}/online",
+                                     json={"agent_ids": [OFFLINE_AGENT]})
+            online.raise_for_status()
+            await step("contained", lambda: expect(admin.locator("#summary-h + div [data-fact=state]")).to_have_text(
+                "UNDER_REVIEW"))
+            await shot(admin, "under-review")
+
+            # 6: a reviewer's view: what she may complete, and why the rest is blocked.
+            pages: dict[str, Page] = {}
+            for item, who, uri in REVIEW:
+                page = pages.get(who) or await person(who)
+                pages[who] = page
+                await page.goto(f"/console/pauses/{p}")
+                entry = page.locator(f"li[data-item='{item}']")
+                await entry.get_by_label("Where it is (URI)").fill(uri)
+                if item == "access-review":
+                    await entry.get_by_label("Note (optional)").fill("Reads outside the ML team: 37 roles, listed.")
+                    await shot(page, "checklist-as-analyst")
+                await entry.get_by_role("button", name=f"Complete {item}").click()
+                done = entry.locator("[data-fact=item-completed-by]")
+                await step(item, partial(expect(done).to_be_visible))
+
+            # 7-8: the plan proposed, then the sign-off page as a leader sees it.
+            sam = pages["sam"]
+            await sam.goto(f"/console/pauses/{p}/plan")
+            await sam.get_by_label("Summary").fill(SUMMARY)
+            await sam.locator("#plan-grants").fill(GRANTS)
+            await sam.get_by_label("Conditions (one a line)").fill(CONDITIONS)
+            await shot(sam, "propose-plan")
+            await sam.get_by_role("button", name="Propose this plan").click()
+            await step("proposed", lambda: expect(sam.get_by_role("status").first).to_contain_text("Plan proposed"))
+            cleo = await person("cleo")
+            await cleo.goto(f"/console/pauses/{p}/plan")
+            await step("diff", lambda: expect(cleo.locator("[data-fact=diff-loses]")).not_to_have_text("0"))
+            await cleo.get_by_label("Comment (required)").fill("Narrowed access and conditions reviewed.")
+            await shot(cleo, "sign-off")
+
+            # 9: a refusal: the same leader approving again from a tab opened before her approval.
+            stale_tab = await cleo.context.new_page()
+            await stale_tab.goto(f"/console/pauses/{p}/plan")
+            await cleo.get_by_role("button", name="Approve").click()
+            await step("approved", lambda: expect(cleo.get_by_role("status").first).to_contain_text("Approved"))
+            await stale_tab.get_by_label("Comment (required)").fill("Approving again by mistake.")
+            await stale_tab.get_by_role("button", name="Approve").click()
+            await step("refused", lambda: expect(stale_tab.locator("[data-fact=refusal-code]")).to_have_text(
+                "duplicate_approval"))
+            await stale_tab.locator("#refusal").scroll_into_view_if_needed()
+            await shot(stale_tab, "refused-second-approval", full=False)
+
+            # 10-12: the second approval, the pause resumed live on the board, the report; the board at 200 % zoom.
+            pat = await person("pat")
+            await pat.goto(f"/console/pauses/{p}/plan")
+            await pat.get_by_label("Comment (required)").fill("Approved with the conditions above.")
+            await pat.get_by_role("button", name="Approve").click()
+            await admin.goto("/console/")
+            board_state = admin.locator(f"tr[data-program='{p}'] [data-fact=state]")
+            await step("resumed", partial(expect(board_state).to_have_text, "RESUMED"))
+            await shot(admin, "board-resumed")
+            await report_written(http, p, tokens["admin"])
+            await admin.goto(f"/console/pauses/{p}/report")
+            await step("report", lambda: expect(admin.locator("[data-fact=report-outcome]")).to_have_text("RESUMED"))
+            await shot(admin, "report")
+            zoomed = await person("admin", zoom=2.0)
+            await zoomed.goto(f"/console/pauses/{p}")
+            await shot(zoomed, "pause-at-200-percent", full=False)
+            await browser.close()
+    finally:
+        shutil.rmtree(data, ignore_errors=True)  # the stack's PostgreSQL, when beside it, is inside too
+    return saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pausegate.console.screenshots", description=__doc__.split("\n")[0])
+    parser.add_argument("out", type=Path, help="directory for the PNG files (e.g. docs/console/)")
+    parser.add_argument("--runbooks", type=Path, default=Path("runbooks"),
+                        help="runbooks directory (default: runbooks)")
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--agents", type=int, default=2000, help="agents in the reference fleet (default: 2000)")
+    args = parser.parse_args(argv)
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        print("needs Playwright: pip install -e '.[dev]'", file=sys.stderr)
+        return 2
+    asyncio.run(walk_through(args.out, args.runbooks, args.chromium, args.agents))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""Reading a pause's record from Temporal, for checking its evidence against it.
+
+A pause's state lives in its workflow (``pause/<program>``): an open pause answers a query; a
+closed one returned its final state as the workflow's result, which Temporal keeps without a
+worker having to replay anything. Earlier pauses of the same program are earlier runs of the
+same workflow id, found through Temporal's visibility listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from pausegate.config import CONFIG_ENV, DEFAULT_CONFIG, Settings, load_settings
+from pausegate.errors import ConfigError, PauseNotFound
+from pausegate.models.pause import PauseState
+from pausegate.runbook.model import SLUG
+from pausegate.temporal.client import connect
+from pausegate.temporal.pauses import read_status
+from workflows.pause import PauseWorkflow, pause_workflow_id
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+RPC_TIMEOUT = timedelta(seconds=15)
+_SLUG = re.compile(SLUG)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A pause's state as Temporal holds it, and which run it came from."""
+
+    state: PauseState
+    workflow_id: str
+    run_id: str
+
+    def describe(self) -> str:
+        return (
+            f"record of pause {self.state.evidence_key} (incident {self.state.incident_id}, "
+            f"workflow {self.workflow_id} run {self.run_id})"
+        )
+
+
+def configuration_at_hand() -> tuple[Settings | None, str]:
+    """The deployment's configuration if there is one (``$PAUSEGATE_CONFIG`` or the default file),
+    else None and why not."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if not explicit and not DEFAULT_CONFIG.exists():
+        return None, f"no configuration (neither ${CONFIG_ENV} nor {DEFAULT_CONFIG})"
+    try:
+        return load_settings(Path(explicit) if explicit else None), ""
+    except ConfigError as exc:
+        return None, f"configuration unreadable: {exc}"
+
+
+async def connect_briefly(settings: Settings) -> Client:
+    """A Temporal client, or an exception within ``CONNECT_TIMEOUT_SECONDS`` (an address that
+    drops packets must not hang a verification)."""
+    return await asyncio.wait_for(connect(settings.temporal), timeout=CONNECT_TIMEOUT_SECONDS)
+
+
+async def _state_of(client: Client, workflow_id: str, run_id: str, status: WorkflowExecutionStatus | None) -> (
+    PauseState | None
+):
+    handle = client.get_workflow_handle_for(PauseWorkflow.run, workflow_id, run_id=run_id)
+    if status == WorkflowExecutionStatus.COMPLETED:
+        # the final state is the run's result: no worker needs to replay the closed run
+        state: PauseState = await handle.result(follow_runs=False, rpc_timeout=RPC_TIMEOUT)
+        return state
+    if status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+        return None  # its state was carried into the next run, which is listed too
+    try:
+        queried: PauseState = await handle.query(PauseWorkflow.status, rpc_timeout=RPC_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError):
+        return None  # failed or terminated with no worker to answer: it recorded no final state
+    return queried
+
+
+async def find_record(
+    client: Client, program: str, *, incident_id: str | None = None, evidence_key: str | None = None
+) -> Record:
+    """The record of ``program``'s latest pause, or of the one with ``incident_id`` / ``evidence_key``
+    (an earlier, closed pause); ``PauseNotFound`` if there is none."""
+    if not _SLUG.match(program):
+        raise PauseNotFound(f"no pause for program {program[:80]!r}: not a program id")
+    workflow_id = pause_workflow_id(program)
+
+    def wanted(state: PauseState) -> bool:
+        return (incident_id is None or state.incident_id == incident_id) and (
+            evidence_key is None or state.evidence_key == evidence_key
+        )
+
+    try:
+        latest = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=RPC_TIMEOUT)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise PauseNotFound(f"no pause for program {program!r}") from None
+        raise
+    if latest.status == WorkflowExecutionStatus.RUNNING:
+        state: PauseState | None = await read_status(client, program)
+    else:
+        state = await _state_of(client, workflow_id, latest.run_id, latest.status)
+    if state is not None and wanted(state):
+        return Record(state, workflow_id, latest.run_id)
+    if incident_id is None and evidence_key is None:
+        raise PauseNotFound(f"the latest pause of {program!r} (run {latest.run_id}) recorded no state to read")
+    async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"', rpc_timeout=RPC_TIMEOUT):
+        if execution.run_id == latest.run_id:
+            continue
+        state = await _state_of(client, workflow_id, execution.run_id, execution.status)
+        if state is not None and wanted(state):
+            return Record(state, workflow_id, execution.run_id)
+    which = f"incident {incident_id!r}" if incident_id else f"evidence {evidence_key!r}"
+    raise PauseNotFound(f"no pause of program {program!r} with {which}")
+
+
+def pause_key_of(key: str) -> tuple[str, str] | None:
+    """(program, pause evidence key) of an evidence key ``<program>/<started>-<suffix>/...``."""
+    parts = key.split("/")
+    if len(parts) < 3 or not _SLUG.match(parts[0]):
+        return None
+    return parts[0], f"{parts[0]}/{parts[1]}"

@@ -1,0 +1,142 @@
+"""The console's pure parts: sessions, redirects after sign-in, event framing, the plan form."""
+
+from __future__ import annotations
+
+import pytest
+
+from pausegate.console.bridge import Refusal
+from pausegate.console.forms import Form, grant_line, parse_grant, plan_from
+from pausegate.console.pages import local_next
+from pausegate.console.routes.events import event
+from pausegate.console.sessions import SessionPolicy, SessionStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestSessions:
+    def test_a_session_ends_after_its_idle_timeout_and_is_forgotten(self) -> None:
+        clock = Clock()
+        store = SessionStore(SessionPolicy(idle_seconds=60, lifetime_seconds=3600), clock=clock)
+        sid, _ = store.open("local:ann", "pgt_x")
+        clock.now += 59
+        assert store.get(sid) is not None  # touched: idle time starts again
+        clock.now += 59
+        assert store.get(sid) is not None
+        clock.now += 61
+        assert store.get(sid) is None
+        assert len(store) == 0
+
+    def test_a_session_ends_at_its_lifetime_however_active(self) -> None:
+        clock = Clock()
+        store = SessionStore(SessionPolicy(idle_seconds=60, lifetime_seconds=100), clock=clock)
+        sid, _ = store.open("local:ann", "pgt_x")
+        for _ in range(3):
+            clock.now += 30
+            assert store.get(sid) is not None
+        clock.now += 11
+        assert store.get(sid) is None
+
+    def test_peeking_does_not_keep_a_session_alive(self) -> None:
+        clock = Clock()
+        store = SessionStore(SessionPolicy(idle_seconds=60, lifetime_seconds=3600), clock=clock)
+        sid, _ = store.open("local:ann", "pgt_x")
+        clock.now += 40
+        assert store.peek(sid) is not None
+        clock.now += 40  # 80 s since the session was last used: peeking at 40 s did not count as use
+        assert store.peek(sid) is None and store.get(sid) is None
+
+    def test_only_the_id_is_a_key_and_unknown_ids_find_nothing(self) -> None:
+        store = SessionStore()
+        sid, session = store.open("local:ann", "pgt_x")
+        assert store.get(sid) is session
+        assert store.get(session.csrf) is None and store.get(sid[:-1]) is None and store.get("x" * 500) is None
+        assert sid not in repr(store._sessions) and "pgt_x" not in repr(session)
+
+    def test_one_person_holds_a_bounded_number_of_sessions(self) -> None:
+        clock = Clock()
+        store = SessionStore(SessionPolicy(per_actor=3), clock=clock)
+        ids = []
+        for _ in range(5):
+            clock.now += 1
+            ids.append(store.open("local:ann", "pgt_x")[0])
+        other, _ = store.open("local:bob", "pgt_y")
+        assert [store.get(i) is not None for i in ids] == [False, False, True, True, True]
+        assert store.get(other) is not None
+
+    def test_the_csrf_token_is_per_session(self) -> None:
+        store = SessionStore()
+        _, one = store.open("local:ann", "pgt_x")
+        _, two = store.open("local:ann", "pgt_x")
+        assert one.csrf_matches(one.csrf) and not one.csrf_matches(two.csrf)
+        assert not one.csrf_matches(None) and not one.csrf_matches("")
+
+
+class TestNext:
+    @pytest.mark.parametrize("target", [
+        "//evil.example/console/", "https://evil.example/console/", "/console/\\evil", "/console//evil.example",
+        "/v1/pauses", "/console/\x0a", "javascript:alert(1)", "", None,
+    ])
+    def test_anything_but_a_console_path_sends_to_the_board(self, target: str | None) -> None:
+        assert local_next(target) == "/console/"
+
+    def test_a_console_path_is_kept(self) -> None:
+        assert local_next("/console/pauses/p/plan?x=1") == "/console/pauses/p/plan?x=1"
+
+
+class TestEvents:
+    def test_every_line_of_a_fragment_is_its_own_data_line(self) -> None:
+        assert event("ledger", "<p>a</p>\n<p>b</p>\r\n<p>c</p>") == \
+            "event: ledger\ndata: <p>a</p>\ndata: <p>b</p>\ndata: <p>c</p>\n\n"
+
+    def test_text_cannot_end_an_event_early(self) -> None:
+        # A blank line would end the event: fragments are split on every line break, none survives inside data.
+        framed = event("x", "one\n\ntwo\revent: forged")
+        assert "\n\n" not in framed[:-2] and "\r" not in framed
+        lines = framed[:-2].split("\n")
+        assert lines[0] == "event: x" and all(line.startswith("data: ") for line in lines[1:])
+
+
+class TestPlanForm:
+    def test_grant_lines_read_back_as_written(self) -> None:
+        line = "telemetry telemetry_analysts keystrokes SELECT agent_id,id"
+        grant = parse_grant(line)
+        assert (grant.dataset, grant.role, grant.table, grant.privileges, grant.columns) == (
+            "telemetry", "telemetry_analysts", "keystrokes", ["SELECT"], ["agent_id", "id"])
+        assert grant_line(grant) == line
+
+    def test_every_bad_line_is_named(self) -> None:
+        form = Form([("grants", "telemetry public keystrokes SELECT\n# a comment\ntoo few words\n"
+                                "telemetry r t FROB"), ("agents_mode", "all")])
+        with pytest.raises(Refusal) as refused:
+            plan_from(form)
+        problems = refused.value.problems
+        assert refused.value.code == "invalid_plan"
+        assert any(p.startswith("grants line 1:") and "public" in p for p in problems), problems
+        assert any(p.startswith("grants line 3:") for p in problems), problems
+        assert any(p.startswith("grants line 4:") and "FROB" in p for p in problems), problems
+        assert not any(p.startswith("grants line 2:") for p in problems)
+
+    def test_listed_agents_need_ids(self) -> None:
+        with pytest.raises(Refusal) as refused:
+            plan_from(Form([("agents_mode", "listed"), ("agent_ids", "")]))
+        assert any("agent_ids" in p for p in refused.value.problems)
+        plan = plan_from(Form([("agents_mode", "listed"), ("agent_ids", "a-1, a-2\na-3"), ("conditions", "x\n\n y ")]))
+        assert plan.agents.agent_ids == ["a-1", "a-2", "a-3"] and plan.conditions == ["x", "y"]
+
+    def test_a_form_that_is_not_url_encoded_is_refused(self) -> None:
+        with pytest.raises(Refusal) as refused:
+            Form.parse(b"{}", "application/json")
+        assert refused.value.status == 415
+        with pytest.raises(Refusal):
+            Form.parse("&".join(f"f{i}=1" for i in range(1000)).encode(), "application/x-www-form-urlencoded")
+
+    def test_an_unknown_agents_mode_is_a_problem_not_an_error(self) -> None:
+        with pytest.raises(Refusal) as refused:
+            plan_from(Form([("agents_mode", "some")]))
+        assert refused.value.status == 422 and refused.value.problems[0].startswith("agents:")
