@@ -16,7 +16,8 @@ from temporalio.client import Client
 
 from pausegate.api.gate import MAX_BODY_BYTES, Gate
 from pausegate.api.handlers import install_error_handlers
-from pausegate.api.limiter import ActionLimits, PauseLimiter
+from pausegate.api.limiter import PauseLimiter
+from pausegate.api.rate_limit import ActionLimits
 from pausegate.api.routes import api_router
 from pausegate.api.state import ApiState
 from pausegate.auth import Authenticator, build_authenticator

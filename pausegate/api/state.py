@@ -14,7 +14,8 @@ from temporalio.client import Client
 
 from pausegate.api.deployment import deployment_problems
 from pausegate.api.errors import ApiError
-from pausegate.api.limiter import ActionLimits, ActionRateLimiter, PauseLimiter
+from pausegate.api.limiter import PauseLimiter
+from pausegate.api.rate_limit import ActionLimits, ActionRateLimiter
 from pausegate.api.refusal_log import RefusalLog
 from pausegate.api.refusals import RefusalRecorder
 from pausegate.auth import Authenticator

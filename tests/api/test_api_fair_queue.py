@@ -17,7 +17,8 @@ import pytest_asyncio
 import structlog
 
 from pausegate.api.errors import Overloaded, Throttled
-from pausegate.api.limiter import ActionRateLimiter, PauseLimiter
+from pausegate.api.limiter import PauseLimiter
+from pausegate.api.rate_limit import ActionRateLimiter
 from pausegate.errors import ActionRefused
 from tests.api.support import ApiWorld, api_world, evidence_for
 from tests.support.harness import HarnessFactory

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
-from pausegate.api.limiter import ActionLimits
+from pausegate.api.rate_limit import ActionLimits
 from pausegate.api.refusal_log import RefusalEntry, RefusalLog
 from pausegate.api.refusals import Coalescer, Refusal
 from pausegate.temporal.pauses import pause_handle
