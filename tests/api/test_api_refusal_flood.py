@@ -24,6 +24,7 @@ from pausegate.api.refusal_log import RefusalEntry, RefusalLog
 from pausegate.api.refusals import Coalescer, Refusal
 from pausegate.temporal.pauses import pause_handle
 from tests.api.support import NARROWED_PLAN, ApiWorld, api_world, evidence_for
+from tests.support.fault_report import record_result
 from tests.support.harness import Harness
 
 FLOOD = 300
@@ -231,6 +232,8 @@ class TestFloods:
                                           json={"evidence": [evidence_for("access-review", "access-report")]})
         assert r.status_code == 403
         assert await signals_since(handle, before) == 1
+        record_result("flood of refused requests", "300 from a caller with no role in the runbook", injected=300,
+                      outcome="no history event on the pause; coalesced lines in the signed refusal log")
 
     async def test_a_role_holder_refused_300_times_adds_one_timeline_entry_and_two_signals(
         self, reviewing: ApiWorld
@@ -260,6 +263,8 @@ class TestFloods:
         grown = await quiet(handle) - before
         print(f"\n{FLOOD} refusals of a role holder: {grown} history events, {len(entries)} timeline entries")
         assert grown <= 2 * 4, grown  # a signal: signaled + a workflow task scheduled, started, completed
+        record_result("flood of refused requests", "300 from a reviewer on an item not theirs", injected=FLOOD,
+                      outcome="one timeline entry per minute with a count; two signals", history_events=grown)
 
 
 async def test_a_refusal_no_open_pause_can_hold_goes_to_the_log(api: ApiWorld) -> None:

@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from psycopg import sql
 
 from tests.api.support import NARROWED_PLAN, ApiWorld, api_world
+from tests.support.fault_report import record_result
 from tests.support.harness import Harness
 
 APPROVAL_COMMENT = "approved after reading the access report line by line"
@@ -169,6 +170,9 @@ class TestScopeGate:
         logged = {e.action for e in api.app.state.api.refusals.entries() if e.actor == olga}
         assert {"refused.read_scope", "refused.read_report"} <= logged
         assert not any(e["actor"] == olga for e in full["timeline"])
+        record_result("caller without a review role reads access", "every GET route, every query value",
+                      injected=len(seen_by_reviewer), outcome="every field that reveals access empty or refused; "
+                      "each value checked for is shown to a reviewer")
 
     async def test_the_redacted_view_keeps_what_everyone_may_know(self, resumed: tuple[ApiWorld, str]) -> None:
         api, _ = resumed

@@ -25,6 +25,7 @@ from structlog.testing import capture_logs
 from pausegate.auth import AuthenticationError, OidcVerifier
 from pausegate.models.pause import Actor
 from tests.api.support import OidcIssuer, oidc
+from tests.support.fault_report import record_result
 
 FETCH_TIMEOUT = 1.0
 TTL = 300.0
@@ -196,6 +197,9 @@ async def test_stale_keys_are_served_at_once_while_one_background_fetch_hangs(
         assert len(warnings_logged(logs, "oidc_jwks_unavailable")) == 1
         assert (await verifier.authenticate(issuer.token("after", ["staff"]))).id == oidc("after")
         assert (server.requests, verifier.fetch_attempts) == (2, 2)  # backing off: no new fetch
+        record_result("identity provider's key endpoint hangs", "cache expired, 10 concurrent valid tokens",
+                      injected=1, outcome="all answered from the cached keys within one fetch timeout; one "
+                      "background fetch; the failure recorded once, then backoff")
 
 
 class HangingTransport(httpx.AsyncBaseTransport):

@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 from pausegate.auth import users_log_path
 from tests.api.support import ApiWorld, api_world, local
+from tests.support.fault_report import record_result
 from tests.support.harness import Harness
 
 
@@ -113,6 +114,8 @@ class TestUserManagement:
 
         # Recorded once: reading the log again finds the file as the log now describes it.
         assert (await user_log(api))["outside_changes"] == 1
+        record_result("users file edited outside the API", "an approver added by hand", injected=1,
+                      outcome="detected on the next read, logged as an error and recorded in the signed user log")
 
     async def test_a_non_admin_is_refused_every_user_route_and_the_refusals_are_logged(self, api: ApiWorld) -> None:
         users_file = api.settings.api.users_file

@@ -10,6 +10,7 @@ import yaml
 from tests.api.support import NARROWED_PLAN, ApiWorld, evidence_for, oidc
 from tests.cli.conftest import CliRunner, Run
 from tests.cli.hostile import CLEAR, OSC8_LINK, hostile, shown, without_styles
+from tests.support.fault_report import record_result
 
 WIDE = {"COLUMNS": "1000"}  # no table cell wraps, so each value can be found whole
 TERMINAL = {**WIDE, "NO_COLOR": "", "FORCE_COLOR": "1", "TERM": "xterm-256color", "COLORTERM": "truecolor"}
@@ -99,3 +100,5 @@ async def test_api_text_is_printed_as_text_never_as_markup_or_control(
     assert not_admin.code == 1
     refusals = await cli("refusals", who=None, env={**WIDE, "PAUSEGATE_TOKEN": admin})
     assert_literal(refusals, "outsider")
+    record_result("markup and control sequences in API text", "subjects, notes, plans, reasons, timeline",
+                  injected=6, outcome="printed literally by every command; no crash, no link, no terminal control")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pausegate.config import FleetConnection
 from pausegate.logging import configure, get_logger, redact
 from pausegate.models.pause import Phase
+from tests.support.fault_report import record_result
 from tests.support.harness import HarnessFactory
 
 SECRET = "s3cr3t-Pa55"
@@ -95,4 +96,6 @@ async def test_a_credential_in_the_fleet_url_never_reaches_status_timeline_or_hi
         history = readable(json.loads((await handle.fetch_history()).to_json()))
         assert "127.0.0.1:1" in history and h.program in history  # failures and payloads both read
         assert SECRET not in history
+        record_result("credentials in a fleet URL", "the fleet unreachable", injected=1,
+                      outcome="the error says where, never the password: not in status, timeline, history or logs")
         await handle.terminate("test done")

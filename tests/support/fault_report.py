@@ -2,7 +2,8 @@
 
     python -m tests.support.fault_report [--output docs/fault-report.md] [--results FILE] [-- PYTEST ARGS]
 
-runs ``tests/faults`` with ``PAUSEGATE_FAULT_RESULTS`` naming a results file; each fault test
+runs ``tests/faults`` and the hostile-caller tests (``HOSTILE``) with ``PAUSEGATE_FAULT_RESULTS``
+naming a results file; each fault test
 appends one JSON line per scenario (``record_result``) after its assertions passed, so a line is
 a proven outcome. The command renders those lines and the tests' pass/fail into Markdown.
 ``--results FILE`` renders an existing results file without running the tests.
@@ -24,6 +25,11 @@ from typing import Any
 
 RESULTS_ENV = "PAUSEGATE_FAULT_RESULTS"
 DEFAULT_OUTPUT = Path("docs/fault-report.md")
+HOSTILE = (
+    "tests/api/test_api_refusal_flood.py", "tests/api/test_api_fair_queue.py", "tests/api/test_oidc_keys.py",
+    "tests/api/test_api_scope_gate.py", "tests/cli/test_cli_hostile_text.py", "tests/api/test_users.py",
+    "tests/connectors/test_secrets.py",
+)
 
 
 def record_result(fault: str, scenario: str, *, injected: int, outcome: str, **figures: Any) -> None:
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             results_file, junit = Path(tmp) / "results.jsonl", Path(tmp) / "junit.xml"
             env = {**os.environ, RESULTS_ENV: str(results_file)}
             code = subprocess.call(
-                [sys.executable, "-m", "pytest", "tests/faults", "-p", "no:cacheprovider", "-q",
+                [sys.executable, "-m", "pytest", "tests/faults", *HOSTILE, "-p", "no:cacheprovider", "-q",
                  f"--junitxml={junit}", *args.pytest_args],
                 env=env,
             )
