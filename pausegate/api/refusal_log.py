@@ -20,10 +20,11 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -37,6 +38,13 @@ log = structlog.get_logger(__name__)
 
 GENESIS = "0" * 64
 _TAIL_BYTES = 64 * 1024  # a line is bounded well below this (reason <= 2000 characters)
+
+
+class ChainedLine(Protocol):
+    """A line of a hash-chained log: it names the digest of the line before it."""
+
+    @property
+    def prev(self) -> str: ...
 
 
 class RefusalEntry(Model):
@@ -183,6 +191,10 @@ class RefusalLog:
     def problems(self) -> list[str]:
         """What is wrong with the log, by line number; empty if every line links to the one before
         and the signed head vouches for the last."""
+        return self.chain_problems(RefusalEntry.model_validate, "a refusal entry")
+
+    def chain_problems(self, parse: Callable[[Any], ChainedLine], what: str) -> list[str]:
+        """``problems`` for a log whose lines ``parse`` reads (every chained log of the API shares this check)."""
         found: list[str] = []
         if not self.path.exists():
             if self.head_path.exists():
@@ -193,9 +205,9 @@ class RefusalLog:
         with self.path.open("rb") as f:
             for number, line in enumerate(f, start=1):
                 try:
-                    entry = RefusalEntry.model_validate(json.loads(line))
+                    entry = parse(json.loads(line))
                 except (ValueError, ValidationError) as exc:
-                    found.append(f"{self.path}:{number}: not a refusal entry: {str(exc)[:200]}")
+                    found.append(f"{self.path}:{number}: not {what}: {str(exc)[:200]}")
                     prev = _digest(line)
                     continue
                 if entry.prev != prev:

@@ -24,7 +24,7 @@ from typing import Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field, ValidationError
 
-from pausegate.api.refusal_log import GENESIS, RefusalLog
+from pausegate.api.refusal_log import RefusalLog
 from pausegate.evidence.files import canonical_json, sha256_hex
 from pausegate.models.base import Model
 
@@ -128,40 +128,4 @@ class UserLog:
         """What is wrong with the log: a line that does not follow the one before (removed, edited,
         reordered), an end the signed head does not vouch for, a missing or forged head, breaks
         found when appending."""
-        found: list[str] = []
-        if not self.path.exists():
-            if self.head_path.exists():
-                found.append(f"{self.path}: missing, but its signed head says it had lines")
-            return found
-        prev = GENESIS
-        number = 0
-        with self.path.open("rb") as f:
-            for number, line in enumerate(f, start=1):
-                try:
-                    entry = UserChange.model_validate(json.loads(line))
-                except (ValueError, ValidationError) as exc:
-                    found.append(f"{self.path}:{number}: not a user change: {str(exc)[:200]}")
-                else:
-                    if entry.prev != prev:
-                        found.append(
-                            f"{self.path}:{number}: does not follow line {number - 1} (removed, edited or reordered)"
-                        )
-                prev = sha256_hex(line.rstrip(b"\n"))
-        head = self._chain._head()
-        if head is None:
-            if number:
-                found.append(f"{self.head_path}: missing or unreadable; the log's end is not vouched for")
-        elif not self._chain._head_signed(head):
-            found.append(f"{self.head_path}: signature does not verify with the deployment's key")
-        else:
-            if (head.lines, head.last) != (number, prev):
-                found.append(
-                    f"{self.path}: ends at line {number}, the signed head says line {head.lines} "
-                    "(lines cut or appended outside the API, or the last line edited)"
-                )
-            found += [
-                f"{self.path}: when line {n + 1} was appended, the log did not end where its signed head said "
-                "(changed outside the API)"
-                for n in head.breaks
-            ]
-        return found
+        return self._chain.chain_problems(UserChange.model_validate, "a user change")
