@@ -7,6 +7,9 @@ commands become top-level commands (``pausegate pause``); with one, a group (``p
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from pausegate.cli import containment, evidence, pauses, refusals, review, runbook, signoff, stack, users
@@ -21,5 +24,24 @@ app.add_typer(runbook.app, name="runbook")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(users.app, name="users")
 
+
+
+def main() -> None:
+    """Run the command. A short command that talked to Temporal (``evidence audit``, ``evidence verify``)
+    leaves without the interpreter's finalization once its output is written: the SDK's core threads
+    can abort the process there (PyGILState_Release), turning a verdict's exit code into a crash."""
+    try:
+        app()
+    except SystemExit as exc:
+        # Looked up, not imported: a command that never loaded the module never connected.
+        record = sys.modules.get("pausegate.evidence.record")
+        if record is None or not record.CONNECTED:
+            raise
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    main()

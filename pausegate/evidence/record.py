@@ -58,9 +58,14 @@ def configuration_at_hand() -> tuple[Settings | None, str]:
         return None, f"configuration unreadable: {exc}"
 
 
+CONNECTED: list[bool] = []
+"""Non-empty once this process made a client here (``pausegate.cli.main.main`` reads it at exit)."""
+
+
 async def connect_briefly(settings: Settings) -> Client:
     """A Temporal client, or an exception within ``CONNECT_TIMEOUT_SECONDS`` (an address that
     drops packets must not hang a verification)."""
+    CONNECTED.append(True)
     return await asyncio.wait_for(connect(settings.temporal), timeout=CONNECT_TIMEOUT_SECONDS)
 
 
