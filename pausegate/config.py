@@ -65,6 +65,29 @@ class TemporalSettings(Model):
     api_key: SecretStr | None = None
 
 
+KEY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class EncryptionSettings(Model):
+    """Workflow history encryption (``pausegate.temporal.codec``) and the key that hides names in ids.
+
+    Each key is 32 bytes (AES-256-GCM), given base64-encoded inline (``keys``) or as a file holding the
+    base64 text (``key_files``), by key id. New payloads use ``current_key``; a payload names the key it
+    was sealed with, so rotating is adding a key and making it current while the old ones stay listed.
+    ``identifier_key`` keys the digests that stand for names in workflow and update ids: it never
+    rotates (a new one would lose every open pause's id).
+    """
+
+    current_key: str = Field(pattern=KEY_ID_PATTERN, description="Key id new payloads are encrypted with.")
+    keys: dict[str, SecretStr] = Field(default_factory=dict, description="Key id -> base64 of 32 bytes.")
+    key_files: dict[str, Path] = Field(default_factory=dict, description="Key id -> file holding its base64.")
+    identifier_key: SecretStr | None = Field(default=None, description="base64 of 32 bytes; keys id digests.")
+    identifier_key_file: Path | None = None
+    ui_origin: str | None = Field(
+        default=None, description="The Temporal Web UI's origin (scheme://host:port) allowed to call the codec "
+        "endpoint from a browser (CORS); none: no browser may.")
+
+
 class EvidenceSettings(Model):
     """Where sealed evidence is written (a local directory for the embedded default)."""
 
@@ -139,6 +162,8 @@ class Settings(Model):
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     connections: dict[str, Connection] = Field(default_factory=dict)
+    encryption: EncryptionSettings | None = Field(
+        default=None, description="History encryption; none: history payloads are plaintext JSON.")
 
     def connection(self, name: str) -> PostgresConnection | FleetConnection | WebhookConnection:
         """The named connection, or an error naming what is missing."""
@@ -232,4 +257,13 @@ def dump_settings(settings: Settings) -> str:
         lines.append("")
     for name, conn in settings.connections.items():
         table(f'connections."{name}"', conn)
+    if settings.encryption is not None:
+        enc = settings.encryption
+        table("encryption", enc.model_copy(update={"keys": None, "key_files": None}))
+        for sub in ("keys", "key_files"):
+            entries = getattr(enc, sub)
+            if entries:
+                lines.append(f"[encryption.{sub}]")
+                lines.extend(f'"{k}" = {value(v)}' for k, v in entries.items())  # ids match KEY_ID_PATTERN
+                lines.append("")
     return "\n".join(lines)

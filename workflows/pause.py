@@ -1,6 +1,7 @@
 """The pause of one program: contain, review, sign off, resume.
 
-One workflow per open pause, id ``pause/<program>``. It holds no secrets and no collected
+One workflow per open pause, id ``pause/<digest of the program>`` (``pausegate.temporal.ids``: the
+client derives it with a key; this code never needs the key). It holds no secrets and no collected
 data: connections are names, evidence is references and digests. Its state is one
 ``PauseState``; the rules that change it are pure functions in ``pausegate.policy``.
 """
@@ -65,11 +66,6 @@ with workflow.unsafe.imports_passed_through():
 APPLIED_UPDATES_KEPT = 500
 
 ReviewOutcome = Literal["resume", "decommission", "continue_as_new"]
-
-
-def pause_workflow_id(program: str) -> str:
-    """The one workflow id a program's open pause has."""
-    return f"pause/{program}"
 
 
 @workflow.defn(name="PauseWorkflow")

@@ -31,7 +31,7 @@ async def serve(settings: Settings) -> None:
     from pausegate.temporal.client import connect
 
     configure()
-    client = await connect(settings.temporal)
+    client = await connect(settings.temporal, settings.encryption)
     async with serve_api(settings, client) as url:
         print(f"pausegate API on {url} (OpenAPI: {url}/openapi.json)", flush=True)
         await asyncio.Event().wait()

@@ -11,7 +11,6 @@ per program, actor, action and minute.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,6 +29,7 @@ from pausegate.errors import ActionRefused, PauseNotFound
 from pausegate.models.pause import Actor, UpdateReceipt
 from pausegate.policy import authority
 from pausegate.runbook.model import Runbook
+from pausegate.temporal import ids
 from pausegate.temporal.pauses import _UPDATES, pause_handle, read_status
 
 log = structlog.get_logger(__name__)
@@ -83,12 +83,12 @@ async def authorise(state: ApiState, program: str, actor: Actor, action: str, de
         raise
 
 
-def update_id(actor: Actor, action: str, idempotency_key: str | None) -> str:
+def update_id(state: ApiState, actor: Actor, action: str, idempotency_key: str | None) -> str:
     # One id for every attempt of this request: Temporal applies an update id at most once, so a
-    # retried request (same Idempotency-Key) or a retried RPC never doubles an action.
+    # retried request (same Idempotency-Key) or a retried RPC never doubles an action. Update ids are
+    # shown to anyone with namespace access: a keyed digest, never the actor's name (pausegate.temporal.ids).
     if idempotency_key:
-        digest = hashlib.sha256(f"{actor.id}\0{action}\0{idempotency_key}".encode()).hexdigest()[:32]
-        return f"api-{digest}"
+        return ids.update_id(ids.identifier_key(state.client), actor.id, action, idempotency_key)
     return f"api-{uuid.uuid4().hex}"
 
 
@@ -115,7 +115,7 @@ async def send_update(
 ) -> Receipt:
     """Send ``action`` to the pause within the pause's fair share of updates; a refusal is recorded;
     a missing or ended pause becomes 404 or 409."""
-    uid = update_id(actor, name, idempotency_key)
+    uid = update_id(state, actor, name, idempotency_key)
     bound = log.bind(pause=program, actor=actor.id, action=name)
     try:
         receipt = await state.limiter.run(program, actor.id, lambda: execute(state, program, action, update_id=uid))

@@ -14,11 +14,12 @@ import httpx
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from pausegate.api.cors import CodecCors
 from pausegate.api.gate import MAX_BODY_BYTES, Gate
 from pausegate.api.handlers import install_error_handlers
 from pausegate.api.limiter import PauseLimiter
 from pausegate.api.rate_limit import ActionLimits
-from pausegate.api.routes import api_router
+from pausegate.api.routes import api_router, codec
 from pausegate.api.state import ApiState
 from pausegate.auth import Authenticator, build_authenticator
 from pausegate.config import Settings
@@ -100,6 +101,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(codec.router)  # Temporal's codec protocol for the Web UI (docs/encryption.md)
     include_console(app)  # the web console under /console/ (its own session cookie; see pausegate.console)
 
     @app.get("/healthz", tags=["meta"], include_in_schema=True)
@@ -108,4 +110,6 @@ def create_app(
         return {"status": "ok"}
 
     app.add_middleware(Gate, authenticator=authenticator, max_body_bytes=max_body_bytes)
+    # outside the gate: a CORS preflight carries no token
+    app.add_middleware(CodecCors, origin=settings.encryption.ui_origin if settings.encryption else None)
     return app

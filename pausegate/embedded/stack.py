@@ -17,19 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 import structlog
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pausegate.api import serve_api
 from pausegate.auth import UserDirectory
 from pausegate.config import (
     ApiSettings,
+    EncryptionSettings,
     EvidenceSettings,
     FleetConnection,
     PostgresConnection,
@@ -39,6 +40,7 @@ from pausegate.config import (
     dump_settings,
 )
 from pausegate.connectors.registry import Connectors
+from pausegate.embedded.history_keys import embedded_encryption
 from pausegate.embedded.postgres import dsn_as, dsn_for_database, start_logging_postgres, stop_postgres
 from pausegate.evidence.files import DIR_MODE, replace_file
 from pausegate.evidence.signing_keys import load_or_create_signing_key, pinned_fingerprint
@@ -48,6 +50,7 @@ from pausegate.reference.example.seed import seed_example
 from pausegate.reference.fleet.server import RunningFleet, serve_fleet
 from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
 from pausegate.temporal.client import temporal_cli
+from pausegate.temporal.codec import codec_of, data_converter_for
 from pausegate.temporal.worker import build_worker
 
 EXAMPLE_PROGRAM = "employee-telemetry"
@@ -78,6 +81,7 @@ class StackOptions:
     runbooks_dir: Path = Path("runbooks")
     run_worker: bool = True
     temporal: WorkflowEnvironment | None = None  # reuse a running server (tests)
+    encrypt_history: bool = True  # keys in <data>/keys, codec endpoint on the API (docs/encryption.md)
 
 
 @dataclass
@@ -177,18 +181,41 @@ def write_config(path: Path, settings: Settings) -> None:
     replace_file(path, dump_settings(settings).encode())
 
 
-async def _start_temporal(options: StackOptions, data: Path) -> WorkflowEnvironment:
+async def _start_temporal(options: StackOptions, data: Path, encryption: EncryptionSettings | None,
+                          api_port: int) -> WorkflowEnvironment:
     if options.temporal is not None:
         return options.temporal
+    # The Web UI asks the API's codec endpoint to show payloads decrypted (to whoever may read history).
+    codec = ["--ui-codec-endpoint", f"http://127.0.0.1:{api_port}/codec"] if encryption and options.ui_port else []
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
         dev_server_database_filename=str(data / "temporal.db"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter_for(encryption),
         port=options.temporal_port,
         ui=options.ui_port is not None,
         ui_port=options.ui_port,
         dev_server_log_level="error",
+        dev_server_extra_args=codec,
     )
+
+
+def _history_encryption(options: StackOptions, data: Path) -> EncryptionSettings | None:
+    if options.temporal is not None:  # a server someone else started: its clients' keys
+        codec = codec_of(options.temporal.client.data_converter)
+        return codec.keyring.to_settings() if codec else None
+    if not options.encrypt_history:
+        return None
+    ui_origin = f"http://127.0.0.1:{options.ui_port}" if options.ui_port else None
+    return embedded_encryption(data, data / "config.toml", ui_origin=ui_origin)
+
+
+def _free_port() -> int:
+    # The UI is told the codec endpoint's URL before the API starts; a port asked of the OS now is
+    # free unless something takes it in the moment between.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 @contextlib.asynccontextmanager
@@ -202,7 +229,9 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
 
     async with contextlib.AsyncExitStack() as parts:
         parts.callback(stop_postgres, server)
-        temporal = await _start_temporal(options, data)
+        encryption = _history_encryption(options, data)
+        api_port = options.api_port or (_free_port() if encryption and options.ui_port else 0)
+        temporal = await _start_temporal(options, data, encryption, api_port)
         owns_temporal = options.temporal is None
         if owns_temporal:
             parts.push_async_callback(temporal.shutdown)
@@ -224,7 +253,7 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
             temporal=TemporalSettings(
                 address=temporal.client.service_client.config.target_host, task_queue=options.task_queue
             ),
-            api=ApiSettings(port=options.api_port, runbooks_dir=options.runbooks_dir.resolve(),
+            api=ApiSettings(port=api_port, runbooks_dir=options.runbooks_dir.resolve(),
                             users_file=data / "users.json", refusal_log=data / "api-refusals.jsonl"),
             evidence=EvidenceSettings(
                 directory=data / "evidence",
@@ -236,6 +265,7 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
                 "telemetry-fleet": FleetConnection(url=fleet.url),
                 "slack-security": WebhookConnection(url=chat.hook_url("security")),  # type: ignore[arg-type]
             },
+            encryption=encryption,
         )
         config_path = data / "config.toml"
         write_config(config_path, settings)
@@ -246,7 +276,7 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
         users = UserDirectory(settings.api.users_file, load_or_create_signing_key(settings.evidence.signing_key))
         admin_token = await asyncio.to_thread(users.ensure_first_admin)
         api_url = await parts.enter_async_context(
-            serve_api(settings, temporal.client, port=options.api_port, evidence_store=connectors.evidence_store)
+            serve_api(settings, temporal.client, port=api_port, evidence_store=connectors.evidence_store)
         )
         if options.run_worker:
             await parts.enter_async_context(build_worker(temporal.client, connectors))

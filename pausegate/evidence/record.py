@@ -1,6 +1,6 @@
 """Reading a pause's record from Temporal, for checking its evidence against it.
 
-A pause's state lives in its workflow (``pause/<program>``): an open pause answers a query; a
+A pause's state lives in its workflow (``pause/<digest>``, ``pausegate.temporal.ids``): an open pause answers a query; a
 closed one returned its final state as the workflow's result, which Temporal keeps without a
 worker having to replay anything. Earlier pauses of the same program are earlier runs of the
 same workflow id, found through Temporal's visibility listing.
@@ -23,8 +23,9 @@ from pausegate.errors import ConfigError, PauseNotFound
 from pausegate.models.pause import PauseState
 from pausegate.runbook.model import SLUG
 from pausegate.temporal.client import connect
+from pausegate.temporal.ids import pause_id
 from pausegate.temporal.pauses import read_status
-from workflows.pause import PauseWorkflow, pause_workflow_id
+from workflows.pause import PauseWorkflow
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 RPC_TIMEOUT = timedelta(seconds=15)
@@ -66,7 +67,7 @@ async def connect_briefly(settings: Settings) -> Client:
     """A Temporal client, or an exception within ``CONNECT_TIMEOUT_SECONDS`` (an address that
     drops packets must not hang a verification)."""
     CONNECTED.append(True)
-    return await asyncio.wait_for(connect(settings.temporal), timeout=CONNECT_TIMEOUT_SECONDS)
+    return await asyncio.wait_for(connect(settings.temporal, settings.encryption), timeout=CONNECT_TIMEOUT_SECONDS)
 
 
 async def _state_of(client: Client, workflow_id: str, run_id: str, status: WorkflowExecutionStatus | None) -> (
@@ -93,7 +94,7 @@ async def find_record(
     (an earlier, closed pause); ``PauseNotFound`` if there is none."""
     if not _SLUG.match(program):
         raise PauseNotFound(f"no pause for program {program[:80]!r}: not a program id")
-    workflow_id = pause_workflow_id(program)
+    workflow_id = pause_id(client, program)
 
     def wanted(state: PauseState) -> bool:
         return (incident_id is None or state.incident_id == incident_id) and (

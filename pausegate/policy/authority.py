@@ -113,3 +113,33 @@ def approver_role(runbook: Runbook, actor: Actor, requested: str | None, what: s
     if len(held) > 1:
         raise ActionRefused("ambiguous_role", f"{actor.id} holds approver roles {names(held)}; name one as 'role'")
     return held[0]
+
+
+def history_reader_roles(runbooks: Iterable[Runbook]) -> list[str]:
+    """Who may have workflow history decrypted by the API's codec endpoint: the admin and every
+    runbook's incident commanders.
+
+    A payload does not say which program it belongs to, so this cannot be a per-program decision:
+    whoever may decode one payload may decode every pause's story. So it is given only to roles held
+    everywhere (``Actor.roles``; a role held for one program never counts here) whose holders already
+    run incidents or the deployment, never to a checklist role of one review.
+    """
+    roles = {ADMIN_ROLE}
+    for runbook in runbooks:
+        roles |= set(commander_roles(runbook))
+    return sorted(roles)
+
+
+def require_history_reader(actor: Actor, runbooks: Iterable[Runbook]) -> None:
+    """Refuse decoding history payloads to anyone but ``history_reader_roles``."""
+    require_any(actor, history_reader_roles(runbooks), "decoding workflow history")
+
+
+def require_history_writer(actor: Actor) -> None:
+    """Encoding payloads (the codec endpoint's ``/encode``) is the admin's alone.
+
+    A payload sealed with the deployment's key is one the worker accepts as written by pausegate: with
+    namespace access besides, an encoder could send a pause an update in anyone's name. Decoding only
+    reveals; encoding forges, so it is not given to history readers.
+    """
+    require_any(actor, [ADMIN_ROLE], "encoding workflow history payloads")

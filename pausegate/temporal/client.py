@@ -7,14 +7,19 @@ import shutil
 import sysconfig
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
-from pausegate.config import TemporalSettings
+from pausegate.config import EncryptionSettings, TemporalSettings
+from pausegate.temporal.codec import data_converter_for
 
 
-async def connect(settings: TemporalSettings) -> Client:
-    """Connect to Temporal with the pydantic data converter, TLS and API key as configured."""
+async def connect(settings: TemporalSettings, encryption: EncryptionSettings | None = None) -> Client:
+    """Connect to Temporal with the pydantic data converter, TLS and API key as configured.
+
+    With ``encryption`` (``Settings.encryption``) every payload is sealed by the history codec and ids
+    derived from names are keyed (``pausegate.temporal.ids``); every client and worker of one deployment
+    must be given the same section.
+    """
     tls: bool | TLSConfig = settings.tls
     if settings.tls_client_cert or settings.tls_server_ca:
         tls = TLSConfig(
@@ -25,7 +30,7 @@ async def connect(settings: TemporalSettings) -> Client:
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter_for(encryption),
         tls=tls,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
     )

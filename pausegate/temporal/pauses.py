@@ -32,7 +32,8 @@ from pausegate.models.pause import (
     WaiveResidualInput,
     WaiveStepInput,
 )
-from workflows.pause import PauseWorkflow, pause_workflow_id
+from pausegate.temporal.ids import pause_id
+from workflows.pause import PauseWorkflow
 
 
 async def start_pause(
@@ -50,7 +51,7 @@ async def start_pause(
         handle = await client.start_workflow(
             PauseWorkflow.run,
             PauseWorkflowInput(request=request, tuning=tuning),
-            id=pause_workflow_id(request.program),
+            id=pause_id(client, request.program),
             task_queue=task_queue,
             # continue-as-new keeps it, so it holds for the pause's whole life
             task_timeout=timedelta(seconds=tuning.workflow_task_timeout_seconds),
@@ -59,14 +60,14 @@ async def start_pause(
         )
     except WorkflowAlreadyStartedError as exc:
         # the run that is open now, as USE_EXISTING would have answered
-        workflow_id = pause_workflow_id(request.program)
+        workflow_id = pause_id(client, request.program)
         return client.get_workflow_handle_for(PauseWorkflow.run, workflow_id, run_id=exc.run_id), False
     return handle, True
 
 
 def pause_handle(client: Client, program: str) -> WorkflowHandle[Any, PauseState]:
     """The handle of a program's pause (latest run)."""
-    return client.get_workflow_handle_for(PauseWorkflow.run, pause_workflow_id(program))
+    return client.get_workflow_handle_for(PauseWorkflow.run, pause_id(client, program))
 
 
 async def read_status(client: Client, program: str) -> PauseState:

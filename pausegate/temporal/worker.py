@@ -53,7 +53,7 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Connect to Temporal and run the worker until ``stop`` is set (or forever)."""
     log = get_logger("pausegate.temporal.worker")
-    client = await connect(settings.temporal)
+    client = await connect(settings.temporal, settings.encryption)
     connectors = Connectors(settings)
     worker = build_worker(client, connectors)
     log.info("worker.started", task_queue=settings.temporal.task_queue, address=settings.temporal.address)

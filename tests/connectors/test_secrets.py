@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pausegate.config import FleetConnection
 from pausegate.logging import configure, get_logger, redact
 from pausegate.models.pause import Phase
+from tests.support.encryption import decrypted_history_json
 from tests.support.fault_report import record_result
 from tests.support.harness import HarnessFactory
 
@@ -93,7 +94,7 @@ async def test_a_credential_in_the_fleet_url_never_reaches_status_timeline_or_hi
         assert "unreachable" in (status.containment.agents.last_error or "")
         assert "***@127.0.0.1:1" in (status.containment.agents.last_error or "")
         assert SECRET not in status.model_dump_json()
-        history = readable(json.loads((await handle.fetch_history()).to_json()))
+        history = readable(json.loads(decrypted_history_json(await handle.fetch_history())))
         assert "127.0.0.1:1" in history and h.program in history  # failures and payloads both read
         assert SECRET not in history
         record_result("credentials in a fleet URL", "the fleet unreachable", injected=1,

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -19,6 +18,7 @@ from pausegate.models.pause import ApproveInput, Phase, ProposePlanInput, Tuning
 from pausegate.reference.fleet.settings import FaultSettings
 from pausegate.temporal.worker import build_worker
 from tests.faults.support import fleet_effects, fleet_faults, until
+from tests.support.encryption import TEST_CONVERTER
 from tests.support.fault_report import record_result
 from tests.support.harness import CISO, COMMANDER, CPO, pause_harness
 from tests.workflows.test_lifecycle import NARROWED_PLAN, REVIEW, complete_review
@@ -46,7 +46,7 @@ class SqliteServer:
         assert binary
         self.env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=binary, dev_server_database_filename=str(self.database), port=self.port,
-            data_converter=pydantic_data_converter, dev_server_log_level="error", ui=False,
+            data_converter=TEST_CONVERTER, dev_server_log_level="error", ui=False,
         )
         return self.env.client
 

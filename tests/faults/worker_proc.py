@@ -41,7 +41,7 @@ class FaultConnectors(Connectors):
 
 async def main(args: argparse.Namespace) -> None:
     settings = load_settings(args.config)
-    client = await connect(settings.temporal)
+    client = await connect(settings.temporal, settings.encryption)
     connectors = FaultConnectors(settings, ambiguous_rate=args.ambiguous_rate, seed=args.seed, hold=args.hold,
                                  marker_dir=args.markers)
     worker = build_worker(client, connectors)

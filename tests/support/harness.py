@@ -43,6 +43,7 @@ from pausegate.runbook.loader import load_runbook
 from pausegate.runbook.model import Runbook
 from pausegate.temporal.pauses import act, read_status, start_pause
 from pausegate.temporal.worker import build_worker
+from tests.support.encryption import TEST_ENCRYPTION
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_RUNBOOK = ROOT / "runbooks" / "employee-telemetry.yaml"
@@ -161,6 +162,7 @@ async def pause_harness(
     async with serve_fleet(fleet_settings) as fleet, RunningSink(ChatSink()) as chat:
         settings = Settings(
             temporal=TemporalSettings(task_queue=task_queue),
+            encryption=TEST_ENCRYPTION,  # the session client's keys: a worker process or CLI built from these reads it
             evidence=EvidenceSettings(directory=tmp_path / "evidence", signing_key=tmp_path / "keys" / "key.pem"),
             connections={
                 "telemetry-db": PostgresConnection(dsn=database_dsn, log_dir=pglog),  # type: ignore[arg-type]

@@ -39,10 +39,10 @@ from pausegate.models.pause import (
     Phase,
     ProposePlanInput,
 )
+from pausegate.temporal.ids import pause_id
 from tests.api.support import api_world
 from tests.support.harness import CISO, CTO, SECURITY_LEAD, Harness, HarnessFactory, pause_harness
 from tests.workflows.test_lifecycle import NARROWED_PLAN
-from workflows.pause import pause_workflow_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +97,7 @@ async def closed_run_listed(client: Client, program: str, run_id: str) -> None:
     """Wait until Temporal's visibility lists the closed run (how an earlier pause is found)."""
     deadline = asyncio.get_running_loop().time() + 30
     while True:
-        async for execution in client.list_workflows(f'WorkflowId = "{pause_workflow_id(program)}"'):
+        async for execution in client.list_workflows(f'WorkflowId = "{pause_id(client, program)}"'):
             if execution.run_id == run_id and execution.status == WorkflowExecutionStatus.COMPLETED:
                 return
         if asyncio.get_running_loop().time() > deadline:
@@ -168,6 +168,7 @@ class World:
             temporal=TemporalSettings(address=client.service_client.config.target_host, namespace=client.namespace,
                                       task_queue=self.h.task_queue),
             evidence=EvidenceSettings(directory=root, signing_key_fingerprint=self.fingerprint if pin else None),
+            encryption=self.h.settings.encryption,
         )
         path.write_text(dump_settings(settings))
         return path

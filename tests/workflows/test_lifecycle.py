@@ -14,7 +14,6 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import errors
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from pausegate.evidence.report import render_markdown
@@ -30,6 +29,7 @@ from pausegate.models.pause import (
     ReportInput,
     ResumePlan,
 )
+from tests.support.encryption import TEST_CONVERTER, decrypted_history_json
 from tests.support.harness import (
     ANALYST,
     CISO,
@@ -101,8 +101,9 @@ def collected_samples(dsn: str) -> list[str]:
 
 
 def readable_history(history: Any) -> str:
-    """History as JSON with every payload decoded, so a search sees what anyone with access would see."""
-    raw = history.to_json()
+    """History as JSON with every payload decrypted and decoded, so a search sees what anyone with access
+    and the key would see (without the key they see less: tests/temporal/test_history_encryption.py)."""
+    raw = decrypted_history_json(history)
     decoded: list[str] = [raw]
 
     def walk(node: Any) -> None:
@@ -146,7 +147,7 @@ async def replay_and_maybe_record(handle: Any, name: str) -> None:
     """The run's history replays against the current code; with PAUSEGATE_RECORD_HISTORIES set it is kept
     under tests/histories/ so every later version of the workflow must replay it too."""
     history = await handle.fetch_history()
-    await Replayer(workflows=[PauseWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=[PauseWorkflow], data_converter=TEST_CONVERTER).replay_workflow(history)
     if os.environ.get("PAUSEGATE_RECORD_HISTORIES"):
         (HISTORIES / f"{name}.json").write_text(history.to_json())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, Phase
+from pausegate.temporal.ids import pause_id
 from tests.support.harness import ANALYST, FAST_TUNING, Harness, HarnessFactory
 
 AMENDMENTS = 60
@@ -12,7 +13,7 @@ TUNING = FAST_TUNING.model_copy(update={"continue_as_new_after_updates": 15, "ti
 async def run_histories(h: Harness) -> list[int]:
     """History length of every run of the pause, oldest first."""
     lengths = []
-    async for execution in h.client.list_workflows(f"WorkflowId = 'pause/{h.program}'"):
+    async for execution in h.client.list_workflows(f"WorkflowId = '{pause_id(h.client, h.program)}'"):
         history = await h.client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
         lengths.append((execution.start_time, len(history.events)))
     return [n for _, n in sorted(lengths)]

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, Phase
 from pausegate.temporal.client import temporal_cli
+from tests.support.encryption import TEST_CONVERTER
 from tests.support.harness import ANALYST, pause_harness
 
 
@@ -19,7 +19,7 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping_v2(
         dev_server_existing_path=temporal_cli(),
         dev_server_extra_args=["--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true"],
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         dev_server_log_level="error",
     )
     yield env

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.support.encryption import TEST_CONVERTER
 from workflows.pause import PauseWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
@@ -22,7 +22,7 @@ def test_histories_are_stored() -> None:
 async def test_a_stored_history_replays_without_nondeterminism(path: Path) -> None:
     text = path.read_text()  # noqa: ASYNC240 - a small local file
     history = WorkflowHistory.from_json(f"pause/{path.stem}", text)
-    result = await Replayer(workflows=[PauseWorkflow], data_converter=pydantic_data_converter).replay_workflow(
+    result = await Replayer(workflows=[PauseWorkflow], data_converter=TEST_CONVERTER).replay_workflow(
         history, raise_on_replay_failure=True
     )
     assert result.replay_failure is None
