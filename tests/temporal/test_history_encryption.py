@@ -1,0 +1,209 @@
+"""Workflow history on the real dev server holds ciphertext and keyed digests: nobody with namespace access
+but without the key reads the incident's story from it; with the key it decodes and replays."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from pausegate.errors import HistoryKeyError
+from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseRequest, Phase
+from pausegate.temporal import ids
+from pausegate.temporal.codec import ENCODING, KEY_ID_METADATA, Keyring, data_converter
+from pausegate.temporal.pauses import act, read_status, start_pause
+from pausegate.temporal.worker import build_worker
+from tests.api.support import NARROWED_PLAN, REVIEW, ApiWorld, api_world, evidence_for, local
+from tests.support.encryption import TEST_CONVERTER, TEST_KEY_ID, TEST_KEYRING, decrypted_history_json, fixed_key
+from tests.support.harness import ANALYST, COMMANDER, Harness, HarnessFactory
+from workflows.pause import PauseWorkflow
+
+REASON = "keystrokes of the whole payroll team readable company-wide"
+PEOPLE = ["carol", "ann", "sam", "dave", "pia", "lee", "cleo", "pat"]
+ROLES = ["incident-commander", "security-analyst", "security-lead", "data-engineer", "privacy-officer",
+         "legal-counsel", "ciso", "cpo"]
+
+
+def without_codec(client: Client) -> Client:
+    """A client of the same server and namespace that holds no key: what a namespace operator has."""
+    return Client(client.service_client, namespace=client.namespace, data_converter=pydantic_data_converter)
+
+
+def as_text(raw: str) -> str:
+    """A history's JSON plus every base64 field decoded: all that its reader can read in it.
+
+    The data of encrypted payloads is left out: AES-GCM ciphertext is random bytes (its base64, too),
+    where a short name like ``cpo`` turns up by chance; that it is ciphertext is asserted apart."""
+    tree = json.loads(raw)
+    for node in _payload_nodes(tree):
+        if base64.b64decode(node["metadata"]["encoding"]) == ENCODING:
+            node.pop("data", None)
+    raw = json.dumps(tree)
+    parts = [raw]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                if isinstance(value, str):
+                    try:
+                        parts.append(base64.b64decode(value, validate=True).decode("utf-8", "replace"))
+                    except ValueError:
+                        pass
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    return "\n".join(parts)
+
+
+def _payload_nodes(node: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("metadata"), dict) and "encoding" in node["metadata"]:
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(node)
+    return found
+
+
+def payloads(history: WorkflowHistory) -> list[dict[str, Any]]:
+    return _payload_nodes(json.loads(history.to_json()))
+
+
+def key_ids(history: WorkflowHistory) -> set[str]:
+    return {base64.b64decode(p["metadata"][KEY_ID_METADATA]).decode() for p in payloads(history)}
+
+
+def update_ids(history: WorkflowHistory) -> list[str]:
+    return [e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+            for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes")]
+
+
+async def run_full_pause(api: ApiWorld) -> None:
+    """The worked example through the API, every action with an Idempotency-Key, one refusal on the way."""
+    p = api.program
+    started = await api.client("carol").post("/v1/pauses", json={"program": p, "reason": REASON},
+                                             headers={"Idempotency-Key": "pull-1"})
+    assert started.status_code == 201, started.text
+    # pulling the switch again while it is open finds the same pause, by the same keyed id
+    again = await api.client("carol").post("/v1/pauses", json={"program": p, "reason": "again"})
+    assert again.status_code == 200 and again.json()["started"] is False, again.text
+    assert again.json()["pause"]["pause_id"] == started.json()["pause"]["pause_id"]
+    await api.wait_for_state("UNDER_REVIEW")
+    for n, (item, who, name) in enumerate(REVIEW):
+        r = await api.client(who).post(f"/v1/pauses/{p}/checklist/{item}",
+                                       json={"evidence": [evidence_for(item, name)]},
+                                       headers={"Idempotency-Key": f"item-{n}"})
+        assert r.status_code == 200, r.text
+    proposed = await api.client("carol").post(f"/v1/pauses/{p}/plan", json=NARROWED_PLAN,
+                                              headers={"Idempotency-Key": "plan-1"})
+    assert proposed.status_code == 200, proposed.text
+    digest = proposed.json()["digest"]
+    refused = await api.client("ann").post(f"/v1/pauses/{p}/approvals", json={"digest": digest})
+    assert refused.status_code == 403  # its reason (names, roles) goes to the timeline: encrypted too
+    for who in ("cleo", "pat"):
+        r = await api.client(who).post(f"/v1/pauses/{p}/approvals", json={"digest": digest},
+                                       headers={"Idempotency-Key": f"approve-{who}"})
+        assert r.status_code == 200, r.text
+    await api.wait_for(lambda v: v["state"] == "RESUMED" and v["report"] is not None, timeout=90, what="resumed")
+
+
+class TestHistoryEncryption:
+    async def test_a_full_pause_leaves_no_name_actor_role_reason_dataset_or_evidence_key_in_history(
+        self, harness: Harness, tmp_path: Path
+    ) -> None:
+        async with api_world(harness, tmp_path / "api") as api:
+            await run_full_pause(api)
+        h = harness
+        status = await read_status(h.client, h.program)
+        workflow_id = ids.pause_id(h.client, h.program)
+        assert status.pause_id == workflow_id == ids.pause_workflow_id(h.program, TEST_KEYRING.identifier_key)
+        assert h.program not in workflow_id
+
+        raw_client = without_codec(h.client)
+        handle = raw_client.get_workflow_handle(workflow_id)
+        history = await handle.fetch_history()
+        described = await handle.describe()  # what the UI's list shows: ids, search attributes, memo
+        seen = as_text(history.to_json()) + str(described.raw_description)
+
+        forbidden = {
+            "program": h.program, "reason": REASON, "dataset": "telemetry", "evidence key": status.evidence_key,
+            "incident id": status.incident_id, "evidence URI": "docs.example.com", "plan summary": "Analysts read",
+            "local actor prefix": "local:",
+            **{f"actor {p}": local(p) for p in PEOPLE}, **{f"role {r}": r for r in ROLES},
+        }
+        found = {what for what, text in forbidden.items() if text in seen}
+        assert not found, f"readable without the key: {sorted(found)}"
+
+        stored = payloads(history)
+        assert len(stored) > 20  # the test looked at a real history
+        assert {base64.b64decode(p["metadata"]["encoding"]) for p in stored} == {ENCODING}
+        assert key_ids(history) == {TEST_KEY_ID}
+        uids = update_ids(history)
+        assert len(uids) == len(REVIEW) + 3 and all(u.startswith("api-") and len(u) == 36 for u in uids), uids
+        activity_ids = [e.activity_task_scheduled_event_attributes.activity_id for e in history.events
+                        if e.HasField("activity_task_scheduled_event_attributes")]
+        assert activity_ids and all(a.isdigit() for a in activity_ids)
+
+        # With the key, the same history reads as the incident, and replays against the workflow code.
+        readable = as_text(decrypted_history_json(history))
+        assert h.program in readable and REASON in readable and "local:cleo" in readable
+        result = await Replayer(workflows=[PauseWorkflow], data_converter=TEST_CONVERTER).replay_workflow(
+            history, raise_on_replay_failure=False)
+        assert result.replay_failure is None
+        # ...and without the key it does not: no silent plaintext fallback anywhere
+        blind = await Replayer(workflows=[PauseWorkflow], data_converter=pydantic_data_converter).replay_workflow(
+            history, raise_on_replay_failure=False)
+        assert blind.replay_failure is not None
+
+    async def test_after_rotation_old_pauses_read_and_new_payloads_use_the_new_key(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        rotated = Keyring(keys={**TEST_KEYRING.keys, "test-2": fixed_key("test-2")}, current="test-2",
+                          identifier_key=TEST_KEYRING.identifier_key)
+        async with make_harness(run_worker=False, agents=20) as h:
+            before = h.client
+            async with build_worker(before, h.connectors, task_queue=h.task_queue):
+                await h.pause()
+                await h.wait_for_state(Phase.UNDER_REVIEW)
+            # every client and worker now holds both keys, the new one current
+            after = Client(before.service_client, namespace=before.namespace, data_converter=data_converter(rotated))
+            async with build_worker(after, h.connectors, task_queue=h.task_queue):
+                assert (await read_status(after, h.program)).phase == Phase.UNDER_REVIEW  # the old pause reads
+                item, _, evidence = REVIEW[0]
+                await act(after, h.program, CompleteItemInput(actor=ANALYST, item_id=item, evidence=[
+                    EvidenceAttachment(name=evidence, uri="https://docs.example.com/a", sha256="ab" * 32)]))
+                request = PauseRequest(program=h.program, reason="again", commander=COMMANDER, runbook=h.runbook)
+                again, started = await start_pause(after, request, task_queue=h.task_queue)
+                assert started is False and again.id == ids.pause_id(before, h.program)  # ids did not rotate
+
+                history = await without_codec(after).get_workflow_handle(again.id).fetch_history()
+                assert key_ids(history) == {TEST_KEY_ID, "test-2"}
+                accepted = next(e for e in history.events
+                                if e.HasField("workflow_execution_update_accepted_event_attributes"))
+                update_input = accepted.workflow_execution_update_accepted_event_attributes.accepted_request.input
+                assert update_input.args.payloads[0].metadata[KEY_ID_METADATA] == b"test-2"
+                started_event = history.events[0].workflow_execution_started_event_attributes
+                assert started_event.input.payloads[0].metadata[KEY_ID_METADATA] == TEST_KEY_ID.encode()
+                result = await Replayer(workflows=[PauseWorkflow], data_converter=data_converter(rotated)) \
+                    .replay_workflow(history, raise_on_replay_failure=False)
+                assert result.replay_failure is None
+
+                # A client that was not given the new key fails, naming the key it lacks.
+                with pytest.raises(HistoryKeyError, match="key id 'test-2'"):
+                    await read_status(before, h.program)
