@@ -34,6 +34,14 @@ async def _answer(send: Send, status: int, code: str, detail: str, headers: dict
     await send({"type": "http.response.body", "body": body})
 
 
+def _codec_with_cookie(scope: Scope) -> bool:
+    """A codec request without a bearer token but with a cookie: a Temporal Web UI calling with
+    cross-origin credentials and the person's console session. The codec route checks the session."""
+    if not scope["path"].startswith("/codec/"):
+        return False
+    return any(name == b"cookie" for name, _ in scope.get("headers", []))
+
+
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
@@ -79,8 +87,10 @@ class Gate:
                     return
 
         # The console's pages, assets and live streams prove who is calling with its own session cookie
-        # (pausegate.console.pages checks it), not with a bearer token.
-        if scope["path"] not in PUBLIC_PATHS and not is_console_path(scope["path"]):
+        # (pausegate.console.pages checks it), not with a bearer token; so may the codec endpoint's callers.
+        if scope["path"] not in PUBLIC_PATHS and not is_console_path(scope["path"]) and not (
+            _bearer(scope) is None and _codec_with_cookie(scope)
+        ):
             token = _bearer(scope)
             if token is None:
                 await _answer(

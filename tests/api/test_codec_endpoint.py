@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest_asyncio
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
@@ -17,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from pausegate.temporal import ids
 from pausegate.temporal.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, Keyring
 from tests.api.support import ADMIN, ApiWorld, api_world, local
+from tests.console.test_console_http import signed_in
 from tests.support.encryption import TEST_KEY_ID, TEST_KEYRING, fixed_key
 from tests.support.harness import Harness
 
@@ -121,3 +123,16 @@ class TestCodecEndpoint:
         # even a refusal is readable by the UI, so it can say why
         denied = await anyone.post("/codec/decode", json=body, headers={"Origin": UI_ORIGIN})
         assert denied.status_code == 401 and denied.headers["access-control-allow-origin"] == UI_ORIGIN
+
+    async def test_a_web_ui_without_a_token_of_its_own_sends_the_persons_console_session(
+        self, world: ApiWorld
+    ) -> None:
+        body = await started_payloads(world)
+        async with signed_in(world, "carol") as carol, signed_in(world, "ann") as ann:
+            assert "authorization" not in carol.headers
+            r = await carol.post("/codec/decode", json=body, headers={"Origin": UI_ORIGIN})
+            assert r.status_code == 200, r.text
+            assert REASON in text_of(r.json()) and r.headers["access-control-allow-credentials"] == "true"
+            assert (await ann.post("/codec/decode", json=body)).status_code == 403
+        async with httpx.AsyncClient(base_url=world.url, cookies={"pausegate_session": "guessed"}) as forged:
+            assert (await forged.post("/codec/decode", json=body)).status_code == 401

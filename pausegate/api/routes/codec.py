@@ -4,7 +4,8 @@
 ``POST /codec/decode`` and ``POST /codec/encode`` take and answer ``{"payloads": [...]}``, each payload
 ``{"metadata": {name: base64}, "data": base64}`` (protobuf's JSON form), for the namespace the
 ``X-Namespace`` header names. The caller is authenticated like every API caller (the gate: a local
-token or an OIDC bearer, as a UI passing its user's access token sends); who may decode or encode is
+token or an OIDC bearer, as a UI passing its user's access token sends) or by their console session
+cookie (a UI sending cross-origin credentials, same site as the API); who may decode or encode is
 ``pausegate.policy.authority``'s decision, and a refusal goes to the API's refusal log. Browsers reach
 it only from the configured Web UI origin (``pausegate.api.cors``). It is not in the OpenAPI document:
 its contract is Temporal's (``docs/encryption.md``).
@@ -17,14 +18,16 @@ import binascii
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 from temporalio.api.common.v1 import Payload
 
 from pausegate.api.actions import log_refusal
-from pausegate.api.deps import ActorDep, StateDep
+from pausegate.api.deps import StateDep
 from pausegate.api.errors import ApiError
 from pausegate.api.state import ApiState
+from pausegate.auth.base import AuthenticationError
+from pausegate.console.pages import console_of, cookie_name
 from pausegate.errors import ActionRefused, HistoryKeyError, RunbookError
 from pausegate.models.pause import Actor
 from pausegate.policy import authority
@@ -50,6 +53,31 @@ class CodecBody(BaseModel):
 
 
 Namespace = Annotated[str | None, Header(alias="X-Namespace", max_length=1000)]
+
+
+async def codec_caller(request: Request, state: StateDep) -> Actor:
+    """The verified caller: the bearer token's actor (checked by the gate), else the person whose console
+    session cookie a Web UI sent with cross-origin credentials (the dev server's UI has no sign-in of its
+    own, so it cannot pass a token)."""
+    actor = getattr(request.state, "actor", None)
+    if isinstance(actor, Actor):
+        return actor
+    console = console_of(request)
+    session_id = request.cookies.get(cookie_name(request))
+    session = console.sessions.get(session_id)
+    unauthenticated = ApiError(401, "unauthenticated", "send an Authorization: Bearer <token> header, or sign in "
+                               "to the console and let the Web UI send cross-origin credentials",
+                               headers={"WWW-Authenticate": "Bearer"})
+    if session is None:
+        raise unauthenticated
+    try:
+        return await state.authenticator.authenticate(session.token)
+    except AuthenticationError:
+        console.sessions.close(session_id)  # the token behind the session no longer proves anyone
+        raise unauthenticated from None
+
+
+CallerDep = Annotated[Actor, Depends(codec_caller)]
 
 
 def _bytes(text: str, where: str) -> bytes:
@@ -105,7 +133,7 @@ async def _authorised(state: ApiState, actor: Actor, action: str, namespace: str
 
 
 @router.post("/decode", response_model=CodecBody)
-async def decode(body: CodecBody, state: StateDep, actor: ActorDep, namespace: Namespace = None) -> CodecBody:
+async def decode(body: CodecBody, state: StateDep, actor: CallerDep, namespace: Namespace = None) -> CodecBody:
     """Payloads as they were before encryption; a payload that was never encrypted comes back as it is."""
     codec = await _authorised(state, actor, "codec_decode", namespace)
     payloads = _to_proto(body)
@@ -118,7 +146,7 @@ async def decode(body: CodecBody, state: StateDep, actor: ActorDep, namespace: N
 
 
 @router.post("/encode", response_model=CodecBody)
-async def encode(body: CodecBody, state: StateDep, actor: ActorDep, namespace: Namespace = None) -> CodecBody:
+async def encode(body: CodecBody, state: StateDep, actor: CallerDep, namespace: Namespace = None) -> CodecBody:
     """Payloads sealed with the current key (admins only)."""
     codec = await _authorised(state, actor, "codec_encode", namespace)
     sealed = [codec.seal(p) for p in _to_proto(body)]
