@@ -126,6 +126,8 @@ class RunningStack:
         }
         if self.ui_url:
             described["temporal-ui"] = self.ui_url
+        if self.settings.encryption is not None:  # history is ciphertext; this decodes it for history readers
+            described["codec"] = f"{self.api_url}/codec"
         return described
 
 
