@@ -3,6 +3,7 @@ but without the key reads the incident's story from it; with the key it decodes 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -207,3 +208,24 @@ class TestHistoryEncryption:
                 # A client that was not given the new key fails, naming the key it lacks.
                 with pytest.raises(HistoryKeyError, match="key id 'test-2'"):
                     await read_status(before, h.program)
+
+    async def test_failure_messages_are_encrypted_too(self, make_harness: HarnessFactory) -> None:
+        # Port 1 refuses connections: halting fails with the fleet's address and the program in its error.
+        async with make_harness(fleet_url=lambda _: "http://127.0.0.1:1", agents=10) as h:
+            handle, _ = await h.pause()
+            status = await h.wait_for(lambda s: s.containment.agents.last_error is not None, what="a failed halt")
+            assert "127.0.0.1:1" in (status.containment.agents.last_error or "")  # the key holder reads it
+            raw = without_codec(h.client).get_workflow_handle(handle.id)
+
+            async def failures_seen() -> str:
+                described = await raw.describe()
+                return as_text((await raw.fetch_history()).to_json()) + str(described.raw_description)
+
+            seen = await failures_seen()
+            deadline = asyncio.get_running_loop().time() + 30
+            while "Encoded failure" not in seen:  # a failed attempt is on record (pending activity or event)
+                assert asyncio.get_running_loop().time() < deadline, "no failure recorded"
+                await asyncio.sleep(0.2)
+                seen = await failures_seen()
+            assert "127.0.0.1:1" not in seen and h.program not in seen
+            await handle.terminate("test done")
