@@ -164,6 +164,7 @@ class TestHistoryEncryption:
         # With the key, the same history reads as the incident, and replays against the workflow code.
         readable = as_text(decrypted_history_json(history))
         assert h.program in readable and REASON in readable and "local:cleo" in readable
+        assert "refused.approve_plan" in readable and "local:ann has security-analyst" in readable
         result = await Replayer(workflows=[PauseWorkflow], data_converter=TEST_CONVERTER).replay_workflow(
             history, raise_on_replay_failure=False)
         assert result.replay_failure is None
