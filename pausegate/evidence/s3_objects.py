@@ -64,7 +64,10 @@ class IoLoop:
     def close(self) -> None:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=10)
+            if threading.current_thread() is not self._thread:
+                self._thread.join(timeout=10)
+        if not self.loop.is_running() and not self.loop.is_closed():
+            self.loop.close()
 
 
 @dataclass

@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,17 +134,15 @@ class S3EvidenceStore:
         self.bucket = Bucket(settings, self._io)
         self._ready = False
         self._chain_locks: dict[str, asyncio.Lock] = {}
+        # a store nobody closes (the API's, a command's) still closes its connections when it goes
+        self._closer = weakref.finalize(self, _shut, self._io, self.bucket)
 
     def close(self) -> None:
         """Close the client and stop the store's loop thread."""
-        try:
-            self._io.call(self.bucket.aclose())
-        finally:
-            self._io.close()
+        self._closer()
 
     async def aclose(self) -> None:
-        await self._io.acall(self.bucket.aclose())
-        self._io.close()
+        await asyncio.to_thread(self._closer)
 
     @property
     def signing_key(self) -> Ed25519PrivateKey:
@@ -629,6 +628,15 @@ class S3EvidenceStore:
             if data is not None and not _write_under(directory, rel, data):
                 notes.append(f"{rel!r}: not a name the store writes; not copied")
         return Download(directory=directory, objects=len(names), notes=notes)
+
+
+def _shut(io: IoLoop, bucket: Bucket) -> None:
+    try:
+        io.call(bucket.aclose())
+    except Exception:  # the loop already stopped (interpreter exit): nothing left to close
+        pass
+    finally:
+        io.close()
 
 
 def _belongs(rest: str) -> bool:
