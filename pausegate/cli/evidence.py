@@ -212,8 +212,7 @@ def _verify_stored(
         fail(EXIT_USAGE, f"{key!r} is not where a pause keeps its evidence", as_json=as_json)
     record, why = _record_or_why(settings, *located)
     try:
-        store = settings.evidence.open_store()
-        with evidence_at_hand(store, parent_key(key), record.state if record else None) as here:
+        with evidence_at_hand(settings.evidence, parent_key(key), record.state if record else None) as here:
             base = here.root.joinpath(*parts)
             bundle = base.with_name(base.name + BUNDLE_SUFFIX)
             path = bundle if bundle.is_dir() else base.with_name(base.name + DOCUMENT_SUFFIX)
@@ -315,8 +314,7 @@ def _audit_bucket(
     from pausegate.evidence.copies import evidence_at_hand
 
     try:
-        store = settings.evidence.open_store()
-        with evidence_at_hand(store, record.state.evidence_key, record.state) as here:
+        with evidence_at_hand(settings.evidence, record.state.evidence_key, record.state) as here:
             notes = [note.partition(": ") for note in here.notes]
             report = audit_evidence(
                 here.root,
@@ -370,8 +368,11 @@ def download(
     except (RuntimeError, TimeoutError, OSError, RPCError) as exc:
         fail(EXIT_UNAVAILABLE, _unreachable(settings, exc), as_json=False)
     try:
-        store = open_s3_store(settings.evidence)
-        copy = store.download(record.state.evidence_key, dest, recorded=recorded_versions(record.state))
+        store = open_s3_store(settings.evidence, read_only=True)
+        try:
+            copy = store.download(record.state.evidence_key, dest, recorded=recorded_versions(record.state))
+        finally:
+            store.close()
     except EvidenceError as exc:
         fail(EXIT_UNAVAILABLE, str(exc), as_json=False)
     for note in copy.notes:

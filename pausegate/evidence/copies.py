@@ -15,8 +15,7 @@ from pausegate.evidence.anchor import recorded_references
 from pausegate.models.pause import PauseState
 
 if TYPE_CHECKING:
-    from pausegate.evidence.s3_store import S3EvidenceStore
-    from pausegate.evidence.store import LocalEvidenceStore
+    from pausegate.config import EvidenceSettings
 
 
 @dataclass(frozen=True)
@@ -38,15 +37,21 @@ def recorded_versions(state: PauseState | None) -> dict[str, str]:
 
 @contextmanager
 def evidence_at_hand(
-    store: LocalEvidenceStore | S3EvidenceStore, key: str, state: PauseState | None = None
+    settings: EvidenceSettings, key: str, state: PauseState | None = None
 ) -> Iterator[EvidenceAtHand]:
-    """The evidence under ``key``: the local store's own directory, or a temporary copy of the bucket's
-    (removed afterwards) with the versions ``state`` recorded."""
-    from pausegate.evidence.store import LocalEvidenceStore
+    """The evidence under ``key``: the configured directory, or a temporary copy of the bucket's
+    (removed afterwards) with the versions ``state`` recorded. Opens no store for writing: a
+    verifier's machine has no signing key, and must not make one."""
+    from pausegate.evidence.s3_store import open_s3_store
 
-    if isinstance(store, LocalEvidenceStore):
-        yield EvidenceAtHand(root=store.root, location=str(store.root))
+    if settings.store == "local":
+        root = settings.directory.absolute()
+        yield EvidenceAtHand(root=root, location=str(root))
         return
-    with tempfile.TemporaryDirectory(prefix="pausegate-evidence-") as tmp:
-        copy = store.download(key, Path(tmp), recorded=recorded_versions(state))
-        yield EvidenceAtHand(root=copy.directory, location=store.location, copied=True, notes=copy.notes)
+    store = open_s3_store(settings, read_only=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="pausegate-evidence-") as tmp:
+            copy = store.download(key, Path(tmp), recorded=recorded_versions(state))
+            yield EvidenceAtHand(root=copy.directory, location=store.location, copied=True, notes=copy.notes)
+    finally:
+        store.close()

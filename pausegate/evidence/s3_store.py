@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pausegate.errors import EvidenceError
 from pausegate.evidence import seal as sealmod
@@ -64,15 +64,16 @@ log = structlog.get_logger(__name__)
 JSON = "application/json"
 
 
-def open_s3_store(settings: EvidenceSettings) -> S3EvidenceStore:
-    """The store ``settings`` (``store = "s3"``) configure."""
+def open_s3_store(settings: EvidenceSettings, *, read_only: bool = False) -> S3EvidenceStore:
+    """The store ``settings`` (``store = "s3"``) configure; ``read_only``: without the signing key
+    (a verifier's machine has none, and must not make one)."""
     from pausegate.evidence.store import default_signing_key_path
 
     if settings.s3 is None:
         raise EvidenceError("evidence.store is 's3' but [evidence.s3] is not configured")
     return S3EvidenceStore(
         settings.s3,
-        settings.signing_key or default_signing_key_path(settings.directory),
+        None if read_only else settings.signing_key or default_signing_key_path(settings.directory),
         compression=settings.compression,
         compression_level=settings.compression_level,
         expected_fingerprint=settings.signing_key_fingerprint,
@@ -94,6 +95,8 @@ class S3EvidenceStore:
     Args:
         settings: the bucket, prefix, endpoint, credentials (or the standard AWS chain) and retention.
         signing_key_path: the Ed25519 private key (PEM), kept on the worker, never in the bucket.
+            None: read only, verifying with the public key in the bucket (whose fingerprint must be
+            ``expected_fingerprint`` if given).
         chunk_bytes, chunk_records, compression, compression_level, expected_fingerprint: as for
             ``LocalEvidenceStore``.
     """
@@ -101,7 +104,7 @@ class S3EvidenceStore:
     def __init__(
         self,
         settings: S3EvidenceSettings,
-        signing_key_path: Path | str,
+        signing_key_path: Path | str | None,
         *,
         chunk_bytes: int = sealmod.DEFAULT_CHUNK_BYTES,
         chunk_records: int | None = None,
@@ -123,9 +126,11 @@ class S3EvidenceStore:
         self.compression_level = compression_level
         self.chunk_bytes = chunk_bytes
         self.chunk_records = chunk_records
-        self.signing_key_path = Path(signing_key_path)
-        self._key = keymod.load_or_create_signing_key(self.signing_key_path)
-        if expected_fingerprint is not None and self.signing_key_sha256 != expected_fingerprint:
+        self.signing_key_path = Path(signing_key_path) if signing_key_path is not None else None
+        self._key = keymod.load_or_create_signing_key(self.signing_key_path) if self.signing_key_path else None
+        self._public = self._key.public_key() if self._key is not None else None
+        self._expected_fingerprint = expected_fingerprint
+        if self._key is not None and expected_fingerprint not in (None, self.signing_key_sha256):
             raise EvidenceError(
                 f"signing key {self.signing_key_path} has fingerprint {self.signing_key_sha256}, "
                 f"not the pinned {expected_fingerprint}: evidence would be signed by a key verifiers refuse"
@@ -147,11 +152,31 @@ class S3EvidenceStore:
     @property
     def signing_key(self) -> Ed25519PrivateKey:
         """The deployment's key, for other records the deployment vouches for (the API's refusal log)."""
+        if self._key is None:
+            raise EvidenceError("the evidence store was opened read-only, without the signing key")
         return self._key
 
     @property
     def signing_key_sha256(self) -> str:
-        return keymod.fingerprint(self._key.public_key())
+        """Fingerprint of the public key evidence verifies with."""
+        public = self._public if self._public is not None else self._io.call(self._public_key())
+        return keymod.fingerprint(public)
+
+    async def _public_key(self) -> Ed25519PublicKey:
+        """The signing key's public half; read-only, the one in the bucket (checked against the pin)."""
+        if self._public is None:
+            name = self.prefix + keymod.PUBLIC_KEY_FILENAME
+            found = await self.bucket.oldest(name)
+            if found is None:
+                raise EvidenceError(f"{self.bucket.url(name)} is missing: nothing to verify the evidence with")
+            public = keymod.public_key_from_pem(found[0])
+            if self._expected_fingerprint is not None and keymod.fingerprint(public) != self._expected_fingerprint:
+                raise EvidenceError(
+                    f"{self.bucket.url(name)} has fingerprint {keymod.fingerprint(public)}, not the pinned "
+                    f"{self._expected_fingerprint}"
+                )
+            self._public = public
+        return self._public
 
     @property
     def location(self) -> str:
@@ -188,7 +213,7 @@ class S3EvidenceStore:
             return
         await self.bucket.check_locked()
         name = self.prefix + keymod.PUBLIC_KEY_FILENAME
-        pem = keymod.public_pem(self._key.public_key())
+        pem = keymod.public_pem(self.signing_key.public_key())
         if await self.bucket.put_new(name, pem, "application/x-pem-file") is None:
             existing = await self.bucket.oldest(name)
             if existing is None or existing[0] != pem:
@@ -223,8 +248,9 @@ class S3EvidenceStore:
                 return data, None
         return newest, why
 
-    def _document_signature_problem(self, key: str, data: bytes) -> Callable[[bytes], str | None]:
-        public_key = self._key.public_key()
+    async def _document_check(self, key: str, data: bytes) -> Callable[[bytes], str | None]:
+        """What a signature of the document ``data`` under ``key`` must pass (None: it vouches)."""
+        public_key = await self._public_key()
 
         def problem(sig: bytes) -> str | None:
             try:
@@ -237,8 +263,9 @@ class S3EvidenceStore:
 
         return problem
 
-    def _manifest_signature_problem(self, data: bytes) -> Callable[[bytes], str | None]:
-        public_key = self._key.public_key()
+    async def _manifest_check(self, data: bytes) -> Callable[[bytes], str | None]:
+        """What a signature of the manifest ``data`` must pass (None: it vouches)."""
+        public_key = await self._public_key()
 
         def problem(sig: bytes) -> str | None:
             try:
@@ -266,7 +293,8 @@ class S3EvidenceStore:
         data = canonical_json(document)
         digest = sha256_hex(data)
         records = len(document) if isinstance(document, list) else 1
-        await self._put_signature(name + SIGNATURE_SUFFIX, sealmod.document_signature_bytes(self._key, key, data))
+        signature = sealmod.document_signature_bytes(self.signing_key, key, data)
+        await self._put_signature(name + SIGNATURE_SUFFIX, signature)
         version = await self.bucket.put_new(name, data, JSON)
         if version is None:
             existing = await self.bucket.oldest(name)
@@ -317,10 +345,10 @@ class S3EvidenceStore:
             )
         if document:
             sig_name = name + SIGNATURE_SUFFIX
-            _, why = await self._signature(sig_name, self._document_signature_problem(key, data))
+            _, why = await self._signature(sig_name, await self._document_check(key, data))
         else:
             sig_name = self._bundle_file(key, sealmod.SIGNATURE)
-            _, why = await self._signature(sig_name, self._manifest_signature_problem(data))
+            _, why = await self._signature(sig_name, await self._manifest_check(data))
         if why is not None:
             raise EvidenceError(f"evidence under key {key!r} does not match its signature: {why}")
         parsed = _parse(key, data)
@@ -414,11 +442,16 @@ class S3EvidenceStore:
             await self._upload_chunks(key, staging / sealmod.CHUNKS, raw_entries)
             tip = await self._chain_tip(chain_key)
             manifest = sealmod.build_manifest(
-                key=key, pause=pause, tip=tip, raw_entries=raw_entries, signing_key=self._key, encoding=self.encoding
+                key=key,
+                pause=pause,
+                tip=tip,
+                raw_entries=raw_entries,
+                signing_key=self.signing_key,
+                encoding=self.encoding,
             )
             data = canonical_json(manifest.model_dump(mode="json"))
             await self._put_signature(
-                self._bundle_file(key, sealmod.SIGNATURE), sealmod.signature_bytes(self._key, data)
+                self._bundle_file(key, sealmod.SIGNATURE), sealmod.signature_bytes(self.signing_key, data)
             )
             version = await self.bucket.put_new(self._manifest(key), data, JSON)
             if version is None:  # a concurrent attempt on another host created it first
@@ -498,7 +531,7 @@ class S3EvidenceStore:
         """The chain's latest bundle, as ``seal.chain_tip`` finds it: the signed bundles named where
         they lie, followed from the head (a hint) to the end."""
         directory = self._name(chain_key) + "/" if chain_key else self.prefix
-        public_key = self._key.public_key()
+        public_key = await self._public_key()
         successors: dict[str, sealmod.ChainTip] = {}
         for sub in sorted(await self.bucket.subdirectories(directory)):
             name = sub[len(directory) : -1]
@@ -514,7 +547,7 @@ class S3EvidenceStore:
             except EvidenceError:
                 log.warning("evidence_chain_unreadable_manifest", object=sub)
                 continue
-            _, why = await self._signature(sub + sealmod.SIGNATURE, self._manifest_signature_problem(data))
+            _, why = await self._signature(sub + sealmod.SIGNATURE, await self._manifest_check(data))
             if manifest.key != bundle_key or why is not None:
                 log.warning("evidence_chain_foreign_bundle_ignored", object=sub)
                 continue
@@ -538,7 +571,7 @@ class S3EvidenceStore:
         return tip
 
     async def _publish_head(self, chain_key: str, tip: sealmod.ChainTip) -> None:
-        data = sealmod.head_bytes(self._key, tip.key, tip.manifest_sha256, tip.chain_index)
+        data = sealmod.head_bytes(self.signing_key, tip.key, tip.manifest_sha256, tip.chain_index)
         name = self._head(chain_key)
         if await self.bucket.get(name) != data:
             await self.bucket.put_version(name, data, JSON)
@@ -620,9 +653,9 @@ class S3EvidenceStore:
             data = None
             if subject is not None:
                 if target.endswith(f"/{sealmod.MANIFEST}"):
-                    data, _ = await self._signature(name, self._manifest_signature_problem(subject))
+                    data, _ = await self._signature(name, await self._manifest_check(subject))
                 elif (evidence_key := _key_of(target[len(self.prefix) :])) is not None:
-                    data, _ = await self._signature(name, self._document_signature_problem(evidence_key, subject))
+                    data, _ = await self._signature(name, await self._document_check(evidence_key, subject))
             if data is None:
                 data = await self.bucket.get(name, listing.versions[name][0])
             if data is not None and not _write_under(directory, rel, data):

@@ -165,6 +165,34 @@ class TestDocuments:
             other.close()
 
 
+class TestReadOnly:
+    async def test_without_the_signing_key_it_reads_and_verifies_but_writes_nothing(
+        self, store: S3EvidenceStore, s3_server: S3Server, bucket: str
+    ) -> None:
+        doc = store.put_json(f"{PAUSE}/report", {"status": "closed"})
+        bundle, _ = await store.seal(f"{CHAIN}/0", aiter_of(make_records(45)))
+        reader = S3EvidenceStore(s3_server.settings(bucket, prefix=PREFIX), None,
+                                 expected_fingerprint=store.signing_key_sha256)
+        try:
+            assert reader.read_json(doc.key, doc.sha256, version_id=doc.version_id) == {"status": "closed"}
+            assert len(list(reader.iter_bundle(bundle.key, bundle.sha256, version_id=bundle.version_id))) == 45
+            with pytest.raises(EvidenceError, match="read-only"):
+                reader.put_json(f"{PAUSE}/scope/x", {"a": 1})
+        finally:
+            reader.close()
+
+    def test_a_public_key_in_the_bucket_that_is_not_the_pinned_one_is_refused(
+        self, store: S3EvidenceStore, s3_server: S3Server, bucket: str
+    ) -> None:
+        doc = store.put_json(f"{PAUSE}/report", {"status": "closed"})
+        reader = S3EvidenceStore(s3_server.settings(bucket, prefix=PREFIX), None, expected_fingerprint="0" * 64)
+        try:
+            with pytest.raises(EvidenceError, match="not the pinned"):
+                reader.read_json(doc.key, doc.sha256, version_id=doc.version_id)
+        finally:
+            reader.close()
+
+
 class TestBundles:
     async def test_a_sealed_bundle_round_trips_and_verifies(self, store: S3EvidenceStore, tmp_path: Path) -> None:
         first, _ = await store.seal(f"{CHAIN}/0", aiter_of(make_records(230)))
@@ -230,13 +258,13 @@ class TestBundles:
             await store.seal(f"{CHAIN}/0", aiter_of(make_records(1)))
 
 
-def s3_config(path: Path, server: S3Server, bucket: str, key_path: Path, fingerprint: str) -> Path:
-    """A deployment configuration with the bucket as its store and a Temporal that refuses connections."""
+def s3_config(path: Path, server: S3Server, bucket: str, fingerprint: str) -> Path:
+    """A verifier's configuration: the bucket as the store, the key's pinned fingerprint (no signing
+    key), and a Temporal that refuses connections."""
     settings = Settings(
         temporal=TemporalSettings(address="127.0.0.1:9"),
         evidence=EvidenceSettings(
-            store="s3", s3=server.settings(bucket, prefix=PREFIX), signing_key=key_path,
-            signing_key_fingerprint=fingerprint,
+            store="s3", s3=server.settings(bucket, prefix=PREFIX), signing_key_fingerprint=fingerprint,
         ),
     )
     path.write_text(dump_settings(settings))
@@ -252,10 +280,10 @@ class TestCommands:
         asyncio.run(store.seal(f"{CHAIN}/0", aiter_of(make_records(90))))
         ref, _ = asyncio.run(store.seal(f"{CHAIN}/1", aiter_of(make_records(30, offset=200))))
         doc = store.put_json(f"{PAUSE}/scope/telemetry", {"roles": ["analyst"]})
-        config = s3_config(tmp_path / "config.toml", s3_server, bucket, store.signing_key_path,
-                           store.signing_key_sha256)
+        config = s3_config(tmp_path / "config.toml", s3_server, bucket, store.signing_key_sha256)
         assert "secret_access_key" in config.read_text()  # the launcher's own file; never printed
         monkeypatch.setenv("PAUSEGATE_CONFIG", str(config))
+        monkeypatch.chdir(tmp_path)
         result = runner.invoke(app, ["verify", ref.uri])
         assert result.exit_code == 0, result.output
         assert result.output.startswith(f"OK s3://{bucket}/{PREFIX}{CHAIN}/1.bundle")
@@ -268,14 +296,14 @@ class TestCommands:
         result = runner.invoke(app, ["verify", str(copy.directory.joinpath(*CHAIN.split("/"), "1.bundle"))])
         assert result.exit_code == 0, result.output
         assert "pausegate-test-secret" not in result.output
+        assert not (tmp_path / ".pausegate").exists()  # a verifier's machine gets no signing key of its own
 
     def test_verify_of_a_missing_or_invalid_reference_fails_saying_so(
         self, store: S3EvidenceStore, s3_server: S3Server, bucket: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         asyncio.run(store.seal(f"{CHAIN}/0", aiter_of(make_records(20))))
-        config = s3_config(tmp_path / "config.toml", s3_server, bucket, store.signing_key_path,
-                           store.signing_key_sha256)
+        config = s3_config(tmp_path / "config.toml", s3_server, bucket, store.signing_key_sha256)
         monkeypatch.setenv("PAUSEGATE_CONFIG", str(config))
         result = runner.invoke(app, ["verify", f"evidence://{PAUSE}/audit/nothing/0"])
         assert result.exit_code == 1 and "FAILED" in result.output

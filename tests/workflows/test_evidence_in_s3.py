@@ -52,8 +52,8 @@ async def test_a_pause_seals_into_the_bucket_and_everything_reads_it_from_there(
         config.write_text(dump_settings(Settings(
             temporal=TemporalSettings(address=h.client.service_client.config.target_host,
                                       namespace=h.client.namespace, task_queue=h.task_queue),
+            # an auditor's configuration: the bucket and the pinned fingerprint, no signing key
             evidence=EvidenceSettings(store="s3", s3=s3_server.settings(bucket, prefix=PREFIX),
-                                      signing_key=h.settings.evidence.signing_key,
                                       signing_key_fingerprint=h.connectors.evidence_store.signing_key_sha256),
         )))
         audited = await pausegate("evidence", "audit", h.program, config=config, cwd=tmp_path)
