@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from pausegate.cli.evidence import app
@@ -20,7 +21,7 @@ from pausegate.errors import EvidenceError
 from pausegate.evidence.s3_store import S3EvidenceStore
 from pausegate.evidence.signing_keys import PUBLIC_KEY_FILENAME
 from pausegate.evidence.verify import verify_bundle, verify_document
-from tests.support.s3_server import S3Server
+from tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 
 from .conftest import aiter_of, make_records, rewrite_chunk
 
@@ -163,6 +164,25 @@ class TestDocuments:
                 other.put_json(f"{PAUSE}/scope/x", {"a": 1})
         finally:
             other.close()
+
+
+class TestCredentials:
+    async def test_credentials_are_never_logged_nor_in_errors(
+        self, store: S3EvidenceStore, s3_server: S3Server, bucket: str, tmp_path: Path
+    ) -> None:
+        with capture_logs() as logs:
+            store.put_json(f"{PAUSE}/report", {"status": "closed"})
+            await store.seal(f"{CHAIN}/0", aiter_of(make_records(45)))
+            wrong = S3EvidenceStore(s3_server.settings("no-such-bucket-here"), tmp_path / "k.pem")
+            try:
+                with pytest.raises(EvidenceError) as failed:
+                    wrong.put_json(f"{PAUSE}/report", {"status": "closed"})
+            finally:
+                wrong.close()
+        assert logs and "evidence_bundle_sealed" in {entry["event"] for entry in logs}
+        said = repr(logs) + str(failed.value) + repr(s3_server.settings(bucket))
+        assert SECRET_KEY not in said and ACCESS_KEY not in said
+        assert "no-such-bucket-here" in str(failed.value)
 
 
 class TestReadOnly:

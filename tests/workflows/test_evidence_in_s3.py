@@ -13,8 +13,9 @@ from pausegate.evidence.anchor import recorded_references
 from pausegate.models.pause import Phase
 from tests.api.support import api_world
 from tests.support.harness import HarnessFactory
-from tests.support.s3_server import S3Server
+from tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from tests.workflows.test_evidence_anchoring import pausegate
+from tests.workflows.test_lifecycle import readable_history
 
 PREFIX = "pausegate/"
 
@@ -26,7 +27,7 @@ async def test_a_pause_seals_into_the_bucket_and_everything_reads_it_from_there(
     bucket = s3_server.locked_bucket()
     s3 = s3_server.client()
     async with make_harness(agents=50, evidence_s3=s3_server.settings(bucket, prefix=PREFIX)) as h:
-        await h.pause()
+        handle, _ = await h.pause()
         status = await h.wait_for(
             lambda s: s.phase is Phase.UNDER_REVIEW and s.containment.exposure is not None,
             timeout=120, what="contained, with the exposure report",
@@ -38,6 +39,10 @@ async def test_a_pause_seals_into_the_bucket_and_everything_reads_it_from_there(
         for ref in refs:
             assert f"{PREFIX}{ref.key}.json" in names or f"{PREFIX}{ref.key}.bundle/manifest.json" in names, ref.key
         assert not (tmp_path / "evidence").exists()  # nothing on the worker's disk
+        history = readable_history(await handle.fetch_history())
+        assert status.containment.datasets[0].scope.version_id in history  # the version is the record's
+        for secret in (SECRET_KEY, ACCESS_KEY, s3_server.endpoint_url):
+            assert secret not in history
 
         # the API reads the recorded scope from the bucket (there is no evidence anywhere else)
         async with api_world(h, tmp_path / "api") as api:
