@@ -315,7 +315,7 @@ class TestCommands:
         copy = store.download(PAUSE, tmp_path / "copy")
         result = runner.invoke(app, ["verify", str(copy.directory.joinpath(*CHAIN.split("/"), "1.bundle"))])
         assert result.exit_code == 0, result.output
-        assert "pausegate-test-secret" not in result.output
+        assert SECRET_KEY not in result.output
         assert not (tmp_path / ".pausegate").exists()  # a verifier's machine gets no signing key of its own
 
     def test_verify_of_a_missing_or_invalid_reference_fails_saying_so(

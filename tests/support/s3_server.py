@@ -14,8 +14,8 @@ from typing import Any
 
 from pausegate.config import S3EvidenceSettings
 
-ACCESS_KEY = "pausegate-test"
-SECRET_KEY = "pausegate-test-secret"
+ACCESS_KEY = "AKIAEVIDENCETEST0001"
+SECRET_KEY = "evidence-secret-never-shown-7f3a"
 REGION = "us-east-1"
 
 
