@@ -433,11 +433,10 @@ class S3EvidenceStore:
         """Upload the chunks, then chain, sign and create the manifest (its existence is what makes
         the bundle sealed), then move the chain's head."""
         chain_key = sealmod.parent_key(key)
-        lock = self._chain_locks.setdefault(chain_key, asyncio.Lock())
-        async with lock:
+        async with self._chain_lock(chain_key):
             existing = await self._bundle_ref(key)
             if existing is not None:  # another attempt of the same activity finished first
-                await self._catch_up_head(chain_key)
+                await self._move_head(chain_key)
                 return existing
             await self._upload_chunks(key, staging / sealmod.CHUNKS, raw_entries)
             tip = await self._chain_tip(chain_key)
@@ -457,7 +456,7 @@ class S3EvidenceStore:
             if version is None:  # a concurrent attempt on another host created it first
                 existing = await self._bundle_ref(key)
                 assert existing is not None
-                await self._catch_up_head(chain_key)
+                await self._move_head(chain_key)
                 return existing
             digest = sha256_hex(data)
             await self._publish_head(chain_key, sealmod.ChainTip(key, digest, manifest.chain_index))
@@ -578,11 +577,18 @@ class S3EvidenceStore:
 
     async def _catch_up_head(self, chain_key: str) -> None:
         """A crash between creating a manifest and moving the head must not leave the head behind."""
-        lock = self._chain_locks.setdefault(chain_key, asyncio.Lock())
-        async with lock:
-            tip = await self._chain_tip(chain_key)
-            if tip is not None:
-                await self._publish_head(chain_key, tip)
+        async with self._chain_lock(chain_key):
+            await self._move_head(chain_key)
+
+    async def _move_head(self, chain_key: str) -> None:
+        """``_catch_up_head`` for a caller that holds the chain's lock."""
+        tip = await self._chain_tip(chain_key)
+        if tip is not None:
+            await self._publish_head(chain_key, tip)
+
+    def _chain_lock(self, chain_key: str) -> asyncio.Lock:
+        """Serialises this store's appends to one chain (on the store's loop, where it is used)."""
+        return self._chain_locks.setdefault(chain_key, asyncio.Lock())
 
     # ------------------------------------------------------------ copies for verification
 

@@ -16,8 +16,8 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from pausegate.cli.evidence import app
-from pausegate.config import EvidenceSettings, Settings, TemporalSettings, dump_settings
-from pausegate.errors import EvidenceError
+from pausegate.config import EvidenceSettings, Settings, TemporalSettings, dump_settings, load_settings
+from pausegate.errors import ConfigError, EvidenceError
 from pausegate.evidence.s3_store import S3EvidenceStore
 from pausegate.evidence.signing_keys import PUBLIC_KEY_FILENAME
 from pausegate.evidence.verify import verify_bundle, verify_document
@@ -272,10 +272,53 @@ class TestBundles:
         assert not report.ok
         assert any("modified" in p.message and p.file.endswith(name.rsplit("/", 1)[1]) for p in report.problems)
 
+    async def test_two_hosts_sealing_one_key_at_once_end_with_one_bundle(
+        self, store: S3EvidenceStore, s3_server: S3Server, bucket: str, tmp_path: Path
+    ) -> None:
+        # the same activity retried on a second worker host while the first attempt still runs
+        other = S3EvidenceStore(s3_server.settings(bucket, prefix=PREFIX), store.signing_key_path, chunk_records=40)
+        try:
+            (a, _), (b, _) = await asyncio.gather(
+                store.seal(f"{CHAIN}/0", aiter_of(make_records(200))),
+                other.seal(f"{CHAIN}/0", aiter_of(make_records(200))),
+            )
+            assert a == b
+            manifests = versions(s3_server.client(), bucket, f"{PREFIX}{CHAIN}/0.bundle/manifest.json")
+            assert [v["VersionId"] for v in manifests] == [a.version_id]
+            # and a bundle sealed by either host chains after it, readable by the other
+            later, _ = await other.seal(f"{CHAIN}/1", aiter_of(make_records(10, offset=900)))
+            assert list(store.iter_bundle(later.key, later.sha256, version_id=later.version_id)) == make_records(
+                10, offset=900)
+            copy = store.download(CHAIN, tmp_path / "copy")
+            report = verify_bundle(copy.directory.joinpath(*CHAIN.split("/"), "1.bundle"),
+                                   copy.directory / PUBLIC_KEY_FILENAME)
+            assert report.ok, report.problems
+            assert report.previous_bundles_checked == 1
+        finally:
+            other.close()
+
     async def test_a_key_holding_a_document_cannot_be_sealed(self, store: S3EvidenceStore) -> None:
         store.put_json(f"{CHAIN}/0", {"a": 1})
         with pytest.raises(EvidenceError, match="already holds a document"):
             await store.seal(f"{CHAIN}/0", aiter_of(make_records(1)))
+
+
+class TestConfiguration:
+    def test_the_s3_store_round_trips_through_the_configuration_file(self, s3_server: S3Server, tmp_path: Path) -> None:
+        settings = Settings(evidence=EvidenceSettings(store="s3", s3=s3_server.settings("evidence-bucket")))
+        path = tmp_path / "config.toml"
+        path.write_text(dump_settings(settings))
+        loaded = load_settings(path)
+        assert loaded.evidence.store == "s3" and loaded.evidence.s3 is not None
+        assert loaded.evidence.s3.secret_access_key is not None
+        assert loaded.evidence.s3.secret_access_key.get_secret_value() == SECRET_KEY
+        assert SECRET_KEY not in repr(loaded)
+
+    def test_an_s3_store_without_its_table_is_a_configuration_error(self, tmp_path: Path) -> None:
+        path = tmp_path / "config.toml"
+        path.write_text('[evidence]\nstore = "s3"\n')
+        with pytest.raises(ConfigError, match=r"evidence.*\[evidence\.s3\]"):
+            load_settings(path)
 
 
 def s3_config(path: Path, server: S3Server, bucket: str, fingerprint: str) -> Path:
