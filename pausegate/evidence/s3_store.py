@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 JSON = "application/json"
+MANIFEST_SIGNATURE_STEM = sealmod.SIGNATURE.removesuffix(SIGNATURE_SUFFIX)  # "manifest"
 
 
 def open_s3_store(settings: EvidenceSettings, *, read_only: bool = False) -> S3EvidenceStore:
@@ -608,65 +609,69 @@ class S3EvidenceStore:
         listing = await self.bucket.listing(base)
         names = [n for n in listing.versions if _belongs(n[len(base) :])]
         notes: list[str] = []
-        chosen: dict[str, bytes] = {}
         await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True, mode=DIR_MODE)
-        pem_name = self.prefix + keymod.PUBLIC_KEY_FILENAME
-        pem = await self.bucket.oldest(pem_name)
+        pem = await self.bucket.oldest(self.prefix + keymod.PUBLIC_KEY_FILENAME)
         if pem is not None:
             _write(directory / keymod.PUBLIC_KEY_FILENAME, pem[0])
-        signatures: list[str] = []
         for name in names:
-            rel = name[len(self.prefix) :]
-            versions = listing.versions[name]
             if name in listing.deleted:
-                notes.append(f"{rel}: its newest version is a delete marker (the locked versions remain; read)")
-            if name.endswith(SIGNATURE_SUFFIX):
-                signatures.append(name)
-                continue
-            data: bytes | None
-            if name.endswith(f"/{sealmod.CHAIN_HEAD}"):
-                data = await self.bucket.get(name, versions[0])
-            elif f"{BUNDLE_SUFFIX}/{sealmod.CHUNKS}/" in rel:
-                data = await self._chunk_bytes(name)
-                if data is None:
-                    data = await self.bucket.get(name, versions[0])
-                if len(versions) > 1:
-                    notes.append(f"{rel}: {len(versions)} versions in the bucket; the one matching its digest was read")
-            elif rel.endswith(DOCUMENT_SUFFIX):
-                evidence_key = _key_of(rel)
-                version = recorded.get(evidence_key) if evidence_key else None
-                data = await self.bucket.get(name, version or versions[-1])
-                if len(versions) > 1:
-                    which = "the recorded one" if version else "the first (what the store created)"
-                    notes.append(
-                        f"{rel}: {len(versions)} versions in the bucket (written again after the store "
-                        f"created it); {which} was read"
-                    )
-            else:
-                data = await self.bucket.get(name, versions[0])
-            if data is None:
-                continue
-            if not _write_under(directory, rel, data):
-                notes.append(f"{rel!r}: not a name the store writes; not copied")
-                continue
-            chosen[name] = data
-        for name in signatures:
-            target = name.removesuffix(SIGNATURE_SUFFIX)
-            if target.endswith(f"/{sealmod.SIGNATURE.removesuffix(SIGNATURE_SUFFIX)}"):
-                target = target[: -len(sealmod.SIGNATURE.removesuffix(SIGNATURE_SUFFIX))] + sealmod.MANIFEST
+                notes.append(f"{name[len(self.prefix):]}: its newest version is a delete marker "
+                             "(the locked versions remain, and were read)")
+        limit = asyncio.Semaphore(MAX_CONCURRENCY)
+
+        async def fetch(name: str, subjects: Mapping[str, bytes | None]) -> tuple[str, bytes | None]:
+            async with limit:
+                data, note = await self._copy_version(name, listing.versions[name], recorded, subjects)
+            if note:
+                notes.append(f"{name[len(self.prefix):]}: {note}")
+            return name, data
+
+        # signatures last: which version to copy depends on what they sign
+        signatures = [n for n in names if n.endswith(SIGNATURE_SUFFIX)]
+        chosen = dict(await asyncio.gather(*(fetch(n, {}) for n in names if n not in signatures)))
+        signed = dict(await asyncio.gather(*(fetch(n, chosen) for n in signatures)))
+        for name, data in sorted({**chosen, **signed}.items()):
             rel = name[len(self.prefix) :]
-            subject = chosen.get(target)
-            data = None
-            if subject is not None:
-                if target.endswith(f"/{sealmod.MANIFEST}"):
-                    data, _ = await self._signature(name, await self._manifest_check(subject))
-                elif (evidence_key := _key_of(target[len(self.prefix) :])) is not None:
-                    data, _ = await self._signature(name, await self._document_check(evidence_key, subject))
-            if data is None:
-                data = await self.bucket.get(name, listing.versions[name][0])
             if data is not None and not _write_under(directory, rel, data):
                 notes.append(f"{rel!r}: not a name the store writes; not copied")
-        return Download(directory=directory, objects=len(names), notes=notes)
+        return Download(directory=directory, objects=len(names), notes=sorted(notes))
+
+    async def _copy_version(
+        self, name: str, versions: list[str], recorded: Mapping[str, str], subjects: Mapping[str, bytes | None]
+    ) -> tuple[bytes | None, str | None]:
+        """The version of ``name`` a copy holds (see ``download``), and what to say about the others."""
+        rel = name[len(self.prefix) :]
+        if name.endswith(SIGNATURE_SUFFIX):
+            target = name.removesuffix(SIGNATURE_SUFFIX)
+            if target.endswith(f"{BUNDLE_SUFFIX}/{MANIFEST_SIGNATURE_STEM}"):
+                target = target.removesuffix(MANIFEST_SIGNATURE_STEM) + sealmod.MANIFEST
+            subject = subjects.get(target)
+            evidence_key = _key_of(target[len(self.prefix) :])
+            data = None
+            if subject is not None and target.endswith(f"/{sealmod.MANIFEST}"):
+                data, _ = await self._signature(name, await self._manifest_check(subject))
+            elif subject is not None and evidence_key is not None:
+                data, _ = await self._signature(name, await self._document_check(evidence_key, subject))
+            return (data if data is not None else await self.bucket.get(name, versions[0])), None
+        if name.endswith(f"/{sealmod.CHAIN_HEAD}"):
+            return await self.bucket.get(name, versions[0]), None
+        note: str | None = None
+        if f"{BUNDLE_SUFFIX}/{sealmod.CHUNKS}/" in rel:
+            data = await self._chunk_bytes(name)
+            if data is None:
+                return await self.bucket.get(name, versions[0]), None
+            if len(versions) > 1:
+                note = f"{len(versions)} versions in the bucket; the one matching its digest was read"
+            return data, note
+        if rel.endswith(DOCUMENT_SUFFIX):
+            evidence_key = _key_of(rel)
+            version = recorded.get(evidence_key) if evidence_key else None
+            if len(versions) > 1:
+                which = "the recorded one" if version else "the first (what the store created)"
+                note = f"{len(versions)} versions in the bucket (written again after the store created it); {which}"
+                note += " was read"
+            return await self.bucket.get(name, version or versions[-1]), note
+        return await self.bucket.get(name, versions[0]), None
 
 
 def _shut(io: IoLoop, bucket: Bucket) -> None:
