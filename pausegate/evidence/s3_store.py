@@ -295,16 +295,28 @@ class S3EvidenceStore:
         digest = sha256_hex(data)
         records = len(document) if isinstance(document, list) else 1
         signature = sealmod.document_signature_bytes(self.signing_key, key, data)
-        await self._put_signature(name + SIGNATURE_SUFFIX, signature)
-        version = await self.bucket.put_new(name, data, JSON)
+        # a retry (or a refused write) is told apart before anything is written: a refusal leaves no trace
+        version = await self._same_document(key, name, data)
         if version is None:
-            existing = await self.bucket.oldest(name)
-            if existing is None or existing[0] != data:
-                raise EvidenceError(f"evidence key {key!r} already holds different content")
-            version = existing[1]
-            log.debug("evidence_document_exists", key=key)
+            await self._put_signature(name + SIGNATURE_SUFFIX, signature)
+            version = await self.bucket.put_new(name, data, JSON)
+            if version is None:  # created meanwhile, by a concurrent attempt
+                version = await self._same_document(key, name, data)
+                assert version is not None
+        # else its signature is there: it is written before the document, and locked
         log.info("evidence_document_stored", key=key, sha256=digest, size_bytes=len(data), version_id=version)
         return EvidenceRef(uri=self.uri(key), sha256=digest, records=records, size_bytes=len(data), version_id=version)
+
+    async def _same_document(self, key: str, name: str, data: bytes) -> str | None:
+        """The version of ``name`` the store created, if it holds ``data``; None if there is none;
+        ``EvidenceError`` if it holds something else."""
+        existing = await self.bucket.oldest(name)
+        if existing is None:
+            return None
+        if existing[0] != data:
+            raise EvidenceError(f"evidence key {key!r} already holds different content")
+        log.debug("evidence_document_exists", key=key)
+        return existing[1]
 
     def get(self, key: str) -> EvidenceRef | None:
         """The ref of what is stored under ``key`` (document or completely sealed bundle)."""

@@ -92,7 +92,9 @@ class TestDocuments:
         assert store.put_json(key, {"roles": ["analyst"]}) == ref  # an activity's retry
         with pytest.raises(EvidenceError, match="already holds different content"):
             store.put_json(key, {"roles": []})
+        # the refused write left nothing behind: one version of the document and of its signature
         assert len(versions(s3_server.client(), bucket, f"{PREFIX}{key}.json")) == 1
+        assert len(versions(s3_server.client(), bucket, f"{PREFIX}{key}.json.sig")) == 1
 
     def test_a_new_version_by_someone_with_bucket_access_changes_nothing_that_is_read(
         self, store: S3EvidenceStore, s3_server: S3Server, bucket: str, tmp_path: Path
