@@ -62,6 +62,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 JSON = "application/json"
+# Versions of one name looked through for one that proves itself: the store writes a few at most
+# (a signature per attempt, a head per bundle); thousands were put there to make readers slow.
+MAX_VERSIONS_READ = 64
 MANIFEST_SIGNATURE_STEM = sealmod.SIGNATURE.removesuffix(SIGNATURE_SUFFIX)  # "manifest"
 
 
@@ -230,7 +233,7 @@ class S3EvidenceStore:
             return
         if await self.bucket.get(name) == signature:
             return
-        for version in await self.bucket.versions(name):
+        for version in (await self.bucket.versions(name))[:MAX_VERSIONS_READ]:
             if await self.bucket.get(name, version) == signature:
                 return
         log.warning("evidence_signature_version_added", object=name)
@@ -243,7 +246,7 @@ class S3EvidenceStore:
         why = problem_of(newest) if newest is not None else "signature is missing"
         if why is None:
             return newest, None
-        for version in await self.bucket.versions(name):
+        for version in (await self.bucket.versions(name))[:MAX_VERSIONS_READ]:
             data = await self.bucket.get(name, version)
             if data is not None and problem_of(data) is None:
                 return data, None
@@ -428,9 +431,16 @@ class S3EvidenceStore:
         if found is None:
             return None
         data, version = found
-        if not await self.bucket.versions(self._bundle_file(key, sealmod.SIGNATURE)):
-            raise EvidenceError(f"bundle {key!r} has a manifest but no signature; refusing to reseal over it")
+        # the signature is written before the manifest: a manifest it does not vouch for was put
+        # there by someone else, and must not be taken for this pause's bundle
+        _, why = await self._signature(self._bundle_file(key, sealmod.SIGNATURE), await self._manifest_check(data))
+        if why is not None:
+            raise EvidenceError(
+                f"bundle {key!r} has a manifest this deployment did not sign ({why}): not taken as sealed"
+            )
         manifest = sealmod.parse_manifest(data)
+        if manifest.key != key:
+            raise EvidenceError(f"the manifest under key {key!r} is for another key (copied from elsewhere)")
         ref = EvidenceRef(
             uri=self.uri(key),
             sha256=sha256_hex(data),
@@ -446,12 +456,13 @@ class S3EvidenceStore:
         """Upload the chunks, then chain, sign and create the manifest (its existence is what makes
         the bundle sealed), then move the chain's head."""
         chain_key = sealmod.parent_key(key)
+        # content-addressed, so uploading them twice (two attempts) is harmless: outside the lock
+        await self._upload_chunks(key, staging / sealmod.CHUNKS, raw_entries)
         async with self._chain_lock(chain_key):
             existing = await self._bundle_ref(key)
             if existing is not None:  # another attempt of the same activity finished first
                 await self._move_head(chain_key)
                 return existing
-            await self._upload_chunks(key, staging / sealmod.CHUNKS, raw_entries)
             tip = await self._chain_tip(chain_key)
             manifest = sealmod.build_manifest(
                 key=key,
@@ -513,7 +524,7 @@ class S3EvidenceStore:
         newest = await self.bucket.get(name)
         if newest is not None and sha256_hex(newest) == digest:
             return newest
-        for version in await self.bucket.versions(name):
+        for version in (await self.bucket.versions(name))[:MAX_VERSIONS_READ]:
             data = await self.bucket.get(name, version)
             if data is not None and sha256_hex(data) == digest:
                 return data

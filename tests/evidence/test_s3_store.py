@@ -299,6 +299,24 @@ class TestBundles:
         finally:
             other.close()
 
+    async def test_a_manifest_planted_before_sealing_is_refused_not_recorded(
+        self, store: S3EvidenceStore, s3_server: S3Server, bucket: str, tmp_path: Path
+    ) -> None:
+        # someone with write access to the bucket seals a forgery (their own key) under the pause's key first
+        forger = S3EvidenceStore(s3_server.settings(bucket, prefix="forger/"), tmp_path / "forger.pem")
+        try:
+            await forger.seal(f"{CHAIN}/0", aiter_of(make_records(5)))
+        finally:
+            forger.close()
+        s3 = s3_server.client()
+        for obj in s3.list_objects_v2(Bucket=bucket, Prefix=f"forger/{CHAIN}/0.bundle/")["Contents"]:
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            s3.put_object(Bucket=bucket, Key=PREFIX + obj["Key"].removeprefix("forger/"), Body=body)
+        with pytest.raises(EvidenceError, match="did not sign"):
+            await store.seal(f"{CHAIN}/0", aiter_of(make_records(5)))
+        with pytest.raises(EvidenceError, match="did not sign"):  # nor by any reader
+            store.get(f"{CHAIN}/0")
+
     async def test_a_key_holding_a_document_cannot_be_sealed(self, store: S3EvidenceStore) -> None:
         store.put_json(f"{CHAIN}/0", {"a": 1})
         with pytest.raises(EvidenceError, match="already holds a document"):
