@@ -80,6 +80,9 @@ class S3EvidenceSettings(Model):
         default=2555, ge=1, le=36500, description="Compliance-mode retention set on every object written (7 years)."
     )
     addressing_style: Literal["auto", "virtual", "path"] = "auto"
+    max_attempts: int = Field(
+        default=5, ge=1, le=20, description="Attempts per request (the activity retries after that)."
+    )
 
 
 class EvidenceSettings(Model):

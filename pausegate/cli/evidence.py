@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pausegate.cli.output import clean
-from pausegate.errors import EvidenceError
+from pausegate.errors import ConnectorError, EvidenceError
 from pausegate.evidence.verify import VerificationReport, verified_records, verify_bundle, verify_evidence
 from pausegate.models.evidence import URI_SCHEME
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Verify sealed evidence bundles offline, and read their records.", no_args_is_help=True)
 
 NO_RECORD = "no record consulted: "
+EXIT_PROBLEMS = 1  # the evidence is not intact, or cannot be shown to be
 # the sealed form of a database log line (pglog.sealed_record)
 _LOG_LINE_RECORDS = ({"at", "file", "offset", "line"}, {"at", "file", "offset", "line_b64"})
 
@@ -123,7 +124,8 @@ TargetArg = Annotated[
 @app.command(
     "verify",
     epilog="Exits 0 if the evidence is intact, 1 if anything was modified, deleted, added, reordered, truncated, "
-    "substituted, signed by another key, or is not what the pause recorded, 2 on a usage or configuration error. "
+    "substituted, signed by another key, or is not what the pause recorded, 2 on a usage or configuration error, "
+    "4 if the configured bucket cannot be reached. "
     "With the deployment's configuration at hand ($PAUSEGATE_CONFIG or .pausegate/config.toml) and Temporal "
     "reachable, it is also checked against the digests its pause recorded; otherwise the output says it was "
     "checked against itself only. An evidence:// reference is read from the configured store: from an S3 bucket, "
@@ -195,7 +197,7 @@ def _verify_stored(
 ) -> VerificationReport:
     """``evidence://<key>``: the evidence in the configured store (from a bucket: copied out at the
     version the pause recorded, with the rest of its chain)."""
-    from pausegate.cli.exits import EXIT_USAGE, fail
+    from pausegate.cli.exits import EXIT_UNAVAILABLE, EXIT_USAGE, fail
     from pausegate.evidence.copies import evidence_at_hand
     from pausegate.evidence.files import BUNDLE_SUFFIX, DOCUMENT_SUFFIX, validate_key
     from pausegate.evidence.record import pause_key_of
@@ -219,8 +221,10 @@ def _verify_stored(
             report = _checked(path, here.root, record, why, _pins(settings), public_key)
             shown = here.location + path.relative_to(here.root).as_posix() if here.copied else str(path)
             return report.model_copy(update={"bundle": shown, "notes": [*here.notes, *report.notes]})
+    except ConnectorError as exc:
+        fail(EXIT_UNAVAILABLE, str(exc), as_json=as_json)
     except EvidenceError as exc:
-        fail(EXIT_USAGE, str(exc), as_json=as_json)
+        fail(EXIT_PROBLEMS, str(exc), as_json=as_json)
 
 
 def _print_audit(report: AuditReport) -> None:
@@ -325,8 +329,10 @@ def _audit_bucket(
                 first_lines=[AuditLine(status="NOTE", file=where, message=what) for where, _, what in notes],
             )
             return report.model_copy(update={"evidence_dir": here.location})
-    except EvidenceError as exc:
+    except ConnectorError as exc:
         fail(EXIT_UNAVAILABLE, str(exc), as_json=as_json)
+    except EvidenceError as exc:
+        fail(EXIT_PROBLEMS, str(exc), as_json=as_json)
 
 
 @app.command(
@@ -335,7 +341,7 @@ def _audit_bucket(
     "it out, each document and manifest at the version the pause recorded: `pausegate evidence verify` and "
     "`pausegate evidence audit --evidence-dir DEST` then work offline on the copy. Exits 2 on a usage or "
     "configuration error (no S3 store configured, DEST not empty), 3 if no such pause, 4 if Temporal or the "
-    "bucket is unreachable.",
+    "bucket is unreachable, 1 if the bucket's public key is not the pinned one.",
 )
 def download(
     program: Annotated[str, typer.Argument(help="The program whose pause's evidence to copy.")],
@@ -373,8 +379,10 @@ def download(
             copy = store.download(record.state.evidence_key, dest, recorded=recorded_versions(record.state))
         finally:
             store.close()
-    except EvidenceError as exc:
+    except ConnectorError as exc:
         fail(EXIT_UNAVAILABLE, str(exc), as_json=False)
+    except EvidenceError as exc:
+        fail(EXIT_PROBLEMS, str(exc), as_json=False)
     for note in copy.notes:
         typer.echo(clean(f"note: {note}"))
     typer.echo(clean(f"{copy.objects} object(s) of pause {record.state.evidence_key} from {store.location} in {dest}"))

@@ -25,7 +25,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pausegate.errors import EvidenceError
+from pausegate.errors import ConnectorError, EvidenceError, TargetRejectedError, TargetUnavailableError
 
 if TYPE_CHECKING:
     from pausegate.config import S3EvidenceSettings
@@ -106,7 +106,7 @@ class Bucket:
             if s.session_token is not None:
                 credentials["aws_session_token"] = s.session_token.get_secret_value()
         config = AioConfig(
-            retries={"mode": "standard", "max_attempts": 5},
+            retries={"mode": "standard", "max_attempts": s.max_attempts},
             max_pool_connections=MAX_CONCURRENCY * 2,
             connect_timeout=10,
             read_timeout=60,
@@ -124,13 +124,18 @@ class Bucket:
     def url(self, name: str = "") -> str:
         return f"s3://{self.name}/{name}"
 
-    def _failed(self, what: str, name: str, exc: Exception) -> EvidenceError:
+    def _failed(self, what: str, name: str, exc: Exception) -> ConnectorError:
+        """The error for a failed call: transient (network, timeouts, 5xx, throttling, retried by the
+        activity) or final (the bucket refused: no such bucket, access denied). The text names the
+        call and the object, never a credential."""
+        message = f"evidence bucket: {what} {self.url(name)} failed: "
         if isinstance(exc, ClientError):
             code, status = _code(exc)
-            why = f"{code or 'error'} (HTTP {status})"
-        else:
-            why = type(exc).__name__
-        return EvidenceError(f"evidence bucket: {what} {self.url(name)} failed: {why}")
+            message += f"{code or 'error'} (HTTP {status})"
+            if status >= 500 or status in (0, 408, 429) or code in ("SlowDown", "RequestTimeout", "Throttling"):
+                return TargetUnavailableError(message)
+            return TargetRejectedError(message)
+        return TargetUnavailableError(message + type(exc).__name__)
 
     def _lock(self) -> dict[str, Any]:
         return {"ObjectLockMode": LOCK_MODE, "ObjectLockRetainUntilDate": datetime.now(UTC) + self.retention}

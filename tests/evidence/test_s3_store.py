@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 from pausegate.cli.evidence import app
 from pausegate.config import EvidenceSettings, Settings, TemporalSettings, dump_settings, load_settings
-from pausegate.errors import ConfigError, EvidenceError
+from pausegate.errors import ConfigError, EvidenceError, TargetRejectedError, TargetUnavailableError
 from pausegate.evidence.s3_store import S3EvidenceStore
 from pausegate.evidence.signing_keys import PUBLIC_KEY_FILENAME
 from pausegate.evidence.verify import verify_bundle, verify_document
@@ -177,7 +178,7 @@ class TestCredentials:
             await store.seal(f"{CHAIN}/0", aiter_of(make_records(45)))
             wrong = S3EvidenceStore(s3_server.settings("no-such-bucket-here"), tmp_path / "k.pem")
             try:
-                with pytest.raises(EvidenceError) as failed:
+                with pytest.raises(TargetRejectedError) as failed:  # final: retrying cannot create the bucket
                     wrong.put_json(f"{PAUSE}/report", {"status": "closed"})
             finally:
                 wrong.close()
@@ -185,6 +186,21 @@ class TestCredentials:
         said = repr(logs) + str(failed.value) + repr(s3_server.settings(bucket))
         assert SECRET_KEY not in said and ACCESS_KEY not in said
         assert "no-such-bucket-here" in str(failed.value)
+
+
+class TestUnreachable:
+    def test_a_bucket_that_cannot_be_reached_is_a_transient_error(self, tmp_path: Path) -> None:
+        with socket.socket() as sock:  # a port nobody listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        settings = S3Server(endpoint_url=f"http://127.0.0.1:{port}").settings("evidence-bucket")
+        settings = settings.model_copy(update={"max_attempts": 1})
+        s = S3EvidenceStore(settings, tmp_path / "k.pem")
+        try:
+            with pytest.raises(TargetUnavailableError, match="evidence bucket"):  # retried by the activity
+                s.put_json(f"{PAUSE}/report", {"status": "closed"})
+        finally:
+            s.close()
 
 
 class TestReadOnly:
