@@ -680,7 +680,7 @@ class S3EvidenceStore:
                 data = None  # no key to choose with (the bucket's is not the pinned one): verification says so
             return (data if data is not None else await self.bucket.get(name, versions[0])), None
         if name.endswith(f"/{sealmod.CHAIN_HEAD}"):
-            return await self.bucket.get(name, versions[0]), None
+            return await self._signed_head(name, versions), None
         note: str | None = None
         if f"{BUNDLE_SUFFIX}/{sealmod.CHUNKS}/" in rel:
             data = await self._chunk_bytes(name)
@@ -698,6 +698,25 @@ class S3EvidenceStore:
                 note += " was read"
             return await self.bucket.get(name, version or versions[-1]), note
         return await self.bucket.get(name, versions[0]), None
+
+
+    async def _signed_head(self, name: str, versions: list[str]) -> bytes | None:
+        """The newest version of a chain head that is signed by the deployment's key (junk put on top
+        of it must not hide it), else the newest: verification then says what is wrong with it."""
+        try:
+            public_key = await self._public_key()
+        except EvidenceError:  # no key to choose with (the bucket's is not the pinned one)
+            return await self.bucket.get(name, versions[0])
+        for version in versions[:MAX_VERSIONS_READ]:
+            data = await self.bucket.get(name, version)
+            if data is None:
+                continue
+            try:
+                if sealmod.head_signature_problem(public_key, sealmod.parse_head(data)) is None:
+                    return data
+            except EvidenceError:
+                continue
+        return await self.bucket.get(name, versions[0])
 
 
 def _shut(io: IoLoop, bucket: Bucket) -> None:

@@ -333,6 +333,20 @@ class TestBundles:
         with pytest.raises(EvidenceError, match="did not sign"):  # nor by any reader
             store.get(f"{CHAIN}/0")
 
+    async def test_junk_on_top_of_a_chain_head_does_not_hide_it(
+        self, store: S3EvidenceStore, s3_server: S3Server, bucket: str, tmp_path: Path
+    ) -> None:
+        ref, _ = await store.seal(f"{CHAIN}/0", aiter_of(make_records(10)))
+        s3_server.client().put_object(Bucket=bucket, Key=f"{PREFIX}{CHAIN}/.chain-head.json", Body=b"{}")
+        copy = store.download(CHAIN, tmp_path / "copy")
+        report = verify_bundle(copy.directory.joinpath(*CHAIN.split("/"), "0.bundle"),
+                               copy.directory / PUBLIC_KEY_FILENAME)
+        assert report.ok, report.problems
+        # and the next bundle still chains after the last one sealed
+        later, _ = await store.seal(f"{CHAIN}/1", aiter_of(make_records(3, offset=50)))
+        manifest = store.read_json(later.key, later.sha256, version_id=later.version_id)
+        assert manifest["previous"] == {"key": ref.key, "manifest_sha256": ref.sha256}
+
     async def test_a_key_holding_a_document_cannot_be_sealed(self, store: S3EvidenceStore) -> None:
         store.put_json(f"{CHAIN}/0", {"a": 1})
         with pytest.raises(EvidenceError, match="already holds a document"):
