@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from temporalio import activity
@@ -48,18 +49,18 @@ class AccessActivities:
         """The scope recorded before anything was revoked, and its ref; recorded once per pause,
         reused on retry (a retry after revoking would record less than was exposed)."""
         key = scope_key(pause_key, spec.name)
-        if self._store.get(key) is not None:
+        if await asyncio.to_thread(self._store.get, key) is not None:
             # Read before the workflow has recorded its digest, so no record vouches for it yet; the
             # signature does, because it names the key: a scope signed for this key was written by an
             # earlier attempt of this very activity (evidence keys are unique per pause and written
             # once). Another pause's scope copied here is refused (signed for its own key), and so is
             # one signed before signatures named their key (read_json wants a recorded digest for it).
-            document = self._store.read_json(key)
+            document = await asyncio.to_thread(self._store.read_json, key)
             # Storing it again yields the ref of exactly what was read (canonical JSON re-serialises
             # to the same bytes) and fails if the file changed since: the workflow records that.
-            return ExposureScope.model_validate(document), self._store.put_json(key, document)
+            return ExposureScope.model_validate(document), await asyncio.to_thread(self._store.put_json, key, document)
         scope = await access.record_scope(spec)
-        return scope, self._store.put_json(key, scope.model_dump(mode="json"))
+        return scope, await asyncio.to_thread(self._store.put_json, key, scope.model_dump(mode="json"))
 
     @activity.defn(name="contain_dataset")
     async def contain_dataset(self, input: ContainDatasetInput) -> DatasetContainment:
@@ -92,9 +93,9 @@ class AccessActivities:
         async with running():
             spec = input.dataset
             access = self._access(spec.connection)
-            scope = ExposureScope.model_validate(
-                self._store.read_json(scope_key(input.pause_key, spec.name), expected_sha256=input.scope_sha256)
-            )
+            scope = ExposureScope.model_validate(await asyncio.to_thread(
+                self._store.read_json, scope_key(input.pause_key, spec.name), expected_sha256=input.scope_sha256
+            ))
             return await access.check(spec, scope)
 
     @activity.defn(name="diff_plan")
@@ -102,9 +103,11 @@ class AccessActivities:
         """Who loses, keeps and gains access under a plan, against the recorded scope (full diff: evidence)."""
         async with running():
             key = scope_key(input.pause_key, input.dataset.name)
-            scope = ExposureScope.model_validate(self._store.read_json(key, expected_sha256=input.scope_sha256))
+            scope = ExposureScope.model_validate(
+                await asyncio.to_thread(self._store.read_json, key, expected_sha256=input.scope_sha256))
             diff = plan_diff(scope, input.grants)
-            ref = self._store.put_json(
+            ref = await asyncio.to_thread(
+                self._store.put_json,
                 plan_diff_key(input.pause_key, input.plan_digest, input.dataset.name),
                 diff.model_dump(mode="json"),
             )

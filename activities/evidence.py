@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -89,13 +90,14 @@ class EvidenceActivities:
             # key's fingerprint beside it, the report alone anchors the evidence offline
             document["status"] = input.status.as_document()
             document[REPORT_FINGERPRINT] = self._store.signing_key_sha256
-            return self._store.put_json(report_key(input.pause_key), document)
+            return await asyncio.to_thread(self._store.put_json, report_key(input.pause_key), document)
 
     @activity.defn(name="archive_timeline")
     async def archive_timeline(self, input: ArchiveTimelineInput) -> EvidenceRef:
         """Store older timeline entries so the workflow's state stays bounded."""
         async with running():
-            return self._store.put_json(
+            return await asyncio.to_thread(
+                self._store.put_json,
                 timeline_key(input.pause_key, input.sequence),
                 [e.model_dump(mode="json") for e in input.entries],
             )

@@ -12,12 +12,13 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import Field, SecretStr, TypeAdapter, ValidationError, model_validator
 
 from pausegate.errors import ConfigError, UnknownConnectionError
 from pausegate.models.base import Model
 
 if TYPE_CHECKING:
+    from pausegate.evidence.s3_store import S3EvidenceStore
     from pausegate.evidence.store import LocalEvidenceStore
 
 CONFIG_ENV = "PAUSEGATE_CONFIG"
@@ -88,9 +89,32 @@ class EncryptionSettings(Model):
         "endpoint from a browser (CORS); none: no browser may.")
 
 
-class EvidenceSettings(Model):
-    """Where sealed evidence is written (a local directory for the embedded default)."""
+class S3EvidenceSettings(Model):
+    """An S3-compatible bucket (AWS S3, MinIO) with versioning and Object Lock: see docs/evidence-store.md."""
 
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = Field(default="", max_length=200, description="Key prefix inside the bucket, e.g. 'pausegate/'.")
+    region: str | None = None
+    endpoint_url: str | None = Field(default=None, description="For MinIO or another S3-compatible server.")
+    access_key_id: SecretStr | None = Field(default=None, description="Unset: the standard AWS credential chain.")
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    retention_days: int = Field(
+        default=2555, ge=1, le=36500, description="Compliance-mode retention set on every object written (7 years)."
+    )
+    addressing_style: Literal["auto", "virtual", "path"] = "auto"
+    max_attempts: int = Field(
+        default=5, ge=1, le=20, description="Attempts per request (the activity retries after that)."
+    )
+
+
+class EvidenceSettings(Model):
+    """Where sealed evidence is written: a local directory (the embedded default) or an S3 bucket."""
+
+    store: Literal["local", "s3"] = Field(
+        default="local", description="'s3': the [evidence.s3] bucket; 'local': the directory below."
+    )
+    s3: S3EvidenceSettings | None = None
     directory: Path = Path(".pausegate/evidence")
     signing_key: Path | None = Field(default=None, description="Ed25519 private key (PEM); created on first use.")
     compression: Literal["zstd", "none"] = Field(
@@ -107,9 +131,19 @@ class EvidenceSettings(Model):
         "the embedded stack pins it on first start.",
     )
 
-    def open_store(self) -> LocalEvidenceStore:
+    @model_validator(mode="after")
+    def _s3_configured(self) -> EvidenceSettings:
+        if self.store == "s3" and self.s3 is None:
+            raise ValueError("store = 's3' needs an [evidence.s3] table (bucket, ...)")
+        return self
+
+    def open_store(self) -> LocalEvidenceStore | S3EvidenceStore:
         from pausegate.evidence.store import LocalEvidenceStore
 
+        if self.store == "s3":
+            from pausegate.evidence.s3_store import open_s3_store
+
+            return open_s3_store(self)
         return LocalEvidenceStore(
             self.directory,
             self.signing_key,
@@ -243,7 +277,9 @@ def dump_settings(settings: Settings) -> str:
         lines.append("")
 
     table("temporal", settings.temporal)
-    table("evidence", settings.evidence)
+    table("evidence", settings.evidence.model_copy(update={"s3": None}))
+    if settings.evidence.s3 is not None:
+        table("evidence.s3", settings.evidence.s3)
     api = settings.api
     table("api", api.model_copy(update={"oidc": None}))
     if api.oidc is not None:

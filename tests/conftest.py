@@ -18,6 +18,7 @@ from pausegate.embedded.postgres import start_logging_postgres
 from pausegate.temporal.client import temporal_cli
 from tests.support.encryption import TEST_CONVERTER
 from tests.support.harness import Harness, HarnessFactory, pause_harness
+from tests.support.s3_server import S3Server, running_s3_server
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -64,3 +65,10 @@ async def harness(make_harness: HarnessFactory) -> AsyncIterator[Harness]:
     """A pause world with the defaults: 200 agents, all online, fast retries."""
     async with make_harness() as h:
         yield h
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-protocol server (moto) for the session; each test makes its own bucket."""
+    with running_s3_server() as server:
+        yield server

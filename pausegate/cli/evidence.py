@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pausegate.cli.output import clean
-from pausegate.errors import EvidenceError
+from pausegate.errors import ConnectorError, EvidenceError
 from pausegate.evidence.verify import VerificationReport, verified_records, verify_bundle, verify_evidence
+from pausegate.models.evidence import URI_SCHEME
 
 if TYPE_CHECKING:
     from pausegate.config import Settings
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Verify sealed evidence bundles offline, and read their records.", no_args_is_help=True)
 
 NO_RECORD = "no record consulted: "
+EXIT_PROBLEMS = 1  # the evidence is not intact, or cannot be shown to be
 # the sealed form of a database log line (pglog.sealed_record)
 _LOG_LINE_RECORDS = ({"at", "file", "offset", "line"}, {"at", "file", "offset", "line_b64"})
 
@@ -109,56 +111,120 @@ def _unreachable(settings: Settings, exc: BaseException) -> str:
     return f"Temporal unreachable at {settings.temporal.address}: {str(exc) or type(exc).__name__}"
 
 
+TargetArg = Annotated[
+    str,
+    typer.Argument(
+        help="A bundle directory (<name>.bundle) or its manifest.json, a document (.json), or an evidence "
+        "reference (evidence://<key>) read from the configured store, local or S3.",
+        show_default=False,
+    ),
+]
+
+
 @app.command(
     "verify",
     epilog="Exits 0 if the evidence is intact, 1 if anything was modified, deleted, added, reordered, truncated, "
-    "substituted, signed by another key, or is not what the pause recorded. With the deployment's configuration "
-    "at hand ($PAUSEGATE_CONFIG or .pausegate/config.toml) and Temporal reachable, it is also checked against the "
-    "digests its pause recorded; otherwise the output says it was checked against itself only.",
+    "substituted, signed by another key, or is not what the pause recorded, 2 on a usage or configuration error, "
+    "4 if the configured bucket cannot be reached. "
+    "With the deployment's configuration at hand ($PAUSEGATE_CONFIG or .pausegate/config.toml) and Temporal "
+    "reachable, it is also checked against the digests its pause recorded; otherwise the output says it was "
+    "checked against itself only. An evidence:// reference is read from the configured store: from an S3 bucket, "
+    "the version the pause recorded.",
 )
 def verify(
-    bundle: Annotated[
-        Path, typer.Argument(help="A bundle directory (<name>.bundle) or its manifest.json, or a document (.json).")
-    ],
+    bundle: TargetArg,
     public_key: PublicKeyOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check a bundle's signature, hash chain, every chunk, its chain to the signed head, and the pause's record."""
-    from temporalio.service import RPCError
-
-    from pausegate.errors import PauseNotFound
-    from pausegate.evidence.anchor import anchors_of, check_against_record, recorded_fingerprints
     from pausegate.evidence.record import configuration_at_hand
 
     settings, why = configuration_at_hand()
-    pinned = _pins(settings)
-    record: Record | None = None
-    root: Path | None = None
-    if settings is not None:
-        located = _locate(settings, bundle)
-        if isinstance(located, str):
-            why = located
-        else:
-            root, program, pause_key = located
-            try:
-                record = asyncio.run(_fetch_record(settings, program, pause_key=pause_key))
-            except PauseNotFound as exc:
-                why = f"Temporal holds no record of it (closed longer ago than the namespace keeps histories?): {exc}"
-            except (RuntimeError, TimeoutError, OSError, RPCError) as exc:
-                why = _unreachable(settings, exc)
-    if record is None or root is None:
-        report = verify_evidence(bundle, public_key, pinned=pinned)
-        report = report.model_copy(update={"notes": [*report.notes, f"{NO_RECORD}{why}"]})
+    if bundle.startswith(URI_SCHEME):
+        report = _verify_stored(bundle.removeprefix(URI_SCHEME), settings, why, public_key, json_output)
     else:
-        pinned |= recorded_fingerprints(root, anchors_of(record.state))
-        report = verify_evidence(bundle, public_key, pinned=pinned, root=root)
-        against = check_against_record(bundle, report, record.state, root, record.describe())
-        report = report.model_copy(update={"problems": [*report.problems, *against], "record": record.describe()})
+        report = _verify_path(Path(bundle), settings, why, public_key)
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:
         _print_report(report)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _record_or_why(settings: Settings, program: str, pause_key: str) -> tuple[Record | None, str]:
+    from temporalio.service import RPCError
+
+    from pausegate.errors import PauseNotFound
+
+    try:
+        return asyncio.run(_fetch_record(settings, program, pause_key=pause_key)), ""
+    except PauseNotFound as exc:
+        return None, f"Temporal holds no record of it (closed longer ago than the namespace keeps histories?): {exc}"
+    except (RuntimeError, TimeoutError, OSError, RPCError) as exc:
+        return None, _unreachable(settings, exc)
+
+
+def _verify_path(path: Path, settings: Settings | None, why: str, public_key: Path | None) -> VerificationReport:
+    record: Record | None = None
+    root: Path | None = None
+    if settings is not None:
+        located = _locate(settings, path)
+        if isinstance(located, str):
+            why = located
+        else:
+            root, program, pause_key = located
+            record, why = _record_or_why(settings, program, pause_key)
+    return _checked(path, root, record, why, _pins(settings), public_key)
+
+
+def _checked(
+    path: Path, root: Path | None, record: Record | None, why: str, pinned: set[str], public_key: Path | None
+) -> VerificationReport:
+    """The evidence at ``path`` verified against itself and, with ``record``, against the pause's record."""
+    from pausegate.evidence.anchor import anchors_of, check_against_record, recorded_fingerprints
+
+    if record is None or root is None:
+        report = verify_evidence(path, public_key, pinned=pinned)
+        return report.model_copy(update={"notes": [*report.notes, f"{NO_RECORD}{why}"]})
+    pinned |= recorded_fingerprints(root, anchors_of(record.state))
+    report = verify_evidence(path, public_key, pinned=pinned, root=root)
+    against = check_against_record(path, report, record.state, root, record.describe())
+    return report.model_copy(update={"problems": [*report.problems, *against], "record": record.describe()})
+
+
+def _verify_stored(
+    key: str, settings: Settings | None, why: str, public_key: Path | None, as_json: bool
+) -> VerificationReport:
+    """``evidence://<key>``: the evidence in the configured store (from a bucket: copied out at the
+    version the pause recorded, with the rest of its chain)."""
+    from pausegate.cli.exits import EXIT_UNAVAILABLE, EXIT_USAGE, fail
+    from pausegate.evidence.copies import evidence_at_hand
+    from pausegate.evidence.files import BUNDLE_SUFFIX, DOCUMENT_SUFFIX, validate_key
+    from pausegate.evidence.record import pause_key_of
+    from pausegate.evidence.seal import parent_key
+
+    if settings is None:
+        fail(EXIT_USAGE, f"an evidence:// reference is read from the configured store: {why}", as_json=as_json)
+    try:
+        parts = validate_key(key)
+    except EvidenceError as exc:
+        fail(EXIT_USAGE, str(exc), as_json=as_json)
+    located = pause_key_of(key)
+    if located is None:
+        fail(EXIT_USAGE, f"{key!r} is not where a pause keeps its evidence", as_json=as_json)
+    record, why = _record_or_why(settings, *located)
+    try:
+        with evidence_at_hand(settings.evidence, parent_key(key), record.state if record else None) as here:
+            base = here.root.joinpath(*parts)
+            bundle = base.with_name(base.name + BUNDLE_SUFFIX)
+            path = bundle if bundle.is_dir() else base.with_name(base.name + DOCUMENT_SUFFIX)
+            report = _checked(path, here.root, record, why, _pins(settings), public_key)
+            shown = here.location + path.relative_to(here.root).as_posix() if here.copied else str(path)
+            return report.model_copy(update={"bundle": shown, "notes": [*here.notes, *report.notes]})
+    except ConnectorError as exc:
+        fail(EXIT_UNAVAILABLE, str(exc), as_json=as_json)
+    except EvidenceError as exc:
+        fail(EXIT_PROBLEMS, str(exc), as_json=as_json)
 
 
 def _print_audit(report: AuditReport) -> None:
@@ -228,15 +294,98 @@ def audit(
             fail(EXIT_NOT_FOUND, str(exc), as_json=json_output)
         except (RuntimeError, TimeoutError, OSError, RPCError) as exc:
             fail(EXIT_UNAVAILABLE, _unreachable(settings, exc), as_json=json_output)
-        root = (evidence_dir or settings.evidence.directory).absolute()
-        report = audit_evidence(
-            root, record.state, record=record.describe(), public_key=public_key, pinned=pinned
-        )
+        if evidence_dir is None and settings.evidence.store == "s3":
+            report = _audit_bucket(settings, record, public_key, pinned, json_output)
+        else:
+            root = (evidence_dir or settings.evidence.directory).absolute()
+            report = audit_evidence(
+                root, record.state, record=record.describe(), public_key=public_key, pinned=pinned
+            )
     if json_output:
         typer.echo(report.model_dump_json(indent=2))
     else:
         _print_audit(report)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _audit_bucket(
+    settings: Settings, record: Record, public_key: Path | None, pinned: set[str], as_json: bool
+) -> AuditReport:
+    """The audit of a pause whose evidence is in the bucket: copied out at the versions the pause
+    recorded, with what the bucket holds beyond them said first."""
+    from pausegate.cli.exits import EXIT_UNAVAILABLE, fail
+    from pausegate.evidence.anchor import AuditLine, audit_evidence
+    from pausegate.evidence.copies import evidence_at_hand
+
+    try:
+        with evidence_at_hand(settings.evidence, record.state.evidence_key, record.state) as here:
+            notes = [note.partition(": ") for note in here.notes]
+            report = audit_evidence(
+                here.root,
+                record.state,
+                record=record.describe(),
+                public_key=public_key,
+                pinned=pinned,
+                first_lines=[AuditLine(status="NOTE", file=where, message=what) for where, _, what in notes],
+            )
+            return report.model_copy(update={"evidence_dir": here.location})
+    except ConnectorError as exc:
+        fail(EXIT_UNAVAILABLE, str(exc), as_json=as_json)
+    except EvidenceError as exc:
+        fail(EXIT_PROBLEMS, str(exc), as_json=as_json)
+
+
+@app.command(
+    "download",
+    epilog="Copies a pause's evidence out of the configured S3 bucket into DEST, laid out as the local store lays "
+    "it out, each document and manifest at the version the pause recorded: `pausegate evidence verify` and "
+    "`pausegate evidence audit --evidence-dir DEST` then work offline on the copy. Exits 2 on a usage or "
+    "configuration error (no S3 store configured, DEST not empty), 3 if no such pause, 4 if Temporal or the "
+    "bucket is unreachable, 1 if the bucket's public key is not the pinned one.",
+)
+def download(
+    program: Annotated[str, typer.Argument(help="The program whose pause's evidence to copy.")],
+    dest: Annotated[Path, typer.Argument(help="An empty or new directory.")],
+    incident: Annotated[
+        str | None, typer.Option("--incident", help="An earlier pause's incident id (default: the latest pause).")
+    ] = None,
+) -> None:
+    """Copy a pause's evidence out of the bucket, at the versions the pause recorded, for offline checks."""
+    from temporalio.service import RPCError
+
+    from pausegate.cli.exits import EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE, fail
+    from pausegate.errors import PauseNotFound
+    from pausegate.evidence.copies import recorded_versions
+    from pausegate.evidence.record import configuration_at_hand
+    from pausegate.evidence.s3_store import open_s3_store
+
+    settings, why = configuration_at_hand()
+    if settings is None:
+        fail(EXIT_USAGE, why, as_json=False)
+    if settings.evidence.store != "s3":
+        where = settings.evidence.directory
+        fail(EXIT_USAGE, f"the evidence is in the directory {where}, not a bucket; copy it as files", as_json=False)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        fail(EXIT_USAGE, f"{dest} exists and is not an empty directory", as_json=False)
+    try:
+        record = asyncio.run(_fetch_record(settings, program, incident=incident))
+    except PauseNotFound as exc:
+        fail(EXIT_NOT_FOUND, str(exc), as_json=False)
+    except (RuntimeError, TimeoutError, OSError, RPCError) as exc:
+        fail(EXIT_UNAVAILABLE, _unreachable(settings, exc), as_json=False)
+    try:
+        store = open_s3_store(settings.evidence, read_only=True)
+        try:
+            copy = store.download(record.state.evidence_key, dest, recorded=recorded_versions(record.state))
+        finally:
+            store.close()
+    except ConnectorError as exc:
+        fail(EXIT_UNAVAILABLE, str(exc), as_json=False)
+    except EvidenceError as exc:
+        fail(EXIT_PROBLEMS, str(exc), as_json=False)
+    for note in copy.notes:
+        typer.echo(clean(f"note: {note}"))
+    typer.echo(clean(f"{copy.objects} object(s) of pause {record.state.evidence_key} from {store.location} in {dest}"))
 
 
 @app.command(

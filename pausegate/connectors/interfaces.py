@@ -82,12 +82,15 @@ class EvidenceStore(Protocol):
         """The ref of what is stored under ``key``, if anything."""
         ...
 
-    def read_json(self, key: str, expected_sha256: str | None = None) -> Any:
+    def read_json(self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None) -> Any:
         """The JSON document stored under ``key``, signed for that key; with ``expected_sha256`` (the
-        digest the pause recorded) exactly that one, else ``EvidenceError`` naming the key."""
+        digest the pause recorded) exactly that one, else ``EvidenceError`` naming the key. ``version_id``
+        (``EvidenceRef.version_id``) is the version to read where the store keeps versions."""
         ...
 
-    def iter_bundle(self, key: str, expected_sha256: str | None = None) -> Iterator[dict[str, Any]]:
+    def iter_bundle(
+        self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The records of a sealed bundle, in order, each chunk checked against its digest."""
         ...
 

@@ -16,7 +16,6 @@ When the API's plumbing changes shape, this module is what follows it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Iterable
@@ -36,6 +35,7 @@ from pausegate.api.models import PauseView, Receipt, TriggerRequest
 from pausegate.api.routes import pauses as pause_routes
 from pausegate.api.state import ApiState
 from pausegate.errors import ActionRefused, ApiError, EvidenceError, Overloaded, PauseNotFound
+from pausegate.evidence.store import read_recorded
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.pause import (
     Actor,
@@ -146,7 +146,7 @@ class Program:
 async def archived_timeline(api: ApiState, ref: EvidenceRef) -> list[TimelineEntry]:
     """One document of a pause's archived timeline (``PauseState.timeline_archived``), oldest first,
     checked against the digest the pause recorded (``EvidenceError`` otherwise)."""
-    document = await asyncio.to_thread(api.store.read_json, ref.key, ref.sha256)
+    document = await read_recorded(api.store, ref)
     if not isinstance(document, list):
         raise EvidenceError(f"{ref.uri} is not a timeline document")
     return [TimelineEntry.model_validate(entry) for entry in document]

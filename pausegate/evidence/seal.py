@@ -753,6 +753,37 @@ def bundle_ref_parts(final: Path) -> tuple[str, int, int, int] | None:
     return sha256_hex(data), manifest.records, manifest.size_bytes, manifest.chunk_count
 
 
+def build_manifest(
+    *,
+    key: str,
+    pause: str,
+    tip: ChainTip | None,
+    raw_entries: list[ManifestEntry],
+    signing_key: Ed25519PrivateKey,
+    encoding: Encoding,
+) -> BundleManifest:
+    """The manifest of a bundle of ``raw_entries`` (in stream order), chained after ``tip``."""
+    start = tip.manifest_sha256 if tip else GENESIS
+    entries, head = chain_entries(raw_entries, start)
+    times = [t for e in entries for t in (e.first_at, e.last_at) if t is not None]
+    return BundleManifest(
+        key=key,
+        pause=pause,
+        sealed_at=datetime.now(UTC).isoformat(),
+        chain_index=tip.chain_index + 1 if tip else 0,
+        previous=PreviousBundle(key=tip.key, manifest_sha256=tip.manifest_sha256) if tip else None,
+        records=sum(e.records for e in entries),
+        size_bytes=sum(e.size_bytes for e in entries),
+        chunk_count=len(entries),
+        first_at=entries[0].first_at if entries and times else None,
+        last_at=entries[-1].last_at if entries and times else None,
+        head=head,
+        signing_key_sha256=keymod.fingerprint(signing_key.public_key()),
+        encoding=encoding,
+        entries=entries,
+    )
+
+
 def finalize(
     *,
     key: str,
@@ -775,24 +806,8 @@ def finalize(
             _catch_up_head(pause_dir, signing_key, chain_key)
             return existing
         tip = chain_tip(pause_dir, public_key, chain_key)
-        start = tip.manifest_sha256 if tip else GENESIS
-        entries, head = chain_entries(raw_entries, start)
-        times = [t for e in entries for t in (e.first_at, e.last_at) if t is not None]
-        manifest = BundleManifest(
-            key=key,
-            pause=pause,
-            sealed_at=datetime.now(UTC).isoformat(),
-            chain_index=tip.chain_index + 1 if tip else 0,
-            previous=PreviousBundle(key=tip.key, manifest_sha256=tip.manifest_sha256) if tip else None,
-            records=sum(e.records for e in entries),
-            size_bytes=sum(e.size_bytes for e in entries),
-            chunk_count=len(entries),
-            first_at=entries[0].first_at if entries and times else None,
-            last_at=entries[-1].last_at if entries and times else None,
-            head=head,
-            signing_key_sha256=keymod.fingerprint(signing_key.public_key()),
-            encoding=encoding,
-            entries=entries,
+        manifest = build_manifest(
+            key=key, pause=pause, tip=tip, raw_entries=raw_entries, signing_key=signing_key, encoding=encoding
         )
         data = canonical_json(manifest.model_dump(mode="json"))
         write_new(staging / MANIFEST, data)

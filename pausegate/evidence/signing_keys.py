@@ -104,6 +104,17 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
+def public_key_from_pem(data: bytes) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM bytes (as stored beside evidence in a bucket)."""
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise EvidenceError(f"not a PEM public key: {exc}") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise EvidenceError("not an Ed25519 public key")
+    return key
+
+
 def fingerprint(key: Ed25519PublicKey) -> str:
     """SHA-256 of the raw public key, hex: short enough to compare by eye or publish."""
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

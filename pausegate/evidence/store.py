@@ -17,7 +17,7 @@ import json
 import shutil
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -39,8 +39,16 @@ from pausegate.evidence.files import (
 )
 from pausegate.models.evidence import URI_SCHEME, EvidenceRef
 
+if TYPE_CHECKING:
+    from pausegate.connectors.interfaces import EvidenceStore
+
 log = structlog.get_logger(__name__)
 
+
+async def read_recorded(store: EvidenceStore, ref: EvidenceRef) -> Any:
+    """The document (or bundle manifest) ``ref`` names, exactly the one recorded: its digest, and its
+    version where the store keeps versions; read off the event loop, whichever store is configured."""
+    return await asyncio.to_thread(store.read_json, ref.key, ref.sha256, version_id=ref.version_id)
 
 
 def default_signing_key_path(directory: Path) -> Path:
@@ -110,6 +118,11 @@ class LocalEvidenceStore:
     def signing_key_sha256(self) -> str:
         """Fingerprint of the public key evidence verifies with (what configuration pins)."""
         return keymod.fingerprint(self._key.public_key())
+
+    @property
+    def location(self) -> str:
+        """Where the evidence lies, for people."""
+        return str(self.root)
 
     # ------------------------------------------------------------ paths
 
@@ -195,7 +208,7 @@ class LocalEvidenceStore:
             )
         return None
 
-    def read_json(self, key: str, expected_sha256: str | None = None) -> Any:
+    def read_json(self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None) -> Any:
         """The document under ``key`` (a bundle's key gives its manifest), after checking that the
         store's key signed it for this key and, given ``expected_sha256`` (the digest the pause
         recorded), that it is exactly the recorded one.
@@ -309,7 +322,9 @@ class LocalEvidenceStore:
             raise
         return self._ref(key, result), result[3]
 
-    def iter_bundle(self, key: str, expected_sha256: str | None = None) -> Iterator[dict[str, Any]]:
+    def iter_bundle(
+        self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The records of a sealed bundle in sealing order: its manifest signed by the store's key
         for this key (and, given ``expected_sha256``, the recorded one), each chunk checked
         against it as it is read."""

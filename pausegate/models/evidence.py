@@ -21,6 +21,11 @@ class EvidenceRef(Model):
     sha256: str = Field(pattern=SHA256_HEX, description="Digest of the manifest (bundles) or of the file.")
     records: int = Field(default=0, ge=0, description="How many records it holds.")
     size_bytes: int = Field(default=0, ge=0)
+    version_id: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="The object version the store wrote (S3 store): what reads fetch. None: a local store's.",
+    )
 
     @property
     def key(self) -> str:

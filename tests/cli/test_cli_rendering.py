@@ -36,7 +36,8 @@ COMMANDS = {
     "up", "worker", "api", "pause", "waive", "status", "pauses", "report", "checklist", "complete", "plan",
     "retry-step", "waive-step", "data-subjects",
     "reject", "approve", "decommission", "refusals", "runbook validate", "runbook schema", "evidence verify",
-    "evidence audit", "evidence records", "users add", "users list", "users roles", "users remove", "users log",
+    "evidence audit", "evidence records", "evidence download", "users add", "users list", "users roles",
+    "users remove", "users log",
 }
 
 

@@ -14,7 +14,7 @@ from pausegate.errors import EvidenceError
 from pausegate.evidence.signing_keys import public_pem
 from pausegate.evidence.verify import verified_records, verify_bundle
 
-from .conftest import SealedTree, make_records, rewrite_chunk
+from .conftest import PAUSE, SealedTree, make_records, rewrite_chunk, write_config
 
 runner = CliRunner()
 
@@ -61,6 +61,26 @@ class TestVerifyCommand:
         result = runner.invoke(app, ["verify", str(tmp_path / "nope.bundle"), "--public-key", str(key)])
         assert result.exit_code == 1
         assert "does not exist" in result.output
+
+
+class TestVerifyReference:
+    def test_an_evidence_reference_is_read_from_the_configured_directory(
+        self, sealed_tree: SealedTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        config = write_config(tmp_path / "c.toml", fingerprint=sealed_tree.fingerprint)
+        config.write_text(config.read_text() + f'directory = "{sealed_tree.root / "evidence"}"\n')
+        monkeypatch.setenv("PAUSEGATE_CONFIG", str(config))
+        result = runner.invoke(app, ["verify", f"evidence://{PAUSE}/fleet"])
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(f"OK {SealedTree.pause_dir(sealed_tree.root) / sealed_tree.second}")
+        assert "records           130" in result.output
+
+    def test_a_reference_outside_any_pause_is_a_usage_error(
+        self, sealed_tree: SealedTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("PAUSEGATE_CONFIG", str(write_config(tmp_path / "c.toml", fingerprint=None)))
+        assert runner.invoke(app, ["verify", "evidence://only-one-part"]).exit_code == 2
+        assert runner.invoke(app, ["verify", "evidence://a/../b/c"]).exit_code == 2
 
 
 @pytest.mark.usefixtures("pinned")

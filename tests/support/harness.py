@@ -22,6 +22,7 @@ from pausegate.config import (
     EvidenceSettings,
     FleetConnection,
     PostgresConnection,
+    S3EvidenceSettings,
     Settings,
     TemporalSettings,
     WebhookConnection,
@@ -143,8 +144,10 @@ async def pause_harness(
     tick_seconds: float = 0.1,
     run_worker: bool = True,
     fleet_url: Callable[[str], str] = lambda url: url,
+    evidence_s3: S3EvidenceSettings | None = None,
 ) -> AsyncIterator[Harness]:
-    """Everything one pause test needs, torn down afterwards."""
+    """Everything one pause test needs, torn down afterwards. ``evidence_s3``: seal into that bucket
+    (``tests.support.s3_server``) instead of a local evidence directory."""
     program = f"telemetry-{uuid.uuid4().hex[:10]}"
     database = program.replace("-", "_")
     database_dsn = await asyncio.to_thread(prepare_database, admin_dsn, database, employees=5)
@@ -163,7 +166,10 @@ async def pause_harness(
         settings = Settings(
             temporal=TemporalSettings(task_queue=task_queue),
             encryption=TEST_ENCRYPTION,  # the session client's keys: a worker process or CLI built from these reads it
-            evidence=EvidenceSettings(directory=tmp_path / "evidence", signing_key=tmp_path / "keys" / "key.pem"),
+            evidence=EvidenceSettings(
+                directory=tmp_path / "evidence", signing_key=tmp_path / "keys" / "key.pem",
+                store="s3" if evidence_s3 else "local", s3=evidence_s3,
+            ),
             connections={
                 "telemetry-db": PostgresConnection(dsn=database_dsn, log_dir=pglog),  # type: ignore[arg-type]
                 "telemetry-fleet": FleetConnection(url=fleet_url(fleet.url)),  # type: ignore[arg-type]
@@ -185,3 +191,5 @@ async def pause_harness(
                 yield harness
         finally:
             await connectors.aclose()
+            if (close_store := getattr(connectors.evidence_store, "aclose", None)) is not None:
+                await close_store()

@@ -16,6 +16,7 @@ from pausegate.api.models import ErrorBody, PauseSummary, PauseView, TriggerRequ
 from pausegate.api.responses import ACTION_ERRORS
 from pausegate.errors import PauseNotFound
 from pausegate.evidence.report import render_markdown
+from pausegate.evidence.store import read_recorded
 from pausegate.models.pause import PauseRequest, ReportInput
 from pausegate.policy import authority
 from pausegate.temporal.pauses import read_status, start_pause
@@ -103,10 +104,10 @@ async def read_pause(
         # each document must be the one the pause recorded, not merely one the deployment signed
         scopes = {}
         for d in status.containment.datasets:
-            scopes[d.dataset] = await asyncio.to_thread(state.store.read_json, d.scope.key, d.scope.sha256)
+            scopes[d.dataset] = await read_recorded(state.store, d.scope)
         if status.containment.exposure is not None:
             report_ref = status.containment.exposure.report
-            who_saw_what = await asyncio.to_thread(state.store.read_json, report_ref.key, report_ref.sha256)
+            who_saw_what = await read_recorded(state.store, report_ref)
         log.info("scope_read", pause=program, actor=actor.id, datasets=len(scopes))
     return PauseView.of(status, scopes, who_saw_what, reveal=reveal)
 
@@ -137,7 +138,7 @@ async def read_report(
     status = await read_status(state.client, program)
     if status.report is None:
         raise ApiError(409, "no_report", f"the pause is {status.phase.value}; the report is written when it closes")
-    document = await asyncio.to_thread(state.store.read_json, status.report.key, status.report.sha256)
+    document = await read_recorded(state.store, status.report)
     if format == "markdown":
         return PlainTextResponse(render_markdown(ReportInput.model_validate(document)), media_type="text/markdown")
     return JSONResponse(document)
@@ -164,6 +165,6 @@ async def read_data_subjects(program: ProgramPath, state: StateDep, actor: Actor
         raise ApiError(409, "no_data_subjects", f"the pause is {status.phase.value} and has recorded no list of "
                        "data subjects (the runbook names no data-subject column, or containment is not done)")
     ref = exposure.data_subjects_list
-    document = await asyncio.to_thread(state.store.read_json, ref.key, ref.sha256)
+    document = await read_recorded(state.store, ref)
     log.info("data_subjects_read", pause=program, actor=actor.id, sha256=ref.sha256)
     return JSONResponse(document, headers={"Cache-Control": "no-store"})

@@ -81,7 +81,7 @@ class Exposure:
             db = None
         return DatasetPaths(
             name=spec.name, schema=spec.schema_name, tables=tuple(spec.tables),
-            recorded=self.recorded_scope(pause_key, spec.name),
+            recorded=await asyncio.to_thread(self.recorded_scope, pause_key, spec.name),
             live=tuple(await db.read_paths(spec)) if db is not None else (),
         )
 
@@ -127,19 +127,19 @@ class Exposure:
                            heartbeat: Callable[[str], None]) -> tuple[WhoSawWhat, EvidenceRef]:
         """Who saw what, re-derived from the sealed lines; stored once per pause (a retry reuses it)."""
         key = exposure_key(pause_key)
-        if (ref := self._store.get(key)) is not None:
-            return WhoSawWhat.model_validate(self._store.read_json(key)), ref
+        if (ref := await asyncio.to_thread(self._store.get, key)) is not None:
+            return WhoSawWhat.model_validate(await asyncio.to_thread(self._store.read_json, key)), ref
         scope, who = read_scope(await self._dataset_paths(pause_key, datasets))
         report = await build_who_saw_what(scope, who, (self._store.iter_bundle(b) for b in bundles), heartbeat)
-        return report, self._store.put_json(key, report.model_dump(mode="json"))
+        return report, await asyncio.to_thread(self._store.put_json, key, report.model_dump(mode="json"))
 
     async def data_subjects(self, pause_key: str, datasets: Sequence[DatasetSpec],
                             until: datetime | None) -> tuple[int, EvidenceRef] | None:
         """The people whose rows were readable in the window, for datasets whose runbook names a
         data-subject column: stored once per pause, owner-only; (count, ref)."""
         key = data_subjects_key(pause_key)
-        if (ref := self._store.get(key)) is not None:
-            return int(self._store.read_json(key)["count"]), ref
+        if (ref := await asyncio.to_thread(self._store.get, key)) is not None:
+            return int((await asyncio.to_thread(self._store.read_json, key))["count"]), ref
         until = until or datetime.now(UTC)
         parts: list[dict[str, Any]] = []
         everyone: set[str] = set()
@@ -162,7 +162,7 @@ class Exposure:
             return None
         document = {"until": until.astimezone(UTC).isoformat(), "count": len(everyone),
                     "subjects": sorted(everyone), "datasets": parts}
-        return len(everyone), self._store.put_json(key, document)
+        return len(everyone), await asyncio.to_thread(self._store.put_json, key, document)
 
 
 async def build_who_saw_what(scope: Any, who: Attribution, bundles: Iterable[Iterator[dict[str, Any]]],
