@@ -12,6 +12,7 @@ from pausegate.config import EvidenceSettings, Settings, TemporalSettings, dump_
 from pausegate.evidence.anchor import recorded_references
 from pausegate.models.pause import Phase
 from tests.api.support import api_world
+from tests.support.encryption import TEST_ENCRYPTION
 from tests.support.harness import HarnessFactory
 from tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 from tests.workflows.test_evidence_anchoring import pausegate
@@ -57,6 +58,7 @@ async def test_a_pause_seals_into_the_bucket_and_everything_reads_it_from_there(
         config.write_text(dump_settings(Settings(
             temporal=TemporalSettings(address=h.client.service_client.config.target_host,
                                       namespace=h.client.namespace, task_queue=h.task_queue),
+            encryption=TEST_ENCRYPTION,  # the auditor reads the pause's (encrypted) history
             # an auditor's configuration: the bucket and the pinned fingerprint, no signing key
             evidence=EvidenceSettings(store="s3", s3=s3_server.settings(bucket, prefix=PREFIX),
                                       signing_key_fingerprint=h.connectors.evidence_store.signing_key_sha256),
