@@ -6,11 +6,13 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import yaml
 from rich.console import Console
 
 from pausegate.api.redaction import REDACTED_SUBJECT, redact_state
 from pausegate.cli import views
+from pausegate.console.bridge import Refusal
 from pausegate.console.render import build_environment
 from pausegate.models.data_actions import NullColumn, PurgeSubjects
 from pausegate.models.digests import canonical_json, plan_digest, sha256_hex
@@ -91,3 +93,28 @@ def test_people_without_a_review_role_see_how_many_subjects_a_purge_deletes_not_
     assert actions[1].subjects == [REDACTED_SUBJECT, REDACTED_SUBJECT]
     assert actions[1].describe() == PURGE.describe()
     assert "employee_0003" not in redacted.model_dump_json()
+
+
+def test_console_lines_round_trip_every_kind_and_bad_lines_say_why() -> None:
+    from pausegate.console.data_action_lines import data_action_line, parse_data_action
+    from pausegate.console.forms import Form, plan_from
+    from pausegate.models.data_actions import DropColumn, PseudonymiseColumn, PurgeOlderThan
+
+    actions = [
+        NULL, PURGE,
+        DropColumn(dataset="telemetry", table="keystrokes", column="window_title"),
+        PseudonymiseColumn(dataset="telemetry", table="keystrokes", column="employee", key_id="tel-2026"),
+        PurgeOlderThan(dataset="telemetry", table="keystrokes", column="captured_at",
+                       cutoff=datetime(2026, 1, 1, tzinfo=UTC)),
+    ]
+    for action in actions:
+        assert parse_data_action(data_action_line(action)) == action
+    assert data_action_line(NULL) == "telemetry null keystrokes typed_content"
+
+    plan = plan_from(Form([("data_actions", "# nulls the typed text\ntelemetry null keystrokes typed_content\n")]))
+    assert plan.data_actions == [NULL]
+    with pytest.raises(Refusal) as refused:
+        plan_from(Form([("data_actions", "telemetry null keystrokes\ntelemetry purge-before keystrokes c 2026-01-01")]))
+    problems = refused.value.problems
+    assert problems[0].startswith("data actions line 1: expected DATASET null|drop")
+    assert problems[1].startswith("data actions line 2: ") and "timezone" in problems[1].lower()
