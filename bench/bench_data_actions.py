@@ -3,7 +3,7 @@
     python bench/bench_data_actions.py [--rows 10000000] [--rounds 2] [--dsn postgresql://...]
 
 Two identical keystroke tables (the worked example's shape, ``--rows`` rows each, four in five with
-typed content, one minute apart) are seeded; the plain script issues the bare statements on one, the
+typed content, one second apart) are seeded; the plain script issues the bare statements on one, the
 connector (``PostgresDataActions.apply``: checks, ledger, advisory lock, one transaction) on the
 other. During every action a writer inserts rows one at a time into the table being changed, as the
 fleet's ingest would; its longest wait is compared between the two. Without --dsn a throw-away
@@ -46,7 +46,7 @@ CREATE TABLE {t} (
 SEED = """
 INSERT INTO {t} (agent_id, employee, captured_at, key_code, typed_content, window_title)
 SELECT 'agent-' || (g %% 10000), 'employee_' || lpad((g %% 5000)::text, 4, '0'),
-       %(start)s::timestamptz + g * interval '1 minute', g %% 100,
+       %(start)s::timestamptz + g * interval '1 second', g %% 100,
        CASE WHEN g %% 5 = 0 THEN NULL ELSE 'typed text of row ' || g END, 'window ' || (g %% 300)
 FROM generate_series(1, %(rows)s) g
 """
@@ -140,7 +140,7 @@ def one_round(dsn: str, rows: int, index: int) -> dict[str, Measured]:
         seed(dsn, schema, rows)
     spec = DatasetSpec(name="bench", connection="bench", schema=schemas["tool"], tables=["keystrokes"])
     connector = PostgresDataActions(dsn, lock_timeout_ms=60_000)
-    cutoff = START + timedelta(minutes=rows // 2) + timedelta(seconds=30)  # the older half
+    cutoff = START + timedelta(seconds=rows // 2, milliseconds=500)  # the older half
     null = NullColumn(dataset="bench", table="keystrokes", column="typed_content")
     purge = PurgeOlderThan(dataset="bench", table="keystrokes", column="captured_at", cutoff=cutoff)
     plain_table = sql.Identifier(schemas["plain"], "keystrokes")
