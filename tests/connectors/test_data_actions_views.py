@@ -118,3 +118,26 @@ def test_console_lines_round_trip_every_kind_and_bad_lines_say_why() -> None:
     problems = refused.value.problems
     assert problems[0].startswith("data actions line 1: expected DATASET null|drop")
     assert problems[1].startswith("data actions line 2: ") and "timezone" in problems[1].lower()
+
+
+def test_the_whole_plan_page_shows_the_actions_and_prefills_them_for_a_new_proposal() -> None:
+    from pausegate.console.bridge import Seen, view_of
+    from pausegate.console.routes.plan import plan_context
+
+    runbook = load_runbook(ROOT / "runbooks" / "employee-telemetry.yaml")
+    lead = Actor(id="local:sam", roles=["security-lead"])
+    request = PauseRequest(program=runbook.program.id, reason="r", runbook=runbook,
+                           commander=Actor(id="local:cmd", roles=["incident-commander"]))
+    state = new_pause(f"pause/{runbook.program.id}", request, datetime(2026, 11, 30, tzinfo=UTC), "x")
+    plan = example_plan()
+    record = PlanRecord(plan=plan, plan_digest=plan_digest(plan), proposed_by=lead.id,
+                        proposed_at=datetime(2026, 11, 30, tzinfo=UTC))
+    view = view_of(state.model_copy(update={"plan": record}), runbook, lead)
+    seen = Seen(program=runbook.program.id, runbook=runbook, actor=lead, view=view)
+    context = plan_context(seen)
+    html = build_environment().get_template("plan.html").render(
+        visitor=None, csrf="", flashes=[], idempotency_key="k", refusal=None, posted_to=None, posted={}, **context
+    )
+    assert ('<strong class="destructive">DESTRUCTIVE:</strong> null telemetry.keystrokes.typed_content '
+            "in every row") in html
+    assert context["prefill"]["data_actions"] == "telemetry null keystrokes typed_content"
