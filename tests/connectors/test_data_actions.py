@@ -314,6 +314,16 @@ class TestExactlyOnce:
             (PAUSE, action_digest(action), 2, action.kind, action.qualified, first.rows_affected)
         ]
 
+    async def test_two_attempts_at_once_apply_it_once(self, telemetry: Database) -> None:
+        connector = PostgresDataActions(telemetry.dsn, keys=KEYS)
+        results = await asyncio.gather(*(connector.apply(PAUSE, TELEMETRY, 0, PSEUDO) for _ in range(4)))
+        assert sorted(r.applied_now for r in results) == [False, False, False, True]
+        assert {r.rows_affected for r in results} == {ROWS - ROWS // 5}
+        assert len(ledger(telemetry)) == 1
+        assert (await connector.verify(PAUSE, TELEMETRY, [PSEUDO])).ok
+        assert one(telemetry, "SELECT count(*) FROM telemetry.keystrokes WHERE typed_content = %s",
+                   (pseudonym("password1"),)) > 0  # pseudonymised once, not twice
+
     async def test_another_pause_is_another_application(self, telemetry: Database) -> None:
         connector = PostgresDataActions(telemetry.dsn, keys=KEYS)
         await connector.apply(PAUSE, TELEMETRY, 0, NULL)
