@@ -53,6 +53,39 @@ class WebhookConnection(Model):
 Connection = Annotated[PostgresConnection | FleetConnection | WebhookConnection, Field(discriminator="kind")]
 
 
+MIN_PSEUDONYM_KEY_BYTES = 16
+
+
+class PseudonymKey(Model):
+    """A key for HMAC-SHA256 pseudonyms, by key id: inline (``secret``) or in a file (``file``, raw bytes).
+
+    Plans name the key id only; the key stays in the worker's configuration."""
+
+    secret: SecretStr | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PseudonymKey:
+        if (self.secret is None) == (self.file is None):
+            raise ValueError("give exactly one of secret and file")
+        if self.secret is not None and len(self.secret.get_secret_value().encode()) < MIN_PSEUDONYM_KEY_BYTES:
+            raise ValueError(f"a pseudonym key needs at least {MIN_PSEUDONYM_KEY_BYTES} bytes")
+        return self
+
+    def key_bytes(self) -> bytes:
+        """The key's bytes (a file is read when the key is used, so only the worker needs to read it)."""
+        if self.secret is not None:
+            return self.secret.get_secret_value().encode()
+        assert self.file is not None
+        try:
+            key = self.file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"pseudonym key file {self.file}: {exc.strerror}") from exc
+        if len(key) < MIN_PSEUDONYM_KEY_BYTES:
+            raise ConfigError(f"pseudonym key file {self.file}: at least {MIN_PSEUDONYM_KEY_BYTES} bytes needed")
+        return key
+
+
 class TemporalSettings(Model):
     """How to reach Temporal: the dev server by default, a cluster or Temporal Cloud in production."""
 
@@ -198,6 +231,9 @@ class Settings(Model):
     connections: dict[str, Connection] = Field(default_factory=dict)
     encryption: EncryptionSettings | None = Field(
         default=None, description="History encryption; none: history payloads are plaintext JSON.")
+    pseudonym_keys: dict[str, PseudonymKey] = Field(
+        default_factory=dict, description="Keys for pseudonymising data actions, by the key id a plan names."
+    )
 
     def connection(self, name: str) -> PostgresConnection | FleetConnection | WebhookConnection:
         """The named connection, or an error naming what is missing."""

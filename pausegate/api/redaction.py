@@ -8,7 +8,8 @@ names access, or may (people's free text, error texts), is emptied:
 - ``exposure`` (per-dataset scope summaries and documents), ``who_saw_what``, ``report``;
 - ``containment``: ``datasets[].residual``, ``exposure``, ``errors``, ``blocked[].reason``;
   ``progress.errors``;
-- ``plan``: ``plan.grants`` (whom the plan gives access), ``diff[].loses_roles`` / ``keeps_roles`` /
+- ``plan``: ``plan.grants`` (whom the plan gives access), the subjects a data action purges (each
+  becomes ``redacted``: the count stays), ``diff[].loses_roles`` / ``keeps_roles`` /
   ``gains_roles`` and ``diff[].diff``; the counts stay;
 - ``checklist[].evidence`` and ``note``; ``approvals[].comment``, ``decommission_approvals[].comment``,
   ``waivers[].reason``;
@@ -21,7 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pausegate.models.data_actions import PurgeSubjects
 from pausegate.models.pause import ItemStatus, PauseState, PlanRecord
+
+REDACTED_SUBJECT = "redacted"
 
 
 def redact_items(items: Iterable[ItemStatus]) -> list[ItemStatus]:
@@ -34,7 +38,13 @@ def _plan(record: PlanRecord | None) -> PlanRecord | None:
         return None
     diff = [d.model_copy(update={"loses_roles": [], "keeps_roles": [], "gains_roles": [], "diff": None})
             for d in record.diff]
-    return record.model_copy(update={"plan": record.plan.model_copy(update={"grants": []}), "diff": diff})
+    # Whose rows a purge deletes names people: the count stays, the names go.
+    actions = [
+        a.model_copy(update={"subjects": [REDACTED_SUBJECT] * len(a.subjects)}) if isinstance(a, PurgeSubjects) else a
+        for a in record.plan.data_actions
+    ]
+    plan = record.plan.model_copy(update={"grants": [], "data_actions": actions})
+    return record.model_copy(update={"plan": plan, "diff": diff})
 
 
 def redact_state(state: PauseState) -> PauseState:

@@ -26,10 +26,14 @@ def approve(
     """Approve the current resume plan and review."""
     with connect(as_json) as client:
         if digest is None:
-            digest = client.status(program).model.approval_digest
+            view = client.status(program).model
+            digest = view.approval_digest
             if not digest:
                 fail(EXIT_REFUSED, "there is no plan to approve yet", as_json=as_json, error="no_plan")
             if not as_json:
+                destructive = views.data_actions(view.plan.plan) if view.plan else None
+                if destructive is not None:
+                    out.print(destructive)
                 out.say("approving digest ", digest)
         show(client.approve(program, digest, role=role, comment=comment), as_json, views.receipt)
 

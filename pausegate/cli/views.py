@@ -12,7 +12,7 @@ from rich.text import Text
 
 from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView
 from pausegate.cli.output import add_row, line, table, when
-from pausegate.models.pause import ItemStatus
+from pausegate.models.pause import ItemStatus, ResumePlan
 
 TIMELINE_ROWS = 15
 DETAIL_CHARS = 100
@@ -117,10 +117,30 @@ def _plan(view: PauseView) -> Text | None:
     if view.plan is None:
         return None
     record = view.plan
-    return line(
+    text = line(
         f"Plan {record.plan_digest[:12]} by ", record.proposed_by, f": agents {record.plan.agents.mode}, ",
         f"{len(record.plan.grants)} grants. ", record.plan.summary,
     )
+    shown = data_actions(record.plan)
+    if shown is not None:
+        text.append_text(line("\n"))
+        text.append_text(shown)
+    return text
+
+
+def data_actions(plan: ResumePlan) -> Text | None:
+    """The plan's data actions, one a line; each destructive one says so, in red."""
+    actions = getattr(plan, "data_actions", [])
+    if not actions:
+        return None
+    text = line(f"Data actions ({len(actions)}, run once before access returns):")
+    for i, action in enumerate(actions):
+        text.append_text(line(f"\n  {i}. "))
+        if action.destructive:
+            text.append_text(line(("DESTRUCTIVE:", "bold red"), " ", action.describe(), (" (cannot be undone)", "red")))
+        else:
+            text.append_text(line(action.describe()))
+    return text
 
 
 def _timeline(view: PauseView) -> Table:

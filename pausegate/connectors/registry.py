@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from psycopg.conninfo import conninfo_to_dict
 
 from pausegate.config import Settings
 from pausegate.connectors.interfaces import AuditSource, DatasetAccess, EvidenceStore, FleetConnector, Notifier
 from pausegate.errors import ConfigError
 from pausegate.runbook.model import AuditSourceSpec
+
+if TYPE_CHECKING:
+    from pausegate.connectors.postgres.data_actions import PostgresDataActions
 
 
 class Connectors:
@@ -35,6 +40,13 @@ class Connectors:
 
             self._access[name] = PostgresAccess(self.settings.postgres(name).dsn.get_secret_value())
         return self._access[name]
+
+    def data_actions(self, name: str) -> PostgresDataActions:
+        """Data actions (purge, null, drop, pseudonymise) on the named postgres connection's database."""
+        from pausegate.connectors.postgres.data_actions import PostgresDataActions
+
+        dsn = self.settings.postgres(name).dsn.get_secret_value()
+        return PostgresDataActions(dsn, keys=self.settings.pseudonym_keys)
 
     def notifier(self, name: str) -> Notifier:
         if name not in self._notifiers:

@@ -13,7 +13,9 @@ from urllib.parse import parse_qsl
 from pydantic import ValidationError
 
 from pausegate.console.bridge import Refusal
+from pausegate.console.data_action_lines import parse_data_action
 from pausegate.models.access import GrantSpec
+from pausegate.models.data_actions import DataAction
 from pausegate.models.pause import AgentSelection, ResumePlan
 
 MAX_FIELDS = 400
@@ -86,6 +88,17 @@ def plan_from(form: Form) -> ResumePlan:
             problems += [f"grants line {number}: {e['msg']}" for e in exc.errors()[:5]]
         except ValueError as exc:
             problems.append(f"grants line {number}: {exc}")
+    actions: list[DataAction] = []
+    for number, line in enumerate(form.get("data_actions").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            actions.append(parse_data_action(stripped))
+        except ValidationError as exc:
+            problems += [f"data actions line {number}: {e['msg']}" for e in exc.errors()[:5]]
+        except ValueError as exc:
+            problems.append(f"data actions line {number}: {exc}")
     ids = form.get("agent_ids").replace(",", " ").split()
     try:
         agents = AgentSelection(mode=form.get("agents_mode", "all"), agent_ids=ids)  # type: ignore[arg-type]
@@ -96,7 +109,7 @@ def plan_from(form: Form) -> ResumePlan:
         raise Refusal(422, "invalid_plan", "the plan does not validate", problems[:50])
     try:
         return ResumePlan(agents=agents, grants=grants, conditions=lines(form.get("conditions")),
-                          summary=form.text("summary"))
+                          summary=form.text("summary"), data_actions=actions)
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()][:50]
         raise Refusal(422, "invalid_plan", "the plan does not validate", problems) from None

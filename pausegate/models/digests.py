@@ -63,7 +63,12 @@ def sha256_hex(data: bytes) -> str:
 
 def plan_digest(plan: ResumePlan) -> str:
     """Digest of a resume plan alone."""
-    return sha256_hex(canonical_json(plan))
+    document = plan.model_dump(mode="json")
+    if not document.get("data_actions"):
+        # A plan without data actions keeps the digest it had before plans could carry them, so
+        # approvals already given (and recorded histories) still bind to it.
+        document.pop("data_actions", None)
+    return sha256_hex(canonical_json(document))
 
 
 def checklist_digest(items: Iterable[ItemStatus]) -> str:

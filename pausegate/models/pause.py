@@ -14,6 +14,7 @@ from pydantic import Field, StringConstraints, computed_field, model_validator
 
 from pausegate.models.access import DatasetCheck, DatasetContainment, GrantSpec, RestoreResult
 from pausegate.models.base import Model, Mutable
+from pausegate.models.data_actions import DataAction
 from pausegate.models.digests import approval_digest, checklist_digest
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef, SnapshotResult
 from pausegate.runbook.model import AuditSourceSpec, DatasetSpec, Runbook
@@ -268,6 +269,7 @@ class ResumePlan(Model):
     grants: list[GrantSpec] = Field(default_factory=list, max_length=1000)
     conditions: list[Condition] = Field(default_factory=list, max_length=50)
     summary: str = Field(default="", max_length=MAX_NOTE)
+    data_actions: list[DataAction] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _fits_in_history(self) -> ResumePlan:

@@ -9,6 +9,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.access import AccessActivities
+from activities.data_actions import DataActionActivities
 from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from activities.notify import NotifyActivities
@@ -25,6 +26,7 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
     access = AccessActivities(connectors.access, connectors.evidence_store)
     evidence = EvidenceActivities(connectors.evidence_store, connectors.audit_source, connectors.access)
     notify = NotifyActivities(connectors.notifier)
+    data_actions = DataActionActivities(connectors.data_actions)
     return Worker(
         client,
         task_queue=task_queue or connectors.settings.temporal.task_queue,
@@ -43,6 +45,9 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
             evidence.exposure_report,
             evidence.archive_timeline,
             notify.notify,
+            data_actions.apply_data_action,
+            data_actions.verify_data_actions,
+            data_actions.check_data_actions,
         ],
         max_concurrent_activities=64,
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from pausegate.console import bridge
 from pausegate.console.bridge import Refusal, Seen, refusal_of
+from pausegate.console.data_action_lines import data_action_line
 from pausegate.console.forms import Form, grant_line, plan_from
 from pausegate.console.pages import Visitor, VisitorDep, done, posted, render
 from pausegate.console.routes.pause import ProgramPath, page_url
@@ -48,6 +49,7 @@ def plan_context(seen: Seen) -> dict[str, Any]:
             "grants": "\n".join(grant_line(g) for g in plan.grants) if plan else "",
             "agents_mode": plan.agents.mode if plan else "all",
             "agent_ids": "\n".join(plan.agents.agent_ids) if plan else "",
+            "data_actions": "\n".join(data_action_line(a) for a in plan.data_actions) if plan else "",
         },
         "tab": "plan",
     }

@@ -1,0 +1,515 @@
+"""Data actions in PostgreSQL: purge, null, drop and pseudonymise, each applied exactly once, then verified.
+
+Exactly once: an action runs in one transaction together with the insert of its row in a ledger
+(``pausegate.data_actions`` in the dataset's own database, keyed by pause and action digest). A retry
+after the commit finds the row and returns the recorded count without touching the data; a crash
+before the commit rolls the action back with its ledger row; two attempts at once are serialised by a
+transaction-scoped advisory lock on the same key, and the ledger's primary key refuses a second row.
+
+One statement per action, not batches: batches would each need a commit, and a pseudonym applied twice
+is a different pseudonym, so a crash between batches would need per-row bookkeeping to stay exactly
+once. A single UPDATE or DELETE holds row locks only on the rows it changes; a concurrent INSERT takes
+no lock it conflicts with, so writers are not held up (``bench/bench_data_actions.py`` measures it).
+Its cost is one long transaction and the table's dead row versions until VACUUM: like any UPDATE or
+DROP COLUMN, the action removes values logically; the old bytes stay on disk until the table is
+vacuumed or rewritten.
+
+Pseudonyms are HMAC-SHA256 (RFC 2104) computed by the server with its built-in ``sha256()``: the key is
+turned into its inner and outer pads here and bound as parameters, never formatted into SQL, and the
+server is told not to log bound parameters for that transaction (``log_parameter_max_length = 0``), so
+the key reaches neither the statement log nor the workflow history. pgcrypto is not needed (the embedded
+server does not ship it).
+
+Every identifier reaches SQL through ``psycopg.sql.Identifier``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg import AsyncConnection, sql
+
+from pausegate.config import PseudonymKey
+from pausegate.errors import ConfigError, TargetRejectedError, TargetUnavailableError
+from pausegate.models.data_actions import (
+    PSEUDONYM_HEX_LENGTH,
+    DataAction,
+    DataActionResult,
+    DataActionsCheck,
+    DropColumn,
+    NullColumn,
+    PseudonymiseColumn,
+    PurgeOlderThan,
+    PurgeSubjects,
+    action_digest,
+)
+from pausegate.runbook.model import DatasetSpec
+
+log = structlog.get_logger(__name__)
+
+LEDGER_SCHEMA = "pausegate"
+LEDGER_TABLE = "data_actions"
+LEDGER = sql.Identifier(LEDGER_SCHEMA, LEDGER_TABLE)
+
+TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
+TEXT_TYPES = frozenset({"text", "varchar"})
+HMAC_BLOCK = 64  # SHA-256's block size, which RFC 2104 pads the key to
+
+CREATE_LEDGER = sql.SQL(
+    """
+    CREATE SCHEMA IF NOT EXISTS {schema};
+    CREATE TABLE IF NOT EXISTS {ledger} (
+      pause_key      text        NOT NULL,
+      action_digest  text        NOT NULL,
+      action_index   integer     NOT NULL,
+      kind           text        NOT NULL,
+      target         text        NOT NULL,
+      rows_affected  bigint      NOT NULL,
+      applied_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+      PRIMARY KEY (pause_key, action_digest)
+    );
+    """
+).format(schema=sql.Identifier(LEDGER_SCHEMA), ledger=LEDGER)
+
+COLUMNS_Q = """
+SELECT c.oid, c.relkind::text, a.attname::text, t.typname::text, a.atttypmod, a.attnotnull,
+       a.attgenerated <> '' AS generated,
+       EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p'
+               AND a.attnum = ANY (k.conkey)) AS in_primary_key,
+       EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contype = 'f'
+               AND ((k.conrelid = c.oid AND a.attnum = ANY (k.conkey))
+                 OR (k.confrelid = c.oid AND a.attnum = ANY (k.confkey)))) AS in_foreign_key,
+       ARRAY(SELECT DISTINCT v.relnamespace::regnamespace::text || '.' || v.relname
+             FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class
+             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+               AND d.refobjid = c.oid AND d.refobjsubid = a.attnum AND v.oid <> c.oid
+             ORDER BY 1) AS used_by_views
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_type t ON t.oid = a.atttypid
+WHERE n.nspname = %(schema)s AND c.relname = %(table)s
+"""
+
+PRESENT_Q = """
+SELECT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = %s AND NOT a.attisdropped)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s
+"""
+
+TRIGGERS_Q = (
+    "SELECT tgname::text FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY 1"
+)
+
+
+@dataclass
+class _Column:
+    type: str
+    typmod: int
+    not_null: bool
+    generated: bool
+    in_primary_key: bool
+    in_foreign_key: bool
+    used_by_views: list[str]
+
+
+@dataclass
+class _Table:
+    oid: int
+    kind: str
+    columns: dict[str, _Column] = field(default_factory=dict)
+    triggers: list[str] = field(default_factory=list)
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """RFC 2104's inner and outer key pads for SHA-256: HMAC(k, m) = H(opad || H(ipad || m))."""
+    if len(key) > HMAC_BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(HMAC_BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def _where(index: int, action: DataAction) -> str:
+    return f"data_actions[{index}] ({action.describe()})"
+
+
+class PostgresDataActions:
+    """Data actions on PostgreSQL 16+ through the dataset's administrative connection (``dsn``).
+
+    ``keys``: the deployment's pseudonym keys by key id (only their ids ever leave this object).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        keys: Mapping[str, PseudonymKey] | None = None,
+        lock_timeout_ms: int = 5_000,
+        connect_timeout_s: int = 10,
+    ) -> None:
+        self._dsn = dsn
+        self._keys = dict(keys or {})
+        self._lock_timeout_ms = lock_timeout_ms
+        self._connect_timeout_s = connect_timeout_s
+
+    # -- connection and error mapping -------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connect(self, what: str) -> AsyncIterator[AsyncConnection[Any]]:
+        try:
+            conn = await AsyncConnection.connect(self._dsn, autocommit=True, connect_timeout=self._connect_timeout_s)
+        except psycopg.OperationalError as e:
+            raise TargetUnavailableError(f"{what}: cannot connect to PostgreSQL: {e}".strip()) from e
+        try:
+            async with conn:
+                await conn.execute(
+                    sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{self._lock_timeout_ms}ms"))
+                )
+                # A timestamp column without a time zone compares with the plan's cutoff in UTC.
+                await conn.execute("SET TimeZone = 'UTC'")
+                # If this process dies mid-statement, the server notices within a second and rolls the
+                # action back, rather than holding its locks until the statement ends by itself.
+                await conn.execute("SET client_connection_check_interval = '1s'")
+                yield conn
+        except psycopg.errors.InsufficientPrivilege as e:
+            raise TargetRejectedError(
+                f"{what}: the administrative connection lacks a privilege it needs: {e.diag.message_primary}"
+            ) from e
+        except psycopg.OperationalError as e:
+            raise TargetUnavailableError(f"{what}: {e}".strip()) from e
+        except psycopg.Error as e:
+            raise TargetRejectedError(f"{what}: PostgreSQL refused: {e.diag.message_primary or e}".strip()) from e
+
+    async def _ensure_ledger(self, conn: AsyncConnection[Any]) -> None:
+        async with conn.transaction():
+            # Concurrent CREATE ... IF NOT EXISTS can still collide in the catalogs; one at a time.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('pausegate.data_actions.ledger', 0))")
+            await conn.execute(CREATE_LEDGER)
+
+    # -- apply -------------------------------------------------------------------------------------
+
+    async def apply(self, pause_key: str, spec: DatasetSpec, index: int, action: DataAction) -> DataActionResult:
+        """Apply ``action`` once for this pause; a repeat returns what the first application recorded."""
+        digest = action_digest(action)
+        what = f"data action {index} on {spec.name}"
+        if action.dataset != spec.name:
+            raise TargetRejectedError(f"{_where(index, action)}: names dataset {action.dataset!r}, not {spec.name!r}")
+        async with self._connect(what) as conn:
+            await self._ensure_ledger(conn)
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                    (f"pausegate.data_actions:{pause_key}:{digest}",),
+                )
+                recorded = await self._recorded(conn, pause_key, digest)
+                if recorded is not None:
+                    rows, applied_at = recorded
+                    log.info("data_action.already_applied", index=index, kind=action.kind, digest=digest)
+                    return _result(index, action, digest, rows, applied_now=False, applied_at=applied_at)
+                problems = await self._problems(conn, spec, [(index, action)])
+                if problems:
+                    raise TargetRejectedError("; ".join(problems))
+                rows = await self._run(conn, spec, action)
+                cur = await conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (pause_key, action_digest, action_index, kind, target, rows_affected) "
+                        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING applied_at"
+                    ).format(LEDGER),
+                    (pause_key, digest, index, action.kind, action.qualified, rows),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                applied_at = row[0]
+        log.info("data_action.applied", index=index, kind=action.kind, target=action.qualified, rows=rows)
+        return _result(index, action, digest, rows, applied_now=True, applied_at=applied_at)
+
+    async def _recorded(self, conn: AsyncConnection[Any], pause_key: str, digest: str) -> tuple[int, datetime] | None:
+        cur = await conn.execute(
+            sql.SQL("SELECT rows_affected, applied_at FROM {} WHERE pause_key = %s AND action_digest = %s").format(
+                LEDGER
+            ),
+            (pause_key, digest),
+        )
+        row = await cur.fetchone()
+        return (int(row[0]), row[1]) if row else None
+
+    async def _run(self, conn: AsyncConnection[Any], spec: DatasetSpec, action: DataAction) -> int:
+        """The action's statement(s), inside the caller's transaction; the number of rows (or values) it removed."""
+        table = sql.Identifier(spec.schema_name, action.table)
+        if isinstance(action, PurgeOlderThan):
+            cur = await conn.execute(
+                sql.SQL("DELETE FROM {} WHERE {} < %s").format(table, sql.Identifier(action.column)), (action.cutoff,)
+            )
+            return cur.rowcount
+        if isinstance(action, PurgeSubjects):
+            cur = await conn.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(table, sql.Identifier(action.subject_column)),
+                (list(action.subjects),),
+            )
+            return cur.rowcount
+        column = sql.Identifier(action.column)
+        if isinstance(action, NullColumn):
+            cur = await conn.execute(
+                sql.SQL("UPDATE {} SET {} = NULL WHERE {} IS NOT NULL").format(table, column, column)
+            )
+            return cur.rowcount
+        if isinstance(action, DropColumn):
+            # Locked first so the count is of exactly the values the drop removes.
+            await conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
+            cur = await conn.execute(sql.SQL("SELECT count({}) FROM {}").format(column, table))
+            row = await cur.fetchone()
+            await conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(table, column))
+            return int(row[0]) if row else 0
+        if isinstance(action, PseudonymiseColumn):
+            inner, outer = hmac_pads(self._key(action.key_id))
+            # The pads are the key in another form: keep bound parameters out of the server's log.
+            await conn.execute("SET LOCAL log_parameter_max_length = 0")
+            await conn.execute("SET LOCAL log_parameter_max_length_on_error = 0")
+            cur = await conn.execute(
+                sql.SQL(
+                    "UPDATE {table} SET {col} = encode(sha256(%(outer)s::bytea || "
+                    "sha256(%(inner)s::bytea || convert_to({col}, 'UTF8'))), 'hex') WHERE {col} IS NOT NULL"
+                ).format(table=table, col=column),
+                {"inner": inner, "outer": outer},
+            )
+            return cur.rowcount
+        raise TargetRejectedError(f"unknown data action kind {action.kind!r}")  # pragma: no cover
+
+    def _key(self, key_id: str) -> bytes:
+        try:
+            return self._keys[key_id].key_bytes()
+        except KeyError:
+            raise ConfigError(f"pseudonym key {key_id!r} is not configured") from None
+
+    # -- check at proposal -------------------------------------------------------------------------
+
+    async def check(self, spec: DatasetSpec, actions: Sequence[DataAction]) -> list[str]:
+        """Why the actions could not be applied to this dataset as it is now (empty when they could).
+
+        Actions of other datasets are skipped, so callers may pass the plan's whole list and every
+        problem names the action by its position in the plan."""
+        mine = [(i, a) for i, a in enumerate(actions) if a.dataset == spec.name]
+        if not mine:
+            return []
+        async with self._connect(f"check data actions on {spec.name}") as conn:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                return await self._problems(conn, spec, mine)
+
+    async def _problems(
+        self, conn: AsyncConnection[Any], spec: DatasetSpec, actions: Sequence[tuple[int, DataAction]]
+    ) -> list[str]:
+        tables: dict[str, _Table | None] = {}
+        problems: list[str] = []
+        dropped: set[tuple[str, str]] = set()
+        now_row = await (await conn.execute("SELECT now()")).fetchone()
+        assert now_row is not None
+        now: datetime = now_row[0]
+        for index, action in actions:
+            where = _where(index, action)
+            if action.dataset != spec.name:
+                problems.append(f"{where}: names dataset {action.dataset!r}, not {spec.name!r}")
+                continue
+            if spec.tables and action.table not in spec.tables:
+                problems.append(
+                    f"{where}: table {action.table!r} is not one of dataset {spec.name}'s tables "
+                    f"({', '.join(spec.tables)})"
+                )
+                continue
+            if action.table not in tables:
+                tables[action.table] = await _load_table(conn, spec.schema_name, action.table)
+            table = tables[action.table]
+            qualified = f"{spec.schema_name}.{action.table}"
+            if table is None:
+                problems.append(f"{where}: table {qualified} does not exist")
+                continue
+            if table.kind not in ("r", "p"):
+                problems.append(f"{where}: {qualified} is not a table (a view holds no rows of its own)")
+                continue
+            column_name = action.target_column
+            assert column_name is not None
+            if (action.table, column_name) in dropped:
+                problems.append(f"{where}: column {qualified}.{column_name} is dropped by an earlier action")
+                continue
+            column = table.columns.get(column_name)
+            if column is None:
+                problems.append(f"{where}: column {column_name!r} does not exist in {qualified}")
+                continue
+            found = _column_problems(action, qualified, column, table, now, self._keys)
+            problems.extend(f"{where}: {p}" for p in found)
+            if isinstance(action, DropColumn):
+                dropped.add((action.table, column_name))
+        return problems
+
+    # -- verify ------------------------------------------------------------------------------------
+
+    async def verify(self, pause_key: str, spec: DatasetSpec, actions: Sequence[DataAction]) -> DataActionsCheck:
+        """Whether every action of this dataset was applied for the pause and its effect holds now.
+
+        Proves, from the database: the ledger holds a row for each action (so it was committed, once);
+        a nulled column holds no non-null value; a dropped column is absent; no row is older than a
+        purge's cutoff; no row names a purged subject; every value of a pseudonymised column is a
+        64-hex-digit HMAC (the originals are gone, so equality with them cannot be re-checked: the
+        rewrite replaced every non-null value in the transaction the ledger row records, and an HMAC
+        equals its input only if the input was itself 64 hex digits and a fixed point, a 2^-256 event).
+        """
+        mine = [(i, a) for i, a in enumerate(actions) if a.dataset == spec.name]
+        problems: list[str] = []
+        results: list[DataActionResult] = []
+        if not mine:
+            return DataActionsCheck(ok=True)
+        async with self._connect(f"verify data actions on {spec.name}") as conn:
+            await self._ensure_ledger(conn)
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                dropped = {(a.table, a.column) for _, a in mine if isinstance(a, DropColumn)}
+                for index, action in mine:
+                    where = _where(index, action)
+                    digest = action_digest(action)
+                    recorded = await self._recorded(conn, pause_key, digest)
+                    if recorded is None:
+                        problems.append(f"{where}: not applied (no ledger record for this pause)")
+                    else:
+                        rows, applied_at = recorded
+                        results.append(_result(index, action, digest, rows, applied_now=False, applied_at=applied_at))
+                    problem = await _effect_problem(conn, spec, action, dropped)
+                    if problem:
+                        problems.append(f"{where}: {problem}")
+        return DataActionsCheck(ok=not problems, problems=problems, results=results)
+
+
+def _result(
+    index: int, action: DataAction, digest: str, rows: int, *, applied_now: bool, applied_at: datetime | None
+) -> DataActionResult:
+    return DataActionResult(
+        index=index,
+        kind=action.kind,
+        dataset=action.dataset,
+        table=action.table,
+        column=action.target_column,
+        rows_affected=rows,
+        applied_now=applied_now,
+        digest=digest,
+        applied_at=applied_at,
+    )
+
+
+async def _load_table(conn: AsyncConnection[Any], schema: str, name: str) -> _Table | None:
+    rows = await (await conn.execute(COLUMNS_Q, {"schema": schema, "table": name})).fetchall()
+    if not rows:
+        return None
+    table = _Table(oid=rows[0][0], kind=rows[0][1])
+    for _, _, col, typ, typmod, not_null, generated, pk, fk, views in rows:
+        if col is not None:
+            table.columns[col] = _Column(typ, typmod, not_null, generated, pk, fk, list(views))
+    table.triggers = [r[0] for r in await (await conn.execute(TRIGGERS_Q, (table.oid,))).fetchall()]
+    return table
+
+
+def _column_problems(
+    action: DataAction,
+    qualified: str,
+    column: _Column,
+    table: _Table,
+    now: datetime,
+    keys: Mapping[str, PseudonymKey],
+) -> list[str]:
+    """What stands in the way of one action on one existing column."""
+    name = f"{qualified}.{action.target_column}"
+    problems: list[str] = []
+    rewrites_rows = not isinstance(action, DropColumn)
+    if rewrites_rows and table.triggers:
+        # A trigger runs for every row changed and could copy the values being destroyed elsewhere.
+        problems.append(f"{qualified} has triggers that would run on every row changed ({', '.join(table.triggers)})")
+    if isinstance(action, PurgeOlderThan):
+        if column.type not in TIME_TYPES:
+            problems.append(f"{name} is of type {column.type}, not a timestamp or date")
+        if action.cutoff > now:
+            problems.append(
+                f"cutoff {action.cutoff.isoformat()} is in the future (the database's time is {now.isoformat()})"
+            )
+    elif isinstance(action, PurgeSubjects):
+        if column.type not in TEXT_TYPES:
+            problems.append(f"{name} is of type {column.type}; subjects are matched as text (text or varchar)")
+    elif isinstance(action, NullColumn | DropColumn):
+        if column.in_primary_key:
+            problems.append(f"{name} is part of the primary key")
+        if column.in_foreign_key:
+            problems.append(f"{name} is part of a foreign key")
+        if isinstance(action, NullColumn) and column.not_null:
+            problems.append(f"{name} is NOT NULL (drop it or pseudonymise it instead)")
+        if isinstance(action, NullColumn) and column.generated:
+            problems.append(f"{name} is a generated column")
+        if isinstance(action, DropColumn) and column.used_by_views:
+            problems.append(f"{name} is used by {', '.join(column.used_by_views)}")
+    elif isinstance(action, PseudonymiseColumn):
+        if action.key_id not in keys:
+            configured = ", ".join(sorted(keys)) or "none"
+            problems.append(f"pseudonym key {action.key_id!r} is not configured (configured: {configured})")
+        if column.type not in TEXT_TYPES:
+            problems.append(f"{name} is of type {column.type}; pseudonyms are text (text or varchar)")
+        elif column.type == "varchar" and 0 < column.typmod - 4 < PSEUDONYM_HEX_LENGTH:
+            problems.append(
+                f"{name} holds at most {column.typmod - 4} characters; a pseudonym has {PSEUDONYM_HEX_LENGTH}"
+            )
+        if column.in_foreign_key:
+            problems.append(f"{name} is part of a foreign key")
+        if column.generated:
+            problems.append(f"{name} is a generated column")
+    return problems
+
+
+async def _count(conn: AsyncConnection[Any], query: sql.Composed, params: Sequence[Any] = ()) -> int:
+    row = await (await conn.execute(query, params)).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _effect_problem(
+    conn: AsyncConnection[Any], spec: DatasetSpec, action: DataAction, dropped: set[tuple[str, str]]
+) -> str | None:
+    """What in the database contradicts the action's effect now, or None."""
+    column_name = action.target_column
+    assert column_name is not None
+    row = await (await conn.execute(PRESENT_Q, (column_name, spec.schema_name, action.table))).fetchone()
+    qualified = f"{spec.schema_name}.{action.table}"
+    if row is None:
+        # No table, no row: a purge or a column's values cannot survive it.
+        return None
+    present = bool(row[0])
+    table = sql.Identifier(spec.schema_name, action.table)
+    if isinstance(action, DropColumn):
+        return f"column {qualified}.{column_name} still exists" if present else None
+    if not present:
+        if (action.table, column_name) in dropped:
+            return None  # dropped by a later action of the plan: nothing of it is left
+        return f"column {qualified}.{column_name} no longer exists, and no action of the plan drops it"
+    column = sql.Identifier(column_name)
+    if isinstance(action, NullColumn):
+        left = await _count(conn, sql.SQL("SELECT count(*) FROM {} WHERE {} IS NOT NULL").format(table, column))
+        return f"{left} non-null values left in {qualified}.{column_name}" if left else None
+    if isinstance(action, PurgeOlderThan):
+        query = sql.SQL("SELECT count(*) FROM {} WHERE {} < %s").format(table, column)
+        left = await _count(conn, query, (action.cutoff,))
+        return f"{left} rows of {qualified} older than {action.cutoff.isoformat()} left" if left else None
+    if isinstance(action, PurgeSubjects):
+        left = await _count(
+            conn, sql.SQL("SELECT count(*) FROM {} WHERE {} = ANY(%s)").format(table, column), (list(action.subjects),)
+        )
+        return f"{left} rows of {qualified} about purged subjects left" if left else None
+    if isinstance(action, PseudonymiseColumn):
+        left = await _count(
+            conn,
+            sql.SQL(
+                "SELECT count(*) FROM {t} WHERE {c} IS NOT NULL AND (length({c}) <> %s OR {c} !~ '^[0-9a-f]+$')"
+            ).format(t=table, c=column),
+            (PSEUDONYM_HEX_LENGTH,),
+        )
+        return f"{left} values of {qualified}.{column_name} are not pseudonyms" if left else None
+    return None  # pragma: no cover
