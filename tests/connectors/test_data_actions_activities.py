@@ -4,6 +4,7 @@ the activity without retry; the pseudonym key never enters the workflow's histor
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from pausegate.models.data_actions import (
 )
 from pausegate.runbook.model import DatasetSpec
 from tests.connectors.data_actions_support import KEY, TELEMETRY, seed_rows
+from tests.support.encryption import decrypted_history_json
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -108,7 +110,8 @@ async def run_probe(client: Client, dsn: str, actions: list[Any], tmp_path: Path
             outcome = await handle.result()
         finally:
             history = await handle.fetch_history()
-    return outcome, _payload_text(history.to_json_dict())
+    # Decrypted, so the search below reads what any key holder (an operator with the codec) would read.
+    return outcome, _payload_text(json.loads(decrypted_history_json(history)))
 
 
 def _payload_text(node: Any) -> str:
