@@ -75,6 +75,7 @@ MIGRATIONS: list[str] = [
 
 # What the API's role may do on each table; nothing else.
 API_GRANTS: dict[str, tuple[str, ...]] = {
+    "pausegate_schema": ("SELECT",),
     "api_users": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "api_log_lines": ("SELECT", "INSERT"),
     "api_log_heads": ("SELECT", "INSERT", "UPDATE"),
@@ -97,13 +98,19 @@ def migrate(conn: psycopg.Connection[object], *, api_role: str | None = None) ->
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        row = conn.execute("SELECT to_regclass('pausegate_schema') IS NOT NULL").fetchone()
+        current = 0
+        if row and row[0]:  # type: ignore[index]
+            row = conn.execute("SELECT coalesce(max(version), 0) FROM pausegate_schema").fetchone()
+            current = int(row[0]) if row else 0  # type: ignore[index]
+        if current == len(MIGRATIONS) and api_role is None:
+            # Up to date: a replica without the owner's credentials has nothing to change (and could not).
+            return current
         conn.execute(
             "CREATE TABLE IF NOT EXISTS pausegate_schema (version integer PRIMARY KEY, "
             "applied_at timestamptz NOT NULL DEFAULT now())"
         )
         conn.execute("REVOKE ALL ON pausegate_schema FROM PUBLIC")
-        row = conn.execute("SELECT coalesce(max(version), 0) FROM pausegate_schema").fetchone()
-        current = int(row[0]) if row else 0  # type: ignore[index]
         if current > len(MIGRATIONS):
             raise SchemaTooNew(f"the state database is at schema version {current}; this pausegate knows "
                                f"{len(MIGRATIONS)}: upgrade pausegate")
