@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -199,7 +197,7 @@ class TestSharedSlots:
         self, state_db: tuple[StateDatabaseSettings, str]
     ) -> None:
         settings = state_db[0].model_copy(update={"slot_lease_seconds": 2.0})
-        script = textwrap.dedent(f"""
+        script = textwrap.dedent("""
             import asyncio, sys
             from pydantic import SecretStr
             from pausegate.config import StateDatabaseSettings
@@ -216,13 +214,13 @@ class TestSharedSlots:
 
             asyncio.run(main())
         """)
-        child = subprocess.Popen([sys.executable, "-c", script, settings.dsn.get_secret_value()],
-                                 stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, settings.dsn.get_secret_value(), stdout=asyncio.subprocess.PIPE)
         try:
             assert child.stdout is not None
             lines: list[str] = []
             while not lines or lines[-1] not in ("held", ""):  # its own log lines come first
-                lines.append((await asyncio.to_thread(child.stdout.readline)).strip())
+                lines.append((await child.stdout.readline()).decode().strip())
             assert lines[-1] == "held", lines
             db = StateDatabase(settings)
             slots = SharedSlots(db, 8, lease_seconds=2.0)
@@ -231,7 +229,7 @@ class TestSharedSlots:
             assert await slots.try_acquire("killed-pause", "bob") is None
             child.send_signal(signal.SIGKILL)
             killed = time.monotonic()
-            await asyncio.to_thread(child.wait)
+            await child.wait()
             loop = asyncio.get_running_loop()
             leases = [await slots.acquire("killed-pause", "bob", loop.time() + 10) for _ in range(8)]
             freed_after = time.monotonic() - killed
@@ -239,6 +237,6 @@ class TestSharedSlots:
             await slots.stop()
             await db.close()
         finally:
-            if child.poll() is None:
+            if child.returncode is None:
                 child.kill()
-                child.wait()
+                await child.wait()
