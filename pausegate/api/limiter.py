@@ -63,6 +63,16 @@ class _Slot:
     """Dispatches again when the earliest refused actor's spacing ends."""
 
 
+def capacity_refusal(exc: RPCError) -> bool:
+    """Temporal turned the update away for lack of capacity, applying nothing: too many in flight
+    (RESOURCE_EXHAUSTED), or aborted by the server while it shed load ("workflow update was aborted",
+    which the notes measured for about half the updates of a workflow flooded past its limit). Both are
+    safe to send again under the same update id."""
+    if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        return True
+    return exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.ABORTED) and "update was aborted" in exc.message
+
+
 class PauseLimiter:
     """Per-pause concurrency limit with a fair, bounded queue and retries on RESOURCE_EXHAUSTED."""
 
@@ -282,7 +292,7 @@ class PauseLimiter:
             try:
                 return await call()
             except RPCError as exc:
-                if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED:
+                if not capacity_refusal(exc):
                     raise
                 # Jitter keeps queued callers from retrying in lockstep.
                 pause_for = delay * (0.5 + random.random())
@@ -293,6 +303,7 @@ class PauseLimiter:
                         retry_after=max(1, round(self.max_delay)),
                     ) from None
                 self.capacity_retries += 1
-                log.info("update_capacity_retry", pause=pause, attempt=attempt, delay=round(pause_for, 3))
+                log.info("update_capacity_retry", pause=pause, attempt=attempt, delay=round(pause_for, 3),
+                         status=exc.status.name if exc.status is not None else None)
                 await asyncio.sleep(pause_for)
                 delay = min(delay * 2, self.max_delay)
