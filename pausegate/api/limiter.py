@@ -85,6 +85,7 @@ class PauseLimiter:
         per_actor_in_flight: int = 1,
         refused_spacing: float = 0.1,
         wait_budget: float = 20.0,
+        attempts: int | None = None,
         base_delay: float = 0.05,
         max_delay: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
@@ -105,6 +106,8 @@ class PauseLimiter:
         if wait_budget <= 0:
             raise ValueError("wait_budget must be positive")
         self.wait_budget = wait_budget
+        self.attempts = attempts
+        """At most this many attempts per action (None: as many as the wait budget allows)."""
         self.shared = shared
         """The pause's slots shared with the other replicas (None: this process is the only one)."""
         self.capacity_retries = 0
@@ -296,7 +299,7 @@ class PauseLimiter:
                     raise
                 # Jitter keeps queued callers from retrying in lockstep.
                 pause_for = delay * (0.5 + random.random())
-                if loop.time() + pause_for > deadline:
+                if loop.time() + pause_for > deadline or (self.attempts is not None and attempt >= self.attempts):
                     log.warning("update_capacity_exhausted", pause=pause, attempts=attempt)
                     raise Overloaded(
                         "the pause stayed busy with other actions; nothing was applied, retry shortly",
