@@ -26,6 +26,7 @@ from pausegate.connectors.interfaces import EvidenceStore
 from pausegate.console import include_console
 from pausegate.models.pause import Tuning
 from pausegate.state.database import StateDatabase
+from pausegate.state.http import install_state_error_handlers
 from pausegate.state.slots import SharedSlots
 
 API_VERSION = "1.0.0"
@@ -120,6 +121,8 @@ def create_app(
         state_db=state_db,
     )
     install_error_handlers(app)
+    if state_db is not None:
+        install_state_error_handlers(app)
     app.include_router(api_router)
     include_console(app)  # the web console under /console/ (its own session cookie; see pausegate.console)
 

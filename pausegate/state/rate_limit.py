@@ -16,7 +16,7 @@ import psycopg
 import structlog
 from psycopg_pool import PoolTimeout
 
-from pausegate.api.errors import Overloaded
+from pausegate.api.errors import StateUnavailable
 from pausegate.api.rate_limit import ActionRateLimiter
 from pausegate.state.database import StateDatabase
 
@@ -64,8 +64,7 @@ class PgRateLimiter(ActionRateLimiter):
                     await conn.execute(_FORGET, {"seconds": math.ceil(self.burst / self.rate) + 1})
         except (psycopg.OperationalError, PoolTimeout) as exc:
             log.error("rate_limit_store_unavailable", error=str(exc)[:300])
-            raise Overloaded("the API's state database is unreachable; nothing was applied, retry shortly",
-                             retry_after=5) from None
+            raise StateUnavailable() from None
         assert row is not None
         granted, tokens = bool(row[0]), float(row[1])  # type: ignore[index]
         if not granted:

@@ -31,7 +31,7 @@ import psycopg
 import structlog
 from psycopg_pool import PoolTimeout
 
-from pausegate.api.errors import Overloaded
+from pausegate.api.errors import Overloaded, StateUnavailable
 from pausegate.state.database import StateDatabase
 
 log = structlog.get_logger(__name__)
@@ -214,8 +214,7 @@ class SharedSlots:
                 return None, int(live[0]) if live else 0  # type: ignore[index]
         except (psycopg.Error, PoolTimeout) as exc:
             log.error("update_slots_unavailable", pause=pause, error=str(exc)[:300])
-            raise Overloaded("the API's state database is unreachable; nothing was applied, retry shortly",
-                             retry_after=5) from None
+            raise StateUnavailable() from None
 
     def _give_back_orphan(self, claim: asyncio.Future[tuple[Lease | None, int]]) -> None:
         if claim.cancelled() or claim.exception() is not None:

@@ -24,8 +24,10 @@ from typing import Any
 import psycopg
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
 
+from pausegate.api.errors import StateUnavailable
 from pausegate.auth.base import AuthenticationError
 from pausegate.auth.directory import (
     UserLogView,
@@ -303,11 +305,15 @@ class PgTokens:
     async def authenticate(self, token: str) -> Actor:
         if not token.startswith(TOKEN_PREFIX):
             raise AuthenticationError("not a local token")
-        pool = await self.db.async_pool()
-        async with pool.connection() as conn:
-            cursor = await conn.execute(f"SELECT {_COLUMNS} FROM api_users WHERE token_sha256 = %s",
-                                        (_digest(token),))
-            row = await cursor.fetchone()
+        try:
+            pool = await self.db.async_pool()
+            async with pool.connection() as conn:
+                cursor = await conn.execute(f"SELECT {_COLUMNS} FROM api_users WHERE token_sha256 = %s",
+                                            (_digest(token),))
+                row = await cursor.fetchone()
+        except (psycopg.Error, PoolTimeout) as exc:
+            log.error("users_store_unavailable", error=str(exc)[:300])
+            raise StateUnavailable() from None
         if row is None:
             raise AuthenticationError("unknown token")
         user, signature = _user(tuple(row))  # type: ignore[arg-type]

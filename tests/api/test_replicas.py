@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -17,6 +18,7 @@ from pausegate.api.rate_limit import ActionLimits
 from pausegate.api.refusal_log import RefusalLog
 from pausegate.config import StateDatabaseSettings
 from pausegate.models.pause import Actor, CompleteItemInput, PauseState
+from pausegate.state.embedded import API_ROLE
 from pausegate.state.refusals import PgRefusalLog
 from pausegate.temporal.pauses import pause_handle
 from tests.api.replicas_support import InFlight, counted_client, new_state_database, replicas
@@ -237,3 +239,31 @@ class TestUpdatesInFlightAcrossReplicas:
             assert all(done[local(p.id)] == 3 for p in ANALYSTS[:8]), done
             retries = sum(w.app.state.api.limiter.capacity_retries for w in (a, b))
             print(f"\ncapacity_retries={retries} rogue_refusals={dict(refused)}")
+
+
+class TestStateDatabaseOutage:
+    async def test_an_unreachable_state_database_is_503_with_retry_after_never_500_or_401(
+        self, harness: Harness, tmp_path: Path, state_db: tuple[StateDatabaseSettings, str], postgres: tuple[str, Path]
+    ) -> None:
+        async with replicas(harness, tmp_path, state_db[0], count=1) as (a,):
+            admin = a.tokens["ada"]
+            assert (await call(a, "GET", "/v1/whoami", admin)).status_code == 200
+            with psycopg.connect(postgres[0], autocommit=True) as su:
+                su.execute(f"ALTER ROLE {API_ROLE} NOLOGIN")
+                su.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (API_ROLE,))
+                try:
+                    for method, path, body in [("GET", "/v1/whoami", None), ("GET", "/v1/users", None),
+                                               ("POST", "/v1/users", {"name": "x", "roles": ["cto"]})]:
+                        r = await call(a, method, path, admin, json=body)
+                        assert r.status_code == 503, (path, r.status_code, r.text)
+                        assert r.json()["error"] == "state_unavailable" and int(r.headers["Retry-After"]) >= 1
+                        assert "pausegate_api" not in r.text and "postgres" not in r.text.lower()
+                finally:
+                    su.execute(f"ALTER ROLE {API_ROLE} LOGIN")
+
+            async def answers() -> bool:
+                return (await call(a, "GET", "/v1/whoami", admin)).status_code == 200
+
+            async with asyncio.timeout(30):  # the pool replaces the connections the outage broke
+                while not await answers():
+                    await asyncio.sleep(0.1)
