@@ -103,12 +103,15 @@ class PgChain:
         conn.execute("INSERT INTO api_log_lines (log, seq, line) VALUES (%s, %s, %s)", (self.name, count + 1, line))
         lines, last_digest = count + 1, line_digest(line)
         signature = self._key.sign(RefusalHead.signed_part(lines, last_digest, breaks))
+        fingerprint, encoded = keymod.fingerprint(self._key.public_key()), base64.b64encode(signature).decode()
         conn.execute(
             "UPDATE api_log_heads SET lines = %s, last = %s, breaks = %s, key_sha256 = %s, signature = %s "
             "WHERE log = %s",
-            (lines, last_digest, json.dumps(breaks), keymod.fingerprint(self._key.public_key()),
-             base64.b64encode(signature).decode(), self.name),
+            (lines, last_digest, json.dumps(breaks), fingerprint, encoded, self.name),
         )
+        # The caller may append again under the same lock (a change after the record of an outside one).
+        head.lines, head.last, head.breaks, head.key_sha256, head.signature = (
+            lines, last_digest, breaks, fingerprint, encoded)
         return entry
 
     # ------------------------------------------------------------ reading

@@ -10,6 +10,7 @@ program's data, owned by a role of its own and reached by the API as another.
 from __future__ import annotations
 
 import psycopg
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import sql
 
@@ -18,6 +19,8 @@ from pausegate.config import Settings, StateDatabaseSettings
 from pausegate.embedded.postgres import dsn_as, dsn_for_database
 from pausegate.state.database import StateDatabase
 from pausegate.state.users import PgUserDirectory
+
+log = structlog.get_logger(__name__)
 
 STATE_DATABASE = "pausegate_state"
 OWNER_ROLE = "pausegate_state_owner"
@@ -47,5 +50,28 @@ def ensure_first_admin(settings: Settings, key: Ed25519PrivateKey) -> str | None
     none; their token, or None."""
     if settings.api.state == "postgres" and settings.api.state_db is not None:
         with StateDatabase(settings.api.state_db) as db:
-            return PgUserDirectory(db, key).ensure_first_admin()
+            directory = PgUserDirectory(db, key)
+            import_users_file(settings, directory, key)
+            return directory.ensure_first_admin()
     return UserDirectory(settings.api.users_file, key).ensure_first_admin()
+
+
+def import_users_file(settings: Settings, directory: PgUserDirectory, key: Ed25519PrivateKey) -> int:
+    """A data directory from before the state database: its users (and their tokens) move into the empty
+    store once; the users file and its signed log stay where they are, as the record of what came before.
+    A file that its own change log does not vouch for is not imported (its problems are logged)."""
+    users_file = settings.api.users_file
+    if not users_file.exists():
+        return 0
+    old = UserDirectory(users_file, key)
+    changed = old.check()  # a hand edit since the last recorded change is recorded there, and not carried over
+    problems = old.log.problems()
+    if problems or changed is not None:
+        log.error("users_file_not_imported", path=str(users_file), problems=problems[:10],
+                  changed_outside_the_api=changed is not None)
+        return 0
+    imported = directory.import_users(old.users(), users_file.name)
+    if imported:
+        log.warning("users_file_imported", path=str(users_file), users=imported,
+                    detail="users now live in the state database; the file is no longer read")
+    return imported

@@ -213,6 +213,23 @@ class PgUserDirectory:
             self._record(conn, head, None, "user.added", [_delta(user)], f"first administrator {name}")
         return token
 
+    def import_users(self, users: list[LocalUser], source: str) -> int:
+        """Bring the users of a single-process deployment (its users file) into an empty store, token
+        hashes and all, so their tokens keep working; each is a ``user.added`` line naming ``source``.
+        Returns how many were imported (none when the store has users already)."""
+        with self.db.sync_pool.connection() as conn, conn.transaction():
+            head = self.chain.lock(conn)
+            self._reconcile(conn, head)
+            if self._rows(conn):
+                return 0
+            for user in sorted(users, key=lambda u: u.name):
+                conn.execute(f"INSERT INTO api_users ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
+                             (user.name, sorted(set(user.roles)), user.token_sha256, user.created_at,
+                              self.signatures.sign(user.model_copy(update={"roles": sorted(set(user.roles))}))))
+                self._record(conn, head, None, "user.added", [_delta(user)],
+                             f"{user.name} with roles {', '.join(user.roles)}, imported from {source}"[:2000])
+        return len(users)
+
     # ------------------------------------------------------------ internals
 
     @staticmethod

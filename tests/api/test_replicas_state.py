@@ -17,8 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pausegate.api.errors import Overloaded, Throttled
 from pausegate.api.refusal_log import RefusalLog
 from pausegate.auth.base import AuthenticationError
-from pausegate.config import StateDatabaseSettings
+from pausegate.auth.directory import UserDirectory
+from pausegate.config import ApiSettings, Settings, StateDatabaseSettings
 from pausegate.state.database import StateDatabase
+from pausegate.state.embedded import ensure_first_admin
 from pausegate.state.rate_limit import PgRateLimiter
 from pausegate.state.refusals import PgRefusalLog
 from pausegate.state.slots import SharedSlots
@@ -141,7 +143,10 @@ class TestUsers:
         tamper(state_db[1], "UPDATE api_users SET roles = '{admin,security-analyst}' WHERE name = 'mallory'")
         with pytest.raises(AuthenticationError):
             await PgTokens(b, KEY).authenticate(token)
+        # The next change, on the other replica, first records the outside one, then itself: one chain.
+        await asyncio.to_thread(PgUserDirectory(b, KEY).issue, None, "bob", ["cto"])
         view = await asyncio.to_thread(PgUserDirectory(b, KEY).view, 100)
+        assert [e.action for e in view.entries] == ["user.added", "users_file.changed_outside_api", "user.added"]
         outside = [e for e in view.entries if e.action == "users_file.changed_outside_api"]
         assert len(outside) == 1 and "mallory's roles" in outside[0].detail and "not signed" in outside[0].detail
         assert view.chain_problems == []
@@ -240,3 +245,36 @@ class TestSharedSlots:
             if child.returncode is None:
                 child.kill()
                 await child.wait()
+
+
+class TestImport:
+    async def test_users_of_a_single_process_deployment_move_in_once_and_keep_their_tokens(
+        self, state_db: tuple[StateDatabaseSettings, str], tmp_path: Path
+    ) -> None:
+        users_file = tmp_path / "users.json"
+        old = UserDirectory(users_file, KEY)
+        ann = old.issue(None, "ann", ["security-analyst"])[1]
+        old.issue(None, "ada", ["admin"])
+        settings = Settings(api=ApiSettings(users_file=users_file, state="postgres", state_db=state_db[0]))
+        assert ensure_first_admin(settings, KEY) is None  # the imported admin is the first admin
+        assert ensure_first_admin(settings, KEY) is None  # and only once
+        with StateDatabase(state_db[0]) as db:
+            directory = PgUserDirectory(db, KEY)
+            assert [u.name for u in directory.users()] == ["ada", "ann"]
+            view = directory.view(100)
+            assert [e.action for e in view.entries] == ["user.added", "user.added"] and view.chain_problems == []
+            assert all("imported from users.json" in e.detail for e in view.entries)
+            assert (await PgTokens(db, KEY).authenticate(ann)).id == "local:ann"
+            await db.close()
+
+    def test_a_hand_edited_users_file_is_not_imported(
+        self, state_db: tuple[StateDatabaseSettings, str], tmp_path: Path
+    ) -> None:
+        users_file = tmp_path / "users.json"
+        UserDirectory(users_file, KEY).issue(None, "ann", ["security-analyst"])
+        users_file.write_text(users_file.read_text().replace("security-analyst", "admin"))
+        settings = Settings(api=ApiSettings(users_file=users_file, state="postgres", state_db=state_db[0]))
+        token = ensure_first_admin(settings, KEY)
+        assert token is not None  # nobody imported: a fresh first administrator instead
+        with StateDatabase(state_db[0]) as db:
+            assert [u.name for u in PgUserDirectory(db, KEY).users()] == ["admin"]
