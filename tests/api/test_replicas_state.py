@@ -18,7 +18,9 @@ from pausegate.api.errors import Overloaded, Throttled
 from pausegate.api.refusal_log import RefusalLog
 from pausegate.auth.base import AuthenticationError
 from pausegate.auth.directory import UserDirectory
-from pausegate.config import ApiSettings, Settings, StateDatabaseSettings
+from pausegate.config import ApiSettings, EvidenceSettings, Settings, StateDatabaseSettings, dump_settings
+from pausegate.evidence.signing_keys import load_or_create_signing_key
+from pausegate.state.__main__ import main as state_main
 from pausegate.state.database import StateDatabase
 from pausegate.state.embedded import ensure_first_admin
 from pausegate.state.rate_limit import PgRateLimiter
@@ -88,16 +90,17 @@ class TestRefusalChain:
                 assert isinstance(refused.value, psycopg.errors.InsufficientPrivilege | psycopg.errors.RaiseException)
         assert PgRefusalLog(two[1], KEY).problems() == []
 
-    @pytest.mark.parametrize("statement, found", [
+    @pytest.mark.parametrize("statement, found, at_the_end", [
         ("UPDATE api_log_lines SET line = replace(line, 'mallory1', 'someone') WHERE seq = 2",
-         "does not follow line 2"),
-        ("DELETE FROM api_log_lines WHERE seq = 2", "numbered 3"),
-        ("DELETE FROM api_log_lines WHERE seq = (SELECT max(seq) FROM api_log_lines)", "the signed head says line 4"),
-        ("UPDATE api_log_heads SET lines = 3", "signature does not verify"),
+         "does not follow line 2", False),
+        ("DELETE FROM api_log_lines WHERE seq = 2", "numbered 3", False),
+        ("DELETE FROM api_log_lines WHERE seq = (SELECT max(seq) FROM api_log_lines)",
+         "the signed head says line 4", True),
+        ("UPDATE api_log_heads SET lines = 3", "signature does not verify", True),
     ])
     def test_an_edit_or_delete_made_directly_in_the_database_is_found(
         self, two: tuple[StateDatabase, StateDatabase], state_db: tuple[StateDatabaseSettings, str],
-        statement: str, found: str,
+        statement: str, found: str, at_the_end: bool,
     ) -> None:
         log = PgRefusalLog(two[0], KEY)
         for n in range(4):
@@ -106,10 +109,14 @@ class TestRefusalChain:
         tamper(state_db[1], statement)
         problems = PgRefusalLog(two[1], KEY).problems()
         assert any(found in p for p in problems), problems
-        # The next append (either replica) keeps going and records the break in the signed head, for good.
+        # The next append (either replica) keeps going. A change in the middle stays a broken link; a
+        # change at the end, which re-signing the head would otherwise hide, stays a break in the signed head.
         PgRefusalLog(two[1], KEY).append(actor="x", roles=[], program=None, action="refused.b", reason="r")
-        assert any("did not end where its signed head said" in p for p in log.problems()) or \
-            any(found in p for p in log.problems())
+        after = log.problems()
+        assert after, "a change made outside the API is never forgotten"
+        assert any("did not end where its signed head said" in p for p in after) == at_the_end, after
+        if not at_the_end:
+            assert any(found in p for p in after), after
 
 
 class TestUsers:
@@ -278,3 +285,25 @@ class TestImport:
         assert token is not None  # nobody imported: a fresh first administrator instead
         with StateDatabase(state_db[0]) as db:
             assert [u.name for u in PgUserDirectory(db, KEY).users()] == ["admin"]
+
+
+class TestExport:
+    def test_the_logs_export_as_files_that_verify_and_a_tampered_one_exits_1(
+        self, two: tuple[StateDatabase, StateDatabase], state_db: tuple[StateDatabaseSettings, str],
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        key_path = tmp_path / "keys" / "evidence.pem"
+        key = load_or_create_signing_key(key_path)
+        settings = Settings(evidence=EvidenceSettings(directory=tmp_path / "evidence", signing_key=key_path),
+                            api=ApiSettings(state="postgres", state_db=state_db[0]))
+        config = tmp_path / "config.toml"
+        config.write_text(dump_settings(settings))
+        PgUserDirectory(two[0], key).issue(None, "ann", ["security-analyst"])
+        for n in range(3):
+            PgRefusalLog(two[n % 2], key).append(actor=f"m{n}", roles=[], program=None, action="refused.a",
+                                                 reason="r")
+        assert state_main(["export", str(tmp_path / "out"), "--config", str(config)]) == 0
+        assert "api-refusals.jsonl: 3 lines, intact" in capsys.readouterr().out
+        tamper(state_db[1], "DELETE FROM api_log_lines WHERE log = 'users'")
+        assert state_main(["export", str(tmp_path / "out2"), "--config", str(config)]) == 1
+        assert "users-log.jsonl: 0 lines, 1 problems" in capsys.readouterr().out
