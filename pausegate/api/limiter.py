@@ -65,10 +65,13 @@ class _Slot:
 
 def capacity_refusal(exc: RPCError) -> bool:
     """Temporal turned the update away for lack of capacity, applying nothing: too many in flight
-    (RESOURCE_EXHAUSTED), or aborted by the server while it shed load ("workflow update was aborted",
-    which the notes measured for about half the updates of a workflow flooded past its limit). Both are
-    safe to send again under the same update id."""
+    (RESOURCE_EXHAUSTED); aborted by the server while it shed load ("workflow update was aborted",
+    which the notes measured for about half the updates of a workflow flooded past its limit); or
+    refused while the workflow's last task had timed out on an overloaded worker and waits to be
+    retried ("Workflow Task in failed state"). All are safe to send again under the same update id."""
     if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        return True
+    if "Workflow Task in failed state" in exc.message:  # the server's WorkflowNotReady: nothing was applied
         return True
     return exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.ABORTED) and "update was aborted" in exc.message
 

@@ -18,6 +18,8 @@ EXHAUSTED = RPCError("limit on number of concurrent in-flight updates has been r
                      RPCStatusCode.RESOURCE_EXHAUSTED, b"")
 ABORTED = RPCError("workflow update was aborted", RPCStatusCode.UNAVAILABLE, b"")
 DOWN = RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+TASK_FAILED = RPCError("Unable to perform workflow execution update due to Workflow Task in failed state.",
+                       RPCStatusCode.FAILED_PRECONDITION, b"")
 
 
 class Refusing:
@@ -52,7 +54,8 @@ class TestBackpressure:
         assert call.applied == 1
 
     async def test_temporal_being_down_is_not_mistaken_for_backpressure(self) -> None:
-        assert capacity_refusal(EXHAUSTED) and capacity_refusal(ABORTED) and not capacity_refusal(DOWN)
+        assert capacity_refusal(EXHAUSTED) and capacity_refusal(ABORTED) and capacity_refusal(TASK_FAILED)
+        assert not capacity_refusal(DOWN)
         limiter = PauseLimiter(8, base_delay=0.001)
         with pytest.raises(RPCError):
             await limiter.run("p", "ann", Refusing(1, DOWN))
