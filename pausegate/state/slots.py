@@ -60,6 +60,7 @@ _GIVE_BACK = (
     f"WITH gone AS (DELETE FROM api_update_slots WHERE lease = %s RETURNING pause) "
     f"SELECT pg_notify('{CHANNEL}', pause) FROM gone"
 )
+_FORGET_EXPIRED = "DELETE FROM api_update_slots WHERE expires_at < clock_timestamp() - interval '1 hour'"
 _RENEW = (
     "UPDATE api_update_slots SET expires_at = clock_timestamp() + make_interval(secs => %s) "
     "WHERE lease = ANY(%s) AND replica = %s RETURNING lease"
@@ -230,6 +231,7 @@ class SharedSlots:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             if not self._held:
+                await self._forget_expired()
                 continue
             leases = list(self._held)
             try:
@@ -249,13 +251,23 @@ class SharedSlots:
                         log.warning("update_slot_lease_lost", pause=self._held[lease_id].pause)
                         self._held.pop(lease_id, None)
 
+    async def _forget_expired(self) -> None:
+        # A dead replica's rows are taken over when their slot is claimed again; a pause nobody acts on
+        # any more would keep them for ever, so whichever replica is idle deletes those long expired.
+        with contextlib.suppress(psycopg.Error, PoolTimeout):
+            pool = await self.db.async_pool()
+            async with pool.connection() as conn:
+                await conn.execute(_FORGET_EXPIRED)
+
     async def _listen_forever(self) -> None:
+        backoff = 1.0
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
                     self.db.dsn, autocommit=True, **self.db.connect_kwargs())  # type: ignore[arg-type]
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    backoff = 1.0
                     async for note in conn.notifies():
                         waiting = self._waiting.get(note.payload)
                         if waiting is not None:
@@ -263,5 +275,6 @@ class SharedSlots:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the poll covers the gap; reconnect after a pause
-                log.warning("update_slots_listener_reconnecting", error=str(exc)[:300])
-                await asyncio.sleep(1.0)
+                log.warning("update_slots_listener_reconnecting", error=str(exc)[:300], in_seconds=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
