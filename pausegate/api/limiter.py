@@ -169,9 +169,11 @@ class PauseLimiter:
                 self._space(pause, actor)
                 raise
             finally:
+                # Local first: it cannot fail, and a second cancellation arriving during the shared
+                # release must not leave this replica's slot taken (the shared one is released shielded).
+                self._release(slot, actor)
                 if lease is not None and self.shared is not None:
                     await self.shared.release(lease)
-                self._release(slot, actor)
         finally:
             slot.users -= 1
             if slot.users == 0:
