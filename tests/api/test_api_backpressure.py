@@ -69,7 +69,7 @@ class TestBackpressure:
             await limiter.run("p", "ann", call)
         assert busy.value.status == 503 and busy.value.headers and int(busy.value.headers["Retry-After"]) >= 1
         assert call.applied == 0 and call.calls > 3
-        assert loop.time() - started < 0.3 + 0.1  # the budget, not one attempt after it
+        assert loop.time() - started < 2.0  # the budget ends it (10,000 attempts would take minutes)
         assert limiter.in_flight("p") == 0
 
     async def test_the_budget_covers_waiting_in_the_queue_too(self) -> None:
