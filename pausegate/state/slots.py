@@ -6,9 +6,9 @@ Temporal refuses an eleventh update in flight on one workflow and degrades well 
 ``max_in_flight`` rows in ``api_update_slots`` while it is in flight, so all replicas together stay
 under the limit.
 
-- A slot is taken by one upsert that claims the lowest slot number with no live row (a row whose lease
-  has expired counts as free), so two replicas can never hold the same slot; a replica that lost the
-  race tries again at once.
+- A slot is taken by one upsert that claims a free slot number, chosen at random so that replicas
+  claiming at once rarely pick the same (a row whose lease has expired counts as free); two replicas
+  can never hold the same slot, and a replica that lost the race tries again at once.
 - A replica renews the leases it holds every third of ``lease_seconds``. A replica that dies (killed,
   its host gone) stops renewing: its slots are free again ``lease_seconds`` later, never leaked.
 - A slot given back is announced (``NOTIFY pausegate_slots``); each replica listens, so a waiting
@@ -45,7 +45,7 @@ WITH free AS (
         SELECT 1 FROM api_update_slots u
         WHERE u.pause = %(pause)s AND u.slot = s AND u.expires_at > clock_timestamp()
     )
-    ORDER BY s LIMIT 1
+    ORDER BY random() LIMIT 1
 )
 INSERT INTO api_update_slots AS t (pause, slot, lease, replica, actor, expires_at)
 SELECT %(pause)s, s, %(lease)s, %(replica)s, %(actor)s, clock_timestamp() + make_interval(secs => %(ttl)s)
@@ -100,6 +100,10 @@ class SharedSlots:
         """Leases found expired and taken over at renewal (this replica stalled longer than a lease)."""
         self.races = 0
         """Claims lost to another replica claiming the same slot at the same moment (tried again at once)."""
+        self.woken = 0
+        """Waits for a slot ended by a freed slot (here or announced by another replica)."""
+        self.polled = 0
+        """Waits for a slot ended by the poll: a notification lost or late, or a lease that expired."""
 
     @property
     def held(self) -> int:
@@ -162,9 +166,12 @@ class SharedSlots:
                             lease = await self.try_acquire(pause, actor)
                             if lease is not None:
                                 return lease
-                            with contextlib.suppress(TimeoutError):
+                            try:
                                 async with asyncio.timeout(self.poll_seconds):
                                     await waiting.freed.wait()
+                                self.woken += 1
+                            except TimeoutError:
+                                self.polled += 1
             except TimeoutError:
                 log.warning("update_slot_wait_exhausted", pause=pause, actor=actor, waited_until=deadline - loop.time())
                 raise Overloaded("every update slot of this pause stayed busy; nothing was applied, retry shortly",

@@ -4,6 +4,7 @@ refusals, rate limits and the updates in flight on a pause hold for both togethe
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -172,8 +173,10 @@ class TestUpdatesInFlightAcrossReplicas:
                 return r.status_code
 
             counter.peak = 0
+            started = time.perf_counter()
             codes = await asyncio.gather(*(
                 amend(p.id, n, world) for n in range(PER_ANALYST) for p in ANALYSTS for world in (a, b)))
+            elapsed = time.perf_counter() - started
             assert Counter(codes) == {200: 2 * PER_ANALYST * len(ANALYSTS)}
             status = await h.status()
             assert status.run_count > 1, "the storm crossed continue-as-new"
@@ -182,8 +185,11 @@ class TestUpdatesInFlightAcrossReplicas:
             # Measured at the Temporal client both replicas send through, not taken from the limiter's word.
             assert 1 < counter.peak <= limit, counter.peak
             assert sum(w.app.state.api.limiter.peaks.get(a.program, 0) for w in (a, b)) > limit  # local alone: over
+            slots = [w.app.state.api.limiter.shared for w in (a, b)]
             print(f"\nreplicas=2 requests={len(codes)} updates_started={counter.started} "
-                  f"in_flight_peak={counter.peak} limit={limit}")
+                  f"in_flight_peak={counter.peak} limit={limit} seconds={elapsed:.2f} "
+                  f"woken={sum(s.woken for s in slots)} polled={sum(s.polled for s in slots)} "
+                  f"races={sum(s.races for s in slots)}")
             shared = a.app.state.api.limiter.shared
             assert await shared.live(a.program) == 0  # every slot given back
 
