@@ -207,6 +207,23 @@ class OidcSettings(Model):
     )
 
 
+class StateDatabaseSettings(Model):
+    """The PostgreSQL database every API replica shares (``api.state = "postgres"``): users and role
+    changes, the refusal log, rate limits and the update slots of each pause (``pausegate.state``)."""
+
+    dsn: SecretStr = Field(description="How each replica connects (the API's own role); never logged or shown.")
+    owner_dsn: SecretStr | None = Field(
+        default=None,
+        description="A role that owns the schema: migrations run as it at start-up and grant the API's role only "
+        "what it needs (no UPDATE or DELETE on the logs). Default: migrate as the API's role.",
+    )
+    pool_size: int = Field(default=8, ge=1, le=100, description="Connections per replica for the request path.")
+    slot_lease_seconds: float = Field(
+        default=10.0, gt=0.5, le=600,
+        description="A replica renews the update slots it holds; a dead replica's slots are free after this.",
+    )
+
+
 class ApiSettings(Model):
     """The HTTP API people use; it is the only way to act on a pause without Temporal access."""
 
@@ -220,6 +237,18 @@ class ApiSettings(Model):
     )
     oidc: OidcSettings | None = None
     max_updates_in_flight_per_pause: int = Field(default=8, ge=1, le=10)
+    state: Literal["files", "postgres"] = Field(
+        default="files",
+        description="Where users, refusals, rate limits and update slots live: files (one API process) or "
+        "postgres (state_db; any number of replicas).",
+    )
+    state_db: StateDatabaseSettings | None = None
+
+    @model_validator(mode="after")
+    def _state_db_when_postgres(self) -> ApiSettings:
+        if self.state == "postgres" and self.state_db is None:
+            raise ValueError('api.state = "postgres" needs [api.state_db] with a dsn')
+        return self
 
 
 class Settings(Model):
@@ -317,7 +346,9 @@ def dump_settings(settings: Settings) -> str:
     if settings.evidence.s3 is not None:
         table("evidence.s3", settings.evidence.s3)
     api = settings.api
-    table("api", api.model_copy(update={"oidc": None}))
+    table("api", api.model_copy(update={"oidc": None, "state_db": None}))
+    if api.state_db is not None:
+        table("api.state_db", api.state_db)
     if api.oidc is not None:
         lines.append("[api.oidc]")
         for key in type(api.oidc).model_fields:

@@ -68,7 +68,7 @@ async def admit(
         log.debug("action_refused_no_role", program=program, actor=actor.id, action=action)
         raise
     if rate_limited:
-        state.rate_limiter.take(actor.id)
+        await state.rate_limiter.acquire(actor.id)
     return runbook
 
 

@@ -26,6 +26,9 @@ from pausegate.config import Settings
 from pausegate.connectors.interfaces import EvidenceStore
 from pausegate.console import include_console
 from pausegate.models.pause import Tuning
+from pausegate.state.database import StateDatabase
+from pausegate.state.http import install_state_error_handlers
+from pausegate.state.slots import SharedSlots
 
 API_VERSION = "1.0.0"
 
@@ -39,6 +42,7 @@ def create_app(
     tuning: Tuning | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     limits: ActionLimits | None = None,
+    state_db: StateDatabase | None = None,
 ) -> FastAPI:
     """The API as an ASGI app.
 
@@ -54,23 +58,38 @@ def create_app(
         max_body_bytes: larger request bodies are answered 413.
         limits: each actor's rate limit and share of a pause's update queue (``ActionLimits``'s defaults
             when None); the slots per pause are ``settings.api.max_updates_in_flight_per_pause``.
+        state_db: this replica's way into the shared state database; default: one built from
+            ``settings.api.state_db`` when ``settings.api.state`` is ``postgres`` (users, refusals, rate
+            limits and update slots shared with every other replica), none for ``files``.
     """
     limits = limits or ActionLimits()
+    if state_db is None and settings.api.state == "postgres" and settings.api.state_db is not None:
+        state_db = StateDatabase(settings.api.state_db)
+    shared = None
+    if state_db is not None:
+        shared = SharedSlots(state_db, settings.api.max_updates_in_flight_per_pause,
+                             lease_seconds=state_db.settings.slot_lease_seconds)
     http: httpx.AsyncClient | None = None
     if authenticator is None:
         http = httpx.AsyncClient()
-        authenticator = build_authenticator(settings, http)
+        authenticator = build_authenticator(settings, http, state_db=state_db)
 
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         # Refusal counts pending at the end of their minute are recorded by this background task;
         # stopping it records whatever is still pending.
         recorder = application.state.api.recorder
+        if state_db is not None:
+            await state_db.open()  # migrations first; a replica without its database does not start
         recorder.start()
         try:
             yield
         finally:
             await recorder.stop()
+            if shared is not None:
+                await shared.stop()
+            if state_db is not None:
+                await state_db.close()
             if http is not None:
                 await http.aclose()
 
@@ -94,12 +113,17 @@ def create_app(
             per_actor_queued=limits.per_actor_queued,
             per_actor_in_flight=limits.per_actor_in_flight,
             refused_spacing=limits.refused_spacing,
+            wait_budget=limits.wait_seconds,
+            shared=shared,
         ),
         tuning=tuning,
         evidence_store=evidence_store,
         limits=limits,
+        state_db=state_db,
     )
     install_error_handlers(app)
+    if state_db is not None:
+        install_state_error_handlers(app)
     app.include_router(api_router)
     app.include_router(codec.router)  # Temporal's codec protocol for the Web UI (docs/encryption.md)
     include_console(app)  # the web console under /console/ (its own session cookie; see pausegate.console)

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pausegate.auth.base import AuthenticationError, Authenticator
 from pausegate.console.security import is_console_path
+from pausegate.errors import ApiError
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +104,9 @@ class Gate:
                 return
             try:
                 actor = await self.authenticator.authenticate(token)
+            except ApiError as exc:  # the users' store did not answer (several replicas): 503, not 401
+                await _answer(send, exc.status, exc.code, exc.detail, exc.headers)
+                return
             except AuthenticationError as exc:
                 log.info("request_unauthenticated", path=scope["path"], reason=exc.reason)
                 await _answer(

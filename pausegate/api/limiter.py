@@ -10,9 +10,15 @@ updates one task at a time: every update in flight delays everyone else's a litt
 (or their script) gains little from sending a second before the first is answered. For the same
 reason an actor whose action the workflow has just refused waits ``refused_spacing`` seconds before
 their next one on that pause starts: refusals cannot keep the workflow busy (a person retrying by
-hand never notices the tenth of a second). A server refusal for lack of
-capacity (another API replica, a retry storm) becomes retries with backoff; the caller passes one
-update id for all attempts, so a retry can never apply an action twice.
+hand never notices the tenth of a second).
+
+With several API replicas (``api.state = "postgres"``), each update also holds one of the pause's slots
+in the shared database (``pausegate.state.slots``) while in flight, so the limit holds for all replicas
+together. Whatever still meets Temporal's refusal for lack of capacity (RESOURCE_EXHAUSTED: a replica
+that lost its lease, something else sending updates) is backpressure, not failure: the update is
+retried with backoff, under one update id for all attempts so a retry can never apply an action
+twice. Every action has a wait budget (``wait_budget`` seconds, queue, slot and retries together);
+only when it is spent is the caller answered 503 with Retry-After, and nothing was applied.
 
 In front of the queue, each actor's actions are rate limited (``pausegate.api.rate_limit``).
 """
@@ -25,13 +31,16 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate.api.errors import Overloaded, Throttled
 from pausegate.errors import ActionRefused
+
+if TYPE_CHECKING:
+    from pausegate.state.slots import Lease, SharedSlots
 
 T = TypeVar("T")
 
@@ -54,6 +63,19 @@ class _Slot:
     """Dispatches again when the earliest refused actor's spacing ends."""
 
 
+def capacity_refusal(exc: RPCError) -> bool:
+    """Temporal turned the update away for lack of capacity, applying nothing: too many in flight
+    (RESOURCE_EXHAUSTED); aborted by the server while it shed load ("workflow update was aborted",
+    which the notes measured for about half the updates of a workflow flooded past its limit); or
+    refused while the workflow's last task had timed out on an overloaded worker and waits to be
+    retried ("Workflow Task in failed state"). All are safe to send again under the same update id."""
+    if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        return True
+    if "Workflow Task in failed state" in exc.message:  # the server's WorkflowNotReady: nothing was applied
+        return True
+    return exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.ABORTED) and "update was aborted" in exc.message
+
+
 class PauseLimiter:
     """Per-pause concurrency limit with a fair, bounded queue and retries on RESOURCE_EXHAUSTED."""
 
@@ -65,10 +87,12 @@ class PauseLimiter:
         per_actor_queued: int = 100,
         per_actor_in_flight: int = 1,
         refused_spacing: float = 0.1,
-        attempts: int = 6,
+        wait_budget: float = 20.0,
+        attempts: int | None = None,
         base_delay: float = 0.05,
         max_delay: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedSlots | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -82,7 +106,15 @@ class PauseLimiter:
         self._clock = clock
         self._spaced: dict[tuple[str, str], float] = {}
         """(pause, actor) -> when their next action may start, after a refusal."""
+        if wait_budget <= 0:
+            raise ValueError("wait_budget must be positive")
+        self.wait_budget = wait_budget
         self.attempts = attempts
+        """At most this many attempts per action (None: as many as the wait budget allows)."""
+        self.shared = shared
+        """The pause's slots shared with the other replicas (None: this process is the only one)."""
+        self.capacity_retries = 0
+        """Updates Temporal refused for lack of capacity and that were retried (a counter for metrics)."""
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._slots: dict[str, _Slot] = {}
@@ -115,18 +147,33 @@ class PauseLimiter:
         if slot.waiting >= self.max_queued:
             self.refused_queue_full += 1
             raise Overloaded(f"{slot.waiting} actions already queued for this pause; retry shortly")
+        deadline = asyncio.get_running_loop().time() + self.wait_budget
         slot.users += 1
         try:
-            await self._acquire(slot, actor)
-            self.peaks[pause] = max(self.peaks.get(pause, 0), slot.in_flight)
             try:
-                return await self._with_retries(pause, call)
+                async with asyncio.timeout_at(deadline):
+                    await self._acquire(slot, actor)
+            except TimeoutError:
+                raise Overloaded(
+                    f"no update slot of this pause came free within {self.wait_budget:g} s; nothing was applied, "
+                    "retry shortly", retry_after=2,
+                ) from None
+            self.peaks[pause] = max(self.peaks.get(pause, 0), slot.in_flight)
+            lease: Lease | None = None
+            try:
+                if self.shared is not None:
+                    lease = await self.shared.acquire(pause, actor, deadline)
+                return await self._with_retries(pause, call, deadline)
             except ActionRefused:
                 # Before the slot is released: the actor's next action must see the spacing.
                 self._space(pause, actor)
                 raise
             finally:
+                # Local first: it cannot fail, and a second cancellation arriving during the shared
+                # release must not leave this replica's slot taken (the shared one is released shielded).
                 self._release(slot, actor)
+                if lease is not None and self.shared is not None:
+                    await self.shared.release(lease)
         finally:
             slot.users -= 1
             if slot.users == 0:
@@ -244,22 +291,27 @@ class PauseLimiter:
 
         slot.timer = loop.call_later(max(0.0, when - now), woken)
 
-    async def _with_retries(self, pause: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _with_retries(self, pause: str, call: Callable[[], Awaitable[T]], deadline: float) -> T:
+        loop = asyncio.get_running_loop()
         delay = self.base_delay
-        for attempt in range(1, self.attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return await call()
             except RPCError as exc:
-                if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED:
+                if not capacity_refusal(exc):
                     raise
-                if attempt == self.attempts:
+                # Jitter keeps queued callers from retrying in lockstep.
+                pause_for = delay * (0.5 + random.random())
+                if loop.time() + pause_for > deadline or (self.attempts is not None and attempt >= self.attempts):
                     log.warning("update_capacity_exhausted", pause=pause, attempts=attempt)
                     raise Overloaded(
-                        "the pause is busy with other actions; nothing was applied, retry shortly",
+                        "the pause stayed busy with other actions; nothing was applied, retry shortly",
                         retry_after=max(1, round(self.max_delay)),
                     ) from None
-                log.info("update_capacity_retry", pause=pause, attempt=attempt, delay=delay)
-                # Jitter keeps queued callers from retrying in lockstep.
-                await asyncio.sleep(delay * (0.5 + random.random()))
+                self.capacity_retries += 1
+                log.info("update_capacity_retry", pause=pause, attempt=attempt, delay=round(pause_for, 3),
+                         status=exc.status.name if exc.status is not None else None)
+                await asyncio.sleep(pause_for)
                 delay = min(delay * 2, self.max_delay)
-        raise AssertionError("unreachable")

@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 import structlog
 
@@ -31,10 +32,15 @@ class ActionLimits:
     """Actions waiting for one pause, all actors together; more are answered 503."""
     refused_spacing: float = 0.1
     """Seconds an actor's next action on a pause waits after the workflow refused their last one there."""
+    wait_seconds: float = 20.0
+    """How long an action may wait for an update slot and for Temporal's capacity before it is answered
+    503 with Retry-After (nothing applied); until then a refusal for lack of capacity is retried."""
 
     def __post_init__(self) -> None:
         if self.rate_per_second <= 0 or self.burst < 1 or self.per_actor_in_flight < 1:
             raise ValueError("rate_per_second, burst and per_actor_in_flight must be positive")
+        if self.wait_seconds <= 0:
+            raise ValueError("wait_seconds must be positive")
         if self.per_actor_queued < 0 or self.max_queued < 0 or self.refused_spacing < 0:
             raise ValueError("queue bounds and refused_spacing must not be negative")
 
@@ -64,6 +70,10 @@ class ActionRateLimiter:
         self.throttled = 0
         """Requests refused for exceeding the rate (a counter for metrics)."""
 
+    async def acquire(self, actor: str) -> None:
+        """``take`` as the API calls it (the shared limiter, ``pausegate.state.rate_limit``, asks the database)."""
+        self.take(actor)
+
     def take(self, actor: str) -> None:
         """Spend one token of ``actor``'s, or raise ``Throttled`` (429) saying when one is back."""
         now = self._clock()
@@ -78,9 +88,13 @@ class ActionRateLimiter:
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return
+        self.refuse(actor, bucket.tokens, now)
+
+    def refuse(self, actor: str, tokens: float, now: float) -> NoReturn:
+        """Count and raise the 429 for ``actor``, whose bucket holds ``tokens`` (below one)."""
         self.throttled += 1
         self._note_throttled(actor, now)
-        retry_after = max(1, math.ceil((1.0 - bucket.tokens) / self.rate))
+        retry_after = max(1, math.ceil((1.0 - tokens) / self.rate))
         raise Throttled(
             f"more than {self.burst} actions at once or {self.rate:g} a second; retry in {retry_after} s",
             retry_after=retry_after,

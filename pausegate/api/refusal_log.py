@@ -47,6 +47,19 @@ class ChainedLine(Protocol):
     def prev(self) -> str: ...
 
 
+class RefusalStore(Protocol):
+    """Where refusals are appended and read: this file log, or the shared database's
+    (``pausegate.state.refusals``), with the same entries and the same chain check."""
+
+    def append(
+        self, *, actor: str, roles: list[str], program: str | None, action: str, reason: str, count: int = 1
+    ) -> RefusalEntry: ...
+
+    def entries(self) -> Iterator[RefusalEntry]: ...
+
+    def problems(self) -> list[str]: ...
+
+
 class RefusalEntry(Model):
     """One refused action, as the API decided it."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -16,15 +16,19 @@ from pausegate.api.deployment import deployment_problems
 from pausegate.api.errors import ApiError
 from pausegate.api.limiter import PauseLimiter
 from pausegate.api.rate_limit import ActionLimits, ActionRateLimiter
-from pausegate.api.refusal_log import RefusalLog
+from pausegate.api.refusal_log import RefusalLog, RefusalStore
 from pausegate.api.refusals import RefusalRecorder
-from pausegate.auth import Authenticator
+from pausegate.auth import Authenticator, UserDirectory
 from pausegate.config import Settings
 from pausegate.connectors.interfaces import EvidenceStore
 from pausegate.errors import EvidenceError, RunbookError
 from pausegate.models.pause import Tuning
 from pausegate.runbook.loader import load_runbook
 from pausegate.runbook.model import SLUG, Runbook
+
+if TYPE_CHECKING:
+    from pausegate.state.database import StateDatabase
+    from pausegate.state.users import PgUserDirectory
 
 log = structlog.get_logger(__name__)
 
@@ -59,20 +63,43 @@ class ApiState:
     tuning: Tuning | None
     evidence_store: EvidenceStore | None = None
     limits: ActionLimits = field(default_factory=ActionLimits)
+    state_db: StateDatabase | None = None
+    """The database shared with the other replicas (``api.state = "postgres"``); None: files."""
     rate_limiter: ActionRateLimiter = field(init=False)
     recorder: RefusalRecorder = field(init=False)
     _runbooks: dict[Path, _Loaded] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.rate_limiter = ActionRateLimiter(self.limits.rate_per_second, self.limits.burst)
+        if self.state_db is not None:
+            from pausegate.state.rate_limit import PgRateLimiter
+
+            self.rate_limiter = PgRateLimiter(self.state_db, self.limits.rate_per_second, self.limits.burst)
+        else:
+            self.rate_limiter = ActionRateLimiter(self.limits.rate_per_second, self.limits.burst)
         self.recorder = RefusalRecorder(self.client, lambda: self.refusals)
 
     @property
-    def refusals(self) -> RefusalLog:
+    def signing_key(self) -> Ed25519PrivateKey:
         store = self.store
         if not isinstance(store, HoldsSigningKey):
-            raise EvidenceError("the evidence store holds no signing key for the refusal log")
-        return RefusalLog(self.settings.api.refusal_log, store.signing_key)
+            raise EvidenceError("the evidence store holds no signing key for the API's logs")
+        return store.signing_key
+
+    @property
+    def refusals(self) -> RefusalStore:
+        if self.state_db is not None:
+            from pausegate.state.refusals import PgRefusalLog
+
+            return PgRefusalLog(self.state_db, self.signing_key)
+        return RefusalLog(self.settings.api.refusal_log, self.signing_key)
+
+    def users(self) -> UserDirectory | PgUserDirectory:
+        """Local users and their change log, where this deployment keeps them."""
+        if self.state_db is not None:
+            from pausegate.state.users import PgUserDirectory
+
+            return PgUserDirectory(self.state_db, self.signing_key)
+        return UserDirectory(self.settings.api.users_file, self.signing_key)
 
     @property
     def store(self) -> EvidenceStore:

@@ -6,6 +6,8 @@ held for one program (``Actor.program_roles``), resolved per program before any 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import httpx
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -16,6 +18,9 @@ from pausegate.auth.local import ADMIN_ROLE, LocalTokens, ensure_first_admin
 from pausegate.auth.oidc import OidcVerifier, looks_like_jwt
 from pausegate.config import Settings
 from pausegate.models.pause import Actor
+
+if TYPE_CHECKING:
+    from pausegate.state.database import StateDatabase
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +42,7 @@ __all__ = [
 class CombinedAuthenticator:
     """JWTs go to OIDC when it is configured; everything else to the local tokens."""
 
-    def __init__(self, local: LocalTokens | None, oidc: OidcVerifier | None) -> None:
+    def __init__(self, local: LocalTokens | Authenticator | None, oidc: OidcVerifier | None) -> None:
         self.local = local
         self.oidc = oidc
 
@@ -71,8 +76,15 @@ class UsersFileCheck:
             log.error("users_file_changed_outside_the_api_on_load", detail=change.detail[:500])
 
 
-def build_authenticator(settings: Settings, http: httpx.AsyncClient) -> CombinedAuthenticator:
-    """The deployment's authenticator: local tokens always (checked against their change log on every
-    reload), OIDC when ``[api.oidc]`` is set."""
+def build_authenticator(
+    settings: Settings, http: httpx.AsyncClient, *, state_db: StateDatabase | None = None
+) -> CombinedAuthenticator:
+    """The deployment's authenticator: local tokens always (from the users file, checked against their
+    change log on every reload; or from the shared state database when ``state_db`` is given), OIDC when
+    ``[api.oidc]`` is set."""
     oidc = OidcVerifier(settings.api.oidc, http) if settings.api.oidc is not None else None
+    if state_db is not None:
+        from pausegate.state.users import PgTokens
+
+        return CombinedAuthenticator(PgTokens(state_db, lambda: settings.evidence.open_store().signing_key), oidc)
     return CombinedAuthenticator(LocalTokens(settings.api.users_file, on_reload=UsersFileCheck(settings)), oidc)

@@ -27,7 +27,6 @@ import structlog
 from temporalio.testing import WorkflowEnvironment
 
 from pausegate.api import serve_api
-from pausegate.auth import UserDirectory
 from pausegate.config import (
     ApiSettings,
     EncryptionSettings,
@@ -49,6 +48,7 @@ from pausegate.reference.example.browsing import browsing
 from pausegate.reference.example.seed import seed_example
 from pausegate.reference.fleet.server import RunningFleet, serve_fleet
 from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
+from pausegate.state.embedded import ensure_first_admin, prepare_state_database
 from pausegate.temporal.client import temporal_cli
 from pausegate.temporal.codec import codec_of, data_converter_for
 from pausegate.temporal.worker import build_worker
@@ -256,7 +256,9 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
                 address=temporal.client.service_client.config.target_host, task_queue=options.task_queue
             ),
             api=ApiSettings(port=api_port, runbooks_dir=options.runbooks_dir.resolve(),
-                            users_file=data / "users.json", refusal_log=data / "api-refusals.jsonl"),
+                            users_file=data / "users.json", refusal_log=data / "api-refusals.jsonl",
+                            # users, refusals, rate limits, update slots: in a database of their own
+                            state="postgres", state_db=await asyncio.to_thread(prepare_state_database, admin_dsn)),
             evidence=EvidenceSettings(
                 directory=data / "evidence",
                 signing_key=data / "keys" / "evidence.pem",
@@ -275,8 +277,8 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
         parts.push_async_callback(connectors.aclose)
         # Through the users' change log, like every later change: the first line of the log.
         assert settings.evidence.signing_key is not None
-        users = UserDirectory(settings.api.users_file, load_or_create_signing_key(settings.evidence.signing_key))
-        admin_token = await asyncio.to_thread(users.ensure_first_admin)
+        admin_token = await asyncio.to_thread(
+            ensure_first_admin, settings, load_or_create_signing_key(settings.evidence.signing_key))
         api_url = await parts.enter_async_context(
             serve_api(settings, temporal.client, port=api_port, evidence_store=connectors.evidence_store)
         )

@@ -142,6 +142,7 @@ class TestApiLimits:
 
         monkeypatch.setattr(actions_module, "execute", refused)
         api_limiter(api).base_delay = api_limiter(api).max_delay = 0.001
+        api_limiter(api).wait_budget = 0.3  # retried until the caller's wait budget is spent
         r = await api.client("ann").post(
             f"/v1/pauses/{api.program}/checklist/access-review",
             json={"evidence": [evidence_for("access-review", "access-report")]},
@@ -149,7 +150,7 @@ class TestApiLimits:
         assert r.status_code == 503
         assert r.headers["retry-after"] == "1"
         assert r.json()["error"] == "busy"
-        assert calls == api_limiter(api).attempts
+        assert calls > 1
         assert (await api.view())["checklist"] == before["checklist"]
 
 

@@ -12,10 +12,11 @@ import httpx
 import psycopg
 import pytest
 
-from pausegate.auth import users_log_path
 from pausegate.config import load_settings
+from pausegate.embedded.postgres import dsn_for_database
 from pausegate.embedded.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions, embedded_stack
 from pausegate.models.pause import ApproveInput, CompleteItemInput, Phase, ProposePlanInput
+from pausegate.state.embedded import STATE_DATABASE
 from pausegate.temporal.pauses import act, read_status
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO
 from tests.workflows.test_lifecycle import NARROWED_PLAN, REVIEW, can_read
@@ -53,11 +54,16 @@ class TestEmbeddedStack:
             assert {"temporal", "fleet", "chat", "postgres", "config"} <= described.keys()
             # Clients find everything through the config file the stack wrote.
             settings = load_settings(stack.config_path)
-            # Owner-only: the directory, and each file in it that holds a secret or a token hash.
-            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (
-                data_dir, stack.config_path, settings.api.users_file, users_log_path(settings.api.users_file))}
-            assert modes == {data_dir.name: 0o700, "config.toml": 0o600, "users.json": 0o600,
-                             "users-log.jsonl": 0o600}
+            # Owner-only: the directory, and each file in it that holds a secret.
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (data_dir, stack.config_path)}
+            assert modes == {data_dir.name: 0o700, "config.toml": 0o600}
+            # Users, their log and the refusal log live in a state database of the stack's own, which the
+            # telemetry's readers cannot even connect to.
+            assert settings.api.state == "postgres" and settings.api.state_db is not None
+            assert not settings.api.users_file.exists()
+            with pytest.raises(psycopg.OperationalError, match="permission denied"):
+                psycopg.connect(dsn_for_database(stack.database_dsn.replace("postgres:@", "employee_0001:@"),
+                                                 STATE_DATABASE)).close()
             assert settings.connections.keys() >= {"telemetry-db", "telemetry-fleet", "slack-security"}
             async with httpx.AsyncClient(base_url=stack.fleet.url) as fleet:
                 assert (await fleet.get("/healthz")).status_code == 200

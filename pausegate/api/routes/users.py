@@ -1,8 +1,9 @@
 """Local users and their change log (admins only).
 
-The users file (``api.users_file``) is the embedded store behind these routes; every change made
-here is appended to its signed change log (``pausegate.auth.directory``) with the file's new digest,
-and a change made to the file by other means is found and recorded. A caller without the admin
+The users file (``api.users_file``) or, with several replicas, the shared state database
+(``pausegate.state.users``) is the store behind these routes; every change made here is appended to
+its signed change log with the users' new digest, and a change made to the store by other means is
+found and recorded. A caller without the admin
 role is refused (403) and the refusal goes to the API's refusal log: no pause concerns it.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, Query, Response
@@ -20,12 +21,15 @@ from pausegate.api.actions import log_refusal
 from pausegate.api.deps import ActorDep, StateDep
 from pausegate.api.errors import ApiError
 from pausegate.api.models import ErrorBody
-from pausegate.api.state import ApiState, HoldsSigningKey
+from pausegate.api.state import ApiState
 from pausegate.auth.directory import IssuedUser, NewUser, RoleChange, UserDirectory, UserLogView, UserView
 from pausegate.auth.local import UnknownUser, UserExists
-from pausegate.errors import ActionRefused, EvidenceError
+from pausegate.errors import ActionRefused
 from pausegate.models.pause import Actor
 from pausegate.policy import authority
+
+if TYPE_CHECKING:
+    from pausegate.state.users import PgUserDirectory
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -40,7 +44,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "`unknown_user`."}}
 
 
-async def _admin(state: ApiState, actor: Actor, action: str, what: str) -> UserDirectory:
+async def _admin(state: ApiState, actor: Actor, action: str, what: str) -> UserDirectory | PgUserDirectory:
     """The users directory, for an admin; anyone else is refused, the refusal logged."""
     try:
         authority.require_user_admin(actor, what)
@@ -48,10 +52,7 @@ async def _admin(state: ApiState, actor: Actor, action: str, what: str) -> UserD
         await log_refusal(state, None, actor, action, exc)
         log.info("action_refused", actor=actor.id, action=action, code=exc.code)
         raise
-    store = state.store
-    if not isinstance(store, HoldsSigningKey):
-        raise EvidenceError("the evidence store holds no signing key for the users' change log")
-    return UserDirectory(state.settings.api.users_file, store.signing_key)
+    return state.users()
 
 
 async def _change(call: Callable[[], T]) -> T:

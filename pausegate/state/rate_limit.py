@@ -1,0 +1,72 @@
+"""Each actor's rate limit, shared by every replica: one token bucket per actor in the state database.
+
+A request takes its token in one statement (an upsert that refills the bucket by the time since its
+last use, on the database's clock, and spends one token if there is one), so an actor alternating
+between replicas spends from the same bucket and cannot double their budget, and the row lock that
+the upsert takes serialises concurrent requests of one actor. Buckets that have refilled are deleted
+now and then: the same as no bucket.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import psycopg
+import structlog
+from psycopg_pool import PoolTimeout
+
+from pausegate.api.errors import StateUnavailable
+from pausegate.api.rate_limit import ActionRateLimiter
+from pausegate.state.database import StateDatabase
+
+log = structlog.get_logger(__name__)
+
+_REFILLED = (
+    "LEAST(%(burst)s::float8, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM clock_timestamp() - b.at)::float8) "
+    "* %(rate)s::float8)"
+)
+_TAKE = f"""
+INSERT INTO api_rate_buckets AS b (actor, tokens, granted, at)
+VALUES (%(actor)s, %(burst)s::float8 - 1, true, clock_timestamp())
+ON CONFLICT (actor) DO UPDATE SET
+    granted = {_REFILLED} >= 1,
+    tokens = CASE WHEN {_REFILLED} >= 1 THEN {_REFILLED} - 1 ELSE {_REFILLED} END,
+    at = clock_timestamp()
+RETURNING granted, tokens
+"""
+_FORGET = (
+    "DELETE FROM api_rate_buckets WHERE at < clock_timestamp() - make_interval(secs => %(seconds)s) "
+    "AND tokens >= 0"
+)
+
+
+class PgRateLimiter(ActionRateLimiter):
+    """``ActionRateLimiter`` whose buckets live in the shared database (``acquire``; ``take`` stays local)."""
+
+    FORGET_EVERY_SECONDS = 60.0
+
+    def __init__(self, db: StateDatabase, rate_per_second: float, burst: int) -> None:
+        super().__init__(rate_per_second, burst)
+        self.db = db
+        self._forgot = time.monotonic()
+
+    async def acquire(self, actor: str) -> None:
+        """Spend one of ``actor``'s tokens in the shared bucket, or raise ``Throttled`` (429)."""
+        params = {"actor": actor, "burst": float(self.burst), "rate": float(self.rate)}
+        try:
+            pool = await self.db.async_pool()
+            async with pool.connection() as conn:
+                row = await (await conn.execute(_TAKE, params)).fetchone()
+                if time.monotonic() - self._forgot > self.FORGET_EVERY_SECONDS:
+                    self._forgot = time.monotonic()
+                    # A bucket idle for longer than a full refill takes is full again.
+                    await conn.execute(_FORGET, {"seconds": math.ceil(self.burst / self.rate) + 1})
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            log.error("rate_limit_store_unavailable", error=str(exc)[:300])
+            raise StateUnavailable() from None
+        assert row is not None
+        granted, tokens = bool(row[0]), float(row[1])  # type: ignore[index]
+        if not granted:
+            self.refuse(actor, tokens, time.monotonic())
+

@@ -1,0 +1,84 @@
+"""Two API replicas as two processes (``python -m pausegate.api --serve``), as a deployment runs them:
+each migrates the state database at start, and what one changes the other enforces."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pausegate.config import StateDatabaseSettings, TemporalSettings, dump_settings
+from pausegate.state.database import StateDatabase
+from pausegate.state.refusals import PgRefusalLog
+from pausegate.state.users import PgUserDirectory
+from tests.api.replicas_support import new_state_database, replica_settings
+from tests.support.harness import Harness
+
+URL = re.compile(r"pausegate API on (http://\S+) ")
+
+
+@pytest.fixture
+def state_db(postgres: tuple[str, Path]) -> tuple[StateDatabaseSettings, str]:
+    return new_state_database(postgres[0])
+
+
+@contextlib.asynccontextmanager
+async def api_process(config: Path) -> AsyncIterator[str]:
+    """``python -m pausegate.api --serve`` on ``config`` until the block ends; yields its URL."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pausegate.api", "--serve", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    drain: asyncio.Task[bytes] | None = None
+    try:
+        assert child.stdout is not None
+        async with asyncio.timeout(60):
+            while True:
+                line = (await child.stdout.readline()).decode()
+                assert line, "the API process ended before it served"
+                if found := URL.search(line):
+                    break
+        drain = asyncio.create_task(child.stdout.read())  # keep its pipe from filling up
+        yield found.group(1)
+    finally:
+        if child.returncode is None:
+            child.terminate()
+            await child.wait()
+        if drain is not None:
+            drain.cancel()
+
+
+class TestReplicaProcesses:
+    async def test_two_api_processes_share_users_roles_and_one_refusal_chain(
+        self, harness: Harness, tmp_path: Path, state_db: tuple[StateDatabaseSettings, str]
+    ) -> None:
+        settings = replica_settings(harness, tmp_path, state_db[0], port=0)
+        target = harness.client.service_client.config.target_host
+        settings = settings.model_copy(update={"temporal": TemporalSettings(
+            address=target, task_queue=harness.settings.temporal.task_queue)})
+        config = tmp_path / "config.toml"
+        config.write_text(dump_settings(settings))
+        with StateDatabase(state_db[0]) as db:
+            admin = PgUserDirectory(db, settings.evidence.open_store().signing_key).issue(None, "ada", ["admin"])[1]
+        auth = {"Authorization": f"Bearer {admin}"}
+        async with api_process(config) as a, api_process(config) as b, httpx.AsyncClient(timeout=30) as http:
+            r = await http.post(f"{a}/v1/users", headers=auth, json={"name": "zed", "roles": ["security-analyst"]})
+            assert r.status_code == 201, r.text
+            zed = {"Authorization": f"Bearer {r.json()['token']}"}
+            assert (await http.get(f"{b}/v1/whoami", headers=zed)).json()["roles"] == ["security-analyst"]
+            # zed has no role in the program: refused on both, into the one refusal log.
+            for url in (a, b):
+                r = await http.post(f"{url}/v1/pauses", headers=zed, json={"program": harness.program, "reason": "x"})
+                assert r.status_code == 403
+            assert (await http.delete(f"{b}/v1/users/zed", headers=auth)).status_code == 204
+            assert (await http.get(f"{a}/v1/whoami", headers=zed)).status_code == 401
+        # Both processes stopped, each recorded its refusal when it stopped (or at once): one intact chain.
+        with StateDatabase(state_db[0]) as db:
+            log = PgRefusalLog(db, settings.evidence.open_store().signing_key)
+            zeds = [e for e in log.entries() if e.actor == "local:zed"]
+            assert sum(e.count for e in zeds) == 2 and log.problems() == []
