@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client, Interceptor, OutboundInterceptor, StartWorkflowUpdateInput, WorkflowUpdateHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from pausegate.api import create_app, serve_api
 from pausegate.config import ApiSettings, Settings, StateDatabaseSettings
@@ -61,7 +60,7 @@ class _Counting(OutboundInterceptor):
 
 def counted_client(client: Client, counter: InFlight) -> Client:
     """Another client on the same connection whose updates ``counter`` counts."""
-    return Client(client.service_client, namespace=client.namespace, data_converter=pydantic_data_converter,
+    return Client(client.service_client, namespace=client.namespace, data_converter=client.data_converter,
                   interceptors=[counter])
 
 
