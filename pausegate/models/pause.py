@@ -14,6 +14,8 @@ from pydantic import Field, StringConstraints, computed_field, model_validator
 
 from pausegate.models.access import DatasetCheck, DatasetContainment, GrantSpec, RestoreResult
 from pausegate.models.base import Model, Mutable
+from pausegate.models.conditions import CollectionPlan, ConsentSource, ResumeConditions
+from pausegate.models.data_actions import DataAction
 from pausegate.models.digests import approval_digest, checklist_digest
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef, SnapshotResult
 from pausegate.runbook.model import AuditSourceSpec, DatasetSpec, Runbook
@@ -249,7 +251,8 @@ class ItemStatus(Mutable):
 class AgentSelection(Model):
     """Which agents a resume plan restarts."""
 
-    mode: Literal["all", "none", "listed"] = "all"
+    mode: Literal["all", "none", "listed", "consented"] = Field(
+        default="all", description="consented: every agent of an employee who consented (runbook consent).")
     agent_ids: list[AgentId] = Field(default_factory=list, max_length=5000)
 
     @model_validator(mode="after")
@@ -268,6 +271,14 @@ class ResumePlan(Model):
     grants: list[GrantSpec] = Field(default_factory=list, max_length=1000)
     conditions: list[Condition] = Field(default_factory=list, max_length=50)
     summary: str = Field(default="", max_length=MAX_NOTE)
+    collection: CollectionPlan | None = Field(default=None, description="The data types agents capture again.")
+    consent_required: bool = Field(default=False, description="Resume only consenting employees' agents.")
+    data_actions: list[DataAction] = Field(default_factory=list, max_length=50)
+
+    @property
+    def consent_only(self) -> bool:
+        """Whether only agents of employees who consented may collect."""
+        return self.consent_required or self.agents.mode == "consented"
 
     @model_validator(mode="after")
     def _fits_in_history(self) -> ResumePlan:
@@ -449,6 +460,7 @@ class ResumeAgentsInput(Model):
     selection: AgentSelection
     batch_size: int
     concurrency: int
+    consent: ConsentSource | None = Field(default=None, description="Resume only consenting employees' agents.")
 
 
 class ResumeAgentsResult(Model):
@@ -649,6 +661,8 @@ class PauseState(Mutable):
     report: EvidenceRef | None = None
     resume_error: str | None = Field(default=None, description="Why the last resume failed and was undone.")
     resumed: ResumeOutcome | None = Field(default=None, description="Set when the pause is RESUMED.")
+    conditions: ResumeConditions | None = Field(default=None, description="What the resume did for the plan's "
+                                                "conditions (profile, consent, data actions) and their check.")
     run_count: int = 1
     applied_updates: list[AppliedUpdate] = Field(
         default_factory=list, description="Update ids applied in earlier runs (Temporal deduplicates within one run)."

@@ -9,10 +9,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.access import AccessActivities
+from activities.conditions import ConditionActivities
+from activities.data_actions import DataActionActivities
 from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from activities.notify import NotifyActivities
 from pausegate.config import Settings
+from pausegate.connectors.postgres.conditions import PostgresConditions
 from pausegate.connectors.registry import Connectors
 from pausegate.logging import get_logger
 from pausegate.temporal.client import connect
@@ -25,6 +28,13 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
     access = AccessActivities(connectors.access, connectors.evidence_store)
     evidence = EvidenceActivities(connectors.evidence_store, connectors.audit_source, connectors.access)
     notify = NotifyActivities(connectors.notifier)
+
+    def dsn_of(name: str) -> str:
+        return connectors.settings.postgres(name).dsn.get_secret_value()
+
+    conditions = ConditionActivities(connectors.fleet, lambda name: PostgresConditions(dsn_of(name)),
+                                     connectors.evidence_store)
+    data_actions = DataActionActivities(dsn_of)
     return Worker(
         client,
         task_queue=task_queue or connectors.settings.temporal.task_queue,
@@ -43,6 +53,14 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
             evidence.exposure_report,
             evidence.archive_timeline,
             notify.notify,
+            fleet.set_collection,
+            fleet.check_collection,
+            conditions.halt_unconsented,
+            conditions.resume_consented_agents,
+            conditions.check_conditions,
+            data_actions.apply_data_action,
+            data_actions.verify_data_actions,
+            data_actions.check_data_actions,
         ],
         max_concurrent_activities=64,
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.
