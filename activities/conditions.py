@@ -48,7 +48,11 @@ class ConditionActivities:
             consenting = await self._consenting(input.source, input.withdrawn)
             fleet = self._fleets(input.connection)
             agents = await list_agents(fleet, input.program)
-            out = [a for a in agents if a.employee is None or a.employee not in consenting]
+            if input.only is not None:
+                chosen = set(input.only)
+                out = [a for a in agents if a.employee in chosen]
+            else:
+                out = [a for a in agents if a.employee is None or a.employee not in consenting]
             result = await in_batches(partial(fleet.halt, input.program), [a.id for a in out],
                                       incident_id=input.incident_id, action=f"halt-{input.key}",
                                       batch_size=input.batch_size, concurrency=input.concurrency) if out else None

@@ -8,6 +8,9 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.conditions import ConditionActivities
@@ -39,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         ResumePlan,
         Tuning,
     )
+    from pausegate.models.watch import WatchInput
     from pausegate.policy import conditions as pc
     from pausegate.runbook.model import Runbook
 
@@ -125,6 +129,32 @@ class Conditions:
                                                           **self._options(timedelta(minutes=30), attempts=20))
         return await workflow.execute_activity_method(FleetActivities.resume_agents, input,
                                                       **self._options(timedelta(minutes=30), attempts=20))
+
+    async def _start_watch(self, switched_on_at: datetime) -> None:
+        """After RESUMED, when the runbook has a watch and the plan conditions to watch: the watch, as a
+        child the pause abandons when it closes (recorded in this history, started exactly once)."""
+        assert self.state.plan is not None
+        plan = self.state.plan.plan
+        if self.runbook.watch is None or not pc.has_conditions(plan):
+            return
+        watch_id = f"watch/{self.runbook.program.id}"
+        try:
+            await workflow.start_child_workflow(
+                "WatchWorkflow",
+                WatchInput(runbook=self.runbook, plan=plan, pause_id=self.state.pause_id,
+                           pause_key=self.state.evidence_key, switched_on_at=switched_on_at, tuning=self.tuning),
+                id=watch_id,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                task_timeout=timedelta(seconds=self.tuning.workflow_task_timeout_seconds),
+            )
+        except WorkflowAlreadyStartedError:
+            self.state.record(workflow.now(), SYSTEM_ACTOR, "watch.not_started",
+                              f"{watch_id} is still running from an earlier resume", accepted=False)
+            return
+        spec = self.runbook.watch
+        self.state.record(workflow.now(), SYSTEM_ACTOR, "watch.started",
+                          f"{watch_id}: conditions checked every {spec.interval} for {spec.period}")
 
     async def _verify_conditions(self, plan: ResumePlan, since: datetime) -> ConditionsCheck:
         return await verify_conditions(self.runbook, self.state.evidence_key, plan, since,

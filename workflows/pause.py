@@ -135,6 +135,7 @@ class PauseWorkflow(Containment, Conditions):
             t.resumed(self.state, restore, resumed, workflow.now())
             self._enter(Phase.RESUMED, f"switch {'on' if resumed.switch_on else 'off'}, {resumed.collecting} agents "
                         f"collecting, {sum(r.granted for r in restore)} grants restored")
+            await self._start_watch(self.switched_on_at)
             archiver.cancel()
             return await self._finish(notifier, restore, resumed)
 

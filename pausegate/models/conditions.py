@@ -75,6 +75,8 @@ class HaltUnconsentedInput(Model):
     batch_size: int
     concurrency: int
     withdrawn: list[str] = Field(default_factory=list, description="Employees whose consent was withdrawn since.")
+    only: list[str] | None = Field(default=None, description="Halt only these employees' agents (a consent "
+                                   "withdrawn during the watch); None: every employee without consent.")
     key: str = Field(default="consent", description="Distinguishes idempotency keys of separate halts.")
 
 

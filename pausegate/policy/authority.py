@@ -113,3 +113,13 @@ def approver_role(runbook: Runbook, actor: Actor, requested: str | None, what: s
     if len(held) > 1:
         raise ActionRefused("ambiguous_role", f"{actor.id} holds approver roles {names(held)}; name one as 'role'")
     return held[0]
+
+
+def consent_roles(runbook: Runbook) -> list[str]:
+    """Roles that may record an employee's withdrawn consent while a resumed program is watched."""
+    return list(runbook.watch.consent_roles) if runbook.watch is not None else []
+
+
+def require_consent_officer(runbook: Runbook, actor: Actor) -> None:
+    """Withdrawing an employee's consent during the watch is the runbook's consent roles' (privacy)."""
+    require_any(actor, consent_roles(runbook), "withdrawing consent during the watch")

@@ -14,12 +14,14 @@ from activities.data_actions import DataActionActivities
 from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from activities.notify import NotifyActivities
+from activities.watch import WatchActivities
 from pausegate.config import Settings
 from pausegate.connectors.postgres.conditions import PostgresConditions
 from pausegate.connectors.registry import Connectors
 from pausegate.logging import get_logger
 from pausegate.temporal.client import connect
 from workflows.pause import PauseWorkflow
+from workflows.watch import WatchWorkflow
 
 
 def build_worker(client: Client, connectors: Connectors, *, task_queue: str | None = None) -> Worker:
@@ -35,10 +37,11 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
     conditions = ConditionActivities(connectors.fleet, lambda name: PostgresConditions(dsn_of(name)),
                                      connectors.evidence_store)
     data_actions = DataActionActivities(dsn_of)
+    watch = WatchActivities(client)
     return Worker(
         client,
         task_queue=task_queue or connectors.settings.temporal.task_queue,
-        workflows=[PauseWorkflow],
+        workflows=[PauseWorkflow, WatchWorkflow],
         activities=[
             fleet.halt_agents,
             fleet.check_agents_silent,
@@ -61,6 +64,8 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
             data_actions.apply_data_action,
             data_actions.verify_data_actions,
             data_actions.check_data_actions,
+            watch.pull_switch,
+            watch.open_pause_run,
         ],
         max_concurrent_activities=64,
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.

@@ -49,6 +49,17 @@ def rows_since(dsn: str, since: datetime) -> dict[str, Any]:
             "typed_content_ever": typed[0]}
 
 
+def rows_of(dsn: str, employee: str, since: datetime) -> int:
+    """Rows of one employee collected at or after ``since`` (both tables)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM telemetry.keystrokes WHERE employee = %s AND captured_at >= %s)"
+            " + (SELECT count(*) FROM telemetry.mouse_events WHERE employee = %s AND captured_at >= %s)",
+            (employee, since, employee, since)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 async def to_awaiting_approval(h: Harness, plan: ResumePlan) -> PauseState:
     await h.pause()
     await h.wait_for_state(Phase.UNDER_REVIEW)
