@@ -100,3 +100,21 @@ class PullSwitchResult(Model):
 class ProgramInput(Model):
     program: str
 
+
+# --- the API's bodies (the CLI parses answers with these) ----------------------------
+
+
+class WithdrawConsentRequest(Model):
+    """An employee's consent is withdrawn."""
+
+    employee: str = Field(min_length=1, max_length=200, description="As the fleet names the agents' employee.")
+    reason: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+class WatchReceiptOut(Model):
+    """An accepted watch action."""
+
+    program: str
+    status: WatchStatus
+    message: str
+    actor: str = Field(description="The verified actor the action was recorded under.")
