@@ -11,10 +11,11 @@ import psycopg
 import pytest
 
 from pausegate.errors import ActionRefused
+from pausegate.evidence.report import render_markdown
 from pausegate.models.conditions import CollectionPlan
 from pausegate.models.data_actions import NullColumn
 from pausegate.models.fleet import AgentState
-from pausegate.models.pause import AgentSelection, PauseState, Phase, ProposePlanInput, ResumePlan
+from pausegate.models.pause import AgentSelection, PauseState, Phase, ProposePlanInput, ReportInput, ResumePlan
 from pausegate.reference.fleet.settings import FaultSettings
 from tests.support.harness import COMMANDER, Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review, replay_and_maybe_record, wait_for_ticks
@@ -107,7 +108,14 @@ class TestResumeConditions:
             assert (seen["typed_content"], seen["window_title"], seen["unconsented"]) == (0, 0, 0)
             assert seen["typed_content_ever"] == 0  # the data action nulled what was collected before
             handle = h.client.get_workflow_handle(final.pause_id)
-            await handle.result()
+            closed = PauseState.model_validate(await handle.result())
+            assert closed.report is not None
+            markdown = render_markdown(ReportInput.model_validate(h.connectors.evidence_store.read_json(
+                closed.report.key)))
+            assert "agents capture key_codes, mouse_buttons, mouse_positions" in markdown
+            assert "4 employees consented; 1 did not, their agents left halted (1 confirmed, 1 when they return)" \
+                in markdown
+            assert "conditions hold" in markdown
             await replay_and_maybe_record(handle, "resume-conditions")
 
     async def test_a_plan_with_a_data_type_the_fleet_does_not_know_is_refused_at_proposal(
