@@ -12,6 +12,7 @@ from activities.fleet import in_batches, list_agents, resume_program
 from activities.heartbeat import running
 from pausegate.connectors.interfaces import EvidenceStore, FleetConnector
 from pausegate.connectors.postgres.conditions import PostgresConditions
+from pausegate.errors import TargetRejectedError
 from pausegate.evidence.layout import unconsented_agents_key
 from pausegate.models.conditions import (
     MAX_LISTED,
@@ -39,6 +40,16 @@ class ConditionActivities:
         dataset = source.dataset
         granted = await self._postgres(dataset.connection).consenting(dataset.schema_name, source.consent)
         return granted - set(withdrawn)
+
+    @activity.defn(name="check_consent")
+    async def check_consent(self, input: ConsentSource) -> list[str]:
+        """At proposal: why the consent table cannot be read (a missing table or column); empty when it can."""
+        async with running():
+            try:
+                await self._consenting(input, [])
+            except TargetRejectedError as exc:
+                return [f"consent: {exc}"]
+            return []
 
     @activity.defn(name="halt_unconsented")
     async def halt_unconsented(self, input: HaltUnconsentedInput) -> ConsentOutcome:

@@ -69,6 +69,10 @@ class Conditions:
                                      data_types=plan.collection.data_types),
                 **self._options(timedelta(minutes=2), attempts=3),
             ))
+        source = pc.consent_source(self.runbook)
+        if plan.consent_only and source is not None:
+            checks.append(workflow.execute_activity_method(
+                ConditionActivities.check_consent, source, **self._options(timedelta(minutes=2), attempts=3)))
         for spec in self.runbook.datasets:
             actions = [a for a in plan.data_actions if a.dataset == spec.name]
             if actions:

@@ -58,6 +58,7 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
             notify.notify,
             fleet.set_collection,
             fleet.check_collection,
+            conditions.check_consent,
             conditions.halt_unconsented,
             conditions.resume_consented_agents,
             conditions.check_conditions,

@@ -132,6 +132,13 @@ class TestResumeConditions:
             status = await h.status()
             assert status.plan is None and status.phase == Phase.UNDER_REVIEW
 
+            # A plan resuming consenting employees only needs a consent table the database has.
+            with psycopg.connect(h.database_dsn, autocommit=True) as conn:
+                conn.execute("ALTER TABLE telemetry.consent RENAME TO consent_old")
+            with pytest.raises(ActionRefused, match='consent: .*relation "telemetry.consent" does not exist'):
+                await h.act(ProposePlanInput(actor=COMMANDER, plan=CONDITIONED_PLAN))
+            assert (await h.status()).plan is None
+
     async def test_conditions_that_do_not_hold_before_resumed_refuse_the_resume(
         self, make_harness: HarnessFactory
     ) -> None:
