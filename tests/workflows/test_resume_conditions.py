@@ -18,7 +18,14 @@ from pausegate.models.fleet import AgentState
 from pausegate.models.pause import AgentSelection, PauseState, Phase, ProposePlanInput, ReportInput, ResumePlan
 from pausegate.reference.fleet.settings import FaultSettings
 from tests.support.harness import COMMANDER, Harness, HarnessFactory
-from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review, replay_and_maybe_record, wait_for_ticks
+from tests.workflows.test_lifecycle import (
+    NARROWED_PLAN,
+    collected_samples,
+    complete_review,
+    readable_history,
+    replay_and_maybe_record,
+    wait_for_ticks,
+)
 from tests.workflows.test_resume_guard import approve
 
 NARROW = ["key_codes", "mouse_buttons", "mouse_positions"]
@@ -77,6 +84,7 @@ class TestResumeConditions:
         async with make_harness(agents=AGENTS) as h:
             await h.eventually(lambda: rows_since(h.database_dsn, EPOCH)["typed_content_ever"] > 0,
                                what="typed content collected before the pause")
+            samples = collected_samples(h.database_dsn)
             await to_awaiting_approval(h, CONDITIONED_PLAN)
             program = h.fleet_state.program(h.program)
             # One of the unconsented agents is offline when the resume runs: halted when it returns.
@@ -116,6 +124,10 @@ class TestResumeConditions:
             assert "4 employees consented; 1 did not, their agents left halted (1 confirmed, 1 when they return)" \
                 in markdown
             assert "conditions hold" in markdown
+            # History holds counts, digests and agent ids: no collected data, no DSN.
+            history = readable_history(await handle.fetch_history())
+            assert samples and not any(v in history for v in samples)
+            assert h.database_dsn not in history
             await replay_and_maybe_record(handle, "resume-conditions")
 
     async def test_a_plan_with_a_data_type_the_fleet_does_not_know_is_refused_at_proposal(
