@@ -147,7 +147,7 @@ class TestResumeConditions:
             # A plan resuming consenting employees only needs a consent table the database has.
             with psycopg.connect(h.database_dsn, autocommit=True) as conn:
                 conn.execute("ALTER TABLE telemetry.consent RENAME TO consent_old")
-            with pytest.raises(ActionRefused, match='consent: .*relation "telemetry.consent" does not exist'):
+            with pytest.raises(ActionRefused, match=r'consent: .*relation "telemetry\.consent" does not exist'):
                 await h.act(ProposePlanInput(actor=COMMANDER, plan=CONDITIONED_PLAN))
             assert (await h.status()).plan is None
 
