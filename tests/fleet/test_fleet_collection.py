@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 import psycopg
 import pytest
 
 from pausegate.errors import TargetRejectedError
 from pausegate.models.collection import CollectionRequest
-from pausegate.models.fleet import AgentState, BatchRequest, SwitchRequest
-from tests.fleet.support import OFFLINE, PROGRAM, FleetUnderTest, Postgres, eventually, ids
+from pausegate.models.fleet import AgentState, AuditRecord, BatchRequest, SwitchRequest
+from tests.fleet.support import OFFLINE, PROGRAM, FleetUnderTest, Postgres, eventually, ids, open_fleet, small_fleet
 
 ALL = ["key_codes", "mouse_buttons", "mouse_positions", "typed_content", "window_titles"]
 NARROW = ["key_codes", "mouse_buttons", "mouse_positions"]
@@ -118,3 +121,23 @@ class TestIndividualHaltsOutliveTheSwitch:
         assert agents[chosen[0]].state == AgentState.HALTED
         assert agents[chosen[1]].state == AgentState.HALTED
         assert agents[ids(5)[0]].state == AgentState.COLLECTING
+
+
+class TestProfileAcrossRestarts:
+    async def test_a_restarted_fleet_remembers_the_profile_and_what_offline_agents_still_run(
+        self, tmp_path: Path
+    ) -> None:
+        settings = small_fleet(state_file=tmp_path / "fleet-state.jsonl")
+        async with open_fleet("asgi", settings) as before:
+            await before.connector.set_collection(PROGRAM, narrow())
+            trail = [r.action for r in await audit(before)]
+        async with open_fleet("asgi", settings) as after:
+            assert (await after.connector.get_collection(PROGRAM)).data_types == NARROW
+            agents = {a.id: a for a in (await after.connector.list_agents(PROGRAM, page_size=50)).agents}
+            assert agents[ids(1)[0]].data_types == NARROW and agents[OFFLINE[0]].data_types == ALL
+            assert [r.action for r in await audit(after)] == trail and "collection.set" in trail
+
+
+async def audit(fleet: FleetUnderTest) -> list[AuditRecord]:
+    now, minute = datetime.now(UTC), timedelta(minutes=1)
+    return [r async for r in fleet.connector.audit_trail(PROGRAM, now - minute, now + minute)]
