@@ -81,12 +81,15 @@ class WatchWorkflow:
             if not check.holds:
                 await self._pull_switch(check)
                 break
-            left = s.ends_at - workflow.now()
-            if left <= timedelta(0):
+            now = workflow.now()
+            if now >= s.ends_at:
                 s.status = "ended"
                 break
             await self._drain()
-            await workflow.sleep(min(interval, left))
+            # Checks sit on a fixed grid from the start (a slow check does not push the later ones back);
+            # the last one is at the end of the period.
+            due = s.started_at + interval * ((now - s.started_at) // interval + 1)
+            await workflow.sleep(min(due, s.ends_at) - now)
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 s.run_count += 1
