@@ -16,7 +16,7 @@ from pausegate.models.conditions import ConditionsCheck
 from pausegate.models.pause import MAX_NOTE, Actor, ResumePlan, Tuning
 from pausegate.runbook.model import Runbook
 
-MAX_WITHDRAWN = 100_000  # employees whose consent a watch can hold withdrawn
+MAX_WITHDRAWN = 10_000  # employees whose consent a watch holds withdrawn (carried in history: ~200 KB at most)
 WITHDRAWALS_KEPT = 100  # the latest withdrawals listed in state; the count carries the rest
 
 WatchStatus = Literal["watching", "drifted", "ended", "superseded"]

@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr
 
 from pausegate.models.base import Model
 
-FaultOp = Literal["agents", "get_switch", "switch", "halt", "resume", "audit"]
+FaultOp = Literal["agents", "get_switch", "switch", "halt", "resume", "audit", "collection"]
 
 
 class FaultSettings(Model):
