@@ -47,12 +47,12 @@ def review_roles(runbook: Runbook) -> list[str]:
 
 
 def program_roles(runbook: Runbook) -> list[str]:
-    """Every role the runbook gives a part in the program (the same set as ``review_roles``).
+    """Every role the runbook gives a part in the program: ``review_roles`` and the watch's consent roles.
 
     A caller holding none of them has no business with the program's pause: the API refuses every
     action of theirs before it reaches the workflow, and redacts what the pause reveals about access.
     """
-    return review_roles(runbook)
+    return sorted({*review_roles(runbook), *consent_roles(runbook)})
 
 
 def holds_program_role(runbook: Runbook, actor: Actor) -> bool:

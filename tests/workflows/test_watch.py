@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from pausegate.errors import ActionRefused
-from pausegate.models.fleet import AgentState
+from pausegate.models.fleet import AgentState, BatchRequest
 from pausegate.models.pause import PauseState, Phase
 from pausegate.models.watch import WatchState, WithdrawConsentInput
 from pausegate.reference.fleet.settings import FaultSettings
@@ -74,6 +74,24 @@ class TestWatch:
         assert not h.fleet_state.program(h.program).switch.enabled
         assert any("watch.drift" in str(m.payload) or "Kill switch pulled again" in m.text
                    for m in h.chat.sink.received("security"))
+
+    async def test_an_agent_of_an_employee_without_consent_collecting_pulls_the_switch(
+        self, resumed: Harness
+    ) -> None:
+        h = resumed
+        await watch_when(h, lambda s: s.checks >= 1, "a check")
+        # Someone resumes an agent the plan left halted, behind the workflow's back.
+        program = h.fleet_state.program(h.program)
+        program.resume(BatchRequest(agent_ids=["agent-00004"], incident_id="manual", idempotency_key="manual"),
+                       actor="someone")
+        assert program.state_of(program.agents["agent-00004"]) == AgentState.COLLECTING
+        drifted = await watch_when(h, lambda s: s.status != "watching", "drift")
+        assert drifted.status == "drifted" and drifted.drift is not None
+        assert "agents of employees without consent are collecting (agent-00004)" in drifted.drift
+        await h.wait_for(lambda s: s.commander == watch_actor(h.program) and s.phase != Phase.RESUMED,
+                         what="the watch's pause")
+        await h.eventually(lambda: program.state_of(program.agents["agent-00004"]) == AgentState.HALTED,
+                           what="the agent halted again")
 
     async def test_consent_withdrawn_during_the_watch_halts_that_employees_agents(self, resumed: Harness) -> None:
         h = resumed
