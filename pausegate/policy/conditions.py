@@ -28,8 +28,31 @@ def check_plan_conditions(runbook: Runbook, plan: ResumePlan) -> None:
         if action.dataset not in datasets:
             problems.append(f"data_actions[{i}]: dataset {action.dataset!r} is not one of the runbook's "
                             f"({', '.join(sorted(datasets))})")
+    problems += _emptied_but_collected(runbook, plan)
     if problems:
         raise ActionRefused("invalid_plan", "; ".join(problems))
+
+
+# Data actions after which a column must stay empty: new rows carrying it would undo them.
+_EMPTYING = frozenset({"null_column", "drop_column"})
+
+
+def _emptied_but_collected(runbook: Runbook, plan: ResumePlan) -> list[str]:
+    """Actions that empty a column whose data type agents would go on capturing after the resume."""
+    spec = runbook.collection
+    if spec is None:
+        return []
+    kept = None if plan.collection is None else set(plan.collection.data_types)
+    problems: list[str] = []
+    for i, action in enumerate(plan.data_actions):
+        column = getattr(action, "column", None)
+        if action.kind not in _EMPTYING or action.dataset != spec.dataset or column is None:
+            continue
+        for data_type, where in sorted(spec.data_types.items()):
+            if where.table == action.table and column in where.columns and (kept is None or data_type in kept):
+                problems.append(f"data_actions[{i}] empties {action.table}.{column}, but agents would go on "
+                                f"capturing {data_type}: drop it from the plan's collection too")
+    return problems
 
 
 def consent_source(runbook: Runbook) -> ConsentSource | None:
