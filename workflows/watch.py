@@ -151,10 +151,12 @@ class WatchWorkflow:
         """A privacy officer records an employee's withdrawn consent: that employee's agents are halted now
         (offline ones when they return) and every later check treats them as without consent."""
         s = self.state
-        if input.employee not in s.withdrawn:
-            s.withdrawn.append(input.employee)
         async with self.halting:
             outcome = await self._halt_unconsented(input.employee)
+        # Counted as without consent only once their agents are halted: a check running meanwhile must
+        # not take the agents still being halted for drift.
+        if input.employee not in s.withdrawn:
+            s.withdrawn.append(input.employee)
         s.withdrawals.append(Withdrawal(employee=input.employee, by=input.actor.id, at=workflow.now(),
                                         reason=input.reason, agents_halted=outcome.agents_halted,
                                         agents_pending=outcome.agents_pending))
