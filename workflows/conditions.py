@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.models.watch import WatchInput
     from pausegate.policy import conditions as pc
     from pausegate.runbook.model import Runbook
+    from workflows.watch_ids import watch_workflow_id
 
 
 class Conditions:
@@ -141,7 +142,7 @@ class Conditions:
         plan = self.state.plan.plan
         if self.runbook.watch is None or not pc.has_conditions(plan):
             return
-        watch_id = f"watch/{self.runbook.program.id}"
+        watch_id = watch_workflow_id(workflow.info().workflow_id)
         try:
             await workflow.start_child_workflow(
                 "WatchWorkflow",

@@ -1,7 +1,8 @@
 """The watch of a resumed program: its plan's conditions re-checked every interval for the runbook's
 watch period. Drift pulls the kill switch again (a new pause, the watch its commander) and notifies;
-an employee's consent withdrawn meanwhile halts their agents. One workflow per program, ``watch/<program>``,
-started by the resume as a child the pause abandons when it closes.
+an employee's consent withdrawn meanwhile halts their agents. One workflow per program, its id the
+pause's with ``watch/`` for ``pause/`` (``watch/<program>``), started by the resume as a child the pause
+abandons when it closes.
 """
 
 from __future__ import annotations
@@ -36,11 +37,6 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.policy import conditions as pc
     from workflows.conditions import verify_conditions
     from workflows.support import activity_options, error_text
-
-
-def watch_workflow_id(program: str) -> str:
-    """The one workflow id a program's watch has."""
-    return f"watch/{program}"
 
 
 def watch_actor(program: str) -> str:

@@ -10,12 +10,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate.errors import ActionRefused, PauseNotFound
 from pausegate.models.watch import WatchReceipt, WatchState, WithdrawConsentInput
-from workflows.watch import WatchWorkflow, watch_workflow_id
+from workflows.pause import pause_workflow_id
+from workflows.watch import WatchWorkflow
+from workflows.watch_ids import watch_workflow_id
 
 
 def watch_handle(client: Client, program: str) -> WorkflowHandle[Any, WatchState]:
     """The handle of a program's watch (latest run)."""
-    return client.get_workflow_handle_for(WatchWorkflow.run, watch_workflow_id(program))
+    return client.get_workflow_handle_for(WatchWorkflow.run, watch_workflow_id(pause_workflow_id(program)))
 
 
 async def read_watch(client: Client, program: str) -> WatchState:
