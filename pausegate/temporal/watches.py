@@ -10,14 +10,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate.errors import ActionRefused, PauseNotFound
 from pausegate.models.watch import WatchReceipt, WatchState, WithdrawConsentInput
-from workflows.pause import pause_workflow_id
+from pausegate.temporal.pauses import pause_handle
 from workflows.watch import WatchWorkflow
 from workflows.watch_ids import watch_workflow_id
 
 
 def watch_handle(client: Client, program: str) -> WorkflowHandle[Any, WatchState]:
     """The handle of a program's watch (latest run)."""
-    return client.get_workflow_handle_for(WatchWorkflow.run, watch_workflow_id(pause_workflow_id(program)))
+    # Derived from the pause's id as the client knows it, the way the pause derives it from its own.
+    return client.get_workflow_handle_for(WatchWorkflow.run, watch_workflow_id(pause_handle(client, program).id))
 
 
 async def read_watch(client: Client, program: str) -> WatchState:

@@ -15,8 +15,8 @@ from pausegate.models.pause import ResumePlan, Tuning
 from pausegate.models.watch import WatchInput, WatchState
 from pausegate.runbook.model import WatchSpec
 from pausegate.temporal.client import temporal_cli
+from pausegate.temporal.pauses import pause_handle
 from tests.support.harness import pause_harness
-from workflows.pause import pause_workflow_id
 from workflows.watch import WatchWorkflow
 from workflows.watch_ids import watch_workflow_id
 
@@ -49,7 +49,7 @@ class TestWatchPeriod:
                 WatchWorkflow.run,
                 WatchInput(runbook=runbook, plan=ResumePlan(), pause_id="pause/none", pause_key="none/none",
                            switched_on_at=datetime.now(UTC), tuning=tuning),
-                id=watch_workflow_id(pause_workflow_id(h.program)), task_queue=h.task_queue,
+                id=watch_workflow_id(pause_handle(h.client, h.program).id), task_queue=h.task_queue,
             )
             final = WatchState.model_validate(await handle.result())
             assert final.status == "ended"
