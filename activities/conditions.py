@@ -71,7 +71,9 @@ class ConditionActivities:
             document = [{"agent_id": a.id, "employee": a.employee, "halt": str(status.get(a.id, "unanswered"))}
                         for a in out]
             ref = None
-            if document:
+            # Only the resume's halt files a document, which the pause records; a withdrawal during the watch
+            # names its one employee in the watch's state, and the closed pause's evidence stays as recorded.
+            if document and input.only is None:
                 digest = sha256_hex(canonical_json(document))
                 ref = self._store.put_json(unconsented_agents_key(input.pause_key, digest), document)
             employees = {a.employee for a in agents if a.employee is not None}

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from pausegate.errors import ActionRefused
+from pausegate.evidence.anchor import audit_evidence
 from pausegate.evidence.report import render_markdown
 from pausegate.models.conditions import CollectionPlan
 from pausegate.models.data_actions import NullColumn
@@ -124,6 +125,14 @@ class TestResumeConditions:
             assert "4 employees consented; 1 did not, their agents left halted (1 confirmed, 1 when they return)" \
                 in markdown
             assert "conditions hold" in markdown
+            # The list of agents left halted is evidence the pause recorded, and the evidence holds against it.
+            audit = audit_evidence(h.connectors.evidence_store.root, closed, record="the closed pause",  # type: ignore[attr-defined]
+                                   pinned=[h.connectors.evidence_store.signing_key_sha256])  # type: ignore[attr-defined]
+            assert audit.ok, [line.model_dump() for line in audit.problems]
+            listed = h.connectors.evidence_store.read_json(c.consent.document.key,
+                                                           expected_sha256=c.consent.document.sha256)
+            assert sorted((d["agent_id"], d["employee"]) for d in listed) == [
+                (a, "employee_0004") for a in UNCONSENTED]
             # History holds counts, digests and agent ids: no collected data, no DSN.
             history = readable_history(await handle.fetch_history())
             assert samples and not any(v in history for v in samples)
