@@ -68,8 +68,9 @@ class ConditionActivities:
                                       incident_id=input.incident_id, action=f"halt-{input.key}",
                                       batch_size=input.batch_size, concurrency=input.concurrency) if out else None
             status = {r.agent_id: r.status for r in result.results} if result else {}
-            document = [{"agent_id": a.id, "employee": a.employee, "halt": str(status.get(a.id, "unanswered"))}
-                        for a in out]
+            # Who, not how the halt went (the counts say that): a resume repeated after a refusal names the
+            # same document as long as consent and the fleet are unchanged.
+            document = [{"agent_id": a.id, "employee": a.employee} for a in out]
             ref = None
             # Only the resume's halt files a document, which the pause records; a withdrawal during the watch
             # names its one employee in the watch's state, and the closed pause's evidence stays as recorded.
