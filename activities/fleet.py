@@ -11,7 +11,10 @@ from temporalio import activity
 
 from activities.heartbeat import running
 from pausegate.connectors.interfaces import FleetConnector
+from pausegate.models.collection import CollectionProfile, CollectionRequest
+from pausegate.models.conditions import CheckCollectionInput, SetCollectionInput
 from pausegate.models.fleet import (
+    Agent,
     AgentResultStatus,
     AgentState,
     BatchRequest,
@@ -46,7 +49,7 @@ async def _agent_ids(fleet: FleetConnector, program: str, *, state: AgentState |
             return ids, total
 
 
-async def _in_batches(
+async def in_batches(
     send: Callable[[BatchRequest], Awaitable[BatchResult]],
     ids: list[str],
     *,
@@ -90,7 +93,7 @@ class FleetActivities:
             )
             activity.heartbeat("switch off")
             pending, total = await _agent_ids(fleet, input.program, exclude=AgentState.HALTED)
-            result = await _in_batches(partial(fleet.halt, input.program), pending,
+            result = await in_batches(partial(fleet.halt, input.program), pending,
                                        incident_id=input.incident_id, action="halt",
                                        batch_size=input.batch_size, concurrency=input.concurrency)
             confirmed = sum(1 for r in result.results if r.status == AgentResultStatus.CONFIRMED)
@@ -131,28 +134,68 @@ class FleetActivities:
     async def resume_agents(self, input: ResumeAgentsInput) -> ResumeAgentsResult:
         """Switch the program on and resume the plan's agents (none: the switch stays off)."""
         async with running():
-            fleet = self._fleets(input.connection)
-            if input.selection.mode == "none":
-                return ResumeAgentsResult(switch_on=False, resumed=0, unconfirmed=0, unconfirmed_ids=[])
-            switch = await fleet.set_switch(
-                input.program,
-                SwitchRequest(enabled=True, incident_id=input.incident_id, reason="resume plan approved"),
-            )
-            if input.selection.mode == "all":
-                ids, _ = await _agent_ids(fleet, input.program, state=AgentState.HALTED)
-            else:
-                ids = list(input.selection.agent_ids)
-            result = await _in_batches(partial(fleet.resume, input.program), ids,
-                                       incident_id=input.incident_id, action="resume",
-                                       batch_size=input.batch_size, concurrency=input.concurrency) if ids \
-                else BatchResult(results=[])
-            confirmed = sum(1 for r in result.results if r.status == AgentResultStatus.CONFIRMED)
-            answered = {r.agent_id for r in result.results}
-            pending = sorted(
-                {r.agent_id for r in result.results if r.status != AgentResultStatus.CONFIRMED} | (set(ids) - answered)
-            )
-            # With the switch back on, agents halted only by the switch collect again without a call of their
-            # own: the fleet's count of collecting agents is the resume's outcome.
-            collecting = await fleet.list_agents(input.program, page_size=1, state=AgentState.COLLECTING)
-            return ResumeAgentsResult(switch_on=switch.enabled, resumed=confirmed, unconfirmed=len(pending),
-                                      unconfirmed_ids=pending[:MAX_LISTED_IDS], collecting=collecting.total)
+            return await resume_program(self._fleets(input.connection), input)
+
+    @activity.defn(name="set_collection")
+    async def set_collection(self, input: SetCollectionInput) -> CollectionProfile:
+        """Set the program's collection profile (online agents run it at once; each reports it)."""
+        async with running():
+            request = CollectionRequest(data_types=input.data_types, incident_id=input.incident_id,
+                                        reason="resume plan approved")
+            return await self._fleets(input.connection).set_collection(input.program, request)
+
+    @activity.defn(name="check_collection")
+    async def check_collection(self, input: CheckCollectionInput) -> list[str]:
+        """Why the fleet could not run a plan's profile (data types it does not know); empty when it could."""
+        async with running():
+            profile = await self._fleets(input.connection).get_collection(input.program)
+            unknown = sorted(set(input.data_types) - set(profile.available))
+            if not unknown:
+                return []
+            return [f"collection: the fleet's agents cannot capture {', '.join(unknown)}; "
+                    f"they capture {', '.join(profile.available)}"]
+
+
+async def resume_program(fleet: FleetConnector, input: ResumeAgentsInput,
+                         keep: Callable[[Agent], bool] | None = None) -> ResumeAgentsResult:
+    """Switch the program on and resume the selected halted agents; ``keep`` narrows who is resumed
+    (agents it refuses stay halted: their own halt outlives the switch)."""
+    if input.selection.mode == "none":
+        return ResumeAgentsResult(switch_on=False, resumed=0, unconfirmed=0, unconfirmed_ids=[])
+    switch = await fleet.set_switch(
+        input.program,
+        SwitchRequest(enabled=True, incident_id=input.incident_id, reason="resume plan approved"),
+    )
+    if input.selection.mode == "listed" and keep is None:
+        ids = list(input.selection.agent_ids)
+    else:
+        listed = set(input.selection.agent_ids) if input.selection.mode == "listed" else None
+        ids = [a.id for a in await list_agents(fleet, input.program, state=AgentState.HALTED)
+               if (listed is None or a.id in listed) and (keep is None or keep(a))]
+    result = await in_batches(partial(fleet.resume, input.program), ids,
+                               incident_id=input.incident_id, action="resume",
+                               batch_size=input.batch_size, concurrency=input.concurrency) if ids \
+        else BatchResult(results=[])
+    confirmed = sum(1 for r in result.results if r.status == AgentResultStatus.CONFIRMED)
+    answered = {r.agent_id for r in result.results}
+    pending = sorted(
+        {r.agent_id for r in result.results if r.status != AgentResultStatus.CONFIRMED} | (set(ids) - answered)
+    )
+    # With the switch back on, agents halted only by the switch collect again without a call of their
+    # own: the fleet's count of collecting agents is the resume's outcome.
+    collecting = await fleet.list_agents(input.program, page_size=1, state=AgentState.COLLECTING)
+    return ResumeAgentsResult(switch_on=switch.enabled, resumed=confirmed, unconfirmed=len(pending),
+                              unconfirmed_ids=pending[:MAX_LISTED_IDS], collecting=collecting.total)
+
+
+async def list_agents(fleet: FleetConnector, program: str, *, state: AgentState | None = None) -> list[Agent]:
+    """Every agent of the program (optionally in one state), page by page."""
+    agents: list[Agent] = []
+    token: str | None = None
+    while True:
+        page = await fleet.list_agents(program, page_token=token, page_size=PAGE_SIZE, state=state)
+        agents.extend(page.agents)
+        activity.heartbeat(f"listed {len(agents)}")
+        token = page.next_page_token
+        if not token:
+            return agents

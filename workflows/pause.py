@@ -56,8 +56,10 @@ with workflow.unsafe.imports_passed_through():
         WaiveResidualInput,
         WaiveStepInput,
     )
+    from pausegate.policy import conditions as pc
     from pausegate.policy import review
     from pausegate.policy import transitions as t
+    from workflows.conditions import Conditions
     from workflows.containment import Containment
     from workflows.support import activity_options, error_text, wait_until
 
@@ -69,7 +71,7 @@ ReviewOutcome = Literal["resume", "decommission", "continue_as_new"]
 
 
 @workflow.defn(name="PauseWorkflow")
-class PauseWorkflow(Containment):
+class PauseWorkflow(Containment, Conditions):
     """Contain a program, run its review, and resume it only under an approved plan."""
 
     @workflow.init
@@ -84,6 +86,7 @@ class PauseWorkflow(Containment):
         self.updates_this_run = 0
         self.outbox: list[NotifyInput] = []
         self.archiving = asyncio.Lock()
+        self.switched_on_at = workflow.now()
 
     # ------------------------------------------------------------------ the procedure
 
@@ -117,13 +120,18 @@ class PauseWorkflow(Containment):
                 continue
             try:
                 restore, resumed = await self._resume()
+                held = await self._conditions_hold()
             except ActivityError as exc:
                 t.resume_failed(self.state, self.runbook, error_text(exc), workflow.now())
                 self._enter(Phase.CONTAINING, "undoing a failed resume before review continues")
                 continue
+            if not held:
+                self._enter(Phase.CONTAINING, "re-containing: the plan's conditions did not hold")
+                continue
             t.resumed(self.state, restore, resumed, workflow.now())
             self._enter(Phase.RESUMED, f"switch {'on' if resumed.switch_on else 'off'}, {resumed.collecting} agents "
                         f"collecting, {sum(r.granted for r in restore)} grants restored")
+            await self._start_watch(self.switched_on_at)
             archiver.cancel()
             return await self._finish(notifier, restore, resumed)
 
@@ -214,7 +222,11 @@ class PauseWorkflow(Containment):
 
     @propose_plan.validator
     def validate_propose_plan(self, input: ProposePlanInput) -> None:
-        self._validate(lambda: review.check_proposal(self.runbook, self.state.phase, input))
+        def check() -> None:
+            review.check_proposal(self.runbook, self.state.phase, input)
+            pc.check_plan_conditions(self.runbook, input.plan)
+
+        self._validate(check)
 
     @workflow.update
     def approve_plan(self, input: ApproveInput) -> UpdateReceipt:
@@ -325,6 +337,8 @@ class PauseWorkflow(Containment):
     async def _resume(self) -> tuple[list[RestoreResult], ResumeAgentsResult]:
         assert self.state.plan is not None
         plan = self.state.plan.plan
+        self.state.resume_attempts += 1
+        self.state.conditions = await self._apply_conditions(plan) if pc.has_conditions(plan) else None
         restore = await asyncio.gather(*(
             workflow.execute_activity_method(
                 AccessActivities.restore_grants,
@@ -341,17 +355,32 @@ class PauseWorkflow(Containment):
                               f"{r.dataset}: {r.granted} grants restored, verified={r.verified}{missing}",
                               accepted=r.verified)
         fleet = self.runbook.fleet
-        resumed: ResumeAgentsResult = await workflow.execute_activity_method(
-            FleetActivities.resume_agents,
+        self.switched_on_at = workflow.now()
+        resumed = await self._resume_selected_agents(
+            plan,
             ResumeAgentsInput(connection=fleet.connection, program=self.runbook.program.id,
                               incident_id=self.state.incident_id, selection=plan.agents,
                               batch_size=fleet.batch_size, concurrency=fleet.concurrency),
-            **self._options(timedelta(minutes=30), attempts=20),
         )
         self.state.record(workflow.now(), SYSTEM_ACTOR, "resume.agents",
                           f"switch {'on' if resumed.switch_on else 'off'}: {resumed.collecting} agents collecting "
                           f"({resumed.resumed} resumed one by one), {resumed.unconfirmed} will resume when they return")
         return list(restore), resumed
+
+    async def _conditions_hold(self) -> bool:
+        """Before RESUMED: the plan's conditions verified (a failed check is refused like drift)."""
+        assert self.state.plan is not None
+        plan = self.state.plan.plan
+        if self.state.conditions is None:
+            return True
+        check = await self._verify_conditions(plan, self.switched_on_at)
+        self.state.conditions = self.state.conditions.model_copy(update={"check": check})
+        if not check.holds:
+            pc.refuse_conditions(self.state, self.runbook, check, workflow.now())
+            return False
+        self.state.record(workflow.now(), SYSTEM_ACTOR, "resume.conditions",
+                          f"conditions hold: {check.agents_collecting} agents collecting on the plan's terms")
+        return True
 
     async def _check_plan(self, plan: ResumePlan) -> None:
         """Refuse a plan the live database cannot apply (a missing role, table or column)."""
@@ -364,6 +393,8 @@ class PauseWorkflow(Containment):
             for spec in self.runbook.datasets if any(g.dataset == spec.name for g in plan.grants)
         ))
         found = [p for ps in problems for p in ps]
+        if pc.has_conditions(plan):
+            found += await self._condition_problems(plan)
         if found:
             raise ApplicationError("; ".join(found)[:2000], type="invalid_plan", non_retryable=True)
 

@@ -25,6 +25,7 @@ from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView,
 from pausegate.auth.directory import IssuedUser, UserLogView, UserView
 from pausegate.errors import ApiError, ApiUnreachable, ConfigError, PausegateError
 from pausegate.models.pause import ItemStatus
+from pausegate.models.watch import WatchReceiptOut, WatchState
 
 URL_ENV = "PAUSEGATE_API_URL"
 TOKEN_ENV = "PAUSEGATE_TOKEN"
@@ -226,6 +227,13 @@ class PausegateClient:
     def waive_step(self, program: str, step: str, reason: str) -> Reply[Receipt]:
         body = {"step": step, "reason": reason}
         return self._post(f"/v1/pauses/{program}/blocked-steps/waive", body, Receipt.model_validate)
+
+    def watch(self, program: str) -> Reply[WatchState]:
+        return self._get(f"/v1/pauses/{program}/watch", WatchState.model_validate)
+
+    def withdraw_consent(self, program: str, employee: str, reason: str) -> Reply[WatchReceiptOut]:
+        body = {"employee": employee, "reason": reason}
+        return self._post(f"/v1/pauses/{program}/watch/consent-withdrawals", body, WatchReceiptOut.model_validate)
 
     def decommission(self, program: str, reason: str, *, role: str | None = None) -> Reply[Receipt]:
         body: dict[str, Any] = {"reason": reason}

@@ -30,8 +30,19 @@ def progress_line(view: PauseView) -> Text:
     """One line of containment progress, as people read it; once resumed, the resume's outcome."""
     if view.resumed is not None:
         r = view.resumed
-        return line(view.phase, f": switch {'on' if r.switch_on else 'off'} at {r.at:%Y-%m-%d %H:%M:%S} UTC"
+        text = line(view.phase, f": switch {'on' if r.switch_on else 'off'} at {r.at:%Y-%m-%d %H:%M:%S} UTC"
                     f" · {r.collecting} agents collecting · {r.grants_restored} grants restored")
+        c = view.conditions
+        if c is not None:
+            if c.profile is not None:
+                text.append_text(line(" · capturing ", ", ".join(c.profile) or "nothing"))
+            if c.consent is not None:
+                text.append_text(line(f" · {c.consent.unconsented_employees} employees without consent, "
+                                      f"{c.consent.agents_halted + c.consent.agents_pending} agents left halted"))
+            if c.data_actions:
+                text.append_text(line(f" · {len(c.data_actions)} data actions, "
+                                      f"{sum(r.rows_affected for r in c.data_actions)} rows"))
+        return text
     p = view.progress
     evidence = f"evidence {p.evidence_bundles} bundles sealed"
     pending = f" (pending: {', '.join(p.evidence_pending)})" if p.evidence_pending else ""

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pausegate.config import FleetConnection
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
 from pausegate.logging import redact
+from pausegate.models.collection import CollectionProfile, CollectionRequest
 from pausegate.models.fleet import (
     AgentPage,
     AgentState,
@@ -116,6 +117,12 @@ class HttpFleet:
 
     async def set_switch(self, program: str, request: SwitchRequest) -> SwitchState:
         return await self._call("PUT", program, "switch", SwitchState, body=request)
+
+    async def get_collection(self, program: str) -> CollectionProfile:
+        return await self._call("GET", program, "collection", CollectionProfile)
+
+    async def set_collection(self, program: str, request: CollectionRequest) -> CollectionProfile:
+        return await self._call("PUT", program, "collection", CollectionProfile, body=request)
 
     async def halt(self, program: str, request: BatchRequest) -> BatchResult:
         return await self._call("POST", program, "halt", BatchResult, body=request)

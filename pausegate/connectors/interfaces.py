@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
+from pausegate.models.collection import CollectionProfile, CollectionRequest
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.fleet import (
     AgentPage,
@@ -34,6 +35,10 @@ class FleetConnector(Protocol):
     async def get_switch(self, program: str) -> SwitchState: ...
 
     async def set_switch(self, program: str, request: SwitchRequest) -> SwitchState: ...
+
+    async def get_collection(self, program: str) -> CollectionProfile: ...
+
+    async def set_collection(self, program: str, request: CollectionRequest) -> CollectionProfile: ...
 
     async def halt(self, program: str, request: BatchRequest) -> BatchResult: ...
 

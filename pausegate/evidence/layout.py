@@ -8,6 +8,7 @@
     <pause>/exposure/data-subjects         whose records were readable then (owner-only: names people)
     <pause>/timeline/<sequence:05d>        timeline entries archived before continue-as-new
     <pause>/report                         the final report
+    <pause>/resume/unconsented/<digest16>  agents left halted for lack of their employee's consent
 
 ``<pause>`` is the pause's evidence key, ``<program>/<started>-<suffix>``.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "report_key",
     "scope_key",
     "timeline_key",
+    "unconsented_agents_key",
 ]
 
 
@@ -54,3 +56,8 @@ def timeline_key(pause_key: str, sequence: int) -> str:
 
 def report_key(pause_key: str) -> str:
     return f"{pause_key}/report"
+
+
+def unconsented_agents_key(pause_key: str, digest: str) -> str:
+    """Content-addressed: a retry, or a later halt finding the same agents, names the same document."""
+    return f"{pause_key}/resume/unconsented/{digest[:16]}"

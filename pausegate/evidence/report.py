@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pausegate.evidence.anchor import anchors_of
+from pausegate.evidence.conditions_report import conditions_lines
 from pausegate.models.pause import ReportInput
 
 
@@ -142,6 +143,10 @@ def render_markdown(report: ReportInput) -> str:
                 f"{report.resume.collecting} (resumed one by one: {report.resume.resumed}); "
                 f"{report.resume.unconfirmed} resume when they return"
             )
+
+    if s.conditions is not None:
+        lines += ["", "## Conditions of the resume", ""]
+        lines += conditions_lines(s.conditions)
 
     lines += ["", "## Timeline", "", "| At | Actor | Action | Detail |", "|---|---|---|---|"]
     for entry in s.timeline:

@@ -61,13 +61,17 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# Plan fields added later, left out of the digest while unset: a plan without them keeps the digest
+# it had before they existed, so approvals (and recorded histories) stay bound to it.
+_LATER_PLAN_FIELDS = ("collection", "consent_required", "data_actions")
+
+
 def plan_digest(plan: ResumePlan) -> str:
     """Digest of a resume plan alone."""
     document = plan.model_dump(mode="json")
-    if not document.get("data_actions"):
-        # A plan without data actions keeps the digest it had before plans could carry them, so
-        # approvals already given (and recorded histories) still bind to it.
-        document.pop("data_actions", None)
+    for name in _LATER_PLAN_FIELDS:
+        if document.get(name) in (None, False, []):
+            document.pop(name, None)
     return sha256_hex(canonical_json(document))
 
 

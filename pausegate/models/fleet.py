@@ -29,7 +29,12 @@ class Agent(Model):
     state: AgentState
     last_seen: datetime | None = None
     last_event_at: datetime | None = None
-    employee: str | None = None
+    employee: str | None = Field(default=None, description="The employee whose workstation the agent runs on.")
+    data_types: list[str] | None = Field(
+        default=None,
+        description="The collection profile the agent runs (sorted); an offline agent's is what it ran when "
+        "last seen. None: the fleet does not report profiles.",
+    )
 
 
 class AgentPage(Model):

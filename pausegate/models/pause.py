@@ -14,6 +14,7 @@ from pydantic import Field, StringConstraints, computed_field, model_validator
 
 from pausegate.models.access import DatasetCheck, DatasetContainment, GrantSpec, RestoreResult
 from pausegate.models.base import Model, Mutable
+from pausegate.models.conditions import CollectionPlan, ConsentSource, ResumeConditions
 from pausegate.models.data_actions import DataAction
 from pausegate.models.digests import approval_digest, checklist_digest
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef, SnapshotResult
@@ -250,7 +251,8 @@ class ItemStatus(Mutable):
 class AgentSelection(Model):
     """Which agents a resume plan restarts."""
 
-    mode: Literal["all", "none", "listed"] = "all"
+    mode: Literal["all", "none", "listed", "consented"] = Field(
+        default="all", description="consented: every agent of an employee who consented (runbook consent).")
     agent_ids: list[AgentId] = Field(default_factory=list, max_length=5000)
 
     @model_validator(mode="after")
@@ -269,7 +271,14 @@ class ResumePlan(Model):
     grants: list[GrantSpec] = Field(default_factory=list, max_length=1000)
     conditions: list[Condition] = Field(default_factory=list, max_length=50)
     summary: str = Field(default="", max_length=MAX_NOTE)
+    collection: CollectionPlan | None = Field(default=None, description="The data types agents capture again.")
+    consent_required: bool = Field(default=False, description="Resume only consenting employees' agents.")
     data_actions: list[DataAction] = Field(default_factory=list, max_length=50)
+
+    @property
+    def consent_only(self) -> bool:
+        """Whether only agents of employees who consented may collect."""
+        return self.consent_required or self.agents.mode == "consented"
 
     @model_validator(mode="after")
     def _fits_in_history(self) -> ResumePlan:
@@ -451,6 +460,7 @@ class ResumeAgentsInput(Model):
     selection: AgentSelection
     batch_size: int
     concurrency: int
+    consent: ConsentSource | None = Field(default=None, description="Resume only consenting employees' agents.")
 
 
 class ResumeAgentsResult(Model):
@@ -651,6 +661,9 @@ class PauseState(Mutable):
     report: EvidenceRef | None = None
     resume_error: str | None = Field(default=None, description="Why the last resume failed and was undone.")
     resumed: ResumeOutcome | None = Field(default=None, description="Set when the pause is RESUMED.")
+    conditions: ResumeConditions | None = Field(default=None, description="What the resume did for the plan's "
+                                                "conditions (profile, consent, data actions) and their check.")
+    resume_attempts: int = Field(default=0, description="Resumes begun; a refused one is undone and may be retried.")
     run_count: int = 1
     applied_updates: list[AppliedUpdate] = Field(
         default_factory=list, description="Update ids applied in earlier runs (Temporal deduplicates within one run)."
@@ -664,6 +677,13 @@ class PauseState(Mutable):
             data = {("phase" if k == "state" and "phase" not in data else k): v for k, v in data.items()
                     if k != "approval_digest"}
         return data
+
+    @property
+    def data_actions_key(self) -> str:
+        """The key data actions are applied and verified under: one per resume attempt, so that each
+        attempt applies the plan's actions once (a refused resume's stray rows are handled again by the
+        next), while retries within one attempt never apply them twice."""
+        return f"{self.evidence_key}/resume-{self.resume_attempts}"
 
     def as_document(self) -> dict[str, Any]:
         """The state as reports and the API show it: ``state`` for the phase, no update bookkeeping."""

@@ -47,12 +47,12 @@ def review_roles(runbook: Runbook) -> list[str]:
 
 
 def program_roles(runbook: Runbook) -> list[str]:
-    """Every role the runbook gives a part in the program (the same set as ``review_roles``).
+    """Every role the runbook gives a part in the program: ``review_roles`` and the watch's consent roles.
 
     A caller holding none of them has no business with the program's pause: the API refuses every
     action of theirs before it reaches the workflow, and redacts what the pause reveals about access.
     """
-    return review_roles(runbook)
+    return sorted({*review_roles(runbook), *consent_roles(runbook)})
 
 
 def holds_program_role(runbook: Runbook, actor: Actor) -> bool:
@@ -143,3 +143,13 @@ def require_history_writer(actor: Actor) -> None:
     reveals; encoding forges, so it is not given to history readers.
     """
     require_any(actor, [ADMIN_ROLE], "encoding workflow history payloads")
+
+
+def consent_roles(runbook: Runbook) -> list[str]:
+    """Roles that may record an employee's withdrawn consent while a resumed program is watched."""
+    return list(runbook.watch.consent_roles) if runbook.watch is not None else []
+
+
+def require_consent_officer(runbook: Runbook, actor: Actor) -> None:
+    """Withdrawing an employee's consent during the watch is the runbook's consent roles' (privacy)."""
+    require_any(actor, consent_roles(runbook), "withdrawing consent during the watch")

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from pausegate.models.base import Model
+from pausegate.models.collection import DATA_TYPE, MAX_DATA_TYPES
 
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 # PostgreSQL identifiers as the runbook may name them: unquoted, lower case.
@@ -172,6 +173,63 @@ class NotificationSpec(Model):
     connection: str = Field(pattern=SLUG)
 
 
+class ConsentSpec(Model):
+    """Where employees' consent to collection is recorded: a table in one of the runbook's datasets,
+    read when a resume plan restarts only consenting employees' agents (and by the watch after it)."""
+
+    dataset: str = Field(pattern=SLUG, description="A dataset of this runbook (its connection is used).")
+    table: str = Field(pattern=SQL_IDENT, description="In the dataset's schema.")
+    subject_column: str = Field(pattern=SQL_IDENT, description="Names the employee, as the fleet's agents do.")
+    granted_column: str = Field(
+        pattern=SQL_IDENT, description="Boolean: true when consent is given. No row, or false: no consent."
+    )
+
+
+class DataTypeColumns(Model):
+    """Where one data type the fleet captures lands: columns of a table of the collection's dataset."""
+
+    table: str = Field(pattern=SQL_IDENT)
+    columns: list[str] = Field(min_length=1, max_length=20)
+
+    @field_validator("columns")
+    @classmethod
+    def _identifiers(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(SQL_IDENT, value):
+                raise ValueError(f"{value!r} is not a plain lower-case SQL identifier")
+        return values
+
+
+class CollectionSpec(Model):
+    """The data types the fleet captures, and where each lands in a dataset: a type a resume plan drops
+    is checked there (no row collected after the resume may carry it)."""
+
+    dataset: str = Field(pattern=SLUG)
+    collected_at: str = Field(pattern=SQL_IDENT, description="The time column of every listed table.")
+    data_types: dict[Annotated[str, StringConstraints(pattern=DATA_TYPE)], DataTypeColumns] = Field(
+        min_length=1, max_length=MAX_DATA_TYPES
+    )
+
+
+class WatchSpec(Model):
+    """After a resume: how long the plan's conditions are watched, and how often they are checked."""
+
+    period: timedelta = Field(default=timedelta(days=30), description="From RESUMED (ISO 8601, e.g. P30D).")
+    interval: timedelta = Field(default=timedelta(hours=1), description="Between two checks (e.g. PT1H).")
+    consent_roles: list[str] = Field(
+        default_factory=lambda: ["privacy-officer"], min_length=1,
+        description="Roles that may record an employee's withdrawn consent during the watch.",
+    )
+
+    @model_validator(mode="after")
+    def _sensible(self) -> WatchSpec:
+        if self.interval < timedelta(seconds=1):
+            raise ValueError("interval must be at least one second")
+        if self.period < self.interval:
+            raise ValueError("period must be at least one interval")
+        return self
+
+
 class Runbook(Model):
     """Everything pausegate needs to know to pause, review and resume one program."""
 
@@ -185,6 +243,9 @@ class Runbook(Model):
     checklist: list[ChecklistItemSpec] = Field(min_length=1)
     resume_policy: ResumePolicy
     notifications: list[NotificationSpec] = Field(default_factory=list)
+    consent: ConsentSpec | None = Field(default=None, description="Where consent to collection is recorded.")
+    collection: CollectionSpec | None = Field(default=None, description="Where each collected data type lands.")
+    watch: WatchSpec | None = Field(default=None, description="Watching a resumed program; none: no watch.")
 
     model_config = Model.model_config | {"populate_by_name": True}
 
@@ -209,6 +270,10 @@ class Runbook(Model):
                     problems.append(f"checklist item {item.id!r} depends on unknown item {dep!r}")
                 if dep == item.id:
                     problems.append(f"checklist item {item.id!r} depends on itself")
+        datasets = {d.name for d in self.datasets}
+        for what, spec in (("consent", self.consent), ("collection", self.collection)):
+            if spec is not None and spec.dataset not in datasets:
+                problems.append(f"{what} names unknown dataset {spec.dataset!r}")
         cycle = _find_cycle({c.id: c.depends_on for c in self.checklist})
         if cycle:
             problems.append("checklist dependencies form a cycle: " + " -> ".join(cycle))

@@ -9,15 +9,19 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.access import AccessActivities
+from activities.conditions import ConditionActivities
 from activities.data_actions import DataActionActivities
 from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from activities.notify import NotifyActivities
+from activities.watch import WatchActivities
 from pausegate.config import Settings
+from pausegate.connectors.postgres.conditions import PostgresConditions
 from pausegate.connectors.registry import Connectors
 from pausegate.logging import get_logger
 from pausegate.temporal.client import connect
 from workflows.pause import PauseWorkflow
+from workflows.watch import WatchWorkflow
 
 
 def build_worker(client: Client, connectors: Connectors, *, task_queue: str | None = None) -> Worker:
@@ -27,10 +31,17 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
     evidence = EvidenceActivities(connectors.evidence_store, connectors.audit_source, connectors.access)
     notify = NotifyActivities(connectors.notifier)
     data_actions = DataActionActivities(connectors.data_actions)
+
+    def dsn_of(name: str) -> str:
+        return connectors.settings.postgres(name).dsn.get_secret_value()
+
+    conditions = ConditionActivities(connectors.fleet, lambda name: PostgresConditions(dsn_of(name)),
+                                     connectors.evidence_store)
+    watch = WatchActivities(client)
     return Worker(
         client,
         task_queue=task_queue or connectors.settings.temporal.task_queue,
-        workflows=[PauseWorkflow],
+        workflows=[PauseWorkflow, WatchWorkflow],
         activities=[
             fleet.halt_agents,
             fleet.check_agents_silent,
@@ -45,9 +56,17 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
             evidence.exposure_report,
             evidence.archive_timeline,
             notify.notify,
+            fleet.set_collection,
+            fleet.check_collection,
+            conditions.check_consent,
+            conditions.halt_unconsented,
+            conditions.resume_consented_agents,
+            conditions.check_conditions,
             data_actions.apply_data_action,
             data_actions.verify_data_actions,
             data_actions.check_data_actions,
+            watch.pull_switch,
+            watch.open_pause_run,
         ],
         max_concurrent_activities=64,
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.

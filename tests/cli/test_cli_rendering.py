@@ -38,6 +38,7 @@ COMMANDS = {
     "reject", "approve", "decommission", "refusals", "runbook validate", "runbook schema", "evidence verify",
     "evidence audit", "evidence records", "evidence download", "users add", "users list", "users roles",
     "users remove", "users log",
+    "watch status", "watch withdraw-consent",
 }
 
 
@@ -70,7 +71,7 @@ class TestCommands:
             for paragraph in text.split("\n\n"):
                 assert "\n" not in paragraph, f"{path}: {paragraph!r}"
 
-    @pytest.mark.parametrize("group", ["", "runbook", "evidence", "users"])
+    @pytest.mark.parametrize("group", ["", "runbook", "evidence", "users", "watch"])
     def test_each_listing_shows_every_summary_on_one_line(self, group: str) -> None:
         args = [group, "--help"] if group else ["--help"]
         result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})

@@ -115,6 +115,12 @@ async def check_plan_page(page: Page, view: dict[str, Any]) -> None:
     assert await text(page.locator("[data-fact=plan-agents]")) == record["plan"]["agents"]["mode"]
     conditions = [await text(c) for c in await page.locator("[data-fact=plan-conditions] li").all()]
     assert conditions == record["plan"]["conditions"]
+    collection = record["plan"].get("collection")
+    shown = await text(page.locator("[data-fact=plan-collection]"))
+    assert shown == (f"only {', '.join(collection['data_types'])}" if collection else "as before")
+    consent_only = record["plan"].get("consent_required") or record["plan"]["agents"]["mode"] == "consented"
+    shown = await text(page.locator("[data-fact=plan-consent]"))
+    assert shown == ("only employees who consented resume" if consent_only else "not required")
     grants = [await text(g) for g in await page.locator("[data-fact=plan-grant]").all()]
     assert grants == [
         "\t".join([g["dataset"], g["role"], g["table"], ", ".join(g["privileges"]),

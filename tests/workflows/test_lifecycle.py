@@ -150,6 +150,7 @@ async def replay_and_maybe_record(handle: Any, name: str) -> None:
     await Replayer(workflows=[PauseWorkflow], data_converter=TEST_CONVERTER).replay_workflow(history)
     if os.environ.get("PAUSEGATE_RECORD_HISTORIES"):
         (HISTORIES / f"{name}.json").write_text(history.to_json())
+        (HISTORIES / f"{name}.workflow-id").write_text(history.workflow_id + "\n")
 
 
 async def complete_review(h: Harness) -> None:

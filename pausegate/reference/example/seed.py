@@ -15,6 +15,13 @@ def employee_role(n: int) -> str:
     return f"employee_{n:04d}"
 
 
+def consents(n: int) -> bool | None:
+    """The n-th employee's recorded consent: every fourth declined, every seventh never answered (None)."""
+    if n % 7 == 0:
+        return None
+    return n % 4 != 0
+
+
 def seed_example(dsn: str, *, employees: int = 50) -> None:
     """Create the telemetry schema, its tables, roles and grants, and ``employees`` login roles
     that are members of ``all_employees`` (idempotent)."""
@@ -25,3 +32,7 @@ def seed_example(dsn: str, *, employees: int = 50) -> None:
             name = employee_role(n)
             if name not in existing:
                 conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE all_employees").format(sql.Identifier(name)))
+            granted = consents(n)
+            if granted is not None:
+                conn.execute("INSERT INTO telemetry.consent (employee, granted) VALUES (%s, %s)"
+                             " ON CONFLICT (employee) DO NOTHING", (name, granted))

@@ -42,6 +42,19 @@ CREATE TABLE IF NOT EXISTS telemetry.mouse_events (
   button      text
 );
 
+-- A data type an agent no longer captures is written as NULL (the collection profile), so no column of
+-- a captured data type is NOT NULL.
+ALTER TABLE telemetry.keystrokes ALTER COLUMN key_code DROP NOT NULL;
+ALTER TABLE telemetry.mouse_events ALTER COLUMN x DROP NOT NULL, ALTER COLUMN y DROP NOT NULL;
+
+-- Who consented to collection, as HR records it (seeded per employee by seed.py). An employee
+-- without a row has not consented.
+CREATE TABLE IF NOT EXISTS telemetry.consent (
+  employee    text        PRIMARY KEY,
+  granted     boolean     NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE INDEX IF NOT EXISTS keystrokes_captured_at ON telemetry.keystrokes (captured_at);
 CREATE INDEX IF NOT EXISTS mouse_events_captured_at ON telemetry.mouse_events (captured_at);
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from pausegate.models.collection import CollectionProfile, CollectionRequest
 from pausegate.models.fleet import (
     AgentPage,
     AgentState,
@@ -25,6 +26,7 @@ from pausegate.models.fleet import (
 from pausegate.reference.fleet.admin import admin_router
 from pausegate.reference.fleet.audit import ndjson_chunks
 from pausegate.reference.fleet.auth import authenticate
+from pausegate.reference.fleet.collection import UnknownDataTypeError, set_profile
 from pausegate.reference.fleet.faults import FaultInjector, InjectedFaultError
 from pausegate.reference.fleet.fleet import (
     BadPageTokenError,
@@ -99,6 +101,26 @@ async def set_switch(program: ProgramDep, body: SwitchRequest, request: Request)
         await program.settle()
     await request.app.state.faults.after_apply(request, "switch")
     return state
+
+
+@contract.get("/collection", summary="Read the program's collection profile")
+async def get_collection(program: ProgramDep) -> CollectionProfile:
+    return program.collection.profile(program.name)
+
+
+@contract.put(
+    "/collection",
+    summary="Set the program's collection profile",
+    description="The data types agents capture, a subset of `available`; an unknown type is refused with 422 "
+    "and changes nothing. Online agents run the new profile at once, offline agents when they return; each "
+    "agent reports the profile it runs in the listing (`data_types`). Answered once no telemetry write that "
+    "started under the old profile can still commit. Setting the profile already held changes nothing.",
+    responses={422: {"description": "A data type this fleet's agents cannot capture."}},
+)
+async def set_collection(program: ProgramDep, body: CollectionRequest) -> CollectionProfile:
+    profile = set_profile(program, body, actor=API_ACTOR)
+    await program.settle()
+    return profile
 
 
 _BATCH_DOC = (
@@ -186,6 +208,7 @@ def create_app(settings: FleetSettings | None = None) -> FastAPI:
                 tick_seconds=settings.tick_seconds,
                 max_rows_per_tick=settings.max_rows_per_tick,
                 seed=settings.seed,
+                faults=app.state.faults,
             )
             for program in service.programs.values()
         ]
@@ -220,6 +243,7 @@ def create_app(settings: FleetSettings | None = None) -> FastAPI:
     app.add_exception_handler(BadPageTokenError, _error(400))
     app.add_exception_handler(SwitchDisabledError, _error(409))
     app.add_exception_handler(IdempotencyConflictError, _error(422))
+    app.add_exception_handler(UnknownDataTypeError, _error(422))
     app.add_exception_handler(SettleTimeoutError, _error(503, {"Retry-After": "1"}))
     app.add_exception_handler(InjectedFaultError, _error(503, {"Retry-After": "1"}))
 

@@ -31,6 +31,7 @@ from pausegate.models.fleet import (
     SwitchState,
 )
 from pausegate.reference.fleet.audit import AuditLog
+from pausegate.reference.fleet.collection import Collection
 from pausegate.reference.fleet.settings import FleetSettings
 from pausegate.reference.fleet.state import Journal
 
@@ -135,6 +136,7 @@ class Program:
         self.order = [a.id for a in agents]
         self.agents = {a.id: a for a in agents}
         self.switch = Switch()
+        self.collection = Collection()
         self.audit = AuditLog()
         self.counters = ProgramCounters()
         self.in_flight: InFlightWrite | None = None
@@ -176,6 +178,7 @@ class Program:
             last_seen=now if a.online else a.went_offline_at,
             last_event_at=a.last_event_at,
             employee=a.employee,
+            data_types=self.collection.reported(a.id),
         )
 
     def list_agents(self, *, page_token: str | None, page_size: int, state: AgentState | None) -> AgentPage:
@@ -342,6 +345,7 @@ class Program:
                     self._offline -= 1
                     self._online_halted += a.halted
                     self.audit.append(actor, "agent.online", aid, "", at=now)
+                    self.collection.returned(aid)
                     if a.queued is not None:
                         queued = "queued command applied on return"
                         self._apply(a, halt=a.queued, actor=aid, detail=queued, at=now)
@@ -363,6 +367,10 @@ class Program:
         if changed:
             self._record(now, {"op": "online" if online else "offline", "actor": actor, "ids": changed})
         return out
+
+    def record_change(self, at: datetime, change: dict[str, Any]) -> None:
+        """Journal a change made outside this class (the collection profile)."""
+        self._record(at, change)
 
     def _record(self, at: datetime, change: dict[str, Any]) -> None:
         if self.journal is not None:

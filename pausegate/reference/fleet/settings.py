@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr
 
 from pausegate.models.base import Model
 
-FaultOp = Literal["agents", "get_switch", "switch", "halt", "resume", "audit"]
+FaultOp = Literal["agents", "get_switch", "switch", "halt", "resume", "audit", "collection"]
 
 
 class FaultSettings(Model):
@@ -66,6 +66,11 @@ class FaultSettings(Model):
         description="pending: the rest of the batch is answered 'pending'; omit: the answer leaves it out.",
     )
     seed: int | None = Field(default=None, description="Reseeds the injector's choices when these settings apply.")
+    profile_ignored_by: list[str] = Field(
+        default_factory=list, max_length=10_000,
+        description="Misbehaving agents: they report the collection profile they were sent but capture every "
+        "data type (what a watch must catch in the data itself).",
+    )
 
 
 class FleetSettings(Model):

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from pausegate.models.collection import CollectionRequest
 from pausegate.models.fleet import BatchRequest, SwitchRequest
+from pausegate.reference.fleet.collection import set_profile
 
 if TYPE_CHECKING:
     from pausegate.reference.fleet.fleet import FleetService, Program
@@ -77,6 +79,8 @@ def _apply(program: Program, change: dict[str, Any]) -> None:
         elif op in ("halt", "resume"):
             request = BatchRequest.model_validate(change["request"])
             (program.halt if op == "halt" else program.resume)(request, actor=actor)
+        elif op == "collection":
+            set_profile(program, CollectionRequest.model_validate(change["request"]), actor=actor)
         elif op in ("online", "offline"):
             known = [i for i in change["ids"] if i in program.agents]
             program.set_online(known, op == "online", actor=actor)

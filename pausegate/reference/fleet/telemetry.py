@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 import psycopg
 import structlog
 
+from pausegate.reference.fleet.collection import DATA_TYPES
+from pausegate.reference.fleet.faults import FaultInjector
 from pausegate.reference.fleet.fleet import AgentRecord, InFlightWrite, Program
 
 log = structlog.get_logger("pausegate.reference.fleet.telemetry")
@@ -46,8 +48,10 @@ _WORDS = (
 _WINDOWS = ("Mail", "Chat", "Spreadsheet", "Terminal", "Browser", "HR portal")
 _BUTTONS = ("left", "right", None)
 
-KeystrokeRow = tuple[str, str, datetime, int, str, str]
-MouseRow = tuple[str, str, datetime, int, int, str | None]
+KeystrokeRow = tuple[str, str, datetime, int | None, str | None, str | None]
+MouseRow = tuple[str, str, datetime, int | None, int | None, str | None]
+KEYSTROKE_TYPES = frozenset({"key_codes", "typed_content", "window_titles"})
+MOUSE_TYPES = frozenset({"mouse_positions", "mouse_buttons"})
 
 
 class TelemetrySink:
@@ -79,8 +83,10 @@ class TelemetrySink:
         conn = await self._connection()
         async with conn.transaction() as tx:
             async with conn.cursor() as cur:
-                await cur.executemany(INSERT_KEYSTROKE, keystrokes)
-                await cur.executemany(INSERT_MOUSE, mouse)
+                if keystrokes:
+                    await cur.executemany(INSERT_KEYSTROKE, keystrokes)
+                if mouse:
+                    await cur.executemany(INSERT_MOUSE, mouse)
             if not still_wanted():
                 # Raising Rollback leaves the block cleanly with the transaction undone.
                 raise psycopg.Rollback(tx)
@@ -104,8 +110,10 @@ class Collector:
         tick_seconds: float = 0.5,
         max_rows_per_tick: int = 200,
         seed: int = 0,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.program = program
+        self.faults = faults
         self.sink = sink
         self.tick_seconds = tick_seconds
         # One keystroke and one mouse event per sampled agent.
@@ -157,13 +165,28 @@ class Collector:
         for a in sample:
             a.last_event_at = captured_at
 
+    def _captures(self, a: AgentRecord) -> frozenset[str]:
+        """What the agent really captures: its profile, or everything if it misbehaves (injected fault)."""
+        if self.faults is not None and a.id in self.faults.settings.profile_ignored_by:
+            return DATA_TYPES
+        return self.program.collection.running(a.id)
+
     def _rows(self, sample: list[AgentRecord], at: datetime) -> tuple[list[KeystrokeRow], list[MouseRow]]:
+        # Every value is drawn whether captured or not, so the sample sequence does not depend on profiles;
+        # a type not captured is written as NULL, and a table none of whose types is captured gets no row.
         r = self._rng
-        keystrokes = [
-            (a.id, a.employee, at, r.randint(8, 222), " ".join(r.choices(_WORDS, k=3)), r.choice(_WINDOWS))
-            for a in sample
-        ]
-        mouse = [
-            (a.id, a.employee, at, r.randint(0, 2559), r.randint(0, 1439), r.choice(_BUTTONS)) for a in sample
-        ]
+        keystrokes: list[KeystrokeRow] = []
+        mouse: list[MouseRow] = []
+        for a in sample:
+            types = self._captures(a)
+            key, text, window = r.randint(8, 222), " ".join(r.choices(_WORDS, k=3)), r.choice(_WINDOWS)
+            x, y, button = r.randint(0, 2559), r.randint(0, 1439), r.choice(_BUTTONS)
+            if types & KEYSTROKE_TYPES:
+                keystrokes.append((a.id, a.employee, at, key if "key_codes" in types else None,
+                                   text if "typed_content" in types else None,
+                                   window if "window_titles" in types else None))
+            if types & MOUSE_TYPES:
+                positions = "mouse_positions" in types
+                mouse.append((a.id, a.employee, at, x if positions else None, y if positions else None,
+                              button if "mouse_buttons" in types else None))
         return keystrokes, mouse
