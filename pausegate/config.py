@@ -132,6 +132,37 @@ class ApiSettings(Model):
     max_updates_in_flight_per_pause: int = Field(default=8, ge=1, le=10)
 
 
+class ObservabilitySettings(Model):
+    """Traces and metrics (``pausegate.observability``). Every exporter is optional: with none, spans are
+    still made (log lines carry their trace id) and nothing is sent anywhere."""
+
+    service_name: str = Field(default="pausegate", description="OTel service.name; the process role is appended.")
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces."
+    )
+    otlp_headers: dict[str, SecretStr] = Field(default_factory=dict, description="e.g. an authorization header.")
+    worker_metrics_bind: str | None = Field(
+        default=None, description="host:port of the worker's Prometheus /metrics (SDK and pausegate metrics)."
+    )
+    api_metrics: bool = Field(default=True, description="Serve /metrics on the API (token-free, like /healthz).")
+
+
+class VersioningSettings(Model):
+    """Worker deployment versioning: each release of the worker code is one deployment version; a pause
+    stays on the version it started on and moves to the current one when it continues as new."""
+
+    enabled: bool = False
+    deployment_name: str = Field(default="pausegate", min_length=1, max_length=200)
+    build_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Default: the pausegate package version."
+    )
+    promote: Literal["never", "if-none", "always"] = Field(
+        default="never",
+        description="Whether a starting worker makes its version current: never (a release pipeline does, "
+        "with `temporal worker deployment set-current-version`), if-none (no version is current yet), always.",
+    )
+
+
 class Settings(Model):
     """The whole deployment configuration."""
 
@@ -139,6 +170,8 @@ class Settings(Model):
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     connections: dict[str, Connection] = Field(default_factory=dict)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    versioning: VersioningSettings = Field(default_factory=VersioningSettings)
 
     def connection(self, name: str) -> PostgresConnection | FleetConnection | WebhookConnection:
         """The named connection, or an error naming what is missing."""
@@ -213,7 +246,10 @@ def dump_settings(settings: Settings) -> str:
         lines.append(f"[{name}]")
         for key in type(model).model_fields:
             v = getattr(model, key)
-            if v is not None:
+            if isinstance(v, dict):  # an inline table (observability's OTLP headers); none when empty
+                if v:
+                    lines.append(f"{key} = {{ " + ", ".join(f"{value(k)} = {value(x)}" for k, x in v.items()) + " }")
+            elif v is not None:
                 lines.append(f"{key} = {value(v)}")
         lines.append("")
 
@@ -232,4 +268,6 @@ def dump_settings(settings: Settings) -> str:
         lines.append("")
     for name, conn in settings.connections.items():
         table(f'connections."{name}"', conn)
+    table("observability", settings.observability)
+    table("versioning", settings.versioning)
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -72,7 +73,9 @@ def pause_workflow_id(program: str) -> str:
     return f"pause/{program}"
 
 
-@workflow.defn(name="PauseWorkflow")
+# PINNED: a run only ever meets the worker code it started on; it moves to a newer deployment version
+# by continuing as new (see _continue_as_new), so no release needs patching for open pauses.
+@workflow.defn(name="PauseWorkflow", versioning_behavior=VersioningBehavior.PINNED)
 class PauseWorkflow(Containment):
     """Contain a program, run its review, and resume it only under an approved plan."""
 
@@ -410,7 +413,11 @@ class PauseWorkflow(Containment):
         s = self.state
         s.run_count += 1
         s.applied_updates = [AppliedUpdate(id=k, receipt=v) for k, v in self.applied.items()]
-        workflow.continue_as_new(PauseWorkflowInput(request=self.request, tuning=self.tuning, state=s))
+        # A newer worker version is current: the next run starts on it (upgrade on continue-as-new).
+        upgrade = workflow.info().is_target_worker_deployment_version_changed()
+        workflow.continue_as_new(PauseWorkflowInput(request=self.request, tuning=self.tuning, state=s),
+                                 initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE
+                                 if upgrade else None)
 
     async def _keep_timeline_bounded(self) -> None:
         """In every phase, containment included: past twice the kept length, older entries go to evidence."""
@@ -441,6 +448,8 @@ class PauseWorkflow(Containment):
         info = workflow.info()
         return (
             info.is_continue_as_new_suggested()
+            # not history, but the same remedy: a newer worker version is current, and this run is pinned
+            or info.is_target_worker_deployment_version_changed()
             or info.get_current_history_length() >= self.tuning.continue_as_new_after_events
             or self.updates_this_run >= self.tuning.continue_as_new_after_updates
         )

@@ -16,6 +16,7 @@ from pausegate.config import Settings
 from pausegate.connectors.registry import Connectors
 from pausegate.logging import get_logger
 from pausegate.temporal.client import connect
+from pausegate.temporal.versioning import deployment_config, promote
 from workflows.pause import PauseWorkflow
 
 
@@ -47,6 +48,8 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
         max_concurrent_activities=64,
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+        # None when versioning is off; otherwise this release's deployment version (pauses are pinned to it)
+        deployment_config=deployment_config(connectors.settings.versioning),
     )
 
 
@@ -59,6 +62,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     log.info("worker.started", task_queue=settings.temporal.task_queue, address=settings.temporal.address)
     try:
         async with worker:
+            await promote(client, settings.versioning)
             await (stop.wait() if stop else asyncio.Event().wait())
     finally:
         await connectors.aclose()

@@ -1,0 +1,108 @@
+"""Worker deployment versioning: which version a worker is, and making a version current.
+
+Each release of the worker code is one Worker Deployment Version (deployment name + build id). The
+pause workflow is PINNED: a run never meets code other than the code it started on, so a release
+needs no patching for the pauses already open. When a new version becomes current the server tells
+every pinned run (``workflow.info().is_target_worker_deployment_version_changed()``, temporalio 1.35),
+and the pause continues as new with ``initial_versioning_behavior=AUTO_UPGRADE`` at its next workflow
+task, onto the new version (upgrade-on-continue-as-new, a public preview of Temporal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+)
+from temporalio.client import Client
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import WorkerDeploymentConfig
+
+import pausegate
+from pausegate.config import VersioningSettings
+from pausegate.logging import get_logger
+
+log = get_logger("pausegate.temporal.versioning")
+
+# The server answers these until the version's first worker has polled (its task queues registered).
+_NOT_YET = frozenset({RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION})
+
+
+def build_id(settings: VersioningSettings) -> str:
+    """The configured build id, else the package version."""
+    return settings.build_id or pausegate.__version__
+
+
+def deployment_version(settings: VersioningSettings) -> WorkerDeploymentVersion:
+    return WorkerDeploymentVersion(deployment_name=settings.deployment_name, build_id=build_id(settings))
+
+
+def deployment_config(settings: VersioningSettings) -> WorkerDeploymentConfig | None:
+    """The worker's deployment options, or None when versioning is off (an unversioned worker)."""
+    if not settings.enabled:
+        return None
+    # PINNED by default too, so that a workflow type that declares nothing is pinned like the pause.
+    return WorkerDeploymentConfig(
+        version=deployment_version(settings),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )
+
+
+async def current_version(client: Client, deployment_name: str) -> WorkerDeploymentVersion | None:
+    """The deployment's current version; None when it has none (or no worker ever polled)."""
+    try:
+        response = await client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment_name)
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    current = response.worker_deployment_info.routing_config.current_deployment_version
+    if not current.build_id:
+        return None
+    return WorkerDeploymentVersion(deployment_name=current.deployment_name, build_id=current.build_id)
+
+
+async def set_current_version(
+    client: Client, version: WorkerDeploymentVersion, *, timeout: float = 60.0, identity: str = "pausegate"
+) -> None:
+    """Make ``version`` current (new pauses start on it; open ones move when they continue as new).
+
+    The server knows a version only once one of its workers has polled, so this waits for that.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            await client.workflow_service.set_worker_deployment_current_version(
+                SetWorkerDeploymentCurrentVersionRequest(
+                    namespace=client.namespace,
+                    deployment_name=version.deployment_name,
+                    build_id=version.build_id,
+                    identity=identity,
+                )
+            )
+        except RPCError as exc:
+            if exc.status not in _NOT_YET or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            continue
+        log.info("versioning.current", deployment=version.deployment_name, build_id=version.build_id)
+        return
+
+
+async def promote(client: Client, settings: VersioningSettings) -> None:
+    """Apply the ``promote`` policy for a worker of this configuration that has started polling."""
+    if not settings.enabled or settings.promote == "never":
+        return
+    version = deployment_version(settings)
+    if settings.promote == "if-none" and await current_version(client, settings.deployment_name) is not None:
+        return
+    await set_current_version(client, version)

@@ -1,0 +1,91 @@
+"""Versioned workers on the real dev server: a pause is pinned to the version it started on and moves to
+the current version only by continuing as new; new pauses start on the current version."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from pausegate.config import VersioningSettings
+from pausegate.connectors.registry import Connectors
+from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, Phase
+from pausegate.temporal.pauses import pause_handle
+from pausegate.temporal.versioning import current_version, deployment_version, set_current_version
+from pausegate.temporal.worker import build_worker
+from tests.support.harness import ANALYST, SECURITY_LEAD, Harness, HarnessFactory
+
+
+@asynccontextmanager
+async def versioned_worker(h: Harness, versioning: VersioningSettings) -> AsyncIterator[Worker]:
+    connectors = Connectors(h.settings.model_copy(update={"versioning": versioning}))
+    try:
+        async with build_worker(h.client, connectors, task_queue=h.task_queue) as worker:
+            yield worker
+    finally:
+        await connectors.aclose()
+
+
+async def running_on(client: Client, program: str) -> tuple[str, str]:
+    """(run id, build id) of the pause's latest run, as the server routes it."""
+    description = await pause_handle(client, program).describe()
+    info = description.raw_description.workflow_execution_info
+    return info.execution.run_id, info.versioning_info.deployment_version.build_id
+
+
+async def test_an_open_pause_stays_on_its_version_until_it_continues_as_new_then_runs_on_the_current_one(
+    make_harness: HarnessFactory,
+) -> None:
+    deployment = f"pausegate-{uuid.uuid4().hex[:8]}"
+    version_a = VersioningSettings(enabled=True, deployment_name=deployment, build_id="A")
+    version_b = VersioningSettings(enabled=True, deployment_name=deployment, build_id="B")
+    async with make_harness(agents=50, run_worker=False) as h, versioned_worker(h, version_a):
+        await set_current_version(h.client, deployment_version(version_a))
+        await h.pause()
+        await h.wait_for_state(Phase.UNDER_REVIEW)
+        first_run, build = await running_on(h.client, h.program)
+        assert build == "A"
+
+        async with versioned_worker(h, version_b):
+            await set_current_version(h.client, deployment_version(version_b))
+            assert await current_version(h.client, deployment) == deployment_version(version_b)
+            # Nothing has woken the pause since: it is still the same run, pinned to A.
+            assert await running_on(h.client, h.program) == (first_run, "A")
+
+            # A reviewer acts: the run (on A) applies the action, then continues as new onto B.
+            receipt = await h.act(CompleteItemInput(
+                actor=ANALYST, item_id="access-review",
+                evidence=[EvidenceAttachment(name="access-report", uri="https://docs.example.com/access")],
+            ))
+            assert receipt.phase == Phase.UNDER_REVIEW
+            status = await h.wait_for(lambda s: s.run_count == 2, what="the pause continued as new")
+            second_run, build = await running_on(h.client, h.program)
+            assert second_run != first_run and build == "B"
+            assert next(i for i in status.checklist if i.id == "access-review").completed_by == ANALYST.id  # carried
+
+            # The old run's last task was completed by A's worker; the next action is handled on B.
+            await h.act(CompleteItemInput(
+                actor=SECURITY_LEAD, item_id="root-cause",
+                evidence=[EvidenceAttachment(name="root-cause-analysis", uri="https://docs.example.com/rca")],
+            ))
+            handle = h.client.get_workflow_handle(pause_handle(h.client, h.program).id, run_id=first_run)
+            builds = [e.workflow_task_completed_event_attributes.deployment_version.build_id
+                      async for e in handle.fetch_history_events()
+                      if e.HasField("workflow_task_completed_event_attributes")]
+            assert set(builds) == {"A"}
+            handle = h.client.get_workflow_handle(pause_handle(h.client, h.program).id, run_id=second_run)
+            builds = [e.workflow_task_completed_event_attributes.deployment_version.build_id
+                      async for e in handle.fetch_history_events()
+                      if e.HasField("workflow_task_completed_event_attributes")]
+            assert builds and set(builds) == {"B"}
+            assert (await h.status()).run_count == 2
+
+            # A new pause starts on the current version.
+            await pause_handle(h.client, h.program).terminate("test: make room for a new pause")
+            await h.pause()
+            await h.wait_for_state(Phase.UNDER_REVIEW)
+            third_run, build = await running_on(h.client, h.program)
+            assert third_run not in (first_run, second_run) and build == "B"
