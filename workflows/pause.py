@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -73,9 +72,11 @@ def pause_workflow_id(program: str) -> str:
     return f"pause/{program}"
 
 
-# PINNED: a run only ever meets the worker code it started on; it moves to a newer deployment version
-# by continuing as new (see _continue_as_new), so no release needs patching for open pauses.
-@workflow.defn(name="PauseWorkflow", versioning_behavior=VersioningBehavior.PINNED)
+# PINNED on versioned workers (their default behavior, pausegate.temporal.versioning): a run only ever meets
+# the worker code it started on and moves to a newer deployment version by continuing as new (see
+# _continue_as_new). Not declared here: an unversioned worker cannot complete a task of a workflow type
+# that declares a behavior (the server refuses it), and the embedded default may run unversioned.
+@workflow.defn(name="PauseWorkflow")
 class PauseWorkflow(Containment):
     """Contain a program, run its review, and resume it only under an approved plan."""
 

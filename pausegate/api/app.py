@@ -25,6 +25,8 @@ from pausegate.config import Settings
 from pausegate.connectors.interfaces import EvidenceStore
 from pausegate.console import include_console
 from pausegate.models.pause import Tuning
+from pausegate.observability.api_metrics import install_api_metrics
+from pausegate.observability.tracing import instrument_api
 
 API_VERSION = "1.0.0"
 
@@ -108,4 +110,8 @@ def create_app(
         return {"status": "ok"}
 
     app.add_middleware(Gate, authenticator=authenticator, max_body_bytes=max_body_bytes)
+    # Server spans (outermost, so refusals at the gate are traced too) and /metrics.
+    if settings.observability.api_metrics:
+        install_api_metrics(app, client)
+    instrument_api(app)
     return app

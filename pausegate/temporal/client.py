@@ -8,13 +8,19 @@ import sysconfig
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from pausegate.config import TemporalSettings
+from pausegate.observability.tracing import tracing_interceptor
 
 
-async def connect(settings: TemporalSettings) -> Client:
-    """Connect to Temporal with the pydantic data converter, TLS and API key as configured."""
+async def connect(settings: TemporalSettings, *, runtime: Runtime | None = None) -> Client:
+    """Connect to Temporal with the pydantic data converter, TLS and API key as configured.
+
+    Every client traces (its workers too): ``pausegate.observability.tracing``. ``runtime`` is the
+    worker's, when it serves Prometheus metrics (``observability.worker_metrics_bind``).
+    """
     tls: bool | TLSConfig = settings.tls
     if settings.tls_client_cert or settings.tls_server_ca:
         tls = TLSConfig(
@@ -28,6 +34,8 @@ async def connect(settings: TemporalSettings) -> Client:
         data_converter=pydantic_data_converter,
         tls=tls,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        interceptors=[tracing_interceptor()],
+        runtime=runtime,
     )
 
 

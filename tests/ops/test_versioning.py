@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from temporalio.api.enums.v1 import VersioningBehavior
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -30,9 +31,10 @@ async def versioned_worker(h: Harness, versioning: VersioningSettings) -> AsyncI
 
 
 async def running_on(client: Client, program: str) -> tuple[str, str]:
-    """(run id, build id) of the pause's latest run, as the server routes it."""
+    """(run id, build id) of the pause's latest run, as the server routes it; the run is pinned."""
     description = await pause_handle(client, program).describe()
     info = description.raw_description.workflow_execution_info
+    assert info.versioning_info.behavior == VersioningBehavior.VERSIONING_BEHAVIOR_PINNED
     return info.execution.run_id, info.versioning_info.deployment_version.build_id
 
 
