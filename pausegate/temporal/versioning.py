@@ -13,9 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from google.protobuf.field_mask_pb2 import FieldMask
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflow.v1 import VersioningOverride, WorkflowExecutionOptions
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkerDeploymentRequest,
     SetWorkerDeploymentCurrentVersionRequest,
+    UpdateWorkflowExecutionOptionsRequest,
 )
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
@@ -106,3 +110,38 @@ async def promote(client: Client, settings: VersioningSettings) -> None:
     if settings.promote == "if-none" and await current_version(client, settings.deployment_name) is not None:
         return
     await set_current_version(client, version)
+
+
+async def adopt_stranded_pauses(client: Client, settings: VersioningSettings, task_queue: str) -> list[str]:
+    """For a deployment that runs one version at a time (the embedded stack): open pauses on
+    ``task_queue`` pinned to another version of this deployment, whose workers are gone with the old
+    code, are moved to the current version (an auto-upgrade override; each continues as it would have
+    before versioning: its history replays on the new code). Returns the workflow ids moved.
+
+    A cluster that keeps each version's workers until its pinned pauses have moved on never needs this.
+    """
+    if not settings.enabled:
+        return []
+    ours = deployment_version(settings)
+    moved: list[str] = []
+    query = f"WorkflowType = 'PauseWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '{task_queue}'"
+    async for execution in client.list_workflows(query):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        info = (await handle.describe()).raw_description.workflow_execution_info.versioning_info
+        pinned = info.deployment_version
+        if pinned.deployment_name != ours.deployment_name or pinned.build_id in ("", ours.build_id):
+            continue
+        if info.versioning_override.auto_upgrade:
+            continue
+        await client.workflow_service.update_workflow_execution_options(UpdateWorkflowExecutionOptionsRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=execution.id, run_id=execution.run_id),
+            workflow_execution_options=WorkflowExecutionOptions(versioning_override=VersioningOverride(
+                auto_upgrade=True)),
+            update_mask=FieldMask(paths=["versioning_override"]),
+            identity="pausegate",
+        ))
+        log.warning("versioning.adopted", workflow_id=execution.id, from_build_id=pinned.build_id,
+                    to_build_id=ours.build_id)
+        moved.append(execution.id)
+    return moved

@@ -15,7 +15,13 @@ from pausegate.config import VersioningSettings
 from pausegate.connectors.registry import Connectors
 from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, Phase
 from pausegate.temporal.pauses import pause_handle
-from pausegate.temporal.versioning import current_version, deployment_version, set_current_version
+from pausegate.temporal.versioning import (
+    adopt_stranded_pauses,
+    current_version,
+    deployment_version,
+    promote,
+    set_current_version,
+)
 from pausegate.temporal.worker import build_worker
 from tests.support.harness import ANALYST, SECURITY_LEAD, Harness, HarnessFactory
 
@@ -91,3 +97,53 @@ async def test_an_open_pause_stays_on_its_version_until_it_continues_as_new_then
             await h.wait_for_state(Phase.UNDER_REVIEW)
             third_run, build = await running_on(h.client, h.program)
             assert third_run not in (first_run, second_run) and build == "B"
+
+
+async def test_a_single_version_deployment_carries_its_open_pauses_across_an_upgrade(
+    make_harness: HarnessFactory,
+) -> None:
+    """The embedded stack runs one version at a time: an open pause from before versioning, or pinned to
+    a version whose worker is gone, carries on with the new worker."""
+    deployment = f"pausegate-{uuid.uuid4().hex[:8]}"
+    version_a = VersioningSettings(enabled=True, deployment_name=deployment, build_id="A", promote="always")
+    version_b = VersioningSettings(enabled=True, deployment_name=deployment, build_id="B", promote="always")
+    async with make_harness(agents=20, run_worker=False) as h:
+        # An unversioned worker (as before versioning) contains; then a versioned one takes over.
+        async with versioned_worker(h, VersioningSettings()):
+            await h.pause()
+            await h.wait_for_state(Phase.UNDER_REVIEW)
+        async with versioned_worker(h, version_a):
+            await promote(h.client, version_a)
+            await h.act(CompleteItemInput(
+                actor=ANALYST, item_id="access-review",
+                evidence=[EvidenceAttachment(name="access-report", uri="https://docs.example.com/access")],
+            ))
+            status = await h.status()
+            assert next(i for i in status.checklist if i.id == "access-review").completed_by == ANALYST.id
+            assert status.run_count == 1
+            # The unversioned pause is not pinned to any version: nothing to adopt.
+            assert await adopt_stranded_pauses(h.client, version_a, h.task_queue) == []
+
+        # A pause that started on A is pinned to A.
+        async with versioned_worker(h, version_a):
+            await pause_handle(h.client, h.program).terminate("test: a pause pinned to A")
+            await h.pause()
+            await h.wait_for_state(Phase.UNDER_REVIEW)
+            _, build = await running_on(h.client, h.program)
+            assert build == "A"
+
+        # A's worker is gone (the stack was upgraded); B starts, becomes current, adopts the pause.
+        async with versioned_worker(h, version_b):
+            await promote(h.client, version_b)
+            assert await adopt_stranded_pauses(h.client, version_b, h.task_queue) == [
+                pause_handle(h.client, h.program).id]
+            receipt = await h.act(CompleteItemInput(
+                actor=ANALYST, item_id="access-review",
+                evidence=[EvidenceAttachment(name="access-report", uri="https://docs.example.com/access")],
+            ))
+            assert receipt.phase == Phase.UNDER_REVIEW
+            description = await pause_handle(h.client, h.program).describe()
+            assert description.raw_description.workflow_execution_info.versioning_info \
+                .deployment_version.build_id == "B"
+            # Adopted once; a second start of B finds nothing left to move.
+            assert await adopt_stranded_pauses(h.client, version_b, h.task_queue) == []
