@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, TypeAdapter, ValidationError
 
+from pausegate.config_env import expand_env_references
 from pausegate.errors import ConfigError, UnknownConnectionError
 from pausegate.models.base import Model
 
@@ -209,7 +210,8 @@ def load_settings(path: Path | None = None) -> Settings:
     """Read the configuration from ``path``, ``$PAUSEGATE_CONFIG`` or ``.pausegate/config.toml``.
 
     A missing default file yields the defaults; a missing named file or a bad one is a
-    ``ConfigError`` that says which file and which field.
+    ``ConfigError`` that says which file and which field. A value written ``"${NAME}"`` is taken
+    from the environment variable NAME (``pausegate.config_env``).
     """
     explicit = path or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     target = explicit or DEFAULT_CONFIG
@@ -221,6 +223,7 @@ def load_settings(path: Path | None = None) -> Settings:
         raw = tomllib.loads(target.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{target}: not valid TOML: {exc}") from exc
+    raw = expand_env_references(raw, where=str(target))  # "${NAME}" values: secrets from the environment
     try:
         settings = _settings_adapter.validate_python(raw)
     except ValidationError as exc:
