@@ -1,0 +1,25 @@
+"""The telemetry interceptors issue no command: every stored history replays with them installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from pausegate.observability.worker_metrics import PauseMetricsInterceptor
+from workflows.pause import PauseWorkflow
+
+HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_a_stored_history_replays_with_the_metrics_and_tracing_interceptors(path: Path) -> None:
+    history = WorkflowHistory.from_json(f"pause/{path.stem}", path.read_text())  # noqa: ASYNC240 - small file
+    replayer = Replayer(workflows=[PauseWorkflow], data_converter=pydantic_data_converter,
+                        interceptors=[PauseMetricsInterceptor(), TracingInterceptor()])
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
