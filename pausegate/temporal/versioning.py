@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from temporalio.api.common.v1 import WorkflowExecution
@@ -31,9 +33,27 @@ from pausegate.config import VersioningSettings
 from pausegate.logging import get_logger
 
 log = get_logger("pausegate.temporal.versioning")
+T = TypeVar("T")
 
 # The server answers these until the version's first worker has polled (its task queues registered).
 _NOT_YET = frozenset({RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION})
+# A deployment takes few requests a second ("too many requests issued to Worker Deployment"):
+# several workers starting at once are told to come back later.
+_BUSY = frozenset({RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.UNAVAILABLE})
+
+
+async def _patiently(call: Callable[[], Awaitable[T]], retry_on: frozenset[RPCStatusCode], timeout: float) -> T:
+    """``call()``, again with backoff while the server answers one of ``retry_on``, up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            return await call()
+        except RPCError as exc:
+            if exc.status not in retry_on or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 def build_id(settings: VersioningSettings) -> str:
@@ -57,12 +77,14 @@ def deployment_config(settings: VersioningSettings) -> WorkerDeploymentConfig | 
     )
 
 
-async def current_version(client: Client, deployment_name: str) -> WorkerDeploymentVersion | None:
+async def current_version(
+    client: Client, deployment_name: str, *, timeout: float = 30.0
+) -> WorkerDeploymentVersion | None:
     """The deployment's current version; None when it has none (or no worker ever polled)."""
     try:
-        response = await client.workflow_service.describe_worker_deployment(
+        response = await _patiently(lambda: client.workflow_service.describe_worker_deployment(
             DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment_name)
-        )
+        ), _BUSY, timeout)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None
@@ -80,26 +102,15 @@ async def set_current_version(
 
     The server knows a version only once one of its workers has polled, so this waits for that.
     """
-    deadline = time.monotonic() + timeout
-    delay = 0.2
-    while True:
-        try:
-            await client.workflow_service.set_worker_deployment_current_version(
-                SetWorkerDeploymentCurrentVersionRequest(
-                    namespace=client.namespace,
-                    deployment_name=version.deployment_name,
-                    build_id=version.build_id,
-                    identity=identity,
-                )
-            )
-        except RPCError as exc:
-            if exc.status not in _NOT_YET or time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-            continue
-        log.info("versioning.current", deployment=version.deployment_name, build_id=version.build_id)
-        return
+    await _patiently(lambda: client.workflow_service.set_worker_deployment_current_version(
+        SetWorkerDeploymentCurrentVersionRequest(
+            namespace=client.namespace,
+            deployment_name=version.deployment_name,
+            build_id=version.build_id,
+            identity=identity,
+        )
+    ), _NOT_YET | _BUSY, timeout)
+    log.info("versioning.current", deployment=version.deployment_name, build_id=version.build_id)
 
 
 async def promote(client: Client, settings: VersioningSettings) -> None:
@@ -107,8 +118,12 @@ async def promote(client: Client, settings: VersioningSettings) -> None:
     if not settings.enabled or settings.promote == "never":
         return
     version = deployment_version(settings)
-    if settings.promote == "if-none" and await current_version(client, settings.deployment_name) is not None:
-        return
+    if settings.promote == "if-none":
+        current = await current_version(client, settings.deployment_name)
+        if current is not None:
+            log.info("versioning.kept", deployment=settings.deployment_name, current=current.build_id,
+                     build_id=version.build_id)
+            return
     await set_current_version(client, version)
 
 

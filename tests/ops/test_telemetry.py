@@ -104,6 +104,7 @@ class TestOnePauseOnTheOutside:
         assert total(after_worker, "pausegate_pause_transitions_total", state="CONTAINING") == 1
         assert total(after_worker, "pausegate_pause_transitions_total", state="UNDER_REVIEW") == 1
         assert total(after_worker, "pausegate_time_to_contain_seconds_count") == 1
+        assert total(after_worker, "pausegate_time_to_contain_seconds_bucket", le="900") == 1  # seconds buckets
         assert total(after_worker, "pausegate_evidence_sealed_bytes_total") > 0
 
         # --- the API's endpoint: the pause as it is now, and the refusal
