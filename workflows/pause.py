@@ -303,6 +303,11 @@ class PauseWorkflow(Containment):
         """The API reports an action it refused, so the timeline shows every refusal."""
         t.record_refusal(self.state, input, workflow.now())
 
+    @workflow.signal
+    def wake(self) -> None:
+        """Nothing to apply: the workflow task it causes is where a pause pinned to an older worker version
+        continues as new onto the current one (a release wakes every open pause; docs/deployment.md)."""
+
     @workflow.query
     def status(self) -> PauseState:
         """Everything a person may read about this pause."""

@@ -3,6 +3,8 @@ the current version only by continuing as new; new pauses start on the current v
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +16,7 @@ from temporalio.worker import Worker
 from pausegate.config import VersioningSettings
 from pausegate.connectors.registry import Connectors
 from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, Phase
+from pausegate.temporal.client import temporal_cli
 from pausegate.temporal.pauses import pause_handle
 from pausegate.temporal.versioning import (
     adopt_stranded_pauses,
@@ -147,3 +150,31 @@ async def test_a_single_version_deployment_carries_its_open_pauses_across_an_upg
                 .deployment_version.build_id == "B"
             # Adopted once; a second start of B finds nothing left to move.
             assert await adopt_stranded_pauses(h.client, version_b, h.task_queue) == []
+
+
+async def test_a_release_wakes_idle_pauses_so_they_move_to_the_new_version_without_waiting_for_people(
+    make_harness: HarnessFactory,
+) -> None:
+    deployment = f"pausegate-{uuid.uuid4().hex[:8]}"
+    version_a = VersioningSettings(enabled=True, deployment_name=deployment, build_id="A")
+    version_b = VersioningSettings(enabled=True, deployment_name=deployment, build_id="B")
+    async with make_harness(agents=20, run_worker=False) as h, versioned_worker(h, version_a):
+        await set_current_version(h.client, deployment_version(version_a))
+        await h.pause()
+        await h.wait_for_state(Phase.UNDER_REVIEW)
+        first_run, _ = await running_on(h.client, h.program)
+        async with versioned_worker(h, version_b):
+            await set_current_version(h.client, deployment_version(version_b))
+            # The release step of docs/deployment.md: signal `wake` to every open pause (a batch job; the
+            # task queue narrows it to this test's pauses on the shared server).
+            done = await asyncio.to_thread(subprocess.run, [
+                temporal_cli(), "workflow", "signal", "--address", h.client.service_client.config.target_host,
+                "--query", f"WorkflowType = 'PauseWorkflow' AND ExecutionStatus = 'Running' "
+                           f"AND TaskQueue = '{h.task_queue}'",
+                "--name", "wake", "--reason", "release B", "--yes",
+            ], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            status = await h.wait_for(lambda s: s.run_count == 2, what="the woken pause continued as new")
+            second_run, build = await running_on(h.client, h.program)
+            assert second_run != first_run and build == "B"
+            assert status.phase == Phase.UNDER_REVIEW
