@@ -1,17 +1,15 @@
-"""Telemetry fixtures: spans kept in memory, a traced Temporal client, a free port."""
+"""Telemetry fixtures: spans kept in memory, a free port."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
-import pytest_asyncio
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from temporalio.client import Client
 
 from pausegate.config import ObservabilitySettings
 from pausegate.observability.tracing import setup_tracing
@@ -33,13 +31,3 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
     exporter.shutdown()
-
-
-@pytest_asyncio.fixture
-async def traced_client(temporal_client: Client) -> AsyncIterator[Client]:
-    """A client built like the services' (``pausegate.temporal.client.connect``): it traces, and so do
-    the workers built on it."""
-    from pausegate.config import TemporalSettings
-    from pausegate.temporal.client import connect
-
-    yield await connect(TemporalSettings(address=temporal_client.service_client.config.target_host))
