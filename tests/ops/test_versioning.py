@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,6 +48,18 @@ async def running_on(client: Client, program: str) -> tuple[str, str]:
     return info.execution.run_id, info.versioning_info.deployment_version.build_id
 
 
+async def settled(client: Client, program: str, timeout: float = 60.0) -> None:
+    """Wait until the pause has nothing in flight (no activity, e.g. a notification, no workflow task):
+    from then on only something from outside gives it a workflow task."""
+    deadline = time.monotonic() + timeout
+    while True:
+        raw = (await pause_handle(client, program).describe()).raw_description
+        if not raw.pending_activities and not raw.HasField("pending_workflow_task"):
+            return
+        assert time.monotonic() < deadline, "the pause never settled"
+        await asyncio.sleep(0.1)
+
+
 async def test_an_open_pause_stays_on_its_version_until_it_continues_as_new_then_runs_on_the_current_one(
     make_harness: HarnessFactory,
 ) -> None:
@@ -57,6 +70,7 @@ async def test_an_open_pause_stays_on_its_version_until_it_continues_as_new_then
         await set_current_version(h.client, deployment_version(version_a))
         await h.pause()
         await h.wait_for_state(Phase.UNDER_REVIEW)
+        await settled(h.client, h.program)
         first_run, build = await running_on(h.client, h.program)
         assert build == "A"
 
@@ -162,9 +176,11 @@ async def test_a_release_wakes_idle_pauses_so_they_move_to_the_new_version_witho
         await set_current_version(h.client, deployment_version(version_a))
         await h.pause()
         await h.wait_for_state(Phase.UNDER_REVIEW)
+        await settled(h.client, h.program)
         first_run, _ = await running_on(h.client, h.program)
         async with versioned_worker(h, version_b):
             await set_current_version(h.client, deployment_version(version_b))
+            assert await running_on(h.client, h.program) == (first_run, "A")  # nothing woke it yet
             # The release step of docs/deployment.md: signal `wake` to every open pause (a batch job; the
             # task queue narrows it to this test's pauses on the shared server).
             done = await asyncio.to_thread(subprocess.run, [
