@@ -139,11 +139,13 @@ class ObservabilitySettings(Model):
 
     service_name: str = Field(default="pausegate", description="OTel service.name; the process role is appended.")
     otlp_endpoint: str | None = Field(
-        default=None, description="OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces."
+        default=None, pattern=r"^https?://\S+$",
+        description="OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces.",
     )
     otlp_headers: dict[str, SecretStr] = Field(default_factory=dict, description="e.g. an authorization header.")
     worker_metrics_bind: str | None = Field(
-        default=None, description="host:port of the worker's Prometheus /metrics (SDK and pausegate metrics)."
+        default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$",
+        description="host:port of the worker's Prometheus /metrics (SDK and pausegate metrics).",
     )
     api_metrics: bool = Field(default=True, description="Serve /metrics on the API (token-free, like /healthz).")
 

@@ -115,6 +115,21 @@ class TestTheNewSections:
         assert loaded.observability.otlp_headers["x-key"].get_secret_value() == "v"
         assert loaded.observability.otlp_endpoint == settings.observability.otlp_endpoint
 
+    @pytest.mark.parametrize(("line", "field"), [
+        ('worker_metrics_bind = "9464"', "observability.worker_metrics_bind"),
+        ('worker_metrics_bind = "0.0.0.0:port"', "observability.worker_metrics_bind"),
+        ('otlp_endpoint = "otel-collector:4318"', "observability.otlp_endpoint"),
+    ])
+    def test_a_bad_exporter_address_says_where(self, tmp_path: Path, line: str, field: str) -> None:
+        path = tmp_path / "config.toml"
+        path.write_text(f"[observability]\n{line}\n")
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+            load_settings(path)
+
+    @pytest.mark.parametrize("bind", ["0.0.0.0:9464", "127.0.0.1:0", "[::1]:9464", "worker-0.pausegate:9464"])
+    def test_a_host_and_port_is_a_bind_address(self, bind: str) -> None:
+        assert ObservabilitySettings(worker_metrics_bind=bind).worker_metrics_bind == bind
+
     def test_a_bad_promote_policy_says_where(self, tmp_path: Path) -> None:
         path = tmp_path / "config.toml"
         path.write_text('[versioning]\nenabled = true\npromote = "sometimes"\n')
