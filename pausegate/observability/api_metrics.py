@@ -35,6 +35,7 @@ OPEN_PAUSES_QUERY = f"WorkflowType = '{PauseWorkflow.__name__}' AND ExecutionSta
 PAUSE_ID_PREFIX = "pause/"
 MAX_PAUSES_READ = 1000
 QUERY_CONCURRENCY = 16
+MIN_REFRESH_SECONDS = 5.0  # Prometheus scrapes every 15-60 s
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -107,8 +108,9 @@ class PausesCollector(Collector):
 class ApiMetrics:
     """The API's registry: refusals counted as they happen, open pauses read at each scrape."""
 
-    def __init__(self, client: Client | None) -> None:
+    def __init__(self, client: Client | None, *, min_interval: float = MIN_REFRESH_SECONDS) -> None:
         self._client = client
+        self.min_interval = min_interval
         self.registry = CollectorRegistry(auto_describe=True)
         self.refusals = Counter("pausegate_refusals", "Actions the API refused, by action and where the "
                                 "refusal was recorded (timeline or refusal log).", ["action", "recorded_in"],
@@ -123,10 +125,12 @@ class ApiMetrics:
 
     async def refresh(self) -> None:
         """Read every open pause's status (at most ``MAX_PAUSES_READ``). Scrapes that arrive while a read
-        is under way share its result instead of reading again."""
+        is under way, or within ``min_interval`` of the last one, get its result: ``/metrics`` needs no
+        token, and a flood of requests must not become a flood of queries to every pause."""
         asked_at = time.monotonic()
         async with self._refresh:
-            if self._client is None or self.pauses.snapshot.taken_at >= asked_at:
+            taken_at = self.pauses.snapshot.taken_at
+            if self._client is None or taken_at >= asked_at or (taken_at and asked_at - taken_at < self.min_interval):
                 return
             snapshot = PausesSnapshot(taken_at=time.monotonic())
             try:

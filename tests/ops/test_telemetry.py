@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import structlog
@@ -13,6 +15,7 @@ from opentelemetry.trace import SpanKind
 from temporalio.client import Client
 
 from pausegate.config import TemporalSettings
+from pausegate.observability.api_metrics import ApiMetrics
 from pausegate.observability.logs import add_trace_context
 from pausegate.observability.worker_metrics import metrics_runtime
 from pausegate.temporal.client import connect
@@ -43,6 +46,29 @@ async def scrape(url: str) -> str:
     return response.text
 
 
+class TestTheApisMetricsUnderAFlood:
+    async def test_scrapes_within_the_interval_share_one_read_of_the_pauses(self, temporal_client: Client) -> None:
+        metrics = ApiMetrics(temporal_client, min_interval=60.0)
+        reads = 0
+        real = metrics.pauses
+
+        original = temporal_client.list_workflows
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            return original(*args, **kwargs)
+
+        temporal_client.list_workflows = counting  # type: ignore[method-assign]
+        try:
+            await asyncio.gather(*(metrics.exposition() for _ in range(50)))
+            await metrics.exposition()
+        finally:
+            del temporal_client.list_workflows
+        assert reads == 1
+        assert real.snapshot.error is None
+
+
 class TestOnePauseOnTheOutside:
     async def test_a_pause_started_through_the_api_is_one_trace_with_metrics_and_traced_logs(
         self, make_harness: HarnessFactory, temporal_client: Client, spans: InMemorySpanExporter,
@@ -58,6 +84,7 @@ class TestOnePauseOnTheOutside:
                 before_worker = await scrape(f"http://{worker_metrics}/metrics")
                 assert not samples(before_worker, "pausegate_halts_confirmed_total")
                 async with api_world(dataclasses.replace(h, client=api_client), tmp_path / "api") as api:
+                    api.app.state.metrics.min_interval = 0.0  # every scrape reads the pauses afresh
                     before_api = (await api.client().get("/metrics")).text
                     assert samples(before_api, "pausegate_pauses")['{state="CONTAINING"}'] == 0
 
