@@ -88,12 +88,12 @@ class PausesCollector(Collector):
         yield GaugeMetricFamily("pausegate_open_pause_halts_unconfirmed",
                                 "Agents not yet confirmed halted (and not waived), summed over open pauses.",
                                 sum(0 if a.confirmed else a.unconfirmed for a in agents))
-        contained = [s for s in snap.statuses if s.containment.contained_at and s.containment.started_at]
+        durations = [(c.contained_at - c.started_at).total_seconds() for c in (s.containment for s in snap.statuses)
+                     if c.contained_at is not None and c.started_at is not None]
         contain = GaugeMetricFamily("pausegate_open_pause_time_to_contain_seconds_max",
                                     "The longest time to contain among open pauses that are contained.")
-        if contained:
-            contain.add_metric([], max((s.containment.contained_at - s.containment.started_at).total_seconds()  # type: ignore[operator]
-                                       for s in contained))
+        if durations:
+            contain.add_metric([], max(durations))
         yield contain
         yield GaugeMetricFamily("pausegate_open_pause_evidence_sealed_bytes",
                                 "Bytes of audit evidence sealed, summed over open pauses.",
@@ -129,13 +129,13 @@ class ApiMetrics:
         token, and a flood of requests must not become a flood of queries to every pause."""
         asked_at = time.monotonic()
         async with self._refresh:
-            taken_at = self.pauses.snapshot.taken_at
-            if self._client is None or taken_at >= asked_at or (taken_at and asked_at - taken_at < self.min_interval):
+            client, taken_at = self._client, self.pauses.snapshot.taken_at
+            if client is None or taken_at >= asked_at or (taken_at and asked_at - taken_at < self.min_interval):
                 return
             snapshot = PausesSnapshot(taken_at=time.monotonic())
             try:
                 programs = [w.id.removeprefix(PAUSE_ID_PREFIX)
-                            async for w in self._client.list_workflows(OPEN_PAUSES_QUERY, limit=MAX_PAUSES_READ)]
+                            async for w in client.list_workflows(OPEN_PAUSES_QUERY, limit=MAX_PAUSES_READ)]
             except RPCError as exc:
                 snapshot.error = str(exc)[:200]
                 log.warning("metrics.pauses_unlisted", error=snapshot.error)
@@ -146,7 +146,7 @@ class ApiMetrics:
             async def read(program: str) -> PauseState | None:
                 async with gate:
                     try:
-                        return await read_status(self._client, program)  # type: ignore[arg-type]
+                        return await read_status(client, program)
                     except Exception as exc:  # a pause that cannot answer is counted, not fatal to the scrape
                         log.warning("metrics.pause_unreadable", error=type(exc).__name__)
                         return None
