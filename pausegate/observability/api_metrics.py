@@ -41,7 +41,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @dataclass
 class PausesSnapshot:
-    """The open pauses' status at one moment (``None`` entries: a pause whose status could not be read)."""
+    """The open pauses' status at one moment, and how many could not be read."""
 
     taken_at: float = 0.0
     statuses: list[PauseState] = field(default_factory=list)
