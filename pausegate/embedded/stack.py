@@ -257,7 +257,7 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
         )
         if options.run_worker:
             await parts.enter_async_context(build_worker(client, connectors))
-            await promote(client, settings.versioning)
+            await promote(client, settings.versioning, [settings.temporal.task_queue])
             await adopt_stranded_pauses(client, settings.versioning, settings.temporal.task_queue)
         yield RunningStack(
             settings=settings,

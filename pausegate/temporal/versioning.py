@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflow.v1 import VersioningOverride, WorkflowExecutionOptions
 from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
     DescribeWorkerDeploymentRequest,
     SetWorkerDeploymentCurrentVersionRequest,
     UpdateWorkflowExecutionOptionsRequest,
@@ -96,11 +99,17 @@ async def current_version(
 
 
 async def set_current_version(
-    client: Client, version: WorkerDeploymentVersion, *, timeout: float = 60.0, identity: str = "pausegate"
+    client: Client,
+    version: WorkerDeploymentVersion,
+    *,
+    task_queues: Sequence[str] = (),
+    timeout: float = 60.0,
+    identity: str = "pausegate",
 ) -> None:
     """Make ``version`` current (new pauses start on it; open ones move when they continue as new).
 
-    The server knows a version only once one of its workers has polled, so this waits for that.
+    The server knows a version only once one of its workers has polled, so this waits for that; and
+    it returns once each of ``task_queues`` routes to the version.
     """
     await _patiently(lambda: client.workflow_service.set_worker_deployment_current_version(
         SetWorkerDeploymentCurrentVersionRequest(
@@ -110,11 +119,32 @@ async def set_current_version(
             identity=identity,
         )
     ), _NOT_YET | _BUSY, timeout)
+    await _routed(client, version, task_queues, timeout)
     log.info("versioning.current", deployment=version.deployment_name, build_id=version.build_id)
 
 
-async def promote(client: Client, settings: VersioningSettings) -> None:
-    """Apply the ``promote`` policy for a worker of this configuration that has started polling."""
+async def _routed(client: Client, version: WorkerDeploymentVersion, task_queues: Sequence[str],
+                  timeout: float) -> None:
+    """Wait until each task queue routes to ``version``. Until its routing has reached a queue, a pinned
+    pause's next workflow task there is not told that its target changed, and a wake is wasted."""
+    deadline = time.monotonic() + timeout
+    for name in task_queues:
+        while True:
+            response = await _patiently(lambda name=name: client.workflow_service.describe_task_queue(  # type: ignore[misc]
+                DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=name),
+                                         task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+            ), _BUSY, timeout)
+            current = response.versioning_info.current_deployment_version
+            if (current.deployment_name, current.build_id) == (version.deployment_name, version.build_id):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"task queue {name!r} does not route to {version.build_id!r} yet")
+            await asyncio.sleep(0.2)
+
+
+async def promote(client: Client, settings: VersioningSettings, task_queues: Sequence[str] = ()) -> None:
+    """Apply the ``promote`` policy for a worker of this configuration that has started polling
+    (``task_queues``: the queues it polls, waited on until they route to it)."""
     if not settings.enabled or settings.promote == "never":
         return
     version = deployment_version(settings)
@@ -124,7 +154,7 @@ async def promote(client: Client, settings: VersioningSettings) -> None:
             log.info("versioning.kept", deployment=settings.deployment_name, current=current.build_id,
                      build_id=version.build_id)
             return
-    await set_current_version(client, version)
+    await set_current_version(client, version, task_queues=task_queues)
 
 
 async def adopt_stranded_pauses(client: Client, settings: VersioningSettings, task_queue: str) -> list[str]:

@@ -67,7 +67,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     log.info("worker.started", task_queue=settings.temporal.task_queue, address=settings.temporal.address)
     try:
         async with worker:
-            await promote(client, settings.versioning)
+            await promote(client, settings.versioning, [settings.temporal.task_queue])
             await (stop.wait() if stop else asyncio.Event().wait())
     finally:
         await connectors.aclose()
