@@ -125,8 +125,8 @@ async def set_current_version(
 
 async def _routed(client: Client, version: WorkerDeploymentVersion, task_queues: Sequence[str],
                   timeout: float) -> None:
-    """Wait until each task queue routes to ``version``. Until its routing has reached a queue, a pinned
-    pause's next workflow task there is not told that its target changed, and a wake is wasted."""
+    """Wait until each task queue reports ``version`` as its current one, so that what the caller does
+    next (start a pause, wake the open ones) meets the new routing there."""
     deadline = time.monotonic() + timeout
     for name in task_queues:
         while True:
