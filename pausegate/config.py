@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, TypeAdapter, ValidationError, model_validator
 
+from pausegate.config_env import expand_env_references
 from pausegate.errors import ConfigError, UnknownConnectionError
 from pausegate.models.base import Model
 
@@ -251,6 +252,39 @@ class ApiSettings(Model):
         return self
 
 
+class ObservabilitySettings(Model):
+    """Traces and metrics (``pausegate.observability``). Every exporter is optional: with none, spans are
+    still made (log lines carry their trace id) and nothing is sent anywhere."""
+
+    service_name: str = Field(default="pausegate", description="OTel service.name; the process role is appended.")
+    otlp_endpoint: str | None = Field(
+        default=None, pattern=r"^https?://\S+$",
+        description="OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces.",
+    )
+    otlp_headers: dict[str, SecretStr] = Field(default_factory=dict, description="e.g. an authorization header.")
+    worker_metrics_bind: str | None = Field(
+        default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$",
+        description="host:port of the worker's Prometheus /metrics (SDK and pausegate metrics).",
+    )
+    api_metrics: bool = Field(default=True, description="Serve /metrics on the API (token-free, like /healthz).")
+
+
+class VersioningSettings(Model):
+    """Worker deployment versioning: each release of the worker code is one deployment version; a pause
+    stays on the version it started on and moves to the current one when it continues as new."""
+
+    enabled: bool = False
+    deployment_name: str = Field(default="pausegate", min_length=1, max_length=200)
+    build_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Default: the pausegate package version."
+    )
+    promote: Literal["never", "if-none", "always"] = Field(
+        default="never",
+        description="Whether a starting worker makes its version current: never (a release pipeline does, "
+        "with `temporal worker deployment set-current-version`), if-none (no version is current yet), always.",
+    )
+
+
 class Settings(Model):
     """The whole deployment configuration."""
 
@@ -263,6 +297,8 @@ class Settings(Model):
     pseudonym_keys: dict[str, PseudonymKey] = Field(
         default_factory=dict, description="Keys for pseudonymising data actions, by the key id a plan names."
     )
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    versioning: VersioningSettings = Field(default_factory=VersioningSettings)
 
     def connection(self, name: str) -> PostgresConnection | FleetConnection | WebhookConnection:
         """The named connection, or an error naming what is missing."""
@@ -300,7 +336,8 @@ def load_settings(path: Path | None = None) -> Settings:
     """Read the configuration from ``path``, ``$PAUSEGATE_CONFIG`` or ``.pausegate/config.toml``.
 
     A missing default file yields the defaults; a missing named file or a bad one is a
-    ``ConfigError`` that says which file and which field.
+    ``ConfigError`` that says which file and which field. A value written ``"${NAME}"`` is taken
+    from the environment variable NAME (``pausegate.config_env``).
     """
     explicit = path or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     target = explicit or DEFAULT_CONFIG
@@ -312,6 +349,7 @@ def load_settings(path: Path | None = None) -> Settings:
         raw = tomllib.loads(target.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{target}: not valid TOML: {exc}") from exc
+    raw = expand_env_references(raw, where=str(target))  # "${NAME}" values: secrets from the environment
     try:
         settings = _settings_adapter.validate_python(raw)
     except ValidationError as exc:
@@ -337,7 +375,10 @@ def dump_settings(settings: Settings) -> str:
         lines.append(f"[{name}]")
         for key in type(model).model_fields:
             v = getattr(model, key)
-            if v is not None:
+            if isinstance(v, dict):  # an inline table (observability's OTLP headers); none when empty
+                if v:
+                    lines.append(f"{key} = {{ " + ", ".join(f"{value(k)} = {value(x)}" for k, x in v.items()) + " }")
+            elif v is not None:
                 lines.append(f"{key} = {value(v)}")
         lines.append("")
 
@@ -369,4 +410,6 @@ def dump_settings(settings: Settings) -> str:
                 lines.append(f"[encryption.{sub}]")
                 lines.extend(f'"{k}" = {value(v)}' for k, v in entries.items())  # ids match KEY_ID_PATTERN
                 lines.append("")
+    table("observability", settings.observability)
+    table("versioning", settings.versioning)
     return "\n".join(lines)

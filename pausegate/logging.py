@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 
+from pausegate.observability.logs import add_trace_context
+
 SECRET_QUERY_NAMES = frozenset({
     "token", "access_token", "api_key", "apikey", "key", "secret", "password", "passwd", "pwd", "sig",
     "signature", "auth", "authorization", "credential", "credentials", "x-amz-signature", "x-amz-credential",
@@ -71,6 +73,7 @@ def configure(*, json: bool | None = None, level: int = logging.INFO) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_trace_context,  # trace_id/span_id of the current span: a line leads to its pause's trace
             _redact_event,
             renderer,
         ],

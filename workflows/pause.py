@@ -70,6 +70,10 @@ APPLIED_UPDATES_KEPT = 500
 ReviewOutcome = Literal["resume", "decommission", "continue_as_new"]
 
 
+# PINNED on versioned workers (their default behavior, pausegate.temporal.versioning): a run only ever meets
+# the worker code it started on and moves to a newer deployment version by continuing as new (see
+# _continue_as_new). Not declared here: an unversioned worker cannot complete a task of a workflow type
+# that declares a behavior (the server refuses it), and the embedded default may run unversioned.
 @workflow.defn(name="PauseWorkflow")
 class PauseWorkflow(Containment, Conditions):
     """Contain a program, run its review, and resume it only under an approved plan."""
@@ -307,6 +311,11 @@ class PauseWorkflow(Containment, Conditions):
         """The API reports an action it refused, so the timeline shows every refusal."""
         t.record_refusal(self.state, input, workflow.now())
 
+    @workflow.signal
+    def wake(self) -> None:
+        """Nothing to apply: the workflow task it causes is where a pause pinned to an older worker version
+        continues as new onto the current one (a release wakes every open pause; docs/deployment.md)."""
+
     @workflow.query
     def status(self) -> PauseState:
         """Everything a person may read about this pause."""
@@ -437,7 +446,11 @@ class PauseWorkflow(Containment, Conditions):
         s = self.state
         s.run_count += 1
         s.applied_updates = [AppliedUpdate(id=k, receipt=v) for k, v in self.applied.items()]
-        workflow.continue_as_new(PauseWorkflowInput(request=self.request, tuning=self.tuning, state=s))
+        # A newer worker version is current: the next run starts on it (upgrade on continue-as-new).
+        upgrade = workflow.info().is_target_worker_deployment_version_changed()
+        workflow.continue_as_new(PauseWorkflowInput(request=self.request, tuning=self.tuning, state=s),
+                                 initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE
+                                 if upgrade else None)
 
     async def _keep_timeline_bounded(self) -> None:
         """In every phase, containment included: past twice the kept length, older entries go to evidence."""
@@ -468,6 +481,8 @@ class PauseWorkflow(Containment, Conditions):
         info = workflow.info()
         return (
             info.is_continue_as_new_suggested()
+            # not history, but the same remedy: a newer worker version is current, and this run is pinned
+            or info.is_target_worker_deployment_version_changed()
             or info.get_current_history_length() >= self.tuning.continue_as_new_after_events
             or self.updates_this_run >= self.tuning.continue_as_new_after_updates
         )

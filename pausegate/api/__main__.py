@@ -28,9 +28,11 @@ def openapi_document() -> dict[str, Any]:
 async def serve(settings: Settings) -> None:
     from pausegate.api.server import serve_api
     from pausegate.logging import configure
+    from pausegate.observability.tracing import setup_tracing
     from pausegate.temporal.client import connect
 
     configure()
+    setup_tracing(settings.observability, "api")
     client = await connect(settings.temporal, settings.encryption)
     async with serve_api(settings, client) as url:
         print(f"pausegate API on {url} (OpenAPI: {url}/openapi.json)", flush=True)

@@ -26,6 +26,8 @@ from pausegate.config import Settings
 from pausegate.connectors.interfaces import EvidenceStore
 from pausegate.console import include_console
 from pausegate.models.pause import Tuning
+from pausegate.observability.api_metrics import install_api_metrics
+from pausegate.observability.tracing import instrument_api
 from pausegate.state.database import StateDatabase
 from pausegate.state.http import install_state_error_handlers
 from pausegate.state.slots import SharedSlots
@@ -136,4 +138,8 @@ def create_app(
     app.add_middleware(Gate, authenticator=authenticator, max_body_bytes=max_body_bytes)
     # outside the gate: a CORS preflight carries no token
     app.add_middleware(CodecCors, origin=settings.encryption.ui_origin if settings.encryption else None)
+    # Server spans (outermost, so refusals at the gate are traced too) and /metrics.
+    if settings.observability.api_metrics:
+        install_api_metrics(app, client)
+    instrument_api(app)
     return app

@@ -24,7 +24,8 @@ MAX_BODY_BYTES = 1024 * 1024
 """A request body larger than this is refused (a plan of thousands of grants is well below it;
 Temporal warns at 256 KB payloads and refuses at 2 MB)."""
 
-PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz"})
+PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz",
+                          "/metrics"})  # counts only, no program names (pausegate.observability.api_metrics)
 
 
 async def _answer(send: Send, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:

@@ -167,6 +167,8 @@ class RefusalRecorder:
         self.timeline = Coalescer(self._signal, name="timeline", window=window, clock=clock)
         self.log = Coalescer(self._append, name="refusal_log", window=window, clock=clock)
         self._tasks: list[asyncio.Task[None]] = []
+        # Told of every refusal as it happens, with where it is recorded (the API's metrics count them).
+        self.observer: Callable[[Refusal, str], None] | None = None
 
     def start(self) -> None:
         """Start the sweeps (idempotent; also started by the first refusal)."""
@@ -191,11 +193,15 @@ class RefusalRecorder:
     async def in_timeline(self, refusal: Refusal) -> None:
         """A refusal of a caller with a role in the program: into the pause's timeline (or the log)."""
         self.start()
+        if self.observer is not None:
+            self.observer(refusal, "timeline")
         await self.timeline.add(refusal)
 
     async def in_log(self, refusal: Refusal) -> None:
         """A refusal no pause may hold (a caller with no role in the program, no open pause, API-wide)."""
         self.start()
+        if self.observer is not None:
+            self.observer(refusal, "refusal_log")
         await self.log.add(refusal)
 
     async def _signal(self, refusal: Refusal, count: int) -> None:

@@ -35,6 +35,7 @@ from pausegate.config import (
     PostgresConnection,
     Settings,
     TemporalSettings,
+    VersioningSettings,
     WebhookConnection,
     dump_settings,
 )
@@ -43,14 +44,16 @@ from pausegate.embedded.history_keys import embedded_encryption
 from pausegate.embedded.postgres import dsn_as, dsn_for_database, start_logging_postgres, stop_postgres
 from pausegate.evidence.files import DIR_MODE, replace_file
 from pausegate.evidence.signing_keys import load_or_create_signing_key, pinned_fingerprint
+from pausegate.observability.tracing import setup_tracing
 from pausegate.reference.chat_sink import ChatSink, RunningSink
 from pausegate.reference.example.browsing import browsing
 from pausegate.reference.example.seed import seed_example
 from pausegate.reference.fleet.server import RunningFleet, serve_fleet
 from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
 from pausegate.state.embedded import ensure_first_admin, prepare_state_database
-from pausegate.temporal.client import temporal_cli
+from pausegate.temporal.client import connect, temporal_cli
 from pausegate.temporal.codec import codec_of, data_converter_for
+from pausegate.temporal.versioning import adopt_stranded_pauses, promote
 from pausegate.temporal.worker import build_worker
 
 EXAMPLE_PROGRAM = "employee-telemetry"
@@ -270,6 +273,8 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
                 "slack-security": WebhookConnection(url=chat.hook_url("security")),  # type: ignore[arg-type]
             },
             encryption=encryption,
+            # One version at a time: the stack's worker is the current version (docs/deployment.md).
+            versioning=VersioningSettings(enabled=True, promote="always"),
         )
         config_path = data / "config.toml"
         write_config(config_path, settings)
@@ -279,11 +284,15 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
         assert settings.evidence.signing_key is not None
         admin_token = await asyncio.to_thread(
             ensure_first_admin, settings, load_or_create_signing_key(settings.evidence.signing_key))
+        setup_tracing(settings.observability, "embedded")
+        client = await connect(settings.temporal, settings.encryption)  # traced, like a deployment's clients
         api_url = await parts.enter_async_context(
-            serve_api(settings, temporal.client, port=api_port, evidence_store=connectors.evidence_store)
+            serve_api(settings, client, port=api_port, evidence_store=connectors.evidence_store)
         )
         if options.run_worker:
-            await parts.enter_async_context(build_worker(temporal.client, connectors))
+            await parts.enter_async_context(build_worker(client, connectors))
+            await promote(client, settings.versioning, [settings.temporal.task_queue])
+            await adopt_stranded_pauses(client, settings.versioning, settings.temporal.task_queue)
         yield RunningStack(
             settings=settings,
             config_path=config_path,

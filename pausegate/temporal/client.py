@@ -7,18 +7,23 @@ import shutil
 import sysconfig
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from pausegate.config import EncryptionSettings, TemporalSettings
+from pausegate.observability.tracing import tracing_interceptor
 from pausegate.temporal.codec import data_converter_for
 
 
-async def connect(settings: TemporalSettings, encryption: EncryptionSettings | None = None) -> Client:
+async def connect(
+    settings: TemporalSettings, encryption: EncryptionSettings | None = None, *, runtime: Runtime | None = None
+) -> Client:
     """Connect to Temporal with the pydantic data converter, TLS and API key as configured.
 
     With ``encryption`` (``Settings.encryption``) every payload is sealed by the history codec and ids
     derived from names are keyed (``pausegate.temporal.ids``); every client and worker of one deployment
-    must be given the same section.
+    must be given the same section. Every client traces (its workers too): ``pausegate.observability.tracing``.
+    ``runtime`` is the worker's, when it serves Prometheus metrics (``observability.worker_metrics_bind``).
     """
     tls: bool | TLSConfig = settings.tls
     if settings.tls_client_cert or settings.tls_server_ca:
@@ -33,6 +38,8 @@ async def connect(settings: TemporalSettings, encryption: EncryptionSettings | N
         data_converter=data_converter_for(encryption),
         tls=tls,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        interceptors=[tracing_interceptor()],
+        runtime=runtime,
     )
 
 

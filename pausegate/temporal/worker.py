@@ -19,7 +19,10 @@ from pausegate.config import Settings
 from pausegate.connectors.postgres.conditions import PostgresConditions
 from pausegate.connectors.registry import Connectors
 from pausegate.logging import get_logger
+from pausegate.observability.tracing import setup_tracing
+from pausegate.observability.worker_metrics import PauseMetricsInterceptor, metrics_runtime
 from pausegate.temporal.client import connect
+from pausegate.temporal.versioning import deployment_config, promote
 from workflows.pause import PauseWorkflow
 from workflows.watch import WatchWorkflow
 
@@ -71,18 +74,25 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
         max_concurrent_activities=64,
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
+        # None when versioning is off; otherwise this release's deployment version (pauses are pinned to it)
+        deployment_config=deployment_config(connectors.settings.versioning),
+        # pausegate's metrics, through the SDK's replay-safe meter (traces come with the client's interceptor)
+        interceptors=[PauseMetricsInterceptor()],
     )
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Connect to Temporal and run the worker until ``stop`` is set (or forever)."""
     log = get_logger("pausegate.temporal.worker")
-    client = await connect(settings.temporal, settings.encryption)
+    setup_tracing(settings.observability, "worker")
+    runtime = metrics_runtime(settings.observability.worker_metrics_bind)
+    client = await connect(settings.temporal, settings.encryption, runtime=runtime)
     connectors = Connectors(settings)
     worker = build_worker(client, connectors)
     log.info("worker.started", task_queue=settings.temporal.task_queue, address=settings.temporal.address)
     try:
         async with worker:
+            await promote(client, settings.versioning, [settings.temporal.task_queue])
             await (stop.wait() if stop else asyncio.Event().wait())
     finally:
         await connectors.aclose()
