@@ -6,9 +6,9 @@ runbook's connection names and the deployment configuration.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
 from pausegate.models.evidence import EvidenceRef
@@ -22,6 +22,8 @@ from pausegate.models.fleet import (
     SwitchState,
 )
 from pausegate.runbook.model import DatasetSpec
+
+T = TypeVar("T")
 
 
 class FleetConnector(Protocol):
@@ -51,6 +53,21 @@ class DatasetAccess(Protocol):
 
     async def revoke(self, spec: DatasetSpec, scope: ExposureScope) -> RevokeOutcome:
         """Close every recorded path except break-glass roles; idempotent (0 statements when contained)."""
+        ...
+
+    async def revoke_capturing(
+        self,
+        spec: DatasetSpec,
+        persist: Callable[[dict[str, Any]], Awaitable[T]],
+        *,
+        earlier_snapshot: Mapping[str, Any] | None = None,
+    ) -> tuple[RevokeOutcome, T]:
+        """Read the raw catalog and close every path but break-glass in one transaction, committing
+        only after ``persist`` stored the catalog snapshot; the scope is derived from it later."""
+        ...
+
+    def derive_scope(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> ExposureScope:
+        """The exposure scope of a snapshot ``revoke_capturing`` persisted (pure; no database)."""
         ...
 
     async def verify(self, spec: DatasetSpec, scope: ExposureScope) -> list[RoleAccess]:

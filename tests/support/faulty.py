@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pausegate.connectors.interfaces import DatasetAccess
 from pausegate.errors import TargetUnavailableError
@@ -81,6 +81,20 @@ class FaultyAccess:
 
     async def revoke(self, spec: DatasetSpec, scope: ExposureScope) -> RevokeOutcome:
         return await self._call("revoke", lambda: self._inner.revoke(spec, scope))
+
+    async def revoke_capturing(
+        self,
+        spec: DatasetSpec,
+        persist: Callable[[dict[str, Any]], Awaitable[T]],
+        *,
+        earlier_snapshot: Mapping[str, Any] | None = None,
+    ) -> tuple[RevokeOutcome, T]:
+        return await self._call(
+            "revoke", lambda: self._inner.revoke_capturing(spec, persist, earlier_snapshot=earlier_snapshot)
+        )
+
+    def derive_scope(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> ExposureScope:
+        return self._inner.derive_scope(spec, snapshot)
 
     async def verify(self, spec: DatasetSpec, scope: ExposureScope) -> list[RoleAccess]:
         return await self._call("verify", lambda: self._inner.verify(spec, scope))
