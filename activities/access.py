@@ -11,6 +11,7 @@ from temporalio import activity
 
 from activities.heartbeat import running
 from pausegate.connectors.interfaces import DatasetAccess, EvidenceStore
+from pausegate.connectors.scope_facts import ScopeFacts
 from pausegate.evidence.layout import catalog_key, plan_diff_key, scope_key
 from pausegate.models.access import (
     UNREVOCABLE_PATHS,
@@ -131,15 +132,15 @@ class AccessActivities:
             spec = input.dataset
             access = self._access(spec.connection)
             revoked = input.revoked
-            scope, ref = await asyncio.to_thread(self._derived_scope, input.pause_key, spec, access, revoked)
+            facts, ref = await asyncio.to_thread(self._derived_scope, input.pause_key, spec, access, revoked)
             progress.report("scope recorded")
-            residual = await access.verify(spec, scope)
+            residual = await access.verify_facts(spec, facts)
             blocking = [r for r in residual if r.path not in UNREVOCABLE_PATHS]
             return DatasetContainment(
                 dataset=spec.name,
                 scope=ref,
-                grants_recorded=len(scope.grants),
-                roles_with_access=len({a.role for a in scope.access}),
+                grants_recorded=facts.grants,
+                roles_with_access=facts.roles_with_access,
                 revoked=revoked.revoked,
                 sessions_terminated=revoked.sessions_terminated,
                 verified=not blocking,
@@ -152,15 +153,16 @@ class AccessActivities:
 
     def _derived_scope(
         self, pause_key: str, spec: DatasetSpec, access: DatasetAccess, revoked: DatasetRevoked
-    ) -> tuple[ExposureScope, EvidenceRef]:
-        """The scope of the captured catalog, recorded once per pause (a retry reuses it)."""
+    ) -> tuple[ScopeFacts, EvidenceRef]:
+        """The scope of the captured catalog, recorded once per pause (a retry reuses it). Built as
+        its JSON document, not as models: a company's scope holds about a million access paths."""
         key = scope_key(pause_key, spec.name)
-        if self._store.get(key) is not None:
-            document = self._store.read_json(key)
-            return ExposureScope.model_validate(document), self._store.put_json(key, document)
+        if (stored := self._store.get(key)) is not None:
+            # Signed for this key: written by an earlier attempt of this activity (see ``_scope``).
+            return ScopeFacts.of_document(self._store.read_json(key)), stored
         snapshot = self._store.read_json(catalog_key(pause_key, spec.name), expected_sha256=revoked.snapshot.sha256)
-        scope = access.derive_scope(spec, snapshot)
-        return scope, self._store.put_json(key, scope.model_dump(mode="json"))
+        document, facts = access.derive_scope_document(spec, snapshot)
+        return facts, self._store.put_json(key, document)
 
     @activity.defn(name="check_dataset")
     async def check_dataset(self, input: CheckDatasetInput) -> DatasetCheck:

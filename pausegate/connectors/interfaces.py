@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from pausegate.connectors.scope_facts import ScopeFacts
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.fleet import (
@@ -68,6 +69,16 @@ class DatasetAccess(Protocol):
 
     def derive_scope(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> ExposureScope:
         """The exposure scope of a snapshot ``revoke_capturing`` persisted (pure; no database)."""
+        ...
+
+    def derive_scope_document(
+        self, spec: DatasetSpec, snapshot: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], ScopeFacts]:
+        """``derive_scope(...).model_dump(mode="json")`` built without models, with what verification needs."""
+        ...
+
+    async def verify_facts(self, spec: DatasetSpec, facts: ScopeFacts) -> list[RoleAccess]:
+        """``verify`` given only what it needs of the recorded scope."""
         ...
 
     async def verify(self, spec: DatasetSpec, scope: ExposureScope) -> list[RoleAccess]:

@@ -37,16 +37,16 @@ from pausegate.connectors.postgres.catalog import (
     members_closure,
 )
 from pausegate.connectors.postgres.plan import Statement, kept_roles, plan_revoke
+from pausegate.connectors.postgres.scope import scope_document, scope_model
 from pausegate.connectors.postgres.snapshot import snapshot_document, state_from_snapshot
+from pausegate.connectors.scope_facts import ScopeFacts
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
 from pausegate.models.access import (
     UNREVOCABLE_PATHS,
     AccessPath,
     DatasetCheck,
     ExposureScope,
-    GrantRecord,
     GrantSpec,
-    ObjectRecord,
     RestoreResult,
     RevokeOutcome,
     RoleAccess,
@@ -147,7 +147,7 @@ class PostgresAccess:
                 # One snapshot for every catalog read.
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 state = await load_state(conn, spec, strict=True)
-        scope = _scope_from(spec, state)
+        scope = scope_model(spec, state)
         log.info(
             "scope recorded",
             dataset=spec.name,
@@ -160,6 +160,12 @@ class PostgresAccess:
     def derive_scope(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> ExposureScope:
         """The exposure scope of a catalog snapshot ``revoke_capturing`` persisted."""
         return derive_scope(spec, snapshot)
+
+    def derive_scope_document(
+        self, spec: DatasetSpec, snapshot: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], ScopeFacts]:
+        """``derive_scope(...).model_dump(mode="json")`` without the models, and what verification needs."""
+        return derive_scope_document(spec, snapshot)
 
     # -- who saw what ------------------------------------------------------------------------------
 
@@ -301,10 +307,14 @@ class PostgresAccess:
         privilege functions for every role the scope recorded, and a real SELECT as each former login
         reader; plus a table created now in the schema. Break-glass roles and the operator are not
         residual; superusers and owners are, by name and path."""
+        return await self.verify_facts(spec, ScopeFacts.of(scope))
+
+    async def verify_facts(self, spec: DatasetSpec, facts: ScopeFacts) -> list[RoleAccess]:
+        """``verify``, given what it needs of the scope (``scope.ScopeFacts``)."""
         async with self._connect(f"verify {spec.name}") as conn:
             async with conn.transaction(force_rollback=True):
                 state = await load_state(conn, spec, strict=False)
-                return await self._residual(conn, spec, scope, state)
+                return await self._residual(conn, spec, facts, state)
 
     async def check(self, spec: DatasetSpec, scope: ExposureScope) -> DatasetCheck:
         """Contained unless some residual access is revocable or was not in the recorded scope."""
@@ -324,7 +334,7 @@ class PostgresAccess:
         )
 
     async def _residual(
-        self, conn: AsyncConnection[Any], spec: DatasetSpec, scope: ExposureScope, state: State
+        self, conn: AsyncConnection[Any], spec: DatasetSpec, facts: ScopeFacts, state: State
     ) -> list[RoleAccess]:
         kept = kept_roles(state, spec.break_glass_roles)
         objs = {o.qname: o for o in state.objects}
@@ -359,7 +369,7 @@ class PostgresAccess:
             add(a)
 
         # 2. The privilege functions, for every (role, object) the scope recorded and PUBLIC.
-        pairs: set[tuple[str, str]] = {(a.role, a.object) for a in scope.access if a.object in objs} | {
+        pairs: set[tuple[str, str]] = {(r, o) for r, o in facts.pairs if o in objs} | {
             (PUBLIC, o) for o in objs
         }
         pairs = {(r, o) for r, o in pairs if (r == PUBLIC or r in state.roles) and r not in kept}
@@ -367,7 +377,7 @@ class PostgresAccess:
             add(classify(role, obj))
         if state.whole_schema:
             schema_roles = sorted(
-                {g.grantee for g in scope.grants if g.object_kind == "schema"} - kept - {state.schema_owner}
+                facts.schema_grantees - kept - {state.schema_owner}
             )
             schema_roles = [r for r in schema_roles if r == PUBLIC or r in state.roles]
             cur = await conn.execute(
@@ -392,7 +402,7 @@ class PostgresAccess:
         # 3. Real reads as former login readers (and a few login roles with no recorded access, which
         # stand for PUBLIC).
         readers = sorted(
-            {a.role for a in scope.access if a.login and a.object in objs}
+            {r for r, o in facts.login_pairs if o in objs}
             | {a.role for a in current if a.login}
         )
         readers = [r for r in readers if r in state.roles and r not in kept and state.roles[r].login]
@@ -572,72 +582,14 @@ def derive_scope(spec: DatasetSpec, snapshot: Mapping[str, Any]) -> ExposureScop
     """The exposure scope of a catalog snapshot taken by ``revoke_capturing``: exactly the scope
     ``record_scope`` would have recorded from that catalog, timed when the catalog was read."""
     state, captured_at = state_from_snapshot(snapshot)
-    return _scope_from(spec, state, captured_at)
+    return scope_model(spec, state, captured_at)
 
 
-def _scope_from(spec: DatasetSpec, state: State, recorded_at: datetime | None = None) -> ExposureScope:
-    objs = state.by_oid()
-    grants: list[GrantRecord] = []
-    for a in state.acls:
-        obj = objs[a.oid]
-        grants.append(
-            GrantRecord.model_construct(
-                object=obj.qname,
-                object_kind=obj.kind,
-                grantee=a.grantee,
-                grantor=a.grantor,
-                privilege=a.privilege,
-                column=a.column,
-                grantable=a.grantable,
-            )
-        )
-    for a in state.schema_acls:
-        grants.append(
-            GrantRecord.model_construct(
-                object=state.schema,
-                object_kind="schema",
-                grantee=a.grantee,
-                grantor=a.grantor,
-                privilege=a.privilege,
-                column=None,
-                grantable=a.grantable,
-            )
-        )
-    for d in state.defacls:
-        grants.append(
-            GrantRecord.model_construct(
-                object=f"{state.schema if d.in_schema else '*'}"
-                f".<future {'tables' if d.objtype == 'r' else 'sequences'}"
-                f" of {d.creator}>",
-                object_kind="default_privileges",
-                grantee=d.grantee,
-                grantor=d.grantor,
-                privilege=d.privilege,
-                column=None,
-                grantable=d.grantable,
-            )
-        )
-    access = compute_access(state)
-    involved = {a.role for a in access} | {a.via for a in access if a.via}
-    memberships = [e for e in state.edges if e.role in involved or e.member in involved]
-    involved |= {e.member for e in memberships} | {e.role for e in memberships}
-    return ExposureScope(
-        dataset=spec.name,
-        objects=[o.qname for o in state.objects],
-        grants=grants,
-        access=access,
-        break_glass_roles=list(spec.break_glass_roles),
-        schema_name=state.schema,
-        operator_role=state.operator,
-        object_details=[
-            ObjectRecord(name=o.qname, kind=o.kind, owner=o.owner, rls=o.rls, depends_on=o.depends_on)
-            for o in state.objects
-        ],
-        roles=[r for n, r in sorted(state.roles.items()) if n in involved],
-        memberships=memberships,
-        recorded_at=recorded_at or datetime.now(UTC),
-        server_version=state.server_version,
-    )
+def derive_scope_document(spec: DatasetSpec, snapshot: Mapping[str, Any]) -> tuple[dict[str, Any], ScopeFacts]:
+    """``derive_scope(...).model_dump(mode="json")``, built without the models, with what ``verify_facts``
+    needs of it."""
+    state, captured_at = state_from_snapshot(snapshot)
+    return scope_document(spec, state, captured_at)
 
 
 async def _privileges_of(

@@ -337,12 +337,23 @@ def members_closure(edges: Iterable[MembershipRecord], *, set_only: bool = False
     return {role: walk(role) for role in direct}
 
 
+# (role, object, path, via, login, privileges): a RoleAccess's fields, without building 10^6 models.
+AccessRow = tuple[str, str, AccessPath, str | None, bool, list[str]]
+
+
 def compute_access(state: State) -> list[RoleAccess]:
     """Every (role, object, path, via) by which a role reaches a dataset object, login roles expanded."""
+    return [
+        RoleAccess.model_construct(role=role, object=obj, path=path, via=via, login=login, privileges=privs)
+        for role, obj, path, via, login, privs in access_rows(state)
+    ]
+
+
+def access_rows(state: State) -> list[AccessRow]:
+    """``compute_access`` as rows, in the same order."""
     roles = state.roles
     closure = members_closure(state.edges)
     set_closure = members_closure(state.edges, set_only=True)
-    out: dict[tuple[str, str, AccessPath, str | None], set[str]] = defaultdict(set)
     by_oid = state.by_oid()
 
     holders: dict[int, dict[tuple[str, AccessPath], set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -358,9 +369,10 @@ def compute_access(state: State) -> list[RoleAccess]:
         else:
             path = AccessPath.FUNCTION if obj.kind == "function" else AccessPath.DIRECT
             holders[acl.oid][(acl.grantee, path)].add(priv)
+    superusers = state.superusers()
     for obj in state.objects:
         holders[obj.oid].setdefault((obj.owner, AccessPath.OWNER), set()).add("ALL")
-        for su in state.superusers():
+        for su in superusers:
             holders[obj.oid][(su, AccessPath.SUPERUSER)].add("ALL")
         if obj.kind != "function":
             if READ_ALL in roles:
@@ -368,45 +380,55 @@ def compute_access(state: State) -> list[RoleAccess]:
             if WRITE_ALL in roles and obj.kind != "sequence":
                 holders[obj.oid][(WRITE_ALL, AccessPath.PREDEFINED)].update({"INSERT", "UPDATE", "DELETE"})
 
-    def login(name: str) -> bool:
-        r = roles.get(name)
-        return bool(r and r.login)
-
+    # A company's scope has about a million (role, object) paths: keys hold plain strings (an enum
+    # hashes in Python) and privilege sets are shared frozensets, built once per holder.
+    out: dict[tuple[str, str, str, str | None], frozenset[str]] = {}
+    get = out.get
     for oid, by_holder in holders.items():
-        obj = by_oid[oid]
-        for (holder, path), privs in by_holder.items():
+        qname = by_oid[oid].qname
+        for (holder, path), held in by_holder.items():
+            privs = frozenset(held)
             # A predefined role is not a reader itself; its members are.
             if path is not AccessPath.PREDEFINED:
-                out[(holder, obj.qname, path, None)] |= privs
+                key: tuple[str, str, str, str | None] = (holder, qname, path.value, None)
+                out[key] = get(key, frozenset()) | privs
             if holder == PUBLIC:
                 continue
             # A superuser's power passes only to roles that can SET ROLE to it; other privileges pass
             # through inheritance as well.
-            members = (set_closure if path is AccessPath.SUPERUSER else closure).get(holder, set())
+            members = (set_closure if path is AccessPath.SUPERUSER else closure).get(holder, ())
             member_path = (
-                path
+                path.value
                 if path in (AccessPath.OWNER, AccessPath.PREDEFINED, AccessPath.SUPERUSER)
-                else (AccessPath.MEMBERSHIP)
+                else AccessPath.MEMBERSHIP.value
             )
             for m in members:
-                out[(m, obj.qname, member_path, holder)] |= privs
+                key = (m, qname, member_path, holder)
+                before = get(key)
+                out[key] = privs if before is None else before | privs
 
     for d in state.defacls:
         if d.grantee == d.creator:
             continue
         where = state.schema if d.in_schema else "*"
         kind = "tables" if d.objtype == "r" else "sequences"
-        out[
-            (d.grantee, f"{where}.<future {kind} of {d.creator}>", AccessPath.DEFAULT_PRIVILEGES, d.creator)
-        ].add(d.privilege)
+        key = (d.grantee, f"{where}.<future {kind} of {d.creator}>", AccessPath.DEFAULT_PRIVILEGES.value, d.creator)
+        out[key] = get(key, frozenset()) | {d.privilege}
 
-    result = [
-        RoleAccess.model_construct(
-            role=role, object=obj, path=path, via=via, login=login(role), privileges=sorted(privs)
-        )
-        for (role, obj, path, via), privs in out.items()
-    ]
-    result.sort(key=lambda a: (a.object, a.role, PATH_PRIORITY[a.path], a.via or ""))
+    logins = {r.name for r in roles.values() if r.login}
+    paths = {p.value: p for p in AccessPath}
+    priority = {p.value: n for p, n in PATH_PRIORITY.items()}
+    ordered: dict[frozenset[str], list[str]] = {}
+    keys = sorted(out, key=lambda k: (k[1], k[0], priority[k[2]], k[3] or ""))
+    result: list[AccessRow] = []
+    append = result.append
+    for key in keys:
+        role, name, path_value, via = key
+        privs = out[key]
+        listed = ordered.get(privs)
+        if listed is None:
+            listed = ordered[privs] = sorted(privs)
+        append((role, name, paths[path_value], via, role in logins, listed))
     return result
 
 

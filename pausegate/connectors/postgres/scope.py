@@ -1,0 +1,150 @@
+"""The exposure scope, derived from the catalog as it stood: as a model, or as its JSON document.
+
+A company's scope holds about a million access paths (fifty thousand people, each reaching a few
+hundred tables through their groups). Building a pydantic model per path and dumping it again
+costs far more than deriving the paths, so the document evidence stores is built from plain rows
+(``scope_document``); it is the very document ``ExposureScope.model_dump(mode="json")`` gives for
+the same catalog (tests compare the two on every fixture). What verification needs from the scope
+comes with it as ``ScopeFacts``, so the paths are never held as models.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from pausegate.connectors.postgres.catalog import AccessRow, State, access_rows
+from pausegate.connectors.scope_facts import ScopeFacts
+from pausegate.models.access import (
+    ExposureScope,
+    GrantRecord,
+    ObjectRecord,
+    RoleAccess,
+)
+from pausegate.runbook.model import DatasetSpec
+
+
+def _grant_rows(state: State) -> list[dict[str, Any]]:
+    objs = state.by_oid()
+    grants: list[dict[str, Any]] = [
+        {
+            "object": objs[a.oid].qname,
+            "object_kind": objs[a.oid].kind,
+            "grantee": a.grantee,
+            "grantor": a.grantor,
+            "privilege": a.privilege,
+            "column": a.column,
+            "grantable": a.grantable,
+        }
+        for a in state.acls
+    ]
+    grants += [
+        {
+            "object": state.schema,
+            "object_kind": "schema",
+            "grantee": a.grantee,
+            "grantor": a.grantor,
+            "privilege": a.privilege,
+            "column": None,
+            "grantable": a.grantable,
+        }
+        for a in state.schema_acls
+    ]
+    grants += [
+        {
+            "object": f"{state.schema if d.in_schema else '*'}"
+            f".<future {'tables' if d.objtype == 'r' else 'sequences'} of {d.creator}>",
+            "object_kind": "default_privileges",
+            "grantee": d.grantee,
+            "grantor": d.grantor,
+            "privilege": d.privilege,
+            "column": None,
+            "grantable": d.grantable,
+        }
+        for d in state.defacls
+    ]
+    return grants
+
+
+def _header(spec: DatasetSpec, state: State, rows: list[AccessRow], recorded_at: datetime) -> ExposureScope:
+    """The scope without its grants and access paths (the small, varied part, left to pydantic)."""
+    involved = {r[0] for r in rows} | {r[3] for r in rows if r[3]}
+    memberships = [e for e in state.edges if e.role in involved or e.member in involved]
+    involved |= {e.member for e in memberships} | {e.role for e in memberships}
+    return ExposureScope(
+        dataset=spec.name,
+        objects=[o.qname for o in state.objects],
+        grants=[],
+        access=[],
+        break_glass_roles=list(spec.break_glass_roles),
+        schema_name=state.schema,
+        operator_role=state.operator,
+        object_details=[
+            ObjectRecord(name=o.qname, kind=o.kind, owner=o.owner, rls=o.rls, depends_on=o.depends_on)
+            for o in state.objects
+        ],
+        roles=[r for n, r in sorted(state.roles.items()) if n in involved],
+        memberships=memberships,
+        recorded_at=recorded_at,
+        server_version=state.server_version,
+    )
+
+
+def scope_model(spec: DatasetSpec, state: State, recorded_at: datetime | None = None) -> ExposureScope:
+    """The exposure scope as a model (small datasets, and the reference the document is held to)."""
+    rows = access_rows(state)
+    header = _header(spec, state, rows, recorded_at or datetime.now(UTC))
+    return header.model_copy(
+        update={
+            "grants": [GrantRecord.model_construct(**g) for g in _grant_rows(state)],
+            "access": [
+                RoleAccess.model_construct(role=r, object=o, path=p, via=v, login=lg, privileges=pr)
+                for r, o, p, v, lg, pr in rows
+            ],
+        }
+    )
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while about a million acyclic rows are built: each of its
+    full passes walks all of them, which doubled the derivation's time."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> tuple[dict[str, Any], ScopeFacts]:
+    """``scope_model(...).model_dump(mode="json")`` without the models, and what verification needs."""
+    with gc_paused():
+        return _scope_document(spec, state, recorded_at)
+
+
+def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> tuple[dict[str, Any], ScopeFacts]:
+    rows = access_rows(state)
+    document = _header(spec, state, rows, recorded_at).model_dump(mode="json")
+    grants = _grant_rows(state)
+    document["grants"] = grants
+    facts = ScopeFacts(
+        schema_grantees={g["grantee"] for g in grants if g["object_kind"] == "schema"}, grants=len(grants)
+    )
+    access: list[dict[str, Any]] = []
+    append = access.append
+    add = facts.add
+    for role, obj, path, via, login, privileges in rows:
+        append(
+            {"role": role, "object": obj, "path": path.value, "via": via, "login": login, "privileges": privileges}
+        )
+        add(role, obj, login)
+    document["access"] = access
+    return document, facts
+
+
+__all__ = ["scope_document", "scope_model"]
