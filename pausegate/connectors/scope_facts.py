@@ -15,16 +15,17 @@ from pausegate.models.access import ExposureScope
 
 @dataclass
 class ScopeFacts:
-    """What verification asks about a recorded scope."""
+    """What verification asks about a recorded scope, by object (a million (role, object) tuples
+    would cost more to build and filter than the database takes to answer)."""
 
-    pairs: set[tuple[str, str]] = field(default_factory=set)  # (role, object) with any recorded path
-    login_pairs: set[tuple[str, str]] = field(default_factory=set)  # the pairs whose role can log in
+    roles: dict[str, set[str]] = field(default_factory=dict)  # object -> roles with any recorded path
+    logins: dict[str, set[str]] = field(default_factory=dict)  # object -> those of them that can log in
     schema_grantees: set[str] = field(default_factory=set)  # grantees of the schema's own privileges
     grants: int = 0  # grants recorded
 
     @property
     def roles_with_access(self) -> int:
-        return len({r for r, _ in self.pairs})
+        return len(set().union(*self.roles.values()))
 
     @classmethod
     def of(cls, scope: ExposureScope) -> ScopeFacts:
@@ -45,6 +46,10 @@ class ScopeFacts:
         return facts
 
     def add(self, role: str, obj: str, login: bool) -> None:
-        self.pairs.add((role, obj))
+        roles = self.roles.get(obj)
+        if roles is None:
+            roles = self.roles[obj] = set()
+            self.logins[obj] = set()
+        roles.add(role)
         if login:
-            self.login_pairs.add((role, obj))
+            self.logins[obj].add(role)

@@ -369,11 +369,9 @@ class PostgresAccess:
             add(a)
 
         # 2. The privilege functions, for every (role, object) the scope recorded and PUBLIC.
-        pairs: set[tuple[str, str]] = {(r, o) for r, o in facts.pairs if o in objs} | {
-            (PUBLIC, o) for o in objs
-        }
-        pairs = {(r, o) for r, o in pairs if (r == PUBLIC or r in state.roles) and r not in kept}
-        for role, obj in await _still_privileged(conn, state, pairs, objs):
+        present = set(state.roles) - kept
+        asked = {o: (facts.roles.get(o, set()) & present) | ({PUBLIC} - kept) for o in objs}
+        for role, obj in await _still_privileged(conn, state, asked, objs):
             add(classify(role, obj))
         if state.whole_schema:
             schema_roles = sorted(
@@ -401,18 +399,16 @@ class PostgresAccess:
 
         # 3. Real reads as former login readers (and a few login roles with no recorded access, which
         # stand for PUBLIC).
-        readers = sorted(
-            {r for r, o in facts.login_pairs if o in objs}
-            | {a.role for a in current if a.login}
-        )
-        readers = [r for r in readers if r in state.roles and r not in kept and state.roles[r].login]
+        former = set().union(*(facts.logins.get(o, set()) for o in objs)) | {a.role for a in current if a.login}
+        readers = sorted(r for r in former if r in state.roles and r not in kept and state.roles[r].login)
+        reading = set(readers)
         witnesses = [
             r.name
             for r in sorted(state.roles.values(), key=lambda r: r.name)
             if r.login
             and not r.superuser
             and r.name not in kept
-            and r.name not in readers
+            and r.name not in reading
             and not r.name.startswith("pg_")
         ][:WITNESS_ROLES]
         relations = [o for o in state.objects if o.kind in RELATION_KINDS]
@@ -749,38 +745,40 @@ WHERE p.oid = ANY(%(funcs)s::oid[]) AND a.privilege_type = 'EXECUTE'
 
 
 async def _still_privileged(
-    conn: AsyncConnection[Any], state: State, pairs: set[tuple[str, str]], objs: dict[str, Obj]
+    conn: AsyncConnection[Any], state: State, asked: dict[str, set[str]], objs: dict[str, Obj]
 ) -> list[tuple[str, str]]:
-    """The (role, object) pairs of ``pairs`` where the role still holds any privilege on the object.
+    """The (role, object) pairs, of the roles ``asked`` about each object, where the role still holds
+    any privilege on the object.
 
     Few pairs: each is asked of the privilege functions. Many (a company's scope): each object's
     remaining grantees are read from its ACL (the holders the privilege functions consult), every
-    role of ``pairs`` is asked with ``pg_has_role`` whether it has the privileges of any of them, and
-    the pairs that may (with superusers, and members of the predefined read/write-all roles) go to
-    the privilege functions for the final answer, with a random sample of the rest as a cross-check.
+    asked role is put to ``pg_has_role`` against each of them, and the pairs that may still hold a
+    privilege (with superusers', and the predefined read/write-all roles' members') go to the
+    privilege functions for the final answer, with a random sample of the rest as a cross-check.
     """
-    if len(pairs) <= EXACT_PAIRS:
-        return await _privileged(conn, [(r, objs[o]) for r, o in sorted(pairs)])
+    total = sum(len(roles) for roles in asked.values())
+    if total <= EXACT_PAIRS:
+        return await _privileged(conn, [(r, objs[o]) for o, roles in sorted(asked.items()) for r in sorted(roles)])
     by_oid = {o.oid: o for o in objs.values()}
     rels = [o.oid for o in objs.values() if o.kind != "function"]
     funcs = [o.oid for o in objs.values() if o.kind == "function"]
     cur = await conn.execute(
         HOLDERS_Q, {"rels": rels, "funcs": funcs, "seq": list(SEQUENCE_PRIVILEGES), "rel": list(TABLE_PRIVILEGES)}
     )
-    holders: dict[str, set[int]] = defaultdict(set)  # grantee oid (0: PUBLIC) -> object oids
+    holders: dict[str, set[int]] = defaultdict(set)  # object -> grantee oids (0: PUBLIC)
     for oid, grantee in await cur.fetchall():
         holders[by_oid[oid].qname].add(grantee)
     cur = await conn.execute(
-        "SELECT oid, rolname FROM pg_roles WHERE rolname = ANY(%s::text[])", ([READ_ALL, WRITE_ALL],)
+        "SELECT oid FROM pg_roles WHERE rolname = ANY(%s::text[])", ([READ_ALL, WRITE_ALL],)
     )
-    predefined = [oid for oid, _ in await cur.fetchall()]
+    predefined = [oid for (oid,) in await cur.fetchall()]
     for o in objs.values():
         if o.kind != "function":
             holders[o.qname].update(predefined)
     grantees = sorted({g for gs in holders.values() for g in gs if g != 0})
-    roles = sorted({r for r, _ in pairs if r != PUBLIC})
+    roles = sorted(set().union(*asked.values()) - {PUBLIC})
     if len(roles) * len(grantees) > MEMBERSHIP_CALLS:
-        return await _privileged(conn, [(r, objs[o]) for r, o in sorted(pairs)])
+        return await _privileged(conn, [(r, objs[o]) for o, rs in sorted(asked.items()) for r in sorted(rs)])
     # Sorted by role, so the server's cache of one role's memberships serves each run of calls.
     cur = await conn.execute(
         "SELECT r, g FROM unnest(%s::text[]) r, unnest(%s::oid[]) g WHERE pg_has_role(r, g, 'USAGE')",
@@ -790,20 +788,40 @@ async def _still_privileged(
     for r, g in await cur.fetchall():
         has[r].add(g)
     superusers = {r.name for r in state.roles.values() if r.superuser}
-    candidates = {
-        (r, o)
-        for r, o in pairs
-        if 0 in holders[o] or r in superusers or (r != PUBLIC and not has[r].isdisjoint(holders[o]))
-    }
-    rest = sorted(pairs - candidates)
-    sample = random.SystemRandom().sample(rest, min(SAMPLED_PAIRS, len(rest)))
-    found = await _privileged(conn, [(r, objs[o]) for r, o in sorted(candidates | set(sample))])
-    missed = sorted(set(found) - candidates)
+    candidates: list[tuple[str, str]] = []
+    rest: list[tuple[str, list[str]]] = []  # (object, roles that hold none of its grantees)
+    for name, asked_roles in sorted(asked.items()):
+        if 0 in holders[name]:  # PUBLIC holds a privilege: every role does
+            may = set(asked_roles)
+        else:
+            may = asked_roles & (superusers | {r for r, gs in has.items() if not gs.isdisjoint(holders[name])})
+        candidates += [(r, name) for r in sorted(may)]
+        if len(may) < len(asked_roles):
+            rest.append((name, sorted(asked_roles - may)))
+    sample = _sample_pairs(rest, SAMPLED_PAIRS)
+    found = await _privileged(conn, [(r, objs[o]) for r, o in candidates + sample])
+    missed = sorted(set(found) - set(candidates))
     if missed:
         # The privilege functions know a path the ACLs did not show: ask about every pair.
         log.error("privilege functions disagree with the ACLs; asking every pair", pairs=missed[:20])
-        return await _privileged(conn, [(r, objs[o]) for r, o in sorted(pairs)])
+        return await _privileged(conn, [(r, objs[o]) for o, rs in sorted(asked.items()) for r in sorted(rs)])
     return found
+
+
+def _sample_pairs(groups: list[tuple[str, list[str]]], size: int) -> list[tuple[str, str]]:
+    """A uniform random sample of ``size`` (role, object) pairs from (object, roles) groups."""
+    total = sum(len(roles) for _, roles in groups)
+    picks = sorted(random.SystemRandom().sample(range(total), min(size, total)))
+    out: list[tuple[str, str]] = []
+    start = 0
+    it = iter(picks)
+    pick = next(it, None)
+    for obj, roles in groups:
+        while pick is not None and pick < start + len(roles):
+            out.append((roles[pick - start], obj))
+            pick = next(it, None)
+        start += len(roles)
+    return out
 
 
 async def _future_table_access(conn: AsyncConnection[Any], state: State, kept: set[str]) -> list[RoleAccess]:

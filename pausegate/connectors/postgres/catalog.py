@@ -89,6 +89,39 @@ class DefAcl:
     grantable: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Role:
+    """A pg_roles row (``RoleRecord``'s fields; a company has tens of thousands, read on every revoke)."""
+
+    name: str
+    login: bool = False
+    superuser: bool = False
+    bypassrls: bool = False
+
+    def record(self) -> RoleRecord:
+        return RoleRecord.model_construct(
+            name=self.name, login=self.login, superuser=self.superuser, bypassrls=self.bypassrls
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """A pg_auth_members row: ``member`` is a member of ``role`` (``MembershipRecord``'s fields)."""
+
+    role: str
+    member: str
+    grantor: str
+    inherit: bool = True
+    set: bool = True
+    admin: bool = False
+
+    def record(self) -> MembershipRecord:
+        return MembershipRecord.model_construct(
+            role=self.role, member=self.member, grantor=self.grantor, inherit=self.inherit, set=self.set,
+            admin=self.admin,
+        )
+
+
 @dataclass
 class State:
     """The catalog as it stands for one dataset."""
@@ -104,8 +137,8 @@ class State:
     acls: list[Acl]
     schema_acls: list[Acl]
     defacls: list[DefAcl]
-    roles: dict[str, RoleRecord]
-    edges: list[MembershipRecord]
+    roles: dict[str, Role]
+    edges: list[Edge]
 
     def by_oid(self) -> dict[int, Obj]:
         return {o.oid: o for o in self.objects}
@@ -287,14 +320,8 @@ async def load_state(conn: AsyncConnection[Any], spec: DatasetSpec, *, strict: b
         )
         for r in await _rows(conn, DEFACL_Q, {"nsp": nsp})
     ]
-    roles = {
-        r[0]: RoleRecord(name=r[0], login=r[1], superuser=r[2], bypassrls=r[3])
-        for r in await _rows(conn, ROLES_Q)
-    }
-    edges = [
-        MembershipRecord(role=r[0], member=r[1], grantor=r[2], inherit=r[3], set=r[4], admin=r[5])
-        for r in await _rows(conn, EDGES_Q)
-    ]
+    roles = {r[0]: Role(*r) for r in await _rows(conn, ROLES_Q)}
+    edges = [Edge(*r) for r in await _rows(conn, EDGES_Q)]
     return State(
         schema=spec.schema_name,
         schema_oid=nsp,
@@ -312,7 +339,7 @@ async def load_state(conn: AsyncConnection[Any], spec: DatasetSpec, *, strict: b
     )
 
 
-def members_closure(edges: Iterable[MembershipRecord], *, set_only: bool = False) -> dict[str, set[str]]:
+def members_closure(edges: Iterable[Edge], *, set_only: bool = False) -> dict[str, set[str]]:
     """role -> every role that can use its privileges (inherit) or become it (SET), transitively."""
     direct: dict[str, list[str]] = defaultdict(list)
     for e in edges:

@@ -124,17 +124,17 @@ def plan_revoke(state: State, break_glass: list[str]) -> list[Statement]:
     carriers = {READ_ALL, WRITE_ALL} | {
         o for o in owners if o != state.operator and not (state.roles.get(o) and state.roles[o].superuser)
     }
-    for e in sorted(state.edges, key=lambda e: (e.role, e.member, e.grantor)):
-        if e.role in carriers and e.member not in kept:
-            out.append(
-                Statement(
-                    sql.SQL("REVOKE {} FROM {} GRANTED BY {} CASCADE").format(
-                        sql.Identifier(e.role), sql.Identifier(e.member), sql.Identifier(e.grantor)
-                    ),
-                    f"membership of {e.member} in {e.role}",
-                    phase=3,
-                )
+    carried = [e for e in state.edges if e.role in carriers and e.member not in kept]
+    for e in sorted(carried, key=lambda e: (e.role, e.member, e.grantor)):
+        out.append(
+            Statement(
+                sql.SQL("REVOKE {} FROM {} GRANTED BY {} CASCADE").format(
+                    sql.Identifier(e.role), sql.Identifier(e.member), sql.Identifier(e.grantor)
+                ),
+                f"membership of {e.member} in {e.role}",
+                phase=3,
             )
+        )
 
     # 4. Object privileges (table-level REVOKE ALL also drops the grantee's column privileges).
     by_oid: dict[int, list[Acl]] = defaultdict(list)

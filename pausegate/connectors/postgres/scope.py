@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from pausegate.connectors.postgres.catalog import AccessRow, State, access_rows
+from pausegate.connectors.postgres.catalog import AccessRow, Edge, Role, State, access_rows
 from pausegate.connectors.scope_facts import ScopeFacts
 from pausegate.models.access import (
     ExposureScope,
@@ -69,11 +69,16 @@ def _grant_rows(state: State) -> list[dict[str, Any]]:
     return grants
 
 
-def _header(spec: DatasetSpec, state: State, rows: list[AccessRow], recorded_at: datetime) -> ExposureScope:
-    """The scope without its grants and access paths (the small, varied part, left to pydantic)."""
+def _involved(state: State, rows: list[AccessRow]) -> tuple[list[Role], list[Edge]]:
+    """The roles and memberships the scope lists: every role on a path, and memberships touching one."""
     involved = {r[0] for r in rows} | {r[3] for r in rows if r[3]}
     memberships = [e for e in state.edges if e.role in involved or e.member in involved]
     involved |= {e.member for e in memberships} | {e.role for e in memberships}
+    return [r for n, r in sorted(state.roles.items()) if n in involved], memberships
+
+
+def _header(spec: DatasetSpec, state: State, recorded_at: datetime) -> ExposureScope:
+    """The scope without its long lists (grants, access paths, roles, memberships), left to pydantic."""
     return ExposureScope(
         dataset=spec.name,
         objects=[o.qname for o in state.objects],
@@ -86,8 +91,8 @@ def _header(spec: DatasetSpec, state: State, rows: list[AccessRow], recorded_at:
             ObjectRecord(name=o.qname, kind=o.kind, owner=o.owner, rls=o.rls, depends_on=o.depends_on)
             for o in state.objects
         ],
-        roles=[r for n, r in sorted(state.roles.items()) if n in involved],
-        memberships=memberships,
+        roles=[],
+        memberships=[],
         recorded_at=recorded_at,
         server_version=state.server_version,
     )
@@ -96,9 +101,12 @@ def _header(spec: DatasetSpec, state: State, rows: list[AccessRow], recorded_at:
 def scope_model(spec: DatasetSpec, state: State, recorded_at: datetime | None = None) -> ExposureScope:
     """The exposure scope as a model (small datasets, and the reference the document is held to)."""
     rows = access_rows(state)
-    header = _header(spec, state, rows, recorded_at or datetime.now(UTC))
+    header = _header(spec, state, recorded_at or datetime.now(UTC))
+    roles, memberships = _involved(state, rows)
     return header.model_copy(
         update={
+            "roles": [r.record() for r in roles],
+            "memberships": [e.record() for e in memberships],
             "grants": [GrantRecord.model_construct(**g) for g in _grant_rows(state)],
             "access": [
                 RoleAccess.model_construct(role=r, object=o, path=p, via=v, login=lg, privileges=pr)
@@ -129,7 +137,16 @@ def scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> tu
 
 def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> tuple[dict[str, Any], ScopeFacts]:
     rows = access_rows(state)
-    document = _header(spec, state, rows, recorded_at).model_dump(mode="json")
+    document = _header(spec, state, recorded_at).model_dump(mode="json")
+    roles, memberships = _involved(state, rows)
+    document["roles"] = [
+        {"name": r.name, "login": r.login, "superuser": r.superuser, "bypassrls": r.bypassrls} for r in roles
+    ]
+    document["memberships"] = [
+        {"role": e.role, "member": e.member, "grantor": e.grantor, "inherit": e.inherit, "set": e.set,
+         "admin": e.admin}
+        for e in memberships
+    ]
     grants = _grant_rows(state)
     document["grants"] = grants
     facts = ScopeFacts(

@@ -12,9 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pausegate.connectors.postgres.catalog import Acl, DefAcl, Obj, State
+from pausegate.connectors.postgres.catalog import Acl, DefAcl, Edge, Obj, Role, State
 from pausegate.errors import EvidenceError
-from pausegate.models.access import MembershipRecord, RoleRecord
 
 FORMAT = "pausegate.postgres.catalog-snapshot/1"
 
@@ -77,16 +76,8 @@ def state_from_snapshot(document: Any) -> tuple[State, datetime]:
                        grantable=r[6])
                 for r in document["defacls"]
             ],
-            # Trusted rows (signed, digest-checked): built without re-validating 50,000 roles.
-            roles={
-                r[0]: RoleRecord.model_construct(name=r[0], login=r[1], superuser=r[2], bypassrls=r[3])
-                for r in document["roles"]
-            },
-            edges=[
-                MembershipRecord.model_construct(role=r[0], member=r[1], grantor=r[2], inherit=r[3], set=r[4],
-                                                 admin=r[5])
-                for r in document["edges"]
-            ],
+            roles={r[0]: Role(r[0], r[1], r[2], r[3]) for r in document["roles"]},
+            edges=[Edge(r[0], r[1], r[2], r[3], r[4], r[5]) for r in document["edges"]],
         )
         captured_at = datetime.fromisoformat(document["captured_at"])
     except (KeyError, IndexError, TypeError, ValueError) as exc:
