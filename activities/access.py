@@ -11,7 +11,7 @@ from temporalio import activity
 
 from activities.heartbeat import running
 from pausegate.connectors.interfaces import DatasetAccess, EvidenceStore
-from pausegate.connectors.scope_facts import ScopeFacts
+from pausegate.connectors.scope_facts import DerivedScope
 from pausegate.evidence.layout import catalog_key, plan_diff_key, scope_key
 from pausegate.models.access import (
     UNREVOCABLE_PATHS,
@@ -132,9 +132,19 @@ class AccessActivities:
             spec = input.dataset
             access = self._access(spec.connection)
             revoked = input.revoked
-            facts, ref = await asyncio.to_thread(self._derived_scope, input.pause_key, spec, access, revoked)
-            progress.report("scope recorded")
-            residual = await access.verify_facts(spec, facts)
+            snapshot = await asyncio.to_thread(
+                self._store.read_json, catalog_key(input.pause_key, spec.name), revoked.snapshot.sha256
+            )
+            derived = access.scope_from_snapshot(spec, snapshot)
+            # The scope document (about a million paths for a company) is built and stored while the
+            # database is asked: verification needs only the facts, which come first.
+            recording = asyncio.create_task(asyncio.to_thread(self._record_derived, input.pause_key, spec, derived))
+            try:
+                residual = await access.verify_facts(spec, derived.facts)
+            finally:
+                ref = await recording
+            progress.report("verified")
+            facts = derived.facts
             blocking = [r for r in residual if r.path not in UNREVOCABLE_PATHS]
             return DatasetContainment(
                 dataset=spec.name,
@@ -151,18 +161,13 @@ class AccessActivities:
                 access_verified_at=datetime.now(UTC) if not blocking else None,
             )
 
-    def _derived_scope(
-        self, pause_key: str, spec: DatasetSpec, access: DatasetAccess, revoked: DatasetRevoked
-    ) -> tuple[ScopeFacts, EvidenceRef]:
-        """The scope of the captured catalog, recorded once per pause (a retry reuses it). Built as
-        its JSON document, not as models: a company's scope holds about a million access paths."""
+    def _record_derived(self, pause_key: str, spec: DatasetSpec, derived: DerivedScope) -> EvidenceRef:
+        """The scope of the captured catalog, recorded once per pause (a retry finds it recorded: signed
+        for this key, written by an earlier attempt of this activity, and derived from the same capture)."""
         key = scope_key(pause_key, spec.name)
         if (stored := self._store.get(key)) is not None:
-            # Signed for this key: written by an earlier attempt of this activity (see ``_scope``).
-            return ScopeFacts.of_document(self._store.read_json(key)), stored
-        snapshot = self._store.read_json(catalog_key(pause_key, spec.name), expected_sha256=revoked.snapshot.sha256)
-        document, facts = access.derive_scope_document(spec, snapshot)
-        return facts, self._store.put_json(key, document)
+            return stored
+        return self._store.put_json(key, derived.document())
 
     @activity.defn(name="check_dataset")
     async def check_dataset(self, input: CheckDatasetInput) -> DatasetCheck:

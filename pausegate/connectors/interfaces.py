@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from pausegate.connectors.scope_facts import ScopeFacts
+from pausegate.connectors.scope_facts import DerivedScope, ScopeFacts
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.fleet import (
@@ -71,10 +71,8 @@ class DatasetAccess(Protocol):
         """The exposure scope of a snapshot ``revoke_capturing`` persisted (pure; no database)."""
         ...
 
-    def derive_scope_document(
-        self, spec: DatasetSpec, snapshot: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], ScopeFacts]:
-        """``derive_scope(...).model_dump(mode="json")`` built without models, with what verification needs."""
+    def scope_from_snapshot(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> DerivedScope:
+        """What verification needs of the snapshot's scope at once, and the scope's document on demand."""
         ...
 
     async def verify_facts(self, spec: DatasetSpec, facts: ScopeFacts) -> list[RoleAccess]:

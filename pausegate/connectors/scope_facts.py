@@ -6,7 +6,7 @@ which objects (and which of them can log in), and who held the schema's own priv
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,3 +53,12 @@ class ScopeFacts:
         roles.add(role)
         if login:
             self.logins[obj].add(role)
+
+
+@dataclass
+class DerivedScope:
+    """A scope derived from a captured catalog: what verification needs at once, and the scope's
+    JSON document (``ExposureScope.model_dump(mode="json")``), built on demand (seconds, for a company)."""
+
+    facts: ScopeFacts
+    document: Callable[[], dict[str, Any]]

@@ -29,7 +29,7 @@ from pausegate.evidence.files import (
     BUNDLE_SUFFIX,
     DOCUMENT_SUFFIX,
     SIGNATURE_SUFFIX,
-    canonical_json,
+    canonical_document,
     directory_lock,
     ensure_dir,
     publish_once,
@@ -138,7 +138,7 @@ class LocalEvidenceStore:
         path = self.document_path(key)
         if self.bundle_path(key).exists():
             raise EvidenceError(f"evidence key {key!r} already holds a sealed bundle")
-        data = canonical_json(document)
+        data = canonical_document(document)
         digest = sha256_hex(data)
         records = len(document) if isinstance(document, list) else 1
         ensure_dir(self.root, path.parent)

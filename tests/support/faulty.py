@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pausegate.connectors.interfaces import DatasetAccess
-from pausegate.connectors.scope_facts import ScopeFacts
+from pausegate.connectors.scope_facts import DerivedScope, ScopeFacts
 from pausegate.errors import TargetUnavailableError
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
 from pausegate.runbook.model import DatasetSpec
@@ -97,10 +97,8 @@ class FaultyAccess:
     def derive_scope(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> ExposureScope:
         return self._inner.derive_scope(spec, snapshot)
 
-    def derive_scope_document(
-        self, spec: DatasetSpec, snapshot: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], ScopeFacts]:
-        return self._inner.derive_scope_document(spec, snapshot)
+    def scope_from_snapshot(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> DerivedScope:
+        return self._inner.scope_from_snapshot(spec, snapshot)
 
     async def verify_facts(self, spec: DatasetSpec, facts: ScopeFacts) -> list[RoleAccess]:
         return await self._call("verify", lambda: self._inner.verify_facts(spec, facts))

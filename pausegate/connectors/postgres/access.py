@@ -37,9 +37,9 @@ from pausegate.connectors.postgres.catalog import (
     members_closure,
 )
 from pausegate.connectors.postgres.plan import Statement, kept_roles, plan_revoke
-from pausegate.connectors.postgres.scope import scope_document, scope_model
+from pausegate.connectors.postgres.scope import scope_document, scope_facts, scope_model
 from pausegate.connectors.postgres.snapshot import snapshot_document, state_from_snapshot
-from pausegate.connectors.scope_facts import ScopeFacts
+from pausegate.connectors.scope_facts import DerivedScope, ScopeFacts
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
 from pausegate.models.access import (
     UNREVOCABLE_PATHS,
@@ -161,11 +161,10 @@ class PostgresAccess:
         """The exposure scope of a catalog snapshot ``revoke_capturing`` persisted."""
         return derive_scope(spec, snapshot)
 
-    def derive_scope_document(
-        self, spec: DatasetSpec, snapshot: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], ScopeFacts]:
-        """``derive_scope(...).model_dump(mode="json")`` without the models, and what verification needs."""
-        return derive_scope_document(spec, snapshot)
+    def scope_from_snapshot(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> DerivedScope:
+        """What verification needs of the snapshot's scope now, and its document on demand."""
+        state, captured_at = state_from_snapshot(snapshot)
+        return DerivedScope(facts=scope_facts(state), document=lambda: scope_document(spec, state, captured_at)[0])
 
     # -- who saw what ------------------------------------------------------------------------------
 
@@ -580,12 +579,6 @@ def derive_scope(spec: DatasetSpec, snapshot: Mapping[str, Any]) -> ExposureScop
     state, captured_at = state_from_snapshot(snapshot)
     return scope_model(spec, state, captured_at)
 
-
-def derive_scope_document(spec: DatasetSpec, snapshot: Mapping[str, Any]) -> tuple[dict[str, Any], ScopeFacts]:
-    """``derive_scope(...).model_dump(mode="json")``, built without the models, with what ``verify_facts``
-    needs of it."""
-    state, captured_at = state_from_snapshot(snapshot)
-    return scope_document(spec, state, captured_at)
 
 
 async def _privileges_of(

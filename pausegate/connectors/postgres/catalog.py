@@ -339,6 +339,37 @@ async def load_state(conn: AsyncConnection[Any], spec: DatasetSpec, *, strict: b
     )
 
 
+def object_holders(state: State) -> Holders:
+    """object oid -> (holder, path) -> privileges: who holds each object's privileges directly (a
+    grant, PUBLIC, ownership, superuser, the predefined read/write-all roles), before membership."""
+    roles = state.roles
+    by_oid = state.by_oid()
+    holders: Holders = defaultdict(lambda: defaultdict(set))
+    for acl in state.acls:
+        obj = by_oid.get(acl.oid)
+        if obj is None:
+            continue
+        priv = f"{acl.privilege}({acl.column})" if acl.column else acl.privilege
+        if acl.grantee == PUBLIC:
+            holders[acl.oid][(PUBLIC, AccessPath.PUBLIC)].add(priv)
+        elif acl.grantee == obj.owner:
+            holders[acl.oid][(acl.grantee, AccessPath.OWNER)].add(priv)
+        else:
+            path = AccessPath.FUNCTION if obj.kind == "function" else AccessPath.DIRECT
+            holders[acl.oid][(acl.grantee, path)].add(priv)
+    superusers = state.superusers()
+    for obj in state.objects:
+        holders[obj.oid].setdefault((obj.owner, AccessPath.OWNER), set()).add("ALL")
+        for su in superusers:
+            holders[obj.oid][(su, AccessPath.SUPERUSER)].add("ALL")
+        if obj.kind != "function":
+            if READ_ALL in roles:
+                holders[obj.oid][(READ_ALL, AccessPath.PREDEFINED)].add("SELECT")
+            if WRITE_ALL in roles and obj.kind != "sequence":
+                holders[obj.oid][(WRITE_ALL, AccessPath.PREDEFINED)].update({"INSERT", "UPDATE", "DELETE"})
+    return holders
+
+
 def members_closure(edges: Iterable[Edge], *, set_only: bool = False) -> dict[str, set[str]]:
     """role -> every role that can use its privileges (inherit) or become it (SET), transitively."""
     direct: dict[str, list[str]] = defaultdict(list)
@@ -376,36 +407,16 @@ def compute_access(state: State) -> list[RoleAccess]:
     ]
 
 
+Holders = dict[int, dict[tuple[str, AccessPath], set[str]]]
+
+
 def access_rows(state: State) -> list[AccessRow]:
     """``compute_access`` as rows, in the same order."""
     roles = state.roles
     closure = members_closure(state.edges)
     set_closure = members_closure(state.edges, set_only=True)
     by_oid = state.by_oid()
-
-    holders: dict[int, dict[tuple[str, AccessPath], set[str]]] = defaultdict(lambda: defaultdict(set))
-    for acl in state.acls:
-        obj = by_oid.get(acl.oid)
-        if obj is None:
-            continue
-        priv = f"{acl.privilege}({acl.column})" if acl.column else acl.privilege
-        if acl.grantee == PUBLIC:
-            holders[acl.oid][(PUBLIC, AccessPath.PUBLIC)].add(priv)
-        elif acl.grantee == obj.owner:
-            holders[acl.oid][(acl.grantee, AccessPath.OWNER)].add(priv)
-        else:
-            path = AccessPath.FUNCTION if obj.kind == "function" else AccessPath.DIRECT
-            holders[acl.oid][(acl.grantee, path)].add(priv)
-    superusers = state.superusers()
-    for obj in state.objects:
-        holders[obj.oid].setdefault((obj.owner, AccessPath.OWNER), set()).add("ALL")
-        for su in superusers:
-            holders[obj.oid][(su, AccessPath.SUPERUSER)].add("ALL")
-        if obj.kind != "function":
-            if READ_ALL in roles:
-                holders[obj.oid][(READ_ALL, AccessPath.PREDEFINED)].add("SELECT")
-            if WRITE_ALL in roles and obj.kind != "sequence":
-                holders[obj.oid][(WRITE_ALL, AccessPath.PREDEFINED)].update({"INSERT", "UPDATE", "DELETE"})
+    holders = object_holders(state)
 
     # A company's scope has about a million (role, object) paths: keys hold plain strings (an enum
     # hashes in Python) and privilege sets are shared frozensets, built once per holder.

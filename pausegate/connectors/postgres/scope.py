@@ -16,9 +16,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from pausegate.connectors.postgres.catalog import AccessRow, Edge, Role, State, access_rows
+from pausegate.connectors.postgres.catalog import (
+    PUBLIC,
+    AccessRow,
+    Edge,
+    Role,
+    State,
+    access_rows,
+    members_closure,
+    object_holders,
+)
 from pausegate.connectors.scope_facts import ScopeFacts
 from pausegate.models.access import (
+    AccessPath,
     ExposureScope,
     GrantRecord,
     ObjectRecord,
@@ -96,6 +106,35 @@ def _header(spec: DatasetSpec, state: State, recorded_at: datetime) -> ExposureS
         recorded_at=recorded_at,
         server_version=state.server_version,
     )
+
+
+def scope_facts(state: State) -> ScopeFacts:
+    """``ScopeFacts.of(scope_model(state))`` by set algebra over each object's holders and their
+    membership closures: no path is built, so verification can start while the document is."""
+    closure = members_closure(state.edges)
+    set_closure = members_closure(state.edges, set_only=True)
+    by_oid = state.by_oid()
+    logins = {r.name for r in state.roles.values() if r.login}
+    facts = ScopeFacts(
+        schema_grantees={a.grantee for a in state.schema_acls},
+        grants=len(state.acls) + len(state.schema_acls) + len(state.defacls),
+    )
+    for oid, by_holder in object_holders(state).items():
+        reach: set[str] = set()
+        for holder, path in by_holder:
+            if path is not AccessPath.PREDEFINED:
+                reach.add(holder)
+            if holder != PUBLIC:
+                reach |= (set_closure if path is AccessPath.SUPERUSER else closure).get(holder, set())
+        name = by_oid[oid].qname
+        facts.roles[name] = reach
+        facts.logins[name] = reach & logins
+    for d in state.defacls:
+        if d.grantee != d.creator:
+            where = state.schema if d.in_schema else "*"
+            kind = "tables" if d.objtype == "r" else "sequences"
+            facts.add(d.grantee, f"{where}.<future {kind} of {d.creator}>", d.grantee in logins)
+    return facts
 
 
 def scope_model(spec: DatasetSpec, state: State, recorded_at: datetime | None = None) -> ExposureScope:
