@@ -790,7 +790,7 @@ async def _still_privileged(
             may = asked_roles & (superusers | {r for r, gs in has.items() if not gs.isdisjoint(holders[name])})
         candidates += [(r, name) for r in sorted(may)]
         if len(may) < len(asked_roles):
-            rest.append((name, sorted(asked_roles - may)))
+            rest.append((name, list(asked_roles - may)))
     sample = _sample_pairs(rest, SAMPLED_PAIRS)
     found = await _privileged(conn, [(r, objs[o]) for r, o in candidates + sample])
     missed = sorted(set(found) - set(candidates))

@@ -10,7 +10,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection, sql
 
@@ -66,9 +66,9 @@ class Obj:
         return f"{self.schema}.{self.name}"
 
 
-@dataclass(frozen=True)
-class Acl:
-    """One aclexplode() row: on a relation/sequence/function (oid) or the schema (oid = schema oid)."""
+class Acl(NamedTuple):
+    """One aclexplode() row: on a relation/sequence/function (oid) or the schema (oid = schema oid).
+    Tuples: a company's dataset has hundreds of thousands, read on every revoke."""
 
     oid: int
     grantee: str  # role name or PUBLIC
@@ -89,8 +89,7 @@ class DefAcl:
     grantable: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Role:
+class Role(NamedTuple):
     """A pg_roles row (``RoleRecord``'s fields; a company has tens of thousands, read on every revoke)."""
 
     name: str
@@ -104,8 +103,7 @@ class Role:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Edge:
+class Edge(NamedTuple):
     """A pg_auth_members row: ``member`` is a member of ``role`` (``MembershipRecord``'s fields)."""
 
     role: str
@@ -202,25 +200,21 @@ GROUP BY 1, 2, 3, 4
 """
 
 ACL_Q = """
-SELECT c.oid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, NULL::text, false
+SELECT c.oid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, NULL::text, false
 FROM pg_class c,
      aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
                                               c.relowner))) a
 WHERE c.oid = ANY(%(rels)s::oid[])
 UNION ALL
-SELECT at.attrelid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, at.attname::text, false
+SELECT at.attrelid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, at.attname::text, false
 FROM pg_attribute at, aclexplode(at.attacl) a
 WHERE at.attrelid = ANY(%(rels)s::oid[]) AND at.attnum > 0 AND NOT at.attisdropped AND at.attacl IS NOT NULL
 UNION ALL
-SELECT p.oid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, NULL::text, false
+SELECT p.oid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, NULL::text, false
 FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
 WHERE p.oid = ANY(%(funcs)s::oid[])
 UNION ALL
-SELECT n.oid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, NULL::text, true
+SELECT n.oid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, NULL::text, true
 FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
 WHERE n.oid = %(nsp)s
 """
@@ -238,7 +232,7 @@ SELECT coalesce(array_agg(relname::text), '{}') FROM pg_class
 WHERE relnamespace = %(nsp)s AND relkind IN ('r', 'p', 'v', 'm', 'f')
 """
 
-ROLES_Q = "SELECT rolname, rolcanlogin, rolsuper, rolbypassrls FROM pg_roles"
+ROLES_Q = "SELECT oid, rolname, rolcanlogin, rolsuper, rolbypassrls FROM pg_roles"
 
 EDGES_Q = """
 SELECT pg_get_userbyid(roleid), pg_get_userbyid(member), pg_get_userbyid(grantor),
@@ -299,15 +293,23 @@ async def load_state(conn: AsyncConnection[Any], spec: DatasetSpec, *, strict: b
         )
     all_rel = [o.oid for o in objects if o.kind != "function"]
     funcs = [o.oid for o in objects if o.kind == "function"]
+    role_rows = await _rows(conn, ROLES_Q)
+    # Grantees and grantors come as oids and are named here: a company's ACLs hold hundreds of
+    # thousands of entries, and naming them in the query doubled its time.
+    names = {r[0]: r[1] for r in role_rows}
+    names[0] = PUBLIC
+
+    def name(oid: int) -> str:
+        found = names.get(oid)
+        return found if found is not None else f"unknown (OID={oid})"  # as pg_get_userbyid says
+
     acls: list[Acl] = []
     schema_acls: list[Acl] = []
     for r in await _rows(conn, ACL_Q, {"rels": all_rel, "funcs": funcs, "nsp": nsp}):
         if r[6]:  # the schema itself
-            schema_acls.append(Acl(oid=r[0], grantee=r[1], grantor=r[2], privilege=r[3], grantable=r[4]))
+            schema_acls.append(Acl(r[0], name(r[1]), name(r[2]), r[3], r[4]))
         else:
-            acls.append(
-                Acl(oid=r[0], grantee=r[1], grantor=r[2], privilege=r[3], grantable=r[4], column=r[5])
-            )
+            acls.append(Acl(r[0], name(r[1]), name(r[2]), r[3], r[4], r[5]))
     defacls = [
         DefAcl(
             creator=r[0],
@@ -320,7 +322,7 @@ async def load_state(conn: AsyncConnection[Any], spec: DatasetSpec, *, strict: b
         )
         for r in await _rows(conn, DEFACL_Q, {"nsp": nsp})
     ]
-    roles = {r[0]: Role(*r) for r in await _rows(conn, ROLES_Q)}
+    roles = {r[1]: Role(r[1], r[2], r[3], r[4]) for r in role_rows}
     edges = [Edge(*r) for r in await _rows(conn, EDGES_Q)]
     return State(
         schema=spec.schema_name,
