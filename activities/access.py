@@ -167,7 +167,7 @@ class AccessActivities:
         key = scope_key(pause_key, spec.name)
         if (stored := self._store.get(key)) is not None:
             return stored
-        return self._store.put_json(key, derived.document())
+        return self._store.put_canonical(key, derived.document())
 
     @activity.defn(name="check_dataset")
     async def check_dataset(self, input: CheckDatasetInput) -> DatasetCheck:

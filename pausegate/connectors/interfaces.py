@@ -104,6 +104,10 @@ class EvidenceStore(Protocol):
         different content under an existing key raises ``EvidenceError``."""
         ...
 
+    def put_canonical(self, key: str, data: bytes) -> EvidenceRef:
+        """Store a JSON object already encoded as canonical JSON, once (as ``put_json``)."""
+        ...
+
     def get(self, key: str) -> EvidenceRef | None:
         """The ref of what is stored under ``key``, if anything."""
         ...

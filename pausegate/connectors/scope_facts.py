@@ -58,7 +58,8 @@ class ScopeFacts:
 @dataclass
 class DerivedScope:
     """A scope derived from a captured catalog: what verification needs at once, and the scope's
-    JSON document (``ExposureScope.model_dump(mode="json")``), built on demand (seconds, for a company)."""
+    document as canonical JSON (of ``ExposureScope.model_dump(mode="json")``), built on demand (seconds,
+    for a company)."""
 
     facts: ScopeFacts
-    document: Callable[[], dict[str, Any]]
+    document: Callable[[], bytes]

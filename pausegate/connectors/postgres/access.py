@@ -164,7 +164,7 @@ class PostgresAccess:
     def scope_from_snapshot(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> DerivedScope:
         """What verification needs of the snapshot's scope now, and its document on demand."""
         state, captured_at = state_from_snapshot(snapshot)
-        return DerivedScope(facts=scope_facts(state), document=lambda: scope_document(spec, state, captured_at)[0])
+        return DerivedScope(facts=scope_facts(state), document=lambda: scope_document(spec, state, captured_at))
 
     # -- who saw what ------------------------------------------------------------------------------
 

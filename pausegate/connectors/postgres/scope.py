@@ -14,9 +14,11 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C encoder canonical JSON uses
 from typing import Any
 
 from pausegate.connectors.postgres.catalog import (
+    PATH_PRIORITY,
     PUBLIC,
     AccessRow,
     Edge,
@@ -27,6 +29,7 @@ from pausegate.connectors.postgres.catalog import (
     object_holders,
 )
 from pausegate.connectors.scope_facts import ScopeFacts
+from pausegate.evidence.files import canonical_document
 from pausegate.models.access import (
     AccessPath,
     ExposureScope,
@@ -168,39 +171,107 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> tuple[dict[str, Any], ScopeFacts]:
-    """``scope_model(...).model_dump(mode="json")`` without the models, and what verification needs."""
+def scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> bytes:
+    """``canonical_json(scope_model(...).model_dump(mode="json"))``, without the models: the access
+    paths are written as canonical JSON text straight from each object's holders and their
+    membership closures, the rest through orjson (byte-identical to canonical JSON for plain values)."""
     with gc_paused():
         return _scope_document(spec, state, recorded_at)
 
 
-def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> tuple[dict[str, Any], ScopeFacts]:
-    rows = access_rows(state)
+def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> bytes:
+    closure = members_closure(state.edges)
+    set_closure = members_closure(state.edges, set_only=True)
+    by_oid = state.by_oid()
+    logins = {r.name for r in state.roles.values() if r.login}
+    encoded: dict[str, str] = {}
+
+    def enc(text: str) -> str:
+        found = encoded.get(text)
+        if found is None:
+            found = encoded[text] = encode_basestring(text)
+        return found
+
+    priority = {p: n for p, n in PATH_PRIORITY.items()}
+    involved: set[str] = set()
+    # Per object: (role, priority, via, text) sorted as the tuples sort, which is the scope's order
+    # (object, role, path priority, via); objects themselves in name order.
+    per_object: list[tuple[str, list[tuple[str, int, str, str]]]] = []
+    for oid, by_holder in object_holders(state).items():
+        name = by_oid[oid].qname
+        items: list[tuple[str, int, str, str]] = []
+        append = items.append
+        for (holder, path), held in by_holder.items():
+            privileges = "[" + ",".join(enc(p) for p in sorted(held)) + "]"
+            if path is not AccessPath.PREDEFINED:
+                involved.add(holder)
+                append((holder, priority[path], "", _row(holder in logins, enc(name), enc(path.value), privileges,
+                                                         enc(holder), "null")))
+            if holder == PUBLIC:
+                continue
+            members = (set_closure if path is AccessPath.SUPERUSER else closure).get(holder, ())
+            if not members:
+                continue
+            involved.add(holder)
+            involved.update(members)
+            member_path = path if path in (AccessPath.OWNER, AccessPath.PREDEFINED, AccessPath.SUPERUSER) else (
+                AccessPath.MEMBERSHIP)
+            rank = priority[member_path]
+            prefix = ',"object":' + enc(name) + ',"path":' + enc(member_path.value) + ',"privileges":' + privileges
+            prefix += ',"role":'
+            suffix = ',"via":' + enc(holder) + "}"
+            for m in members:
+                append((m, rank, holder, ('{"login":true' if m in logins else '{"login":false') + prefix + enc(m)
+                        + suffix))
+        per_object.append((name, items))
+    defaults: dict[tuple[str, str, str], set[str]] = {}
+    for d in state.defacls:
+        if d.grantee == d.creator:
+            continue
+        where = state.schema if d.in_schema else "*"
+        kind = "tables" if d.objtype == "r" else "sequences"
+        defaults.setdefault((f"{where}.<future {kind} of {d.creator}>", d.grantee, d.creator), set()).add(d.privilege)
+    by_name: dict[str, list[tuple[str, int, str, str]]] = {}
+    for (name, grantee, creator), privs in defaults.items():
+        involved.update((grantee, creator))
+        text = _row(grantee in logins, enc(name), enc(AccessPath.DEFAULT_PRIVILEGES.value),
+                    "[" + ",".join(enc(p) for p in sorted(privs)) + "]", enc(grantee), enc(creator))
+        by_name.setdefault(name, []).append((grantee, priority[AccessPath.DEFAULT_PRIVILEGES], creator, text))
+    per_object += list(by_name.items())
+    per_object.sort(key=lambda item: item[0])
+    parts: list[str] = []
+    for _, items in per_object:
+        items.sort()
+        parts.extend(item[3] for item in items)
+
+    memberships = [e for e in state.edges if e.role in involved or e.member in involved]
+    involved |= {e.member for e in memberships} | {e.role for e in memberships}
     document = _header(spec, state, recorded_at).model_dump(mode="json")
-    roles, memberships = _involved(state, rows)
+    del document["access"]
     document["roles"] = [
-        {"name": r.name, "login": r.login, "superuser": r.superuser, "bypassrls": r.bypassrls} for r in roles
+        {"name": r.name, "login": r.login, "superuser": r.superuser, "bypassrls": r.bypassrls}
+        for n, r in sorted(state.roles.items())
+        if n in involved
     ]
     document["memberships"] = [
         {"role": e.role, "member": e.member, "grantor": e.grantor, "inherit": e.inherit, "set": e.set,
          "admin": e.admin}
         for e in memberships
     ]
-    grants = _grant_rows(state)
-    document["grants"] = grants
-    facts = ScopeFacts(
-        schema_grantees={g["grantee"] for g in grants if g["object_kind"] == "schema"}, grants=len(grants)
+    document["grants"] = _grant_rows(state)
+    rest = canonical_document(document)
+    # "access" sorts before every other key of the scope, so it opens the object.
+    assert rest.startswith(b"{") and min(document) > "access"
+    return b'{"access":[' + ",".join(parts).encode() + b"]," + rest[1:]
+
+
+def _row(login: bool, obj: str, path: str, privileges: str, role: str, via: str) -> str:
+    """One access path as canonical JSON text (keys in sorted order), from encoded parts."""
+    return (
+        ('{"login":true' if login else '{"login":false')
+        + ',"object":' + obj + ',"path":' + path + ',"privileges":' + privileges + ',"role":' + role + ',"via":'
+        + via + "}"
     )
-    access: list[dict[str, Any]] = []
-    append = access.append
-    add = facts.add
-    for role, obj, path, via, login, privileges in rows:
-        append(
-            {"role": role, "object": obj, "path": path.value, "via": via, "login": login, "privileges": privileges}
-        )
-        add(role, obj, login)
-    document["access"] = access
-    return document, facts
 
 
-__all__ = ["scope_document", "scope_model"]
+__all__ = ["scope_document", "scope_facts", "scope_model"]
