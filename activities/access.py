@@ -135,7 +135,7 @@ class AccessActivities:
             snapshot = await asyncio.to_thread(
                 self._store.read_json, catalog_key(input.pause_key, spec.name), revoked.snapshot.sha256
             )
-            derived = access.scope_from_snapshot(spec, snapshot)
+            derived = await asyncio.to_thread(access.scope_from_snapshot, spec, snapshot)
             # The scope document (about a million paths for a company) is built and stored while the
             # database is asked: verification needs only the facts, which come first.
             recording = asyncio.create_task(asyncio.to_thread(self._record_derived, input.pause_key, spec, derived))

@@ -36,6 +36,7 @@ from pausegate.connectors.postgres.catalog import (
     load_state,
     members_closure,
 )
+from pausegate.connectors.postgres.gcpause import gc_paused
 from pausegate.connectors.postgres.plan import Statement, kept_roles, plan_revoke
 from pausegate.connectors.postgres.scope import scope_document, scope_facts, scope_model
 from pausegate.connectors.postgres.snapshot import snapshot_document, state_from_snapshot
@@ -163,8 +164,10 @@ class PostgresAccess:
 
     def scope_from_snapshot(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> DerivedScope:
         """What verification needs of the snapshot's scope now, and its document on demand."""
-        state, captured_at = state_from_snapshot(snapshot)
-        return DerivedScope(facts=scope_facts(state), document=lambda: scope_document(spec, state, captured_at))
+        with gc_paused():
+            state, captured_at = state_from_snapshot(snapshot)
+            facts = scope_facts(state)
+        return DerivedScope(facts=facts, document=lambda: scope_document(spec, state, captured_at))
 
     # -- who saw what ------------------------------------------------------------------------------
 
@@ -230,6 +233,19 @@ class PostgresAccess:
         strict: bool,
         scopes: Sequence[ExposureScope] = (),
         earlier_snapshot: Mapping[str, Any] | None = None,
+    ) -> tuple[RevokeOutcome, T | None]:
+        with gc_paused():
+            return await self._revoke_paused(spec, persist, strict=strict, scopes=scopes,
+                                             earlier_snapshot=earlier_snapshot)
+
+    async def _revoke_paused(
+        self,
+        spec: DatasetSpec,
+        persist: Callable[[dict[str, Any]], Awaitable[T]] | None,
+        *,
+        strict: bool,
+        scopes: Sequence[ExposureScope],
+        earlier_snapshot: Mapping[str, Any] | None,
     ) -> tuple[RevokeOutcome, T | None]:
         executed = 0
         passes = 0
@@ -310,10 +326,11 @@ class PostgresAccess:
 
     async def verify_facts(self, spec: DatasetSpec, facts: ScopeFacts) -> list[RoleAccess]:
         """``verify``, given what it needs of the scope (``scope.ScopeFacts``)."""
-        async with self._connect(f"verify {spec.name}") as conn:
-            async with conn.transaction(force_rollback=True):
-                state = await load_state(conn, spec, strict=False)
-                return await self._residual(conn, spec, facts, state)
+        with gc_paused():
+            async with self._connect(f"verify {spec.name}") as conn:
+                async with conn.transaction(force_rollback=True):
+                    state = await load_state(conn, spec, strict=False)
+                    return await self._residual(conn, spec, facts, state)
 
     async def check(self, spec: DatasetSpec, scope: ExposureScope) -> DatasetCheck:
         """Contained unless some residual access is revocable or was not in the recorded scope."""

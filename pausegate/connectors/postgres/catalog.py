@@ -234,11 +234,7 @@ WHERE relnamespace = %(nsp)s AND relkind IN ('r', 'p', 'v', 'm', 'f')
 
 ROLES_Q = "SELECT oid, rolname, rolcanlogin, rolsuper, rolbypassrls FROM pg_roles"
 
-EDGES_Q = """
-SELECT pg_get_userbyid(roleid), pg_get_userbyid(member), pg_get_userbyid(grantor),
-       inherit_option, set_option, admin_option
-FROM pg_auth_members
-"""
+EDGES_Q = "SELECT roleid, member, grantor, inherit_option, set_option, admin_option FROM pg_auth_members"
 
 
 async def _rows(conn: AsyncConnection[Any], query: str, params: dict[str, Any] | None = None) -> list[Any]:
@@ -323,7 +319,7 @@ async def load_state(conn: AsyncConnection[Any], spec: DatasetSpec, *, strict: b
         for r in await _rows(conn, DEFACL_Q, {"nsp": nsp})
     ]
     roles = {r[1]: Role(r[1], r[2], r[3], r[4]) for r in role_rows}
-    edges = [Edge(*r) for r in await _rows(conn, EDGES_Q)]
+    edges = [Edge(name(r[0]), name(r[1]), name(r[2]), r[3], r[4], r[5]) for r in await _rows(conn, EDGES_Q)]
     return State(
         schema=spec.schema_name,
         schema_oid=nsp,

@@ -10,9 +10,6 @@ comes with it as ``ScopeFacts``, so the paths are never held as models.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C encoder canonical JSON uses
 from typing import Any
@@ -28,6 +25,7 @@ from pausegate.connectors.postgres.catalog import (
     members_closure,
     object_holders,
 )
+from pausegate.connectors.postgres.gcpause import gc_paused
 from pausegate.connectors.scope_facts import ScopeFacts
 from pausegate.evidence.files import canonical_document
 from pausegate.models.access import (
@@ -156,19 +154,6 @@ def scope_model(spec: DatasetSpec, state: State, recorded_at: datetime | None = 
             ],
         }
     )
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while about a million acyclic rows are built: each of its
-    full passes walks all of them, which doubled the derivation's time."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> bytes:
