@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C encoder canonical JSON uses
+from operator import itemgetter
 from typing import Any
+
+import orjson
 
 from pausegate.connectors.postgres.catalog import (
     PATH_PRIORITY,
@@ -27,7 +30,6 @@ from pausegate.connectors.postgres.catalog import (
 )
 from pausegate.connectors.postgres.gcpause import gc_paused
 from pausegate.connectors.scope_facts import ScopeFacts
-from pausegate.evidence.files import canonical_document
 from pausegate.models.access import (
     AccessPath,
     ExposureScope,
@@ -179,6 +181,24 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
 
     priority = {p: n for p, n in PATH_PRIORITY.items()}
     involved: set[str] = set()
+    # (holder, member path) -> its members' rows, sorted, with every part that does not depend on
+    # the object already encoded: a group's members are written once, not once per table.
+    runs: dict[tuple[str, AccessPath], list[tuple[str, int, str, str, str]]] = {}
+    listed: dict[frozenset[str], str] = {}  # privileges -> their JSON list
+
+    def member_run(holder: str, member_path: AccessPath) -> list[tuple[str, int, str, str, str]]:
+        members = (set_closure if member_path is AccessPath.SUPERUSER else closure).get(holder, ())
+        if members:
+            involved.add(holder)
+            involved.update(members)
+        rank = priority[member_path]
+        via = ',"via":' + encode_basestring(holder) + "}"
+        return sorted(
+            (m, rank, holder, '{"login":true' if m in logins else '{"login":false',
+             ',"role":' + encode_basestring(m) + via)
+            for m in members
+        )
+
     # Per object: (role, priority, via, text) sorted as the tuples sort, which is the scope's order
     # (object, role, path priority, via); objects themselves in name order.
     per_object: list[tuple[str, list[tuple[str, int, str, str]]]] = []
@@ -187,27 +207,27 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
         items: list[tuple[str, int, str, str]] = []
         append = items.append
         for (holder, path), held in by_holder.items():
-            privileges = "[" + ",".join(enc(p) for p in sorted(held)) + "]"
+            key = frozenset(held)
+            privileges = listed.get(key)
+            if privileges is None:
+                privileges = listed[key] = "[" + ",".join(enc(p) for p in sorted(held)) + "]"
             if path is not AccessPath.PREDEFINED:
                 involved.add(holder)
                 append((holder, priority[path], "", _row(holder in logins, enc(name), enc(path.value), privileges,
                                                          enc(holder), "null")))
             if holder == PUBLIC:
                 continue
-            members = (set_closure if path is AccessPath.SUPERUSER else closure).get(holder, ())
-            if not members:
-                continue
-            involved.add(holder)
-            involved.update(members)
             member_path = path if path in (AccessPath.OWNER, AccessPath.PREDEFINED, AccessPath.SUPERUSER) else (
                 AccessPath.MEMBERSHIP)
-            rank = priority[member_path]
-            prefix = ',"object":' + enc(name) + ',"path":' + enc(member_path.value) + ',"privileges":' + privileges
-            prefix += ',"role":'
-            suffix = ',"via":' + enc(holder) + "}"
-            for m in members:
-                append((m, rank, holder, ('{"login":true' if m in logins else '{"login":false') + prefix + enc(m)
-                        + suffix))
+            run = runs.get((holder, member_path))
+            if run is None:
+                run = runs[(holder, member_path)] = member_run(holder, member_path)
+            if not run:
+                continue
+            middle = ',"object":' + enc(name) + ',"path":' + enc(member_path.value) + ',"privileges":' + privileges
+            # Each holder's members come pre-sorted, so sorting the object's rows merges a few runs.
+            items += [(m, rank, via, login + middle + tail) for m, rank, via, login, tail in run]
+        items.sort()
         per_object.append((name, items))
     defaults: dict[tuple[str, str, str], set[str]] = {}
     for d in state.defacls:
@@ -225,9 +245,10 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
     per_object += list(by_name.items())
     per_object.sort(key=lambda item: item[0])
     parts: list[str] = []
+    text_of = itemgetter(3)
     for _, items in per_object:
         items.sort()
-        parts.extend(item[3] for item in items)
+        parts.extend(map(text_of, items))
 
     memberships = [e for e in state.edges if e.role in involved or e.member in involved]
     involved |= {e.member for e in memberships} | {e.role for e in memberships}
@@ -244,7 +265,9 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
         for e in memberships
     ]
     document["grants"] = _grant_rows(state)
-    rest = canonical_document(document)
+    # Plain JSON values only (model_dump in JSON mode, and str/bool/None rows): orjson writes them
+    # byte for byte as canonical_json does (see evidence.files.canonical_document).
+    rest = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
     # "access" sorts before every other key of the scope, so it opens the object.
     assert rest.startswith(b"{") and min(document) > "access"
     return b'{"access":[' + ",".join(parts).encode() + b"]," + rest[1:]
