@@ -536,21 +536,14 @@ def _lost_login_roles(state: State, kept: set[str]) -> set[str]:
     membership closures as ``compute_access``, by role instead of by (role, object, path)."""
     closure = members_closure(state.edges)
     set_closure = members_closure(state.edges, set_only=True)
-    objs = state.by_oid()
-    revocable: set[str] = set()
-    unrevocable: set[str] = set()
-
-    def holder(role: str, *, owner: bool) -> None:
-        (unrevocable if owner else revocable).add(role)
-        if role != PUBLIC:
-            (unrevocable if owner else revocable).update(closure.get(role, ()))
-
-    for acl in state.acls:
-        obj = objs.get(acl.oid)
-        if obj is not None:
-            holder(acl.grantee, owner=acl.grantee == obj.owner)
-    for owner in {o.owner for o in state.objects}:
-        holder(owner, owner=True)
+    owners = {o.oid: o.owner for o in state.objects}
+    # Grantees first (a company's ACLs name each person a few times), then their members.
+    revocable = {a.grantee for a in state.acls if a.oid in owners and a.grantee != owners[a.oid]}
+    unrevocable = {a.grantee for a in state.acls if a.oid in owners and a.grantee == owners[a.oid]}
+    unrevocable |= set(owners.values())
+    for holders in (revocable, unrevocable):
+        for role in [r for r in holders if r in closure and r != PUBLIC]:
+            holders |= closure[role]
     for su in state.superusers():
         unrevocable.add(su)
         unrevocable.update(set_closure.get(su, ()))
