@@ -12,6 +12,7 @@ from psycopg import AsyncConnection, sql
 
 from pausegate.connectors.postgres import access as access_module
 from pausegate.connectors.postgres.access import PostgresAccess, _lost_from_scope, _lost_login_roles
+from pausegate.connectors.postgres.catalog import PUBLIC, load_state
 from pausegate.connectors.postgres.plan import Statement, kept_roles
 from pausegate.connectors.postgres.scope import scope_document, scope_facts
 from pausegate.connectors.postgres.snapshot import state_from_snapshot
@@ -204,13 +205,25 @@ class TestVerificationAtCompanySize:
         facts = access.scope_from_snapshot(fixture_spec, snapshot).facts
         scope = access.derive_scope(fixture_spec, snapshot)
 
+        async def still_privileged() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+            """(each pair asked, the membership answer) of the privilege step alone."""
+            async with await AsyncConnection.connect(database.dsn, autocommit=True) as conn:
+                state = await load_state(conn, fixture_spec, strict=False)
+                objs = {o.qname: o for o in state.objects}
+                asked = {o: (facts.roles.get(o, set()) & set(state.roles)) | {PUBLIC} for o in objs}
+                monkeypatch.setattr(access_module, "EXACT_PAIRS", 10**9)
+                each = set(await access_module._still_privileged(conn, state, asked, objs))
+                monkeypatch.setattr(access_module, "EXACT_PAIRS", 0)
+                monkeypatch.setattr(access_module, "SAMPLED_PAIRS", 0)  # no cross-check to fall back on
+                return each, set(await access_module._still_privileged(conn, state, asked, objs))
+
         async def both_ways() -> set[str]:
+            each, by_membership = await still_privileged()
+            assert by_membership == each
             monkeypatch.setattr(access_module, "EXACT_PAIRS", 10**9)
             each_pair = {r.describe() for r in await access.verify_facts(fixture_spec, facts)}
             monkeypatch.setattr(access_module, "EXACT_PAIRS", 0)
-            monkeypatch.setattr(access_module, "SAMPLED_PAIRS", 0)  # no cross-check to fall back on
-            by_membership = {r.describe() for r in await access.verify_facts(fixture_spec, facts)}
-            assert by_membership == each_pair
+            assert {r.describe() for r in await access.verify_facts(fixture_spec, facts)} == each_pair
             return each_pair
 
         clean = await both_ways()
@@ -227,6 +240,13 @@ class TestVerificationAtCompanySize:
         assert members - kept
         assert {f"{m}:{table}:membership(via {group})" for m in members - kept} <= drifted
         assert clean < drifted
+
+        # a grant back to one person (a role nobody is a member of) is found for that person
+        person = sorted(members - kept)[0]
+        with database.connect() as conn:
+            conn.execute(sql.SQL("GRANT SELECT ON TABLE {} TO {}").format(
+                sql.Identifier(*table.split(".")), sql.Identifier(person)))
+        assert f"{person}:{table}:direct" in await both_ways()
 
         # and a grant back to PUBLIC reaches every role the scope recorded on that table
         with database.connect() as conn:

@@ -778,18 +778,31 @@ async def _still_privileged(
     for o in objs.values():
         if o.kind != "function":
             holders[o.qname].update(predefined)
-    grantees = sorted({g for gs in holders.values() for g in gs if g != 0})
-    roles = sorted(set().union(*asked.values()) - {PUBLIC})
+    # A grantee no role is a member of passes its privileges to itself alone (and superusers pass
+    # every check): only grantees with members are worth a pg_has_role per asked role.
+    cur = await conn.execute(
+        "SELECT r.oid, r.rolname, EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.roleid = r.oid) "
+        "FROM pg_roles r WHERE r.oid = ANY(%s::oid[])",
+        (sorted({g for gs in holders.values() for g in gs if g != 0}),),
+    )
+    grantee_rows = await cur.fetchall()
+    grantees = sorted(oid for oid, _, has_members in grantee_rows if has_members)
+    asked_roles = set().union(*asked.values()) - {PUBLIC}
+    roles = sorted(asked_roles)
     if len(roles) * len(grantees) > MEMBERSHIP_CALLS:
         return await _privileged(conn, [(r, objs[o]) for o, rs in sorted(asked.items()) for r in sorted(rs)])
-    # Sorted by role, so the server's cache of one role's memberships serves each run of calls.
-    cur = await conn.execute(
-        "SELECT r, g FROM unnest(%s::text[]) r, unnest(%s::oid[]) g WHERE pg_has_role(r, g, 'USAGE')",
-        (roles, grantees),
-    )
     has: dict[str, set[int]] = defaultdict(set)
-    for r, g in await cur.fetchall():
-        has[r].add(g)
+    for oid, name, _ in grantee_rows:
+        if name in asked_roles:
+            has[name].add(oid)
+    if grantees:
+        # Sorted by role, so the server's cache of one role's memberships serves each run of calls.
+        cur = await conn.execute(
+            "SELECT r, g FROM unnest(%s::text[]) r, unnest(%s::oid[]) g WHERE pg_has_role(r, g, 'USAGE')",
+            (roles, grantees),
+        )
+        for r, g in await cur.fetchall():
+            has[r].add(g)
     superusers = {r.name for r in state.roles.values() if r.superuser}
     candidates: list[tuple[str, str]] = []
     rest: list[tuple[str, list[str]]] = []  # (object, roles that hold none of its grantees)
