@@ -137,14 +137,14 @@ class AccessActivities:
             )
             derived = await asyncio.to_thread(access.scope_from_snapshot, spec, snapshot)
             # The scope document (about a million paths for a company) is built and stored while the
-            # database is asked: verification needs only the facts, which come first.
+            # database is asked: verification needs only the facts.
             recording = asyncio.create_task(asyncio.to_thread(self._record_derived, input.pause_key, spec, derived))
             try:
-                residual = await access.verify_facts(spec, derived.facts)
+                facts = await asyncio.to_thread(derived.facts)
+                residual = await access.verify_facts(spec, facts)
             finally:
                 ref = await recording
             progress.report("verified")
-            facts = derived.facts
             blocking = [r for r in residual if r.path not in UNREVOCABLE_PATHS]
             return DatasetContainment(
                 dataset=spec.name,

@@ -57,9 +57,9 @@ class ScopeFacts:
 
 @dataclass
 class DerivedScope:
-    """A scope derived from a captured catalog: what verification needs at once, and the scope's
-    document as canonical JSON (of ``ExposureScope.model_dump(mode="json")``), built on demand (seconds,
-    for a company)."""
+    """A scope derived from a captured catalog: what verification needs, and the scope's document as
+    canonical JSON (of ``ExposureScope.model_dump(mode="json")``), each built on demand (the document
+    takes seconds for a company, so it is started first and built while verification runs)."""
 
-    facts: ScopeFacts
+    facts: Callable[[], ScopeFacts]
     document: Callable[[], bytes]

@@ -121,7 +121,7 @@ class TestTheScopeDerivedAfterTheRevoke:
         assert scope_facts(state) == ScopeFacts.of(model)
         derived = access.scope_from_snapshot(fixture_spec, snapshot)
         assert derived.document() == canonical_json(model.model_dump(mode="json"))
-        assert derived.facts == ScopeFacts.of(model)
+        assert derived.facts() == ScopeFacts.of(model)
 
     async def test_the_sessions_ended_are_those_the_recorded_scope_names(
         self, database: Database, fixture_spec: DatasetSpec
@@ -202,7 +202,7 @@ class TestVerificationAtCompanySize:
     ) -> None:
         access = PostgresAccess(database.dsn)
         snapshot = await _capture(access, fixture_spec)
-        facts = access.scope_from_snapshot(fixture_spec, snapshot).facts
+        facts = access.scope_from_snapshot(fixture_spec, snapshot).facts()
         scope = access.derive_scope(fixture_spec, snapshot)
 
         async def still_privileged() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:

@@ -166,7 +166,11 @@ class PostgresAccess:
         """What verification needs of the snapshot's scope now, and its document on demand."""
         with gc_paused():
             state, captured_at = state_from_snapshot(snapshot)
-            facts = scope_facts(state)
+
+        def facts() -> ScopeFacts:
+            with gc_paused():
+                return scope_facts(state)
+
         return DerivedScope(facts=facts, document=lambda: scope_document(spec, state, captured_at))
 
     # -- who saw what ------------------------------------------------------------------------------
