@@ -204,14 +204,15 @@ async def run(dsn: str, roles: int, tables: int, check: bool) -> int:
             with timed(t, "revoke_again"):
                 again = await env.run(activities.revoke_dataset, contain)
             scope_bytes = result.scope.size_bytes
-            from pausegate.models.access import ExposureScope
-
-            scope = ExposureScope.model_validate(store.read_json(result.scope.key, result.scope.sha256))
-        plain_residual = await plain_access.verify(spec, scope)
+            # Counted in the stored bytes (a name holding the text is escaped inside its string), and
+            # the plain script's result verified with the same facts, without loading a million paths.
+            paths = store.document_path(result.scope.key).read_bytes().count(b'{"login":')
+            facts = access.scope_from_snapshot(spec, store.read_json(revoked.snapshot.key, revoked.snapshot.sha256))
+        plain_residual = await plain_access.verify_facts(spec, facts.facts())
 
         print(
             f"roles={roles} tables={tables} grants recorded={result.grants_recorded} "
-            f"access paths={len(scope.access)} scope document={scope_bytes / 2**20:.1f} MiB"
+            f"access paths={paths} scope document={scope_bytes / 2**20:.1f} MiB"
         )
         print(
             f"revoke statements={revoked.revoked} passes={revoked.passes} "

@@ -201,7 +201,8 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
 
     # Per object: (role, priority, via, text) sorted as the tuples sort, which is the scope's order
     # (object, role, path priority, via); objects themselves in name order.
-    per_object: list[tuple[str, list[tuple[str, int, str, str]]]] = []
+    per_object: list[tuple[str, bytes]] = []  # each object's access paths, encoded, as soon as it is done
+    text_of = itemgetter(3)
     for oid, by_holder in object_holders(state).items():
         name = by_oid[oid].qname
         items: list[tuple[str, int, str, str]] = []
@@ -228,7 +229,7 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
             # Each holder's members come pre-sorted, so sorting the object's rows merges a few runs.
             items += [(m, rank, via, login + middle + tail) for m, rank, via, login, tail in run]
         items.sort()
-        per_object.append((name, items))
+        per_object.append((name, ",".join(map(text_of, items)).encode()))
     defaults: dict[tuple[str, str, str], set[str]] = {}
     for d in state.defacls:
         if d.grantee == d.creator:
@@ -242,13 +243,10 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
         text = _row(grantee in logins, enc(name), enc(AccessPath.DEFAULT_PRIVILEGES.value),
                     "[" + ",".join(enc(p) for p in sorted(privs)) + "]", enc(grantee), enc(creator))
         by_name.setdefault(name, []).append((grantee, priority[AccessPath.DEFAULT_PRIVILEGES], creator, text))
-    per_object += list(by_name.items())
-    per_object.sort(key=lambda item: item[0])
-    parts: list[str] = []
-    text_of = itemgetter(3)
-    for _, items in per_object:
+    for name, items in by_name.items():
         items.sort()
-        parts.extend(map(text_of, items))
+        per_object.append((name, ",".join(map(text_of, items)).encode()))
+    per_object.sort(key=lambda item: item[0])
 
     memberships = [e for e in state.edges if e.role in involved or e.member in involved]
     involved |= {e.member for e in memberships} | {e.role for e in memberships}
@@ -270,7 +268,14 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
     rest = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
     # "access" sorts before every other key of the scope, so it opens the object.
     assert rest.startswith(b"{") and min(document) > "access"
-    return b'{"access":[' + ",".join(parts).encode() + b"]," + rest[1:]
+    # One copy of the whole: the objects' parts are joined once.
+    parts = [b'{"access":[']
+    for i, (_, encoded_paths) in enumerate(per_object):
+        if i:
+            parts.append(b",")
+        parts.append(encoded_paths)
+    parts += [b"],", rest[1:]]
+    return b"".join(parts)
 
 
 def _row(login: bool, obj: str, path: str, privileges: str, role: str, via: str) -> str:
