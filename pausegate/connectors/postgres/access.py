@@ -95,13 +95,18 @@ class PostgresAccess:
     The connecting role should be a superuser (or own the dataset and hold the roles it revokes):
     it revokes grants as their grantors, verifies by ``SET ROLE`` to each former reader, and it is
     treated as the operator, which keeps its own access like a break-glass role.
+
+    Verification asks the database about every role that had access (the privilege functions, or for
+    a company's scope ``pg_has_role`` against each object's remaining grantees); real reads as former
+    readers cover every (role, relation) pair while they fit ``read_probe_limit``, and beyond it a
+    random sample that reads every relation.
     """
 
     def __init__(
         self,
         dsn: str,
         *,
-        read_probe_limit: int = 10_000,
+        read_probe_limit: int = 2_000,
         terminate_sessions: bool = True,
         lock_timeout_ms: int = 5_000,
         connect_timeout_s: int = 10,
