@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from temporalio import activity
 
 from activities.heartbeat import running
 from pausegate.connectors.interfaces import DatasetAccess, EvidenceStore
-from pausegate.evidence.layout import plan_diff_key, scope_key
+from pausegate.connectors.scope_facts import DerivedScope
+from pausegate.evidence.layout import catalog_key, plan_diff_key, scope_key
 from pausegate.models.access import (
     UNREVOCABLE_PATHS,
     DatasetCheck,
     DatasetContainment,
+    DatasetRevoked,
     ExposureScope,
     RestoreResult,
     RoleAccess,
@@ -27,6 +31,7 @@ from pausegate.models.pause import (
     DiffPlanInput,
     PlanDiffSummary,
     RestoreGrantsInput,
+    VerifyDatasetInput,
 )
 from pausegate.policy.access_plan import plan_diff
 from pausegate.runbook.model import DatasetSpec
@@ -86,6 +91,83 @@ class AccessActivities:
                 residual=[_describe(r) for r in residual][:MAX_LISTED_IDS],
                 residual_count=len(residual),
             )
+
+    @activity.defn(name="revoke_dataset")
+    async def revoke_dataset(self, input: ContainDatasetInput) -> DatasetRevoked:
+        """Cut access now: read the raw catalog, store it as evidence and revoke every path but
+        break-glass, in one transaction that commits only once the catalog is stored. Deriving the
+        exposure scope and verifying come after (``verify_dataset``), off the path that cuts access."""
+        async with running() as progress:
+            spec = input.dataset
+            access = self._access(spec.connection)
+            key = catalog_key(input.pause_key, spec.name)
+            # What an earlier attempt captured stays the record: after its revoke committed, a new
+            # capture would show less than was open (signed for this key, like the scope below).
+            earlier = await asyncio.to_thread(self._read_if_stored, key)
+
+            async def persist(document: dict[str, Any]) -> EvidenceRef:
+                return await asyncio.to_thread(self._store.put_json, key, earlier if earlier is not None else document)
+
+            outcome, snapshot = await access.revoke_capturing(spec, persist, earlier_snapshot=earlier)
+            progress.report("revoked")
+            assert outcome.captured_at is not None and outcome.access_gone_at is not None
+            return DatasetRevoked(
+                dataset=spec.name,
+                snapshot=snapshot,
+                revoked=outcome.statements,
+                passes=outcome.passes,
+                sessions_terminated=outcome.sessions_terminated,
+                captured_at=outcome.captured_at,
+                access_gone_at=outcome.access_gone_at,
+            )
+
+    def _read_if_stored(self, key: str) -> Any:
+        return self._store.read_json(key) if self._store.get(key) is not None else None
+
+    @activity.defn(name="verify_dataset")
+    async def verify_dataset(self, input: VerifyDatasetInput) -> DatasetContainment:
+        """Derive the exposure scope from the catalog the revoke captured, record it, and verify
+        through the database, for every role that had access, that the access is gone."""
+        async with running() as progress:
+            spec = input.dataset
+            access = self._access(spec.connection)
+            revoked = input.revoked
+            snapshot = await asyncio.to_thread(
+                self._store.read_json, catalog_key(input.pause_key, spec.name), revoked.snapshot.sha256
+            )
+            derived = await asyncio.to_thread(access.scope_from_snapshot, spec, snapshot)
+            # The scope document (about a million paths for a company) is built and stored while the
+            # database is asked: verification needs only the facts.
+            recording = asyncio.create_task(asyncio.to_thread(self._record_derived, input.pause_key, spec, derived))
+            try:
+                facts = await asyncio.to_thread(derived.facts)
+                residual = await access.verify_facts(spec, facts)
+            finally:
+                ref = await recording
+            progress.report("verified")
+            blocking = [r for r in residual if r.path not in UNREVOCABLE_PATHS]
+            return DatasetContainment(
+                dataset=spec.name,
+                scope=ref,
+                grants_recorded=facts.grants,
+                roles_with_access=facts.roles_with_access,
+                revoked=revoked.revoked,
+                sessions_terminated=revoked.sessions_terminated,
+                verified=not blocking,
+                residual=[_describe(r) for r in residual][:MAX_LISTED_IDS],
+                residual_count=len(residual),
+                snapshot=revoked.snapshot,
+                access_gone_at=revoked.access_gone_at,
+                access_verified_at=datetime.now(UTC) if not blocking else None,
+            )
+
+    def _record_derived(self, pause_key: str, spec: DatasetSpec, derived: DerivedScope) -> EvidenceRef:
+        """The scope of the captured catalog, recorded once per pause (a retry finds it recorded: signed
+        for this key, written by an earlier attempt of this activity, and derived from the same capture)."""
+        key = scope_key(pause_key, spec.name)
+        if (stored := self._store.get(key)) is not None:
+            return stored
+        return self._store.put_canonical(key, derived.document())
 
     @activity.defn(name="check_dataset")
     async def check_dataset(self, input: CheckDatasetInput) -> DatasetCheck:

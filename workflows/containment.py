@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.evidence import EvidenceActivities
     from activities.fleet import FleetActivities
     from pausegate.errors import non_retryable_error_types
-    from pausegate.models.access import DatasetContainment
+    from pausegate.models.access import DatasetContainment, DatasetRevoked
     from pausegate.models.evidence import SnapshotResult
     from pausegate.models.pause import (
         ContainDatasetInput,
@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         PauseState,
         SnapshotInput,
         Tuning,
+        VerifyDatasetInput,
     )
     from pausegate.policy import transitions as t
     from pausegate.runbook.model import Runbook
@@ -112,13 +113,25 @@ class Containment:
     async def _revoke_access(self) -> bool:
         async def contain(name: str) -> None:
             spec = next(d for d in self.runbook.datasets if d.name == name)
+
+            async def revoke_then_verify() -> DatasetContainment:
+                # Cutting access is one small activity (the raw catalog is captured in its
+                # transaction); deriving the exposure scope from that capture and verifying follow.
+                revoked: DatasetRevoked = await workflow.execute_activity_method(
+                    AccessActivities.revoke_dataset,
+                    ContainDatasetInput(pause_key=self.state.evidence_key, dataset=spec),
+                    **self._options(timedelta(minutes=10)),
+                )
+                t.dataset_access_gone(self.state, revoked, workflow.now())
+                return await workflow.execute_activity_method(
+                    AccessActivities.verify_dataset,
+                    VerifyDatasetInput(pause_key=self.state.evidence_key, dataset=spec, revoked=revoked),
+                    **self._options(timedelta(minutes=30)),
+                )
+
             result: DatasetContainment | None = await self._until_done(
                 f"containment.dataset.{name}",
-                lambda: workflow.execute_activity_method(
-                    AccessActivities.contain_dataset,
-                    ContainDatasetInput(pause_key=self.state.evidence_key, dataset=spec),
-                    **self._options(timedelta(minutes=30)),
-                ),
+                revoke_then_verify,
                 accept=lambda r: r.verified,
                 describe=lambda r: f"{len(r.residual)} residual paths: " + ", ".join(r.residual[:5]),
             )

@@ -119,6 +119,10 @@ class Progress(Model):
     grants_recorded: int
     revoke_statements: int = Field(description="REVOKE statements applied (0 when already closed).")
     access_revoked: bool
+    access_gone_at: datetime | None = Field(default=None, description="When every dataset's revoke had committed.")
+    access_verified_at: datetime | None = Field(
+        default=None, description="When the database had confirmed, for every dataset, that access is gone."
+    )
     evidence_bundles: int
     evidence_pending: list[str]
     evidence_sealed: bool
@@ -142,6 +146,8 @@ class Progress(Model):
             grants_recorded=sum(d.grants_recorded for d in c.datasets),
             revoke_statements=sum(d.revoked for d in c.datasets),
             access_revoked=c.access_revoked,
+            access_gone_at=c.access_gone_at,
+            access_verified_at=c.access_verified_at,
             evidence_bundles=len(c.evidence),
             evidence_pending=list(c.evidence_pending),
             evidence_sealed=c.evidence_sealed,
@@ -159,6 +165,8 @@ class ExposureDataset(Model):
     grants_recorded: int
     revoked: int
     verified: bool
+    access_gone_at: datetime | None = None
+    access_verified_at: datetime | None = None
     scope: EvidenceRef
     document: dict[str, Any] | None = Field(default=None, description="The recorded scope (only with ?scope=true).")
 
@@ -170,6 +178,8 @@ class ExposureDataset(Model):
             grants_recorded=d.grants_recorded,
             revoked=d.revoked,
             verified=d.verified,
+            access_gone_at=d.access_gone_at,
+            access_verified_at=d.access_verified_at,
             scope=d.scope,
             document=document,
         )

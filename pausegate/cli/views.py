@@ -83,6 +83,13 @@ def progress_table(view: PauseView) -> Table:
         f"datasets {p.datasets_verified} of {p.datasets_total} ({p.grants_recorded} grants recorded)"
         + (" ✓" if p.access_revoked else ""),
     )
+    if p.access_gone_at is not None:
+        add_row(
+            shown,
+            "Access gone / verified",
+            f"{p.access_gone_at:%Y-%m-%d %H:%M:%S} UTC / "
+            + (f"{p.access_verified_at:%Y-%m-%d %H:%M:%S} UTC" if p.access_verified_at else "verifying"),
+        )
     add_row(
         shown,
         "Evidence sealed",

@@ -6,10 +6,11 @@ runbook's connection names and the deployment configuration.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from pausegate.connectors.scope_facts import DerivedScope, ScopeFacts
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
 from pausegate.models.collection import CollectionProfile, CollectionRequest
 from pausegate.models.evidence import EvidenceRef
@@ -23,6 +24,8 @@ from pausegate.models.fleet import (
     SwitchState,
 )
 from pausegate.runbook.model import DatasetSpec
+
+T = TypeVar("T")
 
 
 class FleetConnector(Protocol):
@@ -58,6 +61,29 @@ class DatasetAccess(Protocol):
         """Close every recorded path except break-glass roles; idempotent (0 statements when contained)."""
         ...
 
+    async def revoke_capturing(
+        self,
+        spec: DatasetSpec,
+        persist: Callable[[dict[str, Any]], Awaitable[T]],
+        *,
+        earlier_snapshot: Mapping[str, Any] | None = None,
+    ) -> tuple[RevokeOutcome, T]:
+        """Read the raw catalog and close every path but break-glass in one transaction, committing
+        only after ``persist`` stored the catalog snapshot; the scope is derived from it later."""
+        ...
+
+    def derive_scope(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> ExposureScope:
+        """The exposure scope of a snapshot ``revoke_capturing`` persisted (pure; no database)."""
+        ...
+
+    def scope_from_snapshot(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> DerivedScope:
+        """What verification needs of the snapshot's scope at once, and the scope's document on demand."""
+        ...
+
+    async def verify_facts(self, spec: DatasetSpec, facts: ScopeFacts) -> list[RoleAccess]:
+        """``verify`` given only what it needs of the recorded scope."""
+        ...
+
     async def verify(self, spec: DatasetSpec, scope: ExposureScope) -> list[RoleAccess]:
         """Residual access: every (role, object, path) that can still read, asked of the database."""
         ...
@@ -81,6 +107,10 @@ class EvidenceStore(Protocol):
     def put_json(self, key: str, document: Mapping[str, Any] | list[Any]) -> EvidenceRef:
         """Store a JSON document under ``key`` once; the same content again returns the same ref,
         different content under an existing key raises ``EvidenceError``."""
+        ...
+
+    def put_canonical(self, key: str, data: bytes) -> EvidenceRef:
+        """Store a JSON object already encoded as canonical JSON, once (as ``put_json``)."""
         ...
 
     def get(self, key: str) -> EvidenceRef | None:

@@ -122,6 +122,12 @@ def anchors_of(state: PauseState) -> list[Anchor]:
         Anchor(key=d.scope.key, sha256=d.scope.sha256, kind="document", what=f"exposure scope of {d.dataset}")
         for d in c.datasets
     ]
+    anchors += [
+        Anchor(key=d.snapshot.key, sha256=d.snapshot.sha256, kind="document",
+               what=f"catalog of {d.dataset} as the revoke found it")
+        for d in c.datasets
+        if d.snapshot is not None
+    ]
     if c.exposure is not None:
         anchors.append(
             Anchor(key=c.exposure.report.key, sha256=c.exposure.report.sha256, kind="document", what="who saw what")

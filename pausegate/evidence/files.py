@@ -87,6 +87,19 @@ def canonical_line(document: Any) -> bytes:
     return canonical_json(document) + b"\n"
 
 
+def canonical_document(document: Any) -> bytes:
+    """``canonical_json(document)``, several times faster for plain JSON documents (an exposure
+    scope of a million access paths: seconds, not tens of seconds)."""
+    if type(document) is dict or type(document) is list:
+        try:
+            values = document.values() if type(document) is dict else document
+            if _orjson_compatible(values):
+                return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        except (orjson.JSONEncodeError, RecursionError):
+            pass  # the reference decides, as for canonical_line
+    return canonical_json(document)
+
+
 def ensure_dir(root: Path, directory: Path) -> None:
     """Create ``directory`` (under ``root``) with owner-only permissions on every level we create,
     and refuse if a symlink makes it resolve outside ``root``."""

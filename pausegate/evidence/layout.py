@@ -3,6 +3,7 @@
     <pause>/audit/<source>/<segment>       sealed bundles of one audit source (0: before the pause,
                                            1: from the pause until access was revoked)
     <pause>/scope/<dataset>                the exposure scope recorded before revoking
+    <pause>/catalog/<dataset>              the raw catalog the revoke read, in its transaction, first
     <pause>/plans/<digest16>/<dataset>     a proposed plan's diff against that scope
     <pause>/exposure/who-saw-what          who read the data in the exposure window
     <pause>/exposure/data-subjects         whose records were readable then (owner-only: names people)
@@ -20,6 +21,7 @@ from pausegate.models.evidence import URI_SCHEME
 __all__ = [
     "URI_SCHEME",
     "audit_key",
+    "catalog_key",
     "data_subjects_key",
     "exposure_key",
     "plan_diff_key",
@@ -36,6 +38,10 @@ def audit_key(pause_key: str, source: str, segment: int) -> str:
 
 def scope_key(pause_key: str, dataset: str) -> str:
     return f"{pause_key}/scope/{dataset}"
+
+
+def catalog_key(pause_key: str, dataset: str) -> str:
+    return f"{pause_key}/catalog/{dataset}"
 
 
 def plan_diff_key(pause_key: str, plan_digest: str, dataset: str) -> str:

@@ -37,6 +37,15 @@ def render_markdown(report: ReportInput) -> str:
             f"- **Time to contain:** {(c.contained_at - c.started_at).total_seconds():.1f} s "
             f"(contained at {_when(c.contained_at)})"
         )
+    if c.started_at and c.access_gone_at:
+        verified = (
+            f"; verified {(c.access_verified_at - c.started_at).total_seconds():.1f} s "
+            f"(at {_when(c.access_verified_at)})" if c.access_verified_at else "; not verified"
+        )
+        lines.append(
+            f"- **Access gone:** {(c.access_gone_at - c.started_at).total_seconds():.1f} s "
+            f"(at {_when(c.access_gone_at)}){verified}"
+        )
     lines += [
         "",
         "## Containment",

@@ -29,7 +29,7 @@ from pausegate.evidence.files import (
     BUNDLE_SUFFIX,
     DOCUMENT_SUFFIX,
     SIGNATURE_SUFFIX,
-    canonical_json,
+    canonical_document,
     directory_lock,
     ensure_dir,
     publish_once,
@@ -148,12 +148,21 @@ class LocalEvidenceStore:
 
         The same content again returns the same ref; different content raises ``EvidenceError``.
         """
+        data = canonical_document(document)
+        return self._put_document(key, data, len(document) if isinstance(document, list) else 1)
+
+    def put_canonical(self, key: str, data: bytes) -> EvidenceRef:
+        """Store a JSON object its writer already encoded as canonical JSON (a document too large to
+        build as Python values first: a company's exposure scope). Same rules as ``put_json``."""
+        if not data.startswith(b"{"):
+            raise EvidenceError(f"evidence key {key!r}: a canonical document must be a JSON object")
+        return self._put_document(key, data, 1)
+
+    def _put_document(self, key: str, data: bytes, records: int) -> EvidenceRef:
         path = self.document_path(key)
         if self.bundle_path(key).exists():
             raise EvidenceError(f"evidence key {key!r} already holds a sealed bundle")
-        data = canonical_json(document)
         digest = sha256_hex(data)
-        records = len(document) if isinstance(document, list) else 1
         ensure_dir(self.root, path.parent)
         with directory_lock(path.parent):
             self._publish_signed(key, path, data)

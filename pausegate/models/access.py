@@ -176,6 +176,27 @@ class DatasetContainment(Model):
     )
     residual_count: int = 0
     sessions_terminated: int = 0
+    snapshot: EvidenceRef | None = Field(
+        default=None, description="The raw catalog the revoke captured, from which the scope was derived."
+    )
+    access_gone_at: datetime | None = Field(
+        default=None, description="When the revoke committed and the readers' sessions were ended."
+    )
+    access_verified_at: datetime | None = Field(
+        default=None, description="When the database confirmed, for every role that had access, that it is gone."
+    )
+
+
+class DatasetRevoked(Model):
+    """Access to one dataset cut (committed), not yet verified: counts, digests and times only."""
+
+    dataset: str
+    snapshot: EvidenceRef = Field(description="The raw catalog captured in the revoke's transaction (evidence).")
+    revoked: int = Field(description="REVOKE / ALTER statements executed (0 when already closed).")
+    passes: int = 1
+    sessions_terminated: int = 0
+    captured_at: datetime
+    access_gone_at: datetime
 
 
 class DatasetCheck(Model):
@@ -203,6 +224,8 @@ class RevokeOutcome(Model):
     break_glass_regranted: list[str] = Field(
         default_factory=list, description="Privileges re-granted to break-glass roles that a cascade removed."
     )
+    captured_at: datetime | None = Field(default=None, description="When the catalog was read, before revoking.")
+    access_gone_at: datetime | None = Field(default=None, description="When the revoke had committed.")
 
 
 class RestoreResult(Model):

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, computed_field, model_validator
 
-from pausegate.models.access import DatasetCheck, DatasetContainment, GrantSpec, RestoreResult
+from pausegate.models.access import DatasetCheck, DatasetContainment, DatasetRevoked, GrantSpec, RestoreResult
 from pausegate.models.base import Model, Mutable
 from pausegate.models.conditions import CollectionPlan, ConsentSource, ResumeConditions
 from pausegate.models.data_actions import DataAction
@@ -205,6 +205,13 @@ class ContainmentProgress(Mutable):
     errors: list[str] = Field(default_factory=list)
     blocked: list[BlockedStep] = Field(default_factory=list, description="Steps waiting for the commander.")
     waived_steps: list[str] = Field(default_factory=list, description="Blocked steps the commander waived.")
+    access_gone: dict[str, datetime] = Field(
+        default_factory=dict, description="Dataset -> when its revoke committed (verification may still run)."
+    )
+    access_gone_at: datetime | None = Field(default=None, description="When access to every dataset was gone.")
+    access_verified_at: datetime | None = Field(
+        default=None, description="When the database had confirmed, for every dataset, that access is gone."
+    )
 
     @property
     def access_revoked(self) -> bool:
@@ -498,6 +505,14 @@ class ContainDatasetInput(Model):
 
     pause_key: str = Field(description="The pause's evidence key: <program>/<started>-<suffix>.")
     dataset: DatasetSpec
+
+
+class VerifyDatasetInput(Model):
+    """Derive the exposure scope from the revoke's catalog snapshot, record it, and verify one dataset."""
+
+    pause_key: str
+    dataset: DatasetSpec
+    revoked: DatasetRevoked
 
 
 class CheckDatasetInput(Model):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pausegate.models.access import DatasetContainment, RestoreResult
+from pausegate.models.access import DatasetContainment, DatasetRevoked, RestoreResult
 from pausegate.models.digests import plan_digest
 from pausegate.models.evidence import SnapshotResult
 from pausegate.models.pause import (
@@ -203,6 +203,10 @@ def dataset_contained(state: PauseState, result: DatasetContainment, now: dateti
     name = result.dataset
     c.datasets = [d for d in c.datasets if d.dataset != name] + [result]
     c.datasets_pending = [d for d in c.datasets_pending if d != name]
+    if c.access_verified_at is None and not c.datasets_pending and result.access_verified_at is not None:
+        c.access_verified_at = max(
+            (d.access_verified_at for d in c.datasets if d.access_verified_at is not None), default=None
+        )
     state.record(now, SYSTEM_ACTOR, "containment.dataset.revoked",
                  f"{name}: {result.roles_with_access} roles had access by {result.grants_recorded} grants; "
                  f"{result.revoked} revoked and verified; scope {result.scope.sha256[:12]}")
@@ -210,6 +214,21 @@ def dataset_contained(state: PauseState, result: DatasetContainment, now: dateti
         state.record(now, SYSTEM_ACTOR, "containment.dataset.residual",
                      f"{name}: {result.residual_count} paths no REVOKE can close: " + ", ".join(result.residual[:10]),
                      accepted=False)
+
+
+def dataset_access_gone(state: PauseState, revoked: DatasetRevoked, now: datetime) -> None:
+    """A dataset's revoke committed: its access is gone (verification follows). The first time is
+    what the pause records; a retry or a later containment round keeps it."""
+    c = state.containment
+    name = revoked.dataset
+    if name in c.access_gone:
+        return
+    c.access_gone[name] = revoked.access_gone_at
+    state.record(now, SYSTEM_ACTOR, "containment.dataset.access_gone",
+                 f"{name}: access cut by {revoked.revoked} statements, {revoked.sessions_terminated} sessions "
+                 f"ended; catalog {revoked.snapshot.sha256[:12]}; verifying")
+    if c.access_gone_at is None and all(d in c.access_gone for d in c.datasets_pending):
+        c.access_gone_at = max(c.access_gone.values())
 
 
 def residual_settled(state: PauseState) -> bool:

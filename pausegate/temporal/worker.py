@@ -50,6 +50,8 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
             fleet.check_agents_silent,
             fleet.resume_agents,
             access.contain_dataset,
+            access.revoke_dataset,
+            access.verify_dataset,
             access.check_dataset,
             access.restore_grants,
             access.check_plan,

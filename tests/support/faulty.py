@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pausegate.connectors.interfaces import DatasetAccess
+from pausegate.connectors.scope_facts import DerivedScope, ScopeFacts
 from pausegate.errors import TargetUnavailableError
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
 from pausegate.runbook.model import DatasetSpec
@@ -81,6 +82,26 @@ class FaultyAccess:
 
     async def revoke(self, spec: DatasetSpec, scope: ExposureScope) -> RevokeOutcome:
         return await self._call("revoke", lambda: self._inner.revoke(spec, scope))
+
+    async def revoke_capturing(
+        self,
+        spec: DatasetSpec,
+        persist: Callable[[dict[str, Any]], Awaitable[T]],
+        *,
+        earlier_snapshot: Mapping[str, Any] | None = None,
+    ) -> tuple[RevokeOutcome, T]:
+        return await self._call(
+            "revoke", lambda: self._inner.revoke_capturing(spec, persist, earlier_snapshot=earlier_snapshot)
+        )
+
+    def derive_scope(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> ExposureScope:
+        return self._inner.derive_scope(spec, snapshot)
+
+    def scope_from_snapshot(self, spec: DatasetSpec, snapshot: Mapping[str, Any]) -> DerivedScope:
+        return self._inner.scope_from_snapshot(spec, snapshot)
+
+    async def verify_facts(self, spec: DatasetSpec, facts: ScopeFacts) -> list[RoleAccess]:
+        return await self._call("verify", lambda: self._inner.verify_facts(spec, facts))
 
     async def verify(self, spec: DatasetSpec, scope: ExposureScope) -> list[RoleAccess]:
         return await self._call("verify", lambda: self._inner.verify(spec, scope))

@@ -39,3 +39,30 @@ class TestResidualAccess:
             assert status.containment.residual_waived == ["telemetry"]
             await refused(h, WaiveResidualInput(actor=COMMANDER, dataset="telemetry", reason="again"),
                           "nothing_to_waive")
+
+
+class TestAccessGoneThenVerified:
+    async def test_the_pause_records_when_access_was_gone_and_when_it_was_verified(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        async with make_harness(agents=10) as h:
+            await h.pause()
+            status = await h.wait_for(
+                lambda s: s.containment.access_verified_at is not None, what="access verified"
+            )
+            c = status.containment
+            dataset = c.datasets[0]
+            assert c.started_at is not None and c.access_gone_at is not None
+            assert dataset.access_gone_at is not None and dataset.access_verified_at is not None
+            assert c.started_at <= dataset.access_gone_at <= dataset.access_verified_at
+            assert (c.access_gone_at, c.access_verified_at) == (dataset.access_gone_at, dataset.access_verified_at)
+            assert c.access_gone == {"telemetry": dataset.access_gone_at}
+            assert dataset.snapshot is not None and dataset.snapshot.key.endswith("/catalog/telemetry")
+            actions = [e.action for e in status.timeline]
+            assert actions.index("containment.dataset.access_gone") < actions.index("containment.dataset.revoked")
+            # the access really is gone for a former reader
+            with psycopg.connect(h.database_dsn, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT has_table_privilege('telemetry_analysts', 'telemetry.keystrokes', 'SELECT')"
+                ).fetchone()
+            assert row is not None and row[0] is False

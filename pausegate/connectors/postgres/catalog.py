@@ -10,7 +10,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection, sql
 
@@ -66,9 +66,9 @@ class Obj:
         return f"{self.schema}.{self.name}"
 
 
-@dataclass(frozen=True)
-class Acl:
-    """One aclexplode() row: on a relation/sequence/function (oid) or the schema (oid = schema oid)."""
+class Acl(NamedTuple):
+    """One aclexplode() row: on a relation/sequence/function (oid) or the schema (oid = schema oid).
+    Tuples: a company's dataset has hundreds of thousands, read on every revoke."""
 
     oid: int
     grantee: str  # role name or PUBLIC
@@ -89,6 +89,37 @@ class DefAcl:
     grantable: bool
 
 
+class Role(NamedTuple):
+    """A pg_roles row (``RoleRecord``'s fields; a company has tens of thousands, read on every revoke)."""
+
+    name: str
+    login: bool = False
+    superuser: bool = False
+    bypassrls: bool = False
+
+    def record(self) -> RoleRecord:
+        return RoleRecord.model_construct(
+            name=self.name, login=self.login, superuser=self.superuser, bypassrls=self.bypassrls
+        )
+
+
+class Edge(NamedTuple):
+    """A pg_auth_members row: ``member`` is a member of ``role`` (``MembershipRecord``'s fields)."""
+
+    role: str
+    member: str
+    grantor: str
+    inherit: bool = True
+    set: bool = True
+    admin: bool = False
+
+    def record(self) -> MembershipRecord:
+        return MembershipRecord.model_construct(
+            role=self.role, member=self.member, grantor=self.grantor, inherit=self.inherit, set=self.set,
+            admin=self.admin,
+        )
+
+
 @dataclass
 class State:
     """The catalog as it stands for one dataset."""
@@ -104,8 +135,8 @@ class State:
     acls: list[Acl]
     schema_acls: list[Acl]
     defacls: list[DefAcl]
-    roles: dict[str, RoleRecord]
-    edges: list[MembershipRecord]
+    roles: dict[str, Role]
+    edges: list[Edge]
 
     def by_oid(self) -> dict[int, Obj]:
         return {o.oid: o for o in self.objects}
@@ -169,25 +200,21 @@ GROUP BY 1, 2, 3, 4
 """
 
 ACL_Q = """
-SELECT c.oid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, NULL::text, false
+SELECT c.oid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, NULL::text, false
 FROM pg_class c,
      aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
                                               c.relowner))) a
 WHERE c.oid = ANY(%(rels)s::oid[])
 UNION ALL
-SELECT at.attrelid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, at.attname::text, false
+SELECT at.attrelid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, at.attname::text, false
 FROM pg_attribute at, aclexplode(at.attacl) a
 WHERE at.attrelid = ANY(%(rels)s::oid[]) AND at.attnum > 0 AND NOT at.attisdropped AND at.attacl IS NOT NULL
 UNION ALL
-SELECT p.oid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, NULL::text, false
+SELECT p.oid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, NULL::text, false
 FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
 WHERE p.oid = ANY(%(funcs)s::oid[])
 UNION ALL
-SELECT n.oid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
-       pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable, NULL::text, true
+SELECT n.oid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, NULL::text, true
 FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
 WHERE n.oid = %(nsp)s
 """
@@ -205,13 +232,9 @@ SELECT coalesce(array_agg(relname::text), '{}') FROM pg_class
 WHERE relnamespace = %(nsp)s AND relkind IN ('r', 'p', 'v', 'm', 'f')
 """
 
-ROLES_Q = "SELECT rolname, rolcanlogin, rolsuper, rolbypassrls FROM pg_roles"
+ROLES_Q = "SELECT oid, rolname, rolcanlogin, rolsuper, rolbypassrls FROM pg_roles"
 
-EDGES_Q = """
-SELECT pg_get_userbyid(roleid), pg_get_userbyid(member), pg_get_userbyid(grantor),
-       inherit_option, set_option, admin_option
-FROM pg_auth_members
-"""
+EDGES_Q = "SELECT roleid, member, grantor, inherit_option, set_option, admin_option FROM pg_auth_members"
 
 
 async def _rows(conn: AsyncConnection[Any], query: str, params: dict[str, Any] | None = None) -> list[Any]:
@@ -266,15 +289,23 @@ async def load_state(conn: AsyncConnection[Any], spec: DatasetSpec, *, strict: b
         )
     all_rel = [o.oid for o in objects if o.kind != "function"]
     funcs = [o.oid for o in objects if o.kind == "function"]
+    role_rows = await _rows(conn, ROLES_Q)
+    # Grantees and grantors come as oids and are named here: a company's ACLs hold hundreds of
+    # thousands of entries, and naming them in the query doubled its time.
+    names = {r[0]: r[1] for r in role_rows}
+    names[0] = PUBLIC
+
+    def name(oid: int) -> str:
+        found = names.get(oid)
+        return found if found is not None else f"unknown (OID={oid})"  # as pg_get_userbyid says
+
     acls: list[Acl] = []
     schema_acls: list[Acl] = []
     for r in await _rows(conn, ACL_Q, {"rels": all_rel, "funcs": funcs, "nsp": nsp}):
         if r[6]:  # the schema itself
-            schema_acls.append(Acl(oid=r[0], grantee=r[1], grantor=r[2], privilege=r[3], grantable=r[4]))
+            schema_acls.append(Acl(r[0], name(r[1]), name(r[2]), r[3], r[4]))
         else:
-            acls.append(
-                Acl(oid=r[0], grantee=r[1], grantor=r[2], privilege=r[3], grantable=r[4], column=r[5])
-            )
+            acls.append(Acl(r[0], name(r[1]), name(r[2]), r[3], r[4], r[5]))
     defacls = [
         DefAcl(
             creator=r[0],
@@ -287,14 +318,8 @@ async def load_state(conn: AsyncConnection[Any], spec: DatasetSpec, *, strict: b
         )
         for r in await _rows(conn, DEFACL_Q, {"nsp": nsp})
     ]
-    roles = {
-        r[0]: RoleRecord(name=r[0], login=r[1], superuser=r[2], bypassrls=r[3])
-        for r in await _rows(conn, ROLES_Q)
-    }
-    edges = [
-        MembershipRecord(role=r[0], member=r[1], grantor=r[2], inherit=r[3], set=r[4], admin=r[5])
-        for r in await _rows(conn, EDGES_Q)
-    ]
+    roles = {r[1]: Role(r[1], r[2], r[3], r[4]) for r in role_rows}
+    edges = [Edge(name(r[0]), name(r[1]), name(r[2]), r[3], r[4], r[5]) for r in await _rows(conn, EDGES_Q)]
     return State(
         schema=spec.schema_name,
         schema_oid=nsp,
@@ -312,7 +337,38 @@ async def load_state(conn: AsyncConnection[Any], spec: DatasetSpec, *, strict: b
     )
 
 
-def members_closure(edges: Iterable[MembershipRecord], *, set_only: bool = False) -> dict[str, set[str]]:
+def object_holders(state: State) -> Holders:
+    """object oid -> (holder, path) -> privileges: who holds each object's privileges directly (a
+    grant, PUBLIC, ownership, superuser, the predefined read/write-all roles), before membership."""
+    roles = state.roles
+    by_oid = state.by_oid()
+    holders: Holders = defaultdict(lambda: defaultdict(set))
+    for acl in state.acls:
+        obj = by_oid.get(acl.oid)
+        if obj is None:
+            continue
+        priv = f"{acl.privilege}({acl.column})" if acl.column else acl.privilege
+        if acl.grantee == PUBLIC:
+            holders[acl.oid][(PUBLIC, AccessPath.PUBLIC)].add(priv)
+        elif acl.grantee == obj.owner:
+            holders[acl.oid][(acl.grantee, AccessPath.OWNER)].add(priv)
+        else:
+            path = AccessPath.FUNCTION if obj.kind == "function" else AccessPath.DIRECT
+            holders[acl.oid][(acl.grantee, path)].add(priv)
+    superusers = state.superusers()
+    for obj in state.objects:
+        holders[obj.oid].setdefault((obj.owner, AccessPath.OWNER), set()).add("ALL")
+        for su in superusers:
+            holders[obj.oid][(su, AccessPath.SUPERUSER)].add("ALL")
+        if obj.kind != "function":
+            if READ_ALL in roles:
+                holders[obj.oid][(READ_ALL, AccessPath.PREDEFINED)].add("SELECT")
+            if WRITE_ALL in roles and obj.kind != "sequence":
+                holders[obj.oid][(WRITE_ALL, AccessPath.PREDEFINED)].update({"INSERT", "UPDATE", "DELETE"})
+    return holders
+
+
+def members_closure(edges: Iterable[Edge], *, set_only: bool = False) -> dict[str, set[str]]:
     """role -> every role that can use its privileges (inherit) or become it (SET), transitively."""
     direct: dict[str, list[str]] = defaultdict(list)
     for e in edges:
@@ -337,76 +393,78 @@ def members_closure(edges: Iterable[MembershipRecord], *, set_only: bool = False
     return {role: walk(role) for role in direct}
 
 
+# (role, object, path, via, login, privileges): a RoleAccess's fields, without building 10^6 models.
+AccessRow = tuple[str, str, AccessPath, str | None, bool, list[str]]
+
+
 def compute_access(state: State) -> list[RoleAccess]:
     """Every (role, object, path, via) by which a role reaches a dataset object, login roles expanded."""
+    return [
+        RoleAccess.model_construct(role=role, object=obj, path=path, via=via, login=login, privileges=privs)
+        for role, obj, path, via, login, privs in access_rows(state)
+    ]
+
+
+Holders = dict[int, dict[tuple[str, AccessPath], set[str]]]
+
+
+def access_rows(state: State) -> list[AccessRow]:
+    """``compute_access`` as rows, in the same order."""
     roles = state.roles
     closure = members_closure(state.edges)
     set_closure = members_closure(state.edges, set_only=True)
-    out: dict[tuple[str, str, AccessPath, str | None], set[str]] = defaultdict(set)
     by_oid = state.by_oid()
+    holders = object_holders(state)
 
-    holders: dict[int, dict[tuple[str, AccessPath], set[str]]] = defaultdict(lambda: defaultdict(set))
-    for acl in state.acls:
-        obj = by_oid.get(acl.oid)
-        if obj is None:
-            continue
-        priv = f"{acl.privilege}({acl.column})" if acl.column else acl.privilege
-        if acl.grantee == PUBLIC:
-            holders[acl.oid][(PUBLIC, AccessPath.PUBLIC)].add(priv)
-        elif acl.grantee == obj.owner:
-            holders[acl.oid][(acl.grantee, AccessPath.OWNER)].add(priv)
-        else:
-            path = AccessPath.FUNCTION if obj.kind == "function" else AccessPath.DIRECT
-            holders[acl.oid][(acl.grantee, path)].add(priv)
-    for obj in state.objects:
-        holders[obj.oid].setdefault((obj.owner, AccessPath.OWNER), set()).add("ALL")
-        for su in state.superusers():
-            holders[obj.oid][(su, AccessPath.SUPERUSER)].add("ALL")
-        if obj.kind != "function":
-            if READ_ALL in roles:
-                holders[obj.oid][(READ_ALL, AccessPath.PREDEFINED)].add("SELECT")
-            if WRITE_ALL in roles and obj.kind != "sequence":
-                holders[obj.oid][(WRITE_ALL, AccessPath.PREDEFINED)].update({"INSERT", "UPDATE", "DELETE"})
-
-    def login(name: str) -> bool:
-        r = roles.get(name)
-        return bool(r and r.login)
-
+    # A company's scope has about a million (role, object) paths: keys hold plain strings (an enum
+    # hashes in Python) and privilege sets are shared frozensets, built once per holder.
+    out: dict[tuple[str, str, str, str | None], frozenset[str]] = {}
+    get = out.get
     for oid, by_holder in holders.items():
-        obj = by_oid[oid]
-        for (holder, path), privs in by_holder.items():
+        qname = by_oid[oid].qname
+        for (holder, path), held in by_holder.items():
+            privs = frozenset(held)
             # A predefined role is not a reader itself; its members are.
             if path is not AccessPath.PREDEFINED:
-                out[(holder, obj.qname, path, None)] |= privs
+                key: tuple[str, str, str, str | None] = (holder, qname, path.value, None)
+                out[key] = get(key, frozenset()) | privs
             if holder == PUBLIC:
                 continue
             # A superuser's power passes only to roles that can SET ROLE to it; other privileges pass
             # through inheritance as well.
-            members = (set_closure if path is AccessPath.SUPERUSER else closure).get(holder, set())
+            members = (set_closure if path is AccessPath.SUPERUSER else closure).get(holder, ())
             member_path = (
-                path
+                path.value
                 if path in (AccessPath.OWNER, AccessPath.PREDEFINED, AccessPath.SUPERUSER)
-                else (AccessPath.MEMBERSHIP)
+                else AccessPath.MEMBERSHIP.value
             )
             for m in members:
-                out[(m, obj.qname, member_path, holder)] |= privs
+                key = (m, qname, member_path, holder)
+                before = get(key)
+                out[key] = privs if before is None else before | privs
 
     for d in state.defacls:
         if d.grantee == d.creator:
             continue
         where = state.schema if d.in_schema else "*"
         kind = "tables" if d.objtype == "r" else "sequences"
-        out[
-            (d.grantee, f"{where}.<future {kind} of {d.creator}>", AccessPath.DEFAULT_PRIVILEGES, d.creator)
-        ].add(d.privilege)
+        key = (d.grantee, f"{where}.<future {kind} of {d.creator}>", AccessPath.DEFAULT_PRIVILEGES.value, d.creator)
+        out[key] = get(key, frozenset()) | {d.privilege}
 
-    result = [
-        RoleAccess.model_construct(
-            role=role, object=obj, path=path, via=via, login=login(role), privileges=sorted(privs)
-        )
-        for (role, obj, path, via), privs in out.items()
-    ]
-    result.sort(key=lambda a: (a.object, a.role, PATH_PRIORITY[a.path], a.via or ""))
+    logins = {r.name for r in roles.values() if r.login}
+    paths = {p.value: p for p in AccessPath}
+    priority = {p.value: n for p, n in PATH_PRIORITY.items()}
+    ordered: dict[frozenset[str], list[str]] = {}
+    keys = sorted(out, key=lambda k: (k[1], k[0], priority[k[2]], k[3] or ""))
+    result: list[AccessRow] = []
+    append = result.append
+    for key in keys:
+        role, name, path_value, via = key
+        privs = out[key]
+        listed = ordered.get(privs)
+        if listed is None:
+            listed = ordered[privs] = sorted(privs)
+        append((role, name, paths[path_value], via, role in logins, listed))
     return result
 
 

@@ -33,6 +33,14 @@ def _grantees(names: set[str]) -> sql.Composable:
     return sql.SQL(", ").join(_grantee(n) for n in sorted(names, key=lambda n: (n != PUBLIC, n)))
 
 
+# Objects named in one merged REVOKE: bounded so that one statement's text and locks stay small.
+MAX_OBJECTS_PER_STATEMENT = 100
+
+
+def _keyword(obj: Obj) -> str:
+    return "SEQUENCE" if obj.kind == "sequence" else "TABLE"
+
+
 def _target(obj: Obj) -> sql.Composable:
     if obj.kind == "function":
         # Argument types come from format_type(): type expressions, not identifiers.
@@ -116,17 +124,17 @@ def plan_revoke(state: State, break_glass: list[str]) -> list[Statement]:
     carriers = {READ_ALL, WRITE_ALL} | {
         o for o in owners if o != state.operator and not (state.roles.get(o) and state.roles[o].superuser)
     }
-    for e in sorted(state.edges, key=lambda e: (e.role, e.member, e.grantor)):
-        if e.role in carriers and e.member not in kept:
-            out.append(
-                Statement(
-                    sql.SQL("REVOKE {} FROM {} GRANTED BY {} CASCADE").format(
-                        sql.Identifier(e.role), sql.Identifier(e.member), sql.Identifier(e.grantor)
-                    ),
-                    f"membership of {e.member} in {e.role}",
-                    phase=3,
-                )
+    carried = [e for e in state.edges if e.role in carriers and e.member not in kept]
+    for e in sorted(carried, key=lambda e: (e.role, e.member, e.grantor)):
+        out.append(
+            Statement(
+                sql.SQL("REVOKE {} FROM {} GRANTED BY {} CASCADE").format(
+                    sql.Identifier(e.role), sql.Identifier(e.member), sql.Identifier(e.grantor)
+                ),
+                f"membership of {e.member} in {e.role}",
+                phase=3,
             )
+        )
 
     # 4. Object privileges (table-level REVOKE ALL also drops the grantee's column privileges).
     by_oid: dict[int, list[Acl]] = defaultdict(list)
@@ -136,6 +144,10 @@ def plan_revoke(state: State, break_glass: list[str]) -> list[Statement]:
         if obj is not None and a.grantee not in kept and a.grantee != obj.owner:
             by_oid[a.oid].append(a)
     order = {"function": 6, "sequence": 5}
+    # Objects whose grants the operator revokes from the same roles share one statement: fewer
+    # statements, the same ACL work (each object's ACL is still updated once per grantee). Only
+    # identical grantee sets merge, so no object is asked to revoke from roles it never granted.
+    merged: dict[tuple[int, str, frozenset[str]], list[Obj]] = defaultdict(list)
     for oid, items in sorted(
         by_oid.items(), key=lambda kv: (order.get(objs[kv[0]].kind, 4), objs[kv[0]].qname)
     ):
@@ -145,6 +157,9 @@ def plan_revoke(state: State, break_glass: list[str]) -> list[Statement]:
         for a in _roots(items, revoking):
             grouped[_as_role(a.grantor, obj.owner, state)].add(a.grantee)
         for as_role, grantees in sorted(grouped.items(), key=lambda kv: kv[0] or ""):
+            if as_role is None and obj.kind != "function":
+                merged[(order.get(obj.kind, 4), _keyword(obj), frozenset(grantees))].append(obj)
+                continue
             out.append(
                 Statement(
                     sql.SQL("REVOKE ALL ON {} FROM {} CASCADE").format(_target(obj), _grantees(grantees)),
@@ -154,4 +169,18 @@ def plan_revoke(state: State, break_glass: list[str]) -> list[Statement]:
                     phase=order.get(obj.kind, 4),
                 )
             )
+    for (phase, keyword, roles), group in merged.items():
+        for start in range(0, len(group), MAX_OBJECTS_PER_STATEMENT):
+            part = group[start : start + MAX_OBJECTS_PER_STATEMENT]
+            names = sql.SQL(", ").join(sql.Identifier(o.schema, o.name) for o in part)
+            out.append(
+                Statement(
+                    sql.SQL("REVOKE ALL ON " + keyword + " {} FROM {} CASCADE").format(  # type: ignore[arg-type]
+                        names, _grantees(set(roles))
+                    ),
+                    f"{part[0].kind} {', '.join(o.qname for o in part)} from {', '.join(sorted(roles))}",
+                    phase=phase,
+                )
+            )
+    out.sort(key=lambda st: st.phase)  # stable: the schema, defaults and memberships still close first
     return out
