@@ -289,14 +289,23 @@ class S3EvidenceStore:
         the ref of what is stored; different content raises ``EvidenceError``."""
         return self._io.call(self._put_json(key, document))
 
+    def put_canonical(self, key: str, data: bytes) -> EvidenceRef:
+        """Store a JSON object its writer already encoded as canonical JSON (a document too large to
+        build as Python values first: a company's exposure scope). Same rules as ``put_json``."""
+        if not data.startswith(b"{"):
+            raise EvidenceError(f"evidence key {key!r}: a canonical document must be a JSON object")
+        return self._io.call(self._put_document(key, data, 1))
+
     async def _put_json(self, key: str, document: Mapping[str, Any] | list[Any]) -> EvidenceRef:
+        data = canonical_json(document)
+        return await self._put_document(key, data, len(document) if isinstance(document, list) else 1)
+
+    async def _put_document(self, key: str, data: bytes, records: int) -> EvidenceRef:
         name = self._document(key)
         await self._prepare()
         if await self.bucket.versions(self._manifest(key)):
             raise EvidenceError(f"evidence key {key!r} already holds a sealed bundle")
-        data = canonical_json(document)
         digest = sha256_hex(data)
-        records = len(document) if isinstance(document, list) else 1
         signature = sealmod.document_signature_bytes(self.signing_key, key, data)
         # a retry (or a refused write) is told apart before anything is written: a refusal leaves no trace
         version = await self._same_document(key, name, data)
