@@ -111,6 +111,7 @@ class FleetActivities:
                 unconfirmed=len(unconfirmed),
                 unconfirmed_ids=unconfirmed[:MAX_LISTED_IDS],
                 not_found=not_found,
+                switch_off_at=None if switch.enabled else switch.changed_at,
             )
 
     @activity.defn(name="check_agents_silent")

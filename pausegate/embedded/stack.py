@@ -1,4 +1,5 @@
-"""The embedded stack: Temporal dev server (SQLite), PostgreSQL, reference fleet, chat sink and a worker.
+"""The embedded stack: Temporal dev server (SQLite), PostgreSQL, reference fleet, chat sink, a worker and
+the urgent worker (a process of its own).
 
 One data directory holds everything that must survive a restart: the Temporal database,
 the PostgreSQL cluster and its logs, the evidence store and the fleet's state, plus a
@@ -40,6 +41,7 @@ from pausegate.config import (
 )
 from pausegate.connectors.registry import Connectors
 from pausegate.embedded.postgres import dsn_as, dsn_for_database, start_logging_postgres, stop_postgres
+from pausegate.embedded.urgent_worker import urgent_worker_process
 from pausegate.evidence.files import DIR_MODE, replace_file
 from pausegate.evidence.signing_keys import load_or_create_signing_key, pinned_fingerprint
 from pausegate.reference.chat_sink import ChatSink, RunningSink
@@ -250,6 +252,7 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
         )
         if options.run_worker:
             await parts.enter_async_context(build_worker(temporal.client, connectors))
+            await parts.enter_async_context(urgent_worker_process(config_path, data / "urgent-worker.log"))
         yield RunningStack(
             settings=settings,
             config_path=config_path,

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.access import AccessActivities
+from activities.data_stop import DataStopActivities
 from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from activities.notify import NotifyActivities
@@ -18,45 +22,75 @@ from pausegate.logging import get_logger
 from pausegate.temporal.client import connect
 from workflows.pause import PauseWorkflow
 
+# The activities that stop harm, by name; they run on the urgent queue (the workflow routes them there
+# with ``urgent=True`` in its activity options) and only there.
+URGENT_ACTIVITIES = frozenset({"halt_agents"})
 
-def build_worker(client: Client, connectors: Connectors, *, task_queue: str | None = None) -> Worker:
-    """A worker for every pause workflow and activity, wired to ``connectors``."""
+
+def _activities(connectors: Connectors) -> list[Callable[..., Any]]:
     fleet = FleetActivities(connectors.fleet)
     access = AccessActivities(connectors.access, connectors.evidence_store)
     evidence = EvidenceActivities(connectors.evidence_store, connectors.audit_source, connectors.access)
     notify = NotifyActivities(connectors.notifier)
+    data_stop = DataStopActivities(lambda name: connectors.settings.postgres(name).dsn.get_secret_value())
+    return [
+        fleet.halt_agents,
+        fleet.check_agents_silent,
+        fleet.resume_agents,
+        access.contain_dataset,
+        access.check_dataset,
+        access.restore_grants,
+        access.check_plan,
+        access.diff_plan,
+        evidence.snapshot_audit_source,
+        evidence.write_report,
+        evidence.exposure_report,
+        evidence.archive_timeline,
+        notify.notify,
+        data_stop.check_data_stop,
+    ]
+
+
+def _is_urgent(fn: Callable[..., Any]) -> bool:
+    defn = activity._Definition.from_callable(fn)
+    return defn is not None and defn.name in URGENT_ACTIVITIES
+
+
+def build_worker(
+    client: Client, connectors: Connectors, *, task_queue: str | None = None, max_concurrent_activities: int = 64
+) -> Worker:
+    """A worker for every pause workflow and every activity but the urgent ones (``build_urgent_worker``),
+    wired to ``connectors``."""
     return Worker(
         client,
         task_queue=task_queue or connectors.settings.temporal.task_queue,
         workflows=[PauseWorkflow],
-        activities=[
-            fleet.halt_agents,
-            fleet.check_agents_silent,
-            fleet.resume_agents,
-            access.contain_dataset,
-            access.check_dataset,
-            access.restore_grants,
-            access.check_plan,
-            access.diff_plan,
-            evidence.snapshot_audit_source,
-            evidence.write_report,
-            evidence.exposure_report,
-            evidence.archive_timeline,
-            notify.notify,
-        ],
-        max_concurrent_activities=64,
+        activities=[fn for fn in _activities(connectors) if not _is_urgent(fn)],
+        max_concurrent_activities=max_concurrent_activities,
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
     )
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Connect to Temporal and run the worker until ``stop`` is set (or forever)."""
+def build_urgent_worker(client: Client, connectors: Connectors, *, task_queue: str | None = None) -> Worker:
+    """A worker for the steps that stop harm (``URGENT_ACTIVITIES``) and nothing else: the workflows and
+    the steps that prove the pause run on the other worker, so these never queue behind them.
+    ``task_queue`` defaults to the configured urgent queue."""
+    return Worker(
+        client,
+        task_queue=task_queue or connectors.settings.temporal.urgent_queue,
+        activities=[fn for fn in _activities(connectors) if _is_urgent(fn)],
+        max_concurrent_activities=256,
+    )
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None, urgent: bool = False) -> None:
+    """Connect to Temporal and run the worker (``urgent``: the urgent worker) until ``stop`` is set (or forever)."""
     log = get_logger("pausegate.temporal.worker")
     client = await connect(settings.temporal)
     connectors = Connectors(settings)
-    worker = build_worker(client, connectors)
-    log.info("worker.started", task_queue=settings.temporal.task_queue, address=settings.temporal.address)
+    worker = build_urgent_worker(client, connectors) if urgent else build_worker(client, connectors)
+    log.info("worker.started", task_queue=worker.task_queue, urgent=urgent, address=settings.temporal.address)
     try:
         async with worker:
             await (stop.wait() if stop else asyncio.Event().wait())
