@@ -5,7 +5,9 @@ the real stack: Temporal dev server, PostgreSQL, the reference fleet in a proces
 its default latency and its agents writing telemetry, the worker in this process and the urgent
 worker in a process of its own (as the embedded stack runs them). The baseline runs the same
 containment activities directly (``ActivityEnvironment``: no server, no workflow) in this process
-on another fresh copy, so the ratios are the cost of durable orchestration:
+on another fresh copy, in the order the workflow runs them (the sources sealed one after another,
+the rest of the window once access is revoked, then who saw what), so the ratios are the cost of
+durable orchestration:
 
 * fully contained: the workflow's ``contained_at - started_at`` (every agent confirmed, access
   revoked and verified, evidence sealed, who saw what), against the baseline's slowest step;
@@ -51,6 +53,7 @@ from pausegate.connectors.registry import Connectors
 from pausegate.models.data_stop import DataStopInput
 from pausegate.models.pause import (
     ContainDatasetInput,
+    ExposureReportInput,
     HaltAgentsInput,
     PauseRequest,
     PauseState,
@@ -58,6 +61,7 @@ from pausegate.models.pause import (
     SnapshotInput,
     Tuning,
 )
+from pausegate.runbook.model import AuditSourceSpec
 from pausegate.temporal.pauses import read_status, start_pause
 from pausegate.temporal.worker import build_worker
 
@@ -109,15 +113,34 @@ async def baseline(w: World, agents: int) -> tuple[float, float, float]:
                 connection=spec.connection, schema_name=spec.schema_name, tables=list(writes.tables),
                 written_at=writes.written_at, switch_off_at=result.switch_off_at))
 
+        revoked = asyncio.Event()
+
         async def revoke() -> None:
             await env.run(access.contain_dataset, ContainDatasetInput(pause_key=key, dataset=spec))
             marks["access"] = time.perf_counter() - started
+            revoked.set()
 
-        await asyncio.gather(halt(), revoke(), *[
-            env.run(evidence.snapshot_audit_source, SnapshotInput(
-                pause_key=key, program=program, source=src, segment=0, tables=tables,
-                window_start=now - timedelta(days=90), window_end=now, datasets=list(runbook.datasets)))
-            for src in runbook.audit_sources])
+        async def seal() -> None:
+            # in the workflow's order: sources one after another up to the pause, the rest once access
+            # is revoked, then who saw what from the database's records
+            def snapshot(src: AuditSourceSpec, segment: int, start: datetime, end: datetime) -> SnapshotInput:
+                return SnapshotInput(pause_key=key, program=program, source=src, segment=segment, tables=tables,
+                                     window_start=start, window_end=end, datasets=list(runbook.datasets))
+            window_start = now - timedelta(days=90)
+            for src in runbook.audit_sources:
+                await env.run(evidence.snapshot_audit_source, snapshot(src, 0, window_start, now))
+            await revoked.wait()
+            revoked_at = datetime.now(UTC)
+            bundles = []
+            for src in runbook.audit_sources:
+                result = await env.run(evidence.snapshot_audit_source, snapshot(src, 1, now, revoked_at))
+                if src.kind == "postgres_log":
+                    bundles.append(result.bundle.key)
+            await env.run(evidence.exposure_report, ExposureReportInput(
+                pause_key=key, bundles=bundles, datasets=list(runbook.datasets), window_start=window_start,
+                window_end=revoked_at))
+
+        await asyncio.gather(halt(), revoke(), seal())
         total = time.perf_counter() - started
         await connectors.aclose()
     return marks["switch"], marks["access"], total
