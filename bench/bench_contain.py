@@ -4,13 +4,14 @@ Each run pauses a fresh copy of the program (its own fleet, database and evidenc
 the real stack: Temporal dev server, PostgreSQL, the reference fleet in a process of its own with
 its default latency and its agents writing telemetry, the worker in this process and the urgent
 worker in a process of its own (as the embedded stack runs them). The baseline runs the same
-containment activities directly (``ActivityEnvironment``: no server, no workflow) in this process
-on another fresh copy beside each run (after one warm-up), in the order the workflow runs them
-(the sources sealed one after another, the rest of the window once access is revoked, then who saw
-what), so the ratios are the cost of durable orchestration:
+containment activities directly (``ActivityEnvironment``: no server, no workflow; the halt in a
+process of its own, as the urgent worker is, the rest in this process) on another fresh copy beside
+each run (after one warm-up), in the order the workflow runs them (the sources sealed one after
+another, the rest of the window once access is revoked, then who saw what), so the ratios are the
+cost of durable orchestration:
 
 * fully contained: the workflow's ``contained_at - started_at`` (every agent confirmed, access
-  revoked and verified, evidence sealed, who saw what), against the baseline's slowest step;
+  revoked and verified, evidence sealed, who saw what), against the baseline's whole run;
 * switch off and access gone: when the fleet turned the switch off and when the revocation was
   verified, against the same moments in the baseline.
 
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -34,11 +37,10 @@ import psycopg
 from temporalio.testing import ActivityEnvironment
 
 from activities.access import AccessActivities
-from activities.data_stop import DataStopActivities
 from activities.evidence import EvidenceActivities
-from activities.fleet import FleetActivities
 from bench.world import (
     COMMANDER,
+    ROOT,
     FleetProcess,
     World,
     fleet_process,
@@ -50,11 +52,9 @@ from bench.world import (
     writer_dsn,
 )
 from pausegate.connectors.registry import Connectors
-from pausegate.models.data_stop import DataStopInput
 from pausegate.models.pause import (
     ContainDatasetInput,
     ExposureReportInput,
-    HaltAgentsInput,
     PauseRequest,
     PauseState,
     Phase,
@@ -90,28 +90,29 @@ async def baseline(w: World, agents: int) -> tuple[float, float, float]:
         connectors = Connectors(settings)
         runbook = runbook_for(program)
         env = ActivityEnvironment()
-        fleet_acts = FleetActivities(connectors.fleet)
         access = AccessActivities(connectors.access, connectors.evidence_store)
         evidence = EvidenceActivities(connectors.evidence_store, connectors.audit_source, connectors.access)
-        data_stop = DataStopActivities(lambda name: settings.postgres(name).dsn.get_secret_value())
-        now = datetime.now(UTC)
         key = f"{program}/baseline"
         tables = [f"{d.schema_name}.{t}" for d in runbook.datasets for t in d.tables]
         spec, writes = runbook.datasets[0], runbook.fleet.writes
         assert writes is not None
         marks: dict[str, float] = {}
-        started = time.perf_counter()
+
+        # the halt in a process of its own, as the urgent worker runs it
+        halter = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.baseline_halt", "--fleet", fleet.url, "--program", program,
+            "--dsn", database, "--agents", str(agents), cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert halter.stdin is not None and halter.stdout is not None
+        assert (await halter.stdout.readline()).strip() == b"ready"
 
         async def halt() -> None:
-            result = await env.run(fleet_acts.halt_agents, HaltAgentsInput(
-                connection="telemetry-fleet", program=program, incident_id=key, reason="bench",
-                batch_size=runbook.fleet.batch_size, concurrency=runbook.fleet.concurrency))
-            marks["halted"] = time.perf_counter() - started
-            assert result.switch_off_at is not None and result.halted == agents
-            marks["switch"] = (result.switch_off_at - now).total_seconds()
-            await env.run(data_stop.check_data_stop, DataStopInput(
-                connection=spec.connection, schema_name=spec.schema_name, tables=list(writes.tables),
-                written_at=writes.written_at, switch_off_at=result.switch_off_at))
+            assert halter.stdin is not None and halter.stdout is not None
+            halter.stdin.write(b"go\n")
+            await halter.stdin.drain()
+            answer = json.loads(await halter.stdout.readline())
+            assert answer["rows_after"] == 0, answer
+            marks["switch"] = (datetime.fromisoformat(answer["switch_off_at"]) - now).total_seconds()
 
         revoked = asyncio.Event()
 
@@ -140,8 +141,11 @@ async def baseline(w: World, agents: int) -> tuple[float, float, float]:
                 pause_key=key, bundles=bundles, datasets=list(runbook.datasets), window_start=window_start,
                 window_end=revoked_at))
 
+        now = datetime.now(UTC)
+        started = time.perf_counter()
         await asyncio.gather(halt(), revoke(), seal())
         total = time.perf_counter() - started
+        await halter.wait()  # its interpreter's exit is not part of the baseline
         await connectors.aclose()
     return marks["switch"], marks["access"], total
 

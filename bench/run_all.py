@@ -142,6 +142,10 @@ def targets(b: dict[str, Bench]) -> list[tuple[str, str, str, str]]:
     rows.append(("orchestration overhead at 1,000 / 100,000 / 1,000,000 agents (ms)",
                  " / ".join("-" if o is None else f"{o:.0f}" for o in overheads), "<= 100 ms, flat",
                  verdict(max(known) if known else None, 100)))
+    for n in ("100,000", "1,000,000"):
+        line = b[f"contain {n}"].find("peak RSS MiB")
+        rows.append((f"peak RSS, urgent worker / worker and client / fleet, {n} agents (MiB, each run)",
+                     line.split(":", 1)[1].strip() if line else "not measured", "in proportion", ""))
     cc = b["concurrent"]
     for what in ("switch off", "access gone"):
         v = number_after(cc.find(f"{what} at once"), "worst / alone =")

@@ -97,6 +97,7 @@ class RunningStack:
     connectors: Connectors
     api_url: str
     admin_token: str | None = None
+    urgent_worker: asyncio.subprocess.Process | None = None  # the urgent worker's process (run_worker)
 
     def instructions(self) -> list[str]:
         """How to use the stack from another terminal."""
@@ -250,9 +251,10 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
         api_url = await parts.enter_async_context(
             serve_api(settings, temporal.client, port=options.api_port, evidence_store=connectors.evidence_store)
         )
+        urgent = None
         if options.run_worker:
             await parts.enter_async_context(build_worker(temporal.client, connectors))
-            await parts.enter_async_context(urgent_worker_process(config_path, data / "urgent-worker.log"))
+            urgent = await parts.enter_async_context(urgent_worker_process(config_path, data / "urgent-worker.log"))
         yield RunningStack(
             settings=settings,
             config_path=config_path,
@@ -265,4 +267,5 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
             connectors=connectors,
             api_url=api_url,
             admin_token=admin_token,
+            urgent_worker=urgent,
         )
