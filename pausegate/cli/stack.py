@@ -68,8 +68,9 @@ def worker(
         "--urgent", help="Run the urgent worker: only the steps that stop harm (switch, halts), on the urgent queue.",
     )] = False,
 ) -> None:
-    """Run a worker against the configured Temporal (cluster or Cloud); start more to scale out. Every
-    deployment runs at least one worker and one urgent worker (--urgent)."""
+    """Run a worker against the configured Temporal (cluster or Cloud); start more to scale out.
+
+    Every deployment runs at least one worker and one urgent worker (--urgent)."""
     from pausegate.temporal.worker import run_worker
 
     configure()
