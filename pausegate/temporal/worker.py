@@ -7,9 +7,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.access import AccessActivities
 from activities.data_stop import DataStopActivities
@@ -19,8 +21,25 @@ from activities.notify import NotifyActivities
 from pausegate.config import Settings
 from pausegate.connectors.registry import Connectors
 from pausegate.logging import get_logger
+from pausegate.models import pause as pause_models
 from pausegate.temporal.client import connect
 from workflows.pause import PauseWorkflow
+
+# The sandbox re-imports every module it does not pass through for each workflow run: with fifty pauses
+# started at once that made each pause's first workflow task (the one that schedules the program switch)
+# wait up to a second or more on one worker. The workflow modules keep no state of their own at module
+# level, so they are imported once; the sandbox's checks on what workflow code calls still apply.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
+)
+
+
+def _complete_models() -> None:
+    """Resolve the forward references of the models the workflow carries now, outside the sandbox: the
+    classes are shared with every workflow run, and a lazy resolution inside one cannot see the module."""
+    for value in vars(pause_models).values():
+        if isinstance(value, type) and issubclass(value, BaseModel) and not value.__pydantic_complete__:
+            value.model_rebuild()
 
 # The activities that stop harm, by name; they run on the urgent queue (the workflow routes them there
 # with ``urgent=True`` in its activity options) and only there.
@@ -61,10 +80,12 @@ def build_worker(
 ) -> Worker:
     """A worker for every pause workflow and every activity but the urgent ones (``build_urgent_worker``),
     wired to ``connectors``."""
+    _complete_models()
     return Worker(
         client,
         task_queue=task_queue or connectors.settings.temporal.task_queue,
         workflows=[PauseWorkflow],
+        workflow_runner=WORKFLOW_RUNNER,
         activities=[fn for fn in _activities(connectors) if not _is_urgent(fn)],
         max_concurrent_activities=max_concurrent_activities,
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.
