@@ -67,15 +67,15 @@ def number_after(line: str | None, marker: str) -> float | None:
 
 
 def benches() -> list[Bench]:
-    contain = [Bench(f"contain {n:,}", ["bench/bench_contain.py", "--agents", str(n), "--runs", "3"], 420,
+    contain = [Bench(f"contain {n:,}", ["bench/bench_contain.py", "--agents", str(n), "--runs", "5"], 420,
                      ["--agents", str(max(n // 100, 100)), "--runs", "1"]) for n in (1_000, 100_000, 1_000_000)]
     return [
         *contain,
-        Bench("concurrent", ["bench/bench_concurrent.py", "--programs", "50", "--agents", "1000", "--alone", "3"],
+        Bench("concurrent", ["bench/bench_concurrent.py", "--programs", "50", "--agents", "1000", "--alone", "5"],
               420, ["--programs", "5", "--alone", "1"]),
         Bench("reviewers", ["bench/bench_reviewers.py"], 360,
               ["--sequential", "30", "--concurrent", "20", "--reviewers", "10", "--pauses", "2", "--actions", "50"]),
-        Bench("recovery", ["bench/bench_recovery.py", "--rounds", "3"], 420, ["--rounds", "1"]),
+        Bench("recovery", ["bench/bench_recovery.py", "--rounds", "5"], 420, ["--rounds", "1"]),
         Bench("revoke", ["bench/bench_revoke.py", "--roles", "50000", "--tables", "200"], 480,
               ["--roles", "500", "--tables", "20"]),
         Bench("seal", ["bench/bench_seal.py", "--mb", "256", "--rounds", "3", "--trace-mb", "0"], 240,
