@@ -28,9 +28,9 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-## bench: time to contain the worked example with 10,000 agents
+## bench: every benchmark once (at most 30 min, 10 GB of disk), written to docs/benchmarks.md
 bench: $(VENV)/.installed
-	$(PY) bench/bench_contain.py
+	PATH="$(abspath $(VENV))/bin:$$PATH" PYTHONPATH=. $(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) $(DATA)

@@ -93,6 +93,15 @@ class TemporalSettings(Model):
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
     task_queue: str = "pausegate"
+    urgent_task_queue: str | None = Field(
+        default=None,
+        description="Task queue of the steps that stop harm, served by a worker of its own "
+        "(`pausegate worker --urgent`); default: task_queue + '-urgent'.",
+    )
+
+    @property
+    def urgent_queue(self) -> str:
+        return self.urgent_task_queue or self.task_queue + "-urgent"
     tls: bool = False
     tls_client_cert: Path | None = None
     tls_client_key: Path | None = None

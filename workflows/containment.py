@@ -18,10 +18,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.access import AccessActivities
+    from activities.data_stop import DataStopActivities
     from activities.evidence import EvidenceActivities
     from activities.fleet import FleetActivities
     from pausegate.errors import non_retryable_error_types
     from pausegate.models.access import DatasetContainment, DatasetRevoked
+    from pausegate.models.data_stop import DataStopInput
     from pausegate.models.evidence import SnapshotResult
     from pausegate.models.pause import (
         ContainDatasetInput,
@@ -58,7 +60,9 @@ class Containment:
     runbook: Runbook
     tuning: Tuning
 
-    def _options(self, start_to_close: timedelta, *, attempts: int = 5) -> workflow.ActivityConfig:
+    def _options(
+        self, start_to_close: timedelta, *, attempts: int = 5, urgent: bool = False
+    ) -> workflow.ActivityConfig:
         raise NotImplementedError
 
     def _history_is_long(self) -> bool:
@@ -90,9 +94,12 @@ class Containment:
                                     incident_id=self.state.incident_id, reason=self.request.reason,
                                     batch_size=fleet.batch_size, concurrency=fleet.concurrency,
                                     exclude_ids=t.waived_ids(self.state)),
-                    **self._options(timedelta(minutes=30)),
+                    **self._options(timedelta(minutes=30), urgent=True),
                 )
                 t.apply_halt(self.state, result, workflow.now())
+                if result.switch_off:
+                    # the fleet's clock, the one the agents stamp their rows with
+                    agents.switch_off_at = result.switch_off_at or agents.switch_off_at or workflow.now()
             except ActivityError as exc:
                 t.halt_failed(self.state, error_text(exc), workflow.now())
                 if _is_final(exc) and await self._blocked(AGENTS_STEP, error_text(exc)):
@@ -108,7 +115,25 @@ class Containment:
             await wait_until(lambda: agents.confirmed or t.waived_all(self.state), timedelta(seconds=delay))
             t.settle_waivers(self.state, workflow.now())
             delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
+        await self._check_data_stop()
         return True
+
+    async def _check_data_stop(self) -> None:
+        """Ask the dataset the agents write to for rows collected after the switch went off (a proving step:
+        the regular queue). A failure is recorded; it does not hold containment up."""
+        writes, off = self.runbook.fleet.writes, self.state.containment.agents.switch_off_at
+        if writes is None or off is None:
+            return
+        spec = next(d for d in self.runbook.datasets if d.name == writes.dataset)
+        try:
+            self.state.containment.data_stop = await workflow.execute_activity_method(
+                DataStopActivities.check_data_stop,
+                DataStopInput(connection=spec.connection, schema_name=spec.schema_name, tables=list(writes.tables),
+                              written_at=writes.written_at, switch_off_at=off),
+                **self._options(timedelta(minutes=5), attempts=3),
+            )
+        except ActivityError as exc:
+            t.step_failed(self.state, "containment.data_stop", error_text(exc), workflow.now())
 
     async def _revoke_access(self) -> bool:
         async def contain(name: str) -> None:
@@ -120,7 +145,7 @@ class Containment:
                 revoked: DatasetRevoked = await workflow.execute_activity_method(
                     AccessActivities.revoke_dataset,
                     ContainDatasetInput(pause_key=self.state.evidence_key, dataset=spec),
-                    **self._options(timedelta(minutes=10)),
+                    **self._options(timedelta(minutes=10), urgent=True),
                 )
                 t.dataset_access_gone(self.state, revoked, workflow.now())
                 return await workflow.execute_activity_method(

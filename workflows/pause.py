@@ -474,8 +474,10 @@ class PauseWorkflow(Containment, Conditions):
 
     # ------------------------------------------------------------------ helpers
 
-    def _options(self, start_to_close: timedelta, *, attempts: int = 5) -> workflow.ActivityConfig:
-        return activity_options(self.tuning, start_to_close, attempts=attempts)
+    def _options(
+        self, start_to_close: timedelta, *, attempts: int = 5, urgent: bool = False
+    ) -> workflow.ActivityConfig:
+        return activity_options(self.tuning, start_to_close, attempts=attempts, urgent=urgent)
 
     def _history_is_long(self) -> bool:
         info = workflow.info()

@@ -15,11 +15,25 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.models.pause import Tuning
 
 
-def activity_options(tuning: Tuning, start_to_close: timedelta, *, attempts: int = 5) -> workflow.ActivityConfig:
+URGENT_SUFFIX = "-urgent"
+
+
+def urgent_queue(tuning: Tuning) -> str:
+    """The task queue of the steps that stop harm: configured, else the workflow's own queue + ``-urgent``."""
+    return tuning.urgent_task_queue or workflow.info().task_queue + URGENT_SUFFIX
+
+
+def activity_options(
+    tuning: Tuning, start_to_close: timedelta, *, attempts: int = 5, urgent: bool = False
+) -> workflow.ActivityConfig:
     """Every activity heartbeats (in the background while it waits on a target), so a dead worker's
     activity is retried within seconds, not at its start-to-close timeout; errors no retry can mend
-    (the final classes of ``pausegate.errors``) are not retried."""
-    return workflow.ActivityConfig(
+    (the final classes of ``pausegate.errors``) are not retried.
+
+    ``urgent`` steps (those that stop harm: the program switch, agent halts, revocation) run on the
+    urgent task queue, served by a worker that runs nothing else, so they never wait behind the
+    steps that prove the pause (scope, verification, sealing, who saw what)."""
+    config = workflow.ActivityConfig(
         start_to_close_timeout=start_to_close,
         heartbeat_timeout=timedelta(seconds=tuning.activity_heartbeat_seconds),
         retry_policy=RetryPolicy(
@@ -30,6 +44,9 @@ def activity_options(tuning: Tuning, start_to_close: timedelta, *, attempts: int
             non_retryable_error_types=non_retryable_error_types(),
         ),
     )
+    if urgent:
+        config["task_queue"] = urgent_queue(tuning)
+    return config
 
 
 def error_text(exc: BaseException) -> str:

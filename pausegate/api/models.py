@@ -14,6 +14,7 @@ from pausegate.api.redaction import redact_state
 from pausegate.api.refusal_log import RefusalEntry
 from pausegate.models.access import DatasetContainment
 from pausegate.models.base import Model
+from pausegate.models.data_stop import DataStop
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef
 from pausegate.models.pause import MAX_NOTE, AppliedUpdate, EvidenceAttachment, PauseState, Phase, Severity
 
@@ -109,6 +110,9 @@ class Progress(Model):
     """Containment at a glance."""
 
     switch_off: bool
+    switch_off_at: datetime | None = Field(default=None, description="When the fleet turned the program switch off.")
+    data_stop: DataStop | None = Field(
+        default=None, description="Rows the program's tables hold collected after the switch went off (0: none).")
     agents_total: int
     agents_halted: int
     agents_unconfirmed: int
@@ -136,6 +140,8 @@ class Progress(Model):
         a = c.agents
         return cls(
             switch_off=a.switch_off,
+            switch_off_at=a.switch_off_at,
+            data_stop=c.data_stop,
             agents_total=a.total,
             agents_halted=a.halted,
             agents_unconfirmed=a.unconfirmed,

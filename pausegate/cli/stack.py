@@ -64,14 +64,19 @@ def up(
 @app.command("worker")
 def worker(
     config: Annotated[Path | None, typer.Option(help="Configuration file (default: $PAUSEGATE_CONFIG).")] = None,
+    urgent: Annotated[bool, typer.Option(
+        "--urgent", help="Run the urgent worker: only the steps that stop harm (switch, halts), on the urgent queue.",
+    )] = False,
 ) -> None:
-    """Run a worker against the configured Temporal (cluster or Cloud); start more to scale out."""
+    """Run a worker against the configured Temporal (cluster or Cloud); start more to scale out.
+
+    Every deployment runs at least one worker and one urgent worker (--urgent)."""
     from pausegate.temporal.worker import run_worker
 
     configure()
     settings = load_settings(config)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(settings))
+        asyncio.run(run_worker(settings, urgent=urgent))
 
 
 @app.command("api")

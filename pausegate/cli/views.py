@@ -12,6 +12,7 @@ from rich.text import Text
 
 from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView
 from pausegate.cli.output import add_row, line, table, when
+from pausegate.models.data_stop import describe as describe_data_stop
 from pausegate.models.pause import ItemStatus, ResumePlan
 
 TIMELINE_ROWS = 15
@@ -77,6 +78,8 @@ def progress_table(view: PauseView) -> Table:
         + (" ✓" if p.agents_confirmed else ""),
     )
     add_row(shown, "Program switch", "off" if p.switch_off else "ON")
+    if p.switch_off_at is not None:
+        add_row(shown, "Data stopped", describe_data_stop(p.data_stop, p.switch_off_at))
     add_row(
         shown,
         "Access revoked and verified",

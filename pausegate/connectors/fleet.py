@@ -36,6 +36,7 @@ log = structlog.get_logger("pausegate.connectors.fleet")
 M = TypeVar("M", bound=BaseModel)
 
 _TRANSIENT_4XX = frozenset({408, 425, 429})
+POOL_LIMITS = httpx.Limits(max_connections=128, max_keepalive_connections=128, keepalive_expiry=60.0)
 
 
 def _message(response: httpx.Response) -> str:
@@ -81,7 +82,9 @@ class HttpFleet:
         self.base_url = redact(self._base_url)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(transport=transport, timeout=timeout)
+        # Connections kept open for as many requests as the activities send at once (bulk lanes, listings,
+        # both workers): a halt never waits on a new TCP (and TLS) handshake.
+        self._client = client or httpx.AsyncClient(transport=transport, timeout=timeout, limits=POOL_LIMITS)
         self._timeout = httpx.Timeout(timeout)
         self._log = log.bind(fleet=self.base_url)
 

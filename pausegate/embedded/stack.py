@@ -1,4 +1,5 @@
-"""The embedded stack: Temporal dev server (SQLite), PostgreSQL, reference fleet, chat sink and a worker.
+"""The embedded stack: Temporal dev server (SQLite), PostgreSQL, reference fleet, chat sink, a worker and
+the urgent worker (a process of its own).
 
 One data directory holds everything that must survive a restart: the Temporal database,
 the PostgreSQL cluster and its logs, the evidence store and the fleet's state, plus a
@@ -42,6 +43,7 @@ from pausegate.config import (
 from pausegate.connectors.registry import Connectors
 from pausegate.embedded.history_keys import embedded_encryption
 from pausegate.embedded.postgres import dsn_as, dsn_for_database, start_logging_postgres, stop_postgres
+from pausegate.embedded.urgent_worker import urgent_worker_process
 from pausegate.evidence.files import DIR_MODE, replace_file
 from pausegate.evidence.signing_keys import load_or_create_signing_key, pinned_fingerprint
 from pausegate.observability.tracing import setup_tracing
@@ -102,6 +104,7 @@ class RunningStack:
     connectors: Connectors
     api_url: str
     admin_token: str | None = None
+    urgent_worker: asyncio.subprocess.Process | None = None  # the urgent worker's process (run_worker)
 
     def instructions(self) -> list[str]:
         """How to use the stack from another terminal."""
@@ -289,10 +292,12 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
         api_url = await parts.enter_async_context(
             serve_api(settings, client, port=api_port, evidence_store=connectors.evidence_store)
         )
+        urgent = None
         if options.run_worker:
             await parts.enter_async_context(build_worker(client, connectors))
             await promote(client, settings.versioning, [settings.temporal.task_queue])
             await adopt_stranded_pauses(client, settings.versioning, settings.temporal.task_queue)
+            urgent = await parts.enter_async_context(urgent_worker_process(config_path, data / "urgent-worker.log"))
         yield RunningStack(
             settings=settings,
             config_path=config_path,
@@ -305,4 +310,5 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
             connectors=connectors,
             api_url=api_url,
             admin_token=admin_token,
+            urgent_worker=urgent,
         )

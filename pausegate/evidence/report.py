@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pausegate.evidence.anchor import anchors_of
 from pausegate.evidence.conditions_report import conditions_lines
+from pausegate.models.data_stop import describe as describe_data_stop
 from pausegate.models.pause import ReportInput
 
 
@@ -53,8 +54,10 @@ def render_markdown(report: ReportInput) -> str:
         f"- Agents halted: {c.agents.halted} of {c.agents.total} "
         f"({c.agents.waived} waived, {c.agents.not_found} not found); program switch "
         f"{'off' if c.agents.switch_off else 'ON'}",
-        "",
     ]
+    if c.agents.switch_off_at is not None:
+        lines.append(f"- Data stopped: {describe_data_stop(c.data_stop, c.agents.switch_off_at)}")
+    lines.append("")
 
     lines += [
         "## Exposure scope",

@@ -16,6 +16,7 @@ from pausegate.models.access import DatasetCheck, DatasetContainment, DatasetRev
 from pausegate.models.base import Model, Mutable
 from pausegate.models.conditions import CollectionPlan, ConsentSource, ResumeConditions
 from pausegate.models.data_actions import DataAction
+from pausegate.models.data_stop import DataStop
 from pausegate.models.digests import approval_digest, checklist_digest
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef, SnapshotResult
 from pausegate.runbook.model import AuditSourceSpec, DatasetSpec, Runbook
@@ -131,6 +132,11 @@ class Tuning(Model):
         description="How long a workflow task may stay with a worker: a worker killed while holding one delays "
         "the pause by up to this long (Temporal's default is 10 s).",
     )
+    urgent_task_queue: str | None = Field(
+        default=None,
+        description="Task queue of the steps that stop harm (switch, halts, revocation); default: the pause's "
+        "task queue + '-urgent'.",
+    )
 
 
 # --- progress -----------------------------------------------------------------------
@@ -159,6 +165,7 @@ class AgentsProgress(Mutable):
     attempts: int = 0
     confirmed: bool = False
     last_error: str | None = None
+    switch_off_at: datetime | None = Field(default=None, description="When the fleet turned the program switch off.")
 
 
 class ExposureSummary(Model):
@@ -202,6 +209,7 @@ class ContainmentProgress(Mutable):
     evidence: list[SnapshotResult] = Field(default_factory=list)
     evidence_pending: list[str] = Field(default_factory=list)
     exposure: ExposureSummary | None = None
+    data_stop: DataStop | None = Field(default=None, description="Rows collected after the switch went off.")
     errors: list[str] = Field(default_factory=list)
     blocked: list[BlockedStep] = Field(default_factory=list, description="Steps waiting for the commander.")
     waived_steps: list[str] = Field(default_factory=list, description="Blocked steps the commander waived.")
@@ -456,6 +464,7 @@ class HaltAgentsResult(Model):
     unconfirmed: int
     unconfirmed_ids: list[str]
     not_found: int = 0
+    switch_off_at: datetime | None = None
 
 
 class ResumeAgentsInput(Model):

@@ -387,6 +387,9 @@ def _already_reported(piece: str, located: _Located) -> bool:
 
 
 def _whole_runbook_problem(piece: str, located: _Located) -> tuple[_Loc, str, str]:
+    writes = ("fleet", "writes", "dataset")
+    if piece.startswith("fleet.writes") and writes in located.keys:
+        return located.keys[writes], "fleet.writes.dataset", piece
     for section in ("checklist", "datasets", "audit_sources", "notifications"):
         if section.replace("_", " ").rstrip("s") in piece and (section,) in located.keys:
             return located.keys[(section,)], section, piece

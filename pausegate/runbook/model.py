@@ -33,12 +33,26 @@ class Program(Model):
     owner: str = Field(default="", max_length=200, description="Team or person accountable for the program.")
 
 
+class WritesSpec(Model):
+    """Where the program's agents write what they collect: after the halt the dataset is asked for rows
+    written after the switch went off, so that "no new data" is a measured fact."""
+
+    dataset: str = Field(pattern=SLUG, description="A dataset of this runbook (its connection and schema are used).")
+    tables: list[Annotated[str, Field(pattern=SQL_IDENT)]] = Field(
+        min_length=1, max_length=100, description="The tables the agents write to."
+    )
+    written_at: str = Field(pattern=SQL_IDENT, description="The column holding when each row was collected.")
+
+
 class FleetSpec(Model):
     """The collection agents of the program and how to halt them."""
 
     connection: str = Field(pattern=SLUG, description="Name of a fleet connection in the worker configuration.")
     batch_size: int = Field(default=500, ge=1, le=5000, description="Agents per bulk halt/resume request.")
     concurrency: int = Field(default=4, ge=1, le=64, description="Bulk requests in flight at once.")
+    writes: WritesSpec | None = Field(
+        default=None, description="What the agents write; without it the data stop is not measured."
+    )
 
 
 class DataSubjectsSpec(Model):
@@ -263,6 +277,9 @@ class Runbook(Model):
                 if name in seen:
                     problems.append(f"{what} {name!r} is defined twice")
                 seen.add(name)
+        writes = self.fleet.writes
+        if writes is not None and writes.dataset not in {d.name for d in self.datasets}:
+            problems.append(f"fleet.writes names unknown dataset {writes.dataset!r}")
         ids = {c.id for c in self.checklist}
         for item in self.checklist:
             for dep in item.depends_on:

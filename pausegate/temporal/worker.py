@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
+from pydantic import BaseModel
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.access import AccessActivities
 from activities.conditions import ConditionActivities
 from activities.data_actions import DataActionActivities
+from activities.data_stop import DataStopActivities
 from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from activities.notify import NotifyActivities
@@ -19,6 +25,7 @@ from pausegate.config import Settings
 from pausegate.connectors.postgres.conditions import PostgresConditions
 from pausegate.connectors.registry import Connectors
 from pausegate.logging import get_logger
+from pausegate.models import pause as pause_models
 from pausegate.observability.tracing import setup_tracing
 from pausegate.observability.worker_metrics import PauseMetricsInterceptor, metrics_runtime
 from pausegate.temporal.client import connect
@@ -26,9 +33,28 @@ from pausegate.temporal.versioning import deployment_config, promote
 from workflows.pause import PauseWorkflow
 from workflows.watch import WatchWorkflow
 
+# The sandbox re-imports every module it does not pass through for each workflow run: with fifty pauses
+# started at once that made each pause's first workflow task (the one that schedules the program switch)
+# wait up to a second or more on one worker. The workflow modules keep no state of their own at module
+# level, so they are imported once; the sandbox's checks on what workflow code calls still apply.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
+)
 
-def build_worker(client: Client, connectors: Connectors, *, task_queue: str | None = None) -> Worker:
-    """A worker for every pause workflow and activity, wired to ``connectors``."""
+
+def _complete_models() -> None:
+    """Resolve the forward references of the models the workflow carries now, outside the sandbox: the
+    classes are shared with every workflow run, and a lazy resolution inside one cannot see the module."""
+    for value in vars(pause_models).values():
+        if isinstance(value, type) and issubclass(value, BaseModel) and not value.__pydantic_complete__:
+            value.model_rebuild()
+
+# The activities that stop harm, by name; they run on the urgent queue (the workflow routes them there
+# with ``urgent=True`` in its activity options) and only there.
+URGENT_ACTIVITIES = frozenset({"halt_agents", "revoke_dataset"})
+
+
+def _activities(client: Client, connectors: Connectors) -> list[Callable[..., Any]]:
     fleet = FleetActivities(connectors.fleet)
     access = AccessActivities(connectors.access, connectors.evidence_store)
     evidence = EvidenceActivities(connectors.evidence_store, connectors.audit_source, connectors.access)
@@ -41,39 +67,56 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
     conditions = ConditionActivities(connectors.fleet, lambda name: PostgresConditions(dsn_of(name)),
                                      connectors.evidence_store)
     watch = WatchActivities(client)
+    data_stop = DataStopActivities(dsn_of)
+    return [
+        fleet.halt_agents,
+        fleet.check_agents_silent,
+        fleet.resume_agents,
+        access.contain_dataset,
+        access.revoke_dataset,
+        access.verify_dataset,
+        access.check_dataset,
+        access.restore_grants,
+        access.check_plan,
+        access.diff_plan,
+        evidence.snapshot_audit_source,
+        evidence.write_report,
+        evidence.exposure_report,
+        evidence.archive_timeline,
+        notify.notify,
+        data_stop.check_data_stop,
+        fleet.set_collection,
+        fleet.check_collection,
+        conditions.check_consent,
+        conditions.halt_unconsented,
+        conditions.resume_consented_agents,
+        conditions.check_conditions,
+        data_actions.apply_data_action,
+        data_actions.verify_data_actions,
+        data_actions.check_data_actions,
+        watch.pull_switch,
+        watch.open_pause_run,
+    ]
+
+
+def _is_urgent(fn: Callable[..., Any]) -> bool:
+    defn = activity._Definition.from_callable(fn)
+    return defn is not None and defn.name in URGENT_ACTIVITIES
+
+
+def build_worker(
+    client: Client, connectors: Connectors, *, task_queue: str | None = None, max_concurrent_activities: int = 64
+) -> Worker:
+    """A worker for every pause workflow and every activity but the urgent ones (``build_urgent_worker``),
+    wired to ``connectors``."""
+    _complete_models()
     return Worker(
         client,
         task_queue=task_queue or connectors.settings.temporal.task_queue,
         workflows=[PauseWorkflow, WatchWorkflow],
-        activities=[
-            fleet.halt_agents,
-            fleet.check_agents_silent,
-            fleet.resume_agents,
-            access.contain_dataset,
-            access.revoke_dataset,
-            access.verify_dataset,
-            access.check_dataset,
-            access.restore_grants,
-            access.check_plan,
-            access.diff_plan,
-            evidence.snapshot_audit_source,
-            evidence.write_report,
-            evidence.exposure_report,
-            evidence.archive_timeline,
-            notify.notify,
-            fleet.set_collection,
-            fleet.check_collection,
-            conditions.check_consent,
-            conditions.halt_unconsented,
-            conditions.resume_consented_agents,
-            conditions.check_conditions,
-            data_actions.apply_data_action,
-            data_actions.verify_data_actions,
-            data_actions.check_data_actions,
-            watch.pull_switch,
-            watch.open_pause_run,
-        ],
-        max_concurrent_activities=64,
+        workflow_runner=WORKFLOW_RUNNER,
+        activities=[fn for fn in _activities(client, connectors) if not _is_urgent(fn)],
+        max_concurrent_activities=max_concurrent_activities,
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
         # None when versioning is off; otherwise this release's deployment version (pauses are pinned to it)
@@ -83,18 +126,33 @@ def build_worker(client: Client, connectors: Connectors, *, task_queue: str | No
     )
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Connect to Temporal and run the worker until ``stop`` is set (or forever)."""
+def build_urgent_worker(client: Client, connectors: Connectors, *, task_queue: str | None = None) -> Worker:
+    """A worker for the steps that stop harm (``URGENT_ACTIVITIES``) and nothing else: the workflows and
+    the steps that prove the pause run on the other worker, so these never queue behind them.
+    ``task_queue`` defaults to the configured urgent queue."""
+    return Worker(
+        client,
+        task_queue=task_queue or connectors.settings.temporal.urgent_queue,
+        activities=[fn for fn in _activities(client, connectors) if _is_urgent(fn)],
+        max_concurrent_activities=256,
+        # the same deployment version as the regular worker: a version is made current only when it
+        # polls every task queue of the deployment
+        deployment_config=deployment_config(connectors.settings.versioning),
+    )
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None, urgent: bool = False) -> None:
+    """Connect to Temporal and run the worker (``urgent``: the urgent worker) until ``stop`` is set (or forever)."""
     log = get_logger("pausegate.temporal.worker")
     setup_tracing(settings.observability, "worker")
     runtime = metrics_runtime(settings.observability.worker_metrics_bind)
     client = await connect(settings.temporal, settings.encryption, runtime=runtime)
     connectors = Connectors(settings)
-    worker = build_worker(client, connectors)
-    log.info("worker.started", task_queue=settings.temporal.task_queue, address=settings.temporal.address)
+    worker = build_urgent_worker(client, connectors) if urgent else build_worker(client, connectors)
+    log.info("worker.started", task_queue=worker.task_queue, urgent=urgent, address=settings.temporal.address)
     try:
         async with worker:
-            await promote(client, settings.versioning, [settings.temporal.task_queue])
+            await promote(client, settings.versioning, [worker.task_queue])
             await (stop.wait() if stop else asyncio.Event().wait())
     finally:
         await connectors.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from pausegate.api.models import PauseView
 from pausegate.cli import output, views
 from pausegate.cli.main import app
+from pausegate.models.data_stop import DataStop
 from pausegate.models.pause import (
     Actor,
     Approval,
@@ -153,3 +154,34 @@ class TestStatusRendering:
         for tag in ("reason", "commander", "reviewer", "summary", "proposer", "approver", "error", "actor",
                     "rejection", "action", "refusal"):
             assert shown(tag) in text, tag
+
+
+class TestDataStopRendering:
+    def _view(self, rows_after: int) -> PauseView:
+        runbook = load_runbook(EXAMPLE_RUNBOOK)
+        now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+        state = new_pause("pause-1", PauseRequest(program=runbook.program.id, reason="leak",
+                                                  commander=Actor(id="carol"), runbook=runbook), now, "abc123")
+        off = datetime(2026, 3, 1, 12, 0, 1, 250_000, tzinfo=UTC)
+        state.containment.agents.switch_off = True
+        state.containment.agents.switch_off_at = off
+        state.containment.data_stop = DataStop(
+            switch_off_at=off, checked_at=datetime(2026, 3, 1, 12, 0, 3, tzinfo=UTC), rows_after=rows_after,
+            last_row_at=off + timedelta(seconds=2) if rows_after else None,
+            last_row_before=off - timedelta(milliseconds=400))
+        return PauseView.model_validate(PauseView.of(state, reveal=True).model_dump(mode="json"))
+
+    def printed(self, view: PauseView) -> str:
+        buffer = io.StringIO()
+        Console(file=buffer, width=200).print(views.status(view))
+        return buffer.getvalue()
+
+    def test_status_shows_when_the_switch_went_off_and_that_no_row_came_after(self) -> None:
+        text = self.printed(self._view(0))
+        assert "Data stopped" in text and "switch off at 2026-03-01 12:00:01.250 UTC" in text
+        assert "no rows after the halt" in text and "last row 0.40 s before it" in text
+
+    def test_status_shows_rows_collected_after_the_switch(self) -> None:
+        text = self.printed(self._view(3))
+        assert "3 rows after it, the last 2.00 s after the switch went off" in text
+        assert "no rows after the halt" not in text

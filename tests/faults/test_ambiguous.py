@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.models.pause import Phase, Tuning
 from pausegate.reference.fleet.settings import FaultSettings
-from pausegate.temporal.worker import build_worker
+from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.faults.support import database_of, fleet_effects, fleet_faults, settled_pg_statements
 from tests.faults.test_crash_sweep import approve
 from tests.faults.worker_proc import FaultConnectors
@@ -47,7 +47,7 @@ async def test_changes_answered_by_a_timeout_are_applied_once(
         planned_total = 0
         keys: set[tuple[str, str | None]] = set()
         try:
-            async with worker:
+            async with worker, build_urgent_worker(h.client, connectors):
                 before = await settled_pg_statements(pglog, database)
                 for n in range(1, PAUSES + 1):
                     planned_total += sum(

@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 
 from pausegate.models.pause import ApproveInput, Phase, ProposePlanInput, Tuning
 from pausegate.reference.fleet.settings import FaultSettings
-from pausegate.temporal.worker import build_worker
+from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.faults.support import fleet_effects, fleet_faults, until
 from tests.support.encryption import TEST_CONVERTER
 from tests.support.fault_report import record_result
@@ -80,7 +80,7 @@ async def test_a_server_restart_in_containment_and_in_review_loses_nothing(
             pause_harness(client, dsn, pglog, tmp_path, agents=100, tuning=TUNING, run_worker=False) as h:
         # The first client outlives the server it connected to: it reconnects to the same address.
         worker: Worker = build_worker(client, h.connectors, task_queue=h.task_queue)
-        async with worker:
+        async with worker, build_urgent_worker(client, h.connectors):
             # Containment in progress: the switch-off is applied and its answer held while the server restarts.
             fleet_faults(h).update(FaultSettings(latency_ms=1, jitter_ms=0, ops=["switch"], hold_after_ms=4_000))
             handle, _ = await h.pause()

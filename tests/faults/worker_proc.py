@@ -19,7 +19,7 @@ from pausegate.config import Settings, load_settings
 from pausegate.connectors.interfaces import DatasetAccess
 from pausegate.connectors.registry import Connectors
 from pausegate.temporal.client import connect
-from pausegate.temporal.worker import build_worker
+from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.support.faulty import FaultyAccess
 
 
@@ -47,7 +47,8 @@ async def main(args: argparse.Namespace) -> None:
     worker = build_worker(client, connectors)
     # Connected and about to poll: from here on the worker can take tasks, so "up" is counted from now.
     args.ready.write_text(str(time.time()))
-    async with worker:
+    # Both workers in the one process the tests kill: a crash takes the urgent steps down too.
+    async with worker, build_urgent_worker(client, connectors):
         await asyncio.Event().wait()
 
 

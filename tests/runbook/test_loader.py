@@ -382,3 +382,23 @@ def test_error_message_lists_all_problems() -> None:
         parse_runbook("a: 1\nb: 2\n", "x.yaml")
     assert str(info.value) == "\n".join(info.value.problems)
     assert len(info.value.problems) == 7  # five required sections missing, two unknown keys
+
+
+def test_the_worked_example_names_what_its_agents_write(example_path: Path) -> None:
+    writes = load_runbook(example_path).fleet.writes
+    assert writes is not None
+    assert (writes.dataset, writes.tables, writes.written_at) == ("telemetry", ["keystrokes", "mouse_events"],
+                                                                  "captured_at")
+
+
+def test_writes_naming_an_unknown_dataset_points_at_it(edit_example: Edit) -> None:
+    text = edit_example("    dataset: telemetry\n", "    dataset: telemetri\n")
+    [problem] = problems_of(text)
+    assert problem == (f"rb.yaml:{where(text, 'dataset: telemetri')}: fleet.writes.dataset: "
+                       "fleet.writes names unknown dataset 'telemetri'")
+
+
+def test_writes_column_must_be_a_plain_identifier(edit_example: Edit) -> None:
+    text = edit_example("    written_at: captured_at\n", "    written_at: captured_at; drop table x\n")
+    [problem] = problems_of(text)
+    assert "fleet.writes.written_at" in problem

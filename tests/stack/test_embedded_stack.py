@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import tempfile
@@ -79,6 +80,9 @@ class TestEmbeddedStack:
                 assert response.status_code == 201, response.text
             client = stack.temporal.client
             await wait_state(stack, Phase.UNDER_REVIEW)
+            # The halts ran on the urgent worker, a process of its own (the other worker has no halt step).
+            assert stack.urgent_worker is not None and stack.urgent_worker.returncode is None
+            assert stack.urgent_worker.pid != os.getpid()
             item, actor, evidence = REVIEW[0]
             await act(client, EXAMPLE_PROGRAM, CompleteItemInput(
                 actor=actor, item_id=item, evidence=[{"name": evidence, "uri": "https://docs.example.com/a"}]))

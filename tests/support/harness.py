@@ -43,7 +43,7 @@ from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
 from pausegate.runbook.loader import load_runbook
 from pausegate.runbook.model import Runbook
 from pausegate.temporal.pauses import act, read_status, start_pause
-from pausegate.temporal.worker import build_worker
+from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.support.encryption import TEST_ENCRYPTION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,7 +185,7 @@ async def pause_harness(
         try:
             if run_worker:
                 worker: Worker = build_worker(client, connectors, task_queue=task_queue)
-                async with worker:
+                async with worker, build_urgent_worker(client, connectors):
                     yield harness
             else:
                 yield harness

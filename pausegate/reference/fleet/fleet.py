@@ -30,6 +30,7 @@ from pausegate.models.fleet import (
     SwitchRequest,
     SwitchState,
 )
+from pausegate.reference.fleet.agents import AgentRecord, AgentTable
 from pausegate.reference.fleet.audit import AuditLog
 from pausegate.reference.fleet.collection import Collection
 from pausegate.reference.fleet.settings import FleetSettings
@@ -64,30 +65,6 @@ class BadPageTokenError(ValueError):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def agent_id(n: int) -> str:
-    return f"agent-{n:05d}"
-
-
-def employee_of(n: int, employees: int) -> str:
-    """Agent n (1-based) belongs to employee_0001.. cycling, matching the example's login roles."""
-    return f"employee_{(n - 1) % employees + 1:04d}"
-
-
-@dataclass(slots=True)
-class AgentRecord:
-    """One agent as the fleet holds it, with counters of what it actually did."""
-
-    id: str
-    employee: str
-    online: bool = True
-    halted: bool = False  # the agent's own flag; the program switch halts it independently
-    queued: bool | None = None  # a halt (True) or resume (False) waiting for an offline agent
-    went_offline_at: datetime | None = None
-    last_event_at: datetime | None = None
-    halts: int = 0
-    resumes: int = 0
 
 
 @dataclass(slots=True)
@@ -131,10 +108,9 @@ def _fingerprint(op: str, request: BatchRequest) -> str:
 class Program:
     """A data-collection program and its agents."""
 
-    def __init__(self, name: str, agents: list[AgentRecord], *, settle_timeout: float = 10.0) -> None:
+    def __init__(self, name: str, agents: AgentTable, *, settle_timeout: float = 10.0) -> None:
         self.name = name
-        self.order = [a.id for a in agents]
-        self.agents = {a.id: a for a in agents}
+        self.agents = agents
         self.switch = Switch()
         self.collection = Collection()
         self.audit = AuditLog()
@@ -146,8 +122,9 @@ class Program:
         self.journal: Callable[[dict[str, Any]], None] | None = None
         self._answers: OrderedDict[tuple[str, str], tuple[str, BatchResult]] = OrderedDict()
         # Kept in step with every change so totals never need a scan of the whole fleet.
-        self._offline = sum(1 for a in agents if not a.online)
-        self._online_halted = sum(1 for a in agents if a.online and a.halted)
+        self._offline = len(agents) - sum(agents.online)
+        self._online_halted = sum(o & h for o, h in zip(agents.online, agents.halted, strict=True)) \
+            if any(agents.halted) else 0
         self._log = log.bind(program=name)
 
     # --- reading -------------------------------------------------------------------------
@@ -160,10 +137,10 @@ class Program:
         return AgentState.COLLECTING
 
     def count(self, state: AgentState | None = None) -> int:
-        online = len(self.order) - self._offline
+        online = len(self.agents) - self._offline
         halted = online if not self.switch.enabled else self._online_halted
         if state is None:
-            return len(self.order)
+            return len(self.agents)
         return {
             AgentState.OFFLINE: self._offline,
             AgentState.HALTED: halted,
@@ -186,10 +163,11 @@ class Program:
         now = utcnow()
         page: list[Agent] = []
         next_token: str | None = None
-        for i in range(start, len(self.order)):
-            a = self.agents[self.order[i]]
-            if state is not None and self.state_of(a) is not state:
-                continue
+        if state is not None and self.count(state) == 0:
+            # nothing to find: no scan of the whole fleet
+            return AgentPage(agents=[], next_page_token=None, total=0)
+        for i in self.agents.slots_in(state, switch_on=self.switch.enabled, start=start):
+            a = self.agents.at(i)
             if len(page) == page_size:
                 # Only hand out a token when another match exists, so the last page says so.
                 next_token = str(i)
@@ -200,7 +178,7 @@ class Program:
     def _decode_token(self, token: str | None) -> int:
         if token is None:
             return 0
-        if not token.isdigit() or int(token) > len(self.order):
+        if not token.isdigit() or len(token) > 9 or int(token) > len(self.agents):
             raise BadPageTokenError(f"page token {token!r} was not issued by this fleet")
         return int(token)
 
@@ -217,7 +195,13 @@ class Program:
     def collecting(self) -> list[AgentRecord]:
         if not self.switch.enabled:
             return []
-        return [a for a in self.agents.values() if a.online and not a.halted]
+        return self.agents.records(self.agents.collecting_indices())
+
+    def sample_collecting(self, rng: random.Random, k: int) -> list[AgentRecord]:
+        """Up to ``k`` collecting agents at random (telemetry samples them; no scan of the fleet)."""
+        if not self.switch.enabled:
+            return []
+        return self.agents.records(self.agents.sample_collecting(rng, k))
 
     def all_collecting(self, ids: Iterable[str]) -> bool:
         return self.switch.enabled and all((a := self.agents[i]).online and not a.halted for i in ids)
@@ -400,18 +384,16 @@ class FleetService:
 
     def _build(self, name: str) -> Program:
         s = self.settings
-        agents = [
-            AgentRecord(id=agent_id(n), employee=employee_of(n, s.employees)) for n in range(1, s.agents + 1)
-        ]
-        offline = set(s.offline_agents)
+        agents = AgentTable(s.agents, s.employees)
+        offline = {i for i in map(agents.index, s.offline_agents) if i is not None}
         if s.offline_fraction:
             rng = random.Random(f"{s.seed}/{name}")
-            offline.update(a.id for a in rng.sample(agents, round(len(agents) * s.offline_fraction)))
+            offline.update(rng.sample(range(s.agents), round(s.agents * s.offline_fraction)))
         started = utcnow()
-        for a in agents:
-            if a.id in offline:
-                a.online = False
-                a.went_offline_at = started
+        for i in offline:
+            a = agents.at(i)
+            a.online = False
+            a.went_offline_at = started
         return Program(name, agents, settle_timeout=s.settle_timeout_seconds)
 
     def program(self, name: str) -> Program:

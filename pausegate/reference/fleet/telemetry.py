@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 import psycopg
 import structlog
 
+from pausegate.reference.fleet.agents import AgentRecord
 from pausegate.reference.fleet.collection import DATA_TYPES
 from pausegate.reference.fleet.faults import FaultInjector
-from pausegate.reference.fleet.fleet import AgentRecord, InFlightWrite, Program
+from pausegate.reference.fleet.fleet import InFlightWrite, Program
 
 log = structlog.get_logger("pausegate.reference.fleet.telemetry")
 
@@ -128,8 +129,7 @@ class Collector:
 
     async def tick(self) -> None:
         program = self.program
-        collecting = program.collecting()
-        sample = self._rng.sample(collecting, min(self.agents_per_tick, len(collecting)))
+        sample = program.sample_collecting(self._rng, self.agents_per_tick)
         if sample:
             ids = frozenset(a.id for a in sample)
             flight = InFlightWrite(ids)
