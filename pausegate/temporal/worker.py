@@ -152,7 +152,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None, u
     log.info("worker.started", task_queue=worker.task_queue, urgent=urgent, address=settings.temporal.address)
     try:
         async with worker:
-            await promote(client, settings.versioning, [worker.task_queue])
+            if not urgent:  # the urgent queue carries activities only; the version is made current by the other
+                await promote(client, settings.versioning, [worker.task_queue])
             await (stop.wait() if stop else asyncio.Event().wait())
     finally:
         await connectors.aclose()

@@ -100,8 +100,9 @@ async def wait_for_phase(api: ApiWorld, program: str, phases: set[str], timeout:
 def needed_roles(runbook: Runbook, action: str, item: str, role: str | None) -> set[str]:
     """The roles of which an action needs one (before any rule about the pause's state)."""
     policy = runbook.resume_policy
+    consent = set(runbook.watch.consent_roles) if runbook.watch else set()  # the watch's part in the program
     everyone = {r for i in runbook.checklist for r in i.roles} | set(policy.approver_roles) | set(
-        policy.proposer_roles) | set(runbook.roles.commander)
+        policy.proposer_roles) | set(runbook.roles.commander) | consent
     match action:
         case "trigger" | "waive_agents" | "waive_residual" | "retry_step" | "waive_step":
             return set(runbook.roles.commander)

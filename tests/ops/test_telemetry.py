@@ -19,7 +19,7 @@ from pausegate.observability.api_metrics import ApiMetrics
 from pausegate.observability.logs import add_trace_context
 from pausegate.observability.worker_metrics import metrics_runtime
 from pausegate.temporal.client import connect
-from pausegate.temporal.worker import build_worker
+from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.api.support import api_world
 from tests.ops.conftest import free_port
 from tests.support.harness import HarnessFactory
@@ -80,7 +80,8 @@ class TestOnePauseOnTheOutside:
                                       runtime=metrics_runtime(worker_metrics))
         api_client = await connect(TemporalSettings(address=temporal_client.service_client.config.target_host))
         async with make_harness(agents=AGENTS, run_worker=False) as h:
-            async with build_worker(worker_client, h.connectors, task_queue=h.task_queue):
+            async with build_worker(worker_client, h.connectors, task_queue=h.task_queue), \
+                    build_urgent_worker(worker_client, h.connectors):
                 before_worker = await scrape(f"http://{worker_metrics}/metrics")
                 assert not samples(before_worker, "pausegate_halts_confirmed_total")
                 async with api_world(dataclasses.replace(h, client=api_client), tmp_path / "api") as api:
@@ -111,16 +112,16 @@ class TestOnePauseOnTheOutside:
         in_trace = {s.name for s in finished if s.context.trace_id == trace_id}
         assert "StartWorkflow:PauseWorkflow" in in_trace
         assert "RunWorkflow:PauseWorkflow" in in_trace
-        for activity in ("halt_agents", "contain_dataset", "snapshot_audit_source"):
+        for activity in ("halt_agents", "revoke_dataset", "verify_dataset", "snapshot_audit_source"):
             assert f"StartActivity:{activity}" in in_trace, sorted(in_trace)
             assert f"RunActivity:{activity}" in in_trace, sorted(in_trace)
 
         # --- a log line emitted inside an activity carries that trace's id
-        revoked = [e for e in logs if e["event"] == "revoked"]  # PostgresAccess, inside contain_dataset
+        revoked = [e for e in logs if e["event"] == "revoked"]  # PostgresAccess, inside revoke_dataset
         assert revoked, sorted({e["event"] for e in logs})
         assert all(e["trace_id"] == format(trace_id, "032x") for e in revoked)
         run_activity = {format(s.context.span_id, "016x") for s in finished
-                        if s.context.trace_id == trace_id and s.name == "RunActivity:contain_dataset"}
+                        if s.context.trace_id == trace_id and s.name == "RunActivity:revoke_dataset"}
         assert {e["span_id"] for e in revoked} <= run_activity
 
         # --- the worker's endpoint: the SDK's metrics and pausegate's, moved by this pause

@@ -27,7 +27,7 @@ from pausegate.temporal.versioning import (
     promote,
     set_current_version,
 )
-from pausegate.temporal.worker import build_worker
+from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.support.harness import ANALYST, SECURITY_LEAD, Harness, HarnessFactory
 
 
@@ -35,10 +35,18 @@ from tests.support.harness import ANALYST, SECURITY_LEAD, Harness, HarnessFactor
 async def versioned_worker(h: Harness, versioning: VersioningSettings) -> AsyncIterator[Worker]:
     connectors = Connectors(h.settings.model_copy(update={"versioning": versioning}))
     try:
-        async with build_worker(h.client, connectors, task_queue=h.task_queue) as worker:
+        # a version is the regular worker and the urgent one (the halts and the revoke run there)
+        async with build_worker(h.client, connectors, task_queue=h.task_queue) as worker, \
+                build_urgent_worker(h.client, connectors):
             yield worker
     finally:
         await connectors.aclose()
+
+
+def queues(h: Harness) -> list[str]:
+    """The task queues waited on until they route to a new current version: the workflows' (the urgent
+    queue carries activities only; its versioned worker takes the tasks of the runs pinned to its version)."""
+    return [h.task_queue]
 
 
 async def running_on(client: Client, program: str, timeout: float = 30.0) -> tuple[str, str]:
@@ -83,7 +91,7 @@ async def test_an_open_pause_stays_on_its_version_until_it_continues_as_new_then
     version_a = VersioningSettings(enabled=True, deployment_name=deployment, build_id="A")
     version_b = VersioningSettings(enabled=True, deployment_name=deployment, build_id="B")
     async with make_harness(agents=50, run_worker=False) as h, versioned_worker(h, version_a):
-        await set_current_version(h.client, deployment_version(version_a), task_queues=[h.task_queue])
+        await set_current_version(h.client, deployment_version(version_a), task_queues=queues(h))
         await h.pause()
         await h.wait_for_state(Phase.UNDER_REVIEW)
         await settled(h.client, h.program)
@@ -91,7 +99,7 @@ async def test_an_open_pause_stays_on_its_version_until_it_continues_as_new_then
         assert build == "A"
 
         async with versioned_worker(h, version_b):
-            await set_current_version(h.client, deployment_version(version_b), task_queues=[h.task_queue])
+            await set_current_version(h.client, deployment_version(version_b), task_queues=queues(h))
             assert await current_version(h.client, deployment) == deployment_version(version_b)
             # Nothing has woken the pause since: it is still the same run, pinned to A.
             assert await running_on(h.client, h.program) == (first_run, "A")
@@ -146,7 +154,7 @@ async def test_a_single_version_deployment_carries_its_open_pauses_across_an_upg
             await h.pause()
             await h.wait_for_state(Phase.UNDER_REVIEW)
         async with versioned_worker(h, version_a):
-            await promote(h.client, version_a, [h.task_queue])
+            await promote(h.client, version_a, queues(h))
             await h.act(CompleteItemInput(
                 actor=ANALYST, item_id="access-review",
                 evidence=[EvidenceAttachment(name="access-report", uri="https://docs.example.com/access")],
@@ -167,7 +175,7 @@ async def test_a_single_version_deployment_carries_its_open_pauses_across_an_upg
 
         # A's worker is gone (the stack was upgraded); B starts, becomes current, adopts the pause.
         async with versioned_worker(h, version_b):
-            await promote(h.client, version_b, [h.task_queue])
+            await promote(h.client, version_b, queues(h))
             assert await adopt_stranded_pauses(h.client, version_b, h.task_queue) == [
                 pause_handle(h.client, h.program).id]
             receipt = await h.act(CompleteItemInput(
@@ -189,13 +197,13 @@ async def test_a_release_wakes_idle_pauses_so_they_move_to_the_new_version_witho
     version_a = VersioningSettings(enabled=True, deployment_name=deployment, build_id="A")
     version_b = VersioningSettings(enabled=True, deployment_name=deployment, build_id="B")
     async with make_harness(agents=20, run_worker=False) as h, versioned_worker(h, version_a):
-        await set_current_version(h.client, deployment_version(version_a), task_queues=[h.task_queue])
+        await set_current_version(h.client, deployment_version(version_a), task_queues=queues(h))
         await h.pause()
         await h.wait_for_state(Phase.UNDER_REVIEW)
         await settled(h.client, h.program)
         first_run, _ = await running_on(h.client, h.program)
         async with versioned_worker(h, version_b):
-            await set_current_version(h.client, deployment_version(version_b), task_queues=[h.task_queue])
+            await set_current_version(h.client, deployment_version(version_b), task_queues=queues(h))
             assert await running_on(h.client, h.program) == (first_run, "A")  # nothing woke it yet
             # The release step of docs/deployment.md: signal `wake` to every open pause still on A (a batch
             # job; the task queue narrows it to this test's pauses on the shared server), again while some

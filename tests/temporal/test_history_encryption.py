@@ -19,7 +19,7 @@ from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseR
 from pausegate.temporal import ids
 from pausegate.temporal.codec import ENCODING, KEY_ID_METADATA, Keyring, data_converter
 from pausegate.temporal.pauses import act, read_status, start_pause
-from pausegate.temporal.worker import build_worker
+from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.api.support import NARROWED_PLAN, REVIEW, ApiWorld, api_world, evidence_for, local
 from tests.support.encryption import TEST_CONVERTER, TEST_KEY_ID, TEST_KEYRING, decrypted_history_json, fixed_key
 from tests.support.harness import ANALYST, COMMANDER, Harness, HarnessFactory
@@ -180,12 +180,14 @@ class TestHistoryEncryption:
                           identifier_key=TEST_KEYRING.identifier_key)
         async with make_harness(run_worker=False, agents=20) as h:
             before = h.client
-            async with build_worker(before, h.connectors, task_queue=h.task_queue):
+            async with build_worker(before, h.connectors, task_queue=h.task_queue), \
+                    build_urgent_worker(before, h.connectors):
                 await h.pause()
                 await h.wait_for_state(Phase.UNDER_REVIEW)
             # every client and worker now holds both keys, the new one current
             after = Client(before.service_client, namespace=before.namespace, data_converter=data_converter(rotated))
-            async with build_worker(after, h.connectors, task_queue=h.task_queue):
+            async with build_worker(after, h.connectors, task_queue=h.task_queue), \
+                    build_urgent_worker(after, h.connectors):
                 assert (await read_status(after, h.program)).phase == Phase.UNDER_REVIEW  # the old pause reads
                 item, _, evidence = REVIEW[0]
                 await act(after, h.program, CompleteItemInput(actor=ANALYST, item_id=item, evidence=[
