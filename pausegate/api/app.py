@@ -140,6 +140,6 @@ def create_app(
     app.add_middleware(CodecCors, origin=settings.encryption.ui_origin if settings.encryption else None)
     # Server spans (outermost, so refusals at the gate are traced too) and /metrics.
     if settings.observability.api_metrics:
-        install_api_metrics(app, client)
+        install_api_metrics(app, client, settings.temporal.task_queue)
     instrument_api(app)
     return app

@@ -15,7 +15,7 @@ import asyncio
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -31,6 +31,19 @@ from workflows.pause import PauseWorkflow
 log = get_logger("pausegate.observability.api_metrics")
 
 OPEN_PAUSES_QUERY = f"WorkflowType = '{PauseWorkflow.__name__}' AND ExecutionStatus = 'Running'"
+# A pause that does not answer within this (no worker for it, a stuck task) is counted unreadable; it must
+# not hold up the scrape, which a monitoring system times out after a few seconds.
+QUERY_TIMEOUT = timedelta(seconds=3)
+
+
+def open_pauses_query(task_queue: str | None) -> str:
+    """The visibility query for this deployment's open pauses: its task queue's, when it names one a query
+    can quote (configuration, not people's text: a name with a quote is simply not filtered on)."""
+    if task_queue and "'" not in task_queue and "\\" not in task_queue:
+        return f"{OPEN_PAUSES_QUERY} AND TaskQueue = '{task_queue}'"
+    return OPEN_PAUSES_QUERY
+
+
 MAX_PAUSES_READ = 1000
 QUERY_CONCURRENCY = 16
 MIN_REFRESH_SECONDS = 5.0  # Prometheus scrapes every 15-60 s
@@ -106,8 +119,10 @@ class PausesCollector(Collector):
 class ApiMetrics:
     """The API's registry: refusals counted as they happen, open pauses read at each scrape."""
 
-    def __init__(self, client: Client | None, *, min_interval: float = MIN_REFRESH_SECONDS) -> None:
+    def __init__(self, client: Client | None, *, min_interval: float = MIN_REFRESH_SECONDS,
+                 task_queue: str | None = None) -> None:
         self._client = client
+        self._query = open_pauses_query(task_queue)
         self.min_interval = min_interval
         self.registry = CollectorRegistry(auto_describe=True)
         self.refusals = Counter("pausegate_refusals", "Actions the API refused, by action and where the "
@@ -133,7 +148,7 @@ class ApiMetrics:
             snapshot = PausesSnapshot(taken_at=time.monotonic())
             try:
                 # Workflow ids are keyed digests of program names (pausegate.temporal.ids): read each by its id.
-                pause_ids = [w.id async for w in client.list_workflows(OPEN_PAUSES_QUERY, limit=MAX_PAUSES_READ)]
+                pause_ids = [w.id async for w in client.list_workflows(self._query, limit=MAX_PAUSES_READ)]
             except RPCError as exc:
                 snapshot.error = str(exc)[:200]
                 log.warning("metrics.pauses_unlisted", error=snapshot.error)
@@ -145,7 +160,7 @@ class ApiMetrics:
                 async with gate:
                     try:
                         handle = client.get_workflow_handle_for(PauseWorkflow.run, pause_id)
-                        return await handle.query(PauseWorkflow.status)
+                        return await handle.query(PauseWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
                     except Exception as exc:  # a pause that cannot answer is counted, not fatal to the scrape
                         log.warning("metrics.pause_unreadable", error=type(exc).__name__)
                         return None
@@ -165,11 +180,11 @@ def metric_names(registry: CollectorRegistry) -> Iterable[str]:
     return {sample.name for family in registry.collect() for sample in family.samples}
 
 
-def install_api_metrics(app: Any, client: Client | None) -> ApiMetrics:
+def install_api_metrics(app: Any, client: Client | None, task_queue: str | None = None) -> ApiMetrics:
     """``GET /metrics`` on the API (token-free, like ``/healthz``), and refusals counted as they happen."""
     from fastapi import Response
 
-    metrics = ApiMetrics(client)
+    metrics = ApiMetrics(client, task_queue=task_queue)
     app.state.metrics = metrics
     app.state.api.recorder.observer = lambda refusal, where: metrics.count_refusal(
         refusal.action.removeprefix("refused."), where)

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 import structlog
 from temporalio.client import Client
 
@@ -18,7 +19,7 @@ from tests.ops.conftest import free_port
 
 
 async def test_the_worker_serves_metrics_and_makes_its_version_current_when_none_is(
-    temporal_client: Client,
+    temporal_client: Client, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bind = f"127.0.0.1:{free_port()}"
     versioning = VersioningSettings(enabled=True, deployment_name=f"pausegate-{uuid.uuid4().hex[:8]}",
