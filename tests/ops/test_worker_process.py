@@ -13,6 +13,7 @@ import structlog
 from temporalio.client import Client
 
 from pausegate.config import ObservabilitySettings, Settings, TemporalSettings, VersioningSettings
+from pausegate.temporal import versioning as versioning_module
 from pausegate.temporal.versioning import current_version, deployment_version
 from pausegate.temporal.worker import run_worker
 from tests.ops.conftest import free_port
@@ -44,6 +45,9 @@ async def test_the_worker_serves_metrics_and_makes_its_version_current_when_none
 
         # A second worker of another build with "if-none" leaves the current version alone.
         logs = stack.enter_context(structlog.testing.capture_logs())
+        # A logger bound before (structlog caches loggers on first use once configured) would not reach the
+        # capture: the versioning module gets one made now.
+        monkeypatch.setattr(versioning_module, "log", structlog.get_logger("pausegate.temporal.versioning"))
         other = versioning.model_copy(update={"build_id": "r2"})
         second = asyncio.create_task(run_worker(settings.model_copy(update={
             "versioning": other, "observability": ObservabilitySettings()}), stop=stop))
