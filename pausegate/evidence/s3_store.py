@@ -116,10 +116,7 @@ class S3EvidenceStore:
         compression_level: int = sealmod.DEFAULT_ZSTD_LEVEL,
         expected_fingerprint: str | None = None,
     ) -> None:
-        if chunk_bytes <= 0 or (chunk_records is not None and chunk_records <= 0):
-            raise ValueError("chunk sizes must be positive")
-        if compression not in ("zstd", "none"):
-            raise ValueError(f"compression must be 'zstd' or 'none', not {compression!r}")
+        sealmod.check_chunking(chunk_bytes, chunk_records, compression)
         prefix = settings.prefix
         if prefix and (not prefix.endswith("/") or prefix.startswith("/")):
             raise EvidenceError(f"evidence.s3.prefix {prefix!r} must end in '/' and not start with one")

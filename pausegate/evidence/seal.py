@@ -840,3 +840,11 @@ def new_staging(final: Path) -> Path:
     os.chmod(staging, DIR_MODE)
     os.chmod(staging / CHUNKS, DIR_MODE)
     return staging
+
+
+def check_chunking(chunk_bytes: int, chunk_records: int | None, compression: str) -> None:
+    """Refuse chunking settings no store can seal with (every store checks the same, once, at opening)."""
+    if chunk_bytes <= 0 or (chunk_records is not None and chunk_records <= 0):
+        raise ValueError("chunk sizes must be positive")
+    if compression not in ("zstd", "none"):
+        raise ValueError(f"compression must be 'zstd' or 'none', not {compression!r}")

@@ -87,10 +87,7 @@ class LocalEvidenceStore:
         compression_level: int = sealmod.DEFAULT_ZSTD_LEVEL,
         expected_fingerprint: str | None = None,
     ) -> None:
-        if chunk_bytes <= 0 or (chunk_records is not None and chunk_records <= 0):
-            raise ValueError("chunk sizes must be positive")
-        if compression not in ("zstd", "none"):
-            raise ValueError(f"compression must be 'zstd' or 'none', not {compression!r}")
+        sealmod.check_chunking(chunk_bytes, chunk_records, compression)
         self.encoding: sealmod.Encoding = "jsonl+zstd" if compression == "zstd" else "jsonl"
         self.compression_level = compression_level
         self.root = Path(directory).absolute()
