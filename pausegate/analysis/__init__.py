@@ -1,0 +1,1 @@
+"""Analyses of sealed evidence and catalogs, no I/O of their own."""
