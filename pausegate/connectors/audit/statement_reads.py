@@ -463,6 +463,16 @@ def _unparsed(error: str) -> StatementReads:
     return StatementReads(parsed=False, kind="UNPARSED", reads=[], error=error)
 
 
+def parser_text(statement: str) -> tuple[str, str | None]:
+    """The text ``analyse`` gives the parser (comments cut short), or why it must not be parsed:
+    other readers of the parse tree keep to the same time and memory bounds."""
+    if len(statement) > MAX_STATEMENT_BYTES or len(statement.encode("utf-8", "surrogatepass")) > MAX_STATEMENT_BYTES:
+        return statement, f"statement over {MAX_STATEMENT_BYTES} bytes"
+    if "\x00" in statement:
+        return statement, "statement holds a NUL character"
+    return _strip(statement)
+
+
 def analyse(statement: str, scope: ReadScope, *, search_path: Sequence[str] = DEFAULT_SEARCH_PATH,
             user: str | None = None) -> StatementReads:
     """The dataset tables a log message's statement(s) read, resolved for ``search_path`` with

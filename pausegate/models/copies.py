@@ -1,0 +1,148 @@
+"""Copies of the leaked data: what was found, from which evidence, and where each one stands.
+
+A copy carries the dataset's rows (or rows of an earlier copy) somewhere the dataset's revoke does
+not reach: a table, a materialized view, a file on the server, a client, a replica, a foreign
+table on another server. Each is listed with who made it, when, how many rows it holds (when the
+database can say) and its state:
+
+* ``found``: in the database, not contained yet;
+* ``quarantined``: owned by the quarantine role in the quarantine schema, verified by the database;
+* ``left_database``: the rows went to a client, a program or a file the database cannot read back;
+* ``server_file``: a file ``COPY TO`` wrote on the server, read back and hashed;
+* ``gone``: no longer exists (dropped; a temporary table whose session ended);
+* ``possible``: dynamic SQL that may have copied, found by no other means.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from pausegate.models.base import Model
+
+MAX_STATEMENT_CHARS = 500  # of a statement kept beside its place in the log (the sealed log holds all of it)
+
+
+class CopyKind(StrEnum):
+    CREATE_TABLE_AS = "create_table_as"
+    SELECT_INTO = "select_into"
+    INSERT_SELECT = "insert_select"
+    MERGE = "merge"
+    UPDATE_FROM = "update_from"
+    MATERIALIZED_VIEW = "materialized_view"
+    TEMPORARY_TABLE = "temporary_table"
+    COPY_TO_FILE = "copy_to_file"
+    COPY_TO_PROGRAM = "copy_to_program"
+    COPY_TO_CLIENT = "copy_to_client"
+    CLIENT_DUMP = "client_dump"
+    DYNAMIC = "dynamic"
+    PUBLICATION = "publication"
+    FOREIGN_TABLE = "foreign_table"
+    FINGERPRINT = "fingerprint"
+
+
+CopyState = Literal["found", "quarantined", "left_database", "server_file", "gone", "possible"]
+EvidenceSource = Literal["statement", "catalog", "fingerprint"]
+
+# Kinds whose rows live in a relation the quarantine can take over.
+RELATION_KINDS = frozenset({
+    CopyKind.CREATE_TABLE_AS, CopyKind.SELECT_INTO, CopyKind.INSERT_SELECT, CopyKind.MERGE, CopyKind.UPDATE_FROM,
+    CopyKind.MATERIALIZED_VIEW, CopyKind.FOREIGN_TABLE, CopyKind.FINGERPRINT,
+})
+
+
+class CopyEvidence(Model):
+    """What a copy was found from: a statement of the sealed log, or a fact of a catalog."""
+
+    source: EvidenceSource
+    at: datetime | None = None
+    user: str | None = None
+    session: str | None = None
+    application: str | None = None
+    client: str | None = Field(default=None, description="The client address the statement came from.")
+    file: str | None = Field(default=None, description="The log file holding the statement.")
+    offset: int | None = Field(default=None, ge=0, description="Where its line starts in that file.")
+    statement: str | None = Field(default=None, description=f"Its first {MAX_STATEMENT_CHARS} characters, as text.")
+    fact: str | None = Field(default=None, description="The catalog fact, for catalog and fingerprint finds.")
+
+
+class Copy(Model):
+    """One copy of the dataset's rows (or of an earlier copy's)."""
+
+    id: str = Field(description="Stable for the same copy found again: kind, place and first evidence.")
+    kind: CopyKind
+    schema_name: str | None = Field(default=None, description="Where the copy's relation is (as found).")
+    name: str | None = Field(default=None, description="The copy's relation, or the publication's name.")
+    candidates: tuple[str, ...] = Field(
+        default=(), description="schema.name where an unqualified name may have been created, search_path order.")
+    destination: str | None = Field(default=None, description="A file, program, client or server it went to.")
+    server: str | None = Field(default=None, description="The deployment's name of the server holding it.")
+    creator: str | None = None
+    created_at: datetime | None = None
+    application: str | None = None
+    client: str | None = None
+    rows: int | None = Field(default=None, ge=0, description="Rows it holds, as the database counted them.")
+    sources: tuple[str, ...] = Field(default=(), description="The dataset tables and copies it was made from.")
+    datasets: tuple[str, ...] = Field(default=(), description="Whose data it is: the datasets it reaches.")
+    via: str | None = Field(default=None, description="The view, routine or construct it read through.")
+    evidence: tuple[CopyEvidence, ...] = ()
+    state: CopyState = "found"
+    confidence: float | None = Field(default=None, ge=0, le=1, description="For fingerprint finds.")
+    quarantined_as: str | None = Field(default=None, description="schema.name in the quarantine schema.")
+    file_sha256: str | None = None
+    file_bytes: int | None = Field(default=None, ge=0)
+    note: str | None = None
+
+    @property
+    def qualified(self) -> str | None:
+        return f"{self.schema_name}.{self.name}" if self.schema_name and self.name else None
+
+
+class Residual(Model):
+    """A login role that still reads a contained copy, as the database answers."""
+
+    copy_id: str
+    role: str
+    why: str = Field(description="superuser, pg_read_all_data, or a privilege still held.")
+
+
+class CopiesFound(Model):
+    """Every copy found over the window, in the order they were made."""
+
+    copies: list[Copy]
+    statements: int = Field(default=0, ge=0, description="Log statements looked at.")
+    unparsed: int = Field(default=0, ge=0, description="Statements the parser could not read.")
+
+
+class Containment(Model):
+    """What containing one copy did, verified by asking the database."""
+
+    copy: Copy
+    statements: list[str] = Field(default_factory=list, description="The SQL run, in order.")
+    sessions_ended: int = 0
+    replication_connections_ended: int = 0
+    verified: bool = False
+    residual: list[Residual] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- activity messages
+
+
+class FindCatalogCopiesInput(Model):
+    pause_key: str
+    connection: str
+    schema_name: str
+    tables: tuple[str, ...] = ()
+    copies: tuple[Copy, ...] = Field(default=(), description="Copies found so far: a publication may carry them.")
+    since_xid: int | None = Field(default=None, description="Relations made after this transaction are candidates.")
+
+
+class ContainCopiesInput(Model):
+    pause_key: str
+    connection: str
+    copies: tuple[Copy, ...]
+    dataset_tables: tuple[str, ...] = Field(default=(), description="schema.table: what a publication must drop.")
+    break_glass_roles: tuple[str, ...] = ()
