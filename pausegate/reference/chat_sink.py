@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from pausegate.embedded.serving import EmbeddedServer
+from pausegate.serving import EmbeddedServer
 
 
 class ChatMessage(BaseModel):

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from pausegate.embedded.serving import serve_app
+from pausegate.serving import serve_app
 
 KID = "provider-k1"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
-from pausegate.embedded.serving import EmbeddedServer
+from pausegate.serving import EmbeddedServer
 from pausegate.reference.fleet.app import create_app
 from pausegate.reference.fleet.settings import FleetSettings
 
