@@ -120,7 +120,7 @@ class CopiesFound(Model):
 class Containment(Model):
     """What containing one copy did, verified by asking the database."""
 
-    copy: Copy
+    contained: Copy = Field(description="The copy as it stands after containing it.")
     statements: list[str] = Field(default_factory=list, description="The SQL run, in order.")
     sessions_ended: int = 0
     replication_connections_ended: int = 0

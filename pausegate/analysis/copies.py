@@ -1,0 +1,491 @@
+"""Copies of the dataset made in the exposure window, found in PostgreSQL's own statement log.
+
+``CopyFinder`` re-reads the sealed ``pglog`` records in order, as the server saw them. Each log
+message is split into its statements (``copies_sql``, PostgreSQL's own parser, bounded like
+``statement_reads``); what a statement reads is ``statement_reads.analyse``'s answer against a
+scope that grows as copies are found: the dataset's tables and what exposes them (views, routines),
+then every copy found so far, views defined over them, and each session's temporary copies. A copy
+read later in the window is therefore followed to the copy made from it, in one pass (the log is in
+time order, and a copy is read only after it was made): the fixed point within the window.
+
+A statement is a copy when it reads that scope and puts rows somewhere: ``CREATE TABLE AS``,
+``SELECT INTO``, ``INSERT``/``MERGE``/``UPDATE ... FROM``, a materialized view, a temporary table
+(and, through it, the permanent table a later ``INSERT`` fills: laundering), ``COPY TO`` a file, a
+program or the client, and anything ``pg_dump`` reads. Dynamic SQL (``DO``, routines defined in the
+window, ``PREPARE``) that reaches the scope and may write is a *possible* copy. A statement whose
+session's next line is its ERROR made nothing; neither did a transaction that rolled back (rows a
+client or program received before stay listed: they left). Renames, moves between schemas and drops
+of a copy are followed when they succeed.
+
+Row counts are not in a statement log: the catalog side counts the copies it finds in the
+database. What the log cannot name (rows copied by code the parser cannot follow) is left to the
+fingerprint match (``copies_fingerprint``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pausegate.analysis.copies_sql import Change, Relation, Statement, Target, may_copy, qualified_candidates, split
+from pausegate.connectors.audit.pglog import ERRORS, decode_entry, original_line, parse_pg_time, statement_text
+from pausegate.connectors.audit.statement_reads import (
+    DEFAULT_SEARCH_PATH,
+    Exposer,
+    Read,
+    ReadScope,
+    analyse,
+    prefilter,
+)
+from pausegate.models.copies import MAX_STATEMENT_CHARS, CopiesFound, Copy, CopyEvidence, CopyKind, CopyState
+
+MAX_EVIDENCE = 20  # statements kept per copy (all of them are counted)
+TEMP_SCHEMA = "pg_temp"
+_SESSION_TEMP = "~pg_temp"  # a session's own temporary schema, first on its path (no real schema is named so)
+_DUMP_APPLICATIONS = ("pg_dump", "pg_dumpall")
+# A message holding none of these changes nothing the finder follows (fast path, linear).
+_INTERESTING = ("into", "create", "copy", "merge", "update", "execute", "refresh", "drop", "alter", "begin", "start",
+                "commit", "rollback", "abort", "end", "search_path", "set_config", "u&", "do", "prepare", "call",
+                "select", "fetch")
+
+
+@dataclass
+class _Found:
+    key: str
+    kind: CopyKind
+    state: CopyState
+    relation: Relation | None = None
+    candidates: tuple[str, ...] = ()
+    destination: str | None = None
+    session: str | None = None  # temporary copies live in one session
+    creator: str | None = None
+    created_at: datetime | None = None
+    application: str | None = None
+    client: str | None = None
+    sources: dict[str, None] = field(default_factory=dict)
+    datasets: dict[str, None] = field(default_factory=dict)
+    via: str | None = None
+    evidence: list[CopyEvidence] = field(default_factory=list)
+    times: int = 0
+    note: str | None = None
+    id: str = ""
+
+
+@dataclass
+class _Session:
+    path: tuple[str, ...] = DEFAULT_SEARCH_PATH
+    local_path: tuple[str, ...] | None = None
+    temps: dict[str, str | None] = field(default_factory=dict)  # temporary table -> its copy's key, if one
+    in_tx: bool = False
+    tx_failed: bool = False
+    tx_added: list[tuple[str, bool]] = field(default_factory=list)
+    scope: ReadScope | None = None
+    scope_version: int = -1
+
+
+@dataclass
+class _Held:
+    """A message whose outcome is told by its session's next line."""
+
+    line_num: int | None
+    added: list[tuple[str, bool]]  # (copy key, created by this message)
+    changes: list[tuple[Change, tuple[str, ...]]]  # applied when it succeeded
+    statements: int
+
+
+class CopyFinder:
+    """Copies made over the window, from sealed ``pglog`` records (``add``), then ``finish``.
+
+    Args:
+        scope: the dataset's tables and what exposes them (``who_saw_what.read_scope``).
+        dataset_of: which dataset a scope table belongs to (``Attribution.dataset``).
+        existing_schemas: schemas that exist, when known: an unqualified new table is then placed
+            in the first of them on the path, as the server does; otherwise every schema of the
+            path is a candidate, and the catalog side tells which one holds it.
+    """
+
+    def __init__(self, scope: ReadScope, *, dataset_of: Callable[[str], str | None] | None = None,
+                 existing_schemas: Collection[str] | None = None) -> None:
+        self._base = scope
+        self._dataset_of = dataset_of or (lambda _table: None)
+        self._existing = frozenset(existing_schemas) if existing_schemas is not None else None
+        self._found: dict[str, _Found] = {}
+        self._by_table: dict[str, str] = {}  # schema.name of a live copy -> its key
+        self._views: dict[str, Exposer] = {}
+        self._sessions: dict[str, _Session] = {}
+        self._held: dict[str, _Held] = {}
+        self._version = 0
+        self._scope: ReadScope | None = None
+        self._scope_version = -1
+        self.statements = 0
+        self.unparsed = 0
+
+    # ---------------------------------------------------------- input
+
+    def add(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Sealed ``pglog`` records, in log order."""
+        for record in records:
+            raw = original_line(record)
+            entry = decode_entry(raw) if raw is not None else None
+            if entry is not None:
+                self.add_entry(entry, record)
+
+    def add_entry(self, entry: Mapping[str, Any], record: Mapping[str, Any] | None = None) -> None:
+        """One decoded jsonlog entry (``record``: where its line lies in the sealed log)."""
+        session_id = str(entry.get("session_id", ""))
+        line_num = entry.get("line_num")
+        line_num = line_num if isinstance(line_num, int) else None
+        error = entry.get("error_severity") in ERRORS
+        held = self._held.pop(session_id, None)
+        session = self._sessions.setdefault(session_id, _Session())
+        if held is not None:
+            failed = error and held.line_num is not None and line_num == held.line_num + 1
+            self._settle(session, held, failed)
+        if error:
+            if session.in_tx:
+                session.tx_failed = True
+            return
+        sql = statement_text(str(entry.get("message", "")))
+        if sql is None:
+            return
+        try:
+            at = parse_pg_time(str(entry["timestamp"]))
+        except (KeyError, ValueError):
+            return
+        self.statements += 1
+        folded = sql.casefold()
+        if not any(w in folded for w in _INTERESTING):
+            return
+        user = str(entry.get("user") or "") or None
+        app = entry.get("application_name")
+        client = entry.get("remote_host")
+        context = _Context(
+            session_id=session_id, user=user, at=at,
+            application=app if isinstance(app, str) and app else None,
+            client=client if isinstance(client, str) and client else None,
+            file=str(record["file"]) if record and "file" in record else None,
+            offset=int(record["offset"]) if record and "offset" in record else None,
+            statement=sql[:MAX_STATEMENT_CHARS], line_num=line_num,
+        )
+        self._held[session_id] = self._message(session, sql, context)
+
+    # ---------------------------------------------------------- one message
+
+    def _message(self, session: _Session, sql: str, cx: _Context) -> _Held:
+        held = _Held(line_num=cx.line_num, added=[], changes=[], statements=0)
+        statements, error = split(sql)
+        if error is not None:
+            self.unparsed += 1
+            if may_copy(sql) and prefilter(sql, self._session_scope(session), search_path=self._path(session),
+                                           user=cx.user):
+                self._add(held, session, cx, _Pending(CopyKind.DYNAMIC, "possible", key_place=True,
+                                                      note=f"not parsed ({error}): it may write what it reads"))
+            return held
+        held.statements = len(statements)
+        for st in statements:
+            self._statement(session, st, cx, held)
+        return held
+
+    def _statement(self, session: _Session, st: Statement, cx: _Context, held: _Held) -> None:
+        if st.transaction is not None:
+            self._transaction(session, st.transaction.action)
+            return
+        scope = self._session_scope(session)
+        result = analyse(st.text, scope, search_path=self._path(session), user=cx.user)
+        if result.search_path is not None:
+            if result.search_path_local:
+                session.local_path = result.search_path
+            else:
+                session.path, session.local_path = result.search_path, None
+        reads = list(result.reads)
+        for change in st.changes:
+            names = self._names(session, change.relation, cx.user)
+            if change.action == "create_temp":
+                session.temps.setdefault(change.relation.name, None)
+            elif change.action == "view":
+                if reads:
+                    self._views.update(dict.fromkeys(
+                        names, Exposer(kind="view", reaches=tuple(sorted({r.object for r in reads})))))
+                    self._version += 1
+            else:
+                held.changes.append((change, names))
+        target = st.target
+        if target is not None and target.relation is not None:
+            self._relation_copy(session, target, reads, cx, held)
+        elif target is not None:
+            self._outside_copy(session, target, reads, cx, held)
+        elif cx.application is not None and cx.application.startswith(_DUMP_APPLICATIONS):
+            sure = [r for r in reads if r.how != "possible"]
+            if sure:
+                self._add(held, session, cx, _Pending(CopyKind.CLIENT_DUMP, "left_database", reads=sure,
+                                                      destination="client"))
+        elif st.dynamic and reads:
+            self._add(held, session, cx, _Pending(CopyKind.DYNAMIC, "possible", reads=reads, key_place=True,
+                                                  note="dynamic SQL that may write what it reads"))
+
+    def _relation_copy(self, session: _Session, target: Target, reads: list[Read], cx: _Context,
+                       held: _Held) -> None:
+        assert target.relation is not None
+        rel = target.relation
+        temp = (rel.persistence == "temporary" or rel.schema == TEMP_SCHEMA
+                or (rel.schema is None and rel.name in session.temps))
+        names = (f"{TEMP_SCHEMA}.{rel.name}",) if temp else self._names(session, rel, cx.user, creating=True)
+        # an INSERT ... ON CONFLICT reads its own target: not a source
+        reads = [r for r in reads if r.object not in names and not (temp and self._temp_name(r.object) == rel.name)]
+        if not reads or any(self._in_dataset(n) for n in names):
+            if temp:
+                session.temps.setdefault(rel.name, None)
+            return
+        sure = any(r.how != "possible" for r in reads)
+        state: CopyState = "possible" if target.no_data or not sure else "found"
+        note = ("defined WITH NO DATA: a REFRESH fills it" if target.no_data
+                else None if sure else "what it read is only possibly the dataset's")
+        kind = CopyKind.TEMPORARY_TABLE if temp else target.kind
+        pending = _Pending(kind, state, reads=reads, relation=Relation(TEMP_SCHEMA if temp else rel.schema, rel.name,
+                                                                       "temporary" if temp else rel.persistence),
+                           candidates=names, note=note, temp=temp)
+        key = self._add(held, session, cx, pending)
+        if temp:
+            session.temps[rel.name] = key
+
+    def _outside_copy(self, session: _Session, target: Target, reads: list[Read], cx: _Context,
+                      held: _Held) -> None:
+        if not reads:
+            return
+        sure = any(r.how != "possible" for r in reads)
+        kind, state = target.kind, "found" if target.kind == CopyKind.COPY_TO_FILE else "left_database"
+        if kind == CopyKind.COPY_TO_CLIENT and cx.application and cx.application.startswith(_DUMP_APPLICATIONS):
+            kind = CopyKind.CLIENT_DUMP
+        self._add(held, session, cx, _Pending(kind, state if sure else "possible", reads=reads,
+                                              destination=target.destination))
+
+    # ---------------------------------------------------------- bookkeeping
+
+    def _add(self, held: _Held, session: _Session, cx: _Context, p: _Pending) -> str:
+        if p.temp:
+            key = f"temp|{cx.session_id}|{p.candidates[0]}"
+        elif p.candidates:
+            key = "rel|" + "|".join(p.candidates)
+        elif p.key_place:
+            key = f"place|{cx.session_id}|{cx.line_num}|{cx.file}|{cx.offset}|{cx.at.isoformat()}"
+        else:
+            key = f"out|{p.kind}|{cx.user}|{cx.application}|{cx.client}|{p.destination}|" + "|".join(
+                sorted({self._source(session, r.object) for r in p.reads}))
+        found = self._found.get(key)
+        created = found is None
+        evidence = CopyEvidence(source="statement", at=cx.at, user=cx.user, session=cx.session_id,
+                                application=cx.application, client=cx.client, file=cx.file, offset=cx.offset,
+                                statement=cx.statement)
+        if found is None:
+            found = self._found[key] = _Found(
+                key=key, kind=p.kind, state=p.state, relation=p.relation, candidates=p.candidates,
+                destination=p.destination, session=cx.session_id if p.temp else None, creator=cx.user,
+                created_at=cx.at, application=cx.application, client=cx.client, note=p.note,
+                id=hashlib.sha256(f"{key}|{cx.file}|{cx.offset}|{cx.at.isoformat()}".encode()).hexdigest()[:16])
+            if not p.temp:
+                for name in p.candidates:
+                    self._by_table[name] = key
+            self._version += 1
+        elif found.state == "possible" and p.state != "possible":
+            found.state, found.note = p.state, p.note
+        found.times += 1
+        if len(found.evidence) < MAX_EVIDENCE:
+            found.evidence.append(evidence)
+        for r in p.reads:
+            source = self._source(session, r.object)
+            found.sources.setdefault(source, None)
+            found.datasets.update(dict.fromkeys(self._datasets(session, r.object)))
+            if found.via is None and r.how == "through":
+                found.via = r.via
+        held.added.append((key, created))
+        if session.in_tx:
+            session.tx_added.append((key, created))
+        return key
+
+    def _forget(self, added: list[tuple[str, bool]]) -> None:
+        """A failed statement or a rolled-back transaction: what it made does not exist (rows sent to a
+        client or program before the failure did leave, and stay listed)."""
+        for key, created in reversed(added):
+            found = self._found.get(key)
+            if found is None or found.state in ("left_database",):
+                continue
+            if created:
+                del self._found[key]
+                for name, k in list(self._by_table.items()):
+                    if k == key:
+                        del self._by_table[name]
+                for s in self._sessions.values():
+                    s.temps.update({n: None for n, k in s.temps.items() if k == key})
+                self._version += 1
+            else:
+                found.times -= 1
+                if found.evidence:
+                    found.evidence.pop()
+
+    def _settle(self, session: _Session, held: _Held, failed: bool) -> None:
+        if failed:
+            # One statement of a multi-statement message failed; the others ran in the same implicit
+            # transaction unless it held its own BEGIN/COMMIT: all of it is undone.
+            if held.statements >= 1 and not session.in_tx:
+                self._forget(held.added)
+            if session.in_tx:
+                session.tx_failed = True
+            return
+        for change, names in held.changes:
+            self._change(session, change, names)
+
+    def _transaction(self, session: _Session, action: str) -> None:
+        if action == "begin":
+            session.in_tx, session.tx_failed, session.tx_added = True, False, []
+        elif action in ("commit", "rollback") and session.in_tx:
+            if action == "rollback" or session.tx_failed:
+                self._forget(session.tx_added)
+            session.in_tx, session.tx_failed, session.tx_added, session.local_path = False, False, [], None
+
+    def _change(self, session: _Session, change: Change, names: tuple[str, ...]) -> None:
+        rel = change.relation
+        if rel.schema is None and rel.name in session.temps:
+            key = session.temps[rel.name]
+            if change.action == "drop":
+                session.temps.pop(rel.name, None)
+                if key in self._found:
+                    self._found[key].state = "gone"
+            return
+        key = next((self._by_table[n] for n in names if n in self._by_table), None)
+        found = self._found.get(key) if key is not None else None
+        if found is None:
+            return
+        if change.action == "drop":
+            found.state = "gone"
+            found.note = "dropped in the window"
+        elif change.action == "refresh" and found.state == "possible" and found.kind == CopyKind.MATERIALIZED_VIEW:
+            found.state, found.note = "found", None
+        elif change.action in ("rename", "set_schema") and change.new:
+            old = [n for n in names if self._by_table.get(n) == key]
+            moved = tuple(f"{change.new}.{n.rpartition('.')[2]}" if change.action == "set_schema"
+                          else f"{n.rpartition('.')[0]}.{change.new}" for n in old)
+            for n in old:
+                self._by_table.pop(n, None)
+            found.candidates = moved
+            self._by_table.update(dict.fromkeys(moved, key))
+            if found.relation is not None:
+                schema = change.new if change.action == "set_schema" else found.relation.schema
+                name = change.new if change.action == "rename" else found.relation.name
+                found.relation = Relation(schema, name, found.relation.persistence)
+        self._version += 1
+
+    # ---------------------------------------------------------- names and scopes
+
+    def _path(self, session: _Session) -> tuple[str, ...]:
+        path = session.local_path or session.path
+        return (_SESSION_TEMP, *path) if any(k for k in session.temps.values()) else path
+
+    def _names(self, session: _Session, rel: Relation, user: str | None, *, creating: bool = False) -> tuple[str, ...]:
+        names = qualified_candidates(rel, session.local_path or session.path, user)
+        if self._existing is not None and rel.schema is None:
+            existing = tuple(n for n in names if n.rpartition(".")[0] in self._existing)
+            names = existing[:1] if creating else existing or names
+        return names
+
+    def _in_dataset(self, name: str) -> bool:
+        return name in self._base.tables or name.rpartition(".")[0] in self._base.whole_schemas
+
+    @staticmethod
+    def _temp_name(obj: str) -> str | None:
+        schema, _, name = obj.rpartition(".")
+        return name if schema in (_SESSION_TEMP, TEMP_SCHEMA) else None
+
+    def _source(self, session: _Session, obj: str) -> str:
+        temp = self._temp_name(obj)
+        if temp is not None:
+            return f"{TEMP_SCHEMA}.{temp}"
+        return obj
+
+    def _datasets(self, session: _Session, obj: str) -> list[str]:
+        temp = self._temp_name(obj)
+        key = session.temps.get(temp) if temp is not None else self._by_table.get(obj)
+        if key is not None and key in self._found:
+            return list(self._found[key].datasets)
+        dataset = self._dataset_of(obj)
+        return [dataset] if dataset else []
+
+    def _global_scope(self) -> ReadScope:
+        if self._scope is None:
+            tables = set(self._base.tables) | set(self._by_table)
+            self._scope = ReadScope.of(tables=tables, exposers={**self._base.exposers, **self._views},
+                                       whole_schemas=self._base.whole_schemas)
+        return self._scope
+
+    def _session_scope(self, session: _Session) -> ReadScope:
+        if self._scope_version != self._version:
+            self._scope, self._scope_version = None, self._version
+        own = [n for n, k in session.temps.items() if k is not None]
+        if not own:
+            return self._global_scope()
+        if session.scope is None or session.scope_version != self._version:
+            base = self._global_scope()
+            extra = {f"{schema}.{n}" for n in own for schema in (_SESSION_TEMP, TEMP_SCHEMA)}
+            session.scope = ReadScope.of(tables=set(base.tables) | extra, exposers=base.exposers,
+                                         whole_schemas=base.whole_schemas)
+            session.scope_version = self._version
+        return session.scope
+
+    # ---------------------------------------------------------- output
+
+    def finish(self) -> CopiesFound:
+        """Every copy found, in the order they were made (statements whose next line never came succeeded)."""
+        for session_id, held in list(self._held.items()):
+            self._settle(self._sessions[session_id], held, False)
+        self._held.clear()
+        copies = [self._copy(f) for f in self._found.values()]
+        copies.sort(key=lambda c: (c.created_at or datetime.min, c.id))
+        return CopiesFound(copies=copies, statements=self.statements, unparsed=self.unparsed)
+
+    @staticmethod
+    def _copy(f: _Found) -> Copy:
+        rel = f.relation
+        return Copy(
+            id=f.id, kind=f.kind, schema_name=rel.schema if rel else None, name=rel.name if rel else None,
+            candidates=() if rel is None or rel.schema else f.candidates, destination=f.destination,
+            creator=f.creator, created_at=f.created_at, application=f.application, client=f.client,
+            sources=tuple(f.sources), datasets=tuple(sorted(f.datasets)), via=f.via, evidence=tuple(f.evidence),
+            state=f.state, note=f.note if f.times <= 1 else "; ".join(filter(None, (f.note, f"{f.times} statements"))),
+        )
+
+
+@dataclass(frozen=True)
+class _Context:
+    session_id: str
+    user: str | None
+    at: datetime
+    application: str | None
+    client: str | None
+    file: str | None
+    offset: int | None
+    statement: str
+    line_num: int | None
+
+
+@dataclass
+class _Pending:
+    kind: CopyKind
+    state: CopyState
+    reads: list[Read] = field(default_factory=list)
+    relation: Relation | None = None
+    candidates: tuple[str, ...] = ()
+    destination: str | None = None
+    note: str | None = None
+    temp: bool = False
+    key_place: bool = False
+
+
+def find_copies(records: Iterable[Mapping[str, Any]], scope: ReadScope, *,
+                dataset_of: Callable[[str], str | None] | None = None,
+                existing_schemas: Collection[str] | None = None) -> CopiesFound:
+    """``CopyFinder`` over ``records`` at once."""
+    finder = CopyFinder(scope, dataset_of=dataset_of, existing_schemas=existing_schemas)
+    finder.add(records)
+    return finder.finish()
