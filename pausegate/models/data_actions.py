@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, field_validator
 
+from pausegate.canonical import canonical_json, sha256_hex
 from pausegate.models.base import Model
-from pausegate.models.digests import canonical_json, sha256_hex
 from pausegate.runbook.model import SLUG, SQL_IDENT, DatasetSpec
 
 # The patterns are compiled by pydantic-core's Rust regex engine: linear time, no backtracking.

@@ -1,65 +1,20 @@
-"""Canonical JSON and the digests approvals bind to.
-
-One byte string per value (sorted keys, no insignificant whitespace, UTF-8, no NaN) is what
-every digest in the project is taken over: evidence documents, manifests, plans, approvals.
+"""The digests approvals bind to: of the plan, of the completed checklist, and of the two together.
 
 An approval names the digest of the plan together with the completed checklist and its
 evidence, so changing either (a new plan, an amended item, other evidence) makes every
-earlier approval stale.
+earlier approval stale. Each is a SHA-256 over canonical JSON (``pausegate.canonical``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum
-from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
-from pydantic import BaseModel
+from pausegate.canonical import canonical_json, sha256_hex
+from pausegate.models.checklist import ItemStatus
+from pausegate.models.plan import ResumePlan
 
-from pausegate.errors import EvidenceError
-
-if TYPE_CHECKING:
-    from pausegate.models.pause import ItemStatus, ResumePlan
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, Decimal | uuid.UUID | PurePath):
-        return str(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value) if isinstance(value, set | frozenset) else list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
-)
-
-
-def canonical_json(document: Any) -> bytes:
-    """One byte sequence per value: sorted keys, no insignificant whitespace, UTF-8, no NaN."""
-    try:
-        return _ENCODER.encode(document).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise EvidenceError(f"document is not canonical-JSON serialisable: {exc}") from exc
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
+# shim: re-exported until importers move (canonical JSON lives in pausegate.canonical)
+__all__ = ["approval_digest", "canonical_json", "checklist_digest", "plan_digest", "sha256_hex"]
 
 # Plan fields added later, left out of the digest while unset: a plan without them keeps the digest
 # it had before they existed, so approvals (and recorded histories) stay bound to it.

@@ -13,7 +13,10 @@ from pydantic import Field
 
 from pausegate.models.base import Model, Mutable
 from pausegate.models.conditions import ConditionsCheck
-from pausegate.models.pause import MAX_NOTE, Actor, ResumePlan, Tuning
+from pausegate.models.limits import MAX_NOTE
+from pausegate.models.people import Actor
+from pausegate.models.plan import ResumePlan
+from pausegate.models.state import Tuning
 from pausegate.runbook.model import Runbook
 
 MAX_WITHDRAWN = 10_000  # employees whose consent a watch holds withdrawn (carried in history: ~200 KB at most)
