@@ -10,16 +10,17 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection, sql
 
-from pausegate.connectors.postgres import access as access_module
-from pausegate.connectors.postgres.access import PostgresAccess, _lost_from_scope, _lost_login_roles
+from pausegate.canonical import canonical_json
+from pausegate.connectors.postgres import verify as verify_module
+from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.connectors.postgres.catalog import PUBLIC, load_state
 from pausegate.connectors.postgres.plan import Statement, kept_roles
+from pausegate.connectors.postgres.revoke import lost_from_scope, lost_login_roles
 from pausegate.connectors.postgres.scope import scope_document, scope_facts
 from pausegate.connectors.postgres.snapshot import state_from_snapshot
 from pausegate.connectors.scope_facts import ScopeFacts
 from pausegate.errors import TargetUnavailableError
 from pausegate.models.access import ExposureScope
-from pausegate.models.digests import canonical_json
 from pausegate.reference.example.seed import seed_example
 from pausegate.runbook.model import DatasetSpec
 
@@ -131,8 +132,8 @@ class TestTheScopeDerivedAfterTheRevoke:
         state, _ = state_from_snapshot(await _capture(access, fixture_spec))
         kept = kept_roles(state, fixture_spec.break_glass_roles)
 
-        assert _lost_login_roles(state, kept) == _lost_from_scope(scope, state, kept)
-        assert _lost_login_roles(state, kept), "some login role loses access on every fixture"
+        assert lost_login_roles(state, kept) == lost_from_scope(scope, state, kept)
+        assert lost_login_roles(state, kept), "some login role loses access on every fixture"
 
 
 class FailingAfter(PostgresAccess):
@@ -211,18 +212,18 @@ class TestVerificationAtCompanySize:
                 state = await load_state(conn, fixture_spec, strict=False)
                 objs = {o.qname: o for o in state.objects}
                 asked = {o: (facts.roles.get(o, set()) & set(state.roles)) | {PUBLIC} for o in objs}
-                monkeypatch.setattr(access_module, "EXACT_PAIRS", 10**9)
-                each = set(await access_module._still_privileged(conn, state, asked, objs))
-                monkeypatch.setattr(access_module, "EXACT_PAIRS", 0)
-                monkeypatch.setattr(access_module, "SAMPLED_PAIRS", 0)  # no cross-check to fall back on
-                return each, set(await access_module._still_privileged(conn, state, asked, objs))
+                monkeypatch.setattr(verify_module, "EXACT_PAIRS", 10**9)
+                each = set(await verify_module.still_privileged(conn, state, asked, objs))
+                monkeypatch.setattr(verify_module, "EXACT_PAIRS", 0)
+                monkeypatch.setattr(verify_module, "SAMPLED_PAIRS", 0)  # no cross-check to fall back on
+                return each, set(await verify_module.still_privileged(conn, state, asked, objs))
 
         async def both_ways() -> set[str]:
             each, by_membership = await still_privileged()
             assert by_membership == each
-            monkeypatch.setattr(access_module, "EXACT_PAIRS", 10**9)
+            monkeypatch.setattr(verify_module, "EXACT_PAIRS", 10**9)
             each_pair = {r.describe() for r in await access.verify_facts(fixture_spec, facts)}
-            monkeypatch.setattr(access_module, "EXACT_PAIRS", 0)
+            monkeypatch.setattr(verify_module, "EXACT_PAIRS", 0)
             assert {r.describe() for r in await access.verify_facts(fixture_spec, facts)} == each_pair
             return each_pair
 
