@@ -26,7 +26,7 @@ from pausegate.models.fleet import (
 from pausegate.reference.fleet.admin import admin_router
 from pausegate.reference.fleet.audit import ndjson_chunks
 from pausegate.reference.fleet.auth import authenticate
-from pausegate.reference.fleet.collection import UnknownDataTypeError, set_profile
+from pausegate.reference.fleet.collection import UnknownDataTypeError
 from pausegate.reference.fleet.faults import FaultInjector, InjectedFaultError
 from pausegate.reference.fleet.fleet import (
     BadPageTokenError,
@@ -118,7 +118,7 @@ async def get_collection(program: ProgramDep) -> CollectionProfile:
     responses={422: {"description": "A data type this fleet's agents cannot capture."}},
 )
 async def set_collection(program: ProgramDep, body: CollectionRequest) -> CollectionProfile:
-    profile = set_profile(program, body, actor=API_ACTOR)
+    profile = program.set_collection(body, actor=API_ACTOR)
     await program.settle()
     return profile
 

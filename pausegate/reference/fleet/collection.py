@@ -11,12 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pausegate.models.collection import CollectionProfile, CollectionRequest
-
-if TYPE_CHECKING:
-    from pausegate.reference.fleet.fleet import AgentRecord, Program
+from pausegate.reference.fleet.agents import AgentRecord
 
 # Data type -> (table, columns) in the worked example's telemetry schema.
 COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -79,14 +76,3 @@ class Collection:
         self.data_types = wanted
         self.incident_id, self.reason, self.changed_at = request.incident_id, request.reason, now
         return True
-
-
-def set_profile(program: Program, request: CollectionRequest, *, actor: str) -> CollectionProfile:
-    """Set a program's profile, journaled and audited like a switch change."""
-    now = program.clock()
-    offline = (a for a in program.agents.values() if not a.online)
-    if program.collection.change(request, offline, now):
-        program.record_change(now, {"op": "collection", "actor": actor, "request": request.model_dump(mode="json")})
-        detail = f"incident={request.incident_id} data_types={','.join(request.data_types)} reason={request.reason}"
-        program.audit.append(actor, "collection.set", None, detail, at=now)
-    return program.collection.profile(program.name)

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from pausegate.models.collection import CollectionProfile, CollectionRequest
 from pausegate.models.fleet import (
     Agent,
     AgentPage,
@@ -352,9 +353,38 @@ class Program:
             self._record(now, {"op": "online" if online else "offline", "actor": actor, "ids": changed})
         return out
 
-    def record_change(self, at: datetime, change: dict[str, Any]) -> None:
-        """Journal a change made outside this class (the collection profile)."""
-        self._record(at, change)
+    def set_collection(self, request: CollectionRequest, *, actor: str) -> CollectionProfile:
+        """Set the program's collection profile, journaled and audited like a switch change."""
+        now = self.clock()
+        offline = (a for a in self.agents.values() if not a.online)
+        if self.collection.change(request, offline, now):
+            self._record(now, {"op": "collection", "actor": actor, "request": request.model_dump(mode="json")})
+            detail = f"incident={request.incident_id} data_types={','.join(request.data_types)} reason={request.reason}"
+            self.audit.append(actor, "collection.set", None, detail, at=now)
+        return self.collection.profile(self.name)
+
+    def replay(self, change: dict[str, Any]) -> None:
+        """Apply a journaled change again, through the same methods as live requests, with the clock
+        pinned to the change's original time (see state.py)."""
+        at = datetime.fromisoformat(change["at"])
+        live = self.clock
+        self.clock = lambda: at
+        try:
+            op, actor = change["op"], change["actor"]
+            if op == "switch":
+                self.set_switch(SwitchRequest.model_validate(change["request"]), actor=actor)
+            elif op in ("halt", "resume"):
+                request = BatchRequest.model_validate(change["request"])
+                (self.halt if op == "halt" else self.resume)(request, actor=actor)
+            elif op == "collection":
+                self.set_collection(CollectionRequest.model_validate(change["request"]), actor=actor)
+            elif op in ("online", "offline"):
+                known = [i for i in change["ids"] if i in self.agents]
+                self.set_online(known, op == "online", actor=actor)
+            else:
+                raise ValueError(f"unknown change {op!r} in the fleet's state journal")
+        finally:
+            self.clock = live
 
     def _record(self, at: datetime, change: dict[str, Any]) -> None:
         if self.journal is not None:
@@ -380,7 +410,7 @@ class FleetService:
         self.settings = settings
         self.programs = {name: self._build(name) for name in settings.programs}
         if settings.state_file is not None:
-            Journal(settings.state_file).attach(self)
+            Journal(settings.state_file).attach(self.programs)
 
     def _build(self, name: str) -> Program:
         s = self.settings

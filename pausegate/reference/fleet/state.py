@@ -9,32 +9,35 @@ agents, switches, stored idempotency answers, counters and the audit trail alike
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
-
-from pausegate.models.collection import CollectionRequest
-from pausegate.models.fleet import BatchRequest, SwitchRequest
-from pausegate.reference.fleet.collection import set_profile
-
-if TYPE_CHECKING:
-    from pausegate.reference.fleet.fleet import FleetService, Program
 
 log = structlog.get_logger("pausegate.reference.fleet.state")
 
 
+class JournaledProgram(Protocol):
+    """What the journal needs of a program (``fleet.Program``): where its changes are written, and how
+    a written change is applied again."""
+
+    journal: Callable[[dict[str, Any]], None] | None
+
+    def replay(self, change: dict[str, Any]) -> None: ...
+
+
 class Journal:
+    """The journal file of a fleet's programs."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def attach(self, service: FleetService) -> None:
-        """Replay what the file holds into ``service``, then journal its programs' further changes."""
-        replayed = self.replay(service)
-        for program in service.programs.values():
-            program.journal = self._writer(program.name)
+    def attach(self, programs: Mapping[str, JournaledProgram]) -> None:
+        """Replay what the file holds into ``programs`` (by name), then journal their further changes."""
+        replayed = self.replay(programs)
+        for name, program in programs.items():
+            program.journal = self._writer(name)
         log.info("fleet.state_loaded", path=str(self.path), changes=replayed)
 
     def _writer(self, program: str) -> Callable[[dict[str, Any]], None]:
@@ -45,7 +48,7 @@ class Journal:
 
         return write
 
-    def replay(self, service: FleetService) -> int:
+    def replay(self, programs: Mapping[str, JournaledProgram]) -> int:
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return 0
@@ -60,31 +63,9 @@ class Journal:
                     log.warning("fleet.state_partial_line", path=str(self.path), line=n)
                     break
                 raise
-            program = service.programs.get(change["program"])
+            program = programs.get(change["program"])
             if program is None:
                 continue
-            _apply(program, change)
+            program.replay(change)
             count += 1
         return count
-
-
-def _apply(program: Program, change: dict[str, Any]) -> None:
-    at = datetime.fromisoformat(change["at"])
-    live = program.clock
-    program.clock = lambda: at
-    try:
-        op, actor = change["op"], change["actor"]
-        if op == "switch":
-            program.set_switch(SwitchRequest.model_validate(change["request"]), actor=actor)
-        elif op in ("halt", "resume"):
-            request = BatchRequest.model_validate(change["request"])
-            (program.halt if op == "halt" else program.resume)(request, actor=actor)
-        elif op == "collection":
-            set_profile(program, CollectionRequest.model_validate(change["request"]), actor=actor)
-        elif op in ("online", "offline"):
-            known = [i for i in change["ids"] if i in program.agents]
-            program.set_online(known, op == "online", actor=actor)
-        else:
-            raise ValueError(f"unknown change {op!r} in the fleet's state journal")
-    finally:
-        program.clock = live
