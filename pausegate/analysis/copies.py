@@ -256,7 +256,8 @@ class CopyFinder:
         if not reads:
             return
         sure = any(r.how != "possible" for r in reads)
-        kind, state = target.kind, "found" if target.kind == CopyKind.COPY_TO_FILE else "left_database"
+        kind = target.kind
+        state: CopyState = "found" if kind == CopyKind.COPY_TO_FILE else "left_database"
         if kind == CopyKind.COPY_TO_CLIENT and cx.application and cx.application.startswith(_DUMP_APPLICATIONS):
             kind = CopyKind.CLIENT_DUMP
         self._add(held, session, cx, _Pending(kind, state if sure else "possible", reads=reads,
@@ -356,7 +357,7 @@ class CopyFinder:
             return
         key = next((self._by_table[n] for n in names if n in self._by_table), None)
         found = self._found.get(key) if key is not None else None
-        if found is None:
+        if found is None or key is None:
             return
         if change.action == "drop":
             found.state = "gone"

@@ -140,6 +140,17 @@ class FindCatalogCopiesInput(Model):
     since_xid: int | None = Field(default=None, description="Relations made after this transaction are candidates.")
 
 
+class FindForeignCopiesInput(Model):
+    """Foreign tables on a server the deployment names that read the dataset's database."""
+
+    pause_key: str
+    connection: str = Field(description="The deployment's connection to that other server.")
+    hosts: tuple[str, ...] = Field(description="Names and addresses the dataset's server is reached by.")
+    port: int = 5432
+    dbname: str
+    tables: tuple[str, ...] = Field(description="schema.table: the dataset's, and copies found.")
+
+
 class ContainCopiesInput(Model):
     pause_key: str
     connection: str

@@ -25,7 +25,7 @@ from pausegate.analysis.copies_fingerprint import (
     fingerprint,
     match,
 )
-from pausegate.models.copies import Copy, CopyEvidence, CopyKind
+from pausegate.models.copies import RELATION_KINDS, Copy, CopyEvidence, CopyKind
 
 QUARANTINE_ROLE = "pausegate_quarantine"
 QUARANTINE_SCHEMA = "pausegate_quarantine"
@@ -98,6 +98,20 @@ async def count_rows(conn: AsyncConnection[Any], where: Located) -> int | None:
     except psycopg.errors.InsufficientPrivilege:
         return None
     return int(rows[0][0])
+
+
+async def resolve(conn: AsyncConnection[Any], copy: Copy) -> Copy:
+    """A copy found in the log as it stands in the catalog: which relation it is, how many rows it holds;
+    ``gone`` when no relation by its names exists (dropped, or made in a transaction that rolled back)."""
+    if copy.kind not in RELATION_KINDS or copy.state not in ("found", "possible"):
+        return copy
+    where = await locate(conn, copy)
+    if where is None:
+        return copy.model_copy(update={"state": "gone", "note": "no such relation in the database now"})
+    update: dict[str, Any] = {"rows": await count_rows(conn, where)}
+    if where.schema != QUARANTINE_SCHEMA:
+        update |= {"schema_name": where.schema, "name": where.name}
+    return copy.model_copy(update=update)
 
 
 # ---------------------------------------------------------------- publications

@@ -53,7 +53,7 @@ class _Runner:
     def __init__(self, conn: AsyncConnection[Any]) -> None:
         self.conn, self.done = conn, list[str]()
 
-    async def run(self, statement: sql.Composable) -> None:
+    async def run(self, statement: sql.Composed) -> None:
         await self.conn.execute(statement)
         self.done.append(statement.as_string(self.conn))
 
