@@ -24,6 +24,7 @@ fingerprint match (``copies_fingerprint``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ class _Session:
     temps: dict[str, str | None] = field(default_factory=dict)  # temporary table -> its copy's key, if one
     in_tx: bool = False
     tx_failed: bool = False
-    tx_added: list[tuple[str, bool]] = field(default_factory=list)
+    tx_undo: list[Callable[[], None]] = field(default_factory=list)
     scope: ReadScope | None = None
     scope_version: int = -1
 
@@ -91,9 +92,7 @@ class _Held:
     """A message whose outcome is told by its session's next line."""
 
     line_num: int | None
-    added: list[tuple[str, bool]]  # (copy key, created by this message)
-    changes: list[tuple[Change, tuple[str, ...]]]  # applied when it succeeded
-    statements: int
+    undo: list[Callable[[], None]]  # what to take back if it failed, in the order it was done
 
 
 class CopyFinder:
@@ -175,7 +174,7 @@ class CopyFinder:
     # ---------------------------------------------------------- one message
 
     def _message(self, session: _Session, sql: str, cx: _Context) -> _Held:
-        held = _Held(line_num=cx.line_num, added=[], changes=[], statements=0)
+        held = _Held(line_num=cx.line_num, undo=[])
         statements, error = split(sql)
         if error is not None:
             self.unparsed += 1
@@ -184,7 +183,6 @@ class CopyFinder:
                 self._add(held, session, cx, _Pending(CopyKind.DYNAMIC, "possible", key_place=True,
                                                       note=f"not parsed ({error}): it may write what it reads"))
             return held
-        held.statements = len(statements)
         for st in statements:
             self._statement(session, st, cx, held)
         return held
@@ -211,7 +209,7 @@ class CopyFinder:
                         names, Exposer(kind="view", reaches=tuple(sorted({r.object for r in reads})))))
                     self._version += 1
             else:
-                held.changes.append((change, names))
+                self._done(held, session, self._change(session, change, names))
         target = st.target
         if target is not None and target.relation is not None:
             self._relation_copy(session, target, reads, cx, held)
@@ -290,8 +288,10 @@ class CopyFinder:
                 for name in p.candidates:
                     self._by_table[name] = key
             self._version += 1
-        elif found.state == "possible" and p.state != "possible":
-            found.state, found.note = p.state, p.note
+        elif found.state in ("possible", "gone") and p.state != "possible":
+            found.state, found.note = p.state, p.note  # filled now, or made again after a drop
+            if not p.temp:
+                self._by_table.update(dict.fromkeys(found.candidates, key))
         found.times += 1
         if len(found.evidence) < MAX_EVIDENCE:
             found.evidence.append(evidence)
@@ -301,82 +301,105 @@ class CopyFinder:
             found.datasets.update(dict.fromkeys(self._datasets(session, r.object)))
             if found.via is None and r.how == "through":
                 found.via = r.via
-        held.added.append((key, created))
-        if session.in_tx:
-            session.tx_added.append((key, created))
+        if found.state != "left_database":  # rows sent to a client or program left, whatever came next
+            self._done(held, session, functools.partial(self._forget, key, created))
         return key
 
-    def _forget(self, added: list[tuple[str, bool]]) -> None:
-        """A failed statement or a rolled-back transaction: what it made does not exist (rows sent to a
-        client or program before the failure did leave, and stay listed)."""
-        for key, created in reversed(added):
-            found = self._found.get(key)
-            if found is None or found.state in ("left_database",):
-                continue
-            if created:
-                del self._found[key]
-                for name, k in list(self._by_table.items()):
-                    if k == key:
-                        del self._by_table[name]
-                for s in self._sessions.values():
-                    s.temps.update({n: None for n, k in s.temps.items() if k == key})
-                self._version += 1
-            else:
-                found.times -= 1
-                if found.evidence:
-                    found.evidence.pop()
+    @staticmethod
+    def _done(held: _Held, session: _Session, undo: Callable[[], None] | None) -> None:
+        if undo is not None:
+            held.undo.append(undo)
+            if session.in_tx:
+                session.tx_undo.append(undo)
+
+    def _forget(self, key: str, created: bool) -> None:
+        """What a failed statement or a rolled-back transaction made does not exist."""
+        found = self._found.get(key)
+        if found is None:
+            return
+        if created:
+            del self._found[key]
+            for name, k in list(self._by_table.items()):
+                if k == key:
+                    del self._by_table[name]
+            for s in self._sessions.values():
+                s.temps.update({n: None for n, k in s.temps.items() if k == key})
+            self._version += 1
+        else:
+            found.times -= 1
+            if found.evidence:
+                found.evidence.pop()
 
     def _settle(self, session: _Session, held: _Held, failed: bool) -> None:
-        if failed:
-            # One statement of a multi-statement message failed; the others ran in the same implicit
-            # transaction unless it held its own BEGIN/COMMIT: all of it is undone.
-            if held.statements >= 1 and not session.in_tx:
-                self._forget(held.added)
-            if session.in_tx:
-                session.tx_failed = True
+        if not failed:
             return
-        for change, names in held.changes:
-            self._change(session, change, names)
+        if session.in_tx:
+            session.tx_failed = True  # taken back at its end, with the rest of the transaction
+            return
+        # the statements of one message run in one implicit transaction: all of it is taken back
+        for undo in reversed(held.undo):
+            undo()
 
     def _transaction(self, session: _Session, action: str) -> None:
         if action == "begin":
-            session.in_tx, session.tx_failed, session.tx_added = True, False, []
+            session.in_tx, session.tx_failed, session.tx_undo = True, False, []
         elif action in ("commit", "rollback") and session.in_tx:
             if action == "rollback" or session.tx_failed:
-                self._forget(session.tx_added)
-            session.in_tx, session.tx_failed, session.tx_added, session.local_path = False, False, [], None
+                for undo in reversed(session.tx_undo):
+                    undo()
+            session.in_tx, session.tx_failed, session.tx_undo, session.local_path = False, False, [], None
 
-    def _change(self, session: _Session, change: Change, names: tuple[str, ...]) -> None:
+    def _change(self, session: _Session, change: Change, names: tuple[str, ...]) -> Callable[[], None] | None:
+        """Follows a drop, rename, move or refresh of a copy; returns how to take it back."""
         rel = change.relation
         if rel.schema is None and rel.name in session.temps:
-            key = session.temps[rel.name]
-            if change.action == "drop":
-                session.temps.pop(rel.name, None)
-                if key in self._found:
-                    self._found[key].state = "gone"
-            return
+            temp_key = session.temps[rel.name]
+            if change.action != "drop":
+                return None
+            session.temps.pop(rel.name, None)
+            temp = self._found.get(temp_key) if temp_key is not None else None
+            before = temp.state if temp is not None else None
+            if temp is not None:
+                temp.state = "gone"
+
+            def undo_temp() -> None:
+                session.temps[rel.name] = temp_key
+                if temp is not None and before is not None:
+                    temp.state = before
+            return undo_temp
         key = next((self._by_table[n] for n in names if n in self._by_table), None)
         found = self._found.get(key) if key is not None else None
         if found is None or key is None:
-            return
+            return None
+        snapshot = (found.state, found.note, found.candidates, found.relation)
         if change.action == "drop":
-            found.state = "gone"
-            found.note = "dropped in the window"
+            found.state, found.note = "gone", "dropped in the window"
+            self._unindex(key)
         elif change.action == "refresh" and found.state == "possible" and found.kind == CopyKind.MATERIALIZED_VIEW:
             found.state, found.note = "found", None
         elif change.action in ("rename", "set_schema") and change.new:
             old = [n for n in names if self._by_table.get(n) == key]
-            moved = tuple(f"{change.new}.{n.rpartition('.')[2]}" if change.action == "set_schema"
-                          else f"{n.rpartition('.')[0]}.{change.new}" for n in old)
-            for n in old:
-                self._by_table.pop(n, None)
-            found.candidates = moved
-            self._by_table.update(dict.fromkeys(moved, key))
+            found.candidates = tuple(f"{change.new}.{n.rpartition('.')[2]}" if change.action == "set_schema"
+                                     else f"{n.rpartition('.')[0]}.{change.new}" for n in old)
+            self._unindex(key)
+            self._by_table.update(dict.fromkeys(found.candidates, key))
             if found.relation is not None:
                 schema = change.new if change.action == "set_schema" else found.relation.schema
                 name = change.new if change.action == "rename" else found.relation.name
                 found.relation = Relation(schema, name, found.relation.persistence)
         self._version += 1
+
+        def undo() -> None:
+            self._unindex(key)
+            found.state, found.note, found.candidates, found.relation = snapshot
+            if found.state != "gone":
+                self._by_table.update(dict.fromkeys(found.candidates, key))
+            self._version += 1
+        return undo
+
+    def _unindex(self, key: str) -> None:
+        for name in [n for n, k in self._by_table.items() if k == key]:
+            del self._by_table[name]
 
     # ---------------------------------------------------------- names and scopes
 
