@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= .pausegate
+# Debian's PostgreSQL 15 (postgres_fdw, pgaudit, a second cluster for replication), for the tests of copies
+PG15 := /usr/lib/postgresql/15/lib/pgaudit.so
 
 .PHONY: up test test-fast lint bench clean
 
@@ -16,8 +18,11 @@ up: $(VENV)/.installed
 	$(VENV)/bin/pausegate up --data-dir $(DATA)
 
 ## test: the whole test suite against the real Temporal dev server and a real PostgreSQL
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(PG15)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
+
+$(PG15):
+	[ -x /usr/lib/postgresql/15/bin/postgres ] && [ -f $@ ] || (apt-get update && apt-get install -y postgresql-15 postgresql-15-pgaudit)
 
 ## test-fast: everything but the tests marked slow
 test-fast: $(VENV)/.installed
