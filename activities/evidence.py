@@ -9,7 +9,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.heartbeat import running
-from pausegate.connectors.audit.exposure import Exposure, summary
+from pausegate.analysis.exposure import Exposure, summary
 from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.interfaces import AuditSource, EvidenceStore
 from pausegate.evidence.anchor import REPORT_FINGERPRINT

@@ -401,7 +401,7 @@ def records(
     sealed: Annotated[bool, typer.Option("--sealed", help="Print the sealed JSON records as they are.")] = False,
 ) -> None:
     """Print a bundle's records in sealed order, only if it verifies: a database log's own lines, others as JSON."""
-    from pausegate.connectors.audit.pglog import original_line
+    from pausegate.analysis.pglog_lines import original_line
 
     report = verify_bundle(bundle, public_key)
     if not report.ok:

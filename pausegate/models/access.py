@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -244,3 +245,13 @@ class PlanDiff(Model):
     loses: dict[str, list[str]] = Field(default_factory=dict, description="Had access before, will not.")
     keeps: dict[str, list[str]] = Field(default_factory=dict, description="Had access before, will again.")
     gains: dict[str, list[str]] = Field(default_factory=dict, description="Did not have access, will.")
+
+
+@dataclass(frozen=True)
+class ReadPath:
+    """A view, materialized view or routine through which the dataset's base relations can be read."""
+
+    name: str  # schema.name (routines without argument types: a call names no types)
+    kind: str  # view, matview, function
+    reaches: tuple[str, ...]  # the dataset's base relations, schema.name
+    dynamic: bool = False  # a routine that runs SQL built at run time: may reach more than listed

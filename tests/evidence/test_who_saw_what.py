@@ -13,8 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from pausegate.connectors.audit.pglog import PostgresLogSource, original_line
-from pausegate.connectors.audit.who_saw_what import DatasetPaths, WhoSawWhat, WhoSawWhatBuilder, read_scope
+from pausegate.analysis.pglog_lines import original_line
+from pausegate.analysis.who_saw_what import DatasetPaths, WhoSawWhat, WhoSawWhatBuilder, read_scope
+from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.embedded.postgres import dsn_as
 from pausegate.embedded.stack import prepare_database

@@ -11,8 +11,8 @@ import psycopg
 from temporalio.testing import ActivityEnvironment
 
 from activities.evidence import EvidenceActivities
-from pausegate.connectors.audit.pglog import original_line
-from pausegate.connectors.audit.who_saw_what import WhoSawWhat
+from pausegate.analysis.pglog_lines import original_line
+from pausegate.analysis.who_saw_what import WhoSawWhat
 from pausegate.evidence.layout import data_subjects_key
 from pausegate.evidence.verify import verify_bundle
 from pausegate.models.pause import ExposureReportInput, PauseState, Phase

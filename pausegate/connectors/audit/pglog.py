@@ -26,18 +26,25 @@ for being odd.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import structlog
 
-from pausegate.connectors.audit.statement_reads import (
+from pausegate.analysis.pglog_lines import (
+    ERRORS,
+    decode_entry,
+    may_set_path,
+    original_line,  # noqa: F401  # shim: re-exported until importers move
+    parse_pg_time,
+    sealed_record,
+    statement_text,
+)
+from pausegate.analysis.statement_reads import (
     DEFAULT_SEARCH_PATH,
     ReadScope,
     analyse,
@@ -62,9 +69,6 @@ BLOCK_BYTES = 8 * 1024 * 1024
 # earlier to know the statement was kept (its ERROR is then sealed with the window).
 LOOKBEHIND = timedelta(minutes=5)
 FENCE_TIMEOUT_S = 30.0
-ERRORS = frozenset({"ERROR", "FATAL", "PANIC"})
-_STATEMENT_PREFIX = "statement: "
-_EXECUTE_PREFIXES = ("execute fetch from ", "execute ")
 # ASCII upper case to lower case, and every byte past ASCII to \x01, which a JSON line never holds
 # raw (control characters are escaped): one pass gives the text to search and marks non-ASCII.
 _FOLD = bytes.maketrans(
@@ -75,70 +79,6 @@ _IDENT_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_$\x01")
 _ERROR_NEEDLES = tuple(f'"error_severity":"{s}"'.encode() for s in sorted(ERRORS))  # as written: upper case
 _STATEMENT_NEEDLES = (b'"message":"statement: ', b'"message":"execute ')
 USE_AUTOMATON = True  # tests turn it off to check the fallback finds the same lines
-
-
-def statement_text(message: str) -> str | None:
-    """The SQL of a ``log_statement`` message: ``statement: SQL``, or ``execute NAME: SQL`` /
-    ``execute fetch from NAME: SQL`` (extended protocol; a NAME holding ": " makes the SQL start
-    inside it: it then does not parse and is reported unparsed, never dropped)."""
-    if message.startswith(_STATEMENT_PREFIX):
-        return message[len(_STATEMENT_PREFIX):]
-    for prefix in _EXECUTE_PREFIXES:
-        if message.startswith(prefix):
-            i = message.find(": ", len(prefix))
-            return message[i + 2:] if i >= 0 else None
-    return None
-
-
-def may_set_path(statement: str) -> bool:
-    """Whether the statement may change the session's search_path (SET, set_config, or a name
-    spelled with U& escapes that the parser decodes): cheap, and never False when it does."""
-    folded = statement.casefold()
-    return "search_path" in folded or "set_config" in folded or "u&" in folded
-
-
-def parse_pg_time(text: str) -> datetime:
-    """jsonlog's ``timestamp`` (``2026-11-29 06:30:00.123 UTC``), in ``log_timezone``."""
-    stamp, _, zone = text.rpartition(" ")
-    dt = datetime.fromisoformat(stamp)
-    if zone in ("UTC", "GMT", "Z"):
-        return dt.replace(tzinfo=UTC)
-    digits = zone[1:].replace(":", "")
-    if zone[:1] in ("+", "-") and digits.isdigit() and len(digits) in (2, 4):
-        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        return dt.replace(tzinfo=timezone(-offset if zone[0] == "-" else offset))
-    raise ValueError(f"unsupported log time zone {zone!r}; set log_timezone = 'UTC'")
-
-
-def sealed_record(at: datetime, file: str, offset: int, raw: bytes) -> dict[str, Any]:
-    """The sealed form of one log line (``raw``: its bytes without the newline)."""
-    record: dict[str, Any] = {"at": at.astimezone(UTC).isoformat(), "file": file, "offset": offset}
-    try:
-        record["line"] = raw.decode("utf-8")
-    except UnicodeDecodeError:  # a server encoding other than UTF-8: the bytes, untouched
-        record["line_b64"] = base64.b64encode(raw).decode("ascii")
-    return record
-
-
-def original_line(record: Mapping[str, Any]) -> bytes | None:
-    """The log line's original bytes (without the newline) from a sealed record; None if it is not one."""
-    if isinstance(record.get("line"), str):
-        return str(record["line"]).encode("utf-8")
-    if isinstance(record.get("line_b64"), str):
-        return base64.b64decode(str(record["line_b64"]), validate=True)
-    return None
-
-
-def decode_entry(raw: bytes) -> dict[str, Any] | None:
-    """A jsonlog line as a dict; None if it is not one (e.g. the collector is mid-write)."""
-    try:
-        entry = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        try:  # orjson wants UTF-8; the server may write another encoding
-            entry = json.loads(raw.decode("utf-8", "replace"))
-        except ValueError:
-            return None
-    return entry if isinstance(entry, dict) else None
 
 
 def _json_text(text: str, *, fold: bool = True) -> bytes:

@@ -35,9 +35,9 @@ import psycopg
 import structlog
 from psycopg import sql
 
+from pausegate.analysis.statement_reads import statement_kind
+from pausegate.analysis.who_saw_what import ObjectReads, WhoSawWhat, WhoSawWhatBuilder
 from pausegate.connectors.audit.pglog import PostgresLogSource
-from pausegate.connectors.audit.statement_reads import statement_kind
-from pausegate.connectors.audit.who_saw_what import ObjectReads, WhoSawWhat, WhoSawWhatBuilder
 from pausegate.connectors.audit.window import check_window, parse_time
 from pausegate.connectors.interfaces import FleetConnector
 from pausegate.errors import EvidenceError

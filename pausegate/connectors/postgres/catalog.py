@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from psycopg import AsyncConnection, sql
 
 from pausegate.errors import TargetRejectedError
-from pausegate.models.access import AccessPath, MembershipRecord, RoleAccess, RoleRecord
+from pausegate.models.access import AccessPath, MembershipRecord, ReadPath, RoleAccess, RoleRecord
 from pausegate.runbook.model import DatasetSpec
 
 PUBLIC = "PUBLIC"
@@ -497,16 +497,6 @@ HAVING count(c.oid) > 0
 # Text in a routine's body that runs SQL built at run time (statement_reads' _OPAQUE, for bodies).
 DYNAMIC_MARKERS = ("execute", "format(", "_to_xml", "ts_stat", "dblink", "crosstab", "connectby", "xpath_table",
                    "get_raw_page")
-
-
-@dataclass(frozen=True)
-class ReadPath:
-    """A view, materialized view or routine through which the dataset's base relations can be read."""
-
-    name: str  # schema.name (routines without argument types: a call names no types)
-    kind: str  # view, matview, function
-    reaches: tuple[str, ...]  # the dataset's base relations, schema.name
-    dynamic: bool = False  # a routine that runs SQL built at run time: may reach more than listed
 
 
 async def load_read_paths(conn: AsyncConnection[Any], spec: DatasetSpec) -> list[ReadPath]:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 import structlog
 
-from pausegate.connectors.audit.pglog import PostgresLogSource
-from pausegate.connectors.audit.who_saw_what import (
+from pausegate.analysis.statement_reads import ReadScope
+from pausegate.analysis.who_saw_what import (
     Attribution,
     DatasetPaths,
     WhoSawWhat,
@@ -24,18 +24,29 @@ from pausegate.connectors.audit.who_saw_what import (
     read_scope,
 )
 from pausegate.connectors.interfaces import EvidenceStore
-from pausegate.connectors.postgres.catalog import ReadPath
 from pausegate.errors import ConfigError
 from pausegate.evidence.layout import data_subjects_key, exposure_key, scope_key
-from pausegate.models.access import ExposureScope
+from pausegate.models.access import ExposureScope, ReadPath
 from pausegate.models.evidence import EvidenceRef
-from pausegate.models.pause import ExposureSummary
+from pausegate.models.state import ExposureSummary
 from pausegate.runbook.model import DatasetSpec
 
 log = structlog.get_logger(__name__)
 
 READ_BATCH = 2000  # sealed records read from the store per trip to a worker thread
 _BASE_KINDS = frozenset({"table", "partitioned_table", "foreign_table", "view", "materialized_view"})
+
+
+class ScopedLog(Protocol):
+    """A database log source that can filter with a read scope and wait for a fence
+    (``connectors.audit.pglog.PostgresLogSource``)."""
+
+    def scoped(self, scope: ReadScope | None) -> Self: ...
+
+    def fenced(self, run: Callable[[str], Awaitable[None]]) -> Self: ...
+
+
+S = TypeVar("S", bound=ScopedLog)
 
 
 @runtime_checkable
@@ -87,8 +98,8 @@ class Exposure:
 
     # ---------------------------------------------------------- sealing
 
-    async def database_source(self, source: PostgresLogSource, pause_key: str, connection: str | None,
-                              datasets: Sequence[DatasetSpec], tables: Sequence[str]) -> PostgresLogSource:
+    async def database_source(self, source: S, pause_key: str, connection: str | None,
+                              datasets: Sequence[DatasetSpec], tables: Sequence[str]) -> S:
         """``source`` filtering with the datasets' read scope, and fenced on the server's log.
 
         Without datasets (a pause started before they were passed) they are the tables grouped by
