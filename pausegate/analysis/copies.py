@@ -32,25 +32,34 @@ from datetime import datetime
 from typing import Any
 
 from pausegate.analysis.copies_sql import Change, Relation, Statement, Target, may_copy, qualified_candidates, split
-from pausegate.connectors.audit.pglog import ERRORS, decode_entry, original_line, parse_pg_time, statement_text
-from pausegate.connectors.audit.statement_reads import (
+from pausegate.analysis.pglog_lines import (
+    ERRORS,
+    decode_entry,
+    may_set_path,
+    original_line,
+    parse_pg_time,
+    statement_text,
+)
+from pausegate.analysis.statement_reads import (
     DEFAULT_SEARCH_PATH,
     Exposer,
     Read,
     ReadScope,
     analyse,
     prefilter,
+    statement_kind,
 )
 from pausegate.models.copies import MAX_STATEMENT_CHARS, CopiesFound, Copy, CopyEvidence, CopyKind, CopyState
 
+SCOPE_CACHE_ENTRIES = 256
 MAX_EVIDENCE = 20  # statements kept per copy (all of them are counted)
 TEMP_SCHEMA = "pg_temp"
 _SESSION_TEMP = "~pg_temp"  # a session's own temporary schema, first on its path (no real schema is named so)
 _DUMP_APPLICATIONS = ("pg_dump", "pg_dumpall")
-# A message holding none of these changes nothing the finder follows (fast path, linear).
-_INTERESTING = ("into", "create", "copy", "merge", "update", "execute", "refresh", "drop", "alter", "begin", "start",
-                "commit", "rollback", "abort", "end", "search_path", "set_config", "u&", "do", "prepare", "call",
-                "select", "fetch")
+_TRANSACTION_WORDS = frozenset({"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"})
+_TRANSACTION_HINTS = tuple(w.lower() for w in _TRANSACTION_WORDS)
+_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_$")
+_WORD_BREAKS = str.maketrans({chr(c): " " for c in range(128) if chr(c) not in _IDENT_CHARS})
 
 
 @dataclass
@@ -83,8 +92,6 @@ class _Session:
     in_tx: bool = False
     tx_failed: bool = False
     tx_undo: list[Callable[[], None]] = field(default_factory=list)
-    scope: ReadScope | None = None
-    scope_version: int = -1
 
 
 @dataclass
@@ -117,8 +124,11 @@ class CopyFinder:
         self._sessions: dict[str, _Session] = {}
         self._held: dict[str, _Held] = {}
         self._version = 0
-        self._scope: ReadScope | None = None
-        self._scope_version = -1
+        self._named: set[str] = set()  # every name a copy, a view over one or a temporary copy had (plain)
+        self._named_odd: set[str] = set()  # the same, for names that are not plain identifiers
+        self._relnames: dict[str, set[str]] = {}  # a copy's relation name -> its schema.name candidates
+        self._index_version = -1
+        self._scopes: dict[tuple[frozenset[str], frozenset[str]], ReadScope] = {}
         self.statements = 0
         self.unparsed = 0
 
@@ -155,10 +165,9 @@ class CopyFinder:
         except (KeyError, ValueError):
             return
         self.statements += 1
-        folded = sql.casefold()
-        if not any(w in folded for w in _INTERESTING):
-            return
         user = str(entry.get("user") or "") or None
+        if not self._may_matter(session, sql, user):
+            return
         app = entry.get("application_name")
         client = entry.get("remote_host")
         context = _Context(
@@ -171,6 +180,26 @@ class CopyFinder:
         )
         self._held[session_id] = self._message(session, sql, context)
 
+    def _may_matter(self, session: _Session, sql: str, user: str | None) -> bool:
+        """Cheap and linear: False only for a message that reads nothing of the scope (the
+        prefilter's promise), controls no transaction, sets no search_path and makes no temporary
+        table. Most of a log is such messages; they are not parsed."""
+        folded = sql.casefold()
+        if (any(w in folded for w in _TRANSACTION_HINTS) and statement_kind(sql) in _TRANSACTION_WORDS) or (
+                may_set_path(sql) or "temp" in folded):
+            return True
+        # the dataset's own names through the prefilter; the copies' (a growing list) by word
+        if prefilter(sql, self._base, search_path=session.local_path or session.path, user=user):
+            return True
+        if not self._named.isdisjoint(folded.translate(_WORD_BREAKS).split()):
+            return True
+        return any(n in folded for n in self._named_odd)
+
+    def _remember(self, names: Iterable[str]) -> None:
+        for qualified in names:
+            name = qualified.rpartition(".")[2].casefold()
+            (self._named if name and set(name) <= _IDENT_CHARS else self._named_odd).add(name)
+
     # ---------------------------------------------------------- one message
 
     def _message(self, session: _Session, sql: str, cx: _Context) -> _Held:
@@ -178,7 +207,7 @@ class CopyFinder:
         statements, error = split(sql)
         if error is not None:
             self.unparsed += 1
-            if may_copy(sql) and prefilter(sql, self._session_scope(session), search_path=self._path(session),
+            if may_copy(sql) and prefilter(sql, self._scope_for(session, sql), search_path=self._path(session),
                                            user=cx.user):
                 self._add(held, session, cx, _Pending(CopyKind.DYNAMIC, "possible", key_place=True,
                                                       note=f"not parsed ({error}): it may write what it reads"))
@@ -191,7 +220,7 @@ class CopyFinder:
         if st.transaction is not None:
             self._transaction(session, st.transaction.action)
             return
-        scope = self._session_scope(session)
+        scope = self._scope_for(session, st.text)
         result = analyse(st.text, scope, search_path=self._path(session), user=cx.user)
         if result.search_path is not None:
             if result.search_path_local:
@@ -205,6 +234,7 @@ class CopyFinder:
                 session.temps.setdefault(change.relation.name, None)
             elif change.action == "view":
                 if reads:
+                    self._remember(names)
                     self._views.update(dict.fromkeys(
                         names, Exposer(kind="view", reaches=tuple(sorted({r.object for r in reads})))))
                     self._version += 1
@@ -248,6 +278,7 @@ class CopyFinder:
         key = self._add(held, session, cx, pending)
         if temp:
             session.temps[rel.name] = key
+            self._remember(names)
 
     def _outside_copy(self, session: _Session, target: Target, reads: list[Read], cx: _Context,
                       held: _Held) -> None:
@@ -287,6 +318,7 @@ class CopyFinder:
             if not p.temp:
                 for name in p.candidates:
                     self._by_table[name] = key
+                self._remember(p.candidates)
             self._version += 1
         elif found.state in ("possible", "gone") and p.state != "possible":
             found.state, found.note = p.state, p.note  # filled now, or made again after a drop
@@ -383,6 +415,7 @@ class CopyFinder:
                                      else f"{n.rpartition('.')[0]}.{change.new}" for n in old)
             self._unindex(key)
             self._by_table.update(dict.fromkeys(found.candidates, key))
+            self._remember(found.candidates)
             if found.relation is not None:
                 schema = change.new if change.action == "set_schema" else found.relation.schema
                 name = change.new if change.action == "rename" else found.relation.name
@@ -436,26 +469,34 @@ class CopyFinder:
         dataset = self._dataset_of(obj)
         return [dataset] if dataset else []
 
-    def _global_scope(self) -> ReadScope:
-        if self._scope is None:
-            tables = set(self._base.tables) | set(self._by_table)
-            self._scope = ReadScope.of(tables=tables, exposers={**self._base.exposers, **self._views},
-                                       whole_schemas=self._base.whole_schemas)
-        return self._scope
-
-    def _session_scope(self, session: _Session) -> ReadScope:
-        if self._scope_version != self._version:
-            self._scope, self._scope_version = None, self._version
-        own = [n for n, k in session.temps.items() if k is not None]
-        if not own:
-            return self._global_scope()
-        if session.scope is None or session.scope_version != self._version:
-            base = self._global_scope()
-            extra = {f"{schema}.{n}" for n in own for schema in (_SESSION_TEMP, TEMP_SCHEMA)}
-            session.scope = ReadScope.of(tables=set(base.tables) | extra, exposers=base.exposers,
-                                         whole_schemas=base.whole_schemas)
-            session.scope_version = self._version
-        return session.scope
+    def _scope_for(self, session: _Session, sql: str) -> ReadScope:
+        """The dataset's scope, widened by the copies, views over them and temporary copies whose name
+        the statement holds: a statement can only read what it names (or reach through what it
+        names), and a scope of every copy would be rebuilt for each copy found."""
+        folded = sql.casefold()
+        mentioned = self._named.intersection(folded.translate(_WORD_BREAKS).split())
+        mentioned.update(n for n in self._named_odd if n in folded)
+        if not mentioned:
+            return self._base
+        if self._index_version != self._version:
+            self._relnames.clear()
+            for qualified in self._by_table:
+                self._relnames.setdefault(qualified.rpartition(".")[2].casefold(), set()).add(qualified)
+            self._scopes.clear()
+            self._index_version = self._version
+        tables = {q for n in mentioned for q in self._relnames.get(n, ())}
+        tables.update(f"{schema}.{n}" for n, k in session.temps.items() if k is not None and n.casefold() in mentioned
+                      for schema in (_SESSION_TEMP, TEMP_SCHEMA))
+        views = {q: e for q, e in self._views.items() if q.rpartition(".")[2].casefold() in mentioned}
+        key = (frozenset(tables), frozenset(views))
+        scope = self._scopes.get(key)
+        if scope is None:
+            if len(self._scopes) >= SCOPE_CACHE_ENTRIES:
+                self._scopes.clear()
+            scope = self._scopes[key] = ReadScope.of(
+                tables=set(self._base.tables) | tables, exposers={**self._base.exposers, **views},
+                whole_schemas=self._base.whole_schemas)
+        return scope
 
     # ---------------------------------------------------------- output
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pglast import parser as pg
 
-from pausegate.connectors.audit.statement_reads import parser_text
+from pausegate.analysis.statement_reads import parser_text
 from pausegate.models.copies import CopyKind
 
 # A body kept as text (DO, CREATE FUNCTION, PREPARE) holding one of these may write rows somewhere.

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pausegate.analysis.copies import CopyFinder, find_copies
-from pausegate.connectors.audit.statement_reads import MAX_STATEMENT_BYTES, Exposer, ReadScope
+from pausegate.analysis.statement_reads import MAX_STATEMENT_BYTES, Exposer, ReadScope
 from pausegate.models.copies import Copy, CopyKind
 
 SCOPE = ReadScope.of(

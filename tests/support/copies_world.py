@@ -13,8 +13,8 @@ import psycopg
 from psycopg import sql
 
 from pausegate.analysis.copies import find_copies
+from pausegate.analysis.statement_reads import ReadScope
 from pausegate.connectors.audit.pglog import PostgresLogSource
-from pausegate.connectors.audit.statement_reads import ReadScope
 from pausegate.models.copies import CopiesFound
 from tests.support.debian_pg import Cluster
 
