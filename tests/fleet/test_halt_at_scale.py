@@ -8,7 +8,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.fleet import FleetActivities
 from pausegate.connectors.fleet import HttpFleet
 from pausegate.models.fleet import AgentState
-from pausegate.models.pause import HaltAgentsInput
+from pausegate.models.steps import HaltAgentsInput
 from pausegate.reference.fleet import FaultSettings, FleetSettings, serve_fleet
 from pausegate.reference.fleet.fleet import FleetService
 from tests.fleet.support import PROGRAM

@@ -15,7 +15,9 @@ from pausegate.analysis.pglog_lines import original_line
 from pausegate.analysis.who_saw_what import WhoSawWhat
 from pausegate.evidence.layout import data_subjects_key
 from pausegate.evidence.verify import verify_bundle
-from pausegate.models.pause import ExposureReportInput, PauseState, Phase
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState
+from pausegate.models.steps import ExposureReportInput
 from pausegate.reference.example.browsing import browse_once, browsers
 from tests.support.harness import Harness, HarnessFactory
 from tests.workflows.test_lifecycle import readable_history
