@@ -7,14 +7,19 @@ import asyncio
 import hashlib
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 import pytest_asyncio
 
-from pausegate.connectors.postgres.copies_catalog import QUARANTINE_SCHEMA, find_by_fingerprint
-from pausegate.connectors.postgres.quarantine import contain
+from pausegate.analysis.copies import find_copies
+from pausegate.analysis.who_saw_what import DatasetPaths, read_scope
+from pausegate.connectors.postgres.catalog import load_read_paths
+from pausegate.connectors.postgres.copies_catalog import QUARANTINE_ROLE, QUARANTINE_SCHEMA, find_by_fingerprint
+from pausegate.connectors.postgres.quarantine import contain, verify_relation
 from pausegate.models.copies import Containment, Copy, CopyKind
+from pausegate.runbook.model import DatasetSpec
 from tests.support.copies_world import TABLE, World, make_world
 from tests.support.debian_pg import BIN, Cluster, running_cluster
 
@@ -213,3 +218,63 @@ class TestDynamicCopies:
         hit = by_fingerprint[0]
         assert hit.confidence is not None and hit.confidence >= 0.9 and hit.rows == world.rows
         _assert_sealed_off(world, await _contain(tool, world, hit), "gina")
+
+
+class TestThroughWhatExposesTheDataset:
+    async def test_copies_read_through_a_view_and_a_routine_are_found(
+            self, world: World, tool: psycopg.AsyncConnection) -> None:
+        """The scope comes from the catalog as who-saw-what builds it: a copy made through a view or a
+        SECURITY DEFINER routine over the dataset is a copy of the dataset."""
+        world.run(None, "CREATE VIEW public.recent AS SELECT employee, typed FROM data.keystrokes",
+                  "ALTER VIEW public.recent OWNER TO {owner}", "GRANT SELECT ON public.recent TO PUBLIC",
+                  "CREATE FUNCTION public.typed_by(e text) RETURNS SETOF text LANGUAGE sql SECURITY DEFINER "
+                  "AS $$ SELECT typed FROM data.keystrokes WHERE employee = e $$",
+                  "ALTER FUNCTION public.typed_by(text) OWNER TO {owner}")
+        world.started = datetime.now(UTC)
+        world.run("alice", "CREATE TABLE {alice}.via_view AS SELECT * FROM recent")
+        world.run("bob", "CREATE TABLE {bob}.via_routine AS SELECT typed_by('employee-1') AS typed")
+        spec = DatasetSpec(name="keystrokes", connection="db", schema="data", tables=["keystrokes"])
+        paths = await load_read_paths(tool, spec)
+        scope, who = read_scope([DatasetPaths(name="keystrokes", schema="data", tables=("keystrokes",),
+                                              live=tuple(paths))])
+        found = find_copies(await world.records(), scope, dataset_of=who.dataset).copies
+        assert [(c.name, c.via, c.datasets) for c in found] == [
+            ("via_view", "public.recent", ("keystrokes",)), ("via_routine", "public.typed_by", ("keystrokes",))]
+
+
+class TestTheInsider:
+    async def test_three_copies_shared_with_everyone_are_all_contained(
+            self, world: World, tool: psycopg.AsyncConnection) -> None:
+        """The issue's insiders: three employees copy keystrokes three ways and share them; a bystander
+        reads all three. Afterwards 3 of 3 are found and no one but break-glass reads any."""
+        world.run("alice", "CREATE TABLE {alice}.k AS SELECT * FROM data.keystrokes",
+                  "GRANT SELECT ON {alice}.k TO PUBLIC")
+        world.run("bob", "SELECT * INTO {bob}.k FROM data.keystrokes", "GRANT SELECT ON {bob}.k TO PUBLIC")
+        world.run("carol", "CREATE TABLE {carol}.k (LIKE data.keystrokes)",
+                  "INSERT INTO {carol}.k SELECT * FROM data.keystrokes", "GRANT SELECT ON {carol}.k TO PUBLIC")
+        copies = [(who, f"{world.role(who)}.k") for who in ("alice", "bob", "carol")]
+        assert [world.read("bystander", name) for _, name in copies] == [world.rows] * 3
+        found = (await world.find()).copies
+        assert sorted(c.qualified or "" for c in found) == sorted(name for _, name in copies)
+        for copy, (who, _) in zip(found, copies, strict=True):
+            _assert_sealed_off(world, await _contain(tool, world, copy), who)
+
+    async def test_a_loosened_quarantine_is_caught_and_closed_again(
+            self, world: World, tool: psycopg.AsyncConnection) -> None:
+        """Someone grants the quarantine schema to PUBLIC and the quarantine role to the copier: verification
+        fails, and containing again takes both back."""
+        world.run("alice", "CREATE TABLE {alice}.k AS SELECT * FROM data.keystrokes")
+        (copy,) = (await world.find()).copies
+        done = await _contain(tool, world, copy)
+        assert done.verified
+        world.run(None, f"GRANT USAGE ON SCHEMA {QUARANTINE_SCHEMA} TO PUBLIC",
+                  f"GRANT {QUARANTINE_ROLE} TO {{alice}}")
+        assert world.read("alice", done.contained.quarantined_as or "") == world.rows
+        residual, verified = await verify_relation(tool, done.contained, [world.break_glass])
+        assert not verified
+        still = [(r.role, r.why) for r in residual if r.why != "superuser"]
+        assert still == [(world.role("alice"), "SELECT on the copy")]
+        again = await _contain(tool, world, done.contained)
+        _assert_sealed_off(world, again, "alice")
+        with world.connect("alice") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"ALTER TABLE {again.contained.quarantined_as} OWNER TO {world.role('alice')}")  # type: ignore[arg-type]
