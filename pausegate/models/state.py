@@ -2,7 +2,8 @@
 query returns and the API's view extends; and the workflow's input that carries it.
 
 Everything here may enter workflow history, so it holds references, digests and counts only,
-never collected data, audit-log content, DSNs or secrets."""
+never collected data, audit-log content, DSNs or secrets.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The workflow's steps as data: what each activity is given and what it returns.
 
 Everything here may enter workflow history: references, digests and counts, never collected
-data, audit-log content, DSNs or secrets."""
+data, audit-log content, DSNs or secrets.
+"""
 
 from __future__ import annotations
 
