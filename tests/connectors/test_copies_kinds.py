@@ -278,3 +278,25 @@ class TestTheInsider:
         _assert_sealed_off(world, again, "alice")
         with world.connect("alice") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(f"ALTER TABLE {again.contained.quarantined_as} OWNER TO {world.role('alice')}")  # type: ignore[arg-type]
+
+
+class TestPartitionedCopies:
+    async def test_a_partitioned_copy_is_quarantined_with_its_partitions(
+            self, world: World, tool: psycopg.AsyncConnection) -> None:
+        """The rows of a partitioned copy live in its partitions: they move too, and nobody reads them directly."""
+        world.run("alice", "CREATE TABLE {alice}.parts (LIKE data.keystrokes) PARTITION BY RANGE (id)",
+                  "CREATE TABLE {alice}.low PARTITION OF {alice}.parts FOR VALUES FROM (0) TO (150)",
+                  "CREATE TABLE {alice}.high PARTITION OF {alice}.parts FOR VALUES FROM (150) TO (MAXVALUE)",
+                  "INSERT INTO {alice}.parts SELECT * FROM data.keystrokes",
+                  "GRANT SELECT ON {alice}.parts, {alice}.low, {alice}.high TO PUBLIC")
+        (copy,) = (await world.find()).copies
+        done = await _contain(tool, world, copy)
+        _assert_sealed_off(world, done, "alice")
+        assert done.contained.rows == world.rows
+        for part in ("low", "high"):
+            assert world.read("bystander", f"{world.role('alice')}.{part}") is None
+        with world.connect() as conn:
+            moved = conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                 "WHERE n.nspname = %s AND c.relowner = %s::regrole",
+                                 (QUARANTINE_SCHEMA, QUARANTINE_ROLE)).fetchone()
+        assert moved is not None and moved[0] >= 3

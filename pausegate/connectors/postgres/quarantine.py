@@ -173,8 +173,13 @@ async def _take_over(r: _Runner, copy: Copy, rel: Located, keep: set[str], break
                 await r.run(sql.SQL("ALTER {} {} OWNER TO {}").format(
                     sql.SQL(part.word), part.ident, sql.Identifier(QUARANTINE_ROLE)))
             if part.schema != QUARANTINE_SCHEMA:
-                await r.run(sql.SQL("ALTER {} {} SET SCHEMA {}").format(
-                    sql.SQL(part.word), part.ident, sql.Identifier(QUARANTINE_SCHEMA)))
+                # a partition's name is unique to its copy first, as the copy's own is
+                unique = quarantine_name(copy.model_copy(update={"name": part.name}))
+                await r.run(sql.SQL("ALTER {} {} RENAME TO {}").format(
+                    sql.SQL(part.word), part.ident, sql.Identifier(unique)))
+                await r.run(sql.SQL("ALTER {} {}.{} SET SCHEMA {}").format(
+                    sql.SQL(part.word), sql.Identifier(part.schema), sql.Identifier(unique),
+                    sql.Identifier(QUARANTINE_SCHEMA)))
     if rel.owner != QUARANTINE_ROLE:
         await r.run(sql.SQL("ALTER {} {} OWNER TO {}").format(word, rel.ident, sql.Identifier(QUARANTINE_ROLE)))
     target = quarantine_name(copy)
