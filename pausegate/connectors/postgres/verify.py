@@ -59,8 +59,6 @@ END $$
 """
 
 
-
-
 def containment_check(spec: DatasetSpec, scope: ExposureScope, residual: list[RoleAccess]) -> DatasetCheck:
     """Contained unless some ``residual`` access is revocable or was not in the recorded scope."""
     recorded = {(a.role, a.object, a.path) for a in scope.access}
