@@ -81,6 +81,7 @@ class _Found:
     evidence: list[CopyEvidence] = field(default_factory=list)
     times: int = 0
     note: str | None = None
+    whole_source: str | None = None
     id: str = ""
 
 
@@ -289,8 +290,11 @@ class CopyFinder:
         state: CopyState = "found" if kind == CopyKind.COPY_TO_FILE else "left_database"
         if kind == CopyKind.COPY_TO_CLIENT and cx.application and cx.application.startswith(_DUMP_APPLICATIONS):
             kind = CopyKind.CLIENT_DUMP
+        # a whole table sent out: how many rows it then held is not in the log, but the table can say
+        # how many it holds now (``copies_catalog.resolve``)
+        whole = next((r.object for r in reads if r.how == "direct"), None) if target.whole else None
         self._add(held, session, cx, _Pending(kind, state if sure else "possible", reads=reads,
-                                              destination=target.destination))
+                                              destination=target.destination, whole_source=whole))
 
     # ---------------------------------------------------------- bookkeeping
 
@@ -314,6 +318,7 @@ class CopyFinder:
                 key=key, kind=p.kind, state=p.state, relation=p.relation, candidates=p.candidates,
                 destination=p.destination, session=cx.session_id if p.temp else None, creator=cx.user,
                 created_at=cx.at, application=cx.application, client=cx.client, note=p.note,
+                whole_source=p.whole_source,
                 id=hashlib.sha256(f"{key}|{cx.file}|{cx.offset}|{cx.at.isoformat()}".encode()).hexdigest()[:16])
             if not p.temp:
                 for name in p.candidates:
@@ -517,6 +522,7 @@ class CopyFinder:
             candidates=() if rel is None or rel.schema else f.candidates, destination=f.destination,
             creator=f.creator, created_at=f.created_at, application=f.application, client=f.client,
             sources=tuple(f.sources), datasets=tuple(sorted(f.datasets)), via=f.via, evidence=tuple(f.evidence),
+            whole_source=f.whole_source,
             state=f.state, note=f.note if f.times <= 1 else "; ".join(filter(None, (f.note, f"{f.times} statements"))),
         )
 
@@ -543,6 +549,7 @@ class _Pending:
     candidates: tuple[str, ...] = ()
     destination: str | None = None
     note: str | None = None
+    whole_source: str | None = None
     temp: bool = False
     key_place: bool = False
 

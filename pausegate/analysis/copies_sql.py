@@ -39,6 +39,7 @@ class Target:
     relation: Relation | None = None
     destination: str | None = None  # a file, a program, "client"
     no_data: bool = False  # CREATE ... WITH NO DATA: a definition, filled by a later REFRESH
+    whole: str | None = None  # COPY of a whole relation (no query): the relation, as written
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,13 @@ def _target(tag: str, body: dict[str, Any]) -> Target | None:
         rel = _relation(body.get("relation"))
         return None if rel is None else Target(CopyKind.UPDATE_FROM, rel)
     if tag == "CopyStmt" and not body.get("is_from"):
+        source = _relation(body.get("relation"))
+        whole = None if source is None else f"{source.schema}.{source.name}" if source.schema else source.name
         if body.get("is_program"):
-            return Target(CopyKind.COPY_TO_PROGRAM, destination=str(body.get("filename", "")))
+            return Target(CopyKind.COPY_TO_PROGRAM, destination=str(body.get("filename", "")), whole=whole)
         if body.get("filename"):
-            return Target(CopyKind.COPY_TO_FILE, destination=str(body["filename"]))
-        return Target(CopyKind.COPY_TO_CLIENT, destination="client")
+            return Target(CopyKind.COPY_TO_FILE, destination=str(body["filename"]), whole=whole)
+        return Target(CopyKind.COPY_TO_CLIENT, destination="client", whole=whole)
     return None
 
 

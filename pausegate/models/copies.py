@@ -85,6 +85,9 @@ class Copy(Model):
     application: str | None = None
     client: str | None = None
     rows: int | None = Field(default=None, ge=0, description="Rows it holds, as the database counted them.")
+    rows_basis: Literal["counted", "source_now"] | None = Field(
+        default=None, description="counted: the copy's own rows; source_now: a whole table sent out, counted now.")
+    whole_source: str | None = Field(default=None, description="The table a whole-table export sent out.")
     sources: tuple[str, ...] = Field(default=(), description="The dataset tables and copies it was made from.")
     datasets: tuple[str, ...] = Field(default=(), description="Whose data it is: the datasets it reaches.")
     via: str | None = Field(default=None, description="The view, routine or construct it read through.")

@@ -103,12 +103,16 @@ async def count_rows(conn: AsyncConnection[Any], where: Located) -> int | None:
 async def resolve(conn: AsyncConnection[Any], copy: Copy) -> Copy:
     """A copy found in the log as it stands in the catalog: which relation it is, how many rows it holds;
     ``gone`` when no relation by its names exists (dropped, or made in a transaction that rolled back)."""
+    if copy.whole_source is not None and copy.rows is None:
+        source = await _located(conn, copy.whole_source)
+        rows = await count_rows(conn, source[0]) if source is not None else None
+        return copy.model_copy(update={"rows": rows, "rows_basis": "source_now" if rows is not None else None})
     if copy.kind not in RELATION_KINDS or copy.state not in ("found", "possible"):
         return copy
     where = await locate(conn, copy)
     if where is None:
         return copy.model_copy(update={"state": "gone", "note": "no such relation in the database now"})
-    update: dict[str, Any] = {"rows": await count_rows(conn, where)}
+    update: dict[str, Any] = {"rows": await count_rows(conn, where), "rows_basis": "counted"}
     if where.schema != QUARANTINE_SCHEMA:
         update |= {"schema_name": where.schema, "name": where.name}
     return copy.model_copy(update=update)
@@ -306,6 +310,7 @@ async def find_by_fingerprint(conn: AsyncConnection[Any], tables: Sequence[str],
         out.append(Copy(
             id=_id("fingerprint", schema, name), kind=CopyKind.FINGERPRINT, schema_name=schema, name=name,
             creator=owner, sources=(table,), confidence=m.confidence, rows=await count_rows(conn, where),
+            rows_basis="counted",
             evidence=(CopyEvidence(source="fingerprint", fact=f"{m.matched} of {m.sampled} sampled rows hold values "
                                    f"of {table} (fingerprint of {len(prints[table].digests)} values)"),),
         ))

@@ -228,6 +228,7 @@ async def quarantine_relation(conn: AsyncConnection[Any], copy: Copy, *,
     contained = copy.model_copy(update={
         "state": "quarantined" if ok else copy.state, "quarantined_as": f"{QUARANTINE_SCHEMA}.{moved.name}",
         "rows": rows if rows is not None else copy.rows,
+        "rows_basis": "counted" if rows is not None else copy.rows_basis,
         "schema_name": copy.schema_name or rel.schema, "name": copy.name or rel.name,
     })
     return Containment(contained=contained, statements=statements, sessions_ended=ended, verified=ok,
