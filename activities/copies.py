@@ -22,8 +22,8 @@ from pausegate.connectors.postgres.quarantine import contain
 from pausegate.errors import TargetUnavailableError
 from pausegate.models.copies import (
     ContainCopiesInput,
-    Containment,
     CopiesFound,
+    CopyContainment,
     FindCatalogCopiesInput,
     FindForeignCopiesInput,
 )
@@ -72,10 +72,10 @@ class CopiesActivities:
             return CopiesFound(copies=found)
 
     @activity.defn(name="contain_copies")
-    async def contain_copies(self, input: ContainCopiesInput) -> list[Containment]:
+    async def contain_copies(self, input: ContainCopiesInput) -> list[CopyContainment]:
         """Contain each copy on the connection holding it; idempotent, each verified by the database."""
         async with running() as progress, self._connect(input.connection) as conn:
-            done: list[Containment] = []
+            done: list[CopyContainment] = []
             for n, copy in enumerate(input.copies, 1):
                 done.append(await contain(conn, copy, dataset_tables=input.dataset_tables,
                                           break_glass=input.break_glass_roles))

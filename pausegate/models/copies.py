@@ -120,7 +120,7 @@ class CopiesFound(Model):
     unparsed: int = Field(default=0, ge=0, description="Statements the parser could not read.")
 
 
-class Containment(Model):
+class CopyContainment(Model):
     """What containing one copy did, verified by asking the database."""
 
     contained: Copy = Field(description="The copy as it stands after containing it.")

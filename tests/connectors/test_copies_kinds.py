@@ -18,7 +18,7 @@ from pausegate.analysis.who_saw_what import DatasetPaths, read_scope
 from pausegate.connectors.postgres.catalog import load_read_paths
 from pausegate.connectors.postgres.copies_catalog import QUARANTINE_ROLE, QUARANTINE_SCHEMA, find_by_fingerprint
 from pausegate.connectors.postgres.quarantine import contain, verify_relation
-from pausegate.models.copies import Containment, Copy, CopyKind
+from pausegate.models.copies import Copy, CopyContainment, CopyKind
 from pausegate.runbook.model import DatasetSpec
 from tests.support.copies_world import TABLE, World, make_world
 from tests.support.debian_pg import BIN, Cluster, running_cluster
@@ -45,7 +45,7 @@ async def tool(world: World) -> AsyncIterator[psycopg.AsyncConnection[tuple[obje
         yield conn
 
 
-async def _contain(tool: psycopg.AsyncConnection[tuple[object, ...]], world: World, copy: Copy) -> Containment:
+async def _contain(tool: psycopg.AsyncConnection[tuple[object, ...]], world: World, copy: Copy) -> CopyContainment:
     return await contain(tool, copy, dataset_tables=[TABLE], break_glass=[world.break_glass])
 
 
@@ -55,7 +55,7 @@ def _only(copies: list[Copy], kind: CopyKind) -> Copy:
     return found[0]
 
 
-def _assert_sealed_off(world: World, done: Containment, copier: str) -> None:
+def _assert_sealed_off(world: World, done: CopyContainment, copier: str) -> None:
     """No login role but break-glass reads the copy, by real reads; the copier cannot re-grant it."""
     assert done.verified, done.residual
     assert done.contained.state == "quarantined"

@@ -34,12 +34,13 @@ from pausegate.connectors.postgres.copies_catalog import (
     locate,
     quarantine_name,
 )
-from pausegate.models.copies import RELATION_KINDS, Containment, Copy, CopyKind, Residual
+from pausegate.models.copies import RELATION_KINDS, Copy, CopyContainment, CopyKind, Residual
 
 LOCK_TIMEOUT = "5s"
 LOCK_ATTEMPTS = 5
 FILE_CHUNK = 16 * 1024 * 1024
-_UNREVOCABLE = ("superuser", "pg_read_all_data")
+_OPERATOR = "operator: the role containing it"
+_UNREVOCABLE = ("superuser", "pg_read_all_data", _OPERATOR)
 
 
 async def _rows(conn: AsyncConnection[Any], query: str | sql.Composable, params: Any = None) -> list[Any]:
@@ -195,7 +196,7 @@ async def _take_over(r: _Runner, copy: Copy, rel: Located, keep: set[str], break
 
 
 async def quarantine_relation(conn: AsyncConnection[Any], copy: Copy, *,
-                              break_glass: Sequence[str] = ()) -> Containment:
+                              break_glass: Sequence[str] = ()) -> CopyContainment:
     """Quarantine a copy held in a relation (module doc); verified before it returns. ``conn`` must
     be in autocommit mode; each attempt is one transaction."""
     kept = [g for g in break_glass if await _rows(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", (g,))]
@@ -203,7 +204,7 @@ async def quarantine_relation(conn: AsyncConnection[Any], copy: Copy, *,
     rel = await locate(conn, copy)
     if rel is None:
         gone = copy.model_copy(update={"state": "gone", "note": "no such relation in the database now"})
-        return Containment(contained=gone, statements=statements, verified=True)
+        return CopyContainment(contained=gone, statements=statements, verified=True)
     keep = {QUARANTINE_ROLE, *kept}
     operator = (await _rows(conn, "SELECT current_user"))[0][0]
     ended = 0
@@ -231,7 +232,7 @@ async def quarantine_relation(conn: AsyncConnection[Any], copy: Copy, *,
         "rows_basis": "counted" if rows is not None else copy.rows_basis,
         "schema_name": copy.schema_name or rel.schema, "name": copy.name or rel.name,
     })
-    return Containment(contained=contained, statements=statements, sessions_ended=ended, verified=ok,
+    return CopyContainment(contained=contained, statements=statements, sessions_ended=ended, verified=ok,
                        residual=residual)
 
 
@@ -239,7 +240,8 @@ async def verify_relation(conn: AsyncConnection[Any], copy: Copy,
                           break_glass: Sequence[str]) -> tuple[list[Residual], bool]:
     """Asks the database: is the copy in the quarantine schema, owned by the quarantine role, granted to
     no one but break-glass, and does any login role but break-glass still reach it? Superusers and
-    members of pg_read_all_data always do: listed, not blocking. Returns (residual readers, verified)."""
+    members of pg_read_all_data always do, and so may the role doing it: listed, not blocking.
+    Returns (residual readers, verified)."""
     rel = await locate(conn, copy)
     if rel is None or rel.schema != QUARANTINE_SCHEMA or rel.owner != QUARANTINE_ROLE:
         return [], False
@@ -253,15 +255,17 @@ async def verify_relation(conn: AsyncConnection[Any], copy: Copy,
         SELECT NOT r.rolcanlogin AND NOT EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.roleid = r.oid)
         FROM pg_roles r WHERE r.rolname = %s""", (QUARANTINE_ROLE,))
     residual: list[Residual] = []
-    for role, superuser, read_all, createrole in await _rows(conn, """
-            SELECT r.rolname, r.rolsuper, pg_has_role(r.oid, 'pg_read_all_data', 'USAGE'), r.rolcreaterole
+    for role, superuser, read_all, createrole, operator in await _rows(conn, """
+            SELECT r.rolname, r.rolsuper, pg_has_role(r.oid, 'pg_read_all_data', 'USAGE'), r.rolcreaterole,
+                   r.rolname = current_user
             FROM pg_roles r
             WHERE r.rolcanlogin AND r.rolname <> ALL(%(keep)s::text[])
               AND (has_table_privilege(r.oid, %(oid)s::oid, 'SELECT')
                    AND has_schema_privilege(r.oid, %(nsp)s::regnamespace, 'USAGE')
                    OR (r.rolcreaterole AND current_setting('server_version_num')::int < 160000))
             ORDER BY 1""", {"keep": sorted(keep), "oid": rel.oid, "nsp": QUARANTINE_SCHEMA}):
-        why = ("superuser" if superuser else "pg_read_all_data" if read_all
+        # the operator keeps what it needs to contain, like break-glass; it is listed all the same
+        why = ("superuser" if superuser else _OPERATOR if operator else "pg_read_all_data" if read_all
                else "CREATEROLE: can make itself a member of the quarantine role" if createrole
                else "SELECT on the copy")
         residual.append(Residual(copy_id=copy.id, role=role, why=why))
@@ -281,12 +285,12 @@ def _session_pid(session: str) -> tuple[int, int] | None:
         return None
 
 
-async def end_temporary_copy(conn: AsyncConnection[Any], copy: Copy) -> Containment:
+async def end_temporary_copy(conn: AsyncConnection[Any], copy: Copy) -> CopyContainment:
     """A temporary table lives as long as its session: the session is ended, and with it the table."""
     session = copy.evidence[0].session if copy.evidence else None
     ids = _session_pid(session or "")
     if ids is None:
-        return Containment(contained=copy, verified=False)
+        return CopyContainment(contained=copy, verified=False)
     start, pid = ids
     match = "a.pid = %s AND extract(epoch FROM date_trunc('second', a.backend_start))::bigint = %s"
     # with a timeout, pg_terminate_backend returns once the backend is gone (or the timeout passed)
@@ -295,10 +299,10 @@ async def end_temporary_copy(conn: AsyncConnection[Any], copy: Copy) -> Containm
     ended = int(rows[0][0]) if rows else 0
     left = await _rows(conn, f"SELECT 1 FROM pg_stat_activity a WHERE {match}", (pid, start))
     gone = copy.model_copy(update={"state": "gone", "note": "its session was ended, and the table with it"})
-    return Containment(contained=gone if not left else copy, sessions_ended=ended, verified=not left)
+    return CopyContainment(contained=gone if not left else copy, sessions_ended=ended, verified=not left)
 
 
-async def read_back_file(conn: AsyncConnection[Any], copy: Copy) -> Containment:
+async def read_back_file(conn: AsyncConnection[Any], copy: Copy) -> CopyContainment:
     """Reads a file ``COPY TO`` wrote on the server through the database and hashes it; a file this role
     may not read, or that is gone, left the database."""
     path = copy.destination or ""
@@ -316,12 +320,12 @@ async def read_back_file(conn: AsyncConnection[Any], copy: Copy) -> Containment:
         why = "this role may not read server files" if isinstance(exc, psycopg.errors.InsufficientPrivilege) else (
             f"the file cannot be read back ({exc.diag.message_primary})")
         left = copy.model_copy(update={"state": "left_database", "note": why})
-        return Containment(contained=left, verified=True)
+        return CopyContainment(contained=left, verified=True)
     read = copy.model_copy(update={"state": "server_file", "file_sha256": digest.hexdigest(), "file_bytes": size})
-    return Containment(contained=read, verified=True)
+    return CopyContainment(contained=read, verified=True)
 
 
-async def contain_publication(conn: AsyncConnection[Any], copy: Copy, tables: Sequence[str]) -> Containment:
+async def contain_publication(conn: AsyncConnection[Any], copy: Copy, tables: Sequence[str]) -> CopyContainment:
     """The publication stops carrying ``tables`` (schema.table); then the database's logical replication
     connections are ended, so none goes on with what it was allowed when it started."""
     r, pub = _Runner(conn), sql.Identifier(copy.name or "")
@@ -335,7 +339,7 @@ async def contain_publication(conn: AsyncConnection[Any], copy: Copy, tables: Se
                p.pubinsert OR p.pubupdate OR p.pubdelete OR p.pubtruncate
         FROM pg_publication p WHERE p.pubname = %s""", (copy.name,))
     if not rows:
-        return Containment(contained=copy.model_copy(update={"state": "gone"}), verified=True)
+        return CopyContainment(contained=copy.model_copy(update={"state": "gone"}), verified=True)
     all_tables, listed, schemas, publishing = rows[0]
     wanted = set(tables)
     for name in sorted(wanted & set(listed)):
@@ -357,15 +361,15 @@ async def contain_publication(conn: AsyncConnection[Any], copy: Copy, tables: Se
     done = copy.model_copy(update={
         "state": "left_database" if not still else copy.state,
         "note": "no longer carries the tables; rows replicated before are on the subscribers"})
-    return Containment(contained=done, statements=r.done, replication_connections_ended=int(ended[0][0]),
+    return CopyContainment(contained=done, statements=r.done, replication_connections_ended=int(ended[0][0]),
                        verified=not still)
 
 
 async def contain(conn: AsyncConnection[Any], copy: Copy, *, dataset_tables: Sequence[str] = (),
-                  break_glass: Sequence[str] = ()) -> Containment:
+                  break_glass: Sequence[str] = ()) -> CopyContainment:
     """Contain one copy as its kind allows (module doc); what cannot be contained is returned as listed."""
     if copy.state in ("possible", "left_database", "gone"):
-        return Containment(contained=copy, verified=True)
+        return CopyContainment(contained=copy, verified=True)
     if copy.kind == CopyKind.TEMPORARY_TABLE:
         return await end_temporary_copy(conn, copy)
     if copy.kind == CopyKind.COPY_TO_FILE:
@@ -374,4 +378,4 @@ async def contain(conn: AsyncConnection[Any], copy: Copy, *, dataset_tables: Seq
         return await contain_publication(conn, copy, [*dataset_tables, *copy.sources])
     if copy.kind in RELATION_KINDS:
         return await quarantine_relation(conn, copy, break_glass=break_glass)
-    return Containment(contained=copy, verified=False)
+    return CopyContainment(contained=copy, verified=False)
