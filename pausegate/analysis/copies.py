@@ -514,12 +514,14 @@ class CopyFinder:
         copies.sort(key=lambda c: (c.created_at or datetime.min, c.id))
         return CopiesFound(copies=copies, statements=self.statements, unparsed=self.unparsed)
 
-    @staticmethod
-    def _copy(f: _Found) -> Copy:
+    def _copy(self, f: _Found) -> Copy:
         rel = f.relation
+        schema = rel.schema if rel else None
+        if rel is not None and schema is None and self._existing is not None and len(f.candidates) == 1:
+            schema = f.candidates[0].rpartition(".")[0]  # the one schema of the path that exists
         return Copy(
-            id=f.id, kind=f.kind, schema_name=rel.schema if rel else None, name=rel.name if rel else None,
-            candidates=() if rel is None or rel.schema else f.candidates, destination=f.destination,
+            id=f.id, kind=f.kind, schema_name=schema, name=rel.name if rel else None,
+            candidates=() if rel is None or schema else f.candidates, destination=f.destination,
             creator=f.creator, created_at=f.created_at, application=f.application, client=f.client,
             sources=tuple(f.sources), datasets=tuple(sorted(f.datasets)), via=f.via, evidence=tuple(f.evidence),
             whole_source=f.whole_source,

@@ -171,7 +171,7 @@ class TestFollowing:
         (copy,) = log.sql("alice", "CREATE TABLE c AS SELECT * FROM data.keystrokes").find()
         assert copy.schema_name is None and copy.candidates == ("alice.c", "public.c")
         (placed,) = log.find(existing_schemas={"public"})
-        assert placed.candidates == ("public.c",)
+        assert (placed.schema_name, placed.candidates) == ("public", ())
 
     def test_laundering_through_a_temporary_table(self, log: Log) -> None:
         """A temporary copy, then INSERT into a permanent table from it: both listed, the second through the first;
