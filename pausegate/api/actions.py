@@ -17,20 +17,16 @@ from typing import Any, TypeVar
 
 import structlog
 from pydantic import ValidationError
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate.api.errors import ApiError
 from pausegate.api.models import Receipt
 from pausegate.api.refusals import Refusal
 from pausegate.api.state import ApiState
 from pausegate.errors import ActionRefused, PauseNotFound
-from pausegate.models.pause import Actor, UpdateReceipt
+from pausegate.models.pause import Actor
 from pausegate.policy import authority
 from pausegate.runbook.model import Runbook
-from pausegate.temporal import ids
-from pausegate.temporal.pauses import _UPDATES, pause_handle, read_status
+from pausegate.temporal import ids, pauses
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -92,24 +88,6 @@ def update_id(state: ApiState, actor: Actor, action: str, idempotency_key: str |
     return f"api-{uuid.uuid4().hex}"
 
 
-async def execute(state: ApiState, program: str, action: Any, *, update_id: str) -> UpdateReceipt:
-    """Send one update to the program's pause. A rejection is raised as ``ActionRefused`` and, unlike
-    ``pausegate.temporal.pauses.act``, not signalled: the caller records it, coalesced."""
-    handle = pause_handle(state.client, program)
-    try:
-        receipt: UpdateReceipt = await handle.execute_update(_UPDATES[type(action)], action, id=update_id)
-        return receipt
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        code = cause.type if isinstance(cause, ApplicationError) and cause.type else "refused"
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise ActionRefused(code, reason) from None
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise PauseNotFound(f"no open pause for program {program!r}") from None
-        raise
-
-
 async def send_update(
     state: ApiState, program: str, actor: Actor, action: Any, name: str, idempotency_key: str | None
 ) -> Receipt:
@@ -118,10 +96,11 @@ async def send_update(
     uid = update_id(state, actor, name, idempotency_key)
     bound = log.bind(pause=program, actor=actor.id, action=name)
     try:
-        receipt = await state.limiter.run(program, actor.id, lambda: execute(state, program, action, update_id=uid))
+        receipt = await state.limiter.run(
+            program, actor.id, lambda: pauses.send_update(state.client, program, action, update_id=uid))
     except PauseNotFound:
         try:
-            status = await read_status(state.client, program)
+            status = await pauses.read_status(state.client, program)
         except PauseNotFound:
             raise ApiError(404, "no_pause", f"no pause for program {program!r}") from None
         ended = ActionRefused("wrong_state", f"the pause is {status.phase.value} and takes no more actions")

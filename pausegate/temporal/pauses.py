@@ -1,7 +1,7 @@
-"""Client-side operations on pauses: start one (idempotently), act on it, read it.
+"""Client-side operations on pauses: start one (idempotently), send it an update, read it.
 
-The API (and, until it exists, the operator commands) go through these functions; they
-record every refusal in the pause's timeline, so an unauthorised action leaves a trace.
+The API goes through these functions; it records every refusal itself (coalesced, in the pause's
+timeline or its refusal log: ``pausegate.api.actions``).
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from pausegate.errors import ActionRefused, PauseNotFound
+from pausegate.errors import PauseNotFound
 from pausegate.models.pause import (
     ApproveInput,
     CompleteItemInput,
@@ -23,7 +23,6 @@ from pausegate.models.pause import (
     PauseState,
     PauseWorkflowInput,
     ProposePlanInput,
-    RefusalInput,
     RejectPlanInput,
     RetryStepInput,
     Tuning,
@@ -33,6 +32,7 @@ from pausegate.models.pause import (
     WaiveStepInput,
 )
 from pausegate.temporal.ids import pause_id
+from pausegate.temporal.updates import execute_update
 from workflows.pause import PauseWorkflow
 
 
@@ -80,7 +80,7 @@ async def read_status(client: Client, program: str) -> PauseState:
         raise
 
 
-_UPDATES: dict[type, Any] = {
+UPDATES: dict[type, Any] = {
     CompleteItemInput: PauseWorkflow.complete_item,
     ProposePlanInput: PauseWorkflow.propose_plan,
     ApproveInput: PauseWorkflow.approve_plan,
@@ -91,35 +91,17 @@ _UPDATES: dict[type, Any] = {
     RetryStepInput: PauseWorkflow.retry_step,
     WaiveStepInput: PauseWorkflow.waive_step,
 }
+"""The pause's update that takes each input."""
+
+PauseAction = (CompleteItemInput | ProposePlanInput | ApproveInput | RejectPlanInput | WaiveAgentsInput
+               | DecommissionInput | WaiveResidualInput | RetryStepInput | WaiveStepInput)
 
 
-async def act(
-    client: Client,
-    program: str,
-    action: CompleteItemInput | ProposePlanInput | ApproveInput | RejectPlanInput | WaiveAgentsInput
-    | DecommissionInput | WaiveResidualInput | RetryStepInput | WaiveStepInput,
-    *,
-    update_id: str | None = None,
-) -> UpdateReceipt:
-    """Send one update to a program's pause; a refusal is recorded in its timeline and raised.
-
-    ``update_id`` makes retries safe: Temporal applies an update id at most once per run.
-    """
-    handle = pause_handle(client, program)
-    update = _UPDATES[type(action)]
-    try:
-        receipt: UpdateReceipt = await handle.execute_update(update, action, id=update_id)
-        return receipt
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        code = cause.type if isinstance(cause, ApplicationError) and cause.type else "refused"
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        await handle.signal(
-            PauseWorkflow.record_refusal,
-            RefusalInput(actor=action.actor.id, action=f"refused.{update.__name__}", reason=f"{code}: {reason}"),
-        )
-        raise ActionRefused(code, reason) from None
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise PauseNotFound(f"no open pause for program {program!r}") from None
-        raise
+async def send_update(client: Client, program: str, action: PauseAction, *, update_id: str | None = None
+                      ) -> UpdateReceipt:
+    """Send one update to a program's pause: ``ActionRefused`` when the workflow refuses it (not recorded
+    here: the caller records it), ``PauseNotFound`` without an open pause."""
+    receipt: UpdateReceipt = await execute_update(pause_handle(client, program), UPDATES[type(action)], action,
+                                                  update_id=update_id,
+                                                  missing=f"no open pause for program {program!r}")
+    return receipt

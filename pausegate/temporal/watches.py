@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from pausegate.errors import ActionRefused, PauseNotFound
+from pausegate.errors import PauseNotFound
 from pausegate.models.watch import WatchReceipt, WatchState, WithdrawConsentInput
 from pausegate.temporal.pauses import pause_handle
+from pausegate.temporal.updates import execute_update
 from workflows.watch import WatchWorkflow
 from workflows.watch_ids import watch_workflow_id
 
@@ -34,16 +34,7 @@ async def read_watch(client: Client, program: str) -> WatchState:
 async def withdraw_consent(client: Client, program: str, action: WithdrawConsentInput, *,
                            update_id: str | None = None) -> WatchReceipt:
     """Halt an employee's agents through the program's watch; a refusal is raised with its reason."""
-    try:
-        receipt: WatchReceipt = await watch_handle(client, program).execute_update(
-            WatchWorkflow.withdraw_consent, action, id=update_id)
-        return receipt
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        code = cause.type if isinstance(cause, ApplicationError) and cause.type else "refused"
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise ActionRefused(code, reason) from None
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise PauseNotFound(f"no running watch for program {program!r}") from None
-        raise
+    receipt: WatchReceipt = await execute_update(watch_handle(client, program), WatchWorkflow.withdraw_consent, action,
+                                                 update_id=update_id,
+                                                 missing=f"no running watch for program {program!r}")
+    return receipt

@@ -18,8 +18,9 @@ from pausegate.embedded.postgres import dsn_for_database
 from pausegate.embedded.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions, embedded_stack
 from pausegate.models.pause import ApproveInput, CompleteItemInput, Phase, ProposePlanInput
 from pausegate.state.embedded import STATE_DATABASE
-from pausegate.temporal.pauses import act, read_status
+from pausegate.temporal.pauses import read_status
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO
+from tests.support.pauses import act
 from tests.workflows.test_lifecycle import NARROWED_PLAN, REVIEW, can_read
 
 

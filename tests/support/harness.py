@@ -42,9 +42,10 @@ from pausegate.reference.fleet.server import RunningFleet, serve_fleet
 from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
 from pausegate.runbook.loader import load_runbook
 from pausegate.runbook.model import Runbook
-from pausegate.temporal.pauses import act, read_status, start_pause
+from pausegate.temporal.pauses import read_status, start_pause
 from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.support.encryption import TEST_ENCRYPTION
+from tests.support.pauses import act
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_RUNBOOK = ROOT / "runbooks" / "employee-telemetry.yaml"

@@ -18,11 +18,12 @@ from pausegate.errors import HistoryKeyError
 from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseRequest, Phase
 from pausegate.temporal import ids
 from pausegate.temporal.codec import ENCODING, KEY_ID_METADATA, Keyring, data_converter
-from pausegate.temporal.pauses import act, read_status, start_pause
+from pausegate.temporal.pauses import read_status, start_pause
 from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.api.support import NARROWED_PLAN, REVIEW, ApiWorld, api_world, evidence_for, local
 from tests.support.encryption import TEST_CONVERTER, TEST_KEY_ID, TEST_KEYRING, decrypted_history_json, fixed_key
 from tests.support.harness import ANALYST, COMMANDER, Harness, HarnessFactory
+from tests.support.pauses import act
 from workflows.pause import PauseWorkflow
 
 REASON = "keystrokes of the whole payroll team readable company-wide"
