@@ -1,6 +1,6 @@
-"""Request and response bodies of the HTTP API.
+"""What the HTTP API answers: pauses as a caller may see them, receipts, errors, the refusal log.
 
-No request body names an actor: who acts is whoever the bearer token proves.
+The request bodies are in ``pausegate.api.requests``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pausegate.api.refusal_log import RefusalEntry
 from pausegate.models.access import DatasetContainment
 from pausegate.models.base import Model
 from pausegate.models.data_stop import DataStop
-from pausegate.models.evidence import SHA256_HEX, EvidenceRef
-from pausegate.models.pause import MAX_NOTE, AppliedUpdate, EvidenceAttachment, PauseState, Phase, Severity
+from pausegate.models.evidence import EvidenceRef
+from pausegate.models.pause import AppliedUpdate, PauseState, Phase, Severity
 
 
 class ErrorBody(Model):
@@ -25,75 +25,6 @@ class ErrorBody(Model):
     error: str = Field(description="Machine-readable code, e.g. wrong_role, stale_plan, not_found.")
     detail: str = Field(description="What went wrong, in words a person can act on.")
     problems: list[str] = Field(default_factory=list, description="Each invalid field, for 422s.")
-
-
-class TriggerRequest(Model):
-    """Pull the kill switch on a program."""
-
-    program: str = Field(min_length=1, max_length=63)
-    reason: str = Field(min_length=1, max_length=MAX_NOTE)
-    severity: Severity = Severity.HIGH
-
-
-class CompleteRequest(Model):
-    """Complete (or amend) a checklist item."""
-
-    evidence: list[EvidenceAttachment] = Field(default_factory=list, max_length=50)
-    note: str = Field(default="", max_length=MAX_NOTE)
-
-
-class ApproveRequest(Model):
-    """Approve the current plan and review, naming the digest reviewed."""
-
-    digest: str = Field(pattern=SHA256_HEX)
-    role: str | None = Field(
-        default=None,
-        max_length=100,
-        description="Approver role to act as; defaults to the one approver role the "
-        "caller holds (an error if they hold several).",
-    )
-    comment: str = Field(default="", max_length=MAX_NOTE)
-
-
-class RejectRequest(Model):
-    """Reject the current plan."""
-
-    reason: str = Field(min_length=1, max_length=MAX_NOTE)
-
-
-class WaiveRequest(Model):
-    """Stop waiting for unconfirmed agents."""
-
-    agent_ids: list[str] = Field(default_factory=list, max_length=5000)
-    all_unconfirmed: bool = False
-    reason: str = Field(min_length=1, max_length=MAX_NOTE)
-
-
-class WaiveResidualRequest(Model):
-    """Accept a dataset's access that no REVOKE can close (superusers, owners)."""
-
-    dataset: str = Field(min_length=1, max_length=100)
-    reason: str = Field(min_length=1, max_length=MAX_NOTE)
-
-
-class RetryStepRequest(Model):
-    """Run a blocked containment step again (its cause fixed)."""
-
-    step: str = Field(min_length=1, max_length=200, description="The blocked step, e.g. containment.agents.")
-
-
-class WaiveStepRequest(Model):
-    """Stop waiting for a blocked containment step."""
-
-    step: str = Field(min_length=1, max_length=200, description="The blocked step, e.g. containment.dataset.telemetry.")
-    reason: str = Field(min_length=1, max_length=MAX_NOTE)
-
-
-class DecommissionRequest(Model):
-    """Vote to end the program for good."""
-
-    reason: str = Field(min_length=1, max_length=MAX_NOTE)
-    role: str | None = Field(default=None, max_length=100, description="As for approvals.")
 
 
 class Receipt(Model):

@@ -31,7 +31,8 @@ from temporalio.service import RPCError
 
 from pausegate.api import actions
 from pausegate.api.errors import refusal_status
-from pausegate.api.models import PauseView, Receipt, TriggerRequest
+from pausegate.api.models import PauseView, Receipt
+from pausegate.api.requests import TriggerRequest
 from pausegate.api.routes import pauses as pause_routes
 from pausegate.api.state import ApiState
 from pausegate.errors import ActionRefused, ApiError, EvidenceError, Overloaded, PauseNotFound

@@ -7,7 +7,8 @@ from fastapi import APIRouter
 
 from pausegate.api.actions import perform
 from pausegate.api.deps import ActorDep, IdempotencyKey, ProgramPath, StateDep
-from pausegate.api.models import Receipt, RetryStepRequest, WaiveRequest, WaiveResidualRequest, WaiveStepRequest
+from pausegate.api.models import Receipt
+from pausegate.api.requests import RetryStepRequest, WaiveRequest, WaiveResidualRequest, WaiveStepRequest
 from pausegate.api.responses import ACTION_ERRORS
 from pausegate.models.pause import RetryStepInput, WaiveAgentsInput, WaiveResidualInput, WaiveStepInput
 

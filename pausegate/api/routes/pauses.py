@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pausegate.api.actions import admit, authorise
 from pausegate.api.deps import ActorDep, ProgramPath, StateDep
 from pausegate.api.errors import ApiError
-from pausegate.api.models import ErrorBody, PauseSummary, PauseView, TriggerRequest, TriggerResponse
+from pausegate.api.models import ErrorBody, PauseSummary, PauseView, TriggerResponse
+from pausegate.api.requests import TriggerRequest
 from pausegate.api.responses import ACTION_ERRORS
 from pausegate.errors import PauseNotFound
 from pausegate.evidence.report import render_markdown

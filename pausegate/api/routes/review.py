@@ -9,8 +9,9 @@ from fastapi import Path as PathParam
 
 from pausegate.api.actions import perform
 from pausegate.api.deps import ActorDep, IdempotencyKey, ProgramPath, StateDep
-from pausegate.api.models import CompleteRequest, Receipt, RejectRequest
+from pausegate.api.models import Receipt
 from pausegate.api.redaction import redact_items
+from pausegate.api.requests import CompleteRequest, RejectRequest
 from pausegate.api.responses import ACTION_ERRORS
 from pausegate.models.pause import CompleteItemInput, ItemStatus, ProposePlanInput, RejectPlanInput, ResumePlan
 from pausegate.policy import authority

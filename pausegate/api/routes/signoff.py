@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from pausegate.api.actions import approver_role, perform
 from pausegate.api.deps import ActorDep, IdempotencyKey, ProgramPath, StateDep
-from pausegate.api.models import ApproveRequest, DecommissionRequest, Receipt
+from pausegate.api.models import Receipt
+from pausegate.api.requests import ApproveRequest, DecommissionRequest
 from pausegate.api.responses import ACTION_ERRORS
 from pausegate.models.pause import ApproveInput, DecommissionInput
 
