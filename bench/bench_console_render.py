@@ -36,8 +36,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pausegate.api import create_app
 from pausegate.api.routes import pauses as api_pauses
+from pausegate.app import create_app
 from pausegate.config import ApiSettings, EvidenceSettings, Settings
 from pausegate.console import bridge
 from pausegate.evidence.layout import timeline_key

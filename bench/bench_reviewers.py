@@ -33,7 +33,7 @@ from temporalio.worker import Worker
 
 from bench.bare_update import BareUpdate
 from bench.world import COMMANDER, World, fleet_process, new_program, runbook_for, world
-from pausegate.api import serve_api
+from pausegate.app import serve
 from pausegate.auth import UserDirectory
 from pausegate.config import ApiSettings, Settings
 from pausegate.connectors.registry import Connectors
@@ -112,7 +112,7 @@ async def main(sequential: int, concurrent: int, reviewers: int, pauses: int, ac
             tokens = {f"analyst-{i:03d}": users.issue(None, f"analyst-{i:03d}", ["security-analyst"])[1]
                       for i in range(reviewers)}
             async with w.urgent_worker(settings), build_worker(w.client, connectors), \
-                    serve_api(settings, w.client, port=0, evidence_store=connectors.evidence_store) as url:
+                    serve(settings, w.client, port=0, evidence_store=connectors.evidence_store) as url:
                 async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {commander}"},
                                              timeout=60) as carol:
                     for p in names:

@@ -2,6 +2,9 @@
 
 python -m pausegate.api --openapi docs/api-openapi.json
 python -m pausegate.api --serve [--config FILE]
+
+Serving is ``pausegate.app.run`` (the API with the console mounted, as ``pausegate api`` serves it): this
+entry point is a script that no module imports, so reaching the top module from here makes no circle.
 """
 
 from __future__ import annotations
@@ -25,20 +28,6 @@ def openapi_document() -> dict[str, Any]:
     return app.openapi()
 
 
-async def serve(settings: Settings) -> None:
-    from pausegate.api.server import serve_api
-    from pausegate.logging import configure
-    from pausegate.observability.tracing import setup_tracing
-    from pausegate.temporal.client import connect
-
-    configure()
-    setup_tracing(settings.observability, "api")
-    client = await connect(settings.temporal, settings.encryption)
-    async with serve_api(settings, client) as url:
-        print(f"pausegate API on {url} (OpenAPI: {url}/openapi.json)", flush=True)
-        await asyncio.Event().wait()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pausegate.api",
@@ -57,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             args.openapi.write_text(text)
         return 0
     if args.serve:
+        from pausegate.app import run
+
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(load_settings(args.config)))
+            asyncio.run(run(load_settings(args.config)))
         return 0
     parser.print_help()
     return 2

@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from pausegate.api.browsers import BrowserSessions
 from pausegate.api.cors import CodecCors
 from pausegate.api.gate import MAX_BODY_BYTES, Gate
 from pausegate.api.handlers import install_error_handlers
@@ -24,7 +25,6 @@ from pausegate.api.state import ApiState
 from pausegate.auth import Authenticator, build_authenticator
 from pausegate.config import Settings
 from pausegate.connectors.interfaces import EvidenceStore
-from pausegate.console import include_console
 from pausegate.models.pause import Tuning
 from pausegate.observability.api_metrics import install_api_metrics
 from pausegate.observability.tracing import instrument_api
@@ -45,6 +45,7 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     limits: ActionLimits | None = None,
     state_db: StateDatabase | None = None,
+    browsers: BrowserSessions | None = None,
 ) -> FastAPI:
     """The API as an ASGI app.
 
@@ -63,6 +64,8 @@ def create_app(
         state_db: this replica's way into the shared state database; default: one built from
             ``settings.api.state_db`` when ``settings.api.state`` is ``postgres`` (users, refusals, rate
             limits and update slots shared with every other replica), none for ``files``.
+        browsers: the sessions of another face this app serves (the web console, mounted by ``pausegate.app``):
+            the gate leaves its paths to it, and the codec endpoint accepts its session cookie.
     """
     limits = limits or ActionLimits()
     if state_db is None and settings.api.state == "postgres" and settings.api.state_db is not None:
@@ -128,14 +131,14 @@ def create_app(
         install_state_error_handlers(app)
     app.include_router(api_router)
     app.include_router(codec.router)  # Temporal's codec protocol for the Web UI (docs/encryption.md)
-    include_console(app)  # the web console under /console/ (its own session cookie; see pausegate.console)
+    app.state.browsers = browsers  # the codec endpoint's second way in (pausegate.api.routes.codec)
 
     @app.get("/healthz", tags=["meta"], include_in_schema=True)
     async def healthz() -> dict[str, str]:
         """Liveness (no token needed; says nothing about pauses)."""
         return {"status": "ok"}
 
-    app.add_middleware(Gate, authenticator=authenticator, max_body_bytes=max_body_bytes)
+    app.add_middleware(Gate, authenticator=authenticator, max_body_bytes=max_body_bytes, browsers=browsers)
     # outside the gate: a CORS preflight carries no token
     app.add_middleware(CodecCors, origin=settings.encryption.ui_origin if settings.encryption else None)
     # Server spans (outermost, so refusals at the gate are traced too) and /metrics.

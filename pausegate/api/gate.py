@@ -14,8 +14,8 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pausegate.api.browsers import BrowserSessions
 from pausegate.auth.base import AuthenticationError, Authenticator
-from pausegate.console.security import is_console_path
 from pausegate.errors import ApiError
 
 log = structlog.get_logger(__name__)
@@ -38,7 +38,7 @@ async def _answer(send: Send, status: int, code: str, detail: str, headers: dict
 
 def _codec_with_cookie(scope: Scope) -> bool:
     """A codec request without a bearer token but with a cookie: a Temporal Web UI calling with
-    cross-origin credentials and the person's console session. The codec route checks the session."""
+    cross-origin credentials and the person's browser session. The codec route checks the session."""
     if not scope["path"].startswith("/codec/"):
         return False
     return any(name == b"cookie" for name, _ in scope.get("headers", []))
@@ -56,12 +56,18 @@ def _bearer(scope: Scope) -> str | None:
 
 
 class Gate:
-    """Refuses oversize bodies (413) and requests without a valid bearer token (401)."""
+    """Refuses oversize bodies (413) and requests without a valid bearer token (401).
 
-    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    ``browsers``: another face served by the same app whose own paths prove who calls with its
+    session cookie (the web console); the gate leaves those paths to it.
+    """
+
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, max_body_bytes: int = MAX_BODY_BYTES,
+                 browsers: BrowserSessions | None = None) -> None:
         self.app = app
         self.authenticator = authenticator
         self.max_body_bytes = max_body_bytes
+        self.browsers = browsers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,9 +94,10 @@ class Gate:
                     )
                     return
 
-        # The console's pages, assets and live streams prove who is calling with its own session cookie
-        # (pausegate.console.pages checks it), not with a bearer token; so may the codec endpoint's callers.
-        if scope["path"] not in PUBLIC_PATHS and not is_console_path(scope["path"]) and not (
+        # Another face's pages, assets and live streams (the console's: ``browsers``) prove who is calling
+        # with its own session cookie, checked by that face, not with a bearer token; so may the codec
+        # endpoint's callers.
+        if scope["path"] not in PUBLIC_PATHS and not self._browsers_path(scope["path"]) and not (
             _bearer(scope) is None and _codec_with_cookie(scope)
         ):
             token = _bearer(scope)
@@ -150,3 +157,6 @@ class Gate:
         actor = scope.get("state", {}).get("actor")
         with structlog.contextvars.bound_contextvars(actor=actor.id if actor else None):
             await self.app(scope, replay, send)
+
+    def _browsers_path(self, path: str) -> bool:
+        return self.browsers is not None and self.browsers.serves(path)

@@ -84,8 +84,8 @@ def api(
     config: Annotated[Path | None, typer.Option(help="Configuration file (default: $PAUSEGATE_CONFIG).")] = None,
 ) -> None:
     """Serve the HTTP API against the configured Temporal (cluster or Cloud)."""
-    from pausegate.api.__main__ import serve
+    from pausegate.app import run
 
     configure()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(load_settings(config)))
+        asyncio.run(run(load_settings(config)))

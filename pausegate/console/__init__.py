@@ -9,38 +9,33 @@ People sign in with a token, exchanged once for a session cookie (``sessions``);
 state-changing request must come from a console page of this origin and carry the session's CSRF
 token, and every response carries a strict Content-Security-Policy (``security``).
 
-This package's ``__init__`` imports nothing heavy: the API's gate imports ``security`` from it.
+The API does not know the console: the module that mounts the faces (``pausegate.app``) builds the
+API's app with the console's sessions (``pages.ConsoleSessions``, the API's ``BrowserSessions``) and
+then includes the console into it (``include_console``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI
+from pausegate.console import pages
+from pausegate.console.pages import ConsoleSessions
+from pausegate.console.render import STATIC
+from pausegate.console.routes import console_router
+from pausegate.console.security import ConsoleHeaders
+from pausegate.console.state import ConsoleState
 
-    from pausegate.console.state import ConsoleState
-
-__all__ = ["include_console"]
+__all__ = ["ConsoleSessions", "ConsoleState", "include_console"]
 
 
-def include_console(app: FastAPI, state: ConsoleState | None = None) -> ConsoleState:
-    """Serve the console from ``app`` (an app built by ``pausegate.api.create_app``, whose
-    ``app.state.api`` it uses): its routes, its static files under ``/static/``, its security
-    headers, and the pages its own errors answer with. Returns the console's state (sessions,
-    templates, stream timing), also at ``app.state.console``."""
-    from starlette.staticfiles import StaticFiles
-
-    from pausegate.console import pages
-    from pausegate.console.render import STATIC
-    from pausegate.console.routes import console_router
-    from pausegate.console.security import ConsoleHeaders
-    from pausegate.console.state import ConsoleState
-
-    state = state or ConsoleState()
+def include_console(app: FastAPI, state: ConsoleState) -> None:
+    """Serve the console from ``app`` (an app built by ``pausegate.api.app.create_app`` with
+    ``ConsoleSessions(state)``, whose ``app.state.api`` it uses): its routes, its static files under
+    ``/static/``, its security headers, and the pages its own errors answer with. ``state`` (sessions,
+    templates, stream timing) is also put at ``app.state.console``."""
     app.state.console = state
     pages.install(app)
     app.include_router(console_router)
     app.mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="console-static")
     app.add_middleware(ConsoleHeaders)
-    return state

@@ -21,7 +21,7 @@ from pausegate.api.state import ApiState
 from pausegate.auth.base import AuthenticationError
 from pausegate.console.bridge import Refusal
 from pausegate.console.forms import Form
-from pausegate.console.security import CSRF_FIELD, CSRF_HEADER, cross_site_reason
+from pausegate.console.security import CSRF_FIELD, CSRF_HEADER, cross_site_reason, is_console_path
 from pausegate.console.sessions import SECURE_SESSION_COOKIE, SESSION_COOKIE, Session
 from pausegate.console.state import ConsoleState
 from pausegate.models.pause import Actor
@@ -48,6 +48,24 @@ def tls(request: Request) -> bool:
 
 def cookie_name(request: Request) -> str:
     return SECURE_SESSION_COOKIE if tls(request) else SESSION_COOKIE
+
+
+@dataclass(frozen=True)
+class ConsoleSessions:
+    """The console's sessions as the API sees them (``pausegate.api.browsers.BrowserSessions``): its gate
+    leaves the console's paths to the console, and its codec endpoint accepts the console's session cookie."""
+
+    console: ConsoleState
+
+    def serves(self, path: str) -> bool:
+        return is_console_path(path)
+
+    def token(self, request: Request) -> str | None:
+        session = self.console.sessions.get(request.cookies.get(cookie_name(request)))
+        return session.token if session is not None else None
+
+    def end(self, request: Request) -> None:
+        self.console.sessions.close(request.cookies.get(cookie_name(request)))
 
 
 def local_next(target: str | None) -> str:

@@ -27,7 +27,7 @@ import psycopg
 import structlog
 from temporalio.testing import WorkflowEnvironment
 
-from pausegate.api import serve_api
+from pausegate.app import serve
 from pausegate.config import (
     ApiSettings,
     EncryptionSettings,
@@ -290,7 +290,7 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
         setup_tracing(settings.observability, "embedded")
         client = await connect(settings.temporal, settings.encryption)  # traced, like a deployment's clients
         api_url = await parts.enter_async_context(
-            serve_api(settings, client, port=api_port, evidence_store=connectors.evidence_store)
+            serve(settings, client, port=api_port, evidence_store=connectors.evidence_store)
         )
         urgent = None
         if options.run_worker:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client, Interceptor, OutboundInterceptor, StartWorkflowUpdateInput, WorkflowUpdateHandle
 
-from pausegate.api import create_app, serve_api
+from pausegate.app import create_app, serve
 from pausegate.config import ApiSettings, Settings, StateDatabaseSettings
 from pausegate.embedded.postgres import dsn_for_database
 from pausegate.models.pause import Actor
@@ -97,7 +97,7 @@ async def replicas(
         for _ in range(count):
             app = create_app(settings, client or harness.client, tuning=harness.tuning, **app_options)
             url = await stack.enter_async_context(
-                serve_api(settings, harness.client, host="127.0.0.1", port=0, app=app))
+                serve(settings, harness.client, host="127.0.0.1", port=0, app=app))
             worlds.append(ApiWorld(harness=harness, url=url, settings=settings, tokens=dict(tokens),
                                    issuer=OidcIssuer(), app=app))
         try:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from jwt.algorithms import RSAAlgorithm
 
-from pausegate.api import create_app, serve_api
+from pausegate.app import create_app, serve
 from pausegate.auth import CombinedAuthenticator, LocalTokens, OidcVerifier, UserDirectory, UsersFileCheck
 from pausegate.auth.oidc import oidc_actor_id
 from pausegate.config import ApiSettings, OidcSettings, Settings
@@ -228,7 +228,7 @@ async def api_world(
         local_tokens = LocalTokens(settings.api.users_file, on_reload=UsersFileCheck(settings))
         authenticator = CombinedAuthenticator(local_tokens, OidcVerifier(oidc_settings, jwks_http))
         app = create_app(settings, harness.client, authenticator=authenticator, tuning=harness.tuning, **app_options)
-        async with serve_api(settings, harness.client, host="127.0.0.1", port=0, app=app) as url:
+        async with serve(settings, harness.client, host="127.0.0.1", port=0, app=app) as url:
             world = ApiWorld(harness=harness, url=url, settings=settings, tokens=tokens, issuer=issuer, app=app)
             try:
                 yield world

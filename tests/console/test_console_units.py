@@ -1,14 +1,25 @@
-"""The console's pure parts: sessions, redirects after sign-in, event framing, the plan form."""
+"""The console's pure parts: sessions, redirects after sign-in, event framing, the plan form, and how
+it is mounted into the API's app."""
 
 from __future__ import annotations
 
-import pytest
+from typing import Any, cast
 
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.requests import Request
+
+from pausegate import app as faces
+from pausegate.api import app as api_app
+from pausegate.auth import CombinedAuthenticator
+from pausegate.config import Settings
+from pausegate.console import ConsoleSessions, ConsoleState
 from pausegate.console.bridge import Refusal
 from pausegate.console.forms import Form, grant_line, parse_grant, plan_from
 from pausegate.console.pages import local_next
 from pausegate.console.routes.events import event
-from pausegate.console.sessions import SessionPolicy, SessionStore
+from pausegate.console.sessions import SESSION_COOKIE, SessionPolicy, SessionStore
 
 
 class Clock:
@@ -140,3 +151,38 @@ class TestPlanForm:
         with pytest.raises(Refusal) as refused:
             plan_from(Form([("agents_mode", "some")]))
         assert refused.value.status == 422 and refused.value.problems[0].startswith("agents:")
+
+
+async def get_console(app: FastAPI) -> httpx.Response:
+    """``GET /console/`` in process (the app's lifespan is not run: nothing here reaches Temporal)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        return await client.get("/console/")
+
+
+def with_cookie(cookie: str) -> Request:
+    return Request({"type": "http", "scheme": "http", "method": "POST", "path": "/codec/decode", "query_string": b"",
+                    "server": ("127.0.0.1", 80), "headers": [(b"cookie", cookie.encode())]})
+
+
+class TestMounting:
+    async def test_the_api_alone_serves_no_console_and_its_gate_guards_the_consoles_paths(self) -> None:
+        alone = api_app.create_app(Settings(), cast(Any, None), authenticator=CombinedAuthenticator(None, None))
+        answer = await get_console(alone)
+        assert answer.status_code == 401 and answer.json()["error"] == "unauthenticated"
+
+    async def test_the_faces_app_serves_the_console_which_sends_a_stranger_to_sign_in(self) -> None:
+        both = faces.create_app(Settings(), cast(Any, None), authenticator=CombinedAuthenticator(None, None))
+        answer = await get_console(both)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/console/sign-in")
+        assert isinstance(both.state.console, ConsoleState)
+
+    def test_the_api_sees_a_console_session_only_as_its_token_and_can_end_it(self) -> None:
+        console = ConsoleState()
+        session_id, _ = console.sessions.open("local:ann", "pgt_ann")
+        seen = ConsoleSessions(console)
+        request = with_cookie(f"{SESSION_COOKIE}={session_id}")
+        assert seen.serves("/console/pauses/x") and seen.serves("/static/console.css") and not seen.serves("/v1/pauses")
+        assert seen.token(request) == "pgt_ann"
+        assert seen.token(with_cookie(f"{SESSION_COOKIE}=guessed")) is None
+        seen.end(request)
+        assert seen.token(request) is None and len(console.sessions) == 0

@@ -5,10 +5,10 @@
 ``{"metadata": {name: base64}, "data": base64}`` (protobuf's JSON form), for the namespace the
 ``X-Namespace`` header names. The caller is authenticated like every API caller (the gate: a local
 token or an OIDC bearer, as a UI passing its user's access token sends) or by their console session
-cookie (a UI sending cross-origin credentials, same site as the API); who may decode or encode is
-``pausegate.policy.authority``'s decision, and a refusal goes to the API's refusal log. Browsers reach
-it only from the configured Web UI origin (``pausegate.api.cors``). It is not in the OpenAPI document:
-its contract is Temporal's (``docs/encryption.md``).
+cookie (a UI sending cross-origin credentials, same site as the API: ``pausegate.api.browsers``); who
+may decode or encode is ``pausegate.policy.authority``'s decision, and a refusal goes to the API's
+refusal log. Browsers reach it only from the configured Web UI origin (``pausegate.api.cors``). It is
+not in the OpenAPI document: its contract is Temporal's (``docs/encryption.md``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pydantic import BaseModel, Field
 from temporalio.api.common.v1 import Payload
 
 from pausegate.api.actions import log_refusal
+from pausegate.api.browsers import BrowserSessions
 from pausegate.api.deps import StateDep
 from pausegate.api.errors import ApiError
 from pausegate.api.state import ApiState
 from pausegate.auth.base import AuthenticationError
-from pausegate.console.pages import console_of, cookie_name
 from pausegate.errors import ActionRefused, HistoryKeyError, RunbookError
 from pausegate.models.pause import Actor
 from pausegate.policy import authority
@@ -62,18 +62,17 @@ async def codec_caller(request: Request, state: StateDep) -> Actor:
     actor = getattr(request.state, "actor", None)
     if isinstance(actor, Actor):
         return actor
-    console = console_of(request)
-    session_id = request.cookies.get(cookie_name(request))
-    session = console.sessions.get(session_id)
+    browsers: BrowserSessions | None = request.app.state.browsers
+    token = browsers.token(request) if browsers is not None else None
     unauthenticated = ApiError(401, "unauthenticated", "send an Authorization: Bearer <token> header, or sign in "
                                "to the console and let the Web UI send cross-origin credentials",
                                headers={"WWW-Authenticate": "Bearer"})
-    if session is None:
+    if browsers is None or token is None:
         raise unauthenticated
     try:
-        return await state.authenticator.authenticate(session.token)
+        return await state.authenticator.authenticate(token)
     except AuthenticationError:
-        console.sessions.close(session_id)  # the token behind the session no longer proves anyone
+        browsers.end(request)  # the token behind the session no longer proves anyone
         raise unauthenticated from None
 
 
