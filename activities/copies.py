@@ -16,6 +16,7 @@ from pausegate.connectors.postgres.copies_catalog import (
     find_by_fingerprint,
     find_foreign_tables,
     find_publications,
+    find_subscribed_tables,
     resolve,
 )
 from pausegate.connectors.postgres.quarantine import contain
@@ -25,7 +26,7 @@ from pausegate.models.copies import (
     CopiesFound,
     CopyContainment,
     FindCatalogCopiesInput,
-    FindForeignCopiesInput,
+    FindCopiesElsewhereInput,
 )
 
 CONNECT_TIMEOUT_S = 10
@@ -63,12 +64,16 @@ class CopiesActivities:
                                                       since_xid=input.since_xid)
             return CopiesFound(copies=[*resolved, *publications, *fingerprinted])
 
-    @activity.defn(name="find_foreign_copies")
-    async def find_foreign_copies(self, input: FindForeignCopiesInput) -> CopiesFound:
-        """Foreign tables on another server the deployment names, pointing at the dataset."""
+    @activity.defn(name="find_copies_elsewhere")
+    async def find_copies_elsewhere(self, input: FindCopiesElsewhereInput) -> CopiesFound:
+        """On another server the deployment names: foreign tables pointing at the dataset, and tables
+        its subscriptions to the found publications fill."""
         async with running(), self._connect(input.connection) as conn:
             location = DatasetLocation(hosts=frozenset(input.hosts), port=input.port, dbname=input.dbname)
             found = await find_foreign_tables(conn, server=input.connection, location=location, tables=input.tables)
+            if input.publications:
+                found += await find_subscribed_tables(conn, server=input.connection, location=location,
+                                                      publications=input.publications)
             return CopiesFound(copies=found)
 
     @activity.defn(name="contain_copies")

@@ -41,6 +41,7 @@ class CopyKind(StrEnum):
     DYNAMIC = "dynamic"
     PUBLICATION = "publication"
     FOREIGN_TABLE = "foreign_table"
+    SUBSCRIBED_TABLE = "subscribed_table"
     FINGERPRINT = "fingerprint"
 
 
@@ -50,7 +51,7 @@ EvidenceSource = Literal["statement", "catalog", "fingerprint"]
 # Kinds whose rows live in a relation the quarantine can take over.
 RELATION_KINDS = frozenset({
     CopyKind.CREATE_TABLE_AS, CopyKind.SELECT_INTO, CopyKind.INSERT_SELECT, CopyKind.MERGE, CopyKind.UPDATE_FROM,
-    CopyKind.MATERIALIZED_VIEW, CopyKind.FOREIGN_TABLE, CopyKind.FINGERPRINT,
+    CopyKind.MATERIALIZED_VIEW, CopyKind.FOREIGN_TABLE, CopyKind.SUBSCRIBED_TABLE, CopyKind.FINGERPRINT,
 })
 
 
@@ -143,8 +144,9 @@ class FindCatalogCopiesInput(Model):
     since_xid: int | None = Field(default=None, description="Relations made after this transaction are candidates.")
 
 
-class FindForeignCopiesInput(Model):
-    """Foreign tables on a server the deployment names that read the dataset's database."""
+class FindCopiesElsewhereInput(Model):
+    """Copies on another server the deployment names: foreign tables reading the dataset's database,
+    tables its subscriptions to the found publications fill."""
 
     pause_key: str
     connection: str = Field(description="The deployment's connection to that other server.")
@@ -152,6 +154,7 @@ class FindForeignCopiesInput(Model):
     port: int = 5432
     dbname: str
     tables: tuple[str, ...] = Field(description="schema.table: the dataset's, and copies found.")
+    publications: tuple[str, ...] = Field(default=(), description="Publications found carrying any of them.")
 
 
 class ContainCopiesInput(Model):

@@ -11,7 +11,12 @@ import pytest
 import pytest_asyncio
 from psycopg import sql
 
-from pausegate.connectors.postgres.copies_catalog import DatasetLocation, find_foreign_tables, find_publications
+from pausegate.connectors.postgres.copies_catalog import (
+    DatasetLocation,
+    find_foreign_tables,
+    find_publications,
+    find_subscribed_tables,
+)
 from pausegate.connectors.postgres.quarantine import contain
 from pausegate.models.copies import CopyKind
 from tests.support.copies_world import TABLE, World, make_world
@@ -87,6 +92,26 @@ class TestPublication:
                 assert row == (0,)
                 again = await contain(tool, done.contained, dataset_tables=[TABLE])
                 assert again.verified and again.statements == []
+
+                # what the subscriber already received is a copy on that server: quarantined there
+                location = DatasetLocation(hosts=frozenset({"127.0.0.1"}), port=world.cluster.port,
+                                           dbname=world.database)
+                sub.execute("CREATE ROLE " + world.role("analyst") + " LOGIN")
+                sub.execute("GRANT USAGE ON SCHEMA data TO PUBLIC")
+                sub.execute("GRANT SELECT ON data.keystrokes TO PUBLIC")
+                async with await psycopg.AsyncConnection.connect(elsewhere.dsn(replica), autocommit=True) as remote:
+                    received = await find_subscribed_tables(remote, server="replica", location=location,
+                                                            publications=["leak"])
+                    assert sorted((c.kind, c.schema_name, c.name) for c in received) == [
+                        (CopyKind.SUBSCRIBED_TABLE, "data", "keystrokes"),
+                        (CopyKind.SUBSCRIBED_TABLE, "data", "marker")]
+                    kept = next(c for c in received if c.name == "keystrokes")
+                    held = await contain(remote, kept)
+                assert held.verified and held.contained.rows == world.rows
+                with psycopg.connect(elsewhere.dsn(replica, world.role("analyst")), autocommit=True) as analyst:
+                    for relation in ("data.keystrokes", held.contained.quarantined_as or ""):
+                        with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedTable)):
+                            analyst.execute(f"SELECT count(*) FROM {relation}")  # type: ignore[arg-type]
                 sub.execute(sql.SQL("DROP SUBSCRIPTION {}").format(sql.Identifier(f"s_{world.database}")))
         finally:
             elsewhere.drop_database(replica)

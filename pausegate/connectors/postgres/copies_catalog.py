@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, sql
+from psycopg.conninfo import conninfo_to_dict
 
 from pausegate.analysis.copies_fingerprint import (
     CANDIDATE_ROWS,
@@ -209,6 +210,40 @@ async def find_foreign_tables(conn: AsyncConnection[Any], *, server: str, locati
             server=server, creator=owner, sources=(remote,), destination=f"server {server}",
             evidence=(CopyEvidence(source="catalog", fact=f"foreign table {schema}.{name} on {server} reads {remote} "
                                    f"through foreign server {srv} ({host}:{port}/{dbname})"),),
+        ))
+    return out
+
+
+_SUBSCRIBED_Q = """
+SELECT s.subname, pg_get_userbyid(s.subowner), s.subconninfo, s.subpublications::text[], n.nspname, c.relname,
+       c.reltuples::bigint
+FROM pg_subscription s JOIN pg_subscription_rel sr ON sr.srsubid = s.oid
+JOIN pg_class c ON c.oid = sr.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY 1, 5, 6
+"""
+
+
+async def find_subscribed_tables(conn: AsyncConnection[Any], *, server: str, location: DatasetLocation,
+                                 publications: Sequence[str]) -> list[Copy]:
+    """Tables on the server ``conn`` reaches (a subscriber the deployment names ``server``) that its
+    subscriptions to ``publications`` on the dataset's database fill: copies on another server.
+    Reading subscriptions' connection strings needs a superuser there."""
+    wanted = set(publications)
+    out: list[Copy] = []
+    for sub, owner, conninfo, pubs, schema, name, _tuples in await _rows(conn, _SUBSCRIBED_Q):
+        info = conninfo_to_dict(conninfo)
+        host, port, dbname = info.get("host", "localhost"), int(info.get("port") or 5432), info.get("dbname")
+        carried = sorted(wanted & set(pubs))
+        if host not in location.hosts or port != location.port or dbname != location.dbname or not carried:
+            continue
+        out.append(Copy(
+            id=_id("subscribed", server, schema, name), kind=CopyKind.SUBSCRIBED_TABLE, schema_name=schema, name=name,
+            server=server, creator=owner, destination=f"server {server}",
+            sources=tuple(f"publication {p}" for p in carried),
+            # the connection string may hold a password: only where it points is kept
+            evidence=(CopyEvidence(source="catalog", fact=f"subscription {sub} on {server} fills {schema}.{name} "
+                                   f"from publication {', '.join(carried)} ({host}:{port}/{dbname})"),),
         ))
     return out
 
