@@ -10,8 +10,9 @@ from typing import Any
 from temporalio import activity
 
 from activities.heartbeat import running
-from pausegate.connectors.interfaces import DatasetAccess, EvidenceStore
+from pausegate.connectors.interfaces import DatasetAccess
 from pausegate.connectors.scope_facts import DerivedScope
+from pausegate.evidence.interface import EvidenceStore
 from pausegate.evidence.layout import catalog_key, plan_diff_key, scope_key
 from pausegate.models.access import (
     UNREVOCABLE_PATHS,

@@ -10,9 +10,10 @@ from temporalio import activity
 
 from activities.fleet import in_batches, list_agents, resume_program
 from activities.heartbeat import running
-from pausegate.connectors.interfaces import EvidenceStore, FleetConnector
+from pausegate.connectors.interfaces import FleetConnector
 from pausegate.connectors.postgres.conditions import PostgresConditions
 from pausegate.errors import TargetRejectedError
+from pausegate.evidence.interface import EvidenceStore
 from pausegate.evidence.layout import unconsented_agents_key
 from pausegate.models.conditions import (
     MAX_LISTED,

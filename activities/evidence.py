@@ -11,8 +11,9 @@ from temporalio import activity
 from activities.heartbeat import running
 from pausegate.analysis.exposure import Exposure, summary
 from pausegate.connectors.audit.pglog import PostgresLogSource
-from pausegate.connectors.interfaces import AuditSource, EvidenceStore
+from pausegate.connectors.interfaces import AuditSource
 from pausegate.evidence.anchor import REPORT_FINGERPRINT
+from pausegate.evidence.interface import EvidenceStore
 from pausegate.evidence.layout import audit_key, report_key, timeline_key
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
 from pausegate.models.pause import (

@@ -41,6 +41,7 @@ from pausegate.app import create_app
 from pausegate.config import ApiSettings, EvidenceSettings, Settings
 from pausegate.console import bridge
 from pausegate.evidence.layout import timeline_key
+from pausegate.evidence.open_store import open_evidence_store
 from pausegate.models.pause import MAX_LISTED_IDS, Actor, PauseRequest, PauseState, Phase, TimelineEntry
 from pausegate.policy.transitions import new_pause
 from tests.support.harness import example_runbook
@@ -83,7 +84,7 @@ def build_status(settings: Settings) -> PauseState:
     agents.halted = AGENTS - agents.unconfirmed
     agents.unconfirmed_ids = [f"agent-{i:05d}" for i in range(MAX_LISTED_IDS)]
     state.containment.started_at = start
-    store = settings.evidence.open_store()
+    store = open_evidence_store(settings.evidence)
     for sequence in range(ARCHIVED // PER_DOCUMENT):
         older = entries(PER_DOCUMENT, start, sequence * PER_DOCUMENT)
         state.timeline_archived.append(store.put_json(timeline_key(state.evidence_key, sequence),

@@ -58,8 +58,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from pausegate.evidence.blocks import BLOCK_BYTES, RecordBlock
+from pausegate.evidence.bundle import chunk_name, decode_chunk
 from pausegate.evidence.files import canonical_line
-from pausegate.evidence.seal import BLOCK_BYTES, RecordBlock, chunk_name, decode_chunk
 from pausegate.evidence.store import LocalEvidenceStore
 from pausegate.evidence.verify import verify_bundle
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import zstandard
 from bench_seal import Stream
 
-from pausegate.evidence.seal import DEFAULT_CHUNK_BYTES, DEFAULT_ZSTD_LEVEL
+from pausegate.evidence.chunker import DEFAULT_CHUNK_BYTES, DEFAULT_ZSTD_LEVEL
 
 MiB = 2**20
 

@@ -51,7 +51,7 @@ import orjson
 from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.audit.statement_reads import Exposer, ReadScope
 from pausegate.connectors.audit.who_saw_what import WhoSawWhatBuilder
-from pausegate.evidence.seal import RecordBlock
+from pausegate.evidence.blocks import RecordBlock
 from pausegate.evidence.store import LocalEvidenceStore
 
 MiB = 2**20

@@ -10,17 +10,13 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, TypeAdapter, ValidationError, model_validator
 
 from pausegate.config_env import expand_env_references
 from pausegate.errors import ConfigError, UnknownConnectionError
 from pausegate.models.base import Model
-
-if TYPE_CHECKING:
-    from pausegate.evidence.s3_store import S3EvidenceStore
-    from pausegate.evidence.store import LocalEvidenceStore
 
 CONFIG_ENV = "PAUSEGATE_CONFIG"
 DEFAULT_CONFIG = Path(".pausegate/config.toml")
@@ -180,21 +176,6 @@ class EvidenceSettings(Model):
             raise ValueError("store = 's3' needs an [evidence.s3] table (bucket, ...)")
         return self
 
-    def open_store(self) -> LocalEvidenceStore | S3EvidenceStore:
-        from pausegate.evidence.store import LocalEvidenceStore
-
-        if self.store == "s3":
-            from pausegate.evidence.s3_store import open_s3_store
-
-            return open_s3_store(self)
-        return LocalEvidenceStore(
-            self.directory,
-            self.signing_key,
-            compression=self.compression,
-            compression_level=self.compression_level,
-            expected_fingerprint=self.signing_key_fingerprint,
-        )
-
 
 class OidcSettings(Model):
     """OIDC JWTs for production: who issued them, for whom, where the keys are, where the roles are."""
@@ -219,7 +200,8 @@ class OidcSettings(Model):
 
 class StateDatabaseSettings(Model):
     """The PostgreSQL database every API replica shares (``api.state = "postgres"``): users and role
-    changes, the refusal log, rate limits and the update slots of each pause (``pausegate.state``)."""
+    changes, the refusal log, rate limits and the update slots of each pause (``pausegate.apidb``; chosen
+    by ``pausegate.api.backends``)."""
 
     dsn: SecretStr = Field(description="How each replica connects (the API's own role); never logged or shown.")
     owner_dsn: SecretStr | None = Field(

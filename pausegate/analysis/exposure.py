@@ -23,8 +23,8 @@ from pausegate.analysis.who_saw_what import (
     WhoSawWhatBuilder,
     read_scope,
 )
-from pausegate.connectors.interfaces import EvidenceStore
 from pausegate.errors import ConfigError
+from pausegate.evidence.interface import EvidenceStore
 from pausegate.evidence.layout import data_subjects_key, exposure_key, scope_key
 from pausegate.models.access import ExposureScope, ReadPath
 from pausegate.models.evidence import EvidenceRef

@@ -25,7 +25,9 @@ def export(directory: Path, config: Path | None) -> int:
     if settings.api.state != "postgres" or settings.api.state_db is None:
         print('this deployment keeps its logs in files (api.state = "files"): nothing to export')
         return 2
-    key = settings.evidence.open_store().signing_key
+    from pausegate.evidence.open_store import open_evidence_store
+
+    key = open_evidence_store(settings.evidence).signing_key
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     found: list[str] = []
     with StateDatabase(settings.api.state_db) as db, db.sync_pool.connection() as conn:

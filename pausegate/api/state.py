@@ -20,8 +20,8 @@ from pausegate.api.refusal_log import RefusalLog, RefusalStore
 from pausegate.api.refusals import RefusalRecorder
 from pausegate.auth import Authenticator, UserDirectory
 from pausegate.config import Settings
-from pausegate.connectors.interfaces import EvidenceStore
 from pausegate.errors import EvidenceError, RunbookError
+from pausegate.evidence.interface import EvidenceStore
 from pausegate.models.pause import Tuning
 from pausegate.runbook.loader import load_runbook
 from pausegate.runbook.model import SLUG, Runbook
@@ -106,7 +106,9 @@ class ApiState:
         # Built on first use: generating the OpenAPI document must not touch the evidence directory.
         if self.evidence_store is None:
             ev = self.settings.evidence
-            self.evidence_store = ev.open_store()
+            from pausegate.evidence.open_store import open_evidence_store
+
+            self.evidence_store = open_evidence_store(ev)
         return self.evidence_store
 
     def runbook(self, program: str) -> Runbook:

@@ -17,6 +17,7 @@ from pausegate.auth.directory import UserDirectory, users_log_path
 from pausegate.auth.local import ADMIN_ROLE, LocalTokens, ensure_first_admin
 from pausegate.auth.oidc import OidcVerifier, looks_like_jwt
 from pausegate.config import Settings
+from pausegate.evidence.open_store import open_evidence_store
 from pausegate.models.pause import Actor
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class UsersFileCheck:
 
     def __call__(self) -> None:
         if self._key is None:
-            self._key = self.settings.evidence.open_store().signing_key
+            self._key = open_evidence_store(self.settings.evidence).signing_key
         change = UserDirectory(self.settings.api.users_file, self._key).check()
         if change is not None:
             log.error("users_file_changed_outside_the_api_on_load", detail=change.detail[:500])
@@ -86,5 +87,7 @@ def build_authenticator(
     if state_db is not None:
         from pausegate.state.users import PgTokens
 
-        return CombinedAuthenticator(PgTokens(state_db, lambda: settings.evidence.open_store().signing_key), oidc)
+        return CombinedAuthenticator(
+            PgTokens(state_db, lambda: open_evidence_store(settings.evidence).signing_key), oidc
+        )
     return CombinedAuthenticator(LocalTokens(settings.api.users_file, on_reload=UsersFileCheck(settings)), oidc)

@@ -17,7 +17,7 @@ from pausegate.models.evidence import URI_SCHEME
 if TYPE_CHECKING:
     from pausegate.config import Settings
     from pausegate.evidence.anchor import AuditReport
-    from pausegate.evidence.record import Record
+    from pausegate.temporal.recorded_evidence import Record
 
 app = typer.Typer(help="Verify sealed evidence bundles offline, and read their records.", no_args_is_help=True)
 
@@ -83,8 +83,8 @@ def _pins(settings: Settings | None) -> set[str]:
 def _locate(settings: Settings, path: Path) -> tuple[Path, str, str] | str:
     """(evidence directory, program, pause key) of the evidence at ``path``, from where it lies (never
     from what it says about itself), or why it cannot be told."""
-    from pausegate.evidence.record import pause_key_of
     from pausegate.evidence.verify import find_public_key
+    from pausegate.temporal.recorded_evidence import pause_key_of
 
     path = path.absolute()
     roots = [settings.evidence.directory.absolute()]
@@ -101,7 +101,7 @@ def _locate(settings: Settings, path: Path) -> tuple[Path, str, str] | str:
 
 async def _fetch_record(settings: Settings, program: str, *, incident: str | None = None,
                         pause_key: str | None = None) -> Record:
-    from pausegate.evidence.record import connect_briefly, find_record
+    from pausegate.temporal.recorded_evidence import connect_briefly, find_record
 
     client = await connect_briefly(settings)
     return await find_record(client, program, incident_id=incident, evidence_key=pause_key)
@@ -137,7 +137,7 @@ def verify(
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check a bundle's signature, hash chain, every chunk, its chain to the signed head, and the pause's record."""
-    from pausegate.evidence.record import configuration_at_hand
+    from pausegate.temporal.recorded_evidence import configuration_at_hand
 
     settings, why = configuration_at_hand()
     if bundle.startswith(URI_SCHEME):
@@ -198,10 +198,10 @@ def _verify_stored(
     """``evidence://<key>``: the evidence in the configured store (from a bucket: copied out at the
     version the pause recorded, with the rest of its chain)."""
     from pausegate.cli.exits import EXIT_UNAVAILABLE, EXIT_USAGE, fail
-    from pausegate.evidence.copies import evidence_at_hand
+    from pausegate.evidence.chain import parent_key
+    from pausegate.evidence.download import evidence_at_hand
     from pausegate.evidence.files import BUNDLE_SUFFIX, DOCUMENT_SUFFIX, validate_key
-    from pausegate.evidence.record import pause_key_of
-    from pausegate.evidence.seal import parent_key
+    from pausegate.temporal.recorded_evidence import pause_key_of
 
     if settings is None:
         fail(EXIT_USAGE, f"an evidence:// reference is read from the configured store: {why}", as_json=as_json)
@@ -270,7 +270,7 @@ def audit(
     from pausegate.cli.exits import EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE, fail
     from pausegate.errors import PauseNotFound
     from pausegate.evidence.anchor import audit_evidence, audit_report_file, read_report
-    from pausegate.evidence.record import configuration_at_hand
+    from pausegate.temporal.recorded_evidence import configuration_at_hand
 
     settings, why = configuration_at_hand()
     pinned = _pins(settings)
@@ -315,7 +315,7 @@ def _audit_bucket(
     recorded, with what the bucket holds beyond them said first."""
     from pausegate.cli.exits import EXIT_UNAVAILABLE, fail
     from pausegate.evidence.anchor import AuditLine, audit_evidence
-    from pausegate.evidence.copies import evidence_at_hand
+    from pausegate.evidence.download import evidence_at_hand
 
     try:
         with evidence_at_hand(settings.evidence, record.state.evidence_key, record.state) as here:
@@ -355,9 +355,9 @@ def download(
 
     from pausegate.cli.exits import EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE, fail
     from pausegate.errors import PauseNotFound
-    from pausegate.evidence.copies import recorded_versions
-    from pausegate.evidence.record import configuration_at_hand
-    from pausegate.evidence.s3_store import open_s3_store
+    from pausegate.evidence.download import recorded_versions
+    from pausegate.evidence.open_store import open_s3_store
+    from pausegate.temporal.recorded_evidence import configuration_at_hand
 
     settings, why = configuration_at_hand()
     if settings is None:

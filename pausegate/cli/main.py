@@ -35,7 +35,7 @@ def main() -> None:
         app()
     except SystemExit as exc:
         # Looked up, not imported: a command that never loaded the module never connected.
-        record = sys.modules.get("pausegate.evidence.record")
+        record = sys.modules.get("pausegate.temporal.recorded_evidence")
         if record is None or not record.CONNECTED:
             raise
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

@@ -6,14 +6,14 @@ runbook's connection names and the deployment configuration.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from pausegate.connectors.scope_facts import DerivedScope, ScopeFacts
+from pausegate.evidence.interface import EvidenceStore  # noqa: F401  # shim: re-exported until importers move
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
 from pausegate.models.collection import CollectionProfile, CollectionRequest
-from pausegate.models.evidence import EvidenceRef
 from pausegate.models.fleet import (
     AgentPage,
     AgentState,
@@ -98,45 +98,6 @@ class DatasetAccess(Protocol):
 
     async def restore(self, spec: DatasetSpec, grants: list[GrantSpec]) -> RestoreResult:
         """Apply exactly the planned grants, verified through the database; idempotent."""
-        ...
-
-
-class EvidenceStore(Protocol):
-    """Write-once storage for evidence; refs (uri + digest) are all that leave it."""
-
-    def put_json(self, key: str, document: Mapping[str, Any] | list[Any]) -> EvidenceRef:
-        """Store a JSON document under ``key`` once; the same content again returns the same ref,
-        different content under an existing key raises ``EvidenceError``."""
-        ...
-
-    def put_canonical(self, key: str, data: bytes) -> EvidenceRef:
-        """Store a JSON object already encoded as canonical JSON, once (as ``put_json``)."""
-        ...
-
-    def get(self, key: str) -> EvidenceRef | None:
-        """The ref of what is stored under ``key``, if anything."""
-        ...
-
-    def read_json(self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None) -> Any:
-        """The JSON document stored under ``key``, signed for that key; with ``expected_sha256`` (the
-        digest the pause recorded) exactly that one, else ``EvidenceError`` naming the key. ``version_id``
-        (``EvidenceRef.version_id``) is the version to read where the store keeps versions."""
-        ...
-
-    def iter_bundle(
-        self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """The records of a sealed bundle, in order, each chunk checked against its digest."""
-        ...
-
-    @property
-    def signing_key_sha256(self) -> str:
-        """Fingerprint of the key the store signs with (the final report names it)."""
-        ...
-
-    async def seal(self, key: str, records: AsyncIterator[Mapping[str, Any]]) -> tuple[EvidenceRef, int]:
-        """Stream records into a sealed bundle under ``key``; returns (ref to the manifest, chunk count).
-        Sealing the same key again returns the existing bundle's ref."""
         ...
 
 

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 from psycopg.conninfo import conninfo_to_dict
 
 from pausegate.config import Settings
-from pausegate.connectors.interfaces import AuditSource, DatasetAccess, EvidenceStore, FleetConnector, Notifier
+from pausegate.connectors.interfaces import AuditSource, DatasetAccess, FleetConnector, Notifier
 from pausegate.errors import ConfigError
+from pausegate.evidence.interface import EvidenceStore
+from pausegate.evidence.open_store import open_evidence_store
 from pausegate.runbook.model import AuditSourceSpec
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ class Connectors:
         self._access: dict[str, DatasetAccess] = {}
         self._notifiers: dict[str, Notifier] = {}
         if evidence_store is None:
-            evidence_store = settings.evidence.open_store()
+            evidence_store = open_evidence_store(settings.evidence)
         self.evidence_store: EvidenceStore = evidence_store
 
     def fleet(self, name: str) -> FleetConnector:

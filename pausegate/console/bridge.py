@@ -36,7 +36,7 @@ from pausegate.api.requests import TriggerRequest
 from pausegate.api.routes import pauses as pause_routes
 from pausegate.api.state import ApiState
 from pausegate.errors import ActionRefused, ApiError, EvidenceError, Overloaded, PauseNotFound
-from pausegate.evidence.store import read_recorded
+from pausegate.evidence.interface import read_recorded
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.pause import (
     Actor,

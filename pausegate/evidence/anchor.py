@@ -28,17 +28,17 @@ from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from pausegate.errors import EvidenceError
 from pausegate.evidence import signing_keys as keymod
-from pausegate.evidence.files import BUNDLE_SUFFIX, DOCUMENT_SUFFIX, SIGNATURE_SUFFIX, validate_key
-from pausegate.evidence.layout import report_key
-from pausegate.evidence.seal import (
+from pausegate.evidence.bundle import (
     CHAIN_HEAD,
     CHAIN_LOCK,
     MANIFEST,
     head_signature_problem,
-    parent_key,
     parse_head,
     parse_manifest,
 )
+from pausegate.evidence.chain import parent_key
+from pausegate.evidence.files import BUNDLE_SUFFIX, DOCUMENT_SUFFIX, SIGNATURE_SUFFIX, validate_key
+from pausegate.evidence.layout import report_key
 from pausegate.evidence.verify import (
     Problem,
     VerificationReport,

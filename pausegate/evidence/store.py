@@ -3,7 +3,7 @@
 Documents (``put_json``) live at ``<root>/<key>.json`` with a signature beside them
 (``<key>.json.sig``, over the key and the bytes, so a document copied under another key no
 longer verifies); bundles (``seal``) at ``<root>/<key>.bundle/`` (layout in
-``pausegate.evidence.seal``). Everything is written once, owner-only (0600 files, 0700
+``pausegate.evidence.bundle``). Everything is written once, owner-only (0600 files, 0700
 directories), and only refs (uri, digest, counts) ever leave the store.
 
 A signature says the deployment wrote a file; only the digest a pause recorded says it is the
@@ -16,20 +16,33 @@ import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pausegate.errors import EvidenceError
-from pausegate.evidence import seal as sealmod
+from pausegate.evidence import local_bundles
 from pausegate.evidence import signing_keys as keymod
+from pausegate.evidence.blocks import BLOCK_BYTES, RecordBlock, record_blocks
+from pausegate.evidence.bundle import (
+    CHUNKS,
+    MANIFEST,
+    SIGNATURE,
+    BundleManifest,
+    Encoding,
+    document_signature_problem,
+    parse_manifest,
+    parse_signature,
+)
+from pausegate.evidence.chunker import DEFAULT_CHUNK_BYTES, DEFAULT_ZSTD_LEVEL, Chunker, check_chunking
+from pausegate.evidence.documents import StoredDocument, canonical_object, document_data, write_document
 from pausegate.evidence.files import (
     BUNDLE_SUFFIX,
     DOCUMENT_SUFFIX,
     SIGNATURE_SUFFIX,
-    canonical_document,
     directory_lock,
     ensure_dir,
     publish_once,
@@ -39,16 +52,7 @@ from pausegate.evidence.files import (
 )
 from pausegate.models.evidence import URI_SCHEME, EvidenceRef
 
-if TYPE_CHECKING:
-    from pausegate.connectors.interfaces import EvidenceStore
-
 log = structlog.get_logger(__name__)
-
-
-async def read_recorded(store: EvidenceStore, ref: EvidenceRef) -> Any:
-    """The document (or bundle manifest) ``ref`` names, exactly the one recorded: its digest, and its
-    version where the store keeps versions; read off the event loop, whichever store is configured."""
-    return await asyncio.to_thread(store.read_json, ref.key, ref.sha256, version_id=ref.version_id)
 
 
 def default_signing_key_path(directory: Path) -> Path:
@@ -81,14 +85,14 @@ class LocalEvidenceStore:
         directory: Path | str,
         signing_key_path: Path | str | None = None,
         *,
-        chunk_bytes: int = sealmod.DEFAULT_CHUNK_BYTES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         chunk_records: int | None = None,
         compression: Literal["zstd", "none"] = "zstd",
-        compression_level: int = sealmod.DEFAULT_ZSTD_LEVEL,
+        compression_level: int = DEFAULT_ZSTD_LEVEL,
         expected_fingerprint: str | None = None,
     ) -> None:
-        sealmod.check_chunking(chunk_bytes, chunk_records, compression)
-        self.encoding: sealmod.Encoding = "jsonl+zstd" if compression == "zstd" else "jsonl"
+        check_chunking(chunk_bytes, chunk_records, compression)
+        self.encoding: Encoding = "jsonl+zstd" if compression == "zstd" else "jsonl"
         self.compression_level = compression_level
         self.root = Path(directory).absolute()
         ensure_dir(self.root, self.root)
@@ -105,6 +109,7 @@ class LocalEvidenceStore:
         keymod.write_public_key(self._key.public_key(), self.public_key_path)
         self.chunk_bytes = chunk_bytes
         self.chunk_records = chunk_records
+        self._documents = _DocumentFiles(self)
 
     @property
     def signing_key(self) -> Ed25519PrivateKey:
@@ -145,52 +150,13 @@ class LocalEvidenceStore:
 
         The same content again returns the same ref; different content raises ``EvidenceError``.
         """
-        data = canonical_document(document)
-        return self._put_document(key, data, len(document) if isinstance(document, list) else 1)
+        data, records = document_data(document)
+        return write_document(self._documents, self._key, key, data, records)
 
     def put_canonical(self, key: str, data: bytes) -> EvidenceRef:
         """Store a JSON object its writer already encoded as canonical JSON (a document too large to
         build as Python values first: a company's exposure scope). Same rules as ``put_json``."""
-        if not data.startswith(b"{"):
-            raise EvidenceError(f"evidence key {key!r}: a canonical document must be a JSON object")
-        return self._put_document(key, data, 1)
-
-    def _put_document(self, key: str, data: bytes, records: int) -> EvidenceRef:
-        path = self.document_path(key)
-        if self.bundle_path(key).exists():
-            raise EvidenceError(f"evidence key {key!r} already holds a sealed bundle")
-        digest = sha256_hex(data)
-        ensure_dir(self.root, path.parent)
-        with directory_lock(path.parent):
-            self._publish_signed(key, path, data)
-        log.info("evidence_document_stored", key=key, sha256=digest, size_bytes=len(data))
-        return EvidenceRef(uri=self.uri(key), sha256=digest, records=records, size_bytes=len(data))
-
-    def _publish_signed(self, key: str, path: Path, data: bytes) -> None:
-        """Write the document and its signature, under the directory's lock (nobody else
-        publishes this key meanwhile)."""
-        sig_path = path.with_name(path.name + SIGNATURE_SUFFIX)
-        # Ed25519 signs deterministically, so a retry produces the same bytes
-        signature = sealmod.document_signature_bytes(self._key, key, data)
-        if path.exists():
-            self._check_same(key, path, data)
-            # a document stored before signatures were written first may lack one: add it
-            publish_once(sig_path, signature)
-            return
-        # The signature goes first, so that a crash between the two writes can leave only a
-        # signature without a document, which vouches for nothing and is replaced by the
-        # retry; a document without its signature would be unreadable for good.
-        if not publish_once(sig_path, signature) and sig_path.read_bytes() != signature:
-            log.warning("evidence_orphan_signature_replaced", key=key)
-            replace_file(sig_path, signature)
-        if not publish_once(path, data):
-            self._check_same(key, path, data)
-
-    @staticmethod
-    def _check_same(key: str, path: Path, data: bytes) -> None:
-        if path.read_bytes() != data:
-            raise EvidenceError(f"evidence key {key!r} already holds different content")
-        log.debug("evidence_document_exists", key=key)
+        return write_document(self._documents, self._key, key, canonical_object(key, data), 1)
 
     def get(self, key: str) -> EvidenceRef | None:
         """The ref of what is stored under ``key`` (document or completely sealed bundle)."""
@@ -203,9 +169,9 @@ class LocalEvidenceStore:
                 uri=self.uri(key), sha256=sha256_hex(data), records=records, size_bytes=len(data)
             )
         bundle = self.bundle_path(key)
-        if (bundle / sealmod.MANIFEST).exists() and (bundle / sealmod.SIGNATURE).exists():
-            data = (bundle / sealmod.MANIFEST).read_bytes()
-            manifest = sealmod.parse_manifest(data)
+        if (bundle / MANIFEST).exists() and (bundle / SIGNATURE).exists():
+            data = (bundle / MANIFEST).read_bytes()
+            manifest = parse_manifest(data)
             return EvidenceRef(
                 uri=self.uri(key),
                 sha256=sha256_hex(data),
@@ -229,7 +195,7 @@ class LocalEvidenceStore:
             sig_path = path.with_name(path.name + SIGNATURE_SUFFIX)
         else:
             bundle = self.bundle_path(key)
-            path, sig_path = bundle / sealmod.MANIFEST, bundle / sealmod.SIGNATURE
+            path, sig_path = bundle / MANIFEST, bundle / SIGNATURE
             if not path.exists():
                 raise EvidenceError(f"no evidence under key {key!r}")
         data = path.read_bytes()
@@ -239,12 +205,12 @@ class LocalEvidenceStore:
                 f"recorded {expected_sha256}"
             )
         try:
-            sig_file, signature = sealmod.parse_signature(sig_path.read_bytes())
+            sig_file, signature = parse_signature(sig_path.read_bytes())
         except FileNotFoundError:
             raise EvidenceError(f"evidence under key {key!r} has no signature") from None
         public_key = self._key.public_key()
         if document:
-            problem = sealmod.document_signature_problem(public_key, sig_file, signature, key, data)
+            problem = document_signature_problem(public_key, sig_file, signature, key, data)
             if problem is not None:
                 raise EvidenceError(f"evidence under key {key!r} does not match its signature: {problem}")
             if sig_file.key is None and expected_sha256 is None:
@@ -263,8 +229,6 @@ class LocalEvidenceStore:
 
     @staticmethod
     def _parse(key: str, data: bytes) -> Any:
-        import json
-
         try:
             return json.loads(data)
         except ValueError as exc:
@@ -276,18 +240,18 @@ class LocalEvidenceStore:
         """Stream ``records`` into a sealed bundle under ``key``; returns (ref to the manifest,
         chunk count). If ``key`` is already completely sealed (an activity retry), the existing
         bundle's ref is returned and ``records`` is not consumed."""
-        blocks = sealmod.record_blocks(
-            records, block_bytes=min(sealmod.BLOCK_BYTES, self.chunk_bytes), block_records=self.chunk_records
+        blocks = record_blocks(
+            records, block_bytes=min(BLOCK_BYTES, self.chunk_bytes), block_records=self.chunk_records
         )
         return await self._seal(key, records, blocks)
 
-    async def seal_blocks(self, key: str, blocks: AsyncIterator[sealmod.RecordBlock]) -> tuple[EvidenceRef, int]:
+    async def seal_blocks(self, key: str, blocks: AsyncIterator[RecordBlock]) -> tuple[EvidenceRef, int]:
         """``seal`` for records already serialised as canonical JSON lines, in blocks: the
         bulk path, for producers that have their records' bytes at hand."""
         return await self._seal(key, blocks, blocks)
 
     async def _seal(
-        self, key: str, source: AsyncIterator[Any], blocks: AsyncIterator[sealmod.RecordBlock]
+        self, key: str, source: AsyncIterator[Any], blocks: AsyncIterator[RecordBlock]
     ) -> tuple[EvidenceRef, int]:
         final = self.bundle_path(key)
         if self.document_path(key).exists():
@@ -295,15 +259,15 @@ class LocalEvidenceStore:
         parts = validate_key(key)
         pause = "/".join(parts[:-1])
         ensure_dir(self.root, final.parent)
-        existing = await asyncio.to_thread(sealmod.bundle_ref_parts, final)
+        existing = await asyncio.to_thread(local_bundles.bundle_ref_parts, final)
         if existing is not None:
             await _close(source)
-            await asyncio.to_thread(sealmod.catch_up_head, final, key, self._key)
+            await asyncio.to_thread(local_bundles.catch_up_head, final, key, self._key)
             log.info("evidence_bundle_exists", key=key, manifest_sha256=existing[0])
             return self._ref(key, existing), existing[3]
-        staging = await asyncio.to_thread(sealmod.new_staging, final)
-        chunker = sealmod.Chunker(
-            staging / sealmod.CHUNKS,
+        staging = await asyncio.to_thread(local_bundles.new_staging, final)
+        chunker = Chunker(
+            staging / CHUNKS,
             chunk_bytes=self.chunk_bytes,
             chunk_records=self.chunk_records,
             encoding=self.encoding,
@@ -313,7 +277,7 @@ class LocalEvidenceStore:
             await chunker.consume(blocks)
             raw_entries = await chunker.close()
             result = await asyncio.to_thread(
-                sealmod.finalize,
+                local_bundles.finalize,
                 key=key,
                 pause=pause,
                 staging=staging,
@@ -335,10 +299,10 @@ class LocalEvidenceStore:
         for this key (and, given ``expected_sha256``, the recorded one), each chunk checked
         against it as it is read."""
         final = self.bundle_path(key)
-        if not (final / sealmod.MANIFEST).exists():
+        if not (final / MANIFEST).exists():
             raise EvidenceError(f"no sealed bundle under {key!r}")
-        manifest = sealmod.BundleManifest.model_validate(self.read_json(key, expected_sha256))
-        for line in sealmod.bundle_lines(final, manifest):
+        manifest = BundleManifest.model_validate(self.read_json(key, expected_sha256))
+        for line in local_bundles.bundle_lines(final, manifest):
             yield json.loads(line)
 
     def _ref(self, key: str, parts: tuple[str, int, int, int]) -> EvidenceRef:
@@ -350,3 +314,43 @@ async def _close(iterator: AsyncIterator[Any]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+class _DocumentFiles:
+    """Documents as files: ``<key>.json`` and ``<key>.json.sig`` beside it, published by link, written
+    under their directory's lock (``documents.DocumentMedium``)."""
+
+    def __init__(self, store: LocalEvidenceStore) -> None:
+        self._store = store
+
+    def holds_bundle(self, key: str) -> bool:
+        return self._store.bundle_path(key).exists()
+
+    @contextmanager
+    def writing(self, key: str) -> Iterator[None]:
+        directory = self._store.document_path(key).parent
+        ensure_dir(self._store.root, directory)
+        with directory_lock(directory):
+            yield
+
+    def stored(self, key: str) -> StoredDocument | None:
+        try:
+            return StoredDocument(self._store.document_path(key).read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def put_signature(self, key: str, signature: bytes) -> None:
+        path = self._signature_path(key)
+        if not publish_once(path, signature) and path.read_bytes() != signature:
+            log.warning("evidence_orphan_signature_replaced", key=key)
+            replace_file(path, signature)
+
+    def keep_signature(self, key: str, signature: bytes) -> None:
+        publish_once(self._signature_path(key), signature)
+
+    def create(self, key: str, data: bytes) -> StoredDocument | None:
+        return StoredDocument(data) if publish_once(self._store.document_path(key), data) else None
+
+    def _signature_path(self, key: str) -> Path:
+        path = self._store.document_path(key)
+        return path.with_name(path.name + SIGNATURE_SUFFIX)

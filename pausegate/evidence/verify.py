@@ -29,26 +29,26 @@ from pydantic import Field
 
 from pausegate.errors import ConfigError, EvidenceError
 from pausegate.evidence import signing_keys as keymod
-from pausegate.evidence.files import BUNDLE_SUFFIX, DOCUMENT_SUFFIX, SIGNATURE_SUFFIX, validate_key
-from pausegate.evidence.seal import (
+from pausegate.evidence.bundle import (
     CHAIN_HEAD,
     CHUNKS,
     GENESIS,
     MANIFEST,
     SIGNATURE,
     BundleManifest,
-    bundle_lines,
     chain_entries,
     chunk_name,
     document_signature_problem,
     head_signature_problem,
     inflating_reader,
-    parent_key,
     parse_head,
     parse_manifest,
     parse_signature,
     signature_json,
 )
+from pausegate.evidence.chain import parent_key
+from pausegate.evidence.files import BUNDLE_SUFFIX, DOCUMENT_SUFFIX, SIGNATURE_SUFFIX, validate_key
+from pausegate.evidence.local_bundles import bundle_lines
 from pausegate.models.base import Model
 
 _READ_BLOCK = 1 << 20

@@ -14,6 +14,7 @@ from temporalio.client import Client, Interceptor, OutboundInterceptor, StartWor
 from pausegate.app import create_app, serve
 from pausegate.config import ApiSettings, Settings, StateDatabaseSettings
 from pausegate.embedded.postgres import dsn_for_database
+from pausegate.evidence.open_store import open_evidence_store
 from pausegate.models.pause import Actor
 from pausegate.state.database import StateDatabase
 from pausegate.state.embedded import prepare_state_database
@@ -87,7 +88,7 @@ async def replicas(
     """``count`` API replicas, each its own app (own pools, limiter, recorder) and server, over one state
     database; users are added once, through the shared directory, and hold on every replica."""
     settings = replica_settings(harness, tmp_path, state_db, **(api or {}))
-    key = settings.evidence.open_store().signing_key
+    key = open_evidence_store(settings.evidence).signing_key
     with StateDatabase(state_db) as db:
         directory = PgUserDirectory(db, key)
         people = {p.id: p for p in [*PEOPLE, *extra_people]}

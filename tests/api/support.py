@@ -21,6 +21,7 @@ from pausegate.app import create_app, serve
 from pausegate.auth import CombinedAuthenticator, LocalTokens, OidcVerifier, UserDirectory, UsersFileCheck
 from pausegate.auth.oidc import oidc_actor_id
 from pausegate.config import ApiSettings, OidcSettings, Settings
+from pausegate.evidence.open_store import open_evidence_store
 from pausegate.models.pause import Actor
 from tests.support.harness import (
     ANALYST,
@@ -219,7 +220,7 @@ async def api_world(
     settings = api_settings(harness, tmp_path, oidc=oidc_settings)
     # Users are added as the stack adds its first admin: through the users' change log, so the log
     # starts out describing the file and a test sees only the changes it makes.
-    users = UserDirectory(settings.api.users_file, settings.evidence.open_store().signing_key)
+    users = UserDirectory(settings.api.users_file, open_evidence_store(settings.evidence).signing_key)
     people = {p.id: p for p in [*PEOPLE, *(extra_people or [])]}  # an extra person may be one of PEOPLE
     tokens = {p.id: users.issue(None, p.id, list(p.roles))[1] for p in people.values()}
     transport = issuer.transport() if oidc_settings.jwks_url == JWKS_URL else None

@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from pausegate.api.rate_limit import ActionLimits
 from pausegate.api.refusal_log import RefusalLog
 from pausegate.config import StateDatabaseSettings
+from pausegate.evidence.open_store import open_evidence_store
 from pausegate.models.pause import Actor, CompleteItemInput, PauseState
 from pausegate.state.embedded import API_ROLE
 from pausegate.state.refusals import PgRefusalLog
@@ -97,7 +98,7 @@ class TestRefusalsAcrossReplicas:
             assert {local(f"outsider{n}"): 4 for n in range(6)} == {k: v for k, v in per_actor.items()
                                                                    if k.startswith("local:outsider")}
             # Written by both replicas, the log is one chain: exported, the file log's check accepts it.
-            key = a.settings.evidence.open_store().signing_key
+            key = open_evidence_store(a.settings.evidence).signing_key
             pg_log = PgRefusalLog(a.app.state.api.state_db, key)
             path = tmp_path / "exported-refusals.jsonl"
             await asyncio.to_thread(pg_log.export, path)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from pausegate.config import StateDatabaseSettings, TemporalSettings, dump_settings
+from pausegate.evidence.open_store import open_evidence_store
 from pausegate.state.database import StateDatabase
 from pausegate.state.refusals import PgRefusalLog
 from pausegate.state.users import PgUserDirectory
@@ -64,7 +65,8 @@ class TestReplicaProcesses:
         config = tmp_path / "config.toml"
         config.write_text(dump_settings(settings))
         with StateDatabase(state_db[0]) as db:
-            admin = PgUserDirectory(db, settings.evidence.open_store().signing_key).issue(None, "ada", ["admin"])[1]
+            key = open_evidence_store(settings.evidence).signing_key
+            admin = PgUserDirectory(db, key).issue(None, "ada", ["admin"])[1]
         auth = {"Authorization": f"Bearer {admin}"}
         async with api_process(config) as a, api_process(config) as b, httpx.AsyncClient(timeout=30) as http:
             r = await http.post(f"{a}/v1/users", headers=auth, json={"name": "zed", "roles": ["security-analyst"]})
@@ -79,6 +81,6 @@ class TestReplicaProcesses:
             assert (await http.get(f"{a}/v1/whoami", headers=zed)).status_code == 401
         # Both processes stopped, each recorded its refusal when it stopped (or at once): one intact chain.
         with StateDatabase(state_db[0]) as db:
-            log = PgRefusalLog(db, settings.evidence.open_store().signing_key)
+            log = PgRefusalLog(db, open_evidence_store(settings.evidence).signing_key)
             zeds = [e for e in log.entries() if e.actor == "local:zed"]
             assert sum(e.count for e in zeds) == 2 and log.problems() == []

@@ -20,6 +20,7 @@ from activities.data_actions import DataActionActivities
 from pausegate.config import Settings
 from pausegate.connectors.postgres.data_actions import hmac_pads
 from pausegate.connectors.registry import Connectors
+from pausegate.evidence.open_store import open_evidence_store
 from pausegate.models.base import Model
 from pausegate.models.data_actions import (
     ApplyDataActionInput,
@@ -96,8 +97,8 @@ def settings_for(dsn: str) -> Settings:
 async def run_probe(client: Client, dsn: str, actions: list[Any], tmp_path: Path) -> tuple[ProbeOutcome, str]:
     queue = f"data-actions-{uuid.uuid4().hex}"
     settings = settings_for(dsn)
-    connectors = Connectors(settings, evidence_store=settings.evidence.model_copy(
-        update={"directory": tmp_path / "evidence"}).open_store())
+    connectors = Connectors(settings, evidence_store=open_evidence_store(settings.evidence.model_copy(
+        update={"directory": tmp_path / "evidence"})))
     activities = DataActionActivities(connectors.data_actions)
     async with Worker(
         client, task_queue=queue, workflows=[DataActionsProbe], workflow_runner=UnsandboxedWorkflowRunner(),

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from pausegate.config import EvidenceSettings, Settings, dump_settings
 from pausegate.errors import EvidenceError
-from pausegate.evidence import seal as sealmod
+from pausegate.evidence import bundle as bundlemod
 from pausegate.evidence.anchor import (
     REPORT_FINGERPRINT,
     anchors_of,
@@ -29,6 +29,7 @@ from pausegate.evidence.anchor import (
 )
 from pausegate.evidence.files import canonical_json, sha256_hex
 from pausegate.evidence.layout import audit_key, plan_diff_key, report_key, scope_key
+from pausegate.evidence.open_store import open_evidence_store
 from pausegate.evidence.report import render_markdown
 from pausegate.evidence.signing_keys import fingerprint, pinned_fingerprint, public_pem
 from pausegate.evidence.store import LocalEvidenceStore
@@ -71,7 +72,7 @@ def bundle(store: LocalEvidenceStore, state: PauseState, n: int) -> Path:
 
 
 def head_of(state_bundle: Path) -> Path:
-    return state_bundle.parent / sealmod.CHAIN_HEAD
+    return state_bundle.parent / bundlemod.CHAIN_HEAD
 
 
 def audit(store: LocalEvidenceStore, state: PauseState) -> list[tuple[str, str, str]]:
@@ -122,7 +123,7 @@ class TestDocumentsReadBack:
         path = store.document_path("p/x/scope/old")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        path.with_name(path.name + ".sig").write_bytes(sealmod.signature_bytes(store.signing_key, data))
+        path.with_name(path.name + ".sig").write_bytes(bundlemod.signature_bytes(store.signing_key, data))
         with pytest.raises(EvidenceError, match="signed before signatures named their key"):
             store.read_json("p/x/scope/old")
         assert store.read_json("p/x/scope/old", expected_sha256=sha256_hex(data)) == {"grants": 3}
@@ -235,9 +236,9 @@ class TestChainHead:
         head_of(store.bundle_path("p/x/a")).write_bytes(stale)  # the process died between rename and head
         again, _ = await store.seal("p/x/b", aiter_of(make_records(3, offset=9)))
         assert again == b
-        head = sealmod.parse_head(head_of(store.bundle_path("p/x/b")).read_bytes())
+        head = bundlemod.parse_head(head_of(store.bundle_path("p/x/b")).read_bytes())
         assert (head.key, head.manifest_sha256) == ("p/x/b", b.sha256)
-        assert sealmod.head_signature_problem(store.signing_key.public_key(), head) is None
+        assert bundlemod.head_signature_problem(store.signing_key.public_key(), head) is None
 
     async def test_a_bundle_planted_as_the_next_link_is_not_followed_by_the_sealer(
         self, store: LocalEvidenceStore, tmp_path: Path
@@ -247,16 +248,16 @@ class TestChainHead:
         b, _ = await store.seal("p/x/b", aiter_of(make_records(3)))
         forged = new_store(tmp_path / "forger")
         await forged.seal("p/x/c", aiter_of(make_records(3, tag="forged")))
-        manifest = sealmod.parse_manifest((forged.bundle_path("p/x/c") / "manifest.json").read_bytes())
-        entries, head = sealmod.chain_entries(manifest.entries, b.sha256)
+        manifest = bundlemod.parse_manifest((forged.bundle_path("p/x/c") / "manifest.json").read_bytes())
+        entries, head = bundlemod.chain_entries(manifest.entries, b.sha256)
         linked = manifest.model_copy(update={
-            "previous": sealmod.PreviousBundle(key="p/x/b", manifest_sha256=b.sha256), "chain_index": 1,
+            "previous": bundlemod.PreviousBundle(key="p/x/b", manifest_sha256=b.sha256), "chain_index": 1,
             "entries": entries, "head": head})
         planted = store.bundle_path("p/x/c")
         shutil.copytree(forged.bundle_path("p/x/c"), planted)
         data = canonical_json(linked.model_dump(mode="json"))
         (planted / "manifest.json").write_bytes(data)
-        (planted / "manifest.sig").write_bytes(sealmod.signature_bytes(forged.signing_key, data))
+        (planted / "manifest.sig").write_bytes(bundlemod.signature_bytes(forged.signing_key, data))
         await store.seal("p/x/d", aiter_of(make_records(3, offset=5)))
         assert store.read_json("p/x/d")["previous"] == {"key": "p/x/b", "manifest_sha256": b.sha256}
 
@@ -300,13 +301,13 @@ class TestPinnedKey:
         config, key = tmp_path / "config.toml", tmp_path / "keys" / "evidence.pem"
         first = pinned_fingerprint(config, key)
         evidence = EvidenceSettings(directory=tmp_path / "evidence", signing_key=key, signing_key_fingerprint=first)
-        assert evidence.open_store().signing_key_sha256 == first
+        assert open_evidence_store(evidence).signing_key_sha256 == first
         config.write_text(dump_settings(Settings(evidence=evidence)))
         key.unlink()
         forger_key(key)  # someone replaced the deployment's key between two starts
         assert pinned_fingerprint(config, key) == first
         with pytest.raises(EvidenceError, match=f"not the pinned {first}"):
-            evidence.open_store()
+            open_evidence_store(evidence)
 
 
 class TestAudit:

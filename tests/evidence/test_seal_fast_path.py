@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pausegate.errors import EvidenceError
+from pausegate.evidence.blocks import RecordBlock
+from pausegate.evidence.bundle import chunk_name, decode_chunk
 from pausegate.evidence.files import canonical_line
-from pausegate.evidence.seal import RecordBlock, chunk_name, decode_chunk
 from pausegate.evidence.store import LocalEvidenceStore
 from pausegate.evidence.verify import verify_bundle
 from pausegate.models.digests import canonical_json
@@ -209,10 +210,10 @@ def canonical_json_roundtrip(record: dict[str, Any]) -> Any:
 
 
 def test_failed_write_aborts_and_leaves_no_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pausegate.evidence import seal as sealmod
+    from pausegate.evidence import chunker
 
     calls = 0
-    real = sealmod.write_unsynced
+    real = chunker.write_unsynced
 
     def flaky(path: Path, data: bytes) -> int:
         nonlocal calls
@@ -221,7 +222,7 @@ def test_failed_write_aborts_and_leaves_no_bundle(tmp_path: Path, monkeypatch: p
             raise OSError(28, "No space left on device")
         return real(path, data)
 
-    monkeypatch.setattr(sealmod, "write_unsynced", flaky)
+    monkeypatch.setattr(chunker, "write_unsynced", flaky)
     store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=64)
     with pytest.raises(OSError):
         asyncio.run(store.seal("p/b", _aiter(_records(200))))
@@ -244,10 +245,10 @@ def test_every_chunk_is_fsynced_before_the_manifest_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """fsyncs run apart from the compressing threads; the manifest must still wait for all of them."""
-    from pausegate.evidence import seal as sealmod
+    from pausegate.evidence import chunker, local_bundles
 
     synced: set[str] = set()
-    real_sync, real_finalize = sealmod.sync_and_close, sealmod.finalize
+    real_sync, real_finalize = chunker.sync_and_close, local_bundles.finalize
 
     def recording_sync(fd: int) -> None:
         path = os.readlink(f"/proc/self/fd/{fd}")
@@ -259,8 +260,8 @@ def test_every_chunk_is_fsynced_before_the_manifest_is_written(
         assert on_disk and on_disk == synced, "manifest written before every chunk was durable"
         return real_finalize(**kwargs)
 
-    monkeypatch.setattr(sealmod, "sync_and_close", recording_sync)
-    monkeypatch.setattr(sealmod, "finalize", checking_finalize)
+    monkeypatch.setattr(chunker, "sync_and_close", recording_sync)
+    monkeypatch.setattr(local_bundles, "finalize", checking_finalize)
     store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=256)
     _, chunks = asyncio.run(store.seal("p/b", _aiter(_records(300))))
     assert chunks == len(synced) > 10
@@ -287,11 +288,11 @@ def test_chunks_finishing_out_of_order_keep_the_stream_order(
     back until the second is written, and the manifest must still list them as streamed."""
     import threading
 
-    from pausegate.evidence import seal as sealmod
+    from pausegate.evidence import chunker
 
     second_written = threading.Event()
     finished: list[int] = []
-    real = sealmod.write_chunk
+    real = chunker.write_chunk
 
     def held_back(directory: Path, index: int, *args: Any) -> Any:
         if index == 0:
@@ -302,7 +303,7 @@ def test_chunks_finishing_out_of_order_keep_the_stream_order(
             second_written.set()
         return result
 
-    monkeypatch.setattr(sealmod, "write_chunk", held_back)
+    monkeypatch.setattr(chunker, "write_chunk", held_back)
     records = _records(300)
     store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=256)
     _, chunks = asyncio.run(store.seal("p/b", _aiter(records)))

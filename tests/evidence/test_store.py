@@ -15,7 +15,10 @@ import pytest
 import zstandard
 
 from pausegate.errors import EvidenceError
-from pausegate.evidence import seal as sealmod
+from pausegate.evidence import bundle as bundlemod
+from pausegate.evidence import local_bundles
+from pausegate.evidence.chain import ChainTip
+from pausegate.evidence.files import canonical_json
 from pausegate.evidence.store import LocalEvidenceStore
 from pausegate.evidence.verify import verify_bundle
 from pausegate.models.evidence import EvidenceRef
@@ -260,7 +263,7 @@ class TestChain:
         assert manifests[2]["previous"] == {"key": f"{PAUSE}/b", "manifest_sha256": refs[1].sha256}
         assert manifests[1]["entries"][0]["prev"] == refs[0].sha256
         assert [m["chain_index"] for m in manifests] == [0, 1, 2]
-        head = json.loads((store.bundle_path(f"{PAUSE}/c").parent / sealmod.CHAIN_HEAD).read_bytes())
+        head = json.loads((store.bundle_path(f"{PAUSE}/c").parent / bundlemod.CHAIN_HEAD).read_bytes())
         assert head["manifest_sha256"] == refs[2].sha256
         report = verify_bundle(store.bundle_path(f"{PAUSE}/c"), store.public_key_path)
         assert report.ok and report.previous_bundles_checked == 2
@@ -281,7 +284,7 @@ class TestChain:
 
     async def test_a_stale_head_file_does_not_fork_the_chain(self, store: LocalEvidenceStore) -> None:
         ref_a, _ = await store.seal(f"{PAUSE}/a", aiter_of(make_records(3)))
-        head_path = store.bundle_path(f"{PAUSE}/a").parent / sealmod.CHAIN_HEAD
+        head_path = store.bundle_path(f"{PAUSE}/a").parent / bundlemod.CHAIN_HEAD
         stale = head_path.read_bytes()
         ref_b, _ = await store.seal(f"{PAUSE}/b", aiter_of(make_records(3)))
         head_path.write_bytes(stale)  # as if the process died before updating the head
@@ -356,16 +359,16 @@ def _entry(bundle: Path) -> dict[str, Any]:
 def _resign_with_chunk(store: LocalEvidenceStore, bundle: Path, stored: bytes) -> None:
     """Replace the only chunk and re-sign the manifest with the store's own key: what a
     faulty sealer (not an attacker without the key) could produce."""
-    manifest = sealmod.parse_manifest((bundle / "manifest.json").read_bytes())
+    manifest = bundlemod.parse_manifest((bundle / "manifest.json").read_bytes())
     (old,) = (bundle / "chunks").iterdir()
     old.unlink()
     digest = hashlib.sha256(stored).hexdigest()
     (bundle / "chunks" / f"{digest}.jsonl.zst").write_bytes(stored)
     entry = manifest.entries[0].model_copy(update={"sha256": digest})
-    entries, head = sealmod.chain_entries([entry], sealmod.GENESIS)
+    entries, head = bundlemod.chain_entries([entry], bundlemod.GENESIS)
     resealed = manifest.model_copy(update={"entries": entries, "head": head})
-    data = sealmod.canonical_json(resealed.model_dump(mode="json"))
+    data = canonical_json(resealed.model_dump(mode="json"))
     (bundle / "manifest.json").write_bytes(data)
-    (bundle / "manifest.sig").write_bytes(sealmod.signature_bytes(store._key, data))
-    tip = sealmod.ChainTip(resealed.key, hashlib.sha256(data).hexdigest(), resealed.chain_index)
-    sealmod.publish_head(bundle.parent, store._key, tip)  # as the sealer would have
+    (bundle / "manifest.sig").write_bytes(bundlemod.signature_bytes(store._key, data))
+    tip = ChainTip(resealed.key, hashlib.sha256(data).hexdigest(), resealed.chain_index)
+    local_bundles.publish_head(bundle.parent, store._key, tip)  # as the sealer would have

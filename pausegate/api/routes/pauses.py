@@ -16,8 +16,8 @@ from pausegate.api.models import ErrorBody, PauseSummary, PauseView, TriggerResp
 from pausegate.api.requests import TriggerRequest
 from pausegate.api.responses import ACTION_ERRORS
 from pausegate.errors import PauseNotFound
+from pausegate.evidence.interface import read_recorded
 from pausegate.evidence.report import render_markdown
-from pausegate.evidence.store import read_recorded
 from pausegate.models.pause import PauseRequest, ReportInput
 from pausegate.policy import authority
 from pausegate.temporal.pauses import read_status, start_pause

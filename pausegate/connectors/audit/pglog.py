@@ -53,8 +53,8 @@ from pausegate.analysis.statement_reads import (
 )
 from pausegate.connectors.audit.window import check_window
 from pausegate.errors import TargetUnavailableError
+from pausegate.evidence.blocks import RecordBlock
 from pausegate.evidence.files import canonical_line
-from pausegate.evidence.seal import RecordBlock
 
 ahocorasick_rs: Any
 try:  # one pass over the log for every needle (Rust aho-corasick, SIMD); without it, one pass per needle

@@ -1,5 +1,5 @@
 """Evidence laid out as a directory, wherever it is stored: offline verification and audit read
-directories, so the evidence in a bucket is copied out first, each item at the version the pause
+directories, so the evidence in a bucket is downloaded first, each item at the version the pause
 recorded (or, unrecorded, the one the store created)."""
 
 from __future__ import annotations
@@ -9,13 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from pausegate.config import EvidenceSettings
 from pausegate.evidence.anchor import recorded_references
 from pausegate.models.pause import PauseState
-
-if TYPE_CHECKING:
-    from pausegate.config import EvidenceSettings
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ def evidence_at_hand(
     """The evidence under ``key``: the configured directory, or a temporary copy of the bucket's
     (removed afterwards) with the versions ``state`` recorded. Opens no store for writing: a
     verifier's machine has no signing key, and must not make one."""
-    from pausegate.evidence.s3_store import open_s3_store
+    from pausegate.evidence.open_store import open_s3_store
 
     if settings.store == "local":
         root = settings.directory.absolute()

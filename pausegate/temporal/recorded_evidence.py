@@ -1,4 +1,4 @@
-"""Reading a pause's record from Temporal, for checking its evidence against it.
+"""Reading a pause's record from Temporal, for checking its evidence against it (``pausegate evidence``).
 
 A pause's state lives in its workflow (``pause/<digest>``, ``pausegate.temporal.ids``): an open pause answers a query; a
 closed one returned its final state as the workflow's result, which Temporal keeps without a

@@ -1,0 +1,95 @@
+"""The document write both stores share (``documents.write_document``), over a medium in memory: the
+rules are the write's, the medium only stores and fetches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from pausegate.errors import EvidenceError
+from pausegate.evidence.bundle import document_signature_bytes
+from pausegate.evidence.documents import StoredDocument, canonical_object, document_data, write_document
+from pausegate.evidence.files import canonical_json, sha256_hex
+
+KEY = Ed25519PrivateKey.generate()
+
+
+class Memory:
+    """Documents and signatures in dictionaries, every write in order in ``writes``."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, bytes] = {}
+        self.signatures: dict[str, bytes] = {}
+        self.bundles: set[str] = set()
+        self.writes: list[str] = []
+
+    def holds_bundle(self, key: str) -> bool:
+        return key in self.bundles
+
+    @contextmanager
+    def writing(self, key: str) -> Iterator[None]:
+        yield
+
+    def stored(self, key: str) -> StoredDocument | None:
+        return StoredDocument(self.documents[key], "v1") if key in self.documents else None
+
+    def put_signature(self, key: str, signature: bytes) -> None:
+        self.writes.append(f"signature {key}")
+        self.signatures[key] = signature
+
+    def keep_signature(self, key: str, signature: bytes) -> None:
+        self.signatures.setdefault(key, signature)
+
+    def create(self, key: str, data: bytes) -> StoredDocument | None:
+        if key in self.documents:
+            return None
+        self.writes.append(f"document {key}")
+        self.documents[key] = data
+        return StoredDocument(data, "v1")
+
+
+class TestWriteDocument:
+    def test_the_canonical_bytes_are_stored_signed_for_their_key_signature_first(self) -> None:
+        medium = Memory()
+        data, records = document_data([{"b": 1, "a": 2}, {"c": 3}])
+        ref = write_document(medium, KEY, "p/doc", data, records)
+        assert medium.documents["p/doc"] == canonical_json([{"a": 2, "b": 1}, {"c": 3}])
+        assert medium.signatures["p/doc"] == document_signature_bytes(KEY, "p/doc", data)
+        assert medium.writes == ["signature p/doc", "document p/doc"]
+        assert (ref.uri, ref.sha256, ref.records, ref.size_bytes, ref.version_id) == (
+            "evidence://p/doc", sha256_hex(data), 2, len(data), "v1")
+
+    def test_the_same_content_again_returns_the_same_ref_and_writes_nothing(self) -> None:
+        medium = Memory()
+        data, _ = document_data({"a": 1})
+        first = write_document(medium, KEY, "p/doc", data, 1)
+        assert write_document(medium, KEY, "p/doc", data, 1) == first
+        assert medium.writes == ["signature p/doc", "document p/doc"]
+
+    def test_a_missing_signature_beside_a_stored_document_is_added(self) -> None:
+        medium = Memory()
+        data, _ = document_data({"a": 1})
+        medium.documents["p/doc"] = data  # stored before signatures were written first
+        write_document(medium, KEY, "p/doc", data, 1)
+        assert medium.signatures["p/doc"] == document_signature_bytes(KEY, "p/doc", data)
+
+    def test_different_content_under_a_stored_key_is_refused(self) -> None:
+        medium = Memory()
+        write_document(medium, KEY, "p/doc", document_data({"a": 1})[0], 1)
+        with pytest.raises(EvidenceError, match="already holds different content"):
+            write_document(medium, KEY, "p/doc", document_data({"a": 2})[0], 1)
+
+    def test_a_key_holding_a_bundle_is_refused_before_anything_is_written(self) -> None:
+        medium = Memory()
+        medium.bundles.add("p/audit/0")
+        with pytest.raises(EvidenceError, match="already holds a sealed bundle"):
+            write_document(medium, KEY, "p/audit/0", document_data({"a": 1})[0], 1)
+        assert medium.writes == []
+
+    def test_a_canonical_document_must_be_an_object(self) -> None:
+        assert canonical_object("p/doc", b'{"a":1}') == b'{"a":1}'
+        with pytest.raises(EvidenceError, match="must be a JSON object"):
+            canonical_object("p/doc", b"[1]")
