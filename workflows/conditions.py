@@ -1,6 +1,7 @@
 """The resume plan's conditions as steps of the pause: checked at proposal, applied before the program
 is switched on again (data actions, the narrower profile, halting agents without consent), and
-verified before RESUMED is reported. Mixed into the pause workflow: they share its state."""
+verified before RESUMED is reported. The pause holds one ``PlanConditions`` over its state; the watch
+asks ``verify_conditions`` what the resume asked before RESUMED."""
 
 from __future__ import annotations
 
@@ -35,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from pausegate.models.pause import (
         SYSTEM_ACTOR,
-        PauseRequest,
         PauseState,
         ResumeAgentsInput,
         ResumeAgentsResult,
@@ -45,21 +45,22 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.models.watch import WatchInput
     from pausegate.policy import conditions as pc
     from pausegate.runbook.model import Runbook
+    from workflows.support import activity_options
     from workflows.watch_ids import watch_workflow_id
 
 
-class Conditions:
-    """Steps of the pause workflow for the plan's conditions."""
+class PlanConditions:
+    """The steps of one pause for its plan's conditions: they read the runbook and change the pause's state."""
 
-    state: PauseState
-    request: PauseRequest
-    runbook: Runbook
-    tuning: Tuning
+    def __init__(self, state: PauseState, runbook: Runbook, tuning: Tuning) -> None:
+        self.state = state
+        self.runbook = runbook
+        self.tuning = tuning
 
     def _options(self, start_to_close: timedelta, *, attempts: int = 5) -> workflow.ActivityConfig:
-        raise NotImplementedError
+        return activity_options(self.tuning, start_to_close, attempts=attempts)
 
-    async def _condition_problems(self, plan: ResumePlan) -> list[str]:
+    async def problems(self, plan: ResumePlan) -> list[str]:
         """At proposal: the fleet asked whether it knows the plan's data types; each dataset whether
         the plan's data actions could be applied."""
         checks = []
@@ -83,7 +84,7 @@ class Conditions:
                 ))
         return [p for ps in await asyncio.gather(*checks) for p in ps]
 
-    async def _apply_conditions(self, plan: ResumePlan) -> ResumeConditions:
+    async def apply(self, plan: ResumePlan) -> ResumeConditions:
         """Before grants come back and the switch goes on: the data actions in order, then the profile,
         then every agent of an employee without consent halted one by one."""
         results: list[DataActionResult] = []
@@ -127,7 +128,7 @@ class Conditions:
                               f"{consent.consenting_employees} employees consented")
         return ResumeConditions(profile=profile, consent=consent, data_actions=results)
 
-    async def _resume_selected_agents(self, plan: ResumePlan, input: ResumeAgentsInput) -> ResumeAgentsResult:
+    async def resume_agents(self, plan: ResumePlan, input: ResumeAgentsInput) -> ResumeAgentsResult:
         if plan.consent_only:
             consented = input.model_copy(update={"consent": pc.consent_source(self.runbook)})
             return await workflow.execute_activity_method(ConditionActivities.resume_consented_agents, consented,
@@ -135,7 +136,7 @@ class Conditions:
         return await workflow.execute_activity_method(FleetActivities.resume_agents, input,
                                                       **self._options(timedelta(minutes=30), attempts=20))
 
-    async def _start_watch(self, switched_on_at: datetime) -> None:
+    async def start_watch(self, switched_on_at: datetime) -> None:
         """After RESUMED, when the runbook has a watch and the plan conditions to watch: the watch, as a
         child the pause abandons when it closes (recorded in this history, started exactly once)."""
         assert self.state.plan is not None
@@ -162,7 +163,8 @@ class Conditions:
         self.state.record(workflow.now(), SYSTEM_ACTOR, "watch.started",
                           f"{watch_id}: conditions checked every {spec.interval} for {spec.period}")
 
-    async def _verify_conditions(self, plan: ResumePlan, since: datetime) -> ConditionsCheck:
+    async def verify(self, plan: ResumePlan, since: datetime) -> ConditionsCheck:
+        """Before RESUMED: ``verify_conditions`` for this pause's data actions."""
         return await verify_conditions(self.runbook, self.state.data_actions_key, plan, since,
                                        self._options(timedelta(minutes=10), attempts=10))
 

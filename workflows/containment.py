@@ -3,7 +3,8 @@
 The three run in parallel, each until the target confirms it. A step that hits an error no retry
 can mend (an unknown connection, a program the fleet does not know) is shown as *blocked* and
 waits for the commander, who retries it once the cause is fixed or waives it with a reason; the
-other steps carry on meanwhile.
+other steps carry on meanwhile. Before a resume, the same targets are asked whether containment
+still holds (``Containment.check``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.models.data_stop import DataStopInput
     from pausegate.models.evidence import SnapshotResult
     from pausegate.models.pause import (
+        AgentsCheck,
+        CheckDatasetInput,
         ContainDatasetInput,
+        ContainmentCheck,
         ExposureReportInput,
         ExposureSummary,
         HaltAgentsInput,
@@ -38,8 +42,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyDatasetInput,
     )
     from pausegate.policy import transitions as t
-    from pausegate.runbook.model import Runbook
-    from workflows.support import error_text, wait_until
+    from workflows.support import activity_options, error_text, wait_until
 
 T = TypeVar("T")
 
@@ -53,25 +56,24 @@ def _is_final(exc: ActivityError) -> bool:
 
 
 class Containment:
-    """The containment steps of a pause workflow (mixed into it: they share its state)."""
+    """The containment steps of one pause. They change its state, send notifications through it and ask
+    it whether its history has grown long enough to continue as new; nothing else of the workflow."""
 
-    state: PauseState
-    request: PauseRequest
-    runbook: Runbook
-    tuning: Tuning
+    def __init__(self, state: PauseState, request: PauseRequest, tuning: Tuning, *,
+                 notify: Callable[[str, str], None], history_is_long: Callable[[], bool]) -> None:
+        self.state = state
+        self.request = request
+        self.runbook = request.runbook
+        self.tuning = tuning
+        self.notify = notify
+        self.history_is_long = history_is_long
 
     def _options(
         self, start_to_close: timedelta, *, attempts: int = 5, urgent: bool = False
     ) -> workflow.ActivityConfig:
-        raise NotImplementedError
+        return activity_options(self.tuning, start_to_close, attempts=attempts, urgent=urgent)
 
-    def _history_is_long(self) -> bool:
-        raise NotImplementedError
-
-    def _notify(self, event: str, text: str) -> None:
-        raise NotImplementedError
-
-    async def _contain(self) -> bool:
+    async def contain(self) -> bool:
         """Halt agents, revoke access and seal evidence in parallel, until every target is confirmed
         (or waived). False when history grew enough to continue as new first."""
         t.start_containment(self.state, self.runbook, workflow.now())
@@ -80,6 +82,27 @@ class Containment:
             return False
         t.contained(self.state, workflow.now())
         return True
+
+    async def check(self) -> ContainmentCheck:
+        """Before resume: whether containment still holds (agents silent, each dataset's access as revoked)."""
+        fleet = self.runbook.fleet
+        agents: AgentsCheck = await workflow.execute_activity_method(
+            FleetActivities.check_agents_silent,
+            HaltAgentsInput(connection=fleet.connection, program=self.runbook.program.id,
+                            incident_id=self.state.incident_id, reason=self.request.reason,
+                            batch_size=fleet.batch_size, concurrency=fleet.concurrency),
+            **self._options(timedelta(minutes=10), attempts=10),
+        )
+        scopes = {d.dataset: d.scope.sha256 for d in self.state.containment.datasets}
+        datasets = await asyncio.gather(*(
+            workflow.execute_activity_method(
+                AccessActivities.check_dataset,
+                CheckDatasetInput(pause_key=self.state.evidence_key, dataset=spec, scope_sha256=scopes.get(spec.name)),
+                **self._options(timedelta(minutes=10), attempts=10),
+            )
+            for spec in self.runbook.datasets
+        ))
+        return ContainmentCheck(agents=agents, datasets=list(datasets))
 
     async def _halt_agents(self) -> bool:
         fleet = self.runbook.fleet
@@ -108,7 +131,7 @@ class Containment:
             if agents.confirmed:
                 break
             c = self.state.containment
-            if self._history_is_long() and not c.datasets_pending and not c.evidence_pending:
+            if self.history_is_long() and not c.datasets_pending and not c.evidence_pending:
                 return False
             # Offline agents pick up the program switch when they return; look again later,
             # or at once when the commander waives them.
@@ -254,7 +277,7 @@ class Containment:
     async def _blocked(self, step: str, reason: str) -> bool:
         """Wait, blocked, for the commander's decision: True when they waived the step, False to retry."""
         t.block_step(self.state, step, reason, workflow.now())
-        self._notify("containment.blocked", f"{self.runbook.program.name}: {step} is blocked and needs the "
-                     f"commander: {reason}")
+        self.notify("containment.blocked", f"{self.runbook.program.name}: {step} is blocked and needs the "
+                    f"commander: {reason}")
         await workflow.wait_condition(lambda: not t.is_blocked(self.state, step))
         return t.is_waived_step(self.state, step)

@@ -4,6 +4,10 @@ One workflow per open pause, id ``pause/<digest of the program>`` (``pausegate.t
 client derives it with a key; this code never needs the key). It holds no secrets and no collected
 data: connections are names, evidence is references and digests. Its state is one
 ``PauseState``; the rules that change it are pure functions in ``pausegate.policy``.
+
+This module holds the procedure, the review and its message handlers, the resume and the end of a
+run; the containment steps (``workflows.containment``) and the plan's conditions
+(``workflows.conditions``) are helpers the workflow builds over its state in ``__init__``.
 """
 
 from __future__ import annotations
@@ -19,24 +23,19 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.access import AccessActivities
     from activities.evidence import EvidenceActivities
-    from activities.fleet import FleetActivities
     from activities.notify import NotifyActivities
     from pausegate.errors import ActionRefused
     from pausegate.models.access import RestoreResult
     from pausegate.models.evidence import EvidenceRef
     from pausegate.models.pause import (
         SYSTEM_ACTOR,
-        AgentsCheck,
         AppliedUpdate,
         ApproveInput,
         ArchiveTimelineInput,
-        CheckDatasetInput,
         CheckPlanInput,
         CompleteItemInput,
-        ContainmentCheck,
         DecommissionInput,
         DiffPlanInput,
-        HaltAgentsInput,
         NotifyInput,
         PauseState,
         PauseWorkflowInput,
@@ -59,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.policy import conditions as pc
     from pausegate.policy import review
     from pausegate.policy import transitions as t
-    from workflows.conditions import Conditions
+    from workflows.conditions import PlanConditions
     from workflows.containment import Containment
     from workflows.support import activity_options, error_text, wait_until
 
@@ -75,7 +74,7 @@ ReviewOutcome = Literal["resume", "decommission", "continue_as_new"]
 # _continue_as_new). Not declared here: an unversioned worker cannot complete a task of a workflow type
 # that declares a behavior (the server refuses it), and the embedded default may run unversioned.
 @workflow.defn(name="PauseWorkflow")
-class PauseWorkflow(Containment, Conditions):
+class PauseWorkflow:
     """Contain a program, run its review, and resume it only under an approved plan."""
 
     @workflow.init
@@ -91,6 +90,11 @@ class PauseWorkflow(Containment, Conditions):
         self.outbox: list[NotifyInput] = []
         self.archiving = asyncio.Lock()
         self.switched_on_at = workflow.now()
+        # The steps kept in their own modules: each is handed what it uses (the same state object, which
+        # they change in place), and containment the two things it asks of the workflow.
+        self.containment = Containment(self.state, self.request, self.tuning, notify=self._notify,
+                                       history_is_long=self._history_is_long)
+        self.plan_conditions = PlanConditions(self.state, self.runbook, self.tuning)
 
     # ------------------------------------------------------------------ the procedure
 
@@ -104,7 +108,7 @@ class PauseWorkflow(Containment, Conditions):
 
         while True:
             if self.state.phase == Phase.CONTAINING:
-                if not await self._contain():
+                if not await self.containment.contain():
                     return await self._continue_as_new(notifier)
                 self._enter(Phase.UNDER_REVIEW, t.containment_summary(self.state))
                 self._settle_review()
@@ -117,7 +121,7 @@ class PauseWorkflow(Containment, Conditions):
                 archiver.cancel()
                 return await self._finish(notifier)
             self._enter(Phase.RESUMING, "quorum reached on the current plan")
-            check = await self._check_containment()
+            check = await self.containment.check()
             if not check.holds:
                 t.refuse_resume(self.state, self.runbook, check, workflow.now())
                 self._enter(Phase.CONTAINING, "re-containing before review continues")
@@ -135,7 +139,7 @@ class PauseWorkflow(Containment, Conditions):
             t.resumed(self.state, restore, resumed, workflow.now())
             self._enter(Phase.RESUMED, f"switch {'on' if resumed.switch_on else 'off'}, {resumed.collecting} agents "
                         f"collecting, {sum(r.granted for r in restore)} grants restored")
-            await self._start_watch(self.switched_on_at)
+            await self.plan_conditions.start_watch(self.switched_on_at)
             archiver.cancel()
             return await self._finish(notifier, restore, resumed)
 
@@ -323,31 +327,11 @@ class PauseWorkflow(Containment, Conditions):
 
     # ------------------------------------------------------------------ resume
 
-    async def _check_containment(self) -> ContainmentCheck:
-        fleet = self.runbook.fleet
-        agents: AgentsCheck = await workflow.execute_activity_method(
-            FleetActivities.check_agents_silent,
-            HaltAgentsInput(connection=fleet.connection, program=self.runbook.program.id,
-                            incident_id=self.state.incident_id, reason=self.request.reason,
-                            batch_size=fleet.batch_size, concurrency=fleet.concurrency),
-            **self._options(timedelta(minutes=10), attempts=10),
-        )
-        scopes = {d.dataset: d.scope.sha256 for d in self.state.containment.datasets}
-        datasets = await asyncio.gather(*(
-            workflow.execute_activity_method(
-                AccessActivities.check_dataset,
-                CheckDatasetInput(pause_key=self.state.evidence_key, dataset=spec, scope_sha256=scopes.get(spec.name)),
-                **self._options(timedelta(minutes=10), attempts=10),
-            )
-            for spec in self.runbook.datasets
-        ))
-        return ContainmentCheck(agents=agents, datasets=list(datasets))
-
     async def _resume(self) -> tuple[list[RestoreResult], ResumeAgentsResult]:
         assert self.state.plan is not None
         plan = self.state.plan.plan
         self.state.resume_attempts += 1
-        self.state.conditions = await self._apply_conditions(plan) if pc.has_conditions(plan) else None
+        self.state.conditions = await self.plan_conditions.apply(plan) if pc.has_conditions(plan) else None
         restore = await asyncio.gather(*(
             workflow.execute_activity_method(
                 AccessActivities.restore_grants,
@@ -365,7 +349,7 @@ class PauseWorkflow(Containment, Conditions):
                               accepted=r.verified)
         fleet = self.runbook.fleet
         self.switched_on_at = workflow.now()
-        resumed = await self._resume_selected_agents(
+        resumed = await self.plan_conditions.resume_agents(
             plan,
             ResumeAgentsInput(connection=fleet.connection, program=self.runbook.program.id,
                               incident_id=self.state.incident_id, selection=plan.agents,
@@ -382,7 +366,7 @@ class PauseWorkflow(Containment, Conditions):
         plan = self.state.plan.plan
         if self.state.conditions is None:
             return True
-        check = await self._verify_conditions(plan, self.switched_on_at)
+        check = await self.plan_conditions.verify(plan, self.switched_on_at)
         self.state.conditions = self.state.conditions.model_copy(update={"check": check})
         if not check.holds:
             pc.refuse_conditions(self.state, self.runbook, check, workflow.now())
@@ -403,7 +387,7 @@ class PauseWorkflow(Containment, Conditions):
         ))
         found = [p for ps in problems for p in ps]
         if pc.has_conditions(plan):
-            found += await self._condition_problems(plan)
+            found += await self.plan_conditions.problems(plan)
         if found:
             raise ApplicationError("; ".join(found)[:2000], type="invalid_plan", non_retryable=True)
 
