@@ -27,10 +27,17 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pausegate.analysis.copies_records import (
+    FoundCopy,
+    HeldMessage,
+    PendingCopy,
+    SessionState,
+    StatementContext,
+    executed,
+)
 from pausegate.analysis.copies_sql import Change, Relation, Statement, Target, may_copy, qualified_candidates, split
 from pausegate.analysis.pglog_lines import (
     ERRORS,
@@ -41,7 +48,6 @@ from pausegate.analysis.pglog_lines import (
     statement_text,
 )
 from pausegate.analysis.statement_reads import (
-    DEFAULT_SEARCH_PATH,
     Exposer,
     Read,
     ReadScope,
@@ -62,47 +68,6 @@ _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_$")
 _WORD_BREAKS = str.maketrans({chr(c): " " for c in range(128) if chr(c) not in _IDENT_CHARS})
 
 
-@dataclass
-class _Found:
-    key: str
-    kind: CopyKind
-    state: CopyState
-    relation: Relation | None = None
-    candidates: tuple[str, ...] = ()
-    destination: str | None = None
-    session: str | None = None  # temporary copies live in one session
-    creator: str | None = None
-    created_at: datetime | None = None
-    application: str | None = None
-    client: str | None = None
-    sources: dict[str, None] = field(default_factory=dict)
-    datasets: dict[str, None] = field(default_factory=dict)
-    via: str | None = None
-    evidence: list[CopyEvidence] = field(default_factory=list)
-    times: int = 0
-    note: str | None = None
-    whole_source: str | None = None
-    id: str = ""
-
-
-@dataclass
-class _Session:
-    path: tuple[str, ...] = DEFAULT_SEARCH_PATH
-    local_path: tuple[str, ...] | None = None
-    temps: dict[str, str | None] = field(default_factory=dict)  # temporary table -> its copy's key, if one
-    in_tx: bool = False
-    tx_failed: bool = False
-    tx_undo: list[Callable[[], None]] = field(default_factory=list)
-
-
-@dataclass
-class _Held:
-    """A message whose outcome is told by its session's next line."""
-
-    line_num: int | None
-    undo: list[Callable[[], None]]  # what to take back if it failed, in the order it was done
-
-
 class CopyFinder:
     """Copies made over the window, from sealed ``pglog`` records (``add``), then ``finish``.
 
@@ -119,11 +84,11 @@ class CopyFinder:
         self._base = scope
         self._dataset_of = dataset_of or (lambda _table: None)
         self._existing = frozenset(existing_schemas) if existing_schemas is not None else None
-        self._found: dict[str, _Found] = {}
+        self._found: dict[str, FoundCopy] = {}
         self._by_table: dict[str, str] = {}  # schema.name of a live copy -> its key
         self._views: dict[str, Exposer] = {}
-        self._sessions: dict[str, _Session] = {}
-        self._held: dict[str, _Held] = {}
+        self._sessions: dict[str, SessionState] = {}
+        self._held: dict[str, HeldMessage] = {}
         self._version = 0
         self._named: set[str] = set()  # every name a copy, a view over one or a temporary copy had (plain)
         self._named_odd: set[str] = set()  # the same, for names that are not plain identifiers
@@ -150,7 +115,7 @@ class CopyFinder:
         line_num = line_num if isinstance(line_num, int) else None
         error = entry.get("error_severity") in ERRORS
         held = self._held.pop(session_id, None)
-        session = self._sessions.setdefault(session_id, _Session())
+        session = self._sessions.setdefault(session_id, SessionState())
         if held is not None:
             failed = error and held.line_num is not None and line_num == held.line_num + 1
             self._settle(session, held, failed)
@@ -171,7 +136,7 @@ class CopyFinder:
             return
         app = entry.get("application_name")
         client = entry.get("remote_host")
-        context = _Context(
+        context = StatementContext(
             session_id=session_id, user=user, at=at,
             application=app if isinstance(app, str) and app else None,
             client=client if isinstance(client, str) and client else None,
@@ -181,13 +146,13 @@ class CopyFinder:
         )
         self._held[session_id] = self._message(session, sql, context)
 
-    def _may_matter(self, session: _Session, sql: str, user: str | None) -> bool:
+    def _may_matter(self, session: SessionState, sql: str, user: str | None) -> bool:
         """Cheap and linear: False only for a message that reads nothing of the scope (the
-        prefilter's promise), controls no transaction, sets no search_path and makes no temporary
-        table. Most of a log is such messages; they are not parsed."""
+        prefilter's promise), controls no transaction, sets no search_path, makes no temporary
+        table and drops no schema. Most of a log is such messages; they are not parsed."""
         folded = sql.casefold()
         if (any(w in folded for w in _TRANSACTION_HINTS) and statement_kind(sql) in _TRANSACTION_WORDS) or (
-                may_set_path(sql) or "temp" in folded):
+                may_set_path(sql) or "temp" in folded or ("drop" in folded and "schema" in folded)):
             return True
         # the dataset's own names through the prefilter; the copies' (a growing list) by word
         if prefilter(sql, self._base, search_path=session.local_path or session.path, user=user):
@@ -203,21 +168,21 @@ class CopyFinder:
 
     # ---------------------------------------------------------- one message
 
-    def _message(self, session: _Session, sql: str, cx: _Context) -> _Held:
-        held = _Held(line_num=cx.line_num, undo=[])
+    def _message(self, session: SessionState, sql: str, cx: StatementContext) -> HeldMessage:
+        held = HeldMessage(line_num=cx.line_num, undo=[])
         statements, error = split(sql)
         if error is not None:
             self.unparsed += 1
             if may_copy(sql) and prefilter(sql, self._scope_for(session, sql), search_path=self._path(session),
                                            user=cx.user):
-                self._add(held, session, cx, _Pending(CopyKind.DYNAMIC, "possible", key_place=True,
+                self._add(held, session, cx, PendingCopy(CopyKind.DYNAMIC, "possible", key_place=True,
                                                       note=f"not parsed ({error}): it may write what it reads"))
             return held
         for st in statements:
             self._statement(session, st, cx, held)
         return held
 
-    def _statement(self, session: _Session, st: Statement, cx: _Context, held: _Held) -> None:
+    def _statement(self, session: SessionState, st: Statement, cx: StatementContext, held: HeldMessage) -> None:
         if st.transaction is not None:
             self._transaction(session, st.transaction.action)
             return
@@ -229,6 +194,15 @@ class CopyFinder:
             else:
                 session.path, session.local_path = result.search_path, None
         reads = list(result.reads)
+        if st.prepare is not None:
+            # nothing is copied until it is executed; then it reads what its definition names
+            session.prepared[st.prepare] = (st.target, [executed(r) for r in reads])
+            return
+        target = st.target
+        if st.execute is not None:
+            target, reads = session.prepared.get(st.execute, (None, []))
+        elif target is not None and target.execute is not None:
+            reads = session.prepared.get(target.execute, (None, []))[1]
         for change in st.changes:
             names = self._names(session, change.relation, cx.user)
             if change.action == "create_temp":
@@ -241,7 +215,6 @@ class CopyFinder:
                     self._version += 1
             else:
                 self._done(held, session, self._change(session, change, names))
-        target = st.target
         if target is not None and target.relation is not None:
             self._relation_copy(session, target, reads, cx, held)
         elif target is not None:
@@ -249,14 +222,17 @@ class CopyFinder:
         elif cx.application is not None and cx.application.startswith(_DUMP_APPLICATIONS):
             sure = [r for r in reads if r.how != "possible"]
             if sure:
-                self._add(held, session, cx, _Pending(CopyKind.CLIENT_DUMP, "left_database", reads=sure,
+                self._add(held, session, cx, PendingCopy(CopyKind.CLIENT_DUMP, "left_database", reads=sure,
                                                       destination="client"))
         elif st.dynamic and reads:
-            self._add(held, session, cx, _Pending(CopyKind.DYNAMIC, "possible", reads=reads, key_place=True,
+            self._add(held, session, cx, PendingCopy(CopyKind.DYNAMIC, "possible", reads=reads, key_place=True,
                                                   note="dynamic SQL that may write what it reads"))
+        elif reads and "dblink" in st.text.casefold() and may_copy(st.text):
+            self._add(held, session, cx, PendingCopy(CopyKind.DYNAMIC, "possible", reads=reads, key_place=True,
+                                                  note="sent through dblink: rows may have gone to another database"))
 
-    def _relation_copy(self, session: _Session, target: Target, reads: list[Read], cx: _Context,
-                       held: _Held) -> None:
+    def _relation_copy(self, session: SessionState, target: Target, reads: list[Read], cx: StatementContext,
+                       held: HeldMessage) -> None:
         assert target.relation is not None
         rel = target.relation
         temp = (rel.persistence == "temporary" or rel.schema == TEMP_SCHEMA
@@ -273,7 +249,7 @@ class CopyFinder:
         note = ("defined WITH NO DATA: a REFRESH fills it" if target.no_data
                 else None if sure else "what it read is only possibly the dataset's")
         kind = CopyKind.TEMPORARY_TABLE if temp else target.kind
-        pending = _Pending(kind, state, reads=reads, relation=Relation(TEMP_SCHEMA if temp else rel.schema, rel.name,
+        pending = PendingCopy(kind, state, reads=reads, relation=Relation(TEMP_SCHEMA if temp else rel.schema, rel.name,
                                                                        "temporary" if temp else rel.persistence),
                            candidates=names, note=note, temp=temp)
         key = self._add(held, session, cx, pending)
@@ -281,8 +257,8 @@ class CopyFinder:
             session.temps[rel.name] = key
             self._remember(names)
 
-    def _outside_copy(self, session: _Session, target: Target, reads: list[Read], cx: _Context,
-                      held: _Held) -> None:
+    def _outside_copy(self, session: SessionState, target: Target, reads: list[Read], cx: StatementContext,
+                      held: HeldMessage) -> None:
         if not reads:
             return
         sure = any(r.how != "possible" for r in reads)
@@ -293,12 +269,12 @@ class CopyFinder:
         # a whole table sent out: how many rows it then held is not in the log, but the table can say
         # how many it holds now (``copies_catalog.resolve``)
         whole = next((r.object for r in reads if r.how == "direct"), None) if target.whole else None
-        self._add(held, session, cx, _Pending(kind, state if sure else "possible", reads=reads,
+        self._add(held, session, cx, PendingCopy(kind, state if sure else "possible", reads=reads,
                                               destination=target.destination, whole_source=whole))
 
     # ---------------------------------------------------------- bookkeeping
 
-    def _add(self, held: _Held, session: _Session, cx: _Context, p: _Pending) -> str:
+    def _add(self, held: HeldMessage, session: SessionState, cx: StatementContext, p: PendingCopy) -> str:
         if p.temp:
             key = f"temp|{cx.session_id}|{p.candidates[0]}"
         elif p.candidates:
@@ -314,7 +290,7 @@ class CopyFinder:
                                 application=cx.application, client=cx.client, file=cx.file, offset=cx.offset,
                                 statement=cx.statement)
         if found is None:
-            found = self._found[key] = _Found(
+            found = self._found[key] = FoundCopy(
                 key=key, kind=p.kind, state=p.state, relation=p.relation, candidates=p.candidates,
                 destination=p.destination, session=cx.session_id if p.temp else None, creator=cx.user,
                 created_at=cx.at, application=cx.application, client=cx.client, note=p.note,
@@ -343,7 +319,7 @@ class CopyFinder:
         return key
 
     @staticmethod
-    def _done(held: _Held, session: _Session, undo: Callable[[], None] | None) -> None:
+    def _done(held: HeldMessage, session: SessionState, undo: Callable[[], None] | None) -> None:
         if undo is not None:
             held.undo.append(undo)
             if session.in_tx:
@@ -367,7 +343,7 @@ class CopyFinder:
             if found.evidence:
                 found.evidence.pop()
 
-    def _settle(self, session: _Session, held: _Held, failed: bool) -> None:
+    def _settle(self, session: SessionState, held: HeldMessage, failed: bool) -> None:
         if not failed:
             return
         if session.in_tx:
@@ -377,7 +353,7 @@ class CopyFinder:
         for undo in reversed(held.undo):
             undo()
 
-    def _transaction(self, session: _Session, action: str) -> None:
+    def _transaction(self, session: SessionState, action: str) -> None:
         if action == "begin":
             session.in_tx, session.tx_failed, session.tx_undo = True, False, []
         elif action in ("commit", "rollback") and session.in_tx:
@@ -386,7 +362,7 @@ class CopyFinder:
                     undo()
             session.in_tx, session.tx_failed, session.tx_undo, session.local_path = False, False, [], None
 
-    def _change(self, session: _Session, change: Change, names: tuple[str, ...]) -> Callable[[], None] | None:
+    def _change(self, session: SessionState, change: Change, names: tuple[str, ...]) -> Callable[[], None] | None:
         """Follows a drop, rename, move or refresh of a copy; returns how to take it back."""
         rel = change.relation
         if rel.schema is None and rel.name in session.temps:
@@ -404,6 +380,8 @@ class CopyFinder:
                 if temp is not None and before is not None:
                     temp.state = before
             return undo_temp
+        if change.action == "drop_schema":
+            return self._drop_schema(rel.schema or "")
         key = next((self._by_table[n] for n in names if n in self._by_table), None)
         found = self._found.get(key) if key is not None else None
         if found is None or key is None:
@@ -435,17 +413,38 @@ class CopyFinder:
             self._version += 1
         return undo
 
+    def _drop_schema(self, schema: str) -> Callable[[], None] | None:
+        """DROP SCHEMA ... CASCADE: every copy in it is gone."""
+        gone = [f for f in self._found.values() if f.state != "gone" and f.relation is not None and f.session is None
+                and (f.relation.schema == schema or any(c.rpartition(".")[0] == schema for c in f.candidates))
+                and (f.relation.schema in (schema, None))]
+        if not gone:
+            return None
+        before = [(f, f.state, f.note, [n for n, k in self._by_table.items() if k == f.key]) for f in gone]
+        for f in gone:
+            f.state, f.note = "gone", f"schema {schema} dropped in the window"
+            self._unindex(f.key)
+        self._version += 1
+
+        def undo() -> None:
+            for f, state, note, names in before:
+                f.state, f.note = state, note
+                self._by_table.update(dict.fromkeys(names, f.key))
+            self._version += 1
+        return undo
+
     def _unindex(self, key: str) -> None:
         for name in [n for n, k in self._by_table.items() if k == key]:
             del self._by_table[name]
 
     # ---------------------------------------------------------- names and scopes
 
-    def _path(self, session: _Session) -> tuple[str, ...]:
+    def _path(self, session: SessionState) -> tuple[str, ...]:
         path = session.local_path or session.path
         return (_SESSION_TEMP, *path) if any(k for k in session.temps.values()) else path
 
-    def _names(self, session: _Session, rel: Relation, user: str | None, *, creating: bool = False) -> tuple[str, ...]:
+    def _names(self, session: SessionState, rel: Relation, user: str | None, *,
+               creating: bool = False) -> tuple[str, ...]:
         names = qualified_candidates(rel, session.local_path or session.path, user)
         if self._existing is not None and rel.schema is None:
             existing = tuple(n for n in names if n.rpartition(".")[0] in self._existing)
@@ -460,13 +459,13 @@ class CopyFinder:
         schema, _, name = obj.rpartition(".")
         return name if schema in (_SESSION_TEMP, TEMP_SCHEMA) else None
 
-    def _source(self, session: _Session, obj: str) -> str:
+    def _source(self, session: SessionState, obj: str) -> str:
         temp = self._temp_name(obj)
         if temp is not None:
             return f"{TEMP_SCHEMA}.{temp}"
         return obj
 
-    def _datasets(self, session: _Session, obj: str) -> list[str]:
+    def _datasets(self, session: SessionState, obj: str) -> list[str]:
         temp = self._temp_name(obj)
         key = session.temps.get(temp) if temp is not None else self._by_table.get(obj)
         if key is not None and key in self._found:
@@ -474,7 +473,7 @@ class CopyFinder:
         dataset = self._dataset_of(obj)
         return [dataset] if dataset else []
 
-    def _scope_for(self, session: _Session, sql: str) -> ReadScope:
+    def _scope_for(self, session: SessionState, sql: str) -> ReadScope:
         """The dataset's scope, widened by the copies, views over them and temporary copies whose name
         the statement holds: a statement can only read what it names (or reach through what it
         names), and a scope of every copy would be rebuilt for each copy found."""
@@ -514,7 +513,7 @@ class CopyFinder:
         copies.sort(key=lambda c: (c.created_at or datetime.min, c.id))
         return CopiesFound(copies=copies, statements=self.statements, unparsed=self.unparsed)
 
-    def _copy(self, f: _Found) -> Copy:
+    def _copy(self, f: FoundCopy) -> Copy:
         rel = f.relation
         schema = rel.schema if rel else None
         if rel is not None and schema is None and self._existing is not None and len(f.candidates) == 1:
@@ -527,33 +526,6 @@ class CopyFinder:
             whole_source=f.whole_source,
             state=f.state, note=f.note if f.times <= 1 else "; ".join(filter(None, (f.note, f"{f.times} statements"))),
         )
-
-
-@dataclass(frozen=True)
-class _Context:
-    session_id: str
-    user: str | None
-    at: datetime
-    application: str | None
-    client: str | None
-    file: str | None
-    offset: int | None
-    statement: str
-    line_num: int | None
-
-
-@dataclass
-class _Pending:
-    kind: CopyKind
-    state: CopyState
-    reads: list[Read] = field(default_factory=list)
-    relation: Relation | None = None
-    candidates: tuple[str, ...] = ()
-    destination: str | None = None
-    note: str | None = None
-    whole_source: str | None = None
-    temp: bool = False
-    key_place: bool = False
 
 
 def find_copies(records: Iterable[Mapping[str, Any]], scope: ReadScope, *,

@@ -20,7 +20,7 @@ from pausegate.models.copies import CopyKind
 WRITE_MARKERS = ("insert", "into", "create", "copy", "merge", "update", "execute", "refresh")
 Persistence = Literal["permanent", "temporary", "unlogged"]
 _PERSISTENCE: dict[str, Persistence] = {"p": "permanent", "t": "temporary", "u": "unlogged"}
-_DYNAMIC_TAGS = frozenset({"DoStmt", "CreateFunctionStmt", "PrepareStmt", "CallStmt"})
+_DYNAMIC_TAGS = frozenset({"DoStmt", "CreateFunctionStmt", "CallStmt"})
 _RELATION_OBJECTS = frozenset({"OBJECT_TABLE", "OBJECT_MATVIEW", "OBJECT_FOREIGN_TABLE"})
 
 
@@ -40,13 +40,14 @@ class Target:
     destination: str | None = None  # a file, a program, "client"
     no_data: bool = False  # CREATE ... WITH NO DATA: a definition, filled by a later REFRESH
     whole: str | None = None  # COPY of a whole relation (no query): the relation, as written
+    execute: str | None = None  # CREATE TABLE AS EXECUTE: the prepared statement whose rows it keeps
 
 
 @dataclass(frozen=True)
 class Change:
     """A statement that changes a relation a copy may be: dropped, renamed, moved, refreshed."""
 
-    action: Literal["drop", "rename", "set_schema", "refresh", "create_temp", "view"]
+    action: Literal["drop", "drop_schema", "rename", "set_schema", "refresh", "create_temp", "view"]
     relation: Relation
     new: str | None = None  # the new name or schema
 
@@ -66,6 +67,8 @@ class Statement:
     changes: tuple[Change, ...] = ()
     transaction: Transaction | None = None
     dynamic: bool = False  # runs SQL it keeps as text, and that text may write
+    prepare: str | None = None  # PREPARE name: what it would do is ``target``, done only when executed
+    execute: str | None = None  # EXECUTE name
 
 
 def _relation(rv: Any) -> Relation | None:
@@ -91,16 +94,32 @@ def _names(item: Any) -> Relation | None:
     return Relation(parts[-2] if len(parts) > 1 else None, parts[-1])
 
 
+def _analyzed(body: dict[str, Any]) -> bool:
+    """EXPLAIN ANALYZE runs the statement it explains (the option as PostgreSQL reads it: no value is true)."""
+    for option in body.get("options", ()):
+        elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
+        if elem.get("defname") == "analyze":
+            arg = _node(elem.get("arg"))[1]
+            value = next(iter(arg.values()), True) if arg else True
+            value = next(iter(value.values()), True) if isinstance(value, dict) else value
+            return str(value).lower() not in ("false", "off", "0")
+    return False
+
+
 def _target(tag: str, body: dict[str, Any]) -> Target | None:
+    if tag == "ExplainStmt":
+        return _target(*_node(body.get("query"))) if _analyzed(body) else None
     if tag == "CreateTableAsStmt":
         into = body.get("into", {})
         rel = _relation(into.get("rel"))
         if rel is None:
             return None
+        inner, query = _node(body.get("query"))
+        execute = str(query.get("name", "")) or None if inner == "ExecuteStmt" else None
         if body.get("objtype") == "OBJECT_MATVIEW":
-            return Target(CopyKind.MATERIALIZED_VIEW, rel, no_data=bool(into.get("skipData")))
+            return Target(CopyKind.MATERIALIZED_VIEW, rel, no_data=bool(into.get("skipData")), execute=execute)
         kind = CopyKind.TEMPORARY_TABLE if rel.persistence == "temporary" else CopyKind.CREATE_TABLE_AS
-        return Target(kind, rel, no_data=bool(into.get("skipData")))
+        return Target(kind, rel, no_data=bool(into.get("skipData")), execute=execute)
     if tag == "SelectStmt" and "intoClause" in body:
         rel = _relation(body["intoClause"].get("rel"))
         if rel is None:
@@ -129,6 +148,9 @@ def _target(tag: str, body: dict[str, Any]) -> Target | None:
 def _changes(tag: str, body: dict[str, Any]) -> tuple[Change, ...]:
     if tag == "DropStmt" and body.get("removeType") in _RELATION_OBJECTS:
         return tuple(Change("drop", r) for r in map(_names, body.get("objects", ())) if r is not None)
+    if tag == "DropStmt" and body.get("removeType") == "OBJECT_SCHEMA" and body.get("behavior") == "DROP_CASCADE":
+        schemas = (str(o.get("String", {}).get("sval", "")) for o in body.get("objects", ()) if isinstance(o, dict))
+        return tuple(Change("drop_schema", Relation(s, "*")) for s in schemas if s)
     rel = _relation(body.get("relation"))
     if rel is None:
         if tag == "ViewStmt" and (view := _relation(body.get("view"))) is not None:
@@ -182,8 +204,12 @@ def split(message: str) -> tuple[list[Statement], str | None]:
         start = int(item.get("stmt_location", 0))
         length = int(item.get("stmt_len", 0))
         piece = raw[start : start + length if length else len(raw)].decode("utf-8", "surrogatepass")
-        out.append(Statement(tag=tag, text=piece, target=_target(tag, body), changes=_changes(tag, body),
-                             transaction=_transaction(tag, body), dynamic=_dynamic(tag, piece)))
+        prepare = str(body.get("name", "")) or None if tag == "PrepareStmt" else None
+        execute = str(body.get("name", "")) or None if tag == "ExecuteStmt" else None
+        target = _target(*_node(body.get("query"))) if prepare else _target(tag, body)
+        out.append(Statement(tag=tag, text=piece, target=target, changes=_changes(tag, body),
+                             transaction=_transaction(tag, body), dynamic=_dynamic(tag, piece), prepare=prepare,
+                             execute=execute))
     return out, None
 
 

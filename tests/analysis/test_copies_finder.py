@@ -110,11 +110,25 @@ class TestEachKind:
         """DO, a routine defined in the window, PREPARE: possible, with their creator."""
         log.sql("a", "DO $$ BEGIN EXECUTE 'create table x as select * from ' || 'data.keys' || 'trokes'; END $$")
         log.sql("b", "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'INSERT INTO t SELECT * FROM data.keystrokes'")
-        log.sql("c", "PREPARE p AS INSERT INTO t SELECT * FROM data.keystrokes")
+        log.sql("c", "SELECT dblink_exec('dbname=other', 'INSERT INTO t SELECT 1') FROM data.keystrokes")
         log.sql("d", "DO $$ BEGIN RAISE NOTICE 'keystrokes'; END $$")  # writes nothing
         assert [(c.kind, c.creator, c.state) for c in log.find()] == [
             (CopyKind.DYNAMIC, "a", "possible"), (CopyKind.DYNAMIC, "b", "possible"),
             (CopyKind.DYNAMIC, "c", "possible")]
+
+    def test_a_prepared_copy_is_a_copy_when_executed(self, log: Log) -> None:
+        """PREPARE copies nothing; EXECUTE, or CREATE TABLE AS EXECUTE, copies what the definition reads."""
+        log.sql("a", "PREPARE p AS INSERT INTO s.c SELECT * FROM data.keystrokes")
+        log.sql("a", "PREPARE q AS SELECT typed FROM recent")
+        assert log.find() == []
+        log.sql("a", "EXECUTE p").sql("a", "CREATE TABLE s.d AS EXECUTE q")
+        log.sql("b", "EXECUTE p")  # another session has no such prepared statement
+        assert kinds(log.find()) == [("insert_select", "s.c", "found"), ("create_table_as", "s.d", "found")]
+
+    def test_explain_analyze_runs_what_it_explains(self, log: Log) -> None:
+        log.sql("a", "EXPLAIN ANALYZE CREATE TABLE s.c AS SELECT * FROM data.keystrokes")
+        log.sql("a", "EXPLAIN CREATE TABLE s.d AS SELECT * FROM data.keystrokes")
+        assert kinds(log.find()) == [("create_table_as", "s.c", "found")]
 
     def test_materialized_view_with_no_data_is_possible_until_refreshed(self, log: Log) -> None:
         log.sql("a", "CREATE MATERIALIZED VIEW s.m AS SELECT * FROM data.keystrokes WITH NO DATA")
@@ -207,6 +221,13 @@ class TestFollowing:
         log.sql("a", "DROP TABLE t.hidden")
         log.sql("c", "ALTER TABLE s.d RENAME TO e").error("c")
         assert kinds(log.find()) == [("create_table_as", "t.hidden", "gone"), ("create_table_as", "s.d", "found")]
+
+    def test_a_schema_dropped_with_its_copies(self, log: Log) -> None:
+        log.sql("a", "CREATE TABLE s.c AS SELECT * FROM data.keystrokes")
+        log.sql("a", "CREATE TABLE t.d AS SELECT * FROM data.keystrokes")
+        log.sql("a", "DROP SCHEMA s CASCADE")
+        log.sql("b", "DROP SCHEMA t CASCADE").error("b")
+        assert kinds(log.find()) == [("create_table_as", "s.c", "gone"), ("create_table_as", "t.d", "found")]
 
     def test_ids_are_stable_across_runs(self, log: Log) -> None:
         log.sql("a", "CREATE TABLE s.c AS SELECT * FROM data.keystrokes").sql("b", "COPY data.keystrokes TO STDOUT")
