@@ -30,8 +30,9 @@ from temporalio.testing import WorkflowEnvironment
 from pausegate.embedded.postgres import start_logging_postgres
 from pausegate.models.pause import Actor
 from pausegate.temporal.client import temporal_cli
-from tests.api.replicas_support import InFlight, counted_client, new_state_database, replicas
+from tests.api.replicas_support import InFlight, counted_client, replicas
 from tests.api.support import ApiWorld, api_world, evidence_for
+from tests.apidb.support import new_state_database
 from tests.support.harness import FAST_TUNING, pause_harness
 
 REVIEWERS = [Actor(id=f"reviewer{n:02d}", roles=["security-analyst"]) for n in range(16)]

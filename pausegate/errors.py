@@ -12,7 +12,8 @@
     ├── ActionRefused               a rule said no: ``code`` for programs, ``reason`` for people
     ├── PauseNotFound               no pause exists for that program
     ├── ApiError                    an HTTP answer other than 2xx (status, code, detail)
-    │   └── Overloaded              503 + Retry-After: the pause's update slots stayed full
+    │   ├── Overloaded              503 + Retry-After: the pause's update slots stayed full
+    │   └── StateUnavailable        503 + Retry-After: the API's shared database did not answer
     └── ApiUnreachable              the API could not be reached (or kept answering 503)
 
 ``retryable`` is a property of the class: at the activity boundary each error becomes an
@@ -128,6 +129,18 @@ class Overloaded(ApiError):
     def __init__(self, detail: str, retry_after: int = 1) -> None:
         self.retry_after = retry_after
         super().__init__(503, "busy", detail, headers={"Retry-After": str(retry_after)})
+
+
+class StateUnavailable(ApiError):
+    """The database the API replicas share (``api.state = "postgres"``, ``pausegate.apidb``) did not answer;
+    nothing was applied. Also raised while authenticating: a database outage is not an invalid token."""
+
+    retryable = True
+
+    def __init__(self, detail: str = "the API's state database did not answer; nothing was applied, retry shortly",
+                 retry_after: int = 5) -> None:
+        self.retry_after = retry_after
+        super().__init__(503, "state_unavailable", detail, headers={"Retry-After": str(retry_after)})
 
 
 class ApiUnreachable(PausegateError):

@@ -14,12 +14,14 @@ import httpx
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from pausegate.api.backends import open_backends
 from pausegate.api.browsers import BrowserSessions
 from pausegate.api.cors import CodecCors
+from pausegate.api.database_errors import install_database_error_handlers
 from pausegate.api.gate import MAX_BODY_BYTES, Gate
 from pausegate.api.handlers import install_error_handlers
 from pausegate.api.limiter import PauseLimiter
-from pausegate.api.rate_limit import ActionLimits
+from pausegate.api.limits import ActionLimits
 from pausegate.api.routes import api_router, codec
 from pausegate.api.state import ApiState
 from pausegate.auth import Authenticator, build_authenticator
@@ -28,9 +30,6 @@ from pausegate.evidence.interface import EvidenceStore
 from pausegate.models.pause import Tuning
 from pausegate.observability.api_metrics import install_api_metrics
 from pausegate.observability.tracing import instrument_api
-from pausegate.state.database import StateDatabase
-from pausegate.state.http import install_state_error_handlers
-from pausegate.state.slots import SharedSlots
 
 API_VERSION = "1.0.0"
 
@@ -44,7 +43,6 @@ def create_app(
     tuning: Tuning | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     limits: ActionLimits | None = None,
-    state_db: StateDatabase | None = None,
     browsers: BrowserSessions | None = None,
 ) -> FastAPI:
     """The API as an ASGI app.
@@ -52,8 +50,9 @@ def create_app(
     Args:
         settings: deployment configuration (``api`` section: runbooks, users file, OIDC, update limit).
         client: a Temporal client built by ``pausegate.temporal.client.connect``.
-        authenticator: who may call; default: local tokens from ``settings.api.users_file`` plus OIDC
-            when ``settings.api.oidc`` is set.
+        authenticator: who may call; default: local tokens where the deployment keeps its users (the
+            users file, or the API's database: ``pausegate.api.backends``) plus OIDC when ``settings.api.oidc``
+            is set.
         evidence_store: where reports and scope documents are read; default: ``settings.evidence``.
             The refusal log signs its head with the store's ``signing_key``, so the store needs one
             (``LocalEvidenceStore`` has it).
@@ -61,40 +60,29 @@ def create_app(
         max_body_bytes: larger request bodies are answered 413.
         limits: each actor's rate limit and share of a pause's update queue (``ActionLimits``'s defaults
             when None); the slots per pause are ``settings.api.max_updates_in_flight_per_pause``.
-        state_db: this replica's way into the shared state database; default: one built from
-            ``settings.api.state_db`` when ``settings.api.state`` is ``postgres`` (users, refusals, rate
-            limits and update slots shared with every other replica), none for ``files``.
         browsers: the sessions of another face this app serves (the web console, mounted by ``pausegate.app``):
             the gate leaves its paths to it, and the codec endpoint accepts its session cookie.
     """
     limits = limits or ActionLimits()
-    if state_db is None and settings.api.state == "postgres" and settings.api.state_db is not None:
-        state_db = StateDatabase(settings.api.state_db)
-    shared = None
-    if state_db is not None:
-        shared = SharedSlots(state_db, settings.api.max_updates_in_flight_per_pause,
-                             lease_seconds=state_db.settings.slot_lease_seconds)
+    # Users, refusals, rate limits and update slots: in files and memory, or in the database every replica shares.
+    backends = open_backends(settings, limits)
     http: httpx.AsyncClient | None = None
     if authenticator is None:
         http = httpx.AsyncClient()
-        authenticator = build_authenticator(settings, http, state_db=state_db)
+        authenticator = build_authenticator(settings, http, local=backends.tokens)
 
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         # Refusal counts pending at the end of their minute are recorded by this background task;
         # stopping it records whatever is still pending.
         recorder = application.state.api.recorder
-        if state_db is not None:
-            await state_db.open()  # migrations first; a replica without its database does not start
+        await backends.open()  # migrations first; a replica without its database does not start
         recorder.start()
         try:
             yield
         finally:
             await recorder.stop()
-            if shared is not None:
-                await shared.stop()
-            if state_db is not None:
-                await state_db.close()
+            await backends.close()
             if http is not None:
                 await http.aclose()
 
@@ -119,16 +107,16 @@ def create_app(
             per_actor_in_flight=limits.per_actor_in_flight,
             refused_spacing=limits.refused_spacing,
             wait_budget=limits.wait_seconds,
-            shared=shared,
+            shared=backends.slots,
         ),
         tuning=tuning,
         evidence_store=evidence_store,
         limits=limits,
-        state_db=state_db,
+        backends=backends,
     )
     install_error_handlers(app)
-    if state_db is not None:
-        install_state_error_handlers(app)
+    if backends.database is not None:
+        install_database_error_handlers(app)
     app.include_router(api_router)
     app.include_router(codec.router)  # Temporal's codec protocol for the Web UI (docs/encryption.md)
     app.state.browsers = browsers  # the codec endpoint's second way in (pausegate.api.routes.codec)

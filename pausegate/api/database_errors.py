@@ -1,4 +1,4 @@
-"""The shared state database's failures as HTTP answers: 503 with Retry-After, never a 500."""
+"""The API's shared database's failures as HTTP answers: 503 with Retry-After, never a 500."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 
-from pausegate.api.errors import StateUnavailable
 from pausegate.api.models import ErrorBody
+from pausegate.errors import StateUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -22,7 +22,7 @@ async def state_unavailable(_: Request, exc: Exception) -> JSONResponse:
                         status_code=answer.status, headers=answer.headers)
 
 
-def install_state_error_handlers(app: FastAPI) -> None:
-    """Answer a failure of the state database anywhere in a route (users, refusal log) 503."""
+def install_database_error_handlers(app: FastAPI) -> None:
+    """Answer a failure of the API's database anywhere in a route (users, refusal log) 503."""
     app.add_exception_handler(psycopg.OperationalError, state_unavailable)
     app.add_exception_handler(PoolTimeout, state_unavailable)

@@ -5,7 +5,7 @@ ActionRefused(code)         a rule said no: see REFUSAL_STATUS
 PauseNotFound               404
 Overloaded                  503 + Retry-After (the pause's update slots stayed exhausted)
 Throttled                   429 + Retry-After (the caller's rate limit or queue share is used up)
-StateUnavailable            503 + Retry-After (the replicas' shared state database did not answer)
+StateUnavailable            503 + Retry-After (the replicas' shared database, pausegate.apidb, did not answer)
 RPCError (Temporal)         503 + Retry-After (Temporal unreachable or refusing)
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from fastapi import status
 
-from pausegate.errors import ApiError, Overloaded
+from pausegate.errors import ApiError, Overloaded, StateUnavailable
 
 
 class Throttled(ApiError):
@@ -24,18 +24,6 @@ class Throttled(ApiError):
     def __init__(self, detail: str, retry_after: int = 1) -> None:
         self.retry_after = retry_after
         super().__init__(429, "rate_limited", detail, headers={"Retry-After": str(retry_after)})
-
-
-class StateUnavailable(ApiError):
-    """503: the state database the replicas share (``api.state = "postgres"``) did not answer; nothing was
-    applied. Also raised while authenticating: a database outage is not an invalid token."""
-
-    retryable = True
-
-    def __init__(self, detail: str = "the API's state database did not answer; nothing was applied, retry shortly",
-                 retry_after: int = 5) -> None:
-        self.retry_after = retry_after
-        super().__init__(503, "state_unavailable", detail, headers={"Retry-After": str(retry_after)})
 
 
 # Refusal codes of pausegate.policy.review and the status each becomes.

@@ -13,38 +13,34 @@ their next one on that pause starts: refusals cannot keep the workflow busy (a p
 hand never notices the tenth of a second).
 
 With several API replicas (``api.state = "postgres"``), each update also holds one of the pause's slots
-in the shared database (``pausegate.state.slots``) while in flight, so the limit holds for all replicas
-together. Whatever still meets Temporal's refusal for lack of capacity (RESOURCE_EXHAUSTED: a replica
-that lost its lease, something else sending updates) is backpressure, not failure: the update is
-retried with backoff, under one update id for all attempts so a retry can never apply an action
-twice. Every action has a wait budget (``wait_budget`` seconds, queue, slot and retries together);
-only when it is spent is the caller answered 503 with Retry-After, and nothing was applied.
+in the shared database (``pausegate.api.update_slots``) while in flight, so the limit holds for all
+replicas together. Whatever still meets Temporal's refusal for lack of capacity is backpressure, not
+failure: it is retried with backoff (``pausegate.api.capacity``). Every action has a wait budget
+(``wait_budget`` seconds, queue, slot and retries together); only when it is spent is the caller
+answered 503 with Retry-After, and nothing was applied.
 
-In front of the queue, each actor's actions are rate limited (``pausegate.api.rate_limit``).
+In front of the queue, each actor's actions are rate limited (``pausegate.api.rate_limits``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-import structlog
-from temporalio.service import RPCError, RPCStatusCode
-
+from pausegate.api.capacity import capacity_refusal, until_capacity
 from pausegate.api.errors import Overloaded, Throttled
 from pausegate.errors import ActionRefused
 
 if TYPE_CHECKING:
-    from pausegate.state.slots import Lease, SharedSlots
+    from pausegate.api.update_slots import Lease, SharedSlots
+
+__all__ = ["PauseLimiter", "capacity_refusal"]
 
 T = TypeVar("T")
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -61,19 +57,6 @@ class _Slot:
     users: int = 0
     timer: asyncio.TimerHandle | None = None
     """Dispatches again when the earliest refused actor's spacing ends."""
-
-
-def capacity_refusal(exc: RPCError) -> bool:
-    """Temporal turned the update away for lack of capacity, applying nothing: too many in flight
-    (RESOURCE_EXHAUSTED); aborted by the server while it shed load ("workflow update was aborted",
-    which the notes measured for about half the updates of a workflow flooded past its limit); or
-    refused while the workflow's last task had timed out on an overloaded worker and waits to be
-    retried ("Workflow Task in failed state"). All are safe to send again under the same update id."""
-    if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
-        return True
-    if "Workflow Task in failed state" in exc.message:  # the server's WorkflowNotReady: nothing was applied
-        return True
-    return exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.ABORTED) and "update was aborted" in exc.message
 
 
 class PauseLimiter:
@@ -292,26 +275,8 @@ class PauseLimiter:
         slot.timer = loop.call_later(max(0.0, when - now), woken)
 
     async def _with_retries(self, pause: str, call: Callable[[], Awaitable[T]], deadline: float) -> T:
-        loop = asyncio.get_running_loop()
-        delay = self.base_delay
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await call()
-            except RPCError as exc:
-                if not capacity_refusal(exc):
-                    raise
-                # Jitter keeps queued callers from retrying in lockstep.
-                pause_for = delay * (0.5 + random.random())
-                if loop.time() + pause_for > deadline or (self.attempts is not None and attempt >= self.attempts):
-                    log.warning("update_capacity_exhausted", pause=pause, attempts=attempt)
-                    raise Overloaded(
-                        "the pause stayed busy with other actions; nothing was applied, retry shortly",
-                        retry_after=max(1, round(self.max_delay)),
-                    ) from None
-                self.capacity_retries += 1
-                log.info("update_capacity_retry", pause=pause, attempt=attempt, delay=round(pause_for, 3),
-                         status=exc.status.name if exc.status is not None else None)
-                await asyncio.sleep(pause_for)
-                delay = min(delay * 2, self.max_delay)
+        def retried() -> None:
+            self.capacity_retries += 1
+
+        return await until_capacity(pause, call, deadline, base_delay=self.base_delay, max_delay=self.max_delay,
+                                    attempts=self.attempts, retried=retried)

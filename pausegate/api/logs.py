@@ -1,6 +1,6 @@
-"""``python -m pausegate.state export DIR``: the state database's logs as files, checked.
+"""``python -m pausegate.api.logs export DIR``: the API database's signed logs as files, checked.
 
-Writes the refusal log and the users' change log of the shared state database (``api.state =
+Writes the refusal log and the users' change log kept in the API's database (``api.state =
 "postgres"``) as the file logs are written (``api-refusals.jsonl``, ``users-log.jsonl``, each with its
 signed head), then checks them with the file logs' own check and prints every problem; exits 1 when
 there is any. The files are what an auditor keeps: they verify without the database.
@@ -11,18 +11,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pausegate.api.refusal_log import RefusalEntry, RefusalLog
-from pausegate.auth.user_log import UserChange
+from pausegate.api.backends import open_backends
+from pausegate.api.refusal_log import LOG_NAME as REFUSALS
+from pausegate.api.refusal_log import RefusalLog
+from pausegate.auth.users.log import LOG_NAME as USERS
+from pausegate.auth.users.log import user_log
 from pausegate.config import load_settings
-from pausegate.state.chain import PgChain
-from pausegate.state.database import StateDatabase
-from pausegate.state.refusals import LOG_NAME as REFUSALS
-from pausegate.state.users import LOG_NAME as USERS
+from pausegate.records.files import FileMedium
+from pausegate.records.postgres import PgMedium
 
 
 def export(directory: Path, config: Path | None) -> int:
     settings = load_settings(config)
-    if settings.api.state != "postgres" or settings.api.state_db is None:
+    db = open_backends(settings).database
+    if db is None:
         print('this deployment keeps its logs in files (api.state = "files"): nothing to export')
         return 2
     from pausegate.evidence.open_store import open_evidence_store
@@ -30,16 +32,13 @@ def export(directory: Path, config: Path | None) -> int:
     key = open_evidence_store(settings.evidence).signing_key
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     found: list[str] = []
-    with StateDatabase(settings.api.state_db) as db, db.sync_pool.connection() as conn:
-        for name, file_name, parse, what in (
-            (REFUSALS, "api-refusals.jsonl", RefusalEntry.model_validate, "a refusal entry"),
-            (USERS, "users-log.jsonl", UserChange.model_validate, "a user change"),
-        ):
-            path = directory / file_name
-            PgChain(name, key).export(conn, path)
-            problems = RefusalLog(path, key).chain_problems(parse, what)
-            lines = sum(1 for _ in path.open("rb"))
-            print(f"{path}: {lines} lines, {'intact' if not problems else f'{len(problems)} problems'}")
+    with db:
+        for name, file_name in ((REFUSALS, "api-refusals.jsonl"), (USERS, "users-log.jsonl")):
+            target = FileMedium(directory / file_name)
+            PgMedium(db.sync_pool.connection, name).export(target)
+            problems = (RefusalLog(target, key) if name == REFUSALS else user_log(target, key)).problems()
+            lines = sum(1 for _ in target.path.open("rb"))
+            print(f"{target.path}: {lines} lines, {'intact' if not problems else f'{len(problems)} problems'}")
             found += problems
     for problem in found:
         print(f"  {problem}")
@@ -47,7 +46,7 @@ def export(directory: Path, config: Path | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pausegate.state", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m pausegate.api.logs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     exporting = sub.add_parser("export", help="write the logs as files into DIR and check them")

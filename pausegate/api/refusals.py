@@ -29,7 +29,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from pausegate.api.refusal_log import RefusalStore
+from pausegate.api.refusal_log import RefusalLog
 from pausegate.models.pause import MAX_NOTE, RefusalInput
 from pausegate.temporal.pauses import pause_handle
 from workflows.pause import PauseWorkflow
@@ -157,7 +157,7 @@ class RefusalRecorder:
     def __init__(
         self,
         client: Client | None,
-        refusal_log: Callable[[], RefusalStore],
+        refusal_log: Callable[[], RefusalLog],
         *,
         window: float = WINDOW_SECONDS,
         clock: Callable[[], float] = time.monotonic,

@@ -1,34 +1,34 @@
-"""What every request shares (``ApiState``): configuration, clients, limits, the refusal recorder, and
-the runbook cache (each runbook checked against the deployment when loaded)."""
+"""What every request shares (``ApiState``): configuration, clients, limits, where the records are kept
+(``pausegate.api.backends``), the refusal recorder, and the runbook cache (each runbook checked against
+the deployment when loaded)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
 
+from pausegate.api.backends import Backends
 from pausegate.api.deployment import deployment_problems
 from pausegate.api.errors import ApiError
 from pausegate.api.limiter import PauseLimiter
-from pausegate.api.rate_limit import ActionLimits, ActionRateLimiter
-from pausegate.api.refusal_log import RefusalLog, RefusalStore
+from pausegate.api.limits import ActionLimits
+from pausegate.api.rate_limits.limiter import RateLimiter
+from pausegate.api.refusal_log import RefusalLog
 from pausegate.api.refusals import RefusalRecorder
-from pausegate.auth import Authenticator, UserDirectory
+from pausegate.auth.base import Authenticator
+from pausegate.auth.users.store import UserStore
 from pausegate.config import Settings
 from pausegate.errors import EvidenceError, RunbookError
 from pausegate.evidence.interface import EvidenceStore
 from pausegate.models.pause import Tuning
 from pausegate.runbook.loader import load_runbook
 from pausegate.runbook.model import SLUG, Runbook
-
-if TYPE_CHECKING:
-    from pausegate.state.database import StateDatabase
-    from pausegate.state.users import PgUserDirectory
 
 log = structlog.get_logger(__name__)
 
@@ -54,29 +54,26 @@ class _Loaded:
 
 @dataclass
 class ApiState:
-    """What routes share: configuration, the Temporal client, the authenticator, the limits, the refusal recorder."""
+    """What routes share: configuration, the Temporal client, the authenticator, the limits, where the
+    records are kept, the refusal recorder."""
 
     settings: Settings
     client: Client
     authenticator: Authenticator
     limiter: PauseLimiter
     tuning: Tuning | None
+    backends: Backends
     evidence_store: EvidenceStore | None = None
     limits: ActionLimits = field(default_factory=ActionLimits)
-    state_db: StateDatabase | None = None
-    """The database shared with the other replicas (``api.state = "postgres"``); None: files."""
-    rate_limiter: ActionRateLimiter = field(init=False)
     recorder: RefusalRecorder = field(init=False)
     _runbooks: dict[Path, _Loaded] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.state_db is not None:
-            from pausegate.state.rate_limit import PgRateLimiter
-
-            self.rate_limiter = PgRateLimiter(self.state_db, self.limits.rate_per_second, self.limits.burst)
-        else:
-            self.rate_limiter = ActionRateLimiter(self.limits.rate_per_second, self.limits.burst)
         self.recorder = RefusalRecorder(self.client, lambda: self.refusals)
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        return self.backends.rate_limiter
 
     @property
     def signing_key(self) -> Ed25519PrivateKey:
@@ -86,20 +83,13 @@ class ApiState:
         return store.signing_key
 
     @property
-    def refusals(self) -> RefusalStore:
-        if self.state_db is not None:
-            from pausegate.state.refusals import PgRefusalLog
+    def refusals(self) -> RefusalLog:
+        """The refusal log, where this deployment keeps it."""
+        return self.backends.refusals(self.signing_key)
 
-            return PgRefusalLog(self.state_db, self.signing_key)
-        return RefusalLog(self.settings.api.refusal_log, self.signing_key)
-
-    def users(self) -> UserDirectory | PgUserDirectory:
+    def users(self) -> UserStore:
         """Local users and their change log, where this deployment keeps them."""
-        if self.state_db is not None:
-            from pausegate.state.users import PgUserDirectory
-
-            return PgUserDirectory(self.state_db, self.signing_key)
-        return UserDirectory(self.settings.api.users_file, self.signing_key)
+        return self.backends.users(self.signing_key)
 
     @property
     def store(self) -> EvidenceStore:

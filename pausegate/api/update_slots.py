@@ -1,4 +1,4 @@
-"""The update slots of each pause, shared by every replica: a semaphore of leased rows.
+"""The update slots of each pause, shared by every replica: a semaphore of leased rows in the API's database.
 
 Temporal refuses an eleventh update in flight on one workflow and degrades well before that
 (TEMPORAL-NOTES.md). One replica keeps its own updates under ``max_in_flight`` with its fair queue
@@ -31,8 +31,8 @@ import psycopg
 import structlog
 from psycopg_pool import PoolTimeout
 
-from pausegate.api.errors import Overloaded, StateUnavailable
-from pausegate.state.database import StateDatabase
+from pausegate.apidb.database import ApiDatabase
+from pausegate.errors import Overloaded, StateUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +87,7 @@ class SharedSlots:
     """``max_in_flight`` leased slots per pause in the shared database (one instance per replica)."""
 
     def __init__(
-        self, db: StateDatabase, max_in_flight: int, *, lease_seconds: float = 10.0, poll_seconds: float = 0.25
+        self, db: ApiDatabase, max_in_flight: int, *, lease_seconds: float = 10.0, poll_seconds: float = 0.25
     ) -> None:
         self.db = db
         self.max_in_flight = max_in_flight

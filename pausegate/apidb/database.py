@@ -1,4 +1,4 @@
-"""The shared state database of one API replica: its connection pools, and the migrations applied at start.
+"""The API's shared database as one replica reaches it: its connection pools, and the migrations applied at start.
 
 Two pools over the same DSN: an asyncio pool for what every request does on the event loop
 (authenticate, take a rate-limit token, lease an update slot), and a small blocking pool for the
@@ -18,8 +18,8 @@ import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from pausegate.apidb.schema import migrate
 from pausegate.config import StateDatabaseSettings
-from pausegate.state.schema import migrate
 
 log = structlog.get_logger(__name__)
 
@@ -28,8 +28,8 @@ _WAIT_FOR_CONNECTION = 5.0
 _OPTIONS = "-c TimeZone=UTC -c statement_timeout=15000 -c idle_in_transaction_session_timeout=30000"
 
 
-class StateDatabase:
-    """One replica's way into the shared state database (``api.state = "postgres"``)."""
+class ApiDatabase:
+    """One replica's way into the database the replicas share (``api.state = "postgres"``)."""
 
     def __init__(self, settings: StateDatabaseSettings, *, replica: str | None = None) -> None:
         self.settings = settings
@@ -124,7 +124,7 @@ class StateDatabase:
             self._sync.close()
             self._sync = None
 
-    def __enter__(self) -> StateDatabase:
+    def __enter__(self) -> ApiDatabase:
         return self
 
     def __exit__(

@@ -1,4 +1,4 @@
-"""The shared state database's schema, as numbered migrations applied once each, and the grants that
+"""The API's shared database's schema, as numbered migrations applied once each, and the grants that
 give the API's role only what it needs.
 
 Migrations run under a transaction-level advisory lock, so replicas starting together apply each one
@@ -8,7 +8,7 @@ rows an older version would misread.
 The log tables are append-only three times over: the API's role is granted INSERT and SELECT on them,
 never UPDATE, DELETE or TRUNCATE; a trigger refuses those to every role but a superuser who disables
 it; and what a superuser (or anyone with the owner's password) changes anyway breaks the hash chain
-or the signed head, which ``pausegate.state.chain`` checks.
+or the signed head, which ``pausegate.records`` checks.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 import psycopg
 import structlog
 from psycopg import sql
+
+from pausegate.errors import ConfigError
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +87,7 @@ API_GRANTS: dict[str, tuple[str, ...]] = {
 APPEND_ONLY = ("api_log_lines",)
 
 
-class SchemaTooNew(RuntimeError):
+class SchemaTooNew(ConfigError):
     """The database was migrated by a newer pausegate than this one."""
 
 

@@ -9,7 +9,7 @@ subjects (``oidc:<issuer>#<sub>``), and a name cannot contain ``:`` or ``#``. A 
 (``ciso``) or held for one program only (``ciso@employee-telemetry``).
 
 This module only reads and writes the file. Changes people make go through the API
-(``pausegate.auth.directory``), which records each one in a signed log; the file is its store.
+(``pausegate.auth.users.file``), which records each one in a signed log; the file is its store.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ class UsersFile(Model):
     users: list[LocalUser] = Field(default_factory=list)
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What is kept of a token: its SHA-256."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -147,7 +148,7 @@ class LocalTokens:
     by another API process takes effect without a restart.
 
     ``on_reload`` is called after every (re)reading of a changed file: the API checks there that the
-    file is still what its change log says (``pausegate.auth.directory``).
+    file is still what its change log says (``pausegate.auth.users.file.UsersFileCheck``).
     """
 
     def __init__(self, users_file: Path, *, on_reload: Callable[[], None] | None = None) -> None:
@@ -204,7 +205,7 @@ class LocalTokens:
         """The actor whose token this is; ``AuthenticationError`` otherwise."""
         if not token.startswith(TOKEN_PREFIX):
             raise AuthenticationError("not a local token")
-        digest = _digest(token)
+        digest = token_digest(token)
         found: LocalUser | None = None
         # Compare against every entry, so timing says nothing about which prefix matched.
         for user in self._load().users:
@@ -232,7 +233,7 @@ class LocalTokens:
             raise UserExists(f"user {name!r} already exists (replace it to issue a new token)")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         user = LocalUser(
-            name=name, roles=sorted(set(roles)), token_sha256=_digest(token), created_at=datetime.now(UTC)
+            name=name, roles=sorted(set(roles)), token_sha256=token_digest(token), created_at=datetime.now(UTC)
         )
         self._write(UsersFile(users=[*(u for u in current.users if u.name != name), user]))
         return user, token

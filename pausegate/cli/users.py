@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Group
 
-from pausegate.auth.directory import UserLogView, UserView
+from pausegate.auth.users.views import UserLogView, UserView
 from pausegate.cli.exits import EXIT_REFUSED
 from pausegate.cli.options import JsonOpt
 from pausegate.cli.output import add_row, emit_json, line, out, show, table, when

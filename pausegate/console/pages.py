@@ -17,9 +17,8 @@ import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pausegate.api.state import ApiState
 from pausegate.auth.base import AuthenticationError
-from pausegate.console.bridge import Refusal
+from pausegate.console.bridge import ApiState, Refusal  # the API's state, through the console's one door
 from pausegate.console.forms import Form
 from pausegate.console.security import CSRF_FIELD, CSRF_HEADER, cross_site_reason, is_console_path
 from pausegate.console.sessions import SECURE_SESSION_COOKIE, SESSION_COOKIE, Session

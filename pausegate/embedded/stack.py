@@ -27,6 +27,7 @@ import psycopg
 import structlog
 from temporalio.testing import WorkflowEnvironment
 
+from pausegate.api.backends import ensure_first_admin
 from pausegate.app import serve
 from pausegate.config import (
     ApiSettings,
@@ -41,6 +42,7 @@ from pausegate.config import (
     dump_settings,
 )
 from pausegate.connectors.registry import Connectors
+from pausegate.embedded.api_database import prepare_state_database
 from pausegate.embedded.history_keys import embedded_encryption
 from pausegate.embedded.postgres import dsn_as, dsn_for_database, start_logging_postgres, stop_postgres
 from pausegate.embedded.urgent_worker import urgent_worker_process
@@ -52,7 +54,6 @@ from pausegate.reference.example.browsing import browsing
 from pausegate.reference.example.seed import seed_example
 from pausegate.reference.fleet.server import RunningFleet, serve_fleet
 from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
-from pausegate.state.embedded import ensure_first_admin, prepare_state_database
 from pausegate.temporal.client import connect, temporal_cli
 from pausegate.temporal.codec import codec_of, data_converter_for
 from pausegate.temporal.versioning import adopt_stranded_pauses, promote

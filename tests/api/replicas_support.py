@@ -1,8 +1,7 @@
-"""Replicas of the API over one shared state database: the database per test, and replica worlds."""
+"""Replicas of the API over one shared database (``tests.apidb.support`` makes one per test): replica worlds."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -11,24 +10,14 @@ from typing import Any
 import httpx
 from temporalio.client import Client, Interceptor, OutboundInterceptor, StartWorkflowUpdateInput, WorkflowUpdateHandle
 
+from pausegate.apidb.database import ApiDatabase
 from pausegate.app import create_app, serve
+from pausegate.auth.users.postgres import PgUserDirectory
 from pausegate.config import ApiSettings, Settings, StateDatabaseSettings
-from pausegate.embedded.postgres import dsn_for_database
 from pausegate.evidence.open_store import open_evidence_store
 from pausegate.models.pause import Actor
-from pausegate.state.database import StateDatabase
-from pausegate.state.embedded import prepare_state_database
-from pausegate.state.users import PgUserDirectory
 from tests.api.support import PEOPLE, ApiWorld, OidcIssuer, write_runbook
 from tests.support.harness import Harness
-
-
-def new_state_database(admin_dsn: str) -> tuple[StateDatabaseSettings, str]:
-    """A state database of the test's own (owner and API roles as the embedded stack makes them);
-    returns its settings and its superuser DSN (for tampering as someone with full DB access)."""
-    database = f"state_{uuid.uuid4().hex[:10]}"
-    settings = prepare_state_database(admin_dsn, database=database)
-    return settings, dsn_for_database(admin_dsn, database)
 
 
 class InFlight(Interceptor):
@@ -89,7 +78,7 @@ async def replicas(
     database; users are added once, through the shared directory, and hold on every replica."""
     settings = replica_settings(harness, tmp_path, state_db, **(api or {}))
     key = open_evidence_store(settings.evidence).signing_key
-    with StateDatabase(state_db) as db:
+    with ApiDatabase(state_db) as db:
         directory = PgUserDirectory(db, key)
         people = {p.id: p for p in [*PEOPLE, *extra_people]}
         tokens = {p.id: directory.issue(None, p.id, list(p.roles))[1] for p in people.values()}

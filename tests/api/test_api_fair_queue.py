@@ -18,7 +18,7 @@ import structlog
 
 from pausegate.api.errors import Overloaded, Throttled
 from pausegate.api.limiter import PauseLimiter
-from pausegate.api.rate_limit import ActionRateLimiter
+from pausegate.api.rate_limits.memory import ActionRateLimiter
 from pausegate.errors import ActionRefused
 from tests.api.support import ApiWorld, api_world, evidence_for
 from tests.support.fault_report import record_result

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
-from pausegate.api.rate_limit import ActionLimits
+from pausegate.api.limits import ActionLimits
 from pausegate.api.refusal_log import RefusalEntry, RefusalLog
 from pausegate.api.refusals import Coalescer, Refusal
 from pausegate.temporal.pauses import pause_handle
@@ -119,13 +119,13 @@ class TestCoalescer:
 
 class TestRefusalLogCounts:
     def test_coalesced_lines_carry_their_count_and_keep_the_chain(self, tmp_path: Path) -> None:
-        log = RefusalLog(tmp_path / "refusals.jsonl", Ed25519PrivateKey.generate())
+        log = RefusalLog.file(tmp_path / "refusals.jsonl", Ed25519PrivateKey.generate())
         log.append(actor="mallory", roles=[], program="p", action="refused.trigger", reason="x")
         log.append(actor="mallory", roles=[], program="p", action="refused.trigger", reason="x", count=299)
         assert [e.count for e in log.entries()] == [1, 299]
         assert log.problems() == []
         # A line written before counts existed reads as one refusal and still chains.
-        line = json.loads(log.path.read_bytes().splitlines()[0])
+        line = json.loads((tmp_path / "refusals.jsonl").read_bytes().splitlines()[0])
         del line["count"]
         assert RefusalEntry.model_validate(line).count == 1
 

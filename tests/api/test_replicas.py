@@ -15,17 +15,18 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from pausegate.api.rate_limit import ActionLimits
-from pausegate.api.refusal_log import RefusalLog
+from pausegate.api.limits import ActionLimits
+from pausegate.api.refusal_log import LOG_NAME, RefusalLog
 from pausegate.config import StateDatabaseSettings
+from pausegate.embedded.api_database import API_ROLE
 from pausegate.evidence.open_store import open_evidence_store
 from pausegate.models.pause import Actor, CompleteItemInput, PauseState
-from pausegate.state.embedded import API_ROLE
-from pausegate.state.refusals import PgRefusalLog
+from pausegate.records.files import FileMedium
+from pausegate.records.postgres import PgMedium
 from pausegate.temporal.pauses import pause_handle
-from tests.api.replicas_support import InFlight, counted_client, new_state_database, replicas
+from tests.api.replicas_support import InFlight, counted_client, replicas
 from tests.api.support import ApiWorld, evidence_for, local
-from tests.api.test_replicas_state import tamper
+from tests.apidb.support import new_state_database, tamper
 from tests.support.harness import FAST_TUNING, Harness, pause_harness
 from workflows.pause import PauseWorkflow
 
@@ -99,10 +100,10 @@ class TestRefusalsAcrossReplicas:
                                                                    if k.startswith("local:outsider")}
             # Written by both replicas, the log is one chain: exported, the file log's check accepts it.
             key = open_evidence_store(a.settings.evidence).signing_key
-            pg_log = PgRefusalLog(a.app.state.api.state_db, key)
+            database = a.app.state.api.backends.database
             path = tmp_path / "exported-refusals.jsonl"
-            await asyncio.to_thread(pg_log.export, path)
-            assert RefusalLog(path, key).problems() == []
+            await asyncio.to_thread(PgMedium(database.sync_pool.connection, LOG_NAME).export, FileMedium(path))
+            assert RefusalLog.file(path, key).problems() == []
 
             # Someone with full database access makes the first refused outsider look like someone else.
             tamper(state_db[1], "UPDATE api_log_lines SET line = replace(line, 'local:outsider', 'local:someone') "

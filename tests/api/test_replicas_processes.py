@@ -13,12 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pausegate.api.refusal_log import LOG_NAME, RefusalLog
+from pausegate.apidb.database import ApiDatabase
+from pausegate.auth.users.postgres import PgUserDirectory
 from pausegate.config import StateDatabaseSettings, TemporalSettings, dump_settings
 from pausegate.evidence.open_store import open_evidence_store
-from pausegate.state.database import StateDatabase
-from pausegate.state.refusals import PgRefusalLog
-from pausegate.state.users import PgUserDirectory
-from tests.api.replicas_support import new_state_database, replica_settings
+from pausegate.records.postgres import PgMedium
+from tests.api.replicas_support import replica_settings
+from tests.apidb.support import new_state_database
 from tests.support.harness import Harness
 
 URL = re.compile(r"pausegate API on (http://\S+) ")
@@ -64,7 +66,7 @@ class TestReplicaProcesses:
             address=target, task_queue=harness.settings.temporal.task_queue)})
         config = tmp_path / "config.toml"
         config.write_text(dump_settings(settings))
-        with StateDatabase(state_db[0]) as db:
+        with ApiDatabase(state_db[0]) as db:
             key = open_evidence_store(settings.evidence).signing_key
             admin = PgUserDirectory(db, key).issue(None, "ada", ["admin"])[1]
         auth = {"Authorization": f"Bearer {admin}"}
@@ -80,7 +82,8 @@ class TestReplicaProcesses:
             assert (await http.delete(f"{b}/v1/users/zed", headers=auth)).status_code == 204
             assert (await http.get(f"{a}/v1/whoami", headers=zed)).status_code == 401
         # Both processes stopped, each recorded its refusal when it stopped (or at once): one intact chain.
-        with StateDatabase(state_db[0]) as db:
-            log = PgRefusalLog(db, open_evidence_store(settings.evidence).signing_key)
+        with ApiDatabase(state_db[0]) as db:
+            key = open_evidence_store(settings.evidence).signing_key
+            log = RefusalLog(PgMedium(db.sync_pool.connection, LOG_NAME), key)
             zeds = [e for e in log.entries() if e.actor == "local:zed"]
             assert sum(e.count for e in zeds) == 2 and log.problems() == []

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 
 from pausegate.config import load_settings
+from pausegate.embedded.api_database import STATE_DATABASE
 from pausegate.embedded.postgres import dsn_for_database
 from pausegate.embedded.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions, embedded_stack
 from pausegate.models.pause import ApproveInput, CompleteItemInput, Phase, ProposePlanInput
-from pausegate.state.embedded import STATE_DATABASE
 from pausegate.temporal.pauses import read_status
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO
 from tests.support.pauses import act

@@ -1,48 +1,12 @@
-"""The API's bounds on actions, and each actor's rate limit: a token bucket per actor, so a request
-over the limit is answered 429 with ``Retry-After`` and counted, not logged one by one."""
+"""Each actor's rate limit in this process's memory (one API process: ``api.state = "files"``)."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
 
-import structlog
-
-from pausegate.api.errors import Throttled
-
-log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class ActionLimits:
-    """The API's bounds on actions (``create_app(limits=...)``)."""
-
-    rate_per_second: float = 5.0
-    """Actions per actor per second, sustained (token bucket refill)."""
-    burst: int = 120
-    """Actions an actor may send at once (bucket size): a reviewer's script amending in bulk fits."""
-    per_actor_queued: int = 100
-    """Actions of one actor waiting for one pause; more are answered 429."""
-    per_actor_in_flight: int = 1
-    """Updates of one actor in flight on one pause: the other slots are always free for everyone else."""
-    max_queued: int = 1000
-    """Actions waiting for one pause, all actors together; more are answered 503."""
-    refused_spacing: float = 0.1
-    """Seconds an actor's next action on a pause waits after the workflow refused their last one there."""
-    wait_seconds: float = 20.0
-    """How long an action may wait for an update slot and for Temporal's capacity before it is answered
-    503 with Retry-After (nothing applied); until then a refusal for lack of capacity is retried."""
-
-    def __post_init__(self) -> None:
-        if self.rate_per_second <= 0 or self.burst < 1 or self.per_actor_in_flight < 1:
-            raise ValueError("rate_per_second, burst and per_actor_in_flight must be positive")
-        if self.wait_seconds <= 0:
-            raise ValueError("wait_seconds must be positive")
-        if self.per_actor_queued < 0 or self.max_queued < 0 or self.refused_spacing < 0:
-            raise ValueError("queue bounds and refused_spacing must not be negative")
+from pausegate.api.rate_limits.limiter import Throttle
 
 
 @dataclass
@@ -52,10 +16,8 @@ class _Bucket:
 
 
 class ActionRateLimiter:
-    """A token bucket per actor. Refused requests are counted (``throttled``) and summarised in
-    the log at most once a minute per actor, so a flood cannot flood the logs either."""
-
-    LOG_EVERY_SECONDS = 60.0
+    """A token bucket per actor, in memory (a ``RateLimiter``). Refused requests are counted and summarised
+    (``Throttle``); buckets that have refilled are dropped when there are ``max_actors``."""
 
     def __init__(
         self, rate_per_second: float, burst: int, *, clock: Callable[[], float] = time.monotonic,
@@ -63,15 +25,16 @@ class ActionRateLimiter:
     ) -> None:
         self.rate = rate_per_second
         self.burst = burst
+        self.throttle = Throttle(rate_per_second, burst)
         self._clock = clock
         self.max_actors = max_actors
         self._buckets: dict[str, _Bucket] = {}
-        self._unlogged: dict[str, tuple[float, int]] = {}
-        self.throttled = 0
-        """Requests refused for exceeding the rate (a counter for metrics)."""
+
+    @property
+    def throttled(self) -> int:
+        return self.throttle.throttled
 
     async def acquire(self, actor: str) -> None:
-        """``take`` as the API calls it (the shared limiter, ``pausegate.state.rate_limit``, asks the database)."""
         self.take(actor)
 
     def take(self, actor: str) -> None:
@@ -88,32 +51,11 @@ class ActionRateLimiter:
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return
-        self.refuse(actor, bucket.tokens, now)
-
-    def refuse(self, actor: str, tokens: float, now: float) -> NoReturn:
-        """Count and raise the 429 for ``actor``, whose bucket holds ``tokens`` (below one)."""
-        self.throttled += 1
-        self._note_throttled(actor, now)
-        retry_after = max(1, math.ceil((1.0 - tokens) / self.rate))
-        raise Throttled(
-            f"more than {self.burst} actions at once or {self.rate:g} a second; retry in {retry_after} s",
-            retry_after=retry_after,
-        )
-
-    def _note_throttled(self, actor: str, now: float) -> None:
-        since, count = self._unlogged.get(actor, (-math.inf, 0))
-        count += 1
-        if now - since >= self.LOG_EVERY_SECONDS:
-            log.warning("actions_throttled", actor=actor, count=count, total=self.throttled)
-            self._unlogged[actor] = (now, 0)
-        else:
-            self._unlogged[actor] = (since, count)
+        self.throttle.refuse(actor, bucket.tokens, now)
 
     def _forget_full(self, now: float) -> None:
         # A bucket that has refilled is the same as no bucket: dropping it bounds memory.
         for actor, bucket in list(self._buckets.items()):
             if bucket.tokens + (now - bucket.at) * self.rate >= self.burst:
                 del self._buckets[actor]
-                self._unlogged.pop(actor, None)
-
-
+                self.throttle.forget(actor)

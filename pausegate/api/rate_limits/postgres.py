@@ -1,4 +1,4 @@
-"""Each actor's rate limit, shared by every replica: one token bucket per actor in the state database.
+"""Each actor's rate limit, shared by every replica: one token bucket per actor in the API's database.
 
 A request takes its token in one statement (an upsert that refills the bucket by the time since its
 last use, on the database's clock, and spends one token if there is one), so an actor alternating
@@ -16,9 +16,9 @@ import psycopg
 import structlog
 from psycopg_pool import PoolTimeout
 
-from pausegate.api.errors import StateUnavailable
-from pausegate.api.rate_limit import ActionRateLimiter
-from pausegate.state.database import StateDatabase
+from pausegate.api.rate_limits.limiter import Throttle
+from pausegate.apidb.database import ApiDatabase
+from pausegate.errors import StateUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -41,15 +41,22 @@ _FORGET = (
 )
 
 
-class PgRateLimiter(ActionRateLimiter):
-    """``ActionRateLimiter`` whose buckets live in the shared database (``acquire``; ``take`` stays local)."""
+class PgRateLimiter:
+    """A token bucket per actor in the API's database (a ``RateLimiter``), refusing as every limiter does
+    (``Throttle``)."""
 
     FORGET_EVERY_SECONDS = 60.0
 
-    def __init__(self, db: StateDatabase, rate_per_second: float, burst: int) -> None:
-        super().__init__(rate_per_second, burst)
+    def __init__(self, db: ApiDatabase, rate_per_second: float, burst: int) -> None:
         self.db = db
+        self.rate = rate_per_second
+        self.burst = burst
+        self.throttle = Throttle(rate_per_second, burst)
         self._forgot = time.monotonic()
+
+    @property
+    def throttled(self) -> int:
+        return self.throttle.throttled
 
     async def acquire(self, actor: str) -> None:
         """Spend one of ``actor``'s tokens in the shared bucket, or raise ``Throttled`` (429)."""
@@ -68,5 +75,5 @@ class PgRateLimiter(ActionRateLimiter):
         assert row is not None
         granted, tokens = bool(row[0]), float(row[1])  # type: ignore[index]
         if not granted:
-            self.refuse(actor, tokens, time.monotonic())
+            self.throttle.refuse(actor, tokens, time.monotonic())
 

@@ -1,7 +1,7 @@
 """Local users and their change log (admins only).
 
-The users file (``api.users_file``) or, with several replicas, the shared state database
-(``pausegate.state.users``) is the store behind these routes; every change made here is appended to
+The users file (``api.users_file``) or, with several replicas, the API's database is the store behind
+these routes (a ``pausegate.auth.users.store.UserStore``); every change made here is appended to
 its signed change log with the users' new digest, and a change made to the store by other means is
 found and recorded. A caller without the admin
 role is refused (403) and the refusal goes to the API's refusal log: no pause concerns it.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, Query, Response
@@ -22,14 +22,12 @@ from pausegate.api.deps import ActorDep, StateDep
 from pausegate.api.errors import ApiError
 from pausegate.api.models import ErrorBody
 from pausegate.api.state import ApiState
-from pausegate.auth.directory import IssuedUser, NewUser, RoleChange, UserDirectory, UserLogView, UserView
 from pausegate.auth.local import UnknownUser, UserExists
+from pausegate.auth.users.store import UserStore
+from pausegate.auth.users.views import IssuedUser, NewUser, RoleChange, UserLogView, UserView
 from pausegate.errors import ActionRefused
 from pausegate.models.pause import Actor
 from pausegate.policy import authority
-
-if TYPE_CHECKING:
-    from pausegate.state.users import PgUserDirectory
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -44,7 +42,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "`unknown_user`."}}
 
 
-async def _admin(state: ApiState, actor: Actor, action: str, what: str) -> UserDirectory | PgUserDirectory:
+async def _admin(state: ApiState, actor: Actor, action: str, what: str) -> UserStore:
     """The users directory, for an admin; anyone else is refused, the refusal logged."""
     try:
         authority.require_user_admin(actor, what)

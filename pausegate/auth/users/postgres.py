@@ -1,10 +1,10 @@
-"""Local users in the shared state database: every replica sees a change the moment it commits.
+"""Local users in the API's database, shared by every replica: a change holds everywhere the moment it commits.
 
-The same rules as the users file (``pausegate.auth.local``, ``pausegate.auth.directory``): a token is
-shown once and only its SHA-256 kept; every change is a line of the users' signed change log, with the
-digest of the users as they are after it; a difference between the users and what the log's newest
-line says is found and recorded as ``users_file.changed_outside_api``. Here a change to the users and
-its line are one transaction, under the log's head lock, so two replicas never interleave them.
+The same rules as the users file (``pausegate.auth.users.store``): a token is shown once and only its
+SHA-256 kept; every change is a line of the users' signed change log (the ``users`` log of the database),
+with the digest of the users as they are after it; a difference between the users and what the log's
+newest line says is found and recorded as ``users_file.changed_outside_api``. Here a change to the users
+and its line are one transaction, under the log's head lock, so two replicas never interleave them.
 
 Each user row is also signed with the deployment's evidence key: a row inserted or edited directly in
 the database (a role added, a token hash swapped) proves nobody at sign-in, besides being recorded as
@@ -14,28 +14,20 @@ a change made outside the API the next time the log is read or changed.
 from __future__ import annotations
 
 import base64
-import contextlib
-import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg_pool import PoolTimeout
-from pydantic import ValidationError
 
-from pausegate.api.errors import StateUnavailable
+from pausegate.apidb.database import ApiDatabase
 from pausegate.auth.base import AuthenticationError
-from pausegate.auth.directory import (
-    UserLogView,
-    _bounded,
-    _delta,
-    _differences,
-    _state,
-)
 from pausegate.auth.local import (
     FIRST_ADMIN,
     FIRST_ADMIN_ROLES,
@@ -43,32 +35,32 @@ from pausegate.auth.local import (
     LocalUser,
     UnknownUser,
     UserExists,
-    _digest,
     check_user,
-    local_actor_id,
+    token_digest,
 )
-from pausegate.auth.user_log import ABSENT, OUTSIDE, Action, UserChange, UserDelta
+from pausegate.auth.users.file import UserDirectory
+from pausegate.auth.users.log import ABSENT, LOG_NAME, OUTSIDE, Action, UserChange, UserDelta, user_log
+from pausegate.auth.users.store import change_entry, delta, outside_change, require_admins_remain
+from pausegate.auth.users.views import UserLogView
+from pausegate.canonical import canonical_json, sha256_hex
+from pausegate.errors import StateUnavailable
 from pausegate.evidence import signing_keys as keymod
-from pausegate.evidence.files import canonical_json, sha256_hex
-from pausegate.models.pause import SYSTEM_ACTOR, Actor
-from pausegate.policy import authority
-from pausegate.state.chain import PgChain
-from pausegate.state.database import StateDatabase
+from pausegate.models.pause import Actor
+from pausegate.records.log import Appending, ChainLog
+from pausegate.records.postgres import PgMedium
 
 log = structlog.get_logger(__name__)
 
-LOG_NAME = "users"
-_MAX_BY_ROLES = 50
 _COLUMNS = "name, roles, token_sha256, created_at, signature"
+_UPSERT = (
+    f"INSERT INTO api_users ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+    "roles = EXCLUDED.roles, token_sha256 = EXCLUDED.token_sha256, created_at = EXCLUDED.created_at, "
+    "signature = EXCLUDED.signature"
+)
+_INSERT = f"INSERT INTO api_users ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s)"
 
-
-def signed_part(user: LocalUser) -> bytes:
-    return canonical_json(user.model_dump(mode="json"))
-
-
-def _user(row: tuple[Any, ...]) -> tuple[LocalUser, str]:
-    user = LocalUser(name=row[0], roles=list(row[1]), token_sha256=row[2], created_at=row[3].astimezone(UTC))
-    return user, str(row[4])
+Rows = list[tuple[LocalUser, str]]
+"""Users as stored, each with its row's signature."""
 
 
 def users_digest(users: list[LocalUser]) -> str:
@@ -77,6 +69,14 @@ def users_digest(users: list[LocalUser]) -> str:
         return ABSENT
     ordered = sorted(users, key=lambda u: u.name)
     return sha256_hex(canonical_json([u.model_dump(mode="json") for u in ordered]))
+
+
+# ---------------------------------------------------------------- row signing
+
+
+def signed_part(user: LocalUser) -> bytes:
+    """What a user row's signature covers: the user, as canonical JSON."""
+    return canonical_json(user.model_dump(mode="json"))
 
 
 class RowSignatures:
@@ -105,27 +105,76 @@ class RowSignatures:
         return ok
 
 
-class PgUserDirectory:
-    """``UserDirectory``'s interface over the shared database (blocking: callers run it in a thread)."""
+def _user(row: tuple[Any, ...]) -> tuple[LocalUser, str]:
+    user = LocalUser(name=row[0], roles=list(row[1]), token_sha256=row[2], created_at=row[3].astimezone(UTC))
+    return user, str(row[4])
 
-    def __init__(self, db: StateDatabase, key: Ed25519PrivateKey) -> None:
+
+def _rows(conn: psycopg.Connection[Any]) -> Rows:
+    return [_user(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM api_users ORDER BY name").fetchall()]
+
+
+def _named(rows: Rows, name: str) -> LocalUser:
+    found = next((u for u, _ in rows if u.name == name), None)
+    if found is None:
+        raise UnknownUser(name)
+    return found
+
+
+def _new_user(name: str, roles: list[str] | tuple[str, ...]) -> tuple[LocalUser, str]:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return LocalUser(name=name, roles=sorted(set(roles)), token_sha256=token_digest(token),
+                     created_at=datetime.now(UTC)), token
+
+
+# ---------------------------------------------------------------- the store
+
+
+class _Held:
+    """One change's transaction: its connection, and the change log held in it."""
+
+    def __init__(self, conn: psycopg.Connection[Any], log: ChainLog[UserChange], appending: Appending[UserChange]):
+        self.conn = conn
+        self.log = log
+        self.appending = appending
+
+
+class PgUserDirectory:
+    """The users in the API's database and their change log there (a ``pausegate.auth.users.store.UserStore``;
+    blocking: callers run it in a thread)."""
+
+    def __init__(self, db: ApiDatabase, key: Ed25519PrivateKey) -> None:
         self.db = db
-        self.chain = PgChain(LOG_NAME, key)
+        self.key = key
         self.signatures = RowSignatures(key)
+
+    def _log(self, conn: psycopg.Connection[Any]) -> ChainLog[UserChange]:
+        return user_log(PgMedium.on(conn, LOG_NAME), self.key)
+
+    @contextmanager
+    def _change(self) -> Iterator[_Held]:
+        """A transaction holding the change log, the users reconciled with it first."""
+        with self.db.sync_pool.connection() as conn, conn.transaction():
+            chain = self._log(conn)
+            with chain.held() as appending:
+                held = _Held(conn, chain, appending)
+                self._reconcile(held)
+                yield held
 
     # ------------------------------------------------------------ reading
 
     def users(self) -> list[LocalUser]:
         with self.db.sync_pool.connection() as conn:
-            return [u for u, _ in self._rows(conn)]
+            return [u for u, _ in _rows(conn)]
 
     def view(self, limit: int) -> UserLogView:
         """The newest ``limit`` entries, after checking the users against the log."""
         self.check()
         with self.db.sync_pool.connection() as conn:
-            entries = list(self.chain.entries(conn, UserChange.model_validate))
-            problems = self.chain.problems(conn, UserChange.model_validate, "a user change")
-            digest = users_digest([u for u, _ in self._rows(conn)])
+            chain = self._log(conn)
+            entries = list(chain.entries())
+            problems = chain.problems()
+            digest = users_digest([u for u, _ in _rows(conn)])
         return UserLogView(
             entries=entries[-limit:],
             chain_problems=problems,
@@ -135,178 +184,138 @@ class PgUserDirectory:
 
     def problems(self) -> list[str]:
         with self.db.sync_pool.connection() as conn:
-            return self.chain.problems(conn, UserChange.model_validate, "a user change")
+            return self._log(conn).problems()
 
     def check(self) -> UserChange | None:
         """Compare the users with the log now; a difference is recorded (and returned)."""
         with self.db.sync_pool.connection() as conn, conn.transaction():
-            head = self.chain.lock(conn)
-            return self._reconcile(conn, head)
+            chain = self._log(conn)
+            with chain.held() as appending:
+                return self._reconcile(_Held(conn, chain, appending))
 
     # ------------------------------------------------------------ changing
 
     def issue(self, by: Actor | None, name: str, roles: list[str], *, replace: bool = False) -> tuple[LocalUser, str]:
         """Add (or replace) a user; returns them and their token, shown once."""
         check_user(name, roles)
-        with self.db.sync_pool.connection() as conn, conn.transaction():
-            head = self.chain.lock(conn)
-            self._reconcile(conn, head)
-            current = self._rows(conn)
+        with self._change() as held:
+            current = _rows(held.conn)
             existed = any(u.name == name for u, _ in current)
             if existed and not replace:
                 raise UserExists(f"user {name!r} already exists (replace it to issue a new token)")
             if existed:
-                self._admins_remain(current, name, sorted(set(roles)),
-                                    f"replacing {name} with roles {', '.join(roles)}")
-            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-            user = LocalUser(name=name, roles=sorted(set(roles)), token_sha256=_digest(token),
-                             created_at=datetime.now(UTC))
-            conn.execute(
-                f"INSERT INTO api_users ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
-                "roles = EXCLUDED.roles, token_sha256 = EXCLUDED.token_sha256, created_at = EXCLUDED.created_at, "
-                "signature = EXCLUDED.signature",
-                (user.name, user.roles, user.token_sha256, user.created_at, self.signatures.sign(user)),
-            )
+                require_admins_remain((u for u, _ in current), name, sorted(set(roles)),
+                                      f"replacing {name} with roles {', '.join(roles)}")
+            user, token = _new_user(name, roles)
+            held.conn.execute(_UPSERT, (user.name, user.roles, user.token_sha256, user.created_at,
+                                        self.signatures.sign(user)))
             action: Action = "user.replaced" if existed else "user.added"
-            self._record(conn, head, by, action, [_delta(user)], f"{name} with roles {', '.join(user.roles)}")
+            self._record(held, by, action, [delta(user)], f"{name} with roles {', '.join(user.roles)}")
         return user, token
 
     def set_roles(self, by: Actor | None, name: str, roles: list[str]) -> LocalUser:
         check_user(name, roles)
-        with self.db.sync_pool.connection() as conn, conn.transaction():
-            head = self.chain.lock(conn)
-            self._reconcile(conn, head)
-            current = self._rows(conn)
-            before = self._named(current, name)
+        with self._change() as held:
+            current = _rows(held.conn)
+            before = _named(current, name)
             after = sorted(set(roles))
-            self._admins_remain(current, name, after, f"giving {name} roles {', '.join(after)}")
+            require_admins_remain((u for u, _ in current), name, after, f"giving {name} roles {', '.join(after)}")
             user = before.model_copy(update={"roles": after})
-            conn.execute("UPDATE api_users SET roles = %s, signature = %s WHERE name = %s",
-                         (user.roles, self.signatures.sign(user), name))
-            self._record(conn, head, by, "user.roles_changed", [_delta(user)],
+            held.conn.execute("UPDATE api_users SET roles = %s, signature = %s WHERE name = %s",
+                              (user.roles, self.signatures.sign(user), name))
+            self._record(held, by, "user.roles_changed", [delta(user)],
                          f"{name}: {', '.join(before.roles)} -> {', '.join(user.roles)}")
         return user
 
     def remove(self, by: Actor | None, name: str) -> LocalUser:
-        with self.db.sync_pool.connection() as conn, conn.transaction():
-            head = self.chain.lock(conn)
-            self._reconcile(conn, head)
-            current = self._rows(conn)
-            user = self._named(current, name)
-            self._admins_remain(current, name, None, f"removing {name}")
-            conn.execute("DELETE FROM api_users WHERE name = %s", (name,))
-            self._record(conn, head, by, "user.removed", [UserDelta(name=name, roles=None)], f"{name} removed")
+        with self._change() as held:
+            current = _rows(held.conn)
+            user = _named(current, name)
+            require_admins_remain((u for u, _ in current), name, None, f"removing {name}")
+            held.conn.execute("DELETE FROM api_users WHERE name = %s", (name,))
+            self._record(held, by, "user.removed", [UserDelta(name=name, roles=None)], f"{name} removed")
         return user
 
     def ensure_first_admin(self, *, name: str = FIRST_ADMIN, roles: tuple[str, ...] = FIRST_ADMIN_ROLES) -> str | None:
         """Create (and record) the first administrator when there are no users; their token, or None."""
-        with self.db.sync_pool.connection() as conn, conn.transaction():
-            head = self.chain.lock(conn)
-            self._reconcile(conn, head)
-            if self._rows(conn):
+        with self._change() as held:
+            if _rows(held.conn):
                 return None
-            token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-            user = LocalUser(name=name, roles=sorted(set(roles)), token_sha256=_digest(token),
-                             created_at=datetime.now(UTC))
-            conn.execute(f"INSERT INTO api_users ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
-                         (user.name, user.roles, user.token_sha256, user.created_at, self.signatures.sign(user)))
-            self._record(conn, head, None, "user.added", [_delta(user)], f"first administrator {name}")
+            user, token = _new_user(name, roles)
+            held.conn.execute(_INSERT, (user.name, user.roles, user.token_sha256, user.created_at,
+                                        self.signatures.sign(user)))
+            self._record(held, None, "user.added", [delta(user)], f"first administrator {name}")
         return token
 
     def import_users(self, users: list[LocalUser], source: str) -> int:
         """Bring the users of a single-process deployment (its users file) into an empty store, token
         hashes and all, so their tokens keep working; each is a ``user.added`` line naming ``source``.
         Returns how many were imported (none when the store has users already)."""
-        with self.db.sync_pool.connection() as conn, conn.transaction():
-            head = self.chain.lock(conn)
-            self._reconcile(conn, head)
-            if self._rows(conn):
+        with self._change() as held:
+            if _rows(held.conn):
                 return 0
             for user in sorted(users, key=lambda u: u.name):
-                conn.execute(f"INSERT INTO api_users ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
-                             (user.name, sorted(set(user.roles)), user.token_sha256, user.created_at,
-                              self.signatures.sign(user.model_copy(update={"roles": sorted(set(user.roles))}))))
-                self._record(conn, head, None, "user.added", [_delta(user)],
+                stored = user.model_copy(update={"roles": sorted(set(user.roles))})
+                held.conn.execute(_INSERT, (stored.name, stored.roles, stored.token_sha256, stored.created_at,
+                                            self.signatures.sign(stored)))
+                self._record(held, None, "user.added", [delta(user)],
                              f"{user.name} with roles {', '.join(user.roles)}, imported from {source}"[:2000])
         return len(users)
 
     # ------------------------------------------------------------ internals
 
-    @staticmethod
-    def _rows(conn: psycopg.Connection[Any]) -> list[tuple[LocalUser, str]]:
-        return [_user(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM api_users ORDER BY name").fetchall()]
-
-    @staticmethod
-    def _named(rows: list[tuple[LocalUser, str]], name: str) -> LocalUser:
-        found = next((u for u, _ in rows if u.name == name), None)
-        if found is None:
-            raise UnknownUser(name)
-        return found
-
-    @staticmethod
-    def _admins_remain(rows: list[tuple[LocalUser, str]], name: str, roles: list[str] | None, what: str) -> None:
-        before = {u.name: list(u.roles) for u, _ in rows}
-        after = {n: r for n, r in before.items() if n != name}
-        if roles is not None:
-            after[name] = roles
-
-        def admins(users: dict[str, list[str]]) -> list[str]:
-            return [local_actor_id(n) for n, held in users.items() if authority.ADMIN_ROLE in held]
-
-        authority.require_an_admin_remains(admins(before), admins(after), what)
-
-    def _record(self, conn: psycopg.Connection[Any], head: Any, by: Actor | None, action: Action,
-                changes: list[UserDelta], detail: str) -> UserChange:
-        digest = users_digest([u for u, _ in self._rows(conn)])
-        entry = self.chain.append(conn, head, lambda prev: UserChange(
-            at=datetime.now(UTC),
-            by=by.id if by is not None else SYSTEM_ACTOR,
-            by_roles=[r[:200] for r in (by.roles if by is not None else [])][:_MAX_BY_ROLES],
-            action=action, changes=changes, detail=detail[:2000], users_sha256=digest, prev=prev,
-        ))
+    def _record(self, held: _Held, by: Actor | None, action: Action, changes: list[UserDelta],
+                detail: str) -> UserChange:
+        digest = users_digest([u for u, _ in _rows(held.conn)])
+        entry = held.appending.append(change_entry(by, action, changes, detail, digest))
         log.info("users_changed", action=action, by=entry.by, users=[c.name for c in changes])
         return entry
 
-    def _reconcile(self, conn: psycopg.Connection[Any], head: Any) -> UserChange | None:
+    def _reconcile(self, held: _Held) -> UserChange | None:
         """Under the head lock: record the users' difference from the log's newest line, if any."""
-        rows = self._rows(conn)
+        rows = _rows(held.conn)
         digest = users_digest([u for u, _ in rows])
-        _, last = self.chain.last_line(conn)
-        newest: UserChange | None = None
-        if last is not None:
-            with contextlib.suppress(ValueError, ValidationError):
-                newest = UserChange.model_validate(json.loads(last))
+        newest = held.appending.last()
         expected = newest.users_sha256 if newest is not None else ABSENT
         forged = [u.name for u, signature in rows if not self.signatures.valid(u, signature)]
         if digest == expected:
             if forged:  # only a signature column changed: the users are as recorded, but those rows prove nobody
                 log.error("user_rows_not_signed", users=forged[:20])
             return None
-        entries = list(self.chain.entries(conn, UserChange.model_validate))
-        known = _state(entries)
-        now = {u.name: _delta(u) for u, _ in rows}
-        deltas, phrases = _differences(known, now)
-        phrases = phrases or ["the rows differ, the users and roles do not"]
-        if forged:
-            phrases.append(f"not signed by the deployment (refused at sign-in): {', '.join(forged[:20])}")
-        if not entries:
-            phrases.insert(0, "no change was recorded before")
-        kept, truncated = _bounded(deltas)
-        detail = "; ".join(phrases)
+        signed = [f"not signed by the deployment (refused at sign-in): {', '.join(forged[:20])}"] if forged else []
+        change = outside_change(list(held.log.entries()), {u.name: delta(u) for u, _ in rows},
+                                same="the rows differ, the users and roles do not", last=signed)
         log.error("users_changed_outside_the_api", store="postgres", expected_sha256=expected,
-                  found_sha256=digest, detail=detail[:500])
-        return self.chain.append(conn, head, lambda prev: UserChange(
-            at=datetime.now(UTC), by=SYSTEM_ACTOR, action=OUTSIDE, changes=kept, truncated=truncated,
-            detail=detail[:2000], users_sha256=digest, prev=prev,
-        ))
+                  found_sha256=digest, detail=change.detail[:500])
+        return held.appending.append(change.entry(digest))
+
+
+def import_users_file(users_file: Path, store: PgUserDirectory, key: Ed25519PrivateKey) -> int:
+    """A data directory from before the API's database: its users (and their tokens) move into the empty
+    store once; the users file and its signed log stay where they are, as the record of what came before.
+    A file that its own change log does not vouch for is not imported (its problems are logged)."""
+    if not users_file.exists():
+        return 0
+    old = UserDirectory(users_file, key)
+    changed = old.check()  # a hand edit since the last recorded change is recorded there, and not carried over
+    problems = old.problems()
+    if problems or changed is not None:
+        log.error("users_file_not_imported", path=str(users_file), problems=problems[:10],
+                  changed_outside_the_api=changed is not None)
+        return 0
+    imported = store.import_users(old.users(), users_file.name)
+    if imported:
+        log.warning("users_file_imported", path=str(users_file), users=imported,
+                    detail="users now live in the API's database; the file is no longer read")
+    return imported
 
 
 class PgTokens:
-    """Local tokens checked against the shared database on every request: a user added, a role changed
+    """Local tokens checked against the API's database on every request: a user added, a role changed
     or a user removed on any replica holds on every replica from the next request. A row the deployment
     did not sign proves nobody."""
 
-    def __init__(self, db: StateDatabase, key: Ed25519PrivateKey | Callable[[], Ed25519PrivateKey]) -> None:
+    def __init__(self, db: ApiDatabase, key: Ed25519PrivateKey | Callable[[], Ed25519PrivateKey]) -> None:
         self.db = db
         # A callable is called on first use: building the API must not touch the evidence directory.
         self._key = key
@@ -326,7 +335,7 @@ class PgTokens:
             pool = await self.db.async_pool()
             async with pool.connection() as conn:
                 cursor = await conn.execute(f"SELECT {_COLUMNS} FROM api_users WHERE token_sha256 = %s",
-                                            (_digest(token),))
+                                            (token_digest(token),))
                 row = await cursor.fetchone()
         except (psycopg.Error, PoolTimeout) as exc:
             log.error("users_store_unavailable", error=str(exc)[:300])
