@@ -34,6 +34,7 @@ from pausegate.connectors.postgres.copies_catalog import (
     locate,
     quarantine_name,
 )
+from pausegate.errors import TargetUnavailableError
 from pausegate.models.copies import RELATION_KINDS, Copy, CopyContainment, CopyKind, Residual
 
 LOCK_TIMEOUT = "5s"
@@ -218,12 +219,14 @@ async def quarantine_relation(conn: AsyncConnection[Any], copy: Copy, *,
                 await _take_over(r, copy, rel, keep, kept)
         except psycopg.errors.LockNotAvailable:
             if attempt == LOCK_ATTEMPTS - 1:
-                raise
+                raise TargetUnavailableError(f"copy {copy.id}: {rel.schema}.{rel.name} stayed locked by a "
+                                             f"session {LOCK_ATTEMPTS} times over") from None
             continue  # a session started in between holds a lock: ended on the next attempt
         statements += r.done
         break
     moved = await locate(conn, copy)
-    assert moved is not None
+    if moved is None:
+        raise TargetUnavailableError(f"copy {copy.id}: {rel.schema}.{rel.name} disappeared while it was quarantined")
     residual, ok = await verify_relation(conn, copy, kept)
     rows = await count_rows(conn, moved)
     contained = copy.model_copy(update={
@@ -233,7 +236,7 @@ async def quarantine_relation(conn: AsyncConnection[Any], copy: Copy, *,
         "schema_name": copy.schema_name or rel.schema, "name": copy.name or rel.name,
     })
     return CopyContainment(contained=contained, statements=statements, sessions_ended=ended, verified=ok,
-                       residual=residual)
+                           residual=residual)
 
 
 async def verify_relation(conn: AsyncConnection[Any], copy: Copy,
