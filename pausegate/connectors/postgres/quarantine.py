@@ -365,7 +365,7 @@ async def contain_publication(conn: AsyncConnection[Any], copy: Copy, tables: Se
         "state": "left_database" if not still else copy.state,
         "note": "no longer carries the tables; rows replicated before are on the subscribers"})
     return CopyContainment(contained=done, statements=r.done, replication_connections_ended=int(ended[0][0]),
-                       verified=not still)
+                           verified=not still)
 
 
 async def contain(conn: AsyncConnection[Any], copy: Copy, *, dataset_tables: Sequence[str] = (),
