@@ -107,17 +107,21 @@ def running_cluster(name: str = "pg15") -> Iterator[Cluster]:
         _chown(d)
     logs.chmod(0o700)
     run = _as_server_user()
-    subprocess.run([str(BIN / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
-                    "--no-sync", "--locale=C.UTF-8"], check=True, capture_output=True, **run)  # type: ignore[call-overload]
-    port = _free_port()
-    settings = {**_SETTINGS, "port": str(port), "log_directory": f"'{logs}'", "unix_socket_directories": f"'{root}'"}
-    with (data / "postgresql.conf").open("a") as conf:
-        conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
-    subprocess.run([str(BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "server.log"), "start"],
-                   check=True, capture_output=True, **run)  # type: ignore[call-overload]
+    started = False
     try:
+        subprocess.run([str(BIN / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
+                        "--no-sync", "--locale=C.UTF-8"], check=True, capture_output=True, **run)  # type: ignore[call-overload]
+        port = _free_port()
+        settings = {**_SETTINGS, "port": str(port), "log_directory": f"'{logs}'",
+                    "unix_socket_directories": f"'{root}'"}
+        with (data / "postgresql.conf").open("a") as conf:
+            conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
+        subprocess.run([str(BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "server.log"), "start"],
+                       check=True, capture_output=True, **run)  # type: ignore[call-overload]
+        started = True
         yield Cluster(root=root, port=port, log_dir=logs, files_dir=files)
     finally:
-        subprocess.run([str(BIN / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"],
-                       check=False, capture_output=True, **run)  # type: ignore[call-overload]
+        if started:
+            subprocess.run([str(BIN / "pg_ctl"), "-D", str(data), "-w", "-m", "immediate", "stop"],
+                           check=False, capture_output=True, **run)  # type: ignore[call-overload]
         shutil.rmtree(root, ignore_errors=True)
