@@ -3,8 +3,15 @@
 Exactly once: an action runs in one transaction together with the insert of its row in a ledger
 (``pausegate.data_actions`` in the dataset's own database, keyed by pause and action digest). A retry
 after the commit finds the row and returns the recorded count without touching the data; a crash
-before the commit rolls the action back with its ledger row; two attempts at once are serialised by a
-transaction-scoped advisory lock on the same key, and the ledger's primary key refuses a second row.
+before the commit rolls the action back with its ledger row; two attempts at once are serialised by the
+ledger row itself: each first inserts its row, and the primary key makes the second wait for the first's
+transaction and then find the row committed (or, if the first rolled back, take its place).
+
+No lock here is one a stranger can take: an advisory lock's key is free for any role that can connect
+(revoking access leaves CONNECT), so holding it would stall every apply and verification. The only
+locks are on the ledger's rows and on the dataset's tables, and the ledger lives in a schema the
+administrative role owns and grants to nobody; a schema or table of that name owned by another role,
+or a schema others may use, is refused rather than trusted.
 
 One statement per action, not batches: batches would each need a commit, and a pseudonym applied twice
 is a different pseudonym, so a crash between batches would need per-row bookkeeping to stay exactly
@@ -77,6 +84,20 @@ CREATE_LEDGER = sql.SQL(
     );
     """
 ).format(schema=sql.Identifier(LEDGER_SCHEMA), ledger=LEDGER)
+
+LEDGER_CREATE_ATTEMPTS = 3
+# Who we are, who owns the ledger's schema and table, and which other roles (PUBLIC as "public") the
+# schema grants anything to; NULLs where they do not exist yet.
+LEDGER_STATE_Q = """
+SELECT current_user::text,
+       n.nspowner::regrole::text,
+       ARRAY(SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'public' ELSE a.grantee::regrole::text END
+             FROM aclexplode(n.nspacl) a WHERE a.grantee <> n.nspowner ORDER BY 1),
+       c.relowner::regrole::text
+FROM (SELECT 1) one
+LEFT JOIN pg_namespace n ON n.nspname = %(schema)s
+LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = %(table)s
+"""
 
 COLUMNS_Q = """
 SELECT c.oid, c.relkind::text, a.attname::text, t.typname::text, a.atttypmod, a.attnotnull,
@@ -188,10 +209,37 @@ class PostgresDataActions:
             raise TargetRejectedError(f"{what}: PostgreSQL refused: {e.diag.message_primary or e}".strip()) from e
 
     async def _ensure_ledger(self, conn: AsyncConnection[Any]) -> None:
-        async with conn.transaction():
-            # Concurrent CREATE ... IF NOT EXISTS can still collide in the catalogs; one at a time.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('pausegate.data_actions.ledger', 0))")
-            await conn.execute(CREATE_LEDGER)
+        """The ledger exists, in a schema this role owns and grants to nobody (so nobody else can lock it)."""
+        for _ in range(LEDGER_CREATE_ATTEMPTS):
+            cur = await conn.execute(LEDGER_STATE_Q, {"schema": LEDGER_SCHEMA, "table": LEDGER_TABLE})
+            row = await cur.fetchone()
+            assert row is not None
+            me, schema_owner, shared_with, table_owner = row
+            if schema_owner is not None and schema_owner != me:
+                raise TargetRejectedError(
+                    f"schema {LEDGER_SCHEMA} belongs to role {schema_owner}, not to {me}: the data-action ledger "
+                    "must live in a schema only the administrative role controls"
+                )
+            if shared_with:
+                raise TargetRejectedError(
+                    f"schema {LEDGER_SCHEMA} grants privileges to {', '.join(shared_with)}: the data-action ledger "
+                    "must live in a schema nobody but the administrative role may use"
+                )
+            if table_owner is not None:
+                if table_owner != me:
+                    raise TargetRejectedError(
+                        f"table {LEDGER_SCHEMA}.{LEDGER_TABLE} belongs to role {table_owner}, not to {me}"
+                    )
+                return
+            try:
+                async with conn.transaction():
+                    await conn.execute(CREATE_LEDGER)
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject,
+                    psycopg.errors.DuplicateSchema, psycopg.errors.DuplicateTable):
+                # Another attempt created it at the same moment (CREATE ... IF NOT EXISTS can still
+                # collide in the catalogs): look again rather than serialise behind a shared lock.
+                continue
+        raise TargetUnavailableError(f"the data-action ledger {LEDGER_SCHEMA}.{LEDGER_TABLE} could not be created")
 
     # -- apply -------------------------------------------------------------------------------------
 
@@ -204,12 +252,19 @@ class PostgresDataActions:
         async with self._connect(what) as conn:
             await self._ensure_ledger(conn)
             async with conn.transaction():
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                    (f"pausegate.data_actions:{pause_key}:{digest}",),
+                # The row is claimed before the action runs: a second attempt waits on it here and then
+                # finds it committed; a rolled-back first attempt leaves it free to claim.
+                cur = await conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (pause_key, action_digest, action_index, kind, target, rows_affected) "
+                        "VALUES (%s, %s, %s, %s, %s, 0) ON CONFLICT (pause_key, action_digest) DO NOTHING RETURNING 1"
+                    ).format(LEDGER),
+                    (pause_key, digest, index, action.kind, action.qualified),
                 )
-                recorded = await self._recorded(conn, pause_key, digest)
-                if recorded is not None:
+                if await cur.fetchone() is None:
+                    recorded = await self._recorded(conn, pause_key, digest)
+                    if recorded is None:  # pragma: no cover - the conflict was with a committed row
+                        raise TargetUnavailableError(f"{what}: its ledger row vanished while it was read")
                     rows, applied_at = recorded
                     log.info("data_action.already_applied", index=index, kind=action.kind, digest=digest)
                     return _result(index, action, digest, rows, applied_now=False, applied_at=applied_at)
@@ -219,10 +274,10 @@ class PostgresDataActions:
                 rows = await self._run(conn, spec, action)
                 cur = await conn.execute(
                     sql.SQL(
-                        "INSERT INTO {} (pause_key, action_digest, action_index, kind, target, rows_affected) "
-                        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING applied_at"
+                        "UPDATE {} SET rows_affected = %s, applied_at = clock_timestamp() "
+                        "WHERE pause_key = %s AND action_digest = %s RETURNING applied_at"
                     ).format(LEDGER),
-                    (pause_key, digest, index, action.kind, action.qualified, rows),
+                    (rows, pause_key, digest),
                 )
                 row = await cur.fetchone()
                 assert row is not None
