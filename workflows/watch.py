@@ -30,13 +30,20 @@ with workflow.unsafe.imports_passed_through():
         WatchInput,
         WatchReceipt,
         WatchState,
+        WatchStatus,
         Withdrawal,
         WithdrawConsentInput,
     )
     from pausegate.policy import authority
     from pausegate.policy import conditions as pc
+    from pausegate.runbook.model import WatchSpec
     from workflows.conditions import verify_conditions
     from workflows.support import activity_options, error_text
+
+
+# Watches started before checks that cannot run counted as drift replay the old way (their history has
+# no marker); every other watch fails closed.
+FAIL_CLOSED_PATCH = "watch-fails-closed"
 
 
 def watch_actor(program: str) -> str:
@@ -64,6 +71,7 @@ class WatchWorkflow:
         self.halting = asyncio.Lock()
         self.sending = asyncio.Lock()
         self.outbox: list[NotifyInput] = []
+        self.last_failure = ""
 
     @workflow.run
     async def run(self, input: WatchInput) -> WatchState:
@@ -74,12 +82,19 @@ class WatchWorkflow:
                 s.status = "superseded"
                 break
             check = await self._check()
-            if not check.holds:
-                await self._pull_switch(check)
+            if check is None:
+                if self._unchecked_is_drift():
+                    await self._pull_switch(self._unchecked_drift())
+                    break
+            elif not check.holds:
+                await self._pull_switch("; ".join(check.problems))
                 break
             now = workflow.now()
             if now >= s.ends_at:
-                s.status = "ended"
+                s.status = self._end_status()
+                if s.status == "unchecked":
+                    self._notify("watch.unchecked", f"{s.program}: the watch period ended without one check of "
+                                 "the plan's conditions that could run: nothing shows that they held")
                 break
             await self._drain()
             # Checks sit on a fixed grid from the start (a slow check does not push the later ones back);
@@ -96,21 +111,45 @@ class WatchWorkflow:
 
     # ------------------------------------------------------------------ checks
 
-    async def _check(self) -> ConditionsCheck:
+    async def _check(self) -> ConditionsCheck | None:
+        """The conditions now; None when the check could not run (people are told; the next interval
+        tries again)."""
         s = self.state
         try:
             actions_key = self.input.actions_key or self.input.pause_key
             check = await verify_conditions(self.runbook, actions_key, self.input.plan, self.input.switched_on_at,
                                             self._options(timedelta(minutes=10)), withdrawn=list(s.withdrawn))
         except ActivityError as exc:
-            # A check that cannot run is not drift: the next interval tries again, and people are told.
             self._notify("watch.check_failed", f"{s.program}: the watch could not check the plan's conditions: "
                          f"{error_text(exc)}")
+            if workflow.patched(FAIL_CLOSED_PATCH):
+                s.failed_checks += 1
+                self.last_failure = error_text(exc)
+                return None
+            # Before the patch, a check that could not run passed as one that held.
             return ConditionsCheck(agents_collecting=0, off_profile=0, unconsented=0, dropped_rows=0)
         s.checks += 1
+        s.failed_checks = 0
         s.last_check_at = workflow.now()
         s.last_check = check
         return check
+
+    def _unchecked_is_drift(self) -> bool:
+        """Anyone who can make the check fail (a held lock, a refused connection) must not blind the
+        watch: enough failures in a row count as drift."""
+        spec = self.runbook.watch
+        limit = spec.failed_checks if spec is not None else WatchSpec.model_fields["failed_checks"].default
+        return self.state.failed_checks >= limit
+
+    def _unchecked_drift(self) -> str:
+        return (f"{self.state.failed_checks} checks in a row could not run (the last: {self.last_failure}): "
+                "the conditions cannot be shown to hold")
+
+    def _end_status(self) -> WatchStatus:
+        """A watch that never completed a check shows nothing held: it does not end as "ended"."""
+        if self.state.checks == 0 and workflow.patched(FAIL_CLOSED_PATCH):
+            return "unchecked"
+        return "ended"
 
     async def _superseded(self) -> bool:
         """A pause of the program opened since (pulled by someone else): the watch has nothing left to do."""
@@ -124,9 +163,9 @@ class WatchWorkflow:
         # The pause that started the watch is still closing (writing its report) at first.
         return run is not None and run != self.state.pause_run_id
 
-    async def _pull_switch(self, check: ConditionsCheck) -> None:
+    async def _pull_switch(self, drift: str) -> None:
         s = self.state
-        s.drift = "; ".join(check.problems)[:2000]
+        s.drift = drift[:2000]
         program = s.program
         reason = f"watch: the resume plan's conditions no longer hold: {s.drift}"[:2000]
         commander = Actor(id=watch_actor(program), roles=list(self.runbook.roles.commander))

@@ -22,7 +22,8 @@ from pausegate.runbook.model import Runbook
 MAX_WITHDRAWN = 10_000  # employees whose consent a watch holds withdrawn (carried in history: ~200 KB at most)
 WITHDRAWALS_KEPT = 100  # the latest withdrawals listed in state; the count carries the rest
 
-WatchStatus = Literal["watching", "drifted", "ended", "superseded"]
+# "unchecked": the period ended without one check that could run, so nothing says the conditions held.
+WatchStatus = Literal["watching", "drifted", "ended", "unchecked", "superseded"]
 
 
 class Withdrawal(Model):
@@ -48,6 +49,7 @@ class WatchState(Mutable):
     ends_at: datetime
     interval_seconds: float
     checks: int = 0
+    failed_checks: int = Field(default=0, description="Checks in a row, up to now, that could not run.")
     last_check_at: datetime | None = None
     last_check: ConditionsCheck | None = None
     drift: str | None = Field(default=None, description="What did not hold when the watch pulled the switch.")

@@ -234,6 +234,10 @@ class WatchSpec(Model):
         default_factory=lambda: ["privacy-officer"], min_length=1,
         description="Roles that may record an employee's withdrawn consent during the watch.",
     )
+    failed_checks: int = Field(
+        default=3, ge=1, le=1000,
+        description="Consecutive checks that cannot run which count as drift: the switch is pulled again.",
+    )
 
     @model_validator(mode="after")
     def _sensible(self) -> WatchSpec:
