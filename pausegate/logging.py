@@ -13,8 +13,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
-
-from pausegate.observability.logs import add_trace_context
+from opentelemetry import trace
 
 SECRET_QUERY_NAMES = frozenset({
     "token", "access_token", "api_key", "apikey", "key", "secret", "password", "passwd", "pwd", "sig",
@@ -22,6 +21,19 @@ SECRET_QUERY_NAMES = frozenset({
 })
 REDACTED = "***"
 _URL_END = frozenset(" \t\r\n\"'<>()[]{},;`")
+
+
+def add_trace_context(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Add ``trace_id`` and ``span_id`` (W3C hex) of the span current where the line is logged, if any.
+
+    A log line can so be found from its pause's trace and back; it lives here, not with the tracing
+    set-up, because every layer logs and none may import the observability package above it.
+    """
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
+    return event
 
 
 def redact(text: str) -> str:

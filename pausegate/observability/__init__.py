@@ -6,5 +6,4 @@
 - ``worker_metrics``: the worker's Prometheus endpoint (the SDK's own metrics, and pausegate's,
   recorded through the SDK's replay-safe metric meter).
 - ``api_metrics``: the API's ``/metrics`` (the pauses as they are now, and the API's refusals).
-- ``logs``: a structlog processor adding ``trace_id``/``span_id`` to every line.
 """

@@ -15,8 +15,8 @@ from opentelemetry.trace import SpanKind
 from temporalio.client import Client
 
 from pausegate.config import TemporalSettings
+from pausegate.logging import add_trace_context
 from pausegate.observability.api_metrics import ApiMetrics
-from pausegate.observability.logs import add_trace_context
 from pausegate.observability.worker_metrics import metrics_runtime
 from pausegate.temporal.client import connect
 from pausegate.temporal.worker import build_urgent_worker, build_worker
