@@ -1,5 +1,9 @@
 """OIDC JWTs for production: signature from the issuer's JWKS, then issuer, audience and time.
 
+The JOSE work (compact JWS, JWKs, the claims' checks) is joserfc's, the library Authlib's own
+OIDC client is built on; what is accepted is decided here: the algorithms (never ``none`` or an
+HMAC), the required claims, the leeway, and which key a token may name.
+
 The JWKS is fetched with httpx and cached, and the cache degrades gracefully when the identity
 provider is slow or down:
 
@@ -34,8 +38,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import jwt
 import structlog
+from joserfc import jws
+from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError, MissingAlgorithmError
+from joserfc.jwk import JWKRegistry, Key
+from joserfc.jwt import JWTClaimsRegistry
+from joserfc.jwt import decode as decode_jwt
 
 from pausegate.auth.base import AuthenticationError
 from pausegate.config import OidcSettings
@@ -57,6 +65,11 @@ GROUP_PREFIX = "pausegate:"
 _PROGRAM_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")  # runbook.model.SLUG
 MAX_ACTOR_ID = 512  # Actor.id
 _UNKNOWN_KEY = "token signed with an unknown key"
+MAX_TOKEN_CHARS = 16_384  # as CombinedAuthenticator; the console's sign-in hands ID tokens straight here
+_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})  # public keys only: a symmetric ("oct") key never verifies a token
+# Checked in this order, so the one reported is the first that fails whatever order the token lists them in.
+_TIME_AND_NAME_CLAIMS = ("iat", "nbf", "exp", "iss", "aud", "sub", "jti")
+_NOT_YET_VALID = frozenset({"The token is not yet valid", "The token was issued in the future"})  # joserfc's words
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -112,19 +125,27 @@ def verified_email(claims: dict[str, Any]) -> str | None:
     return email.strip().lower()
 
 
-def _signing_keys(document: Any) -> dict[str, jwt.PyJWK]:
+def _signing_keys(document: Any) -> dict[str, Key]:
     """The usable signing keys of a JWKS document, by key id."""
-    keys: dict[str, jwt.PyJWK] = {}
+    keys: dict[str, Key] = {}
     entries = document.get("keys", []) if isinstance(document, dict) else []
     for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig" or entry.get("kty") not in _KEY_TYPES:
             continue
         try:
-            key = jwt.PyJWK(entry)
-        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+            key = JWKRegistry.import_key(entry)
+        except (JoseError, KeyError, TypeError, ValueError):
             continue  # keys of kinds we cannot use are skipped
         keys[str(entry.get("kid", ""))] = key
     return keys
+
+
+def _token_registry(algorithms: list[str]) -> jws.JWSRegistry:
+    """joserfc's rules for a token: these algorithms only; header parameters it does not know are ignored (as
+    providers add their own), and the size bound is the token's (a long ``x5c`` header, an RSA-8192 signature)."""
+    registry = jws.JWSRegistry(algorithms=algorithms, strict_check_header=False)
+    registry.max_header_length = registry.max_payload_length = registry.max_signature_length = MAX_TOKEN_CHARS
+    return registry
 
 
 class OidcVerifier:
@@ -157,7 +178,11 @@ class OidcVerifier:
         self._backoff_initial = backoff_initial_seconds
         self._backoff_max = max(backoff_max_seconds, backoff_initial_seconds)
         self._clock = clock
-        self._keys: dict[str, jwt.PyJWK] = {}
+        self._registry = _token_registry(self.algorithms)
+        self._claims = JWTClaimsRegistry(
+            leeway=settings.leeway_seconds, iss={"value": settings.issuer}, aud={"value": settings.audience}
+        )
+        self._keys: dict[str, Key] = {}
         self._fetched_at: float | None = None  # when the cached keys arrived
         self._started_at: float | None = None  # when the latest fetch (of any kind) started
         self._fetch_task: asyncio.Task[None] | None = None  # the one fetch in flight, shared
@@ -260,13 +285,13 @@ class OidcVerifier:
         if stale and self._fetch_task is None and not self._backing_off(now):
             self._start_fetch()
 
-    def _lookup(self, kid: str) -> jwt.PyJWK | None:
+    def _lookup(self, kid: str) -> Key | None:
         key = self._keys.get(kid)
         if key is None and not kid and len(self._keys) == 1:
             key = next(iter(self._keys.values()))
         return key
 
-    async def _key_for(self, kid: str) -> jwt.PyJWK:
+    async def _key_for(self, kid: str) -> Key:
         now = self._clock()
         if not self._keys:
             # First start (or every fetch so far failed): the only case in which requests wait.
@@ -293,38 +318,47 @@ class OidcVerifier:
         return key
 
     async def authenticate(self, token: str) -> Actor:
+        actor, _ = await self.verify(token)
+        return actor
+
+    async def verify(self, token: str) -> tuple[Actor, dict[str, Any]]:
+        """Who the token proves, and all its claims (once signature, issuer, audience and time are checked)."""
         s = self.settings
+        if len(token) > MAX_TOKEN_CHARS:
+            raise AuthenticationError("malformed token")
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
+            header = jws.extract_compact(token.encode(), registry=self._registry).headers()
+            if not isinstance(header, dict):
+                raise TypeError("the header is not a JSON object")
+            self._registry.check_header(header)  # e.g. a kid that is not a string, a crit we do not understand
+        except MissingAlgorithmError:
+            header = {}
+        except (JoseError, TypeError, ValueError) as exc:
             raise AuthenticationError("malformed token") from exc
         alg = header.get("alg")
         if alg not in self.algorithms:
             raise AuthenticationError(f"token algorithm {alg!r} is not accepted")
         key = await self._key_for(str(header.get("kid", "")))
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key=key,
-                algorithms=[alg],
-                audience=s.audience,
-                issuer=s.issuer,
-                leeway=s.leeway_seconds,
-                options={"require": ["exp", "iss", "aud", s.actor_claim], "verify_signature": True},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise AuthenticationError("token expired") from exc
-        except jwt.ImmatureSignatureError as exc:
-            raise AuthenticationError("token not valid yet") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise AuthenticationError("token is for another audience") from exc
-        except jwt.InvalidIssuerError as exc:
-            raise AuthenticationError("token from another issuer") from exc
-        except jwt.InvalidSignatureError as exc:
+            claims = decode_jwt(token, key, registry=self._registry).claims
+            required = ("exp", "iss", "aud", s.actor_claim)
+            missing = next((c for c in required if claims.get(c) is None or (c == "aud" and not claims[c])), None)
+            if missing is not None:
+                raise AuthenticationError(f"token lacks the {missing!r} claim")
+            self._claims.validate({c: claims[c] for c in _TIME_AND_NAME_CLAIMS if c in claims})
+        except BadSignatureError as exc:
             raise AuthenticationError("token signature does not verify") from exc
-        except jwt.MissingRequiredClaimError as exc:
-            raise AuthenticationError(f"token lacks the {exc.claim!r} claim") from exc
-        except jwt.PyJWTError as exc:
+        except ExpiredTokenError as exc:
+            raise AuthenticationError("token expired") from exc
+        except ClaimError as exc:
+            if exc.claim == "aud":
+                raise AuthenticationError("token is for another audience") from exc
+            if exc.claim == "iss":
+                raise AuthenticationError("token from another issuer") from exc
+            if exc.claim in ("nbf", "iat") and exc.description in _NOT_YET_VALID:
+                raise AuthenticationError("token not valid yet") from exc
+            raise AuthenticationError("invalid token") from exc
+        except JoseError as exc:
             raise AuthenticationError("invalid token") from exc
         subject = _claim(claims, s.actor_claim)
         if not isinstance(subject, str) or not subject or len(subject) > 200:
@@ -342,4 +376,4 @@ class OidcVerifier:
         if len(actor_id) > MAX_ACTOR_ID:
             raise AuthenticationError(f"issuer and {s.actor_claim!r} together are too long for an identity")
         roles, program_roles = roles_from_groups(groups)
-        return Actor(id=actor_id, roles=roles, program_roles=program_roles, email=verified_email(claims))
+        return Actor(id=actor_id, roles=roles, program_roles=program_roles, email=verified_email(claims)), claims

@@ -6,7 +6,8 @@ in a *pending sign-in* keyed by the SHA-256 of a random id that only this browse
 cookie). The provider sends the browser back with a code; the callback takes the pending sign-in out
 of the store (single use: whether the answer matches or not, it is gone), checks ``state``, exchanges
 the code with the ``code_verifier`` (Authlib's httpx client), and verifies the ID token with the API's
-own ``OidcVerifier`` (same issuer, audience, JWKS cache and groups mapping), then checks its ``nonce``.
+own ``OidcVerifier`` (same issuer, audience, JWKS cache and groups mapping), then checks its ``nonce``
+among the claims that verification returns.
 
 Why the pre-session cookie is ``SameSite=Lax`` when the session cookie is ``Strict``: the provider's
 redirect back is a top-level navigation *from another site*; a Strict cookie is not sent on it, so the
@@ -27,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
@@ -151,8 +151,3 @@ async def exchange(settings: OidcSettings, redirect_uri: str, pending: PendingSi
         )
     return dict(token)
 
-
-def nonce_of(verified_id_token: str) -> Any:
-    """The ``nonce`` claim of an ID token whose signature, issuer, audience and expiry the
-    ``OidcVerifier`` has already checked (so it is read here without checking them again)."""
-    return jwt.decode(verified_id_token, options={"verify_signature": False}).get("nonce")

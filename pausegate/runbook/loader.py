@@ -3,9 +3,10 @@
 A runbook is written by people and copied from the worked example, so a mistake must read
 like a compiler error (``runbooks/x.yaml:12:5: checklist[2].roles: Field required``), all of
 them at once, never a traceback. A runbook may also come from someone we should not trust
-blindly, so the reader refuses what PyYAML would otherwise accept silently or expensively:
+blindly, so the reader refuses what YAML would otherwise accept silently or expensively:
 duplicate keys (the last one would win unseen), aliases (billion-laughs expansion), deep
-nesting (recursion in the composer), huge or binary files, and tags beyond plain data.
+nesting, huge or binary files, and tags beyond plain data. ruamel.yaml composes the nodes, each
+knowing where it starts; plain scalars resolve by YAML 1.2 (``yes``, ``on``, ``1:30`` are text).
 
 Problems are strings ``FILE:LINE:COL: field.path: message``; a problem that belongs to no
 field uses ``(file)``, ``(yaml)`` or ``(document)`` as its path.
@@ -19,18 +20,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, NamedTuple, get_args
 
-import yaml
 from pydantic import BaseModel, ValidationError
-from yaml.composer import Composer
-from yaml.constructor import SafeConstructor
-from yaml.events import AliasEvent
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.parser import Parser
-from yaml.reader import Reader
-from yaml.resolver import Resolver
-from yaml.scanner import Scanner
+from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer, MaxDepthExceededError
+from ruamel.yaml.constructor import SafeConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from pausegate.errors import RunbookError
 from pausegate.runbook.model import Runbook, _find_cycle
@@ -41,25 +40,27 @@ MAX_RUNBOOK_BYTES = 1024 * 1024
 """A real runbook is a few kilobytes; anything near this is a mistake or an attack."""
 
 MAX_DEPTH = 64
-"""Nesting beyond this is refused before PyYAML's recursive composer overflows the stack."""
+"""Nesting beyond this is refused (ruamel's ``max_depth``) before the recursive composer overflows the stack."""
 
 Path_ = tuple[str | int, ...]
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
-# Timestamps stay text: pydantic parses them with clearer errors than PyYAML's constructor.
-_TEXT_TAGS = {_TAG + "timestamp"}
+# Timestamps stay text: pydantic parses them with clearer errors than the YAML constructor.
+_TIMESTAMP = _TAG + "timestamp"
 
 
-@dataclass(frozen=True)
-class _Loc:
+class _Loc(NamedTuple):
     line: int
     column: int
 
     @classmethod
-    def of(cls, node: Node) -> _Loc:
-        # PyYAML counts from zero; editors and people count from one.
-        return cls(node.start_mark.line + 1, node.start_mark.column + 1)
+    def at(cls, mark: Any) -> _Loc:
+        return cls(mark.line + 1, mark.column + 1)  # ruamel counts from zero; editors and people from one
+
+    @classmethod
+    def of(cls, node: Any) -> _Loc:
+        return cls.at(node.start_mark)
 
 
 @dataclass
@@ -73,44 +74,37 @@ class _Located:
     # that null would only repeat the problem.
     replaced: set[_Loc] = field(default_factory=set)
 
-
-class _AliasRefused(Exception):
-    pass
-
-
-class _TooDeep(Exception):
-    def __init__(self, loc: _Loc) -> None:
-        self.loc = loc
+    def refuse(self, node: Node, path: Path_, message: str, *, replaced: bool = False) -> None:
+        self.problems.append((_Loc.of(node), _format_path(path), message))
+        if replaced:
+            self.replaced.add(_Loc.of(node))
 
 
-class _ComposeLoader(Reader, Scanner, Parser, Composer, SafeConstructor, Resolver):
-    """PyYAML's safe loader, composing nodes only, with aliases and deep nesting refused."""
+class _Composer(Composer):
+    """ruamel's composer, with each alias recorded and composed as null instead of resolved.
 
-    def __init__(self, stream: str) -> None:
-        Reader.__init__(self, stream)
-        Scanner.__init__(self)
-        Parser.__init__(self)
-        Composer.__init__(self)
-        SafeConstructor.__init__(self)
-        Resolver.__init__(self)
-        self.depth = 0
-        self.alias_marks: list[_Loc] = []
+    An alias is where expansion bombs come from; a runbook never needs one. Composing goes on
+    (with null in its place) so that the other problems are reported too.
+    """
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        if self.check_event(AliasEvent):
-            event = self.get_event()
-            # An alias is where expansion bombs come from; a runbook never needs one. Keep
-            # composing (with null in its place) so the other problems are reported too.
-            self.alias_marks.append(_Loc(event.start_mark.line + 1, event.start_mark.column + 1))
-            return ScalarNode(_TAG + "null", "", event.start_mark, event.end_mark)
-        self.depth += 1
-        try:
-            if self.depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
-                raise _TooDeep(_Loc(mark.line + 1, mark.column + 1))
-            return super().compose_node(parent, index)  # type: ignore[misc]
-        finally:
-            self.depth -= 1
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self.warn_double_anchors = False  # anchors are harmless once aliases are refused
+        self.aliases: list[_Loc] = []
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if not self.parser.check_event(AliasEvent):
+            return super().compose_node(parent, index)
+        event = self.parser.get_event()
+        self.aliases.append(_Loc.of(event))
+        return ScalarNode(_TAG + "null", "", event.start_mark, event.end_mark)
+
+
+def _compose(text: str) -> tuple[Node | None, list[_Loc], SafeConstructor]:
+    """The root node (None if the document is empty), where the aliases were, a constructor for scalars."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Composer, yaml.max_depth = _Composer, MAX_DEPTH
+    return yaml.compose(text), yaml.composer.aliases, yaml.constructor
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -129,59 +123,47 @@ def _format_path(path: Path_) -> str:
     return out or "(document)"
 
 
-def _to_data(node: Node, path: Path_, located: _Located, loader: _ComposeLoader) -> Any:
+def _to_data(node: Node, path: Path_, located: _Located, constructor: SafeConstructor) -> Any:
     located.values[path] = _Loc.of(node)
+    if isinstance(node, SequenceNode):
+        if node.tag != _TAG + "seq":
+            located.refuse(node, path, f"unsupported tag {node.tag}")
+        return [_to_data(item, (*path, i), located, constructor) for i, item in enumerate(node.value)]
     if isinstance(node, MappingNode):
         if node.tag != _TAG + "map":
-            located.problems.append((_Loc.of(node), _format_path(path), f"unsupported tag {node.tag}"))
+            located.refuse(node, path, f"unsupported tag {node.tag}")
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _TAG + "merge":
-                located.problems.append(
-                    (_Loc.of(key_node), _format_path(path), "merge keys (<<) are not supported")
-                )
+                located.refuse(key_node, path, "merge keys (<<) are not supported")
                 continue
             if not isinstance(key_node, ScalarNode):
-                located.problems.append((_Loc.of(key_node), _format_path(path), "keys must be plain strings"))
+                located.refuse(key_node, path, "keys must be plain strings")
                 continue
             # The key's text as written: `on:` or `1:` is a (probably unknown) key, not True or 1.
             key = str(key_node.value)
             if key in result:
                 first = located.keys[(*path, key)]
-                located.problems.append(
-                    (
-                        _Loc.of(key_node),
-                        _format_path((*path, key)),
-                        f"duplicate key {key!r} (first defined at line {first.line}, column {first.column})",
-                    )
-                )
+                located.refuse(key_node, (*path, key),
+                               f"duplicate key {key!r} (first defined at line {first.line}, column {first.column})")
                 continue
             located.keys[(*path, key)] = _Loc.of(key_node)
-            result[key] = _to_data(value_node, (*path, key), located, loader)
+            result[key] = _to_data(value_node, (*path, key), located, constructor)
+            if value_node.start_mark.index == value_node.end_mark.index:
+                # Nothing written: ruamel marks that where the next token ends, maybe lines on; it is after the colon.
+                located.values[(*path, key)] = _Loc(key_node.end_mark.line + 1, key_node.end_mark.column + 2)
         return result
-    if isinstance(node, SequenceNode):
-        if node.tag != _TAG + "seq":
-            located.problems.append((_Loc.of(node), _format_path(path), f"unsupported tag {node.tag}"))
-        return [_to_data(item, (*path, i), located, loader) for i, item in enumerate(node.value)]
-    assert isinstance(node, ScalarNode)
-    if node.tag in _TEXT_TAGS:
+    if node.tag == _TIMESTAMP:
         return str(node.value)
     if node.tag not in _SCALAR_TAGS:
-        located.problems.append((_Loc.of(node), _format_path(path), f"unsupported tag {node.tag}"))
-        located.replaced.add(_Loc.of(node))
+        located.refuse(node, path, f"unsupported tag {node.tag}", replaced=True)
         return None
     try:
-        return loader.construct_object(node, deep=True)
-    except (ValueError, OverflowError, yaml.YAMLError) as exc:
+        return constructor.construct_object(node, deep=True)
+    except (ValueError, OverflowError, YAMLError) as exc:
         # e.g. an integer with more digits than Python converts by default.
-        located.problems.append((_Loc.of(node), _format_path(path), f"not a valid value: {exc}"))
-        located.replaced.add(_Loc.of(node))
+        located.refuse(node, path, f"not a valid value: {exc}", replaced=True)
         return None
-
-
-def _line_col(text: str, index: int) -> _Loc:
-    before = text[:index]
-    return _Loc(before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1)
 
 
 def _decode(data: bytes, source: str) -> str:
@@ -203,9 +185,8 @@ def _fail(source: str, loc: _Loc, path: str, message: str) -> RunbookError:
 
 
 def _too_big(source: str, size: int) -> RunbookError:
-    return RunbookError(
-        [f"{source}:1:1: (file): {size} bytes is larger than the {MAX_RUNBOOK_BYTES} bytes a runbook may be"]
-    )
+    message = f"{size} bytes is larger than the {MAX_RUNBOOK_BYTES} bytes a runbook may be"
+    return _fail(source, _Loc(1, 1), "(file)", message)
 
 
 def load_runbook(path: str | Path) -> Runbook:
@@ -230,50 +211,40 @@ def parse_runbook(text: str | bytes, source_name: str = "<runbook>") -> Runbook:
         if len(text) > MAX_RUNBOOK_BYTES:
             raise _too_big(source_name, len(text))
         text = _decode(text, source_name)
-    else:
-        size = len(text.encode("utf-8", "surrogatepass"))
-        if size > MAX_RUNBOOK_BYTES:
-            raise _too_big(source_name, size)
+    elif (size := len(text.encode("utf-8", "surrogatepass"))) > MAX_RUNBOOK_BYTES:
+        raise _too_big(source_name, size)
 
-    loader: _ComposeLoader | None = None
     try:
-        # The reader checks every character as it is constructed, so construct it in here.
-        loader = _ComposeLoader(text)
-        root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
+        root, aliases, constructor = _compose(text)
+    except MaxDepthExceededError as exc:
+        message = f"nested more than {MAX_DEPTH} levels deep"
+        raise _fail(source_name, _Loc.at(exc.problem_mark), "(yaml)", message) from None
+    except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
+        where = _Loc.at(mark) if mark else _Loc(1, 1)
         message = " ".join(p for p in (exc.context, exc.problem) if p) or "not valid YAML"
-        raise RunbookError([f"{source_name}:{where}: (yaml): {message}"]) from None
-    except yaml.reader.ReaderError as exc:
-        loc = _line_col(text, exc.position)
-        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        message = f"character U+{char:04X} is not allowed in YAML"
-        raise _fail(source_name, loc, "(yaml)", message) from None
-    except _TooDeep as exc:
-        raise _fail(source_name, exc.loc, "(yaml)", f"nested more than {MAX_DEPTH} levels deep") from None
-    except yaml.YAMLError as exc:
-        raise RunbookError([f"{source_name}:1:1: (yaml): {exc}"]) from None
+        message = re.sub(r"\('([^'()]*)',\)", r"'\1'", message)  # ruamel says "but found ('<scalar>',)"
+        raise _fail(source_name, where, "(yaml)", message) from None
+    except ReaderError as exc:
+        before = text[: exc.position]
+        where = _Loc(before.count("\n") + 1, exc.position - before.rfind("\n"))
+        raise _fail(source_name, where, "(yaml)", f"character U+{exc.character:04X} is not allowed in YAML") from None
+    except YAMLError as exc:
+        raise _fail(source_name, _Loc(1, 1), "(yaml)", str(exc)) from None
     except RecursionError:
-        raise RunbookError([f"{source_name}:1:1: (yaml): nested too deeply"]) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
+        raise _fail(source_name, _Loc(1, 1), "(yaml)", "nested too deeply") from None
 
     if root is None:
-        raise RunbookError([f"{source_name}:1:1: (document): the file is empty; a runbook is a mapping"])
+        raise _fail(source_name, _Loc(1, 1), "(document)", "the file is empty; a runbook is a mapping")
     if not isinstance(root, MappingNode):
-        loc = _Loc.of(root)
         kind = "a list" if isinstance(root, SequenceNode) else "a single value"
-        raise RunbookError(
-            [f"{source_name}:{loc.line}:{loc.column}: (document): a runbook is a mapping of keys, not {kind}"]
-        )
+        raise _fail(source_name, _Loc.of(root), "(document)", f"a runbook is a mapping of keys, not {kind}")
 
     located = _Located()
-    for loc in loader.alias_marks:
+    for loc in aliases:
         located.problems.append((loc, "(yaml)", "aliases (*name) are not allowed in a runbook"))
         located.replaced.add(loc)
-    data = _to_data(root, (), located, loader)
+    data = _to_data(root, (), located, constructor)
     located.problems.extend(_dependency_problems(data, located))
 
     runbook: Runbook | None = None
@@ -291,13 +262,7 @@ def parse_runbook(text: str | bytes, source_name: str = "<runbook>") -> Runbook:
 
 
 def _render(source: str, problems: list[tuple[_Loc, str, str]]) -> list[str]:
-    seen: set[tuple[_Loc, str, str]] = set()
-    unique = []
-    for problem in problems:
-        if problem not in seen:
-            seen.add(problem)
-            unique.append(problem)
-    unique.sort(key=lambda p: (p[0].line, p[0].column))
+    unique = sorted(dict.fromkeys(problems), key=lambda p: p[0])  # file order (a stable sort)
     return [f"{source}:{loc.line}:{loc.column}: {path}: {message}" for loc, path, message in unique]
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
-from jwt.algorithms import RSAAlgorithm
+from joserfc.jwk import RSAKey
+from joserfc.jwt import encode as encode_jwt
 
 from pausegate.app import create_app, serve
 from pausegate.auth import CombinedAuthenticator, LocalTokens, OidcVerifier, UserDirectory, UsersFileCheck
@@ -92,7 +92,7 @@ class OidcIssuer:
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        jwk = RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        jwk = RSAKey.import_key(self.key.public_key()).as_dict()
         self.jwks = {"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}
         self.fetches = 0
 
@@ -121,7 +121,7 @@ class OidcIssuer:
         if groups is not None:
             claims["groups"] = groups
         claims.update(extra or {})
-        return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid})
+        return encode_jwt({"alg": "RS256", "kid": kid}, claims, RSAKey.import_key(key or self.key))
 
     def settings(self) -> OidcSettings:
         return OidcSettings(

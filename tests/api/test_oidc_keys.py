@@ -403,3 +403,61 @@ async def test_a_key_set_that_is_not_json_is_a_failure_with_a_reason(issuer: Oid
         with pytest.raises(AuthenticationError, match=UNAVAILABLE):
             await verifier.authenticate(issuer.token("u", ["staff"]))
         assert answered == 1 and verifier.last_error is not None
+
+
+@pytest.mark.parametrize(
+    ("claims", "outcome"),
+    [
+        ({"nbf": 100}, "token not valid yet"),
+        ({"iat": 100}, "token not valid yet"),
+        ({"nbf": 3, "iat": 3}, None),  # within the leeway (5 s)
+        ({"exp": -3}, None),
+        ({"exp": -6}, "token expired"),
+        ({"nbf": "soon"}, "invalid token"),
+        ({"exp": -100, "aud": "another-api"}, "token expired"),  # time first, whatever order the token lists them in
+        ({"aud": ["another-api", "pausegate-api"]}, None),
+        ({"aud": ""}, "token lacks the 'aud' claim"),
+        ({"iss": 5}, "token from another issuer"),
+        ({"sub": 5}, "invalid token"),
+    ],
+)
+async def test_time_and_name_claims_are_checked_with_the_leeway(
+    issuer: OidcIssuer, claims: dict[str, Any], outcome: str | None
+) -> None:
+    now = int(time.time())
+    extra = {k: now + v if k in ("nbf", "iat", "exp") and isinstance(v, int) else v for k, v in claims.items()}
+    token = issuer.token("u", ["staff"], extra=extra)
+    async with httpx.AsyncClient(transport=issuer.transport()) as http:
+        verifier = OidcVerifier(issuer.settings(), http)
+        if outcome is None:
+            assert (await verifier.authenticate(token)).id == oidc("u")
+        else:
+            with pytest.raises(AuthenticationError) as refused:
+                await verifier.authenticate(token)
+            assert refused.value.reason == outcome
+
+
+async def test_verify_returns_the_claims_the_console_reads_the_nonce_from(issuer: OidcIssuer) -> None:
+    async with httpx.AsyncClient(transport=issuer.transport()) as http:
+        actor, claims = await OidcVerifier(issuer.settings(), http).verify(
+            issuer.token("u", ["staff"], extra={"nonce": "n-1"})
+        )
+    assert actor.id == oidc("u") and claims["nonce"] == "n-1"
+
+
+@pytest.mark.parametrize(
+    ("token", "outcome"),
+    [
+        ("x" * 20_000, "malformed token"),  # bounded before any parsing (the console hands ID tokens straight in)
+        ("a.b.c", "malformed token"),
+        ("eyJhbGciOiJub25lIn0.e30.", "token algorithm 'none' is not accepted"),
+        ("eyJraWQiOiJrMSJ9.e30.AAAA", "token algorithm None is not accepted"),
+    ],
+)
+async def test_malformed_and_unsigned_tokens_are_refused_before_any_key_is_fetched(
+    issuer: OidcIssuer, token: str, outcome: str
+) -> None:
+    async with httpx.AsyncClient(transport=issuer.transport()) as http:
+        with pytest.raises(AuthenticationError) as refused:
+            await OidcVerifier(issuer.settings(), http).authenticate(token)
+    assert refused.value.reason == outcome and issuer.fetches == 0

@@ -118,13 +118,12 @@ async def callback(
         return _refused(request, next_path, 401, "The identity provider sent no ID token.")
     try:
         # The API's own verifier: the same issuer, audience, keys and groups mapping as a bearer token.
-        actor = await verifier.authenticate(id_token)
+        actor, claims = await verifier.verify(id_token)
     except AuthenticationError as exc:
         log.info("console_oidc_refused", reason=exc.reason)
         return _refused(request, next_path, 401, f"The identity provider's token does not sign anyone in here "
                         f"({exc.reason}).")
-    nonce = oidc.nonce_of(id_token)
-    if not pending.nonce_matches(nonce):
+    if not pending.nonce_matches(claims.get("nonce")):
         log.warning("console_oidc_refused", reason="nonce", actor=actor.id)
         return _refused(request, next_path, 401, f"The ID token was not issued for this sign-in (nonce). {START_AGAIN}")
     session_id, _ = console.sessions.open(actor.id, id_token)
