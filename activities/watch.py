@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.heartbeat import running
-from pausegate.models.pause import PauseRequest, Severity
+from pausegate.models.people import PauseRequest, Severity
+from pausegate.models.state import Tuning
 from pausegate.models.watch import ProgramInput, PullSwitchInput, PullSwitchResult
-from pausegate.temporal.pauses import pause_handle, start_pause
+
+
+class StartPause(Protocol):
+    """How a pause is started (``pausegate.temporal.pauses.start_pause``): a pause already open is returned."""
+
+    async def __call__(
+        self, client: Client, request: PauseRequest, *, task_queue: str, tuning: Tuning | None = None
+    ) -> tuple[WorkflowHandle[Any, Any], bool]: ...
+
+
+class PauseHandle(Protocol):
+    """The handle of a program's pause (``pausegate.temporal.pauses.pause_handle``)."""
+
+    def __call__(self, client: Client, program: str) -> WorkflowHandle[Any, Any]: ...
 
 
 class WatchActivities:
-    """Activities of the watch, through the worker's Temporal client."""
+    """Activities of the watch, through the worker's Temporal client.
 
-    def __init__(self, client: Client) -> None:
+    The worker hands in how pauses are started and found: that is the Temporal client's layer, above
+    the activities, and the activities do not import it.
+    """
+
+    def __init__(self, client: Client, *, start_pause: StartPause, pause_handle: PauseHandle) -> None:
         self._client = client
+        self._start_pause = start_pause
+        self._pause_handle = pause_handle
 
     @activity.defn(name="pull_switch")
     async def pull_switch(self, input: PullSwitchInput) -> PullSwitchResult:
@@ -24,7 +46,7 @@ class WatchActivities:
         async with running():
             request = PauseRequest(program=input.runbook.program.id, reason=input.reason, severity=Severity.HIGH,
                                    commander=input.commander, runbook=input.runbook)
-            handle, started = await start_pause(self._client, request, task_queue=activity.info().task_queue,
+            handle, started = await self._start_pause(self._client, request, task_queue=activity.info().task_queue,
                                                 tuning=input.tuning)
             description = await handle.describe()
             return PullSwitchResult(pause_id=description.id, run_id=description.run_id, started=started)
@@ -34,7 +56,7 @@ class WatchActivities:
         """The run id of the program's pause if one is running now (a new pause supersedes the watch)."""
         async with running():
             try:
-                description = await pause_handle(self._client, input.program).describe()
+                description = await self._pause_handle(self._client, input.program).describe()
             except RPCError as exc:
                 if exc.status == RPCStatusCode.NOT_FOUND:
                     return None

@@ -29,6 +29,7 @@ from pausegate.models import pause as pause_models
 from pausegate.observability.tracing import setup_tracing
 from pausegate.observability.worker_metrics import PauseMetricsInterceptor, metrics_runtime
 from pausegate.temporal.client import connect
+from pausegate.temporal.pauses import pause_handle, start_pause
 from pausegate.temporal.versioning import deployment_config, promote
 from workflows.pause import PauseWorkflow
 from workflows.watch import WatchWorkflow
@@ -66,7 +67,7 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
 
     conditions = ConditionActivities(connectors.fleet, lambda name: PostgresConditions(dsn_of(name)),
                                      connectors.evidence_store)
-    watch = WatchActivities(client)
+    watch = WatchActivities(client, start_pause=start_pause, pause_handle=pause_handle)
     data_stop = DataStopActivities(dsn_of)
     return [
         fleet.halt_agents,
