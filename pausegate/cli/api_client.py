@@ -8,6 +8,7 @@ connection without the action ever applying twice.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import tomllib
@@ -83,6 +84,30 @@ def load_client_config(env: Mapping[str, str] | None = None) -> tuple[str, str]:
     return url.rstrip("/"), token
 
 
+MAX_RETRY_WAIT_S = 30.0
+
+
+def retry_after(value: str | None) -> float | None:
+    """The seconds a ``Retry-After`` header asks for; None unless it is a finite, non-negative number
+    (an HTTP date or anything else is not trusted to set the wait)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip()[:40])
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _still_asked_to_wait(response: httpx.Response, attempts: int) -> str:
+    """What the final refusal adds for people when the API still asked to wait after the last attempt."""
+    if response.status_code not in (429, 503) or "Retry-After" not in response.headers:
+        return ""
+    asked = response.headers["Retry-After"][:40]
+    return (f" (after {attempts} attempts the API still answered {response.status_code} with "
+            f"Retry-After: {asked!r}; waits are capped at {MAX_RETRY_WAIT_S:.0f} s)")
+
+
 class PausegateClient:
     """One httpx client per CLI run; ``transport`` lets tests call an app in-process."""
 
@@ -95,6 +120,7 @@ class PausegateClient:
         timeout: float = 60.0,
         retries: int = 3,
         retry_delay: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._http = httpx.Client(
             base_url=base_url,
@@ -104,6 +130,7 @@ class PausegateClient:
         )
         self.retries = retries
         self.retry_delay = retry_delay
+        self._sleep = sleep
 
     def close(self) -> None:
         self._http.close()
@@ -138,20 +165,23 @@ class PausegateClient:
                 # anything, and the Idempotency-Key stays the same, so a retry cannot apply it twice.
                 if response.status_code not in (429, 503) or attempt == self.retries:
                     break
-                delay = max(delay, float(response.headers.get("Retry-After", delay) or delay))
-            time.sleep(delay)
-            delay *= 2
+                delay = max(delay, retry_after(response.headers.get("Retry-After")) or delay)
+            # Whatever the server asks, one wait is bounded: a forged or absurd Retry-After must not
+            # hang (or crash) the kill switch's client.
+            self._sleep(min(delay, MAX_RETRY_WAIT_S))
+            delay = min(delay * 2, MAX_RETRY_WAIT_S)
         if response.status_code >= 400:
+            waited = _still_asked_to_wait(response, self.retries)
             try:
                 body = response.json()
                 raise ApiError(
                     response.status_code,
                     str(body.get("error", "error")),
-                    str(body.get("detail", "")),
+                    str(body.get("detail", "")) + waited,
                     problems=[str(p) for p in body.get("problems", [])],
                 )
             except ValueError:
-                raise ApiError(response.status_code, "error", response.text[:500]) from None
+                raise ApiError(response.status_code, "error", response.text[:500] + waited) from None
         return response
 
     def _get(self, path: str, read: Callable[[Any], M], params: dict[str, Any] | None = None) -> Reply[M]:
