@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.errors import ActionRefused
     from pausegate.models.access import RestoreResult
     from pausegate.models.evidence import EvidenceRef
+    from pausegate.models.limits import MAX_NOTE
     from pausegate.models.pause import (
         SYSTEM_ACTOR,
         AppliedUpdate,
@@ -55,18 +56,22 @@ with workflow.unsafe.imports_passed_through():
         WaiveResidualInput,
         WaiveStepInput,
     )
+    from pausegate.models.seals import SealedMessage, delivery_problem
     from pausegate.policy import conditions as pc
     from pausegate.policy import review
     from pausegate.policy import transitions as t
     from workflows.conditions import PlanConditions
     from workflows.containment import Containment
-    from workflows.support import activity_options, error_text, wait_until
+    from workflows.support import ADDRESSED_MESSAGES, activity_options, arrived_at, error_text, wait_until
 
 # Update ids remembered across continue-as-new; a client retrying later than this many updates
 # sends a new request anyway.
 APPLIED_UPDATES_KEPT = 500
 
 ReviewOutcome = Literal["resume", "decommission", "continue_as_new"]
+
+REPLAYED = "replayed"
+"""The refusal code of a message that arrived where it was not sealed for (``pausegate.models.seals``)."""
 
 
 # PINNED on versioned workers (their default behavior, pausegate.temporal.versioning): a run only ever meets
@@ -82,8 +87,17 @@ class PauseWorkflow:
         self.request = input.request
         self.runbook = input.request.runbook
         self.tuning = input.tuning
-        self.state = input.state or t.new_pause(workflow.info().workflow_id, input.request, workflow.now(),
-                                                workflow.uuid4().hex[:8])
+        self.sealed_for = input.sealed_for
+        # Decided once per run: a run recorded before addresses existed keeps taking messages without one.
+        self.addressed = workflow.patched(ADDRESSED_MESSAGES)
+        self.refused_start, carried = self._admit_start(input)
+        self.state = carried or t.new_pause(workflow.info().workflow_id, input.request, workflow.now(),
+                                            workflow.uuid4().hex[:8])
+        if self.refused_start is not None or (input.state is not None and carried is None):
+            what = "start" if self.refused_start is not None else "carried_state"
+            reason = self.refused_start or "a pause takes a carried state only when it continues as new; it starts over"
+            t.record_refusal(self.state, RefusalInput(actor=SYSTEM_ACTOR, action=f"refused.{what}",
+                                                      reason=f"{REPLAYED}: {reason}"), workflow.now())
         # Temporal deduplicates update ids within one run only; these carry the guarantee across runs.
         self.applied = {a.id: a.receipt for a in self.state.applied_updates}
         self.updates_this_run = 0
@@ -96,10 +110,21 @@ class PauseWorkflow:
                                        history_is_long=self._history_is_long)
         self.plan_conditions = PlanConditions(self.state, self.runbook, self.tuning)
 
+    def _admit_start(self, input: PauseWorkflowInput) -> tuple[str | None, PauseState | None]:
+        """Why this start is refused (None: it is taken), and the state it may carry. Only continue-as-new
+        carries a state (the server sets ``continued_run_id``, nobody's payload can); any other start with
+        one is a copy of an older run's input, and its state is left behind."""
+        if not self.addressed or workflow.info().continued_run_id is not None:
+            return None, input.state
+        return delivery_problem(input.sealed_for, arrived_at(update=False)), None
+
     # ------------------------------------------------------------------ the procedure
 
     @workflow.run
     async def run(self, input: PauseWorkflowInput) -> PauseState:
+        if self.refused_start is not None:
+            # The request is not this pause's to act on: nothing is contained or restored in its name.
+            raise ApplicationError(f"start refused: {self.refused_start}", type=REPLAYED, non_retryable=True)
         notifier = asyncio.create_task(self._deliver_notifications())
         archiver = asyncio.create_task(self._keep_timeline_bounded())
         if self.state.phase == Phase.ACTIVE:
@@ -174,11 +199,13 @@ class PauseWorkflow:
 
     # ------------------------------------------------------------------ updates
 
-    def _apply(self, change: Callable[[], str]) -> UpdateReceipt:
-        """The frame of every update: applied at most once per update id, across runs too."""
+    def _apply(self, input: SealedMessage, change: Callable[[], str]) -> UpdateReceipt:
+        """The frame of every update: applied at most once per update id, across runs too, and only where
+        it was sealed for."""
         if (seen := self._already_applied()) is not None:
             return seen
         self.updates_this_run += 1
+        self._refuse_if_replayed(input)
         message = change()
         self._settle_review()
         receipt = UpdateReceipt(phase=self.state.phase, message=message, digest=self.state.approval_digest)
@@ -189,9 +216,11 @@ class PauseWorkflow:
                 del self.applied[next(iter(self.applied))]
         return receipt
 
-    def _validate(self, check: Callable[[], None]) -> None:
-        """The frame of every validator: a refusal rejects the update, which writes nothing."""
-        if self._already_applied() is not None:
+    def _validate(self, input: SealedMessage, check: Callable[[], None]) -> None:
+        """The frame of every validator: a refusal rejects the update, which writes nothing. A message that
+        arrived where it was not sealed for passes, so that its handler refuses it on the record (a
+        validator cannot write; nobody else would report what a raw client sent)."""
+        if self._already_applied() is not None or self._misdelivered(input) is not None:
             return
         try:
             check()
@@ -202,14 +231,30 @@ class PauseWorkflow:
         info = workflow.current_update_info()
         return self.applied.get(info.id) if info is not None else None
 
+    def _misdelivered(self, input: SealedMessage) -> str | None:
+        return delivery_problem(input.sealed_for, arrived_at(update=True)) if self.addressed else None
+
+    def _refuse_if_replayed(self, input: SealedMessage) -> None:
+        """Refuse, on the pause's timeline, an update sealed for another pause or another update id."""
+        if (problem := self._misdelivered(input)) is None:
+            return
+        info = workflow.current_update_info()
+        name = info.name if info is not None else "update"
+        author = getattr(getattr(input, "actor", None), "id", "?")
+        t.record_refusal(self.state, RefusalInput(actor=SYSTEM_ACTOR, action=f"refused.{name}",
+                                                  reason=f"{REPLAYED}: {problem} ({author}'s {name})"[:MAX_NOTE]),
+                         workflow.now())
+        raise ApplicationError(problem, type=REPLAYED, non_retryable=True)
+
     @workflow.update
     def complete_item(self, input: CompleteItemInput) -> UpdateReceipt:
         """A reviewer completes (or amends) a checklist item with its evidence."""
-        return self._apply(lambda: t.complete_item(self.state, input, workflow.now()))
+        return self._apply(input, lambda: t.complete_item(self.state, input, workflow.now()))
 
     @complete_item.validator
     def validate_complete_item(self, input: CompleteItemInput) -> None:
-        self._validate(lambda: review.check_completion(self.runbook, self.state.phase, self.state.checklist, input))
+        self._validate(input, lambda: review.check_completion(self.runbook, self.state.phase, self.state.checklist,
+                                                              input))
 
     @workflow.update
     async def propose_plan(self, input: ProposePlanInput) -> UpdateReceipt:
@@ -217,8 +262,9 @@ class PauseWorkflow:
         what it changes against the pre-incident exposure scope (who loses access, who keeps it)."""
         repeated = self._already_applied() is not None
         if not repeated:
+            self._refuse_if_replayed(input)  # before the plan is checked against the database
             await self._check_plan(input.plan)
-        receipt = self._apply(lambda: t.propose_plan(self.state, input, workflow.now()))
+        receipt = self._apply(input, lambda: t.propose_plan(self.state, input, workflow.now()))
         if repeated or self.state.plan is None:
             return receipt
         digest = self.state.plan.plan_digest
@@ -234,80 +280,80 @@ class PauseWorkflow:
             review.check_proposal(self.runbook, self.state.phase, input)
             pc.check_plan_conditions(self.runbook, input.plan)
 
-        self._validate(check)
+        self._validate(input, check)
 
     @workflow.update
     def approve_plan(self, input: ApproveInput) -> UpdateReceipt:
         """An approver approves the current plan and review by its digest."""
-        return self._apply(lambda: t.approve_plan(self.state, input, workflow.now()))
+        return self._apply(input, lambda: t.approve_plan(self.state, input, workflow.now()))
 
     @approve_plan.validator
     def validate_approve_plan(self, input: ApproveInput) -> None:
         s = self.state
-        self._validate(lambda: review.check_approval(self.runbook, s.phase, self.request.commander, s.plan,
+        self._validate(input, lambda: review.check_approval(self.runbook, s.phase, self.request.commander, s.plan,
                                                      s.approval_digest, s.approvals, input))
 
     @workflow.update
     def reject_plan(self, input: RejectPlanInput) -> UpdateReceipt:
         """Reject the current plan; it and its approvals are void."""
-        return self._apply(lambda: t.reject_plan(self.state, input, workflow.now()))
+        return self._apply(input, lambda: t.reject_plan(self.state, input, workflow.now()))
 
     @reject_plan.validator
     def validate_reject_plan(self, input: RejectPlanInput) -> None:
-        self._validate(lambda: review.check_rejection(self.runbook, self.state.phase, self.state.plan, input))
+        self._validate(input, lambda: review.check_rejection(self.runbook, self.state.phase, self.state.plan, input))
 
     @workflow.update
     def waive_agents(self, input: WaiveAgentsInput) -> UpdateReceipt:
         """The commander stops waiting for unconfirmed agents, with a reason."""
-        return self._apply(lambda: t.waive_agents(self.state, input, workflow.now()))
+        return self._apply(input, lambda: t.waive_agents(self.state, input, workflow.now()))
 
     @waive_agents.validator
     def validate_waive_agents(self, input: WaiveAgentsInput) -> None:
         agents = self.state.containment.agents
         unconfirmed = 0 if agents.confirmed else agents.unconfirmed
-        self._validate(lambda: review.check_waiver(self.runbook, self.state.phase, unconfirmed,
+        self._validate(input, lambda: review.check_waiver(self.runbook, self.state.phase, unconfirmed,
                                                    agents.unconfirmed_ids, input))
 
     @workflow.update
     def waive_residual(self, input: WaiveResidualInput) -> UpdateReceipt:
         """The commander accepts a dataset's residual access (superusers, owners), with a reason."""
-        return self._apply(lambda: t.waive_residual(self.state, input, workflow.now()))
+        return self._apply(input, lambda: t.waive_residual(self.state, input, workflow.now()))
 
     @waive_residual.validator
     def validate_waive_residual(self, input: WaiveResidualInput) -> None:
         c = self.state.containment
         residual = {d.dataset: d.residual_count for d in c.datasets}
-        self._validate(lambda: review.check_residual_waiver(self.runbook, self.state.phase, residual,
+        self._validate(input, lambda: review.check_residual_waiver(self.runbook, self.state.phase, residual,
                                                             set(c.residual_waived), input))
 
     @workflow.update
     def retry_step(self, input: RetryStepInput) -> UpdateReceipt:
         """The commander asks a blocked containment step to run again, once its cause is fixed."""
-        return self._apply(lambda: t.retry_step(self.state, input, workflow.now()))
+        return self._apply(input, lambda: t.retry_step(self.state, input, workflow.now()))
 
     @retry_step.validator
     def validate_retry_step(self, input: RetryStepInput) -> None:
         blocked = [b.step for b in self.state.containment.blocked]
-        self._validate(lambda: review.check_step_decision(self.runbook, self.state.phase, blocked, input))
+        self._validate(input, lambda: review.check_step_decision(self.runbook, self.state.phase, blocked, input))
 
     @workflow.update
     def waive_step(self, input: WaiveStepInput) -> UpdateReceipt:
         """The commander stops waiting for a blocked containment step, with a reason."""
-        return self._apply(lambda: t.waive_step(self.state, input, workflow.now()))
+        return self._apply(input, lambda: t.waive_step(self.state, input, workflow.now()))
 
     @waive_step.validator
     def validate_waive_step(self, input: WaiveStepInput) -> None:
         blocked = [b.step for b in self.state.containment.blocked]
-        self._validate(lambda: review.check_step_decision(self.runbook, self.state.phase, blocked, input))
+        self._validate(input, lambda: review.check_step_decision(self.runbook, self.state.phase, blocked, input))
 
     @workflow.update
     def decommission(self, input: DecommissionInput) -> UpdateReceipt:
         """An approver votes to end the program for good."""
-        return self._apply(lambda: t.vote_decommission(self.state, input, workflow.now()))
+        return self._apply(input, lambda: t.vote_decommission(self.state, input, workflow.now()))
 
     @decommission.validator
     def validate_decommission(self, input: DecommissionInput) -> None:
-        self._validate(lambda: review.check_decommission(self.runbook, self.state.phase, self.request.commander,
+        self._validate(input, lambda: review.check_decommission(self.runbook, self.state.phase, self.request.commander,
                                                          self.state.decommission_approvals, input))
 
     @workflow.signal
@@ -432,7 +478,8 @@ class PauseWorkflow:
         s.applied_updates = [AppliedUpdate(id=k, receipt=v) for k, v in self.applied.items()]
         # A newer worker version is current: the next run starts on it (upgrade on continue-as-new).
         upgrade = workflow.info().is_target_worker_deployment_version_changed()
-        workflow.continue_as_new(PauseWorkflowInput(request=self.request, tuning=self.tuning, state=s),
+        workflow.continue_as_new(PauseWorkflowInput(request=self.request, tuning=self.tuning, state=s,
+                                                    sealed_for=self.sealed_for),
                                  initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE
                                  if upgrade else None)
 

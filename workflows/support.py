@@ -1,4 +1,5 @@
-"""What every step of a pause workflow shares: activity options, failure text, bounded waits."""
+"""What every step of a pause workflow shares: activity options, failure text, bounded waits, where a
+message arrived."""
 
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.errors import non_retryable_error_types
     from pausegate.logging import redact
     from pausegate.models.pause import Tuning
+    from pausegate.models.seals import SealedFor
 
 
 URGENT_SUFFIX = "-urgent"
+
+ADDRESSED_MESSAGES = "addressed-messages"
+"""Patch id: from here on a start or an update is taken only with the address it was sealed for
+(``pausegate.models.seals``); runs recorded before it (the stored histories) take messages as they come."""
 
 
 def urgent_queue(tuning: Tuning) -> str:
@@ -68,3 +74,14 @@ async def wait_until(condition: Callable[[], bool], timeout: timedelta | None) -
     except TimeoutError:
         return False
     return True
+
+
+def arrived_at(*, update: bool) -> SealedFor:
+    """Where the message being handled arrived: this namespace and workflow, and for an update the pause
+    (its chain's first run, kept by continue-as-new) and the update id it was sent under."""
+    info = workflow.info()
+    if not update:
+        return SealedFor(namespace=info.namespace, workflow_id=info.workflow_id)
+    current = workflow.current_update_info()
+    return SealedFor(namespace=info.namespace, workflow_id=info.workflow_id, pause_chain=info.first_execution_run_id,
+                     update_id=current.id if current is not None else None)

@@ -23,6 +23,7 @@ from pausegate.models.limits import MAX_LISTED_IDS, MAX_NOTE
 from pausegate.models.people import PauseRequest, Severity
 from pausegate.models.phase import Phase
 from pausegate.models.plan import Approval, PlanRecord
+from pausegate.models.seals import SealedMessage
 from pausegate.models.updates import UpdateReceipt
 
 
@@ -237,7 +238,7 @@ class PauseState(Mutable):
                                            accepted=accepted))
 
 
-class PauseWorkflowInput(Model):
+class PauseWorkflowInput(SealedMessage):
     """Start (or continue) a pause."""
 
     request: PauseRequest

@@ -1,5 +1,6 @@
 """The messages people send a pause: the update inputs (the API sets ``actor``; a request body never
-does), the receipt an accepted update returns, and the refusals the API reports."""
+does; the client sets ``sealed_for``: ``pausegate.models.seals``), the receipt an accepted update returns,
+and the refusals the API reports."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pausegate.models.limits import MAX_NOTE
 from pausegate.models.people import Actor
 from pausegate.models.phase import Phase
 from pausegate.models.plan import AgentId, ResumePlan
+from pausegate.models.seals import SealedMessage
 
 
-class CompleteItemInput(Model):
+class CompleteItemInput(SealedMessage):
     """Complete (or amend) a checklist item."""
 
     actor: Actor
@@ -23,14 +25,14 @@ class CompleteItemInput(Model):
     note: str = Field(default="", max_length=MAX_NOTE)
 
 
-class ProposePlanInput(Model):
+class ProposePlanInput(SealedMessage):
     """Propose (or replace) the resume plan; replaces approvals."""
 
     actor: Actor
     plan: ResumePlan
 
 
-class ApproveInput(Model):
+class ApproveInput(SealedMessage):
     """Approve the current plan, naming the digest the approver reviewed."""
 
     actor: Actor
@@ -39,14 +41,14 @@ class ApproveInput(Model):
     comment: str = Field(default="", max_length=MAX_NOTE)
 
 
-class RejectPlanInput(Model):
+class RejectPlanInput(SealedMessage):
     """Reject the current plan; it and its approvals are void."""
 
     actor: Actor
     reason: str = Field(min_length=1, max_length=MAX_NOTE)
 
 
-class WaiveAgentsInput(Model):
+class WaiveAgentsInput(SealedMessage):
     """The commander stops waiting for unconfirmed agents."""
 
     actor: Actor
@@ -61,7 +63,7 @@ class WaiveAgentsInput(Model):
         return self
 
 
-class WaiveResidualInput(Model):
+class WaiveResidualInput(SealedMessage):
     """The commander accepts access to a dataset that no REVOKE can close (superusers, owners)."""
 
     actor: Actor
@@ -69,14 +71,14 @@ class WaiveResidualInput(Model):
     reason: str = Field(min_length=1, max_length=MAX_NOTE)
 
 
-class RetryStepInput(Model):
+class RetryStepInput(SealedMessage):
     """The commander asks a blocked containment step to run again (after fixing its cause)."""
 
     actor: Actor
     step: str = Field(min_length=1, max_length=200)
 
 
-class WaiveStepInput(Model):
+class WaiveStepInput(SealedMessage):
     """The commander stops waiting for a blocked containment step, with a reason."""
 
     actor: Actor
@@ -84,7 +86,7 @@ class WaiveStepInput(Model):
     reason: str = Field(min_length=1, max_length=MAX_NOTE)
 
 
-class DecommissionInput(Model):
+class DecommissionInput(SealedMessage):
     """Vote to end the program for good (counts toward the same quorum)."""
 
     actor: Actor

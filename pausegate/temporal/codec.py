@@ -13,6 +13,14 @@ the pause an update or signal the worker would accept (the actor in it would oth
 choose). The one lenient path is the codec endpoint's decode for display (``allow_plaintext``), where a
 plaintext payload is shown as it already is in history.
 
+Binding: a ciphertext is also bound to where it belongs. Inside the sealed payload (so only a key holder
+writes it, and nobody without the key reads it) are the namespace and the workflow id of the serialization
+context the SDK encoded it in; decoding in another workflow's context refuses it, so a payload copied from
+one pause's history does not open in another's. The SDK's context names no run and no update: the messages
+people send a pause carry the rest of their address themselves (``pausegate.models.seals``), which the
+workflow checks. Payloads sealed before binding existed (``encryption-format`` absent) still open, bound to
+nothing, so stored histories replay; the workflow refuses an update or start in that format.
+
 Rotation: add a key, make it current. Payloads keep naming the key they were sealed with, so every key
 still named by an open pause's history must stay configured.
 """
@@ -27,13 +35,22 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+from temporalio.converter import (
+    ActivitySerializationContext,
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    PayloadCodec,
+    SerializationContext,
+    WithSerializationContext,
+    WorkflowSerializationContext,
+)
 
 from pausegate.config import KEY_ID_PATTERN, EncryptionSettings
 from pausegate.errors import ConfigError, HistoryKeyError
@@ -42,9 +59,17 @@ ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
 KEY_BYTES = 32
 NONCE_BYTES = 12
+FORMAT_METADATA = "encryption-format"
+BOUND_FORMAT = b"bound-1"
+"""The format of a payload that carries its binding; a payload without ``encryption-format`` is unbound."""
+# Inside the ciphertext only: where the payload was sealed for.
+BOUND_NAMESPACE = "pausegate-bound-namespace"
+BOUND_WORKFLOW_ID = "pausegate-bound-workflow-id"
 # Bound to every ciphertext with its key id, so a sealed payload cannot be passed off as sealed under
-# another key id, nor as something other than a pausegate history payload.
+# another key id, nor as something other than a pausegate history payload. The format is in the prefix:
+# a bound payload relabelled as unbound (its format metadata removed) does not authenticate.
 _AAD_PREFIX = b"pausegate/history-payload/v1\0"
+_BOUND_AAD_PREFIX = b"pausegate/history-payload/v2\0"
 _KEY_ID = re.compile(KEY_ID_PATTERN)
 
 
@@ -142,21 +167,56 @@ class Keyring:
             ) from None
 
 
-class EncryptionCodec(PayloadCodec):
-    """Seals payloads under the keyring's current key; opens each with the key it names."""
+@dataclass(frozen=True)
+class Binding:
+    """Where a payload belongs: the namespace and workflow id of the SDK's serialization context."""
 
-    def __init__(self, keyring: Keyring) -> None:
+    namespace: str
+    workflow_id: str
+
+
+def binding_of(context: SerializationContext) -> Binding | None:
+    """The binding a serialization context gives (an activity's is its workflow's), if it names a workflow."""
+    if isinstance(context, WorkflowSerializationContext):
+        return Binding(context.namespace, context.workflow_id)
+    if isinstance(context, ActivitySerializationContext) and context.workflow_id:
+        return Binding(context.namespace, context.workflow_id)
+    return None
+
+
+class EncryptionCodec(PayloadCodec, WithSerializationContext):
+    """Seals payloads under the keyring's current key, bound to the context's workflow; opens each with the
+    key it names and refuses one bound to another workflow."""
+
+    def __init__(self, keyring: Keyring, binding: Binding | None = None) -> None:
         self.keyring = keyring
+        self.binding = binding
+
+    def with_context(self, context: SerializationContext) -> Self:
+        binding = binding_of(context)
+        if binding == self.binding:
+            return self
+        return type(self)(self.keyring, binding)
 
     def seal(self, payload: Payload) -> Payload:
+        """``payload`` sealed under the current key, bound to this codec's workflow (unbound without one:
+        the codec endpoint's encode, which has no workflow)."""
         key_id = self.keyring.current
+        inner = Payload()
+        inner.CopyFrom(payload)
+        if self.binding is not None:
+            inner.metadata[BOUND_NAMESPACE] = self.binding.namespace.encode()
+            inner.metadata[BOUND_WORKFLOW_ID] = self.binding.workflow_id.encode()
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self.keyring.cipher(key_id).encrypt(nonce, payload.SerializeToString(), _aad(key_id))
-        return Payload(metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id.encode()}, data=nonce + sealed)
+        sealed = self.keyring.cipher(key_id).encrypt(nonce, inner.SerializeToString(), _aad(key_id, bound=True))
+        return Payload(metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id.encode(), FORMAT_METADATA: BOUND_FORMAT},
+                       data=nonce + sealed)
 
     def open(self, payload: Payload, *, allow_plaintext: bool = False) -> Payload:
         """The payload ``seal`` was given. ``allow_plaintext`` returns an unsealed payload as it is
-        (display only: a worker must never act on a payload nobody holding the key wrote)."""
+        (display only: a worker must never act on a payload nobody holding the key wrote). A payload bound
+        to another workflow than this codec's is refused; without a binding of its own (the codec
+        endpoint) the codec opens any."""
         if payload.metadata.get("encoding") != ENCODING:
             if allow_plaintext:
                 return payload
@@ -168,10 +228,14 @@ class EncryptionCodec(PayloadCodec):
             raise HistoryKeyError(f"an encrypted history payload names no key id ({KEY_ID_METADATA} metadata)")
         key_id = raw_id.decode("utf-8", "replace")
         cipher = self.keyring.cipher(key_id)
+        form = payload.metadata.get(FORMAT_METADATA)
+        if form not in (None, BOUND_FORMAT):
+            raise HistoryKeyError(f"an encrypted history payload has an unknown format {form[:40]!r}")
         if len(payload.data) <= NONCE_BYTES:
             raise HistoryKeyError(f"an encrypted history payload under key id {key_id!r} is truncated")
         try:
-            plain = cipher.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], _aad(key_id))
+            plain = cipher.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:],
+                                   _aad(key_id, bound=form is not None))
         except InvalidTag:
             raise HistoryKeyError(
                 f"a history payload does not authenticate under key id {key_id!r}: altered, or sealed with "
@@ -179,7 +243,22 @@ class EncryptionCodec(PayloadCodec):
             ) from None
         opened = Payload()
         opened.ParseFromString(plain)
+        if form is not None:
+            self._check_binding(opened)
         return opened
+
+    def _check_binding(self, opened: Payload) -> None:
+        namespace = opened.metadata.pop(BOUND_NAMESPACE, None)
+        workflow_id = opened.metadata.pop(BOUND_WORKFLOW_ID, None)
+        if namespace is None or workflow_id is None or self.binding is None:
+            return
+        bound = Binding(namespace.decode("utf-8", "replace"), workflow_id.decode("utf-8", "replace"))
+        if bound != self.binding:
+            raise HistoryKeyError(
+                f"a history payload sealed for workflow {bound.workflow_id[:200]!r} in namespace "
+                f"{bound.namespace[:200]!r} was sent to workflow {self.binding.workflow_id[:200]!r} in namespace "
+                f"{self.binding.namespace[:200]!r}: a payload copied from another workflow's history is refused"
+            )
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.seal(p) for p in payloads]
@@ -188,8 +267,8 @@ class EncryptionCodec(PayloadCodec):
         return [self.open(p) for p in payloads]
 
 
-def _aad(key_id: str) -> bytes:
-    return _AAD_PREFIX + key_id.encode()
+def _aad(key_id: str, *, bound: bool) -> bytes:
+    return (_BOUND_AAD_PREFIX if bound else _AAD_PREFIX) + key_id.encode()
 
 
 def data_converter(keyring: Keyring | None) -> DataConverter:

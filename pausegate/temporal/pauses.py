@@ -32,6 +32,7 @@ from pausegate.models.pause import (
     WaiveStepInput,
 )
 from pausegate.temporal.ids import pause_id
+from pausegate.temporal.sealing import addressed_start, addressed_update, new_update_id
 from pausegate.temporal.updates import execute_update
 from workflows.pause import PauseWorkflow
 
@@ -47,11 +48,12 @@ async def start_pause(
     # one it found, while the already-started error says exactly that, race-free (of two
     # concurrent pulls the server lets exactly one start).
     tuning = tuning or Tuning()
+    workflow_id = pause_id(client, request.program)
     try:
         handle = await client.start_workflow(
             PauseWorkflow.run,
-            PauseWorkflowInput(request=request, tuning=tuning),
-            id=pause_id(client, request.program),
+            addressed_start(client, PauseWorkflowInput(request=request, tuning=tuning), workflow_id),
+            id=workflow_id,
             task_queue=task_queue,
             # continue-as-new keeps it, so it holds for the pause's whole life
             task_timeout=timedelta(seconds=tuning.workflow_task_timeout_seconds),
@@ -60,7 +62,6 @@ async def start_pause(
         )
     except WorkflowAlreadyStartedError as exc:
         # the run that is open now, as USE_EXISTING would have answered
-        workflow_id = pause_id(client, request.program)
         return client.get_workflow_handle_for(PauseWorkflow.run, workflow_id, run_id=exc.run_id), False
     return handle, True
 
@@ -100,8 +101,11 @@ PauseAction = (CompleteItemInput | ProposePlanInput | ApproveInput | RejectPlanI
 async def send_update(client: Client, program: str, action: PauseAction, *, update_id: str | None = None
                       ) -> UpdateReceipt:
     """Send one update to a program's pause: ``ActionRefused`` when the workflow refuses it (not recorded
-    here: the caller records it), ``PauseNotFound`` without an open pause."""
-    receipt: UpdateReceipt = await execute_update(pause_handle(client, program), UPDATES[type(action)], action,
-                                                  update_id=update_id,
-                                                  missing=f"no open pause for program {program!r}")
+    here: the caller records it), ``PauseNotFound`` without an open pause. The action is addressed to the
+    pause open now and to its update id (``pausegate.temporal.sealing``)."""
+    missing = f"no open pause for program {program!r}"
+    uid = update_id or new_update_id()
+    handle, addressed = await addressed_update(client, pause_id(client, program), action, uid, missing=missing)
+    receipt: UpdateReceipt = await execute_update(handle, UPDATES[type(action)], addressed, update_id=uid,
+                                                  missing=missing)
     return receipt

@@ -7,16 +7,26 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
+from temporalio.converter import ActivitySerializationContext, WorkflowSerializationContext
 
 from pausegate.config import EncryptionSettings, Settings, dump_settings, load_settings
 from pausegate.embedded.history_keys import FIRST_KEY_ID, embedded_encryption
 from pausegate.errors import ConfigError, HistoryKeyError
 from pausegate.models.pause import Actor
 from pausegate.temporal import ids
-from pausegate.temporal.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, Keyring, data_converter
+from pausegate.temporal.codec import (
+    BOUND_FORMAT,
+    ENCODING,
+    FORMAT_METADATA,
+    KEY_ID_METADATA,
+    EncryptionCodec,
+    Keyring,
+    data_converter,
+)
 from tests.support.encryption import fixed_key, key_text
 
 OLD = fixed_key("old")
@@ -38,7 +48,7 @@ class TestSealing:
         original = plain('{"program": "employee-telemetry", "actor": "local:carol"}')
         [sealed] = await codec.encode([original])
         assert sealed.metadata["encoding"] == ENCODING and sealed.metadata[KEY_ID_METADATA] == b"old"
-        assert set(sealed.metadata) == {"encoding", KEY_ID_METADATA}
+        assert set(sealed.metadata) == {"encoding", KEY_ID_METADATA, FORMAT_METADATA}
         assert b"employee" not in sealed.data and b"carol" not in sealed.data and b"json/plain" not in sealed.data
         assert await codec.decode([sealed]) == [original]
 
@@ -87,6 +97,60 @@ class TestSealing:
         await converter.payload_codec.encode_failure(failure)
         assert "telemetry-db" not in failure.message and "telemetry-db" not in failure.stack_trace
         assert failure.encoded_attributes.metadata["encoding"] == ENCODING
+
+
+def in_workflow(workflow_id: str, namespace: str = "default") -> WorkflowSerializationContext:
+    return WorkflowSerializationContext(namespace=namespace, workflow_id=workflow_id)
+
+
+def sealed_before_binding(key_id: str, key: bytes, payload: Payload) -> Payload:
+    """A payload as this codec sealed it before payloads were bound (the stored histories hold these)."""
+    nonce = b"\x01" * 12
+    data = AESGCM(key).encrypt(nonce, payload.SerializeToString(), b"pausegate/history-payload/v1\0" + key_id.encode())
+    return Payload(metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id.encode()}, data=nonce + data)
+
+
+class TestBinding:
+    async def test_a_payload_sealed_in_one_workflows_context_opens_only_in_that_workflows(self) -> None:
+        codec = EncryptionCodec(keyring())
+        original = plain('{"actor": "local:ann", "item_id": "access-review"}')
+        [sealed] = await codec.with_context(in_workflow("pause/aaa")).encode([original])
+        assert sealed.metadata[FORMAT_METADATA] == BOUND_FORMAT
+        assert b"pause/aaa" not in sealed.data  # the address is inside the ciphertext
+        assert await codec.with_context(in_workflow("pause/aaa")).decode([sealed]) == [original]
+        with pytest.raises(HistoryKeyError, match="sealed for workflow 'pause/aaa'.*sent to workflow 'pause/bbb'"):
+            await codec.with_context(in_workflow("pause/bbb")).decode([sealed])
+        with pytest.raises(HistoryKeyError, match="in namespace 'default' was sent to .* namespace 'other'"):
+            await codec.with_context(in_workflow("pause/aaa", "other")).decode([sealed])
+
+    async def test_an_activity_of_the_workflow_shares_its_binding(self) -> None:
+        codec = EncryptionCodec(keyring())
+        activity = ActivitySerializationContext(namespace="default", activity_id="7", activity_type="halt",
+                                                activity_task_queue="q", workflow_id="pause/aaa",
+                                                workflow_type="PauseWorkflow", is_local=False)
+        [sealed] = await codec.with_context(activity).encode([plain("halted")])
+        assert [p.data for p in await codec.with_context(in_workflow("pause/aaa")).decode([sealed])] == [b"halted"]
+
+    async def test_without_a_context_a_bound_payload_opens_for_display(self) -> None:
+        codec = EncryptionCodec(keyring())
+        [sealed] = await codec.with_context(in_workflow("pause/aaa")).encode([plain("x")])
+        assert codec.open(sealed, allow_plaintext=True) == plain("x")  # the codec endpoint has no workflow
+
+    async def test_a_bound_payload_passed_off_as_unbound_does_not_authenticate(self) -> None:
+        codec = EncryptionCodec(keyring())
+        [sealed] = await codec.with_context(in_workflow("pause/aaa")).encode([plain("x")])
+        stripped = Payload(metadata={k: v for k, v in sealed.metadata.items() if k != FORMAT_METADATA},
+                           data=sealed.data)
+        with pytest.raises(HistoryKeyError, match="does not authenticate"):
+            await codec.with_context(in_workflow("pause/bbb")).decode([stripped])
+        unknown = Payload(metadata={**sealed.metadata, FORMAT_METADATA: b"bound-9"}, data=sealed.data)
+        with pytest.raises(HistoryKeyError, match="unknown format"):
+            await codec.decode([unknown])
+
+    async def test_a_payload_sealed_before_binding_still_opens_in_any_context(self) -> None:
+        old = sealed_before_binding("old", OLD, plain("approve"))
+        opened = await EncryptionCodec(keyring()).with_context(in_workflow("pause/any")).decode([old])
+        assert opened == [plain("approve")]
 
 
 class TestKeyring:
