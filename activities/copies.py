@@ -1,16 +1,27 @@
-"""Finding and containing copies of the dataset in the database's catalog (the log side is an
-analysis of sealed evidence: ``pausegate.analysis.copies``)."""
+"""Finding and containing copies of the dataset: from the sealed statement log
+(``pausegate.analysis.copies``), in each dataset's catalog and on the servers the deployment names.
+
+The pause-level activities (``find_pause_copies``, ``contain_pause_copies``) keep names out of the
+workflow's history: each seals a copies document into the evidence store and returns its reference
+and counts (``CopiesSummary``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from temporalio import activity
 
 from activities.heartbeat import running
+from pausegate.analysis.copies import CopyFinder
+from pausegate.analysis.exposure import READ_BATCH, Exposure
+from pausegate.analysis.who_saw_what import read_scope
 from pausegate.connectors.postgres.copies_catalog import (
     DatasetLocation,
     find_by_fingerprint,
@@ -20,24 +31,56 @@ from pausegate.connectors.postgres.copies_catalog import (
     resolve,
 )
 from pausegate.connectors.postgres.quarantine import contain
-from pausegate.errors import TargetUnavailableError
+from pausegate.errors import ConfigError, TargetUnavailableError
+from pausegate.evidence.interface import EvidenceStore, read_recorded
+from pausegate.evidence.layout import copies_contained_key, copies_found_key
 from pausegate.models.copies import (
     ContainCopiesInput,
+    ContainedCopy,
+    ContainPauseCopiesInput,
+    CopiesDocument,
     CopiesFound,
+    CopiesSummary,
+    Copy,
     CopyContainment,
     FindCatalogCopiesInput,
     FindCopiesElsewhereInput,
+    FindPauseCopiesInput,
+    summarise,
 )
+from pausegate.models.runbook import DatasetSpec
 
 CONNECT_TIMEOUT_S = 10
 
 
-class CopiesActivities:
-    """Activities over copies of the dataset, on connections chosen by name (``dsn_of``: the
-    deployment's DSN for a connection name)."""
+@dataclass(frozen=True)
+class Elsewhere:
+    """Other servers the deployment names for a dataset's connection, and how they reach it."""
 
-    def __init__(self, dsn_of: Callable[[str], str]) -> None:
+    connections: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    port: int = 5432
+    dbname: str = ""
+
+
+class CopiesActivities:
+    """Activities over copies of the dataset, on connections chosen by name.
+
+    Args:
+        dsn_of: the deployment's DSN for a connection name.
+        store: the evidence store (the pause-level activities read the sealed log and seal documents).
+        access: dataset access connectors by connection name (``Connectors.access``): the live read
+            paths widen the scope the log is read with, as for who-saw-what.
+        elsewhere_of: the other servers the deployment names for a connection.
+    """
+
+    def __init__(self, dsn_of: Callable[[str], str], store: EvidenceStore | None = None,
+                 access: Callable[[str], object] | None = None,
+                 elsewhere_of: Callable[[str], Elsewhere] | None = None) -> None:
         self._dsn_of = dsn_of
+        self._store = store
+        self._exposure = Exposure(store, access) if store is not None else None
+        self._elsewhere_of = elsewhere_of or (lambda _name: Elsewhere())
 
     @asynccontextmanager
     async def _connect(self, name: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -55,14 +98,7 @@ class CopiesActivities:
         copy, then tables whose rows match the dataset's fingerprint."""
         async with running() as progress, self._connect(input.connection) as conn:
             tables = [t if "." in t else f"{input.schema_name}.{t}" for t in input.tables]
-            resolved = [await resolve(conn, c) for c in input.copies]
-            progress.report("resolved", len(resolved))
-            carried = [*tables, *(c.qualified for c in resolved if c.qualified and c.state != "gone")]
-            publications = await find_publications(conn, [t for t in carried if t])
-            known = [c.qualified for c in resolved if c.qualified]
-            fingerprinted = await find_by_fingerprint(conn, tables, skip=[k for k in known if k],
-                                                      since_xid=input.since_xid)
-            return CopiesFound(copies=[*resolved, *publications, *fingerprinted])
+            return CopiesFound(copies=await _in_catalog(conn, tables, input.copies, input.since_xid, progress.report))
 
     @activity.defn(name="find_copies_elsewhere")
     async def find_copies_elsewhere(self, input: FindCopiesElsewhereInput) -> CopiesFound:
@@ -70,11 +106,8 @@ class CopiesActivities:
         its subscriptions to the found publications fill."""
         async with running(), self._connect(input.connection) as conn:
             location = DatasetLocation(hosts=frozenset(input.hosts), port=input.port, dbname=input.dbname)
-            found = await find_foreign_tables(conn, server=input.connection, location=location, tables=input.tables)
-            if input.publications:
-                found += await find_subscribed_tables(conn, server=input.connection, location=location,
-                                                      publications=input.publications)
-            return CopiesFound(copies=found)
+            return CopiesFound(copies=await _on_server(conn, input.connection, location, input.tables,
+                                                       input.publications))
 
     @activity.defn(name="contain_copies")
     async def contain_copies(self, input: ContainCopiesInput) -> list[CopyContainment]:
@@ -86,3 +119,146 @@ class CopiesActivities:
                                           break_glass=input.break_glass_roles))
                 progress.report("contained", n, len(input.copies))
             return done
+
+    # ---------------------------------------------------------- a pause's copies, by document
+
+    @activity.defn(name="find_pause_copies")
+    async def find_pause_copies(self, input: FindPauseCopiesInput) -> CopiesSummary:
+        """Every copy made in the window: the sealed statement log read again (the dataset's scope as
+        who-saw-what builds it), then each dataset connection's catalog (where each logged copy is now,
+        its rows; publications; fingerprint matches), then the servers the deployment names for it.
+        Sealed once per pause as the found document: a retry returns the sealed one."""
+        store = self._need_store()
+        key = copies_found_key(input.pause_key)
+        async with running() as progress:
+            if (ref := await asyncio.to_thread(store.get, key)) is not None:
+                return summarise(CopiesDocument.model_validate(await read_recorded(store, ref)), ref)
+            logged = await self._from_log(input, progress.report)
+            entries: list[ContainedCopy] = []
+            for connection, specs in _by_connection(input.datasets).items():
+                tables = _tables(specs)
+                names = {d.name for d in specs}
+                first = connection == input.datasets[0].connection
+                own = [c for c in logged.copies if _belongs(c, names, first)]
+                async with self._connect(connection) as conn:
+                    found = await _in_catalog(conn, tables, own, None, progress.report)
+                entries += [ContainedCopy(current=c, connection=c.server or connection) for c in found]
+                entries += await self._elsewhere(connection, tables, found)
+            document = CopiesDocument(stage="found", window_start=input.window_start, window_end=input.window_end,
+                                      statements=logged.statements, unparsed=logged.unparsed,
+                                      copies=_unique(entries))
+            ref = await asyncio.to_thread(store.put_json, key, document.model_dump(mode="json"))
+            return summarise(document, ref)
+
+    @activity.defn(name="contain_pause_copies")
+    async def contain_pause_copies(self, input: ContainPauseCopiesInput) -> CopiesSummary:
+        """Contain each copy of the found document on the connection holding it, each verified by the
+        database; sealed as the copies document of this round (a retry of the round returns it)."""
+        store = self._need_store()
+        key = copies_contained_key(input.pause_key, input.round)
+        async with running() as progress:
+            if (ref := await asyncio.to_thread(store.get, key)) is not None:
+                return summarise(CopiesDocument.model_validate(await read_recorded(store, ref)), ref)
+            found = CopiesDocument.model_validate(await read_recorded(store, input.found))
+            by_connection = _by_connection(input.datasets)
+            done: list[ContainedCopy] = []
+            for n, entry in enumerate(found.copies, 1):
+                specs = by_connection.get(entry.connection or "", [])
+                done.append(await self._contain_one(entry, _tables(input.datasets),
+                                                    sorted({r for d in specs for r in d.break_glass_roles})))
+                progress.report("contained", n, len(found.copies))
+            document = found.model_copy(update={"stage": "contained", "copies": done})
+            ref = await asyncio.to_thread(store.put_json, key, document.model_dump(mode="json"))
+            return summarise(document, ref)
+
+    async def _contain_one(self, entry: ContainedCopy, dataset_tables: Sequence[str],
+                           break_glass: Sequence[str]) -> ContainedCopy:
+        if entry.connection is None:
+            return entry.model_copy(update={"verified": entry.current.state != "found"})
+        async with self._connect(entry.connection) as conn:
+            done = await contain(conn, entry.current, dataset_tables=dataset_tables, break_glass=break_glass)
+        return entry.model_copy(update={
+            "current": done.contained, "statements": done.statements, "sessions_ended": done.sessions_ended,
+            "replication_connections_ended": done.replication_connections_ended, "verified": done.verified,
+            "residual": done.residual})
+
+    async def _from_log(self, input: FindPauseCopiesInput, report: Callable[..., None]) -> CopiesFound:
+        store, exposure = self._need_store(), self._exposure
+        assert exposure is not None
+        scope, who = read_scope([await exposure.paths(input.pause_key, d) for d in input.datasets])
+        tool = None
+        if input.paused_at is not None:
+            roles = []
+            for connection in _by_connection(input.datasets):
+                async with self._connect(connection) as conn:
+                    roles.append(str((await (await conn.execute("SELECT current_user")).fetchone() or ("",))[0]))
+            tool = (roles, input.paused_at)
+        finder = CopyFinder(scope, dataset_of=who.dataset, tool=tool)
+        for n, key in enumerate(input.bundles, 1):
+            records = iter(store.iter_bundle(key))
+            while batch := await asyncio.to_thread(lambda: list(itertools.islice(records, READ_BATCH))):  # noqa: B023
+                finder.add(batch)
+            report("bundles read", n)
+        return finder.finish()
+
+    async def _elsewhere(self, connection: str, tables: Sequence[str], found: Sequence[Copy]) -> list[ContainedCopy]:
+        where = self._elsewhere_of(connection)
+        if not where.connections:
+            return []
+        location = DatasetLocation(hosts=frozenset(where.hosts), port=where.port, dbname=where.dbname)
+        carried = [*tables, *(c.qualified for c in found if c.qualified and c.server is None)]
+        publications = [c.name for c in found if c.kind == "publication" and c.name]
+        out: list[ContainedCopy] = []
+        for server in where.connections:
+            async with self._connect(server) as conn:
+                out += [ContainedCopy(current=c, connection=server)
+                        for c in await _on_server(conn, server, location, [t for t in carried if t], publications)]
+        return out
+
+    def _need_store(self) -> EvidenceStore:
+        if self._store is None:
+            raise ConfigError("the copies activities need the evidence store")
+        return self._store
+
+
+async def _in_catalog(conn: psycopg.AsyncConnection[Any], tables: Sequence[str], copies: Sequence[Copy],
+                      since_xid: int | None, report: Callable[..., None]) -> list[Copy]:
+    resolved = [await resolve(conn, c) for c in copies]
+    report("resolved", len(resolved))
+    carried = [*tables, *(c.qualified for c in resolved if c.qualified and c.state != "gone")]
+    publications = await find_publications(conn, [t for t in carried if t])
+    known = [c.qualified for c in resolved if c.qualified]
+    fingerprinted = await find_by_fingerprint(conn, tables, skip=[k for k in known if k], since_xid=since_xid)
+    return [*resolved, *publications, *fingerprinted]
+
+
+async def _on_server(conn: psycopg.AsyncConnection[Any], server: str, location: DatasetLocation,
+                     tables: Sequence[str], publications: Sequence[str]) -> list[Copy]:
+    found = await find_foreign_tables(conn, server=server, location=location, tables=tables)
+    if publications:
+        found += await find_subscribed_tables(conn, server=server, location=location, publications=publications)
+    return found
+
+
+def _by_connection(datasets: Iterable[DatasetSpec]) -> dict[str, list[DatasetSpec]]:
+    out: dict[str, list[DatasetSpec]] = {}
+    for d in datasets:
+        out.setdefault(d.connection, []).append(d)
+    return out
+
+
+def _tables(specs: Iterable[DatasetSpec]) -> list[str]:
+    return [f"{d.schema_name}.{t}" for d in specs for t in d.tables]
+
+
+def _belongs(copy: Copy, datasets: set[str], first: bool) -> bool:
+    """A logged copy is looked up on the connection of a dataset it carries; one that names none (it read
+    only through something the scope could not attribute) on the first dataset's."""
+    return bool(datasets.intersection(copy.datasets)) if copy.datasets else first
+
+
+def _unique(entries: Iterable[ContainedCopy]) -> list[ContainedCopy]:
+    seen: dict[str, ContainedCopy] = {}
+    for e in entries:
+        seen.setdefault(e.current.id, e)
+    return list(seen.values())

@@ -28,6 +28,12 @@ class PostgresConnection(Model):
     kind: Literal["postgres"] = "postgres"
     dsn: SecretStr
     log_dir: Path | None = Field(default=None, description="Directory of the server's jsonlog files.")
+    copies_elsewhere: list[str] | None = Field(
+        default=None, description="Other PostgreSQL connections (servers) where copies of this database's "
+        "data may live: foreign tables reading it, subscriptions to its publications.")
+    known_as: list[str] | None = Field(
+        default=None, description="Host names and addresses other servers reach this database by, beside "
+        "the DSN's host.")
 
 
 class FleetConnection(Model):

@@ -1,5 +1,9 @@
 """Containment, the first part of a pause: halt the agents, revoke access, seal the evidence.
 
+Once the evidence is sealed and access revoked, the copies of the data made in the window are found
+(the sealed statement log, then the catalog, then the servers the deployment names) and each is
+contained and verified; a copy left uncontained keeps containment from completing.
+
 The three run in parallel, each until the target confirms it. A step that hits an error no retry
 can mend (an unknown connection, a program the fleet does not know) is shown as *blocked* and
 waits for the commander, who retries it once the cause is fixed or waives it with a reason; the
@@ -19,11 +23,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.access import AccessActivities
+    from activities.copies import CopiesActivities
     from activities.data_stop import DataStopActivities
     from activities.evidence import EvidenceActivities
     from activities.fleet import FleetActivities
     from pausegate.errors import non_retryable_error_types
     from pausegate.models.access import DatasetContainment, DatasetRevoked
+    from pausegate.models.copies import ContainPauseCopiesInput, CopiesSummary, FindPauseCopiesInput
     from pausegate.models.data_stop import DataStopInput
     from pausegate.models.evidence import SnapshotResult
     from pausegate.models.pause import (
@@ -47,6 +53,9 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 AGENTS_STEP = "containment.agents"
+COPIES_STEP = "containment.copies"
+# Pauses begun before copies were found and contained replay without these steps.
+COPIES_PATCH = "containment-copies"
 
 
 def _is_final(exc: ActivityError) -> bool:
@@ -226,6 +235,8 @@ class Containment:
             t.source_sealed(self.state, name)
         if pending:
             await self._report_exposure(window_start, revoked_at)
+            if workflow.patched(COPIES_PATCH):
+                await self._contain_copies(window_start, revoked_at)
         return True
 
     async def _report_exposure(self, window_start: datetime, revoked_at: datetime) -> None:
@@ -246,6 +257,44 @@ class Containment:
         )
         if summary is not None:
             t.exposure_reported(self.state, summary, workflow.now())
+
+    async def _contain_copies(self, window_start: datetime, revoked_at: datetime) -> None:
+        """Find the copies made in the window, then contain each until the database verifies it. Names
+        stay in the copies document; the state holds its reference, counts and copy ids."""
+        database_sources = {a.name for a in self.runbook.audit_sources if a.kind == "postgres_log"}
+        bundles = [e.bundle.key for e in self.state.containment.evidence if e.source in database_sources]
+        datasets = list(self.runbook.datasets)
+        found: CopiesSummary | None = await self._until_done(
+            f"{COPIES_STEP}.find",
+            lambda: workflow.execute_activity_method(
+                CopiesActivities.find_pause_copies,
+                FindPauseCopiesInput(pause_key=self.state.evidence_key, bundles=bundles, datasets=datasets,
+                                     window_start=window_start, window_end=revoked_at,
+                                     paused_at=self.state.started_at),
+                **self._options(timedelta(hours=1)),
+            ),
+        )
+        if found is None:
+            return
+        t.copies_found(self.state, found, workflow.now())
+        rounds = 0
+
+        async def contain_round() -> CopiesSummary:
+            nonlocal rounds
+            summary: CopiesSummary = await workflow.execute_activity_method(
+                CopiesActivities.contain_pause_copies,
+                ContainPauseCopiesInput(pause_key=self.state.evidence_key, found=found.document, datasets=datasets,
+                                        round=rounds),
+                **self._options(timedelta(minutes=30)),
+            )
+            rounds += 1
+            t.copies_contained(self.state, summary, workflow.now())
+            return summary
+
+        await self._until_done(
+            COPIES_STEP, contain_round, accept=lambda r: not r.uncontained,
+            describe=lambda r: f"{len(r.uncontained)} copies not contained: " + ", ".join(r.uncontained[:5]),
+        )
 
     async def _until_done(
         self,

@@ -77,11 +77,16 @@ class CopyFinder:
         existing_schemas: schemas that exist, when known: an unqualified new table is then placed
             in the first of them on the path, as the server does; otherwise every schema of the
             path is a candidate, and the catalog side tells which one holds it.
+        tool: the roles pausegate itself connects as, and when the pause began: from then on their
+            statements are containment's own (probes through temporary routines, revokes, the
+            quarantine), not copies. Before it, they are read like anyone's.
     """
 
     def __init__(self, scope: ReadScope, *, dataset_of: Callable[[str], str | None] | None = None,
-                 existing_schemas: Collection[str] | None = None) -> None:
+                 existing_schemas: Collection[str] | None = None,
+                 tool: tuple[Collection[str], datetime] | None = None) -> None:
         self._base = scope
+        self._tool = (frozenset(tool[0]), tool[1]) if tool is not None else None
         self._dataset_of = dataset_of or (lambda _table: None)
         self._existing = frozenset(existing_schemas) if existing_schemas is not None else None
         self._found: dict[str, FoundCopy] = {}
@@ -132,6 +137,8 @@ class CopyFinder:
             return
         self.statements += 1
         user = str(entry.get("user") or "") or None
+        if self._tool is not None and user in self._tool[0] and at >= self._tool[1]:
+            return
         if not self._may_matter(session, sql, user):
             return
         app = entry.get("application_name")

@@ -7,6 +7,8 @@
     <pause>/plans/<digest16>/<dataset>     a proposed plan's diff against that scope
     <pause>/exposure/who-saw-what          who read the data in the exposure window
     <pause>/exposure/data-subjects         whose records were readable then (owner-only: names people)
+    <pause>/copies/found                   copies of the data made in the window, as found
+    <pause>/copies/contained/<round>       the copies document: each copy as containment left it
     <pause>/timeline/<sequence:05d>        timeline entries archived before continue-as-new
     <pause>/report                         the final report
     <pause>/resume/unconsented/<digest16>  agents left halted for lack of their employee's consent
@@ -22,6 +24,8 @@ __all__ = [
     "URI_SCHEME",
     "audit_key",
     "catalog_key",
+    "copies_contained_key",
+    "copies_found_key",
     "data_subjects_key",
     "exposure_key",
     "plan_diff_key",
@@ -54,6 +58,14 @@ def exposure_key(pause_key: str) -> str:
 
 def data_subjects_key(pause_key: str) -> str:
     return f"{pause_key}/exposure/data-subjects"
+
+
+def copies_found_key(pause_key: str) -> str:
+    return f"{pause_key}/copies/found"
+
+
+def copies_contained_key(pause_key: str, round_: int) -> str:
+    return f"{pause_key}/copies/contained/{round_}"
 
 
 def timeline_key(pause_key: str, sequence: int) -> str:

@@ -22,6 +22,9 @@ from typing import Literal
 from pydantic import Field
 
 from pausegate.models.base import Model
+from pausegate.models.evidence import EvidenceRef
+from pausegate.models.limits import MAX_LISTED_IDS
+from pausegate.models.runbook import DatasetSpec
 
 MAX_STATEMENT_CHARS = 500  # of a statement kept beside its place in the log (the sealed log holds all of it)
 
@@ -163,3 +166,95 @@ class ContainCopiesInput(Model):
     copies: tuple[Copy, ...]
     dataset_tables: tuple[str, ...] = Field(default=(), description="schema.table: what a publication must drop.")
     break_glass_roles: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- the copies document and the pause's view of it
+
+
+class ContainedCopy(Model):
+    """One copy in the copies document: as it stands after containment, and what containing it did."""
+
+    current: Copy = Field(description="The copy as it stands: as found, then as containment left it.")
+    connection: str | None = Field(default=None, description="The deployment's connection holding it.")
+    statements: list[str] = Field(default_factory=list, description="The SQL run to contain it, in order.")
+    sessions_ended: int = 0
+    replication_connections_ended: int = 0
+    verified: bool | None = Field(default=None, description="None: not contained yet (the found document).")
+    residual: list[Residual] = Field(default_factory=list)
+
+    @property
+    def contained(self) -> bool:
+        """Contained as far as the database can contain it, verified by the database."""
+        return bool(self.verified) and self.current.state != "found"
+
+
+class CopiesDocument(Model):
+    """The sealed copies document: every copy found over the window and where each stands. It names
+    people, relations and statements: it stays in the evidence store, the workflow holds its reference."""
+
+    stage: Literal["found", "contained"]
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    statements: int = Field(default=0, ge=0, description="Log statements looked at.")
+    unparsed: int = Field(default=0, ge=0)
+    copies: list[ContainedCopy] = Field(default_factory=list)
+
+
+# Copies that still hold the data where a resume plan can act on them: each needs the plan's decision.
+DECIDABLE_STATES: frozenset[str] = frozenset({"found", "quarantined", "server_file"})
+
+
+class CopiesSummary(Model):
+    """The copies document as the workflow may hold it: its reference, counts and copy ids (digests of
+    where a copy was found, never its name)."""
+
+    document: EvidenceRef
+    stage: Literal["found", "contained"]
+    found: int = Field(ge=0, description="Copies found: in the log, the catalog and elsewhere.")
+    quarantined: int = Field(default=0, ge=0)
+    left_database: int = Field(default=0, ge=0, description="Sent to a client, a program or a replica: for the notice.")
+    possible: int = Field(default=0, ge=0, description="Dynamic SQL that may have copied.")
+    gone: int = Field(default=0, ge=0, description="Dropped, or ended with their session.")
+    server_files: int = Field(default=0, ge=0, description="Files on the server, read back and hashed.")
+    undecided: list[str] = Field(default_factory=list, description="Ids of copies a resume plan must decide.")
+    uncontained: list[str] = Field(default_factory=list, description="Ids of copies not contained and verified.")
+
+    @property
+    def complete(self) -> bool:
+        return self.stage == "contained" and not self.uncontained
+
+
+def summarise(document: CopiesDocument, ref: EvidenceRef) -> CopiesSummary:
+    """Counts and ids only: the workflow's history holds no name."""
+    states = [c.current.state for c in document.copies]
+    uncontained = ([c.current.id for c in document.copies if c.current.state == "found" or c.verified is False]
+                   if document.stage == "contained" else [])
+    return CopiesSummary(
+        document=ref, stage=document.stage, found=len(document.copies), quarantined=states.count("quarantined"),
+        left_database=states.count("left_database"), possible=states.count("possible"), gone=states.count("gone"),
+        server_files=states.count("server_file"),
+        undecided=[c.current.id for c in document.copies if c.current.state in DECIDABLE_STATES][:MAX_LISTED_IDS],
+        uncontained=uncontained[:MAX_LISTED_IDS],
+    )
+
+
+class FindPauseCopiesInput(Model):
+    """Find the copies of a pause's datasets made in its window: the sealed statement log first, then
+    each dataset's catalog, then the servers the deployment names. Seals the found document."""
+
+    pause_key: str
+    bundles: list[str] = Field(default_factory=list, description="Evidence keys of sealed postgres_log bundles.")
+    datasets: list[DatasetSpec]
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    paused_at: datetime | None = Field(default=None, description="From then on, the statements of the role "
+                                       "pausegate connects as are containment's own, not copies.")
+
+
+class ContainPauseCopiesInput(Model):
+    """Contain each copy the found document lists; seals the copies document of this round."""
+
+    pause_key: str
+    found: EvidenceRef
+    datasets: list[DatasetSpec]
+    round: int = Field(default=0, ge=0, description="One copies document per containment round.")

@@ -16,6 +16,7 @@ from pausegate.models.access import DatasetContainment
 from pausegate.models.base import Model, Mutable
 from pausegate.models.checklist import ItemStatus
 from pausegate.models.conditions import ResumeConditions
+from pausegate.models.copies import CopiesSummary
 from pausegate.models.data_stop import DataStop
 from pausegate.models.digests import approval_digest, checklist_digest
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
@@ -117,6 +118,8 @@ class ContainmentProgress(Mutable):
     evidence: list[SnapshotResult] = Field(default_factory=list)
     evidence_pending: list[str] = Field(default_factory=list)
     exposure: ExposureSummary | None = None
+    copies: CopiesSummary | None = Field(default=None, description="Copies of the data made in the window, "
+                                         "found and contained: counts, ids and the copies document's reference.")
     data_stop: DataStop | None = Field(default=None, description="Rows collected after the switch went off.")
     errors: list[str] = Field(default_factory=list)
     blocked: list[BlockedStep] = Field(default_factory=list, description="Steps waiting for the commander.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pausegate.models.access import DatasetContainment, DatasetRevoked, RestoreResult
+from pausegate.models.copies import CopiesSummary
 from pausegate.models.digests import plan_digest
 from pausegate.models.evidence import SnapshotResult
 from pausegate.models.pause import (
@@ -257,6 +258,24 @@ def exposure_reported(state: PauseState, summary: ExposureSummary, now: datetime
                  f"report {summary.report.sha256[:12]}")
 
 
+def copies_found(state: PauseState, summary: CopiesSummary, now: datetime) -> None:
+    state.containment.copies = summary
+    state.record(now, SYSTEM_ACTOR, "containment.copies.found",
+                 f"{summary.found} copies of the data made in the exposure window "
+                 f"({summary.left_database} left the database, {summary.possible} possible); "
+                 f"document {summary.document.sha256[:12]}")
+
+
+def copies_contained(state: PauseState, summary: CopiesSummary, now: datetime) -> None:
+    """Recorded every round; containment is complete only once no copy is left uncontained."""
+    state.containment.copies = summary
+    left = f"; not contained: {', '.join(summary.uncontained[:10])}" if summary.uncontained else ""
+    state.record(now, SYSTEM_ACTOR, "containment.copies",
+                 f"{summary.quarantined} of {summary.found} copies quarantined and verified, "
+                 f"{summary.left_database} left the database, {summary.possible} possible, {summary.gone} gone; "
+                 f"document {summary.document.sha256[:12]}{left}", accepted=not summary.uncontained)
+
+
 def contained(state: PauseState, now: datetime) -> None:
     state.containment.contained_at = now
 
@@ -266,7 +285,8 @@ def containment_summary(state: PauseState) -> str:
     elapsed = (c.contained_at - c.started_at).total_seconds() if c.contained_at and c.started_at else 0.0
     return (f"contained in {elapsed:.1f}s: {c.agents.halted}/{c.agents.total} agents halted "
             f"({c.agents.waived} waived), {len(c.datasets)} datasets revoked, "
-            f"{len(c.evidence)} evidence bundles sealed")
+            f"{len(c.evidence)} evidence bundles sealed"
+            + (f", {c.copies.quarantined} of {c.copies.found} copies quarantined" if c.copies else ""))
 
 
 # --- review ---------------------------------------------------------------------------

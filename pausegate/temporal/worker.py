@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client
@@ -15,6 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.access import AccessActivities
 from activities.conditions import ConditionActivities
+from activities.copies import CopiesActivities, Elsewhere
 from activities.data_actions import DataActionActivities
 from activities.data_stop import DataStopActivities
 from activities.evidence import EvidenceActivities
@@ -67,8 +69,18 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
 
     conditions = ConditionActivities(connectors.fleet, lambda name: PostgresConditions(dsn_of(name)),
                                      connectors.evidence_store)
+
+    def elsewhere_of(name: str) -> Elsewhere:
+        connection = connectors.settings.postgres(name)
+        info = conninfo_to_dict(connection.dsn.get_secret_value())
+        host = str(info.get("host") or "localhost")
+        return Elsewhere(connections=tuple(connection.copies_elsewhere or ()),
+                         hosts=(host, *(connection.known_as or ())), port=int(info.get("port") or 5432),
+                         dbname=str(info.get("dbname") or ""))
+
     watch = WatchActivities(client, start_pause=start_pause, pause_handle=pause_handle)
     data_stop = DataStopActivities(dsn_of)
+    copies = CopiesActivities(dsn_of, connectors.evidence_store, connectors.access, elsewhere_of)
     return [
         fleet.halt_agents,
         fleet.check_agents_silent,
@@ -86,6 +98,8 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
         evidence.archive_timeline,
         notify.notify,
         data_stop.check_data_stop,
+        copies.find_pause_copies,
+        copies.contain_pause_copies,
         fleet.set_collection,
         fleet.check_collection,
         conditions.check_consent,

@@ -1,0 +1,88 @@
+"""Copies of the leaked data in a pause, on the real stack: an employee copies the keystrokes into their own
+schema during the window and shares the copy with everyone; the pause finds it, quarantines it, shows it
+and will not resume until the plan decides it."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pausegate.models.copies import CopiesDocument, CopyKind
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState
+from tests.support.harness import Harness
+from tests.workflows.test_lifecycle import readable_history, telemetry_rows
+
+COPIER = "employee_0002"
+BYSTANDER = "employee_0003"
+SANDBOX = "sandbox_0002"
+
+
+def read_count(h: Harness, role: str, relation: str) -> int | None:
+    """A real read as ``role``: the rows it sees, or None when the database refuses."""
+    schema, _, name = relation.partition(".")
+    with psycopg.connect(h.dsn_as(role), autocommit=True) as conn:
+        try:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(name))).fetchone()
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedTable):
+            return None
+        return int(row[0]) if row else None
+
+
+def copy_the_keystrokes(h: Harness) -> int:
+    """The curious employee: a sandbox of their own, the keystrokes copied into it, shared with everyone."""
+    with psycopg.connect(h.database_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(sql.Identifier(SANDBOX),
+                                                                        sql.Identifier(COPIER)))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO PUBLIC").format(sql.Identifier(SANDBOX)))
+    with psycopg.connect(h.dsn_as(COPIER), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {SANDBOX}.my_keys AS SELECT * FROM telemetry.keystrokes")
+        conn.execute(f"GRANT SELECT ON {SANDBOX}.my_keys TO PUBLIC")
+    rows = read_count(h, BYSTANDER, f"{SANDBOX}.my_keys")
+    assert rows is not None and rows > 0, "the bystander reads the shared copy before the pause"
+    return rows
+
+
+def copies_document(h: Harness, status: PauseState) -> CopiesDocument:
+    copies = status.containment.copies
+    assert copies is not None
+    return CopiesDocument.model_validate(h.connectors.evidence_store.read_json(copies.document.key,
+                                                                                copies.document.sha256))
+
+
+class TestCopiesInAPause:
+    async def test_a_copy_made_in_the_window_is_found_quarantined_and_kept_out_of_history(
+            self, harness: Harness) -> None:
+        h = harness
+        await h.eventually(lambda: telemetry_rows(h.database_dsn)[0] > 0, what="telemetry rows")
+        rows = copy_the_keystrokes(h)
+
+        handle, _ = await h.pause()
+        status = await h.wait_for_state(Phase.UNDER_REVIEW)
+
+        copies = status.containment.copies
+        assert copies is not None and copies.stage == "contained" and copies.complete
+        assert (copies.found, copies.quarantined, copies.uncontained) == (1, 1, [])
+        document = copies_document(h, status)
+        [entry] = document.copies
+        copy = entry.current
+        assert (copy.kind, copy.creator, copy.state, copy.rows) == (CopyKind.CREATE_TABLE_AS, COPIER, "quarantined",
+                                                                    rows)
+        assert entry.verified and copy.quarantined_as is not None
+        assert copies.undecided == [copy.id]
+        # real reads: the bystander and the copier read nothing, where it was or where it is now
+        for role in (BYSTANDER, COPIER):
+            assert read_count(h, role, f"{SANDBOX}.my_keys") is None
+            assert read_count(h, role, copy.quarantined_as) is None
+        assert read_count(h, "security_breakglass", copy.quarantined_as) == rows
+        # the copier cannot hand it out again either
+        with psycopg.connect(h.dsn_as(COPIER), autocommit=True) as conn, pytest.raises(psycopg.Error):
+            conn.execute(sql.SQL("GRANT SELECT ON {}.{} TO PUBLIC").format(
+                *map(sql.Identifier, copy.quarantined_as.split("."))))
+
+        # history holds the document's digest and counts, never the copy's name or its creator's
+        history = readable_history(await handle.fetch_history())
+        assert copies.document.sha256 in history
+        assert "my_keys" not in history and SANDBOX not in history
