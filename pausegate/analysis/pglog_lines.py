@@ -4,6 +4,7 @@ seals and the analyses read back. Pure functions of a line or a record: no I/O."
 from __future__ import annotations
 
 import base64
+import codecs
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -58,6 +59,45 @@ def sealed_record(at: datetime, file: str, offset: int, raw: bytes) -> dict[str,
     except UnicodeDecodeError:  # a server encoding other than UTF-8: the bytes, untouched
         record["line_b64"] = base64.b64encode(raw).decode("ascii")
     return record
+
+
+def capped_record(at: datetime, file: str, offset: int, head: bytes, length: int, sha256: str) -> dict[str, Any]:
+    """The sealed form of a line over the reader's cap: its first bytes (``head``, or ``head_b64`` when
+    they are not UTF-8), its whole ``length`` in bytes and the ``sha256`` of all of it. Such a line is
+    never decoded whole; it counts as a statement nobody could read."""
+    record: dict[str, Any] = {"at": at.astimezone(UTC).isoformat(), "file": file, "offset": offset,
+                              "length": length, "sha256": sha256}
+    try:  # a character cut in two at the end of the head is left out, not a reason to encode it all
+        record["head"] = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        record["head_b64"] = base64.b64encode(head).decode("ascii")
+    return record
+
+
+def is_capped(record: Mapping[str, Any]) -> bool:
+    """Whether a sealed record is a capped line (``capped_record``), not a whole one."""
+    return isinstance(record.get("sha256"), str) and isinstance(record.get("length"), int)
+
+
+def leading_fields(head: bytes) -> dict[str, Any] | None:
+    """The fields jsonlog writes before ``message`` (time, user, database, session, line number), read
+    from the first bytes of a line too long to decode; None when they are not there. A raw ``"``
+    never occurs inside a JSON string, so the first ``,"message":`` is where the message starts."""
+    end = head.find(b',"message":')
+    return decode_entry(head[:end] + b"}") if end > 0 else None
+
+
+def capped_fields(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``leading_fields`` of a capped record's head; None for any other record."""
+    if not is_capped(record):
+        return None
+    if isinstance(record.get("head"), str):
+        head = str(record["head"]).encode("utf-8")
+    elif isinstance(record.get("head_b64"), str):
+        head = base64.b64decode(str(record["head_b64"]), validate=True)
+    else:
+        return None
+    return leading_fields(head)
 
 
 def original_line(record: Mapping[str, Any]) -> bytes | None:

@@ -29,6 +29,7 @@ from pydantic import Field
 
 from pausegate.analysis.pglog_lines import (
     ERRORS,
+    capped_fields,
     decode_entry,
     may_set_path,
     original_line,
@@ -234,11 +235,31 @@ class WhoSawWhatBuilder:
 
     async def add(self, records: Iterable[Mapping[str, Any]]) -> None:
         for record in records:
+            capped = capped_fields(record)
+            if capped is not None:
+                self._capped(capped, record)
+                continue
             raw = original_line(record)
             entry = decode_entry(raw) if raw is not None else None
             if entry is None:
                 continue  # not a log line: nothing of who saw what
             await self._line(entry, record)
+
+    def _capped(self, entry: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+        """A line sealed capped (too long to read whole): a statement nobody could read, by its user."""
+        session = str(entry.get("session_id", ""))
+        held = self._open.pop(session, None)
+        if held is not None:
+            held.failed = False
+            self._settle(held, session)
+        user = str(entry.get("user") or "")
+        self.statements += 1
+        self._unparsed[user] = self._unparsed.get(user, 0) + 1
+        if len(self._unparsed_listed) < MAX_LISTED_UNPARSED:
+            self._unparsed_listed.append(UnparsedStatement(
+                user=user, at=datetime.fromisoformat(str(record["at"])), file=str(record.get("file", "")),
+                offset=int(record.get("offset", 0)),
+                error=f"a line of {record['length']} bytes, over the reader's cap: sealed capped"))
 
     async def _line(self, entry: Mapping[str, Any], record: Mapping[str, Any]) -> None:
         session = str(entry.get("session_id", ""))

@@ -21,14 +21,22 @@ pass (or one ``bytes.find`` pass per needle), linear in the log's size; only lin
 them (or any non-ASCII byte, whose case folding could spell one) are decoded and passed through
 ``prefilter``. A statement the parser cannot read later is still sealed here: nothing is dropped
 for being odd.
+
+A line longer than ``max_line_bytes`` (default 1 MiB; anyone who can connect can log a statement of
+hundreds of megabytes, and jsonlog writes a control character as six bytes) is never held whole:
+it is read on as a stream, and sealed as its first bytes, its length and the SHA-256 of all of it
+(``capped_record``) when it is of the window and the database, whatever it says. The reader holds
+at most a block and a line's cap at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +45,9 @@ import structlog
 
 from pausegate.analysis.pglog_lines import (
     ERRORS,
+    capped_record,
     decode_entry,
+    leading_fields,
     may_set_path,
     original_line,  # noqa: F401  # shim: re-exported until importers move
     parse_pg_time,
@@ -65,6 +75,7 @@ except ImportError:  # pragma: no cover - the fallback is exercised by turning U
 log = structlog.get_logger(__name__)
 
 BLOCK_BYTES = 8 * 1024 * 1024
+MAX_LINE_BYTES = 1024 * 1024  # a longer line is sealed capped (module doc)
 # A statement logged before the window whose ERROR falls inside it: the scan starts this much
 # earlier to know the statement was kept (its ERROR is then sealed with the window).
 LOOKBEHIND = timedelta(minutes=5)
@@ -85,6 +96,47 @@ def _json_text(text: str, *, fold: bool = True) -> bytes:
     """``text`` as PostgreSQL's jsonlog writes it inside a string (escape_json), folded like a block."""
     raw = json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8")
     return raw.translate(_FOLD) if fold else raw
+
+
+@dataclass
+class LongLine:
+    """A line over the cap, read as a stream: where it starts, its first bytes, its length and digest."""
+
+    offset: int
+    head: bytes
+    length: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+
+    def add(self, part: bytes | memoryview) -> None:
+        self.length += len(part)
+        self.digest.update(part)
+
+
+Piece = tuple[str, int, bytes | LongLine]  # (file name, offset, whole lines or one line over the cap)
+
+
+def split_long_lines(name: str, base: int, block: bytes, cap: int) -> Iterator[Piece]:
+    """``block`` (whole lines, from byte ``base``) with every line over ``cap`` bytes taken out as a
+    ``LongLine``. Each step looks at most ``cap`` bytes ahead for a newline, so a block of short lines
+    costs a few searches, not one per line."""
+    start = p = 0
+    n = len(block)
+    while p < n:
+        last = block.rfind(b"\n", p, min(p + cap + 1, n))
+        if last >= 0:
+            p = last + 1
+            continue
+        end = block.find(b"\n", p)  # the block ends with one
+        if p > start:
+            yield name, base + start, block[start:p]
+        line = LongLine(base + p, block[p:p + cap])
+        line.add(memoryview(block)[p:end])
+        yield name, base + p, line
+        p = start = end + 1
+    if start == 0:
+        yield name, base, block
+    elif start < n:
+        yield name, base + start, block[start:]
 
 
 class _Scanner:
@@ -222,6 +274,27 @@ class _Scanner:
             i += 1
         return out
 
+    def capped(self, name: str, line: LongLine) -> list[dict[str, Any]]:
+        """A line over the cap: sealed capped if it is of the window and the database, read from the
+        fields before its message (nothing after them is decoded)."""
+        entry = leading_fields(line.head)
+        try:
+            at = parse_pg_time(str(entry["timestamp"])) if entry is not None else None
+        except (KeyError, ValueError):
+            at = None
+        if entry is None or at is None:
+            log.warning("pg_log_line_unreadable", file=name, offset=line.offset, length=line.length)
+            return []
+        if self.database is not None and entry.get("dbname") != self.database:
+            return []
+        log.warning("pg_log_line_capped", file=name, offset=line.offset, length=line.length)
+        line_num = entry.get("line_num")
+        if isinstance(line_num, int):  # its ERROR, if it failed, is sealed too
+            self.kept[str(entry.get("session_id", ""))] = line_num
+        if not self.start <= at < self.end:
+            return []
+        return [capped_record(at, name, line.offset, line.head, line.length, line.digest.hexdigest())]
+
     def _line(self, name: str, offset: int, raw: bytes, out: list[dict[str, Any]]) -> list[bytes]:
         """Keeps the line if it matters; returns needles for lines that matter from now on."""
         entry = decode_entry(raw)
@@ -291,15 +364,21 @@ class PostgresLogSource:
     """
 
     def __init__(self, log_dir: Path | str, tables: list[str] | tuple[str, ...] = (), *,
-                 database: str | None = None, scope: ReadScope | None = None) -> None:
+                 database: str | None = None, scope: ReadScope | None = None,
+                 max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        if max_line_bytes < 1:
+            raise ValueError("max_line_bytes must be positive")
         self.log_dir = Path(log_dir)
         self.database = database
         self.scope = scope if scope is not None else (ReadScope.of(tables=tables) if tables else None)
+        self.max_line_bytes = max_line_bytes
         self._fence: Callable[[str], Awaitable[None]] | None = None
+        self.largest_held = 0  # the most bytes of the log held at once so far (bounded: module doc)
 
     def scoped(self, scope: ReadScope | None) -> PostgresLogSource:
         """The same source filtering with ``scope`` (None: keep every statement)."""
-        source = PostgresLogSource(self.log_dir, database=self.database, scope=scope)
+        source = PostgresLogSource(self.log_dir, database=self.database, scope=scope,
+                                   max_line_bytes=self.max_line_bytes)
         source._fence = self._fence
         return source
 
@@ -309,7 +388,8 @@ class PostgresLogSource:
         reading waits until the marker is in the log. The logging collector writes asynchronously,
         so without this the window's last statements may not be on disk yet. (A message over the
         pipe's atomic size, 4 KiB, is reassembled by the collector and may still land after it.)"""
-        source = PostgresLogSource(self.log_dir, database=self.database, scope=self.scope)
+        source = PostgresLogSource(self.log_dir, database=self.database, scope=self.scope,
+                                   max_line_bytes=self.max_line_bytes)
         source._fence = run
         return source
 
@@ -339,23 +419,45 @@ class PostgresLogSource:
         for f in sorted(self.log_dir.glob("*.json")):
             with f.open("rb") as fh:
                 fh.seek(max(sizes.get(f, 0) - len(needle), 0))
-                if needle in fh.read():
-                    return True
+                tail = b""
+                # block by block: what was logged since may be one giant line
+                while chunk := fh.read(BLOCK_BYTES):
+                    if needle in tail + chunk[:len(needle)] or needle in chunk:
+                        return True
+                    tail = chunk[-len(needle):]
         return False
 
-    def _blocks(self, since: datetime) -> Iterator[tuple[str, int, bytes]]:
-        """(file name, offset, whole lines) in file then byte order; a last line without its newline
-        (being written) is left out."""
+    def _held(self, size: int) -> None:
+        self.largest_held = max(self.largest_held, size)
+
+    def _blocks(self, since: datetime) -> Iterator[Piece]:
+        """(file name, offset, whole lines or a ``LongLine``) in file then byte order; a last line
+        without its newline (being written) is left out. At most a block and a line's cap are held."""
+        cap = self.max_line_bytes
         for path in self._files(since):
             with path.open("rb") as f:
                 offset, rest = 0, b""
+                long: LongLine | None = None
                 while chunk := f.read(BLOCK_BYTES):
+                    if long is not None:
+                        eol = chunk.find(b"\n")
+                        if eol < 0:
+                            long.add(chunk)
+                            continue
+                        long.add(memoryview(chunk)[:eol])
+                        yield path.name, long.offset, long
+                        offset, long, chunk = long.offset + long.length + 1, None, chunk[eol + 1:]
                     data = rest + chunk
+                    self._held(len(data))
                     cut = data.rfind(b"\n") + 1
                     if cut:
-                        yield path.name, offset, data[:cut]
+                        yield from split_long_lines(path.name, offset, data[:cut], cap)
                     offset, rest = offset + cut, data[cut:]
-                if rest:
+                    if len(rest) > cap:
+                        long = LongLine(offset, rest[:cap])
+                        long.add(rest)
+                        rest = b""
+                if long is not None or rest:
                     log.warning("pg_log_line_incomplete", file=path.name, offset=offset)
 
     async def _scanned(self, start: datetime, end: datetime, finish: Callable[[list[dict[str, Any]]], Any],
@@ -367,8 +469,13 @@ class PostgresLogSource:
         scanned = 0
 
         def next_block() -> tuple[Any, int] | None:
-            block = next(blocks, None)
-            return None if block is None else (finish(scanner.scan(*block)), len(block[2]))
+            piece = next(blocks, None)
+            if piece is None:
+                return None
+            name, offset, body = piece
+            if isinstance(body, LongLine):
+                return finish(scanner.capped(name, body)), body.length + 1
+            return finish(scanner.scan(name, offset, body)), len(body)
 
         # each block is read and scanned in a worker thread: the event loop stays free
         while (done := await asyncio.to_thread(next_block)) is not None:
