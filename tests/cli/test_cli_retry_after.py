@@ -8,6 +8,7 @@ import pytest
 
 from pausegate.cli.api_client import MAX_RETRY_WAIT_S, PausegateClient, retry_after
 from pausegate.errors import ApiError
+from tests.support.fault_report import record_result
 
 TRIGGERED = {"started": True, "pause": {}}  # read as sent (the model is not asked for)
 
@@ -41,6 +42,8 @@ class TestRetryAfterIsBounded:
         assert "Retry-After: '199999999999992'" in caught.value.detail
         # One idempotency key for every attempt: a retry cannot pull the switch twice.
         assert len({r.headers["Idempotency-Key"] for r in seen}) == 1
+        record_result("Retry-After: 199999999999992 on pulling the switch", "pausegate pause's client",
+                      injected=len(seen), outcome=f"{len(waits)} waits of at most 30 s, then the API's answer reported")
 
     @pytest.mark.parametrize("value", ["inf", "nan", "-5", "1e400", "Wed, 21 Oct 2015 07:28:00 GMT", "soon"])
     def test_a_retry_after_that_is_not_a_number_of_seconds_sets_no_wait(self, value: str) -> None:

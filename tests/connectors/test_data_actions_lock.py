@@ -14,6 +14,7 @@ from pausegate.connectors.postgres.data_actions import PostgresDataActions
 from pausegate.errors import TargetRejectedError
 from pausegate.models.data_actions import NullColumn, action_digest
 from tests.connectors.data_actions_support import KEYS, TELEMETRY, seed_rows
+from tests.support.fault_report import record_result
 
 if TYPE_CHECKING:
     from tests.connectors.conftest import Database
@@ -72,6 +73,9 @@ class TestAnEmployeeLoginCannotStallDataActions:
         with database.connect() as admin:
             held = admin.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()
         assert held == (len(OLD_KEYS),)
+        record_result("an employee login holds the data actions' lock keys", "apply and verify a data action",
+                      injected=len(OLD_KEYS) + len(refused),
+                      outcome="applied once and verified; the ledger's locks refused to the employee")
 
     async def test_a_first_apply_creates_its_ledger_while_an_employee_holds_the_old_keys(
         self, database: Database, employee: psycopg.Connection[tuple[object, ...]]

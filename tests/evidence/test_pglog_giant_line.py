@@ -14,6 +14,7 @@ from pausegate.analysis.pglog_lines import capped_fields, is_capped, original_li
 from pausegate.analysis.who_saw_what import WhoSawWhatBuilder
 from pausegate.connectors.audit import pglog
 from pausegate.connectors.audit.pglog import PostgresLogSource
+from tests.support.fault_report import record_result
 
 from .test_pglog import SCOPE, WINDOW, Log
 
@@ -92,6 +93,10 @@ class TestAGiantLine:
         report = await builder.finish()
         assert report.unparsed == 1 and report.unparsed_users == ["mallory"]
         assert "over the reader's cap" in report.unparsed_statements[0].error
+        record_result("one giant log line (48 MiB statement of control characters)", "read the window's log",
+                      injected=1,
+                      outcome="sealed capped with its length and digest; counted unparsed; later lines read",
+                      line_bytes=length, peak_bytes=peak)
 
     async def test_a_long_line_inside_a_block_is_capped_alike(self, tmp_path: Path) -> None:
         log = Log(tmp_path)

@@ -18,6 +18,7 @@ from pausegate.models.plan import AgentSelection
 from pausegate.models.watch import WatchInput, WatchState
 from pausegate.runbook.model import DatasetSpec, Runbook, WatchSpec
 from pausegate.temporal.pauses import pause_handle
+from tests.support.fault_report import record_result
 from tests.support.harness import Harness, HarnessFactory
 from workflows.watch import WatchWorkflow, watch_actor
 from workflows.watch_ids import watch_workflow_id
@@ -75,6 +76,8 @@ class TestTheWatchFailsClosed:
         assert "checks in a row could not run" in status.reason
         messages = [m.text for m in h.chat.sink.received("security")]
         assert sum("could not check the plan's conditions" in m for m in messages) >= 2
+        record_result("the watch's consent source refuses connections", "watch after a resume, 2 failures allowed",
+                      injected=final.failed_checks, outcome="drift: the switch pulled again by the watch")
 
     async def test_a_period_without_one_check_that_ran_does_not_end_as_ended(self, harness10: Harness) -> None:
         h = harness10
@@ -88,3 +91,5 @@ class TestTheWatchFailsClosed:
         assert final.checks == 0 and final.failed_checks >= 1
         assert final.drift is None and final.repaused is None
         assert any("ended without one check" in m.text for m in h.chat.sink.received("security"))
+        record_result("the watch's consent table is gone", "a watch period shorter than the failures allowed",
+                      injected=final.failed_checks, outcome="the watch ends unchecked, not ended; people told")
