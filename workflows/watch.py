@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.errors import ActionRefused
     from pausegate.models.conditions import ConditionsCheck, ConsentOutcome, HaltUnconsentedInput
     from pausegate.models.pause import Actor, NotifyInput, Phase
+    from pausegate.models.runbook import WatchSpec
     from pausegate.models.watch import (
         MAX_WITHDRAWN,
         WITHDRAWALS_KEPT,
@@ -36,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from pausegate.policy import authority
     from pausegate.policy import conditions as pc
-    from pausegate.runbook.model import WatchSpec
     from workflows.conditions import verify_conditions
     from workflows.support import activity_options, error_text
 

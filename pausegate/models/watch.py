@@ -16,8 +16,8 @@ from pausegate.models.conditions import ConditionsCheck
 from pausegate.models.limits import MAX_NOTE
 from pausegate.models.people import Actor
 from pausegate.models.plan import ResumePlan
+from pausegate.models.runbook import Runbook
 from pausegate.models.state import Tuning
-from pausegate.runbook.model import Runbook
 
 MAX_WITHDRAWN = 10_000  # employees whose consent a watch holds withdrawn (carried in history: ~200 KB at most)
 WITHDRAWALS_KEPT = 100  # the latest withdrawals listed in state; the count carries the rest

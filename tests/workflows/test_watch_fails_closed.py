@@ -15,8 +15,8 @@ from psycopg import sql
 from pausegate.config import PostgresConnection
 from pausegate.models.pause import Phase, ResumePlan
 from pausegate.models.plan import AgentSelection
+from pausegate.models.runbook import DatasetSpec, Runbook, WatchSpec
 from pausegate.models.watch import WatchInput, WatchState
-from pausegate.runbook.model import DatasetSpec, Runbook, WatchSpec
 from pausegate.temporal.pauses import pause_handle
 from tests.support.fault_report import record_result
 from tests.support.harness import Harness, HarnessFactory

@@ -57,7 +57,7 @@ from pausegate.models.data_actions import (
     PurgeSubjects,
     action_digest,
 )
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 log = structlog.get_logger(__name__)
 
