@@ -30,6 +30,7 @@ from pausegate.connectors.postgres.copies_catalog import (
     find_subscribed_tables,
     resolve,
 )
+from pausegate.connectors.postgres.copies_settle import drop_copy, keep_copy, purge_copy
 from pausegate.connectors.postgres.quarantine import contain
 from pausegate.errors import ConfigError, TargetUnavailableError
 from pausegate.evidence.interface import EvidenceStore, read_recorded
@@ -46,6 +47,8 @@ from pausegate.models.copies import (
     FindCatalogCopiesInput,
     FindCopiesElsewhereInput,
     FindPauseCopiesInput,
+    SettleCopiesInput,
+    SettledCopy,
     summarise,
 )
 from pausegate.models.runbook import DatasetSpec
@@ -170,6 +173,38 @@ class CopiesActivities:
             document = found.model_copy(update={"stage": "contained", "copies": done})
             ref = await asyncio.to_thread(store.put_json, key, document.model_dump(mode="json"))
             return summarise(document, ref)
+
+    @activity.defn(name="settle_pause_copies")
+    async def settle_pause_copies(self, input: SettleCopiesInput) -> list[SettledCopy]:
+        """Before access returns: drop, purge or re-verify each copy as the plan decided, on the connection
+        holding it, each checked by the database. Returns copy ids and counts only."""
+        store = self._need_store()
+        async with running() as progress:
+            document = CopiesDocument.model_validate(await read_recorded(store, input.document))
+            entries = {c.current.id: c for c in document.copies}
+            by_connection = _by_connection(input.datasets)
+            done: list[SettledCopy] = []
+            for n, decision in enumerate(input.decisions, 1):
+                entry = entries.get(decision.copy_id)
+                if entry is None or entry.connection is None or decision.action == "waive":
+                    done.append(SettledCopy(copy_id=decision.copy_id, action=decision.action,
+                                            verified=decision.action == "waive"))
+                    continue
+                async with self._connect(entry.connection) as conn:
+                    if decision.action == "drop":
+                        done.append(await drop_copy(conn, entry.current))
+                    elif decision.action == "purge" and decision.data_action is not None:
+                        done.append(await purge_copy(conn, entry.current, input.data_actions[decision.data_action]))
+                    else:
+                        specs = by_connection.get(entry.connection, [])
+                        done.append(await keep_copy(conn, entry.current,
+                                                    sorted({r for d in specs for r in d.break_glass_roles})))
+                progress.report("settled", n, len(input.decisions))
+            unsettled = [d.copy_id for d in done if not d.verified]
+            if unsettled:
+                # access must not return while a decision is not done: retried, then the resume is undone
+                raise TargetUnavailableError("copies not settled as the plan decided: " + ", ".join(unsettled[:10]))
+            return done
 
     async def _contain_one(self, entry: ContainedCopy, dataset_tables: Sequence[str],
                            break_glass: Sequence[str]) -> ContainedCopy:

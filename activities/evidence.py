@@ -13,8 +13,9 @@ from pausegate.analysis.exposure import Exposure, summary
 from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.interfaces import AuditSource
 from pausegate.evidence.anchor import REPORT_FINGERPRINT
-from pausegate.evidence.interface import EvidenceStore
+from pausegate.evidence.interface import EvidenceStore, read_recorded
 from pausegate.evidence.layout import audit_key, report_key, timeline_key
+from pausegate.models.copies import CopiesDocument, listings
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
 from pausegate.models.pause import (
     ArchiveTimelineInput,
@@ -86,7 +87,13 @@ class EvidenceActivities:
     async def write_report(self, input: ReportInput) -> EvidenceRef:
         """Store the pause's final report."""
         async with running():
-            document = input.model_dump(mode="json")
+            copies = input.status.containment.copies
+            if copies is not None:
+                # names stay out of history: the report takes them from the sealed document the pause recorded
+                sealed = CopiesDocument.model_validate(await read_recorded(self._store, copies.document))
+                input = input.model_copy(update={"copies": listings(sealed)})
+            # a pause with no copies document writes the report it always wrote
+            document = input.model_dump(mode="json", exclude=None if copies is not None else {"copies"})
             # the status lists the digest of every bundle and document the pause recorded; with the
             # key's fingerprint beside it, the report alone anchors the evidence offline
             document["status"] = input.status.as_document()

@@ -29,7 +29,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.fleet import FleetActivities
     from pausegate.errors import non_retryable_error_types
     from pausegate.models.access import DatasetContainment, DatasetRevoked
-    from pausegate.models.copies import ContainPauseCopiesInput, CopiesSummary, FindPauseCopiesInput
+    from pausegate.models.copies import (
+        ContainPauseCopiesInput,
+        CopiesSummary,
+        FindPauseCopiesInput,
+        SettleCopiesInput,
+        SettledCopy,
+    )
     from pausegate.models.data_stop import DataStopInput
     from pausegate.models.evidence import SnapshotResult
     from pausegate.models.pause import (
@@ -47,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         Tuning,
         VerifyDatasetInput,
     )
+    from pausegate.models.plan import ResumePlan
     from pausegate.policy import transitions as t
     from workflows.support import activity_options, error_text, wait_until
 
@@ -295,6 +302,20 @@ class Containment:
             COPIES_STEP, contain_round, accept=lambda r: not r.uncontained,
             describe=lambda r: f"{len(r.uncontained)} copies not contained: " + ", ".join(r.uncontained[:5]),
         )
+
+    async def settle_copies(self, plan: ResumePlan) -> None:
+        """Before access returns: each copy dropped, purged or kept quarantined as the plan decided, each
+        checked by the database (an activity error undoes the resume like any other)."""
+        copies = self.state.containment.copies
+        if copies is None or not plan.copies:
+            return
+        settled: list[SettledCopy] = await workflow.execute_activity_method(
+            CopiesActivities.settle_pause_copies,
+            SettleCopiesInput(pause_key=self.state.evidence_key, document=copies.document, decisions=plan.copies,
+                              data_actions=plan.data_actions, datasets=list(self.runbook.datasets)),
+            **self._options(timedelta(minutes=30), attempts=5),
+        )
+        t.copies_settled(self.state, settled, workflow.now())
 
     async def _until_done(
         self,

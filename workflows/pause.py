@@ -58,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pausegate.models.seals import SealedMessage, delivery_problem
     from pausegate.policy import conditions as pc
-    from pausegate.policy import review
+    from pausegate.policy import copies, review
     from pausegate.policy import transitions as t
     from workflows.conditions import PlanConditions
     from workflows.containment import Containment
@@ -67,6 +67,9 @@ with workflow.unsafe.imports_passed_through():
 # Update ids remembered across continue-as-new; a client retrying later than this many updates
 # sends a new request anyway.
 APPLIED_UPDATES_KEPT = 500
+
+# Pauses whose plans decided no copy replay without the step that carries the decisions out.
+RESUME_COPIES_PATCH = "resume-copies"
 
 ReviewOutcome = Literal["resume", "decommission", "continue_as_new"]
 
@@ -279,6 +282,7 @@ class PauseWorkflow:
         def check() -> None:
             review.check_proposal(self.runbook, self.state.phase, input)
             pc.check_plan_conditions(self.runbook, input.plan)
+            copies.check_plan_copies(self.runbook, self.state.containment.copies, input.plan, input.actor)
 
         self._validate(input, check)
 
@@ -378,6 +382,8 @@ class PauseWorkflow:
         plan = self.state.plan.plan
         self.state.resume_attempts += 1
         self.state.conditions = await self.plan_conditions.apply(plan) if pc.has_conditions(plan) else None
+        if plan.copies and workflow.patched(RESUME_COPIES_PATCH):
+            await self.containment.settle_copies(plan)
         restore = await asyncio.gather(*(
             workflow.execute_activity_method(
                 AccessActivities.restore_grants,

@@ -14,6 +14,7 @@ from pausegate.api.redaction import redact_state
 from pausegate.api.refusal_log import RefusalEntry
 from pausegate.models.access import DatasetContainment
 from pausegate.models.base import Model
+from pausegate.models.copies import CopyListing
 from pausegate.models.data_stop import DataStop
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.pause import AppliedUpdate, PauseState, Phase, Severity
@@ -165,6 +166,10 @@ class PauseView(PauseState):
     who_saw_what: dict[str, Any] | None = Field(
         default=None, description="Who read which object in the exposure window (with ?scope=true)."
     )
+    copies: list[CopyListing] | None = Field(
+        default=None, description="The copies of the data made in the window, from the sealed copies document "
+        "(with ?scope=true)."
+    )
     redacted: bool = Field(
         default=False,
         description="True when the caller holds no review role of the program: lists that name access are empty, "
@@ -196,7 +201,7 @@ class PauseView(PauseState):
     @classmethod
     def of(
         cls, state: PauseState, scopes: dict[str, dict[str, Any]] | None = None,
-        who_saw_what: dict[str, Any] | None = None, *, reveal: bool,
+        who_saw_what: dict[str, Any] | None = None, *, reveal: bool, copies: list[CopyListing] | None = None,
     ) -> PauseView:
         """The view of ``state``; with ``reveal`` false (a caller without a review role) redacted."""
         if not reveal:
@@ -205,7 +210,8 @@ class PauseView(PauseState):
             return cls(**dict(shown), progress=Progress.of(shown), exposure=[], who_saw_what=None, redacted=True,
                        digest_before_redaction=digest)
         exposure = [ExposureDataset.of(d, (scopes or {}).get(d.dataset)) for d in state.containment.datasets]
-        return cls(**dict(state), progress=Progress.of(state), exposure=exposure, who_saw_what=who_saw_what)
+        return cls(**dict(state), progress=Progress.of(state), exposure=exposure, who_saw_what=who_saw_what,
+                   copies=copies)
 
 
 class TriggerResponse(Model):

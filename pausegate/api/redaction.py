@@ -5,11 +5,11 @@ closed and who read the data are themselves sensitive. A caller without a review
 program sees the pause's state, containment as counts, who did what and when; every field that
 names access, or may (people's free text, error texts), is emptied:
 
-- ``exposure`` (per-dataset scope summaries and documents), ``who_saw_what``, ``report``;
-- ``containment``: ``datasets[].residual``, ``exposure``, ``errors``, ``blocked[].reason``;
+- ``exposure`` (per-dataset scope summaries and documents), ``who_saw_what``, ``copies``, ``report``;
+- ``containment``: ``datasets[].residual``, ``exposure``, ``copies``, ``errors``, ``blocked[].reason``;
   ``progress.errors``;
 - ``plan``: ``plan.grants`` (whom the plan gives access), the subjects a data action purges (each
-  becomes ``redacted``: the count stays), ``diff[].loses_roles`` / ``keeps_roles`` /
+  becomes ``redacted``: the count stays), ``copies[].reason``, ``diff[].loses_roles`` / ``keeps_roles`` /
   ``gains_roles`` and ``diff[].diff``; the counts stay;
 - ``checklist[].evidence`` and ``note``; ``approvals[].comment``, ``decommission_approvals[].comment``,
   ``waivers[].reason``;
@@ -43,7 +43,9 @@ def _plan(record: PlanRecord | None) -> PlanRecord | None:
         a.model_copy(update={"subjects": [REDACTED_SUBJECT] * len(a.subjects)}) if isinstance(a, PurgeSubjects) else a
         for a in record.plan.data_actions
     ]
-    plan = record.plan.model_copy(update={"grants": [], "data_actions": actions})
+    # a waiver's reason is people's free text
+    copies = [d.model_copy(update={"reason": ""}) for d in record.plan.copies]
+    plan = record.plan.model_copy(update={"grants": [], "data_actions": actions, "copies": copies})
     return record.model_copy(update={"plan": plan, "diff": diff})
 
 
@@ -53,6 +55,7 @@ def redact_state(state: PauseState) -> PauseState:
     containment = c.model_copy(update={
         "datasets": [d.model_copy(update={"residual": []}) for d in c.datasets],
         "exposure": None,
+        "copies": None,
         "errors": [],
         "blocked": [b.model_copy(update={"reason": ""}) for b in c.blocked],
     })

@@ -99,8 +99,26 @@ def progress_table(view: PauseView) -> Table:
         f"{p.evidence_bundles} bundles"
         + (f", pending {', '.join(p.evidence_pending)}" if p.evidence_pending else " ✓"),
     )
+    copies = view.containment.copies
+    if copies is not None:
+        add_row(shown, "Copies of the data",
+                f"{copies.found} found: {copies.quarantined} quarantined, {copies.left_database} left the database, "
+                f"{copies.possible} possible" + (f", {len(copies.uncontained)} NOT contained" if copies.uncontained
+                                                 else " ✓" if copies.complete else ""))
     for error in p.errors[-3:]:
         add_row(shown, line(("retrying", "yellow")), error)
+    return shown
+
+
+def copies_table(view: PauseView) -> Table | None:
+    """Each copy of the data (with --scope): kind, creator, when, rows, state, where it is now."""
+    if not view.copies:
+        return None
+    shown = table(line("Copies of the data"), ("copy", "kind", "creator", "when", "rows", "state", "where"))
+    for c in view.copies:
+        state = line((c.state, "red")) if c.state in ("found", "left_database") else line(c.state)
+        add_row(shown, c.id, c.kind.value, c.creator or "—", when(c.created_at),
+                "—" if c.rows is None else str(c.rows), state, c.quarantined_as or c.where or "—")
     return shown
 
 
@@ -146,6 +164,26 @@ def _plan(view: PauseView) -> Text | None:
     if shown is not None:
         text.append_text(line("\n"))
         text.append_text(shown)
+    decided = copy_decisions(record.plan)
+    if decided is not None:
+        text.append_text(line("\n"))
+        text.append_text(decided)
+    return text
+
+
+def copy_decisions(plan: ResumePlan) -> Text | None:
+    """What the plan does with each copy of the data; a copy left as it is shows as a risk, in red."""
+    decisions = getattr(plan, "copies", [])
+    if not decisions:
+        return None
+    text = line(f"Copies of the data ({len(decisions)}):")
+    for d in decisions:
+        if d.action == "waive":
+            text.append_text(line("\n  ", ("RISK:", "bold red"), f" copy {d.copy_id} left as it is, waived: ",
+                                  d.reason))
+        else:
+            how = f"purge with data action {d.data_action}" if d.action == "purge" else d.action.replace("_", " ")
+            text.append_text(line(f"\n  copy {d.copy_id}: {how}"))
     return text
 
 
@@ -175,7 +213,10 @@ def _timeline(view: PauseView) -> Table:
 def status(view: PauseView) -> Group:
     """A pause in full: head, containment, checklist, plan, timeline."""
     plan = _plan(view)
-    parts: list[Table | Text] = [_head(view), progress_table(view), checklist(view.checklist)]
+    parts: list[Table | Text] = [_head(view), progress_table(view)]
+    if (copies := copies_table(view)) is not None:
+        parts.append(copies)
+    parts.append(checklist(view.checklist))
     if plan is not None:
         parts.append(plan)
     parts.append(_timeline(view))

@@ -19,6 +19,27 @@ def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "—"
 
 
+def _copies(report: ReportInput) -> list[str]:
+    """The copies of the data made in the window, each with where it stands (none before copies were found)."""
+    x = report.status.containment.copies
+    if x is None:
+        return []
+    lines = [
+        "", "## Copies of the data", "",
+        f"{x.found} copies made in the exposure window: {x.quarantined} quarantined, {x.left_database} left the "
+        f"database, {x.possible} possible, {x.gone} gone; document `{x.document.uri}` (`{x.document.sha256}`).",
+    ]
+    if x.uncontained:
+        lines.append(f"Not contained: {', '.join(x.uncontained)}.")
+    if report.copies:
+        lines += ["", "| Copy | Kind | Creator | When | Rows | State | Where |", "|---|---|---|---|---|---|---|"]
+        for c in report.copies:
+            where = c.quarantined_as or c.where or "—"
+            lines.append(f"| `{c.id}` | {c.kind.value} | {_cell(c.creator or '—')} | {_when(c.created_at)} | "
+                         f"{c.rows if c.rows is not None else '—'} | {c.state} | {_cell(where)} |")
+    return lines
+
+
 def render_markdown(report: ReportInput) -> str:
     """The report as Markdown: outcome, time to contain, exposure scope, evidence, review, approvals,
     timeline."""
@@ -78,6 +99,7 @@ def render_markdown(report: ReportInput) -> str:
             f"Who read the data in the exposure window: {x.readers} roles read {x.objects} objects in "
             f"{x.statements} statements ({x.failed_reads} refused); report `{x.report.uri}` (`{x.report.sha256}`).",
         ]
+    lines += _copies(report)
     lines += ["", "## Evidence", "", "| Source | Window | Records | Manifest digest |", "|---|---|---|---|"]
     for e in c.evidence:
         lines.append(
@@ -121,6 +143,11 @@ def render_markdown(report: ReportInput) -> str:
             lines.append(f"- Summary: {_cell(plan.summary)}")
         for condition in plan.conditions:
             lines.append(f"- Condition: {_cell(condition)}")
+        for decision in plan.copies:
+            how = (f"purge with data action {decision.data_action}" if decision.action == "purge"
+                   else decision.action.replace("_", " "))
+            lines.append(f"- **Risk:** copy `{decision.copy_id}` left as it is (waived): {_cell(decision.reason)}"
+                         if decision.action == "waive" else f"- Copy `{decision.copy_id}`: {how}")
         if plan.grants:
             lines += ["", "| Dataset | Role | Table | Privileges | Columns |", "|---|---|---|---|---|"]
             for g in plan.grants:

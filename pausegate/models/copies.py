@@ -22,8 +22,10 @@ from typing import Literal
 from pydantic import Field
 
 from pausegate.models.base import Model
+from pausegate.models.data_actions import DataAction
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.limits import MAX_LISTED_IDS
+from pausegate.models.plan import CopyDecision
 from pausegate.models.runbook import DatasetSpec
 
 MAX_STATEMENT_CHARS = 500  # of a statement kept beside its place in the log (the sealed log holds all of it)
@@ -218,10 +220,42 @@ class CopiesSummary(Model):
     server_files: int = Field(default=0, ge=0, description="Files on the server, read back and hashed.")
     undecided: list[str] = Field(default_factory=list, description="Ids of copies a resume plan must decide.")
     uncontained: list[str] = Field(default_factory=list, description="Ids of copies not contained and verified.")
+    earlier: list[EvidenceRef] = Field(default_factory=list, description="The found document and earlier "
+                                       "containment rounds' documents, so every one the pause wrote is anchored.")
 
     @property
     def complete(self) -> bool:
         return self.stage == "contained" and not self.uncontained
+
+
+class CopyListing(Model):
+    """One copy as people read it in the status, the API and the report (from the sealed document)."""
+
+    id: str
+    kind: CopyKind
+    creator: str | None = None
+    created_at: datetime | None = None
+    rows: int | None = None
+    state: CopyState
+    where: str | None = Field(default=None, description="schema.name as found, or where it went.")
+    quarantined_as: str | None = None
+    server: str | None = None
+    client: str | None = None
+    application: str | None = None
+    datasets: tuple[str, ...] = ()
+    confidence: float | None = None
+    note: str | None = None
+
+    @classmethod
+    def of(cls, copy: Copy) -> CopyListing:
+        return cls(id=copy.id, kind=copy.kind, creator=copy.creator, created_at=copy.created_at, rows=copy.rows,
+                   state=copy.state, where=copy.qualified or copy.destination or copy.name,
+                   quarantined_as=copy.quarantined_as, server=copy.server, client=copy.client,
+                   application=copy.application, datasets=copy.datasets, confidence=copy.confidence, note=copy.note)
+
+
+def listings(document: CopiesDocument) -> list[CopyListing]:
+    return [CopyListing.of(c.current) for c in document.copies]
 
 
 def summarise(document: CopiesDocument, ref: EvidenceRef) -> CopiesSummary:
@@ -249,6 +283,26 @@ class FindPauseCopiesInput(Model):
     window_end: datetime | None = None
     paused_at: datetime | None = Field(default=None, description="From then on, the statements of the role "
                                        "pausegate connects as are containment's own, not copies.")
+
+
+class SettledCopy(Model):
+    """What the resume did with one copy, as the database confirmed it."""
+
+    copy_id: str
+    action: Literal["drop", "purge", "keep_quarantined", "waive"]
+    rows_deleted: int = Field(default=0, ge=0)
+    verified: bool
+    note: str | None = None
+
+
+class SettleCopiesInput(Model):
+    """Do what the plan decided for each copy of the copies document (names stay in the document)."""
+
+    pause_key: str
+    document: EvidenceRef
+    decisions: list[CopyDecision]
+    data_actions: list[DataAction] = Field(default_factory=list)
+    datasets: list[DatasetSpec]
 
 
 class ContainPauseCopiesInput(Model):

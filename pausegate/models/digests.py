@@ -18,7 +18,7 @@ __all__ = ["approval_digest", "canonical_json", "checklist_digest", "plan_digest
 
 # Plan fields added later, left out of the digest while unset: a plan without them keeps the digest
 # it had before they existed, so approvals (and recorded histories) stay bound to it.
-_LATER_PLAN_FIELDS = ("collection", "consent_required", "data_actions")
+_LATER_PLAN_FIELDS = ("collection", "consent_required", "data_actions", "copies")
 
 
 def plan_digest(plan: ResumePlan) -> str:

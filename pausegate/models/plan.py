@@ -38,6 +38,29 @@ class AgentSelection(Model):
         return self
 
 
+COPY_ID = r"^[0-9a-f]{16}$"
+
+
+class CopyDecision(Model):
+    """What the resume does with one copy of the data (by its id in the pause's copies document)."""
+
+    copy_id: str = Field(pattern=COPY_ID)
+    action: Literal["drop", "purge", "keep_quarantined", "waive"] = Field(
+        description="drop it; purge its rows with one of the plan's data actions; keep it quarantined; or leave it "
+        "as it is (waive: the commander only, with a reason, shown to approvers as a risk).")
+    data_action: int | None = Field(default=None, ge=0, description="purge: the position of the plan's data action "
+                                    "whose rule deletes the copy's rows.")
+    reason: str = Field(default="", max_length=MAX_NOTE, description="Why (required to waive).")
+
+    @model_validator(mode="after")
+    def _complete(self) -> CopyDecision:
+        if (self.action == "purge") != (self.data_action is not None):
+            raise ValueError("a purge names its data_action, and only a purge does")
+        if self.action == "waive" and not self.reason.strip():
+            raise ValueError("a waiver needs a reason")
+        return self
+
+
 class ResumePlan(Model):
     """What resuming means: which agents restart, which narrowed grants come back, on what conditions."""
 
@@ -48,6 +71,8 @@ class ResumePlan(Model):
     collection: CollectionPlan | None = Field(default=None, description="The data types agents capture again.")
     consent_required: bool = Field(default=False, description="Resume only consenting employees' agents.")
     data_actions: list[DataAction] = Field(default_factory=list, max_length=50)
+    copies: list[CopyDecision] = Field(default_factory=list, max_length=MAX_LISTED_IDS,
+                                       description="What happens to each copy of the data the pause found.")
 
     @property
     def consent_only(self) -> bool:

@@ -225,6 +225,8 @@ class PauseState(Mutable):
         """The state as reports and the API show it: ``state`` for the phase, no update bookkeeping."""
         document = self.model_dump(mode="json", exclude={"applied_updates"})
         document["state"] = document.pop("phase")
+        if document["containment"].get("copies") is None:
+            del document["containment"]["copies"]  # documents of pauses begun before copies were found
         return document
 
     @computed_field  # type: ignore[prop-decorator]

@@ -13,6 +13,7 @@ from pydantic import Field
 from pausegate.models.access import DatasetCheck, DatasetRevoked, GrantSpec, RestoreResult
 from pausegate.models.base import Model
 from pausegate.models.conditions import ConsentSource
+from pausegate.models.copies import CopyListing
 from pausegate.models.evidence import SHA256_HEX
 from pausegate.models.phase import Phase
 from pausegate.models.plan import AgentSelection
@@ -148,6 +149,9 @@ class ReportInput(Model):
         default=None, pattern=SHA256_HEX,
         description="The key the evidence verifies with; filled in by the activity that stores the report.",
     )
+    copies: list[CopyListing] = Field(
+        default_factory=list, description="The copies of the data, from the sealed copies document; filled in by "
+        "the activity that stores the report (history holds only the document's reference).")
 
 
 class ArchiveTimelineInput(Model):

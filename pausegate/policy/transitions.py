@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pausegate.models.access import DatasetContainment, DatasetRevoked, RestoreResult
-from pausegate.models.copies import CopiesSummary
+from pausegate.models.copies import CopiesSummary, SettledCopy
 from pausegate.models.digests import plan_digest
 from pausegate.models.evidence import SnapshotResult
 from pausegate.models.pause import (
@@ -268,12 +268,22 @@ def copies_found(state: PauseState, summary: CopiesSummary, now: datetime) -> No
 
 def copies_contained(state: PauseState, summary: CopiesSummary, now: datetime) -> None:
     """Recorded every round; containment is complete only once no copy is left uncontained."""
-    state.containment.copies = summary
+    before = state.containment.copies
+    earlier = [*before.earlier, before.document] if before is not None else []
+    state.containment.copies = summary = summary.model_copy(update={"earlier": earlier})
     left = f"; not contained: {', '.join(summary.uncontained[:10])}" if summary.uncontained else ""
     state.record(now, SYSTEM_ACTOR, "containment.copies",
                  f"{summary.quarantined} of {summary.found} copies quarantined and verified, "
                  f"{summary.left_database} left the database, {summary.possible} possible, {summary.gone} gone; "
                  f"document {summary.document.sha256[:12]}{left}", accepted=not summary.uncontained)
+
+
+def copies_settled(state: PauseState, settled: list[SettledCopy], now: datetime) -> None:
+    counts = {a: sum(1 for s in settled if s.action == a) for a in ("drop", "purge", "keep_quarantined", "waive")}
+    state.record(now, SYSTEM_ACTOR, "resume.copies",
+                 f"{counts['drop']} copies dropped, {counts['purge']} purged "
+                 f"({sum(s.rows_deleted for s in settled)} rows), {counts['keep_quarantined']} kept quarantined, "
+                 f"{counts['waive']} left as they are (waived)")
 
 
 def contained(state: PauseState, now: datetime) -> None:

@@ -100,6 +100,7 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
         data_stop.check_data_stop,
         copies.find_pause_copies,
         copies.contain_pause_copies,
+        copies.settle_pause_copies,
         fleet.set_collection,
         fleet.check_collection,
         conditions.check_consent,

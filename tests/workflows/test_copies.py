@@ -4,15 +4,25 @@ and will not resume until the plan decides it."""
 
 from __future__ import annotations
 
+import io
+
 import psycopg
 import pytest
 from psycopg import sql
+from rich.console import Console
 
-from pausegate.models.copies import CopiesDocument, CopyKind
+from pausegate.api.models import PauseView
+from pausegate.cli import views
+from pausegate.errors import ActionRefused
+from pausegate.evidence.report import render_markdown
+from pausegate.models.copies import CopiesDocument, CopyKind, listings
 from pausegate.models.phase import Phase
+from pausegate.models.plan import CopyDecision
 from pausegate.models.state import PauseState
-from tests.support.harness import Harness
-from tests.workflows.test_lifecycle import readable_history, telemetry_rows
+from pausegate.models.steps import ReportInput
+from pausegate.models.updates import ApproveInput, ProposePlanInput
+from tests.support.harness import CISO, COMMANDER, CPO, Harness
+from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review, readable_history, telemetry_rows
 
 COPIER = "employee_0002"
 BYSTANDER = "employee_0003"
@@ -43,6 +53,12 @@ def copy_the_keystrokes(h: Harness) -> int:
     rows = read_count(h, BYSTANDER, f"{SANDBOX}.my_keys")
     assert rows is not None and rows > 0, "the bystander reads the shared copy before the pause"
     return rows
+
+
+def shown(view: PauseView) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=300).print(views.status(view))
+    return buffer.getvalue()
 
 
 def copies_document(h: Harness, status: PauseState) -> CopiesDocument:
@@ -86,3 +102,42 @@ class TestCopiesInAPause:
         history = readable_history(await handle.fetch_history())
         assert copies.document.sha256 in history
         assert "my_keys" not in history and SANDBOX not in history
+
+    async def test_the_copy_is_shown_and_resume_waits_until_the_plan_decides_it(self, harness: Harness) -> None:
+        h = harness
+        await h.eventually(lambda: telemetry_rows(h.database_dsn)[0] > 0, what="telemetry rows")
+        copy_the_keystrokes(h)
+        handle, _ = await h.pause()
+        status = await h.wait_for_state(Phase.UNDER_REVIEW)
+        document = copies_document(h, status)
+        [entry] = document.copies
+        copy = entry.current
+        assert copy.quarantined_as is not None
+
+        # status: the counts for everyone, each copy from the sealed document for review roles
+        text = shown(PauseView.of(status, reveal=True, copies=listings(document)))
+        assert "1 found: 1 quarantined" in text
+        assert all(part in text for part in (copy.id, COPIER, "create_table_as", "quarantined", copy.quarantined_as))
+
+        await complete_review(h)
+        with pytest.raises(ActionRefused) as refused:
+            await h.act(ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
+        assert refused.value.code == "copies_undecided" and copy.id in refused.value.reason
+        # leaving the copy as it is belongs to the commander, with a reason; dropping it is anyone's plan
+        decided = NARROWED_PLAN.model_copy(update={"copies": [CopyDecision(copy_id=copy.id, action="drop")]})
+        await h.act(ProposePlanInput(actor=COMMANDER, plan=decided))
+        status = await h.wait_for_state(Phase.AWAITING_APPROVAL)
+        assert status.approval_digest is not None
+        assert f"copy {copy.id}: drop" in shown(PauseView.of(status, reveal=True))
+        await h.act(ApproveInput(actor=CISO, role="ciso", digest=status.approval_digest))
+        await h.act(ApproveInput(actor=CPO, role="cpo", digest=status.approval_digest))
+        final: PauseState = await handle.result()
+
+        assert final.phase == Phase.RESUMED
+        assert read_count(h, "security_breakglass", copy.quarantined_as) is None  # dropped before access returned
+        assert any(e.action == "resume.copies" and "1 copies dropped" in e.detail for e in final.timeline)
+        assert final.report is not None
+        report = ReportInput.model_validate(h.connectors.evidence_store.read_json(final.report.key))
+        markdown = render_markdown(report)
+        assert "## Copies of the data" in markdown
+        assert f"| `{copy.id}` | create_table_as | {COPIER} |" in markdown and f"Copy `{copy.id}`: drop" in markdown

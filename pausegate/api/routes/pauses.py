@@ -18,6 +18,7 @@ from pausegate.api.responses import ACTION_ERRORS
 from pausegate.errors import PauseNotFound
 from pausegate.evidence.interface import read_recorded
 from pausegate.evidence.report import render_markdown
+from pausegate.models.copies import CopiesDocument, CopyListing, listings
 from pausegate.models.pause import PauseRequest, ReportInput
 from pausegate.policy import authority
 from pausegate.temporal.pauses import read_status, start_pause
@@ -101,6 +102,7 @@ async def read_pause(
     reveal = authority.may_read_access(runbook, actor)
     scopes: dict[str, dict[str, Any]] | None = None
     who_saw_what: dict[str, Any] | None = None
+    copies: list[CopyListing] | None = None
     if scope:
         # each document must be the one the pause recorded, not merely one the deployment signed
         scopes = {}
@@ -109,8 +111,11 @@ async def read_pause(
         if status.containment.exposure is not None:
             report_ref = status.containment.exposure.report
             who_saw_what = await read_recorded(state.store, report_ref)
+        if status.containment.copies is not None:
+            copies = listings(CopiesDocument.model_validate(
+                await read_recorded(state.store, status.containment.copies.document)))
         log.info("scope_read", pause=program, actor=actor.id, datasets=len(scopes))
-    return PauseView.of(status, scopes, who_saw_what, reveal=reveal)
+    return PauseView.of(status, scopes, who_saw_what, reveal=reveal, copies=copies)
 
 
 @router.get(
