@@ -148,6 +148,13 @@ class S3EvidenceSettings(Model):
         default=2555, ge=1, le=36500, description="Compliance-mode retention set on every object written (7 years)."
     )
     addressing_style: Literal["auto", "virtual", "path"] = "auto"
+    writer_principal: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^arn:[a-z-]+:(iam|sts)::[0-9]{12}:\S+$",
+        description="ARN of the worker's principal: the only one the bucket policy may let write under the "
+        "prefix. A worker refuses to open the store until the policy is checked (docs/evidence-store.md).",
+    )
     max_attempts: int = Field(
         default=5, ge=1, le=20, description="Attempts per request (the activity retries after that)."
     )

@@ -7,8 +7,10 @@ written first, so that a crash between the two writes leaves only a signature wi
 document, which vouches for nothing and is replaced by the retry; a document without its
 signature would be unreadable for good.
 
-Each store gives a ``DocumentMedium``: a directory (files, a lock per directory) or a bucket
-(conditional creates, versions); it only stores and fetches.
+A name that holds something the store did not write is not refused: the document goes under a
+fresh name and the reference lists what was planted (``squatting``). Each store gives a
+``DocumentMedium``: a directory (files, a lock per directory) or a bucket (conditional creates,
+versions); it stores, fetches, and says what lies at a key's names.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pausegate.errors import EvidenceError
 from pausegate.evidence.bundle import document_signature_bytes
 from pausegate.evidence.files import canonical_document, sha256_hex
+from pausegate.evidence.squatting import Squat, place
 from pausegate.models.evidence import URI_SCHEME, EvidenceRef
 
 log = structlog.get_logger(__name__)
@@ -40,8 +43,11 @@ class StoredDocument:
 class DocumentMedium(Protocol):
     """Where a store keeps its documents and their signatures."""
 
-    def holds_bundle(self, key: str) -> bool:
-        """Whether ``key`` holds a sealed bundle (then it cannot hold a document)."""
+    def squat(self, key: str, data: bytes | None) -> Squat | None:
+        """What lies at ``key``'s names that the store did not write (None: nothing, or the store's own
+        document; ``data``, if given, is what is about to be written, and a document of exactly those
+        bytes without a signature is the store's, stored before signatures were written first).
+        ``EvidenceError`` if ``key`` holds a bundle the store sealed."""
         ...
 
     def writing(self, key: str) -> AbstractContextManager[None]:
@@ -81,9 +87,10 @@ def canonical_object(key: str, data: bytes) -> bytes:
 def write_document(
     medium: DocumentMedium, signing_key: Ed25519PrivateKey, key: str, data: bytes, records: int
 ) -> EvidenceRef:
-    """Store ``data`` under ``key`` once, signed; the ref of what is stored."""
-    if medium.holds_bundle(key):
-        raise EvidenceError(f"evidence key {key!r} already holds a sealed bundle")
+    """Store ``data`` under ``key`` once, signed; the ref of what is stored (under a fresh name, listing
+    what was planted, if the key's names hold something the store did not write)."""
+    placement = place(key, medium.squat(key, data), signing_key, lambda fresh: medium.squat(fresh, data))
+    key = placement.key
     digest = sha256_hex(data)
     # Ed25519 signs deterministically, so a retry produces the same bytes
     signature = document_signature_bytes(signing_key, key, data)
@@ -100,7 +107,8 @@ def write_document(
     version = {"version_id": stored.version_id} if stored.version_id is not None else {}
     log.info("evidence_document_stored", key=key, sha256=digest, size_bytes=len(data), **version)
     return EvidenceRef(
-        uri=f"{URI_SCHEME}{key}", sha256=digest, records=records, size_bytes=len(data), version_id=stored.version_id
+        uri=f"{URI_SCHEME}{key}", sha256=digest, records=records, size_bytes=len(data), version_id=stored.version_id,
+        plants=placement.planted,
     )
 
 

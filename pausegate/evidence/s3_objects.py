@@ -158,6 +158,19 @@ class Bucket:
         if config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
             raise EvidenceError(f"evidence bucket {self.name!r} has Object Lock disabled")
 
+    async def policy(self) -> str | None:
+        """The bucket's policy document as stored (JSON text); None if the bucket has none."""
+        try:
+            response = await self._client.get_bucket_policy(Bucket=self.name)
+        except ClientError as exc:
+            code, _ = _code(exc)
+            if code == "NoSuchBucketPolicy":
+                return None
+            raise self._failed("reading the policy of", "", exc) from None
+        except BotoCoreError as exc:
+            raise self._failed("reading the policy of", "", exc) from None
+        return str(response.get("Policy", "")) or None
+
     async def put_new(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> str | None:
         """Create ``name`` with ``data``, locked; its version id, or None if the name exists already
         (the server refuses a second write: ``If-None-Match: *``)."""

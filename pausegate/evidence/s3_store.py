@@ -18,7 +18,10 @@ no version can be deleted or shortened before it expires, by anyone. A ref recor
 wrote (``EvidenceRef.version_id``) and reads fetch that version and check its digest; which
 version is read otherwise is ``pausegate.evidence.s3_versions``'s to say. The rules a document write
 and the chain of bundles follow are the local store's too (``documents``, ``chain``): this module
-only stores and fetches. Copies for offline verification: ``s3_download``.
+only stores and fetches. A document or manifest someone else created first under a name the store
+writes moves the store's object to a fresh name, the plant listed on its reference (``s3_squats``).
+The bucket's policy must let only the worker's principal write under the prefix (``s3_policy``).
+Copies for offline verification: ``s3_download``.
 """
 
 from __future__ import annotations
@@ -29,14 +32,14 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from pausegate.errors import EvidenceError
+from pausegate.errors import EvidenceError, TargetUnavailableError
+from pausegate.evidence import s3_squats
 from pausegate.evidence import signing_keys as keymod
 from pausegate.evidence.blocks import BLOCK_BYTES, RecordBlock, record_blocks
 from pausegate.evidence.bundle import (
@@ -55,7 +58,7 @@ from pausegate.evidence.bundle import (
 )
 from pausegate.evidence.chain import ChainListing, ChainTip, ListedBundle, build_manifest, chain_tip, parent_key
 from pausegate.evidence.chunker import DEFAULT_CHUNK_BYTES, DEFAULT_ZSTD_LEVEL, Chunker, check_chunking
-from pausegate.evidence.documents import StoredDocument, canonical_object, document_data, write_document
+from pausegate.evidence.documents import canonical_object, document_data, write_document
 from pausegate.evidence.files import (
     BUNDLE_SUFFIX,
     DIR_MODE,
@@ -65,8 +68,10 @@ from pausegate.evidence.files import (
     sha256_hex,
     validate_key,
 )
+from pausegate.evidence.s3_documents import DocumentObjects
 from pausegate.evidence.s3_download import BucketCopy, Download
 from pausegate.evidence.s3_objects import MAX_CONCURRENCY, Bucket, IoLoop
+from pausegate.evidence.s3_policy import check_writers
 from pausegate.evidence.s3_versions import (
     JSON,
     chunk_bytes,
@@ -76,6 +81,7 @@ from pausegate.evidence.s3_versions import (
     put_signature,
     vouching_signature,
 )
+from pausegate.evidence.squatting import Squat, place, with_plants
 from pausegate.models.evidence import URI_SCHEME, EvidenceRef
 
 if TYPE_CHECKING:
@@ -129,9 +135,20 @@ class S3EvidenceStore:
             )
         self._io = IoLoop(f"evidence-s3-{settings.bucket}")
         self.bucket = Bucket(settings, self._io)
+        self._writers_checked = False
+        # a store that writes opens only on a bucket where nobody else can write its names; a bucket out
+        # of reach now is checked again before the first write, which the activity retries
+        if self._key is not None:
+            try:
+                self._io.call(self._check_writers())
+            except TargetUnavailableError:
+                pass
+            except BaseException:
+                _shut(self._io, self.bucket)
+                raise
         self._ready = False
         self._chain_locks: dict[str, asyncio.Lock] = {}
-        self._documents = _DocumentObjects(self)
+        self._documents = DocumentObjects(self)
         # a store nobody closes (the API's, a command's) still closes its connections when it goes
         self._closer = weakref.finalize(self, _shut, self._io, self.bucket)
 
@@ -205,6 +222,7 @@ class S3EvidenceStore:
         if self._ready:
             return
         await self.bucket.check_locked()
+        await self._check_writers()
         name = self.prefix + keymod.PUBLIC_KEY_FILENAME
         pem = keymod.public_pem(self.signing_key.public_key())
         if await self.bucket.put_new(name, pem, "application/x-pem-file") is None:
@@ -212,6 +230,11 @@ class S3EvidenceStore:
             if existing is None or existing[0] != pem:
                 raise EvidenceError(f"{self.bucket.url(name)} holds a different public key than the signing key")
         self._ready = True
+
+    async def _check_writers(self) -> None:
+        if not self._writers_checked:
+            await check_writers(self.bucket, self.prefix, self.bucket.settings.writer_principal)
+            self._writers_checked = True
 
     # ------------------------------------------------------------ signatures
 
@@ -243,22 +266,41 @@ class S3EvidenceStore:
         return self._io.call(self._get(key))
 
     async def _get(self, key: str) -> EvidenceRef | None:
+        placement = await s3_squats.resolve(self, key)
+        key = placement.key
         found = await self.bucket.oldest(self._document(key))
-        if found is not None:
+        if found is not None and (self._key is None or await s3_squats.document_is_own(self, key, found[0])):
             data, version = found
             doc = _parse(key, data)
             records = len(doc) if isinstance(doc, list) else 1
             return EvidenceRef(
-                uri=self.uri(key), sha256=sha256_hex(data), records=records, size_bytes=len(data), version_id=version
+                uri=self.uri(key), sha256=sha256_hex(data), records=records, size_bytes=len(data), version_id=version,
+                plants=placement.planted,
             )
-        bundle = await self._bundle_ref(key)
-        return None if bundle is None else bundle[0]
+        if found is not None:
+            return None  # planted, and nothing of the store's under a fresh name
+        try:
+            bundle = await self._bundle_ref(key)
+        except EvidenceError:  # a manifest the store did not sign is not the store's
+            return None
+        return None if bundle is None else with_plants(bundle[0], placement.plants)
 
     def read_json(self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None) -> Any:
         """The document under ``key`` (a bundle's key gives its manifest): ``version_id`` if given
         (what the ref recorded), else the first version; checked against ``expected_sha256`` and
         against its signature for this key. ``EvidenceError`` naming the key otherwise."""
-        return self._io.call(self._read_json(key, expected_sha256, version_id))
+        return self._io.call(self._read_resolved(key, expected_sha256, version_id))
+
+    async def _read_resolved(self, key: str, expected_sha256: str | None, version_id: str | None) -> Any:
+        """``_read_json``, under the fresh name the store wrote ``key``'s evidence at if something
+        planted under ``key`` is not it."""
+        try:
+            return await self._read_json(key, expected_sha256, version_id)
+        except EvidenceError:
+            fresh = (await s3_squats.resolve(self, key)).key
+            if fresh == key:
+                raise
+        return await self._read_json(fresh, expected_sha256, version_id)
 
     async def _read_json(self, key: str, expected_sha256: str | None, version_id: str | None) -> Any:
         name = self._document(key)
@@ -304,16 +346,17 @@ class S3EvidenceStore:
     async def _seal(
         self, key: str, source: AsyncIterator[Any], blocks: AsyncIterator[RecordBlock]
     ) -> tuple[EvidenceRef, int]:
-        parts = validate_key(key)
         await self._io.acall(self._prepare())
-        if await self._io.acall(self.bucket.versions(self._document(key))):
-            raise EvidenceError(f"evidence key {key!r} already holds a document")
+        squat = await self._io.acall(s3_squats.bundle_squat(self, key))
+        placement = place(key, squat, self.signing_key, self._bundle_squat)
+        key = placement.key
+        parts = validate_key(key)
         existing = await self._io.acall(self._bundle_ref(key))
         if existing is not None:
             await _close(source)
             await self._io.acall(self._catch_up_head(parent_key(key)))
             log.info("evidence_bundle_exists", key=key, manifest_sha256=existing[0].sha256)
-            return existing
+            return with_plants(existing[0], placement.plants), existing[1]
         # chunks are made exactly as the local store makes them, in a private staging directory
         staging = Path(tempfile.mkdtemp(prefix="pausegate-seal-"))
         try:
@@ -331,9 +374,14 @@ class S3EvidenceStore:
             except BaseException:
                 await chunker.abort()
                 raise
-            return await self._io.acall(self._publish(key, "/".join(parts[:-1]), staging, entries))
+            ref, chunks = await self._io.acall(self._publish(key, "/".join(parts[:-1]), staging, entries))
+            return with_plants(ref, placement.plants), chunks
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _bundle_squat(self, key: str) -> Squat | None:
+        """What blocks sealing ``key`` (looked at for a fresh name only, after a squat: rare, so waiting is fine)."""
+        return self._io.call(s3_squats.bundle_squat(self, key))
 
     async def _bundle_ref(self, key: str) -> tuple[EvidenceRef, int] | None:
         found = await self.bucket.oldest(self._manifest(key))
@@ -430,6 +478,7 @@ class S3EvidenceStore:
     ) -> Iterator[dict[str, Any]]:
         """The records of a sealed bundle in sealing order: its manifest as ``read_json`` reads it,
         each chunk checked against the manifest as it is read."""
+        key = self._io.call(s3_squats.resolve(self, key)).key
         manifest = BundleManifest.model_validate(self.read_json(key, expected_sha256, version_id=version_id))
         for entry in manifest.entries:
             name = self._bundle_file(key, f"{CHUNKS}/{chunk_name(entry.sha256, manifest.encoding)}")
@@ -528,35 +577,3 @@ async def _close(iterator: AsyncIterator[Any]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
-
-
-class _DocumentObjects:
-    """Documents as objects: ``<prefix><key>.json`` created once (``If-None-Match: *``), its signature
-    beside it, a new version over an orphan (``documents.DocumentMedium``)."""
-
-    def __init__(self, store: S3EvidenceStore) -> None:
-        self._store = store
-
-    def holds_bundle(self, key: str) -> bool:
-        store = self._store
-        return bool(store._io.call(store.bucket.versions(store._manifest(key))))
-
-    def writing(self, key: str) -> AbstractContextManager[None]:
-        return nullcontext()  # the bucket refuses a second create of a name
-
-    def stored(self, key: str) -> StoredDocument | None:
-        store = self._store
-        found = store._io.call(store.bucket.oldest(store._document(key)))
-        return None if found is None else StoredDocument(*found)
-
-    def put_signature(self, key: str, signature: bytes) -> None:
-        store = self._store
-        store._io.call(put_signature(store.bucket, store._document(key) + SIGNATURE_SUFFIX, signature))
-
-    def keep_signature(self, key: str, signature: bytes) -> None:
-        pass  # it was written before the document, and is locked
-
-    def create(self, key: str, data: bytes) -> StoredDocument | None:
-        store = self._store
-        version = store._io.call(store.bucket.put_new(store._document(key), data, JSON))
-        return None if version is None else StoredDocument(data, version)

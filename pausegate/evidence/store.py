@@ -8,6 +8,10 @@ directories), and only refs (uri, digest, counts) ever leave the store.
 
 A signature says the deployment wrote a file; only the digest a pause recorded says it is the
 file that pause wrote. Readers that know that digest pass it to ``read_json``.
+
+Anything at a key's names that the store did not write (a file planted where a document, a bundle
+or a directory of the key belongs) makes the store write under a fresh name and list the plant on
+the reference (``squatting``, ``local_squats``); reads by the layout's key find it there.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pausegate.errors import EvidenceError
-from pausegate.evidence import local_bundles
+from pausegate.evidence import local_bundles, local_squats
 from pausegate.evidence import signing_keys as keymod
 from pausegate.evidence.blocks import BLOCK_BYTES, RecordBlock, record_blocks
 from pausegate.evidence.bundle import (
@@ -50,6 +54,7 @@ from pausegate.evidence.files import (
     sha256_hex,
     validate_key,
 )
+from pausegate.evidence.squatting import Placement, Squat, alternate_key, place, with_plants
 from pausegate.models.evidence import URI_SCHEME, EvidenceRef
 
 log = structlog.get_logger(__name__)
@@ -159,26 +164,43 @@ class LocalEvidenceStore:
         return write_document(self._documents, self._key, key, canonical_object(key, data), 1)
 
     def get(self, key: str) -> EvidenceRef | None:
-        """The ref of what is stored under ``key`` (document or completely sealed bundle)."""
+        """The ref of what the store wrote for ``key`` (document or completely sealed bundle, under the
+        key or, if something was planted there, under its fresh name); None if it wrote nothing."""
+        placement = self._resolve(key)
+        if not local_squats.holds_own(self.root, placement.key, self._key.public_key()):
+            return None
+        key = placement.key
         path = self.document_path(key)
         if path.exists():
             data = path.read_bytes()
             doc = self._parse(key, data)
             records = len(doc) if isinstance(doc, list) else 1
             return EvidenceRef(
-                uri=self.uri(key), sha256=sha256_hex(data), records=records, size_bytes=len(data)
+                uri=self.uri(key), sha256=sha256_hex(data), records=records, size_bytes=len(data),
+                plants=placement.planted,
             )
-        bundle = self.bundle_path(key)
-        if (bundle / MANIFEST).exists() and (bundle / SIGNATURE).exists():
-            data = (bundle / MANIFEST).read_bytes()
-            manifest = parse_manifest(data)
-            return EvidenceRef(
-                uri=self.uri(key),
-                sha256=sha256_hex(data),
-                records=manifest.records,
-                size_bytes=manifest.size_bytes,
-            )
-        return None
+        data = (self.bundle_path(key) / MANIFEST).read_bytes()
+        manifest = parse_manifest(data)
+        return EvidenceRef(
+            uri=self.uri(key),
+            sha256=sha256_hex(data),
+            records=manifest.records,
+            size_bytes=manifest.size_bytes,
+            plants=placement.planted,
+        )
+
+    def _resolve(self, key: str) -> Placement:
+        """Where the store's object for ``key`` lies: under the key, or under the fresh name a plant
+        made it take (with what was planted); the key itself when it wrote nothing for it."""
+        public_key = self._key.public_key()
+        if local_squats.holds_own(self.root, key, public_key):
+            return Placement(key)
+        squat = local_squats.any_squat(self.root, key, public_key)
+        if squat is not None and squat.index is not None:
+            fresh = alternate_key(self._key, key, squat.index)
+            if local_squats.holds_own(self.root, fresh, public_key):
+                return Placement(fresh, squat.plants)
+        return Placement(key)
 
     def read_json(self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None) -> Any:
         """The document under ``key`` (a bundle's key gives its manifest), after checking that the
@@ -187,8 +209,18 @@ class LocalEvidenceStore:
 
         ``EvidenceError`` naming the key if it is missing, altered, signed for another key, not
         the recorded one, or signed before signatures named their key and read without a
-        recorded digest (nothing then ties it to this key).
+        recorded digest (nothing then ties it to this key). What was planted under ``key`` is never
+        read when the store wrote the key's evidence under a fresh name.
         """
+        try:
+            return self._read_json(key, expected_sha256)
+        except EvidenceError:
+            fresh = self._resolve(key).key
+            if fresh == key:
+                raise
+        return self._read_json(fresh, expected_sha256)
+
+    def _read_json(self, key: str, expected_sha256: str | None) -> Any:
         path = self.document_path(key)
         document = path.exists()
         if document:
@@ -253,9 +285,11 @@ class LocalEvidenceStore:
     async def _seal(
         self, key: str, source: AsyncIterator[Any], blocks: AsyncIterator[RecordBlock]
     ) -> tuple[EvidenceRef, int]:
+        public_key = self._key.public_key()
+        placement = place(key, local_squats.bundle_squat(self.root, key, public_key), self._key,
+                          lambda fresh: local_squats.bundle_squat(self.root, fresh, public_key))
+        key = placement.key
         final = self.bundle_path(key)
-        if self.document_path(key).exists():
-            raise EvidenceError(f"evidence key {key!r} already holds a document")
         parts = validate_key(key)
         pause = "/".join(parts[:-1])
         ensure_dir(self.root, final.parent)
@@ -264,7 +298,7 @@ class LocalEvidenceStore:
             await _close(source)
             await asyncio.to_thread(local_bundles.catch_up_head, final, key, self._key)
             log.info("evidence_bundle_exists", key=key, manifest_sha256=existing[0])
-            return self._ref(key, existing), existing[3]
+            return with_plants(self._ref(key, existing), placement.plants), existing[3]
         staging = await asyncio.to_thread(local_bundles.new_staging, final)
         chunker = Chunker(
             staging / CHUNKS,
@@ -290,7 +324,7 @@ class LocalEvidenceStore:
             await chunker.abort()
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return self._ref(key, result), result[3]
+        return with_plants(self._ref(key, result), placement.plants), result[3]
 
     def iter_bundle(
         self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None
@@ -298,6 +332,7 @@ class LocalEvidenceStore:
         """The records of a sealed bundle in sealing order: its manifest signed by the store's key
         for this key (and, given ``expected_sha256``, the recorded one), each chunk checked
         against it as it is read."""
+        key = self._resolve(key).key
         final = self.bundle_path(key)
         if not (final / MANIFEST).exists():
             raise EvidenceError(f"no sealed bundle under {key!r}")
@@ -323,8 +358,8 @@ class _DocumentFiles:
     def __init__(self, store: LocalEvidenceStore) -> None:
         self._store = store
 
-    def holds_bundle(self, key: str) -> bool:
-        return self._store.bundle_path(key).exists()
+    def squat(self, key: str, data: bytes | None) -> Squat | None:
+        return local_squats.document_squat(self._store.root, key, self._store.signing_key.public_key(), data)
 
     @contextmanager
     def writing(self, key: str) -> Iterator[None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -12,6 +13,18 @@ SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
 URI_SCHEME = "evidence://"
+MAX_PLANTS = 32
+"""Planted objects listed on one reference: enough to name an insider's work, bounded against a flood."""
+
+
+class PlantedObject(Model):
+    """Something lying at a name the store writes that the store did not write: evidence of its own
+    (of whoever put it there), listed by name, size and digest, never read as evidence."""
+
+    name: str = Field(max_length=1100, description="Where it lies, relative to the store's root (or bucket prefix).")
+    kind: Literal["file", "directory", "symlink", "other"] = "file"
+    size_bytes: int = Field(default=0, ge=0)
+    sha256: str | None = Field(default=None, pattern=SHA256_HEX, description="Digest of its bytes (files only).")
 
 
 class EvidenceRef(Model):
@@ -25,6 +38,14 @@ class EvidenceRef(Model):
         default=None,
         max_length=1024,
         description="The object version the store wrote (S3 store): what reads fetch. None: a local store's.",
+    )
+    plants: list[PlantedObject] | None = Field(
+        default=None,
+        max_length=MAX_PLANTS,
+        # left out when there are none, so that references (and the reports listing them) keep their bytes
+        exclude_if=lambda plants: plants is None,
+        description="What someone else had put at the names this evidence was meant for; the store then "
+        "wrote it under a fresh name (this reference's uri). None: nothing was planted.",
     )
 
     @property

@@ -13,6 +13,7 @@ from pausegate.errors import EvidenceError
 from pausegate.evidence.bundle import document_signature_bytes
 from pausegate.evidence.documents import StoredDocument, canonical_object, document_data, write_document
 from pausegate.evidence.files import canonical_json, sha256_hex
+from pausegate.evidence.squatting import Squat, alternate_key, document_vouched, object_plant
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -26,8 +27,14 @@ class Memory:
         self.bundles: set[str] = set()
         self.writes: list[str] = []
 
-    def holds_bundle(self, key: str) -> bool:
-        return key in self.bundles
+    def squat(self, key: str, data: bytes | None) -> Squat | None:
+        if key in self.bundles:
+            raise EvidenceError(f"evidence key {key!r} already holds a sealed bundle")
+        stored = self.documents.get(key)
+        if stored is None or stored == data or document_vouched(KEY.public_key(), key, stored,
+                                                                self.signatures.get(key)):
+            return None
+        return Squat(len(key.split("/")) - 1, (object_plant(key + ".json", stored),))
 
     @contextmanager
     def writing(self, key: str) -> Iterator[None]:
@@ -88,6 +95,30 @@ class TestWriteDocument:
         with pytest.raises(EvidenceError, match="already holds a sealed bundle"):
             write_document(medium, KEY, "p/audit/0", document_data({"a": 1})[0], 1)
         assert medium.writes == []
+
+    def test_a_document_someone_else_wrote_first_moves_the_write_to_a_fresh_name_listing_it(self) -> None:
+        medium = Memory()
+        medium.documents["p/exposure/who-saw-what"] = b'{"readers":[]}'  # planted before the store wrote
+        data, _ = document_data({"readers": ["mallory"]})
+        ref = write_document(medium, KEY, "p/exposure/who-saw-what", data, 1)
+        assert ref.key.startswith("p/exposure/who-saw-what.") and medium.documents[ref.key] == data
+        assert ref.plants is not None and [(p.name, p.size_bytes, p.sha256) for p in ref.plants] == [
+            ("p/exposure/who-saw-what.json", 14, sha256_hex(b'{"readers":[]}'))]
+        assert medium.documents["p/exposure/who-saw-what"] == b'{"readers":[]}'  # kept: evidence of its own
+        # a retry computes the same fresh name, and finds its own document there
+        assert write_document(medium, KEY, "p/exposure/who-saw-what", data, 1) == ref
+        # another key never gets that name: the token is the key's own
+        other = write_document(medium, KEY, "q/exposure/who-saw-what", data, 1)
+        assert other.key == "q/exposure/who-saw-what" and other.plants is None
+
+    def test_a_planted_fresh_name_means_the_signing_key_leaked(self) -> None:
+        medium = Memory()
+        data, _ = document_data({"a": 1})
+        medium.documents["p/doc"] = b"{}"
+        fresh = alternate_key(KEY, "p/doc", 1)
+        medium.documents[fresh] = b"{}"
+        with pytest.raises(EvidenceError, match="signing key may have leaked"):
+            write_document(medium, KEY, "p/doc", data, 1)
 
     def test_a_canonical_document_must_be_an_object(self) -> None:
         assert canonical_object("p/doc", b'{"a":1}') == b'{"a":1}'

@@ -73,13 +73,17 @@ class TestPutJson:
         with pytest.raises(EvidenceError, match="invalid evidence key"):
             store.put_json(key, {"a": 1})
 
-    def test_a_symlink_out_of_the_store_is_refused(self, store: LocalEvidenceStore, tmp_path: Path) -> None:
+    def test_a_symlink_where_a_directory_belongs_is_a_plant_and_nothing_is_written_through_it(
+        self, store: LocalEvidenceStore, tmp_path: Path
+    ) -> None:
         outside = tmp_path / "outside"
         outside.mkdir()
         os.symlink(outside, store.root / "p")
-        with pytest.raises(EvidenceError, match="outside"):
-            store.put_json("p/x", {"a": 1})
+        ref = store.put_json("p/x", {"a": 1})
         assert list(outside.iterdir()) == []
+        assert ref.key.startswith("p.") and ref.key.endswith("/x")
+        assert ref.plants is not None and [(p.name, p.kind) for p in ref.plants] == [("p", "symlink")]
+        assert store.read_json("p/x") == {"a": 1}
 
     def test_get_and_read_json(self, store: LocalEvidenceStore) -> None:
         assert store.get("p/none") is None
@@ -246,9 +250,11 @@ class TestSeal:
     ) -> None:
         await store.seal("p/x", aiter_of(make_records(50)))
         (store.bundle_path("p/x") / "manifest.sig").unlink()
-        with pytest.raises(EvidenceError, match="no signature"):
-            await store.seal("p/x", aiter_of(make_records(50)))
+        # nothing vouches for it any more: sealing goes under a fresh name and lists what lies there
+        ref, _ = await store.seal("p/x", aiter_of(make_records(50)))
         assert (store.bundle_path("p/x") / "manifest.json").exists()
+        assert ref.key != "p/x" and ref.plants is not None
+        assert "p/x.bundle/manifest.json" in {p.name for p in ref.plants}
 
 
 class TestChain:

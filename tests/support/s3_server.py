@@ -17,6 +17,7 @@ from pausegate.config import S3EvidenceSettings
 ACCESS_KEY = "AKIAEVIDENCETEST0001"
 SECRET_KEY = "evidence-secret-never-shown-7f3a"
 REGION = "us-east-1"
+WORKER_PRINCIPAL = "arn:aws:iam::123456789012:user/pausegate-worker"
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,23 @@ class S3Server:
             aws_secret_access_key=SECRET_KEY,
         )
 
-    def locked_bucket(self, *, lock: bool = True) -> str:
-        """A new bucket with versioning and Object Lock (as the docs say to create one)."""
+    def locked_bucket(self, *, lock: bool = True, policy: bool = True) -> str:
+        """A new bucket with versioning, Object Lock and a policy letting only the worker write (as the docs
+        say to create one)."""
+        import json
+
+        from pausegate.evidence.s3_policy import writers_policy
+
         name = f"evidence-{uuid.uuid4().hex[:12]}"
         self.client().create_bucket(Bucket=name, ObjectLockEnabledForBucket=lock)
+        if policy:
+            document = writers_policy(name, "", WORKER_PRINCIPAL)
+            # moto applies a Deny to every caller (it reads neither its Principal nor its Condition), and matches
+            # action names case-sensitively where S3 does not: in lower case the Deny reads to the store's check
+            # as S3 would enforce it, and moto lets the tests' single identity write
+            deny = document["Statement"][0]
+            deny["Action"] = [action.lower() for action in deny["Action"]]
+            self.client().put_bucket_policy(Bucket=name, Policy=json.dumps(document))
         return name
 
     def settings(self, bucket: str, *, prefix: str = "pausegate/", retention_days: int = 1) -> S3EvidenceSettings:
@@ -53,6 +67,7 @@ class S3Server:
             secret_access_key=SECRET_KEY,  # type: ignore[arg-type]
             retention_days=retention_days,
             addressing_style="path",
+            writer_principal=WORKER_PRINCIPAL,
         )
 
 
