@@ -127,7 +127,7 @@ class TestApiLimits:
     async def test_capacity_refusals_that_persist_become_503_with_retry_after(
         self, api: ApiWorld, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import pausegate.api.actions as actions_module
+        import pausegate.temporal.pauses as pauses_module
 
         r = await api.client("carol").post("/v1/pauses", json={"program": api.program, "reason": "leak"})
         assert r.status_code == 201
@@ -140,7 +140,7 @@ class TestApiLimits:
             calls += 1
             raise exhausted()
 
-        monkeypatch.setattr(actions_module, "execute", refused)
+        monkeypatch.setattr(pauses_module, "send_update", refused)  # what the API's actions send updates with
         api_limiter(api).base_delay = api_limiter(api).max_delay = 0.001
         api_limiter(api).wait_budget = 0.3  # retried until the caller's wait budget is spent
         r = await api.client("ann").post(
