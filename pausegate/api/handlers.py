@@ -1,6 +1,12 @@
-"""Every error a route lets escape, answered as JSON ``ErrorBody`` with the status ``errors`` assigns."""
+"""Every error a route lets escape, answered as JSON ``ErrorBody`` with the status ``errors`` assigns.
+
+``answer_of`` is the one mapping from an error to its answer; the console shows the same answer as a
+page (``pausegate.console.bridge.refusal_of``).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import structlog
 from fastapi import FastAPI, Request
@@ -10,11 +16,51 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
-from pausegate.api.errors import ApiError, Overloaded, refusal_status
+from pausegate.api.errors import ApiError, refusal_status
 from pausegate.api.models import ErrorBody
 from pausegate.errors import ActionRefused, EvidenceError, PauseNotFound
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """How one error is answered, whichever face shows it: the JSON API here, the console as a page
+    (``pausegate.console.bridge``)."""
+
+    status: int
+    code: str
+    detail: str
+    problems: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+TEMPORAL_UNAVAILABLE = (
+    "the workflow service did not answer; nothing was applied unless the pause's timeline shows it; retry"
+)
+
+TEMPORAL_ERRORS = (RPCError, WorkflowQueryFailedError, WorkflowUpdateRPCTimeoutOrCancelledError)
+"""Temporal unreachable or refusing, or an update that timed out: nothing is known to be applied."""
+
+ANSWERED = (ApiError, ActionRefused, PauseNotFound, EvidenceError, *TEMPORAL_ERRORS)
+"""The errors ``answer_of`` answers (``Overloaded`` and ``StateUnavailable`` among them: both are ``ApiError``)."""
+
+
+def answer_of(exc: Exception) -> ErrorAnswer | None:
+    """The answer to one of the errors a route lets escape (``ANSWERED``); None for anything else (a bug)."""
+    if isinstance(exc, ApiError):
+        return ErrorAnswer(exc.status, exc.code, exc.detail, list(exc.problems), dict(exc.headers))
+    if isinstance(exc, ActionRefused):
+        return ErrorAnswer(refusal_status(exc.code), exc.code, exc.reason)
+    if isinstance(exc, PauseNotFound):
+        return ErrorAnswer(404, "no_pause", str(exc))
+    if isinstance(exc, TEMPORAL_ERRORS):
+        log.warning("temporal_unavailable", error=str(exc)[:500], kind=type(exc).__name__)
+        return ErrorAnswer(503, "temporal_unavailable", TEMPORAL_UNAVAILABLE, headers={"Retry-After": "2"})
+    if isinstance(exc, EvidenceError):
+        log.error("evidence_unreadable", error=str(exc)[:500])
+        return ErrorAnswer(503, "evidence_unavailable", str(exc)[:500], headers={"Retry-After": "5"})
+    return None
 
 
 def _error(
@@ -29,38 +75,10 @@ def _error(
     return JSONResponse(body.model_dump(), status_code=status_code, headers=headers)
 
 
-async def api_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    return _error(exc.status, exc.code, exc.detail, problems=exc.problems, headers=exc.headers)
-
-
-async def refused(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ActionRefused)
-    return _error(refusal_status(exc.code), exc.code, exc.reason)
-
-
-async def not_found(_: Request, exc: Exception) -> JSONResponse:
-    return _error(404, "no_pause", str(exc))
-
-
-async def overloaded(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Overloaded)
-    return _error(503, "busy", exc.detail, headers={"Retry-After": str(exc.retry_after)})
-
-
-async def temporal_down(_: Request, exc: Exception) -> JSONResponse:
-    log.warning("temporal_unavailable", error=str(exc)[:500], kind=type(exc).__name__)
-    return _error(
-        503,
-        "temporal_unavailable",
-        "the workflow service did not answer; nothing was applied unless the pause's timeline shows it; retry",
-        headers={"Retry-After": "2"},
-    )
-
-
-async def evidence_error(_: Request, exc: Exception) -> JSONResponse:
-    log.error("evidence_unreadable", error=str(exc)[:500])
-    return _error(503, "evidence_unavailable", str(exc)[:500], headers={"Retry-After": "5"})
+async def answered(_: Request, exc: Exception) -> JSONResponse:
+    answer = answer_of(exc)
+    assert answer is not None
+    return _error(answer.status, answer.code, answer.detail, problems=answer.problems, headers=answer.headers)
 
 
 async def invalid(_: Request, exc: Exception) -> JSONResponse:
@@ -81,13 +99,7 @@ async def http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(ActionRefused, refused)
-    app.add_exception_handler(PauseNotFound, not_found)
-    app.add_exception_handler(Overloaded, overloaded)
-    app.add_exception_handler(RPCError, temporal_down)
-    app.add_exception_handler(WorkflowQueryFailedError, temporal_down)
-    app.add_exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError, temporal_down)
-    app.add_exception_handler(EvidenceError, evidence_error)
+    for kind in ANSWERED:
+        app.add_exception_handler(kind, answered)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -26,16 +26,14 @@ from typing import Any
 import structlog
 from fastapi import Response
 from pydantic import ValidationError
-from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.service import RPCError
 
 from pausegate.api import actions
-from pausegate.api.errors import refusal_status
+from pausegate.api.handlers import answer_of
 from pausegate.api.models import PauseView, Receipt
 from pausegate.api.requests import TriggerRequest
 from pausegate.api.routes import pauses as pause_routes
 from pausegate.api.state import ApiState
-from pausegate.errors import ActionRefused, ApiError, EvidenceError, Overloaded, PauseNotFound
+from pausegate.errors import ActionRefused, ApiError, EvidenceError
 from pausegate.evidence.interface import read_recorded
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.pause import (
@@ -72,27 +70,17 @@ class Refusal(Exception):
 
 
 def refusal_of(exc: Exception) -> Refusal | None:
-    """The ``Refusal`` an error of the API's plumbing stands for (None for a bug, left to propagate)."""
+    """The ``Refusal`` an error of the API's plumbing stands for, with the status, code and sentence the
+    JSON API answers it with (``pausegate.api.handlers.answer_of``); None for a bug, left to propagate."""
     if isinstance(exc, Refusal):
         return exc
-    if isinstance(exc, ActionRefused):
-        return Refusal(refusal_status(exc.code), exc.code, exc.reason)
-    if isinstance(exc, Overloaded):
-        return Refusal(503, "busy", exc.detail)
-    if isinstance(exc, ApiError):
-        return Refusal(exc.status, exc.code, exc.detail, exc.problems)
-    if isinstance(exc, PauseNotFound):
-        return Refusal(404, "no_pause", str(exc))
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, ValidationError):  # a console form that does not build the API's input
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()][:50]
         return Refusal(422, "invalid_request", "the form does not validate", problems)
-    if isinstance(exc, RPCError | WorkflowQueryFailedError | WorkflowUpdateRPCTimeoutOrCancelledError):
-        log.warning("temporal_unavailable", error=str(exc)[:500], kind=type(exc).__name__)
-        return Refusal(503, "temporal_unavailable",
-                       "the workflow service did not answer; nothing was applied unless the timeline shows it; retry")
-    if isinstance(exc, EvidenceError):
-        return Refusal(503, "evidence_unavailable", str(exc)[:500])
-    return None
+    answer = answer_of(exc)
+    if answer is None:
+        return None
+    return Refusal(answer.status, answer.code, answer.detail, answer.problems)
 
 
 # --------------------------------------------------------------------------- reading

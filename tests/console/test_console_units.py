@@ -9,17 +9,19 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
+from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate import app as faces
 from pausegate.api import app as api_app
 from pausegate.auth import CombinedAuthenticator
 from pausegate.config import Settings
 from pausegate.console import ConsoleSessions, ConsoleState
-from pausegate.console.bridge import Refusal
+from pausegate.console.bridge import Refusal, refusal_of
 from pausegate.console.forms import Form, grant_line, parse_grant, plan_from
 from pausegate.console.pages import local_next
 from pausegate.console.routes.events import event
 from pausegate.console.sessions import SESSION_COOKIE, SessionPolicy, SessionStore
+from pausegate.errors import ActionRefused, EvidenceError, Overloaded, PauseNotFound
 
 
 class Clock:
@@ -186,3 +188,22 @@ class TestMounting:
         assert seen.token(with_cookie(f"{SESSION_COOKIE}=guessed")) is None
         seen.end(request)
         assert seen.token(request) is None and len(console.sessions) == 0
+
+
+class TestRefusalPages:
+    @pytest.mark.parametrize(("error", "status", "code"), [
+        (ActionRefused("stale_plan", "the plan changed"), 409, "stale_plan"),
+        (ActionRefused("wrong_role", "not yours"), 403, "wrong_role"),
+        (Overloaded("the pause is busy", retry_after=3), 503, "busy"),
+        (PauseNotFound("no pause for program 'x'"), 404, "no_pause"),
+        (EvidenceError("the store did not answer"), 503, "evidence_unavailable"),
+        (RPCError("unavailable", RPCStatusCode.UNAVAILABLE, b""), 503, "temporal_unavailable"),
+    ])
+    def test_a_page_refuses_with_the_status_and_code_of_the_json_api(
+        self, error: Exception, status: int, code: str
+    ) -> None:
+        refusal = refusal_of(error)
+        assert refusal is not None and (refusal.status, refusal.code) == (status, code)
+
+    def test_an_error_that_is_not_the_apis_is_left_to_propagate(self) -> None:
+        assert refusal_of(KeyError("a bug")) is None
