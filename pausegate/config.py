@@ -197,6 +197,17 @@ class OidcSettings(Model):
     audience: str
     jwks_url: str
     groups_claim: str = "groups"
+    group_prefix: str | None = Field(
+        default="pausegate:", min_length=1, max_length=100,
+        description="A group <prefix><role> grants <role> in every program, <prefix><program>:<role> grants it in "
+        "that program. None: only group_roles grants roles.",
+    )
+    group_roles: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Groups granting roles by name: each group's roles, written NAME (every program) or "
+        "NAME@PROGRAM (that program). A group neither prefixed nor listed here grants nothing, whatever it is "
+        "called.",
+    )
     actor_claim: str = "sub"
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
     leeway_seconds: int = 30
@@ -400,6 +411,11 @@ def dump_settings(settings: Settings) -> str:
             v = getattr(api.oidc, key)
             if v is None:
                 continue  # TOML has no null: an unset optional field (the console client's) is left out
+            if isinstance(v, dict):  # group_roles: an inline table of lists, none when empty
+                if v:
+                    pairs = (f"{value(k)} = [" + ", ".join(value(x) for x in roles) + "]" for k, roles in v.items())
+                    lines.append(f"{key} = {{ " + ", ".join(pairs) + " }")
+                continue
             rendered = "[" + ", ".join(value(x) for x in v) + "]" if isinstance(v, list) else value(v)
             lines.append(f"{key} = {rendered}")
         lines.append("")

@@ -21,9 +21,12 @@ provider is slow or down:
   refused at once, so garbage tokens cannot make the API hammer the identity provider.
 
 Who the token proves: the actor id is ``oidc:<issuer>#<subject>``, a namespace no local user name
-can enter (local ids are ``local:<name>``). Roles come from the groups claim: a group
-``pausegate:<program>:<role>`` is ``<role>`` for that program only, ``pausegate:<role>`` is
-``<role>`` everywhere, and any other group is a role of the same name everywhere. A verified email
+can enter (local ids are ``local:<name>``). Roles come from the groups claim, but only from groups
+the deployment meant for pausegate: with the prefix ``group_prefix`` (``pausegate:`` by default) a
+group ``pausegate:<program>:<role>`` is ``<role>`` for that program only and ``pausegate:<role>`` is
+``<role>`` everywhere; a group listed in ``group_roles`` grants the roles listed for it. Any other
+group grants nothing, whatever it is called: the identity provider's groups are managed for the
+whole company, and a group that happens to be called ``admin`` or ``ciso`` is not pausegate's. A verified email
 (``email`` with ``email_verified: true``) rides along, lower-cased: approvals of two identities
 with the same one count once.
 """
@@ -46,7 +49,9 @@ from joserfc.jwt import JWTClaimsRegistry
 from joserfc.jwt import decode as decode_jwt
 
 from pausegate.auth.base import AuthenticationError
+from pausegate.auth.local import role_problem, split_roles
 from pausegate.config import OidcSettings
+from pausegate.errors import ConfigError
 from pausegate.models.pause import Actor
 
 log = structlog.get_logger(__name__)
@@ -93,19 +98,37 @@ def oidc_actor_id(issuer: str, subject: str) -> str:
     return f"{OIDC_PREFIX}{issuer}#{subject}"
 
 
-def roles_from_groups(groups: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+def group_map_problems(group_roles: dict[str, list[str]]) -> list[str]:
+    """Why roles that ``group_roles`` grants cannot be held (as a local user's could not), one line each."""
+    problems = []
+    for group, roles in group_roles.items():
+        for role in roles:
+            if (problem := role_problem(role)) is not None:
+                problems.append(f"api.oidc.group_roles[{group!r}]: {problem}")
+    return problems
+
+
+def roles_from_groups(
+    groups: list[str], *, prefix: str | None = GROUP_PREFIX, group_roles: dict[str, list[str]] | None = None
+) -> tuple[list[str], dict[str, list[str]]]:
     """Global roles and roles per program from the groups claim (see the module's docstring).
 
-    A ``pausegate:`` group that names no valid program or no role is ignored rather than read as a
-    role of that odd name: it is meant for pausegate and it is wrong, so it grants nothing.
+    A prefixed group that names no valid program or no role is ignored rather than read as a role of
+    that odd name: it is meant for pausegate and it is wrong, so it grants nothing. A group neither
+    prefixed nor in ``group_roles`` grants nothing either.
     """
     global_roles: set[str] = set()
     scoped: dict[str, set[str]] = {}
+    mapped = group_roles or {}
     for group in groups:
-        if not group.startswith(GROUP_PREFIX):
-            global_roles.add(group)
+        if group in mapped:
+            named, per_program = split_roles(mapped[group])
+            global_roles.update(named)
+            for program, roles in per_program.items():
+                scoped.setdefault(program, set()).update(roles)
+        if prefix is None or not group.startswith(prefix):
             continue
-        parts = group.removeprefix(GROUP_PREFIX).split(":", 1)
+        parts = group.removeprefix(prefix).split(":", 1)
         if len(parts) == 1:
             if parts[0]:
                 global_roles.add(parts[0])
@@ -172,6 +195,8 @@ class OidcVerifier:
             raise ValueError("OIDC needs at least one asymmetric signing algorithm")
         if fetch_timeout_seconds <= 0:
             raise ValueError("the JWKS fetch timeout must be positive")
+        if problems := group_map_problems(settings.group_roles):
+            raise ConfigError("\n".join(problems))
         self._ttl = jwks_ttl_seconds
         self._min_refresh = min_refresh_seconds
         self._fetch_timeout = fetch_timeout_seconds
@@ -375,5 +400,5 @@ class OidcVerifier:
         actor_id = oidc_actor_id(s.issuer, subject)
         if len(actor_id) > MAX_ACTOR_ID:
             raise AuthenticationError(f"issuer and {s.actor_claim!r} together are too long for an identity")
-        roles, program_roles = roles_from_groups(groups)
+        roles, program_roles = roles_from_groups(groups, prefix=s.group_prefix, group_roles=s.group_roles)
         return Actor(id=actor_id, roles=roles, program_roles=program_roles, email=verified_email(claims)), claims

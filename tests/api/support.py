@@ -52,6 +52,12 @@ def oidc(sub: str) -> str:
 
 AUDIENCE = "pausegate-api"
 JWKS_URL = "https://idp.example.test/realms/pausegate/jwks"
+GROUP_ROLES = {role: [role] for role in (
+    "incident-commander", "security-analyst", "security-lead", "data-engineer", "privacy-officer", "legal-counsel",
+    "ciso", "cpo", "cto", "ops-commander", "ops-lead", "admin",
+)}
+"""The test provider's groups that grant the role of their name (``group_roles``): any other group, such as
+``staff`` or ``employees``, grants nothing."""
 
 # Who completes which item of the worked example's checklist, in dependency order, with which evidence.
 REVIEW = [
@@ -125,7 +131,8 @@ class OidcIssuer:
 
     def settings(self) -> OidcSettings:
         return OidcSettings(
-            issuer=ISSUER, audience=AUDIENCE, jwks_url=JWKS_URL, groups_claim="groups", leeway_seconds=5
+            issuer=ISSUER, audience=AUDIENCE, jwks_url=JWKS_URL, groups_claim="groups", leeway_seconds=5,
+            group_roles=GROUP_ROLES,
         )
 
 

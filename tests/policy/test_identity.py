@@ -128,7 +128,7 @@ class TestProgramRoles:
         assert role_problem("admin@program-a") is not None  # admin is API-wide
         assert role_problem("ciso@Program A") is not None
         groups = ["staff", "pausegate:program-a:ciso", "pausegate:cto", "pausegate:Bad Program:cpo", "pausegate:"]
-        assert roles_from_groups(groups) == (["cto", "staff"], {"program-a": ["ciso"]})
+        assert roles_from_groups(groups) == (["cto"], {"program-a": ["ciso"]})
 
 
 class TestProposer:
