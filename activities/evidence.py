@@ -12,7 +12,7 @@ from activities.heartbeat import running
 from pausegate.analysis.exposure import Exposure, summary
 from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.interfaces import AuditSource
-from pausegate.evidence.anchor import REPORT_FINGERPRINT
+from pausegate.evidence.anchor import PLANTS, REPORT_FINGERPRINT, plants_of
 from pausegate.evidence.interface import EvidenceStore, read_recorded
 from pausegate.evidence.layout import audit_key, report_key, timeline_key
 from pausegate.models.copies import CopiesDocument, listings
@@ -98,6 +98,9 @@ class EvidenceActivities:
             # key's fingerprint beside it, the report alone anchors the evidence offline
             document["status"] = input.status.as_document()
             document[REPORT_FINGERPRINT] = self._store.signing_key_sha256
+            if plants := plants_of(input.status):
+                # what someone else wrote first at the pause's evidence names is an incident of its own
+                document[PLANTS] = [plant.model_dump(mode="json") for plant in plants.values()]
             return await asyncio.to_thread(self._store.put_json, report_key(input.pause_key), document)
 
     @activity.defn(name="archive_timeline")

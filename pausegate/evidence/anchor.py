@@ -7,7 +7,9 @@ bundle manifest and document it wrote (``anchors_of``), in Temporal while it run
 it closes, and in its final report. ``audit_evidence`` holds a pause's evidence directory
 against that list: every recorded item present with its digest, each bundle verifying and its
 chain ending at the recorded newest bundle under a signed head, and nothing in the directory
-the record does not name.
+the record does not name, except what the record lists as planted there by someone else
+(``EvidenceRef.plants``: the store wrote under a fresh name instead), said as a note while it is
+exactly what was recorded.
 
 The record is only as trustworthy as where it comes from: Temporal (read with the deployment's
 configuration), or, offline, the final report, which is then the root of trust. Its own
@@ -17,14 +19,13 @@ digest is printed so that it can be compared with the one the pause recorded.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, Field, ValidationError, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 from pausegate.errors import EvidenceError
 from pausegate.evidence import signing_keys as keymod
@@ -38,7 +39,6 @@ from pausegate.evidence.bundle import (
 )
 from pausegate.evidence.chain import parent_key
 from pausegate.evidence.files import BUNDLE_SUFFIX, DOCUMENT_SUFFIX, SIGNATURE_SUFFIX, validate_key
-from pausegate.evidence.layout import report_key
 from pausegate.evidence.verify import (
     Problem,
     VerificationReport,
@@ -47,11 +47,13 @@ from pausegate.evidence.verify import (
     verify_document,
 )
 from pausegate.models.base import Model
-from pausegate.models.evidence import SHA256_HEX, EvidenceRef
+from pausegate.models.evidence import SHA256_HEX, EvidenceRef, PlantedObject
 from pausegate.models.pause import PauseState
 
 REPORT_FINGERPRINT = "evidence_signing_key_sha256"
 """The report document's field naming the signing key's fingerprint (``ReportInput``'s, beside ``status``)."""
+PLANTS = "evidence_plants"
+"""The report document's field listing what was planted at the pause's evidence names (absent if nothing was)."""
 
 _LOCKS = frozenset({".lock", CHAIN_LOCK})
 _HEX = frozenset("0123456789abcdef")
@@ -161,6 +163,11 @@ def anchors_of(state: PauseState) -> list[Anchor]:
     return anchors
 
 
+def plants_of(state: PauseState) -> dict[str, PlantedObject]:
+    """What the pause recorded as planted at names its evidence was meant for, by name."""
+    return {plant.name: plant for _, ref in recorded_references(state) for plant in ref.plants or ()}
+
+
 def recorded_references(value: object, where: str = "") -> Iterator[tuple[str, EvidenceRef]]:
     """Every evidence reference inside ``value`` (a model, list or ref), with where it sits."""
     if isinstance(value, EvidenceRef):
@@ -216,6 +223,7 @@ class _Audit:
         self.state = state
         self.key = key
         self.lines: list[AuditLine] = []
+        self.plants = plants_of(state)
 
     def rel(self, path: Path) -> str:
         try:
@@ -298,12 +306,46 @@ class _Audit:
         if not failed:
             self.add("OK", head_path, f"chain of {len(recorded)} recorded bundle(s) ends at its head {newest.key!r}")
 
+    def planted(self, path: Path) -> bool:
+        """Whether ``path`` is something the record lists as planted (then said here, as a note while it
+        is what was recorded)."""
+        plant = self.plants.get(self.rel(path))
+        if plant is None:
+            return False
+        what = f"planted before the store wrote there ({plant.kind}"
+        if plant.kind == "file":
+            what += f", {plant.size_bytes} bytes, sha256 {plant.sha256 or 'not computed: too large'}"
+            digest = stored_digest(path, "document") if plant.sha256 is not None else None
+            if plant.sha256 is not None and digest != plant.sha256:
+                self.add("FAILED", path, f"{what}): changed since the pause recorded it (now sha256 {digest})")
+                return True
+        self.add("NOTE", path, f"{what}); the pause recorded it as a plant and wrote its evidence under a fresh "
+                 "name: not evidence, kept for the investigation")
+        return True
+
+    def walk_roots(self, anchors: list[Anchor]) -> list[Path]:
+        """The pause's directory, and the fresh directories its evidence took where something was planted
+        at or above a directory of the pause."""
+        pause = validate_key(self.state.evidence_key)
+        roots = {self.root.joinpath(*pause)}
+        for anchor in anchors:
+            parts = validate_key(anchor.key)
+            for n, (mine, theirs) in enumerate(zip(parts, pause, strict=False)):
+                if mine != theirs:
+                    roots.add(self.root.joinpath(*parts[: n + 1]))
+                    break
+        return sorted(roots)
+
     def extras(self, allowed_extra: Collection[Path], anchors: list[Anchor]) -> None:
         """Everything in the pause's directory the record does not name."""
-        pause_dir = self.root.joinpath(*validate_key(self.state.evidence_key))
-        if not pause_dir.is_dir():
-            self.add("FAILED", pause_dir, "the pause's evidence directory is missing")
-            return
+        for pause_dir in self.walk_roots(anchors):
+            if not pause_dir.is_dir() or pause_dir.is_symlink():
+                if not self.planted(pause_dir):
+                    self.add("FAILED", pause_dir, "the pause's evidence directory is missing")
+                continue
+            self._extras_under(pause_dir, allowed_extra, anchors)
+
+    def _extras_under(self, pause_dir: Path, allowed_extra: Collection[Path], anchors: list[Anchor]) -> None:
         bundles = {anchor_path(self.root, a) for a in anchors if a.kind == "bundle"}
         documents = {anchor_path(self.root, a) for a in anchors if a.kind == "document"}
         allowed = documents | {d.with_name(d.name + SIGNATURE_SUFFIX) for d in documents} | set(allowed_extra)
@@ -313,7 +355,9 @@ class _Audit:
             here = Path(dirpath)
             for name in sorted(dirnames):
                 path = here / name
-                if path.is_symlink():
+                if self.planted(path):
+                    pass
+                elif path.is_symlink():
                     self.add("FAILED", path, "symbolic link in the evidence (the store writes none)")
                 elif path in bundles:
                     pass  # verify_bundle checked what lies inside
@@ -326,7 +370,7 @@ class _Audit:
                 dirnames.remove(name)
             for name in sorted(filenames):
                 path = here / name
-                if path in allowed:
+                if path in allowed or self.planted(path):
                     continue
                 if path.is_symlink():
                     self.add("FAILED", path, "symbolic link in the evidence (the store writes none)")
@@ -474,85 +518,3 @@ def check_against_record(
             f"for this chain is {newest.key!r} ({newest.sha256[:12]})",
         )
     return problems
-
-
-def read_report(path: Path) -> tuple[dict[str, Any], PauseState, bytes]:
-    """A final report document: (document, the pause's state as recorded in it, its bytes)."""
-    try:
-        data = Path(path).read_bytes()
-        document = json.loads(data)
-        state = PauseState.model_validate(document["status"])
-    except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
-        raise EvidenceError(f"{path}: not a final report: {exc}") from exc
-    if not isinstance(document, dict):
-        raise EvidenceError(f"{path}: not a final report")
-    return document, state, data
-
-
-def report_root(path: Path, state: PauseState) -> Path | None:
-    """The evidence directory a report lies in, if it lies where its key says."""
-    parts = validate_key(report_key(state.evidence_key))
-    expected = (*parts[:-1], parts[-1] + DOCUMENT_SUFFIX)
-    actual = Path(path).absolute().parts
-    if actual[-len(expected):] != expected:
-        return None
-    return Path(*actual[: -len(expected)])
-
-
-def audit_report_file(
-    path: Path,
-    *,
-    root: Path | None = None,
-    public_key: Ed25519PublicKey | Path | None = None,
-    pinned: Collection[str] = (),
-) -> AuditReport:
-    """``audit_evidence`` offline, from a final report: the report is the root of trust (nothing
-    checks it but its signature), so its digest is printed to compare with the pause's record.
-
-    ``root`` defaults to the evidence directory the report lies in. The key beside the evidence
-    is trusted if the report (or ``pinned``) names its fingerprint."""
-    path = Path(path).absolute()
-    document, state, data = read_report(path)
-    digest = hashlib.sha256(data).hexdigest()
-    located = report_root(path, state)
-    if root is not None:
-        base = Path(root).absolute()
-    elif located is not None:
-        base = located
-    else:
-        raise EvidenceError(f"{path} does not lie where its key says in an evidence directory: name the directory")
-    named = document.get(REPORT_FINGERPRINT)
-    trusted = set(pinned) | ({named} if isinstance(named, str) else set())
-    in_place = key_path(base, report_key(state.evidence_key), DOCUMENT_SUFFIX)
-    first = [
-        AuditLine(
-            status="NOTE",
-            file=str(path),
-            message=f"root of trust: this report, sha256 {digest}; nothing but its signature checks it, so compare "
-            "that digest with the report digest the pause recorded (pausegate status --json: report.sha256)",
-        )
-    ]
-    if pinned and isinstance(named, str) and named not in pinned:
-        first.append(AuditLine(status="FAILED", file=str(path), message=(
-            f"the report names signing key {named}, but configuration pins {', '.join(sorted(pinned))}")))
-    if in_place != path:
-        stored = stored_digest(in_place, "document")
-        if stored is None:
-            first.append(AuditLine(status="FAILED", file=str(in_place), message="report is missing from the evidence"))
-        elif stored != digest:
-            first.append(AuditLine(status="FAILED", file=str(in_place), message=(
-                f"sha256 {stored}, but the report given has {digest}: not the same report")))
-    key, _ = trusted_key(in_place, public_key, trusted)
-    if key is not None:
-        signed = in_place if in_place.exists() else path
-        for p in verify_document(signed, key, root=base if signed == in_place else None).problems:
-            first.append(AuditLine(status="FAILED", file=str(signed.parent / p.file), message=p.message))
-    return audit_evidence(
-        base,
-        state,
-        record=f"report {path} (sha256 {digest}, the root of trust)",
-        public_key=public_key,
-        pinned=trusted,
-        allowed_extra=[in_place, in_place.with_name(in_place.name + SIGNATURE_SUFFIX)],
-        first_lines=first,
-    )

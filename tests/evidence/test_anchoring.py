@@ -23,7 +23,6 @@ from pausegate.evidence.anchor import (
     REPORT_FINGERPRINT,
     anchors_of,
     audit_evidence,
-    audit_report_file,
     check_against_record,
     recorded_references,
 )
@@ -31,6 +30,7 @@ from pausegate.evidence.files import canonical_json, sha256_hex
 from pausegate.evidence.layout import audit_key, plan_diff_key, report_key, scope_key
 from pausegate.evidence.open_store import open_evidence_store
 from pausegate.evidence.report import render_markdown
+from pausegate.evidence.report_audit import audit_report_file
 from pausegate.evidence.signing_keys import fingerprint, pinned_fingerprint, public_pem
 from pausegate.evidence.store import LocalEvidenceStore
 from pausegate.evidence.verify import verify_bundle, verify_document
