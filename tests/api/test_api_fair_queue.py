@@ -236,7 +236,7 @@ async def reviewing(make_harness: HarnessFactory, tmp_path: Path) -> AsyncIterat
 
 
 class TestReviewerDuringAFlood:
-    async def test_a_reviewers_action_succeeds_within_twice_its_usual_latency(self, reviewing: ApiWorld) -> None:
+    async def test_a_reviewers_action_never_waits_behind_the_flood(self, reviewing: ApiWorld) -> None:
         api = reviewing
         p = api.program
         item = f"/v1/pauses/{p}/checklist/access-review"
@@ -244,6 +244,21 @@ class TestReviewerDuringAFlood:
         ann = api.client("ann")
         limiter: PauseLimiter = api.app.state.api.limiter
         dave = (await api.client("dave").get("/v1/whoami")).json()["id"]
+        reviewer = (await ann.get("/v1/whoami")).json()["id"]
+        # What the limiter did, in order: an action queued, its call to the workflow started. How long a
+        # reviewer waits on a shared machine is a clock's word; how many of the flood's calls went first
+        # is the queue's.
+        events: list[tuple[str, str]] = []
+        run = limiter.run
+
+        async def noted(pause: str, actor: str, call: Callable[[], Awaitable[Any]]) -> Any:
+            async def started() -> Any:
+                events.append((actor, "started"))
+                return await call()
+            events.append((actor, "queued"))
+            return await run(pause, actor, started)
+
+        limiter.run = noted  # type: ignore[method-assign]
 
         async def reviewer_action() -> float:
             started = time.perf_counter()
@@ -261,8 +276,10 @@ class TestReviewerDuringAFlood:
         flood = [asyncio.create_task(raw_post(api.url, item, api.tokens["dave"], body)) for _ in range(FLOOD)]
         await wait_until(lambda: limiter.queued(p, dave) > 0)
         during = []
+        flooding = len(events)
         while len(during) < SAMPLES and limiter.queued(p, dave) > 0:
             during.append(await reviewer_action())
+        ahead = calls_ahead(events[flooding:], reviewer=reviewer, flood=dave)
         codes = Counter(await asyncio.gather(*flood))
         after = [await reviewer_action() for _ in range(SAMPLES)]
         assert len(during) >= MIN_SAMPLES, f"the flood drained after {len(during)} measurements"
@@ -275,10 +292,28 @@ class TestReviewerDuringAFlood:
               f"accepted); flood answered {dict(codes)}")
         assert set(codes) <= {403, 429} and codes[403] >= 1, codes
         assert limiter.peaks[p] <= api.settings.api.max_updates_in_flight_per_pause
-        assert flooded <= 2 * usual, (usual, flooded)
+        # Dave has one call in flight at a time (per_actor_in_flight): at most that one started while a
+        # reviewer's action waited for its slot; the rest of the flood waited in dave's own queue.
+        assert len(ahead) == len(during) and max(ahead) <= limiter.per_actor_in_flight, ahead
         record_result("flood of requests from one user", "a reviewer acts during 1,000 requests", injected=FLOOD,
-                      outcome="the reviewer's actions applied, at most twice the usual latency",
-                      ratio=round(flooded / usual, 2))
+                      outcome="the reviewer's actions applied, never queued behind the flood",
+                      ratio=round(flooded / usual, 2), flood_calls_ahead=max(ahead))
+
+
+def calls_ahead(events: list[tuple[str, str]], *, reviewer: str, flood: str) -> list[int]:
+    """For each of ``reviewer``'s actions, how many of ``flood``'s calls started between the action being
+    queued and its own call starting."""
+    out: list[int] = []
+    waiting: int | None = None
+    for actor, what in events:
+        if actor == reviewer and what == "queued":
+            waiting = 0
+        elif actor == reviewer and what == "started" and waiting is not None:
+            out.append(waiting)
+            waiting = None
+        elif actor == flood and what == "started" and waiting is not None:
+            waiting += 1
+    return out
 
 
 async def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -27,7 +27,10 @@ from pausegate.models.pause import Actor
 from tests.api.support import OidcIssuer, oidc
 from tests.support.fault_report import record_result
 
-FETCH_TIMEOUT = 1.0
+# Whether a request waited for a fetch is read from the order of events (was the fetch's failure
+# recorded when the request was answered?), not from a clock: the timeout only needs to be long enough
+# that ten answers from the cache come before it on a loaded machine, and it is waited out three times.
+FETCH_TIMEOUT = 2.0
 TTL = 300.0
 MIN_REFRESH = 30.0
 UNAVAILABLE = "the identity provider's keys are unavailable"
@@ -151,11 +154,9 @@ async def verifier_for(
             await verifier.aclose()
 
 
-async def timed(calls: list[Awaitable[Actor]]) -> tuple[list[Actor | BaseException], float]:
-    """All calls at once: their outcomes and the wall time until the last one finished."""
-    start = time.monotonic()
-    outcomes = await asyncio.gather(*calls, return_exceptions=True)
-    return list(outcomes), time.monotonic() - start
+async def timed(calls: list[Awaitable[Actor]]) -> list[Actor | BaseException]:
+    """All calls at once: their outcomes."""
+    return list(await asyncio.gather(*calls, return_exceptions=True))
 
 
 def refusals(outcomes: list[Actor | BaseException]) -> list[str]:
@@ -178,16 +179,16 @@ async def test_stale_keys_are_served_at_once_while_one_background_fetch_hangs(
 
         clock.advance(TTL + 1)
         server.mode = "hang"
-        outcomes, elapsed = await timed([verifier.authenticate(issuer.token(f"u{i}", ["staff"])) for i in range(10)])
+        outcomes = await timed([verifier.authenticate(issuer.token(f"u{i}", ["staff"])) for i in range(10)])
         assert [o.id if isinstance(o, Actor) else o for o in outcomes] == [oidc(f"u{i}") for i in range(10)]
-        assert elapsed < FETCH_TIMEOUT, f"requests waited {elapsed:.2f} s for a fetch"
+        assert verifier.last_error is None, "requests waited for the fetch to give up"
         assert verifier.fetch_attempts == 2  # exactly one background fetch for ten stale requests
         await server.wait_for_requests(2)
 
         # While that fetch hangs, more stale requests neither wait nor start another fetch.
-        outcomes, elapsed = await timed([verifier.authenticate(issuer.token(f"v{i}", ["staff"])) for i in range(10)])
+        outcomes = await timed([verifier.authenticate(issuer.token(f"v{i}", ["staff"])) for i in range(10)])
         assert all(isinstance(o, Actor) for o in outcomes), outcomes
-        assert elapsed < FETCH_TIMEOUT
+        assert verifier.last_error is None, "requests waited for the fetch to give up"
         assert (server.requests, verifier.fetch_attempts) == (2, 2)
 
         # The timeout ends the hanging fetch; the failure is recorded and the cached keys keep serving.
@@ -227,12 +228,12 @@ async def test_at_first_start_requests_share_one_bounded_fetch_of_a_hanging_prov
 
     async with verifier_for(issuer, server.url, clock, transport=hanging) as verifier:
         with capture_logs() as logs:
-            outcomes, elapsed = await timed(
+            outcomes = await timed(
                 [verifier.authenticate(issuer.token(f"u{i}", ["staff"])) for i in range(10)]
             )
         assert refusals(outcomes) == [UNAVAILABLE] * 10
-        assert elapsed < 2 * FETCH_TIMEOUT, f"took {elapsed:.2f} s"
-        assert elapsed >= 0.9 * FETCH_TIMEOUT, "the requests did not wait for the first fetch"
+        # answered once the one fetch had given up: they waited for it, and for nothing longer
+        assert verifier.last_error is not None and "no answer within" in verifier.last_error
         assert (requests(), verifier.fetch_attempts) == (1, 1)
         unavailable = warnings_logged(logs, "oidc_jwks_unavailable")
         assert len(unavailable) == 1 and "no answer within" in unavailable[0]["error"]
@@ -250,11 +251,10 @@ async def test_after_a_failure_requests_back_off_without_calling_the_provider(
             assert verifier.last_error is not None and "503" in verifier.last_error
 
             clock.advance(4.9)  # within the first backoff (5 s)
-            outcomes, elapsed = await timed(
+            outcomes = await timed(
                 [verifier.authenticate(issuer.token(f"u{i}", ["staff"])) for i in range(10)]
             )
             assert refusals(outcomes) == [UNAVAILABLE] * 10
-            assert elapsed < FETCH_TIMEOUT / 2
             assert (server.requests, verifier.fetch_attempts) == (1, 1)
 
             clock.advance(0.2)  # past it: one more try, which fails and doubles the backoff to 10 s
@@ -343,7 +343,7 @@ async def test_unknown_key_ids_cause_at_most_one_refetch_per_window(
         ]
         for advance, expected_requests in waves:
             clock.advance(advance)
-            outcomes, _ = await timed([verifier.authenticate(token) for token in garbage(100)])
+            outcomes = await timed([verifier.authenticate(token) for token in garbage(100)])
             assert refusals(outcomes) == [UNKNOWN] * 100
             assert (server.requests, verifier.fetch_attempts) == (expected_requests, expected_requests)
 
@@ -357,17 +357,17 @@ async def test_an_unknown_key_id_waits_for_its_refetch_at_most_the_fetch_timeout
         await verifier.authenticate(issuer.token("u", ["staff"]))
         clock.advance(MIN_REFRESH)
         server.mode = "hang"
-        start = time.monotonic()
 
-        async def duration(token: str) -> float:
+        async def after_the_refetch_gave_up(token: str) -> bool:
             with pytest.raises(AuthenticationError, match=UNKNOWN):
                 await verifier.authenticate(token)
-            return time.monotonic() - start
+            return verifier.last_error is not None
 
         tokens = [issuer.token("u", ["staff"], kid=secrets.token_hex(8)) for _ in range(20)]
-        durations = sorted(await asyncio.gather(*(duration(t) for t in tokens)))
-        assert max(durations[:-1]) < FETCH_TIMEOUT / 2, "other unknown key ids waited for the refetch"
-        assert 0.9 * FETCH_TIMEOUT <= durations[-1] < 2 * FETCH_TIMEOUT
+        waited = await asyncio.gather(*(after_the_refetch_gave_up(t) for t in tokens))
+        # the one that started the refetch waited for it to give up; the others were refused before
+        assert waited == [True] + [False] * 19, "other unknown key ids waited for the refetch"
+        assert verifier.last_error is not None and "no answer within" in verifier.last_error
         assert (server.requests, verifier.fetch_attempts) == (2, 2)
         assert (await verifier.authenticate(issuer.token("known", ["staff"]))).id == oidc("known")
 

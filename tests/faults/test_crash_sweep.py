@@ -10,9 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType, TimeoutType
 
 from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.models.pause import ApproveInput, PauseState, Phase, ProposePlanInput, Tuning
@@ -40,13 +43,14 @@ def held(op: str, *, after: bool = False) -> FaultSettings:
     """The fleet holds ``op`` (before applying it, or after) until the client goes away."""
     return QUIET.model_copy(update={"ops": [op], "hold_after_ms" if after else "hold_before_ms": HOLD})
 
-# Seconds from the replacement worker polling to the phase being done. Every boundary takes 2-4.2 s,
-# alone and inside the full suite on two cores (docs/fault-report.md). The limit leaves room for a
-# workflow task that the killed worker held (given back after CRASH_TUNING's 2 s task timeout) on a
-# loaded machine; the defaults this guards against (no heartbeats, 10 s sticky and task timeouts)
-# stall for 10-30 s.
-RECOVERY_LIMIT = 8.0
+# How soon the replacement takes over is a figure of bench/bench_recovery.py, not a limit here: on a
+# shared machine a wall-clock limit fails for reasons that are not the product's. What the test holds
+# instead is how the dead worker's work came back: every attempt it lost was given up by its heartbeat
+# (not by a start-to-close timeout of minutes) and repeated once, and no workflow task waited for more
+# than CRASH_TUNING's task timeout. The defaults this guards against (no heartbeats, 10 s sticky and
+# task timeouts) show up there as a start-to-close timeout or a longer task timeout.
 AGENTS = 200
+WAIT = 60.0  # only so that a pause that never recovers fails instead of hanging
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,34 @@ def count(status: PauseState, action: str) -> int:
     return sum(1 for e in status.timeline if e.action == action)
 
 
+async def how_work_came_back(handle: Any) -> tuple[list[str], list[str]]:
+    """(activities retried after the kill, as ``type: attempt n after <timeout>``; what went wrong with
+    the retries: an attempt given up other than by its heartbeat, a third attempt, a workflow task timeout
+    longer than CRASH_TUNING's)."""
+    history = await handle.fetch_history()
+    task_timeout = timedelta(seconds=CRASH_TUNING.workflow_task_timeout_seconds)
+    scheduled: dict[int, str] = {}
+    retried: list[str] = []
+    wrong: list[str] = []
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            configured = event.workflow_execution_started_event_attributes.workflow_task_timeout.ToTimedelta()
+            if configured > task_timeout:
+                wrong.append(f"workflow task timeout {configured}")
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs = event.activity_task_started_event_attributes
+            if attrs.attempt <= 1:
+                continue
+            name = scheduled.get(attrs.scheduled_event_id, "?")
+            timeout = attrs.last_failure.timeout_failure_info.timeout_type
+            retried.append(f"{name}: attempt {attrs.attempt} after {TimeoutType.Name(timeout)}")
+            if attrs.attempt > 2 or timeout != TimeoutType.TIMEOUT_TYPE_HEARTBEAT:
+                wrong.append(retried[-1])
+    return retried, wrong
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("boundary", BOUNDARIES, ids=[b.id for b in BOUNDARIES])
 async def test_a_worker_killed_at_a_boundary_loses_nothing_and_repeats_nothing(
@@ -124,14 +156,13 @@ async def test_a_worker_killed_at_a_boundary_loses_nothing_and_repeats_nothing(
             await w.start(hold=boundary.hold if boundary.phase == "resume" else contain_hold)
             handle, _ = await h.pause()
 
-            recovery: float | None = None
+            recovery: float | None = None  # observed for the fault report; bench_recovery.py judges it
             if boundary.phase == "contain":
                 await until(boundary.reached(h, w), timeout=30, what=f"the worker to reach {boundary.id}")
                 w.kill()
                 fleet_faults(h).update(QUIET)
                 up = await w.start()
-                # The replacement must finish containment quickly: heartbeats and a short sticky timeout.
-                status = await h.wait_for(lambda s: s.containment.contained_at is not None, timeout=RECOVERY_LIMIT + 40,
+                status = await h.wait_for(lambda s: s.containment.contained_at is not None, timeout=WAIT,
                                           what="containment after the replacement worker started")
                 assert status.containment.contained_at is not None
                 recovery = status.containment.contained_at.timestamp() - up
@@ -161,7 +192,7 @@ async def test_a_worker_killed_at_a_boundary_loses_nothing_and_repeats_nothing(
                 w.kill()
                 fleet_faults(h).update(QUIET)
                 up = await w.start()
-                await h.wait_for_state(Phase.RESUMED, timeout=RECOVERY_LIMIT + 25)
+                await h.wait_for_state(Phase.RESUMED, timeout=WAIT)
                 # Observed, not read from the timeline: entries carry the time of the workflow task
                 # that recorded them, which a replay on the new worker does not move.
                 recovery = time.time() - up
@@ -183,18 +214,16 @@ async def test_a_worker_killed_at_a_boundary_loses_nothing_and_repeats_nothing(
             assert count(final, "containment.evidence.sealed") == 4
 
             assert recovery is not None
-            timing = f"done {recovery:.1f}s after the replacement started" + (
-                "" if recovery < RECOVERY_LIMIT else f", OVER the {RECOVERY_LIMIT:.0f}s limit")
+            retried, wrong = await how_work_came_back(handle)
+            timing = f"done {recovery:.1f}s after the replacement started"
+            # the killed worker's work came back through its heartbeats, once each
+            assert not wrong, f"retried: {retried}; timed-out attempts: {await slow_attempts(handle)}"
             record_result(
                 "worker killed (kill -9)", f"{boundary.phase}: {boundary.id}", injected=1,
                 outcome=f"{final.phase.value}; switch applied {fleet.switch_changes}x (off, on), "
                         f"REVOKE {revokes}/{planned_revokes} planned, 4 bundles sealed once; {boundary.phase} {timing}",
                 recovery_s=round(recovery, 2), grants_run=resumed_pg["GRANT"] - contained_pg["GRANT"],
                 slow_attempts=await slow_attempts(handle) if recovery > 5.0 else [],
-            )
-            assert recovery < RECOVERY_LIMIT, (
-                f"{boundary.phase} took {recovery:.1f}s after the replacement worker started "
-                f"(limit {RECOVERY_LIMIT}s); timed-out attempts: {await slow_attempts(handle)}"
             )
         finally:
             w.kill()
