@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field
 
 from pausegate.models.base import Model
+from pausegate.records.anchors import LogAnchor
 from pausegate.records.files import FileMedium
 from pausegate.records.log import ChainLog, ChainMedium
 
@@ -48,8 +49,8 @@ class RefusalEntry(Model):
 class RefusalLog:
     """Refusal entries on a chained log in ``medium``, its head signed with ``key``."""
 
-    def __init__(self, medium: ChainMedium, key: Ed25519PrivateKey) -> None:
-        self.chain = ChainLog(medium, key, RefusalEntry.model_validate, "a refusal entry")
+    def __init__(self, medium: ChainMedium, key: Ed25519PrivateKey, *, anchor: LogAnchor | None = None) -> None:
+        self.chain = ChainLog(medium, key, RefusalEntry.model_validate, "a refusal entry", anchor=anchor)
 
     @classmethod
     def file(cls, path: Path, key: Ed25519PrivateKey) -> RefusalLog:

@@ -11,6 +11,8 @@ under the limit.
   can never hold the same slot, and a replica that lost the race tries again at once.
 - A replica renews the leases it holds every third of ``lease_seconds``. A replica that dies (killed,
   its host gone) stops renewing: its slots are free again ``lease_seconds`` later, never leaked.
+- A row that expires further ahead than any replica leases (written outside the API: ``infinity``)
+  counts as free and is logged; it cannot hold a pause's slots.
 - A slot given back is announced (``NOTIFY pausegate_slots``); each replica listens, so a waiting
   update starts as soon as any replica frees a slot, with a poll as the fallback. Within a replica only
   the head of each pause's queue asks the database, so waiting costs one query per freed slot, not
@@ -38,12 +40,21 @@ log = structlog.get_logger(__name__)
 
 CHANNEL = "pausegate_slots"
 
-_CLAIM = """
+# A slot is held while its lease runs: until ``expires_at``, which a replica sets to at most
+# ``lease_seconds`` from now (the replicas of one deployment share ``slot_lease_seconds``). A row that
+# expires further ahead than twice that (``infinity``, next year) was not written by a replica: it is
+# taken as tampering, counted as free, taken over by the next claim, and logged; never obeyed.
+_HELD = (
+    "{row}.expires_at > clock_timestamp() "
+    "AND {row}.expires_at <= clock_timestamp() + make_interval(secs => %(bound)s)"
+)
+_FORGED = "{row}.expires_at > clock_timestamp() + make_interval(secs => %(bound)s)"
+_CLAIM = f"""
 WITH free AS (
     SELECT s FROM generate_series(0, %(max)s - 1) AS s
     WHERE NOT EXISTS (
         SELECT 1 FROM api_update_slots u
-        WHERE u.pause = %(pause)s AND u.slot = s AND u.expires_at > clock_timestamp()
+        WHERE u.pause = %(pause)s AND u.slot = s AND {_HELD.format(row="u")}
     )
     ORDER BY random() LIMIT 1
 )
@@ -52,15 +63,21 @@ SELECT %(pause)s, s, %(lease)s, %(replica)s, %(actor)s, clock_timestamp() + make
 FROM free
 ON CONFLICT (pause, slot) DO UPDATE SET
     lease = EXCLUDED.lease, replica = EXCLUDED.replica, actor = EXCLUDED.actor, expires_at = EXCLUDED.expires_at
-WHERE t.expires_at <= clock_timestamp()
-RETURNING slot
+WHERE NOT ({_HELD.format(row="t")})
+RETURNING slot, (SELECT count(*) FROM api_update_slots f WHERE f.pause = %(pause)s AND {_FORGED.format(row="f")})
 """
-_LIVE = "SELECT count(*) FROM api_update_slots WHERE pause = %s AND slot < %s AND expires_at > clock_timestamp()"
+_LIVE = (
+    f"SELECT count(*) FROM api_update_slots u WHERE u.pause = %(pause)s AND u.slot < %(max)s "
+    f"AND {_HELD.format(row='u')}"
+)
 _GIVE_BACK = (
     f"WITH gone AS (DELETE FROM api_update_slots WHERE lease = %s RETURNING pause) "
     f"SELECT pg_notify('{CHANNEL}', pause) FROM gone"
 )
-_FORGET_EXPIRED = "DELETE FROM api_update_slots WHERE expires_at < clock_timestamp() - interval '1 hour'"
+_FORGET_EXPIRED = (
+    "DELETE FROM api_update_slots u WHERE u.expires_at < clock_timestamp() - interval '1 hour' "
+    f"OR {_FORGED.format(row='u')} RETURNING (u.expires_at > clock_timestamp())"
+)
 _RENEW = (
     "UPDATE api_update_slots SET expires_at = clock_timestamp() + make_interval(secs => %s) "
     "WHERE lease = ANY(%s) AND replica = %s RETURNING lease"
@@ -199,26 +216,36 @@ class SharedSlots:
         if waiting is not None:
             waiting.freed.set()
 
+    @property
+    def bound(self) -> float:
+        """Seconds ahead beyond which a slot's expiry is not a lease any replica took (see ``_HELD``)."""
+        return 2.0 * self.lease_seconds
+
     async def live(self, pause: str) -> int:
         """Slots of ``pause`` held now by any replica."""
         pool = await self.db.async_pool()
         async with pool.connection() as conn:
-            row = await (await conn.execute(_LIVE, (pause, self.max_in_flight))).fetchone()
+            row = await (await conn.execute(
+                _LIVE, {"pause": pause, "max": self.max_in_flight, "bound": self.bound})).fetchone()
         return int(row[0]) if row else 0  # type: ignore[index]
 
     async def _claim(self, pause: str, actor: str) -> tuple[Lease | None, int]:
         lease_id = uuid.uuid4()
         params = {"max": self.max_in_flight, "pause": pause, "lease": lease_id, "replica": self.db.replica,
-                  "actor": actor[:500], "ttl": float(self.lease_seconds)}
+                  "actor": actor[:500], "ttl": float(self.lease_seconds), "bound": self.bound}
         try:
             pool = await self.db.async_pool()
             async with pool.connection() as conn:
                 row = await (await conn.execute(_CLAIM, params)).fetchone()
                 if row is not None:
+                    if row[1]:  # type: ignore[index]
+                        log.error("update_slots_out_of_bounds", pause=pause, rows=int(row[1]),  # type: ignore[index]
+                                  detail="slot rows expiring beyond any lease were written outside the API; "
+                                  "counted as free")
                     lease = Lease(pause=pause, slot=int(row[0]), lease=lease_id)  # type: ignore[index]
                     self._held[lease_id] = lease
                     return lease, 0
-                live = await (await conn.execute(_LIVE, (pause, self.max_in_flight))).fetchone()
+                live = await (await conn.execute(_LIVE, params)).fetchone()
                 return None, int(live[0]) if live else 0  # type: ignore[index]
         except (psycopg.Error, PoolTimeout) as exc:
             log.error("update_slots_unavailable", pause=pause, error=str(exc)[:300])
@@ -264,7 +291,11 @@ class SharedSlots:
         with contextlib.suppress(psycopg.Error, PoolTimeout):
             pool = await self.db.async_pool()
             async with pool.connection() as conn:
-                await conn.execute(_FORGET_EXPIRED)
+                gone = await (await conn.execute(_FORGET_EXPIRED, {"bound": self.bound})).fetchall()
+            forged = sum(1 for (ahead,) in gone if ahead)
+            if forged:
+                log.error("update_slots_out_of_bounds", rows=forged,
+                          detail="slot rows expiring beyond any lease were written outside the API; deleted")
 
     async def _listen_forever(self) -> None:
         backoff = 1.0

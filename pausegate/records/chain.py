@@ -135,12 +135,16 @@ class Walk:
     problems: list[str] = field(default_factory=list)
     lines: int = 0
     last: str = GENESIS
+    marked: str | None = None
+    """The digest of the line ``walk`` was asked to mark (None: not reached)."""
 
 
-def walk(lines: Iterable[tuple[int, bytes]], parse: Callable[[Any], ChainedLine], what: str, where: str) -> Walk:
+def walk(
+    lines: Iterable[tuple[int, bytes]], parse: Callable[[Any], ChainedLine], what: str, where: str, *, mark: int = 0
+) -> Walk:
     """Follow the chain through ``lines`` ((number as stored, line), oldest first): a line numbered
     out of turn, a line that is not ``what`` (``parse`` refuses it), a line that does not name the one
-    before it."""
+    before it. The digest of line ``mark`` is kept (``Walk.marked``)."""
     found = Walk()
     for seq, line in lines:
         found.lines += 1
@@ -156,6 +160,8 @@ def walk(lines: Iterable[tuple[int, bytes]], parse: Callable[[Any], ChainedLine]
                 found.problems.append(
                     f"{where}:{number}: does not follow line {number - 1} (removed, edited or reordered)")
         found.last = line_digest(line)
+        if number == mark:
+            found.marked = found.last
     return found
 
 
@@ -183,3 +189,23 @@ def head_problems(
 def missing_problems(head_stored: bool, where: str) -> list[str]:
     """What is wrong with a log that is not there at all: nothing, unless a head says it had lines."""
     return [f"{where}: missing, but its signed head says it had lines"] if head_stored else []
+
+
+# ---------------------------------------------------------------- anchored outside the medium
+
+
+def anchor_problems(walked: Walk, anchored: ChainHead | None, key: Ed25519PublicKey, where: str,
+                    anchor_where: str) -> list[str]:
+    """What a head anchored outside the log's medium says about the lines walked (``walk`` marking line
+    ``anchored.lines``): the log must still hold that line, unchanged. Someone who owns the medium can
+    cut the log back and put a saved head back; they cannot take back the anchor."""
+    if anchored is None:
+        return []
+    if not head_signed(anchored, key):
+        return [f"{anchor_where}: signature does not verify with the deployment's key"]
+    if walked.lines < anchored.lines:
+        return [f"{where}: ends at line {walked.lines}, but its head anchored outside it says line {anchored.lines} "
+                "(lines cut, the head put back)"]
+    if anchored.lines and walked.marked != anchored.last:
+        return [f"{where}:{anchored.lines}: not the line its head anchored outside it names (rewritten)"]
+    return []

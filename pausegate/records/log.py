@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 
 from pausegate.records import chain
+from pausegate.records.anchors import LogAnchor
 from pausegate.records.chain import GENESIS, ChainedLine, ChainHead
 
 log = structlog.get_logger(__name__)
@@ -78,13 +79,18 @@ class ChainMedium(Protocol):
 
 class ChainLog(Generic[E]):
     """Entries of one kind (``parse`` reads them; ``what`` names them in problems) on ``medium``, the
-    head signed with ``key``."""
+    head signed with ``key``; with ``anchor``, each new head is also anchored outside the medium
+    (``pausegate.records.anchors``) and the log is held to the newest anchored one."""
 
-    def __init__(self, medium: ChainMedium, key: Ed25519PrivateKey, parse: Callable[[Any], E], what: str) -> None:
+    def __init__(
+        self, medium: ChainMedium, key: Ed25519PrivateKey, parse: Callable[[Any], E], what: str,
+        *, anchor: LogAnchor | None = None,
+    ) -> None:
         self.medium = medium
         self.key = key
         self.parse = parse
         self.what = what
+        self.anchor = anchor
 
     @contextmanager
     def held(self) -> Iterator[Appending[E]]:
@@ -94,9 +100,27 @@ class ChainLog(Generic[E]):
             yield Appending(self, held)
 
     def append(self, build: Callable[[str], E]) -> E:
-        """Append the entry ``build(prev)`` makes; the head is re-signed."""
+        """Append the entry ``build(prev)`` makes; the head is re-signed (and anchored, once stored)."""
         with self.held() as appending:
-            return appending.append(build)
+            entry = appending.append(build)
+        self.anchor_signed(appending.signed)
+        return entry
+
+    def anchor_signed(self, head: ChainHead | None) -> None:
+        """Anchor ``head``, which this log signed, outside the medium (after the medium stored it: an
+        anchor of a head that was rolled back would say lines were cut)."""
+        if self.anchor is not None and head is not None:
+            self.anchor.anchor(head)
+
+    def anchor_now(self) -> None:
+        """Anchor the head the medium holds now, if the deployment's key signed it (the periodic anchor:
+        an older head put back is longer than no anchored one, and the anchors skip it)."""
+        if self.anchor is None:
+            return
+        with self.medium.read() as stored:
+            head = stored.head()
+        if head is not None and chain.head_signed(head, self.key.public_key()):
+            self.anchor.anchor(head)
 
     def entries(self) -> Iterator[E]:
         """Every line that is an entry, oldest first (no chain check: see ``problems``)."""
@@ -112,13 +136,26 @@ class ChainLog(Generic[E]):
         vouches for the last."""
         public = self.key.public_key()
         medium = self.medium
+        # The anchor before the lines: one anchored after them would be newer than the lines read.
+        found: list[str] = []
+        anchored: ChainHead | None = None
+        if self.anchor is not None:
+            number, anchored = self.anchor.newest()
+            if number and anchored is None:
+                found.append(f"{self.anchor.where}: number {number} is not a head the deployment anchored")
         with medium.read() as stored:
             if stored.lines is None:
-                return chain.missing_problems(stored.head_stored, medium.where)
+                stored.lines = ()
+                if anchored is None or not anchored.lines:
+                    return found + chain.missing_problems(stored.head_stored, medium.where)
             # Every entry names the line before it (``prev``): what the chain follows.
-            walked = chain.walk(stored.lines, cast(Callable[[Any], ChainedLine], self.parse), self.what, medium.where)
+            walked = chain.walk(stored.lines, cast(Callable[[Any], ChainedLine], self.parse), self.what, medium.where,
+                                mark=anchored.lines if anchored is not None else 0)
             head = stored.head()
-        return walked.problems + chain.head_problems(walked, head, public, medium.where, medium.head_where)
+        found += walked.problems + chain.head_problems(walked, head, public, medium.where, medium.head_where)
+        if self.anchor is not None:
+            found += chain.anchor_problems(walked, anchored, public, medium.where, self.anchor.where)
+        return found
 
 
 class Appending(Generic[E]):
@@ -127,6 +164,8 @@ class Appending(Generic[E]):
     def __init__(self, owner: ChainLog[E], held: HeldChain) -> None:
         self._log = owner
         self._held = held
+        self.signed: ChainHead | None = None
+        """The head the newest append signed (None: nothing appended)."""
 
     def last(self) -> E | None:
         """The newest line's entry (None when the log is empty or its newest line is not an entry)."""
@@ -151,5 +190,6 @@ class Appending(Generic[E]):
         entry = build(prev)
         line = chain.encode(entry, self._log.what)
         lines = resume.lines + 1
-        held.write(lines, line, chain.sign_head(key, lines, chain.line_digest(line), resume.breaks))
+        self.signed = chain.sign_head(key, lines, chain.line_digest(line), resume.breaks)
+        held.write(lines, line, self.signed)
         return entry

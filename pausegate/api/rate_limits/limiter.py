@@ -41,7 +41,10 @@ class Throttle:
         """Count and raise the 429 for ``actor``, whose bucket holds ``tokens`` (below one)."""
         self.throttled += 1
         self._note(actor, now)
-        retry_after = max(1, math.ceil((1.0 - tokens) / self.rate))
+        # A refused bucket holds between 0 and 1 token; whatever a store handed back, the wait stays
+        # at most one token's refill.
+        held = tokens if 0.0 <= tokens < 1.0 else 0.0
+        retry_after = max(1, math.ceil((1.0 - held) / self.rate))
         raise Throttled(
             f"more than {self.burst} actions at once or {self.rate:g} a second; retry in {retry_after} s",
             retry_after=retry_after,

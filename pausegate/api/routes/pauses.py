@@ -41,7 +41,12 @@ async def trigger(body: TriggerRequest, state: StateDep, response: Response, act
     """Pull the kill switch: pause the program now (201), or return the pause already open (200).
 
     ``problems`` lists what the runbook names that this deployment lacks; the pause starts all the same."""
-    runbook = await admit(state, body.program, actor, "trigger", what="starting a pause")
+    runbook = await admit(state, body.program, actor, "trigger", what="starting a pause", rate_limited=False)
+    # The kill switch is never rate-limited for a commander of the program: nothing stored (a bucket
+    # emptied in the shared database, a store that is down) may stand between them and the switch.
+    # Anyone else's attempt spends their rate like any other action.
+    if not actor.has_any(authority.commander_roles(runbook)):
+        await state.rate_limiter.acquire(actor.id)
     await authorise(state, body.program, actor, "trigger",
                     lambda: authority.require_commander(runbook, actor, "starting a pause"))
     problems = state.runbook_problems(body.program)

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from pausegate.canonical import sha256_hex
 from pausegate.models.base import Model
+from pausegate.records.anchors import LogAnchor
 from pausegate.records.log import ChainLog, ChainMedium
 
 LOG_NAME = "users"
@@ -65,6 +66,6 @@ def file_digest(content: bytes | None) -> str:
     return ABSENT if content is None else sha256_hex(content)
 
 
-def user_log(medium: ChainMedium, key: Ed25519PrivateKey) -> ChainLog[UserChange]:
-    """The users' change log in ``medium``, its head signed with ``key``."""
-    return ChainLog(medium, key, UserChange.model_validate, "a user change")
+def user_log(medium: ChainMedium, key: Ed25519PrivateKey, *, anchor: LogAnchor | None = None) -> ChainLog[UserChange]:
+    """The users' change log in ``medium``, its head signed with ``key`` (and anchored with ``anchor``)."""
+    return ChainLog(medium, key, UserChange.model_validate, "a user change", anchor=anchor)

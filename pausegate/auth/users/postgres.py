@@ -13,10 +13,12 @@ a change made outside the API the next time the log is read or changed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,10 +44,13 @@ from pausegate.auth.users.file import UserDirectory
 from pausegate.auth.users.log import ABSENT, LOG_NAME, OUTSIDE, Action, UserChange, UserDelta, user_log
 from pausegate.auth.users.store import change_entry, delta, outside_change, require_admins_remain
 from pausegate.auth.users.views import UserLogView
+from pausegate.auth.users.vouched import MAX_UNVOUCHED, Vouched, vouched
 from pausegate.canonical import canonical_json, sha256_hex
 from pausegate.errors import StateUnavailable
 from pausegate.evidence import signing_keys as keymod
 from pausegate.models.pause import Actor
+from pausegate.records.anchors import HeadAnchors
+from pausegate.records.chain import GENESIS, ChainHead
 from pausegate.records.log import Appending, ChainLog
 from pausegate.records.postgres import PgMedium
 
@@ -84,7 +89,7 @@ class RowSignatures:
 
     def __init__(self, key: Ed25519PrivateKey) -> None:
         self._key = key
-        self._public = key.public_key()
+        self.public = key.public_key()
         self._checked: dict[tuple[bytes, str], bool] = {}
 
     def sign(self, user: LocalUser) -> str:
@@ -96,7 +101,7 @@ class RowSignatures:
         if known is not None:
             return known
         try:
-            ok = keymod.verify_signature(self._public, base64.b64decode(signature, validate=True), part)
+            ok = keymod.verify_signature(self.public, base64.b64decode(signature, validate=True), part)
         except ValueError:
             ok = False
         if len(self._checked) >= 10_000:
@@ -143,23 +148,27 @@ class PgUserDirectory:
     """The users in the API's database and their change log there (a ``pausegate.auth.users.store.UserStore``;
     blocking: callers run it in a thread)."""
 
-    def __init__(self, db: ApiDatabase, key: Ed25519PrivateKey) -> None:
+    def __init__(self, db: ApiDatabase, key: Ed25519PrivateKey, *, anchors: HeadAnchors | None = None) -> None:
         self.db = db
         self.key = key
         self.signatures = RowSignatures(key)
+        self.anchor = anchors.log(LOG_NAME) if anchors is not None else None
 
     def _log(self, conn: psycopg.Connection[Any]) -> ChainLog[UserChange]:
-        return user_log(PgMedium.on(conn, LOG_NAME), self.key)
+        return user_log(PgMedium.on(conn, LOG_NAME), self.key, anchor=self.anchor)
 
     @contextmanager
     def _change(self) -> Iterator[_Held]:
-        """A transaction holding the change log, the users reconciled with it first."""
-        with self.db.sync_pool.connection() as conn, conn.transaction():
-            chain = self._log(conn)
-            with chain.held() as appending:
-                held = _Held(conn, chain, appending)
-                self._reconcile(held)
-                yield held
+        """A transaction holding the change log, the users reconciled with it first; the new head is
+        anchored once the transaction committed."""
+        with self.db.sync_pool.connection() as conn:
+            with conn.transaction():
+                chain = self._log(conn)
+                with chain.held() as appending:
+                    held = _Held(conn, chain, appending)
+                    self._reconcile(held)
+                    yield held
+            chain.anchor_signed(appending.signed)
 
     # ------------------------------------------------------------ reading
 
@@ -188,10 +197,13 @@ class PgUserDirectory:
 
     def check(self) -> UserChange | None:
         """Compare the users with the log now; a difference is recorded (and returned)."""
-        with self.db.sync_pool.connection() as conn, conn.transaction():
-            chain = self._log(conn)
-            with chain.held() as appending:
-                return self._reconcile(_Held(conn, chain, appending))
+        with self.db.sync_pool.connection() as conn:
+            with conn.transaction():
+                chain = self._log(conn)
+                with chain.held() as appending:
+                    change = self._reconcile(_Held(conn, chain, appending))
+            chain.anchor_signed(appending.signed)
+        return change
 
     # ------------------------------------------------------------ changing
 
@@ -310,16 +322,30 @@ def import_users_file(users_file: Path, store: PgUserDirectory, key: Ed25519Priv
     return imported
 
 
+_HEAD = (
+    "SELECT h.lines, h.last, h.breaks, h.key_sha256, h.signature, "
+    "(SELECT max(seq) FROM api_log_lines WHERE log = %(log)s) FROM api_log_heads h WHERE h.log = %(log)s"
+)
+_VOUCHED_LINES = "SELECT seq, line FROM api_log_lines WHERE log = %(log)s AND seq <= %(lines)s ORDER BY seq"
+_LINES_PAST = (
+    "SELECT seq, line FROM api_log_lines WHERE log = %(log)s AND seq > %(lines)s ORDER BY seq LIMIT %(limit)s"
+)
+
+
 class PgTokens:
     """Local tokens checked against the API's database on every request: a user added, a role changed
-    or a user removed on any replica holds on every replica from the next request. A row the deployment
-    did not sign proves nobody."""
+    or a user removed on any replica holds on every replica from the next request. A row proves someone
+    only if the deployment signed it and it is as the newest change the users' log vouches for left
+    its user (``pausegate.auth.users.vouched``): an older signed row written back proves nobody."""
 
     def __init__(self, db: ApiDatabase, key: Ed25519PrivateKey | Callable[[], Ed25519PrivateKey]) -> None:
         self.db = db
         # A callable is called on first use: building the API must not touch the evidence directory.
         self._key = key
         self._signatures: RowSignatures | None = None
+        self._vouched: Vouched | None = None
+        self._read_at: tuple[Any, ...] | None = None
+        self._reading = asyncio.Lock()
 
     @property
     def signatures(self) -> RowSignatures:
@@ -337,14 +363,55 @@ class PgTokens:
                 cursor = await conn.execute(f"SELECT {_COLUMNS} FROM api_users WHERE token_sha256 = %s",
                                             (token_digest(token),))
                 row = await cursor.fetchone()
+                ledger = await self._ledger(conn) if row is not None else None
         except (psycopg.Error, PoolTimeout) as exc:
             log.error("users_store_unavailable", error=str(exc)[:300])
             raise StateUnavailable() from None
-        if row is None:
+        if row is None or ledger is None:
             raise AuthenticationError("unknown token")
         user, signature = _user(tuple(row))  # type: ignore[arg-type]
         if not self.signatures.valid(user, signature):
             log.error("user_row_not_signed", user=user.name[:200],
                       detail="a user row changed outside the API: it proves nobody")
             raise AuthenticationError("unknown token")
+        if not ledger.matches(user):
+            log.error("user_row_not_vouched", user=user.name[:200],
+                      detail="the user row is not as the newest change in the signed users log left them "
+                      "(an older row written back, or a change not yet vouched for): it proves nobody")
+            raise AuthenticationError("unknown token")
         return user.actor()
+
+    async def _ledger(self, conn: psycopg.AsyncConnection[Any]) -> Vouched:
+        """What the users' log vouches for now, read again only when its head or its newest line changed."""
+        head_row = await (await conn.execute(_HEAD, {"log": LOG_NAME})).fetchone()
+        at = tuple(head_row) if head_row is not None else None
+        if self._vouched is not None and at == self._read_at:
+            return self._vouched
+        async with self._reading:
+            if self._vouched is not None and at == self._read_at:
+                return self._vouched
+            head = _head(at)
+            lines: list[tuple[int, bytes]] = []
+            if head is not None:
+                params = {"log": LOG_NAME, "lines": head.lines, "limit": MAX_UNVOUCHED + 1}
+                for query in (_VOUCHED_LINES, _LINES_PAST):
+                    rows = await (await conn.execute(query, params)).fetchall()
+                    lines += [(int(r[0]), str(r[1]).encode()) for r in rows]  # type: ignore[index]
+            found = vouched(lines, head, self.signatures.public)
+            if found.problems:
+                log.error("users_log_vouches_for_less", problems=list(found.problems[:10]))
+            best = self._vouched
+            if best is not None and not best.nobody and (found.nobody or found.lines < best.lines):
+                # The head went back, or lost its signature: what it vouched for before still stands,
+                # and lines written since (past the head) still take away.
+                log.error("users_log_head_went_back", seen=best.lines, now=found.lines)
+                found = replace(best, unvouched=best.unvouched | found.unvouched)
+            self._vouched, self._read_at = found, at
+            return found
+
+
+def _head(row: tuple[Any, ...] | None) -> ChainHead | None:
+    if row is None or row[0] is None:
+        return None
+    return ChainHead.model_construct(lines=int(row[0]), last=row[1] or GENESIS, breaks=list(row[2] or []),
+                                     key_sha256=row[3] or "", signature=row[4] or "")
