@@ -31,7 +31,7 @@ from pausegate.connectors.postgres.copies_catalog import (
     resolve,
 )
 from pausegate.connectors.postgres.copies_settle import drop_copy, keep_copy, purge_copy
-from pausegate.connectors.postgres.quarantine import contain
+from pausegate.connectors.postgres.quarantine import contain_all
 from pausegate.errors import ConfigError, TargetUnavailableError
 from pausegate.evidence.interface import EvidenceStore, read_recorded
 from pausegate.evidence.layout import copies_contained_key, copies_found_key
@@ -115,13 +115,9 @@ class CopiesActivities:
     @activity.defn(name="contain_copies")
     async def contain_copies(self, input: ContainCopiesInput) -> list[CopyContainment]:
         """Contain each copy on the connection holding it; idempotent, each verified by the database."""
-        async with running() as progress, self._connect(input.connection) as conn:
-            done: list[CopyContainment] = []
-            for n, copy in enumerate(input.copies, 1):
-                done.append(await contain(conn, copy, dataset_tables=input.dataset_tables,
-                                          break_glass=input.break_glass_roles))
-                progress.report("contained", n, len(input.copies))
-            return done
+        async with running(), self._connect(input.connection) as conn:
+            return await contain_all(conn, input.copies, dataset_tables=input.dataset_tables,
+                                     break_glass=input.break_glass_roles)
 
     # ---------------------------------------------------------- a pause's copies, by document
 
@@ -164,13 +160,17 @@ class CopiesActivities:
                 return summarise(CopiesDocument.model_validate(await read_recorded(store, ref)), ref)
             found = CopiesDocument.model_validate(await read_recorded(store, input.found))
             by_connection = _by_connection(input.datasets)
-            done: list[ContainedCopy] = []
-            for n, entry in enumerate(found.copies, 1):
-                specs = by_connection.get(entry.connection or "", [])
-                done.append(await self._contain_one(entry, _tables(input.datasets),
-                                                    sorted({r for d in specs for r in d.break_glass_roles})))
-                progress.report("contained", n, len(found.copies))
-            document = found.model_copy(update={"stage": "contained", "copies": done})
+            on: dict[str | None, list[ContainedCopy]] = {}
+            for entry in found.copies:
+                on.setdefault(entry.connection, []).append(entry)
+            done: dict[str, ContainedCopy] = {}
+            for connection, entries in on.items():
+                specs = by_connection.get(connection or "", [])
+                done |= await self._contain_on(connection, entries, _tables(input.datasets),
+                                               sorted({r for d in specs for r in d.break_glass_roles}))
+                progress.report("contained", len(done), len(found.copies))
+            document = found.model_copy(update={"stage": "contained",
+                                                "copies": [done[e.current.id] for e in found.copies]})
             ref = await asyncio.to_thread(store.put_json, key, document.model_dump(mode="json"))
             return summarise(document, ref)
 
@@ -206,16 +206,18 @@ class CopiesActivities:
                 raise TargetUnavailableError("copies not settled as the plan decided: " + ", ".join(unsettled[:10]))
             return done
 
-    async def _contain_one(self, entry: ContainedCopy, dataset_tables: Sequence[str],
-                           break_glass: Sequence[str]) -> ContainedCopy:
-        if entry.connection is None:
-            return entry.model_copy(update={"verified": entry.current.state != "found"})
-        async with self._connect(entry.connection) as conn:
-            done = await contain(conn, entry.current, dataset_tables=dataset_tables, break_glass=break_glass)
-        return entry.model_copy(update={
-            "current": done.contained, "statements": done.statements, "sessions_ended": done.sessions_ended,
-            "replication_connections_ended": done.replication_connections_ended, "verified": done.verified,
-            "residual": done.residual})
+    async def _contain_on(self, connection: str | None, entries: Sequence[ContainedCopy],
+                          dataset_tables: Sequence[str], break_glass: Sequence[str]) -> dict[str, ContainedCopy]:
+        """The copies one connection holds, contained together: copy id -> entry as containment left it."""
+        if connection is None:
+            return {e.current.id: e.model_copy(update={"verified": e.current.state != "found"}) for e in entries}
+        async with self._connect(connection) as conn:
+            done = await contain_all(conn, [e.current for e in entries], dataset_tables=dataset_tables,
+                                     break_glass=break_glass)
+        return {e.current.id: e.model_copy(update={
+            "current": d.contained, "statements": d.statements, "sessions_ended": d.sessions_ended,
+            "replication_connections_ended": d.replication_connections_ended, "verified": d.verified,
+            "residual": d.residual}) for e, d in zip(entries, done, strict=True)}
 
     async def _from_log(self, input: FindPauseCopiesInput, report: Callable[..., None]) -> CopiesFound:
         store, exposure = self._need_store(), self._exposure

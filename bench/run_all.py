@@ -84,6 +84,8 @@ def benches() -> list[Bench]:
         Bench("who saw what", ["bench/bench_who_saw_what.py", "--size-mb", "256", "--rounds", "3"], 240,
               ["--size-mb", "16", "--rounds", "1"]),
         Bench("console render", ["bench/bench_console_render.py", "--runs", "30"], 120, ["--runs", "5"]),
+        Bench("copies", ["bench/bench_copies.py", "--size-mb", "256", "--copies", "100", "--rounds", "3"], 300,
+              ["--smoke"]),
     ]
 
 
@@ -178,6 +180,13 @@ def targets(b: dict[str, Bench]) -> list[tuple[str, str, str, str]]:
     who = number_after(b["who saw what"].find("ratio to baseline"), "baseline:")
     rows.append(("who saw what / read + parse every line", f"{who}", ">= 0.5", verdict(who, 0.5,
                                                                                       lower_is_better=False)))
+    cp = b["copies"]
+    finding = number_after(cp.find("ratio to baseline"), "baseline:")
+    rows.append(("finding copies / read + parse every line", f"{finding}", ">= 0.5",
+                 verdict(finding, 0.5, lower_is_better=False)))
+    held = number_after(cp.find("quarantining"), "; ratio")
+    rows.append(("quarantining 100 copies / the same ALTERs from a plain script", f"{held}x", "<= 2x",
+                 verdict(held, 2)))
     render = number_after(b["console render"].find("render / json"), "=")
     rows.append(("console page render / API JSON", f"{render}x", "(reported)", ""))
     return rows

@@ -51,6 +51,7 @@ from pausegate.analysis.statement_reads import (
     Exposer,
     Read,
     ReadScope,
+    StatementReads,
     analyse,
     prefilter,
     statement_kind,
@@ -58,6 +59,7 @@ from pausegate.analysis.statement_reads import (
 from pausegate.models.copies import MAX_STATEMENT_CHARS, CopiesFound, Copy, CopyEvidence, CopyKind, CopyState
 
 SCOPE_CACHE_ENTRIES = 256
+ANALYSIS_CACHE_ENTRIES = 20_000  # statements split and analysed, by text: a log repeats its statements
 MAX_EVIDENCE = 20  # statements kept per copy (all of them are counted)
 TEMP_SCHEMA = "pg_temp"
 _SESSION_TEMP = "~pg_temp"  # a session's own temporary schema, first on its path (no real schema is named so)
@@ -100,6 +102,9 @@ class CopyFinder:
         self._relnames: dict[str, set[str]] = {}  # a copy's relation name -> its schema.name candidates
         self._index_version = -1
         self._scopes: dict[tuple[frozenset[str], frozenset[str]], ReadScope] = {}
+        self._splits: dict[str, tuple[list[Statement], str | None]] = {}
+        self._analysed: dict[tuple[str, int, tuple[str, ...], str | None], StatementReads] = {}
+        self._analysed_base: dict[tuple[str, int, tuple[str, ...], str | None], StatementReads] = {}
         self.statements = 0
         self.unparsed = 0
 
@@ -177,7 +182,7 @@ class CopyFinder:
 
     def _message(self, session: SessionState, sql: str, cx: StatementContext) -> HeldMessage:
         held = HeldMessage(line_num=cx.line_num, undo=[])
-        statements, error = split(sql)
+        statements, error = self._split(sql)
         if error is not None:
             self.unparsed += 1
             if may_copy(sql) and prefilter(sql, self._scope_for(session, sql), search_path=self._path(session),
@@ -193,8 +198,7 @@ class CopyFinder:
         if st.transaction is not None:
             self._transaction(session, st.transaction.action)
             return
-        scope = self._scope_for(session, st.text)
-        result = analyse(st.text, scope, search_path=self._path(session), user=cx.user)
+        result = self._analyse(session, st.text, cx.user)
         if result.search_path is not None:
             if result.search_path_local:
                 session.local_path = result.search_path
@@ -480,6 +484,29 @@ class CopyFinder:
         dataset = self._dataset_of(obj)
         return [dataset] if dataset else []
 
+    def _split(self, sql: str) -> tuple[list[Statement], str | None]:
+        """``split``, once per distinct message text (a log repeats its statements)."""
+        done = self._splits.get(sql)
+        if done is None:
+            if len(self._splits) >= ANALYSIS_CACHE_ENTRIES:
+                self._splits.clear()
+            done = self._splits[sql] = split(sql)
+        return done
+
+    def _analyse(self, session: SessionState, text: str, user: str | None) -> StatementReads:
+        """``analyse`` against the scope the statement needs, once per text, scope, path and user."""
+        scope = self._scope_for(session, text)
+        path = self._path(session)
+        # the dataset's own scope never changes; a widened one lives until the copies found change
+        cache = self._analysed_base if scope is self._base else self._analysed
+        key = (text, id(scope), path, user)
+        done = cache.get(key)
+        if done is None:
+            if len(cache) >= ANALYSIS_CACHE_ENTRIES:
+                cache.clear()
+            done = cache[key] = analyse(text, scope, search_path=path, user=user)
+        return done
+
     def _scope_for(self, session: SessionState, sql: str) -> ReadScope:
         """The dataset's scope, widened by the copies, views over them and temporary copies whose name
         the statement holds: a statement can only read what it names (or reach through what it
@@ -494,6 +521,7 @@ class CopyFinder:
             for qualified in self._by_table:
                 self._relnames.setdefault(qualified.rpartition(".")[2].casefold(), set()).add(qualified)
             self._scopes.clear()
+            self._analysed.clear()
             self._index_version = self._version
         tables = {q for n in mentioned for q in self._relnames.get(n, ())}
         tables.update(f"{schema}.{n}" for n, k in session.temps.items() if k is not None and n.casefold() in mentioned
@@ -504,6 +532,7 @@ class CopyFinder:
         if scope is None:
             if len(self._scopes) >= SCOPE_CACHE_ENTRIES:
                 self._scopes.clear()
+                self._analysed.clear()
             scope = self._scopes[key] = ReadScope.of(
                 tables=set(self._base.tables) | tables, exposers={**self._base.exposers, **views},
                 whole_schemas=self._base.whole_schemas)

@@ -72,24 +72,50 @@ class Located:
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.name))
 
 
+# The first of the names, in order, that exists: one trip whatever the number of names.
 _LOCATE_Q = """
 SELECT c.oid, c.relkind::text, n.nspname, c.relname, pg_get_userbyid(c.relowner)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'm', 'f')
+FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS w(nsp, rel, i)
+JOIN pg_namespace n ON n.nspname = w.nsp JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel
+WHERE c.relkind IN ('r', 'p', 'm', 'f')
+ORDER BY w.i LIMIT 1
 """
+
+
+def _names_of(copy: Copy) -> list[tuple[str, str]]:
+    """Where a copy may be, in order: already quarantined, as named, each candidate."""
+    names = [(QUARANTINE_SCHEMA, quarantine_name(copy))]
+    if copy.schema_name and copy.name:
+        names.append((copy.schema_name, copy.name))
+    return names + [tuple(c.split(".", 1)) for c in copy.candidates]  # type: ignore[misc]
 
 
 async def locate(conn: AsyncConnection[Any], copy: Copy) -> Located | None:
     """The relation a copy is now: already quarantined, else as named, else the first candidate that exists."""
-    names = [(QUARANTINE_SCHEMA, quarantine_name(copy))]
-    if copy.schema_name and copy.name:
-        names.append((copy.schema_name, copy.name))
-    names += [tuple(c.split(".", 1)) for c in copy.candidates]  # type: ignore[misc]
-    for schema, name in names:
-        found = await _rows(conn, _LOCATE_Q, (schema, name))
-        if found:
-            return Located(*found[0])
-    return None
+    names = _names_of(copy)
+    found = await _rows(conn, _LOCATE_Q, ([s for s, _ in names], [n for _, n in names]))
+    return Located(*found[0]) if found else None
+
+
+_LOCATE_MANY_Q = """
+SELECT DISTINCT ON (w.copy) w.copy, c.oid, c.relkind::text, n.nspname, c.relname, pg_get_userbyid(c.relowner)
+FROM unnest(%s::int[], %s::text[], %s::text[]) WITH ORDINALITY AS w(copy, nsp, rel, i)
+JOIN pg_namespace n ON n.nspname = w.nsp JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel
+WHERE c.relkind IN ('r', 'p', 'm', 'f')
+ORDER BY w.copy, w.i
+"""
+
+
+async def locate_many(conn: AsyncConnection[Any], copies: Sequence[Copy]) -> list[Located | None]:
+    """``locate`` for each copy, in one trip."""
+    index, schemas, names = [], [], []
+    for n, copy in enumerate(copies):
+        for schema, name in _names_of(copy):
+            index.append(n)
+            schemas.append(schema)
+            names.append(name)
+    found = {row[0]: Located(*row[1:]) for row in await _rows(conn, _LOCATE_MANY_Q, (index, schemas, names))}
+    return [found.get(n) for n in range(len(copies))]
 
 
 async def count_rows(conn: AsyncConnection[Any], where: Located) -> int | None:

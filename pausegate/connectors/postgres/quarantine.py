@@ -31,7 +31,7 @@ from pausegate.connectors.postgres.copies_catalog import (
     QUARANTINE_SCHEMA,
     Located,
     count_rows,
-    locate,
+    locate_many,
     quarantine_name,
 )
 from pausegate.errors import TargetUnavailableError
@@ -46,7 +46,11 @@ _UNREVOCABLE = ("superuser", "pg_read_all_data", _OPERATOR)
 
 async def _rows(conn: AsyncConnection[Any], query: str | sql.Composable, params: Any = None) -> list[Any]:
     cur = await conn.execute(query, params)  # type: ignore[arg-type]
-    return await cur.fetchall() if cur.description else []
+    try:
+        # in a pipeline the answer's shape is known only once it is fetched
+        return await cur.fetchall()
+    except psycopg.ProgrammingError:
+        return []  # a statement that returns no rows
 
 
 class _Runner:
@@ -106,7 +110,7 @@ async def ensure_quarantine(conn: AsyncConnection[Any], break_glass: Sequence[st
 _READERS_Q = """
 SELECT r.rolname FROM pg_roles r
 WHERE r.rolcanlogin AND NOT r.rolsuper AND r.rolname <> ALL(%(keep)s::text[]) AND r.rolname <> current_user
-  AND has_table_privilege(r.oid, %(oid)s::oid, 'SELECT')
+  AND EXISTS (SELECT 1 FROM unnest(%(oids)s::oid[]) AS o(oid) WHERE has_table_privilege(r.oid, o.oid, 'SELECT'))
 """
 
 _END_SESSIONS_Q = """
@@ -127,8 +131,23 @@ async def _family(conn: AsyncConnection[Any], oid: int) -> list[int]:
     return [r[0] for r in rows]
 
 
+async def _families(conn: AsyncConnection[Any], oids: Sequence[int]) -> dict[int, list[int]]:
+    """``_family`` of each relation, in one query."""
+    rows = await _rows(conn, """
+        WITH RECURSIVE t(root, oid) AS (
+          SELECT o, o FROM unnest(%s::oid[]) AS o
+          UNION SELECT t.root, i.inhrelid FROM pg_inherits i JOIN t ON i.inhparent = t.oid)
+        SELECT root, oid FROM t""", (list(oids),))
+    out: dict[int, list[int]] = {}
+    for root, oid in rows:
+        out.setdefault(root, []).append(oid)
+    return out
+
+
 async def _end_readers(conn: AsyncConnection[Any], oids: list[int], keep: list[str]) -> int:
-    readers = sorted({r for oid in oids for (r,) in await _rows(conn, _READERS_Q, {"keep": keep, "oid": oid})})
+    if not oids:
+        return 0
+    readers = sorted(r for (r,) in await _rows(conn, _READERS_Q, {"keep": keep, "oids": oids}))
     rows = await _rows(conn, _END_SESSIONS_Q, {"keep": keep, "readers": readers, "oids": oids})
     return int(rows[0][0]) if rows else 0
 
@@ -148,11 +167,30 @@ async def _grantees(conn: AsyncConnection[Any], oid: int) -> list[tuple[str, str
     return [(g, c) for g, c in rows]
 
 
-async def _take_over(r: _Runner, copy: Copy, rel: Located, keep: set[str], break_glass: Sequence[str]) -> None:
+async def _grantees_many(conn: AsyncConnection[Any], oids: Sequence[int]) -> dict[int, list[tuple[str, str | None]]]:
+    """``_grantees`` of each relation, in one trip."""
+    rows = await _rows(conn, """
+        SELECT DISTINCT c.oid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, NULL::text
+        FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = ANY(%(oids)s::oid[])
+        UNION
+        SELECT DISTINCT at.attrelid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
+               at.attname::text
+        FROM pg_attribute at, aclexplode(at.attacl) a
+        WHERE at.attrelid = ANY(%(oids)s::oid[]) AND at.attnum > 0 AND at.attacl IS NOT NULL""",
+        {"oids": list(oids)})
+    out: dict[int, list[tuple[str, str | None]]] = {oid: [] for oid in oids}
+    for oid, grantee, column in rows:
+        out[oid].append((grantee, column))
+    return out
+
+
+async def _take_over(r: _Runner, copy: Copy, rel: Located, keep: set[str], break_glass: Sequence[str],
+                     family: list[int], grants: list[tuple[str, str | None]] | None = None) -> None:
     """In the caller's transaction: revoke every grant but break-glass, owner to the quarantine role, into
-    the quarantine schema under a unique name, SELECT for break-glass."""
+    the quarantine schema under a unique name, SELECT for break-glass. ``grants``: the relation's, read
+    just before for many copies at once (a grant made since is found by the verification that follows)."""
     conn = r.conn
-    for grantee, column in await _grantees(conn, rel.oid):
+    for grantee, column in grants if grants is not None else await _grantees(conn, rel.oid):
         if grantee in keep:
             continue
         who = sql.SQL("PUBLIC") if grantee == "PUBLIC" else sql.Identifier(grantee)
@@ -161,7 +199,7 @@ async def _take_over(r: _Runner, copy: Copy, rel: Located, keep: set[str], break
         else:
             await r.run(sql.SQL("REVOKE ALL ({}) ON {} FROM {} CASCADE").format(sql.Identifier(column), rel.ident, who))
     word = sql.SQL(rel.word)
-    for child in await _family(conn, rel.oid):
+    for child in family:
         if child != rel.oid:
             located = await _rows(conn, "SELECT c.oid, c.relkind::text, n.nspname, c.relname, "
                                         "pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n "
@@ -200,43 +238,87 @@ async def quarantine_relation(conn: AsyncConnection[Any], copy: Copy, *,
                               break_glass: Sequence[str] = ()) -> CopyContainment:
     """Quarantine a copy held in a relation (module doc); verified before it returns. ``conn`` must
     be in autocommit mode; each attempt is one transaction."""
-    kept = [g for g in break_glass if await _rows(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", (g,))]
+    return (await quarantine_relations(conn, [copy], break_glass=break_glass))[0]
+
+
+async def quarantine_relations(conn: AsyncConnection[Any], copies: Sequence[Copy], *,
+                               break_glass: Sequence[str] = ()) -> list[CopyContainment]:
+    """Quarantine copies held in relations, each in its own transaction, all verified before it
+    returns. What every copy shares (the quarantine itself, the sessions to end, the verification)
+    is done once for all of them: containing a hundred copies costs little more than the ALTERs."""
+    kept = [g for (g,) in await _rows(conn, "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s::text[])",
+                                      (list(break_glass),))]
+    kept = [g for g in break_glass if g in kept]
     statements = await ensure_quarantine(conn, kept)
-    rel = await locate(conn, copy)
-    if rel is None:
-        gone = copy.model_copy(update={"state": "gone", "note": "no such relation in the database now"})
-        return CopyContainment(contained=gone, statements=statements, verified=True)
     keep = {QUARANTINE_ROLE, *kept}
     operator = (await _rows(conn, "SELECT current_user"))[0][0]
-    ended = 0
+    located = await locate_many(conn, copies)
+    families = await _families(conn, [rel.oid for rel in located if rel is not None])
+    ended = await _end_readers(conn, [o for oids in families.values() for o in oids], sorted(keep | {operator}))
+    grants = await _grantees_many(conn, [rel.oid for rel in located if rel is not None])
+    done: list[list[str]] = []
+    for copy, rel in zip(copies, located, strict=True):
+        done.append(await _take_over_locked(conn, copy, rel, keep, kept, operator, families.get(rel.oid, [rel.oid]),
+                                            grants.get(rel.oid)) if rel is not None else [])
+    checked = await _verify(conn, [c for c, rel in zip(copies, located, strict=True) if rel is not None], kept)
+    counts = await _count_many(conn, [m for m, _residual, _ok in checked.values() if m is not None])
+    out: list[CopyContainment] = []
+    for copy, rel, run in zip(copies, located, done, strict=True):
+        first, statements = statements, []  # the quarantine's own statements are the first copy's
+        if rel is None:
+            gone = copy.model_copy(update={"state": "gone", "note": "no such relation in the database now"})
+            out.append(CopyContainment(contained=gone, statements=first, verified=True))
+            continue
+        moved, residual, ok = checked[copy.id]
+        if moved is None:
+            raise TargetUnavailableError(f"copy {copy.id}: {rel.schema}.{rel.name} disappeared while it was "
+                                         "quarantined")
+        rows = counts[moved.oid] if moved.oid in counts else await count_rows(conn, moved)
+        contained = copy.model_copy(update={
+            "state": "quarantined" if ok else copy.state, "quarantined_as": f"{QUARANTINE_SCHEMA}.{moved.name}",
+            "rows": rows if rows is not None else copy.rows,
+            "rows_basis": "counted" if rows is not None else copy.rows_basis,
+            "schema_name": copy.schema_name or rel.schema, "name": copy.name or rel.name,
+        })
+        out.append(CopyContainment(contained=contained, statements=first + run,
+                                   sessions_ended=ended if len(out) == 0 else 0, verified=ok, residual=residual))
+    return out
+
+
+async def _count_many(conn: AsyncConnection[Any], relations: Sequence[Located]) -> dict[int, int]:
+    """The rows of each relation, in one trip (none when this role may not read one of them: then each
+    is counted alone)."""
+    if not relations:
+        return {}
+    query = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}::oid, count(*) FROM {}").format(sql.Literal(rel.oid), rel.ident) for rel in relations)
+    try:
+        return {int(oid): int(n) for oid, n in await _rows(conn, query)}
+    except psycopg.errors.InsufficientPrivilege:
+        return {}
+
+
+async def _take_over_locked(conn: AsyncConnection[Any], copy: Copy, rel: Located, keep: set[str],
+                            kept: Sequence[str], operator: str, family: list[int],
+                            grants: list[tuple[str, str | None]] | None) -> list[str]:
+    """One copy's take-over in one transaction; a session that started reading it since its readers'
+    sessions were ended holds a lock the ALTERs wait for: it is ended, and the transaction tried again."""
     for attempt in range(LOCK_ATTEMPTS):
-        oids = await _family(conn, rel.oid)
-        ended += await _end_readers(conn, oids, sorted(keep | {operator}))
         r = _Runner(conn)
         try:
-            async with conn.transaction():
+            # pipelined: the ALTERs wait for no answer but the transaction's
+            async with conn.pipeline(), conn.transaction():
                 await conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
-                await _take_over(r, copy, rel, keep, kept)
+                await _take_over(r, copy, rel, keep, kept, family, grants)
         except psycopg.errors.LockNotAvailable:
             if attempt == LOCK_ATTEMPTS - 1:
                 raise TargetUnavailableError(f"copy {copy.id}: {rel.schema}.{rel.name} stayed locked by a "
                                              f"session {LOCK_ATTEMPTS} times over") from None
-            continue  # a session started in between holds a lock: ended on the next attempt
-        statements += r.done
-        break
-    moved = await locate(conn, copy)
-    if moved is None:
-        raise TargetUnavailableError(f"copy {copy.id}: {rel.schema}.{rel.name} disappeared while it was quarantined")
-    residual, ok = await verify_relation(conn, copy, kept)
-    rows = await count_rows(conn, moved)
-    contained = copy.model_copy(update={
-        "state": "quarantined" if ok else copy.state, "quarantined_as": f"{QUARANTINE_SCHEMA}.{moved.name}",
-        "rows": rows if rows is not None else copy.rows,
-        "rows_basis": "counted" if rows is not None else copy.rows_basis,
-        "schema_name": copy.schema_name or rel.schema, "name": copy.name or rel.name,
-    })
-    return CopyContainment(contained=contained, statements=statements, sessions_ended=ended, verified=ok,
-                           residual=residual)
+            await _end_readers(conn, await _family(conn, rel.oid), sorted(keep | {operator}))
+            grants = None  # read again, in the next attempt's transaction
+            continue
+        return r.done
+    return []
 
 
 async def verify_relation(conn: AsyncConnection[Any], copy: Copy,
@@ -245,11 +327,45 @@ async def verify_relation(conn: AsyncConnection[Any], copy: Copy,
     no one but break-glass, and does any login role but break-glass still reach it? Superusers and
     members of pg_read_all_data always do, and so may the role doing it: listed, not blocking.
     Returns (residual readers, verified)."""
-    rel = await locate(conn, copy)
-    if rel is None or rel.schema != QUARANTINE_SCHEMA or rel.owner != QUARANTINE_ROLE:
-        return [], False
+    _where, residual, ok = (await _verify(conn, [copy], break_glass))[copy.id]
+    return residual, ok
+
+
+_RESIDUAL_Q = """
+SELECT o.oid, r.rolname, r.rolsuper, pg_has_role(r.oid, 'pg_read_all_data', 'USAGE'), r.rolcreaterole,
+       r.rolname = current_user
+FROM unnest(%(oids)s::oid[]) AS o(oid), pg_roles r
+WHERE r.rolcanlogin AND r.rolname <> ALL(%(keep)s::text[])
+  AND (has_table_privilege(r.oid, o.oid, 'SELECT') AND has_schema_privilege(r.oid, %(nsp)s::regnamespace, 'USAGE')
+       OR (r.rolcreaterole AND current_setting('server_version_num')::int < 160000))
+ORDER BY 1, 2
+"""
+
+_GRANTEES_Q = """
+SELECT c.oid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END
+FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = ANY(%(oids)s::oid[])
+UNION
+SELECT at.attrelid, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END
+FROM pg_attribute at, aclexplode(at.attacl) a
+WHERE at.attrelid = ANY(%(oids)s::oid[]) AND at.attnum > 0 AND at.attacl IS NOT NULL
+"""
+
+
+async def _verify(conn: AsyncConnection[Any], copies: Sequence[Copy],
+                  break_glass: Sequence[str]) -> dict[str, tuple[Located | None, list[Residual], bool]]:
+    """``verify_relation`` for many copies, asking what they share once: copy id -> (where it is now,
+    residual readers, verified)."""
     keep = {QUARANTINE_ROLE, *break_glass}
-    grants_ok = all(g in keep for g, _ in await _grantees(conn, rel.oid))
+    where = dict(zip((c.id for c in copies), await locate_many(conn, copies), strict=True))
+    held = {c.id: rel for c in copies if (rel := where[c.id]) is not None
+            and rel.schema == QUARANTINE_SCHEMA and rel.owner == QUARANTINE_ROLE}
+    out: dict[str, tuple[Located | None, list[Residual], bool]] = {c.id: (where[c.id], [], False) for c in copies}
+    if not held:
+        return out
+    oids = sorted({rel.oid for rel in held.values()})
+    grantees: dict[int, set[str]] = {}
+    for oid, grantee in await _rows(conn, _GRANTEES_Q, {"oids": oids}):
+        grantees.setdefault(oid, set()).add(grantee)
     schema_ok = not await _rows(conn, """
         SELECT 1 FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = %s
           AND (a.grantee = 0 OR pg_get_userbyid(a.grantee) <> ALL(%s::text[]))""",
@@ -257,23 +373,23 @@ async def verify_relation(conn: AsyncConnection[Any], copy: Copy,
     role_ok = await _rows(conn, """
         SELECT NOT r.rolcanlogin AND NOT EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.roleid = r.oid)
         FROM pg_roles r WHERE r.rolname = %s""", (QUARANTINE_ROLE,))
-    residual: list[Residual] = []
-    for role, superuser, read_all, createrole, operator in await _rows(conn, """
-            SELECT r.rolname, r.rolsuper, pg_has_role(r.oid, 'pg_read_all_data', 'USAGE'), r.rolcreaterole,
-                   r.rolname = current_user
-            FROM pg_roles r
-            WHERE r.rolcanlogin AND r.rolname <> ALL(%(keep)s::text[])
-              AND (has_table_privilege(r.oid, %(oid)s::oid, 'SELECT')
-                   AND has_schema_privilege(r.oid, %(nsp)s::regnamespace, 'USAGE')
-                   OR (r.rolcreaterole AND current_setting('server_version_num')::int < 160000))
-            ORDER BY 1""", {"keep": sorted(keep), "oid": rel.oid, "nsp": QUARANTINE_SCHEMA}):
-        # the operator keeps what it needs to contain, like break-glass; it is listed all the same
-        why = ("superuser" if superuser else _OPERATOR if operator else "pg_read_all_data" if read_all
-               else "CREATEROLE: can make itself a member of the quarantine role" if createrole
-               else "SELECT on the copy")
-        residual.append(Residual(copy_id=copy.id, role=role, why=why))
-    blocking = [x for x in residual if x.why not in _UNREVOCABLE]
-    return residual, bool(grants_ok and schema_ok and role_ok and role_ok[0][0] and not blocking)
+    readers: dict[int, list[tuple[str, bool, bool, bool, bool]]] = {}
+    for oid, *reader in await _rows(conn, _RESIDUAL_Q, {"keep": sorted(keep), "oids": oids,
+                                                        "nsp": QUARANTINE_SCHEMA}):
+        readers.setdefault(oid, []).append(tuple(reader))  # type: ignore[arg-type]
+    shared_ok = bool(schema_ok and role_ok and role_ok[0][0])
+    for copy_id, rel in held.items():
+        residual: list[Residual] = []
+        for role, superuser, read_all, createrole, operator in readers.get(rel.oid, []):
+            # the operator keeps what it needs to contain, like break-glass; it is listed all the same
+            why = ("superuser" if superuser else _OPERATOR if operator else "pg_read_all_data" if read_all
+                   else "CREATEROLE: can make itself a member of the quarantine role" if createrole
+                   else "SELECT on the copy")
+            residual.append(Residual(copy_id=copy_id, role=role, why=why))
+        blocking = [x for x in residual if x.why not in _UNREVOCABLE]
+        grants_ok = grantees.get(rel.oid, set()) <= keep
+        out[copy_id] = (rel, residual, shared_ok and grants_ok and not blocking)
+    return out
 
 
 # ---------------------------------------------------------------- the other kinds
@@ -366,6 +482,19 @@ async def contain_publication(conn: AsyncConnection[Any], copy: Copy, tables: Se
         "note": "no longer carries the tables; rows replicated before are on the subscribers"})
     return CopyContainment(contained=done, statements=r.done, replication_connections_ended=int(ended[0][0]),
                            verified=not still)
+
+
+async def contain_all(conn: AsyncConnection[Any], copies: Sequence[Copy], *, dataset_tables: Sequence[str] = (),
+                      break_glass: Sequence[str] = ()) -> list[CopyContainment]:
+    """``contain`` for each copy, in order; the relations among them quarantined together
+    (``quarantine_relations``)."""
+    relations = [c for c in copies if c.kind in RELATION_KINDS and c.kind != CopyKind.TEMPORARY_TABLE
+                 and c.state not in ("possible", "left_database", "gone")]
+    quarantined = dict(zip((c.id for c in relations),
+                           await quarantine_relations(conn, relations, break_glass=break_glass) if relations else [],
+                           strict=True))
+    return [quarantined[c.id] if c.id in quarantined
+            else await contain(conn, c, dataset_tables=dataset_tables, break_glass=break_glass) for c in copies]
 
 
 async def contain(conn: AsyncConnection[Any], copy: Copy, *, dataset_tables: Sequence[str] = (),
