@@ -196,6 +196,23 @@ def database_of(h: Harness) -> str:
     return h.program.replace("-", "_")
 
 
+async def attempts(handle: Any) -> dict[str, list[int]]:
+    """The attempt each finished activity ended on, by activity type, in the order they were scheduled:
+    how often each was retried, counted, where a clock would only say how long it took."""
+    from temporalio.api.enums.v1 import EventType
+
+    history = await handle.fetch_history()
+    scheduled: dict[int, str] = {}
+    out: dict[str, list[int]] = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            attrs = event.activity_task_started_event_attributes
+            out.setdefault(scheduled.get(attrs.scheduled_event_id, "?"), []).append(attrs.attempt)
+    return out
+
+
 async def slow_attempts(handle: Any) -> list[str]:
     """Activities that needed more than one attempt or more than a second: ``type (attempt n, scheduled +Xs,
     done +Ys)``, and workflow tasks that timed out, times from the workflow's start. A killed worker's

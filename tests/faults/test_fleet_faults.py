@@ -11,7 +11,7 @@ import pytest
 
 from pausegate.models.pause import AgentSelection, ApproveInput, Phase, ProposePlanInput, ResumePlan, Tuning
 from pausegate.reference.fleet.settings import FaultSettings
-from tests.faults.support import fleet_effects, fleet_faults, slow_attempts, until
+from tests.faults.support import attempts, fleet_effects, fleet_faults, slow_attempts, until
 from tests.faults.test_crash_sweep import approve
 from tests.support.fault_report import record_result
 from tests.support.harness import CISO, COMMANDER, CPO, Harness, HarnessFactory
@@ -153,14 +153,15 @@ class TestRejectingFleet:
             handle, _ = await h.pause()
             try:
                 started = time.monotonic()
-                status = await h.wait_for(lambda s: s.containment.agents.last_error is not None, timeout=10,
+                # the timeout only keeps a pause that never reports from hanging the test
+                status = await h.wait_for(lambda s: s.containment.agents.last_error is not None, timeout=60,
                                           what="the halt's failure")
-                elapsed = time.monotonic() - started
+                elapsed = time.monotonic() - started  # for the fault report, not a limit
                 error = status.containment.agents.last_error or ""
                 assert "TargetRejectedError" in error and "404" in error and ghost.id in error
                 # Non-retryable: one attempt, no backoff.
-                assert await slow_attempts(handle) == []
-                assert elapsed < 5
+                tries = await attempts(handle)
+                assert tries and all(n == 1 for runs in tries.values() for n in runs), tries
                 assert any(e.action == "containment.agents.failed" and not e.accepted for e in status.timeline)
                 record_result("fleet 404: program does not exist", "pause", injected=1,
                               outcome="halt failed on its first attempt (non-retryable) and the error is in the "

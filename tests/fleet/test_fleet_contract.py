@@ -229,13 +229,12 @@ class TestFaults:
 class TestScale:
     async def test_ten_thousand_agents_halt_in_twenty_bulk_batches(self) -> None:
         async with open_fleet("asgi", small_fleet(agents=10_000, employees=50, offline_agents=[])) as fleet:
-            started = time.perf_counter()
             for b in range(20):
                 result = await fleet.connector.halt(
                     PROGRAM, batch(ids(*range(b * 500 + 1, b * 500 + 501)), f"b{b}")
                 )
                 assert {r.status for r in result.results} == {AgentResultStatus.CONFIRMED}
-            elapsed = time.perf_counter() - started
             assert (await fleet.connector.list_agents(PROGRAM, state=AgentState.HALTED)).total == 10_000
-            # tens of ms of server time on a small machine; the bound leaves room for a loaded CI runner
-            assert elapsed < 2.0, f"halting 10,000 agents took {elapsed:.2f}s"
+            # the work is counted, not timed: twenty batches applied, each once, none replayed
+            stats = await fleet.stats()
+            assert (stats["batches_applied"], stats["batches_replayed"]) == (20, 0), stats

@@ -46,11 +46,6 @@ def sealed_lines(h: Harness, status: PauseState) -> list[bytes]:
             for r in store.iter_bundle(e.bundle.key)]
 
 
-def contained_in(status: PauseState) -> float:
-    assert status.containment.contained_at is not None and status.containment.started_at is not None
-    return (status.containment.contained_at - status.containment.started_at).total_seconds()
-
-
 class TestWhoSawWhat:
     async def test_the_report_names_exactly_the_employees_who_read_the_data(self, harness: Harness) -> None:
         h = harness
@@ -143,19 +138,17 @@ class TestContainmentIsNotStalled:
     async def test_a_statement_crafted_to_stall_a_parser_costs_containment_nothing(
         self, make_harness: HarnessFactory
     ) -> None:
-        async def contain(stalling: bool) -> tuple[float, Harness, PauseState]:
-            async with make_harness() as h:
-                read_as(h, "employee_0002", "SELECT count(*) FROM telemetry.keystrokes")
-                if stalling:
-                    read_as(h, "employee_0003", STALLING)
-                await h.pause()
-                status = await h.wait_for(lambda s: s.containment.contained_at is not None, timeout=120,
-                                          what="containment")
-                return contained_in(status), h, status
-
-        plain, _, _ = await contain(False)
-        stalled, h, status = await contain(True)
-        assert stalled <= 2 * plain, f"containment took {stalled:.2f} s with the statement, {plain:.2f} s without"
+        # The analyser's work on such a statement is counted, and bounded, in
+        # tests/connectors/test_statement_reads.py; here the pause is contained with it in the log, and the
+        # reader who sent it is named from a parse of it, not skipped as unreadable.
+        async with make_harness() as h:
+            read_as(h, "employee_0002", "SELECT count(*) FROM telemetry.keystrokes")
+            read_as(h, "employee_0003", STALLING)
+            await h.pause()
+            # the timeout only keeps a stalled worker from hanging the test
+            status = await h.wait_for(lambda s: s.containment.contained_at is not None, timeout=120,
+                                      what="containment")
+        assert status.containment.exposure is not None and status.containment.exposure.unparsed == 0
         # and the statement is in the sealed evidence, as the server logged it
         lines = [json.loads(line) for line in sealed_lines(h, status)]
         assert any(e.get("message") == f"statement: {STALLING}" and e.get("user") == "employee_0003" for e in lines)
