@@ -49,50 +49,6 @@ class AccessActivities:
         self._access = access
         self._store = store
 
-    async def _scope(
-        self, pause_key: str, spec: DatasetSpec, access: DatasetAccess
-    ) -> tuple[ExposureScope, EvidenceRef]:
-        """The scope recorded before anything was revoked, and its ref; recorded once per pause,
-        reused on retry (a retry after revoking would record less than was exposed)."""
-        key = scope_key(pause_key, spec.name)
-        if await asyncio.to_thread(self._store.get, key) is not None:
-            # Read before the workflow has recorded its digest, so no record vouches for it yet; the
-            # signature does, because it names the key: a scope signed for this key was written by an
-            # earlier attempt of this very activity (evidence keys are unique per pause and written
-            # once). Another pause's scope copied here is refused (signed for its own key), and so is
-            # one signed before signatures named their key (read_json wants a recorded digest for it).
-            document = await asyncio.to_thread(self._store.read_json, key)
-            # Storing it again yields the ref of exactly what was read (canonical JSON re-serialises
-            # to the same bytes) and fails if the file changed since: the workflow records that.
-            return ExposureScope.model_validate(document), await asyncio.to_thread(self._store.put_json, key, document)
-        scope = await access.record_scope(spec)
-        return scope, await asyncio.to_thread(self._store.put_json, key, scope.model_dump(mode="json"))
-
-    @activity.defn(name="contain_dataset")
-    async def contain_dataset(self, input: ContainDatasetInput) -> DatasetContainment:
-        """Record the exposure scope, revoke every path but break-glass, and verify through the database."""
-        async with running():
-            spec = input.dataset
-            access = self._access(spec.connection)
-            scope, ref = await self._scope(input.pause_key, spec, access)
-            activity.heartbeat("scope recorded")
-            revoked = await access.revoke(spec, scope)
-            activity.heartbeat("revoked")
-            residual = await access.verify(spec, scope)
-            # Superusers and owners cannot be revoked: reported by name, not retried forever.
-            blocking = [r for r in residual if r.path not in UNREVOCABLE_PATHS]
-            return DatasetContainment(
-                dataset=spec.name,
-                scope=ref,
-                grants_recorded=len(scope.grants),
-                roles_with_access=len({a.role for a in scope.access}),
-                revoked=revoked.statements,
-                sessions_terminated=revoked.sessions_terminated,
-                verified=not blocking,
-                residual=[_describe(r) for r in residual][:MAX_LISTED_IDS],
-                residual_count=len(residual),
-            )
-
     @activity.defn(name="revoke_dataset")
     async def revoke_dataset(self, input: ContainDatasetInput) -> DatasetRevoked:
         """Cut access now: read the raw catalog, store it as evidence and revoke every path but

@@ -85,7 +85,6 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
         fleet.halt_agents,
         fleet.check_agents_silent,
         fleet.resume_agents,
-        access.contain_dataset,
         access.revoke_dataset,
         access.verify_dataset,
         access.check_dataset,
