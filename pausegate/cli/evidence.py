@@ -10,11 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pausegate.cli.output import clean
-from pausegate.errors import ConnectorError, EvidenceError
+from pausegate.cli.trust_anchors import ConfigOpt, TrustAnchors, trust_anchors
+from pausegate.errors import ConfigError, ConnectorError, EvidenceError
 from pausegate.evidence.verify import VerificationReport, verified_records, verify_bundle, verify_evidence
 from pausegate.models.evidence import URI_SCHEME
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pydantic import BaseModel
+
     from pausegate.config import Settings
     from pausegate.evidence.anchor import AuditReport
     from pausegate.temporal.recorded_evidence import Record
@@ -75,6 +80,28 @@ def _print_report(report: VerificationReport) -> None:
         out(f"  checked against itself only: {NO_RECORD.rstrip(': ')}" + (f" ({why})" if why else ""))
 
 
+def _anchors(config: Path | None, *, as_json: bool) -> TrustAnchors:
+    """What the command trusts; a configuration named but not loading stops it (exit 2), never unpinned."""
+    from pausegate.cli.exits import EXIT_USAGE, fail
+
+    try:
+        return trust_anchors(config)
+    except ConfigError as exc:
+        fail(EXIT_USAGE, str(exc), as_json=as_json)
+
+
+def _show(report: BaseModel, anchors: TrustAnchors, *, as_json: bool, printed: Callable[[], None]) -> None:
+    """The result, then what it was checked with (JSON: beside the report's own fields)."""
+    if as_json:
+        document = json.loads(report.model_dump_json())
+        document["trust_anchors"] = anchors.as_json()
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    printed()
+    for line in anchors.lines():
+        typer.echo(clean(line))
+
+
 def _pins(settings: Settings | None) -> set[str]:
     pinned = settings.evidence.signing_key_fingerprint if settings is not None else None
     return {pinned} if pinned else set()
@@ -126,7 +153,8 @@ TargetArg = Annotated[
     epilog="Exits 0 if the evidence is intact, 1 if anything was modified, deleted, added, reordered, truncated, "
     "substituted, signed by another key, or is not what the pause recorded, 2 on a usage or configuration error, "
     "4 if the configured bucket cannot be reached. "
-    "With the deployment's configuration at hand ($PAUSEGATE_CONFIG or .pausegate/config.toml) and Temporal "
+    "With the deployment's configuration (--config, $PAUSEGATE_CONFIG or /etc/pausegate/config.toml; never the "
+    "working directory's unless named; one that does not load exits 2) and Temporal "
     "reachable, it is also checked against the digests its pause recorded; otherwise the output says it was "
     "checked against itself only. An evidence:// reference is read from the configured store: from an S3 bucket, "
     "the version the pause recorded.",
@@ -135,19 +163,16 @@ def verify(
     bundle: TargetArg,
     public_key: PublicKeyOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """Check a bundle's signature, hash chain, every chunk, its chain to the signed head, and the pause's record."""
-    from pausegate.temporal.recorded_evidence import configuration_at_hand
-
-    settings, why = configuration_at_hand()
+    anchors = _anchors(config, as_json=json_output)
+    settings, why = anchors.settings, anchors.why
     if bundle.startswith(URI_SCHEME):
         report = _verify_stored(bundle.removeprefix(URI_SCHEME), settings, why, public_key, json_output)
     else:
         report = _verify_path(Path(bundle), settings, why, public_key)
-    if json_output:
-        typer.echo(report.model_dump_json(indent=2))
-    else:
-        _print_report(report)
+    _show(report, anchors, as_json=json_output, printed=lambda: _print_report(report))
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -245,8 +270,10 @@ def _print_audit(report: AuditReport) -> None:
     "audit",
     epilog="Reads the pause's record from Temporal with the deployment's configuration; with --report, offline "
     "from a final report instead, which is then the root of trust (its digest is printed: compare it with the "
-    "one the pause recorded). Exits 0 if every item is what the pause recorded, 1 on any problem, 2 on a usage "
-    "or configuration error, 3 if no such pause, 4 if Temporal is unreachable.",
+    "one the pause recorded). The configuration is --config, $PAUSEGATE_CONFIG or /etc/pausegate/config.toml, never "
+    "the working directory's unless named. Exits 0 if every item is what the pause recorded, 1 on any problem, 2 "
+    "on a usage or configuration error (a configuration that does not load), 3 if no such pause, 4 if Temporal is "
+    "unreachable.",
 )
 def audit(
     program: Annotated[str, typer.Argument(help="The program whose pause to audit.")],
@@ -263,6 +290,7 @@ def audit(
     ] = None,
     public_key: PublicKeyOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the audit as JSON.")] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """Check a pause's whole evidence against the digests it recorded: all there, each unchanged, nothing extra."""
     from temporalio.service import RPCError
@@ -271,9 +299,9 @@ def audit(
     from pausegate.errors import PauseNotFound
     from pausegate.evidence.anchor import audit_evidence
     from pausegate.evidence.report_audit import audit_report_file, read_report
-    from pausegate.temporal.recorded_evidence import configuration_at_hand
 
-    settings, why = configuration_at_hand()
+    anchors = _anchors(config, as_json=json_output)
+    settings, why = anchors.settings, anchors.why
     pinned = _pins(settings)
     if report_file is not None:
         try:
@@ -302,10 +330,7 @@ def audit(
             report = audit_evidence(
                 root, record.state, record=record.describe(), public_key=public_key, pinned=pinned
             )
-    if json_output:
-        typer.echo(report.model_dump_json(indent=2))
-    else:
-        _print_audit(report)
+    _show(report, anchors, as_json=json_output, printed=lambda: _print_audit(report))
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -350,6 +375,7 @@ def download(
     incident: Annotated[
         str | None, typer.Option("--incident", help="An earlier pause's incident id (default: the latest pause).")
     ] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Copy a pause's evidence out of the bucket, at the versions the pause recorded, for offline checks."""
     from temporalio.service import RPCError
@@ -358,9 +384,9 @@ def download(
     from pausegate.errors import PauseNotFound
     from pausegate.evidence.download import recorded_versions
     from pausegate.evidence.open_store import open_s3_store
-    from pausegate.temporal.recorded_evidence import configuration_at_hand
 
-    settings, why = configuration_at_hand()
+    anchors = _anchors(config, as_json=False)
+    settings, why = anchors.settings, anchors.why
     if settings is None:
         fail(EXIT_USAGE, why, as_json=False)
     if settings.evidence.store != "s3":
@@ -400,11 +426,13 @@ def records(
     bundle: BundleArg,
     public_key: PublicKeyOpt = None,
     sealed: Annotated[bool, typer.Option("--sealed", help="Print the sealed JSON records as they are.")] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """Print a bundle's records in sealed order, only if it verifies: a database log's own lines, others as JSON."""
     from pausegate.analysis.pglog_lines import original_line
 
-    report = verify_bundle(bundle, public_key)
+    # the output is the records alone, byte for byte: the anchors are not printed here
+    report = verify_bundle(bundle, public_key, pinned=_pins(_anchors(config, as_json=False).settings))
     if not report.ok:
         for p in report.problems:
             where = f"{p.file}" + (f" [entry {p.entry}]" if p.entry is not None else "")

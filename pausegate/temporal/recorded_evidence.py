@@ -9,17 +9,15 @@ same workflow id, found through Temporal's visibility listing.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from pausegate.config import CONFIG_ENV, DEFAULT_CONFIG, Settings, load_settings
-from pausegate.errors import ConfigError, PauseNotFound
+from pausegate.config import Settings
+from pausegate.errors import PauseNotFound
 from pausegate.models.pause import PauseState
 from pausegate.runbook.model import SLUG
 from pausegate.temporal.client import connect
@@ -45,18 +43,6 @@ class Record:
             f"record of pause {self.state.evidence_key} (incident {self.state.incident_id}, "
             f"workflow {self.workflow_id} run {self.run_id})"
         )
-
-
-def configuration_at_hand() -> tuple[Settings | None, str]:
-    """The deployment's configuration if there is one (``$PAUSEGATE_CONFIG`` or the default file),
-    else None and why not."""
-    explicit = os.environ.get(CONFIG_ENV)
-    if not explicit and not DEFAULT_CONFIG.exists():
-        return None, f"no configuration (neither ${CONFIG_ENV} nor {DEFAULT_CONFIG})"
-    try:
-        return load_settings(Path(explicit) if explicit else None), ""
-    except ConfigError as exc:
-        return None, f"configuration unreadable: {exc}"
 
 
 CONNECTED: list[bool] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from pausegate.cli.evidence import app
 from pausegate.errors import EvidenceError
 from pausegate.evidence.signing_keys import public_pem
 from pausegate.evidence.verify import verified_records, verify_bundle
+from tests.support.fault_report import record_result
 
-from .conftest import PAUSE, SealedTree, make_records, rewrite_chunk, write_config
+from .conftest import PAUSE, SealedTree, aiter_of, make_records, new_store, rewrite_chunk, write_config
 
 runner = CliRunner()
 
@@ -140,3 +142,81 @@ class TestDatabaseLogRecords:
         records = [json.loads(line) for line in result.stdout.splitlines()]
         assert [(r["file"], r["offset"]) for r in records] == [("postgresql-1.json", 0),
                                                                 ("postgresql-1.json", len(kept[0]) + 1)]
+
+
+class TestTrustAnchors:
+    """What ``evidence verify`` and ``audit`` trust comes from a configuration the auditor names, or the
+    system's, never from the directory they stand in (issue 29)."""
+
+    @pytest.fixture
+    def system_config(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """Where the system configuration is looked for (nothing there until a test writes it)."""
+        path = tmp_path / "etc" / "pausegate" / "config.toml"
+        monkeypatch.setattr("pausegate.cli.trust_anchors.SYSTEM_CONFIG", path)
+        monkeypatch.delenv("PAUSEGATE_CONFIG", raising=False)
+        return path
+
+    def test_an_evidence_package_cannot_bring_its_own_pin(
+        self, sealed_tree: SealedTree, system_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An insider hands over forged evidence signed with their own key, with a
+        ``.pausegate/config.toml`` pinning that key; the auditor runs verify inside the package."""
+        package = tmp_path / "package"
+        forger = new_store(package, chunk_records=40)
+        asyncio.run(forger.seal(f"{PAUSE}/db-reads", aiter_of(make_records(12, tag="nobody-read-anything"))))
+        (package / ".pausegate").mkdir()
+        write_config(package / ".pausegate" / "config.toml", fingerprint=forger.signing_key_sha256)
+        system_config.parent.mkdir(parents=True)
+        write_config(system_config, fingerprint=sealed_tree.fingerprint)
+        monkeypatch.chdir(package)
+        result = runner.invoke(app, ["verify", str(SealedTree.pause_dir(package) / "db-reads.bundle")])
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("FAILED ") and f"not the pinned {sealed_tree.fingerprint}" in result.output
+        assert f"trust anchors     {system_config} (system configuration)" in result.output
+        assert f"key pin           {sealed_tree.fingerprint}" in result.output
+        # With no system configuration either, the package's pin is still not read: nothing pins its key.
+        system_config.unlink()
+        alone = runner.invoke(app, ["verify", str(SealedTree.pause_dir(package) / "db-reads.bundle")])
+        assert alone.exit_code == 1 and "pinned nowhere" in alone.output
+        assert "trust anchors     none (no configuration" in alone.output
+        record_result("trust root from the working directory", "evidence package with its own config pinning "
+                      "the forger's key", injected=1, outcome="FAILED: the key is not the system's pin; the "
+                      "package's config is not read")
+
+    def test_the_anchors_used_are_printed_with_the_result(
+        self, sealed_tree: SealedTree, system_config: Path, tmp_path: Path
+    ) -> None:
+        config = write_config(tmp_path / "auditor.toml", fingerprint=sealed_tree.fingerprint,
+                              temporal_address="127.0.0.1:9")
+        bundle = str(SealedTree.pause_dir(sealed_tree.root) / sealed_tree.second)
+        result = runner.invoke(app, ["verify", bundle, "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("OK ")
+        assert result.output.splitlines()[-3:] == [
+            f"  trust anchors     --config {config}",
+            f"  key pin           {sealed_tree.fingerprint}",
+            "  Temporal          127.0.0.1:9 (namespace default)",
+        ]
+        as_json = json.loads(runner.invoke(app, ["verify", bundle, "--config", str(config), "--json"]).output)
+        assert as_json["records"] == 130 and as_json["trust_anchors"] == {
+            "source": f"--config {config}", "why": None, "signing_key_fingerprint": sealed_tree.fingerprint,
+            "temporal_address": "127.0.0.1:9", "temporal_namespace": "default",
+        }
+
+    @pytest.mark.parametrize("named", ["--config", "PAUSEGATE_CONFIG", "system"])
+    def test_a_configuration_that_does_not_load_fails_and_pins_nothing(
+        self, named: str, sealed_tree: SealedTree, system_config: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        broken = system_config if named == "system" else tmp_path / "broken.toml"
+        broken.parent.mkdir(parents=True, exist_ok=True)
+        broken.write_text('[evidence]\nsigning_key_fingerprint = "not a pin\n')
+        args = ["--config", str(broken)] if named == "--config" else []
+        if named == "PAUSEGATE_CONFIG":
+            monkeypatch.setenv("PAUSEGATE_CONFIG", str(broken))
+        bundle = str(SealedTree.pause_dir(sealed_tree.root) / sealed_tree.second)
+        for command in (["verify", bundle, "--public-key", str(sealed_tree.public_key)],
+                        ["audit", "employee-telemetry"]):
+            result = runner.invoke(app, [*command, *args])
+            assert result.exit_code == 2, (command, result.output)
+            assert "does not load; nothing is trusted" in result.output and "OK" not in result.output
