@@ -151,8 +151,8 @@ class TestReplayedStarts:
             await raw.start_workflow("PauseWorkflow", RawValue(older_input), id=workflow_id, task_queue=h.task_queue,
                                      id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, result_type=RawValue)
 
-            status = await h.wait_for(lambda s: s.incident_id != carried.incident_id or s.run_count > carried.run_count,
-                                      what="the new run's first state")
+            status = await h.wait_for(lambda s: s.incident_id != carried.incident_id, timeout=30,
+                                      what="a new pause, not the older run's state")
             assert status.incident_id != carried.incident_id, "the older run's state was taken"
             assert not item_done(status)
             [detail] = refusals(status, "refused.carried_state")
@@ -169,13 +169,14 @@ class TestReplayedStarts:
         handle = await raw.start_workflow("PauseWorkflow", RawValue(old_start), id=workflow_id,
                                           task_queue=h.task_queue, result_type=RawValue)
         try:
+            status = await h.wait_for(lambda s: bool(refusals(s, "refused.start")), timeout=30,
+                                      what="the old-format start refused on the record")
+            assert status.phase == Phase.ACTIVE and status.containment.agents.halted == 0  # nothing acted on
+            [detail] = refusals(status, "refused.start")
+            assert "carries no address" in detail
             with pytest.raises(WorkflowFailureError) as failed:
                 await h.client.get_workflow_handle(workflow_id).result()
             assert isinstance(failed.value.cause, ApplicationError) and failed.value.cause.type == "replayed"
-            status = await h.status()
-            assert status.phase == Phase.ACTIVE and status.containment.agents.halted == 0
-            [detail] = refusals(status, "refused.start")
-            assert "carries no address" in detail
         finally:
             with contextlib.suppress(Exception):
                 await handle.terminate("test done")
