@@ -3,23 +3,26 @@
 Each run pauses a fresh copy of the program (its own fleet, database and evidence directory) on
 the real stack: Temporal dev server, PostgreSQL, the reference fleet in a process of its own with
 its default latency and its agents writing telemetry, the worker in this process and the urgent
-worker in a process of its own (as the embedded stack runs them). The baseline runs the same
-containment activities directly (``ActivityEnvironment``: no server, no workflow; the halt in a
-process of its own, as the urgent worker is, the rest in this process) on another fresh copy beside
-each run (after one warm-up), in the order the workflow runs them (the sources sealed one after
-another, the rest of the window once access is revoked, then who saw what), so the ratios are the
-cost of durable orchestration:
+worker in a process of its own (as the embedded stack runs them), history encryption on (the embedded
+default). The baseline runs the activities the workflow runs, directly (``ActivityEnvironment``: no
+server, no workflow; the halt in a process of its own, as the urgent worker is, the rest in this
+process) on another fresh copy beside each run, in the workflow's order: ``revoke_dataset`` then
+``verify_dataset``, the sources sealed one after another up to the pause and the rest of the window
+once access is gone, then who saw what. Each arm is warmed up once, uncounted. Both arms are timed by
+this client from the moment it asks (for the pause, the start call and the first task's dispatch
+included), so the ratios are the cost of durable orchestration:
 
-* fully contained: the workflow's ``contained_at - started_at`` (every agent confirmed, access
-  revoked and verified, evidence sealed, who saw what), against the baseline's whole run;
-* switch off and access gone: when the fleet turned the switch off and when the revocation was
-  verified, against the same moments in the baseline.
+* fully contained: from the start call to the client seeing the pause past CONTAINING (every agent
+  confirmed, access revoked and verified, evidence sealed, who saw what), against the baseline's
+  whole run;
+* switch off, access gone and access verified: when the fleet turned the switch off, when the revoke
+  committed and when it was verified, from the same start, against the same moments in the baseline.
 
 It also checks the pause at scale: the fleet reports every agent halted and the dataset holds no
 telemetry row collected after the switch went off; and reports the peak RSS of the urgent worker,
 of this process (worker and client) and of the fleet.
 
-    python bench/bench_contain.py [--agents 10000] [--runs 5]
+    PYTHONPATH=. python bench/bench_contain.py [--agents 10000] [--runs 5]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -52,6 +56,7 @@ from bench.world import (
     writer_dsn,
 )
 from pausegate.connectors.registry import Connectors
+from pausegate.models.access import DatasetRevoked
 from pausegate.models.pause import (
     ContainDatasetInput,
     ExposureReportInput,
@@ -60,6 +65,7 @@ from pausegate.models.pause import (
     Phase,
     SnapshotInput,
     Tuning,
+    VerifyDatasetInput,
 )
 from pausegate.runbook.model import AuditSourceSpec
 from pausegate.temporal.pauses import read_status, start_pause
@@ -81,8 +87,18 @@ async def fleet_counts(fleet: FleetProcess, program: str) -> dict[str, int]:
     return {k: int(stats[k]) for k in ("agents", "collecting", "halted", "offline", "rows_written")}
 
 
-async def baseline(w: World, agents: int) -> tuple[float, float, float]:
-    """The containment activities run directly, in parallel: (switch off, access gone, all done) in s."""
+@dataclass
+class Marks:
+    """Seconds from the client asking to each moment of containment, in one run of either arm."""
+
+    switch: float
+    access: float
+    verified: float
+    total: float
+
+
+async def baseline(w: World, agents: int) -> Marks:
+    """The activities the workflow runs, run directly, in parallel as the workflow runs them."""
     program = new_program()
     database = w.database(program)
     async with fleet_process([program], agents=agents, work=w.work, telemetry_dsn=writer_dsn(database)) as fleet:
@@ -116,14 +132,20 @@ async def baseline(w: World, agents: int) -> tuple[float, float, float]:
 
         revoked = asyncio.Event()
 
-        async def revoke() -> None:
-            await env.run(access.contain_dataset, ContainDatasetInput(pause_key=key, dataset=spec))
+        async def revoke_then_verify() -> None:
+            # as the workflow does: cut access (the urgent step), then derive the scope and verify
+            gone: DatasetRevoked = await env.run(access.revoke_dataset,
+                                                 ContainDatasetInput(pause_key=key, dataset=spec))
             marks["access"] = time.perf_counter() - started
             revoked.set()
+            checked = await env.run(access.verify_dataset,
+                                    VerifyDatasetInput(pause_key=key, dataset=spec, revoked=gone))
+            assert checked.verified, checked.residual
+            marks["verified"] = time.perf_counter() - started
 
         async def seal() -> None:
             # in the workflow's order: sources one after another up to the pause, the rest once access
-            # is revoked, then who saw what from the database's records
+            # is gone, then who saw what from the database's records
             def snapshot(src: AuditSourceSpec, segment: int, start: datetime, end: datetime) -> SnapshotInput:
                 return SnapshotInput(pause_key=key, program=program, source=src, segment=segment, tables=tables,
                                      window_start=start, window_end=end, datasets=list(runbook.datasets))
@@ -143,93 +165,104 @@ async def baseline(w: World, agents: int) -> tuple[float, float, float]:
 
         now = datetime.now(UTC)
         started = time.perf_counter()
-        await asyncio.gather(halt(), revoke(), seal())
+        await asyncio.gather(halt(), revoke_then_verify(), seal())
         total = time.perf_counter() - started
         await halter.wait()  # its interpreter's exit is not part of the baseline
         await connectors.aclose()
-    return marks["switch"], marks["access"], total
+    return Marks(switch=marks["switch"], access=marks["access"], verified=marks["verified"], total=total)
 
 
-def access_gone(status: PauseState) -> float:
-    at = next(e.at for e in status.timeline if e.action == "containment.dataset.revoked")
-    assert status.containment.started_at is not None
-    return (at - status.containment.started_at).total_seconds()
+def after(status: PauseState, action: str, asked: datetime) -> float:
+    """Seconds from the client asking to the timeline's first ``action``."""
+    at = next(e.at for e in status.timeline if e.action == action)
+    return (at - asked).total_seconds()
+
+
+@dataclass
+class Run:
+    marks: Marks
+    events: int
+    rss: tuple[float, float, float]
+    check: str
+
+
+async def product(w: World, agents: int) -> Run:
+    """One pause on the stack, timed from the client's start call to it seeing the pause contained."""
+    program = new_program()
+    database = w.database(program)
+    queue = f"bench-{program}"
+    async with fleet_process([program], agents=agents, work=w.work, telemetry_dsn=writer_dsn(database)) as fleet:
+        settings = w.settings(queue=queue, databases={"telemetry-db": database}, fleet_url=fleet.url)
+        connectors = Connectors(settings)
+        async with w.urgent_worker(settings) as urgent, build_worker(w.client, connectors):
+            # telemetry flowing before the pause, so that its stop is a measurement
+            while (await fleet_counts(fleet, program))["rows_written"] == 0:
+                await asyncio.sleep(0.1)
+            for pid in (urgent.pid, fleet.pid, None):
+                reset_peak_rss(pid)
+            request = PauseRequest(program=program, reason="bench", commander=COMMANDER, runbook=runbook_for(program))
+            asked = datetime.now(UTC)
+            t0 = time.perf_counter()
+            handle, _ = await start_pause(w.client, request, task_queue=queue, tuning=Tuning())
+            while (status := await read_status(w.client, program)).phase == Phase.CONTAINING:
+                await asyncio.sleep(0.02)
+            total = time.perf_counter() - t0
+            rss = (peak_rss_mib(urgent.pid), peak_rss_mib(), peak_rss_mib(fleet.pid))
+            assert status.phase == Phase.UNDER_REVIEW, status.phase
+            c = status.containment
+            assert c.agents.halted == agents and c.contained_at and c.agents.switch_off_at
+            marks = Marks(switch=(c.agents.switch_off_at - asked).total_seconds(),
+                          access=after(status, "containment.dataset.access_gone", asked),
+                          verified=after(status, "containment.dataset.revoked", asked), total=total)
+            events = len((await handle.fetch_history()).events)
+            # correctness at scale: the fleet's count, and the dataset asked again now
+            counts = await fleet_counts(fleet, program)
+            assert counts["halted"] == agents and counts["collecting"] == 0, counts
+            assert c.data_stop is not None and c.data_stop.rows_after == 0, c.data_stop
+            later = rows_after(database, c.agents.switch_off_at)
+            assert later == 0, later
+            check = f"{counts['halted']}/{agents} halted, {counts['rows_written']} rows before, {later} after"
+        await connectors.aclose()
+    return Run(marks, events, rss, check)
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    return ", ".join(f"{v:.{digits}f}" for v in values)
 
 
 async def main(agents: int, runs: int) -> None:
     async with world() as w:
-        await baseline(w, agents)  # warm-up: imports, first connections; not counted
-        bases: list[tuple[float, float, float]] = []
-        contained: list[float] = []
-        client_durations: list[float] = []
-        switch: list[float] = []
-        access: list[float] = []
-        events: list[int] = []
-        rss: list[tuple[float, float, float]] = []
-        checks: list[str] = []
+        # warm-up of both arms (imports, first connections, the server's caches); not counted
+        await baseline(w, agents)
+        await product(w, agents)
+        bases: list[Marks] = []
+        done: list[Run] = []
         for _ in range(runs):
             # a baseline beside every run, so both see the machine as it is then
             bases.append(await baseline(w, agents))
-            program = new_program()
-            database = w.database(program)
-            queue = f"bench-{program}"
-            async with fleet_process([program], agents=agents, work=w.work,
-                                     telemetry_dsn=writer_dsn(database)) as fleet:
-                settings = w.settings(queue=queue, databases={"telemetry-db": database}, fleet_url=fleet.url)
-                connectors = Connectors(settings)
-                async with w.urgent_worker(settings) as urgent, build_worker(w.client, connectors):
-                    # telemetry flowing before the pause, so that its stop is a measurement
-                    while (await fleet_counts(fleet, program))["rows_written"] == 0:
-                        await asyncio.sleep(0.1)
-                    for pid in (urgent.pid, fleet.pid, None):
-                        reset_peak_rss(pid)
-                    t0 = time.perf_counter()
-                    handle, _ = await start_pause(
-                        w.client,
-                        PauseRequest(program=program, reason="bench", commander=COMMANDER,
-                                     runbook=runbook_for(program)),
-                        task_queue=queue, tuning=Tuning(),
-                    )
-                    while (status := await read_status(w.client, program)).phase == Phase.CONTAINING:
-                        await asyncio.sleep(0.02)
-                    client_durations.append(time.perf_counter() - t0)
-                    rss.append((peak_rss_mib(urgent.pid), peak_rss_mib(), peak_rss_mib(fleet.pid)))
-                    assert status.phase == Phase.UNDER_REVIEW, status.phase
-                    c = status.containment
-                    assert c.agents.halted == agents and c.contained_at and c.started_at and c.agents.switch_off_at
-                    contained.append((c.contained_at - c.started_at).total_seconds())
-                    switch.append((c.agents.switch_off_at - c.started_at).total_seconds())
-                    access.append(access_gone(status))
-                    events.append(len((await handle.fetch_history()).events))
-                    # correctness at scale: the fleet's count, and the dataset asked again now
-                    counts = await fleet_counts(fleet, program)
-                    assert counts["halted"] == agents and counts["collecting"] == 0, counts
-                    assert c.data_stop is not None and c.data_stop.rows_after == 0, c.data_stop
-                    later = rows_after(database, c.agents.switch_off_at)
-                    assert later == 0, later
-                    checks.append(f"{counts['halted']}/{agents} halted, {counts['rows_written']} rows before, "
-                                  f"{later} after")
-                await connectors.aclose()
+            done.append(await product(w, agents))
 
-    median = statistics.median(contained)
-    base_switch, base_access, base_total = (statistics.median(b[i] for b in bases) for i in range(3))
-    print(f"agents: {agents}, runs: {runs}")
-    print(f"time to contain (workflow clock), s: {', '.join(f'{d:.2f}' for d in contained)}")
-    print(f"time to contain (client, start to UNDER_REVIEW), s: {', '.join(f'{d:.2f}' for d in client_durations)}")
-    print(f"switch off after, s: {', '.join(f'{d:.3f}' for d in switch)}")
-    print(f"access gone after, s: {', '.join(f'{d:.3f}' for d in access)}")
-    print(f"fleet after each pause: {'; '.join(checks)} (every agent halted, no row after the switch)")
+    def median(marks: list[Marks], field: str) -> float:
+        return statistics.median(getattr(m, field) for m in marks)
+
+    ours = [r.marks for r in done]
+    print(f"agents: {agents}, runs: {runs} (each arm warmed up once; timed by the client, start call included)")
+    print(f"time to contain (client, start call to UNDER_REVIEW), s: {spread([m.total for m in ours])}")
+    print(f"switch off after, s: {spread([m.switch for m in ours], 3)}")
+    print(f"access gone after, s: {spread([m.access for m in ours], 3)}")
+    print(f"access verified after, s: {spread([m.verified for m in ours], 3)}")
+    print(f"fleet after each pause: {'; '.join(r.check for r in done)} (every agent halted, no row after the switch)")
     print("peak RSS MiB (urgent worker / worker and client / fleet): "
-          + "; ".join(f"{u:.0f} / {m:.0f} / {f:.0f}" for u, m, f in rss))
-    print(f"median time to contain: {median:.2f} s")
-    print(f"orchestration overhead: {(median - base_total) * 1000:.0f} ms")
-    print(f"switch off: median {statistics.median(switch):.3f} s, baseline {base_switch:.3f} s; "
-          f"ratio {statistics.median(switch) / base_switch:.2f}x")
-    print(f"access gone: median {statistics.median(access):.3f} s, baseline {base_access:.3f} s; "
-          f"ratio {statistics.median(access) / base_access:.2f}x")
-    print(f"baseline (same activities, no workflow), s: {', '.join(f'{b[2]:.2f}' for b in bases)}")
-    print(f"baseline (same activities, no workflow): {base_total:.2f} s; ratio {median / base_total:.2f}x")
-    print(f"history events at containment: {', '.join(map(str, events))}")
+          + "; ".join(f"{u:.0f} / {m:.0f} / {f:.0f}" for u, m, f in (r.rss for r in done)))
+    total, base_total = median(ours, "total"), median(bases, "total")
+    print(f"median time to contain: {total:.2f} s")
+    print(f"orchestration overhead: {(total - base_total) * 1000:.0f} ms")
+    for name, field in (("switch off", "switch"), ("access gone", "access"), ("access verified", "verified")):
+        ours_m, base_m = median(ours, field), median(bases, field)
+        print(f"{name}: median {ours_m:.3f} s, baseline {base_m:.3f} s; ratio {ours_m / base_m:.2f}x")
+    print(f"baseline (revoke_dataset, verify_dataset, the seals; no workflow), s: {spread([b.total for b in bases])}")
+    print(f"baseline (same activities, no workflow): {base_total:.2f} s; ratio {total / base_total:.2f}x")
+    print(f"history events at containment: {', '.join(str(r.events) for r in done)}")
 
 
 if __name__ == "__main__":

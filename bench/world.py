@@ -1,6 +1,7 @@
 """What the benchmarks share: a throw-away PostgreSQL and Temporal dev server, the reference fleet as a
 process of its own, the urgent worker as a process of its own (as the embedded stack runs it), and
-peak RSS of a process read from /proc.
+peak RSS of a process read from /proc. History encryption is on, as the embedded stack's default is:
+the client, the workers and every configuration a benchmark writes carry the same keys.
 
 Not a benchmark itself; ``bench/run_all.py`` runs the benchmarks.
 """
@@ -25,14 +26,22 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from pausegate.config import EvidenceSettings, FleetConnection, PostgresConnection, Settings, TemporalSettings
+from pausegate.config import (
+    EncryptionSettings,
+    EvidenceSettings,
+    FleetConnection,
+    PostgresConnection,
+    Settings,
+    TemporalSettings,
+)
+from pausegate.embedded.history_keys import embedded_encryption
 from pausegate.embedded.postgres import dsn_as, start_logging_postgres
 from pausegate.embedded.stack import prepare_database, write_config
 from pausegate.embedded.urgent_worker import urgent_worker_process
 from pausegate.models.pause import Actor
 from pausegate.runbook.loader import load_runbook
 from pausegate.runbook.model import Runbook
-from pausegate.temporal.client import temporal_cli
+from pausegate.temporal.client import connect, temporal_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = ROOT / "runbooks" / "employee-telemetry.yaml"
@@ -124,6 +133,7 @@ class World:
     admin_dsn: str
     pglog: Path
     client: Client
+    encryption: EncryptionSettings | None = None
 
     def database(self, program: str, *, employees: int = 50) -> str:
         return prepare_database(self.admin_dsn, program.replace("-", "_"), employees=employees)
@@ -138,6 +148,7 @@ class World:
             temporal=TemporalSettings(address=target, task_queue=queue),
             evidence=EvidenceSettings(directory=self.work / queue / "evidence", signing_key=self.work / "key.pem"),
             connections=connections,  # type: ignore[arg-type]
+            encryption=self.encryption,
         )
 
     @contextlib.asynccontextmanager
@@ -167,8 +178,9 @@ async def wait_for_poller(client: Client, queue: str, timeout: float = 60.0) -> 
 
 
 @contextlib.asynccontextmanager
-async def world(prefix: str = "pausegate-bench-") -> AsyncIterator[World]:
-    """PostgreSQL with statement logging and a Temporal dev server, removed afterwards."""
+async def world(prefix: str = "pausegate-bench-", *, encrypt_history: bool = True) -> AsyncIterator[World]:
+    """PostgreSQL with statement logging and a Temporal dev server, removed afterwards; with
+    ``encrypt_history`` (the embedded default) keys of its own and a client that seals every payload."""
     work = Path(tempfile.mkdtemp(prefix=prefix))
     pglog = work / "pglog"
     admin_dsn, server = start_logging_postgres(work / "pg", pglog, keep=False)
@@ -177,7 +189,12 @@ async def world(prefix: str = "pausegate-bench-") -> AsyncIterator[World]:
         dev_server_log_level="error",
     )
     try:
-        yield World(work=work, admin_dsn=admin_dsn, pglog=pglog, client=env.client)
+        encryption = embedded_encryption(work, work / "config.toml", ui_origin=None) if encrypt_history else None
+        client = env.client
+        if encryption is not None:
+            client = await connect(TemporalSettings(address=env.client.service_client.config.target_host),
+                                   encryption)
+        yield World(work=work, admin_dsn=admin_dsn, pglog=pglog, client=client, encryption=encryption)
     finally:
         await env.shutdown()
         server.cleanup()
