@@ -319,8 +319,8 @@ class _Audit:
             if plant.sha256 is not None and digest != plant.sha256:
                 self.add("FAILED", path, f"{what}): changed since the pause recorded it (now sha256 {digest})")
                 return True
-        self.add("NOTE", path, f"{what}); the pause recorded it as a plant and wrote its evidence under a fresh "
-                 "name: not evidence, kept for the investigation")
+        self.add("NOTE", path, f"{what}); the pause recorded it as a plant, its own evidence is elsewhere: not "
+                 "evidence, kept for the investigation")
         return True
 
     def walk_roots(self, anchors: list[Anchor]) -> list[Path]:
@@ -370,14 +370,16 @@ class _Audit:
                 dirnames.remove(name)
             for name in sorted(filenames):
                 path = here / name
-                if path in allowed or self.planted(path):
+                if path in allowed:
+                    continue
+                if name == CHAIN_HEAD and here in chains:
+                    continue  # checked with its chain (the store replaces a head it did not sign)
+                if self.planted(path):
                     continue
                 if path.is_symlink():
                     self.add("FAILED", path, "symbolic link in the evidence (the store writes none)")
                 elif name in _LOCKS and path.is_file() and path.stat().st_size == 0:
                     continue  # the store's lock files: empty, only ever locked
-                elif name == CHAIN_HEAD and here in chains:
-                    continue  # checked with its chain
                 elif _debris_of(name) is not None:
                     self.add("NOTE", path, "debris of an interrupted write: not evidence, safe to remove")
                 elif here.is_relative_to(plans) and self._superseded_plan(path):

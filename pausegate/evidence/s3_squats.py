@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pausegate.errors import EvidenceError
-from pausegate.evidence.bundle import SIGNATURE, parse_manifest
-from pausegate.evidence.files import SIGNATURE_SUFFIX, validate_key
+from pausegate.evidence.bundle import MANIFEST, SIGNATURE, parse_manifest
+from pausegate.evidence.files import BUNDLE_SUFFIX, SIGNATURE_SUFFIX, validate_key
 from pausegate.evidence.squatting import Placement, Squat, alternate_key, object_plant
-from pausegate.models.evidence import PlantedObject
+from pausegate.models.evidence import MAX_PLANTS, PlantedObject
 
 if TYPE_CHECKING:
     from pausegate.evidence.s3_store import S3EvidenceStore
@@ -40,44 +40,59 @@ async def manifest_is_own(store: S3EvidenceStore, key: str, data: bytes) -> bool
         return False
 
 
+async def _plants_at(store: S3EvidenceStore, key: str) -> tuple[PlantedObject, ...]:
+    """Everything at ``key``'s names (its document, signature and bundle), as a copy of the bucket holds
+    it: a document or manifest at its first version (what blocked the store), anything else at its newest."""
+    document, bundle = store._document(key), store._name(key, BUNDLE_SUFFIX + "/")
+    listing = await store.bucket.listing(store._name(key))
+    names = sorted(n for n in listing.versions
+                   if n in (document, document + SIGNATURE_SUFFIX) or n.startswith(bundle))
+    plants: list[PlantedObject] = []
+    if any(n.startswith(bundle) for n in names):
+        plants.append(PlantedObject(name=_relative(store, bundle.rstrip("/")), kind="directory"))
+    for name in names[:MAX_PLANTS]:
+        versions = listing.versions[name]
+        first = name in (document, bundle + MANIFEST)
+        data = await store.bucket.get(name, versions[-1] if first else versions[0])
+        if data is not None:
+            plants.append(object_plant(_relative(store, name), data))
+    return tuple(plants[:MAX_PLANTS])
+
+
 async def document_squat(store: S3EvidenceStore, key: str) -> Squat | None:
     """What blocks the document ``key`` (None: its names are free, or hold the store's own document).
     ``EvidenceError`` if the key holds a bundle the store sealed."""
     parts = validate_key(key)
-    plants: list[PlantedObject] = []
-    name = store._document(key)
-    found = await store.bucket.oldest(name)
+    squatted = False
+    found = await store.bucket.oldest(store._document(key))
     if found is not None:
         if await document_is_own(store, key, found[0]):
             return None
-        plants.append(object_plant(_relative(store, name), found[0]))
-    manifest = store._manifest(key)
-    found = await store.bucket.oldest(manifest)
+        squatted = True
+    found = await store.bucket.oldest(store._manifest(key))
     if found is not None:
         if await manifest_is_own(store, key, found[0]):
             raise EvidenceError(f"evidence key {key!r} already holds a sealed bundle")
-        plants.append(object_plant(_relative(store, manifest), found[0]))
-    return Squat(len(parts) - 1, tuple(plants)) if plants else None
+        squatted = True
+    return Squat(len(parts) - 1, await _plants_at(store, key)) if squatted else None
 
 
 async def bundle_squat(store: S3EvidenceStore, key: str) -> Squat | None:
     """What blocks sealing ``key`` (None: free, or the bundle the store sealed). ``EvidenceError`` if
     the key holds a document the store wrote."""
     parts = validate_key(key)
-    plants: list[PlantedObject] = []
-    manifest = store._manifest(key)
-    found = await store.bucket.oldest(manifest)
+    squatted = False
+    found = await store.bucket.oldest(store._manifest(key))
     if found is not None:
         if await manifest_is_own(store, key, found[0]):
             return None
-        plants.append(object_plant(_relative(store, manifest), found[0]))
-    name = store._document(key)
-    found = await store.bucket.oldest(name)
+        squatted = True
+    found = await store.bucket.oldest(store._document(key))
     if found is not None:
         if await document_is_own(store, key, found[0]):
             raise EvidenceError(f"evidence key {key!r} already holds a document")
-        plants.append(object_plant(_relative(store, name), found[0]))
-    return Squat(len(parts) - 1, tuple(plants)) if plants else None
+        squatted = True
+    return Squat(len(parts) - 1, await _plants_at(store, key)) if squatted else None
 
 
 async def holds_own(store: S3EvidenceStore, key: str) -> bool:

@@ -114,7 +114,8 @@ def place(key: str, squat: Squat | None, signing_key: Ed25519PrivateKey,
                         size_bytes=plant.size_bytes, sha256=plant.sha256)
         return Placement(key, squat.plants)
     fresh = alternate_key(signing_key, key, squat.index)
-    if squat_at(fresh) is not None:
+    blocked = squat_at(fresh)
+    if blocked is not None and blocked.index is not None:
         # the token needs the signing key: something there means the key is no longer the deployment's alone
         raise EvidenceError(
             f"evidence key {key!r}: its names and the fresh name {fresh!r} both hold objects the store did not "
