@@ -1,10 +1,11 @@
-"""Screenshots of the console's walk-through: ``python -m pausegate.console.screenshots docs/console/``.
+"""Screenshots of the console's walk-through: ``python -m pausegate.embedded.screenshots docs/console/``.
 
 Starts a throw-away embedded stack (its own data directory and free ports, so it runs beside
 ``make up``), adds the walk-through's people through the API as the first administrator, and drives
 Debian's Chromium through the worked example, saving one PNG per step. One agent starts offline so
 that containment is caught in progress, then comes back. Needs the dev extras (Playwright) and a
-Chromium (``apt-get install chromium``).
+Chromium (``apt-get install chromium``). It lives with the embedded stack it drives, not in the
+console: it is a client of the whole stack, and the console does not import the stack that serves it.
 """
 
 from __future__ import annotations
@@ -199,7 +200,8 @@ async def walk_through(out: Path, runbooks: Path, chromium: str, agents: int) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pausegate.console.screenshots", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pausegate.embedded.screenshots",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path, help="directory for the PNG files (e.g. docs/console/)")
     parser.add_argument("--runbooks", type=Path, default=Path("runbooks"),
                         help="runbooks directory (default: runbooks)")
