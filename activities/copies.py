@@ -13,15 +13,19 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from temporalio import activity
 
+from activities.evidence import AuditSourceFactory
 from activities.heartbeat import running
 from pausegate.analysis.copies import CopyFinder
-from pausegate.analysis.exposure import READ_BATCH, Exposure
-from pausegate.analysis.who_saw_what import read_scope
+from pausegate.analysis.exposure import READ_BATCH, Exposure, build_who_saw_what
+from pausegate.analysis.statement_reads import Exposer, ReadScope
+from pausegate.analysis.who_saw_what import Attribution, read_scope
+from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.postgres.copies_catalog import (
     DatasetLocation,
     find_by_fingerprint,
@@ -34,7 +38,7 @@ from pausegate.connectors.postgres.copies_settle import drop_copy, keep_copy, pu
 from pausegate.connectors.postgres.quarantine import contain_all
 from pausegate.errors import ConfigError, TargetUnavailableError
 from pausegate.evidence.interface import EvidenceStore, read_recorded
-from pausegate.evidence.layout import copies_contained_key, copies_found_key
+from pausegate.evidence.layout import copies_contained_key, copies_exposure_key, copies_found_key, copies_log_key
 from pausegate.models.copies import (
     ContainCopiesInput,
     ContainedCopy,
@@ -44,6 +48,7 @@ from pausegate.models.copies import (
     CopiesSummary,
     Copy,
     CopyContainment,
+    CopyKind,
     FindCatalogCopiesInput,
     FindCopiesElsewhereInput,
     FindPauseCopiesInput,
@@ -51,9 +56,11 @@ from pausegate.models.copies import (
     SettledCopy,
     summarise,
 )
+from pausegate.models.evidence import EvidenceRef
 from pausegate.models.runbook import DatasetSpec
 
 CONNECT_TIMEOUT_S = 10
+MAX_LOG_ROUNDS = 5  # the log read again for copies of copies at most this often (each round: one read of it)
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,16 @@ class CopiesActivities:
         access: dataset access connectors by connection name (``Connectors.access``): the live read
             paths widen the scope the log is read with, as for who-saw-what.
         elsewhere_of: the other servers the deployment names for a connection.
+        sources: the audit sources by spec (``Connectors.audit_source``): the database's log is read
+            again for the lines that name a copy found.
     """
 
     def __init__(self, dsn_of: Callable[[str], str], store: EvidenceStore | None = None,
                  access: Callable[[str], object] | None = None,
-                 elsewhere_of: Callable[[str], Elsewhere] | None = None) -> None:
+                 elsewhere_of: Callable[[str], Elsewhere] | None = None,
+                 sources: AuditSourceFactory | None = None) -> None:
         self._dsn_of = dsn_of
+        self._sources = sources
         self._store = store
         self._exposure = Exposure(store, access) if store is not None else None
         self._elsewhere_of = elsewhere_of or (lambda _name: Elsewhere())
@@ -132,7 +143,10 @@ class CopiesActivities:
         async with running() as progress:
             if (ref := await asyncio.to_thread(store.get, key)) is not None:
                 return summarise(CopiesDocument.model_validate(await read_recorded(store, ref)), ref)
-            logged = await self._from_log(input, progress.report)
+            logged, log_bundles, scope, who = await self._from_log(input, progress.report)
+            # the last round read the log with the widest scope: its lines hold every earlier round's
+            last_round = [b for b in log_bundles if b.key.endswith(f"/{_round_of(log_bundles)}")]
+            through = await self._through_copies(input.pause_key, scope, who, logged, last_round)
             entries: list[ContainedCopy] = []
             for connection, specs in _by_connection(input.datasets).items():
                 tables = _tables(specs)
@@ -145,7 +159,9 @@ class CopiesActivities:
                 entries += await self._elsewhere(connection, tables, found)
             document = CopiesDocument(stage="found", window_start=input.window_start, window_end=input.window_end,
                                       statements=logged.statements, unparsed=logged.unparsed,
-                                      copies=_unique(entries))
+                                      copies=_unique(entries), log_bundles=log_bundles,
+                                      readers_through_copies=through[0] if through else 0,
+                                      who_saw_what=through[1] if through else None)
             ref = await asyncio.to_thread(store.put_json, key, document.model_dump(mode="json"))
             return summarise(document, ref)
 
@@ -219,7 +235,11 @@ class CopiesActivities:
             "replication_connections_ended": d.replication_connections_ended, "verified": d.verified,
             "residual": d.residual}) for e, d in zip(entries, done, strict=True)}
 
-    async def _from_log(self, input: FindPauseCopiesInput, report: Callable[..., None]) -> CopiesFound:
+    async def _from_log(self, input: FindPauseCopiesInput,
+                        report: Callable[..., None]) -> tuple[CopiesFound, list[EvidenceRef], ReadScope, Attribution]:
+        """The copies the sealed log shows, then, to a fixed point, the copies of copies: sealing kept the
+        lines that name the dataset, so the log is read again for the lines that name a copy found,
+        sealed beside the audit bundles, and looked at whole again (returned: those bundles)."""
         store, exposure = self._need_store(), self._exposure
         assert exposure is not None
         scope, who = read_scope([await exposure.paths(input.pause_key, d) for d in input.datasets])
@@ -231,12 +251,51 @@ class CopiesActivities:
                     roles.append(str((await (await conn.execute("SELECT current_user")).fetchone() or ("",))[0]))
             tool = (roles, input.paused_at)
         finder = CopyFinder(scope, dataset_of=who.dataset, tool=tool)
-        for n, key in enumerate(input.bundles, 1):
+        await self._feed(finder, input.bundles)
+        report("bundles read", len(input.bundles))
+        found, bundles, named = finder.finish(), [], set[str]()
+        for round_ in range(1, MAX_LOG_ROUNDS + 1):
+            names = _relation_names(found.copies)
+            if names <= named or input.window_start is None or input.window_end is None or self._sources is None:
+                break
+            named |= names
+            widened = ReadScope.of(tables=set(scope.tables) | named, exposers=dict(scope.exposers),
+                                   whole_schemas=scope.whole_schemas)
+            sealed = []
+            for spec in input.log_sources:
+                source = self._sources(spec, input.program, _tables(input.datasets))
+                if not isinstance(source, PostgresLogSource):
+                    continue
+                key = copies_log_key(input.pause_key, spec.name, round_)
+                sealed.append(await _seal(store, key, source.scoped(widened), input.window_start, input.window_end))
+            finder = CopyFinder(scope, dataset_of=who.dataset, tool=tool)
+            await self._feed(finder, [ref.key for ref in sealed])
+            bundles += sealed
+            found = finder.finish()
+            report("log read again for copies of copies", round_)
+        return found, bundles, scope, who
+
+    async def _through_copies(self, pause_key: str, scope: ReadScope, who: Attribution, found: CopiesFound,
+                              bundles: Sequence[EvidenceRef]) -> tuple[int, EvidenceRef] | None:
+        """Who saw what again over the lines that name a copy, each copy a way to the tables it carries: a
+        reader of a copy read the data ("through" the copy). Stored once per pause; (readers, ref)."""
+        if not bundles:
+            return None
+        store = self._need_store()
+        exposers = _copy_exposers(found.copies, scope)
+        widened = ReadScope.of(tables=set(scope.tables), exposers={**scope.exposers, **exposers},
+                               whole_schemas=scope.whole_schemas)
+        report = await build_who_saw_what(widened, who, (store.iter_bundle(b.key) for b in bundles))
+        ref = await asyncio.to_thread(store.put_json, copies_exposure_key(pause_key), report.model_dump(mode="json"))
+        readers = {e.user for e in report.entries if e.how == "through" and e.via in exposers and e.reads}
+        return len(readers), ref
+
+    async def _feed(self, finder: CopyFinder, keys: Sequence[str]) -> None:
+        store = self._need_store()
+        for key in keys:
             records = iter(store.iter_bundle(key))
             while batch := await asyncio.to_thread(lambda: list(itertools.islice(records, READ_BATCH))):  # noqa: B023
                 finder.add(batch)
-            report("bundles read", n)
-        return finder.finish()
 
     async def _elsewhere(self, connection: str, tables: Sequence[str], found: Sequence[Copy]) -> list[ContainedCopy]:
         where = self._elsewhere_of(connection)
@@ -275,6 +334,46 @@ async def _on_server(conn: psycopg.AsyncConnection[Any], server: str, location: 
     if publications:
         found += await find_subscribed_tables(conn, server=server, location=location, publications=publications)
     return found
+
+
+def _round_of(bundles: Sequence[EvidenceRef]) -> str:
+    """The last round the log was read again in (its bundles' keys end in it)."""
+    return bundles[-1].key.rpartition("/")[2] if bundles else ""
+
+
+def _copy_exposers(copies: Sequence[Copy], scope: ReadScope) -> dict[str, Exposer]:
+    """Each relation copy as a way to the dataset tables it carries, through the copies it was made from."""
+    sources: dict[str, set[str]] = {}
+    for c in copies:
+        for name in _relation_names([c]):
+            sources.setdefault(name, set()).update(c.sources)
+
+    def reach(name: str, seen: frozenset[str]) -> set[str]:
+        out: set[str] = set()
+        for s in sources.get(name, ()):
+            if s in scope.tables:
+                out.add(s)
+            elif s in sources and s not in seen:
+                out |= reach(s, seen | {s})
+        return out
+
+    return {n: Exposer(kind="view", reaches=tuple(sorted(r))) for n in sources if (r := reach(n, frozenset({n})))}
+
+
+def _relation_names(copies: Iterable[Copy]) -> set[str]:
+    """schema.name of every relation a copy found in this database is, or may be, called by."""
+    return {n for c in copies if c.kind != CopyKind.TEMPORARY_TABLE and c.server is None
+            for n in (c.qualified, *c.candidates) if n}
+
+
+async def _seal(store: EvidenceStore, key: str, source: PostgresLogSource, start: datetime,
+                end: datetime) -> EvidenceRef:
+    seal_blocks = getattr(store, "seal_blocks", None)
+    if seal_blocks is not None:
+        ref, _chunks = await seal_blocks(key, source.blocks(start, end))
+    else:
+        ref, _chunks = await store.seal(key, source.records(start, end))
+    return ref  # type: ignore[no-any-return]
 
 
 def _by_connection(datasets: Iterable[DatasetSpec]) -> dict[str, list[DatasetSpec]]:

@@ -277,7 +277,8 @@ class Containment:
                 CopiesActivities.find_pause_copies,
                 FindPauseCopiesInput(pause_key=self.state.evidence_key, bundles=bundles, datasets=datasets,
                                      window_start=window_start, window_end=revoked_at,
-                                     paused_at=self.state.started_at),
+                                     paused_at=self.state.started_at, program=self.runbook.program.id,
+                                     log_sources=[a for a in self.runbook.audit_sources if a.kind == "postgres_log"]),
                 **self._options(timedelta(hours=1)),
             ),
         )

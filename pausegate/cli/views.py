@@ -104,7 +104,9 @@ def progress_table(view: PauseView) -> Table:
         add_row(shown, "Copies of the data",
                 f"{copies.found} found: {copies.quarantined} quarantined, {copies.left_database} left the database, "
                 f"{copies.possible} possible" + (f", {len(copies.uncontained)} NOT contained" if copies.uncontained
-                                                 else " ✓" if copies.complete else ""))
+                                                 else " ✓" if copies.complete else "")
+                + (f"; {copies.readers_through_copies} roles read the data through a copy"
+                   if copies.readers_through_copies else ""))
     for error in p.errors[-3:]:
         add_row(shown, line(("retrying", "yellow")), error)
     return shown

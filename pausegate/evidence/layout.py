@@ -9,6 +9,8 @@
     <pause>/exposure/data-subjects         whose records were readable then (owner-only: names people)
     <pause>/copies/found                   copies of the data made in the window, as found
     <pause>/copies/contained/<round>       the copies document: each copy as containment left it
+    <pause>/copies/log/<source>/<round>    the log's lines that name a copy found (for copies of copies)
+    <pause>/copies/who-saw-what            who read the data through a copy of it
     <pause>/timeline/<sequence:05d>        timeline entries archived before continue-as-new
     <pause>/report                         the final report
     <pause>/resume/unconsented/<digest16>  agents left halted for lack of their employee's consent
@@ -25,7 +27,9 @@ __all__ = [
     "audit_key",
     "catalog_key",
     "copies_contained_key",
+    "copies_exposure_key",
     "copies_found_key",
+    "copies_log_key",
     "data_subjects_key",
     "exposure_key",
     "plan_diff_key",
@@ -66,6 +70,14 @@ def copies_found_key(pause_key: str) -> str:
 
 def copies_contained_key(pause_key: str, round_: int) -> str:
     return f"{pause_key}/copies/contained/{round_}"
+
+
+def copies_exposure_key(pause_key: str) -> str:
+    return f"{pause_key}/copies/who-saw-what"
+
+
+def copies_log_key(pause_key: str, source: str, round_: int) -> str:
+    return f"{pause_key}/copies/log/{source}/{round_}"
 
 
 def timeline_key(pause_key: str, sequence: int) -> str:

@@ -29,6 +29,9 @@ def _copies(report: ReportInput) -> list[str]:
         f"{x.found} copies made in the exposure window: {x.quarantined} quarantined, {x.left_database} left the "
         f"database, {x.possible} possible, {x.gone} gone; document `{x.document.uri}` (`{x.document.sha256}`).",
     ]
+    if x.who_saw_what is not None:
+        lines.append(f"{x.readers_through_copies} roles read the data through a copy of it; who saw what through "
+                     f"the copies `{x.who_saw_what.uri}` (`{x.who_saw_what.sha256}`).")
     if x.uncontained:
         lines.append(f"Not contained: {', '.join(x.uncontained)}.")
     if report.copies:

@@ -26,7 +26,7 @@ from pausegate.models.data_actions import DataAction
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.limits import MAX_LISTED_IDS
 from pausegate.models.plan import CopyDecision
-from pausegate.models.runbook import DatasetSpec
+from pausegate.models.runbook import AuditSourceSpec, DatasetSpec
 
 MAX_STATEMENT_CHARS = 500  # of a statement kept beside its place in the log (the sealed log holds all of it)
 
@@ -200,6 +200,10 @@ class CopiesDocument(Model):
     statements: int = Field(default=0, ge=0, description="Log statements looked at.")
     unparsed: int = Field(default=0, ge=0)
     copies: list[ContainedCopy] = Field(default_factory=list)
+    log_bundles: list[EvidenceRef] = Field(default_factory=list, description="The log's lines that name a copy "
+                                           "found, sealed to find copies of copies.")
+    readers_through_copies: int = Field(default=0, ge=0, description="Roles that read the data through a copy.")
+    who_saw_what: EvidenceRef | None = Field(default=None, description="Who read the data through a copy, by copy.")
 
 
 # Copies that still hold the data where a resume plan can act on them: each needs the plan's decision.
@@ -222,6 +226,11 @@ class CopiesSummary(Model):
     uncontained: list[str] = Field(default_factory=list, description="Ids of copies not contained and verified.")
     earlier: list[EvidenceRef] = Field(default_factory=list, description="The found document and earlier "
                                        "containment rounds' documents, so every one the pause wrote is anchored.")
+    log_bundles: list[EvidenceRef] = Field(default_factory=list, description="The log's lines that name a copy "
+                                           "found, sealed to find copies of copies.")
+    readers_through_copies: int = Field(default=0, ge=0, description="Roles that read the data through a copy "
+                                        "(who saw what, through copy X).")
+    who_saw_what: EvidenceRef | None = Field(default=None, description="Who read the data through a copy, by copy.")
 
     @property
     def complete(self) -> bool:
@@ -268,7 +277,8 @@ def summarise(document: CopiesDocument, ref: EvidenceRef) -> CopiesSummary:
         left_database=states.count("left_database"), possible=states.count("possible"), gone=states.count("gone"),
         server_files=states.count("server_file"),
         undecided=[c.current.id for c in document.copies if c.current.state in DECIDABLE_STATES][:MAX_LISTED_IDS],
-        uncontained=uncontained[:MAX_LISTED_IDS],
+        uncontained=uncontained[:MAX_LISTED_IDS], log_bundles=document.log_bundles,
+        readers_through_copies=document.readers_through_copies, who_saw_what=document.who_saw_what,
     )
 
 
@@ -283,6 +293,9 @@ class FindPauseCopiesInput(Model):
     window_end: datetime | None = None
     paused_at: datetime | None = Field(default=None, description="From then on, the statements of the role "
                                        "pausegate connects as are containment's own, not copies.")
+    program: str = ""
+    log_sources: list[AuditSourceSpec] = Field(default_factory=list, description="The database logs read again "
+                                               "for the lines that name a copy found (copies of copies).")
 
 
 class SettledCopy(Model):

@@ -80,7 +80,8 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
 
     watch = WatchActivities(client, start_pause=start_pause, pause_handle=pause_handle)
     data_stop = DataStopActivities(dsn_of)
-    copies = CopiesActivities(dsn_of, connectors.evidence_store, connectors.access, elsewhere_of)
+    copies = CopiesActivities(dsn_of, connectors.evidence_store, connectors.access, elsewhere_of,
+                              connectors.audit_source)
     return [
         fleet.halt_agents,
         fleet.check_agents_silent,

@@ -11,6 +11,7 @@ import pytest
 from psycopg import sql
 from rich.console import Console
 
+from pausegate.analysis.who_saw_what import WhoSawWhat
 from pausegate.api.models import PauseView
 from pausegate.cli import views
 from pausegate.errors import ActionRefused
@@ -141,3 +142,32 @@ class TestCopiesInAPause:
         markdown = render_markdown(report)
         assert "## Copies of the data" in markdown
         assert f"| `{copy.id}` | create_table_as | {COPIER} |" in markdown and f"Copy `{copy.id}`: drop" in markdown
+
+    async def test_a_copy_of_the_copy_is_found_in_the_log_and_quarantined_too(self, harness: Harness) -> None:
+        """The second copy's statement names only the first copy: the log is read again for it."""
+        h = harness
+        await h.eventually(lambda: telemetry_rows(h.database_dsn)[0] > 0, what="telemetry rows")
+        rows = copy_the_keystrokes(h)
+        with psycopg.connect(h.database_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA sandbox_0004 AUTHORIZATION {}").format(
+                sql.Identifier("employee_0004")))
+        with psycopg.connect(h.dsn_as("employee_0004"), autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE sandbox_0004.again AS SELECT * FROM {SANDBOX}.my_keys")
+
+        await h.pause()
+        status = await h.wait_for_state(Phase.UNDER_REVIEW)
+        copies = status.containment.copies
+        assert copies is not None and copies.complete and copies.log_bundles
+        by_creator = {c.current.creator: c.current for c in copies_document(h, status).copies}
+        again = by_creator["employee_0004"]
+        assert (again.kind, again.state, again.rows) == (CopyKind.CREATE_TABLE_AS, "quarantined", rows)
+        assert [e.source for e in again.evidence] == ["statement"] and again.sources == (f"{SANDBOX}.my_keys",)
+        assert again.datasets == ("telemetry",)
+        assert again.quarantined_as is not None
+        assert read_count(h, BYSTANDER, again.quarantined_as) is None
+        assert read_count(h, "employee_0004", again.quarantined_as) is None
+        # who saw what: the bystander and the second copier read the data through the first copy
+        assert copies.who_saw_what is not None and copies.readers_through_copies >= 2
+        through = WhoSawWhat.model_validate(h.connectors.evidence_store.read_json(copies.who_saw_what.key))
+        paths = {(e.user, e.path) for e in through.entries if e.reads}
+        assert {(BYSTANDER, f"through {SANDBOX}.my_keys"), ("employee_0004", f"through {SANDBOX}.my_keys")} <= paths
