@@ -113,7 +113,8 @@ class TestThePolicyRule:
 
     def test_a_deny_for_part_of_the_prefix_or_with_another_condition_does_not_count(self) -> None:
         partial = {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
-                   "Resource": "arn:aws:s3:::b/pausegate/scope/*", "Condition": {"ArnNotEquals": {"aws:PrincipalArn": WORKER_PRINCIPAL}}}
+                   "Resource": "arn:aws:s3:::b/pausegate/scope/*",
+                   "Condition": {"ArnNotEquals": {"aws:PrincipalArn": WORKER_PRINCIPAL}}}
         assert any("no statement denies" in p for p in self.check(partial))
         widened = {**partial, "Resource": "arn:aws:s3:::b/*",
                     "Condition": {"ArnNotEquals": {"aws:PrincipalArn": [WORKER_PRINCIPAL, MALLORY]}}}
