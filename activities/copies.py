@@ -33,12 +33,20 @@ from pausegate.connectors.postgres.copies_catalog import (
     find_publications,
     find_subscribed_tables,
     resolve,
+    subjects_in,
 )
 from pausegate.connectors.postgres.copies_settle import drop_copy, keep_copy, purge_copy
 from pausegate.connectors.postgres.quarantine import contain_all
 from pausegate.errors import ConfigError, TargetUnavailableError
 from pausegate.evidence.interface import EvidenceStore, read_recorded
-from pausegate.evidence.layout import copies_contained_key, copies_exposure_key, copies_found_key, copies_log_key
+from pausegate.evidence.layout import (
+    copies_contained_key,
+    copies_exposure_key,
+    copies_found_key,
+    copies_log_key,
+    copies_subjects_key,
+    data_subjects_key,
+)
 from pausegate.models.copies import (
     ContainCopiesInput,
     ContainedCopy,
@@ -185,8 +193,11 @@ class CopiesActivities:
                 done |= await self._contain_on(connection, entries, _tables(input.datasets),
                                                sorted({r for d in specs for r in d.break_glass_roles}))
                 progress.report("contained", len(done), len(found.copies))
-            document = found.model_copy(update={"stage": "contained",
-                                                "copies": [done[e.current.id] for e in found.copies]})
+            contained = [done[e.current.id] for e in found.copies]
+            subjects = await self._subjects(input, contained)
+            document = found.model_copy(update={
+                "stage": "contained", "copies": contained, "data_subjects": subjects[0] if subjects else None,
+                "data_subjects_list": subjects[1] if subjects else None})
             ref = await asyncio.to_thread(store.put_json, key, document.model_dump(mode="json"))
             return summarise(document, ref)
 
@@ -221,6 +232,38 @@ class CopiesActivities:
                 # access must not return while a decision is not done: retried, then the resume is undone
                 raise TargetUnavailableError("copies not settled as the plan decided: " + ", ".join(unsettled[:10]))
             return done
+
+    async def _subjects(self, input: ContainPauseCopiesInput,
+                        contained: Sequence[ContainedCopy]) -> tuple[int, EvidenceRef] | None:
+        """Whose records the copies hold, with the dataset's own (the exposure's data-subjects document):
+        the count the notice needs. Stored per round, owner-only like the exposure's; (count, ref)."""
+        store = self._need_store()
+        key = copies_subjects_key(input.pause_key, input.round)
+        if (ref := await asyncio.to_thread(store.get, key)) is not None:
+            return int((await asyncio.to_thread(store.read_json, key))["count"]), ref
+        counted = [d for d in input.datasets if d.data_subjects is not None]
+        if not counted:
+            return None
+        everyone: set[str] = set()
+        exposed = data_subjects_key(input.pause_key)
+        if await asyncio.to_thread(store.get, exposed) is not None:
+            everyone.update((await asyncio.to_thread(store.read_json, exposed)).get("subjects", []))
+        parts: list[dict[str, Any]] = []
+        for d in counted:
+            assert d.data_subjects is not None
+            column = d.data_subjects.column
+            for entry in contained:
+                copy = entry.current
+                if d.name not in copy.datasets or entry.connection is None or copy.state != "quarantined":
+                    continue
+                async with self._connect(entry.connection) as conn:
+                    people = await subjects_in(conn, copy, column)
+                if people is not None:
+                    everyone.update(people)
+                    parts.append({"dataset": d.name, "copy": copy.id, "column": column, "count": len(people),
+                                  "subjects": sorted(people)})
+        document = {"count": len(everyone), "subjects": sorted(everyone), "copies": parts}
+        return len(everyone), await asyncio.to_thread(store.put_json, key, document)
 
     async def _contain_on(self, connection: str | None, entries: Sequence[ContainedCopy],
                           dataset_tables: Sequence[str], break_glass: Sequence[str]) -> dict[str, ContainedCopy]:

@@ -106,7 +106,9 @@ def progress_table(view: PauseView) -> Table:
                 f"{copies.possible} possible" + (f", {len(copies.uncontained)} NOT contained" if copies.uncontained
                                                  else " ✓" if copies.complete else "")
                 + (f"; {copies.readers_through_copies} roles read the data through a copy"
-                   if copies.readers_through_copies else ""))
+                   if copies.readers_through_copies else "")
+                + (f"; {copies.data_subjects} people's records in the data or a copy"
+                   if copies.data_subjects is not None else ""))
     for error in p.errors[-3:]:
         add_row(shown, line(("retrying", "yellow")), error)
     return shown

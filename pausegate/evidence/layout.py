@@ -11,6 +11,7 @@
     <pause>/copies/contained/<round>       the copies document: each copy as containment left it
     <pause>/copies/log/<source>/<round>    the log's lines that name a copy found (for copies of copies)
     <pause>/copies/who-saw-what            who read the data through a copy of it
+    <pause>/copies/data-subjects/<round>   whose records the copies and the dataset hold (owner-only: names people)
     <pause>/timeline/<sequence:05d>        timeline entries archived before continue-as-new
     <pause>/report                         the final report
     <pause>/resume/unconsented/<digest16>  agents left halted for lack of their employee's consent
@@ -30,6 +31,7 @@ __all__ = [
     "copies_exposure_key",
     "copies_found_key",
     "copies_log_key",
+    "copies_subjects_key",
     "data_subjects_key",
     "exposure_key",
     "plan_diff_key",
@@ -74,6 +76,10 @@ def copies_contained_key(pause_key: str, round_: int) -> str:
 
 def copies_exposure_key(pause_key: str) -> str:
     return f"{pause_key}/copies/who-saw-what"
+
+
+def copies_subjects_key(pause_key: str, round_: int) -> str:
+    return f"{pause_key}/copies/data-subjects/{round_}"
 
 
 def copies_log_key(pause_key: str, source: str, round_: int) -> str:

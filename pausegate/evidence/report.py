@@ -32,6 +32,8 @@ def _copies(report: ReportInput) -> list[str]:
     if x.who_saw_what is not None:
         lines.append(f"{x.readers_through_copies} roles read the data through a copy of it; who saw what through "
                      f"the copies `{x.who_saw_what.uri}` (`{x.who_saw_what.sha256}`).")
+    if x.data_subjects is not None:
+        lines.append(f"People whose records the data or a copy of it held: {x.data_subjects}.")
     if x.uncontained:
         lines.append(f"Not contained: {', '.join(x.uncontained)}.")
     if report.copies:

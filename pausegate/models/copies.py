@@ -204,6 +204,9 @@ class CopiesDocument(Model):
                                            "found, sealed to find copies of copies.")
     readers_through_copies: int = Field(default=0, ge=0, description="Roles that read the data through a copy.")
     who_saw_what: EvidenceRef | None = Field(default=None, description="Who read the data through a copy, by copy.")
+    data_subjects: int | None = Field(default=None, ge=0, description="People whose records the dataset or a copy "
+                                      "held (runbook data_subjects).")
+    data_subjects_list: EvidenceRef | None = Field(default=None, description="The owner-only document naming them.")
 
 
 # Copies that still hold the data where a resume plan can act on them: each needs the plan's decision.
@@ -231,6 +234,9 @@ class CopiesSummary(Model):
     readers_through_copies: int = Field(default=0, ge=0, description="Roles that read the data through a copy "
                                         "(who saw what, through copy X).")
     who_saw_what: EvidenceRef | None = Field(default=None, description="Who read the data through a copy, by copy.")
+    data_subjects: int | None = Field(default=None, ge=0, description="People whose records the dataset or a copy "
+                                      "held: the exposure's count with the subjects found in copies.")
+    data_subjects_list: EvidenceRef | None = Field(default=None, description="The owner-only document naming them.")
 
     @property
     def complete(self) -> bool:
@@ -279,6 +285,7 @@ def summarise(document: CopiesDocument, ref: EvidenceRef) -> CopiesSummary:
         undecided=[c.current.id for c in document.copies if c.current.state in DECIDABLE_STATES][:MAX_LISTED_IDS],
         uncontained=uncontained[:MAX_LISTED_IDS], log_bundles=document.log_bundles,
         readers_through_copies=document.readers_through_copies, who_saw_what=document.who_saw_what,
+        data_subjects=document.data_subjects, data_subjects_list=document.data_subjects_list,
     )
 
 

@@ -89,6 +89,13 @@ class TestCopiesInAPause:
                                                                     rows)
         assert entry.verified and copy.quarantined_as is not None
         assert copies.undecided == [copy.id]
+        # whose data: the copy's people counted with the dataset's (the list is owner-only evidence)
+        exposure = status.containment.exposure
+        assert exposure is not None and exposure.data_subjects is not None
+        assert copies.data_subjects is not None and copies.data_subjects >= exposure.data_subjects
+        assert copies.data_subjects_list is not None
+        subjects = h.connectors.evidence_store.read_json(copies.data_subjects_list.key)
+        assert [(p["copy"], p["count"] > 0) for p in subjects["copies"]] == [(copy.id, True)]
         # real reads: the bystander and the copier read nothing, where it was or where it is now
         for role in (BYSTANDER, COPIER):
             assert read_count(h, role, f"{SANDBOX}.my_keys") is None

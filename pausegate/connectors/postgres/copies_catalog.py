@@ -145,6 +145,16 @@ async def resolve(conn: AsyncConnection[Any], copy: Copy) -> Copy:
     return copy.model_copy(update=update)
 
 
+async def subjects_in(conn: AsyncConnection[Any], copy: Copy, column: str) -> list[str] | None:
+    """The people a copy's rows are about (``column``, as the dataset names them); None when the copy is
+    not in the database or has no such column."""
+    where = await locate(conn, copy)
+    if where is None or column not in await _columns(conn, where.oid):
+        return None
+    return [r[0] for r in await _rows(conn, sql.SQL("SELECT DISTINCT {}::text FROM {} WHERE {} IS NOT NULL").format(
+        sql.Identifier(column), where.ident, sql.Identifier(column)))]
+
+
 # ---------------------------------------------------------------- publications
 
 
