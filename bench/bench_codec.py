@@ -5,7 +5,7 @@ values by the pydantic data converter, with and without the history codec.
 Baseline: the same conversion without the codec, measured in the same run, alternating rounds.
 Reported: the median round of each, the ratio, and the codec's own time per payload and per MB.
 
-Usage: python bench/bench_codec.py [--rounds 15] [--repeat 20]
+Usage: PYTHONPATH=. python bench/bench_codec.py [--rounds 15] [--repeat 20]
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@ their median); then the other programs are all paused at once. For each pause: w
 off and when access was gone (the urgent part), and when it was fully contained (verified, sealed,
 who saw what), each from the pause's own start.
 
-Targets: for each of the concurrent pauses, switch off and access gone within 2x alone; the last one
-fully contained no later than pausing them one after another would have taken; none stuck.
+Targets (``bench/run_all.py`` judges them): for each of the concurrent pauses, switch off and access
+gone within 3x alone (and 1.5x a floor of minimal workflows, which this benchmark does not measure
+yet); the last one fully contained no later than pausing them one after another, which is computed
+here as alone x programs, not measured; none stuck.
 
-    python bench/bench_concurrent.py [--programs 50] [--agents 1000] [--alone 3]
+    PYTHONPATH=. python bench/bench_concurrent.py [--programs 50] [--agents 1000] [--alone 3]
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Target: render / json <= 2. Timeline rows are rendered once per entry's content 
 renders them, and the very first render (templates compiled too) is printed on its own. Also prints
 the time of an archived-timeline page (not in the ratio).
 
-Usage: python bench/bench_console_render.py [--runs 30] [--warmup 3]
+Usage: PYTHONPATH=. python bench/bench_console_render.py [--runs 30] [--warmup 3]
 """
 
 from __future__ import annotations

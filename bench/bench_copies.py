@@ -21,7 +21,7 @@ of ``--rounds`` rounds.
 
 Free disk is checked before generating the log, and everything generated is removed afterwards.
 
-Usage: python bench/bench_copies.py [--size-mb 256] [--touch 0.01] [--copies 100] [--rounds 3] [--smoke]
+Usage: PYTHONPATH=. python bench/bench_copies.py [--size-mb 256] [--touch 0.01] [--copies 100] [--rounds 3] [--smoke]
 """
 
 from __future__ import annotations

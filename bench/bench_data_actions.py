@@ -1,6 +1,6 @@
 """Null a column and purge by age across a large table, against the same SQL from a plain script.
 
-    python bench/bench_data_actions.py [--rows 10000000] [--rounds 2] [--dsn postgresql://...]
+    PYTHONPATH=. python bench/bench_data_actions.py [--rows 10000000] [--rounds 2] [--dsn postgresql://...]
 
 Two identical keystroke tables (the worked example's shape, ``--rows`` rows each, four in five with
 typed content, one second apart) are seeded; the plain script issues the bare statements on one, the

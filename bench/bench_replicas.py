@@ -7,7 +7,7 @@ at once over HTTP, each with its own Idempotency-Key. Reported: wall time, actio
 ratio to the baseline, and the most updates in flight on the pause, counted at the Temporal client
 every replica sends through (the limit is ``max_updates_in_flight_per_pause``, 8).
 
-    python bench/bench_replicas.py [--actions 320] [--runs 3]
+    PYTHONPATH=. python bench/bench_replicas.py [--actions 320] [--runs 3]
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Clients honour ``Retry-After`` (429 and 503 are retried after the time the API n
 keeps its Idempotency-Key, so it is applied once). Every action is then counted in the pauses' timelines
 (archived parts included): each must be applied exactly once.
 
-    python bench/bench_reviewers.py [--sequential 200] [--concurrent 100] [--reviewers 100]
+    PYTHONPATH=. python bench/bench_reviewers.py [--sequential 200] [--concurrent 100] [--reviewers 100]
                                     [--pauses 10] [--actions 1000]
 """
 
@@ -161,8 +161,8 @@ async def main(sequential: int, concurrent: int, reviewers: int, pauses: int, ac
                     counts = applied(connectors.evidence_store, await read_status(w.client, p))
                     for who in tokens:
                         wrong += counts[f"local:{who}"] != sent[(p, who)]
-                for r in people.values():
-                    await r.http.aclose()
+                for person in people.values():
+                    await person.http.aclose()
             await connectors.aclose()
 
     bare_p50, bare_p99 = pct(bare, 0.5), pct(bare, 0.99)

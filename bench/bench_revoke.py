@@ -1,6 +1,7 @@
 """Cut and verify dataset access at company size, against issuing the same REVOKEs by hand.
 
-    python bench/bench_revoke.py [--roles 5000 --tables 200] [--dsn postgresql://...] [--check | --no-check]
+    PYTHONPATH=. python bench/bench_revoke.py [--roles 5000 --tables 200] [--dsn postgresql://...]
+        [--check | --no-check]
 
 Without --dsn a throw-away PostgreSQL is started. The grants mimic an organisation: every role a
 member of one of the group roles, each group reading a slice of the tables, a few direct grants per

@@ -33,7 +33,7 @@ separate, untimed pass gives tracemalloc's peak (tracing slows Python down).
 
 Writes under a temporary directory on the project's disk unless ``--dir`` says otherwise.
 
-Usage: python bench/bench_seal.py [--mb 1024] [--rounds 3] [--chunk-mb 8] [--pool-mb 96]
+Usage: PYTHONPATH=. python bench/bench_seal.py [--mb 1024] [--rounds 3] [--chunk-mb 8] [--pool-mb 96]
                                   [--fresh-blocks] [--end-to-end-mb N] [--trace-mb 256] [--dir DIR]
 """
 

@@ -10,7 +10,7 @@ each as a ratio to single-thread SHA-256 over the same amount of data.
 
 Writes under a temporary directory beside this script unless ``--dir`` says otherwise.
 
-Usage: python bench/bench_seal_limits.py [--mb 256] [--dir DIR]
+Usage: PYTHONPATH=. python bench/bench_seal_limits.py [--mb 256] [--dir DIR]
 """
 
 from __future__ import annotations

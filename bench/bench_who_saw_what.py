@@ -24,7 +24,8 @@ Measured, in the same run:
 Peak RSS (``ru_maxrss``) is printed after each phase. Free disk is checked before generating the
 input (``shutil.disk_usage``), and everything generated is removed afterwards.
 
-Usage: python bench/bench_who_saw_what.py [--size-mb 1024] [--touch 0.01] [--dir DIR] [--seed 7] [--rounds 5]
+Usage: PYTHONPATH=. python bench/bench_who_saw_what.py [--size-mb 1024] [--touch 0.01] [--dir DIR] [--seed 7]
+    [--rounds 5]
 """
 
 from __future__ import annotations
