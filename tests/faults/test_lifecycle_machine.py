@@ -282,7 +282,7 @@ class PauseMachine(RuleBasedStateMachine):
             assert all(i.done for i in status.checklist) and status.plan is not None
             assert len([a for a in status.approvals if a.digest == status.approval_digest]) >= status.quorum
         # Every accepted and refused action is in the timeline (refusals arrive by signal: poll).
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # a guard against hanging only: signals arrive in well under a second
         while True:
             accepted = sum(1 for e in status.timeline if e.accepted and e.action in (
                 "checklist.completed", "checklist.amended", "plan.proposed", "plan.rejected", "plan.approved"))
