@@ -33,6 +33,9 @@ TEST_KEYRING = Keyring(keys={TEST_KEY_ID: fixed_key(TEST_KEY_ID)}, current=TEST_
                        identifier_key=fixed_key("identifiers"))
 TEST_ENCRYPTION: EncryptionSettings = TEST_KEYRING.to_settings()
 TEST_CONVERTER = data_converter(TEST_KEYRING)
+TEST_NAMESPACE = "default"
+"""The dev server's namespace, where every test pause runs. Payloads are bound to it (``pausegate.temporal.codec``),
+so a replay names it: the SDK's Replayer otherwise decodes in a namespace of its own."""
 TEST_CODEC = EncryptionCodec(TEST_KEYRING)
 
 

@@ -118,9 +118,9 @@ class TestBinding:
         assert sealed.metadata[FORMAT_METADATA] == BOUND_FORMAT
         assert b"pause/aaa" not in sealed.data  # the address is inside the ciphertext
         assert await codec.with_context(in_workflow("pause/aaa")).decode([sealed]) == [original]
-        with pytest.raises(HistoryKeyError, match="sealed for workflow 'pause/aaa'.*sent to workflow 'pause/bbb'"):
+        with pytest.raises(HistoryKeyError, match=r"sealed for workflow 'pause/aaa'.*sent to workflow 'pause/bbb'"):
             await codec.with_context(in_workflow("pause/bbb")).decode([sealed])
-        with pytest.raises(HistoryKeyError, match="in namespace 'default' was sent to .* namespace 'other'"):
+        with pytest.raises(HistoryKeyError, match=r"in namespace 'default' was sent to .* namespace 'other'"):
             await codec.with_context(in_workflow("pause/aaa", "other")).decode([sealed])
 
     async def test_an_activity_of_the_workflow_shares_its_binding(self) -> None:

@@ -29,7 +29,7 @@ from pausegate.models.pause import (
     ReportInput,
     ResumePlan,
 )
-from tests.support.encryption import TEST_CONVERTER, decrypted_history_json
+from tests.support.encryption import TEST_CONVERTER, TEST_NAMESPACE, decrypted_history_json
 from tests.support.harness import (
     ANALYST,
     CISO,
@@ -147,7 +147,8 @@ async def replay_and_maybe_record(handle: Any, name: str) -> None:
     """The run's history replays against the current code; with PAUSEGATE_RECORD_HISTORIES set it is kept
     under tests/histories/ so every later version of the workflow must replay it too."""
     history = await handle.fetch_history()
-    await Replayer(workflows=[PauseWorkflow], data_converter=TEST_CONVERTER).replay_workflow(history)
+    await Replayer(workflows=[PauseWorkflow], data_converter=TEST_CONVERTER, namespace=TEST_NAMESPACE
+                   ).replay_workflow(history)
     if os.environ.get("PAUSEGATE_RECORD_HISTORIES"):
         (HISTORIES / f"{name}.json").write_text(history.to_json())
         (HISTORIES / f"{name}.workflow-id").write_text(history.workflow_id + "\n")

@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from tests.support.encryption import TEST_CONVERTER
+from tests.support.encryption import TEST_CONVERTER, TEST_NAMESPACE
 from workflows.pause import PauseWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
@@ -26,7 +26,8 @@ async def test_a_stored_history_replays_without_nondeterminism(path: Path) -> No
     id_file = path.with_suffix(".workflow-id")
     workflow_id = id_file.read_text().strip() if id_file.exists() else f"pause/{path.stem}"
     history = WorkflowHistory.from_json(workflow_id, text)
-    result = await Replayer(workflows=[PauseWorkflow], data_converter=TEST_CONVERTER).replay_workflow(
+    result = await Replayer(workflows=[PauseWorkflow], data_converter=TEST_CONVERTER, namespace=TEST_NAMESPACE
+                            ).replay_workflow(
         history, raise_on_replay_failure=True
     )
     assert result.replay_failure is None
