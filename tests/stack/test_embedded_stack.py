@@ -18,6 +18,7 @@ from pausegate.embedded.api_database import STATE_DATABASE
 from pausegate.embedded.postgres import dsn_for_database
 from pausegate.embedded.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions, embedded_stack
 from pausegate.models.pause import ApproveInput, CompleteItemInput, Phase, ProposePlanInput
+from pausegate.models.plan import CopyDecision
 from pausegate.temporal.pauses import read_status
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO
 from tests.support.pauses import act
@@ -106,7 +107,12 @@ class TestEmbeddedStack:
             for item_id, actor, evidence in REVIEW[1:]:
                 await act(client, EXAMPLE_PROGRAM, CompleteItemInput(
                     actor=actor, item_id=item_id, evidence=[{"name": evidence, "uri": f"https://d/{item_id}"}]))
-            await act(client, EXAMPLE_PROGRAM, ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
+            # the curious employee's copy in the sandbox was found and quarantined: the plan drops it
+            copies = (await read_status(client, EXAMPLE_PROGRAM)).containment.copies
+            assert copies is not None and copies.quarantined == len(copies.undecided) == 1
+            plan = NARROWED_PLAN.model_copy(update={
+                "copies": [CopyDecision(copy_id=c, action="drop") for c in copies.undecided]})
+            await act(client, EXAMPLE_PROGRAM, ProposePlanInput(actor=COMMANDER, plan=plan))
             await wait_state(stack, Phase.AWAITING_APPROVAL)
             digest = (await read_status(client, EXAMPLE_PROGRAM)).approval_digest
             assert digest

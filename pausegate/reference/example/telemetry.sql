@@ -78,3 +78,8 @@ CREATE OR REPLACE VIEW analytics.recent_keystrokes AS
   WHERE captured_at > now() - interval '7 days';
 GRANT USAGE ON SCHEMA analytics TO all_employees;
 GRANT SELECT ON analytics.recent_keystrokes TO all_employees;
+
+-- A sandbox every employee may create tables in: where a curious employee keeps a copy of what they
+-- could read (``browsing.copy_once``), and shares it.
+CREATE SCHEMA IF NOT EXISTS sandbox;
+GRANT USAGE, CREATE ON SCHEMA sandbox TO all_employees;
