@@ -97,13 +97,19 @@ class Seen:
     view: PauseView
     version: str = ""
 
+    @property
+    def live(self) -> bool:
+        """Whether the page is sent the pause's live events: only to people with a role in the program."""
+        return authority.holds_program_role(self.runbook, self.actor)
 
-def version_of(statuses: Iterable[PauseState | None]) -> str:
-    """A digest of statuses as read: equal exactly when a page and a live stream were made from the same
-    statuses (the stream then sends nothing the page already shows)."""
+
+def version_of(views: Iterable[PauseView | None]) -> str:
+    """A digest of pauses as one person sees them: equal exactly when a page and a live stream show the
+    same (the stream then sends nothing the page already shows). Made from the views, never the statuses:
+    for someone shown a redacted view, a change to what is hidden changes nothing they can observe."""
     digest = hashlib.sha256()
-    for status in statuses:
-        digest.update(status.model_dump_json().encode() if status is not None else b"-")
+    for view in views:
+        digest.update(view.model_dump_json().encode() if view is not None else b"-")
         digest.update(b"\0")
     return digest.hexdigest()[:32]
 
@@ -117,8 +123,8 @@ async def read(api: ApiState, program: str, actor: Actor) -> Seen:
     """The program's pause for ``actor`` (``Refusal`` 404 for an unknown program or no pause)."""
     runbook = api.runbook(program)
     actor = actor.for_program(program)
-    status = await read_status(api.client, program)
-    return Seen(program, runbook, actor, view_of(status, runbook, actor), version_of([status]))
+    view = view_of(await read_status(api.client, program), runbook, actor)
+    return Seen(program, runbook, actor, view, version_of([view]))
 
 
 @dataclass(frozen=True)

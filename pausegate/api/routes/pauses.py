@@ -66,14 +66,18 @@ async def trigger(body: TriggerRequest, state: StateDep, response: Response, act
 
 @router.get("/pauses", response_model=list[PauseSummary])
 async def list_pauses(state: StateDep, actor: ActorDep) -> list[PauseSummary]:
-    """The latest pause of every program that has a runbook, open or closed (error texts only for
-    callers with a review role of the program)."""
+    """The latest pause, open or closed, of every program that has a runbook and in which the caller
+    holds a role (error texts only for callers with a review role of the program). A caller without a
+    role in a program learns nothing of its pause here, not even that there is one."""
     limit = asyncio.Semaphore(16)
 
     async def one(program: str) -> PauseSummary | None:
         async with limit:
             try:
-                reveal = authority.may_read_access(state.runbook(program), actor)
+                runbook = state.runbook(program)
+                if not authority.holds_program_role(runbook, actor.for_program(program)):
+                    return None
+                reveal = authority.may_read_access(runbook, actor.for_program(program))
                 return PauseSummary.of(await read_status(state.client, program), reveal=reveal)
             except PauseNotFound:
                 return None

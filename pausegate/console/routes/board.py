@@ -15,6 +15,8 @@ from pausegate.console.bridge import Refusal, refusal_of
 from pausegate.console.pages import Visitor, VisitorDep, done, posted, render
 from pausegate.errors import PauseNotFound
 from pausegate.models.pause import PauseState, Severity
+from pausegate.policy import authority
+from pausegate.runbook.model import Runbook
 from pausegate.temporal.pauses import read_status
 
 log = structlog.get_logger(__name__)
@@ -22,14 +24,21 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
+def shown_programs(visitor: Visitor) -> dict[str, Runbook]:
+    """The programs the board and its live events show this person: those they hold a role in
+    (``authority.holds_program_role``; the admin role is none). Anyone else learns nothing of a program's
+    pause from the board, not even that there is one."""
+    return {program: runbook for program, runbook in bridge.runbooks(visitor.api).items()
+            if authority.holds_program_role(runbook, visitor.actor.for_program(program))}
+
+
 def board_context(visitor: Visitor, statuses: dict[str, PauseState | None]) -> dict[str, Any]:
     """What the board shows, from statuses already read (by the page, or by the live watch)."""
-    runbooks = bridge.runbooks(visitor.api)
     programs = [
         bridge.seen_program(program, runbook, visitor.actor, statuses.get(program))
-        for program, runbook in runbooks.items()
+        for program, runbook in shown_programs(visitor).items()
     ]
-    return {"programs": programs, "version": bridge.version_of(statuses.get(p) for p in sorted(runbooks)),
+    return {"programs": programs, "version": bridge.version_of(p.view for p in programs),
             "may_pause_any": any(p.pause_blocked is None for p in programs)}
 
 
@@ -49,7 +58,7 @@ async def read_statuses(visitor: Visitor, programs: list[str]) -> dict[str, Paus
 @router.get("/")
 async def board(request: Request, visitor: VisitorDep) -> Response:
     try:
-        statuses = await read_statuses(visitor, list(bridge.runbooks(visitor.api)))
+        statuses = await read_statuses(visitor, list(shown_programs(visitor)))
     except Exception as exc:
         refusal = refusal_of(exc)
         if refusal is None:

@@ -14,17 +14,21 @@ from fastapi.responses import Response, StreamingResponse
 
 from pausegate.auth.base import AuthenticationError
 from pausegate.console import bridge
+from pausegate.console.bridge import refusal_of
 from pausegate.console.live import Snapshot
-from pausegate.console.pages import Visitor, VisitorDep
-from pausegate.console.routes.board import board_context
+from pausegate.console.pages import Visitor, VisitorDep, render
+from pausegate.console.routes.board import board_context, shown_programs
 from pausegate.console.routes.pause import ProgramPath, pause_context
 from pausegate.console.routes.plan import plan_context
+from pausegate.policy import authority
 
 log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-Fragments = Callable[[Snapshot], dict[str, str]]
+Fragments = Callable[[Snapshot], tuple[str, dict[str, str]]]
+"""From statuses just read: the version of what this person is shown (``bridge.version_of`` of their
+views) and each fragment's HTML."""
 SESSION_ENDED = "session"
 """The event that tells a page its session ended (the page shows a sign-in link in its place)."""
 
@@ -75,27 +79,36 @@ def stream(visitor: Visitor, programs: list[str], fragments: Fragments, known: s
         yield "retry: 2000\n\n"
         loop = asyncio.get_running_loop()
         end = loop.time() + console.stream_seconds
+        beat = loop.time() + console.heartbeat_seconds
         sent: dict[str, str] = {}
+        shown = known
         previous: Snapshot | None = None
         async with watch.watching(programs) as watcher:
             while (left := end - loop.time()) > 0:
-                changed = await watcher.next(min(console.heartbeat_seconds, left))
+                changed = await watcher.next(max(0.0, min(beat - loop.time(), left)))
                 if not await _still_signed_in(visitor):
                     yield event(SESSION_ENDED, console.templates.render("_session_ended.html"))
                     return
                 if changed is None:
-                    yield ": alive\n\n"
+                    if loop.time() >= beat:
+                        yield ": alive\n\n"
+                        beat = loop.time() + console.heartbeat_seconds
                     continue
-                version = bridge.version_of(changed.get(p) for p in programs)
                 try:
-                    rendered = fragments(changed)
+                    version, rendered = fragments(changed)
                 except Exception as exc:  # e.g. the runbook stopped validating: end; the reconnect shows why
                     log.warning("console_fragment_failed", error=str(exc)[:200], kind=type(exc).__name__)
                     return
-                if previous is None and version == known:
-                    sent = rendered  # the page shows exactly this already
+                if version == shown:
+                    # Nothing this person may see changed (a change only to what their view hides, or the
+                    # page shows this already): send nothing, not even sooner a heartbeat, so that the stream
+                    # does not tell them when something hidden changed.
+                    if previous is None:
+                        sent = rendered
+                    previous = changed
+                    continue
                 spoken = announcement(previous, changed)
-                previous = changed
+                previous, shown = changed, version
                 batch = [(name, html) for name, html in rendered.items() if sent.get(name) != html]
                 if spoken:
                     batch.append(("announce", spoken))
@@ -107,6 +120,7 @@ def stream(visitor: Visitor, programs: list[str], fragments: Fragments, known: s
                     sent[name] = html
                     # The last event of a batch carries the version: a reconnecting browser sends it back.
                     yield event(name, html, version if index == len(batch) - 1 else None)
+                beat = loop.time() + console.heartbeat_seconds
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -123,10 +137,11 @@ Version = Annotated[str, Query(max_length=64)]
 async def board_events(request: Request, visitor: VisitorDep, v: Version = "") -> Response:
     templates = visitor.console.templates
 
-    def fragments(snapshot: Snapshot) -> dict[str, str]:
-        return {"board": templates.render("_board_rows.html", **board_context(visitor, snapshot))}
+    def fragments(snapshot: Snapshot) -> tuple[str, dict[str, str]]:
+        context = board_context(visitor, snapshot)
+        return context["version"], {"board": templates.render("_board_rows.html", **context)}
 
-    return stream(visitor, sorted(bridge.runbooks(visitor.api)), fragments, known_version(request, v))
+    return stream(visitor, sorted(shown_programs(visitor)), fragments, known_version(request, v))
 
 
 @router.get("/pauses/{program}/events")
@@ -143,15 +158,21 @@ async def pause_events(
     templates = visitor.console.templates
     runbook = visitor.api.runbook(program)  # an unknown program: 404 before any stream opens
     who = visitor.actor.for_program(program)
+    if not authority.holds_program_role(runbook, who):
+        # Live events are for people with a role in the program, as the board is (pages stay as the API shows them).
+        refusal = refusal_of(authority.role_refusal(f"following {program} live", authority.program_roles(runbook), who))
+        assert refusal is not None
+        return render(request, visitor, "error.html", status=refusal.status, refusal=refusal)
 
-    def fragments(snapshot: Snapshot) -> dict[str, str]:
+    def fragments(snapshot: Snapshot) -> tuple[str, dict[str, str]]:
         status = snapshot.get(program)
         if status is None:
-            return {}
-        seen = bridge.Seen(program, runbook, who, bridge.view_of(status, runbook, who), bridge.version_of([status]))
+            return bridge.version_of([None]), {}
+        view = bridge.view_of(status, runbook, who)
+        seen = bridge.Seen(program, runbook, who, view, bridge.version_of([view]))
         if page == "plan":
             context = plan_context(seen)
-            return {
+            return seen.version, {
                 "summary": templates.render("_summary.html", **context),
                 "approvals": templates.render("_approvals.html", **context),
                 "plan-notice": templates.render("_plan_notice.html", page_digest=digest, **context),
@@ -161,6 +182,6 @@ async def pause_events(
         if page == "pause":
             shown["ledger"] = templates.render("_ledger.html", **context)
             shown["timeline"] = templates.render("_timeline_rows.html", **context)
-        return shown
+        return seen.version, shown
 
     return stream(visitor, [program], fragments, known_version(request, v))
