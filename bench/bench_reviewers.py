@@ -7,14 +7,17 @@ baseline is an update round trip to a workflow that does nothing else (``bench/b
 * sequential: reviewers amend one checklist item N times, one request after another;
 * concurrent: 100 reviewers amend on one pause at once (and one person's script sending 100 at once,
   which the API queues behind that person's one update in flight);
-* many: 100 reviewers send 1,000 actions across 10 pauses at once.
+* many: 100 reviewers send 1,000 actions across 10 pauses at once;
+* flood: a reviewer amends one after another while another person, who holds a role in the program but
+  not this item's, sends ``--flood`` requests to the same item at once (answered 403 or 429): the
+  reviewer's median amend during the flood against the sequential median (target <= 2x).
 
 Clients honour ``Retry-After`` (429 and 503 are retried after the time the API names; a retried request
 keeps its Idempotency-Key, so it is applied once). Every action is then counted in the pauses' timelines
 (archived parts included): each must be applied exactly once.
 
     PYTHONPATH=. python bench/bench_reviewers.py [--sequential 200] [--concurrent 100] [--reviewers 100]
-                                    [--pauses 10] [--actions 1000]
+                                    [--pauses 10] [--actions 1000] [--flood 1000]
 """
 
 from __future__ import annotations
@@ -91,7 +94,19 @@ def applied(store: Any, status: PauseState) -> Counter[str]:
     return Counter(e["actor"] for e in entries if e["action"].startswith("checklist."))
 
 
-async def main(sequential: int, concurrent: int, reviewers: int, pauses: int, actions: int) -> None:
+async def flooded(url: str, token: str, program: str, n: int) -> Counter[int]:
+    """``n`` requests at once, each on a connection of its own, as from a script; their status codes."""
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120,
+                                 limits=limits) as http:
+        async def one(i: int) -> int:
+            r = await http.post(f"/v1/pauses/{program}/checklist/{ITEM}", json={"evidence": [EVIDENCE]},
+                                headers={"Idempotency-Key": f"flood-{i}"})
+            return r.status_code
+        return Counter(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+async def main(sequential: int, concurrent: int, reviewers: int, pauses: int, actions: int, flood: int) -> None:
     names = [new_program() for _ in range(pauses)]
     async with world() as w:
         bare = await bare_update(w, sequential)
@@ -111,6 +126,7 @@ async def main(sequential: int, concurrent: int, reviewers: int, pauses: int, ac
             commander = users.issue(None, COMMANDER.id, list(COMMANDER.roles))[1]
             tokens = {f"analyst-{i:03d}": users.issue(None, f"analyst-{i:03d}", ["security-analyst"])[1]
                       for i in range(reviewers)}
+            flooder = users.issue(None, "flooder", ["data-engineer"])[1]
             async with w.urgent_worker(settings), build_worker(w.client, connectors), \
                     serve(settings, w.client, port=0, evidence_store=connectors.evidence_store) as url:
                 async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {commander}"},
@@ -139,6 +155,14 @@ async def main(sequential: int, concurrent: int, reviewers: int, pauses: int, ac
                     code, took = await amend(names_of[i % reviewers], one, f"seq-{i}")
                     assert code == 200, code
                     seq.append(took)
+                # flood: one reviewer, one amend after another, while another person's script floods the item
+                flooding = asyncio.create_task(flooded(url, flooder, one, flood))
+                during: list[float] = []
+                while not flooding.done() and len(during) < sequential:
+                    code, took = await amend(names_of[len(during) % reviewers], one, f"flood-{len(during)}")
+                    assert code == 200, code
+                    during.append(took)
+                flood_codes = await flooding
                 # concurrent: as many people at once on one pause
                 burst = await asyncio.gather(*(amend(names_of[i % reviewers], one, f"burst-{i}")
                                                for i in range(concurrent)))
@@ -182,6 +206,10 @@ async def main(sequential: int, concurrent: int, reviewers: int, pauses: int, ac
           f"p99 {many_p99 * 1000:.0f} ms, failures {many_failed}, Retry-After honoured {retries} times")
     print(f"applied exactly once: {'yes' if wrong == 0 else f'NO ({wrong} reviewer-pause counts differ)'}")
     print(f"median sequential amend / median bare update = {statistics.median(seq) / statistics.median(bare):.2f}x")
+    usual, flooded_median = statistics.median(seq), statistics.median(during) if during else float("nan")
+    print(f"a reviewer during {flood} requests of another person ({len(during)} amends; flood answered "
+          f"{dict(sorted(flood_codes.items()))}): median {flooded_median * 1000:.1f} ms against {usual * 1000:.1f} ms; "
+          f"during flood / usual = {flooded_median / usual:.2f}x")
 
 
 if __name__ == "__main__":
@@ -191,5 +219,6 @@ if __name__ == "__main__":
     parser.add_argument("--reviewers", type=int, default=100)
     parser.add_argument("--pauses", type=int, default=10)
     parser.add_argument("--actions", type=int, default=1000)
+    parser.add_argument("--flood", type=int, default=1000, help="requests at once from another person")
     args = parser.parse_args()
-    asyncio.run(main(args.sequential, args.concurrent, args.reviewers, args.pauses, args.actions))
+    asyncio.run(main(args.sequential, args.concurrent, args.reviewers, args.pauses, args.actions, args.flood))

@@ -94,7 +94,8 @@ def benches() -> list[Bench]:
         Bench("concurrent", ["bench/bench_concurrent.py", "--programs", "50", "--agents", "1000", "--alone", "5"],
               420, ["--programs", "3", "--agents", "100", "--alone", "1"]),
         Bench("reviewers", ["bench/bench_reviewers.py"], 360,
-              ["--sequential", "10", "--concurrent", "5", "--reviewers", "5", "--pauses", "2", "--actions", "20"]),
+              ["--sequential", "10", "--concurrent", "5", "--reviewers", "5", "--pauses", "2", "--actions", "20",
+               "--flood", "50"]),
         Bench("recovery", ["bench/bench_recovery.py", "--rounds", "5"], 420, ["--rounds", "1"]),
         Bench("revoke", ["bench/bench_revoke.py", "--roles", "50000", "--tables", "200"], 480,
               ["--roles", "200", "--tables", "10"]),
@@ -232,7 +233,10 @@ def reviewer_rows(rv: Bench) -> list[Row]:
     seq = number_after(rv.find("sequential amends"), "bare p99 =")
     burst = number_after(rv.find("concurrent amends on one pause"), "bare p99 =")
     once = rv.find("applied exactly once")
+    flood = number_after(rv.find("during flood / usual"), "during flood / usual =")
     return [
+        ("reviewer actions: a reviewer's median amend during 1,000 requests of another person / without",
+         shown(flood), "<= 2x", verdict(flood, 2)),
         ("reviewer actions: sequential p99 / bare update p99", shown(seq), "<= 2x", verdict(seq, 2)),
         ("reviewer actions: 100 concurrent on one pause, p99 / bare update p99", shown(burst), "<= 20x",
          verdict(burst, 20)),
