@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pausegate.evidence.anchor import anchors_of
+from pausegate.evidence.anchor import anchors_of, plants_of
 from pausegate.evidence.conditions_report import conditions_lines
 from pausegate.models.data_stop import describe as describe_data_stop
 from pausegate.models.pause import ReportInput
@@ -124,6 +124,12 @@ def render_markdown(report: ReportInput) -> str:
     ]
     for anchor in anchors_of(s):
         lines.append(f"| `{_cell(anchor.key)}` | {anchor.kind} | {_cell(anchor.what)} | `{anchor.sha256}` |")
+    if plants := plants_of(s):
+        # a name someone else wrote first is evidence of an insider: said here, never its content
+        lines += ["", "Planted at the pause's evidence names before the store wrote there (the evidence went under "
+                  "fresh names; these are not evidence, and were kept):", "",
+                  "| Name | Kind | Bytes | SHA-256 |", "|---|---|---|---|"]
+        lines += [f"| `{_cell(p.name)}` | {p.kind} | {p.size_bytes} | `{p.sha256 or '—'}` |" for p in plants.values()]
 
     lines += ["", "## Review", "", "| Item | Completed by | At | Evidence |", "|---|---|---|---|"]
     for item in s.checklist:

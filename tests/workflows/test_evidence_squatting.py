@@ -29,14 +29,17 @@ from pausegate.evidence.layout import (
     report_key,
     scope_key,
 )
-from pausegate.models.pause import PauseState
+from pausegate.evidence.report import render_markdown
+from pausegate.models.pause import PauseState, ReportInput
 from tests.support.encryption import TEST_ENCRYPTION
+from tests.support.fault_report import record_result
 from tests.support.harness import Harness, HarnessFactory
 from tests.support.s3_server import S3Server
 from tests.workflows.test_evidence_anchoring import decommissioned_pause, pausegate
 
 PREFIX = "pausegate/"
 FORGED = b'{"forged":"by someone with write access to the evidence"}'
+FAULT = "evidence names planted before the store writes"
 STORE_METHODS = ("get", "put_json", "put_canonical", "read_json", "seal", "seal_blocks", "iter_bundle")
 
 
@@ -143,6 +146,8 @@ async def test_a_pause_whose_evidence_names_were_all_planted_in_its_directory_se
         assert final.report is not None and final.report.plants
         report = store.read_json(final.report.key, final.report.sha256)
         assert_plants_reported(final, expected, report)
+        assert "Planted at the pause's evidence names" in render_markdown(
+            ReportInput(pause_key=final.evidence_key, status=final))
         # what was planted is still there, untouched: evidence of its own
         assert (root.joinpath(*exposure_key(final.evidence_key).split("/")).with_suffix(".json")
                 .read_bytes() == FORGED)
@@ -160,6 +165,9 @@ async def test_a_pause_whose_evidence_names_were_all_planted_in_its_directory_se
         offline = await pausegate("evidence", "audit", h.program, "--report",
                                   str(report_file.with_name(report_file.name + ".json")), config=None, cwd=tmp_path)
         assert offline.code == 0, offline.output
+        record_result(FAULT, "every name of a pause, in the local evidence directory", injected=len(expected),
+                      outcome=f"sealed under fresh names; {len(plants_of(final))} plants in the record and the "
+                      "report; evidence audit clean (online and from the report)")
 
 
 @pytest.mark.slow
@@ -183,3 +191,6 @@ async def test_a_pause_whose_evidence_names_were_all_planted_in_the_bucket_seals
         audited = await pausegate("evidence", "audit", h.program, config=config, cwd=tmp_path)
         assert audited.code == 0, audited.output
         assert "all evidence is what the pause recorded" in audited.stdout
+        record_result(FAULT, "every name of a pause, in the S3 bucket (compliance retention)", injected=len(expected),
+                      outcome=f"sealed under fresh names; {len(plants_of(final))} plants in the record and the "
+                      "report; evidence audit clean")
