@@ -24,6 +24,7 @@ from pausegate.models.pause import Actor, CompleteItemInput, PauseState
 from pausegate.records.files import FileMedium
 from pausegate.records.postgres import PgMedium
 from pausegate.temporal.pauses import pause_handle
+from pausegate.temporal.sealing import addressed_update, new_update_id
 from tests.api.replicas_support import InFlight, counted_client, replicas
 from tests.api.support import ApiWorld, evidence_for, local
 from tests.apidb.support import new_state_database, tamper
@@ -215,10 +216,14 @@ class TestUpdatesInFlightAcrossReplicas:
 
             async def flood() -> None:
                 while not stop.is_set():
+                    # Addressed as a client with Temporal access addresses its own updates: a bare one
+                    # would be refused as a replay at once and never hold a slot.
+                    uid = new_update_id()
+                    pinned, message = await addressed_update(temporal_client, handle.id, CompleteItemInput(
+                        actor=rogue, item_id="access-review",
+                        evidence=[evidence_for("access-review", "access-report")]), uid, missing="no pause")
                     try:
-                        await handle.execute_update(PauseWorkflow.complete_item, CompleteItemInput(
-                            actor=rogue, item_id="access-review",
-                            evidence=[evidence_for("access-review", "access-report")]))
+                        await pinned.execute_update(PauseWorkflow.complete_item, message, id=uid)
                     except RPCError as exc:  # the rogue's own refusals are not the API's concern
                         refused[exc.status.name if exc.status else "?"] += 1
 
