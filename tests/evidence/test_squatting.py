@@ -18,6 +18,7 @@ from pausegate.models.evidence import EvidenceRef
 from tests.support.s3_server import S3Server
 
 from .conftest import aiter_of, make_records, new_store
+from .test_anchoring import audit, failed, sealed_pause
 
 PAUSE = "employee-telemetry/20261207T063000Z-5f2a"
 PREFIX = "pausegate/"
@@ -133,3 +134,28 @@ class TestLocalDirectories:
         doc = store.put_json(f"{PAUSE}/exposure/who-saw-what", {"readers": []})
         assert doc.key == f"{PAUSE}/exposure/who-saw-what"
         assert planted_names(doc) == {f"{PAUSE}/exposure/.lock"}
+
+
+class TestAuditOfPlants:
+    async def test_a_recorded_plant_is_a_note_and_fails_once_changed_and_an_unrecorded_one_fails(
+        self, store: LocalEvidenceStore
+    ) -> None:
+        pause = f"{PAUSE}-audit"
+        planted = store.root.joinpath(*pause.split("/"), "scope")
+        planted.mkdir(parents=True)
+        (planted / "telemetry.json").write_bytes(FORGED)
+        state = await sealed_pause(store, pause)  # its scope goes under a fresh name, the plant on its reference
+        scope = state.containment.datasets[0].scope
+        assert scope.key != f"{pause}/scope/telemetry" and planted_names(scope) == {f"{pause}/scope/telemetry.json"}
+        lines = audit(store, state)
+        assert not failed(lines), failed(lines)
+        assert ("NOTE", f"{pause}/scope/telemetry.json") in [(s, f) for s, f, _ in lines]
+        (planted / "telemetry.json").write_bytes(FORGED + b" ")  # someone is still writing there
+        assert [f for f, m in failed(audit(store, state)) if "changed since the pause recorded it" in m] == [
+            f"{pause}/scope/telemetry.json"]
+        # the same plant, not recorded (a record from before it): a file the record does not name
+        (planted / "telemetry.json").write_bytes(FORGED)
+        unrecorded = state.model_copy(deep=True)
+        unrecorded.containment.datasets[0] = unrecorded.containment.datasets[0].model_copy(
+            update={"scope": scope.model_copy(update={"plants": None})})
+        assert f"{pause}/scope/telemetry.json" in [f for f, _ in failed(audit(store, unrecorded))]
