@@ -3,6 +3,10 @@
 Two stores implement it, side by side in this package: ``store.LocalEvidenceStore`` (a local
 directory) and ``s3_store.S3EvidenceStore`` (an S3 bucket with Object Lock);
 ``open_store.open_evidence_store`` opens the one the configuration names.
+
+Keys are the layout's (``layout``). A key whose names hold something the store did not write is
+written under a fresh name that the returned ref names, with what was planted listed on it
+(``squatting``); every method below takes the layout's key and finds the store's own object there.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ class EvidenceStore(Protocol):
 
     def put_json(self, key: str, document: Mapping[str, Any] | list[Any]) -> EvidenceRef:
         """Store a JSON document under ``key`` once; the same content again returns the same ref,
-        different content under an existing key raises ``EvidenceError``."""
+        different content under a key the store wrote raises ``EvidenceError``; a name someone else
+        wrote first moves the document to a fresh name (the ref's uri), the plant listed on the ref."""
         ...
 
     def put_canonical(self, key: str, data: bytes) -> EvidenceRef:
@@ -27,7 +32,7 @@ class EvidenceStore(Protocol):
         ...
 
     def get(self, key: str) -> EvidenceRef | None:
-        """The ref of what is stored under ``key``, if anything."""
+        """The ref of what the store wrote for ``key`` (under its fresh name, if a plant moved it), if anything."""
         ...
 
     def read_json(self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None) -> Any:
@@ -49,7 +54,8 @@ class EvidenceStore(Protocol):
 
     async def seal(self, key: str, records: AsyncIterator[Mapping[str, Any]]) -> tuple[EvidenceRef, int]:
         """Stream records into a sealed bundle under ``key``; returns (ref to the manifest, chunk count).
-        Sealing the same key again returns the existing bundle's ref."""
+        Sealing the same key again returns the existing bundle's ref; a name someone else wrote first
+        moves the bundle to a fresh name, as ``put_json``."""
         ...
 
 

@@ -16,7 +16,9 @@
     <pause>/report                         the final report
     <pause>/resume/unconsented/<digest16>  agents left halted for lack of their employee's consent
 
-``<pause>`` is the pause's evidence key, ``<program>/<started>-<suffix>``.
+``<pause>`` is the pause's evidence key, ``<program>/<started>-<suffix>``. These are the names the
+store tries first: where something it did not write already lies at one of them, it writes under a
+fresh name instead, recorded in the reference (``squatting``).
 """
 
 from __future__ import annotations
