@@ -292,7 +292,7 @@ class SharedSlots:
             pool = await self.db.async_pool()
             async with pool.connection() as conn:
                 gone = await (await conn.execute(_FORGET_EXPIRED, {"bound": self.bound})).fetchall()
-            forged = sum(1 for (ahead,) in gone if ahead)
+            forged = sum(1 for row in gone if row[0])  # type: ignore[index, misc]
             if forged:
                 log.error("update_slots_out_of_bounds", rows=forged,
                           detail="slot rows expiring beyond any lease were written outside the API; deleted")

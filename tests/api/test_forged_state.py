@@ -25,12 +25,13 @@ from psycopg.types.json import Jsonb
 from pausegate.api.backends import open_backends
 from pausegate.api.errors import Throttled
 from pausegate.api.limits import ActionLimits
+from pausegate.api.logs import main as logs_main
 from pausegate.api.rate_limits.postgres import PgRateLimiter
 from pausegate.api.update_slots import SharedSlots
 from pausegate.apidb.database import ApiDatabase
 from pausegate.auth.base import AuthenticationError
 from pausegate.auth.users.postgres import PgTokens, PgUserDirectory
-from pausegate.config import ApiSettings, StateDatabaseSettings
+from pausegate.config import ApiSettings, StateDatabaseSettings, dump_settings
 from pausegate.evidence.open_store import open_evidence_store
 from tests.api.replicas_support import replicas
 from tests.api.support import local
@@ -222,7 +223,8 @@ class TestUserRows:
 
 class TestAnchoredHeads:
     async def test_a_refusal_log_cut_back_to_a_saved_head_is_found(
-        self, tmp_path: Path, state_db: tuple[StateDatabaseSettings, str], harness: Harness
+        self, tmp_path: Path, state_db: tuple[StateDatabaseSettings, str], harness: Harness,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
         settings = harness.settings.model_copy(update={"api": ApiSettings(
             runbooks_dir=tmp_path, state="postgres", state_db=state_db[0])})
@@ -266,6 +268,11 @@ class TestAnchoredHeads:
         for backends_ in (backends, fresh):
             assert backends_.database is not None
             await backends_.database.close()
+        # The export an auditor keeps is held to the anchor as well.
+        config = tmp_path / "config.toml"
+        config.write_text(dump_settings(settings))
+        assert await asyncio.to_thread(logs_main, ["export", str(tmp_path / "out"), "--config", str(config)]) == 1
+        assert "its head anchored outside it says line 6" in capsys.readouterr().out
         record_result("the refusal log cut back to a saved head by the tables' owner (trigger disabled)",
                       "3 of 6 lines deleted, the head of line 3 put back", injected=3,
                       outcome="the log's check reports the cut against the head anchored in the evidence store")
