@@ -10,12 +10,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from psycopg.types.json import Jsonb
 
 from pausegate.apidb.database import ApiDatabase
-from pausegate.config import StateDatabaseSettings
+from pausegate.config import EvidenceSettings, StateDatabaseSettings
+from pausegate.evidence.open_store import open_evidence_store
 from pausegate.models.base import Model
+from pausegate.records.anchors import HeadAnchors
 from pausegate.records.chain import GENESIS
 from pausegate.records.files import FileMedium
 from pausegate.records.log import ChainLog, ChainMedium
@@ -48,6 +52,12 @@ class Tampering(Protocol):
     def lose_head(self) -> None: ...
 
     def forge_head(self, lines: int) -> None: ...
+
+    def saved_head(self) -> object:
+        """The head as stored now, to be put back later (``put_head_back``)."""
+        ...
+
+    def put_head_back(self, saved: object) -> None: ...
 
     def other(self) -> ChainMedium:
         """Another way to the same log (another process, another replica)."""
@@ -89,6 +99,13 @@ class FileTampering:
         head["lines"] = lines
         self.medium.head_path.write_bytes(json.dumps(head).encode())
 
+    def saved_head(self) -> object:
+        return self.medium.head_path.read_bytes()
+
+    def put_head_back(self, saved: object) -> None:
+        assert isinstance(saved, bytes)
+        self.medium.head_path.write_bytes(saved)
+
     def other(self) -> ChainMedium:
         return FileMedium(self.medium.path)
 
@@ -124,6 +141,17 @@ class RowTampering:
     def forge_head(self, lines: int) -> None:
         tamper(self.superuser_dsn, "UPDATE api_log_heads SET lines = %s WHERE log = %s", (lines, self.name))
 
+    def saved_head(self) -> object:
+        with psycopg.connect(self.superuser_dsn) as conn:
+            return conn.execute("SELECT lines, last, breaks, key_sha256, signature FROM api_log_heads WHERE log = %s",
+                                (self.name,)).fetchone()
+
+    def put_head_back(self, saved: object) -> None:
+        assert isinstance(saved, tuple)
+        lines, last, breaks, key_sha256, signature = saved
+        tamper(self.superuser_dsn, "UPDATE api_log_heads SET lines = %s, last = %s, breaks = %s, key_sha256 = %s, "
+               "signature = %s WHERE log = %s", (lines, last, Jsonb(breaks), key_sha256, signature, self.name))
+
     def other(self) -> ChainMedium:
         return PgMedium(self.dbs[1].sync_pool.connection, self.name)
 
@@ -148,8 +176,8 @@ def medium(request: pytest.FixtureRequest, tmp_path: Path) -> Tampering:
     return RowTampering(replicas, superuser, f"tamper-{request.node.name}")
 
 
-def notes(medium: ChainMedium, key: Ed25519PrivateKey = KEY) -> ChainLog[Note]:
-    return ChainLog(medium, key, Note.model_validate, "a note")
+def notes(medium: ChainMedium, key: Ed25519PrivateKey = KEY, anchors: HeadAnchors | None = None) -> ChainLog[Note]:
+    return ChainLog(medium, key, Note.model_validate, "a note", anchor=anchors.log("notes") if anchors else None)
 
 
 def filled(t: Tampering, n: int) -> ChainLog[Note]:
@@ -251,3 +279,32 @@ def test_appends_from_several_at_once_keep_one_chain(medium: Tampering) -> None:
     log = notes(medium.medium)
     assert len(list(log.entries())) == 100
     assert log.problems() == []
+
+
+def test_a_log_cut_back_to_a_saved_head_is_found_by_the_head_anchored_outside_it(
+    medium: Tampering, tmp_path: Path
+) -> None:
+    anchors = HeadAnchors(lambda: open_evidence_store(EvidenceSettings(
+        directory=tmp_path / "evidence", signing_key=tmp_path / "keys" / "evidence.pem")))
+    log = notes(medium.medium, anchors=anchors)
+    for i in range(3):
+        append(log, f"user{i}")
+    saved = medium.saved_head()
+    append(log, "user3")
+    append(log, "user4")
+    medium.cut_end()
+    medium.cut_end()
+    medium.put_head_back(saved)
+    assert notes(medium.medium).problems() == []  # the log and its head agree again: the chain alone is blind
+    assert log.problems() == [
+        f"{medium.medium.where}: ends at line 3, but its head anchored outside it says line 5 "
+        "(lines cut, the head put back)"
+    ]
+    number, anchored = anchors.newest("notes")
+    assert number == 5 and anchored is not None and anchored.lines == 5
+    # Lines appended since (through the API, which also records the break) do not cover the cut up: the
+    # fifth line is not the one anchored.
+    for name in ("user5", "user6", "user7"):
+        append(notes(medium.other()), name)
+    problems = log.problems()
+    assert f"{medium.medium.where}:5: not the line its head anchored outside it names (rewritten)" in problems, problems
