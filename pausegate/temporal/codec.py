@@ -16,7 +16,10 @@ plaintext payload is shown as it already is in history.
 Binding: a ciphertext is also bound to where it belongs. Inside the sealed payload (so only a key holder
 writes it, and nobody without the key reads it) are the namespace and the workflow id of the serialization
 context the SDK encoded it in; decoding in another workflow's context refuses it, so a payload copied from
-one pause's history does not open in another's. The SDK's context names no run and no update: the messages
+one pause's history does not open in another's: it opens as a payload of the ``binary/misaddressed``
+encoding, which no converter reads, so the workflow rejects an update that carries one and drops a signal
+(a raised error would fail the workflow task instead, and hold the pause until the update is gone), and
+the worker logs it. The SDK's context names no run and no update: the messages
 people send a pause carry the rest of their address themselves (``pausegate.models.seals``), which the
 workflow checks. Payloads sealed before binding existed (``encryption-format`` absent) still open, bound to
 nothing, so stored histories replay; the workflow refuses an update or start in that format.
@@ -54,6 +57,7 @@ from temporalio.converter import (
 
 from pausegate.config import KEY_ID_PATTERN, EncryptionSettings
 from pausegate.errors import ConfigError, HistoryKeyError
+from pausegate.logging import get_logger
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
@@ -65,12 +69,16 @@ BOUND_FORMAT = b"bound-1"
 # Inside the ciphertext only: where the payload was sealed for.
 BOUND_NAMESPACE = "pausegate-bound-namespace"
 BOUND_WORKFLOW_ID = "pausegate-bound-workflow-id"
+MISADDRESSED = b"binary/misaddressed"
+"""The encoding a payload bound to another workflow opens as: no payload converter reads it."""
 # Bound to every ciphertext with its key id, so a sealed payload cannot be passed off as sealed under
 # another key id, nor as something other than a pausegate history payload. The format is in the prefix:
 # a bound payload relabelled as unbound (its format metadata removed) does not authenticate.
 _AAD_PREFIX = b"pausegate/history-payload/v1\0"
 _BOUND_AAD_PREFIX = b"pausegate/history-payload/v2\0"
 _KEY_ID = re.compile(KEY_ID_PATTERN)
+
+log = get_logger("pausegate.temporal.codec")
 
 
 def new_key_text() -> str:
@@ -186,7 +194,7 @@ def binding_of(context: SerializationContext) -> Binding | None:
 
 class EncryptionCodec(PayloadCodec, WithSerializationContext):
     """Seals payloads under the keyring's current key, bound to the context's workflow; opens each with the
-    key it names and refuses one bound to another workflow."""
+    key it names, and one bound to another workflow as a payload nothing reads."""
 
     def __init__(self, keyring: Keyring, binding: Binding | None = None) -> None:
         self.keyring = keyring
@@ -215,8 +223,8 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
     def open(self, payload: Payload, *, allow_plaintext: bool = False) -> Payload:
         """The payload ``seal`` was given. ``allow_plaintext`` returns an unsealed payload as it is
         (display only: a worker must never act on a payload nobody holding the key wrote). A payload bound
-        to another workflow than this codec's is refused; without a binding of its own (the codec
-        endpoint) the codec opens any."""
+        to another workflow than this codec's opens as an empty ``MISADDRESSED`` payload; without a binding
+        of its own (the codec endpoint) the codec opens any."""
         if payload.metadata.get("encoding") != ENCODING:
             if allow_plaintext:
                 return payload
@@ -243,22 +251,20 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
             ) from None
         opened = Payload()
         opened.ParseFromString(plain)
-        if form is not None:
-            self._check_binding(opened)
-        return opened
-
-    def _check_binding(self, opened: Payload) -> None:
+        if form is None:
+            return opened
         namespace = opened.metadata.pop(BOUND_NAMESPACE, None)
         workflow_id = opened.metadata.pop(BOUND_WORKFLOW_ID, None)
         if namespace is None or workflow_id is None or self.binding is None:
-            return
+            return opened
         bound = Binding(namespace.decode("utf-8", "replace"), workflow_id.decode("utf-8", "replace"))
-        if bound != self.binding:
-            raise HistoryKeyError(
-                f"a history payload sealed for workflow {bound.workflow_id[:200]!r} in namespace "
-                f"{bound.namespace[:200]!r} was sent to workflow {self.binding.workflow_id[:200]!r} in namespace "
-                f"{self.binding.namespace[:200]!r}: a payload copied from another workflow's history is refused"
-            )
+        if bound == self.binding:
+            return opened
+        # ids are keyed digests (pausegate.temporal.ids): they name no program
+        log.warning("history_payload_misaddressed", sealed_for=bound.workflow_id[:200],
+                    sealed_namespace=bound.namespace[:200], opened_in=self.binding.workflow_id[:200],
+                    namespace=self.binding.namespace[:200])
+        return Payload(metadata={"encoding": MISADDRESSED})
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.seal(p) for p in payloads]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import ActivitySerializationContext, WorkflowSerializationContext
@@ -23,6 +24,7 @@ from pausegate.temporal.codec import (
     ENCODING,
     FORMAT_METADATA,
     KEY_ID_METADATA,
+    MISADDRESSED,
     EncryptionCodec,
     Keyring,
     data_converter,
@@ -118,10 +120,19 @@ class TestBinding:
         assert sealed.metadata[FORMAT_METADATA] == BOUND_FORMAT
         assert b"pause/aaa" not in sealed.data  # the address is inside the ciphertext
         assert await codec.with_context(in_workflow("pause/aaa")).decode([sealed]) == [original]
-        with pytest.raises(HistoryKeyError, match=r"sealed for workflow 'pause/aaa'.*sent to workflow 'pause/bbb'"):
-            await codec.with_context(in_workflow("pause/bbb")).decode([sealed])
-        with pytest.raises(HistoryKeyError, match=r"in namespace 'default' was sent to .* namespace 'other'"):
-            await codec.with_context(in_workflow("pause/aaa", "other")).decode([sealed])
+        misaddressed = Payload(metadata={"encoding": MISADDRESSED})
+        with capture_logs() as logs:
+            assert await codec.with_context(in_workflow("pause/bbb")).decode([sealed]) == [misaddressed]
+            assert await codec.with_context(in_workflow("pause/aaa", "other")).decode([sealed]) == [misaddressed]
+        assert [(e["event"], e["sealed_for"], e["opened_in"], e["namespace"]) for e in logs] == [
+            ("history_payload_misaddressed", "pause/aaa", "pause/bbb", "default"),
+            ("history_payload_misaddressed", "pause/aaa", "pause/aaa", "other")]
+
+    async def test_no_converter_reads_a_misaddressed_payload(self) -> None:
+        [sealed] = await EncryptionCodec(keyring()).with_context(in_workflow("pause/aaa")).encode([plain('"x"')])
+        elsewhere = data_converter(keyring()).with_context(in_workflow("pause/bbb"))
+        with pytest.raises(KeyError, match="binary/misaddressed"):
+            await elsewhere.decode([sealed], [str])
 
     async def test_an_activity_of_the_workflow_shares_its_binding(self) -> None:
         codec = EncryptionCodec(keyring())

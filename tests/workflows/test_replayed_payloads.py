@@ -115,6 +115,23 @@ class TestReplayedUpdates:
         [detail] = refusals(status, "refused.complete_item")
         assert "another update" in detail
 
+    async def test_a_completion_copied_into_another_programs_pause_is_rejected_and_that_pause_goes_on(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        async with make_harness(agents=20) as first, make_harness(agents=20) as second:
+            copied = await under_review_with_item_done(first)
+            await second.pause()
+            await second.wait_for_state(Phase.UNDER_REVIEW)
+            raw = without_codec(second.client).get_workflow_handle(ids.pause_id(second.client, second.program))
+
+            with pytest.raises(WorkflowUpdateFailedError):  # it opens as a payload nothing reads
+                await raw.execute_update("complete_item", RawValue(copied), id=f"replayed-{uuid.uuid4().hex}",
+                                         result_type=RawValue)
+
+            assert not item_done(await second.status())
+            await second.act(completion())  # the pause was not held up: its own reviewer's completion lands
+            assert item_done(await second.status())
+
     async def test_an_update_in_the_format_from_before_addresses_is_refused(self, harness: Harness) -> None:
         h = harness
         await h.pause()
