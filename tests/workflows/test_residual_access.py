@@ -27,8 +27,9 @@ class TestResidualAccess:
             assert any(r.startswith(f"{owner}:telemetry.mouse_events:owner") for r in dataset.residual)
             status = await h.wait_for(
                 lambda s: any(e.action == "containment.dataset.residual" for e in s.timeline)
-                and not s.containment.evidence_pending and s.containment.exposure is not None,
-                what="residual reported and evidence sealed",
+                and not s.containment.evidence_pending and s.containment.exposure is not None
+                and s.containment.copies is not None and s.containment.copies.stage == "contained",
+                what="residual reported, evidence sealed and copies contained",
             )
             assert status.phase == Phase.CONTAINING
 
