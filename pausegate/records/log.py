@@ -140,7 +140,11 @@ class ChainLog(Generic[E]):
         found: list[str] = []
         anchored: ChainHead | None = None
         if self.anchor is not None:
-            number, anchored = self.anchor.newest()
+            try:
+                number, anchored = self.anchor.newest()
+            except Exception as exc:  # a check that cannot run is a failure, never a pass
+                number, anchored = 0, None
+                found.append(f"{self.anchor.where}: unreadable, the log is not held to them: {str(exc)[:200]}")
             if number and anchored is None:
                 found.append(f"{self.anchor.where}: number {number} is not a head the deployment anchored")
         with medium.read() as stored:
