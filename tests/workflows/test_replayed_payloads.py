@@ -23,10 +23,13 @@ from temporalio.exceptions import ApplicationError
 from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseState, Phase
 from pausegate.temporal import ids
 from tests.support.encryption import TEST_CODEC
+from tests.support.fault_report import record_result
 from tests.support.harness import ANALYST, FAST_TUNING, Harness, HarnessFactory
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 ITEM = "access-review"
+REPLAYED_UPDATE = "a reviewer's sealed complete_item copied out of history and sent again by a client with no key"
+REPLAYED_START = "a pause's start input copied out of history and sent again by a client with no key"
 
 
 def without_codec(client: Client) -> Client:
@@ -98,6 +101,8 @@ class TestReplayedUpdates:
         assert entries(status, "checklist.completed") == 0
         [detail] = refusals(status, "refused.complete_item")
         assert "replayed" in detail and "another pause" in detail and ANALYST.id in detail
+        record_result(REPLAYED_UPDATE, "from the program's closed pause into its open one, new update id",
+                      injected=1, outcome="refused, on the timeline; the item stays open")
 
     async def test_a_completion_sent_again_to_the_same_pause_under_a_new_update_id_is_refused(
         self, harness: Harness
@@ -114,6 +119,8 @@ class TestReplayedUpdates:
         assert next(i for i in status.checklist if i.id == ITEM) == next(i for i in before.checklist if i.id == ITEM)
         [detail] = refusals(status, "refused.complete_item")
         assert "another update" in detail
+        record_result(REPLAYED_UPDATE, "into the same pause under a new update id", injected=1,
+                      outcome="refused, on the timeline; the item unchanged")
 
     async def test_a_completion_copied_into_another_programs_pause_is_rejected_and_that_pause_goes_on(
         self, make_harness: HarnessFactory
@@ -131,6 +138,8 @@ class TestReplayedUpdates:
             assert not item_done(await second.status())
             await second.act(completion())  # the pause was not held up: its own reviewer's completion lands
             assert item_done(await second.status())
+            record_result(REPLAYED_UPDATE, "into another program's pause", injected=1,
+                          outcome="rejected (opens as binary/misaddressed); that pause goes on")
 
     async def test_an_update_in_the_format_from_before_addresses_is_refused(self, harness: Harness) -> None:
         h = harness
@@ -145,6 +154,8 @@ class TestReplayedUpdates:
         assert not item_done(status)
         [detail] = refusals(status, "refused.complete_item")
         assert "carries no address" in detail
+        record_result(REPLAYED_UPDATE, "in the format from before addresses (a stored history's)", injected=1,
+                      outcome="refused, on the timeline; the item stays open")
 
 
 class TestReplayedStarts:
@@ -177,6 +188,8 @@ class TestReplayedStarts:
             # it starts over: contained again, reviewed again, in the original commander's name
             status = await h.wait_for_state(Phase.UNDER_REVIEW)
             assert status.commander == carried.commander and not item_done(status)
+            record_result(REPLAYED_START, "terminated, started again with an older run's carried state",
+                          injected=1, outcome="state refused, on the timeline; the pause contains and reviews again")
 
     async def test_a_start_in_the_format_from_before_addresses_is_refused(self, harness: Harness) -> None:
         h = harness
@@ -194,6 +207,8 @@ class TestReplayedStarts:
             with pytest.raises(WorkflowFailureError) as failed:
                 await h.client.get_workflow_handle(workflow_id).result()
             assert isinstance(failed.value.cause, ApplicationError) and failed.value.cause.type == "replayed"
+            record_result(REPLAYED_START, "in the format from before addresses (a stored history's)", injected=1,
+                          outcome="refused, on the record; the run fails without acting")
         finally:
             with contextlib.suppress(Exception):
                 await handle.terminate("test done")
