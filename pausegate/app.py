@@ -72,3 +72,23 @@ async def run(settings: Settings) -> None:
     async with serve(settings, client) as url:
         print(f"pausegate API on {url} (OpenAPI: {url}/openapi.json)", flush=True)
         await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pausegate.app [--config FILE]``: serve, as one replica of a deployment runs it."""
+    import argparse
+    import contextlib
+    from pathlib import Path
+
+    from pausegate.config import load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m pausegate.app", description=main.__doc__)
+    parser.add_argument("--config", type=Path, help="configuration file (default: $PAUSEGATE_CONFIG)")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(load_settings(args.config)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,22 +1,17 @@
-"""``python -m pausegate.api``: write the OpenAPI document, or serve the API against the configured Temporal.
+"""``python -m pausegate.api --openapi FILE``: write the OpenAPI document.
 
-python -m pausegate.api --openapi docs/api-openapi.json
-python -m pausegate.api --serve [--config FILE]
-
-Serving is ``pausegate.app.run`` (the API with the console mounted, as ``pausegate api`` serves it): this
-entry point is a script that no module imports, so reaching the top module from here makes no circle.
+Serving is the top module's (``python -m pausegate.app`` or ``pausegate api``): it mounts the console,
+which the API does not know.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
-from pausegate.config import Settings, load_settings
+from pausegate.config import Settings
 
 
 def openapi_document() -> dict[str, Any]:
@@ -35,8 +30,6 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--openapi", type=Path, metavar="FILE", help="write the OpenAPI document to FILE ('-': stdout)")
-    parser.add_argument("--serve", action="store_true", help="serve the API")
-    parser.add_argument("--config", type=Path, help="configuration file (default: $PAUSEGATE_CONFIG)")
     args = parser.parse_args(argv)
     if args.openapi:
         text = json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
@@ -44,12 +37,6 @@ def main(argv: list[str] | None = None) -> int:
             print(text, end="")
         else:
             args.openapi.write_text(text)
-        return 0
-    if args.serve:
-        from pausegate.app import run
-
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run(load_settings(args.config)))
         return 0
     parser.print_help()
     return 2

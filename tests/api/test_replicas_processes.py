@@ -1,4 +1,4 @@
-"""Two API replicas as two processes (``python -m pausegate.api --serve``), as a deployment runs them:
+"""Two API replicas as two processes (``python -m pausegate.app``), as a deployment runs them:
 each migrates the state database at start, and what one changes the other enforces."""
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ def state_db(postgres: tuple[str, Path]) -> tuple[StateDatabaseSettings, str]:
 
 @contextlib.asynccontextmanager
 async def api_process(config: Path) -> AsyncIterator[str]:
-    """``python -m pausegate.api --serve`` on ``config`` until the block ends; yields its URL."""
+    """``python -m pausegate.app`` on ``config`` until the block ends; yields its URL."""
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pausegate.api", "--serve", "--config", str(config),
+        sys.executable, "-m", "pausegate.app", "--config", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     drain: asyncio.Task[bytes] | None = None
     try:
