@@ -23,9 +23,9 @@ from pausegate.api.models import Receipt
 from pausegate.api.refusals import Refusal
 from pausegate.api.state import ApiState
 from pausegate.errors import ActionRefused, PauseNotFound
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
+from pausegate.models.runbook import Runbook
 from pausegate.policy import authority
-from pausegate.runbook.model import Runbook
 from pausegate.temporal import ids, pauses
 
 log = structlog.get_logger(__name__)

@@ -27,7 +27,7 @@ from pausegate.api.state import ApiState
 from pausegate.auth import Authenticator, build_authenticator
 from pausegate.config import Settings
 from pausegate.evidence.interface import EvidenceStore
-from pausegate.models.pause import Tuning
+from pausegate.models.state import Tuning
 from pausegate.observability.api_metrics import install_api_metrics
 from pausegate.observability.tracing import instrument_api
 

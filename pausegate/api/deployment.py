@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pausegate.config import PostgresConnection, Settings
-from pausegate.runbook.model import Runbook
+from pausegate.models.runbook import Runbook
 
 Kind = Literal["postgres", "fleet", "webhook"]
 

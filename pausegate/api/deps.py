@@ -10,7 +10,7 @@ from fastapi.security import HTTPBearer
 
 from pausegate.api.errors import ApiError
 from pausegate.api.state import ApiState
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 
 
 def get_state(request: Request) -> ApiState:

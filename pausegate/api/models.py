@@ -17,7 +17,9 @@ from pausegate.models.base import Model
 from pausegate.models.copies import CopyListing
 from pausegate.models.data_stop import DataStop
 from pausegate.models.evidence import EvidenceRef
-from pausegate.models.pause import AppliedUpdate, PauseState, Phase, Severity
+from pausegate.models.people import Severity
+from pausegate.models.phase import Phase
+from pausegate.models.state import AppliedUpdate, PauseState
 
 
 class ErrorBody(Model):

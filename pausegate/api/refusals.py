@@ -30,7 +30,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from pausegate.api.refusal_log import RefusalLog
-from pausegate.models.pause import MAX_NOTE, RefusalInput
+from pausegate.models.limits import MAX_NOTE
+from pausegate.models.updates import RefusalInput
 from pausegate.temporal.pauses import pause_handle
 from workflows.pause import PauseWorkflow
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from pausegate.models.base import Model
+from pausegate.models.checklist import EvidenceAttachment
 from pausegate.models.evidence import SHA256_HEX
-from pausegate.models.pause import MAX_NOTE, EvidenceAttachment, Severity
+from pausegate.models.limits import MAX_NOTE
+from pausegate.models.people import Severity
 
 
 class TriggerRequest(Model):

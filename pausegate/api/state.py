@@ -26,9 +26,9 @@ from pausegate.auth.users.store import UserStore
 from pausegate.config import Settings
 from pausegate.errors import EvidenceError, RunbookError
 from pausegate.evidence.interface import EvidenceStore
-from pausegate.models.pause import Tuning
+from pausegate.models.runbook import SLUG, Runbook
+from pausegate.models.state import Tuning
 from pausegate.runbook.loader import load_runbook
-from pausegate.runbook.model import SLUG, Runbook
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from pausegate.auth.local import ADMIN_ROLE, LocalTokens, ensure_first_admin
 from pausegate.auth.oidc import OidcVerifier, looks_like_jwt
 from pausegate.auth.users.file import UserDirectory, UsersFileCheck, users_log_path
 from pausegate.config import Settings
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 
 __all__ = [
     "ADMIN_ROLE",

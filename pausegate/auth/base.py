@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 
 
 class AuthenticationError(Exception):

@@ -30,7 +30,7 @@ from pydantic import Field, ValidationError, field_validator
 from pausegate.auth.base import AuthenticationError
 from pausegate.errors import ConfigError
 from pausegate.models.base import Model
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from pausegate.policy.authority import ADMIN_ROLE
 
 log = structlog.get_logger(__name__)

@@ -52,7 +52,7 @@ from pausegate.auth.base import AuthenticationError
 from pausegate.auth.local import role_problem, split_roles
 from pausegate.config import OidcSettings
 from pausegate.errors import ConfigError
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 
 log = structlog.get_logger(__name__)
 

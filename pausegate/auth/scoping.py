@@ -14,7 +14,7 @@ import json
 
 from starlette.requests import Request
 
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 
 
 async def _program_of(request: Request) -> str | None:

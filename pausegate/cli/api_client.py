@@ -23,9 +23,9 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView, TriggerResponse, WhoAmI
-from pausegate.auth.directory import IssuedUser, UserLogView, UserView
+from pausegate.auth.users.views import IssuedUser, UserLogView, UserView
 from pausegate.errors import ApiError, ApiUnreachable, ConfigError, PausegateError
-from pausegate.models.pause import ItemStatus
+from pausegate.models.checklist import ItemStatus
 from pausegate.models.watch import WatchReceiptOut, WatchState
 
 URL_ENV = "PAUSEGATE_API_URL"

@@ -16,7 +16,7 @@ from pausegate.cli.exits import EXIT_INTERRUPTED, EXIT_TIMEOUT, EXIT_USAGE, fail
 from pausegate.cli.options import JsonOpt, ProgramArg
 from pausegate.cli.output import emit_json, err, out, show, when
 from pausegate.cli.session import connect
-from pausegate.models.pause import Phase
+from pausegate.models.phase import Phase
 
 CONTAINED_PHASES = frozenset(
     {Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL, Phase.RESUMING, Phase.RESUMED, Phase.DECOMMISSIONED}

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.text import Text
 
 from pausegate.errors import RunbookError
+from pausegate.models.runbook import Runbook
 from pausegate.runbook.loader import load_runbook
-from pausegate.runbook.model import Runbook
 
 app = typer.Typer(help="Check runbooks and export their JSON Schema.", no_args_is_help=True)
 

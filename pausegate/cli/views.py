@@ -12,8 +12,9 @@ from rich.text import Text
 
 from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView
 from pausegate.cli.output import add_row, line, table, when
+from pausegate.models.checklist import ItemStatus
 from pausegate.models.data_stop import describe as describe_data_stop
-from pausegate.models.pause import ItemStatus, ResumePlan
+from pausegate.models.plan import ResumePlan
 
 TIMELINE_ROWS = 15
 DETAIL_CHARS = 100

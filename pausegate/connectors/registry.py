@@ -11,7 +11,7 @@ from pausegate.connectors.interfaces import AuditSource, DatasetAccess, FleetCon
 from pausegate.errors import ConfigError
 from pausegate.evidence.interface import EvidenceStore
 from pausegate.evidence.open_store import open_evidence_store
-from pausegate.runbook.model import AuditSourceSpec
+from pausegate.models.runbook import AuditSourceSpec
 
 if TYPE_CHECKING:
     from pausegate.connectors.postgres.data_actions import PostgresDataActions

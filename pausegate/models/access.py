@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pausegate.models.base import Model
 from pausegate.models.evidence import EvidenceRef
-from pausegate.runbook.model import SLUG, SQL_IDENT
+from pausegate.models.runbook import SLUG, SQL_IDENT
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 COLUMN_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "REFERENCES")

@@ -14,7 +14,7 @@ from pausegate.models.base import Model
 from pausegate.models.collection import MAX_DATA_TYPES, DataType
 from pausegate.models.data_actions import DataActionResult, DataActionsCheck
 from pausegate.models.evidence import EvidenceRef
-from pausegate.runbook.model import CollectionSpec, ConsentSpec, DatasetSpec
+from pausegate.models.runbook import CollectionSpec, ConsentSpec, DatasetSpec
 
 MAX_LISTED = 200  # ids listed in state (the same bound as the pause's); counts and evidence carry the rest
 MAX_PROBLEMS = 20

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, Field, StringConstraints, field_validator
 
 from pausegate.canonical import canonical_json, sha256_hex
 from pausegate.models.base import Model
-from pausegate.runbook.model import SLUG, SQL_IDENT, DatasetSpec
+from pausegate.models.runbook import SLUG, SQL_IDENT, DatasetSpec
 
 # The patterns are compiled by pydantic-core's Rust regex engine: linear time, no backtracking.
 Ident = Annotated[str, StringConstraints(pattern=SQL_IDENT, max_length=63)]

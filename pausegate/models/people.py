@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from pausegate.models.base import Model
 from pausegate.models.limits import MAX_NOTE
-from pausegate.runbook.model import Runbook
+from pausegate.models.runbook import Runbook
 
 SYSTEM_ACTOR = "pausegate"
 """The actor of every step the workflow takes by itself (timeline entries, transitions)."""

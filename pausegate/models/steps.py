@@ -17,8 +17,8 @@ from pausegate.models.copies import CopyListing
 from pausegate.models.evidence import SHA256_HEX
 from pausegate.models.phase import Phase
 from pausegate.models.plan import AgentSelection
+from pausegate.models.runbook import AuditSourceSpec, DatasetSpec
 from pausegate.models.state import PauseState, TimelineEntry
-from pausegate.runbook.model import AuditSourceSpec, DatasetSpec
 
 
 class HaltAgentsInput(Model):

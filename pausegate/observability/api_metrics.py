@@ -25,7 +25,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from pausegate.logging import get_logger
-from pausegate.models.pause import PauseState, Phase
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState
 from workflows.pause import PauseWorkflow
 
 log = get_logger("pausegate.observability.api_metrics")

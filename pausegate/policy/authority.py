@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from pausegate.errors import ActionRefused
-from pausegate.models.pause import Actor
-from pausegate.runbook.model import Runbook
+from pausegate.models.people import Actor
+from pausegate.models.runbook import Runbook
 
 ADMIN_ROLE = "admin"
 """Manages users and reads the API's refusal log; holds no power over any pause by itself."""

@@ -7,9 +7,11 @@ from datetime import datetime
 
 from pausegate.errors import ActionRefused
 from pausegate.models.conditions import CollectedTypes, ConditionsCheck, ConsentSource
-from pausegate.models.pause import SYSTEM_ACTOR, PauseState, ResumePlan
+from pausegate.models.people import SYSTEM_ACTOR
+from pausegate.models.plan import ResumePlan
+from pausegate.models.runbook import Runbook
+from pausegate.models.state import PauseState
 from pausegate.policy.transitions import void_approvals
-from pausegate.runbook.model import Runbook
 
 
 def has_conditions(plan: ResumePlan) -> bool:

@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pausegate.errors import ActionRefused
-from pausegate.models.pause import (
-    Actor,
-    Approval,
+from pausegate.models.checklist import ItemStatus
+from pausegate.models.people import Actor
+from pausegate.models.phase import Phase
+from pausegate.models.plan import Approval, PlanRecord
+from pausegate.models.runbook import Runbook
+from pausegate.models.updates import (
     ApproveInput,
     CompleteItemInput,
     DecommissionInput,
-    ItemStatus,
-    Phase,
-    PlanRecord,
     ProposePlanInput,
     RejectPlanInput,
     RetryStepInput,
@@ -34,7 +34,6 @@ from pausegate.models.pause import (
 from pausegate.policy.access_plan import validate_plan_grants
 from pausegate.policy.authority import names as _names
 from pausegate.policy.authority import require_any, require_commander
-from pausegate.runbook.model import Runbook
 
 REVIEW_PHASES = frozenset({Phase.CONTAINING, Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL})
 

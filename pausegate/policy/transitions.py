@@ -10,40 +10,30 @@ from __future__ import annotations
 from datetime import datetime
 
 from pausegate.models.access import DatasetContainment, DatasetRevoked, RestoreResult
+from pausegate.models.checklist import ItemStatus
 from pausegate.models.copies import CopiesSummary, SettledCopy
 from pausegate.models.digests import plan_digest
 from pausegate.models.evidence import SnapshotResult
-from pausegate.models.pause import (
-    MAX_LISTED_IDS,
-    MAX_NOTE,
-    SYSTEM_ACTOR,
-    Approval,
+from pausegate.models.limits import MAX_LISTED_IDS, MAX_NOTE
+from pausegate.models.people import SYSTEM_ACTOR, PauseRequest
+from pausegate.models.phase import Phase
+from pausegate.models.plan import Approval, PlanRecord
+from pausegate.models.runbook import Runbook
+from pausegate.models.state import BlockedStep, ExposureSummary, PauseState, ResumeOutcome, TimelineEntry, Waiver
+from pausegate.models.steps import ContainmentCheck, HaltAgentsResult, ResumeAgentsResult
+from pausegate.models.updates import (
     ApproveInput,
-    BlockedStep,
     CompleteItemInput,
-    ContainmentCheck,
     DecommissionInput,
-    ExposureSummary,
-    HaltAgentsResult,
-    ItemStatus,
-    PauseRequest,
-    PauseState,
-    Phase,
-    PlanRecord,
     ProposePlanInput,
     RefusalInput,
     RejectPlanInput,
-    ResumeAgentsResult,
-    ResumeOutcome,
     RetryStepInput,
-    TimelineEntry,
     WaiveAgentsInput,
-    Waiver,
     WaiveResidualInput,
     WaiveStepInput,
 )
 from pausegate.policy import review
-from pausegate.runbook.model import Runbook
 
 REFUSAL_LOOKBACK = 50
 """Timeline entries searched for a refusal of the same minute to add to (a bound, so a flood stays cheap)."""

@@ -32,7 +32,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from pausegate.errors import RunbookError
-from pausegate.runbook.model import Runbook, _find_cycle
+from pausegate.models.runbook import Runbook, _find_cycle
 
 __all__ = ["MAX_DEPTH", "MAX_RUNBOOK_BYTES", "load_runbook", "parse_runbook"]
 

@@ -15,17 +15,15 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate.errors import PauseNotFound
-from pausegate.models.pause import (
+from pausegate.models.people import PauseRequest
+from pausegate.models.state import PauseState, PauseWorkflowInput, Tuning
+from pausegate.models.updates import (
     ApproveInput,
     CompleteItemInput,
     DecommissionInput,
-    PauseRequest,
-    PauseState,
-    PauseWorkflowInput,
     ProposePlanInput,
     RejectPlanInput,
     RetryStepInput,
-    Tuning,
     UpdateReceipt,
     WaiveAgentsInput,
     WaiveResidualInput,

@@ -18,8 +18,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate.config import Settings
 from pausegate.errors import PauseNotFound
-from pausegate.models.pause import PauseState
-from pausegate.runbook.model import SLUG
+from pausegate.models.runbook import SLUG
+from pausegate.models.state import PauseState
 from pausegate.temporal.client import connect
 from pausegate.temporal.ids import pause_id
 from pausegate.temporal.pauses import read_status

@@ -5,16 +5,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import re
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import errors
-from temporalio.worker import Replayer
 
 from pausegate.evidence.report import render_markdown
 from pausegate.models.access import GrantSpec
@@ -29,7 +26,7 @@ from pausegate.models.pause import (
     ReportInput,
     ResumePlan,
 )
-from tests.support.encryption import TEST_CONVERTER, TEST_NAMESPACE, decrypted_history_json
+from tests.support.encryption import decrypted_history_json
 from tests.support.harness import (
     ANALYST,
     CISO,
@@ -41,9 +38,7 @@ from tests.support.harness import (
     SECURITY_LEAD,
     Harness,
 )
-from workflows.pause import PauseWorkflow
-
-HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+from tests.support.histories import replay_and_maybe_record
 
 # Who completes which item of the worked example's checklist, in dependency order.
 REVIEW = [
@@ -141,17 +136,6 @@ async def assert_history_holds_no_secrets(h: Harness, handle: Any) -> None:
     # What history does hold: digests of sealed evidence.
     status = await h.status()
     assert all(e.bundle.sha256 in history for e in status.containment.evidence)
-
-
-async def replay_and_maybe_record(handle: Any, name: str) -> None:
-    """The run's history replays against the current code; with PAUSEGATE_RECORD_HISTORIES set it is kept
-    under tests/histories/ so every later version of the workflow must replay it too."""
-    history = await handle.fetch_history()
-    await Replayer(workflows=[PauseWorkflow], data_converter=TEST_CONVERTER, namespace=TEST_NAMESPACE
-                   ).replay_workflow(history)
-    if os.environ.get("PAUSEGATE_RECORD_HISTORIES"):
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
-        (HISTORIES / f"{name}.workflow-id").write_text(history.workflow_id + "\n")
 
 
 async def complete_review(h: Harness) -> None:

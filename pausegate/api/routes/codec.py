@@ -29,9 +29,9 @@ from pausegate.api.errors import ApiError
 from pausegate.api.state import ApiState
 from pausegate.auth.base import AuthenticationError
 from pausegate.errors import ActionRefused, HistoryKeyError, RunbookError
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
+from pausegate.models.runbook import Runbook
 from pausegate.policy import authority
-from pausegate.runbook.model import Runbook
 from pausegate.temporal.codec import EncryptionCodec, codec_of
 
 log = structlog.get_logger(__name__)

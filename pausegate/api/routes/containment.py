@@ -10,7 +10,7 @@ from pausegate.api.deps import ActorDep, IdempotencyKey, ProgramPath, StateDep
 from pausegate.api.models import Receipt
 from pausegate.api.requests import RetryStepRequest, WaiveRequest, WaiveResidualRequest, WaiveStepRequest
 from pausegate.api.responses import ACTION_ERRORS
-from pausegate.models.pause import RetryStepInput, WaiveAgentsInput, WaiveResidualInput, WaiveStepInput
+from pausegate.models.updates import RetryStepInput, WaiveAgentsInput, WaiveResidualInput, WaiveStepInput
 
 router = APIRouter(tags=["containment"])
 

@@ -19,7 +19,8 @@ from pausegate.errors import PauseNotFound
 from pausegate.evidence.interface import read_recorded
 from pausegate.evidence.report import render_markdown
 from pausegate.models.copies import CopiesDocument, CopyListing, listings
-from pausegate.models.pause import PauseRequest, ReportInput
+from pausegate.models.people import PauseRequest
+from pausegate.models.steps import ReportInput
 from pausegate.policy import authority
 from pausegate.temporal.pauses import read_status, start_pause
 

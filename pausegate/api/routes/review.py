@@ -13,7 +13,9 @@ from pausegate.api.models import Receipt
 from pausegate.api.redaction import redact_items
 from pausegate.api.requests import CompleteRequest, RejectRequest
 from pausegate.api.responses import ACTION_ERRORS
-from pausegate.models.pause import CompleteItemInput, ItemStatus, ProposePlanInput, RejectPlanInput, ResumePlan
+from pausegate.models.checklist import ItemStatus
+from pausegate.models.plan import ResumePlan
+from pausegate.models.updates import CompleteItemInput, ProposePlanInput, RejectPlanInput
 from pausegate.policy import authority
 from pausegate.temporal.pauses import read_status
 

@@ -9,7 +9,7 @@ from pausegate.api.deps import ActorDep, IdempotencyKey, ProgramPath, StateDep
 from pausegate.api.models import Receipt
 from pausegate.api.requests import ApproveRequest, DecommissionRequest
 from pausegate.api.responses import ACTION_ERRORS
-from pausegate.models.pause import ApproveInput, DecommissionInput
+from pausegate.models.updates import ApproveInput, DecommissionInput
 
 router = APIRouter(tags=["sign-off"])
 

@@ -26,7 +26,7 @@ from pausegate.auth.local import UnknownUser, UserExists
 from pausegate.auth.users.store import UserStore
 from pausegate.auth.users.views import IssuedUser, NewUser, RoleChange, UserLogView, UserView
 from pausegate.errors import ActionRefused
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from pausegate.policy import authority
 
 log = structlog.get_logger(__name__)

@@ -21,7 +21,7 @@ from pausegate.auth.users.log import OUTSIDE, Action, UserChange, UserDelta, fil
 from pausegate.auth.users.store import change_entry, delta, outside_change, require_admins_remain
 from pausegate.auth.users.views import UserLogView
 from pausegate.config import Settings
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from pausegate.records.files import FileMedium
 from pausegate.records.log import Appending
 

@@ -48,7 +48,7 @@ from pausegate.auth.users.vouched import MAX_UNVOUCHED, Vouched, vouched
 from pausegate.canonical import canonical_json, sha256_hex
 from pausegate.errors import StateUnavailable
 from pausegate.evidence import signing_keys as keymod
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from pausegate.records.anchors import HeadAnchors
 from pausegate.records.chain import GENESIS, ChainHead
 from pausegate.records.log import Appending, ChainLog

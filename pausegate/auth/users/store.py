@@ -19,7 +19,7 @@ from pausegate.auth.local import FIRST_ADMIN, FIRST_ADMIN_ROLES, LocalUser, loca
 from pausegate.auth.users.log import OUTSIDE, Action, UserChange, UserDelta
 from pausegate.auth.users.views import UserLogView
 from pausegate.canonical import canonical_json
-from pausegate.models.pause import SYSTEM_ACTOR, Actor
+from pausegate.models.people import SYSTEM_ACTOR, Actor
 from pausegate.policy import authority
 
 MAX_DELTA_BYTES = 32 * 1024

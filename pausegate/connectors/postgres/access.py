@@ -27,7 +27,7 @@ from pausegate.connectors.postgres.snapshot import state_from_snapshot
 from pausegate.connectors.postgres.verify import containment_check, residual_access
 from pausegate.connectors.scope_facts import DerivedScope, ScopeFacts
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 log = structlog.get_logger(__name__)
 

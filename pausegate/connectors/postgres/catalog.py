@@ -16,7 +16,7 @@ from psycopg import AsyncConnection, sql
 
 from pausegate.errors import TargetRejectedError
 from pausegate.models.access import AccessPath, MembershipRecord, ReadPath, RoleAccess, RoleRecord
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 PUBLIC = "PUBLIC"
 READ_ALL = "pg_read_all_data"

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
-from pausegate.runbook.model import ConsentSpec
+from pausegate.models.runbook import ConsentSpec
 
 MAX_CONSENT_ROWS = 5_000_000  # a consent table larger than any workforce is a mistake, not a workforce
 

@@ -16,7 +16,7 @@ from pausegate.connectors.postgres.admin import MAX_LISTED
 from pausegate.connectors.postgres.catalog import RELATION_KINDS, Obj, State, load_state
 from pausegate.errors import TargetRejectedError
 from pausegate.models.access import GrantSpec, RestoreResult
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 log = structlog.get_logger(__name__)
 

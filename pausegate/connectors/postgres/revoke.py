@@ -34,7 +34,7 @@ from pausegate.connectors.postgres.scope import scope_model
 from pausegate.connectors.postgres.snapshot import snapshot_document, state_from_snapshot
 from pausegate.errors import TargetRejectedError
 from pausegate.models.access import UNREVOCABLE_PATHS, ExposureScope, RevokeOutcome
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 log = structlog.get_logger(__name__)
 

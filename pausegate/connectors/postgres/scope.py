@@ -37,7 +37,7 @@ from pausegate.models.access import (
     ObjectRecord,
     RoleAccess,
 )
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 
 def _grant_rows(state: State) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from pausegate.connectors.postgres.catalog import (
 from pausegate.connectors.postgres.plan import kept_roles
 from pausegate.connectors.scope_facts import ScopeFacts
 from pausegate.models.access import UNREVOCABLE_PATHS, AccessPath, DatasetCheck, ExposureScope, RoleAccess
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 log = structlog.get_logger(__name__)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
-from pausegate.serving import EmbeddedServer
 from pausegate.reference.fleet.app import create_app
 from pausegate.reference.fleet.settings import FleetSettings
+from pausegate.serving import EmbeddedServer
 
 STARTUP_TIMEOUT = 15.0
 
