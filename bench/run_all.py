@@ -142,7 +142,8 @@ def run(bench: Bench, quick: bool, deadline: float) -> None:
     bench.seconds = time.monotonic() - started
     # the summary, without the services' log lines
     bench.lines = [line for line in out.splitlines()
-                   if line.strip() and "[info" not in line and "[warn" not in line and not line.startswith("Temporal")]
+                   if line.strip() and not any(f"[{level}" in line for level in ("debug", "info", "warn", "error"))
+                   and not line.startswith("Temporal")]
     for line in bench.lines[-12:]:
         print(f"   {line}", flush=True)
 
