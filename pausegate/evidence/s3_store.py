@@ -82,7 +82,7 @@ from pausegate.evidence.s3_versions import (
     vouching_signature,
 )
 from pausegate.evidence.squatting import Squat, place, with_plants
-from pausegate.models.evidence import URI_SCHEME, EvidenceRef
+from pausegate.models.evidence import URI_SCHEME, EvidenceRef, PlantedObject
 
 if TYPE_CHECKING:
     from pausegate.config import S3EvidenceSettings
@@ -265,25 +265,27 @@ class S3EvidenceStore:
         """The ref of what is stored under ``key`` (document or completely sealed bundle)."""
         return self._io.call(self._get(key))
 
-    async def _get(self, key: str) -> EvidenceRef | None:
-        placement = await s3_squats.resolve(self, key)
-        key = placement.key
+    async def _get(self, key: str, plants: tuple[PlantedObject, ...] = ()) -> EvidenceRef | None:
         found = await self.bucket.oldest(self._document(key))
-        if found is not None and (self._key is None or await s3_squats.document_is_own(self, key, found[0])):
+        if found is not None and await s3_squats.document_is_own(self, key, found[0]):
             data, version = found
             doc = _parse(key, data)
             records = len(doc) if isinstance(doc, list) else 1
-            return EvidenceRef(
-                uri=self.uri(key), sha256=sha256_hex(data), records=records, size_bytes=len(data), version_id=version,
-                plants=placement.planted,
+            ref = EvidenceRef(
+                uri=self.uri(key), sha256=sha256_hex(data), records=records, size_bytes=len(data), version_id=version
             )
-        if found is not None:
-            return None  # planted, and nothing of the store's under a fresh name
+            return with_plants(ref, plants)
         try:
             bundle = await self._bundle_ref(key)
         except EvidenceError:  # a manifest the store did not sign is not the store's
-            return None
-        return None if bundle is None else with_plants(bundle[0], placement.plants)
+            bundle = None
+        if bundle is not None:
+            return with_plants(bundle[0], plants)
+        if not plants:  # nothing of the store's under the key: under the fresh name a plant made it take?
+            placement = await s3_squats.resolve(self, key)
+            if placement.key != key:
+                return await self._get(placement.key, placement.plants)
+        return None
 
     def read_json(self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None) -> Any:
         """The document under ``key`` (a bundle's key gives its manifest): ``version_id`` if given

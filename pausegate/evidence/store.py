@@ -54,8 +54,8 @@ from pausegate.evidence.files import (
     sha256_hex,
     validate_key,
 )
-from pausegate.evidence.squatting import Placement, Squat, alternate_key, place, with_plants
-from pausegate.models.evidence import URI_SCHEME, EvidenceRef
+from pausegate.evidence.squatting import Placement, Squat, alternate_key, document_vouched, place, with_plants
+from pausegate.models.evidence import URI_SCHEME, EvidenceRef, PlantedObject
 
 log = structlog.get_logger(__name__)
 
@@ -166,28 +166,31 @@ class LocalEvidenceStore:
     def get(self, key: str) -> EvidenceRef | None:
         """The ref of what the store wrote for ``key`` (document or completely sealed bundle, under the
         key or, if something was planted there, under its fresh name); None if it wrote nothing."""
-        placement = self._resolve(key)
-        if not local_squats.holds_own(self.root, placement.key, self._key.public_key()):
-            return None
-        key = placement.key
+        return self._get(key, ())
+
+    def _get(self, key: str, plants: tuple[PlantedObject, ...]) -> EvidenceRef | None:
+        public_key = self._key.public_key()
         path = self.document_path(key)
-        if path.exists():
-            data = path.read_bytes()
+        data = local_squats.read_regular(path)
+        signature = local_squats.read_regular(path.with_name(path.name + SIGNATURE_SUFFIX))
+        if data is not None and document_vouched(public_key, key, data, signature):
             doc = self._parse(key, data)
             records = len(doc) if isinstance(doc, list) else 1
-            return EvidenceRef(
-                uri=self.uri(key), sha256=sha256_hex(data), records=records, size_bytes=len(data),
-                plants=placement.planted,
+            ref = EvidenceRef(uri=self.uri(key), sha256=sha256_hex(data), records=records, size_bytes=len(data))
+            return with_plants(ref, plants)
+        bundle = self.bundle_path(key)
+        if local_squats.bundle_is_own(bundle, key, public_key):
+            data = (bundle / MANIFEST).read_bytes()
+            manifest = parse_manifest(data)
+            ref = EvidenceRef(
+                uri=self.uri(key), sha256=sha256_hex(data), records=manifest.records, size_bytes=manifest.size_bytes
             )
-        data = (self.bundle_path(key) / MANIFEST).read_bytes()
-        manifest = parse_manifest(data)
-        return EvidenceRef(
-            uri=self.uri(key),
-            sha256=sha256_hex(data),
-            records=manifest.records,
-            size_bytes=manifest.size_bytes,
-            plants=placement.planted,
-        )
+            return with_plants(ref, plants)
+        if not plants:  # nothing of the store's under the key: under the fresh name a plant made it take?
+            placement = self._resolve(key)
+            if placement.key != key:
+                return self._get(placement.key, placement.plants)
+        return None
 
     def _resolve(self, key: str) -> Placement:
         """Where the store's object for ``key`` lies: under the key, or under the fresh name a plant
