@@ -24,18 +24,18 @@ from pausegate.models.access import (
     RoleAccess,
 )
 from pausegate.models.evidence import EvidenceRef
-from pausegate.models.pause import (
-    MAX_LISTED_IDS,
+from pausegate.models.limits import MAX_LISTED_IDS
+from pausegate.models.plan import PlanDiffSummary
+from pausegate.models.runbook import DatasetSpec
+from pausegate.models.steps import (
     CheckDatasetInput,
     CheckPlanInput,
     ContainDatasetInput,
     DiffPlanInput,
-    PlanDiffSummary,
     RestoreGrantsInput,
     VerifyDatasetInput,
 )
 from pausegate.policy.access_plan import plan_diff
-from pausegate.runbook.model import DatasetSpec
 
 
 def _describe(access: RoleAccess) -> str:

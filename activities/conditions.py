@@ -10,6 +10,7 @@ from temporalio import activity
 
 from activities.fleet import in_batches, list_agents, resume_program
 from activities.heartbeat import running
+from pausegate.canonical import canonical_json, sha256_hex
 from pausegate.connectors.interfaces import FleetConnector
 from pausegate.connectors.postgres.conditions import PostgresConditions
 from pausegate.errors import TargetRejectedError
@@ -23,9 +24,8 @@ from pausegate.models.conditions import (
     ConsentSource,
     HaltUnconsentedInput,
 )
-from pausegate.models.digests import canonical_json, sha256_hex
 from pausegate.models.fleet import Agent, AgentResultStatus, AgentState
-from pausegate.models.pause import ResumeAgentsInput, ResumeAgentsResult
+from pausegate.models.steps import ResumeAgentsInput, ResumeAgentsResult
 
 
 class ConditionActivities:

@@ -17,14 +17,9 @@ from pausegate.evidence.interface import EvidenceStore, read_recorded
 from pausegate.evidence.layout import audit_key, report_key, timeline_key
 from pausegate.models.copies import CopiesDocument, listings
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
-from pausegate.models.pause import (
-    ArchiveTimelineInput,
-    ExposureReportInput,
-    ExposureSummary,
-    ReportInput,
-    SnapshotInput,
-)
-from pausegate.runbook.model import AuditSourceSpec
+from pausegate.models.runbook import AuditSourceSpec
+from pausegate.models.state import ExposureSummary
+from pausegate.models.steps import ArchiveTimelineInput, ExposureReportInput, ReportInput, SnapshotInput
 
 AuditSourceFactory = Callable[[AuditSourceSpec, str, list[str]], AuditSource]
 HEARTBEAT_EVERY = 10_000

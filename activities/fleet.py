@@ -22,14 +22,8 @@ from pausegate.models.fleet import (
     BatchResult,
     SwitchRequest,
 )
-from pausegate.models.pause import (
-    MAX_LISTED_IDS,
-    AgentsCheck,
-    HaltAgentsInput,
-    HaltAgentsResult,
-    ResumeAgentsInput,
-    ResumeAgentsResult,
-)
+from pausegate.models.limits import MAX_LISTED_IDS
+from pausegate.models.steps import AgentsCheck, HaltAgentsInput, HaltAgentsResult, ResumeAgentsInput, ResumeAgentsResult
 
 PAGE_SIZE = 5000
 MAX_BATCH = 5000  # the contract's largest batch

@@ -8,7 +8,7 @@ from temporalio import activity
 
 from activities.heartbeat import running
 from pausegate.connectors.interfaces import Notifier
-from pausegate.models.pause import NotifyInput
+from pausegate.models.steps import NotifyInput
 
 
 class NotifyActivities:

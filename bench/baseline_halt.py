@@ -18,9 +18,9 @@ from activities.data_stop import DataStopActivities
 from activities.fleet import FleetActivities
 from pausegate.connectors.fleet import HttpFleet
 from pausegate.models.data_stop import DataStopInput
-from pausegate.models.pause import HaltAgentsInput
+from pausegate.models.runbook import Runbook
+from pausegate.models.steps import HaltAgentsInput
 from pausegate.runbook.loader import load_runbook
-from pausegate.runbook.model import Runbook
 
 RUNBOOK = "runbooks/employee-telemetry.yaml"
 

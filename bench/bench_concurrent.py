@@ -26,7 +26,9 @@ from datetime import UTC, datetime
 
 from bench.world import COMMANDER, fleet_process, new_program, runbook_for, world
 from pausegate.connectors.registry import Connectors
-from pausegate.models.pause import PauseRequest, PauseState, Phase, Tuning
+from pausegate.models.people import PauseRequest
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState, Tuning
 from pausegate.temporal.pauses import read_status, start_pause
 from pausegate.temporal.worker import build_worker
 

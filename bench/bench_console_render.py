@@ -42,7 +42,10 @@ from pausegate.config import ApiSettings, EvidenceSettings, Settings
 from pausegate.console import bridge
 from pausegate.evidence.layout import timeline_key
 from pausegate.evidence.open_store import open_evidence_store
-from pausegate.models.pause import MAX_LISTED_IDS, Actor, PauseRequest, PauseState, Phase, TimelineEntry
+from pausegate.models.limits import MAX_LISTED_IDS
+from pausegate.models.people import Actor, PauseRequest
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState, TimelineEntry
 from pausegate.policy.transitions import new_pause
 from tests.support.harness import example_runbook
 

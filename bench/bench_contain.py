@@ -57,17 +57,11 @@ from bench.world import (
 )
 from pausegate.connectors.registry import Connectors
 from pausegate.models.access import DatasetRevoked
-from pausegate.models.pause import (
-    ContainDatasetInput,
-    ExposureReportInput,
-    PauseRequest,
-    PauseState,
-    Phase,
-    SnapshotInput,
-    Tuning,
-    VerifyDatasetInput,
-)
-from pausegate.runbook.model import AuditSourceSpec
+from pausegate.models.people import PauseRequest
+from pausegate.models.phase import Phase
+from pausegate.models.runbook import AuditSourceSpec
+from pausegate.models.state import PauseState, Tuning
+from pausegate.models.steps import ContainDatasetInput, ExposureReportInput, SnapshotInput, VerifyDatasetInput
 from pausegate.temporal.pauses import read_status, start_pause
 from pausegate.temporal.worker import build_worker
 

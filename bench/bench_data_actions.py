@@ -34,7 +34,7 @@ from psycopg import sql
 
 from pausegate.connectors.postgres.data_actions import PostgresDataActions
 from pausegate.models.data_actions import NullColumn, PurgeOlderThan
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TABLE = """

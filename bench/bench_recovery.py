@@ -30,7 +30,9 @@ import httpx
 
 from bench.world import COMMANDER, World, fleet_process, new_program, runbook_for, world
 from pausegate.embedded.stack import write_config
-from pausegate.models.pause import PauseRequest, Phase, Tuning
+from pausegate.models.people import PauseRequest
+from pausegate.models.phase import Phase
+from pausegate.models.state import Tuning
 from pausegate.temporal.pauses import read_status, start_pause
 
 TUNING = Tuning(halt_retry_initial_seconds=0.5, halt_retry_max_seconds=2.0, activity_heartbeat_seconds=1.5,

@@ -28,7 +28,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pausegate.embedded.postgres import start_logging_postgres
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from pausegate.temporal.client import temporal_cli
 from tests.api.replicas_support import InFlight, counted_client, replicas
 from tests.api.support import ApiWorld, api_world, evidence_for

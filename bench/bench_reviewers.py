@@ -40,7 +40,8 @@ from pausegate.app import serve
 from pausegate.auth import UserDirectory
 from pausegate.config import ApiSettings, Settings
 from pausegate.connectors.registry import Connectors
-from pausegate.models.pause import PauseState, Phase
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState
 from pausegate.temporal.pauses import read_status
 from pausegate.temporal.worker import build_worker
 

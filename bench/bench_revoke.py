@@ -41,8 +41,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.access import AccessActivities
 from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.evidence.store import LocalEvidenceStore
-from pausegate.models.pause import ContainDatasetInput, VerifyDatasetInput
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
+from pausegate.models.steps import ContainDatasetInput, VerifyDatasetInput
 
 GROUPS = 10
 ROLES_PER_TRANSACTION = 1_000  # each new role holds a lock until commit

@@ -49,9 +49,9 @@ from pathlib import Path
 
 import orjson
 
+from pausegate.analysis.statement_reads import Exposer, ReadScope
+from pausegate.analysis.who_saw_what import WhoSawWhatBuilder
 from pausegate.connectors.audit.pglog import PostgresLogSource
-from pausegate.connectors.audit.statement_reads import Exposer, ReadScope
-from pausegate.connectors.audit.who_saw_what import WhoSawWhatBuilder
 from pausegate.evidence.blocks import RecordBlock
 from pausegate.evidence.store import LocalEvidenceStore
 

@@ -38,9 +38,9 @@ from pausegate.embedded.history_keys import embedded_encryption
 from pausegate.embedded.postgres import dsn_as, start_logging_postgres
 from pausegate.embedded.stack import prepare_database, write_config
 from pausegate.embedded.urgent_worker import urgent_worker_process
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
+from pausegate.models.runbook import Runbook
 from pausegate.runbook.loader import load_runbook
-from pausegate.runbook.model import Runbook
 from pausegate.temporal.client import connect, temporal_cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,17 +34,13 @@ with workflow.unsafe.imports_passed_through():
         DataActionsCheck,
         VerifyDataActionsInput,
     )
-    from pausegate.models.pause import (
-        SYSTEM_ACTOR,
-        PauseState,
-        ResumeAgentsInput,
-        ResumeAgentsResult,
-        ResumePlan,
-        Tuning,
-    )
+    from pausegate.models.people import SYSTEM_ACTOR
+    from pausegate.models.plan import ResumePlan
+    from pausegate.models.runbook import Runbook
+    from pausegate.models.state import PauseState, Tuning
+    from pausegate.models.steps import ResumeAgentsInput, ResumeAgentsResult
     from pausegate.models.watch import WatchInput
     from pausegate.policy import conditions as pc
-    from pausegate.runbook.model import Runbook
     from workflows.support import activity_options
     from workflows.watch_ids import watch_workflow_id
 

@@ -38,22 +38,20 @@ with workflow.unsafe.imports_passed_through():
     )
     from pausegate.models.data_stop import DataStopInput
     from pausegate.models.evidence import SnapshotResult
-    from pausegate.models.pause import (
+    from pausegate.models.people import PauseRequest
+    from pausegate.models.plan import ResumePlan
+    from pausegate.models.state import ExposureSummary, PauseState, Tuning
+    from pausegate.models.steps import (
         AgentsCheck,
         CheckDatasetInput,
         ContainDatasetInput,
         ContainmentCheck,
         ExposureReportInput,
-        ExposureSummary,
         HaltAgentsInput,
         HaltAgentsResult,
-        PauseRequest,
-        PauseState,
         SnapshotInput,
-        Tuning,
         VerifyDatasetInput,
     )
-    from pausegate.models.plan import ResumePlan
     from pausegate.policy import transitions as t
     from workflows.support import activity_options, error_text, wait_until
 

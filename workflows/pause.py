@@ -28,35 +28,34 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.models.access import RestoreResult
     from pausegate.models.evidence import EvidenceRef
     from pausegate.models.limits import MAX_NOTE
-    from pausegate.models.pause import (
-        SYSTEM_ACTOR,
-        AppliedUpdate,
-        ApproveInput,
+    from pausegate.models.people import SYSTEM_ACTOR
+    from pausegate.models.phase import Phase
+    from pausegate.models.plan import PlanDiffSummary, ResumePlan
+    from pausegate.models.seals import SealedMessage, delivery_problem
+    from pausegate.models.state import AppliedUpdate, PauseState, PauseWorkflowInput
+    from pausegate.models.steps import (
         ArchiveTimelineInput,
         CheckPlanInput,
-        CompleteItemInput,
-        DecommissionInput,
         DiffPlanInput,
         NotifyInput,
-        PauseState,
-        PauseWorkflowInput,
-        Phase,
-        PlanDiffSummary,
-        ProposePlanInput,
-        RefusalInput,
-        RejectPlanInput,
         ReportInput,
         RestoreGrantsInput,
         ResumeAgentsInput,
         ResumeAgentsResult,
-        ResumePlan,
+    )
+    from pausegate.models.updates import (
+        ApproveInput,
+        CompleteItemInput,
+        DecommissionInput,
+        ProposePlanInput,
+        RefusalInput,
+        RejectPlanInput,
         RetryStepInput,
         UpdateReceipt,
         WaiveAgentsInput,
         WaiveResidualInput,
         WaiveStepInput,
     )
-    from pausegate.models.seals import SealedMessage, delivery_problem
     from pausegate.policy import conditions as pc
     from pausegate.policy import copies, review
     from pausegate.policy import transitions as t

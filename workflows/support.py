@@ -13,8 +13,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pausegate.errors import non_retryable_error_types
     from pausegate.logging import redact
-    from pausegate.models.pause import Tuning
     from pausegate.models.seals import SealedFor
+    from pausegate.models.state import Tuning
 
 
 URGENT_SUFFIX = "-urgent"

@@ -20,8 +20,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.watch import WatchActivities
     from pausegate.errors import ActionRefused
     from pausegate.models.conditions import ConditionsCheck, ConsentOutcome, HaltUnconsentedInput
-    from pausegate.models.pause import Actor, NotifyInput, Phase
+    from pausegate.models.people import Actor
+    from pausegate.models.phase import Phase
     from pausegate.models.runbook import WatchSpec
+    from pausegate.models.steps import NotifyInput
     from pausegate.models.watch import (
         MAX_WITHDRAWN,
         WITHDRAWALS_KEPT,

@@ -28,8 +28,8 @@ from pausegate.evidence.interface import EvidenceStore
 from pausegate.evidence.layout import data_subjects_key, exposure_key, scope_key
 from pausegate.models.access import ExposureScope, ReadPath
 from pausegate.models.evidence import EvidenceRef
+from pausegate.models.runbook import DatasetSpec
 from pausegate.models.state import ExposureSummary
-from pausegate.runbook.model import DatasetSpec
 
 log = structlog.get_logger(__name__)
 

@@ -35,23 +35,15 @@ from pausegate.api.routes import pauses as pause_routes
 from pausegate.api.state import ApiState
 from pausegate.errors import ActionRefused, ApiError, EvidenceError
 from pausegate.evidence.interface import read_recorded
+from pausegate.models.checklist import EvidenceAttachment, ItemStatus
 from pausegate.models.evidence import EvidenceRef
-from pausegate.models.pause import (
-    Actor,
-    ApproveInput,
-    CompleteItemInput,
-    EvidenceAttachment,
-    ItemStatus,
-    PauseState,
-    ProposePlanInput,
-    RejectPlanInput,
-    ReportInput,
-    ResumePlan,
-    Severity,
-    TimelineEntry,
-)
+from pausegate.models.people import Actor, Severity
+from pausegate.models.plan import ResumePlan
+from pausegate.models.runbook import Runbook
+from pausegate.models.state import PauseState, TimelineEntry
+from pausegate.models.steps import ReportInput
+from pausegate.models.updates import ApproveInput, CompleteItemInput, ProposePlanInput, RejectPlanInput
 from pausegate.policy import authority, review
-from pausegate.runbook.model import Runbook
 from pausegate.temporal.pauses import read_status
 
 log = structlog.get_logger(__name__)

@@ -16,7 +16,7 @@ from pausegate.console.bridge import Refusal
 from pausegate.console.data_action_lines import parse_data_action
 from pausegate.models.access import GrantSpec
 from pausegate.models.data_actions import DataAction
-from pausegate.models.pause import AgentSelection, ResumePlan
+from pausegate.models.plan import AgentSelection, ResumePlan
 
 MAX_FIELDS = 400
 FORM_TYPE = "application/x-www-form-urlencoded"

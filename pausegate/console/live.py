@@ -19,7 +19,7 @@ import structlog
 from temporalio.client import Client
 
 from pausegate.errors import PauseNotFound
-from pausegate.models.pause import PauseState
+from pausegate.models.state import PauseState
 from pausegate.temporal.pauses import read_status
 
 log = structlog.get_logger(__name__)

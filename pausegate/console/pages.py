@@ -23,7 +23,7 @@ from pausegate.console.forms import Form
 from pausegate.console.security import CSRF_FIELD, CSRF_HEADER, cross_site_reason, is_console_path
 from pausegate.console.sessions import SECURE_SESSION_COOKIE, SESSION_COOKIE, Session
 from pausegate.console.state import ConsoleState
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 
 log = structlog.get_logger(__name__)
 

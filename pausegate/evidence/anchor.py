@@ -48,7 +48,7 @@ from pausegate.evidence.verify import (
 )
 from pausegate.models.base import Model
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef, PlantedObject
-from pausegate.models.pause import PauseState
+from pausegate.models.state import PauseState
 
 REPORT_FINGERPRINT = "evidence_signing_key_sha256"
 """The report document's field naming the signing key's fingerprint (``ReportInput``'s, beside ``status``)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pausegate.config import EvidenceSettings
 from pausegate.evidence.anchor import recorded_references
-from pausegate.models.pause import PauseState
+from pausegate.models.state import PauseState
 
 
 @dataclass(frozen=True)

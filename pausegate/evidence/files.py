@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
+from pausegate.canonical import canonical_json, sha256_hex
 from pausegate.errors import EvidenceError
-from pausegate.models.digests import canonical_json, sha256_hex
 
 __all__ = ["canonical_json", "sha256_hex"]  # re-exported: the store's modules read them from here
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from pausegate.evidence.anchor import anchors_of, plants_of
 from pausegate.evidence.conditions_report import conditions_lines
 from pausegate.models.data_stop import describe as describe_data_stop
-from pausegate.models.pause import ReportInput
+from pausegate.models.steps import ReportInput
 
 
 def _cell(text: object) -> str:

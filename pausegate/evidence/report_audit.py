@@ -29,7 +29,7 @@ from pausegate.evidence.files import DOCUMENT_SUFFIX, SIGNATURE_SUFFIX, validate
 from pausegate.evidence.layout import report_key
 from pausegate.evidence.squatting import is_alternate_of
 from pausegate.evidence.verify import trusted_key, verify_document
-from pausegate.models.pause import PauseState
+from pausegate.models.state import PauseState
 
 
 def read_report(path: Path) -> tuple[dict[str, Any], PauseState, bytes]:

@@ -15,7 +15,7 @@ from pausegate.app import create_app, serve
 from pausegate.auth.users.postgres import PgUserDirectory
 from pausegate.config import ApiSettings, Settings, StateDatabaseSettings
 from pausegate.evidence.open_store import open_evidence_store
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from tests.api.support import PEOPLE, ApiWorld, OidcIssuer, write_runbook
 from tests.support.harness import Harness
 

@@ -22,7 +22,7 @@ from pausegate.auth import CombinedAuthenticator, LocalTokens, OidcVerifier, Use
 from pausegate.auth.oidc import oidc_actor_id
 from pausegate.config import ApiSettings, OidcSettings, Settings
 from pausegate.evidence.open_store import open_evidence_store
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from tests.support.harness import (
     ANALYST,
     CISO,

@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from pausegate.api.deployment import deployment_problems
 from pausegate.config import FleetConnection, PostgresConnection, Settings, WebhookConnection
-from pausegate.runbook.model import AuditSourceSpec, NotificationSpec
+from pausegate.models.runbook import AuditSourceSpec, NotificationSpec
 from tests.api.support import ApiWorld, api_world
 from tests.support.harness import Harness, example_runbook
 

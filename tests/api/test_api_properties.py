@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import Phase as HypothesisPhase
 from hypothesis import strategies as st
 
-from pausegate.runbook.model import ChecklistItemSpec, ResumePolicy, Roles, Runbook
+from pausegate.models.runbook import ChecklistItemSpec, ResumePolicy, Roles, Runbook
 from tests.api.support import NARROWED_PLAN, ApiWorld, api_world, evidence_for
 from tests.support.harness import HarnessFactory
 

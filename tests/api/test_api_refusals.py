@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest_asyncio
 
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from tests.api.support import NARROWED_PLAN, ApiWorld, api_world, local, oidc
 from tests.support.harness import Harness
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from pausegate.models.pause import PauseState
+from pausegate.models.state import PauseState
 from tests.api.support import api_world, evidence_for, local
 from tests.support.harness import FAST_TUNING, Harness, pause_harness
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from pausegate.api.errors import ApiError
 from pausegate.cli.review import parse_evidence
 from pausegate.models.access import GrantSpec
-from pausegate.runbook.model import DatasetSpec, Program
+from pausegate.models.runbook import DatasetSpec, Program
 from tests.api.support import ApiWorld, write_runbook
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pausegate.models.fleet import AgentState
-from pausegate.runbook.model import WatchSpec
+from pausegate.models.runbook import WatchSpec
 from tests.api.support import api_world, local
 from tests.support.harness import ROOT, HarnessFactory
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from structlog.testing import capture_logs
 
 from pausegate.auth import AuthenticationError, OidcVerifier
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from tests.api.support import OidcIssuer, oidc
 from tests.support.fault_report import record_result
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pausegate.api.refusal_log import RefusalLog
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from pausegate.records.chain import GENESIS
 from tests.api.support import api_world, local
 from tests.support.harness import Harness

@@ -20,7 +20,9 @@ from pausegate.api.refusal_log import LOG_NAME, RefusalLog
 from pausegate.config import StateDatabaseSettings
 from pausegate.embedded.api_database import API_ROLE
 from pausegate.evidence.open_store import open_evidence_store
-from pausegate.models.pause import Actor, CompleteItemInput, PauseState
+from pausegate.models.people import Actor
+from pausegate.models.state import PauseState
+from pausegate.models.updates import CompleteItemInput
 from pausegate.records.files import FileMedium
 from pausegate.records.postgres import PgMedium
 from pausegate.temporal.pauses import pause_handle

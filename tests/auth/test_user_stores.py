@@ -17,7 +17,7 @@ from pausegate.auth.users.log import OUTSIDE, UserChange, UserDelta
 from pausegate.auth.users.postgres import PgUserDirectory
 from pausegate.auth.users.store import UserStore, outside_change, require_admins_remain
 from pausegate.errors import ActionRefused
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from tests.apidb.support import new_state_database, tamper
 
 KEY = Ed25519PrivateKey.generate()

@@ -17,17 +17,12 @@ from typer.testing import CliRunner
 from pausegate.api.models import PauseView
 from pausegate.cli import output, views
 from pausegate.cli.main import app
+from pausegate.models.checklist import EvidenceAttachment
 from pausegate.models.data_stop import DataStop
-from pausegate.models.pause import (
-    Actor,
-    Approval,
-    EvidenceAttachment,
-    PauseRequest,
-    Phase,
-    PlanRecord,
-    ResumePlan,
-    TimelineEntry,
-)
+from pausegate.models.people import Actor, PauseRequest
+from pausegate.models.phase import Phase
+from pausegate.models.plan import Approval, PlanRecord, ResumePlan
+from pausegate.models.state import TimelineEntry
 from pausegate.policy.transitions import new_pause
 from pausegate.runbook.loader import load_runbook
 from tests.cli.hostile import CLEAR, OSC8_LINK, hostile, shown, without_styles

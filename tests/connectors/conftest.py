@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 SQL_DIR = Path(__file__).parent / "sql"
 

@@ -14,8 +14,8 @@ import psycopg
 from pausegate.config import PseudonymKey
 from pausegate.connectors.postgres.data_actions import PostgresDataActions
 from pausegate.models.data_actions import DataAction
+from pausegate.models.runbook import DatasetSpec
 from pausegate.reference.example.seed import seed_example
-from pausegate.runbook.model import DatasetSpec
 
 KEY = "k" * 32
 KEYS = {"tel-2026": PseudonymKey.model_validate({"secret": KEY})}

@@ -19,7 +19,7 @@ from pausegate.connectors.postgres.catalog import load_read_paths
 from pausegate.connectors.postgres.copies_catalog import QUARANTINE_ROLE, QUARANTINE_SCHEMA, find_by_fingerprint
 from pausegate.connectors.postgres.quarantine import contain, verify_relation
 from pausegate.models.copies import Copy, CopyContainment, CopyKind
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 from tests.support.copies_world import TABLE, World, make_world
 from tests.support.debian_pg import BIN, Cluster, running_cluster
 

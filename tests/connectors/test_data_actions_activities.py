@@ -32,7 +32,7 @@ from pausegate.models.data_actions import (
     PseudonymiseColumn,
     VerifyDataActionsInput,
 )
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 from tests.connectors.data_actions_support import KEY, TELEMETRY, seed_rows
 from tests.support.encryption import decrypted_history_json
 

@@ -11,12 +11,14 @@ import yaml
 from rich.console import Console
 
 from pausegate.api.redaction import REDACTED_SUBJECT, redact_state
+from pausegate.canonical import canonical_json, sha256_hex
 from pausegate.cli import views
 from pausegate.console.bridge import Refusal
 from pausegate.console.render import build_environment
 from pausegate.models.data_actions import NullColumn, PurgeSubjects
-from pausegate.models.digests import canonical_json, plan_digest, sha256_hex
-from pausegate.models.pause import Actor, PauseRequest, PlanRecord, ResumePlan
+from pausegate.models.digests import plan_digest
+from pausegate.models.people import Actor, PauseRequest
+from pausegate.models.plan import PlanRecord, ResumePlan
 from pausegate.policy.transitions import new_pause
 from pausegate.runbook.loader import load_runbook
 

@@ -13,9 +13,9 @@ from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.connectors.postgres.plan import Statement
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
 from pausegate.models.access import AccessPath, ExposureScope, GrantSpec, MembershipRecord, RoleAccess
+from pausegate.models.runbook import DatasetSpec
 from pausegate.policy.access_plan import plan_diff, validate_plan_grants
 from pausegate.reference.example.seed import employee_role, seed_example
-from pausegate.runbook.model import DatasetSpec
 
 if TYPE_CHECKING:
     from conftest import Database

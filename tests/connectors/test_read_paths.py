@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.connectors.postgres.catalog import ReadPath
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 from .conftest import Database
 

@@ -21,8 +21,8 @@ from pausegate.connectors.postgres.snapshot import state_from_snapshot
 from pausegate.connectors.scope_facts import ScopeFacts
 from pausegate.errors import TargetUnavailableError
 from pausegate.models.access import ExposureScope
+from pausegate.models.runbook import DatasetSpec
 from pausegate.reference.example.seed import seed_example
-from pausegate.runbook.model import DatasetSpec
 
 if TYPE_CHECKING:
     from conftest import Database

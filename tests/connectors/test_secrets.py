@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pausegate.config import FleetConnection
 from pausegate.logging import configure, get_logger, redact
-from pausegate.models.pause import Phase
+from pausegate.models.phase import Phase
 from tests.support.encryption import decrypted_history_json
 from tests.support.fault_report import record_result
 from tests.support.harness import HarnessFactory

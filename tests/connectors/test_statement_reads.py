@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pausegate.connectors.audit.statement_reads import (
+from pausegate.analysis.statement_reads import (
     DEFAULT_SEARCH_PATH,
     MAX_STATEMENT_BYTES,
     Exposer,

@@ -17,7 +17,8 @@ from pausegate.console import bridge
 from pausegate.console.oidc import PENDING_COOKIE, PENDING_PATH, PendingSignIns, authorization_url
 from pausegate.console.render import TimelineRows, build_environment
 from pausegate.evidence.layout import timeline_key
-from pausegate.models.pause import PauseRequest, PauseState, TimelineEntry
+from pausegate.models.people import PauseRequest
+from pausegate.models.state import PauseState, TimelineEntry
 from pausegate.policy.transitions import new_pause
 from tests.api.support import api_world
 from tests.console.test_console_http import signed_in

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, expect
 
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from tests.api.support import NARROWED_PLAN, evidence_for
 from tests.console.support import LIVE_TIMEOUT_MS, ConsoleWorld, console_world
 from tests.support.harness import Harness

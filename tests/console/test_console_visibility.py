@@ -14,7 +14,9 @@ import pytest_asyncio
 
 from pausegate.console.pages import Visitor
 from pausegate.console.routes.board import board_context
-from pausegate.models.pause import Actor, Approval, PauseRequest, PauseState
+from pausegate.models.people import Actor, PauseRequest
+from pausegate.models.plan import Approval
+from pausegate.models.state import PauseState
 from pausegate.policy.transitions import new_pause
 from tests.api.support import ApiWorld, api_world
 from tests.console.test_console_http import signed_in

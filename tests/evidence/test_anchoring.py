@@ -37,7 +37,10 @@ from pausegate.evidence.verify import verify_bundle, verify_document
 from pausegate.models.access import DatasetContainment
 from pausegate.models.base import Model
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
-from pausegate.models.pause import ContainmentProgress, PauseState, Phase, ReportInput, Severity
+from pausegate.models.people import Severity
+from pausegate.models.phase import Phase
+from pausegate.models.state import ContainmentProgress, PauseState
+from pausegate.models.steps import ReportInput
 
 from .conftest import aiter_of, make_records, new_store, write_config
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from pausegate.canonical import canonical_json
 from pausegate.errors import EvidenceError
 from pausegate.evidence.files import canonical_document
 from pausegate.evidence.store import LocalEvidenceStore
-from pausegate.models.digests import canonical_json
 
 from .conftest import PAUSE
 

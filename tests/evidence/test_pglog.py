@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pausegate.analysis.pglog_lines import original_line
+from pausegate.analysis.statement_reads import Exposer, ReadScope, prefilter
+from pausegate.analysis.who_saw_what import WhoSawWhat, WhoSawWhatBuilder
 from pausegate.connectors.audit import pglog
-from pausegate.connectors.audit.pglog import PostgresLogSource, original_line
-from pausegate.connectors.audit.statement_reads import Exposer, ReadScope, prefilter
-from pausegate.connectors.audit.who_saw_what import WhoSawWhat, WhoSawWhatBuilder
+from pausegate.connectors.audit.pglog import PostgresLogSource
 
 from .conftest import T0
 

@@ -18,13 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pausegate.canonical import canonical_json
 from pausegate.errors import EvidenceError
 from pausegate.evidence.blocks import RecordBlock
 from pausegate.evidence.bundle import chunk_name, decode_chunk
 from pausegate.evidence.files import canonical_line
 from pausegate.evidence.store import LocalEvidenceStore
 from pausegate.evidence.verify import verify_bundle
-from pausegate.models.digests import canonical_json
 
 _scalars = (
     st.none()

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pausegate.canonical import canonical_json
 from pausegate.evidence.signing_keys import public_pem
 from pausegate.evidence.verify import verify_bundle
-from pausegate.models.digests import canonical_json
 
 from .conftest import SealedTree, aiter_of, new_store, rewrite_chunk
 

@@ -19,7 +19,7 @@ from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.embedded.postgres import dsn_as
 from pausegate.embedded.stack import prepare_database
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 from .conftest import Postgres
 

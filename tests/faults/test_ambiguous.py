@@ -13,7 +13,8 @@ import pytest
 from temporalio.worker import Worker
 
 from pausegate.connectors.postgres.access import PostgresAccess
-from pausegate.models.pause import Phase, Tuning
+from pausegate.models.phase import Phase
+from pausegate.models.state import Tuning
 from pausegate.reference.fleet.settings import FaultSettings
 from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.faults.support import database_of, fleet_effects, fleet_faults, settled_pg_statements

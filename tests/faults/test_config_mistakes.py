@@ -9,15 +9,9 @@ from pausegate.config import PostgresConnection
 from pausegate.errors import ActionRefused, TargetRejectedError
 from pausegate.models.access import GrantSpec
 from pausegate.models.fleet import SwitchRequest, SwitchState
-from pausegate.models.pause import (
-    AgentSelection,
-    ApproveInput,
-    Phase,
-    ProposePlanInput,
-    ResumePlan,
-    RetryStepInput,
-    WaiveStepInput,
-)
+from pausegate.models.phase import Phase
+from pausegate.models.plan import AgentSelection, ResumePlan
+from pausegate.models.updates import ApproveInput, ProposePlanInput, RetryStepInput, WaiveStepInput
 from tests.support.fault_report import record_result
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO, Harness
 from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review

@@ -18,7 +18,9 @@ import pytest
 from temporalio.api.enums.v1 import EventType, TimeoutType
 
 from pausegate.connectors.postgres.access import PostgresAccess
-from pausegate.models.pause import ApproveInput, PauseState, Phase, ProposePlanInput, Tuning
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState, Tuning
+from pausegate.models.updates import ApproveInput, ProposePlanInput
 from pausegate.reference.fleet.settings import FaultSettings
 from tests.faults.support import (
     WorkerProcess,

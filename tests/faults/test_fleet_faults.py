@@ -9,7 +9,10 @@ import time
 import httpx
 import pytest
 
-from pausegate.models.pause import AgentSelection, ApproveInput, Phase, ProposePlanInput, ResumePlan, Tuning
+from pausegate.models.phase import Phase
+from pausegate.models.plan import AgentSelection, ResumePlan
+from pausegate.models.state import Tuning
+from pausegate.models.updates import ApproveInput, ProposePlanInput
 from pausegate.reference.fleet.settings import FaultSettings
 from tests.faults.support import attempts, fleet_effects, fleet_faults, slow_attempts, until
 from tests.faults.test_crash_sweep import approve

@@ -30,16 +30,16 @@ from hypothesis.stateful import (
 from temporalio.service import RPCError
 
 from pausegate.errors import ActionRefused
-from pausegate.models.pause import (
-    Actor,
+from pausegate.models.checklist import EvidenceAttachment
+from pausegate.models.people import Actor
+from pausegate.models.phase import Phase
+from pausegate.models.plan import ResumePlan
+from pausegate.models.state import PauseState
+from pausegate.models.updates import (
     ApproveInput,
     CompleteItemInput,
-    EvidenceAttachment,
-    PauseState,
-    Phase,
     ProposePlanInput,
     RejectPlanInput,
-    ResumePlan,
     WaiveAgentsInput,
 )
 from pausegate.temporal.pauses import pause_handle

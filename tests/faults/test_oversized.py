@@ -14,16 +14,15 @@ import pytest
 from pydantic import ValidationError
 
 from pausegate.models.access import GrantSpec
-from pausegate.models.pause import (
-    MAX_NOTE,
-    AgentSelection,
+from pausegate.models.checklist import EvidenceAttachment
+from pausegate.models.limits import MAX_NOTE
+from pausegate.models.plan import AgentSelection, ResumePlan
+from pausegate.models.updates import (
     ApproveInput,
     CompleteItemInput,
-    EvidenceAttachment,
     ProposePlanInput,
     RefusalInput,
     RejectPlanInput,
-    ResumePlan,
     WaiveAgentsInput,
 )
 from tests.support.fault_report import record_result

@@ -14,7 +14,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from pausegate.models.pause import ApproveInput, Phase, ProposePlanInput, Tuning
+from pausegate.models.phase import Phase
+from pausegate.models.state import Tuning
+from pausegate.models.updates import ApproveInput, ProposePlanInput
 from pausegate.reference.fleet.settings import FaultSettings
 from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.faults.support import fleet_effects, fleet_faults, until

@@ -17,7 +17,10 @@ from temporalio.worker import Worker
 
 from pausegate.config import VersioningSettings
 from pausegate.connectors.registry import Connectors
-from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseState, Phase
+from pausegate.models.checklist import EvidenceAttachment
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState
+from pausegate.models.updates import CompleteItemInput
 from pausegate.temporal.client import temporal_cli
 from pausegate.temporal.pauses import pause_handle
 from pausegate.temporal.versioning import (

@@ -7,7 +7,7 @@ import pytest
 from pausegate.errors import ActionRefused
 from pausegate.models.conditions import CollectionPlan
 from pausegate.models.data_actions import NullColumn
-from pausegate.models.pause import AgentSelection, ResumePlan
+from pausegate.models.plan import AgentSelection, ResumePlan
 from pausegate.policy.conditions import check_plan_conditions, has_conditions
 from tests.support.harness import example_runbook
 

@@ -9,20 +9,14 @@ import pytest
 from pausegate.auth.local import LocalUser, role_problem, split_roles
 from pausegate.auth.oidc import oidc_actor_id, roles_from_groups, verified_email
 from pausegate.errors import ActionRefused
+from pausegate.models.checklist import ItemStatus
 from pausegate.models.digests import approval_digest, checklist_digest, plan_digest
-from pausegate.models.pause import (
-    Actor,
-    AgentSelection,
-    Approval,
-    ApproveInput,
-    CompleteItemInput,
-    ItemStatus,
-    Phase,
-    PlanRecord,
-    ResumePlan,
-)
+from pausegate.models.people import Actor
+from pausegate.models.phase import Phase
+from pausegate.models.plan import AgentSelection, Approval, PlanRecord, ResumePlan
+from pausegate.models.runbook import Runbook, SeparationOfDuties
+from pausegate.models.updates import ApproveInput, CompleteItemInput
 from pausegate.policy import authority, review
-from pausegate.runbook.model import Runbook, SeparationOfDuties
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 ISSUER = "https://idp.example.test/"

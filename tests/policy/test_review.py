@@ -9,23 +9,14 @@ from pydantic import ValidationError
 
 from pausegate.errors import ActionRefused
 from pausegate.models.access import GrantSpec
+from pausegate.models.checklist import EvidenceAttachment, ItemStatus
 from pausegate.models.digests import approval_digest, checklist_digest, plan_digest
-from pausegate.models.pause import (
-    Actor,
-    AgentSelection,
-    Approval,
-    ApproveInput,
-    CompleteItemInput,
-    EvidenceAttachment,
-    ItemStatus,
-    Phase,
-    PlanRecord,
-    ProposePlanInput,
-    ResumePlan,
-    WaiveAgentsInput,
-)
+from pausegate.models.people import Actor
+from pausegate.models.phase import Phase
+from pausegate.models.plan import AgentSelection, Approval, PlanRecord, ResumePlan
+from pausegate.models.runbook import Runbook
+from pausegate.models.updates import ApproveInput, CompleteItemInput, ProposePlanInput, WaiveAgentsInput
 from pausegate.policy import review
-from pausegate.runbook.model import Runbook
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 RUNBOOK = Runbook.model_validate(

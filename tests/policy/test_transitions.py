@@ -6,29 +6,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pausegate.models.access import DatasetCheck, DatasetContainment, GrantSpec
+from pausegate.models.checklist import EvidenceAttachment
 from pausegate.models.digests import approval_digest, checklist_digest, plan_digest
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
-from pausegate.models.pause import (
-    MAX_LISTED_IDS,
-    SYSTEM_ACTOR,
-    Actor,
-    AgentsCheck,
-    AgentSelection,
-    AppliedUpdate,
+from pausegate.models.limits import MAX_LISTED_IDS
+from pausegate.models.people import SYSTEM_ACTOR, Actor, PauseRequest, Severity
+from pausegate.models.phase import Phase
+from pausegate.models.plan import AgentSelection, ResumePlan
+from pausegate.models.state import AppliedUpdate, ExposureSummary, PauseState
+from pausegate.models.steps import AgentsCheck, ContainmentCheck, HaltAgentsResult
+from pausegate.models.updates import (
     ApproveInput,
     CompleteItemInput,
-    ContainmentCheck,
     DecommissionInput,
-    EvidenceAttachment,
-    ExposureSummary,
-    HaltAgentsResult,
-    PauseRequest,
-    PauseState,
-    Phase,
     ProposePlanInput,
     RejectPlanInput,
-    ResumePlan,
-    Severity,
     UpdateReceipt,
     WaiveAgentsInput,
     WaiveResidualInput,

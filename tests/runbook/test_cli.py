@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pausegate.cli.runbook import app, runbook_json_schema
-from pausegate.runbook.model import Runbook
+from pausegate.models.runbook import Runbook
 
 runner = CliRunner()
 Write = Callable[[str | bytes, str], Path]

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pausegate.errors import RunbookError
+from pausegate.models.runbook import Runbook
 from pausegate.runbook.loader import parse_runbook
-from pausegate.runbook.model import Runbook
 
 PROBLEM = re.compile(r"^fuzz\.yaml:[1-9]\d*:[1-9]\d*: \S.*?: .+", re.S)
 EXAMPLE_TEXT = (Path(__file__).resolve().parents[2] / "runbooks" / "employee-telemetry.yaml").read_text(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pausegate.errors import RunbookError
+from pausegate.models.runbook import Runbook
 from pausegate.runbook.loader import MAX_DEPTH, MAX_RUNBOOK_BYTES, load_runbook, parse_runbook
-from pausegate.runbook.model import Runbook
 
 PROBLEM = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>\S+): (?P<msg>.+)$", re.S)
 

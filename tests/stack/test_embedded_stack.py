@@ -17,8 +17,9 @@ from pausegate.config import load_settings
 from pausegate.embedded.api_database import STATE_DATABASE
 from pausegate.embedded.postgres import dsn_for_database
 from pausegate.embedded.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions, embedded_stack
-from pausegate.models.pause import ApproveInput, CompleteItemInput, Phase, ProposePlanInput
+from pausegate.models.phase import Phase
 from pausegate.models.plan import CopyDecision
+from pausegate.models.updates import ApproveInput, CompleteItemInput, ProposePlanInput
 from pausegate.temporal.pauses import read_status
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO
 from tests.support.pauses import act

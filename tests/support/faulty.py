@@ -21,7 +21,7 @@ from pausegate.connectors.interfaces import DatasetAccess
 from pausegate.connectors.scope_facts import DerivedScope, ScopeFacts
 from pausegate.errors import TargetUnavailableError
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 T = TypeVar("T")
 

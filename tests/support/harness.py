@@ -30,18 +30,14 @@ from pausegate.config import (
 from pausegate.connectors.registry import Connectors
 from pausegate.embedded.postgres import dsn_as
 from pausegate.embedded.stack import prepare_database
-from pausegate.models.pause import (
-    Actor,
-    PauseRequest,
-    PauseState,
-    Phase,
-    Tuning,
-)
+from pausegate.models.people import Actor, PauseRequest
+from pausegate.models.phase import Phase
+from pausegate.models.runbook import Runbook
+from pausegate.models.state import PauseState, Tuning
 from pausegate.reference.chat_sink import ChatSink, RunningSink
 from pausegate.reference.fleet.server import RunningFleet, serve_fleet
 from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
 from pausegate.runbook.loader import load_runbook
-from pausegate.runbook.model import Runbook
 from pausegate.temporal.pauses import read_status, start_pause
 from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.support.encryption import TEST_ENCRYPTION

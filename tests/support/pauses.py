@@ -9,7 +9,7 @@ from __future__ import annotations
 from temporalio.client import Client
 
 from pausegate.errors import ActionRefused
-from pausegate.models.pause import RefusalInput, UpdateReceipt
+from pausegate.models.updates import RefusalInput, UpdateReceipt
 from pausegate.temporal.pauses import UPDATES, PauseAction, pause_handle, send_update
 from workflows.pause import PauseWorkflow
 

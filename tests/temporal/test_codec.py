@@ -17,7 +17,7 @@ from temporalio.converter import ActivitySerializationContext, WorkflowSerializa
 from pausegate.config import EncryptionSettings, Settings, dump_settings, load_settings
 from pausegate.embedded.history_keys import FIRST_KEY_ID, embedded_encryption
 from pausegate.errors import ConfigError, HistoryKeyError
-from pausegate.models.pause import Actor
+from pausegate.models.people import Actor
 from pausegate.temporal import ids
 from pausegate.temporal.codec import (
     BOUND_FORMAT,

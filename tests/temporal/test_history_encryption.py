@@ -15,7 +15,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from pausegate.errors import HistoryKeyError
-from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseRequest, Phase
+from pausegate.models.checklist import EvidenceAttachment
+from pausegate.models.people import PauseRequest
+from pausegate.models.phase import Phase
+from pausegate.models.updates import CompleteItemInput
 from pausegate.temporal import ids
 from pausegate.temporal.codec import ENCODING, KEY_ID_METADATA, Keyring, data_converter
 from pausegate.temporal.pauses import read_status, start_pause

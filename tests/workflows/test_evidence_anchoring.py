@@ -32,13 +32,10 @@ from pausegate.config import EvidenceSettings, Settings, TemporalSettings, dump_
 from pausegate.evidence.anchor import anchors_of
 from pausegate.evidence.signing_keys import PUBLIC_KEY_FILENAME
 from pausegate.evidence.store import LocalEvidenceStore
-from pausegate.models.pause import (
-    CheckDatasetInput,
-    DecommissionInput,
-    PauseState,
-    Phase,
-    ProposePlanInput,
-)
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState
+from pausegate.models.steps import CheckDatasetInput
+from pausegate.models.updates import DecommissionInput, ProposePlanInput
 from pausegate.temporal.ids import pause_id
 from tests.api.support import api_world
 from tests.support.harness import CISO, CTO, SECURITY_LEAD, Harness, HarnessFactory, pause_harness

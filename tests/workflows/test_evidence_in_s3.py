@@ -10,7 +10,7 @@ import pytest
 
 from pausegate.config import EvidenceSettings, Settings, TemporalSettings, dump_settings
 from pausegate.evidence.anchor import recorded_references
-from pausegate.models.pause import Phase
+from pausegate.models.phase import Phase
 from tests.api.support import api_world
 from tests.support.encryption import TEST_ENCRYPTION
 from tests.support.harness import HarnessFactory

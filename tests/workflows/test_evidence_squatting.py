@@ -30,7 +30,8 @@ from pausegate.evidence.layout import (
     scope_key,
 )
 from pausegate.evidence.report import render_markdown
-from pausegate.models.pause import PauseState, ReportInput
+from pausegate.models.state import PauseState
+from pausegate.models.steps import ReportInput
 from tests.support.encryption import TEST_ENCRYPTION
 from tests.support.fault_report import record_result
 from tests.support.harness import Harness, HarnessFactory

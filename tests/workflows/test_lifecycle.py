@@ -15,17 +15,12 @@ from psycopg import errors
 
 from pausegate.evidence.report import render_markdown
 from pausegate.models.access import GrantSpec
-from pausegate.models.pause import (
-    AgentSelection,
-    ApproveInput,
-    CompleteItemInput,
-    EvidenceAttachment,
-    PauseState,
-    Phase,
-    ProposePlanInput,
-    ReportInput,
-    ResumePlan,
-)
+from pausegate.models.checklist import EvidenceAttachment
+from pausegate.models.phase import Phase
+from pausegate.models.plan import AgentSelection, ResumePlan
+from pausegate.models.state import PauseState
+from pausegate.models.steps import ReportInput
+from pausegate.models.updates import ApproveInput, CompleteItemInput, ProposePlanInput
 from tests.support.encryption import decrypted_history_json
 from tests.support.harness import (
     ANALYST,

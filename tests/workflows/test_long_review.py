@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, Phase
+from pausegate.models.checklist import EvidenceAttachment
+from pausegate.models.phase import Phase
+from pausegate.models.updates import CompleteItemInput
 from pausegate.temporal.ids import pause_id
 from tests.support.harness import ANALYST, FAST_TUNING, Harness, HarnessFactory
 

@@ -6,7 +6,8 @@ import httpx
 import psycopg
 
 from pausegate.errors import ActionRefused
-from pausegate.models.pause import ApproveInput, Phase, ProposePlanInput, WaiveAgentsInput
+from pausegate.models.phase import Phase
+from pausegate.models.updates import ApproveInput, ProposePlanInput, WaiveAgentsInput
 from tests.support.harness import CISO, COMMANDER, Harness, HarnessFactory
 from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review
 

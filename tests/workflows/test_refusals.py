@@ -5,16 +5,12 @@ from __future__ import annotations
 import pytest
 
 from pausegate.errors import ActionRefused
-from pausegate.models.pause import (
-    Actor,
-    ApproveInput,
-    CompleteItemInput,
-    EvidenceAttachment,
-    PauseState,
-    Phase,
-    ProposePlanInput,
-    ResumePlan,
-)
+from pausegate.models.checklist import EvidenceAttachment
+from pausegate.models.people import Actor
+from pausegate.models.phase import Phase
+from pausegate.models.plan import ResumePlan
+from pausegate.models.state import PauseState
+from pausegate.models.updates import ApproveInput, CompleteItemInput, ProposePlanInput
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO, SECURITY_LEAD, Harness
 from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, Phase
+from pausegate.models.checklist import EvidenceAttachment
+from pausegate.models.phase import Phase
+from pausegate.models.updates import CompleteItemInput
 from pausegate.temporal.client import temporal_cli
 from tests.support.encryption import TEST_CONVERTER
 from tests.support.harness import ANALYST, pause_harness

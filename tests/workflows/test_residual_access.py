@@ -7,7 +7,8 @@ import uuid
 import psycopg
 from psycopg import sql
 
-from pausegate.models.pause import Phase, WaiveResidualInput
+from pausegate.models.phase import Phase
+from pausegate.models.updates import WaiveResidualInput
 from tests.support.harness import ANALYST, COMMANDER, HarnessFactory
 from tests.workflows.test_refusals import refused
 

@@ -9,7 +9,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.data_stop import DataStopActivities
 from pausegate.models.data_stop import DataStopInput, describe
-from pausegate.models.pause import PauseRequest, Phase
+from pausegate.models.people import PauseRequest
+from pausegate.models.phase import Phase
 from pausegate.reference.fleet.settings import FaultSettings
 from pausegate.temporal.pauses import read_status, start_pause
 from pausegate.temporal.worker import build_urgent_worker, build_worker

@@ -13,10 +13,11 @@ import pytest_asyncio
 
 from pausegate.errors import ActionRefused
 from pausegate.models.fleet import AgentState, BatchRequest
-from pausegate.models.pause import PauseState, Phase
+from pausegate.models.phase import Phase
+from pausegate.models.runbook import WatchSpec
+from pausegate.models.state import PauseState
 from pausegate.models.watch import WatchState, WithdrawConsentInput
 from pausegate.reference.fleet.settings import FaultSettings
-from pausegate.runbook.model import WatchSpec
 from pausegate.temporal.watches import read_watch, withdraw_consent
 from tests.support.harness import CISO, PRIVACY, Harness, HarnessFactory
 from tests.workflows.test_lifecycle import wait_for_ticks

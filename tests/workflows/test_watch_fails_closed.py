@@ -13,8 +13,8 @@ import pytest_asyncio
 from psycopg import sql
 
 from pausegate.config import PostgresConnection
-from pausegate.models.pause import Phase, ResumePlan
-from pausegate.models.plan import AgentSelection
+from pausegate.models.phase import Phase
+from pausegate.models.plan import AgentSelection, ResumePlan
 from pausegate.models.runbook import DatasetSpec, Runbook, WatchSpec
 from pausegate.models.watch import WatchInput, WatchState
 from pausegate.temporal.pauses import pause_handle

@@ -11,9 +11,10 @@ import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from pausegate.models.pause import ResumePlan, Tuning
+from pausegate.models.plan import ResumePlan
+from pausegate.models.runbook import WatchSpec
+from pausegate.models.state import Tuning
 from pausegate.models.watch import WatchInput, WatchState
-from pausegate.runbook.model import WatchSpec
 from pausegate.temporal.client import temporal_cli
 from pausegate.temporal.pauses import pause_handle
 from tests.support.harness import pause_harness

@@ -14,9 +14,10 @@ from pausegate.console import bridge
 from pausegate.console.bridge import Refusal, refusal_of
 from pausegate.console.pages import Visitor, VisitorDep, done, posted, render
 from pausegate.errors import PauseNotFound
-from pausegate.models.pause import PauseState, Severity
+from pausegate.models.people import Severity
+from pausegate.models.runbook import Runbook
+from pausegate.models.state import PauseState
 from pausegate.policy import authority
-from pausegate.runbook.model import Runbook
 from pausegate.temporal.pauses import read_status
 
 log = structlog.get_logger(__name__)

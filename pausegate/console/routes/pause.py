@@ -16,7 +16,8 @@ from pausegate.console import bridge
 from pausegate.console.bridge import Refusal, Seen, refusal_of
 from pausegate.console.forms import Form
 from pausegate.console.pages import Visitor, VisitorDep, done, posted, render
-from pausegate.models.pause import ItemStatus, TimelineEntry
+from pausegate.models.checklist import ItemStatus
+from pausegate.models.state import TimelineEntry
 
 router = APIRouter(prefix="/console/pauses", include_in_schema=False)
 

@@ -16,7 +16,7 @@ from pausegate.console.data_action_lines import data_action_line
 from pausegate.console.forms import Form, grant_line, plan_from
 from pausegate.console.pages import Visitor, VisitorDep, done, posted, render
 from pausegate.console.routes.pause import ProgramPath, page_url
-from pausegate.models.pause import Approval
+from pausegate.models.plan import Approval
 
 router = APIRouter(prefix="/console/pauses", include_in_schema=False)
 
