@@ -23,7 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from pausegate.temporal.codec import ENCODING, Keyring, data_converter, new_key_text, parse_key
 
-HISTORY = Path(__file__).resolve().parents[1] / "tests" / "histories" / "lifecycle-resumed.json"
+HISTORY = Path(__file__).resolve().parents[1] / "tests" / "histories" / "0.1.0" / "lifecycle-resumed.json"
 
 
 def recorded_values() -> list[object]:

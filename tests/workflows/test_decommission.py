@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pausegate.models.pause import Actor, DecommissionInput, PauseState, Phase
 from tests.support.harness import CISO, CTO, Harness
-from tests.workflows.test_lifecycle import can_read, replay_and_maybe_record
+from tests.support.histories import replay_and_maybe_record
+from tests.workflows.test_lifecycle import can_read
 from tests.workflows.test_refusals import refused
 
 

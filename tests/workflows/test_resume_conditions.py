@@ -19,12 +19,12 @@ from pausegate.models.fleet import AgentState
 from pausegate.models.pause import AgentSelection, PauseState, Phase, ProposePlanInput, ReportInput, ResumePlan
 from pausegate.reference.fleet.settings import FaultSettings
 from tests.support.harness import COMMANDER, Harness, HarnessFactory
+from tests.support.histories import replay_and_maybe_record
 from tests.workflows.test_lifecycle import (
     NARROWED_PLAN,
     collected_samples,
     complete_review,
     readable_history,
-    replay_and_maybe_record,
     wait_for_ticks,
 )
 from tests.workflows.test_resume_guard import approve

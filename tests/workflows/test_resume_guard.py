@@ -7,7 +7,8 @@ import psycopg
 
 from pausegate.models.pause import ApproveInput, PauseState, Phase, ProposePlanInput
 from tests.support.harness import CISO, COMMANDER, CPO, Harness
-from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review, replay_and_maybe_record
+from tests.support.histories import replay_and_maybe_record
+from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review
 
 
 async def approve(h: Harness) -> PauseState:
