@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pausegate.models.pause import Actor, CompleteItemInput
+from pausegate.models.people import Actor
 from pausegate.models.seals import SealedFor, delivery_problem
+from pausegate.models.updates import CompleteItemInput
 
 HERE = SealedFor(namespace="default", workflow_id="pause/aaa", pause_chain="run-1", update_id="api-1")
 
