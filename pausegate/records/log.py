@@ -113,8 +113,9 @@ class ChainLog(Generic[E]):
             self.anchor.anchor(head)
 
     def anchor_now(self) -> None:
-        """Anchor the head the medium holds now, if the deployment's key signed it (the periodic anchor:
-        an older head put back is longer than no anchored one, and the anchors skip it)."""
+        """Anchor the head the medium holds now, if the deployment's key signed it: the periodic anchor,
+        for appends whose own anchor failed. An older head put back is no longer than the newest anchored
+        one, and is skipped."""
         if self.anchor is None:
             return
         with self.medium.read() as stored:
