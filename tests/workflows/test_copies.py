@@ -23,6 +23,7 @@ from pausegate.models.state import PauseState
 from pausegate.models.steps import ReportInput
 from pausegate.models.updates import ApproveInput, ProposePlanInput
 from tests.support.harness import CISO, COMMANDER, CPO, Harness
+from tests.support.histories import replay_and_maybe_record
 from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review, readable_history, telemetry_rows
 
 COPIER = "employee_0002"
@@ -149,6 +150,7 @@ class TestCopiesInAPause:
         markdown = render_markdown(report)
         assert "## Copies of the data" in markdown
         assert f"| `{copy.id}` | create_table_as | {COPIER} |" in markdown and f"Copy `{copy.id}`: drop" in markdown
+        await replay_and_maybe_record(handle, "copies-resumed")
 
     async def test_a_copy_of_the_copy_is_found_in_the_log_and_quarantined_too(self, harness: Harness) -> None:
         """The second copy's statement names only the first copy: the log is read again for it."""

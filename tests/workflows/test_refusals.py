@@ -12,6 +12,7 @@ from pausegate.models.plan import ResumePlan
 from pausegate.models.state import PauseState
 from pausegate.models.updates import ApproveInput, CompleteItemInput, ProposePlanInput
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO, SECURITY_LEAD, Harness
+from tests.support.histories import replay_and_maybe_record
 from tests.workflows.test_lifecycle import NARROWED_PLAN, complete_review
 
 REPORT = EvidenceAttachment(name="access-report", uri="https://docs.example.com/access", sha256="cd" * 32)
@@ -71,7 +72,7 @@ class TestApprovalRefusals:
         h = harness
         # The commander also holds a leadership role: separation of duties still applies.
         commander = Actor(id="carol", roles=["incident-commander", "ciso"])
-        await h.pause(commander=commander)
+        handle, _ = await h.pause(commander=commander)
         status = await h.wait_for_state(Phase.UNDER_REVIEW)
         early_digest = "0" * 64
         await refused(h, ApproveInput(actor=CISO, role="ciso", digest=early_digest), "wrong_state")
@@ -92,3 +93,4 @@ class TestApprovalRefusals:
         assert status.approvals == [] and status.approval_digest != digest
         await refused(h, ApproveInput(actor=CPO, role="cpo", digest=digest), "stale_plan")
         assert status.phase == Phase.AWAITING_APPROVAL
+        await replay_and_maybe_record(handle, "approval-refusals")

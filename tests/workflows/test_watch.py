@@ -18,8 +18,9 @@ from pausegate.models.runbook import WatchSpec
 from pausegate.models.state import PauseState
 from pausegate.models.watch import WatchState, WithdrawConsentInput
 from pausegate.reference.fleet.settings import FaultSettings
-from pausegate.temporal.watches import read_watch, withdraw_consent
+from pausegate.temporal.watches import read_watch, watch_handle, withdraw_consent
 from tests.support.harness import CISO, PRIVACY, Harness, HarnessFactory
+from tests.support.histories import replay_and_maybe_record
 from tests.workflows.test_lifecycle import wait_for_ticks
 from tests.workflows.test_resume_conditions import AGENTS, CONDITIONED_PLAN, rows_of, to_awaiting_approval
 from tests.workflows.test_resume_guard import approve
@@ -75,6 +76,9 @@ class TestWatch:
         assert not h.fleet_state.program(h.program).switch.enabled
         assert any("watch.drift" in str(m.payload) or "Kill switch pulled again" in m.text
                    for m in h.chat.sink.received("security"))
+        watch = watch_handle(h.client, h.program)
+        await watch.result()
+        await replay_and_maybe_record(watch, "watch-drifted")
 
     async def test_an_agent_of_an_employee_without_consent_collecting_pulls_the_switch(
         self, resumed: Harness
@@ -120,3 +124,4 @@ class TestWatch:
         assert rows_of(h.database_dsn, "employee_0002", halted_at) > 0
         later = await watch_when(h, lambda s: s.checks > checks + 1, "later checks")
         assert later.status == "watching" and later.last_check is not None and later.last_check.holds
+        await replay_and_maybe_record(watch_handle(h.client, h.program), "watch-consent-withdrawn")
