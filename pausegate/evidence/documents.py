@@ -90,8 +90,23 @@ def write_document(
     """Store ``data`` under ``key`` once, signed; the ref of what is stored (under a fresh name, listing
     what was planted, if the key's names hold something the store did not write)."""
     placement = place(key, medium.squat(key, data), signing_key, lambda fresh: medium.squat(fresh, data))
-    key = placement.key
-    digest = sha256_hex(data)
+    try:
+        stored = _write(medium, signing_key, placement.key, data)
+    except EvidenceError:
+        # a name planted between the look and the write (someone watching for the pause's directory)
+        # is a squat like any other: looked at again, it moves the write
+        again = place(key, medium.squat(key, data), signing_key, lambda fresh: medium.squat(fresh, data))
+        if again.key == placement.key:
+            raise
+        placement = again
+        stored = _write(medium, signing_key, placement.key, data)
+    return EvidenceRef(
+        uri=f"{URI_SCHEME}{placement.key}", sha256=sha256_hex(data), records=records, size_bytes=len(data),
+        version_id=stored.version_id, plants=placement.planted,
+    )
+
+
+def _write(medium: DocumentMedium, signing_key: Ed25519PrivateKey, key: str, data: bytes) -> StoredDocument:
     # Ed25519 signs deterministically, so a retry produces the same bytes
     signature = document_signature_bytes(signing_key, key, data)
     with medium.writing(key):
@@ -105,11 +120,8 @@ def write_document(
             # None: created meanwhile, by a concurrent attempt
             stored = medium.create(key, data) or _same(key, medium.stored(key), data)
     version = {"version_id": stored.version_id} if stored.version_id is not None else {}
-    log.info("evidence_document_stored", key=key, sha256=digest, size_bytes=len(data), **version)
-    return EvidenceRef(
-        uri=f"{URI_SCHEME}{key}", sha256=digest, records=records, size_bytes=len(data), version_id=stored.version_id,
-        plants=placement.planted,
-    )
+    log.info("evidence_document_stored", key=key, sha256=sha256_hex(data), size_bytes=len(data), **version)
+    return stored
 
 
 def _same(key: str, stored: StoredDocument | None, data: bytes) -> StoredDocument:

@@ -46,6 +46,7 @@ from pausegate.evidence.files import (
     sha256_hex,
     write_new,
 )
+from pausegate.evidence.local_squats import bundle_is_own
 
 log = structlog.get_logger(__name__)
 
@@ -151,6 +152,8 @@ def finalize(
     with chain_lock(pause_dir):
         existing = bundle_ref_parts(final)
         if existing is not None:
+            if not bundle_is_own(final, key, signing_key.public_key()):
+                raise EvidenceError(f"bundle {key!r}: a manifest the store did not sign appeared while it sealed")
             # another attempt of the same activity finished first
             shutil.rmtree(staging, ignore_errors=True)
             _catch_up_head(pause_dir, signing_key, chain_key)

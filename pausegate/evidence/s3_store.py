@@ -81,7 +81,7 @@ from pausegate.evidence.s3_versions import (
     put_signature,
     vouching_signature,
 )
-from pausegate.evidence.squatting import Squat, place, with_plants
+from pausegate.evidence.squatting import Placement, Squat, place, with_plants
 from pausegate.models.evidence import URI_SCHEME, EvidenceRef, PlantedObject
 
 if TYPE_CHECKING:
@@ -349,10 +349,9 @@ class S3EvidenceStore:
         self, key: str, source: AsyncIterator[Any], blocks: AsyncIterator[RecordBlock]
     ) -> tuple[EvidenceRef, int]:
         await self._io.acall(self._prepare())
-        squat = await self._io.acall(s3_squats.bundle_squat(self, key))
-        placement = place(key, squat, self.signing_key, self._bundle_squat)
+        layout_key = key
+        placement = await self._bundle_placement(layout_key)
         key = placement.key
-        parts = validate_key(key)
         existing = await self._io.acall(self._bundle_ref(key))
         if existing is not None:
             await _close(source)
@@ -376,10 +375,22 @@ class S3EvidenceStore:
             except BaseException:
                 await chunker.abort()
                 raise
-            ref, chunks = await self._io.acall(self._publish(key, "/".join(parts[:-1]), staging, entries))
+            try:
+                ref, chunks = await self._io.acall(self._publish(key, parent_key(key), staging, entries))
+            except EvidenceError:
+                # a manifest planted while the records were sealed is a squat like any other: looked at
+                # again, it moves the bundle (its chunks are still staged)
+                again = await self._bundle_placement(layout_key)
+                if again.key == key:
+                    raise
+                placement, key = again, again.key
+                ref, chunks = await self._io.acall(self._publish(key, parent_key(key), staging, entries))
             return with_plants(ref, placement.plants), chunks
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    async def _bundle_placement(self, key: str) -> Placement:
+        return place(key, await self._io.acall(s3_squats.bundle_squat(self, key)), self.signing_key, self._bundle_squat)
 
     def _bundle_squat(self, key: str) -> Squat | None:
         """What blocks sealing ``key`` (looked at for a fresh name only, after a squat: rare, so waiting is fine)."""

@@ -37,10 +37,12 @@ from pausegate.evidence.bundle import (
     SIGNATURE,
     BundleManifest,
     Encoding,
+    ManifestEntry,
     document_signature_problem,
     parse_manifest,
     parse_signature,
 )
+from pausegate.evidence.chain import parent_key
 from pausegate.evidence.chunker import DEFAULT_CHUNK_BYTES, DEFAULT_ZSTD_LEVEL, Chunker, check_chunking
 from pausegate.evidence.documents import StoredDocument, canonical_object, document_data, write_document
 from pausegate.evidence.files import (
@@ -288,13 +290,10 @@ class LocalEvidenceStore:
     async def _seal(
         self, key: str, source: AsyncIterator[Any], blocks: AsyncIterator[RecordBlock]
     ) -> tuple[EvidenceRef, int]:
-        public_key = self._key.public_key()
-        placement = place(key, local_squats.bundle_squat(self.root, key, public_key), self._key,
-                          lambda fresh: local_squats.bundle_squat(self.root, fresh, public_key))
+        layout_key = key
+        placement = self._bundle_placement(layout_key)
         key = placement.key
         final = self.bundle_path(key)
-        parts = validate_key(key)
-        pause = "/".join(parts[:-1])
         ensure_dir(self.root, final.parent)
         existing = await asyncio.to_thread(local_bundles.bundle_ref_parts, final)
         if existing is not None:
@@ -313,21 +312,33 @@ class LocalEvidenceStore:
         try:
             await chunker.consume(blocks)
             raw_entries = await chunker.close()
-            result = await asyncio.to_thread(
-                local_bundles.finalize,
-                key=key,
-                pause=pause,
-                staging=staging,
-                final=final,
-                raw_entries=raw_entries,
-                signing_key=self._key,
-                encoding=self.encoding,
-            )
+            try:
+                result = await asyncio.to_thread(self._finalize, key, staging, raw_entries)
+            except (EvidenceError, OSError):
+                # a name planted while the records were sealed (someone watching the directory) is a squat
+                # like any other: looked at again, it moves the bundle, whose chunks are already staged
+                again = self._bundle_placement(layout_key)
+                if again.key == key:
+                    raise
+                placement, key = again, again.key
+                ensure_dir(self.root, self.bundle_path(key).parent)
+                result = await asyncio.to_thread(self._finalize, key, staging, raw_entries)
         except BaseException:
             await chunker.abort()
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return with_plants(self._ref(key, result), placement.plants), result[3]
+
+    def _bundle_placement(self, key: str) -> Placement:
+        public_key = self._key.public_key()
+        return place(key, local_squats.bundle_squat(self.root, key, public_key), self._key,
+                     lambda fresh: local_squats.bundle_squat(self.root, fresh, public_key))
+
+    def _finalize(self, key: str, staging: Path, raw_entries: list[ManifestEntry]) -> tuple[str, int, int, int]:
+        return local_bundles.finalize(
+            key=key, pause=parent_key(key), staging=staging, final=self.bundle_path(key), raw_entries=raw_entries,
+            signing_key=self._key, encoding=self.encoding,
+        )
 
     def iter_bundle(
         self, key: str, expected_sha256: str | None = None, *, version_id: str | None = None

@@ -111,6 +111,20 @@ class TestWriteDocument:
         other = write_document(medium, KEY, "q/exposure/who-saw-what", data, 1)
         assert other.key == "q/exposure/who-saw-what" and other.plants is None
 
+    def test_a_document_planted_between_the_look_and_the_write_moves_the_write(self) -> None:
+        class Watched(Memory):
+            """Someone creates the name as soon as the store begins writing there."""
+
+            def put_signature(self, key: str, signature: bytes) -> None:
+                super().put_signature(key, signature)
+                self.documents.setdefault("p/doc", b"{}")
+
+        medium = Watched()
+        data, _ = document_data({"a": 1})
+        ref = write_document(medium, KEY, "p/doc", data, 1)
+        assert ref.key.startswith("p/doc.") and medium.documents[ref.key] == data
+        assert ref.plants is not None and [p.name for p in ref.plants] == ["p/doc.json"]
+
     def test_a_planted_fresh_name_means_the_signing_key_leaked(self) -> None:
         medium = Memory()
         data, _ = document_data({"a": 1})

@@ -4,9 +4,10 @@ and a retry finds the same name."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -93,6 +94,23 @@ class TestBothStores:
         second, _ = await store.seal(f"{chain}/1", aiter_of(make_records(5, offset=30)))
         manifest = store.read_json(second.key, second.sha256, version_id=second.version_id)
         assert manifest["previous"] == {"key": first.key, "manifest_sha256": first.sha256}
+
+    async def test_a_manifest_planted_while_the_records_are_sealed_moves_the_bundle(
+        self, under_test: StoreUnderTest
+    ) -> None:
+        store, key = under_test.store, f"{PAUSE}/audit/db-reads/0"
+
+        async def records_while_someone_plants() -> AsyncIterator[dict[str, Any]]:
+            for n, record in enumerate(make_records(50)):
+                if n == 25:  # the name was free when sealing began
+                    under_test.plant(f"{key}.bundle/manifest.json", FORGED)
+                    under_test.plant(f"{key}.bundle/manifest.sig", b"{}")
+                yield record
+
+        ref, _ = await store.seal(key, records_while_someone_plants())
+        assert is_alternate_of(ref.key, key) and ref.key != key
+        assert f"{key}.bundle/manifest.json" in planted_names(ref)
+        assert len(list(store.iter_bundle(key, ref.sha256))) == 50
 
     def test_a_write_to_a_free_name_takes_the_layout_key_and_lists_nothing(self, under_test: StoreUnderTest) -> None:
         ref = under_test.store.put_json(f"{PAUSE}/scope/telemetry", {"grants": 1})
