@@ -27,12 +27,15 @@ from pausegate.api.errors import Throttled
 from pausegate.api.limits import ActionLimits
 from pausegate.api.logs import main as logs_main
 from pausegate.api.rate_limits.postgres import PgRateLimiter
+from pausegate.api.refusal_log import LOG_NAME, RefusalLog
 from pausegate.api.update_slots import SharedSlots
 from pausegate.apidb.database import ApiDatabase
 from pausegate.auth.base import AuthenticationError
 from pausegate.auth.users.postgres import PgTokens, PgUserDirectory
 from pausegate.config import ApiSettings, StateDatabaseSettings, dump_settings
 from pausegate.evidence.open_store import open_evidence_store
+from pausegate.records.anchors import HeadAnchors
+from pausegate.records.postgres import PgMedium
 from tests.api.replicas_support import replicas
 from tests.api.support import local
 from tests.apidb.support import new_state_database
@@ -261,8 +264,6 @@ class TestAnchoredHeads:
         assert fresh.database is not None
         assert await asyncio.to_thread(fresh.refusals(key).problems) == problems
         # The anchors are the store's own documents, numbered: the newest names the sixth line.
-        from pausegate.records.anchors import HeadAnchors
-
         number, anchored = HeadAnchors(lambda: open_evidence_store(harness.settings.evidence)).newest("refusals")
         assert anchored is not None and anchored.lines == 6 and number == 6
         for backends_ in (backends, fresh):
@@ -276,3 +277,23 @@ class TestAnchoredHeads:
         record_result("the refusal log cut back to a saved head by the tables' owner (trigger disabled)",
                       "3 of 6 lines deleted, the head of line 3 put back", injected=3,
                       outcome="the log's check reports the cut against the head anchored in the evidence store")
+
+    async def test_appends_whose_anchor_failed_are_anchored_by_the_periodic_pass(
+        self, tmp_path: Path, state_db: tuple[StateDatabaseSettings, str], harness: Harness
+    ) -> None:
+        settings = harness.settings.model_copy(update={"api": ApiSettings(
+            runbooks_dir=tmp_path, state="postgres", state_db=state_db[0])})
+        key = open_evidence_store(harness.settings.evidence).signing_key
+        backends = open_backends(settings, signing_key=lambda: key)
+        assert backends.database is not None and backends.anchor_heads is not None
+        db = backends.database
+        unanchored = RefusalLog(PgMedium(db.sync_pool.connection, LOG_NAME), key)  # as if the store was down
+        for n in range(4):
+            await asyncio.to_thread(unanchored.append, actor=f"outsider{n}", roles=[], program="prog",
+                                    action="trigger", reason="no role")
+        anchors = HeadAnchors(lambda: open_evidence_store(harness.settings.evidence))
+        assert anchors.newest("refusals") == (0, None)
+        await asyncio.to_thread(backends.anchor_heads)
+        _, anchored = anchors.newest("refusals")
+        assert anchored is not None and anchored.lines == 4
+        await db.close()
