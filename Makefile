@@ -35,11 +35,12 @@ $(PG15):
 test-fast: $(VENV)/.installed
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -m "not slow"
 
-## lint: ruff and mypy (the benchmarks too: they must keep up with the code they measure)
+## lint: ruff, mypy (the benchmarks too: they must keep up with the code they measure) and the layer contract
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --explicit-package-bases bench
+	$(VENV)/bin/lint-imports
 
 ## bench: every benchmark once (at most 30 min, 10 GB of disk), written to docs/benchmarks.md
 bench: $(VENV)/.installed
