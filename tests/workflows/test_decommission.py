@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pausegate.models.pause import Actor, DecommissionInput, PauseState, Phase
+from pausegate.models.people import Actor
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState
+from pausegate.models.updates import DecommissionInput
 from tests.support.harness import CISO, CTO, Harness
 from tests.support.histories import replay_and_maybe_record
 from tests.workflows.test_lifecycle import can_read

@@ -20,7 +20,10 @@ from temporalio.common import RawValue, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
-from pausegate.models.pause import CompleteItemInput, EvidenceAttachment, PauseState, Phase
+from pausegate.models.checklist import EvidenceAttachment
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState
+from pausegate.models.updates import CompleteItemInput
 from pausegate.temporal import ids
 from tests.support.encryption import TEST_CODEC
 from tests.support.fault_report import record_result

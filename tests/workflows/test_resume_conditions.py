@@ -16,7 +16,11 @@ from pausegate.evidence.report import render_markdown
 from pausegate.models.conditions import CollectionPlan
 from pausegate.models.data_actions import NullColumn
 from pausegate.models.fleet import AgentState
-from pausegate.models.pause import AgentSelection, PauseState, Phase, ProposePlanInput, ReportInput, ResumePlan
+from pausegate.models.phase import Phase
+from pausegate.models.plan import AgentSelection, ResumePlan
+from pausegate.models.state import PauseState
+from pausegate.models.steps import ReportInput
+from pausegate.models.updates import ProposePlanInput
 from pausegate.reference.fleet.settings import FaultSettings
 from tests.support.harness import COMMANDER, Harness, HarnessFactory
 from tests.support.histories import replay_and_maybe_record

@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 import psycopg
 
-from pausegate.models.pause import ApproveInput, PauseState, Phase, ProposePlanInput
+from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState
+from pausegate.models.updates import ApproveInput, ProposePlanInput
 from tests.support.harness import CISO, COMMANDER, CPO, Harness
 from tests.support.histories import replay_and_maybe_record
 from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review
