@@ -31,6 +31,7 @@ from pausegate.auth.base import AuthenticationError
 from pausegate.errors import ConfigError
 from pausegate.models.base import Model
 from pausegate.models.people import Actor
+from pausegate.models.runbook import SLUG
 from pausegate.policy.authority import ADMIN_ROLE
 
 log = structlog.get_logger(__name__)
@@ -40,7 +41,7 @@ LOCAL_PREFIX = "local:"
 NAME = r"[A-Za-z0-9][A-Za-z0-9._@-]{0,199}"
 NAME_PATTERN = rf"^{NAME}$"
 ROLE_NAME = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}"
-PROGRAM_ID = r"[a-z0-9][a-z0-9._-]{0,62}"  # the runbook's program id (runbook.model.SLUG)
+PROGRAM_ID = SLUG.removeprefix("^").removesuffix("$")  # the runbook's program id, unanchored to embed
 ROLE = rf"{ROLE_NAME}(?:@{PROGRAM_ID})?"
 ROLE_PATTERN = rf"^{ROLE}$"
 """A role as a local user holds it: ``ciso`` (every program) or ``ciso@employee-telemetry`` (that program only)."""

@@ -53,6 +53,7 @@ from pausegate.auth.local import role_problem, split_roles
 from pausegate.config import OidcSettings
 from pausegate.errors import ConfigError
 from pausegate.models.people import Actor
+from pausegate.models.runbook import SLUG
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +68,7 @@ JWKS_BACKOFF_MAX_SECONDS = 300.0
 _KEYS_UNAVAILABLE = "the identity provider's keys are unavailable"
 OIDC_PREFIX = "oidc:"
 GROUP_PREFIX = "pausegate:"
-_PROGRAM_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")  # runbook.model.SLUG
+_PROGRAM_ID = re.compile(SLUG)
 MAX_ACTOR_ID = 512  # Actor.id
 _UNKNOWN_KEY = "token signed with an unknown key"
 MAX_TOKEN_CHARS = 16_384  # as CombinedAuthenticator; the console's sign-in hands ID tokens straight here

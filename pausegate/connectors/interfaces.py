@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from pausegate.connectors.scope_facts import DerivedScope, ScopeFacts
-from pausegate.evidence.interface import EvidenceStore  # noqa: F401  # shim: re-exported until importers move
 from pausegate.models.access import DatasetCheck, ExposureScope, GrantSpec, RestoreResult, RevokeOutcome, RoleAccess
 from pausegate.models.collection import CollectionProfile, CollectionRequest
 from pausegate.models.fleet import (
@@ -23,7 +22,7 @@ from pausegate.models.fleet import (
     SwitchRequest,
     SwitchState,
 )
-from pausegate.runbook.model import DatasetSpec
+from pausegate.models.runbook import DatasetSpec
 
 T = TypeVar("T")
 

@@ -13,9 +13,6 @@ from pausegate.canonical import canonical_json, sha256_hex
 from pausegate.models.checklist import ItemStatus
 from pausegate.models.plan import ResumePlan
 
-# shim: re-exported until importers move (canonical JSON lives in pausegate.canonical)
-__all__ = ["approval_digest", "canonical_json", "checklist_digest", "plan_digest", "sha256_hex"]
-
 # Plan fields added later, left out of the digest while unset: a plan without them keeps the digest
 # it had before they existed, so approvals (and recorded histories) stay bound to it.
 _LATER_PLAN_FIELDS = ("collection", "consent_required", "data_actions", "copies")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import pkgutil
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -23,11 +25,11 @@ from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from activities.notify import NotifyActivities
 from activities.watch import WatchActivities
+from pausegate import models
 from pausegate.config import Settings
 from pausegate.connectors.postgres.conditions import PostgresConditions
 from pausegate.connectors.registry import Connectors
 from pausegate.logging import get_logger
-from pausegate.models import pause as pause_models
 from pausegate.observability.tracing import setup_tracing
 from pausegate.observability.worker_metrics import PauseMetricsInterceptor, metrics_runtime
 from pausegate.temporal.client import connect
@@ -48,9 +50,11 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 def _complete_models() -> None:
     """Resolve the forward references of the models the workflow carries now, outside the sandbox: the
     classes are shared with every workflow run, and a lazy resolution inside one cannot see the module."""
-    for value in vars(pause_models).values():
-        if isinstance(value, type) and issubclass(value, BaseModel) and not value.__pydantic_complete__:
-            value.model_rebuild()
+    for module in pkgutil.iter_modules(models.__path__, f"{models.__name__}."):
+        for value in vars(importlib.import_module(module.name)).values():
+            defined_here = isinstance(value, type) and value.__module__ == module.name
+            if defined_here and issubclass(value, BaseModel) and not value.__pydantic_complete__:
+                value.model_rebuild()
 
 # The activities that stop harm, by name; they run on the urgent queue (the workflow routes them there
 # with ``urgent=True`` in its activity options) and only there.

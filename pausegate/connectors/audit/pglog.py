@@ -49,7 +49,6 @@ from pausegate.analysis.pglog_lines import (
     decode_entry,
     leading_fields,
     may_set_path,
-    original_line,  # noqa: F401  # shim: re-exported until importers move
     parse_pg_time,
     sealed_record,
     statement_text,
