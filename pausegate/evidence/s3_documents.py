@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING
 
 from pausegate.evidence import s3_squats
 from pausegate.evidence.documents import StoredDocument
 from pausegate.evidence.files import SIGNATURE_SUFFIX
+from pausegate.evidence.s3_squats import BucketNames
 from pausegate.evidence.s3_versions import JSON, put_signature
 from pausegate.evidence.squatting import Squat
-
-if TYPE_CHECKING:
-    from pausegate.evidence.s3_store import S3EvidenceStore
 
 
 class DocumentObjects:
     """Documents as objects: ``<prefix><key>.json`` created once (``If-None-Match: *``), its signature
     beside it, a new version over an orphan (``documents.DocumentMedium``)."""
 
-    def __init__(self, store: S3EvidenceStore) -> None:
+    def __init__(self, store: BucketNames) -> None:
         self._store = store
 
     def squat(self, key: str, data: bytes | None) -> Squat | None:

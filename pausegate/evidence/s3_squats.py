@@ -9,28 +9,49 @@ Its first version is the one judged: the store's own if the deployment's key sig
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pausegate.errors import EvidenceError
 from pausegate.evidence.bundle import MANIFEST, SIGNATURE, parse_manifest
 from pausegate.evidence.files import BUNDLE_SUFFIX, SIGNATURE_SUFFIX, validate_key
+from pausegate.evidence.s3_objects import Bucket, IoLoop
 from pausegate.evidence.squatting import Placement, Squat, alternate_key, object_plant
 from pausegate.models.evidence import MAX_PLANTS, PlantedObject
 
-if TYPE_CHECKING:
-    from pausegate.evidence.s3_store import S3EvidenceStore
+
+class BucketNames(Protocol):
+    """What the squat checks read of the S3 store: its bucket, its names, its key and signature check.
+
+    Declared here, not imported, so the store's modules and this one form no import circle."""
+
+    prefix: str
+    bucket: Bucket
+    _io: IoLoop
+    _key: Ed25519PrivateKey | None
+
+    def _name(self, key: str, suffix: str = "") -> str: ...
+
+    def _document(self, key: str) -> str: ...
+
+    def _manifest(self, key: str) -> str: ...
+
+    def _bundle_file(self, key: str, name: str) -> str: ...
+
+    async def _signature(self, name: str, data: bytes, key: str | None = None) -> tuple[bytes | None, str | None]: ...
 
 
-def _relative(store: S3EvidenceStore, name: str) -> str:
+def _relative(store: BucketNames, name: str) -> str:
     return name.removeprefix(store.prefix)
 
 
-async def document_is_own(store: S3EvidenceStore, key: str, data: bytes) -> bool:
+async def document_is_own(store: BucketNames, key: str, data: bytes) -> bool:
     _, why = await store._signature(store._document(key) + SIGNATURE_SUFFIX, data, key)
     return why is None
 
 
-async def manifest_is_own(store: S3EvidenceStore, key: str, data: bytes) -> bool:
+async def manifest_is_own(store: BucketNames, key: str, data: bytes) -> bool:
     _, why = await store._signature(store._bundle_file(key, SIGNATURE), data)
     if why is not None:
         return False
@@ -40,7 +61,7 @@ async def manifest_is_own(store: S3EvidenceStore, key: str, data: bytes) -> bool
         return False
 
 
-async def _plants_at(store: S3EvidenceStore, key: str) -> tuple[PlantedObject, ...]:
+async def _plants_at(store: BucketNames, key: str) -> tuple[PlantedObject, ...]:
     """Everything at ``key``'s names (its document, signature and bundle), as a copy of the bucket holds
     it: a document or manifest at its first version (what blocked the store), anything else at its newest."""
     document, bundle = store._document(key), store._name(key, BUNDLE_SUFFIX + "/")
@@ -59,7 +80,7 @@ async def _plants_at(store: S3EvidenceStore, key: str) -> tuple[PlantedObject, .
     return tuple(plants[:MAX_PLANTS])
 
 
-async def document_squat(store: S3EvidenceStore, key: str) -> Squat | None:
+async def document_squat(store: BucketNames, key: str) -> Squat | None:
     """What blocks the document ``key`` (None: its names are free, or hold the store's own document).
     ``EvidenceError`` if the key holds a bundle the store sealed."""
     parts = validate_key(key)
@@ -77,7 +98,7 @@ async def document_squat(store: S3EvidenceStore, key: str) -> Squat | None:
     return Squat(len(parts) - 1, await _plants_at(store, key)) if squatted else None
 
 
-async def bundle_squat(store: S3EvidenceStore, key: str) -> Squat | None:
+async def bundle_squat(store: BucketNames, key: str) -> Squat | None:
     """What blocks sealing ``key`` (None: free, or the bundle the store sealed). ``EvidenceError`` if
     the key holds a document the store wrote."""
     parts = validate_key(key)
@@ -95,7 +116,7 @@ async def bundle_squat(store: S3EvidenceStore, key: str) -> Squat | None:
     return Squat(len(parts) - 1, await _plants_at(store, key)) if squatted else None
 
 
-async def holds_own(store: S3EvidenceStore, key: str) -> bool:
+async def holds_own(store: BucketNames, key: str) -> bool:
     """Whether ``key`` holds a document or a bundle manifest the store wrote for it."""
     found = await store.bucket.oldest(store._document(key))
     if found is not None and await document_is_own(store, key, found[0]):
@@ -104,7 +125,7 @@ async def holds_own(store: S3EvidenceStore, key: str) -> bool:
     return found is not None and await manifest_is_own(store, key, found[0])
 
 
-async def resolve(store: S3EvidenceStore, key: str) -> Placement:
+async def resolve(store: BucketNames, key: str) -> Placement:
     """Where the store's object for ``key`` lies: the key, or the fresh name a plant made it take (with
     what was planted). A store opened without the signing key cannot compute fresh names: it reads
     them from the references that name them."""
