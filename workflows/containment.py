@@ -268,7 +268,12 @@ class Containment:
         stay in the copies document; the state holds its reference, counts and copy ids."""
         database_sources = {a.name for a in self.runbook.audit_sources if a.kind == "postgres_log"}
         bundles = [e.bundle.key for e in self.state.containment.evidence if e.source in database_sources]
-        datasets = list(self.runbook.datasets)
+        # A dataset whose containment the commander waived (its connection unknown, say) is not searched
+        # for copies either: the same cause would block this step too, and the waiver already says so.
+        waived = set(self.state.containment.waived_steps)
+        datasets = [d for d in self.runbook.datasets if f"containment.dataset.{d.name}" not in waived]
+        if not datasets:
+            return
         found: CopiesSummary | None = await self._until_done(
             f"{COPIES_STEP}.find",
             lambda: workflow.execute_activity_method(
