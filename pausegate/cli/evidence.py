@@ -382,7 +382,7 @@ def download(
 
     from pausegate.cli.exits import EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_USAGE, fail
     from pausegate.errors import PauseNotFound
-    from pausegate.evidence.download import recorded_versions
+    from pausegate.evidence.download import recorded_digests, recorded_versions
     from pausegate.evidence.open_store import open_s3_store
 
     anchors = _anchors(config, as_json=False)
@@ -403,7 +403,12 @@ def download(
     try:
         store = open_s3_store(settings.evidence, read_only=True)
         try:
-            copy = store.download(record.state.evidence_key, dest, recorded=recorded_versions(record.state))
+            copy = store.download(
+                record.state.evidence_key,
+                dest,
+                recorded=recorded_versions(record.state),
+                digests=recorded_digests(record.state),
+            )
         finally:
             store.close()
     except ConnectorError as exc:

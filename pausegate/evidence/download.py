@@ -1,6 +1,7 @@
 """Evidence laid out as a directory, wherever it is stored: offline verification and audit read
 directories, so the evidence in a bucket is downloaded first, each item at the version the pause
-recorded (or, unrecorded, the one the store created)."""
+recorded (or, unrecorded, the one the store created), each chain head at the version naming the
+latest bundle recorded."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ def recorded_versions(state: PauseState | None) -> dict[str, str]:
     return {ref.key: ref.version_id for _, ref in recorded_references(state) if ref.version_id}
 
 
+def recorded_digests(state: PauseState | None) -> dict[str, str]:
+    """The digest of every item ``state`` recorded (a bundle's is its manifest's), by evidence key."""
+    if state is None:
+        return {}
+    return {ref.key: ref.sha256 for _, ref in recorded_references(state)}
+
+
 @contextmanager
 def evidence_at_hand(
     settings: EvidenceSettings, key: str, state: PauseState | None = None
@@ -48,7 +56,9 @@ def evidence_at_hand(
     store = open_s3_store(settings, read_only=True)
     try:
         with tempfile.TemporaryDirectory(prefix="pausegate-evidence-") as tmp:
-            copy = store.download(key, Path(tmp), recorded=recorded_versions(state))
+            copy = store.download(
+                key, Path(tmp), recorded=recorded_versions(state), digests=recorded_digests(state)
+            )
             yield EvidenceAtHand(root=copy.directory, location=store.location, copied=True, notes=copy.notes)
     finally:
         store.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -52,12 +52,14 @@ class Download:
 class BucketCopy:
     """Copies evidence out of ``bucket`` (under ``prefix``): the versions chosen with ``public_key``
     (None: no key to choose with, as the bucket's is not the pinned one; verification says so) and,
-    for documents and manifests, the versions ``recorded`` names by evidence key."""
+    for documents and manifests, the versions ``recorded`` names by evidence key; for chain heads,
+    the one naming the latest bundle whose digest ``digests`` records by evidence key."""
 
     bucket: Bucket
     prefix: str
     public_key: Ed25519PublicKey | None
     recorded: Mapping[str, str]
+    digests: Mapping[str, str] = field(default_factory=dict)
 
     async def download(self, base: str, directory: Path) -> Download:
         """Copy every object under the name ``base`` (``<prefix><key>``) into ``directory``."""
@@ -100,7 +102,7 @@ class BucketCopy:
         if name.endswith(SIGNATURE_SUFFIX):
             return await self._signature(name, versions, subjects), None
         if name.endswith(f"/{CHAIN_HEAD}"):
-            return await signed_head(self.bucket, name, versions, self.public_key), None
+            return await signed_head(self.bucket, name, versions, self.public_key, self.digests), None
         note: str | None = None
         if f"{BUNDLE_SUFFIX}/{CHUNKS}/" in rel:
             data = await chunk_bytes(self.bucket, name)

@@ -550,23 +550,25 @@ class S3EvidenceStore:
 
     # ------------------------------------------------------------ copies for verification
 
-    def download(self, key: str, directory: Path, *, recorded: Mapping[str, str] | None = None) -> Download:
+    def download(self, key: str, directory: Path, *, recorded: Mapping[str, str] | None = None,
+                 digests: Mapping[str, str] | None = None) -> Download:
         """Copy the evidence under ``key`` (a pause, a chain, a bundle or a document) into
         ``directory``, laid out as the local store lays it out, with the public key at its root.
 
         Of each document and manifest the version ``recorded`` names for its key (what the pause
-        recorded) is written, else the first; of each signature, chunk and chain head the newest
-        version that proves itself; of anything else in the bucket (the store wrote it not), the
-        newest, so that an audit of the copy reports it. The notes say where the bucket holds more
-        than the store wrote (versions added later, delete markers)."""
-        return self._io.call(self._download(key, Path(directory), dict(recorded or {})))
+        recorded) is written, else the first; of each signature and chunk the newest version that
+        proves itself; of each chain head the signed one naming the latest bundle whose digest
+        ``digests`` holds (what the pause recorded, by key), else the latest signed; of anything
+        else (the store wrote it not), the newest, so that an audit of the copy reports it. The
+        notes say where the bucket holds more than the store wrote (later versions, delete markers)."""
+        return self._io.call(self._download(key, Path(directory), dict(recorded or {}), dict(digests or {})))
 
-    async def _download(self, key: str, directory: Path, recorded: dict[str, str]) -> Download:
+    async def _download(self, key: str, directory: Path, recorded: dict[str, str], digests: dict[str, str]) -> Download:
         try:
             public_key: Ed25519PublicKey | None = await self._public_key()
         except EvidenceError:  # no key to choose with (the bucket's is not the pinned one)
             public_key = None
-        copy = BucketCopy(self.bucket, self.prefix, public_key, recorded)
+        copy = BucketCopy(self.bucket, self.prefix, public_key, recorded, digests)
         return await copy.download(self._name(key), directory)
 
 

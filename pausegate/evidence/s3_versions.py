@@ -11,7 +11,7 @@ once, each time as a new, locked version.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -108,19 +108,39 @@ async def chunk_bytes(bucket: Bucket, name: str) -> bytes | None:
 
 
 async def signed_head(
-    bucket: Bucket, name: str, versions: list[str], public_key: Ed25519PublicKey | None
+    bucket: Bucket,
+    name: str,
+    versions: list[str],
+    public_key: Ed25519PublicKey | None,
+    recorded: Mapping[str, str] | None = None,
 ) -> bytes | None:
-    """The newest version of a chain head that ``public_key`` signed (junk put on top of it must not
-    hide it), else the newest: verification then says what is wrong with it. Without a key to choose
-    with (the bucket's is not the pinned one), the newest."""
+    """The version of a chain head to copy: of the versions ``public_key`` signed, the one naming
+    the latest bundle the pause recorded (``recorded``: digests by evidence key), else the one
+    naming the latest bundle. Someone with access to the bucket can put an older signed head again
+    as the newest version; copying that one would fail the bundles sealed after it. Junk put on top
+    must not hide a head either. With no signed version, the newest: verification then says what is
+    wrong with it. Without a key to choose with (the bucket's is not the pinned one), the newest."""
     if public_key is not None:
+        named: tuple[int, bytes] | None = None
+        latest: tuple[int, bytes] | None = None
         for version in versions[:MAX_VERSIONS_READ]:
             data = await bucket.get(name, version)
             if data is None:
                 continue
             try:
-                if head_signature_problem(public_key, parse_head(data)) is None:
-                    return data
+                head = parse_head(data)
             except EvidenceError:
                 continue
+            if head_signature_problem(public_key, head) is not None:
+                continue
+            # versions come newest first: on a tie the newer one stays
+            if latest is None or head.chain_index > latest[0]:
+                latest = (head.chain_index, data)
+            if (recorded or {}).get(head.key) == head.manifest_sha256 and (
+                named is None or head.chain_index > named[0]
+            ):
+                named = (head.chain_index, data)
+        chosen = named or latest
+        if chosen is not None:
+            return chosen[1]
     return await bucket.get(name, versions[0])

@@ -346,6 +346,25 @@ class TestBundles:
         manifest = store.read_json(later.key, later.sha256, version_id=later.version_id)
         assert manifest["previous"] == {"key": ref.key, "manifest_sha256": ref.sha256}
 
+    async def test_an_older_signed_head_put_again_is_not_the_head_a_copy_holds(
+        self, store: S3EvidenceStore, s3_server: S3Server, bucket: str, tmp_path: Path
+    ) -> None:
+        first, _ = await store.seal(f"{CHAIN}/0", aiter_of(make_records(10)))
+        second, _ = await store.seal(f"{CHAIN}/1", aiter_of(make_records(5, offset=50)))
+        s3 = s3_server.client()
+        name = f"{PREFIX}{CHAIN}/.chain-head.json"
+        oldest = versions(s3, bucket, name)[-1]["VersionId"]
+        old_head = s3.get_object(Bucket=bucket, Key=name, VersionId=oldest)["Body"].read()
+        assert json.loads(old_head)["key"] == first.key  # genuine and signed, but naming the first bundle
+        s3.put_object(Bucket=bucket, Key=name, Body=old_head)
+        copy = store.download(CHAIN, tmp_path / "copy", digests={r.key: r.sha256 for r in (first, second)})
+        assert json.loads(copy.directory.joinpath(*CHAIN.split("/"), ".chain-head.json").read_bytes())["key"] == (
+            second.key
+        )
+        report = verify_bundle(copy.directory.joinpath(*CHAIN.split("/"), "1.bundle"),
+                               copy.directory / PUBLIC_KEY_FILENAME)
+        assert report.ok, report.problems
+
     async def test_a_key_holding_a_document_cannot_be_sealed(self, store: S3EvidenceStore) -> None:
         store.put_json(f"{CHAIN}/0", {"a": 1})
         with pytest.raises(EvidenceError, match="already holds a document"):
