@@ -240,6 +240,10 @@ class StateDatabaseSettings(Model):
     )
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""The names the embedded default's console is reached by."""
+
+
 class ApiSettings(Model):
     """The HTTP API people use; it is the only way to act on a pause without Temporal access."""
 
@@ -252,6 +256,12 @@ class ApiSettings(Model):
         description="Hash-chained record of refusals that no open pause can hold in its timeline.",
     )
     oidc: OidcSettings | None = None
+    allowed_hosts: list[str] | None = Field(
+        default=None, max_length=100,
+        description="The names people reach the console by (HOST, any port, or HOST:PORT): its origin, against "
+        "which a change's Origin is checked, and the OIDC callback are built from a request's Host only when it "
+        "is one of these. None: localhost, 127.0.0.1, [::1] and api.host.",
+    )
     max_updates_in_flight_per_pause: int = Field(default=8, ge=1, le=10)
     state: Literal["files", "postgres"] = Field(
         default="files",
@@ -259,6 +269,14 @@ class ApiSettings(Model):
         "postgres (state_db; any number of replicas).",
     )
     state_db: StateDatabaseSettings | None = None
+
+    def served_hosts(self) -> frozenset[str]:
+        """The allowed names, lower-case (see ``allowed_hosts``)."""
+        if self.allowed_hosts is not None:
+            return frozenset(h.lower() for h in self.allowed_hosts)
+        # a wildcard bind names no host anyone asks for
+        extra = {self.host.lower()} - {"0.0.0.0", "::", ""}
+        return frozenset({*LOOPBACK_HOSTS, *(f"[{h}]" if ":" in h else h for h in extra)})
 
     @model_validator(mode="after")
     def _state_db_when_postgres(self) -> ApiSettings:
@@ -393,6 +411,8 @@ def dump_settings(settings: Settings) -> str:
             if isinstance(v, dict):  # an inline table (observability's OTLP headers); none when empty
                 if v:
                     lines.append(f"{key} = {{ " + ", ".join(f"{value(k)} = {value(x)}" for k, x in v.items()) + " }")
+            elif isinstance(v, list):
+                lines.append(f"{key} = [" + ", ".join(value(x) for x in v) + "]")
             elif v is not None:
                 lines.append(f"{key} = {value(v)}")
         lines.append("")

@@ -39,7 +39,11 @@ PENDING_PATH = "/console/sign-in/oidc"
 CALLBACK_PATH = PENDING_PATH + "/callback"
 PENDING_SECONDS = 10 * 60
 MAX_PENDING = 10_000
-"""Starting a sign-in needs no credential, so the store is bounded: past this, the oldest attempts go."""
+"""Starting a sign-in needs no credential, so the store is bounded: past this, attempts of the client
+holding the most go first, oldest first."""
+MAX_PENDING_PER_CLIENT = 20
+"""A client (the address the request came from) past this many pending attempts loses its own oldest:
+a flood from one place never evicts anyone else's sign-in."""
 EXCHANGE_TIMEOUT_SECONDS = 10.0
 
 
@@ -52,6 +56,7 @@ class PendingSignIn:
     code_verifier: str
     next_path: str
     created: float
+    client: str = ""
 
     def state_matches(self, offered: str | None) -> bool:
         return offered is not None and hmac.compare_digest(offered.encode(), self.state.encode())
@@ -72,34 +77,54 @@ def _key(pending_id: str) -> str:
 
 
 class PendingSignIns:
-    """Pending sign-ins by the SHA-256 of their cookie's id, in memory, single use, expiring."""
+    """Pending sign-ins by the SHA-256 of their cookie's id, in memory, single use, expiring, bounded
+    in all and per client."""
 
     def __init__(self, *, ttl_seconds: float = PENDING_SECONDS, limit: int = MAX_PENDING,
-                 clock: Callable[[], float] = time.time) -> None:
+                 per_client: int = MAX_PENDING_PER_CLIENT, clock: Callable[[], float] = time.time) -> None:
         self.ttl_seconds = ttl_seconds
         self.limit = limit
+        self.per_client = per_client
         self.clock = clock
         self._pending: OrderedDict[str, PendingSignIn] = OrderedDict()
+        self._by_client: dict[str, OrderedDict[str, None]] = {}
 
-    def open(self, next_path: str) -> tuple[str, PendingSignIn]:
-        """A new attempt; returns the id for the cookie (only its hash is kept) and the attempt."""
+    def open(self, next_path: str, client: str = "") -> tuple[str, PendingSignIn]:
+        """A new attempt by ``client`` (where the request came from); returns the id for the cookie
+        (only its hash is kept) and the attempt."""
         now = self.clock()
-        while self._pending and (len(self._pending) >= self.limit
-                                 or now - next(iter(self._pending.values())).created > self.ttl_seconds):
-            self._pending.popitem(last=False)  # insertion order is age order
-        pending = PendingSignIn(state=generate_token(32), nonce=generate_token(32),
-                                code_verifier=generate_token(64), next_path=next_path, created=now)
+        while self._pending and now - next(iter(self._pending.values())).created > self.ttl_seconds:
+            self._drop(next(iter(self._pending)))  # insertion order is age order
+        own = self._by_client.get(client)
+        while own and len(own) >= self.per_client:
+            self._drop(next(iter(own)))
+        while self._pending and len(self._pending) >= self.limit:
+            heaviest = max(self._by_client.values(), key=len)
+            self._drop(next(iter(heaviest)))
+        pending = PendingSignIn(state=generate_token(32), nonce=generate_token(32), code_verifier=generate_token(64),
+                                next_path=next_path, created=now, client=client)
         pending_id = secrets.token_urlsafe(32)
-        self._pending[_key(pending_id)] = pending
+        key = _key(pending_id)
+        self._pending[key] = pending
+        self._by_client.setdefault(client, OrderedDict())[key] = None
         return pending_id, pending
 
     def take(self, pending_id: str | None) -> PendingSignIn | None:
         """The live attempt with this id, removed from the store (a second answer finds nothing)."""
         if not pending_id or len(pending_id) > 100:
             return None
-        pending = self._pending.pop(_key(pending_id), None)
+        pending = self._drop(_key(pending_id))
         if pending is None or self.clock() - pending.created > self.ttl_seconds:
             return None
+        return pending
+
+    def _drop(self, key: str) -> PendingSignIn | None:
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            own = self._by_client[pending.client]
+            del own[key]
+            if not own:
+                del self._by_client[pending.client]
         return pending
 
     def __len__(self) -> int:

@@ -150,7 +150,7 @@ VisitorDep = Annotated[Visitor, Depends(current_visitor)]
 
 def same_origin(request: Request) -> None:
     """Refuse (403 ``cross_site``) a state-changing request that did not come from a page of this origin."""
-    reason = cross_site_reason(request)
+    reason = cross_site_reason(request, api_of(request).settings.api.served_hosts())
     if reason is not None:
         log.warning("console_cross_site_refused", path=request.url.path, reason=reason)
         raise Refusal(403, "cross_site", reason)

@@ -8,10 +8,13 @@
   cross-site) and carry the session's CSRF token (hidden field or ``X-CSRF-Token`` header). The
   session cookie is ``SameSite=Strict`` as well, so a cross-site post arrives without a session;
   each wall is checked on its own.
+- The console's own origin, and the OIDC callback built from it, come from the request's Host only
+  when that is a name the configuration allows (``api.allowed_hosts``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
@@ -74,18 +77,37 @@ class ConsoleHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def own_origin(request: Request) -> str:
-    """This console's origin as the browser sees it (scheme and the Host it asked for)."""
+def host_name(host: str) -> str:
+    """The name part of a Host header (``[::1]:8700`` -> ``[::1]``, ``example.com:443`` -> ``example.com``)."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def own_origin(request: Request, allowed: Collection[str]) -> str | None:
+    """This console's origin as the browser sees it (scheme and the Host it asked for), or None when
+    that Host is not one of the ``allowed`` names (``HOST`` for any port, or ``HOST:PORT``). Anyone
+    can send any Host: a console that took it unchecked would build its origin, and the identity
+    provider's callback, from a name the sender chose."""
+    host = (request.headers.get("host") or request.url.netloc).lower()
+    if host not in allowed and host_name(host) not in allowed:
+        return None
+    return f"{request.url.scheme}://{host}"
+
+
+def unserved_host_reason(request: Request) -> str:
     host = request.headers.get("host") or request.url.netloc
-    return f"{request.url.scheme}://{host}".lower()
+    return f"this console is not served as {host[:100]!r} (api.allowed_hosts)"
 
 
-def cross_site_reason(request: Request) -> str | None:
+def cross_site_reason(request: Request, allowed: Collection[str]) -> str | None:
     """Why ``request`` cannot be trusted to come from a console page, or None when it can."""
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         return f"the request came from another site (Sec-Fetch-Site: {fetch_site[:40]})"
-    expected = own_origin(request)
+    expected = own_origin(request, allowed)
+    if expected is None:
+        return unserved_host_reason(request)
     origin = request.headers.get("origin")
     if origin is not None:
         if origin.lower() != expected:

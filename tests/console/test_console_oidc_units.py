@@ -70,6 +70,19 @@ class TestPendingSignIns:
         assert len(store) == 3
         assert store.take(ids[0]) is None and store.take(ids[-1]) is not None
 
+    def test_a_flood_of_starts_from_one_client_evicts_only_its_own_attempts(self) -> None:
+        store = PendingSignIns(limit=100, per_client=5)
+        waiting = store.open("/console/", client="192.0.2.7")[0]
+        flood = [store.open("/console/", client="198.51.100.1")[0] for _ in range(1_000)]
+        assert len(store) == 6
+        assert store.take(flood[0]) is None and store.take(flood[-1]) is not None
+        assert store.take(waiting) is not None  # someone else's pending sign-in survived the flood
+        # past the store's own bound, the client holding the most loses first
+        crowd = [store.open("/console/", client=f"203.0.113.{n}")[0] for n in range(96)]
+        assert len(store) == 100
+        crowd.append(store.open("/console/", client="192.0.2.8")[0])
+        assert len(store) == 100 and all(store.take(i) is not None for i in crowd)
+
     def test_state_and_nonce_compare_exactly(self) -> None:
         _, pending = PendingSignIns().open("/console/")
         assert pending.state_matches(pending.state) and not pending.state_matches(pending.state[::-1])
@@ -127,6 +140,25 @@ class TestStartOverHttp:
             attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
             assert {"httponly", "samesite=lax", f"path={PENDING_PATH}", "max-age=600"} <= attributes
             assert len(api.app.state.console.pending_sign_ins) == 1
+
+    async def test_a_host_the_console_is_not_served_as_gets_no_redirect_and_no_origin(
+        self, harness: Harness, tmp_path: Path
+    ) -> None:
+        async with api_world(harness, tmp_path / "api", oidc_settings=settings()) as api, \
+                httpx.AsyncClient(base_url=api.url) as client:
+            forged = {"Host": "pausegate.attacker.example"}
+            answer = await client.get(PENDING_PATH, headers=forged)
+            assert answer.status_code == 400 and "attacker" not in answer.headers.get("location", "")
+            assert "not served as" in answer.text and len(api.app.state.console.pending_sign_ins) == 0
+            # nor is the forged name taken as the console's origin for a change
+            posted = await client.post("/console/sign-in", data={"token": "x"},
+                                       headers={**forged, "Origin": "http://pausegate.attacker.example"})
+            assert posted.status_code == 403 and "not served as" in posted.text
+            # the name the console is served as still works
+            answer = await client.get(PENDING_PATH)
+            assert answer.status_code == 303
+            redirect = parse_qs(urlsplit(answer.headers["location"]).query)["redirect_uri"][0]
+            assert redirect == f"{api.url}/console/sign-in/oidc/callback"
 
     async def test_without_a_client_id_there_is_no_button_and_no_redirect(self, harness: Harness,
                                                                            tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pausegate.config import OidcSettings
 from pausegate.console import oidc
 from pausegate.console.pages import api_of, console_of, cookie_name, local_next, render, tls
 from pausegate.console.routes.signin import sign_in_form
-from pausegate.console.security import own_origin
+from pausegate.console.security import own_origin, unserved_host_reason
 from pausegate.console.sessions import SIGN_IN_COOKIE
 
 log = structlog.get_logger(__name__)
@@ -41,8 +41,18 @@ def _configured(request: Request) -> tuple[OidcSettings, OidcVerifier] | None:
     return settings, verifier
 
 
-def _redirect_uri(request: Request, settings: OidcSettings) -> str:
-    return settings.redirect_uri or own_origin(request) + oidc.CALLBACK_PATH
+def _redirect_uri(request: Request, settings: OidcSettings) -> str | None:
+    """Where the provider sends the browser back; None when it would be built from a Host this
+    console is not served as."""
+    if settings.redirect_uri:
+        return settings.redirect_uri
+    origin = own_origin(request, api_of(request).settings.api.served_hosts())
+    return None if origin is None else origin + oidc.CALLBACK_PATH
+
+
+def _client(request: Request) -> str:
+    """Whom a pending sign-in is counted against: the address the request came from."""
+    return request.client.host if request.client is not None else ""
 
 
 def _refused(request: Request, next_path: str, status: int, error: str) -> Response:
@@ -64,9 +74,12 @@ async def start(request: Request, next: Annotated[str | None, Query(max_length=5
         return sign_in_form(request, next_path, status=404, error="Sign-in through an identity provider is not "
                             "configured here ([api.oidc] has no client_id and endpoints). Use a token.")
     settings, _ = configured
-    pending_id, pending = console_of(request).pending_sign_ins.open(next_path)
-    response = RedirectResponse(oidc.authorization_url(settings, _redirect_uri(request, settings), pending),
-                                status_code=303)
+    redirect_uri = _redirect_uri(request, settings)
+    if redirect_uri is None:
+        log.warning("console_oidc_refused", reason="host")
+        return sign_in_form(request, next_path, status=400, error=f"Sign-in refused: {unserved_host_reason(request)}.")
+    pending_id, pending = console_of(request).pending_sign_ins.open(next_path, _client(request))
+    response = RedirectResponse(oidc.authorization_url(settings, redirect_uri, pending), status_code=303)
     # Lax, not Strict: the provider sends the browser back with a cross-site top-level GET (module docstring
     # of pausegate.console.oidc); the path keeps it off every other console request.
     response.set_cookie(oidc.pending_cookie(tls(request)), pending_id, max_age=oidc.PENDING_SECONDS,
@@ -103,6 +116,9 @@ async def callback(
         detail = f"{error}: {error_description}" if error_description else (error or "no code")
         return _refused(request, next_path, 401, f"The identity provider did not sign you in ({detail}).")
     redirect_uri = _redirect_uri(request, settings)
+    if redirect_uri is None:
+        log.warning("console_oidc_refused", reason="host")
+        return _refused(request, next_path, 400, f"Sign-in refused: {unserved_host_reason(request)}.")
     try:
         token = await oidc.exchange(settings, redirect_uri, pending, code)
     except OAuthError as exc:
