@@ -13,6 +13,11 @@ locks are on the ledger's rows and on the dataset's tables, and the ledger lives
 administrative role owns and grants to nobody; a schema or table of that name owned by another role,
 or a schema others may use, is refused rather than trusted.
 
+What runs beside an action on a target is refused the same way: a trigger or a rule on the table could
+copy the values being destroyed elsewhere (or, a rule, do something else instead), and row security
+that applies to the administrative role would let the action, and its verification, see only the rows
+its policies show.
+
 One statement per action, not batches: batches would each need a commit, and a pseudonym applied twice
 is a different pseudonym, so a crash between batches would need per-row bookkeeping to stay exactly
 once. A single UPDATE or DELETE holds row locks only on the rows it changes; a concurrent INSERT takes
@@ -24,8 +29,9 @@ vacuumed or rewritten.
 Pseudonyms are HMAC-SHA256 (RFC 2104) computed by the server with its built-in ``sha256()``: the key is
 turned into its inner and outer pads here and bound as parameters, never formatted into SQL, and the
 server is told not to log bound parameters for that transaction (``log_parameter_max_length = 0``), so
-the key reaches neither the statement log nor the workflow history. pgcrypto is not needed (the embedded
-server does not ship it).
+the key reaches neither the statement log nor the workflow history. auto_explain and pgaudit log
+parameters by settings of their own: a pseudonymisation is refused while, in its own transaction, either
+would log them. pgcrypto is not needed (the embedded server does not ship it).
 
 Every identifier reaches SQL through ``psycopg.sql.Identifier``.
 """
@@ -35,7 +41,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +49,13 @@ import structlog
 from psycopg import AsyncConnection, sql
 
 from pausegate.config import PseudonymKey
+from pausegate.connectors.postgres.data_action_targets import (
+    PARAMETER_LOGGERS_Q,
+    TargetTable,
+    column_problems,
+    load_table,
+    parameter_loggers,
+)
 from pausegate.errors import ConfigError, TargetRejectedError, TargetUnavailableError
 from pausegate.models.data_actions import (
     PSEUDONYM_HEX_LENGTH,
@@ -65,8 +77,6 @@ LEDGER_SCHEMA = "pausegate"
 LEDGER_TABLE = "data_actions"
 LEDGER = sql.Identifier(LEDGER_SCHEMA, LEDGER_TABLE)
 
-TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
-TEXT_TYPES = frozenset({"text", "varchar"})
 HMAC_BLOCK = 64  # SHA-256's block size, which RFC 2104 pads the key to
 
 CREATE_LEDGER = sql.SQL(
@@ -99,54 +109,16 @@ LEFT JOIN pg_namespace n ON n.nspname = %(schema)s
 LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = %(table)s
 """
 
-COLUMNS_Q = """
-SELECT c.oid, c.relkind::text, a.attname::text, t.typname::text, a.atttypmod, a.attnotnull,
-       a.attgenerated <> '' AS generated,
-       EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p'
-               AND a.attnum = ANY (k.conkey)) AS in_primary_key,
-       EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contype = 'f'
-               AND ((k.conrelid = c.oid AND a.attnum = ANY (k.conkey))
-                 OR (k.confrelid = c.oid AND a.attnum = ANY (k.confkey)))) AS in_foreign_key,
-       ARRAY(SELECT DISTINCT v.relnamespace::regnamespace::text || '.' || v.relname
-             FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class
-             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-               AND d.refobjid = c.oid AND d.refobjsubid = a.attnum AND v.oid <> c.oid
-             ORDER BY 1) AS used_by_views
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-LEFT JOIN pg_type t ON t.oid = a.atttypid
-WHERE n.nspname = %(schema)s AND c.relname = %(table)s
-"""
-
 PRESENT_Q = """
 SELECT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = %s AND NOT a.attisdropped)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relname = %s
 """
 
-TRIGGERS_Q = (
-    "SELECT tgname::text FROM pg_trigger WHERE tgrelid = %s AND NOT tgisinternal AND tgenabled <> 'D' ORDER BY 1"
-)
-
-
-@dataclass
-class _Column:
-    type: str
-    typmod: int
-    not_null: bool
-    generated: bool
-    in_primary_key: bool
-    in_foreign_key: bool
-    used_by_views: list[str]
-
-
-@dataclass
-class _Table:
-    oid: int
-    kind: str
-    columns: dict[str, _Column] = field(default_factory=dict)
-    triggers: list[str] = field(default_factory=list)
+ROW_SECURITY_BY_NAME_Q = """
+SELECT row_security_active(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s
+"""
 
 
 def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
@@ -361,12 +333,18 @@ class PostgresDataActions:
     async def _problems(
         self, conn: AsyncConnection[Any], spec: DatasetSpec, actions: Sequence[tuple[int, DataAction]]
     ) -> list[str]:
-        tables: dict[str, _Table | None] = {}
+        tables: dict[str, TargetTable | None] = {}
         problems: list[str] = []
         dropped: set[tuple[str, str]] = set()
         now_row = await (await conn.execute("SELECT now()")).fetchone()
         assert now_row is not None
         now: datetime = now_row[0]
+        loggers: list[str] = []
+        if any(isinstance(a, PseudonymiseColumn) for _, a in actions):
+            # Read in the transaction that would run the action: the pads travel as bound parameters.
+            settings = await (await conn.execute(PARAMETER_LOGGERS_Q)).fetchone()
+            assert settings is not None
+            loggers = parameter_loggers(*settings)
         for index, action in actions:
             where = _where(index, action)
             if action.dataset != spec.name:
@@ -379,7 +357,7 @@ class PostgresDataActions:
                 )
                 continue
             if action.table not in tables:
-                tables[action.table] = await _load_table(conn, spec.schema_name, action.table)
+                tables[action.table] = await load_table(conn, spec.schema_name, action.table)
             table = tables[action.table]
             qualified = f"{spec.schema_name}.{action.table}"
             if table is None:
@@ -397,7 +375,11 @@ class PostgresDataActions:
             if column is None:
                 problems.append(f"{where}: column {column_name!r} does not exist in {qualified}")
                 continue
-            found = _column_problems(action, qualified, column, table, now, self._keys)
+            found = column_problems(action, qualified, column, table, now, self._keys)
+            if isinstance(action, PseudonymiseColumn):
+                found += [f"{why}: the pseudonym key would reach the server's log; set "
+                          "auto_explain.log_parameter_max_length = 0 and pgaudit.log_parameter = off for "
+                          "the administrative role" for why in loggers]
             problems.extend(f"{where}: {p}" for p in found)
             if isinstance(action, DropColumn):
                 dropped.add((action.table, column_name))
@@ -456,71 +438,6 @@ def _result(
     )
 
 
-async def _load_table(conn: AsyncConnection[Any], schema: str, name: str) -> _Table | None:
-    rows = await (await conn.execute(COLUMNS_Q, {"schema": schema, "table": name})).fetchall()
-    if not rows:
-        return None
-    table = _Table(oid=rows[0][0], kind=rows[0][1])
-    for _, _, col, typ, typmod, not_null, generated, pk, fk, views in rows:
-        if col is not None:
-            table.columns[col] = _Column(typ, typmod, not_null, generated, pk, fk, list(views))
-    table.triggers = [r[0] for r in await (await conn.execute(TRIGGERS_Q, (table.oid,))).fetchall()]
-    return table
-
-
-def _column_problems(
-    action: DataAction,
-    qualified: str,
-    column: _Column,
-    table: _Table,
-    now: datetime,
-    keys: Mapping[str, PseudonymKey],
-) -> list[str]:
-    """What stands in the way of one action on one existing column."""
-    name = f"{qualified}.{action.target_column}"
-    problems: list[str] = []
-    rewrites_rows = not isinstance(action, DropColumn)
-    if rewrites_rows and table.triggers:
-        # A trigger runs for every row changed and could copy the values being destroyed elsewhere.
-        problems.append(f"{qualified} has triggers that would run on every row changed ({', '.join(table.triggers)})")
-    if isinstance(action, PurgeOlderThan):
-        if column.type not in TIME_TYPES:
-            problems.append(f"{name} is of type {column.type}, not a timestamp or date")
-        if action.cutoff > now:
-            problems.append(
-                f"cutoff {action.cutoff.isoformat()} is in the future (the database's time is {now.isoformat()})"
-            )
-    elif isinstance(action, PurgeSubjects):
-        if column.type not in TEXT_TYPES:
-            problems.append(f"{name} is of type {column.type}; subjects are matched as text (text or varchar)")
-    elif isinstance(action, NullColumn | DropColumn):
-        if column.in_primary_key:
-            problems.append(f"{name} is part of the primary key")
-        if column.in_foreign_key:
-            problems.append(f"{name} is part of a foreign key")
-        if isinstance(action, NullColumn) and column.not_null:
-            problems.append(f"{name} is NOT NULL (drop it or pseudonymise it instead)")
-        if isinstance(action, NullColumn) and column.generated:
-            problems.append(f"{name} is a generated column")
-        if isinstance(action, DropColumn) and column.used_by_views:
-            problems.append(f"{name} is used by {', '.join(column.used_by_views)}")
-    elif isinstance(action, PseudonymiseColumn):
-        if action.key_id not in keys:
-            configured = ", ".join(sorted(keys)) or "none"
-            problems.append(f"pseudonym key {action.key_id!r} is not configured (configured: {configured})")
-        if column.type not in TEXT_TYPES:
-            problems.append(f"{name} is of type {column.type}; pseudonyms are text (text or varchar)")
-        elif column.type == "varchar" and 0 < column.typmod - 4 < PSEUDONYM_HEX_LENGTH:
-            problems.append(
-                f"{name} holds at most {column.typmod - 4} characters; a pseudonym has {PSEUDONYM_HEX_LENGTH}"
-            )
-        if column.in_foreign_key:
-            problems.append(f"{name} is part of a foreign key")
-        if column.generated:
-            problems.append(f"{name} is a generated column")
-    return problems
-
-
 async def _count(conn: AsyncConnection[Any], query: sql.Composed, params: Sequence[Any] = ()) -> int:
     row = await (await conn.execute(query, params)).fetchone()
     return int(row[0]) if row else 0
@@ -539,6 +456,9 @@ async def _effect_problem(
         return None
     present = bool(row[0])
     table = sql.Identifier(spec.schema_name, action.table)
+    hidden = await (await conn.execute(ROW_SECURITY_BY_NAME_Q, (spec.schema_name, action.table))).fetchone()
+    if hidden and hidden[0] and not isinstance(action, DropColumn):
+        return f"row security applies to {qualified} for the administrative role: its rows cannot all be counted"
     if isinstance(action, DropColumn):
         return f"column {qualified}.{column_name} still exists" if present else None
     if not present:
