@@ -27,7 +27,7 @@ def typed(db: Database) -> int:
     with db.connect() as conn:
         row = conn.execute("SELECT count(typed_content) FROM telemetry.keystrokes").fetchone()
     assert row is not None
-    return int(row[0])
+    return int(str(row[0]))
 
 
 class TestWhatRunsBesideAnAction:
