@@ -15,17 +15,22 @@ from pausegate.connectors.interfaces import FleetConnector
 from pausegate.connectors.postgres.conditions import PostgresConditions
 from pausegate.errors import TargetRejectedError
 from pausegate.evidence.interface import EvidenceStore
-from pausegate.evidence.layout import unconsented_agents_key
+from pausegate.evidence.layout import consent_snapshot_key, unconsented_agents_key
 from pausegate.models.conditions import (
     MAX_LISTED,
     ConditionsCheck,
     ConditionsInput,
     ConsentOutcome,
+    ConsentRecord,
     ConsentSource,
     HaltUnconsentedInput,
+    WithdrawalWritten,
+    WriteWithdrawalInput,
 )
+from pausegate.models.evidence import EvidenceRef
 from pausegate.models.fleet import Agent, AgentResultStatus, AgentState
 from pausegate.models.steps import ResumeAgentsInput, ResumeAgentsResult
+from pausegate.policy.conditions import counts_as_consent
 
 
 class ConditionActivities:
@@ -37,10 +42,35 @@ class ConditionActivities:
         self._postgres = postgres
         self._store = store
 
-    async def _consenting(self, source: ConsentSource, withdrawn: list[str]) -> set[str]:
+    async def _consent_rows(self, source: ConsentSource) -> list[ConsentRecord]:
         dataset = source.dataset
-        granted = await self._postgres(dataset.connection).consenting(dataset.schema_name, source.consent)
-        return granted - set(withdrawn)
+        db = self._postgres(dataset.connection)
+        # Only a table whose database records who wrote each row is read: a flag without its writer
+        # cannot be told from one an employee flipped.
+        await db.ensure_provenance(dataset.schema_name, source.consent)
+        return await db.consent_rows(dataset.schema_name, source.consent)
+
+    async def _consenting(self, source: ConsentSource, withdrawn: list[str],
+                          rows: list[ConsentRecord] | None = None) -> set[str]:
+        if rows is None:
+            rows = await self._consent_rows(source)
+        return {r.subject for r in rows if counts_as_consent(source.consent, r)} - set(withdrawn)
+
+    def _seal_snapshot(self, source: ConsentSource, pause_key: str,
+                       rows: list[ConsentRecord]) -> tuple[EvidenceRef, int]:
+        """The consent table as the resume read it, each row with its writer, the time the server
+        recorded and whether it counted; and how many grants did not count."""
+        spec = source.consent
+        listed = [{"subject": r.subject, "granted": r.granted, "granted_by": r.granted_by,
+                   "granted_as": r.granted_as,
+                   "granted_at": r.granted_at.isoformat() if r.granted_at is not None else None,
+                   "counted": counts_as_consent(spec, r)}
+                  for r in sorted(rows, key=lambda r: r.subject)]
+        document = {"table": f"{source.dataset.schema_name}.{spec.table}", "granting_roles": spec.granting_roles,
+                    "rows": listed}
+        digest = sha256_hex(canonical_json(document))
+        ref = self._store.put_json(consent_snapshot_key(pause_key, digest), document)
+        return ref, sum(1 for r in listed if r["granted"] is True and not r["counted"])
 
     @activity.defn(name="check_consent")
     async def check_consent(self, input: ConsentSource) -> list[str]:
@@ -57,7 +87,8 @@ class ConditionActivities:
         """Halt, one by one, every agent of an employee who has not consented (an agent naming no employee
         cannot show consent either); offline ones are halted when they return. The full list is evidence."""
         async with running():
-            consenting = await self._consenting(input.source, input.withdrawn)
+            rows = await self._consent_rows(input.source)
+            consenting = await self._consenting(input.source, input.withdrawn, rows)
             fleet = self._fleets(input.connection)
             agents = await list_agents(fleet, input.program)
             if input.only is not None:
@@ -78,6 +109,8 @@ class ConditionActivities:
             if document and input.only is None:
                 digest = sha256_hex(canonical_json(document))
                 ref = self._store.put_json(unconsented_agents_key(input.pause_key, digest), document)
+            snapshot, not_counted = self._seal_snapshot(input.source, input.pause_key, rows) \
+                if input.only is None else (None, 0)
             employees = {a.employee for a in agents if a.employee is not None}
             return ConsentOutcome(
                 consenting_employees=len(employees & consenting),
@@ -86,7 +119,21 @@ class ConditionActivities:
                 agents_pending=sum(1 for a in out if status.get(a.id) != AgentResultStatus.CONFIRMED),
                 agent_ids=[a.id for a in out][:MAX_LISTED],
                 document=ref,
+                snapshot=snapshot,
+                grants_not_counted=not_counted,
             )
+
+    @activity.defn(name="write_withdrawal")
+    async def write_withdrawal(self, input: WriteWithdrawalInput) -> WithdrawalWritten:
+        """Write a consent withdrawn during the watch back to the consent table, so that it outlives the
+        watch: a later resume reads the employee as without consent until a grant through the allowed
+        path records it again."""
+        async with running():
+            dataset = input.source.dataset
+            db = self._postgres(dataset.connection)
+            await db.ensure_provenance(dataset.schema_name, input.source.consent)
+            changed, at = await db.withdraw(dataset.schema_name, input.source.consent, input.employee)
+            return WithdrawalWritten(rows_changed=changed, written_at=at)
 
     @activity.defn(name="resume_consented_agents")
     async def resume_consented_agents(self, input: ResumeAgentsInput) -> ResumeAgentsResult:

@@ -121,7 +121,9 @@ class PlanConditions:
             self.state.record(workflow.now(), SYSTEM_ACTOR, "resume.consent",
                               f"{consent.unconsented_employees} employees without consent: {consent.agents_halted} "
                               f"agents halted, {consent.agents_pending} halted when they return; "
-                              f"{consent.consenting_employees} employees consented")
+                              f"{consent.consenting_employees} employees consented"
+                              + (f"; {consent.grants_not_counted} grants not written through the runbook's "
+                                 "granting roles did not count" if consent.grants_not_counted else ""))
         return ResumeConditions(profile=profile, consent=consent, data_actions=results)
 
     async def resume_agents(self, plan: ResumePlan, input: ResumeAgentsInput) -> ResumeAgentsResult:

@@ -19,7 +19,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
     from activities.watch import WatchActivities
     from pausegate.errors import ActionRefused
-    from pausegate.models.conditions import ConditionsCheck, ConsentOutcome, HaltUnconsentedInput
+    from pausegate.models.conditions import (
+        ConditionsCheck,
+        ConsentOutcome,
+        HaltUnconsentedInput,
+        WithdrawalWritten,
+        WriteWithdrawalInput,
+    )
     from pausegate.models.people import Actor
     from pausegate.models.phase import Phase
     from pausegate.models.runbook import WatchSpec
@@ -46,6 +52,8 @@ with workflow.unsafe.imports_passed_through():
 # Watches started before checks that cannot run counted as drift replay the old way (their history has
 # no marker); every other watch fails closed.
 FAIL_CLOSED_PATCH = "watch-fails-closed"
+# Watches started before withdrawals were written back to the consent table replay without the write.
+WITHDRAWAL_WRITTEN_PATCH = "watch-withdrawal-written-back"
 
 
 def watch_actor(program: str) -> str:
@@ -194,9 +202,11 @@ class WatchWorkflow:
         # not take the agents still being halted for drift.
         if input.employee not in s.withdrawn:
             s.withdrawn.append(input.employee)
+        written = await self._write_back(input.employee) if workflow.patched(WITHDRAWAL_WRITTEN_PATCH) else None
         s.withdrawals.append(Withdrawal(employee=input.employee, by=input.actor.id, at=workflow.now(),
                                         reason=input.reason, agents_halted=outcome.agents_halted,
-                                        agents_pending=outcome.agents_pending))
+                                        agents_pending=outcome.agents_pending,
+                                        written_back_at=written.written_at if written is not None else None))
         s.withdrawals = s.withdrawals[-WITHDRAWALS_KEPT:]
         s.withdrawals_total += 1
         message = (f"consent of {input.employee} withdrawn: {outcome.agents_halted} agents halted, "
@@ -231,6 +241,23 @@ class WatchWorkflow:
                                  key=f"withdrawn-{employee}"),
             **self._options(timedelta(minutes=30), attempts=20),
         )
+
+    async def _write_back(self, employee: str) -> WithdrawalWritten | None:
+        """The withdrawal written to the consent table, so the next resume knows it after this watch is
+        gone; None when it could not be (people are told: the watch still counts it)."""
+        source = pc.consent_source(self.runbook)
+        assert source is not None
+        try:
+            written: WithdrawalWritten = await workflow.execute_activity_method(
+                ConditionActivities.write_withdrawal, WriteWithdrawalInput(source=source, employee=employee),
+                **self._options(timedelta(minutes=5), attempts=10),
+            )
+        except ActivityError as exc:
+            self._notify("watch.withdrawal_not_written",
+                         f"{self.state.program}: the consent of {employee} withdrawn could not be written to the "
+                         f"consent table, so a later resume would not know it: {error_text(exc)}")
+            return None
+        return written
 
     @workflow.query
     def status(self) -> WatchState:

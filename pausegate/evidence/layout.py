@@ -15,6 +15,7 @@
     <pause>/timeline/<sequence:05d>        timeline entries archived before continue-as-new
     <pause>/report                         the final report
     <pause>/resume/unconsented/<digest16>  agents left halted for lack of their employee's consent
+    <pause>/resume/consent/<digest16>      the consent table at the resume, who wrote each row and when
 
 ``<pause>`` is the pause's evidence key, ``<program>/<started>-<suffix>``. These are the names the
 store tries first: where something it did not write already lies at one of them, it writes under a
@@ -29,6 +30,7 @@ __all__ = [
     "URI_SCHEME",
     "audit_key",
     "catalog_key",
+    "consent_snapshot_key",
     "copies_contained_key",
     "copies_exposure_key",
     "copies_found_key",
@@ -99,3 +101,8 @@ def report_key(pause_key: str) -> str:
 def unconsented_agents_key(pause_key: str, digest: str) -> str:
     """Content-addressed: a retry, or a later halt finding the same agents, names the same document."""
     return f"{pause_key}/resume/unconsented/{digest[:16]}"
+
+
+def consent_snapshot_key(pause_key: str, digest: str) -> str:
+    """Content-addressed: a resume repeated over an unchanged consent table names the same document."""
+    return f"{pause_key}/resume/consent/{digest[:16]}"

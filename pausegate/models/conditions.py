@@ -40,6 +40,17 @@ class ConsentSource(Model):
     dataset: DatasetSpec
 
 
+class ConsentRecord(Model):
+    """One row of the consent table with who wrote it and when, as the database recorded them (None
+    where it never did: a row written before the table recorded provenance)."""
+
+    subject: str
+    granted: bool | None
+    granted_by: str | None = Field(default=None, description="The login that wrote the row (session_user).")
+    granted_as: str | None = Field(default=None, description="The role the write ran as (current_user).")
+    granted_at: datetime | None = Field(default=None, description="The server's clock at the write.")
+
+
 class CollectedTypes(Model):
     """The runbook's map of data types to columns, with the dataset they lie in."""
 
@@ -80,6 +91,20 @@ class HaltUnconsentedInput(Model):
     key: str = Field(default="consent", description="Distinguishes idempotency keys of separate halts.")
 
 
+class WriteWithdrawalInput(Model):
+    """Write an employee's consent withdrawn during the watch back to the consent table."""
+
+    source: ConsentSource
+    employee: str
+
+
+class WithdrawalWritten(Model):
+    """A withdrawal as the consent table now holds it."""
+
+    rows_changed: int = Field(description="Rows set to not granted (0: the table already said so, or had none).")
+    written_at: datetime = Field(description="The database server's clock at the write.")
+
+
 class ConsentOutcome(Model):
     """Who is left out of the resume for lack of consent, as counts; the names are evidence."""
 
@@ -89,6 +114,10 @@ class ConsentOutcome(Model):
     agents_pending: int = Field(description="Their offline agents: the halt applies when they return.")
     agent_ids: list[str] = Field(default_factory=list, description=f"First {MAX_LISTED} only.")
     document: EvidenceRef | None = Field(default=None, description="Every such agent and employee.")
+    snapshot: EvidenceRef | None = Field(default=None, description="The consent table as read at the resume, "
+                                         "each row with who wrote it and when (sealed; its digest is the ref's).")
+    grants_not_counted: int = Field(default=0, description="Rows granting consent that were not written "
+                                    "through a path the runbook allows, or whose writer is unknown.")
 
 
 class ConditionsInput(Model):

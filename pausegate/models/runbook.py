@@ -197,6 +197,19 @@ class ConsentSpec(Model):
     granted_column: str = Field(
         pattern=SQL_IDENT, description="Boolean: true when consent is given. No row, or false: no consent."
     )
+    granting_roles: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="The database roles a grant of consent must be written as (current_user, recorded by the "
+                    "database) to count: the path the runbook allows. Empty: any role's grant counts.",
+    )
+
+    @field_validator("granting_roles")
+    @classmethod
+    def _role_names(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(SQL_IDENT, value):
+                raise ValueError(f"{value!r} is not a role name")
+        return values
 
 
 class DataTypeColumns(Model):

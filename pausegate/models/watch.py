@@ -35,6 +35,9 @@ class Withdrawal(Model):
     reason: str
     agents_halted: int
     agents_pending: int
+    written_back_at: datetime | None = Field(
+        default=None, description="When the consent table recorded the withdrawal (the server's clock); None: "
+        "not written back (a watch from before, or the write failed and people were told).")
 
 
 class WatchState(Mutable):

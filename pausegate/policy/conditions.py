@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from pausegate.errors import ActionRefused
-from pausegate.models.conditions import CollectedTypes, ConditionsCheck, ConsentSource
+from pausegate.models.conditions import CollectedTypes, ConditionsCheck, ConsentRecord, ConsentSource
 from pausegate.models.people import SYSTEM_ACTOR
 from pausegate.models.plan import ResumePlan
-from pausegate.models.runbook import Runbook
+from pausegate.models.runbook import ConsentSpec, Runbook
 from pausegate.models.state import PauseState
 from pausegate.policy.transitions import void_approvals
 
@@ -62,6 +62,16 @@ def consent_source(runbook: Runbook) -> ConsentSource | None:
     if spec is None:
         return None
     return ConsentSource(consent=spec, dataset=next(d for d in runbook.datasets if d.name == spec.dataset))
+
+
+def counts_as_consent(spec: ConsentSpec, row: ConsentRecord) -> bool:
+    """A row is consent when it says granted and, if the runbook names the roles consent is granted
+    through, the database recorded the write as one of them: a flag anyone with UPDATE flipped is not."""
+    if row.granted is not True:
+        return False
+    if not spec.granting_roles:
+        return True
+    return row.granted_at is not None and row.granted_as in spec.granting_roles
 
 
 def collected_types(runbook: Runbook) -> CollectedTypes | None:

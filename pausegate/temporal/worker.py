@@ -111,6 +111,7 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
         conditions.halt_unconsented,
         conditions.resume_consented_agents,
         conditions.check_conditions,
+        conditions.write_withdrawal,
         data_actions.apply_data_action,
         data_actions.verify_data_actions,
         data_actions.check_data_actions,
