@@ -37,6 +37,11 @@ MAX_LINE_BYTES = 48 * 1024
 MAX_BREAKS = 100
 """The signed head keeps the newest this many breaks."""
 
+HEAD_DOMAIN = b"pausegate/log-head\0"
+"""What a head's signed message starts with, so that no other message the deployment's key signs can be
+taken for a head, nor a head for anything else. Heads written before it carry a signature of the bare
+message: only those verify without it (``head_signed``)."""
+
 
 class ChainedLine(Protocol):
     """A line of a hash-chained log: it names the digest of the line before it."""
@@ -55,11 +60,19 @@ class ChainHead(Model):
         description="Line counts at which an append found the log not ending where the head said.",
     )
     key_sha256: str
-    signature: str = Field(description="Ed25519 over the canonical JSON of {lines, last, breaks}, base64.")
+    signature: str = Field(
+        description="Ed25519 over HEAD_DOMAIN and the canonical JSON of {lines, last, breaks} (before the "
+        "domain, over the JSON alone), base64."
+    )
 
     @staticmethod
     def signed_part(lines: int, last: str, breaks: list[int]) -> bytes:
         return canonical_json({"lines": lines, "last": last, "breaks": breaks})
+
+    @staticmethod
+    def message(lines: int, last: str, breaks: list[int]) -> bytes:
+        """What a head written now signs."""
+        return HEAD_DOMAIN + ChainHead.signed_part(lines, last, breaks)
 
 
 def line_digest(line: bytes) -> str:
@@ -76,18 +89,23 @@ def encode(entry: BaseModel, what: str) -> bytes:
 
 
 def sign_head(key: Ed25519PrivateKey, lines: int, last: str, breaks: list[int]) -> ChainHead:
-    signature = key.sign(ChainHead.signed_part(lines, last, breaks))
+    signature = key.sign(ChainHead.message(lines, last, breaks))
     return ChainHead(lines=lines, last=last, breaks=breaks, key_sha256=keymod.fingerprint(key.public_key()),
                      signature=base64.b64encode(signature).decode())
 
 
 def head_signed(head: ChainHead, key: Ed25519PublicKey) -> bool:
-    """Whether ``key`` signed ``head`` as it reads."""
+    """Whether ``key`` signed ``head`` as it reads: under ``HEAD_DOMAIN``, or as a head written before
+    heads carried it. The bare form is one no code signs any more, so a head in it was written before
+    the change; a saved old head put back is a log cut back, which the head anchored outside the
+    medium finds (``anchor_problems``)."""
     try:
         signature = base64.b64decode(head.signature, validate=True)
     except ValueError:
         return False
-    return keymod.verify_signature(key, signature, ChainHead.signed_part(head.lines, head.last, head.breaks))
+    part = ChainHead.signed_part(head.lines, head.last, head.breaks)
+    return keymod.verify_signature(key, signature, HEAD_DOMAIN + part) or keymod.verify_signature(
+        key, signature, part)
 
 
 # ---------------------------------------------------------------- appending

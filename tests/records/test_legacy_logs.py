@@ -4,13 +4,20 @@ written by the earlier implementation with a fixed key."""
 
 from __future__ import annotations
 
+import base64
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pausegate.api.refusal_log import RefusalLog
+from pausegate.auth.local import LocalUser
+from pausegate.auth.users import postgres as users_pg
 from pausegate.auth.users.file import UserDirectory
+from pausegate.auth.users.postgres import ROW_DOMAIN, RowSignatures
+from pausegate.evidence.signing_keys import verify_signature
+from pausegate.records import chain
 from pausegate.records.files import FileMedium
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -46,3 +53,29 @@ def test_an_earlier_users_file_and_its_change_log_verify_and_grow_on(tmp_path: P
     users.issue(None, "bob", ["cto"])
     view = users.view(100)
     assert view.chain_problems == [] and view.outside_changes == 0 and len(view.entries) == 5
+
+
+def test_heads_and_user_rows_signed_now_carry_their_domain_and_those_signed_before_still_verify(
+    tmp_path: Path,
+) -> None:
+    public = KEY.public_key()
+    path = copied(tmp_path) / "api-refusals.jsonl"
+    old = FileMedium(path).read_head()
+    assert old is not None and chain.head_signed(old, public)  # a head of before the domain
+    log = RefusalLog.file(path, KEY)
+    log.append(actor="local:ann", roles=["a"], program="p", action="refused.trigger", reason="again")
+    head = FileMedium(path).read_head()
+    assert head is not None and chain.head_signed(head, public)
+    part = chain.ChainHead.signed_part(head.lines, head.last, head.breaks)
+    signature = base64.b64decode(head.signature)
+    assert verify_signature(public, signature, chain.HEAD_DOMAIN + part)
+    assert not verify_signature(public, signature, part)  # not a signature of the bare message
+
+    rows = RowSignatures(KEY)
+    user = LocalUser(name="ann", roles=["ciso"], token_sha256="0" * 64, created_at=datetime(2026, 1, 1, tzinfo=UTC))
+    signed = rows.sign(user)
+    assert rows.valid(user, signed)
+    assert verify_signature(public, base64.b64decode(signed), ROW_DOMAIN + users_pg.signed_part(user))
+    assert not verify_signature(public, base64.b64decode(signed), users_pg.signed_part(user))
+    before = base64.b64encode(KEY.sign(users_pg.signed_part(user))).decode()
+    assert rows.valid(user, before)  # a row signed before; it proves someone only where the log vouches for it

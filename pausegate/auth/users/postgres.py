@@ -79,8 +79,14 @@ def users_digest(users: list[LocalUser]) -> str:
 # ---------------------------------------------------------------- row signing
 
 
+ROW_DOMAIN = b"pausegate/user-row\0"
+"""What a user row's signed message starts with, so that no other message the deployment's key signs
+can be taken for a row, nor a row for anything else."""
+
+
 def signed_part(user: LocalUser) -> bytes:
-    """What a user row's signature covers: the user, as canonical JSON."""
+    """What a user row's signature covers: the user, as canonical JSON (under ``ROW_DOMAIN`` since rows
+    carried it; rows signed before, over the JSON alone)."""
     return canonical_json(user.model_dump(mode="json"))
 
 
@@ -93,17 +99,23 @@ class RowSignatures:
         self._checked: dict[tuple[bytes, str], bool] = {}
 
     def sign(self, user: LocalUser) -> str:
-        return base64.b64encode(self._key.sign(signed_part(user))).decode()
+        return base64.b64encode(self._key.sign(ROW_DOMAIN + signed_part(user))).decode()
 
     def valid(self, user: LocalUser, signature: str) -> bool:
+        """Whether the deployment signed this row: under ``ROW_DOMAIN``, or as a row signed before rows
+        carried it. A row proves someone only where the signed users log vouches for it as well
+        (``authenticate``), which holds an old row signed in the bare form to the record too."""
         part = signed_part(user)
         known = self._checked.get((part, signature))
         if known is not None:
             return known
         try:
-            ok = keymod.verify_signature(self.public, base64.b64decode(signature, validate=True), part)
+            raw = base64.b64decode(signature, validate=True)
         except ValueError:
             ok = False
+        else:
+            ok = keymod.verify_signature(self.public, raw, ROW_DOMAIN + part) or keymod.verify_signature(
+                self.public, raw, part)
         if len(self._checked) >= 10_000:
             self._checked.clear()
         self._checked[(part, signature)] = ok
