@@ -40,7 +40,8 @@ def test_an_earlier_refusal_log_verifies_and_grows_on(tmp_path: Path) -> None:
     head = FileMedium(path).read_head()
     log.append(actor="local:ann", roles=["b", "a"], program="p", action="refused.trigger", reason="again")
     assert log.problems() == recorded_break  # the old break stays; the new line links and is vouched for
-    assert (FileMedium(path).read_head() or head).lines == 4
+    grown = FileMedium(path).read_head()
+    assert grown is not None and grown.lines == 4 and grown != head
     assert path.read_bytes().count(b"\n") == 4
 
 
