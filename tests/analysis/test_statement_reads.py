@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
-from types import FrameType
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +21,7 @@ from pausegate.analysis.statement_reads import (
     prefilter,
     statement_kind,
 )
+from tests.support.work import lines_executed
 
 EVENTS = "telemetry.key_events"
 SCOPE = ReadScope.of(
@@ -58,24 +57,8 @@ OPERATOR_RUN = 64
 
 
 def steps(fn: Callable[[], object]) -> int:
-    """Lines of the analyser's own code that ``fn`` executes: its work, counted the same on a loaded
-    machine as on an idle one (a clock is not)."""
-    n = 0
-
-    def line(frame: FrameType, event: str, arg: object) -> Callable[..., object]:
-        nonlocal n
-        n += event == "line"
-        return line
-
-    def call(frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
-        return line if frame.f_code.co_filename == ANALYSER else None
-
-    sys.settrace(call)
-    try:
-        fn()
-    finally:
-        sys.settrace(None)
-    return n
+    """Lines of the analyser's own code that ``fn`` executes."""
+    return lines_executed(fn, lambda name: name == ANALYSER)
 
 
 def longest_operator_run(text: str) -> int:

@@ -6,9 +6,7 @@ import base64
 import io
 import json
 import logging
-import sys
 from collections.abc import Callable
-from types import FrameType
 
 import structlog
 from hypothesis import given
@@ -20,26 +18,12 @@ from pausegate.models.phase import Phase
 from tests.support.encryption import decrypted_history_json
 from tests.support.fault_report import record_result
 from tests.support.harness import HarnessFactory
+from tests.support.work import lines_executed
 
 
 def lines_run(fn: Callable[[], object]) -> int:
     """Lines of ``redact``'s module that ``fn`` executes."""
-    n, module = 0, redact.__code__.co_filename
-
-    def line(frame: FrameType, event: str, arg: object) -> Callable[..., object]:
-        nonlocal n
-        n += event == "line"
-        return line
-
-    def call(frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
-        return line if frame.f_code.co_filename == module else None
-
-    sys.settrace(call)
-    try:
-        fn()
-    finally:
-        sys.settrace(None)
-    return n
+    return lines_executed(fn, lambda name: name == redact.__code__.co_filename)
 
 SECRET = "s3cr3t-Pa55"
 

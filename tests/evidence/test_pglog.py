@@ -4,12 +4,9 @@ and who saw what re-derived from them (no server: the log is written here, as Po
 from __future__ import annotations
 
 import json
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -21,6 +18,7 @@ from pausegate.analysis.statement_reads import Exposer, ReadScope, prefilter
 from pausegate.analysis.who_saw_what import WhoSawWhat, WhoSawWhatBuilder
 from pausegate.connectors.audit import pglog
 from pausegate.connectors.audit.pglog import PostgresLogSource
+from tests.support.work import lines_executed
 
 from .conftest import T0
 
@@ -224,26 +222,8 @@ PACKAGE = str(Path(pglog.__file__).resolve().parents[2])
 
 
 def _steps(fn: Callable[[], object]) -> int:
-    """Lines of pausegate's own code that ``fn`` executes, in every thread it starts: its work, counted
-    the same on a loaded machine as on an idle one (a clock is not)."""
-    n = 0
-
-    def line(frame: FrameType, event: str, arg: object) -> Callable[..., object]:
-        nonlocal n
-        n += event == "line"
-        return line
-
-    def call(frame: FrameType, event: str, arg: object) -> Callable[..., object] | None:
-        return line if frame.f_code.co_filename.startswith(PACKAGE) else None
-
-    threading.settrace(call)
-    sys.settrace(call)
-    try:
-        fn()
-    finally:
-        sys.settrace(None)
-        threading.settrace(None)  # type: ignore[arg-type]
-    return n
+    """Lines of pausegate's own code that ``fn`` executes, in every thread it starts."""
+    return lines_executed(fn, lambda name: name.startswith(PACKAGE), threads=True)
 
 
 def test_comment_floods_cost_what_their_size_costs(tmp_path: Path) -> None:
