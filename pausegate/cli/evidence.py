@@ -12,7 +12,13 @@ import typer
 from pausegate.cli.output import clean
 from pausegate.cli.trust_anchors import ConfigOpt, TrustAnchors, trust_anchors
 from pausegate.errors import ConfigError, ConnectorError, EvidenceError
-from pausegate.evidence.verify import VerificationReport, verified_records, verify_bundle, verify_evidence
+from pausegate.evidence.verify import (
+    VerificationReport,
+    unvouched_legacy,
+    verified_records,
+    verify_bundle,
+    verify_evidence,
+)
 from pausegate.models.evidence import URI_SCHEME
 
 if TYPE_CHECKING:
@@ -210,10 +216,14 @@ def _checked(
 
     if record is None or root is None:
         report = verify_evidence(path, public_key, pinned=pinned)
-        return report.model_copy(update={"notes": [*report.notes, f"{NO_RECORD}{why}"]})
+        # what only a record can vouch for is not taken on its own word
+        return report.model_copy(update={"notes": [*report.notes, f"{NO_RECORD}{why}"],
+                                         "problems": [*report.problems, *unvouched_legacy(report)]})
     pinned |= recorded_fingerprints(root, anchors_of(record.state))
     report = verify_evidence(path, public_key, pinned=pinned, root=root)
     against = check_against_record(path, report, record.state, root, record.describe())
+    if against:
+        against += unvouched_legacy(report)
     return report.model_copy(update={"problems": [*report.problems, *against], "record": record.describe()})
 
 

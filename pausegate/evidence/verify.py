@@ -55,6 +55,13 @@ _READ_BLOCK = 1 << 20
 MAX_CHAIN_DEPTH = 10_000
 
 
+KEYLESS_SIGNATURE = "its signature was made before signatures named their key: where it lies rests on the record"
+UNSIGNED_HEAD = (
+    f"{CHAIN_HEAD} is unsigned (written before heads were signed): that no newer bundle was deleted rests on the "
+    "record alone"
+)
+
+
 class Problem(Model):
     """One thing wrong with a bundle."""
 
@@ -393,10 +400,7 @@ class _Checker:
             self.problem(head_path, str(exc))
             return
         if head.signature is None:
-            self.notes.append(
-                f"{CHAIN_HEAD} is unsigned (written before heads were signed): that no newer bundle was "
-                "deleted rests on the record alone"
-            )
+            self.notes.append(UNSIGNED_HEAD)
         elif (why := head_signature_problem(self.public_key, head)) is not None:
             self.problem(head_path, why)
         chain = parent_key(manifest.key)
@@ -532,14 +536,35 @@ def verify_document(
             problem(document, f"lies outside the evidence directory {root}")
             return report.model_copy(update={**update, "problems": problems})
         evidence_key = relative.as_posix().removesuffix(DOCUMENT_SUFFIX)
-        notes.append("its signature was made before signatures named their key: where it lies rests on the record")
+        notes.append(KEYLESS_SIGNATURE)
     else:
         evidence_key = document.name.removesuffix(DOCUMENT_SUFFIX)
-        notes.append("its signature was made before signatures named their key: where it lies rests on the record")
+        notes.append(KEYLESS_SIGNATURE)
     why = document_signature_problem(key, sig_file, signature, sig_file.key or evidence_key, data)
     if why is not None:
         problem(sig_path, why)
     return report.model_copy(update={**update, "key": evidence_key, "notes": notes, "problems": problems})
+
+
+def unvouched_legacy(report: VerificationReport) -> list[Problem]:
+    """The legacy forms ``report`` noted (a document signature that does not name its key, a chain head
+    written before heads were signed) as problems: for a verifier that no record of the pause vouched
+    for. A signature of the bare document is one any document of the deployment could lend, and an
+    unsigned head anyone can write: alone they prove nothing."""
+    found: list[Problem] = []
+    if KEYLESS_SIGNATURE in report.notes:
+        found.append(Problem(
+            file=Path(report.bundle).name + SIGNATURE_SUFFIX,
+            message="signed before signatures named their key, and no record of its pause vouches for it: "
+            "where it lies is not proved",
+        ))
+    if UNSIGNED_HEAD in report.notes:
+        found.append(Problem(
+            file=CHAIN_HEAD,
+            message="unsigned (written before heads were signed), and no record of its pause vouches for the "
+            "chain: that no newer bundle was deleted is not proved",
+        ))
+    return found
 
 
 def verify_evidence(

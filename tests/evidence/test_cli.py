@@ -10,10 +10,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
+from pausegate.canonical import canonical_json
 from pausegate.cli.evidence import app
 from pausegate.errors import EvidenceError
+from pausegate.evidence.bundle import signature_bytes
 from pausegate.evidence.signing_keys import public_pem
-from pausegate.evidence.verify import verified_records, verify_bundle
+from pausegate.evidence.verify import verified_records, verify_bundle, verify_document
 from tests.support.fault_report import record_result
 
 from .conftest import PAUSE, SealedTree, aiter_of, make_records, new_store, rewrite_chunk, write_config
@@ -63,6 +65,35 @@ class TestVerifyCommand:
         result = runner.invoke(app, ["verify", str(tmp_path / "nope.bundle"), "--public-key", str(key)])
         assert result.exit_code == 1
         assert "does not exist" in result.output
+
+
+class TestLegacyForms:
+    """A document signature that does not name its key, or a chain head written before heads were
+    signed, proves nothing alone: verify passes them only where the pause's record vouches for them."""
+
+    async def test_without_a_record_a_keyless_signature_and_an_unsigned_head_fail(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store = new_store(tmp_path, chunk_records=40)
+        data = canonical_json({"grants": 3})
+        document = store.document_path(f"{PAUSE}/scope/old")
+        document.parent.mkdir(parents=True, exist_ok=True)
+        document.write_bytes(data)
+        document.with_name(document.name + ".sig").write_bytes(signature_bytes(store.signing_key, data))
+        ref, _ = await store.seal(f"{PAUSE}/db-reads/0", aiter_of(make_records(10)))
+        bundle = store.bundle_path(ref.key)
+        head = bundle.parent / ".chain-head.json"
+        head.write_bytes(canonical_json({"key": ref.key, "manifest_sha256": ref.sha256, "chain_index": 0}))
+        config = write_config(tmp_path / "c.toml", fingerprint=store.signing_key_sha256)
+        monkeypatch.setenv("PAUSEGATE_CONFIG", str(config))
+        for path, file in ((document, "old.json.sig"), (bundle, ".chain-head.json")):
+            result = runner.invoke(app, ["verify", str(path)])
+            assert result.exit_code == 1, result.output
+            assert result.output.startswith("FAILED ") and f"  {file}: " in result.output
+            assert "no record of its pause vouches" in result.output
+        # the library still reads both against themselves, saying what rests on the record
+        assert verify_document(document, store.public_key_path).ok
+        assert verify_bundle(bundle, store.public_key_path).ok
 
 
 class TestVerifyReference:
