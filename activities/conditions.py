@@ -4,6 +4,7 @@ consenting ones, and checking that a resumed program runs as its plan says (flee
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 
 from temporalio import activity
@@ -24,6 +25,7 @@ from pausegate.models.conditions import (
     ConsentRecord,
     ConsentSource,
     HaltUnconsentedInput,
+    StampWritesInput,
     WithdrawalWritten,
     WriteWithdrawalInput,
 )
@@ -123,6 +125,21 @@ class ConditionActivities:
                 grants_not_counted=not_counted,
             )
 
+    @activity.defn(name="stamp_writes")
+    async def stamp_writes(self, input: StampWritesInput) -> datetime:
+        """Before the switch goes on: the server stamps every write to the tables where a dropped data
+        type lands, so the check finds a row by when it was written, not by the time its writer claims.
+        The server's clock once every table is stamped."""
+        async with running():
+            spec, dataset = input.collected.collection, input.collected.dataset
+            db = self._postgres(dataset.connection)
+            tables = sorted({spec.data_types[t].table for t in input.dropped if t in spec.data_types})
+            at: datetime | None = None
+            for table in tables:
+                at = await db.stamp_writes(dataset.schema_name, table)
+            assert at is not None, "no table to stamp"
+            return at
+
     @activity.defn(name="write_withdrawal")
     async def write_withdrawal(self, input: WriteWithdrawalInput) -> WithdrawalWritten:
         """Write a consent withdrawn during the watch back to the consent table, so that it outlives the
@@ -168,7 +185,7 @@ class ConditionActivities:
                     if data_type in wanted:
                         continue
                     rows = await db.rows_carrying(dataset.schema_name, where.table, where.columns,
-                                                  spec.collected_at, input.since)
+                                                  spec.collected_at, input.since, input.written_since)
                     activity.heartbeat(f"checked {data_type}")
                     if rows:
                         dropped_rows += rows

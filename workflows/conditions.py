@@ -13,6 +13,9 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
+# Resumes from before the server stamped writes to the collected tables replay without the stamp.
+SERVER_WRITE_TIME_PATCH = "resume-server-write-time"
+
 with workflow.unsafe.imports_passed_through():
     from activities.conditions import ConditionActivities
     from activities.data_actions import DataActionActivities
@@ -26,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         HaltUnconsentedInput,
         ResumeConditions,
         SetCollectionInput,
+        StampWritesInput,
     )
     from pausegate.models.data_actions import (
         ApplyDataActionInput,
@@ -96,6 +100,7 @@ class PlanConditions:
             self.state.record(workflow.now(), SYSTEM_ACTOR, "resume.data_action",
                               f"#{index} {result.kind} {result.dataset}.{result.table}"
                               f"{'.' + result.column if result.column else ''}: {result.rows_affected} rows")
+        written_since = await self._stamp_writes(plan)
         fleet = self.runbook.fleet
         profile: list[str] | None = None
         if plan.collection is not None:
@@ -124,7 +129,22 @@ class PlanConditions:
                               f"{consent.consenting_employees} employees consented"
                               + (f"; {consent.grants_not_counted} grants not written through the runbook's "
                                  "granting roles did not count" if consent.grants_not_counted else ""))
-        return ResumeConditions(profile=profile, consent=consent, data_actions=results)
+        return ResumeConditions(profile=profile, consent=consent, data_actions=results, written_since=written_since)
+
+    async def _stamp_writes(self, plan: ResumePlan) -> datetime | None:
+        """After the data actions (whose own writes are the plan's, not collection), before the switch:
+        the server stamps writes to the tables of the dropped types; its clock then bounds the check."""
+        collected = pc.collected_types(self.runbook)
+        if plan.collection is None or collected is None:
+            return None
+        dropped = sorted(set(collected.collection.data_types) - set(plan.collection.data_types))
+        if not dropped or not workflow.patched(SERVER_WRITE_TIME_PATCH):
+            return None
+        at: datetime = await workflow.execute_activity_method(
+            ConditionActivities.stamp_writes, StampWritesInput(collected=collected, dropped=dropped),
+            **self._options(timedelta(minutes=5), attempts=20),
+        )
+        return at
 
     async def resume_agents(self, plan: ResumePlan, input: ResumeAgentsInput) -> ResumeAgentsResult:
         if plan.consent_only:
@@ -147,7 +167,8 @@ class PlanConditions:
                 "WatchWorkflow",
                 WatchInput(runbook=self.runbook, plan=plan, pause_id=self.state.pause_id,
                            pause_key=self.state.evidence_key, actions_key=self.state.data_actions_key,
-                           switched_on_at=switched_on_at, tuning=self.tuning),
+                           switched_on_at=switched_on_at, tuning=self.tuning,
+                           written_since=self.state.conditions.written_since if self.state.conditions else None),
                 id=watch_id,
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
@@ -163,12 +184,15 @@ class PlanConditions:
 
     async def verify(self, plan: ResumePlan, since: datetime) -> ConditionsCheck:
         """Before RESUMED: ``verify_conditions`` for this pause's data actions."""
+        written_since = self.state.conditions.written_since if self.state.conditions else None
         return await verify_conditions(self.runbook, self.state.data_actions_key, plan, since,
-                                       self._options(timedelta(minutes=10), attempts=10))
+                                       self._options(timedelta(minutes=10), attempts=10),
+                                       written_since=written_since)
 
 
 async def verify_conditions(runbook: Runbook, actions_key: str, plan: ResumePlan, since: datetime,
-                            options: workflow.ActivityConfig, withdrawn: list[str] | None = None) -> ConditionsCheck:
+                            options: workflow.ActivityConfig, withdrawn: list[str] | None = None,
+                            written_since: datetime | None = None) -> ConditionsCheck:
     """Whether the plan's conditions hold now: every collecting agent on the plan's profile and of a
     consenting employee, no row since ``since`` carrying a dropped type, the data actions in force.
     (The resume before RESUMED and the watch after it ask the same.)"""
@@ -176,7 +200,7 @@ async def verify_conditions(runbook: Runbook, actions_key: str, plan: ResumePlan
         connection=runbook.fleet.connection, program=runbook.program.id, since=since,
         data_types=plan.collection.data_types if plan.collection is not None else None,
         consent=pc.consent_source(runbook) if plan.consent_only else None,
-        withdrawn=withdrawn or [], collected=pc.collected_types(runbook),
+        withdrawn=withdrawn or [], collected=pc.collected_types(runbook), written_since=written_since,
     )
     check: ConditionsCheck = await workflow.execute_activity_method(ConditionActivities.check_conditions, input,
                                                                     **options)

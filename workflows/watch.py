@@ -128,7 +128,8 @@ class WatchWorkflow:
         try:
             actions_key = self.input.actions_key or self.input.pause_key
             check = await verify_conditions(self.runbook, actions_key, self.input.plan, self.input.switched_on_at,
-                                            self._options(timedelta(minutes=10)), withdrawn=list(s.withdrawn))
+                                            self._options(timedelta(minutes=10)), withdrawn=list(s.withdrawn),
+                                            written_since=self.input.written_since)
         except ActivityError as exc:
             self._notify("watch.check_failed", f"{s.program}: the watch could not check the plan's conditions: "
                          f"{error_text(exc)}")

@@ -130,6 +130,15 @@ class ConditionsInput(Model):
     consent: ConsentSource | None = None
     withdrawn: list[str] = Field(default_factory=list)
     collected: CollectedTypes | None = None
+    written_since: datetime | None = Field(default=None, description="The server's clock once it stamped the "
+                                           "collected tables' writes: rows it stamped since are checked too.")
+
+
+class StampWritesInput(Model):
+    """Have the server stamp every write to the tables where the plan's dropped data types land."""
+
+    collected: CollectedTypes
+    dropped: list[str] = Field(description="The data types the plan drops.")
 
 
 class ConditionsCheck(Model):
@@ -172,3 +181,5 @@ class ResumeConditions(Model):
     consent: ConsentOutcome | None = None
     data_actions: list[DataActionResult] = Field(default_factory=list)
     check: ConditionsCheck | None = None
+    written_since: datetime | None = Field(default=None, description="The server's clock once it stamped "
+                                           "writes to the tables of the dropped types, before the switch went on.")

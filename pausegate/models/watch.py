@@ -72,6 +72,8 @@ class WatchInput(Model):
     pause_key: str
     actions_key: str | None = None  # the resume attempt's data-action ledger key (PauseState.data_actions_key)
     switched_on_at: datetime = Field(description="Rows collected since are checked for dropped data types.")
+    written_since: datetime | None = Field(default=None, description="The server's clock once it stamped "
+                                           "writes to the collected tables: rows it stamped since are checked too.")
     tuning: Tuning = Field(default_factory=Tuning)
     state: WatchState | None = None
 

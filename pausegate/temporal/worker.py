@@ -112,6 +112,7 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
         conditions.resume_consented_agents,
         conditions.check_conditions,
         conditions.write_withdrawal,
+        conditions.stamp_writes,
         data_actions.apply_data_action,
         data_actions.verify_data_actions,
         data_actions.check_data_actions,

@@ -141,3 +141,28 @@ class TestWithdrawalOutlivesTheWatch:
             c = final.conditions
             assert c is not None and c.consent is not None and c.consent.unconsented_employees == 2
             assert sorted(c.consent.agent_ids) == sorted([*UNCONSENTED, "agent-00001", "agent-00006"])
+
+
+@pytest.mark.slow
+class TestServerWriteTime:
+    async def test_a_row_of_a_dropped_type_with_a_supplied_old_timestamp_is_still_drift(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        async with make_harness(agents=AGENTS) as h:
+            h.runbook = h.runbook.model_copy(update={
+                "watch": WatchSpec(period=timedelta(minutes=10), interval=timedelta(seconds=1))})
+            await to_awaiting_approval(h, CONDITIONED_PLAN)
+            await approve(h)
+            final = await h.wait_for_state(Phase.RESUMED)
+            assert final.conditions is not None and final.conditions.written_since is not None
+            watched = await watch_when(h, lambda s: s.checks >= 1, "a check")
+            assert watched.last_check is not None and watched.last_check.holds
+
+            # The fleet's writer stores typed content, a type the plan dropped, dated long before the resume.
+            with psycopg.connect(h.dsn_as("telemetry_ingest"), autocommit=True) as conn:
+                conn.execute("INSERT INTO telemetry.keystrokes (agent_id, employee, captured_at, key_code,"
+                             " typed_content, pausegate_written_at) VALUES ('agent-00002', 'employee_0002', %s, 65,"
+                             " 'backdated', %s)", (SUPPLIED, SUPPLIED))
+            drifted = await watch_when(h, lambda s: s.status != "watching", "drift")
+            assert drifted.status == "drifted" and drifted.drift is not None
+            assert "1 rows collected since the resume carry dropped data types (typed_content)" in drifted.drift

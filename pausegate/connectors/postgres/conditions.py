@@ -27,6 +27,11 @@ PROVENANCE_AT = "granted_at"
 PROVENANCE_FUNCTION = "pausegate_consent_provenance"
 # BEFORE triggers fire in name order: the last name, so no other trigger can rewrite what this one set.
 PROVENANCE_TRIGGER = "zzzz_pausegate_consent_provenance"
+# When a collected row was last written, by the server's clock: the dropped-type check trusts this, not
+# the time column the writer fills in (an agent can backdate that).
+WRITTEN_AT = "pausegate_written_at"
+WRITTEN_AT_FUNCTION = "pausegate_stamp_written_at"
+WRITTEN_AT_TRIGGER = "zzzz_pausegate_written_at"
 
 
 class PostgresConditions:
@@ -169,13 +174,65 @@ class PostgresConditions:
         assert row is not None
         return max(changed, 0), row[0]
 
+    async def _written_at_state(self, conn: AsyncConnection[Any], schema: str, table: str) -> str:
+        """"stamped" when the server stamps the table's rows, "absent" when it never did, else what is wrong."""
+        regclass = sql.Identifier(schema, table).as_string(conn)
+        column = await (await conn.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s AND NOT attisdropped",
+            (regclass, WRITTEN_AT))).fetchone()
+        trigger = await (await conn.execute(
+            "SELECT t.tgenabled, p.proname, n.nspname, p.prosecdef FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
+            " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE t.tgrelid = %s::regclass AND t.tgname = %s",
+            (regclass, WRITTEN_AT_TRIGGER))).fetchone()
+        if column is None and trigger is None:
+            return "absent"
+        if (column is None or trigger is None or trigger[0] == "D" or trigger[1] != WRITTEN_AT_FUNCTION
+                or trigger[2] != schema or trigger[3]):
+            return (f"{schema}.{table}: the server's write time ({WRITTEN_AT}, set by trigger {WRITTEN_AT_TRIGGER}) "
+                    "is missing, disabled or not the tool's")
+        return "stamped"
+
+    async def stamp_writes(self, schema: str, table: str) -> datetime:
+        """Make the server stamp every row written to ``table`` with its own clock (a column set by a
+        trigger, overriding what the writer supplies); the server's time once it does."""
+        target = sql.Identifier(schema, table)
+        async with self._connect_writing(f"stamping writes to {schema}.{table}") as conn:
+            if await self._written_at_state(conn, schema, table) != "stamped":
+                async with conn.transaction():
+                    await conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} timestamptz").format(
+                        target, sql.Identifier(WRITTEN_AT)))
+                    await conn.execute(sql.SQL(
+                        "CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql SECURITY INVOKER"
+                        " SET search_path = pg_catalog AS $$ BEGIN NEW.{at} := clock_timestamp(); RETURN NEW; END $$"
+                    ).format(fn=sql.Identifier(schema, WRITTEN_AT_FUNCTION), at=sql.Identifier(WRITTEN_AT)))
+                    await conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                        sql.Identifier(WRITTEN_AT_TRIGGER), target))
+                    await conn.execute(sql.SQL(
+                        "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
+                    ).format(sql.Identifier(WRITTEN_AT_TRIGGER), target, sql.Identifier(schema, WRITTEN_AT_FUNCTION)))
+            row = await (await conn.execute("SELECT clock_timestamp()")).fetchone()
+        assert row is not None
+        return row[0]
+
     async def rows_carrying(self, schema: str, table: str, columns: list[str], collected_at: str,
-                            since: datetime) -> int:
-        """Rows collected at or after ``since`` with a value in any of ``columns``."""
+                            since: datetime, written_since: datetime | None = None) -> int:
+        """Rows collected at or after ``since`` with a value in any of ``columns``: by the time column the
+        writer fills in, and, when ``written_since`` is given (the server's clock once it stamped the
+        table's writes), by the server's time too: a backdated row is still found."""
         any_value = sql.SQL(" OR ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in columns)
-        query = sql.SQL("SELECT count(*) FROM {table} WHERE {at} >= %s AND ({any})").format(
-            table=sql.Identifier(schema, table), at=sql.Identifier(collected_at), any=any_value,
-        )
         async with self._connect(f"checking {schema}.{table} for dropped data types") as conn:
-            row = await (await conn.execute(query, (since,))).fetchone()
+            state = await self._written_at_state(conn, schema, table)
+            if written_since is not None and state != "stamped":
+                # A check that cannot see the server's time must not pass on the writer's word.
+                raise TargetRejectedError(state if state != "absent" else
+                                          f"{schema}.{table}: the server's write time ({WRITTEN_AT}) is gone")
+            when = sql.SQL("{at} >= %s").format(at=sql.Identifier(collected_at))
+            params: tuple[datetime, ...] = (since,)
+            if written_since is not None:
+                when = sql.SQL("({at} >= %s OR {written} >= %s)").format(
+                    at=sql.Identifier(collected_at), written=sql.Identifier(WRITTEN_AT))
+                params = (since, written_since)
+            query = sql.SQL("SELECT count(*) FROM {table} WHERE {when} AND ({any})").format(
+                table=sql.Identifier(schema, table), when=when, any=any_value)
+            row = await (await conn.execute(query, params)).fetchone()
         return int(row[0]) if row else 0
