@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pausegate.connectors.postgres.conditions import PROVENANCE_TRIGGER, PostgresConditions
+from pausegate.connectors.postgres.conditions import PROVENANCE_TRIGGER, WRITTEN_AT_TRIGGER, PostgresConditions
 from pausegate.errors import TargetRejectedError
 from pausegate.models.conditions import ConsentRecord
 from pausegate.models.runbook import ConsentSpec
@@ -99,3 +99,26 @@ class TestWhatCounts:
         assert not counts_as_consent(spec, hr.model_copy(update={"granted_as": None, "granted_at": None}))
         assert not counts_as_consent(spec, hr.model_copy(update={"granted": False}))
         assert counts_as_consent(SPEC, hr.model_copy(update={"granted_as": "employee_0004"}))
+
+
+class TestServerWriteTime:
+    async def test_a_backdated_row_is_found_by_the_time_the_server_stamped(self, telemetry: Database) -> None:
+        db = PostgresConditions(telemetry.dsn)
+        since = await db.stamp_writes("telemetry", "keystrokes")
+        assert await db.stamp_writes("telemetry", "keystrokes") >= since  # a second time finds it in place
+        with psycopg.connect(telemetry.dsn_as("telemetry_ingest"), autocommit=True) as conn:
+            conn.execute("INSERT INTO telemetry.keystrokes (agent_id, employee, captured_at, key_code, typed_content,"
+                         " pausegate_written_at) VALUES ('a', 'e', %s, 1, 'backdated', %s)", (SUPPLIED, SUPPLIED))
+        args = ("telemetry", "keystrokes", ["typed_content"], "captured_at", since)
+        assert await db.rows_carrying(*args) == 0  # the writer's date alone hides it
+        assert await db.rows_carrying(*args, written_since=since) == 1
+
+    async def test_a_disabled_stamp_fails_the_check(self, telemetry: Database) -> None:
+        db = PostgresConditions(telemetry.dsn)
+        since = await db.stamp_writes("telemetry", "keystrokes")
+        with psycopg.connect(telemetry.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER TABLE telemetry.keystrokes DISABLE TRIGGER {}").format(
+                sql.Identifier(WRITTEN_AT_TRIGGER)))
+        with pytest.raises(TargetRejectedError, match="missing, disabled or not the tool's"):
+            await db.rows_carrying("telemetry", "keystrokes", ["typed_content"], "captured_at", since,
+                                   written_since=since)

@@ -71,18 +71,14 @@ class TestConsentProvenance:
                 conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(registrar)))
                 conn.execute("UPDATE telemetry.consent SET granted = granted")
                 conn.execute("RESET ROLE")
-                # An employee who declined, with UPDATE on the table, flips their own flag and supplies
-                # a writer and a time of their choosing.
+                # An employee who declined, with UPDATE on the table, flips their own flag and dates it.
                 conn.execute("GRANT USAGE ON SCHEMA telemetry TO employee_0004")
                 conn.execute("GRANT SELECT, UPDATE ON telemetry.consent TO employee_0004")
                 before = server_now(h.database_dsn)
                 conn.execute("SET SESSION AUTHORIZATION employee_0004")
-                conn.execute("UPDATE telemetry.consent SET granted = true, granted_by = %s, granted_as = %s,"
-                             " granted_at = %s WHERE employee = 'employee_0004'", (registrar, registrar, SUPPLIED))
+                conn.execute("UPDATE telemetry.consent SET granted = true, recorded_at = %s"
+                             " WHERE employee = 'employee_0004'", (SUPPLIED,))
                 conn.execute("RESET SESSION AUTHORIZATION")
-            granted, by, as_, at = consent_row(h.database_dsn, "employee_0004")
-            assert (granted, by, as_) == (True, "employee_0004", "employee_0004")
-            assert at >= before and at != SUPPLIED
 
             await approve(h)
             final = await h.wait_for_state(Phase.RESUMED)
@@ -96,6 +92,10 @@ class TestConsentProvenance:
             assert any(e.action == "resume.consent" and "1 grants not written through" in e.detail
                        for e in final.timeline)
 
+            # Who flipped it and when, as the database recorded them.
+            granted, by, as_, at = consent_row(h.database_dsn, "employee_0004")
+            assert (granted, by, as_) == (True, "employee_0004", "employee_0004")
+            assert at >= before and at != SUPPLIED
             # The consent table as the resume read it is sealed, and the pause's state names it.
             ref = c.consent.snapshot
             assert ref is not None
@@ -125,10 +125,7 @@ class TestWithdrawalOutlivesTheWatch:
             before = server_now(h.database_dsn)
             await withdraw_consent(h.client, h.program, WithdrawConsentInput(
                 actor=PRIVACY, employee="employee_0001", reason="asked by the employee"))
-            state = await read_watch(h.client, h.program)
-            assert state.withdrawals[0].written_back_at is not None
-            granted, _, _, at = consent_row(h.database_dsn, "employee_0001")
-            assert granted is False and at >= before
+            withdrawn = (await read_watch(h.client, h.program)).withdrawals[0]
 
             # The watch is gone with the next pause; its resume still leaves employee_0001 out.
             await h.pause(COMMANDER, reason="another look")
@@ -141,6 +138,10 @@ class TestWithdrawalOutlivesTheWatch:
             c = final.conditions
             assert c is not None and c.consent is not None and c.consent.unconsented_employees == 2
             assert sorted(c.consent.agent_ids) == sorted([*UNCONSENTED, "agent-00001", "agent-00006"])
+            # The consent table holds the withdrawal, written by the tool at the server's time.
+            granted, _, _, at = consent_row(h.database_dsn, "employee_0001")
+            assert granted is False and at >= before
+            assert withdrawn.written_back_at is not None and withdrawn.written_back_at >= at
 
 
 @pytest.mark.slow
@@ -153,16 +154,15 @@ class TestServerWriteTime:
                 "watch": WatchSpec(period=timedelta(minutes=10), interval=timedelta(seconds=1))})
             await to_awaiting_approval(h, CONDITIONED_PLAN)
             await approve(h)
-            final = await h.wait_for_state(Phase.RESUMED)
-            assert final.conditions is not None and final.conditions.written_since is not None
+            await h.wait_for_state(Phase.RESUMED)
             watched = await watch_when(h, lambda s: s.checks >= 1, "a check")
             assert watched.last_check is not None and watched.last_check.holds
 
             # The fleet's writer stores typed content, a type the plan dropped, dated long before the resume.
             with psycopg.connect(h.dsn_as("telemetry_ingest"), autocommit=True) as conn:
                 conn.execute("INSERT INTO telemetry.keystrokes (agent_id, employee, captured_at, key_code,"
-                             " typed_content, pausegate_written_at) VALUES ('agent-00002', 'employee_0002', %s, 65,"
-                             " 'backdated', %s)", (SUPPLIED, SUPPLIED))
+                             " typed_content) VALUES ('agent-00002', 'employee_0002', %s, 65, 'backdated')",
+                             (SUPPLIED,))
             drifted = await watch_when(h, lambda s: s.status != "watching", "drift")
             assert drifted.status == "drifted" and drifted.drift is not None
             assert "1 rows collected since the resume carry dropped data types (typed_content)" in drifted.drift
