@@ -158,11 +158,12 @@ class TestServerWriteTime:
             watched = await watch_when(h, lambda s: s.checks >= 1, "a check")
             assert watched.last_check is not None and watched.last_check.holds
 
-            # The fleet's writer stores typed content, a type the plan dropped, dated long before the resume.
+            # The fleet's writer stores a window title, a type the plan dropped (and no data action
+            # empties), dated long before the resume.
             with psycopg.connect(h.dsn_as("telemetry_ingest"), autocommit=True) as conn:
                 conn.execute("INSERT INTO telemetry.keystrokes (agent_id, employee, captured_at, key_code,"
-                             " typed_content) VALUES ('agent-00002', 'employee_0002', %s, 65, 'backdated')",
+                             " window_title) VALUES ('agent-00002', 'employee_0002', %s, 65, 'backdated')",
                              (SUPPLIED,))
             drifted = await watch_when(h, lambda s: s.status != "watching", "drift")
             assert drifted.status == "drifted" and drifted.drift is not None
-            assert "1 rows collected since the resume carry dropped data types (typed_content)" in drifted.drift
+            assert "1 rows collected since the resume carry dropped data types (window_titles)" in drifted.drift
