@@ -29,7 +29,7 @@ HOSTILE = (
     "tests/api/test_api_refusal_flood.py", "tests/api/test_api_fair_queue.py", "tests/api/test_oidc_keys.py",
     "tests/api/test_api_scope_gate.py", "tests/cli/test_cli_hostile_text.py", "tests/api/test_users.py",
     "tests/connectors/test_secrets.py", "tests/api/test_forged_state.py", "tests/workflows/test_evidence_squatting.py",
-    "tests/workflows/test_replayed_payloads.py",
+    "tests/workflows/test_replayed_payloads.py", "tests/workflows/test_consent_provenance.py",
 )
 
 

@@ -18,6 +18,7 @@ from pausegate.models.runbook import WatchSpec
 from pausegate.models.updates import ProposePlanInput
 from pausegate.models.watch import WithdrawConsentInput
 from pausegate.temporal.watches import read_watch, withdraw_consent
+from tests.support.fault_report import record_result
 from tests.support.harness import COMMANDER, PRIVACY, HarnessFactory
 from tests.workflows.test_lifecycle import complete_review
 from tests.workflows.test_resume_conditions import AGENTS, CONDITIONED_PLAN, UNCONSENTED, to_awaiting_approval
@@ -107,6 +108,9 @@ class TestConsentProvenance:
                 True, "employee_0004", "employee_0004", False)
             assert datetime.fromisoformat(flipped["granted_at"]) == at
             assert rows["employee_0001"]["granted_as"] == registrar and rows["employee_0001"]["counted"]
+            record_result("an employee with UPDATE flips their own consent and dates it", "resume of consenting "
+                          "employees, the runbook naming the granting role", injected=1,
+                          outcome="not counted: their agents left halted; writer and server time sealed")
 
 
 @pytest.mark.slow
@@ -142,6 +146,9 @@ class TestWithdrawalOutlivesTheWatch:
             granted, _, _, at = consent_row(h.database_dsn, "employee_0001")
             assert granted is False and at >= before
             assert withdrawn.written_back_at is not None and withdrawn.written_back_at >= at
+            record_result("a consent withdrawn during the watch, the watch then gone", "the next pause's resume",
+                          injected=1, outcome="the employee's agents left halted: the consent table holds the "
+                          "withdrawal")
 
 
 @pytest.mark.slow
@@ -167,3 +174,5 @@ class TestServerWriteTime:
             drifted = await watch_when(h, lambda s: s.status != "watching", "drift")
             assert drifted.status == "drifted" and drifted.drift is not None
             assert "1 rows collected since the resume carry dropped data types (window_titles)" in drifted.drift
+            record_result("a row of a dropped type dated before the resume", "watch after a resume", injected=1,
+                          outcome="drift by the server's write time: the switch pulled again")
