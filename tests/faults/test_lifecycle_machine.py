@@ -222,6 +222,23 @@ class PauseMachine(RuleBasedStateMachine):
     def an_approver_approves_what_is_shown(self, actor: Actor) -> None:
         self.approve(actor, next(r for r in actor.roles if r in APPROVER_ROLES), True)
 
+    @precondition(lambda self: self.model is not None and self.model.state == Phase.AWAITING_APPROVAL)
+    @rule(pick=st.integers(0, 10))
+    def the_quorum_approves(self, pick: int) -> None:
+        """Leaders mostly do their job too: without this, whether a random sequence ever reaches a resume
+        depends on the draw."""
+        assert self.model is not None
+        model = self.model
+        while model.state == Phase.AWAITING_APPROVAL:
+            ids = {a for a, _ in model.approvals} | {COMMANDER.id, model.proposer}
+            roles = {r for _, r in model.approvals}
+            allowed = [(a, r) for a in ACTORS if a.id not in ids for r in a.roles
+                       if r in APPROVER_ROLES and r not in roles]
+            if not allowed:
+                return
+            actor, role = allowed[pick % len(allowed)]
+            self.approve(actor, role, True)
+
     @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from(ACTORS), plan=st.integers(0, len(PLANS) - 1))
     def propose(self, actor: Actor, plan: int) -> None:
