@@ -30,6 +30,10 @@ HOSTILE = (
     "tests/api/test_api_scope_gate.py", "tests/cli/test_cli_hostile_text.py", "tests/api/test_users.py",
     "tests/connectors/test_secrets.py", "tests/api/test_forged_state.py", "tests/workflows/test_evidence_squatting.py",
     "tests/workflows/test_replayed_payloads.py", "tests/workflows/test_consent_provenance.py",
+    "tests/connectors/test_data_actions_lock.py", "tests/workflows/test_watch_fails_closed.py",
+    "tests/evidence/test_pglog_giant_line.py", "tests/cli/test_cli_retry_after.py", "tests/auth/test_group_roles.py",
+    "tests/api/test_api_redaction.py", "tests/console/test_console_visibility.py", "tests/evidence/test_squatting.py",
+    "tests/evidence/test_s3_policy.py", "tests/connectors/test_data_actions_targets.py",
 )
 
 
