@@ -78,7 +78,7 @@ _AAD_PREFIX = b"pausegate/history-payload/v1\0"
 _BOUND_AAD_PREFIX = b"pausegate/history-payload/v2\0"
 _KEY_ID = re.compile(KEY_ID_PATTERN)
 
-log = get_logger("pausegate.temporal.codec")
+LOGGER = "pausegate.temporal.codec"
 
 
 def new_key_text() -> str:
@@ -261,9 +261,11 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         if bound == self.binding:
             return opened
         # ids are keyed digests (pausegate.temporal.ids): they name no program
-        log.warning("history_payload_misaddressed", sealed_for=bound.workflow_id[:200],
-                    sealed_namespace=bound.namespace[:200], opened_in=self.binding.workflow_id[:200],
-                    namespace=self.binding.namespace[:200])
+        # the logger is made here, under the logging configuration in force now, not the one at import
+        get_logger(LOGGER).warning(
+            "history_payload_misaddressed", sealed_for=bound.workflow_id[:200], sealed_namespace=bound.namespace[:200],
+            opened_in=self.binding.workflow_id[:200], namespace=self.binding.namespace[:200],
+        )
         return Payload(metadata={"encoding": MISADDRESSED})
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
