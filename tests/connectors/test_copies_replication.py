@@ -23,7 +23,7 @@ from tests.support.copies_world import TABLE, World, make_world
 from tests.support.debian_pg import BIN, Cluster, running_cluster
 
 pytestmark = pytest.mark.skipif(not (BIN / "postgres").exists(), reason="postgresql-15 is not installed")
-WAIT_S = 60.0
+POLLS = 600  # 0.1 s apart: a minute before a test that would hang fails instead
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +47,13 @@ async def tool(world: World) -> AsyncIterator[psycopg.AsyncConnection[tuple[obje
 
 async def _until(check: str, conn: psycopg.Connection[tuple[object, ...]], expected: object) -> None:
     """Polls the subscriber until it shows ``expected`` (replication reports nothing when it applies)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while (row := conn.execute(check).fetchone()) is None or row[0] != expected:  # type: ignore[arg-type]
-        assert loop.time() < deadline, f"{check} never gave {expected!r} (last: {row})"
+    row = None
+    for _ in range(POLLS):  # a bound against hanging, not a limit on how fast replication is
+        row = conn.execute(check).fetchone()  # type: ignore[arg-type]
+        if row is not None and row[0] == expected:
+            return
         await asyncio.sleep(0.1)
+    pytest.fail(f"{check} never gave {expected!r} in {POLLS} polls (last: {row})")
 
 
 class TestPublication:
