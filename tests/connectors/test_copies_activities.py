@@ -3,30 +3,15 @@ name landed, how many rows), the catalog's own finds added, then each contained.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.copies import CopiesActivities
 from pausegate.models.copies import ContainCopiesInput, CopyKind, FindCatalogCopiesInput
-from tests.support.copies_world import TABLE, World, make_world
-from tests.support.debian_pg import BIN, Cluster, running_cluster
+from tests.support.copies_world import TABLE, World
+from tests.support.debian_pg import BIN
 
 pytestmark = pytest.mark.skipif(not (BIN / "postgres").exists(), reason="postgresql-15 is not installed")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with running_cluster("copies-activities") as c:
-        yield c
-
-
-@pytest.fixture
-def world(cluster: Cluster) -> Iterator[World]:
-    w = make_world(cluster)
-    yield w
-    cluster.drop_database(w.database)
 
 
 class TestCopiesActivities:

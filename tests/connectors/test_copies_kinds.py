@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import subprocess
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
-import pytest_asyncio
 
 from pausegate.analysis.copies import find_copies
 from pausegate.analysis.who_saw_what import DatasetPaths, read_scope
@@ -20,29 +18,10 @@ from pausegate.connectors.postgres.copies_catalog import QUARANTINE_ROLE, QUARAN
 from pausegate.connectors.postgres.quarantine import contain, verify_relation
 from pausegate.models.copies import Copy, CopyContainment, CopyKind
 from pausegate.models.runbook import DatasetSpec
-from tests.support.copies_world import TABLE, World, make_world
-from tests.support.debian_pg import BIN, Cluster, running_cluster
+from tests.support.copies_world import TABLE, World
+from tests.support.debian_pg import BIN
 
 pytestmark = pytest.mark.skipif(not (BIN / "postgres").exists(), reason="postgresql-15 is not installed")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with running_cluster("copies") as c:
-        yield c
-
-
-@pytest.fixture
-def world(cluster: Cluster) -> Iterator[World]:
-    w = make_world(cluster)
-    yield w
-    cluster.drop_database(w.database)
-
-
-@pytest_asyncio.fixture
-async def tool(world: World) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
-    async with await psycopg.AsyncConnection.connect(world.dsn, autocommit=True) as conn:
-        yield conn
 
 
 async def _contain(tool: psycopg.AsyncConnection[tuple[object, ...]], world: World, copy: Copy) -> CopyContainment:

@@ -4,11 +4,10 @@ pointing at the dataset. Found from the catalogs, contained, checked by what rea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
-import pytest_asyncio
 from psycopg import sql
 
 from pausegate.connectors.postgres.copies_catalog import (
@@ -37,12 +36,6 @@ def world(clusters: tuple[Cluster, Cluster]) -> Iterator[World]:
     w = make_world(clusters[0])
     yield w
     clusters[0].drop_database(w.database)
-
-
-@pytest_asyncio.fixture
-async def tool(world: World) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
-    async with await psycopg.AsyncConnection.connect(world.dsn, autocommit=True) as conn:
-        yield conn
 
 
 async def _until(check: str, conn: psycopg.Connection[tuple[object, ...]], expected: object) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import psycopg
@@ -13,23 +13,10 @@ from pausegate.connectors.postgres.copies_settle import drop_copy, keep_copy, pu
 from pausegate.connectors.postgres.quarantine import contain
 from pausegate.models.copies import Copy
 from pausegate.models.data_actions import PurgeOlderThan, PurgeSubjects
-from tests.support.copies_world import World, make_world
-from tests.support.debian_pg import BIN, Cluster, running_cluster
+from tests.support.copies_world import World
+from tests.support.debian_pg import BIN
 
 pytestmark = pytest.mark.skipif(not (BIN / "postgres").exists(), reason="postgresql-15 is not installed")
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with running_cluster("copies-settle") as c:
-        yield c
-
-
-@pytest.fixture
-def world(cluster: Cluster) -> Iterator[World]:
-    w = make_world(cluster)
-    yield w
-    cluster.drop_database(w.database)
 
 
 @pytest_asyncio.fixture
