@@ -14,8 +14,11 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from pausegate.apidb.database import ApiDatabase
+from pausegate.config import StateDatabaseSettings
 from pausegate.embedded.postgres import start_logging_postgres
 from pausegate.temporal.client import temporal_cli
+from tests.apidb.support import new_state_database
 from tests.support.encryption import TEST_CONVERTER
 from tests.support.harness import Harness, HarnessFactory, pause_harness
 from tests.support.s3_server import S3Server, running_s3_server
@@ -72,3 +75,18 @@ def s3_server() -> Iterator[S3Server]:
     """A real S3-protocol server (moto) for the session; each test makes its own bucket."""
     with running_s3_server() as server:
         yield server
+
+
+@pytest.fixture
+def state_db(postgres: tuple[str, Path]) -> tuple[StateDatabaseSettings, str]:
+    """A fresh API database on the session's PostgreSQL: its settings and the superuser DSN."""
+    return new_state_database(postgres[0])
+
+
+@pytest.fixture
+def two(state_db: tuple[StateDatabaseSettings, str]) -> Iterator[tuple[ApiDatabase, ApiDatabase]]:
+    """Two replicas' ways into one API database."""
+    a, b = ApiDatabase(state_db[0]), ApiDatabase(state_db[0])
+    yield a, b
+    a.close_sync()
+    b.close_sync()

@@ -38,16 +38,10 @@ from pausegate.records.anchors import HeadAnchors
 from pausegate.records.postgres import PgMedium
 from tests.api.replicas_support import replicas
 from tests.api.support import local
-from tests.apidb.support import new_state_database
 from tests.support.fault_report import record_result
 from tests.support.harness import Harness
 
 KEY = Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def state_db(postgres: tuple[str, Path]) -> tuple[StateDatabaseSettings, str]:
-    return new_state_database(postgres[0])
 
 
 @pytest.fixture

@@ -29,14 +29,9 @@ from pausegate.temporal.pauses import pause_handle
 from pausegate.temporal.sealing import addressed_update, new_update_id
 from tests.api.replicas_support import InFlight, counted_client, replicas
 from tests.api.support import ApiWorld, evidence_for, local
-from tests.apidb.support import new_state_database, tamper
+from tests.apidb.support import tamper
 from tests.support.harness import FAST_TUNING, Harness, pause_harness
 from workflows.pause import PauseWorkflow
-
-
-@pytest.fixture
-def state_db(postgres: tuple[str, Path]) -> tuple[StateDatabaseSettings, str]:
-    return new_state_database(postgres[0])
 
 
 async def call(world: ApiWorld, method: str, path: str, token: str, *, headers: dict[str, str] | None = None,

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from pausegate.api.refusal_log import LOG_NAME, RefusalLog
 from pausegate.apidb.database import ApiDatabase
@@ -20,15 +19,9 @@ from pausegate.config import StateDatabaseSettings, TemporalSettings, dump_setti
 from pausegate.evidence.open_store import open_evidence_store
 from pausegate.records.postgres import PgMedium
 from tests.api.replicas_support import replica_settings
-from tests.apidb.support import new_state_database
 from tests.support.harness import Harness
 
 URL = re.compile(r"pausegate API on (http://\S+) ")
-
-
-@pytest.fixture
-def state_db(postgres: tuple[str, Path]) -> tuple[StateDatabaseSettings, str]:
-    return new_state_database(postgres[0])
 
 
 @contextlib.asynccontextmanager

@@ -10,7 +10,6 @@ import asyncio
 import signal
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -28,23 +27,9 @@ from pausegate.config import ApiSettings, EvidenceSettings, Settings, StateDatab
 from pausegate.evidence.signing_keys import load_or_create_signing_key
 from pausegate.records.files import FileMedium
 from pausegate.records.postgres import PgMedium
-from tests.apidb.support import new_state_database, tamper
+from tests.apidb.support import tamper
 
 KEY = Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def state_db(postgres: tuple[str, Path]) -> tuple[StateDatabaseSettings, str]:
-    return new_state_database(postgres[0])
-
-
-@pytest.fixture
-def two(state_db: tuple[StateDatabaseSettings, str]) -> Iterator[tuple[ApiDatabase, ApiDatabase]]:
-    """Two replicas' ways into one API database."""
-    a, b = ApiDatabase(state_db[0]), ApiDatabase(state_db[0])
-    yield a, b
-    a.close_sync()
-    b.close_sync()
 
 
 def refusal_log(db: ApiDatabase, key: Ed25519PrivateKey = KEY) -> RefusalLog:

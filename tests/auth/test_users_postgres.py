@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,9 @@ from pausegate.auth.base import AuthenticationError
 from pausegate.auth.users.file import UserDirectory
 from pausegate.auth.users.postgres import PgTokens, PgUserDirectory
 from pausegate.config import ApiSettings, Settings, StateDatabaseSettings
-from tests.apidb.support import new_state_database, tamper
+from tests.apidb.support import tamper
 
 KEY = Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def state_db(postgres: tuple[str, Path]) -> tuple[StateDatabaseSettings, str]:
-    return new_state_database(postgres[0])
-
-
-@pytest.fixture
-def two(state_db: tuple[StateDatabaseSettings, str]) -> Iterator[tuple[ApiDatabase, ApiDatabase]]:
-    """Two replicas' ways into one API database."""
-    a, b = ApiDatabase(state_db[0]), ApiDatabase(state_db[0])
-    yield a, b
-    a.close_sync()
-    b.close_sync()
 
 
 class TestUsers:
