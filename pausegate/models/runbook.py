@@ -15,11 +15,14 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from pausegate.models.base import Model
+from pausegate.models.break_glass_spec import BreakGlassSpec
 from pausegate.models.collection import DATA_TYPE, MAX_DATA_TYPES
 
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 # PostgreSQL identifiers as the runbook may name them: unquoted, lower case.
 SQL_IDENT = r"^[a-z_][a-z0-9_$]{0,62}$"
+# Enough for any real log; at a few thousand parses a second, well inside the step's hour (bench_who_saw_what).
+DEFAULT_STATEMENT_BUDGET = 1_000_000
 
 Slug = str
 
@@ -121,6 +124,11 @@ class ExposureSpec(Model):
         default=None, description="When the exposure began; default: lookback before the pause."
     )
     lookback: timedelta = Field(default=timedelta(days=30), description="Used when start is not known.")
+    statement_budget: int = Field(
+        default=DEFAULT_STATEMENT_BUDGET, ge=1_000, le=100_000_000,
+        description="Distinct statements who-saw-what parses at most; the rest are counted unparsed, by "
+        "user and place, so a flood of distinct statements cannot keep the exposure step from finishing.",
+    )
 
 
 class ChecklistItemSpec(Model):
@@ -261,6 +269,83 @@ class WatchSpec(Model):
         return self
 
 
+AGENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+MAX_CANARY_AGENTS = 100
+
+
+class CanarySpec(Model):
+    """The scope a drill practises on: a few agents, canary tables with the same grants pattern as the
+    real data, and the roles that read them. A drill halts, revokes and restores only this."""
+
+    agents: list[Annotated[str, Field(pattern=AGENT_ID)]] = Field(
+        min_length=1, max_length=MAX_CANARY_AGENTS, description="Ids of the fleet's canary agents."
+    )
+    connection: str = Field(pattern=SLUG, description="Name of a postgres connection in the worker configuration.")
+    schema_name: str = Field(alias="schema", pattern=SQL_IDENT)
+    tables: list[Annotated[str, Field(pattern=SQL_IDENT)]] = Field(
+        default_factory=list, max_length=100, description="Canary tables; empty means the whole canary schema."
+    )
+    readers: list[Annotated[str, Field(pattern=SQL_IDENT)]] = Field(
+        min_length=1, max_length=20, description="Canary reader roles: the prober reads as them."
+    )
+    watched_readers: list[Annotated[str, Field(pattern=SQL_IDENT)]] = Field(
+        default_factory=list, max_length=20,
+        description="Non-canary readers of the program's datasets: one of them refused during a drill stops it.",
+    )
+    hold: timedelta = Field(default=timedelta(seconds=10), description="How long the canary stays contained.")
+    schedule: str | None = Field(
+        default=None, max_length=100, pattern=r"^[0-9*/,\- ]{1,100}$",
+        description="A cron expression (five fields): drills the deployment runs on its own.",
+    )
+
+    model_config = Model.model_config | {"populate_by_name": True}
+
+    @field_validator("agents", "tables", "readers", "watched_readers")
+    @classmethod
+    def _distinct(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError("names must not repeat")
+        return values
+
+    @model_validator(mode="after")
+    def _readers_apart(self) -> CanarySpec:
+        both = sorted(set(self.readers) & set(self.watched_readers))
+        if both:
+            raise ValueError(f"{', '.join(both)} cannot be both canary and watched readers")
+        return self
+
+    def dataset(self) -> DatasetSpec:
+        """The canary as a dataset a drill contains: no break-glass role keeps access to it."""
+        return DatasetSpec(name=CANARY_DATASET, connection=self.connection, schema=self.schema_name,
+                           tables=list(self.tables))
+
+
+CANARY_DATASET = "canary"
+
+
+def canary_overlaps(runbook: Runbook) -> list[str]:
+    """Why the runbook's canary is not only a canary (empty: it is): a table of a dataset, a
+    break-glass role, a dataset named like the canary."""
+    canary = runbook.canary
+    if canary is None:
+        return []
+    problems: list[str] = []
+    for d in runbook.datasets:
+        if d.name == CANARY_DATASET:
+            problems.append(f"dataset {d.name!r} takes the canary's name")
+        if d.connection != canary.connection or d.schema_name != canary.schema_name:
+            continue
+        shared = sorted(set(d.tables) & set(canary.tables))
+        if not d.tables or not canary.tables or shared:
+            what = ", ".join(shared) if shared else f"schema {d.schema_name}"
+            problems.append(f"canary overlaps dataset {d.name!r} ({what})")
+    for d in runbook.datasets:
+        glass = sorted(set(d.break_glass_roles) & set(canary.readers))
+        if glass:
+            problems.append(f"canary readers are break-glass roles of dataset {d.name!r}: {', '.join(glass)}")
+    return problems
+
+
 class Runbook(Model):
     """Everything pausegate needs to know to pause, review and resume one program."""
 
@@ -277,6 +362,10 @@ class Runbook(Model):
     consent: ConsentSpec | None = Field(default=None, description="Where consent to collection is recorded.")
     collection: CollectionSpec | None = Field(default=None, description="Where each collected data type lands.")
     watch: WatchSpec | None = Field(default=None, description="Watching a resumed program; none: no watch.")
+    break_glass: BreakGlassSpec | None = Field(
+        default=None, description="Access during a pause by request, for a time; none: only the standing roles."
+    )
+    canary: CanarySpec | None = Field(default=None, description="The scope drills practise on; none: no drills.")
 
     model_config = Model.model_config | {"populate_by_name": True}
 
@@ -308,6 +397,7 @@ class Runbook(Model):
         for what, spec in (("consent", self.consent), ("collection", self.collection)):
             if spec is not None and spec.dataset not in datasets:
                 problems.append(f"{what} names unknown dataset {spec.dataset!r}")
+        problems += canary_overlaps(self)
         cycle = _find_cycle({c.id: c.depends_on for c in self.checklist})
         if cycle:
             problems.append("checklist dependencies form a cycle: " + " -> ".join(cycle))
