@@ -53,6 +53,8 @@ class DrillRequest(Model):
 class DrillInput(Model):
     request: DrillRequest
     tuning: Tuning = Field(default_factory=Tuning)
+    await_prober: bool = Field(default=False, description="Wait (a minute at most) for the prober's last figures "
+                                                         "before the report is written.")
 
 
 class StopInput(Model):
@@ -104,6 +106,7 @@ class HaltCanaryInput(Model):
     program: str
     incident_id: str
     agent_ids: list[str] = Field(min_length=1, max_length=MAX_LISTED_IDS)
+    round: int = Field(default=0, ge=0, description="Which call of the drill this is (keys the fleet's batch).")
 
 
 class CanaryAgents(Model):
@@ -116,7 +119,7 @@ class CanaryAgents(Model):
 class RestoreCanaryInput(Model):
     drill_key: str
     dataset: DatasetSpec
-    snapshot: EvidenceRef
+    snapshot: EvidenceRef | None = Field(default=None, description="None: the revoke's answer never came back.")
 
 
 class CanaryRestored(Model):

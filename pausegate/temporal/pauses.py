@@ -29,6 +29,7 @@ from pausegate.models.updates import (
     WaiveResidualInput,
     WaiveStepInput,
 )
+from pausegate.temporal.drills import preempt_drill
 from pausegate.temporal.ids import pause_id
 from pausegate.temporal.sealing import addressed_start, addressed_update, new_update_id
 from pausegate.temporal.updates import execute_update
@@ -61,6 +62,8 @@ async def start_pause(
     except WorkflowAlreadyStartedError as exc:
         # the run that is open now, as USE_EXISTING would have answered
         return client.get_workflow_handle_for(PauseWorkflow.run, workflow_id, run_id=exc.run_id), False
+    # After the start, never before it: a real pause waits for no drill.
+    await preempt_drill(client, request.program)
     return handle, True
 
 

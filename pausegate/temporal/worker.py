@@ -21,6 +21,7 @@ from activities.conditions import ConditionActivities
 from activities.copies import CopiesActivities, Elsewhere
 from activities.data_actions import DataActionActivities
 from activities.data_stop import DataStopActivities
+from activities.drill import DrillActivities
 from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from activities.notify import NotifyActivities
@@ -33,8 +34,10 @@ from pausegate.logging import get_logger
 from pausegate.observability.tracing import setup_tracing
 from pausegate.observability.worker_metrics import PauseMetricsInterceptor, metrics_runtime
 from pausegate.temporal.client import connect
+from pausegate.temporal.drills import pause_open
 from pausegate.temporal.pauses import pause_handle, start_pause
 from pausegate.temporal.versioning import deployment_config, promote
+from workflows.drill import DrillWorkflow
 from workflows.pause import PauseWorkflow
 from workflows.watch import WatchWorkflow
 
@@ -58,7 +61,7 @@ def _complete_models() -> None:
 
 # The activities that stop harm, by name; they run on the urgent queue (the workflow routes them there
 # with ``urgent=True`` in its activity options) and only there.
-URGENT_ACTIVITIES = frozenset({"halt_agents", "revoke_dataset"})
+URGENT_ACTIVITIES = frozenset({"halt_agents", "revoke_dataset", "halt_canary"})
 
 
 def _activities(client: Client, connectors: Connectors) -> list[Callable[..., Any]]:
@@ -86,7 +89,14 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
     data_stop = DataStopActivities(dsn_of)
     copies = CopiesActivities(dsn_of, connectors.evidence_store, connectors.access, elsewhere_of,
                               connectors.audit_source)
+    drill = DrillActivities(connectors.fleet, dsn_of, connectors.evidence_store,
+                            lambda program: pause_open(client, program))
     return [
+        drill.pause_open,
+        drill.halt_canary,
+        drill.resume_canary,
+        drill.restore_canary,
+        drill.write_drill_report,
         fleet.halt_agents,
         fleet.check_agents_silent,
         fleet.resume_agents,
@@ -135,7 +145,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or connectors.settings.temporal.task_queue,
-        workflows=[PauseWorkflow, WatchWorkflow],
+        workflows=[PauseWorkflow, WatchWorkflow, DrillWorkflow],
         workflow_runner=WORKFLOW_RUNNER,
         activities=[fn for fn in _activities(client, connectors) if not _is_urgent(fn)],
         max_concurrent_activities=max_concurrent_activities,

@@ -1,0 +1,116 @@
+"""A drill's own steps: halting and resuming only the canary agents, restoring the canary's access to its
+snapshot, asking whether a real pause is open, and filing the drill's report (labelled a drill).
+
+Revoking and verifying the canary are the pause's own steps (``AccessActivities``) over the canary as a
+dataset; what is here is what a pause does not do."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from temporalio import activity
+
+from activities.fleet import list_agents
+from activities.heartbeat import running
+from pausegate.connectors.interfaces import FleetConnector
+from pausegate.connectors.postgres.canary_restore import restore_canary_on
+from pausegate.errors import TargetRejectedError, TargetUnavailableError
+from pausegate.evidence.interface import EvidenceStore
+from pausegate.evidence.layout import catalog_key
+from pausegate.models.drill import (
+    DRILL_LABEL,
+    CanaryAgents,
+    CanaryRestored,
+    DrillReportInput,
+    HaltCanaryInput,
+    RestoreCanaryInput,
+)
+from pausegate.models.evidence import EvidenceRef
+from pausegate.models.fleet import AgentResultStatus, AgentState, BatchRequest
+
+
+def drill_report_key(drill_key: str) -> str:
+    return f"{drill_key}/report"
+
+
+class DrillActivities:
+    """Activities of drills, over the fleets and databases named by connection."""
+
+    def __init__(self, fleets: Callable[[str], FleetConnector], dsn: Callable[[str], str], store: EvidenceStore,
+                 pause_open: Callable[[str], Awaitable[bool]]) -> None:
+        self._pause_open = pause_open
+        self._fleets = fleets
+        self._dsn = dsn
+        self._store = store
+
+    @activity.defn(name="drill_pause_open")
+    async def pause_open(self, program: str) -> bool:
+        """Whether a real pause of the program is open now (a drill then stands aside)."""
+        async with running():
+            return await self._pause_open(program)
+
+    @activity.defn(name="halt_canary")
+    async def halt_canary(self, input: HaltCanaryInput) -> CanaryAgents:
+        """Halt the canary agents, one by one (the program's switch stays on: the rest of the fleet collects)."""
+        async with running():
+            return await self._batch(input, halt=True)
+
+    @activity.defn(name="resume_canary")
+    async def resume_canary(self, input: HaltCanaryInput) -> CanaryAgents:
+        """Resume the canary agents and confirm, through the fleet's listing, that they collect."""
+        async with running():
+            result = await self._batch(input, halt=False)
+            if result.pending_ids:
+                return result
+            fleet = self._fleets(input.connection)
+            stopped = {a.id for state in (AgentState.HALTED, AgentState.OFFLINE)
+                       for a in await list_agents(fleet, input.program, state=state)}
+            pending = sorted(set(input.agent_ids) & stopped)
+            return CanaryAgents(confirmed=len(input.agent_ids) - len(pending), pending_ids=pending)
+
+    async def _batch(self, input: HaltCanaryInput, *, halt: bool) -> CanaryAgents:
+        fleet = self._fleets(input.connection)
+        action = "halt" if halt else "resume"
+        request = BatchRequest(agent_ids=list(input.agent_ids), incident_id=input.incident_id,
+                               idempotency_key=f"{input.incident_id}/canary-{action}/{input.round}/{activity.info().attempt}")
+        send = fleet.halt if halt else fleet.resume
+        result = await send(input.program, request)
+        missing = sorted(r.agent_id for r in result.results if r.status == AgentResultStatus.NOT_FOUND)
+        if missing:
+            # A canary agent the fleet does not know: the runbook is out of date, which is what a drill finds.
+            raise TargetRejectedError(f"the fleet knows no canary agent {', '.join(missing[:10])}")
+        pending = sorted(r.agent_id for r in result.results if r.status != AgentResultStatus.CONFIRMED)
+        return CanaryAgents(confirmed=len(input.agent_ids) - len(pending), pending_ids=pending)
+
+    @activity.defn(name="restore_canary")
+    async def restore_canary(self, input: RestoreCanaryInput) -> CanaryRestored:
+        """Restore the canary's access to the snapshot its revoke captured and compare, as sets. Without
+        a reference (the revoke's answer was lost) the snapshot filed under the drill is used; without
+        one, nothing was revoked (a revoke commits only once its snapshot is filed)."""
+        async with running():
+            key = catalog_key(input.drill_key, input.dataset.name)
+            snapshot: Any
+            if input.snapshot is not None:
+                snapshot = await asyncio.to_thread(self._store.read_json, key, input.snapshot.sha256)
+            elif await asyncio.to_thread(self._store.get, key) is not None:
+                snapshot = await asyncio.to_thread(self._store.read_json, key)
+            else:
+                return CanaryRestored(statements=0, equal=True, compared=0)
+            try:
+                async with await psycopg.AsyncConnection.connect(self._dsn(input.dataset.connection)) as conn:
+                    return await restore_canary_on(conn, input.dataset, snapshot)
+            except psycopg.OperationalError as exc:
+                raise TargetUnavailableError(f"canary restore: database unavailable: {exc}") from exc
+
+    @activity.defn(name="write_drill_report")
+    async def write_drill_report(self, input: DrillReportInput) -> EvidenceRef:
+        """File the drill's report, labelled a drill (once: a retry finds it filed)."""
+        async with running():
+            key = drill_report_key(input.drill_key)
+            if (stored := await asyncio.to_thread(self._store.get, key)) is not None:
+                return stored
+            document = {"label": DRILL_LABEL, "drill": input.state.model_dump(mode="json")}
+            return await asyncio.to_thread(self._store.put_json, key, document)

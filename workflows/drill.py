@@ -1,0 +1,265 @@
+"""A drill: the pause's containment practised on the runbook's canary scope, then restored, every time.
+
+One workflow per drill, id ``drill/<digest of the program>`` (``pausegate.temporal.drills``), apart from
+the program's pause: a real pause never waits for a drill. The drill halts the canary agents one by one
+(the program's switch stays on), revokes and verifies the canary tables with the pause's own steps,
+seals the canary's catalog as evidence labelled a drill, holds for the runbook's time, and restores.
+
+The restore runs whatever happened before it: after success, a failed step, the commander's abort
+(a signal or a cancellation), a stop condition the prober saw, or a real pause of the program (then
+the canary agents are left halted: they are inside the real pause's scope). A worker or the whole
+stack killed resumes the workflow where it was, restore included. It restores the canary's own
+snapshot, never a plan, so it needs no quorum, and it is verified: the catalog equal to the snapshot as
+sets of entries, the canary agents collecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.access import AccessActivities
+    from activities.drill import DrillActivities
+    from pausegate.models.access import DatasetContainment, DatasetRevoked
+    from pausegate.models.drill import (
+        CanaryAgents,
+        CanaryRestored,
+        DrillInput,
+        DrillOutcome,
+        DrillPhase,
+        DrillReportInput,
+        DrillState,
+        HaltCanaryInput,
+        ProberFigures,
+        RestoreCanaryInput,
+        StopInput,
+    )
+    from pausegate.models.people import SYSTEM_ACTOR
+    from pausegate.models.runbook import CanarySpec
+    from pausegate.models.steps import ContainDatasetInput, VerifyDatasetInput
+    from pausegate.policy import drill as d
+    from workflows.support import activity_options, error_text, wait_until
+
+HALT_ROUNDS = 5
+"""Rounds of halting the canary agents before the drill counts the fleet as failing it."""
+
+PROBER_WAIT = timedelta(seconds=60)
+
+
+@workflow.defn(name="DrillWorkflow")
+class DrillWorkflow:
+    """Contain the canary scope, hold, restore it to its snapshot, and report beside the prober."""
+
+    @workflow.init
+    def __init__(self, input: DrillInput) -> None:
+        self.request = input.request
+        self.runbook = input.request.runbook
+        self.tuning = input.tuning
+        self.state = d.new_drill(workflow.info().workflow_id, self.request, workflow.now(),
+                                 workflow.uuid4().hex[:8])
+        self.stop_request: StopInput | None = None
+        self.prober_final = False
+
+    @workflow.run
+    async def run(self, input: DrillInput) -> DrillState:
+        canary = self.runbook.canary
+        if canary is None:
+            raise ApplicationError(f"the runbook of {self.state.program} names no canary", type=d.NO_CANARY,
+                                   non_retryable=True)
+        s = self.state
+        s.record(workflow.now(), self.request.commander.id, "drill.started", self.request.reason)
+        try:
+            if await self._pause_open():
+                self.stop(StopInput(outcome=DrillOutcome.PREEMPTED, by=SYSTEM_ACTOR,
+                                    reason="a pause of the program is open"))
+            else:
+                await self._practise(canary)
+        except asyncio.CancelledError:
+            # A cancellation is the commander's abort: the restore below still runs.
+            self.stop(StopInput(outcome=DrillOutcome.ABORTED, by=SYSTEM_ACTOR, reason="drill cancelled"))
+        finally:
+            stop = self.stop_request
+            s.outcome = stop.outcome if stop is not None else DrillOutcome.COMPLETED
+            s.outcome_reason = stop.reason if stop is not None else "held for the runbook's time"
+            await self._restore(canary)
+        if input.await_prober:
+            await wait_until(lambda: self.prober_final, PROBER_WAIT)
+        s.report = await workflow.execute_activity_method(
+            DrillActivities.write_drill_report, DrillReportInput(drill_key=s.drill_key, state=s),
+            **self._options(timedelta(minutes=5), attempts=20),
+        )
+        s.record(workflow.now(), SYSTEM_ACTOR, "drill.report", f"report {s.report.uri} ({s.report.sha256[:12]})")
+        return s
+
+    # ------------------------------------------------------------------ practice
+
+    async def _practise(self, canary: CanarySpec) -> None:
+        s = self.state
+        s.record(workflow.now(), SYSTEM_ACTOR, "drill.containing",
+                 f"{len(canary.agents)} canary agents, canary schema {canary.schema_name}")
+        await asyncio.gather(self._halt(canary), self._revoke(canary))
+        if self.stop_request is not None:
+            return
+        s.phase = DrillPhase.HOLDING
+        s.record(workflow.now(), SYSTEM_ACTOR, "drill.holding", f"canary contained; restoring in {canary.hold}")
+        await wait_until(lambda: self.stop_request is not None, canary.hold)
+
+    async def _halt(self, canary: CanarySpec) -> None:
+        s = self.state
+        delay = self.tuning.halt_retry_initial_seconds
+        for round in range(HALT_ROUNDS):
+            if self.stop_request is not None:
+                return
+            try:
+                agents: CanaryAgents = await workflow.execute_activity_method(
+                    DrillActivities.halt_canary,
+                    HaltCanaryInput(connection=self.runbook.fleet.connection, program=s.program,
+                                    incident_id=s.incident_id, agent_ids=list(canary.agents), round=round),
+                    **self._options(timedelta(minutes=5), attempts=3, urgent=True),
+                )
+            except ActivityError as exc:
+                return self._failed("drill.halt", exc)
+            s.agents_halted, s.agents_pending = agents.confirmed, agents.pending_ids
+            if not agents.pending_ids:
+                s.figures = s.figures.model_copy(
+                    update={"switch_off_seconds": d.seconds_between(s.started_at, workflow.now())})
+                s.mark("canary-halted", workflow.now())
+                s.record(workflow.now(), SYSTEM_ACTOR, "drill.halted", f"{agents.confirmed} canary agents halted")
+                return
+            await wait_until(lambda: self.stop_request is not None, timedelta(seconds=delay))
+            delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
+        self.stop(StopInput(outcome=DrillOutcome.FAILED, by=SYSTEM_ACTOR,
+                            reason=f"{len(s.agents_pending)} canary agents not confirmed halted: "
+                                   + ", ".join(s.agents_pending[:5])))
+
+    async def _revoke(self, canary: CanarySpec) -> None:
+        s = self.state
+        if self.stop_request is not None:
+            return
+        spec = canary.dataset()
+        try:
+            revoked: DatasetRevoked = await workflow.execute_activity_method(
+                AccessActivities.revoke_dataset, ContainDatasetInput(pause_key=s.drill_key, dataset=spec),
+                **self._options(timedelta(minutes=10), attempts=3, urgent=True),
+            )
+            s.snapshot, s.access_revoked = revoked.snapshot, True
+            s.figures = s.figures.model_copy(
+                update={"access_gone_seconds": d.seconds_between(s.started_at, revoked.access_gone_at)})
+            s.mark("evidence-sealed", workflow.now())
+            verified: DatasetContainment = await workflow.execute_activity_method(
+                AccessActivities.verify_dataset,
+                VerifyDatasetInput(pause_key=s.drill_key, dataset=spec, revoked=revoked),
+                **self._options(timedelta(minutes=10), attempts=3),
+            )
+        except ActivityError as exc:
+            return self._failed("drill.revoke", exc)
+        if not verified.verified:
+            self.stop(StopInput(outcome=DrillOutcome.FAILED, by=SYSTEM_ACTOR,
+                                reason=f"canary access not verified gone: {', '.join(verified.residual[:5])}"))
+            return
+        s.mark("canary-revoked", workflow.now())
+        s.record(workflow.now(), SYSTEM_ACTOR, "drill.revoked",
+                 f"{verified.revoked} statements, {verified.roles_with_access} roles had access, verified")
+
+    def _failed(self, step: str, exc: ActivityError) -> None:
+        self.state.record(workflow.now(), SYSTEM_ACTOR, f"{step}.failed", error_text(exc), accepted=False)
+        self.stop(StopInput(outcome=DrillOutcome.FAILED, by=SYSTEM_ACTOR, reason=f"{step}: {error_text(exc)}"))
+
+    # ------------------------------------------------------------------ restore
+
+    async def _restore(self, canary: CanarySpec) -> None:
+        """Until the canary equals its snapshot and its agents collect (or are left to a real pause)."""
+        s = self.state
+        s.phase = DrillPhase.RESTORING
+        s.record(workflow.now(), SYSTEM_ACTOR, "drill.restoring", f"{s.outcome}: {s.outcome_reason}")
+        delay = self.tuning.halt_retry_initial_seconds
+        while True:
+            s.restore_attempts += 1
+            try:
+                s.restore = await self._restore_access(canary)
+                agents_back = await self._restore_agents(canary)
+            except ActivityError as exc:
+                s.record(workflow.now(), SYSTEM_ACTOR, "drill.restore.failed", error_text(exc), accepted=False)
+            else:
+                if s.restore.equal and agents_back:
+                    break
+                s.record(workflow.now(), SYSTEM_ACTOR, "drill.restore.unequal",
+                         f"{len(s.restore.differences)} differences; agents pending {', '.join(s.agents_pending[:5])}",
+                         accepted=False)
+            await workflow.sleep(timedelta(seconds=delay))
+            delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
+        s.phase = DrillPhase.RESTORED
+        s.figures = s.figures.model_copy(update={"restored_seconds": d.seconds_between(s.started_at, workflow.now())})
+        s.mark("restored", workflow.now())
+        s.record(workflow.now(), SYSTEM_ACTOR, "drill.restored",
+                 f"{s.restore.compared} catalog entries equal to the snapshot ({s.restore.statements} statements); "
+                 + ("canary agents left to the open pause" if s.agents_left_to_pause
+                    else f"{s.agents_collecting} canary agents collecting"))
+
+    async def _restore_access(self, canary: CanarySpec) -> CanaryRestored:
+        s = self.state
+        result: CanaryRestored = await workflow.execute_activity_method(
+            DrillActivities.restore_canary,
+            RestoreCanaryInput(drill_key=s.drill_key, dataset=canary.dataset(), snapshot=s.snapshot),
+            **self._options(timedelta(minutes=10), attempts=5),
+        )
+        return result
+
+    async def _restore_agents(self, canary: CanarySpec) -> bool:
+        s = self.state
+        if d.resumes_agents(s.outcome) and await self._pause_open():
+            # a pause began that nobody told this drill of (a scheduled drill has an id of its own)
+            self.stop(StopInput(outcome=DrillOutcome.PREEMPTED, by=SYSTEM_ACTOR,
+                                reason="a pause of the program is open"))
+        if not d.resumes_agents(s.outcome):
+            s.agents_left_to_pause = True
+            return True
+        agents: CanaryAgents = await workflow.execute_activity_method(
+            DrillActivities.resume_canary,
+            HaltCanaryInput(connection=self.runbook.fleet.connection, program=s.program, incident_id=s.incident_id,
+                            agent_ids=list(canary.agents), round=s.restore_attempts),
+            **self._options(timedelta(minutes=5), attempts=5),
+        )
+        s.agents_collecting, s.agents_pending = agents.confirmed, agents.pending_ids
+        return not agents.pending_ids
+
+    # ------------------------------------------------------------------ messages
+
+    @workflow.signal
+    def stop(self, input: StopInput) -> None:
+        """Stop now and restore: the commander aborts, the prober saw a change outside the canary, or a
+        real pause began. The first reason given is the one kept; a stop after the restore began changes
+        nothing, except that a real pause still keeps the canary agents halted."""
+        s = self.state
+        if self.stop_request is None and s.phase in (DrillPhase.CONTAINING, DrillPhase.HOLDING):
+            self.stop_request = input
+            s.record(workflow.now(), input.by, f"drill.{input.outcome.value}", input.reason)
+        elif input.outcome == DrillOutcome.PREEMPTED and s.phase == DrillPhase.RESTORING:
+            self.stop_request, s.outcome = input, input.outcome
+            s.record(workflow.now(), input.by, "drill.preempted", input.reason)
+
+    @workflow.signal
+    def prober_figures(self, figures: ProberFigures) -> None:
+        """What the prober saw, replaced as it sees more; its last report once it saw the restore."""
+        self.state.prober = figures
+        self.prober_final = self.prober_final or figures.restored_seconds is not None
+
+    @workflow.query
+    def status(self) -> DrillState:
+        return self.state
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _pause_open(self) -> bool:
+        open_: bool = await workflow.execute_activity_method(
+            DrillActivities.pause_open, self.state.program, **self._options(timedelta(minutes=1), attempts=5))
+        return open_
+
+    def _options(self, start_to_close: timedelta, *, attempts: int = 5, urgent: bool = False
+                 ) -> workflow.ActivityConfig:
+        return activity_options(self.tuning, start_to_close, attempts=attempts, urgent=urgent)
+
