@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.models.phase import Phase
     from pausegate.models.plan import PlanDiffSummary, ResumePlan
     from pausegate.models.seals import SealedMessage, delivery_problem
+    from pausegate.models.signatures import SignoffRound
     from pausegate.models.state import AppliedUpdate, PauseState, PauseWorkflowInput
     from pausegate.models.steps import (
         ArchiveTimelineInput,
@@ -57,9 +58,11 @@ with workflow.unsafe.imports_passed_through():
         WaiveStepInput,
     )
     from pausegate.policy import conditions as pc
-    from pausegate.policy import copies, review
+    from pausegate.policy import copies, review, signoff
+    from pausegate.policy import break_glass as bg
     from pausegate.policy import transitions as t
     from workflows.conditions import PlanConditions
+    from workflows.break_glass_grants import BreakGlassGrants, BreakGlassHandlers
     from workflows.containment import Containment
     from workflows.support import ADDRESSED_MESSAGES, activity_options, arrived_at, error_text, wait_until
 
@@ -69,6 +72,9 @@ APPLIED_UPDATES_KEPT = 500
 
 # Pauses whose plans decided no copy replay without the step that carries the decisions out.
 RESUME_COPIES_PATCH = "resume-copies"
+
+# Pauses begun before approvals were signed keep counting token approvals, with no key ring or nonce.
+SIGNED_APPROVALS_PATCH = "signed-approvals"
 
 ReviewOutcome = Literal["resume", "decommission", "continue_as_new"]
 
@@ -81,7 +87,7 @@ REPLAYED = "replayed"
 # _continue_as_new). Not declared here: an unversioned worker cannot complete a task of a workflow type
 # that declares a behavior (the server refuses it), and the embedded default may run unversioned.
 @workflow.defn(name="PauseWorkflow")
-class PauseWorkflow:
+class PauseWorkflow(BreakGlassHandlers):
     """Contain a program, run its review, and resume it only under an approved plan."""
 
     @workflow.init
@@ -100,6 +106,8 @@ class PauseWorkflow:
             reason = self.refused_start or "a pause takes a carried state only when it continues as new; it starts over"
             t.record_refusal(self.state, RefusalInput(actor=SYSTEM_ACTOR, action=f"refused.{what}",
                                                       reason=f"{REPLAYED}: {reason}"), workflow.now())
+        if workflow.patched(SIGNED_APPROVALS_PATCH) and carried is None and self.state.signoff is None:
+            self.state.signoff = SignoffRound(ring=input.keys)
         # Temporal deduplicates update ids within one run only; these carry the guarantee across runs.
         self.applied = {a.id: a.receipt for a in self.state.applied_updates}
         self.updates_this_run = 0
@@ -111,6 +119,7 @@ class PauseWorkflow:
         self.containment = Containment(self.state, self.request, self.tuning, notify=self._notify,
                                        history_is_long=self._history_is_long)
         self.plan_conditions = PlanConditions(self.state, self.runbook, self.tuning)
+        self.grants = BreakGlassGrants(self.state, self.runbook, self.tuning, notify=self._notify)
 
     def _admit_start(self, input: PauseWorkflowInput) -> tuple[str | None, PauseState | None]:
         """Why this start is refused (None: it is taken), and the state it may carry. Only continue-as-new
@@ -188,7 +197,7 @@ class PauseWorkflow:
     def _decided(self) -> ReviewOutcome | None:
         if t.quorum_to_decommission(self.state, self.runbook):
             return "decommission"
-        if t.quorum_on_plan(self.state, self.runbook):
+        if t.quorum_on_plan(self.state, self.runbook) and signoff.quorum_holds(self.runbook, self.state):
             return "resume"
         return "continue_as_new" if self._history_is_long() else None
 
@@ -198,6 +207,8 @@ class PauseWorkflow:
             self._enter(phase, f"checklist complete, plan proposed; approve digest {self.state.approval_digest}")
         elif phase == Phase.UNDER_REVIEW:
             self._enter(phase, "plan withdrawn or review reopened")
+        if self.state.signoff is not None:
+            signoff.advance(self.state, lambda: workflow.uuid4().hex)
 
     # ------------------------------------------------------------------ updates
 
@@ -255,8 +266,11 @@ class PauseWorkflow:
 
     @complete_item.validator
     def validate_complete_item(self, input: CompleteItemInput) -> None:
-        self._validate(input, lambda: review.check_completion(self.runbook, self.state.phase, self.state.checklist,
-                                                              input))
+        def check() -> None:
+            review.check_completion(self.runbook, self.state.phase, self.state.checklist, input)
+            bg.check_review(self.state, input)  # a grant's review: not its holder's, nor its approver's
+
+        self._validate(input, check)
 
     @workflow.update
     async def propose_plan(self, input: ProposePlanInput) -> UpdateReceipt:
@@ -288,13 +302,18 @@ class PauseWorkflow:
     @workflow.update
     def approve_plan(self, input: ApproveInput) -> UpdateReceipt:
         """An approver approves the current plan and review by its digest."""
-        return self._apply(input, lambda: t.approve_plan(self.state, input, workflow.now()))
+        return self._apply(input, lambda: signoff.approve(self.state, self.runbook, input, workflow.now(),
+                                                          t.approve_plan))
 
     @approve_plan.validator
     def validate_approve_plan(self, input: ApproveInput) -> None:
         s = self.state
-        self._validate(input, lambda: review.check_approval(self.runbook, s.phase, self.request.commander, s.plan,
-                                                     s.approval_digest, s.approvals, input))
+        def check() -> None:
+            review.check_approval(self.runbook, s.phase, self.request.commander, s.plan, s.approval_digest,
+                                  s.approvals, input)
+            signoff.check(self.runbook, s, input)
+
+        self._validate(input, check)
 
     @workflow.update
     def reject_plan(self, input: RejectPlanInput) -> UpdateReceipt:

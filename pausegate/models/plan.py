@@ -14,6 +14,7 @@ from pausegate.models.conditions import CollectionPlan
 from pausegate.models.data_actions import DataAction
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef
 from pausegate.models.limits import MAX_LISTED_IDS, MAX_NOTE
+from pausegate.models.signatures import ApprovalSignature
 
 # Temporal warns at 256 KB per payload and refuses 2 MB: a plan must fit well inside with the rest of an update.
 MAX_PLAN_BYTES = 256 * 1024
@@ -122,3 +123,6 @@ class Approval(Model):
     at: datetime
     comment: str = ""
     email: str | None = Field(default=None, description="The approver's verified email, when the identity has one.")
+    signature: ApprovalSignature | None = Field(
+        default=None, description="The approver's signed statement and the enrolled key that verified it; "
+        "None: approved with a token only.")

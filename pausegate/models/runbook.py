@@ -167,6 +167,9 @@ class ResumePolicy(Model):
     allowed_grantee_roles: list[str] | None = Field(
         default=None, description="If set, a plan may grant only to these roles."
     )
+    signatures: Literal["optional", "required"] = Field(
+        default="optional", description="required: only approvals the approver signed with an enrolled passkey or "
+        "SSH key count toward the quorum; optional: token-only approvals count too.")
 
     @model_validator(mode="after")
     def _reachable(self) -> ResumePolicy:

@@ -25,6 +25,7 @@ from pausegate.models.people import PauseRequest, Severity
 from pausegate.models.phase import Phase
 from pausegate.models.plan import Approval, PlanRecord
 from pausegate.models.seals import SealedMessage
+from pausegate.models.signatures import KeyRing, SignoffRound
 from pausegate.models.updates import UpdateReceipt
 
 
@@ -191,6 +192,8 @@ class PauseState(Mutable):
     plan: PlanRecord | None = None
     approvals: list[Approval] = Field(default_factory=list)
     decommission_approvals: list[Approval] = Field(default_factory=list)
+    signoff: SignoffRound | None = Field(default=None, description="Signed approvals: the pinned key ring and the "
+                                         "round's nonce (None: a pause begun before them).")
     waivers: list[Waiver] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     timeline_archived: list[EvidenceRef] = Field(default_factory=list)
@@ -227,6 +230,11 @@ class PauseState(Mutable):
         document["state"] = document.pop("phase")
         if document["containment"].get("copies") is None:
             del document["containment"]["copies"]  # documents of pauses begun before copies were found
+        if document.get("signoff") is None:
+            document.pop("signoff", None)  # documents of pauses begun before signed approvals
+        for approval in document["approvals"]:
+            if approval.get("signature") is None:
+                approval.pop("signature", None)
         return document
 
     @computed_field  # type: ignore[prop-decorator]
@@ -248,4 +256,5 @@ class PauseWorkflowInput(SealedMessage):
 
     request: PauseRequest
     tuning: Tuning = Field(default_factory=Tuning)
+    keys: KeyRing | None = Field(default=None, description="The enrolled keys pinned when the pause started.")
     state: PauseState | None = Field(default=None, description="Carried by continue-as-new; None at the start.")

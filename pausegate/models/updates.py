@@ -14,6 +14,7 @@ from pausegate.models.people import Actor
 from pausegate.models.phase import Phase
 from pausegate.models.plan import AgentId, ResumePlan
 from pausegate.models.seals import SealedMessage
+from pausegate.models.signatures import DsseEnvelope, EnrolledKey
 
 
 class CompleteItemInput(SealedMessage):
@@ -39,6 +40,10 @@ class ApproveInput(SealedMessage):
     role: str = Field(description="Which approver role the actor approves as.")
     digest: str = Field(pattern=SHA256_HEX)
     comment: str = Field(default="", max_length=MAX_NOTE)
+    envelope: DsseEnvelope | None = Field(default=None, description="The approval statement the approver signed "
+                                          "(pausegate.approvals); None: a token-only approval.")
+    key: EnrolledKey | None = Field(default=None, description="The signing key as enrolled, when it was enrolled "
+                                    "after the pause pinned its key ring.")
 
 
 class RejectPlanInput(SealedMessage):

@@ -15,7 +15,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate.errors import PauseNotFound
+from pausegate.models.break_glass import ApproveBreakGlassInput, EndBreakGlassInput, RequestBreakGlassInput
 from pausegate.models.people import PauseRequest
+from pausegate.models.signatures import KeyRing
 from pausegate.models.state import PauseState, PauseWorkflowInput, Tuning
 from pausegate.models.updates import (
     ApproveInput,
@@ -37,9 +39,11 @@ from workflows.pause import PauseWorkflow
 
 
 async def start_pause(
-    client: Client, request: PauseRequest, *, task_queue: str, tuning: Tuning | None = None
+    client: Client, request: PauseRequest, *, task_queue: str, tuning: Tuning | None = None,
+    keys: KeyRing | None = None,
 ) -> tuple[WorkflowHandle[Any, PauseState], bool]:
-    """Pull the kill switch. A second pull while a pause is open returns the open pause.
+    """Pull the kill switch. A second pull while a pause is open returns the open pause. ``keys``: the
+    enrolled keys the pause pins for signed approvals.
 
     Returns the handle and whether this call started the pause.
     """
@@ -51,7 +55,7 @@ async def start_pause(
     try:
         handle = await client.start_workflow(
             PauseWorkflow.run,
-            addressed_start(client, PauseWorkflowInput(request=request, tuning=tuning), workflow_id),
+            addressed_start(client, PauseWorkflowInput(request=request, tuning=tuning, keys=keys), workflow_id),
             id=workflow_id,
             task_queue=task_queue,
             # continue-as-new keeps it, so it holds for the pause's whole life
@@ -92,11 +96,15 @@ UPDATES: dict[type, Any] = {
     DecommissionInput: PauseWorkflow.decommission,
     RetryStepInput: PauseWorkflow.retry_step,
     WaiveStepInput: PauseWorkflow.waive_step,
+    RequestBreakGlassInput: PauseWorkflow.request_break_glass,
+    ApproveBreakGlassInput: PauseWorkflow.approve_break_glass,
+    EndBreakGlassInput: PauseWorkflow.end_break_glass,
 }
 """The pause's update that takes each input."""
 
 PauseAction = (CompleteItemInput | ProposePlanInput | ApproveInput | RejectPlanInput | WaiveAgentsInput
-               | DecommissionInput | WaiveResidualInput | RetryStepInput | WaiveStepInput)
+               | DecommissionInput | WaiveResidualInput | RetryStepInput | WaiveStepInput
+               | RequestBreakGlassInput | ApproveBreakGlassInput | EndBreakGlassInput)
 
 
 async def send_update(client: Client, program: str, action: PauseAction, *, update_id: str | None = None
