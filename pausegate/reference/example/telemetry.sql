@@ -83,3 +83,33 @@ GRANT SELECT ON analytics.recent_keystrokes TO all_employees;
 -- could read (``browsing.copy_once``), and shares it.
 CREATE SCHEMA IF NOT EXISTS sandbox;
 GRANT USAGE, CREATE ON SCHEMA sandbox TO all_employees;
+
+-- The canary a drill practises on (the runbook's `canary`): a table of its own schema with the
+-- telemetry grants' pattern (a writer, readers, a column grant, default privileges) given to canary
+-- roles of its own. A drill ends the sessions of login roles that lose access, as a pause does, so no
+-- role of the real pipeline is granted here. No real data is ever written to it.
+DO $$
+DECLARE
+  r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['telemetry_canary_writer', 'telemetry_canary_reader', 'telemetry_canary_analyst'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+    END IF;
+  END LOOP;
+END $$;
+CREATE SCHEMA IF NOT EXISTS telemetry_canary;
+CREATE TABLE IF NOT EXISTS telemetry_canary.keystrokes (
+  id          bigserial PRIMARY KEY,
+  agent_id    text        NOT NULL,
+  employee    text        NOT NULL,
+  captured_at timestamptz NOT NULL DEFAULT now(),
+  key_code    integer
+);
+GRANT USAGE ON SCHEMA telemetry_canary
+  TO telemetry_canary_writer, telemetry_canary_reader, telemetry_canary_analyst;
+GRANT INSERT ON telemetry_canary.keystrokes TO telemetry_canary_writer;
+GRANT USAGE ON SEQUENCE telemetry_canary.keystrokes_id_seq TO telemetry_canary_writer;
+GRANT SELECT ON telemetry_canary.keystrokes TO telemetry_canary_reader;
+GRANT SELECT (employee, captured_at) ON telemetry_canary.keystrokes TO telemetry_canary_analyst;
+ALTER DEFAULT PRIVILEGES IN SCHEMA telemetry_canary GRANT SELECT ON TABLES TO telemetry_canary_reader;
