@@ -14,6 +14,7 @@
     <pause>/copies/data-subjects/<round>   whose records the copies and the dataset hold (owner-only: names people)
     <pause>/timeline/<sequence:05d>        timeline entries archived before continue-as-new
     <pause>/report                         the final report
+    <pause>/break-glass/<grant>            a break-glass grant's statements of its window, sealed
     <pause>/resume/unconsented/<digest16>  agents left halted for lack of their employee's consent
     <pause>/resume/consent/<digest16>      the consent table at the resume, who wrote each row and when
 
@@ -29,6 +30,7 @@ from pausegate.models.evidence import URI_SCHEME
 __all__ = [
     "URI_SCHEME",
     "audit_key",
+    "break_glass_key",
     "catalog_key",
     "consent_snapshot_key",
     "copies_contained_key",
@@ -48,6 +50,10 @@ __all__ = [
 
 def audit_key(pause_key: str, source: str, segment: int) -> str:
     return f"{pause_key}/audit/{source}/{segment}"
+
+
+def break_glass_key(pause_key: str, grant_id: str) -> str:
+    return f"{pause_key}/break-glass/{grant_id}"
 
 
 def scope_key(pause_key: str, dataset: str) -> str:

@@ -14,6 +14,7 @@ from pydantic import Field, computed_field, model_validator
 
 from pausegate.models.access import DatasetContainment
 from pausegate.models.base import Model, Mutable
+from pausegate.models.break_glass import BreakGlassState
 from pausegate.models.checklist import ItemStatus
 from pausegate.models.conditions import ResumeConditions
 from pausegate.models.copies import CopiesSummary
@@ -203,6 +204,8 @@ class PauseState(Mutable):
     conditions: ResumeConditions | None = Field(default=None, description="What the resume did for the plan's "
                                                 "conditions (profile, consent, data actions) and their check.")
     resume_attempts: int = Field(default=0, description="Resumes begun; a refused one is undone and may be retried.")
+    break_glass: BreakGlassState | None = Field(default=None, description="Access granted during the pause "
+                                                "(none: nobody asked for any).")
     run_count: int = 1
     applied_updates: list[AppliedUpdate] = Field(
         default_factory=list, description="Update ids applied in earlier runs (Temporal deduplicates within one run)."
@@ -230,6 +233,8 @@ class PauseState(Mutable):
         document["state"] = document.pop("phase")
         if document["containment"].get("copies") is None:
             del document["containment"]["copies"]  # documents of pauses begun before copies were found
+        if document.get("break_glass") is None:
+            document.pop("break_glass", None)  # documents of pauses without grants stay as they were
         if document.get("signoff") is None:
             document.pop("signoff", None)  # documents of pauses begun before signed approvals
         for approval in document["approvals"]:
