@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.access import AccessActivities
+from activities.break_glass import BreakGlassActivities
 from activities.conditions import ConditionActivities
 from activities.copies import CopiesActivities, Elsewhere
 from activities.data_actions import DataActionActivities
@@ -38,6 +39,7 @@ from pausegate.temporal.drills import pause_open
 from pausegate.temporal.pauses import pause_handle, start_pause
 from pausegate.temporal.versioning import deployment_config, promote
 from workflows.drill import DrillWorkflow
+from workflows.break_glass import BreakGlassWorkflow
 from workflows.pause import PauseWorkflow
 from workflows.watch import WatchWorkflow
 
@@ -61,7 +63,7 @@ def _complete_models() -> None:
 
 # The activities that stop harm, by name; they run on the urgent queue (the workflow routes them there
 # with ``urgent=True`` in its activity options) and only there.
-URGENT_ACTIVITIES = frozenset({"halt_agents", "revoke_dataset", "halt_canary"})
+URGENT_ACTIVITIES = frozenset({"halt_agents", "revoke_dataset", "halt_canary", "close_break_glass"})
 
 
 def _activities(client: Client, connectors: Connectors) -> list[Callable[..., Any]]:
@@ -89,6 +91,8 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
     data_stop = DataStopActivities(dsn_of)
     copies = CopiesActivities(dsn_of, connectors.evidence_store, connectors.access, elsewhere_of,
                               connectors.audit_source)
+    break_glass = BreakGlassActivities(dsn_of, connectors.evidence_store, connectors.audit_source,
+                                       lambda name: getattr(connectors.access(name), "log_fence", None))
     drill = DrillActivities(connectors.fleet, dsn_of, connectors.evidence_store,
                             lambda program: pause_open(client, program))
     return [
@@ -128,6 +132,9 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
         data_actions.check_data_actions,
         watch.pull_switch,
         watch.open_pause_run,
+        break_glass.open_break_glass,
+        break_glass.close_break_glass,
+        break_glass.seal_break_glass,
     ]
 
 
@@ -145,7 +152,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or connectors.settings.temporal.task_queue,
-        workflows=[PauseWorkflow, WatchWorkflow, DrillWorkflow],
+        workflows=[PauseWorkflow, WatchWorkflow, DrillWorkflow, BreakGlassWorkflow],
         workflow_runner=WORKFLOW_RUNNER,
         activities=[fn for fn in _activities(client, connectors) if not _is_urgent(fn)],
         max_concurrent_activities=max_concurrent_activities,

@@ -1,0 +1,97 @@
+"""Opening, closing and sealing a break-glass grant (``workflows.break_glass``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from temporalio import activity
+
+from activities.heartbeat import running
+from pausegate.connectors.audit.pglog import PostgresLogSource
+from pausegate.connectors.interfaces import AuditSource
+from pausegate.connectors.postgres.admin import admin_connection
+from pausegate.connectors.postgres.break_glass import close_grant, open_grant
+from pausegate.errors import ConfigError, TargetUnavailableError
+from pausegate.evidence.interface import EvidenceStore
+from pausegate.evidence.layout import break_glass_key
+from pausegate.models.break_glass import GrantOpened, GrantRevoked, GrantSealed, GrantTarget, SealGrantInput
+from pausegate.models.runbook import AuditSourceSpec
+
+LOCK_TIMEOUT_MS = 5_000
+CONNECT_TIMEOUT_S = 10
+
+
+def of_role(record: Mapping[str, Any], role: str) -> bool:
+    """Whether a sealed log record is a line of the grant's role: the server's own ``user`` field (a
+    capped line is judged by its head, which holds the leading fields)."""
+    if isinstance(line := record.get("line"), str):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return False
+        return isinstance(entry, dict) and entry.get("user") == role
+    head = record.get("head")
+    return isinstance(head, str) and f'"user":"{role}"' in head
+
+
+class BreakGlassActivities:
+    """Activities over one grant: the database side through the connection's DSN, the statements
+    through the connection's postgres_log audit source (the same reader and sealing as the audit)."""
+
+    def __init__(self, dsn_of: Callable[[str], str], store: EvidenceStore,
+                 sources: Callable[[AuditSourceSpec, str, list[str]], AuditSource],
+                 fence_of: Callable[[str], Any]) -> None:
+        self._dsn_of = dsn_of
+        self._store = store
+        self._sources = sources
+        self._fence_of = fence_of
+
+    @activity.defn(name="open_break_glass")
+    async def open_break_glass(self, target: GrantTarget) -> GrantOpened:
+        """Create the grant's role with SELECT on what was asked, its statements logged."""
+        async with running(), admin_connection(self._dsn_of(target.connection), f"break-glass {target.grant_id}",
+                                               lock_timeout_ms=LOCK_TIMEOUT_MS,
+                                               connect_timeout_s=CONNECT_TIMEOUT_S) as conn:
+            return await open_grant(conn, target)
+
+    @activity.defn(name="close_break_glass")
+    async def close_break_glass(self, target: GrantTarget) -> GrantRevoked:
+        """Login off, privileges revoked, sessions ended; retried until the database confirms it."""
+        async with running(), admin_connection(self._dsn_of(target.connection), f"break-glass {target.grant_id}",
+                                               lock_timeout_ms=LOCK_TIMEOUT_MS,
+                                               connect_timeout_s=CONNECT_TIMEOUT_S) as conn:
+            revoked = await close_grant(conn, target)
+            if not revoked.verified:
+                raise TargetUnavailableError(f"break-glass {target.grant_id} not closed yet: "
+                                             + "; ".join(revoked.problems))
+            return revoked
+
+    @activity.defn(name="seal_break_glass")
+    async def seal_break_glass(self, input: SealGrantInput) -> GrantSealed:
+        """Seal, byte for byte from the server's log, every line of the grant's role in its window."""
+        async with running():
+            target = input.target
+            if target.audit_source is None:
+                raise ConfigError(f"break-glass {target.grant_id}: no postgres_log audit source")
+            source = self._sources(target.audit_source, target.program, [])
+            if not isinstance(source, PostgresLogSource):
+                raise ConfigError(f"audit source {target.audit_source.name!r} is not a PostgreSQL log")
+            fence = self._fence_of(target.connection)
+            # every statement of the window (no dataset filter), fenced so its last lines are on disk
+            source = source.scoped(None)
+            if fence is not None:
+                source = source.fenced(fence)
+            count = 0
+
+            async def lines() -> AsyncIterator[Mapping[str, Any]]:
+                nonlocal count
+                async for record in source.records(input.window_start, input.window_end,
+                                                   progress=lambda n: activity.heartbeat(f"{n} log bytes read")):
+                    if of_role(record, target.role):
+                        count += 1
+                        yield record
+
+            ref, _chunks = await self._store.seal(break_glass_key(target.pause_key, target.grant_id), lines())
+            return GrantSealed(statements=count, evidence=ref)
