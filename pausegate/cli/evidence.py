@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pausegate.cli.approvals_verify import verify_approvals
 from pausegate.cli.output import clean
 from pausegate.cli.trust_anchors import ConfigOpt, TrustAnchors, trust_anchors
 from pausegate.errors import ConfigError, ConnectorError, EvidenceError
@@ -467,3 +468,6 @@ def records(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     out.flush()
+
+
+app.command("verify-approvals")(verify_approvals)
