@@ -69,7 +69,7 @@ class DrillActivities:
             stopped = {a.id for state in (AgentState.HALTED, AgentState.OFFLINE)
                        for a in await list_agents(fleet, input.program, state=state)}
             pending = sorted(set(input.agent_ids) & stopped)
-            return CanaryAgents(confirmed=len(input.agent_ids) - len(pending), pending_ids=pending)
+            return CanaryAgents(confirmed=result.confirmed - len(pending), pending_ids=pending)
 
     async def _batch(self, input: HaltCanaryInput, *, halt: bool) -> CanaryAgents:
         fleet = self._fleets(input.connection)
@@ -79,11 +79,13 @@ class DrillActivities:
         send = fleet.halt if halt else fleet.resume
         result = await send(input.program, request)
         missing = sorted(r.agent_id for r in result.results if r.status == AgentResultStatus.NOT_FOUND)
-        if missing:
+        if missing and halt:
             # A canary agent the fleet does not know: the runbook is out of date, which is what a drill finds.
             raise TargetRejectedError(f"the fleet knows no canary agent {', '.join(missing[:10])}")
-        pending = sorted(r.agent_id for r in result.results if r.status != AgentResultStatus.CONFIRMED)
-        return CanaryAgents(confirmed=len(input.agent_ids) - len(pending), pending_ids=pending)
+        # resuming: an agent the fleet does not know was never halted, so there is nothing of it to restore
+        pending = sorted(r.agent_id for r in result.results
+                         if r.status not in (AgentResultStatus.CONFIRMED, AgentResultStatus.NOT_FOUND))
+        return CanaryAgents(confirmed=len(input.agent_ids) - len(pending) - len(missing), pending_ids=pending)
 
     @activity.defn(name="restore_canary")
     async def restore_canary(self, input: RestoreCanaryInput) -> CanaryRestored:

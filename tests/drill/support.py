@@ -4,8 +4,9 @@ drill, the fleet's canary agents."""
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ from temporalio.client import WorkflowHandle
 from pausegate.connectors.postgres.canary_restore import Entries, carriers, entries
 from pausegate.connectors.postgres.catalog import load_state
 from pausegate.drill.prober import Prober
-from pausegate.models.drill import DrillRequest, DrillState, ProberFigures
+from pausegate.errors import PauseNotFound
+from pausegate.models.drill import DrillPhase, DrillRequest, DrillState, ProberFigures
 from pausegate.models.fleet import AgentState
 from pausegate.models.runbook import Runbook
-from pausegate.temporal.drills import start_drill
+from pausegate.temporal.drills import read_drill, start_drill
 from tests.faults.support import until
 from tests.support.harness import COMMANDER, Harness
 
@@ -91,3 +93,18 @@ async def probing(h: Harness, runbook: Runbook, out: Path) -> AsyncIterator[asyn
 async def drill(h: Harness, runbook: Runbook, *, await_prober: bool = True) -> WorkflowHandle[Any, DrillState]:
     return await start_drill(h.client, DrillRequest(program=h.program, commander=COMMANDER, runbook=runbook),
                              task_queue=h.task_queue, tuning=h.tuning, await_prober=await_prober)
+
+
+async def wait_phase(h: Harness, phase: DrillPhase, *, timeout: float = 60.0) -> DrillState:
+    """Poll the program's drill until it is in ``phase``; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            state = await read_drill(h.client, h.program)
+            if state.phase == phase:
+                return state
+        except PauseNotFound:
+            state = None
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the drill never reached {phase}; it is {state.phase if state else 'not started'}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,129 @@
+"""However a drill's practice ends, the canary is restored to its snapshot: a stop condition the prober
+saw, a failed step, the commander's abort or cancellation, a real pause of the program. And a drill is
+refused where it must not run."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pausegate.errors import ActionRefused
+from pausegate.models.drill import DrillOutcome, DrillPhase, DrillRequest, StopInput
+from pausegate.models.fleet import AgentState
+from pausegate.models.phase import Phase
+from pausegate.policy.drill import PAUSE_OPEN
+from pausegate.temporal.drills import start_drill, stop_drill
+from tests.drill.support import agent_states, catalog, drill, drill_runbook, probing, reads, wait_phase
+from tests.support.harness import ANALYST, COMMANDER, HarnessFactory
+
+LONG_HOLD = timedelta(seconds=120)
+
+
+class TestStopCondition:
+    async def test_a_canary_owned_by_the_analysts_group_stops_the_drill_when_a_watched_reader_is_refused(
+        self, make_harness: HarnessFactory, tmp_path: Path
+    ) -> None:
+        async with make_harness(agents=20) as h:
+            # Mis-scoped on purpose: the canary table's owner is the group the real readers read through, so
+            # revoking the canary takes the real readers' membership with it.
+            with psycopg.connect(h.database_dsn, autocommit=True) as conn:
+                conn.execute("CREATE SCHEMA canary_mis; CREATE TABLE canary_mis.probe (id int); "
+                             "ALTER TABLE canary_mis.probe OWNER TO telemetry_analysts; "
+                             "GRANT USAGE ON SCHEMA canary_mis TO telemetry_canary_reader; "
+                             "GRANT SELECT ON canary_mis.probe TO telemetry_canary_reader")
+            runbook = drill_runbook(h, schema_name="canary_mis", hold=LONG_HOLD)
+            before = await catalog(h, runbook)
+            assert reads(h, "ml_trainer", "telemetry.keystrokes")
+            async with probing(h, runbook, tmp_path / "probes.jsonl") as prober:
+                final = await (await drill(h, runbook)).result()
+                figures = await prober
+
+        assert final.outcome == DrillOutcome.STOPPED and final.phase == DrillPhase.RESTORED
+        assert "ml_trainer" in final.outcome_reason
+        assert any(c.startswith("reader ml_trainer") for c in figures.outside_changes)
+        assert final.restore is not None and final.restore.equal
+        assert await catalog(h, runbook) == before
+        assert reads(h, "ml_trainer", "telemetry.keystrokes"), "the real reader reads again"
+
+
+class TestFailedStep:
+    async def test_a_canary_agent_the_fleet_does_not_know_fails_the_drill_and_the_rest_is_restored(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        async with make_harness(agents=20) as h:
+            runbook = drill_runbook(h, agents=["agent-00001", "agent-00002", "agent-99999"])
+            before = await catalog(h, runbook)
+            final = await (await drill(h, runbook, await_prober=False)).result()
+            states = agent_states(h)
+            after = await catalog(h, runbook)
+
+        assert final.outcome == DrillOutcome.FAILED and "agent-99999" in final.outcome_reason
+        assert final.phase == DrillPhase.RESTORED and final.restore is not None and final.restore.equal
+        assert after == before
+        assert states["agent-00001"] == AgentState.COLLECTING and states["agent-00002"] == AgentState.COLLECTING
+
+
+class TestAbort:
+    async def test_the_commanders_abort_while_holding_restores_at_once(self, make_harness: HarnessFactory) -> None:
+        async with make_harness(agents=20) as h:
+            runbook = drill_runbook(h, hold=LONG_HOLD)
+            before = await catalog(h, runbook)
+            handle = await drill(h, runbook, await_prober=False)
+            await wait_phase(h, DrillPhase.HOLDING)
+            assert not reads(h, "telemetry_canary_reader", "telemetry_canary.keystrokes")
+            assert await stop_drill(h.client, h.program, StopInput(outcome=DrillOutcome.ABORTED, by=COMMANDER.id,
+                                                                   reason="practice over"))
+            final = await handle.result()
+            assert final.outcome == DrillOutcome.ABORTED and final.restore is not None and final.restore.equal
+            assert await catalog(h, runbook) == before
+            states = agent_states(h)
+            assert all(states[a] == AgentState.COLLECTING for a in ("agent-00001", "agent-00002", "agent-00003"))
+
+    async def test_a_cancelled_drill_still_restores(self, make_harness: HarnessFactory) -> None:
+        async with make_harness(agents=20) as h:
+            runbook = drill_runbook(h, hold=LONG_HOLD)
+            before = await catalog(h, runbook)
+            handle = await drill(h, runbook, await_prober=False)
+            await wait_phase(h, DrillPhase.HOLDING)
+            await handle.cancel()
+            final = await handle.result()
+            assert final.outcome == DrillOutcome.ABORTED and final.phase == DrillPhase.RESTORED
+            assert await catalog(h, runbook) == before
+            assert reads(h, "telemetry_canary_reader", "telemetry_canary.keystrokes")
+
+
+class TestKeptApart:
+    async def test_a_drill_is_refused_while_a_pause_is_open_and_to_anyone_but_a_commander(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        async with make_harness(agents=20) as h:
+            runbook = drill_runbook(h)
+            with pytest.raises(ActionRefused) as refused:
+                await start_drill(h.client, DrillRequest(program=h.program, commander=ANALYST, runbook=runbook),
+                                  task_queue=h.task_queue)
+            assert refused.value.code == "wrong_role"
+            await h.pause()
+            with pytest.raises(ActionRefused) as refused:
+                await drill(h, runbook)
+            assert refused.value.code == PAUSE_OPEN
+
+    async def test_a_pause_pulled_during_a_drill_starts_at_once_and_the_drill_leaves_it_the_agents(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        async with make_harness(agents=20) as h:
+            runbook = drill_runbook(h, hold=LONG_HOLD)
+            before = await catalog(h, runbook)
+            handle = await drill(h, runbook, await_prober=False)
+            await wait_phase(h, DrillPhase.HOLDING)
+            await h.pause()
+            final = await handle.result()
+            status = await h.wait_for_state(Phase.UNDER_REVIEW, timeout=60)
+            after = await catalog(h, runbook)
+
+        assert final.outcome == DrillOutcome.PREEMPTED and final.agents_left_to_pause
+        # the canary's tables lie outside the pause's datasets: restored; its agents lie inside: left halted
+        assert final.restore is not None and final.restore.equal and after == before
+        assert status.containment.agents.confirmed and status.containment.access_revoked
