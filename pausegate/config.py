@@ -251,6 +251,14 @@ class ApiSettings(Model):
     port: int = 8700
     runbooks_dir: Path = Path("runbooks")
     users_file: Path = Field(default=Path(".pausegate/users.json"), description="Local token hashes (embedded).")
+    passkey_rp_id: str = Field(default="localhost", max_length=253, description="The WebAuthn relying party id "
+                               "passkeys are registered and used for: the console's host name (never an IP address).")
+    passkey_origins: list[str] = Field(default_factory=list, max_length=10, description="The origins passkeys may "
+                                       "be used at (scheme://host[:port]); none: http://localhost:<port>.")
+
+    def passkey_origins_or_default(self) -> list[str]:
+        """Where passkeys may be used: as configured, else the console on this host's port."""
+        return list(self.passkey_origins) or [f"http://localhost:{self.port}"]
     refusal_log: Path = Field(
         default=Path(".pausegate/api-refusals.jsonl"),
         description="Hash-chained record of refusals that no open pause can hold in its timeline.",

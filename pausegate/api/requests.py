@@ -12,6 +12,7 @@ from pausegate.models.checklist import EvidenceAttachment
 from pausegate.models.evidence import SHA256_HEX
 from pausegate.models.limits import MAX_NOTE
 from pausegate.models.people import Severity
+from pausegate.models.signatures import DsseEnvelope
 
 
 class TriggerRequest(Model):
@@ -40,6 +41,8 @@ class ApproveRequest(Model):
         "caller holds (an error if they hold several).",
     )
     comment: str = Field(default="", max_length=MAX_NOTE)
+    envelope: DsseEnvelope | None = Field(default=None, description="The approval statement you signed with an "
+                                          "enrolled passkey or SSH key (DSSE; pausegate.approvals).")
 
 
 class RejectRequest(Model):

@@ -234,11 +234,23 @@ class PausegateClient:
     def propose(self, program: str, plan: dict[str, Any]) -> Reply[Receipt]:
         return self._post(f"/v1/pauses/{program}/plan", plan, Receipt.model_validate)
 
-    def approve(self, program: str, digest: str, *, role: str | None = None, comment: str = "") -> Reply[Receipt]:
+    def approve(self, program: str, digest: str, *, role: str | None = None, comment: str = "",
+                envelope: dict[str, Any] | None = None) -> Reply[Receipt]:
         body: dict[str, Any] = {"digest": digest, "comment": comment}
         if role:
             body["role"] = role
+        if envelope is not None:
+            body["envelope"] = envelope
         return self._post(f"/v1/pauses/{program}/approvals", body, Receipt.model_validate)
+
+    def keys(self) -> Reply[dict[str, Any]]:
+        return self._get("/v1/keys", dict)
+
+    def enroll_ssh_key(self, public_key: str) -> Reply[dict[str, Any]]:
+        return self._post("/v1/keys/ssh", {"public_key": public_key}, dict)
+
+    def confirm_key(self, key_id: str) -> Reply[dict[str, Any]]:
+        return self._post(f"/v1/keys/{key_id}/confirm", {}, dict)
 
     def reject(self, program: str, reason: str) -> Reply[Receipt]:
         return self._post(f"/v1/pauses/{program}/plan/reject", {"reason": reason}, Receipt.model_validate)

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from pausegate.cli import containment, evidence, pauses, refusals, review, runbook, signoff, stack, users, watch
+from pausegate.cli import containment, evidence, keys, pauses, refusals, review, runbook, signoff, stack, users, watch
 
 app = typer.Typer(
     help="Pause a data-collection program, prove the pause, resume it only after a signed-off review.",
@@ -22,6 +22,7 @@ for commands in (stack, containment, pauses, review, signoff, refusals):
     app.add_typer(commands.app)
 app.add_typer(runbook.app, name="runbook")
 app.add_typer(evidence.app, name="evidence")
+app.add_typer(keys.app, name="keys")
 app.add_typer(users.app, name="users")
 app.add_typer(watch.app, name="watch")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from pausegate.cli.exits import EXIT_REFUSED, fail
 from pausegate.cli.options import JsonOpt, ProgramArg
 from pausegate.cli.output import out, show
 from pausegate.cli.session import connect
+from pausegate.cli.signing import signed_approval
 
 app = typer.Typer()
 
@@ -21,13 +23,18 @@ def approve(
     digest: Annotated[str | None, typer.Option(help="Digest reviewed (default: the current one in status).")] = None,
     role: Annotated[str | None, typer.Option(help="Approver role to act as, if you hold several.")] = None,
     comment: Annotated[str, typer.Option(help="A comment for the record.")] = "",
+    ssh_key: Annotated[Path | None, typer.Option(
+        "--ssh-key", help="Sign the approval with this enrolled SSH key (ssh-keygen -Y sign; an sk- key asks for "
+        "a touch).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Approve the current resume plan and review."""
+    """Approve the current resume plan and review (signed with your enrolled SSH key, given --ssh-key)."""
     with connect(as_json) as client:
-        if digest is None:
+        envelope = None
+        if digest is None or ssh_key is not None:
             view = client.status(program).model
-            digest = view.approval_digest
+            if digest is None:
+                digest = view.approval_digest
             if not digest:
                 fail(EXIT_REFUSED, "there is no plan to approve yet", as_json=as_json, error="no_plan")
             if not as_json:
@@ -35,7 +42,9 @@ def approve(
                 if destructive is not None:
                     out.print(destructive)
                 out.say("approving digest ", digest)
-        show(client.approve(program, digest, role=role, comment=comment), as_json, views.receipt)
+            if ssh_key is not None:
+                envelope = signed_approval(client, view, ssh_key, role, comment, as_json=as_json)
+        show(client.approve(program, digest, role=role, comment=comment, envelope=envelope), as_json, views.receipt)
 
 
 @app.command("decommission")

@@ -15,6 +15,7 @@ from pausegate.api.errors import ApiError
 from pausegate.api.models import ErrorBody, PauseSummary, PauseView, TriggerResponse
 from pausegate.api.requests import TriggerRequest
 from pausegate.api.responses import ACTION_ERRORS
+from pausegate.api.routes.keys import ring_or_none
 from pausegate.errors import PauseNotFound
 from pausegate.evidence.interface import read_recorded
 from pausegate.evidence.report import render_markdown
@@ -55,7 +56,8 @@ async def trigger(body: TriggerRequest, state: StateDep, response: Response, act
         program=body.program, reason=body.reason, severity=body.severity, commander=actor, runbook=runbook
     )
     _, started = await start_pause(
-        state.client, pause_request, task_queue=state.settings.temporal.task_queue, tuning=state.tuning
+        state.client, pause_request, task_queue=state.settings.temporal.task_queue, tuning=state.tuning,
+        keys=await asyncio.to_thread(ring_or_none, state),
     )
     status = await read_status(state.client, body.program)
     log.info("pause_triggered" if started else "pause_already_open", pause=body.program, actor=actor.id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 
 from pausegate.api.actions import approver_role, perform
@@ -9,6 +11,7 @@ from pausegate.api.deps import ActorDep, IdempotencyKey, ProgramPath, StateDep
 from pausegate.api.models import Receipt
 from pausegate.api.requests import ApproveRequest, DecommissionRequest
 from pausegate.api.responses import ACTION_ERRORS
+from pausegate.api.routes.keys import signing_key_of
 from pausegate.models.updates import ApproveInput, DecommissionInput
 
 router = APIRouter(tags=["sign-off"])
@@ -24,8 +27,11 @@ async def approve_plan(
 ) -> Receipt:
     """Approve the current plan and review by the digest the approver reviewed."""
     role = await approver_role(state, program, actor, body.role, "approve_plan")
+    # The key as the enrollment log has it, for one enrolled after the pause pinned its ring (the workflow
+    # prefers the pinned one and counts a later one only as the enrollment rule allows).
+    key = await asyncio.to_thread(signing_key_of, state, body.envelope)
     return await perform(state, program, actor, "approve_plan", idempotency_key, ApproveInput, admitted=True,
-                         role=role, digest=body.digest, comment=body.comment)
+                         role=role, digest=body.digest, comment=body.comment, envelope=body.envelope, key=key)
 
 
 @router.post("/pauses/{program}/decommission", response_model=Receipt, responses=ACTION_ERRORS)
