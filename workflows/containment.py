@@ -61,6 +61,8 @@ AGENTS_STEP = "containment.agents"
 COPIES_STEP = "containment.copies"
 # Pauses begun before copies were found and contained replay without these steps.
 COPIES_PATCH = "containment-copies"
+# Pauses begun before the halt loop woke for a long history replay with it looking only between retries.
+LONG_HISTORY_WAKES_PATCH = "containment-wakes-for-long-history"
 
 
 def _is_final(exc: ActivityError) -> bool:
@@ -122,6 +124,7 @@ class Containment:
         fleet = self.runbook.fleet
         delay = self.tuning.halt_retry_initial_seconds
         agents = self.state.containment.agents
+        early = workflow.patched(LONG_HISTORY_WAKES_PATCH)
         while not agents.confirmed:
             agents.attempts += 1
             try:
@@ -144,16 +147,23 @@ class Containment:
                     break
             if agents.confirmed:
                 break
-            c = self.state.containment
-            if self.history_is_long() and not c.datasets_pending and not c.evidence_pending:
+            if self._may_continue_as_new():
                 return False
             # Offline agents pick up the program switch when they return; look again later,
-            # or at once when the commander waives them.
-            await wait_until(lambda: agents.confirmed or t.waived_all(self.state), timedelta(seconds=delay))
+            # or at once when the commander waives them, or when history grew long meanwhile (a flood of
+            # refusals between two looks must not carry the run past the namespace's limit).
+            await wait_until(lambda: agents.confirmed or t.waived_all(self.state)
+                             or (early and self._may_continue_as_new()), timedelta(seconds=delay))
             t.settle_waivers(self.state, workflow.now())
+            if early and not agents.confirmed and self._may_continue_as_new():
+                return False
             delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
         await self._check_data_stop()
         return True
+
+    def _may_continue_as_new(self) -> bool:
+        c = self.state.containment
+        return self.history_is_long() and not c.datasets_pending and not c.evidence_pending
 
     async def _check_data_stop(self) -> None:
         """Ask the dataset the agents write to for rows collected after the switch went off (a proving step:
