@@ -9,7 +9,7 @@ from typing import Any
 from temporalio import activity
 
 from activities.heartbeat import running
-from pausegate.analysis.exposure import Exposure, summary
+from pausegate.analysis.exposure import Exposure, checkpoint_detail, recorded_checkpoint, summary
 from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.interfaces import AuditSource
 from pausegate.evidence.anchor import PLANTS, REPORT_FINGERPRINT, plants_of
@@ -17,7 +17,7 @@ from pausegate.evidence.interface import EvidenceStore, read_recorded
 from pausegate.evidence.layout import audit_key, report_key, timeline_key
 from pausegate.models.copies import CopiesDocument, listings
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
-from pausegate.models.runbook import AuditSourceSpec
+from pausegate.models.runbook import DEFAULT_STATEMENT_BUDGET, AuditSourceSpec
 from pausegate.models.state import ExposureSummary
 from pausegate.models.steps import ArchiveTimelineInput, ExposureReportInput, ReportInput, SnapshotInput
 
@@ -72,9 +72,19 @@ class EvidenceActivities:
         """Who read which dataset table, by which path, how often, first and last time: derived from
         the sealed log lines themselves, so the report is exactly as good as the evidence; and how
         many people's records were readable (the list stays in owner-only evidence)."""
-        async with running():
+        async with running() as progress:
+            # where a failed attempt got to: every heartbeat carries the newest checkpoint's reference
+            checkpoint = recorded_checkpoint(activity.info().heartbeat_details, input.pause_key)
+            held = [checkpoint_detail(checkpoint)] if checkpoint is not None else []
+
+            def checkpointed(ref: EvidenceRef) -> None:
+                held[:] = [checkpoint_detail(ref)]
+                progress.report(f"checkpoint after {ref.key.rpartition('/')[2]} records", *held)
+
             report, ref = await self._exposure.who_saw_what(
-                input.pause_key, input.bundles, input.datasets, activity.heartbeat)
+                input.pause_key, input.bundles, input.datasets, lambda text: progress.report(text, *held),
+                budget=input.statement_budget or DEFAULT_STATEMENT_BUDGET, checkpoint=checkpoint,
+                checkpointed=checkpointed)
             subjects = await self._exposure.data_subjects(input.pause_key, input.datasets, input.window_end)
             return summary(report, ref, subjects)
 

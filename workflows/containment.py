@@ -260,13 +260,14 @@ class Containment:
         bundles = [e.bundle.key for e in self.state.containment.evidence if e.source in database_sources]
         if not bundles:
             return
+        exposure = self.runbook.exposure
         summary: ExposureSummary | None = await self._until_done(
             "containment.exposure",
             lambda: workflow.execute_activity_method(
                 EvidenceActivities.exposure_report,
                 ExposureReportInput(pause_key=self.state.evidence_key, bundles=bundles,
                                     datasets=list(self.runbook.datasets), window_start=window_start,
-                                    window_end=revoked_at),
+                                    window_end=revoked_at, statement_budget=exposure.statement_budget),
                 **self._options(timedelta(hours=1)),
             ),
         )

@@ -14,18 +14,21 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 import structlog
+from pydantic import ValidationError
 
 from pausegate.analysis.statement_reads import ReadScope
 from pausegate.analysis.who_saw_what import (
     Attribution,
+    BuilderProgress,
     DatasetPaths,
     WhoSawWhat,
     WhoSawWhatBuilder,
     read_scope,
 )
 from pausegate.errors import ConfigError
-from pausegate.evidence.interface import EvidenceStore
-from pausegate.evidence.layout import data_subjects_key, exposure_key, scope_key
+from pausegate.evidence.interface import EvidenceStore, read_recorded
+from pausegate.evidence.layout import data_subjects_key, exposure_checkpoint_key, exposure_key, scope_key
+from pausegate.evidence.squatting import is_alternate_of
 from pausegate.models.access import ExposureScope, ReadPath
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.runbook import DatasetSpec
@@ -34,6 +37,9 @@ from pausegate.models.state import ExposureSummary
 log = structlog.get_logger(__name__)
 
 READ_BATCH = 2000  # sealed records read from the store per trip to a worker thread
+CHECKPOINT_RECORDS = 200_000  # a retry repeats at most this many records' analysis
+CHECKPOINT = "checkpoint"
+_DIGITS = frozenset("0123456789")
 _BASE_KINDS = frozenset({"table", "partitioned_table", "foreign_table", "view", "materialized_view"})
 
 
@@ -135,13 +141,29 @@ class Exposure:
         return out
 
     async def who_saw_what(self, pause_key: str, bundles: Iterable[str], datasets: Sequence[DatasetSpec],
-                           heartbeat: Callable[[str], None]) -> tuple[WhoSawWhat, EvidenceRef]:
-        """Who saw what, re-derived from the sealed lines; stored once per pause (a retry reuses it)."""
+                           heartbeat: Callable[[str], None], *, budget: int | None = None,
+                           checkpoint: EvidenceRef | None = None,
+                           checkpointed: Callable[[EvidenceRef], None] = lambda _: None,
+                           every: int = CHECKPOINT_RECORDS) -> tuple[WhoSawWhat, EvidenceRef]:
+        """Who saw what, re-derived from the sealed lines; stored once per pause (a retry reuses it).
+
+        Every ``every`` records the builder's progress is stored as a checkpoint and handed to
+        ``checkpointed``; given the one a failed attempt recorded (``checkpoint``: exactly that document),
+        the work goes on from there instead of from the first line."""
         key = exposure_key(pause_key)
         if (ref := await asyncio.to_thread(self._store.get, key)) is not None:
             return WhoSawWhat.model_validate(await asyncio.to_thread(self._store.read_json, key)), ref
         scope, who = read_scope(await self._dataset_paths(pause_key, datasets))
-        report = await build_who_saw_what(scope, who, (self._store.iter_bundle(b) for b in bundles), heartbeat)
+        resume = (BuilderProgress.model_validate(await read_recorded(self._store, checkpoint))
+                  if checkpoint is not None else None)
+
+        async def save(progress: BuilderProgress) -> None:
+            checkpointed(await asyncio.to_thread(self._store.put_json,
+                                                 exposure_checkpoint_key(pause_key, progress.records),
+                                                 progress.model_dump(mode="json")))
+
+        report = await build_who_saw_what(scope, who, (self._store.iter_bundle(b) for b in bundles), heartbeat,
+                                          budget=budget, resume=resume, save=save, every=every)
         return report, await asyncio.to_thread(self._store.put_json, key, report.model_dump(mode="json"))
 
     async def data_subjects(self, pause_key: str, datasets: Sequence[DatasetSpec],
@@ -177,14 +199,61 @@ class Exposure:
 
 
 async def build_who_saw_what(scope: Any, who: Attribution, bundles: Iterable[Iterator[dict[str, Any]]],
-                             heartbeat: Callable[[str], None] = lambda _: None) -> WhoSawWhat:
-    """Who saw what over the sealed records of ``bundles`` (in sealing order), read off the event loop."""
-    builder = WhoSawWhatBuilder(scope, who)
+                             heartbeat: Callable[[str], None] = lambda _: None, *, budget: int | None = None,
+                             resume: BuilderProgress | None = None,
+                             save: Callable[[BuilderProgress], Awaitable[None]] | None = None,
+                             every: int = CHECKPOINT_RECORDS) -> WhoSawWhat:
+    """Who saw what over the sealed records of ``bundles`` (in sealing order), read off the event loop.
+
+    From ``resume`` on, the records it counted are read (their digests still checked) but not analysed
+    again; ``save`` receives the progress every ``every`` records."""
+    builder = WhoSawWhatBuilder(scope, who, budget=budget)
+    skip = 0
+    if resume is not None:
+        builder.resume(resume)
+        skip = resume.records
+    seen, next_save = 0, skip + every
     for n, records in enumerate(bundles):
-        while batch := await asyncio.to_thread(lambda: list(itertools.islice(records, READ_BATCH))):  # noqa: B023
+        while True:
+            # a batch ends where skipping ends and where a checkpoint is due
+            want = min(READ_BATCH, skip - seen if seen < skip else next_save - seen if save else READ_BATCH)
+            batch = await asyncio.to_thread(lambda: list(itertools.islice(records, want)))  # noqa: B023
+            if not batch:
+                break
+            seen += len(batch)
+            if seen <= skip:
+                continue
             await builder.add(batch)
+            if save is not None and seen >= next_save:
+                await save(await builder.progress(seen))
+                next_save = seen + every
         heartbeat(f"{n + 1} bundles read")
     return await builder.finish()
+
+
+def checkpoint_detail(ref: EvidenceRef) -> dict[str, Any]:
+    """What the activity heartbeats for a checkpoint: its reference only (the content names people)."""
+    return {CHECKPOINT: ref.model_dump(mode="json")}
+
+
+def recorded_checkpoint(details: Iterable[Any], pause_key: str) -> EvidenceRef | None:
+    """The checkpoint a failed attempt heartbeated (``checkpoint_detail``), if it is one of this pause's
+    checkpoints; anything else (another pause's document, a malformed detail) is ignored: the work then
+    starts from the first line, which costs time, never correctness."""
+    for detail in details:
+        if not isinstance(detail, dict) or CHECKPOINT not in detail:
+            continue
+        try:
+            ref = EvidenceRef.model_validate(detail[CHECKPOINT])
+        except ValidationError:
+            return None
+        number = ref.key.rpartition("/")[2].partition(".")[0]
+        if len(number) == 12 and set(number) <= _DIGITS and \
+                is_alternate_of(ref.key, exposure_checkpoint_key(pause_key, int(number))):
+            return ref
+        log.warning("checkpoint_ignored", reason="not one of this pause's checkpoints")
+        return None
+    return None
 
 
 def summary(report: WhoSawWhat, ref: EvidenceRef, subjects: tuple[int, EvidenceRef] | None) -> ExposureSummary:
@@ -197,6 +266,7 @@ def summary(report: WhoSawWhat, ref: EvidenceRef, subjects: tuple[int, EvidenceR
         report=ref,
         possible_readers=len(report.possible_users),
         unparsed=report.unparsed,
+        over_budget=report.over_budget,
         data_subjects=subjects[0] if subjects else None,
         data_subjects_list=subjects[1] if subjects else None,
     )

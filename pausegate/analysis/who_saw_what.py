@@ -52,6 +52,8 @@ BATCH = 512  # statements per trip off the event loop
 CACHE_ENTRIES = 4096  # analyses remembered (cleared when full: memory stays bounded)
 CACHE_STATEMENT_CHARS = 4096  # longer statements are not remembered
 MAX_LISTED_UNPARSED = 1000  # unparsed statements listed by place; all of them are counted
+OVER_BUDGET = StatementReads(parsed=False, kind="over_budget",
+                             error="not parsed: the exposure step's budget of distinct statements was spent")
 _VIEW_KINDS = {"view": "view", "materialized_view": "matview"}
 _BASE_KINDS = frozenset({"table", "partitioned_table", "foreign_table", "view", "materialized_view"})
 
@@ -167,6 +169,8 @@ class WhoSawWhat(Model):
     )
     statements: int = Field(ge=0, description="Sealed statements analysed.")
     unparsed: int = Field(default=0, ge=0, description="Sealed statements the parser could not read.")
+    over_budget: int = Field(default=0, ge=0, description="Of the unparsed, statements left unread once the budget "
+                             "of distinct statements was spent.")
     unparsed_users: list[str] = Field(default_factory=list)
     unparsed_statements: list[UnparsedStatement] = Field(
         default_factory=list, description=f"The first {MAX_LISTED_UNPARSED}, by place in the log."
@@ -215,15 +219,53 @@ class _Slot:
     last: datetime | None = None
 
 
+class HeldStatement(Model):
+    """A statement analysed whose outcome the session's next line will tell."""
+
+    session: str
+    user: str
+    at: datetime
+    line_num: int | None
+    file: str
+    offset: int
+    sql: str
+    path: tuple[str, ...]
+    local: tuple[str, ...] | None
+    result: StatementReads
+    unlocal: StatementReads | None
+
+
+class BuilderProgress(Model):
+    """What a builder knows between two batches, but its cache: enough to go on from there. It names
+    people and statements, so it is kept in the evidence store, never in a workflow's history."""
+
+    records: int = Field(ge=0, description="Records added so far, counted across the bundles in order.")
+    statements: int = Field(ge=0)
+    parsed_distinct: int = Field(ge=0)
+    over_budget: int = Field(ge=0)
+    slots: list[tuple[str, str, str, str | None, int, int, datetime | None, datetime | None]]
+    unparsed: dict[str, int]
+    unparsed_listed: list[UnparsedStatement]
+    paths: dict[str, tuple[str, ...]]
+    locals: dict[str, tuple[str, ...]]
+    held: list[HeldStatement]
+
+
 class WhoSawWhatBuilder:
     """Re-reads sealed ``pglog`` records in order (``add``), then ``finish``; memory grows with
-    (role, table, path) triples, sessions and one batch, not with the log."""
+    (role, table, path) triples, sessions and one batch, not with the log.
+
+    ``budget`` bounds the work: once that many distinct statements were parsed, every statement not
+    already understood is counted unparsed (over budget), by user and place, never guessed. ``progress``
+    and ``resume`` carry the builder across a retry, so a retry continues where the last one stopped."""
 
     def __init__(self, scope: ReadScope, attribution: Attribution | None = None, *,
-                 executor: Executor | None = None, batch: int = BATCH) -> None:
+                 executor: Executor | None = None, batch: int = BATCH, budget: int | None = None) -> None:
         self.scope, self.who = scope, attribution or Attribution()
-        self.executor, self.batch_size = executor, batch
+        self.executor, self.batch_size, self.budget = executor, batch, budget
         self.statements = 0
+        self.parsed_distinct = 0  # analyses run, across retries: what the budget counts
+        self.over_budget = 0
         self._acc: dict[tuple[str, str, str, str | None], _Slot] = {}
         self._unparsed: dict[str, int] = {}
         self._unparsed_listed: list[UnparsedStatement] = []
@@ -232,6 +274,34 @@ class WhoSawWhatBuilder:
         self._open: dict[str, _Statement] = {}  # session -> its last statement, outcome not yet known
         self._batch: list[_Statement] = []
         self._cache: dict[_Key, StatementReads] = {}
+
+    async def progress(self, records: int) -> BuilderProgress:
+        """Where the builder stands after ``records`` records (the batch in hand is analysed first)."""
+        await self._flush()
+        return BuilderProgress(
+            records=records, statements=self.statements, parsed_distinct=self.parsed_distinct,
+            over_budget=self.over_budget,
+            slots=[(*k, v.reads, v.failed, v.first, v.last) for k, v in self._acc.items()],
+            unparsed=dict(self._unparsed), unparsed_listed=list(self._unparsed_listed), paths=dict(self._paths),
+            locals=dict(self._locals),
+            held=[HeldStatement(session=session, user=st.user, at=st.at, line_num=st.line_num, file=st.file,
+                                offset=st.offset, sql=st.sql, path=st.path, local=st.local, result=st.result,
+                                unlocal=st.unlocal)
+                  for session, st in self._open.items() if st.result is not None],
+        )
+
+    def resume(self, progress: BuilderProgress) -> None:
+        """Go on from ``progress`` (a fresh builder over the same scope; the records it counted are skipped)."""
+        self.statements, self.parsed_distinct = progress.statements, progress.parsed_distinct
+        self.over_budget = progress.over_budget
+        self._acc = {(user, obj, how, via): _Slot(reads, failed, first, last)
+                     for user, obj, how, via, reads, failed, first, last in progress.slots}
+        self._unparsed, self._unparsed_listed = dict(progress.unparsed), list(progress.unparsed_listed)
+        self._paths, self._locals = dict(progress.paths), dict(progress.locals)
+        self._open = {h.session: _Statement(user=h.user, at=h.at, session=h.session, line_num=h.line_num,
+                                            file=h.file, offset=h.offset, sql=h.sql, path=h.path, local=h.local,
+                                            result=h.result, unlocal=h.unlocal)
+                      for h in progress.held}
 
     async def add(self, records: Iterable[Mapping[str, Any]]) -> None:
         for record in records:
@@ -302,8 +372,10 @@ class WhoSawWhatBuilder:
         missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
         if len(self._cache) + len(missing) > CACHE_ENTRIES:
             self._cache.clear()
-        found = await analyse_each_off_loop(missing, self.scope, executor=self.executor)
-        fresh = dict(zip(missing, found, strict=True))
+        allowed = len(missing) if self.budget is None else max(0, min(len(missing), self.budget - self.parsed_distinct))
+        found = await analyse_each_off_loop(missing[:allowed], self.scope, executor=self.executor)
+        self.parsed_distinct += allowed
+        fresh = dict(zip(missing, [*found, *[OVER_BUDGET] * (len(missing) - allowed)], strict=True))
         self._cache.update((k, r) for k, r in fresh.items() if len(k[0]) <= CACHE_STATEMENT_CHARS)
         results = iter([fresh.get(k) or self._cache[k] for k in keys])
         for st in batch:
@@ -328,6 +400,7 @@ class WhoSawWhatBuilder:
     def _count(self, st: _Statement) -> None:
         assert st.result is not None
         if not st.result.parsed:
+            self.over_budget += st.result.kind == OVER_BUDGET.kind
             self._unparsed[st.user] = self._unparsed.get(st.user, 0) + 1
             if len(self._unparsed_listed) < MAX_LISTED_UNPARSED:
                 self._unparsed_listed.append(UnparsedStatement(
@@ -359,7 +432,7 @@ class WhoSawWhatBuilder:
         possible = sorted({e.user for e in entries if e.reads} - set(users))
         return WhoSawWhat(
             entries=entries, users=users, possible_users=possible, statements=self.statements,
-            unparsed=sum(self._unparsed.values()), unparsed_users=sorted(self._unparsed),
+            unparsed=sum(self._unparsed.values()), over_budget=self.over_budget, unparsed_users=sorted(self._unparsed),
             unparsed_statements=self._unparsed_listed, scope=self.scope,
         )
 

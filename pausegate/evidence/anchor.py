@@ -39,6 +39,7 @@ from pausegate.evidence.bundle import (
 )
 from pausegate.evidence.chain import parent_key
 from pausegate.evidence.files import BUNDLE_SUFFIX, DOCUMENT_SUFFIX, SIGNATURE_SUFFIX, validate_key
+from pausegate.evidence.layout import CHECKPOINTS
 from pausegate.evidence.verify import (
     Problem,
     VerificationReport,
@@ -350,7 +351,9 @@ class _Audit:
         documents = {anchor_path(self.root, a) for a in anchors if a.kind == "document"}
         allowed = documents | {d.with_name(d.name + SIGNATURE_SUFFIX) for d in documents} | set(allowed_extra)
         chains = {b.parent for b in bundles}
-        plans = pause_dir / "plans"
+        # documents the pause wrote while working and no longer names: tolerated when signed for this pause
+        working = {pause_dir / "plans": "diff of a plan the record no longer names (replaced or rejected)",
+                   pause_dir / CHECKPOINTS: "checkpoint of the who-saw-what step (where a retry went on from)"}
         for dirpath, dirnames, filenames in os.walk(pause_dir):
             here = Path(dirpath)
             for name in sorted(dirnames):
@@ -382,14 +385,15 @@ class _Audit:
                     continue  # the store's lock files: empty, only ever locked
                 elif _debris_of(name) is not None:
                     self.add("NOTE", path, "debris of an interrupted write: not evidence, safe to remove")
-                elif here.is_relative_to(plans) and self._superseded_plan(path):
+                elif (what := next((w for d, w in working.items() if here.is_relative_to(d)), None)) is not None \
+                        and self._working_document(path, what):
                     continue
                 else:
                     self.add("FAILED", path, "file the record does not name (added, or copied from elsewhere)")
 
-    def _superseded_plan(self, path: Path) -> bool:
-        """A diff of a plan later replaced or rejected: the state keeps the current plan's diffs only,
-        so the record cannot name it. Tolerated (as a note) only when its signature binds it to
+    def _working_document(self, path: Path, what: str) -> bool:
+        """A document the pause wrote while working that its record cannot name (a diff of a plan later
+        replaced, a checkpoint of a step). Tolerated (as a note) only when its signature binds it to
         this very key, i.e. the deployment wrote it for this pause."""
         if path.name.endswith(DOCUMENT_SUFFIX + SIGNATURE_SUFFIX):
             document = path.with_name(path.name.removesuffix(SIGNATURE_SUFFIX))
@@ -399,8 +403,7 @@ class _Audit:
         report = verify_document(path, self.key, root=self.root)
         if report.problems or report.notes:
             return False
-        self.add("NOTE", path, "diff of a plan the record no longer names (replaced or rejected): signed for this "
-                 "pause, but no recorded digest vouches for its content")
+        self.add("NOTE", path, f"{what}: signed for this pause, but no recorded digest vouches for its content")
         return True
 
 

@@ -7,6 +7,8 @@
     <pause>/plans/<digest16>/<dataset>     a proposed plan's diff against that scope
     <pause>/exposure/who-saw-what          who read the data in the exposure window
     <pause>/exposure/data-subjects         whose records were readable then (owner-only: names people)
+    <pause>/exposure/checkpoints/<records> where who-saw-what stood after that many records (a retry goes
+                                           on from the one its heartbeat names; not evidence)
     <pause>/copies/found                   copies of the data made in the window, as found
     <pause>/copies/contained/<round>       the copies document: each copy as containment left it
     <pause>/copies/log/<source>/<round>    the log's lines that name a copy found (for copies of copies)
@@ -39,6 +41,7 @@ __all__ = [
     "copies_log_key",
     "copies_subjects_key",
     "data_subjects_key",
+    "exposure_checkpoint_key",
     "exposure_key",
     "plan_diff_key",
     "report_key",
@@ -70,6 +73,13 @@ def plan_diff_key(pause_key: str, plan_digest: str, dataset: str) -> str:
 
 def exposure_key(pause_key: str) -> str:
     return f"{pause_key}/exposure/who-saw-what"
+
+
+CHECKPOINTS = "exposure/checkpoints"
+
+
+def exposure_checkpoint_key(pause_key: str, records: int) -> str:
+    return f"{pause_key}/{CHECKPOINTS}/{records:012d}"
 
 
 def data_subjects_key(pause_key: str) -> str:

@@ -91,6 +91,8 @@ class ExposureSummary(Model):
     possible_readers: int = Field(default=0, description="Other roles whose statements possibly read the data "
                                   "(dynamic SQL, DO blocks, ...).")
     unparsed: int = Field(default=0, description="Sealed statements the parser could not read (kept as evidence).")
+    over_budget: int = Field(default=0, description="Of the unparsed, those left unread because the step's budget "
+                             "of distinct statements was spent (runbook exposure.statement_budget).")
     data_subjects: int | None = Field(
         default=None, description="People whose records were readable in the exposure window (runbook data_subjects)."
     )

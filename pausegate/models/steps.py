@@ -136,6 +136,8 @@ class ExposureReportInput(Model):
     window_start: datetime | None = None
     window_end: datetime | None = Field(default=None, description="When access was revoked: rows collected later "
                                         "were never exposed. None: when the report is made.")
+    statement_budget: int | None = Field(default=None, description="Distinct statements parsed at most (the "
+                                         "runbook's); None: the default budget.")
 
 
 class ReportInput(Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -10,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import zstandard
 
+from pausegate.embedded.stack import prepare_database
 from pausegate.evidence.signing_keys import PUBLIC_KEY_FILENAME, fingerprint, load_public_key
 from pausegate.evidence.store import LocalEvidenceStore
 
@@ -168,3 +171,39 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
         yield Postgres(dsn=dsn, pgdata=Path(server.pgdata), log_dir=Path(server.pgdata) / "jsonlog")
     finally:
         server.cleanup()
+
+
+# ---------------------------------------------------------------- a database whose log is read
+
+WORLD_SETUP = """
+CREATE SCHEMA reports;
+CREATE MATERIALIZED VIEW reports."Keystroke Stats" AS
+  SELECT employee, count(*) AS n FROM telemetry.keystrokes GROUP BY 1;
+GRANT USAGE ON SCHEMA reports TO all_employees;
+GRANT SELECT ON reports."Keystroke Stats" TO all_employees;
+CREATE FUNCTION reports.peek_keys(who text) RETURNS SETOF text LANGUAGE sql SECURITY DEFINER
+  AS $$ SELECT typed_content FROM telemetry.keystrokes WHERE employee = who $$;
+INSERT INTO telemetry.keystrokes (agent_id, employee, key_code, typed_content) VALUES ('a1', 'employee_0001', 65, 'pw');
+"""
+
+
+@dataclass
+class World:
+    dsn: str
+    database: str
+    log_dir: Path
+    outsider: str  # a login role with no grant at all
+
+
+@pytest.fixture
+def world(postgres: Postgres) -> Iterator[World]:
+    name = f"wsw_{secrets.token_hex(4)}"
+    dsn = prepare_database(postgres.dsn, name, employees=8)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(WORLD_SETUP)  # type: ignore[arg-type]
+        outsider = f"outsider_{secrets.token_hex(3)}"
+        conn.execute(f"CREATE ROLE {outsider} LOGIN")  # type: ignore[arg-type]
+    yield World(dsn=dsn, database=name, log_dir=postgres.log_dir, outsider=outsider)
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")  # type: ignore[arg-type]
+        conn.execute(f"DROP ROLE IF EXISTS {outsider}")  # type: ignore[arg-type]

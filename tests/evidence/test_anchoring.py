@@ -27,7 +27,7 @@ from pausegate.evidence.anchor import (
     recorded_references,
 )
 from pausegate.evidence.files import canonical_json, sha256_hex
-from pausegate.evidence.layout import audit_key, plan_diff_key, report_key, scope_key
+from pausegate.evidence.layout import audit_key, exposure_checkpoint_key, plan_diff_key, report_key, scope_key
 from pausegate.evidence.open_store import open_evidence_store
 from pausegate.evidence.report import render_markdown
 from pausegate.evidence.report_audit import audit_report_file
@@ -361,6 +361,24 @@ class TestAudit:
         # the copy's signature names the other pause's key, so nothing says this pause wrote it
         copy = f"{OURS}/plans/{'2' * 16}/telemetry.json"
         assert failed(lines) == [(copy, "file the record does not name (added, or copied from elsewhere)")]
+
+    async def test_a_checkpoint_of_the_exposure_step_is_noted_but_one_from_another_pause_fails(
+        self, store: LocalEvidenceStore
+    ) -> None:
+        state = await sealed_pause(store, OURS)
+        ours = exposure_checkpoint_key(OURS, 200_000)
+        store.put_json(ours, {"records": 200_000})  # where a retry of who-saw-what went on from
+        theirs = exposure_checkpoint_key(THEIRS, 400_000)
+        store.put_json(theirs, {"records": 400_000})
+        copied = store.document_path(exposure_checkpoint_key(OURS, 400_000))
+        for suffix in ("", ".sig"):
+            source = store.document_path(theirs)
+            shutil.copyfile(source.with_name(source.name + suffix), copied.with_name(copied.name + suffix))
+        lines = audit(store, state)
+        assert ("NOTE", f"{ours}.json", "checkpoint of the who-saw-what step (where a retry went on from): signed "
+                "for this pause, but no recorded digest vouches for its content") in lines
+        assert failed(lines) == [(f"{exposure_checkpoint_key(OURS, 400_000)}.json",
+                                  "file the record does not name (added, or copied from elsewhere)")]
 
     async def test_offline_the_final_report_is_the_root_of_trust(self, store: LocalEvidenceStore) -> None:
         state = await sealed_pause(store, OURS)

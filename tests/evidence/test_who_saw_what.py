@@ -3,11 +3,7 @@ SECURITY DEFINER routines in other schemas, by quoted and Unicode-escaped names 
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -18,21 +14,9 @@ from pausegate.analysis.who_saw_what import DatasetPaths, WhoSawWhat, WhoSawWhat
 from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.embedded.postgres import dsn_as
-from pausegate.embedded.stack import prepare_database
 from pausegate.models.runbook import DatasetSpec
 
-from .conftest import Postgres
-
-SETUP = """
-CREATE SCHEMA reports;
-CREATE MATERIALIZED VIEW reports."Keystroke Stats" AS
-  SELECT employee, count(*) AS n FROM telemetry.keystrokes GROUP BY 1;
-GRANT USAGE ON SCHEMA reports TO all_employees;
-GRANT SELECT ON reports."Keystroke Stats" TO all_employees;
-CREATE FUNCTION reports.peek_keys(who text) RETURNS SETOF text LANGUAGE sql SECURITY DEFINER
-  AS $$ SELECT typed_content FROM telemetry.keystrokes WHERE employee = who $$;
-INSERT INTO telemetry.keystrokes (agent_id, employee, key_code, typed_content) VALUES ('a1', 'employee_0001', 65, 'pw');
-"""
+from .conftest import World
 
 # who runs what: each reader reaches the keystrokes by another path
 READS: dict[str, tuple[str, ...]] = {
@@ -46,28 +30,6 @@ READS: dict[str, tuple[str, ...]] = {
                       "SELECT * FROM recent_keystrokes"),
     "employee_0007": ("DO $$ BEGIN PERFORM count(*) FROM telemetry.keystrokes; END $$",),
 }
-
-
-@dataclass
-class World:
-    dsn: str
-    database: str
-    log_dir: Path
-    outsider: str  # a login role with no grant at all
-
-
-@pytest.fixture
-def world(postgres: Postgres) -> Iterator[World]:
-    name = f"wsw_{secrets.token_hex(4)}"
-    dsn = prepare_database(postgres.dsn, name, employees=8)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(SETUP)  # type: ignore[arg-type]
-        outsider = f"outsider_{secrets.token_hex(3)}"
-        conn.execute(f"CREATE ROLE {outsider} LOGIN")  # type: ignore[arg-type]
-    yield World(dsn=dsn, database=name, log_dir=postgres.log_dir, outsider=outsider)
-    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")  # type: ignore[arg-type]
-        conn.execute(f"DROP ROLE IF EXISTS {outsider}")  # type: ignore[arg-type]
 
 
 def run_as(dsn: str, role: str, *statements: str) -> None:

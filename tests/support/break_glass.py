@@ -1,9 +1,9 @@
-"""Break-glass test seams: a Debian cluster that takes passwords on its socket and trusts TCP, and
-logins to it as a grant's role."""
+"""Break-glass test seams: servers that take a grant's password or trust it, and logins as its role."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import psycopg
@@ -48,3 +48,23 @@ def readable_logs(cluster: Cluster) -> Path:
     """The cluster's log directory (the tests run as root, or as the server's user)."""
     assert os.access(cluster.log_dir, os.R_OK)
     return cluster.log_dir
+
+
+def password_for(hba: Path, admin_dsn: str, role_dsn: str, role: str, *, required: bool) -> None:
+    """On a socket-only server that trusts every local role: make ``role`` give its password (SCRAM),
+    or trust it again; returns once the server asks for a password (or no longer does)."""
+    line = f"local all {role} scram-sha-256\n"
+    text = hba.read_text().replace(line, "")
+    hba.write_text(line + text if required else text)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_reload_conf()")
+    for _ in range(500):
+        try:
+            psycopg.connect(role_dsn, connect_timeout=5).close()
+            asked = False
+        except psycopg.OperationalError as exc:
+            asked = "password" in str(exc)
+        if asked == required:
+            return
+        time.sleep(0.01)  # the reload is a signal: the postmaster rereads the file when it gets to it
+    raise AssertionError(f"{hba} was not taken up")
