@@ -16,6 +16,7 @@ When the API's plumbing changes shape, this module is what follows it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Iterable
@@ -32,6 +33,7 @@ from pausegate.api.handlers import answer_of
 from pausegate.api.models import PauseView, Receipt
 from pausegate.api.requests import TriggerRequest
 from pausegate.api.routes import pauses as pause_routes
+from pausegate.api.routes.keys import signing_key_of
 from pausegate.api.state import ApiState
 from pausegate.errors import ActionRefused, ApiError, EvidenceError
 from pausegate.evidence.interface import read_recorded
@@ -40,6 +42,7 @@ from pausegate.models.evidence import EvidenceRef
 from pausegate.models.people import Actor, Severity
 from pausegate.models.plan import ResumePlan
 from pausegate.models.runbook import Runbook
+from pausegate.models.signatures import DsseEnvelope
 from pausegate.models.state import PauseState, TimelineEntry
 from pausegate.models.steps import ReportInput
 from pausegate.models.updates import ApproveInput, CompleteItemInput, ProposePlanInput, RejectPlanInput
@@ -292,10 +295,12 @@ async def reject(api: ApiState, program: str, actor: Actor, reason: str, key: st
 
 async def approve(
     api: ApiState, program: str, actor: Actor, digest: str, role: str | None, comment: str,
-    key: str | None,
+    key: str | None, envelope: DsseEnvelope | None = None,
 ) -> Receipt:
-    """Approve the plan by the digest the person reviewed, as ``POST /v1/pauses/{program}/approvals``."""
+    """Approve the plan by the digest the person reviewed (with the statement their passkey signed, if any),
+    as ``POST /v1/pauses/{program}/approvals``."""
     actor = actor.for_program(program)
     chosen = await actions.approver_role(api, program, actor, role, "approve_plan")
+    signer = await asyncio.to_thread(signing_key_of, api, envelope)
     return await actions.perform(api, program, actor, "approve_plan", key, ApproveInput, admitted=True,
-                                 role=chosen, digest=digest, comment=comment)
+                                 role=chosen, digest=digest, comment=comment, envelope=envelope, key=signer)

@@ -113,9 +113,9 @@ async def enroll_ssh_key(body: SshKeyRequest, state: StateDep, actor: ActorDep) 
     return keys.keys()[key_id]
 
 
-@router.post("/passkeys/options")
-async def passkey_options(state: StateDep, actor: ActorDep) -> dict[str, Any]:
-    """Registration options for a new passkey of yours (user verification required)."""
+def registration_options(state: ApiState, actor: Actor) -> dict[str, Any]:
+    """Registration options for a new passkey of ``actor`` (user verification required); the challenge is
+    remembered for ``REGISTRATION_SECONDS``."""
     api = state.settings.api
     challenge = os.urandom(32)
     _registrations[actor.id] = (challenge, time.monotonic() + REGISTRATION_SECONDS)
@@ -129,16 +129,15 @@ async def passkey_options(state: StateDep, actor: ActorDep) -> dict[str, Any]:
     return document
 
 
-@router.post("/passkeys", response_model=EnrolledKey, status_code=201)
-async def enroll_passkey(body: PasskeyRegistration, state: StateDep, actor: ActorDep) -> EnrolledKey:
-    """Enroll the passkey the browser just created for you (answering ``/keys/passkeys/options``)."""
+async def register_passkey(state: ApiState, actor: Actor, credential: dict[str, Any]) -> EnrolledKey:
+    """Enroll the passkey the browser created for ``actor``, answering ``registration_options``."""
     pending = _registrations.pop(actor.id, None)
     if pending is None or pending[1] < time.monotonic():
         raise ApiError(409, "no_registration", "no passkey registration under way for you; ask for options first")
     api = state.settings.api
     try:
         verified = verify_registration_response(
-            credential=body.credential, expected_challenge=pending[0], expected_rp_id=api.passkey_rp_id,
+            credential=credential, expected_challenge=pending[0], expected_rp_id=api.passkey_rp_id,
             expected_origin=api.passkey_origins_or_default(), require_user_verification=True)
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
         raise ApiError(422, "invalid_passkey", f"the registration does not verify: {str(exc)[:300]}") from None
@@ -150,13 +149,30 @@ async def enroll_passkey(body: PasskeyRegistration, state: StateDep, actor: Acto
     return keys.keys()[key_id]
 
 
-@router.post("/{key_id}/confirm", response_model=EnrolledKey)
-async def confirm_key(state: StateDep, actor: ActorDep, key_id: str = KeyIdPath) -> EnrolledKey:
+async def confirm(state: ApiState, actor: Actor, key_id: str) -> EnrolledKey:
     """An admin other than the key's holder confirms it."""
     keys = enrollment(state)
     change = await _change(state, lambda: keys.confirm(actor, key_id))
     _notify_holder(actor, "key.confirmed", key_id, change.holder)
     return keys.keys()[key_id]
+
+
+@router.post("/passkeys/options")
+async def passkey_options(state: StateDep, actor: ActorDep) -> dict[str, Any]:
+    """Registration options for a new passkey of yours (user verification required)."""
+    return registration_options(state, actor)
+
+
+@router.post("/passkeys", response_model=EnrolledKey, status_code=201)
+async def enroll_passkey(body: PasskeyRegistration, state: StateDep, actor: ActorDep) -> EnrolledKey:
+    """Enroll the passkey the browser just created for you (answering ``/keys/passkeys/options``)."""
+    return await register_passkey(state, actor, body.credential)
+
+
+@router.post("/{key_id}/confirm", response_model=EnrolledKey)
+async def confirm_key(state: StateDep, actor: ActorDep, key_id: str = KeyIdPath) -> EnrolledKey:
+    """An admin other than the key's holder confirms it."""
+    return await confirm(state, actor, key_id)
 
 
 @router.delete("/{key_id}", status_code=204)

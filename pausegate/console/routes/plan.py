@@ -16,6 +16,7 @@ from pausegate.console.data_action_lines import data_action_line
 from pausegate.console.forms import Form, grant_line, plan_from
 from pausegate.console.pages import Visitor, VisitorDep, done, posted, render
 from pausegate.console.routes.pause import ProgramPath, page_url
+from pausegate.console.routes.signing import envelope_from, passkeys_of
 from pausegate.models.plan import Approval
 
 router = APIRouter(prefix="/console/pauses", include_in_schema=False)
@@ -41,6 +42,7 @@ def plan_context(seen: Seen) -> dict[str, Any]:
         "approvals": [ApprovalRow(a, a.digest != current) for a in view.approvals],
         "counted": sum(1 for a in view.approvals if a.digest == current),
         "choice": bridge.approval_choice(seen),
+        "passkeys": passkeys_of(view, seen.actor.id) if view.signoff is not None and view.signoff.nonce else [],
         "proposal_blocked": bridge.proposal_blocked(seen),
         "rejection_blocked": bridge.rejection_blocked(seen),
         "prefill": {
@@ -91,7 +93,12 @@ async def _act(request: Request, program: str, what: str) -> Response:
         elif what == "approve":
             comment = form.text("comment", required="A comment")
             role = form.get("role") or None
-            receipt = await bridge.approve(visitor.api, program, visitor.actor, form.text("digest"), role, comment, key)
+            envelope = None
+            if form.get("assertion"):
+                seen = await bridge.read(visitor.api, program, visitor.actor)
+                envelope = envelope_from(form, seen.view, seen.actor.id)
+            receipt = await bridge.approve(visitor.api, program, visitor.actor, form.text("digest"), role, comment, key,
+                                           envelope)
             message = f"Approved. The pause is {receipt.state.value}."
         else:
             reason = form.text("reason", required="A reason")
