@@ -114,6 +114,7 @@ def benches() -> list[Bench]:
               ["--actions", "16", "--runs", "1"]),
         Bench("copies", ["bench/bench_copies.py", "--size-mb", "256", "--copies", "100", "--rounds", "3"], 300,
               ["--smoke"]),
+        Bench("drill", ["bench/bench_drill.py", "--agents", "1000", "--rounds", "5"], 300, ["--smoke"]),
     ]
     scripts = {b.args[0] for b in listed}
     unlisted = [Bench(path.stem.removeprefix("bench_").replace("_", " "), [f"bench/{path.name}"], UNLISTED_LIMIT)
@@ -285,6 +286,10 @@ def other_rows(b: dict[str, Bench]) -> list[Row]:
     held = number_after(cp.find("quarantining"), "; ratio")
     rows.append(("quarantining 100 copies / the same ALTERs from a plain script", shown(held), "<= 2x",
                  verdict(held, 2)))
+    for what in ("switch off", "access gone"):
+        drill = number_after(b["drill"].find(f"{what}: drill / pause"), "scope =")
+        rows.append((f"drill: {what} seen by the prober / the same for a pause of the same scope (medians)",
+                     shown(drill), "<= 1.2x", verdict(drill, 1.2)))
     render = number_after(b["console render"].find("render / json"), "=")
     rows.append(("console page render / API JSON (medians)", shown(render), "<= 2x", verdict(render, 2)))
     da = b["data actions"]

@@ -73,7 +73,7 @@ class DrillWorkflow:
         s = self.state
         s.record(workflow.now(), self.request.commander.id, "drill.started", self.request.reason)
         try:
-            if await self._pause_open():
+            if not input.pause_checked and await self._pause_open():
                 self.stop(StopInput(outcome=DrillOutcome.PREEMPTED, by=SYSTEM_ACTOR,
                                     reason="a pause of the program is open"))
             else:

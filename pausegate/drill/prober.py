@@ -92,8 +92,8 @@ class Prober:
         deadline = time.monotonic() + timeout
         async with await psycopg.AsyncConnection.connect(
                 self.dsn, autocommit=True, options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}") as conn:
-            tables = await self._canary_tables(conn)
-            first = await self._probe(conn, tables)
+            tables = await self.canary_tables(conn)
+            first = await self.probe(conn, tables)
             self.baseline_halted = set(first.others_halted)
             self.baseline_refused = set(first.watched_refused)
             if ready is not None:
@@ -103,7 +103,7 @@ class Prober:
                 while time.monotonic() < deadline:
                     if started_at is None:
                         started_at = await self._drill_started()
-                    seen = await self._probe(conn, tables)
+                    seen = await self.probe(conn, tables)
                     self.figures = self.figures.model_copy(update={"probes": self.figures.probes + 1})
                     out.write(seen.line(started_at) + "\n")
                     out.flush()
@@ -147,7 +147,8 @@ class Prober:
 
     # ------------------------------------------------------------------ probes
 
-    async def _probe(self, conn: psycopg.AsyncConnection[Any], tables: list[str]) -> Seen:
+    async def probe(self, conn: psycopg.AsyncConnection[Any], tables: list[str]) -> Seen:
+        """Look once: the canary readers, the watched readers, the fleet's halted agents."""
         at = datetime.now(UTC)
         readable = True
         for reader in self.canary.readers:
@@ -177,7 +178,8 @@ class Prober:
             if not token:
                 return ids
 
-    async def _canary_tables(self, conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    async def canary_tables(self, conn: psycopg.AsyncConnection[Any]) -> list[str]:
+        """The canary's tables: those the runbook lists, else every relation of its schema now."""
         if self.canary.tables:
             return list(self.canary.tables)
         cur = await conn.execute(

@@ -53,6 +53,8 @@ class DrillRequest(Model):
 class DrillInput(Model):
     request: DrillRequest
     tuning: Tuning = Field(default_factory=Tuning)
+    pause_checked: bool = Field(default=False, description="The starter found no pause open just now; a "
+                                "scheduled drill asks itself before it contains anything.")
     await_prober: bool = Field(default=False, description="Wait (a minute at most) for the prober's last figures "
                                                          "before the report is written.")
 

@@ -71,7 +71,8 @@ async def start_drill(client: Client, request: DrillRequest, *, task_queue: str,
     try:
         return await client.start_workflow(
             DrillWorkflow.run,
-            DrillInput(request=request, tuning=tuning, await_prober=await_prober),
+            # checked just above; the pause that begins from here on tells the drill (preempt_drill)
+            DrillInput(request=request, tuning=tuning, pause_checked=True, await_prober=await_prober),
             id=workflow_id,
             task_queue=task_queue,
             task_timeout=timedelta(seconds=tuning.workflow_task_timeout_seconds),
