@@ -12,19 +12,34 @@ import sys
 
 import typer
 
-from pausegate.cli import containment, evidence, keys, pauses, refusals, review, runbook, signoff, stack, users, watch
+from pausegate.cli import (
+    break_glass,
+    containment,
+    drill,
+    evidence,
+    keys,
+    pauses,
+    refusals,
+    review,
+    runbook,
+    signoff,
+    stack,
+    users,
+    watch,
+)
 
 app = typer.Typer(
     help="Pause a data-collection program, prove the pause, resume it only after a signed-off review.",
     no_args_is_help=True,
 )
-for commands in (stack, containment, pauses, review, signoff, refusals):
+for commands in (stack, containment, pauses, review, signoff, refusals, drill):
     app.add_typer(commands.app)
 app.add_typer(runbook.app, name="runbook")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(keys.app, name="keys")
 app.add_typer(users.app, name="users")
 app.add_typer(watch.app, name="watch")
+app.add_typer(break_glass.app, name="break-glass")
 
 
 

@@ -47,12 +47,19 @@ def review_roles(runbook: Runbook) -> list[str]:
 
 
 def program_roles(runbook: Runbook) -> list[str]:
-    """Every role the runbook gives a part in the program: ``review_roles`` and the watch's consent roles.
+    """Every role the runbook gives a part in the program: ``review_roles``, the watch's consent roles and
+    the break-glass roles.
 
     A caller holding none of them has no business with the program's pause: the API refuses every
     action of theirs before it reaches the workflow, and redacts what the pause reveals about access.
     """
-    return sorted({*review_roles(runbook), *consent_roles(runbook)})
+    return sorted({*review_roles(runbook), *consent_roles(runbook), *break_glass_roles(runbook)})
+
+
+def break_glass_roles(runbook: Runbook) -> list[str]:
+    """Who may ask for, approve or review break-glass access during a pause."""
+    spec = runbook.break_glass
+    return [] if spec is None else sorted({*spec.requester_roles, *spec.approver_roles, *spec.reviewer_roles})
 
 
 def holds_program_role(runbook: Runbook, actor: Actor) -> bool:

@@ -1,0 +1,102 @@
+"""``break-glass``: ask for read access during a pause, approve it, return it, list the grants.
+
+A request makes a random password on this machine and sends only its SCRAM verifier: the password
+is shown here once and goes nowhere else (``--no-password``: the database authenticates the holder
+another way, e.g. a client certificate).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pausegate.cli import views
+from pausegate.cli.exits import EXIT_USAGE, fail
+from pausegate.cli.options import JsonOpt, ProgramArg
+from pausegate.cli.output import add_row, line, out, show, table, when
+from pausegate.cli.session import connect
+from pausegate.models.break_glass import Grant, scram_verifier
+
+app = typer.Typer(help="Break-glass access during a pause: requested, time-limited, recorded, reviewed.")
+GrantArg = Annotated[str, typer.Argument(help="The grant's id, as `break-glass list` shows it (g1, g2, ...).")]
+MAX_TABLE_SPEC = 2000
+
+
+def parse_table(spec: str) -> dict[str, Any]:
+    """``table`` or ``table:col,col`` (names are checked by the API's models)."""
+    if len(spec) > MAX_TABLE_SPEC:
+        raise ValueError("table spec too long")
+    name, _, columns = spec.partition(":")
+    return {"table": name, "columns": [c for c in columns.split(",") if c] if columns else []}
+
+
+@app.command("request")
+def request(
+    program: ProgramArg,
+    dataset: Annotated[str, typer.Option(help="The paused dataset (as in the runbook).")],
+    table_: Annotated[list[str], typer.Option("--table", help="TABLE or TABLE:COL,COL; repeat for more.")],
+    reason: Annotated[str, typer.Option(help="Why (goes into the timeline and the review).")],
+    minutes: Annotated[float, typer.Option(help="How long, at most the runbook's maximum.", min=0.02)] = 30,
+    emergency: Annotated[bool, typer.Option(help="Start now without approval (where the runbook allows).")] = False,
+    password: Annotated[bool, typer.Option(help="Make a password (its verifier is sent, never it).")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask for read access to tables (or columns) of PROGRAM's paused dataset."""
+    try:
+        tables = [parse_table(t) for t in table_]
+    except ValueError as exc:
+        fail(EXIT_USAGE, str(exc), as_json=as_json, error="usage")
+    secret = secrets.token_urlsafe(24) if password else None
+    body: dict[str, Any] = {
+        "dataset": dataset, "tables": tables, "reason": reason, "emergency": emergency,
+        "duration": f"PT{timedelta(minutes=minutes).total_seconds():.0f}S",
+        "scram_verifier": scram_verifier(secret, os.urandom(16)) if secret else None,
+    }
+    with connect(as_json) as client:
+        reply = client.request_break_glass(program, body)
+        if as_json:
+            show(reply, as_json, views.receipt)
+            return
+        show(reply, False, views.receipt)
+        if secret is not None:
+            out.say("password (shown once, sent nowhere): ", (secret, "bold"))
+
+
+@app.command("approve")
+def approve(program: ProgramArg, grant: GrantArg, as_json: JsonOpt = False) -> None:
+    """Start a requested grant of PROGRAM (an approver role; never the holder)."""
+    with connect(as_json) as client:
+        show(client.approve_break_glass(program, grant), as_json, views.receipt)
+
+
+@app.command("end")
+def end(
+    program: ProgramArg,
+    grant: GrantArg,
+    reason: Annotated[str, typer.Option(help="Why it ends early.")] = "returned early",
+    as_json: JsonOpt = False,
+) -> None:
+    """Return a grant of PROGRAM before its end (its holder, or the commander)."""
+    with connect(as_json) as client:
+        show(client.end_break_glass(program, grant, reason), as_json, views.receipt)
+
+
+def grants_table(grants: list[Grant]) -> Table:
+    made = table(line("break-glass grants"), ("id", "holder", "tables", "status", "until", "statements", "reason"))
+    for g in grants:
+        closed = g.closed
+        add_row(made, g.id, g.holder, ", ".join(t.table for t in g.tables), g.status, when(g.ends_at),
+                "—" if closed is None else str(closed.statements), g.reason)
+    return made
+
+
+@app.command("list")
+def list_grants(program: ProgramArg, as_json: JsonOpt = False) -> None:
+    """The grants of PROGRAM's pause (review roles see them; others see none)."""
+    with connect(as_json) as client:
+        show(client.break_glass(program), as_json, grants_table)

@@ -1,0 +1,93 @@
+"""``pausegate break-glass`` through the API: the analyst asks (a password made here, only its verifier
+sent), the holder cannot approve their own request, the commander approves, review roles list the
+grants and nobody outside the program does, and the holder returns it early."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+import pytest_asyncio
+
+from pausegate.models.break_glass import BreakGlassSpec
+from tests.api.support import ApiWorld, local
+from tests.cli.conftest import CliRunner
+from tests.support.harness import Harness, HarnessFactory
+
+SPEC = BreakGlassSpec(requester_roles=["security-analyst"], approver_roles=["incident-commander"],
+                      reviewer_roles=["privacy-officer"], max_duration=timedelta(minutes=30))
+
+
+@pytest_asyncio.fixture
+async def harness(make_harness: HarnessFactory) -> AsyncIterator[Harness]:
+    """The API's runbook carries the break-glass terms (it is written from this harness's runbook)."""
+    async with make_harness(agents=20) as h:
+        h.runbook = h.runbook.model_copy(update={"break_glass": SPEC})
+        yield h
+
+
+async def grants(api: ApiWorld, who: str) -> list[dict[str, Any]]:
+    response = await api.client(who).get(f"/v1/pauses/{api.program}/break-glass")
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+async def wait_status(api: ApiWorld, status: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await grants(api, "carol")
+        if found and found[0]["status"] == status:
+            return found[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"grant never {status}: {found}")
+        await asyncio.sleep(0.1)
+
+
+class TestBreakGlassCli:
+    async def test_request_approve_list_and_return_a_grant(self, api: ApiWorld, cli: CliRunner, harness: Harness
+                                                           ) -> None:
+        p = api.program
+        started = await api.client("carol").post("/v1/pauses", json={"program": p, "reason": "leak"})
+        assert started.status_code in (200, 201), started.text
+        await api.wait_for_state("UNDER_REVIEW", timeout=120)
+
+        not_a_requester = await cli("break-glass", "request", p, "--dataset", "telemetry", "--table", "keystrokes",
+                                    "--reason", "curious", who="dave")
+        assert not_a_requester.code != 0 and "security-analyst" in not_a_requester.stderr
+
+        asked = await cli("break-glass", "request", p, "--dataset", "telemetry", "--table", "keystrokes:id,employee",
+                          "--reason", "confirm what was typed into the leaked rows", "--minutes", "10", who="ann")
+        assert asked.code == 0, asked.stderr
+        assert "requested" in asked.stdout and "password (shown once, sent nowhere): " in asked.stdout
+        password = asked.stdout.split("password (shown once, sent nowhere): ", 1)[1].split()[0]
+
+        own = await cli("break-glass", "approve", p, "g1", who="ann")
+        assert own.code != 0
+        approved = await cli("break-glass", "approve", p, "g1", "--json", who="carol")
+        assert approved.code == 0, approved.stderr
+        assert json.loads(approved.stdout)["actor"] == local("carol")
+        grant = await wait_status(api, "open")
+        assert grant["holder"] == local("ann") and grant["scram_verifier"] is None  # never shown back
+        assert grant["tables"] == [{"table": "keystrokes", "columns": ["id", "employee"]}]
+        assert password not in json.dumps(await api.view("carol"))
+        with psycopg.connect(harness.dsn_as(grant["role"])) as conn:
+            assert conn.execute("SELECT count(*) >= 0 FROM telemetry.keystrokes WHERE employee <> ''"
+                                ).fetchone() == (True,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT typed_content FROM telemetry.keystrokes")
+
+        listed = await cli("break-glass", "list", p, who="pia")
+        assert listed.code == 0 and "g1" in listed.stdout and "keystrokes" in listed.stdout
+        outsider = await cli("break-glass", "list", p, who="ada")  # an admin has no part in the program
+        assert outsider.code != 0 and "g1" not in outsider.stdout
+
+        returned = await cli("break-glass", "end", p, "g1", "--reason", "done", who="ann")
+        assert returned.code == 0, returned.stderr
+        closed = await wait_status(api, "closed")
+        assert closed["closed"]["ended_by"] == local("ann") and closed["closed"]["verified"]
