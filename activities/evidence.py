@@ -10,6 +10,7 @@ from temporalio import activity
 
 from activities.heartbeat import running
 from pausegate.analysis.exposure import Exposure, checkpoint_detail, recorded_checkpoint, summary
+from pausegate.analysis.origins import recorded_intervals
 from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.interfaces import AuditSource
 from pausegate.evidence.anchor import PLANTS, REPORT_FINGERPRINT, plants_of
@@ -17,6 +18,7 @@ from pausegate.evidence.interface import EvidenceStore, read_recorded
 from pausegate.evidence.layout import audit_key, report_key, timeline_key
 from pausegate.models.copies import CopiesDocument, listings
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
+from pausegate.models.origins import OriginDocument
 from pausegate.models.runbook import DEFAULT_STATEMENT_BUDGET, AuditSourceSpec
 from pausegate.models.state import ExposureSummary
 from pausegate.models.steps import ArchiveTimelineInput, ExposureReportInput, ReportInput, SnapshotInput
@@ -76,6 +78,10 @@ class EvidenceActivities:
             # where a failed attempt got to: every heartbeat carries the newest checkpoint's reference
             checkpoint = recorded_checkpoint(activity.info().heartbeat_details, input.pause_key)
             held = [checkpoint_detail(checkpoint)] if checkpoint is not None else []
+            # with the origins, a read counts while a path the reader had was open; people up to the last such moment
+            intervals, until = (await recorded_intervals(self._store, input.origins) if input.origins is not None
+                                else (None, input.window_end))
+            until = min(until, input.window_end) if until and input.window_end else until or input.window_end
 
             def checkpointed(ref: EvidenceRef) -> None:
                 held[:] = [checkpoint_detail(ref)]
@@ -84,8 +90,8 @@ class EvidenceActivities:
             report, ref = await self._exposure.who_saw_what(
                 input.pause_key, input.bundles, input.datasets, lambda text: progress.report(text, *held),
                 budget=input.statement_budget or DEFAULT_STATEMENT_BUDGET, checkpoint=checkpoint,
-                checkpointed=checkpointed)
-            subjects = await self._exposure.data_subjects(input.pause_key, input.datasets, input.window_end)
+                checkpointed=checkpointed, covers=intervals.covers if intervals is not None else None)
+            subjects = await self._exposure.data_subjects(input.pause_key, input.datasets, until)
             return summary(report, ref, subjects)
 
     @activity.defn(name="write_report")
@@ -97,8 +103,13 @@ class EvidenceActivities:
                 # names stay out of history: the report takes them from the sealed document the pause recorded
                 sealed = CopiesDocument.model_validate(await read_recorded(self._store, copies.document))
                 input = input.model_copy(update={"copies": listings(sealed)})
-            # a pause with no copies document writes the report it always wrote
-            document = input.model_dump(mode="json", exclude=None if copies is not None else {"copies"})
+            origins = input.status.containment.origins
+            if origins is not None:
+                input = input.model_copy(update={"origins": OriginDocument.model_validate(
+                    await read_recorded(self._store, origins.document))})
+            # a pause with no copies (or origin) document writes the report it always wrote
+            absent = {name for name, ref in (("copies", copies), ("origins", origins)) if ref is None}
+            document = input.model_dump(mode="json", exclude=absent or None)
             # the status lists the digest of every bundle and document the pause recorded; with the
             # key's fingerprint beside it, the report alone anchors the evidence offline
             document["status"] = input.status.as_document()

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from pausegate.models.data_stop import DataStopInput
     from pausegate.models.evidence import SnapshotResult
+    from pausegate.models.origins import OriginSummary
     from pausegate.models.people import PauseRequest
     from pausegate.models.plan import ResumePlan
     from pausegate.models.state import ExposureSummary, PauseState, Tuning
@@ -53,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyDatasetInput,
     )
     from pausegate.policy import transitions as t
+    from workflows.origins import ORIGINS_PATCH, derive_origins
     from workflows.support import activity_options, error_text, wait_until
 
 T = TypeVar("T")
@@ -249,13 +251,16 @@ class Containment:
             await seal(name, 1, started, revoked_at)
             t.source_sealed(self.state, name)
         if pending:
-            await self._report_exposure(window_start, revoked_at)
+            origins = await derive_origins(self, window_start, revoked_at) if workflow.patched(ORIGINS_PATCH) else None
+            await self._report_exposure(window_start, revoked_at, origins)
             if workflow.patched(COPIES_PATCH):
                 await self._contain_copies(window_start, revoked_at)
         return True
 
-    async def _report_exposure(self, window_start: datetime, revoked_at: datetime) -> None:
-        """Who saw what, from the sealed database audit records (names stay in the evidence)."""
+    async def _report_exposure(self, window_start: datetime, revoked_at: datetime,
+                               origins: OriginSummary | None = None) -> None:
+        """Who saw what, from the sealed database audit records (names stay in the evidence); with the
+        origins, a read counts only while a path the reader had was open."""
         database_sources = {a.name for a in self.runbook.audit_sources if a.kind == "postgres_log"}
         bundles = [e.bundle.key for e in self.state.containment.evidence if e.source in database_sources]
         if not bundles:
@@ -267,7 +272,8 @@ class Containment:
                 EvidenceActivities.exposure_report,
                 ExposureReportInput(pause_key=self.state.evidence_key, bundles=bundles,
                                     datasets=list(self.runbook.datasets), window_start=window_start,
-                                    window_end=revoked_at, statement_budget=exposure.statement_budget),
+                                    window_end=revoked_at, statement_budget=exposure.statement_budget,
+                                    origins=origins.document if origins is not None else None),
                 **self._options(timedelta(hours=1)),
             ),
         )

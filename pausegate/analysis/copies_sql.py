@@ -185,9 +185,9 @@ def _dynamic(tag: str, text: str) -> bool:
     return tag in _DYNAMIC_TAGS and any(m in folded for m in WRITE_MARKERS)
 
 
-def split(message: str) -> tuple[list[Statement], str | None]:
-    """The top-level statements of one log message, each classified; or why it was not parsed.
-    Bounded like ``analyse``: the same size limit and comment cutting before the parser runs."""
+def parsed(message: str) -> tuple[list[tuple[str, dict[str, Any], str]], str | None]:
+    """The top-level statements of one log message as (node type, tree, its own text); or why it was
+    not parsed. Bounded like ``analyse``: the same size limit and comment cutting before the parser runs."""
     text, error = parser_text(message)
     if error is not None:
         return [], error
@@ -198,12 +198,22 @@ def split(message: str) -> tuple[list[Statement], str | None]:
     except Exception as exc:  # a parse error
         return [], f"{type(exc).__name__}: {exc}"
     raw = text.encode("utf-8", "surrogatepass")
-    out: list[Statement] = []
+    out: list[tuple[str, dict[str, Any], str]] = []
     for item in tree.get("stmts", ()):
         tag, body = _node(item.get("stmt"))
         start = int(item.get("stmt_location", 0))
         length = int(item.get("stmt_len", 0))
-        piece = raw[start : start + length if length else len(raw)].decode("utf-8", "surrogatepass")
+        out.append((tag, body, raw[start : start + length if length else len(raw)].decode("utf-8", "surrogatepass")))
+    return out, None
+
+
+def split(message: str) -> tuple[list[Statement], str | None]:
+    """The top-level statements of one log message, each classified; or why it was not parsed (``parsed``)."""
+    pieces, error = parsed(message)
+    if error is not None:
+        return [], error
+    out: list[Statement] = []
+    for tag, body, piece in pieces:
         prepare = str(body.get("name", "")) or None if tag == "PrepareStmt" else None
         execute = str(body.get("name", "")) or None if tag == "ExecuteStmt" else None
         target = _target(*_node(body.get("query"))) if prepare else _target(tag, body)

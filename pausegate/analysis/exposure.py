@@ -20,6 +20,7 @@ from pausegate.analysis.statement_reads import ReadScope
 from pausegate.analysis.who_saw_what import (
     Attribution,
     BuilderProgress,
+    Covers,
     DatasetPaths,
     WhoSawWhat,
     WhoSawWhatBuilder,
@@ -144,7 +145,8 @@ class Exposure:
                            heartbeat: Callable[[str], None], *, budget: int | None = None,
                            checkpoint: EvidenceRef | None = None,
                            checkpointed: Callable[[EvidenceRef], None] = lambda _: None,
-                           every: int = CHECKPOINT_RECORDS) -> tuple[WhoSawWhat, EvidenceRef]:
+                           every: int = CHECKPOINT_RECORDS,
+                           covers: Covers | None = None) -> tuple[WhoSawWhat, EvidenceRef]:
         """Who saw what, re-derived from the sealed lines; stored once per pause (a retry reuses it).
 
         Every ``every`` records the builder's progress is stored as a checkpoint and handed to
@@ -163,7 +165,7 @@ class Exposure:
                                                  progress.model_dump(mode="json")))
 
         report = await build_who_saw_what(scope, who, (self._store.iter_bundle(b) for b in bundles), heartbeat,
-                                          budget=budget, resume=resume, save=save, every=every)
+                                          budget=budget, resume=resume, save=save, every=every, covers=covers)
         return report, await asyncio.to_thread(self._store.put_json, key, report.model_dump(mode="json"))
 
     async def data_subjects(self, pause_key: str, datasets: Sequence[DatasetSpec],
@@ -202,12 +204,12 @@ async def build_who_saw_what(scope: Any, who: Attribution, bundles: Iterable[Ite
                              heartbeat: Callable[[str], None] = lambda _: None, *, budget: int | None = None,
                              resume: BuilderProgress | None = None,
                              save: Callable[[BuilderProgress], Awaitable[None]] | None = None,
-                             every: int = CHECKPOINT_RECORDS) -> WhoSawWhat:
+                             every: int = CHECKPOINT_RECORDS, covers: Covers | None = None) -> WhoSawWhat:
     """Who saw what over the sealed records of ``bundles`` (in sealing order), read off the event loop.
 
     From ``resume`` on, the records it counted are read (their digests still checked) but not analysed
     again; ``save`` receives the progress every ``every`` records."""
-    builder = WhoSawWhatBuilder(scope, who, budget=budget)
+    builder = WhoSawWhatBuilder(scope, who, budget=budget, covers=covers)
     skip = 0
     if resume is not None:
         builder.resume(resume)

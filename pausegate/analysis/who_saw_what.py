@@ -19,7 +19,7 @@ search_path that may no longer have held).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -145,6 +145,8 @@ class ObjectReads(Model):
     path: str = Field(default="direct", description="direct, through OBJECT, or possible (WHY).")
     reads: int = Field(ge=0, description="Statements that read it and succeeded.")
     failed: int = Field(ge=0, description="Statements that tried and failed (e.g. permission denied).")
+    outside: int = Field(default=0, ge=0, description="Statements that read it while no path the role had was open "
+                         "(the origins' intervals): not an exposure through that path, not counted in reads.")
     first_at: datetime | None = None
     last_at: datetime | None = None
 
@@ -188,6 +190,7 @@ def describe(how: str, via: str | None) -> str:
 
 
 _Key = tuple[str, tuple[str, ...], str | None]
+Covers = Callable[[str, str, str, str | None, datetime], bool]  # (user, table, how, via, at): an exposure?
 
 
 def _key(sql: str, path: Sequence[str], user: str) -> _Key:
@@ -217,6 +220,7 @@ class _Slot:
     failed: int = 0
     first: datetime | None = None
     last: datetime | None = None
+    outside: int = 0
 
 
 class HeldStatement(Model):
@@ -260,8 +264,10 @@ class WhoSawWhatBuilder:
     and ``resume`` carry the builder across a retry, so a retry continues where the last one stopped."""
 
     def __init__(self, scope: ReadScope, attribution: Attribution | None = None, *,
-                 executor: Executor | None = None, batch: int = BATCH, budget: int | None = None) -> None:
+                 executor: Executor | None = None, batch: int = BATCH, budget: int | None = None,
+                 covers: Covers | None = None) -> None:
         self.scope, self.who = scope, attribution or Attribution()
+        self.covers = covers  # whether a read was through a path open then (``origins.Intervals.covers``)
         self.executor, self.batch_size, self.budget = executor, batch, budget
         self.statements = 0
         self.parsed_distinct = 0  # analyses run, across retries: what the budget counts
@@ -411,6 +417,9 @@ class WhoSawWhatBuilder:
             if st.failed:
                 slot.failed += 1
                 continue
+            if self.covers is not None and not self.covers(st.user, read.object, read.how, read.via, st.at):
+                slot.outside += 1
+                continue
             slot.reads += 1
             slot.first = st.at if slot.first is None or st.at < slot.first else slot.first
             slot.last = st.at if slot.last is None or st.at > slot.last else slot.last
@@ -424,7 +433,8 @@ class WhoSawWhatBuilder:
         await self._flush()
         entries = [
             ObjectReads(dataset=self.who.dataset(obj), user=user, object=obj, how=how, via=via,  # type: ignore[arg-type]
-                        path=describe(how, via), reads=s.reads, failed=s.failed, first_at=s.first, last_at=s.last)
+                        path=describe(how, via), reads=s.reads, failed=s.failed, outside=s.outside,
+                        first_at=s.first, last_at=s.last)
             for (user, obj, how, via), s in sorted(self._acc.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2],
                                                                                      kv[0][3] or ""))
         ]

@@ -172,6 +172,10 @@ class PauseView(PauseState):
         default=None, description="The copies of the data made in the window, from the sealed copies document "
         "(with ?scope=true)."
     )
+    origins: dict[str, Any] | None = Field(
+        default=None, description="When and how each access path opened, from the sealed origin document: who ran "
+        "which statement, when (with ?scope=true)."
+    )
     redacted: bool = Field(
         default=False,
         description="True when the caller holds no review role of the program: lists that name access are empty, "
@@ -204,6 +208,7 @@ class PauseView(PauseState):
     def of(
         cls, state: PauseState, scopes: dict[str, dict[str, Any]] | None = None,
         who_saw_what: dict[str, Any] | None = None, *, reveal: bool, copies: list[CopyListing] | None = None,
+        origins: dict[str, Any] | None = None,
     ) -> PauseView:
         """The view of ``state``; with ``reveal`` false (a caller without a review role) redacted."""
         if not reveal:
@@ -213,7 +218,7 @@ class PauseView(PauseState):
                        digest_before_redaction=digest)
         exposure = [ExposureDataset.of(d, (scopes or {}).get(d.dataset)) for d in state.containment.datasets]
         return cls(**dict(state), progress=Progress.of(state), exposure=exposure, who_saw_what=who_saw_what,
-                   copies=copies)
+                   copies=copies, origins=origins)
 
 
 class TriggerResponse(Model):

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView
+from pausegate.cli.origins_view import derived_cause, origins_table, summary_text
 from pausegate.cli.output import add_row, line, table, when
 from pausegate.models.checklist import ItemStatus
 from pausegate.models.data_stop import describe as describe_data_stop
@@ -110,6 +111,8 @@ def progress_table(view: PauseView) -> Table:
                    if copies.readers_through_copies else "")
                 + (f"; {copies.data_subjects} people's records in the data or a copy"
                    if copies.data_subjects is not None else ""))
+    if view.containment.origins is not None:
+        add_row(shown, "Readable", summary_text(view.containment.origins))
     for error in p.errors[-3:]:
         add_row(shown, line(("retrying", "yellow")), error)
     return shown
@@ -221,7 +224,11 @@ def status(view: PauseView) -> Group:
     parts: list[Table | Text] = [_head(view), progress_table(view)]
     if (copies := copies_table(view)) is not None:
         parts.append(copies)
+    if (origins := origins_table(view)) is not None:
+        parts.append(origins)
     parts.append(checklist(view.checklist))
+    if (cause := derived_cause(view)) is not None:
+        parts.append(cause)
     if plan is not None:
         parts.append(plan)
     parts.append(_timeline(view))

@@ -14,6 +14,8 @@
     <pause>/copies/log/<source>/<round>    the log's lines that name a copy found (for copies of copies)
     <pause>/copies/who-saw-what            who read the data through a copy of it
     <pause>/copies/data-subjects/<round>   whose records the copies and the dataset hold (owner-only: names people)
+    <pause>/origins/document               when and how each access path opened: statements, who ran them
+    <pause>/origins/log/<source>           the log's lines that name a path of the scope (read for the origins)
     <pause>/timeline/<sequence:05d>        timeline entries archived before continue-as-new
     <pause>/report                         the final report
     <pause>/break-glass/<grant>            a break-glass grant's statements of its window, sealed
@@ -43,6 +45,8 @@ __all__ = [
     "data_subjects_key",
     "exposure_checkpoint_key",
     "exposure_key",
+    "origins_key",
+    "origins_log_key",
     "plan_diff_key",
     "report_key",
     "scope_key",
@@ -84,6 +88,14 @@ def exposure_checkpoint_key(pause_key: str, records: int) -> str:
 
 def data_subjects_key(pause_key: str) -> str:
     return f"{pause_key}/exposure/data-subjects"
+
+
+def origins_key(pause_key: str) -> str:
+    return f"{pause_key}/origins/document"
+
+
+def origins_log_key(pause_key: str, source: str) -> str:
+    return f"{pause_key}/origins/log/{source}"
 
 
 def copies_found_key(pause_key: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pausegate.approvals.describe import signed_by
 from pausegate.evidence.anchor import anchors_of, plants_of
 from pausegate.evidence.conditions_report import conditions_lines
 from pausegate.models.data_stop import describe as describe_data_stop
@@ -42,6 +43,36 @@ def _copies(report: ReportInput) -> list[str]:
             where = c.quarantined_as or c.where or "—"
             lines.append(f"| `{c.id}` | {c.kind.value} | {_cell(c.creator or '—')} | {_when(c.created_at)} | "
                          f"{c.rows if c.rows is not None else '—'} | {c.state} | {_cell(where)} |")
+    return lines
+
+
+def _span(opened: datetime | None, closed: datetime | None, oldest: datetime) -> str:
+    start = _when(opened) if opened else f"before {_when(oldest)}"
+    return f"{start} → {_when(closed) if closed else 'access gone'}"
+
+
+def _origins(report: ReportInput) -> list[str]:
+    """When and how the data became readable, path by path (none before origins were derived)."""
+    x, doc = report.status.containment.origins, report.origins
+    if x is None:
+        return []
+    lines = ["", "## How the data became readable", ""]
+    if doc is not None and doc.headline is not None:
+        h = doc.headline
+        lines.append(_cell(h.sentence()[:1].upper() + h.sentence()[1:]) + (
+            f"; for {h.duration_seconds / 86400:.1f} days" if h.duration_seconds is not None else "") + ".")
+    lines.append(f"{x.paths} paths: {x.logged} opened in the statement log, {x.before_log} open before its oldest "
+                 f"line ({_when(x.oldest_line)}), {x.unknown} of unknown origin; {x.unparsed} statements could not "
+                 f"be read; document `{x.document.uri}` (`{x.document.sha256}`).")
+    if doc is not None:
+        lines += ["", "| Path | Company-wide | Origin | Open | Opened by | Statement |", "|---|---|---|---|---|---|"]
+        for p in sorted(doc.paths, key=lambda p: (not p.company_wide, p.id)):
+            for i in p.intervals:
+                by = i.opened_by
+                who = f"{by.user}" + (f" as {by.role}" if by.role != by.user else "") if by else "—"
+                lines.append(f"| {_cell(p.describe())} | {'yes' if p.company_wide else 'no'} | {p.origin} | "
+                             f"{_span(i.opened_at, i.closed_at, doc.oldest_line)} | {_cell(who)} | "
+                             f"{_cell(by.statement[:200]) if by else '—'} |")
     return lines
 
 
@@ -104,6 +135,7 @@ def render_markdown(report: ReportInput) -> str:
             f"Who read the data in the exposure window: {x.readers} roles read {x.objects} objects in "
             f"{x.statements} statements ({x.failed_reads} refused); report `{x.report.uri}` (`{x.report.sha256}`).",
         ]
+    lines += _origins(report)
     lines += _copies(report)
     lines += ["", "## Evidence", "", "| Source | Window | Records | Manifest digest |", "|---|---|---|---|"]
     for e in c.evidence:
@@ -173,10 +205,15 @@ def render_markdown(report: ReportInput) -> str:
     ]
     if not votes:
         lines.append("None.")
+    if s.signoff is not None and s.approvals:
+        ring = s.signoff.ring
+        lines.append(f"Key ring pinned when the pause started: {len(ring.keys) if ring else 0} enrolled keys "
+                     f"(enrollment log line {ring.log_lines if ring else 0}).")
     for what, a in votes:
         lines.append(
             f"- {a.actor_id} ({a.role}) {what} at {_when(a.at)}"
             + (f", digest `{a.digest}`" if what == "approved" else "")
+            + (f", {signed_by(a)}" if what == "approved" and s.signoff is not None else "")
             + (f": {_cell(a.comment)}" if a.comment else "")
         )
 

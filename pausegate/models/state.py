@@ -22,6 +22,7 @@ from pausegate.models.data_stop import DataStop
 from pausegate.models.digests import approval_digest, checklist_digest
 from pausegate.models.evidence import EvidenceRef, SnapshotResult
 from pausegate.models.limits import MAX_LISTED_IDS, MAX_NOTE
+from pausegate.models.origins import OriginSummary
 from pausegate.models.people import PauseRequest, Severity
 from pausegate.models.phase import Phase
 from pausegate.models.plan import Approval, PlanRecord
@@ -125,6 +126,8 @@ class ContainmentProgress(Mutable):
     copies: CopiesSummary | None = Field(default=None, description="Copies of the data made in the window, "
                                          "found and contained: counts, ids and the copies document's reference.")
     data_stop: DataStop | None = Field(default=None, description="Rows collected after the switch went off.")
+    origins: OriginSummary | None = Field(default=None, description="When and how the data became readable, "
+                                          "from the statement log: counts, times and the origin document's reference.")
     errors: list[str] = Field(default_factory=list)
     blocked: list[BlockedStep] = Field(default_factory=list, description="Steps waiting for the commander.")
     waived_steps: list[str] = Field(default_factory=list, description="Blocked steps the commander waived.")
@@ -235,6 +238,8 @@ class PauseState(Mutable):
         document["state"] = document.pop("phase")
         if document["containment"].get("copies") is None:
             del document["containment"]["copies"]  # documents of pauses begun before copies were found
+        if document["containment"].get("origins") is None:
+            del document["containment"]["origins"]  # documents of pauses begun before origins were derived
         if document.get("break_glass") is None:
             document.pop("break_glass", None)  # documents of pauses without grants stay as they were
         if document.get("signoff") is None:

@@ -14,7 +14,8 @@ from pausegate.models.access import DatasetCheck, DatasetRevoked, GrantSpec, Res
 from pausegate.models.base import Model
 from pausegate.models.conditions import ConsentSource
 from pausegate.models.copies import CopyListing
-from pausegate.models.evidence import SHA256_HEX
+from pausegate.models.evidence import SHA256_HEX, EvidenceRef
+from pausegate.models.origins import OriginDocument
 from pausegate.models.phase import Phase
 from pausegate.models.plan import AgentSelection
 from pausegate.models.runbook import AuditSourceSpec, DatasetSpec
@@ -136,6 +137,8 @@ class ExposureReportInput(Model):
     window_start: datetime | None = None
     window_end: datetime | None = Field(default=None, description="When access was revoked: rows collected later "
                                         "were never exposed. None: when the report is made.")
+    origins: EvidenceRef | None = Field(default=None, description="The origin document: a read counts only while a "
+                                        "path the reader had was open, and data subjects up to the last such moment.")
     statement_budget: int | None = Field(default=None, description="Distinct statements parsed at most (the "
                                          "runbook's); None: the default budget.")
 
@@ -154,6 +157,9 @@ class ReportInput(Model):
     copies: list[CopyListing] = Field(
         default_factory=list, description="The copies of the data, from the sealed copies document; filled in by "
         "the activity that stores the report (history holds only the document's reference).")
+    origins: OriginDocument | None = Field(
+        default=None, description="When and how each path opened, from the sealed origin document; filled in by the "
+        "activity that stores the report.")
 
 
 class ArchiveTimelineInput(Model):

@@ -26,6 +26,7 @@ from activities.drill import DrillActivities
 from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from activities.notify import NotifyActivities
+from activities.origins import OriginActivities
 from activities.watch import WatchActivities
 from pausegate import models
 from pausegate.config import Settings
@@ -70,7 +71,7 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
     fleet = FleetActivities(connectors.fleet)
     access = AccessActivities(connectors.access, connectors.evidence_store)
     evidence = EvidenceActivities(connectors.evidence_store, connectors.audit_source, connectors.access)
-    notify = NotifyActivities(connectors.notifier)
+    notify = NotifyActivities(connectors.notifier, console=connectors.settings.api.passkey_origins_or_default()[0])
     data_actions = DataActionActivities(connectors.data_actions)
 
     def dsn_of(name: str) -> str:
@@ -87,6 +88,7 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
                          hosts=(host, *(connection.known_as or ())), port=int(info.get("port") or 5432),
                          dbname=str(info.get("dbname") or ""))
 
+    origins = OriginActivities(connectors.evidence_store, connectors.audit_source, connectors.access, dsn_of)
     watch = WatchActivities(client, start_pause=start_pause, pause_handle=pause_handle)
     data_stop = DataStopActivities(dsn_of)
     copies = CopiesActivities(dsn_of, connectors.evidence_store, connectors.access, elsewhere_of,
@@ -113,6 +115,7 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
         evidence.snapshot_audit_source,
         evidence.write_report,
         evidence.exposure_report,
+        origins.derive_origins,
         evidence.archive_timeline,
         notify.notify,
         data_stop.check_data_stop,

@@ -115,6 +115,7 @@ async def read_pause(
     scopes: dict[str, dict[str, Any]] | None = None
     who_saw_what: dict[str, Any] | None = None
     copies: list[CopyListing] | None = None
+    origins: dict[str, Any] | None = None
     if scope:
         # each document must be the one the pause recorded, not merely one the deployment signed
         scopes = {}
@@ -126,8 +127,10 @@ async def read_pause(
         if status.containment.copies is not None:
             copies = listings(CopiesDocument.model_validate(
                 await read_recorded(state.store, status.containment.copies.document)))
+        if status.containment.origins is not None:
+            origins = await read_recorded(state.store, status.containment.origins.document)
         log.info("scope_read", pause=program, actor=actor.id, datasets=len(scopes))
-    return PauseView.of(status, scopes, who_saw_what, reveal=reveal, copies=copies)
+    return PauseView.of(status, scopes, who_saw_what, reveal=reveal, copies=copies, origins=origins)
 
 
 @router.get(

@@ -8,6 +8,13 @@ import psycopg
 from psycopg import sql
 
 SCHEMA_SQL = resources.files("pausegate.reference.example").joinpath("telemetry.sql")
+# The leak, each step as the role that made it (a migration, then a dashboard author): the statement log
+# shows who opened each path and when, which is what a pause derives the exposure's origin from.
+LEAK = (
+    ("schema_migrations", "GRANT SELECT ON telemetry.keystrokes, telemetry.mouse_events TO all_employees"),
+    ("schema_migrations", "GRANT SELECT ON telemetry.mouse_events TO PUBLIC"),
+    ("dashboard_author", "GRANT SELECT ON analytics.recent_keystrokes TO all_employees"),
+)
 
 
 def employee_role(n: int) -> str:
@@ -27,6 +34,10 @@ def seed_example(dsn: str, *, employees: int = 50) -> None:
     that are members of ``all_employees`` (idempotent)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(SCHEMA_SQL.read_text())
+        for role, statement in LEAK:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute("RESET ROLE")
         existing = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'employee_%'")}
         for n in range(1, employees + 1):
             name = employee_role(n)

@@ -18,6 +18,12 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'security_breakglass') THEN
     CREATE ROLE security_breakglass LOGIN;       -- incident response keeps access during a pause
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'schema_migrations') THEN
+    CREATE ROLE schema_migrations LOGIN;         -- the migration tool: it may pass on read access
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dashboard_author') THEN
+    CREATE ROLE dashboard_author LOGIN IN ROLE all_employees;  -- a colleague who builds dashboards
+  END IF;
 END $$;
 
 CREATE SCHEMA IF NOT EXISTS telemetry;
@@ -64,10 +70,10 @@ GRANT INSERT ON telemetry.keystrokes, telemetry.mouse_events TO telemetry_ingest
 GRANT USAGE ON SEQUENCE telemetry.keystrokes_id_seq, telemetry.mouse_events_id_seq TO telemetry_ingest;
 GRANT SELECT ON telemetry.keystrokes, telemetry.mouse_events TO telemetry_analysts, security_breakglass;
 
--- The leak: a convenience grant that made the tables readable company-wide.
+-- The leak: convenience grants that made the tables readable company-wide, made by the migrations
+-- (seed.py runs them as schema_migrations, so the statement log shows who opened each path, and when).
 GRANT USAGE ON SCHEMA telemetry TO PUBLIC;
-GRANT SELECT ON telemetry.keystrokes, telemetry.mouse_events TO all_employees;
-GRANT SELECT ON telemetry.mouse_events TO PUBLIC;
+GRANT SELECT ON telemetry.keystrokes, telemetry.mouse_events TO schema_migrations WITH GRANT OPTION;
 
 -- A convenience view someone made for a dashboard, in another schema, readable by everyone: a
 -- second door to the keystrokes (it reads them with its owner's rights, whatever the reader has).
@@ -77,7 +83,7 @@ CREATE OR REPLACE VIEW analytics.recent_keystrokes AS
   FROM telemetry.keystrokes
   WHERE captured_at > now() - interval '7 days';
 GRANT USAGE ON SCHEMA analytics TO all_employees;
-GRANT SELECT ON analytics.recent_keystrokes TO all_employees;
+GRANT SELECT ON analytics.recent_keystrokes TO dashboard_author WITH GRANT OPTION;  -- seed.py: its grant to all
 
 -- A sandbox every employee may create tables in: where a curious employee keeps a copy of what they
 -- could read (``browsing.copy_once``), and shares it.

@@ -1,0 +1,71 @@
+"""A pause dates the worked example's exposure from the statement log: the migration's grant to
+all_employees and the dashboard author's grant of the view, each with who ran it and when; status, API
+view, CLI and report show it; who saw what counts reads against the paths' intervals."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from pausegate.analysis.who_saw_what import WhoSawWhat
+from pausegate.api.models import PauseView
+from pausegate.cli.views import status as status_view
+from pausegate.evidence.report import render_markdown
+from pausegate.models.origins import OriginDocument
+from pausegate.models.phase import Phase
+from pausegate.models.steps import ReportInput
+from tests.support.harness import Harness
+from tests.workflows.test_exposure import read_as
+
+
+def _render(view: PauseView) -> str:
+    out = io.StringIO()
+    Console(file=out, width=400, color_system=None).print(status_view(view))
+    return out.getvalue()
+
+
+class TestOriginsOfTheWorkedExample:
+    async def test_the_exposure_is_dated_and_its_two_causes_named(self, harness: Harness) -> None:
+        h = harness
+        read_as(h, "employee_0002", "SELECT count(*) FROM telemetry.keystrokes")
+        read_as(h, "employee_0003", "SELECT count(*) FROM analytics.recent_keystrokes")
+        await h.pause()
+        status = await h.wait_for_state(Phase.UNDER_REVIEW)
+        summary = status.containment.origins
+        assert summary is not None and summary.readable_since is not None
+        assert any(e.action == "containment.origins" for e in status.timeline)
+        store = h.connectors.evidence_store
+        document = OriginDocument.model_validate(store.read_json(summary.document.key, summary.document.sha256))
+        paths = {p.id: p for p in document.paths}
+
+        migration = paths["grant:telemetry.keystrokes:all_employees"]
+        opened = migration.intervals[0].opened_by
+        assert migration.origin == "logged" and opened is not None
+        assert opened.role == "schema_migrations"
+        assert opened.statement.startswith("GRANT SELECT ON telemetry.keystrokes")
+        dashboard = paths["grant:analytics.recent_keystrokes:all_employees"]
+        by = dashboard.intervals[0].opened_by
+        assert dashboard.company_wide and by is not None and by.role == "dashboard_author"
+        assert migration.intervals[0].opened_at is not None and dashboard.intervals[0].opened_at is not None
+        assert migration.intervals[0].opened_at <= dashboard.intervals[0].opened_at
+        # both closed by containment's revoke: the exposure ends when access was gone
+        assert migration.intervals[-1].closed_at is not None
+        assert document.headline is not None and document.headline.role == "schema_migrations"
+        assert summary.readable_since == document.headline.since
+        assert summary.duration_seconds is not None and summary.duration_seconds > 0
+
+        # who saw what counted the reads made while the paths were open
+        assert status.containment.exposure is not None
+        report = WhoSawWhat.model_validate(store.read_json(status.containment.exposure.report.key))
+        assert {"employee_0002", "employee_0003"} <= set(report.users)
+        assert all(e.outside == 0 for e in report.entries if e.user.startswith("employee_"))
+
+        # the faces: the status line, the paths and the derived cause beside the checklist (with --scope)
+        shown = _render(PauseView.of(status, reveal=True, origins=document.model_dump(mode="json")))
+        assert "company-wide since" in shown and "Derived cause (statement log)" in shown
+        assert "schema_migrations" in shown and "dashboard_author" in shown
+        hidden = PauseView.of(status, reveal=False)
+        assert hidden.containment.origins is None and hidden.origins is None
+        markdown = render_markdown(ReportInput(pause_key=status.evidence_key, status=status, origins=document))
+        assert "## How the data became readable" in markdown and "Readable company-wide since" in markdown
