@@ -5,6 +5,7 @@ connection's role may not add it; a withdrawal is written back as the tool's rol
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,11 +16,13 @@ from pausegate.errors import TargetRejectedError
 from pausegate.models.conditions import ConsentRecord
 from pausegate.models.runbook import ConsentSpec
 from pausegate.policy.conditions import counts_as_consent
-from pausegate.reference.example.seed import seed_example
+from pausegate.reference.example.seed import CONSENT_REGISTRAR, consents, seed_example
+from pausegate.runbook.loader import load_runbook
 from tests.connectors.conftest import Database
 
 SPEC = ConsentSpec(dataset="telemetry", table="consent", subject_column="employee", granted_column="granted")
 SUPPLIED = datetime(2000, 1, 1, tzinfo=UTC)
+RUNBOOK = Path(__file__).parents[2] / "runbooks" / "employee-telemetry.yaml"
 
 
 @pytest.fixture
@@ -53,12 +56,34 @@ class TestConsentProvenance:
         flipped = rows["employee_0004"]
         assert (flipped.granted, flipped.granted_by, flipped.granted_as) == (True, employee, employee)
         assert flipped.granted_at is not None and flipped.granted_at > SUPPLIED
-        # Rows written before the table recorded provenance say so: nobody is named for them.
-        assert rows["employee_0001"].granted_by is None and rows["employee_0001"].granted_at is None
+        # The worked example's rows were written through HR's registry, and the database says so.
+        assert rows["employee_0001"].granted_as == CONSENT_REGISTRAR and rows["employee_0001"].granted_at is not None
+
+    async def test_the_worked_example_counts_only_consent_written_through_hr_s_registry(
+        self, telemetry: Database
+    ) -> None:
+        spec = load_runbook(RUNBOOK).consent
+        assert spec is not None and spec.granting_roles == [CONSENT_REGISTRAR]
+        db = PostgresConditions(telemetry.dsn)
+        await db.ensure_provenance("telemetry", spec)  # in place already: the example's seed added it
+        before = {r.subject for r in await db.consent_rows("telemetry", spec) if counts_as_consent(spec, r)}
+        assert before == {f"employee_{n:04d}" for n in range(1, 6) if consents(n)}
+        # a declined consent flipped by someone with UPDATE on the table, not through the registry
+        employee = login(telemetry, "employee", "SELECT", "UPDATE")
+        with psycopg.connect(telemetry.dsn_as(employee), autocommit=True) as conn:
+            conn.execute("SET ROLE NONE")
+            conn.execute("UPDATE telemetry.consent SET granted = true WHERE employee = 'employee_0004'")
+        rows = {r.subject: r for r in await db.consent_rows("telemetry", spec)}
+        assert rows["employee_0004"].granted is True and not counts_as_consent(spec, rows["employee_0004"])
+        assert {s for s, r in rows.items() if counts_as_consent(spec, r)} == before
 
     async def test_a_table_without_provenance_the_role_may_not_add_is_refused_saying_what_is_missing(
         self, telemetry: Database
     ) -> None:
+        with psycopg.connect(telemetry.dsn, autocommit=True) as conn:  # HR's table as it was before pausegate
+            conn.execute(sql.SQL("DROP TRIGGER {} ON telemetry.consent").format(sql.Identifier(PROVENANCE_TRIGGER)))
+            conn.execute("ALTER TABLE telemetry.consent DROP COLUMN granted_by, DROP COLUMN granted_as,"
+                         " DROP COLUMN granted_at")
         reader = login(telemetry, "reader", "SELECT")
         db = PostgresConditions(telemetry.dsn_as(reader))
         with pytest.raises(TargetRejectedError, match=r"lacks provenance .*missing granted_as, granted_at, "

@@ -34,6 +34,25 @@ WRITTEN_AT_FUNCTION = "pausegate_stamp_written_at"
 WRITTEN_AT_TRIGGER = "zzzz_pausegate_written_at"
 
 
+def provenance_statements(schema: str, table: str) -> list[sql.Composed]:
+    """What gives a consent table its provenance: the columns, the function and the trigger that sets
+    them on every insert and update (run in one transaction, by a role that owns the table)."""
+    target = sql.Identifier(schema, table)
+    return [
+        *(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(target, sql.Identifier(c), sql.SQL(kind))
+          for c, kind in ((PROVENANCE_BY, "text"), (PROVENANCE_AS, "text"), (PROVENANCE_AT, "timestamptz"))),
+        sql.SQL("CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql SECURITY INVOKER"
+                " SET search_path = pg_catalog AS $$ BEGIN"
+                " NEW.{by} := session_user; NEW.{as_} := current_user; NEW.{at} := clock_timestamp();"
+                " RETURN NEW; END $$").format(
+            fn=sql.Identifier(schema, PROVENANCE_FUNCTION), by=sql.Identifier(PROVENANCE_BY),
+            as_=sql.Identifier(PROVENANCE_AS), at=sql.Identifier(PROVENANCE_AT)),
+        sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(PROVENANCE_TRIGGER), target),
+        sql.SQL("CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {}()").format(
+            sql.Identifier(PROVENANCE_TRIGGER), target, sql.Identifier(schema, PROVENANCE_FUNCTION)),
+    ]
+
+
 class PostgresConditions:
     """The queries of the conditions check, through an administrative connection (``dsn``)."""
 
@@ -110,30 +129,14 @@ class PostgresConditions:
         """Make the database record who wrote each consent row and when (columns set by a trigger from
         session_user, current_user and clock_timestamp(), overriding what the writer supplies); refuse,
         saying what is missing, when the table lacks it and this connection's role may not add it."""
-        table = sql.Identifier(schema, spec.table)
         what = f"consent provenance on {schema}.{spec.table}"
         async with self._connect_writing(what) as conn:
             if not await self._provenance_missing(conn, schema, spec):
                 return
             try:
                 async with conn.transaction():
-                    for column, kind in ((PROVENANCE_BY, "text"), (PROVENANCE_AS, "text"),
-                                         (PROVENANCE_AT, "timestamptz")):
-                        await conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                            table, sql.Identifier(column), sql.SQL(kind)))
-                    await conn.execute(sql.SQL(
-                        "CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql SECURITY INVOKER"
-                        " SET search_path = pg_catalog AS $$ BEGIN"
-                        " NEW.{by} := session_user; NEW.{as_} := current_user; NEW.{at} := clock_timestamp();"
-                        " RETURN NEW; END $$").format(
-                        fn=sql.Identifier(schema, PROVENANCE_FUNCTION), by=sql.Identifier(PROVENANCE_BY),
-                        as_=sql.Identifier(PROVENANCE_AS), at=sql.Identifier(PROVENANCE_AT)))
-                    await conn.execute(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
-                        sql.Identifier(PROVENANCE_TRIGGER), table))
-                    await conn.execute(sql.SQL(
-                        "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
-                    ).format(sql.Identifier(PROVENANCE_TRIGGER), table,
-                             sql.Identifier(schema, PROVENANCE_FUNCTION)))
+                    for statement in provenance_statements(schema, spec.table):
+                        await conn.execute(statement)
             except psycopg.errors.InsufficientPrivilege as e:
                 missing = await self._provenance_missing(conn, schema, spec)
                 raise TargetRejectedError(

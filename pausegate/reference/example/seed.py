@@ -7,7 +7,10 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
+from pausegate.connectors.postgres.conditions import provenance_statements
+
 SCHEMA_SQL = resources.files("pausegate.reference.example").joinpath("telemetry.sql")
+CONSENT_REGISTRAR = "hr_consent"  # the runbook's consent.granting_roles
 # The leak, each step as the role that made it (a migration, then a dashboard author): the statement log
 # shows who opened each path and when, which is what a pause derives the exposure's origin from.
 LEAK = (
@@ -34,6 +37,9 @@ def seed_example(dsn: str, *, employees: int = 50) -> None:
     that are members of ``all_employees`` (idempotent)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(SCHEMA_SQL.read_text())
+        with conn.transaction():
+            for provenance in provenance_statements("telemetry", "consent"):
+                conn.execute(provenance)
         for role, statement in LEAK:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
             conn.execute(statement)  # type: ignore[arg-type]
@@ -45,5 +51,8 @@ def seed_example(dsn: str, *, employees: int = 50) -> None:
                 conn.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE all_employees").format(sql.Identifier(name)))
             granted = consents(n)
             if granted is not None:
+                # as HR's registry writes it: the trigger records the role, the runbook counts only that one
+                conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(CONSENT_REGISTRAR)))
                 conn.execute("INSERT INTO telemetry.consent (employee, granted) VALUES (%s, %s)"
                              " ON CONFLICT (employee) DO NOTHING", (name, granted))
+                conn.execute("RESET ROLE")

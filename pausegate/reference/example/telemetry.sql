@@ -21,6 +21,9 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'schema_migrations') THEN
     CREATE ROLE schema_migrations LOGIN;         -- the migration tool: it may pass on read access
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hr_consent') THEN
+    CREATE ROLE hr_consent NOLOGIN;              -- HR's consent registry: the one path a consent may take
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'dashboard_author') THEN
     CREATE ROLE dashboard_author LOGIN IN ROLE all_employees;  -- a colleague who builds dashboards
   END IF;
@@ -60,6 +63,11 @@ CREATE TABLE IF NOT EXISTS telemetry.consent (
   granted     boolean     NOT NULL,
   recorded_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- HR records consent through its registry role; the runbook counts only grants written as that role
+-- (consent.granting_roles), which the database records row by row (seed.py adds the provenance trigger).
+GRANT USAGE ON SCHEMA telemetry TO hr_consent;
+GRANT SELECT, INSERT, UPDATE ON telemetry.consent TO hr_consent;
 
 CREATE INDEX IF NOT EXISTS keystrokes_captured_at ON telemetry.keystrokes (captured_at);
 CREATE INDEX IF NOT EXISTS mouse_events_captured_at ON telemetry.mouse_events (captured_at);
