@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView, TriggerResponse, WhoAmI
 from pausegate.auth.users.views import IssuedUser, UserLogView, UserView
 from pausegate.errors import ApiError, ApiUnreachable, ConfigError, PausegateError
+from pausegate.models.break_glass import Grant
 from pausegate.models.checklist import ItemStatus
 from pausegate.models.watch import WatchReceiptOut, WatchState
 
@@ -269,6 +270,18 @@ class PausegateClient:
     def waive_step(self, program: str, step: str, reason: str) -> Reply[Receipt]:
         body = {"step": step, "reason": reason}
         return self._post(f"/v1/pauses/{program}/blocked-steps/waive", body, Receipt.model_validate)
+
+    def request_break_glass(self, program: str, body: dict[str, Any]) -> Reply[Receipt]:
+        return self._post(f"/v1/pauses/{program}/break-glass", body, Receipt.model_validate)
+
+    def approve_break_glass(self, program: str, grant: str) -> Reply[Receipt]:
+        return self._post(f"/v1/pauses/{program}/break-glass/{grant}/approve", {}, Receipt.model_validate)
+
+    def end_break_glass(self, program: str, grant: str, reason: str) -> Reply[Receipt]:
+        return self._post(f"/v1/pauses/{program}/break-glass/{grant}/end", {"reason": reason}, Receipt.model_validate)
+
+    def break_glass(self, program: str) -> Reply[list[Grant]]:
+        return self._get(f"/v1/pauses/{program}/break-glass", lambda data: [Grant.model_validate(g) for g in data])
 
     def watch(self, program: str) -> Reply[WatchState]:
         return self._get(f"/v1/pauses/{program}/watch", WatchState.model_validate)
