@@ -1,6 +1,7 @@
 """The fault report: which faults the fault tests inject, how often, and what came of it.
 
-    python -m tests.support.fault_report [--output docs/fault-report.md] [--results FILE] [-- PYTEST ARGS]
+    python -m tests.support.fault_report [--output docs/fault-report.md] [--results FILE [--junit XML]]
+                                         [-- PYTEST ARGS]
 
 runs ``tests/faults`` and the hostile-caller tests (``HOSTILE``) with ``PAUSEGATE_FAULT_RESULTS``
 naming a results file; each fault test
@@ -52,6 +53,13 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def is_fault_test(test_id: str) -> bool:
+    """Whether a JUnit test id (``module.path[.Class]::name``) is one of the tests this report runs."""
+    module = test_id.partition("::")[0]
+    hostile = {h.removesuffix(".py").replace("/", ".") for h in HOSTILE}
+    return module.startswith("tests.faults.") or any(module == h or module.startswith(h + ".") for h in hostile)
 
 
 def read_junit(path: Path) -> list[tuple[str, str, str]]:
@@ -117,11 +125,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--results", type=Path, default=None, help="Render this results file; run no tests.")
+    parser.add_argument("--junit", type=Path, default=None,
+                        help="With --results: the JUnit XML of the same run (the whole suite run with "
+                        f"{RESULTS_ENV} set, say); its fault and hostile-caller tests are listed.")
     parser.add_argument("pytest_args", nargs="*", help="Extra pytest arguments (after --).")
     args = parser.parse_args(argv)
     command = "python -m tests.support.fault_report"
     if args.results is not None:
-        results, tests = read_results(args.results), []
+        results = read_results(args.results)
+        tests = [t for t in read_junit(args.junit) if is_fault_test(t[0])] if args.junit is not None else []
         code = 0
     else:
         with tempfile.TemporaryDirectory(prefix="pausegate-faults-") as tmp:
