@@ -27,6 +27,7 @@ from pausegate.auth.users.views import IssuedUser, UserLogView, UserView
 from pausegate.errors import ApiError, ApiUnreachable, ConfigError, PausegateError
 from pausegate.models.break_glass import Grant
 from pausegate.models.checklist import ItemStatus
+from pausegate.models.drill import DrillState
 from pausegate.models.watch import WatchReceiptOut, WatchState
 
 URL_ENV = "PAUSEGATE_API_URL"
@@ -289,6 +290,18 @@ class PausegateClient:
     def withdraw_consent(self, program: str, employee: str, reason: str) -> Reply[WatchReceiptOut]:
         body = {"employee": employee, "reason": reason}
         return self._post(f"/v1/pauses/{program}/watch/consent-withdrawals", body, WatchReceiptOut.model_validate)
+
+    def start_drill(self, program: str, reason: str) -> Reply[DrillState]:
+        return self._post(f"/v1/drills/{program}", {"reason": reason}, DrillState.model_validate)
+
+    def drill(self, program: str) -> Reply[DrillState]:
+        return self._get(f"/v1/drills/{program}", DrillState.model_validate)
+
+    def stop_drill(self, program: str, reason: str) -> Reply[dict[str, Any]]:
+        return self._post(f"/v1/drills/{program}/stop", {"reason": reason}, dict)
+
+    def schedule_drills(self, program: str) -> Reply[dict[str, Any]]:
+        return self._post(f"/v1/drills/{program}/schedule", {}, dict)
 
     def decommission(self, program: str, reason: str, *, role: str | None = None) -> Reply[Receipt]:
         body: dict[str, Any] = {"reason": reason}

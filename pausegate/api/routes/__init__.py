@@ -10,6 +10,7 @@ from pausegate.api.routes import (
     auth,
     break_glass,
     containment,
+    drills,
     keys,
     pauses,
     review,
@@ -21,7 +22,7 @@ from pausegate.auth.scoping import resolve_program_roles
 
 # First of every route's dependencies: the actor a route sees holds the roles effective for the program it acts on.
 api_router = APIRouter(prefix="/v1", responses=ERRORS, dependencies=[Depends(resolve_program_roles)])
-for _resource in (auth, pauses, audit, review, signoff, containment, users, watch, keys, break_glass):
+for _resource in (auth, pauses, audit, review, signoff, containment, users, watch, keys, break_glass, drills):
     api_router.include_router(_resource.router)
 
 __all__ = ["api_router"]
