@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate.api.errors import ApiError, refusal_status
 from pausegate.api.models import ErrorBody
@@ -39,6 +39,11 @@ TEMPORAL_UNAVAILABLE = (
     "the workflow service did not answer; nothing was applied unless the pause's timeline shows it; retry"
 )
 
+TEMPORAL_BUSY = (
+    "the workflow service refused the request for lack of capacity (the namespace's request rate); nothing "
+    "was applied; retry after the time Retry-After gives"
+)
+
 TEMPORAL_ERRORS = (RPCError, WorkflowQueryFailedError, WorkflowUpdateRPCTimeoutOrCancelledError)
 """Temporal unreachable or refusing, or an update that timed out: nothing is known to be applied."""
 
@@ -54,6 +59,10 @@ def answer_of(exc: Exception) -> ErrorAnswer | None:
         return ErrorAnswer(refusal_status(exc.code), exc.code, exc.reason)
     if isinstance(exc, PauseNotFound):
         return ErrorAnswer(404, "no_pause", str(exc))
+    if isinstance(exc, RPCError) and exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+        # Past the Temporal client's own retries: the namespace's request rate (or another quota) is spent.
+        log.warning("temporal_busy", error=str(exc)[:500])
+        return ErrorAnswer(503, "temporal_unavailable", TEMPORAL_BUSY, headers={"Retry-After": "2"})
     if isinstance(exc, TEMPORAL_ERRORS):
         log.warning("temporal_unavailable", error=str(exc)[:500], kind=type(exc).__name__)
         return ErrorAnswer(503, "temporal_unavailable", TEMPORAL_UNAVAILABLE, headers={"Retry-After": "2"})

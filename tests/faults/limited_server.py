@@ -8,11 +8,14 @@ server of its own so that what it lowers touches no other test.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+import httpx
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,10 +36,41 @@ NAMESPACE_RPS = "frontend.namespaceRPS"
 NAMESPACE_BURST_RATIO = "frontend.namespaceBurstRatio"
 
 
+@dataclass(frozen=True)
+class LimitedServer:
+    """The server's client, and where it publishes its metrics (Prometheus text)."""
+
+    client: Client
+    metrics_url: str
+
+    async def refused_for_rate(self) -> int:
+        """Requests of the ``default`` namespace the server refused as over its rate, by its own count.
+        The server publishes its counters every second or so: read until two reads a second apart agree."""
+        last = -1
+        for _ in range(10):
+            now = await self._refused_for_rate()
+            if now == last:
+                break
+            last = now
+            await asyncio.sleep(1.2)
+        return last
+
+    async def _refused_for_rate(self) -> int:
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(self.metrics_url)).text
+        total = 0.0
+        for line in text.splitlines():
+            if (line.startswith("service_errors_resource_exhausted{") and 'namespace="default"' in line
+                    and 'resource_exhausted_cause="RpsLimit"' in line):
+                total += float(line.rsplit(" ", 1)[1])
+        return int(total)
+
+
 @asynccontextmanager
-async def limited_server(limits: Mapping[str, int | float]) -> AsyncIterator[Client]:
+async def limited_server(limits: Mapping[str, int | float]) -> AsyncIterator[LimitedServer]:
     """A fresh in-memory dev server with ``limits`` set; its client encrypts as the session's does."""
-    extra: list[str] = []
+    metrics_port = free_port()
+    extra: list[str] = ["--metrics-port", str(metrics_port)]
     for key, value in limits.items():
         extra += ["--dynamic-config-value", f"{key}={value}"]
     env = await WorkflowEnvironment.start_local(
@@ -44,9 +78,15 @@ async def limited_server(limits: Mapping[str, int | float]) -> AsyncIterator[Cli
         dev_server_extra_args=extra,
     )
     try:
-        yield env.client
+        yield LimitedServer(env.client, f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         await env.shutdown()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -88,8 +88,8 @@ async def test_the_pause_and_its_watch_continue_as_new_before_small_history_limi
     postgres: tuple[str, Path], tmp_path: Path
 ) -> None:
     dsn, pglog = postgres
-    async with limited_server(LIMITS) as client, \
-            pause_harness(client, dsn, pglog, tmp_path, agents=AGENTS, offline_agents=[OFFLINE]) as h:
+    async with limited_server(LIMITS) as server, \
+            pause_harness(server.client, dsn, pglog, tmp_path, agents=AGENTS, offline_agents=[OFFLINE]) as h:
         h.runbook = h.runbook.model_copy(update={
             "watch": WatchSpec(period=timedelta(minutes=10), interval=timedelta(seconds=1))})
         await h.pause()
