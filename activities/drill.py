@@ -19,7 +19,7 @@ from pausegate.connectors.interfaces import FleetConnector
 from pausegate.connectors.postgres.canary_restore import restore_canary_on
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
 from pausegate.evidence.interface import EvidenceStore
-from pausegate.evidence.layout import catalog_key
+from pausegate.evidence.layout import catalog_key, report_key
 from pausegate.models.drill import (
     DRILL_LABEL,
     CanaryAgents,
@@ -30,10 +30,6 @@ from pausegate.models.drill import (
 )
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.fleet import AgentResultStatus, AgentState, BatchRequest
-
-
-def drill_report_key(drill_key: str) -> str:
-    return f"{drill_key}/report"
 
 
 class DrillActivities:
@@ -111,7 +107,8 @@ class DrillActivities:
     async def write_drill_report(self, input: DrillReportInput) -> EvidenceRef:
         """File the drill's report, labelled a drill (once: a retry finds it filed)."""
         async with running():
-            key = drill_report_key(input.drill_key)
+            # a drill's evidence is filed like a pause's, under its own key (<program>/drill-<started>-<suffix>)
+            key = report_key(input.drill_key)
             if (stored := await asyncio.to_thread(self._store.get, key)) is not None:
                 return stored
             document = {"label": DRILL_LABEL, "drill": input.state.model_dump(mode="json")}

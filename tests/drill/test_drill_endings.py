@@ -9,13 +9,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from temporalio.client import ScheduleActionStartWorkflow
 
 from pausegate.errors import ActionRefused
 from pausegate.models.drill import DrillOutcome, DrillPhase, DrillRequest, StopInput
 from pausegate.models.fleet import AgentState
 from pausegate.models.phase import Phase
 from pausegate.policy.drill import PAUSE_OPEN
-from pausegate.temporal.drills import start_drill, stop_drill
+from pausegate.temporal.drills import drill_id, schedule_drills, start_drill, stop_drill
 from tests.drill.support import agent_states, catalog, drill, drill_runbook, probing, reads, wait_phase
 from tests.support.harness import ANALYST, COMMANDER, HarnessFactory
 
@@ -127,3 +128,34 @@ class TestKeptApart:
         # the canary's tables lie outside the pause's datasets: restored; its agents lie inside: left halted
         assert final.restore is not None and final.restore.equal and after == before
         assert status.containment.agents.confirmed and status.containment.access_revoked
+
+
+class TestScheduled:
+    async def test_drills_are_scheduled_from_the_runbooks_cron_by_a_commander_only(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        async with make_harness(agents=20) as h:
+            runbook = drill_runbook(h, schedule="0 3 * * 1")
+            request = DrillRequest(program=h.program, commander=COMMANDER, runbook=runbook)
+            with pytest.raises(ActionRefused) as refused:
+                await schedule_drills(h.client, request.model_copy(update={"commander": ANALYST}),
+                                      task_queue=h.task_queue)
+            assert refused.value.code == "wrong_role"
+            with pytest.raises(ActionRefused) as refused:
+                await schedule_drills(h.client, request.model_copy(update={"runbook": drill_runbook(h)}),
+                                      task_queue=h.task_queue)
+            assert refused.value.code == "no_schedule"
+            sid = await schedule_drills(h.client, request, task_queue=h.task_queue)
+            handle = h.client.get_schedule_handle(sid)
+            try:
+                described = await handle.describe()
+                # the server keeps the cron expression as calendars: every next drill is a Monday at 03:00 UTC
+                upcoming = described.info.next_action_times
+                assert upcoming and all((t.weekday(), t.hour, t.minute) == (0, 3, 0) for t in upcoming)
+                action = described.schedule.action
+                assert isinstance(action, ScheduleActionStartWorkflow) and action.workflow == "DrillWorkflow"
+                assert action.id == drill_id(h.client, h.program)
+                # scheduling again replaces the schedule rather than adding a second one
+                assert await schedule_drills(h.client, request, task_queue=h.task_queue) == sid
+            finally:
+                await handle.delete()
