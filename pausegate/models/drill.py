@@ -47,7 +47,7 @@ class DrillRequest(Model):
     program: str
     commander: Actor
     runbook: Runbook
-    reason: str = Field(default="scheduled drill", min_length=1, max_length=MAX_NOTE)
+    reason: str = Field(default="drill", min_length=1, max_length=MAX_NOTE)
 
 
 class DrillInput(Model):
