@@ -33,8 +33,10 @@ from pausegate.evidence.layout import origins_key, origins_log_key
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.origins import DeriveOriginsInput, OriginDocument, OriginSummary, summarise
 
-# Lines that change a session without naming a path: who runs the next statements, and whether they commit.
-SESSION_WORDS = ("role", "begin", "commit", "rollback", "abort")
+# Lines that change a session without naming a path: who runs its next statements. Transaction control
+# is not searched for (BEGIN and COMMIT are a tenth of a busy log): a statement's effect then counts once it
+# succeeds, so a grant rolled back later counts as opened (the exposure is never shortened by it).
+SESSION_WORDS = ("role",)
 FIRST_LINE_BYTES = 64 * 1024
 CONNECT_TIMEOUT_S = 10
 SAME_NAMED_Q = """

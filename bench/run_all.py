@@ -114,6 +114,7 @@ def benches() -> list[Bench]:
               ["--actions", "16", "--runs", "1"]),
         Bench("copies", ["bench/bench_copies.py", "--size-mb", "256", "--copies", "100", "--rounds", "3"], 300,
               ["--smoke"]),
+        Bench("origins", ["bench/bench_origins.py", "--size-mb", "256"], 240, ["--smoke"]),
         Bench("drill", ["bench/bench_drill.py", "--agents", "1000", "--rounds", "5"], 300, ["--smoke"]),
     ]
     scripts = {b.args[0] for b in listed}

@@ -214,6 +214,12 @@ class OriginFinder:
         for session_id, held in list(self._held.items()):
             self._settle(self._sessions[session_id], held.effects, False)
         self._held.clear()
+        for session in self._sessions.values():
+            # a transaction whose end the lines read do not show: what it did counts (never shortening the
+            # exposure); transaction control is only read where a line names a path
+            if session.in_tx and not session.tx_failed:
+                self._apply(session.tx_effects)
+            session.in_tx, session.tx_effects = False, []
         oldest = oldest_line or self.first_at or window_start
         origins = [self._origin(p) for p in sorted(self.paths.paths.values(), key=lambda p: p.id)]
         last = None
@@ -227,7 +233,8 @@ class OriginFinder:
                               unparsed_statements=self.unparsed_listed, paths=origins, headline=headline, until=last)
 
     def _origin(self, path: ScopePath) -> PathOrigin:
-        events = self._events.get(path.id, [])
+        # in time order: a transaction's effects are applied when it ends, after later statements of others
+        events = sorted(self._events.get(path.id, []), key=lambda e: e[1].at)
         intervals: list[Interval] = []
         is_open: bool | None = None
         for opens, statement in events:
