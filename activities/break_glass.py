@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -9,14 +10,17 @@ from typing import Any
 from temporalio import activity
 
 from activities.heartbeat import running
+from pausegate.analysis.exposure import Exposure, build_who_saw_what
+from pausegate.analysis.who_saw_what import read_scope
 from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.interfaces import AuditSource
 from pausegate.connectors.postgres.admin import admin_connection
 from pausegate.connectors.postgres.break_glass import close_grant, open_grant
 from pausegate.errors import ConfigError, TargetUnavailableError
 from pausegate.evidence.interface import EvidenceStore
-from pausegate.evidence.layout import break_glass_key
+from pausegate.evidence.layout import break_glass_key, break_glass_reads_key
 from pausegate.models.break_glass import GrantOpened, GrantRevoked, GrantSealed, GrantTarget, SealGrantInput
+from pausegate.models.evidence import EvidenceRef
 from pausegate.models.runbook import AuditSourceSpec
 
 LOCK_TIMEOUT_MS = 5_000
@@ -38,15 +42,16 @@ def of_role(record: Mapping[str, Any], role: str) -> bool:
 
 class BreakGlassActivities:
     """Activities over one grant: the database side through the connection's DSN, the statements
-    through the connection's postgres_log audit source (the same reader and sealing as the audit)."""
+    through the connection's postgres_log audit source (the same reader and sealing as the audit),
+    its reads as who saw what derives them (the same analysis, over the grant's sealed lines)."""
 
     def __init__(self, dsn_of: Callable[[str], str], store: EvidenceStore,
                  sources: Callable[[AuditSourceSpec, str, list[str]], AuditSource],
-                 fence_of: Callable[[str], Any]) -> None:
+                 access: Callable[[str], object] | None = None) -> None:
         self._dsn_of = dsn_of
         self._store = store
         self._sources = sources
-        self._fence_of = fence_of
+        self._exposure = Exposure(store, access)
 
     @activity.defn(name="open_break_glass")
     async def open_break_glass(self, target: GrantTarget) -> GrantOpened:
@@ -78,11 +83,11 @@ class BreakGlassActivities:
             source = self._sources(target.audit_source, target.program, [])
             if not isinstance(source, PostgresLogSource):
                 raise ConfigError(f"audit source {target.audit_source.name!r} is not a PostgreSQL log")
-            fence = self._fence_of(target.connection)
+            db = self._exposure.database(target.connection)
             # every statement of the window (no dataset filter), fenced so its last lines are on disk
             source = source.scoped(None)
-            if fence is not None:
-                source = source.fenced(fence)
+            if db is not None:
+                source = source.fenced(db.log_fence)
             count = 0
 
             async def lines() -> AsyncIterator[Mapping[str, Any]]:
@@ -94,4 +99,20 @@ class BreakGlassActivities:
                         yield record
 
             ref, _chunks = await self._store.seal(break_glass_key(target.pause_key, target.grant_id), lines())
-            return GrantSealed(statements=count, evidence=ref)
+            reads, report = await self._reads(target, ref)
+            # a retry finds the bundle sealed already: its manifest's count, not this pass's, is the count
+            return GrantSealed(statements=max(ref.records, count), evidence=ref,
+                               reads=reads, reads_report=report)
+
+    async def _reads(self, target: GrantTarget, sealed: EvidenceRef) -> tuple[int, EvidenceRef | None]:
+        """Who saw what over the grant's sealed lines, stored as the holder's break-glass reads."""
+        if target.dataset is None:
+            return 0, None
+        scope, who = read_scope([await self._exposure.paths(target.pause_key, target.dataset)])
+        report = await build_who_saw_what(scope, who, [self._store.iter_bundle(sealed.key, sealed.sha256)],
+                                          lambda n: activity.heartbeat(n))
+        document = {"kind": "break-glass", "grant": target.grant_id, "role": target.role,
+                    "bundle": sealed.model_dump(mode="json"), "who_saw_what": report.model_dump(mode="json")}
+        ref = await asyncio.to_thread(self._store.put_json, break_glass_reads_key(target.pause_key, target.grant_id),
+                                      document)
+        return sum(e.reads for e in report.entries), ref

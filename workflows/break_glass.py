@@ -86,7 +86,8 @@ class BreakGlassWorkflow:
                              opened_at=window_start, closed_at=window_end,
                              sessions_terminated=revoked.sessions_terminated, verified=revoked.verified,
                              statements=sealed.statements if sealed else 0,
-                             evidence=sealed.evidence if sealed else None, ended_by=self.ended_by or TIMER)
+                             evidence=sealed.evidence if sealed else None, reads=sealed.reads if sealed else 0,
+                             reads_report=sealed.reads_report if sealed else None, ended_by=self.ended_by or TIMER)
         await self._report(input, CLOSED_SIGNAL, closed)
         return closed
 

@@ -19,6 +19,7 @@
     <pause>/timeline/<sequence:05d>        timeline entries archived before continue-as-new
     <pause>/report                         the final report
     <pause>/break-glass/<grant>            a break-glass grant's statements of its window, sealed
+    <pause>/break-glass/reads/<grant>      who saw what over them: the holder's break-glass reads
     <pause>/resume/unconsented/<digest16>  agents left halted for lack of their employee's consent
     <pause>/resume/consent/<digest16>      the consent table at the resume, who wrote each row and when
 
@@ -35,6 +36,7 @@ __all__ = [
     "URI_SCHEME",
     "audit_key",
     "break_glass_key",
+    "break_glass_reads_key",
     "catalog_key",
     "consent_snapshot_key",
     "copies_contained_key",
@@ -61,6 +63,10 @@ def audit_key(pause_key: str, source: str, segment: int) -> str:
 
 def break_glass_key(pause_key: str, grant_id: str) -> str:
     return f"{pause_key}/break-glass/{grant_id}"
+
+
+def break_glass_reads_key(pause_key: str, grant_id: str) -> str:
+    return f"{pause_key}/break-glass/reads/{grant_id}"
 
 
 def scope_key(pause_key: str, dataset: str) -> str:

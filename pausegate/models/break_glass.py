@@ -23,7 +23,7 @@ from pausegate.models.break_glass_spec import BreakGlassSpec
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.limits import MAX_NOTE
 from pausegate.models.people import Actor
-from pausegate.models.runbook import SLUG, SQL_IDENT, AuditSourceSpec
+from pausegate.models.runbook import SLUG, SQL_IDENT, AuditSourceSpec, DatasetSpec
 from pausegate.models.seals import SealedMessage
 
 MAX_GRANT_TABLES = 50
@@ -119,6 +119,9 @@ class GrantClosed(Model):
     verified: bool = False
     statements: int = Field(default=0, description="Log records of its window, sealed.")
     evidence: EvidenceRef | None = None
+    reads: int = Field(default=0, description="Its statements that read the dataset and succeeded (who saw what).")
+    reads_report: EvidenceRef | None = Field(default=None, description="Who saw what over its statements: the "
+                                             "holder's break-glass reads, table by table.")
     ended_by: str = ""
 
 
@@ -180,6 +183,8 @@ class GrantTarget(Model):
     audit_source: AuditSourceSpec | None = Field(default=None,
                                                  description="The postgres_log source sealing its window.")
     program: str
+    dataset: DatasetSpec | None = Field(default=None, description="The dataset: its reads are derived with the "
+                                        "scope the pause recorded for it, as who saw what derives them.")
 
 
 class BreakGlassWorkflowInput(Model):
@@ -218,3 +223,5 @@ class SealGrantInput(Model):
 class GrantSealed(Model):
     statements: int
     evidence: EvidenceRef
+    reads: int = 0
+    reads_report: EvidenceRef | None = None

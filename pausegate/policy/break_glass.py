@@ -231,7 +231,7 @@ def target(state: PauseState, runbook: Runbook, grant: Grant) -> GrantTarget:
     return GrantTarget(pause_key=state.evidence_key, grant_id=grant.id, role=grant.role,
                        connection=dataset.connection, schema_name=dataset.schema_name, tables=grant.tables,
                        scram_verifier=grant.scram_verifier, audit_source=postgres_log_source(runbook, dataset.name),
-                       program=runbook.program.id)
+                       program=runbook.program.id, dataset=dataset)
 
 
 def approver_roles(runbook: Runbook) -> Sequence[str]:

@@ -93,8 +93,7 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
     data_stop = DataStopActivities(dsn_of)
     copies = CopiesActivities(dsn_of, connectors.evidence_store, connectors.access, elsewhere_of,
                               connectors.audit_source)
-    break_glass = BreakGlassActivities(dsn_of, connectors.evidence_store, connectors.audit_source,
-                                       lambda name: getattr(connectors.access(name), "log_fence", None))
+    break_glass = BreakGlassActivities(dsn_of, connectors.evidence_store, connectors.audit_source, connectors.access)
     drill = DrillActivities(connectors.fleet, dsn_of, connectors.evidence_store,
                             lambda program: pause_open(client, program))
     return [

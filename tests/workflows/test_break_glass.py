@@ -148,6 +148,7 @@ class TestBreakGlassGrant:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 holder.execute(sql.SQL("GRANT {} TO employee_0001").format(sql.Identifier(grant.role)))
             holder.execute(DO_BLOCK)
+            holder.execute("SELECT count(*) FROM telemetry.keystrokes")
         assert not can_read(h.dsn_as("employee_0001"), "keystrokes")
 
         await h.act(EndBreakGlassInput(actor=COMMANDER, grant_id=grant.id, reason="enough"))
@@ -157,6 +158,13 @@ class TestBreakGlassGrant:
         messages = [json.loads(r["line"]).get("message", "") for r in records]
         assert f"statement: {DO_BLOCK}" in messages
         assert all(json.loads(r["line"]).get("user") == grant.role for r in records)
+        # who saw what over them: the holder's break-glass reads
+        assert closed.reads >= 1 and closed.reads_report is not None
+        reads = h.connectors.evidence_store.read_json(closed.reads_report.key, closed.reads_report.sha256)
+        assert reads["kind"] == "break-glass" and reads["grant"] == grant.id
+        assert grant.role in reads["who_saw_what"]["users"]
+        assert {(e["user"], e["object"]) for e in reads["who_saw_what"]["entries"] if e["reads"]} == {
+            (grant.role, "telemetry.keystrokes")}
 
 
 class TestBreakGlassReview:
