@@ -32,12 +32,14 @@ from pausegate.api import actions
 from pausegate.api.handlers import answer_of
 from pausegate.api.models import PauseView, Receipt
 from pausegate.api.requests import TriggerRequest
+from pausegate.api.routes import drills as drill_routes
 from pausegate.api.routes import pauses as pause_routes
 from pausegate.api.routes.keys import signing_key_of
 from pausegate.api.state import ApiState
 from pausegate.errors import ActionRefused, ApiError, EvidenceError
 from pausegate.evidence.interface import read_recorded
 from pausegate.models.checklist import EvidenceAttachment, ItemStatus
+from pausegate.models.drill import DrillState
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.people import Actor, Severity
 from pausegate.models.plan import ResumePlan
@@ -120,6 +122,11 @@ async def read(api: ApiState, program: str, actor: Actor) -> Seen:
     actor = actor.for_program(program)
     view = view_of(await read_status(api.client, program), runbook, actor)
     return Seen(program, runbook, actor, view, version_of([view]))
+
+
+async def drill(api: ApiState, program: str, actor: Actor) -> DrillState:
+    """The program's latest drill, for a caller with a role in the program (the API's rule)."""
+    return await drill_routes.read(program, api, actor.for_program(program))
 
 
 @dataclass(frozen=True)

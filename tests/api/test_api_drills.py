@@ -1,5 +1,6 @@
-"""Drills through the API (and the CLI's rendering of one): a commander starts a drill, anyone with a
-role in the program reads it, nobody else starts one, none starts while a pause is open."""
+"""Drills through the API (and the console's page and the CLI's rendering of one): a commander starts a
+drill, anyone with a role in the program reads it, nobody else starts one, none starts while a pause is
+open."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from pausegate.cli.drill import report
 from pausegate.models.drill import DrillState
 from tests.api.support import api_world, local
+from tests.console.test_console_http import signed_in
 from tests.drill.support import drill_runbook
 from tests.support.harness import HarnessFactory
 
@@ -36,6 +38,10 @@ class TestDrillsThroughTheApi:
                     assert time.monotonic() < deadline, drill["phase"]
                     await asyncio.sleep(0.1)
                 assert drill["outcome"] == "completed" and drill["restore"]["equal"]
+                async with signed_in(api, "ann") as browser:
+                    page = await browser.get(f"/console/drills/{p}")
+                assert page.status_code == 200 and 'data-fact="drill-phase">RESTORED<' in page.text
+                assert "equal to the snapshot" in page.text and page.text.count('data-done="yes"') == 4
 
                 assert (await carol.post("/v1/pauses", json={"program": p, "reason": "leak"})).status_code == 201
                 during = await carol.post(f"/v1/drills/{p}", json={"reason": "practice"})
