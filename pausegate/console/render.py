@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from pausegate.approvals.describe import signed_by
 from pausegate.models.state import TimelineEntry
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -100,7 +101,7 @@ def build_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, iso=iso, duration=duration, short=short)
+    env.filters.update(when=when, iso=iso, duration=duration, short=short, signed_by=signed_by)
     rows = TimelineRows(env)
     env.globals.update(span=span, timeline_rows=rows.all)
     return env

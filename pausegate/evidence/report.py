@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pausegate.approvals.describe import signed_by
 from pausegate.evidence.anchor import anchors_of, plants_of
 from pausegate.evidence.conditions_report import conditions_lines
 from pausegate.models.data_stop import describe as describe_data_stop
@@ -204,10 +205,15 @@ def render_markdown(report: ReportInput) -> str:
     ]
     if not votes:
         lines.append("None.")
+    if s.signoff is not None and s.approvals:
+        ring = s.signoff.ring
+        lines.append(f"Key ring pinned when the pause started: {len(ring.keys) if ring else 0} enrolled keys "
+                     f"(enrollment log line {ring.log_lines if ring else 0}).")
     for what, a in votes:
         lines.append(
             f"- {a.actor_id} ({a.role}) {what} at {_when(a.at)}"
             + (f", digest `{a.digest}`" if what == "approved" else "")
+            + (f", {signed_by(a)}" if what == "approved" and s.signoff is not None else "")
             + (f": {_cell(a.comment)}" if a.comment else "")
         )
 

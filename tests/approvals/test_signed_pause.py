@@ -16,9 +16,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pausegate.auth.keys import KeyEnrollment, ssh_key
+from pausegate.evidence.report import render_markdown
 from pausegate.models.people import Actor, PauseRequest
 from pausegate.models.phase import Phase
 from pausegate.models.state import PauseState
+from pausegate.models.steps import ReportInput
 from pausegate.models.updates import ApproveInput, ProposePlanInput
 from pausegate.policy import signoff
 from pausegate.temporal.pauses import start_pause
@@ -91,6 +93,9 @@ async def test_two_leaders_sign_with_ssh_keys_the_program_resumes_and_anyone_can
     await h.act(ProposePlanInput(actor=COMMANDER, plan=NARROWED_PLAN))
     status = await h.wait_for(lambda s: s.signoff is not None and s.signoff.nonce is not None, what="a nonce")
     assert status.approval_digest is not None
+    # Chat is told where to sign off: the console's sign-off page (nothing said in chat approves).
+    await h.eventually(lambda: any(f"/console/pauses/{h.program}/plan" in m.text
+                                   for m in h.chat.sink.received("security")), what="a sign-off link in chat")
 
     # A token alone is refused, and so is a statement signed for another round.
     await refused(h, ApproveInput(actor=CISO, role="ciso", digest=status.approval_digest), "signature_required")
@@ -116,6 +121,10 @@ async def test_two_leaders_sign_with_ssh_keys_the_program_resumes_and_anyone_can
     shutil.copytree(h.settings.evidence.directory, copy / "evidence")
     shutil.copy(enrollment.medium.path, copy / "keys-log.jsonl")
     report = copy / "evidence" / f"{final.report.key}.json"
+    # The report names the key of each approval and when it was enrolled.
+    markdown = render_markdown(ReportInput.model_validate(json.loads(report.read_text())))
+    cleo_line = next(line for line in markdown.splitlines() if line.startswith("- cleo (ciso) approved"))
+    assert f"signed with SSH key {keys['cleo'].key_id[:16]} enrolled" in cleo_line
     code, out = verify_offline(report, copy / "keys-log.jsonl")
     assert code == 0, out
     assert sockets_refused()

@@ -83,6 +83,8 @@ async def test_two_leaders_enroll_passkeys_approve_with_them_and_the_program_res
         await signoff.get_by_label("Comment (required)").fill(f"{role}: narrowed access reviewed")
         await signoff.get_by_role("button", name="Approve with your passkey").click()
         await expect(signoff.get_by_role("status").first).to_contain_text("Approved", timeout=LIVE_TIMEOUT_MS)
+        await expect(signoff.locator(f"li[data-actor='local:{who}'] [data-fact=approval-kind]")).to_contain_text(
+            "signed with passkey")
 
     final = await console.api.wait_for_state("RESUMED", timeout=90)
     assert [(a["actor_id"], a["signature"]["key"]["kind"]) for a in final["approvals"]] == [
