@@ -13,7 +13,7 @@ from temporalio.client import ScheduleActionStartWorkflow
 
 from pausegate.errors import ActionRefused
 from pausegate.models.drill import DrillOutcome, DrillPhase, DrillRequest, StopInput
-from pausegate.models.fleet import AgentState
+from pausegate.models.fleet import AgentState, BatchRequest
 from pausegate.models.phase import Phase
 from pausegate.policy.drill import PAUSE_OPEN
 from pausegate.temporal.drills import drill_id, schedule_drills, start_drill, stop_drill
@@ -48,6 +48,28 @@ class TestStopCondition:
         assert final.restore is not None and final.restore.equal
         assert await catalog(h, runbook) == before
         assert reads(h, "ml_trainer", "telemetry.keystrokes"), "the real reader reads again"
+
+
+    async def test_a_non_canary_agent_halted_during_the_drill_stops_it(
+        self, make_harness: HarnessFactory, tmp_path: Path
+    ) -> None:
+        async with make_harness(agents=20) as h:
+            runbook = drill_runbook(h, hold=LONG_HOLD)
+            before = await catalog(h, runbook)
+            async with probing(h, runbook, tmp_path / "probes.jsonl") as prober:
+                handle = await drill(h, runbook)
+                await wait_phase(h, DrillPhase.HOLDING)
+                # something outside the canary changes while the drill holds: the prober must not let it go on
+                h.fleet_state.program(h.program).halt(
+                    BatchRequest(agent_ids=["agent-00017"], incident_id="elsewhere", idempotency_key="elsewhere-1"),
+                    actor="someone")
+                final = await handle.result()
+                figures = await prober
+            after = await catalog(h, runbook)
+
+        assert final.outcome == DrillOutcome.STOPPED and "agent-00017" in final.outcome_reason
+        assert figures.outside_changes == ["agent agent-00017 halted"]
+        assert final.restore is not None and final.restore.equal and after == before
 
 
 class TestFailedStep:
