@@ -26,6 +26,7 @@ from pausegate.connectors.postgres.scope import scope_model
 from pausegate.models.access import ExposureScope
 from pausegate.models.origins import OriginDocument, PathOrigin
 from pausegate.models.runbook import DatasetSpec
+from tests.support.fault_report import record_result
 
 ROLES = ("owner", "migrator", "dash", "staff", "alice", "bob", "legacy", "contractors")
 PADDING = "x" * (300 * 1024)  # over the parser's bound: the statement is kept and counted, not read
@@ -225,6 +226,9 @@ class TestWhenEachPathOpened:
         assert document.headline.by == leak.role("migrator")
         assert document.headline.path == staff.id
         assert leak.role("staff") in document.headline.sentence()
+        record_result("insider statements in the log", "a grant whose comment claims a revoke, behind a search_path "
+                      "that puts a same-named table first", injected=2,
+                      outcome="the decoy opened nothing; the grant dated by its own statement and role")
 
     async def test_revoked_and_granted_again_gives_two_intervals(self, leak: Leak) -> None:
         """Closed at T3, opened again at T4 by a statement spelling the names in Unicode escapes."""
@@ -239,6 +243,8 @@ class TestWhenEachPathOpened:
         assert second.opened_at is not None and m["t3"] < second.opened_at < m["t4"]
         assert second.opened_by is not None and 'U&"data"' in second.opened_by.statement
         assert second.closed_at is None
+        record_result("insider statements in the log", "a grant spelling table and role in U& escapes", injected=1,
+                      outcome="decoded by the parser and attributed to the path it reopened")
 
     async def test_a_path_older_than_the_log_is_open_before_its_oldest_line(self, leak: Leak) -> None:
         _the_leak(leak)
@@ -257,6 +263,8 @@ class TestWhenEachPathOpened:
         contractors = _path(document, f"grant:data.keystrokes:{leak.role('contractors')}")
         assert contractors.origin == "unknown" and contractors.suspects == 1
         assert contractors.intervals[0].opened_at is None
+        record_result("insider statements in the log", "a grant padded past the parser's bound", injected=1,
+                      outcome="kept and counted unparsed; its path reported of unknown origin, not guessed")
 
 
 class TestWhoSawWhatByInterval:
