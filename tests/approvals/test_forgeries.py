@@ -19,6 +19,7 @@ from pausegate.models.plan import PlanRecord
 from pausegate.models.signatures import DsseEnvelope
 from pausegate.policy import signoff
 from tests.approvals.conftest import CISO, COMMANDER, CPO, CTO, STARTED, SignedPause, awaiting_approval
+from tests.support.fault_report import record_result
 from tests.support.signing import SshKey
 
 
@@ -27,6 +28,11 @@ def refused(pause: SignedPause, request: object, code: str) -> str:
         pause.validate(request)  # type: ignore[arg-type]
     assert caught.value.code == code, caught.value.reason
     return caught.value.reason
+
+
+def proven(fault: str, outcome: str) -> None:
+    """The forgery's outcome, for the fault report (after the test's assertions passed)."""
+    record_result(fault, "a pause awaiting signed approvals", injected=1, outcome=outcome)
 
 
 def with_payload(envelope: DsseEnvelope, edit: dict[str, object]) -> DsseEnvelope:
@@ -65,6 +71,8 @@ class TestForgeries:
         # The statement edited to name the changed plan no longer carries the approver's signature.
         edited = with_payload(envelope, {"plan": plan_digest(changed)})
         assert "does not verify" in refused(pause, pause.request(CISO, "ciso", edited), "bad_signature")
+        proven("a byte of the plan changed after signing",
+               "refused: not the current plan; the edited statement's signature does not verify")
 
     def test_a_statement_replayed_into_another_pause_is_refused(self, pause: SignedPause) -> None:
         envelope = pause.cleo.sign(pause.statement(CISO, "ciso"))
@@ -74,6 +82,7 @@ class TestForgeries:
             pause.validate(pause.request(CISO, "ciso", envelope).model_copy(
                 update={"digest": other.approval_digest}), other)
         assert caught.value.code == "bad_statement"
+        proven("a signed statement replayed into another pause", "refused: signed for another pause")
 
     def test_a_statement_replayed_into_another_sign_off_round_is_refused(self, pause: SignedPause) -> None:
         envelope = pause.cleo.sign(pause.statement(CISO, "ciso"))
@@ -84,6 +93,7 @@ class TestForgeries:
         assert signoff.advance(pause.state, lambda: "n0nce-" + "2" * 26)
         reason = refused(pause, pause.request(CISO, "ciso", envelope), "bad_statement")
         assert "another sign-off round" in reason
+        proven("a signed statement replayed into a later sign-off round", "refused: another round's nonce")
 
     def test_an_insider_with_the_database_the_evidence_key_and_the_users_file_cannot_approve(
         self, pause: SignedPause, key_dir: object
@@ -102,18 +112,25 @@ class TestForgeries:
         assert "enrolled after the pause started" in reason
         # ...or send no signature at all.
         refused(pause, pause.request(CISO, "ciso"), "signature_required")
+        proven("an approval by someone holding the database, the evidence key and the users file, not the "
+               "authenticator",
+               "refused: signature does not verify / key enrolled during the pause not confirmed by two admins "
+               "/ token alone")
 
     def test_an_assertion_without_user_verification_is_refused(self, pause: SignedPause) -> None:
         envelope = pause.pat.sign(pause.statement(CPO, "cpo"), user_verified=False)
         assert "verif" in refused(pause, pause.request(CPO, "cpo", envelope), "bad_signature")
+        proven("a passkey assertion without user verification", "refused: bad signature")
 
     def test_an_assertion_made_at_another_origin_is_refused(self, pause: SignedPause) -> None:
         envelope = pause.pat.sign(pause.statement(CPO, "cpo"), origin="https://pausegate.evil.example")
         refused(pause, pause.request(CPO, "cpo", envelope), "bad_signature")
+        proven("a passkey assertion made at another origin", "refused: bad signature")
 
     def test_an_assertion_made_for_another_rp_id_is_refused(self, pause: SignedPause) -> None:
         envelope = pause.pat.sign(pause.statement(CPO, "cpo"), rp_id="evil.example")
         refused(pause, pause.request(CPO, "cpo", envelope), "bad_signature")
+        proven("a passkey assertion made for another RP ID", "refused: bad signature")
 
     def test_one_person_with_two_keys_counts_once(self, pause: SignedPause) -> None:
         pause.approve(pause.request(CPO, "cpo", pause.pat.sign(pause.statement(CPO, "cpo"))))
@@ -122,6 +139,7 @@ class TestForgeries:
         # Were both recorded anyway (a second identity of pat), they are one key holder to the quorum.
         pause.state.approvals.append(pause.state.approvals[0].model_copy(update={"actor_id": "pat-2", "role": "cto"}))
         assert not signoff.quorum_holds(pause.runbook, pause.state)
+        proven("one person approving with two keys", "refused as a duplicate; counted once")
 
     def test_the_commander_signing_is_refused(self, pause: SignedPause) -> None:
         own = pause.carol.sign(pause.statement(COMMANDER, "ciso"))
@@ -130,6 +148,8 @@ class TestForgeries:
         # The commander's key under another approver's name is not that approver's key.
         as_cleo = pause.carol.sign(pause.statement(CISO, "ciso"))
         assert "enrolled to carol" in refused(pause, pause.request(CISO, "ciso", as_cleo), "unknown_key")
+        proven("the commander signing an approval",
+               "refused: separation of duties; under another name, not that person's key")
 
     def test_a_key_enrolled_during_the_pause_by_an_admin_for_someone_else_does_not_count(
         self, pause: SignedPause
@@ -142,6 +162,8 @@ class TestForgeries:
         # A second admin's confirmation makes it count.
         confirmed = late.model_copy(update={"confirmed_by": ["local:ada", "local:bob"]})
         pause.validate(pause.request(CTO, "cto", envelope, key=confirmed))
+        proven("a key enrolled during the pause by an admin for someone else",
+               "not counted without a second admin's confirmation")
 
     def test_an_envelope_that_is_not_a_statement_is_refused_with_what_is_wrong(self, pause: SignedPause) -> None:
         envelope = dsse.envelope(b'{"_type": "https://in-toto.io/Statement/v1"}', pause.cleo.key_id, b"x")

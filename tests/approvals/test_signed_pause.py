@@ -25,6 +25,7 @@ from pausegate.models.updates import ApproveInput, ProposePlanInput
 from pausegate.policy import signoff
 from pausegate.temporal.pauses import start_pause
 from tests.approvals.conftest import signed_runbook
+from tests.support.fault_report import record_result
 from tests.support.harness import CISO, COMMANDER, CPO, Harness
 from tests.support.histories import replay_and_maybe_record
 from tests.support.signing import ORIGIN, RP_ID, SshKey
@@ -159,4 +160,9 @@ async def test_two_leaders_sign_with_ssh_keys_the_program_resumes_and_anyone_can
     cut.write_bytes(b"\n".join(lines[:2]) + b"\n")
     code, out = verify_offline(report, cut)
     assert code == 1 and any("lines cut" in p for p in out["problems"])  # type: ignore[attr-defined]
+    for fault in ("a signed statement's comment edited in a copy of the evidence",
+                  "the enrollment log rewritten to enroll a leader's key to someone else",
+                  "the enrollment log cut back before the keys were confirmed"):
+        record_result(fault, "offline verification, no sockets, no server key", injected=1,
+                      outcome="verify-approvals exits 1 naming the failure")
 

@@ -36,7 +36,7 @@ HOSTILE = (
     "tests/api/test_api_redaction.py", "tests/console/test_console_visibility.py", "tests/evidence/test_squatting.py",
     "tests/evidence/test_s3_policy.py", "tests/connectors/test_data_actions_targets.py",
     "tests/evidence/test_exposure_budget.py", "tests/connectors/test_postgres_consent.py",
-    "tests/analysis/test_origins.py",
+    "tests/analysis/test_origins.py", "tests/approvals/test_forgeries.py", "tests/approvals/test_signed_pause.py",
 )
 
 
