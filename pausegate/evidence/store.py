@@ -56,6 +56,7 @@ from pausegate.evidence.files import (
     sha256_hex,
     validate_key,
 )
+from pausegate.evidence.room import room_for
 from pausegate.evidence.squatting import Placement, Squat, alternate_key, document_vouched, place, with_plants
 from pausegate.models.evidence import URI_SCHEME, EvidenceRef, PlantedObject
 
@@ -158,12 +159,14 @@ class LocalEvidenceStore:
         The same content again returns the same ref; different content raises ``EvidenceError``.
         """
         data, records = document_data(document)
-        return write_document(self._documents, self._key, key, data, records)
+        with room_for(self.root, key):
+            return write_document(self._documents, self._key, key, data, records)
 
     def put_canonical(self, key: str, data: bytes) -> EvidenceRef:
         """Store a JSON object its writer already encoded as canonical JSON (a document too large to
         build as Python values first: a company's exposure scope). Same rules as ``put_json``."""
-        return write_document(self._documents, self._key, key, canonical_object(key, data), 1)
+        with room_for(self.root, key):
+            return write_document(self._documents, self._key, key, canonical_object(key, data), 1)
 
     def get(self, key: str) -> EvidenceRef | None:
         """The ref of what the store wrote for ``key`` (document or completely sealed bundle, under the
@@ -288,6 +291,12 @@ class LocalEvidenceStore:
         return await self._seal(key, blocks, blocks)
 
     async def _seal(
+        self, key: str, source: AsyncIterator[Any], blocks: AsyncIterator[RecordBlock]
+    ) -> tuple[EvidenceRef, int]:
+        with room_for(self.root, key):
+            return await self._seal_staged(key, source, blocks)
+
+    async def _seal_staged(
         self, key: str, source: AsyncIterator[Any], blocks: AsyncIterator[RecordBlock]
     ) -> tuple[EvidenceRef, int]:
         layout_key = key

@@ -6,15 +6,17 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pausegate.config import TemporalSettings, dump_settings
 from pausegate.models.fleet import AgentState
@@ -50,8 +52,10 @@ class WorkerProcess:
         self.ready_at: float | None = None
         self._n = 0
 
-    async def start(self, *, hold: list[str] | None = None, ambiguous_rate: float = 0.0, seed: int = 0) -> float:
-        """Start a worker and return the wall-clock time it began polling."""
+    async def start(self, *, hold: list[str] | None = None, ambiguous_rate: float = 0.0, seed: int = 0,
+                    regular_only: bool = False, file_size_limit: int | None = None) -> float:
+        """Start a worker and return the wall-clock time it began polling. ``file_size_limit``: the
+        process's RLIMIT_FSIZE (its log then goes through a pipe, which the limit does not touch)."""
         self._n += 1
         ready = self.directory / f"ready-{self._n}-{uuid.uuid4().hex[:6]}"
         args = [sys.executable, "-m", "tests.faults.worker_proc", "--config", str(self.config),
@@ -59,11 +63,19 @@ class WorkerProcess:
                 "--ambiguous-rate", str(ambiguous_rate), "--seed", str(seed)]
         for point in hold or []:
             args += ["--hold", point]
+        if regular_only:
+            args.append("--regular-only")
+        if file_size_limit is not None:
+            args += ["--file-size-limit", str(file_size_limit)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         log = (self.directory / f"worker-{self._n}.log").open("wb")
         # Starting a process returns at once; waiting for it to poll is the async part below.
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env,  # noqa: ASYNC220
+                                     stdout=subprocess.PIPE if file_size_limit is not None else log,
+                                     stderr=subprocess.STDOUT)
         proc = self.proc
+        if proc.stdout is not None:
+            threading.Thread(target=_drain, args=(proc.stdout, log), daemon=True).start()
 
         def up() -> bool:
             if proc.poll() is not None:
@@ -73,6 +85,11 @@ class WorkerProcess:
         await until(up, timeout=30, what="the worker to poll")
         self.ready_at = float(ready.read_text())
         return self.ready_at
+
+    def set_file_size_limit(self, limit: int) -> None:
+        """Change the running worker's RLIMIT_FSIZE soft limit (``resource.RLIM_INFINITY``: space is back)."""
+        assert self.proc is not None
+        resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
 
     def marker(self, point: str) -> bool:
         return (self.markers / point.replace(":", "-")).exists()
@@ -93,6 +110,12 @@ class WorkerProcess:
                 self.proc.kill()
                 self.proc.wait(10)
         self.proc = None
+
+
+def _drain(source: IO[bytes], sink: IO[bytes]) -> None:
+    for line in source:
+        sink.write(line)
+        sink.flush()
 
 
 # ---------------------------------------------------------------- what the targets did

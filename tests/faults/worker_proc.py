@@ -1,17 +1,23 @@
 """A pause worker in a process of its own, so a test can kill -9 it.
 
     python -m tests.faults.worker_proc --config FILE --ready FILE [--hold before:revoke] [--markers DIR]
-        [--ambiguous-rate 0.1] [--seed N]
+        [--ambiguous-rate 0.1] [--seed N] [--regular-only] [--file-size-limit BYTES]
 
 The worker is the project's own (``build_worker``) with the configured connectors; dataset access
 goes through ``FaultyAccess`` so a test can hold a call at a point or make it succeed ambiguously.
-Once connected and about to poll, it writes the wall-clock time to ``--ready``.
+Once connected and about to poll, it writes the wall-clock time to ``--ready``. ``--regular-only`` runs
+no urgent worker (the test runs that one); ``--file-size-limit`` sets the process's RLIMIT_FSIZE soft
+limit (the hard one stays unlimited, so the test can raise it again with ``prlimit``): a write past it
+fails with EFBIG, as a full disk fails with ENOSPC, and SIGXFSZ is ignored so that it is an error, not
+the end of the process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
+import signal
 import time
 from pathlib import Path
 
@@ -47,6 +53,12 @@ async def main(args: argparse.Namespace) -> None:
     worker = build_worker(client, connectors)
     # Connected and about to poll: from here on the worker can take tasks, so "up" is counted from now.
     args.ready.write_text(str(time.time()))
+    if args.file_size_limit is not None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (args.file_size_limit, resource.RLIM_INFINITY))
+    if args.regular_only:
+        async with worker:
+            await asyncio.Event().wait()
     # Both workers in the one process the tests kill: a crash takes the urgent steps down too.
     async with worker, build_urgent_worker(client, connectors):
         await asyncio.Event().wait()
@@ -60,4 +72,6 @@ if __name__ == "__main__":
     parser.add_argument("--hold", action="append", default=[])
     parser.add_argument("--ambiguous-rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--regular-only", action="store_true")
+    parser.add_argument("--file-size-limit", type=int, default=None)
     asyncio.run(main(parser.parse_args()))
