@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView, TriggerResponse, WhoAmI
 from pausegate.auth.users.views import IssuedUser, UserLogView, UserView
 from pausegate.errors import ApiError, ApiUnreachable, ConfigError, PausegateError
-from pausegate.models.break_glass import Grant
+from pausegate.models.break_glass import BreakGlassView
 from pausegate.models.checklist import ItemStatus
 from pausegate.models.drill import DrillState
 from pausegate.models.watch import WatchReceiptOut, WatchState
@@ -281,8 +281,8 @@ class PausegateClient:
     def end_break_glass(self, program: str, grant: str, reason: str) -> Reply[Receipt]:
         return self._post(f"/v1/pauses/{program}/break-glass/{grant}/end", {"reason": reason}, Receipt.model_validate)
 
-    def break_glass(self, program: str) -> Reply[list[Grant]]:
-        return self._get(f"/v1/pauses/{program}/break-glass", lambda data: [Grant.model_validate(g) for g in data])
+    def break_glass(self, program: str) -> Reply[BreakGlassView]:
+        return self._get(f"/v1/pauses/{program}/break-glass", BreakGlassView.model_validate)
 
     def watch(self, program: str) -> Reply[WatchState]:
         return self._get(f"/v1/pauses/{program}/watch", WatchState.model_validate)

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.table import Table
 
 from pausegate.cli import views
@@ -20,7 +21,7 @@ from pausegate.cli.exits import EXIT_USAGE, fail
 from pausegate.cli.options import JsonOpt, ProgramArg
 from pausegate.cli.output import add_row, line, out, show, table, when
 from pausegate.cli.session import connect
-from pausegate.models.break_glass import Grant, scram_verifier
+from pausegate.models.break_glass import BreakGlassView, Grant, StandingException, scram_verifier
 
 app = typer.Typer(help="Break-glass access during a pause: requested, time-limited, recorded, reviewed.")
 GrantArg = Annotated[str, typer.Argument(help="The grant's id, as `break-glass list` shows it (g1, g2, ...).")]
@@ -87,16 +88,31 @@ def end(
 
 
 def grants_table(grants: list[Grant]) -> Table:
-    made = table(line("break-glass grants"), ("id", "holder", "tables", "status", "until", "statements", "reason"))
+    made = table(line("break-glass grants"),
+                 ("id", "holder", "tables", "status", "until", "statements", "reads", "reason"))
     for g in grants:
         closed = g.closed
         add_row(made, g.id, g.holder, ", ".join(t.table for t in g.tables), g.status, when(g.ends_at),
-                "—" if closed is None else str(closed.statements), g.reason)
+                "—" if closed is None else str(closed.statements), "—" if closed is None else str(closed.reads),
+                g.reason)
     return made
+
+
+def standing_table(standing: list[StandingException]) -> Table:
+    made = table(line("standing exceptions (the runbook's static break-glass roles)"),
+                 ("dataset", "role", "reads in the window", "refused", "tables read"))
+    for s in standing:
+        add_row(made, s.dataset, s.role, "not derived yet" if s.reads is None else str(s.reads), str(s.failed),
+                ", ".join(s.objects) or "—")
+    return made
+
+
+def view(answer: BreakGlassView) -> Group:
+    return Group(grants_table(answer.grants), standing_table(answer.standing))
 
 
 @app.command("list")
 def list_grants(program: ProgramArg, as_json: JsonOpt = False) -> None:
-    """The grants of PROGRAM's pause (review roles see them; others see none)."""
+    """The grants of PROGRAM's pause, and the standing break-glass roles with their reads (review roles)."""
     with connect(as_json) as client:
-        show(client.break_glass(program), as_json, grants_table)
+        show(client.break_glass(program), as_json, view)

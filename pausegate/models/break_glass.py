@@ -225,3 +225,22 @@ class GrantSealed(Model):
     evidence: EvidenceRef
     reads: int = 0
     reads_report: EvidenceRef | None = None
+
+
+class StandingException(Model):
+    """A runbook's static break-glass role: access that containment keeps, shown as the exception it is,
+    with what it read in the exposure window (as who saw what derived it)."""
+
+    dataset: str
+    role: str
+    reads: int | None = Field(description="Statements of the role that read the dataset and succeeded; none: who saw "
+                              "what is not derived yet.")
+    failed: int = 0
+    objects: list[str] = Field(default_factory=list, description="The dataset's tables it read.")
+
+
+class BreakGlassView(Model):
+    """Access during a pause as people read it: the grants, and the standing exceptions beside them."""
+
+    grants: list[Grant]
+    standing: list[StandingException]

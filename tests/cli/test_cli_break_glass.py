@@ -35,7 +35,7 @@ async def harness(make_harness: HarnessFactory) -> AsyncIterator[Harness]:
 async def grants(api: ApiWorld, who: str) -> list[dict[str, Any]]:
     response = await api.client(who).get(f"/v1/pauses/{api.program}/break-glass")
     assert response.status_code == 200, response.text
-    return list(response.json())
+    return list(response.json()["grants"])
 
 
 async def wait_status(api: ApiWorld, status: str, timeout: float = 60) -> dict[str, Any]:
@@ -84,6 +84,11 @@ class TestBreakGlassCli:
 
         listed = await cli("break-glass", "list", p, who="pia")
         assert listed.code == 0 and "g1" in listed.stdout and "keystrokes" in listed.stdout
+        # the runbook's static role is shown beside the grants, as the standing exception it is
+        standing = json.loads((await cli("break-glass", "list", p, "--json", who="pia")).stdout)["standing"]
+        assert standing == [{"dataset": "telemetry", "role": "security_breakglass", "reads": 0, "failed": 0,
+                             "objects": []}]
+        assert "standing exceptions" in listed.stdout and "security_breakglass" in listed.stdout
         outsider = await cli("break-glass", "list", p, who="ada")  # an admin has no part in the program
         assert outsider.code != 0 and "g1" not in outsider.stdout
 

@@ -13,17 +13,20 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 from pydantic import Field
 
+from pausegate.analysis.standing_exceptions import standing_exceptions
+from pausegate.analysis.who_saw_what import WhoSawWhat
 from pausegate.api.actions import admit, perform
 from pausegate.api.deps import ActorDep, IdempotencyKey, ProgramPath, StateDep
 from pausegate.api.models import Receipt
 from pausegate.api.responses import ACTION_ERRORS
+from pausegate.evidence.interface import read_recorded
 from pausegate.models.base import Model
 from pausegate.models.break_glass import (
     MAX_GRANT_TABLES,
     MAX_VERIFIER,
     ApproveBreakGlassInput,
+    BreakGlassView,
     EndBreakGlassInput,
-    Grant,
     RequestBreakGlassInput,
     TableAccess,
 )
@@ -53,14 +56,20 @@ class EndGrantRequest(Model):
     reason: str = Field(default="returned early", min_length=1, max_length=MAX_NOTE)
 
 
-@router.get("/pauses/{program}/break-glass", response_model=list[Grant])
-async def read_grants(program: ProgramPath, state: StateDep, actor: ActorDep) -> list[Grant]:
-    """The pause's grants: who, what, why, until when, how each ended (review roles; others see none)."""
+@router.get("/pauses/{program}/break-glass", response_model=BreakGlassView)
+async def read_grants(program: ProgramPath, state: StateDep, actor: ActorDep) -> BreakGlassView:
+    """The pause's grants (who, what, why, until when, how each ended) and the runbook's static break-glass
+    roles as standing exceptions with their reads in the exposure window (review roles; others see none)."""
     runbook = await admit(state, program, actor, "read_break_glass", what="reading grants", rate_limited=False)
     if not authority.may_read_access(runbook, actor):
-        return []
-    grants = (await read_status(state.client, program)).break_glass
-    return [] if grants is None else [g.model_copy(update={"scram_verifier": None}) for g in grants.grants]
+        return BreakGlassView(grants=[], standing=[])
+    status = await read_status(state.client, program)
+    exposure = status.containment.exposure
+    report = (WhoSawWhat.model_validate(await read_recorded(state.store, exposure.report))
+              if exposure is not None else None)
+    grants = [] if status.break_glass is None else status.break_glass.grants
+    return BreakGlassView(grants=[g.model_copy(update={"scram_verifier": None}) for g in grants],
+                          standing=standing_exceptions(runbook, report))
 
 
 @router.post("/pauses/{program}/break-glass", response_model=Receipt, responses=ACTION_ERRORS)
