@@ -136,14 +136,16 @@ class OriginFinder:
         effects: list[tuple[Effect, LoggedStatement]] = []
         for tag, body, text in pieces:
             if tag == "TransactionStmt":
-                self._transaction(session, str(body.get("kind", "")))
+                effects += self._transaction(session, str(body.get("kind", "")))
                 continue
             if tag in _DYNAMIC and any(a in text.casefold() for a in _ACTS):
                 self._suspects(text)
             role = session.role or user
             # the role a statement runs as is the one in force before it: SET ROLE applies afterwards
             statement = logged if role == logged.role else logged.model_copy(update={"role": role})
-            effects += [(e, statement) for e in self.resolver.effects(tag, body, session, user)]
+            done = [(e, statement) for e in self.resolver.effects(tag, body, session, user)]
+            # inside a transaction, an effect waits for its COMMIT (a failure in it, or ROLLBACK, drops it)
+            (session.tx_effects if session.in_tx else effects).extend(done)
         self._held[session_id] = _Held(line_num, effects)
 
     def _parse(self, sql: str) -> tuple[list[tuple[str, dict[str, Any], str]], str | None]:
@@ -180,21 +182,24 @@ class OriginFinder:
         return self._suspect_overflow + sum(wanted <= named for named in self._suspect)
 
     def _settle(self, session: _Session, effects: list[tuple[Effect, LoggedStatement]], failed: bool) -> None:
+        """A message's outcome is known: what it did counts unless it failed (inside a transaction, the
+        failure aborts the transaction, so its COMMIT does nothing)."""
         if failed:
             session.tx_failed = session.tx_failed or session.in_tx
             return
-        if session.in_tx:
-            session.tx_effects += effects
-            return
         self._apply(effects)
 
-    def _transaction(self, session: _Session, kind: str) -> None:
+    @staticmethod
+    def _transaction(session: _Session, kind: str) -> list[tuple[Effect, LoggedStatement]]:
+        """Transaction control: what a COMMIT makes count (with the message holding it)."""
+        done: list[tuple[Effect, LoggedStatement]] = []
         if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
             session.in_tx, session.tx_failed, session.tx_effects = True, False, []
         elif kind in ("TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK") and session.in_tx:
             if kind == "TRANS_STMT_COMMIT" and not session.tx_failed:
-                self._apply(session.tx_effects)
+                done = session.tx_effects
             session.in_tx, session.tx_failed, session.tx_effects = False, False, []
+        return done
 
     def _apply(self, effects: Iterable[tuple[Effect, LoggedStatement]]) -> None:
         for effect, statement in effects:

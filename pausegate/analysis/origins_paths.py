@@ -64,7 +64,8 @@ class Paths:
         self.paths.setdefault(path.id, path)
 
     def company_wide(self, path: ScopePath) -> bool:
-        if path.role in self.break_glass | self.intended or path.kind not in ("grant", "default_privileges"):
+        # a default privilege opens tables made later: those tables' own grants are the paths to them
+        if path.role in self.break_glass | self.intended or path.kind != "grant":
             return False
         return path.role == PUBLIC or (path.role in self.groups and path.role not in self.logins)
 
@@ -112,7 +113,11 @@ def scope_paths(scopes: Iterable[ExposureScope], intended: Iterable[str] = ()) -
             out.members.setdefault(m.member, set()).add(m.role)
             out.names.update((m.role, m.member))
             out.add(ScopePath("membership", m.role, m.member, m.role, scope.dataset))
+    # a statement may name a path only by its schema (ON ALL TABLES IN SCHEMA, ALTER DEFAULT PRIVILEGES IN
+    # SCHEMA) or by no name at all (ALTER DEFAULT PRIVILEGES ... TO PUBLIC): these words find them
+    out.names.update(("schema", "privileges"))
     out.names.discard(PUBLIC)
+    out.names.discard("")
     return out
 
 
@@ -243,7 +248,7 @@ class Resolver:
                     break
                 if c.get("subtype") == "AT_ChangeOwner":
                     owner = _role(c.get("newowner"), role)
-                    out += [Effect(p.id, False) for p in self._about(name, ("owner",))]
+                    out += [Effect(p.id, False) for p in self._about(name, ("owner",)) if p.role != owner]
                     if owner:
                         out.append(Effect(f"owner:{name}:{owner}", True))
                 elif c.get("subtype") in ("AT_DisableRowSecurity", "AT_EnableRowSecurity"):
