@@ -117,13 +117,15 @@ class DrillWorkflow:
             try:
                 agents: CanaryAgents = await workflow.execute_activity_method(
                     DrillActivities.halt_canary,
-                    HaltCanaryInput(connection=self.runbook.fleet.connection, program=s.program,
-                                    incident_id=s.incident_id, agent_ids=list(canary.agents), round=round),
+                    HaltCanaryInput(drill_key=s.drill_key, connection=self.runbook.fleet.connection,
+                                    program=s.program, incident_id=s.incident_id, agent_ids=list(canary.agents),
+                                    round=round),
                     **self._options(timedelta(minutes=5), attempts=3, urgent=True),
                 )
             except ActivityError as exc:
                 return self._failed("drill.halt", exc)
             s.agents_halted, s.agents_pending = agents.confirmed, agents.pending_ids
+            s.agents_halted_before = agents.halted_before
             if not agents.pending_ids:
                 s.figures = s.figures.model_copy(
                     update={"switch_off_seconds": d.seconds_between(s.started_at, workflow.now())})
@@ -220,8 +222,8 @@ class DrillWorkflow:
             return True
         agents: CanaryAgents = await workflow.execute_activity_method(
             DrillActivities.resume_canary,
-            HaltCanaryInput(connection=self.runbook.fleet.connection, program=s.program, incident_id=s.incident_id,
-                            agent_ids=list(canary.agents), round=s.restore_attempts),
+            HaltCanaryInput(drill_key=s.drill_key, connection=self.runbook.fleet.connection, program=s.program,
+                            incident_id=s.incident_id, agent_ids=list(canary.agents), round=s.restore_attempts),
             **self._options(timedelta(minutes=5), attempts=5),
         )
         s.agents_collecting, s.agents_pending = agents.confirmed, agents.pending_ids
@@ -261,5 +263,9 @@ class DrillWorkflow:
 
     def _options(self, start_to_close: timedelta, *, attempts: int = 5, urgent: bool = False
                  ) -> workflow.ActivityConfig:
-        return activity_options(self.tuning, start_to_close, attempts=attempts, urgent=urgent)
+        options = activity_options(self.tuning, start_to_close, attempts=attempts, urgent=urgent)
+        # A cancelled drill waits for a step in flight to end before restoring: a revoke that commits
+        # after the restore would leave the canary closed.
+        options["cancellation_type"] = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+        return options
 

@@ -104,6 +104,7 @@ class ProberFigures(Model):
 
 
 class HaltCanaryInput(Model):
+    drill_key: str
     connection: str
     program: str
     incident_id: str
@@ -116,6 +117,8 @@ class CanaryAgents(Model):
 
     confirmed: int
     pending_ids: list[str] = Field(default_factory=list)
+    halted_before: list[str] = Field(default_factory=list, description="Canary agents halted before the drill: "
+                                     "left halted by its restore.")
 
 
 class RestoreCanaryInput(Model):
@@ -153,6 +156,7 @@ class DrillState(Mutable):
     outcome: DrillOutcome | None = None
     outcome_reason: str = ""
     agents_halted: int = 0
+    agents_halted_before: list[str] = Field(default_factory=list)
     agents_pending: list[str] = Field(default_factory=list)
     access_revoked: bool = False
     snapshot: EvidenceRef | None = None

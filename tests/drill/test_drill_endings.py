@@ -89,6 +89,22 @@ class TestFailedStep:
         assert states["agent-00001"] == AgentState.COLLECTING and states["agent-00002"] == AgentState.COLLECTING
 
 
+class TestAgentsHaltedBefore:
+    async def test_a_canary_agent_halted_before_the_drill_is_left_halted_by_the_restore(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        async with make_harness(agents=20) as h:
+            h.fleet_state.program(h.program).halt(
+                BatchRequest(agent_ids=["agent-00002"], incident_id="earlier", idempotency_key="earlier-1"),
+                actor="someone")
+            final = await (await drill(h, drill_runbook(h), await_prober=False)).result()
+            states = agent_states(h)
+
+        assert final.outcome == DrillOutcome.COMPLETED and final.agents_halted_before == ["agent-00002"]
+        assert states["agent-00002"] == AgentState.HALTED
+        assert states["agent-00001"] == states["agent-00003"] == AgentState.COLLECTING
+
+
 class TestAbort:
     async def test_the_commanders_abort_while_holding_restores_at_once(self, make_harness: HarnessFactory) -> None:
         async with make_harness(agents=20) as h:
