@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import io
 
+import psycopg
 from rich.console import Console
+from temporalio.testing import ActivityEnvironment
 
+from activities.evidence import EvidenceActivities
 from pausegate.analysis.who_saw_what import WhoSawWhat
 from pausegate.api.models import PauseView
 from pausegate.cli.views import status as status_view
 from pausegate.evidence.report import render_markdown
 from pausegate.models.origins import OriginDocument
 from pausegate.models.phase import Phase
-from pausegate.models.steps import ReportInput
+from pausegate.models.steps import ExposureReportInput, ReportInput
 from tests.support.harness import Harness
 from tests.workflows.test_exposure import read_as
+from tests.workflows.test_lifecycle import telemetry_rows
 
 
 def _render(view: PauseView) -> str:
@@ -69,3 +73,28 @@ class TestOriginsOfTheWorkedExample:
         assert hidden.containment.origins is None and hidden.origins is None
         markdown = render_markdown(ReportInput(pause_key=status.evidence_key, status=status, origins=document))
         assert "## How the data became readable" in markdown and "Readable company-wide since" in markdown
+
+    async def test_data_subjects_are_counted_while_a_path_was_open(self, harness: Harness) -> None:
+        """People are counted up to the last moment a path was open, by the same intervals: with every path
+        closed before the fleet wrote a row, nobody's rows were readable."""
+        h = harness
+        await h.eventually(lambda: telemetry_rows(h.database_dsn)[0] > 0, what="telemetry rows")
+        await h.pause()
+        status = await h.wait_for_state(Phase.UNDER_REVIEW)
+        assert status.containment.origins is not None and status.containment.exposure is not None
+        assert status.containment.exposure.data_subjects  # the pause counted people, by the origins' intervals
+        store = h.connectors.evidence_store
+        ref = status.containment.origins.document
+        document = OriginDocument.model_validate(store.read_json(ref.key, ref.sha256))
+        with psycopg.connect(h.database_dsn) as conn:
+            row = conn.execute("SELECT min(captured_at) FROM telemetry.keystrokes").fetchone()
+        assert row is not None and row[0] is not None
+        closed = document.model_copy(update={"until": row[0] - (row[0] - document.oldest_line) / 2})
+        key = f"{status.evidence_key}-closed-early"
+        origins = store.put_json(f"{key}/origins/document", closed.model_dump(mode="json"))
+        acts = EvidenceActivities(store, h.connectors.audit_source, h.connectors.access)
+        bundles = [e.bundle.key for e in status.containment.evidence if e.source == "db-reads"]
+        summary = await ActivityEnvironment().run(acts.exposure_report, ExposureReportInput(
+            pause_key=key, bundles=bundles, datasets=list(h.runbook.datasets),
+            window_end=status.containment.access_gone_at, origins=origins))
+        assert summary.data_subjects == 0
