@@ -14,6 +14,7 @@ from activities.evidence import EvidenceActivities
 from pausegate.analysis.who_saw_what import WhoSawWhat
 from pausegate.api.models import PauseView
 from pausegate.cli.views import status as status_view
+from pausegate.console.render import build_environment
 from pausegate.evidence.report import render_markdown
 from pausegate.models.origins import OriginDocument
 from pausegate.models.phase import Phase
@@ -69,6 +70,8 @@ class TestOriginsOfTheWorkedExample:
         shown = _render(PauseView.of(status, reveal=True, origins=document.model_dump(mode="json")))
         assert "company-wide since" in shown and "Derived cause (statement log)" in shown
         assert "schema_migrations" in shown and "dashboard_author" in shown
+        page = build_environment().get_template("_summary.html").render(view=PauseView.of(status, reveal=True))
+        assert 'data-fact="readable-since">since <time' in page and "opened in the statement log" in page
         hidden = PauseView.of(status, reveal=False)
         assert hidden.containment.origins is None and hidden.origins is None
         markdown = render_markdown(ReportInput(pause_key=status.evidence_key, status=status, origins=document))
