@@ -11,6 +11,7 @@ from temporalio import activity
 from activities.heartbeat import running
 from pausegate.analysis.exposure import Exposure, checkpoint_detail, recorded_checkpoint, summary
 from pausegate.analysis.origins import recorded_intervals
+from pausegate.analysis.standing_exceptions import recorded_exceptions
 from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.interfaces import AuditSource
 from pausegate.evidence.anchor import PLANTS, REPORT_FINGERPRINT, plants_of
@@ -107,8 +108,11 @@ class EvidenceActivities:
             if origins is not None:
                 input = input.model_copy(update={"origins": OriginDocument.model_validate(
                     await read_recorded(self._store, origins.document))})
-            # a pause with no copies (or origin) document writes the report it always wrote
+            if standing := await recorded_exceptions(self._store, input.status):
+                input = input.model_copy(update={"standing": standing})
+            # a pause with no copies (or origin) document, or no standing exception, writes the report it always wrote
             absent = {name for name, ref in (("copies", copies), ("origins", origins)) if ref is None}
+            absent |= set() if standing else {"standing"}
             document = input.model_dump(mode="json", exclude=absent or None)
             # the status lists the digest of every bundle and document the pause recorded; with the
             # key's fingerprint beside it, the report alone anchors the evidence offline

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pausegate.approvals.describe import signed_by
 from pausegate.evidence.anchor import anchors_of, plants_of
+from pausegate.evidence.break_glass_report import break_glass_lines
 from pausegate.evidence.conditions_report import conditions_lines
 from pausegate.models.data_stop import describe as describe_data_stop
 from pausegate.models.steps import ReportInput
@@ -137,6 +138,7 @@ def render_markdown(report: ReportInput) -> str:
         ]
     lines += _origins(report)
     lines += _copies(report)
+    lines += break_glass_lines(report)
     lines += ["", "## Evidence", "", "| Source | Window | Records | Manifest digest |", "|---|---|---|---|"]
     for e in c.evidence:
         lines.append(

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from pausegate.models.access import DatasetCheck, DatasetRevoked, GrantSpec, RestoreResult
 from pausegate.models.base import Model
+from pausegate.models.break_glass import StandingException
 from pausegate.models.conditions import ConsentSource
 from pausegate.models.copies import CopyListing
 from pausegate.models.evidence import SHA256_HEX, EvidenceRef
@@ -160,6 +161,9 @@ class ReportInput(Model):
     origins: OriginDocument | None = Field(
         default=None, description="When and how each path opened, from the sealed origin document; filled in by the "
         "activity that stores the report.")
+    standing: list[StandingException] = Field(
+        default_factory=list, description="The static break-glass roles containment kept, with their reads in the "
+        "window, from the recorded scopes and who saw what; filled in by the activity that stores the report.")
 
 
 class ArchiveTimelineInput(Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pausegate.analysis.standing_exceptions import standing_exceptions
+from pausegate.analysis.standing_exceptions import runbook_roles, standing_exceptions
 from pausegate.analysis.who_saw_what import ObjectReads, WhoSawWhat
 from tests.support.harness import example_runbook
 
@@ -20,10 +20,10 @@ class TestStandingExceptions:
             reads("security_breakglass", "other.table", 9, dataset="other"),
             reads("employee_0003", "telemetry.keystrokes", 7),
         ], users=["security_breakglass", "employee_0003"], statements=21)
-        [standing] = standing_exceptions(runbook, report)
+        [standing] = standing_exceptions(runbook_roles(runbook), report)
         assert standing.model_dump() == {"dataset": "telemetry", "role": "security_breakglass", "reads": 3,
                                          "failed": 2, "objects": ["telemetry.keystrokes"]}
 
     def test_before_who_saw_what_is_derived_the_reads_are_unknown_not_zero(self) -> None:
-        [standing] = standing_exceptions(example_runbook("telemetry-x"), None)
+        [standing] = standing_exceptions(runbook_roles(example_runbook("telemetry-x")), None)
         assert standing.reads is None and standing.role == "security_breakglass"

@@ -22,6 +22,7 @@ from temporalio.client import Client
 
 from pausegate.embedded.postgres import dsn_as, start_logging_postgres
 from pausegate.errors import ActionRefused
+from pausegate.evidence.report import render_markdown
 from pausegate.models.break_glass import (
     ApproveBreakGlassInput,
     BreakGlassSpec,
@@ -32,6 +33,8 @@ from pausegate.models.break_glass import (
     scram_verifier,
 )
 from pausegate.models.phase import Phase
+from pausegate.models.state import PauseState
+from pausegate.models.steps import ReportInput
 from pausegate.models.updates import ApproveInput, CompleteItemInput, ProposePlanInput
 from tests.support.break_glass import PASSWORD, SALT, password_for
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO, PRIVACY, SECURITY_LEAD, Harness, pause_harness
@@ -205,3 +208,14 @@ class TestBreakGlassReview:
         await h.act(ApproveInput(actor=CPO, role="cpo", digest=status.approval_digest))
         final = await h.wait_for_state(Phase.RESUMED, timeout=120)
         assert final.break_glass is not None and final.break_glass.grants[0].status == "closed"
+
+        # the report lists the grant with its review, and the runbook's static role as a standing exception
+        closed = PauseState.model_validate(await h.client.get_workflow_handle(final.pause_id).result())
+        assert closed.report is not None
+        document = h.connectors.evidence_store.read_json(closed.report.key, closed.report.sha256)
+        assert [x["role"] for x in document["standing"]] == ["security_breakglass"]
+        markdown = render_markdown(ReportInput.model_validate(document))
+        assert "## Break-glass access during the pause" in markdown
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {grant.id} |"))
+        assert ANALYST.id in row and "emergency self-grant" in row and PRIVACY.id in row
+        assert "| telemetry | security_breakglass |" in markdown

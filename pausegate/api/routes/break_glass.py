@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 from pydantic import Field
 
-from pausegate.analysis.standing_exceptions import standing_exceptions
+from pausegate.analysis.standing_exceptions import runbook_roles, standing_exceptions
 from pausegate.analysis.who_saw_what import WhoSawWhat
 from pausegate.api.actions import admit, perform
 from pausegate.api.deps import ActorDep, IdempotencyKey, ProgramPath, StateDep
@@ -69,7 +69,7 @@ async def read_grants(program: ProgramPath, state: StateDep, actor: ActorDep) ->
               if exposure is not None else None)
     grants = [] if status.break_glass is None else status.break_glass.grants
     return BreakGlassView(grants=[g.model_copy(update={"scram_verifier": None}) for g in grants],
-                          standing=standing_exceptions(runbook, report))
+                          standing=standing_exceptions(runbook_roles(runbook), report))
 
 
 @router.post("/pauses/{program}/break-glass", response_model=Receipt, responses=ACTION_ERRORS)
