@@ -46,9 +46,10 @@ WHERE c.relname = ANY(%(names)s) AND n.nspname NOT LIKE 'pg\\_%%' AND n.nspname 
 
 
 def needle_scope(paths: Paths) -> ReadScope:
-    """A scope whose needles are every name of the paths and the session words: what the log is searched for
-    (``PostgresLogSource`` keeps a line holding any of them, and every line setting search_path)."""
-    words = {n for n in paths.names if n} | {o.rpartition(".")[2] for o in paths.relations} | set(SESSION_WORDS)
+    """A scope whose needles are what a statement changing a path holds (``Paths.needles``) and the session
+    words: what the log is searched for (``PostgresLogSource`` keeps a line holding any of them, and every
+    line setting search_path)."""
+    words = paths.needles() | set(SESSION_WORDS)
     return ReadScope.of(tables={f"origins.{w}" for w in words})
 
 

@@ -69,6 +69,13 @@ class Paths:
             return False
         return path.role == PUBLIC or (path.role in self.groups and path.role not in self.logins)
 
+    def needles(self) -> set[str]:
+        """What a statement changing a path must hold, to search a log for: a relation's name (GRANT ON,
+        CREATE VIEW ... FROM, ALTER TABLE, DROP), a group's (GRANT group TO, CREATE ROLE ... IN ROLE), or
+        "schema" / "privileges" (ON ALL TABLES IN SCHEMA, ALTER DEFAULT PRIVILEGES). Login roles are left out:
+        every line a role runs names it in its ``user`` field."""
+        return {r.rpartition(".")[2] for r in self.relations} | self.groups | {"schema", "privileges"}
+
     def groups_of(self, user: str) -> set[str]:
         """Every role ``user`` is a member of, directly or not (as recorded)."""
         out, todo = set[str](), [user]
