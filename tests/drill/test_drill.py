@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+
+from pausegate.connectors.postgres.canary_restore import restore_canary_on
+from pausegate.evidence.layout import catalog_key
 from pausegate.models.drill import DRILL_LABEL, DrillOutcome, DrillPhase
 from pausegate.models.fleet import AgentState
 from tests.drill.support import agent_states, catalog, drill, drill_runbook, probing, raw_acls, reads
@@ -47,4 +51,11 @@ class TestDrillEndToEnd:
             report = h.connectors.evidence_store.read_json(final.drill_key + "/report", final.report.sha256
                                                            if final.report else None)
             assert report["label"] == DRILL_LABEL and report["drill"]["prober"]["probes"] == figures.probes
-            assert (tmp_path / "probes.jsonl").read_text().count("\n") == figures.probes + 0
+            assert (tmp_path / "probes.jsonl").read_text().count("\n") == figures.probes
+
+            # restoring again changes nothing: the canary already equals its snapshot
+            snapshot = h.connectors.evidence_store.read_json(catalog_key(final.drill_key, "canary"),
+                                                             final.snapshot.sha256 if final.snapshot else None)
+            async with await psycopg.AsyncConnection.connect(h.database_dsn, autocommit=True) as conn:
+                again = await restore_canary_on(conn, runbook.canary.dataset(), snapshot)
+            assert again.equal and again.statements == 0 and again.compared == final.restore.compared
