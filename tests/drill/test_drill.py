@@ -3,15 +3,21 @@ timed by the prober from outside."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from pathlib import Path
 
 import psycopg
+import yaml
+from temporalio.testing import WorkflowEnvironment
 
+from pausegate.config import TemporalSettings, dump_settings
 from pausegate.connectors.postgres.canary_restore import restore_canary_on
 from pausegate.evidence.layout import catalog_key
-from pausegate.models.drill import DRILL_LABEL, DrillOutcome, DrillPhase
+from pausegate.models.drill import DRILL_LABEL, DrillOutcome, DrillPhase, ProberFigures
 from pausegate.models.fleet import AgentState
 from tests.drill.support import agent_states, catalog, drill, drill_runbook, probing, raw_acls, reads
+from tests.faults.support import until
 from tests.support.harness import HarnessFactory
 
 
@@ -59,3 +65,37 @@ class TestDrillEndToEnd:
             async with await psycopg.AsyncConnection.connect(h.database_dsn, autocommit=True) as conn:
                 again = await restore_canary_on(conn, runbook.canary.dataset(), snapshot)
             assert again.equal and again.statements == 0 and again.compared == final.restore.compared
+
+
+class TestProberProcess:
+    async def test_the_prober_runs_as_a_process_of_its_own_and_its_figures_reach_the_report(
+        self, make_harness: HarnessFactory, temporal_env: WorkflowEnvironment, tmp_path: Path
+    ) -> None:
+        async with make_harness(agents=20) as h:
+            runbook = drill_runbook(h)
+            address = str(temporal_env.client.service_client.config.target_host)
+            config = tmp_path / "prober.toml"
+            config.write_text(dump_settings(h.settings.model_copy(
+                update={"temporal": TemporalSettings(address=address, task_queue=h.task_queue)})))
+            runbook_file = tmp_path / "runbook.yaml"
+            runbook_file.write_text(yaml.safe_dump(runbook.model_dump(mode="json", by_alias=True, exclude_none=True)))
+            ready, out = tmp_path / "prober.ready", tmp_path / "probes.jsonl"
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pausegate.drill.prober", "--config", str(config), "--runbook", str(runbook_file),
+                "--out", str(out), "--ready", str(ready), "--timeout", "120",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            try:
+                await until(lambda: ready.exists() or process.returncode is not None, timeout=60,
+                            what="the prober's baseline")
+                assert process.returncode is None, "the prober exited before the drill"
+                final = await (await drill(h, runbook)).result()
+                stdout, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+
+        assert process.returncode == 0
+        figures = ProberFigures.model_validate_json(stdout.decode().strip().splitlines()[-1])
+        assert figures.outside_changes == [] and figures.restored_seconds is not None
+        assert final.prober == figures and final.outcome == DrillOutcome.COMPLETED
