@@ -24,6 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.access import AccessActivities
     from activities.drill import DrillActivities
+    from pausegate.errors import ActionRefused
     from pausegate.models.access import DatasetContainment, DatasetRevoked
     from pausegate.models.drill import (
         CanaryAgents,
@@ -41,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.models.people import SYSTEM_ACTOR
     from pausegate.models.runbook import CanarySpec
     from pausegate.models.steps import ContainDatasetInput, VerifyDatasetInput
+    from pausegate.policy import authority
     from pausegate.policy import drill as d
     from workflows.support import activity_options, error_text, wait_until
 
@@ -70,6 +72,11 @@ class DrillWorkflow:
         if canary is None:
             raise ApplicationError(f"the runbook of {self.state.program} names no canary", type=d.NO_CANARY,
                                    non_retryable=True)
+        try:
+            # the starter checked this too; a start sent past it (straight to Temporal) contains nothing either
+            authority.require_commander(self.runbook, self.request.commander, "starting a drill")
+        except ActionRefused as exc:
+            raise ApplicationError(exc.reason, type=exc.code, non_retryable=True) from None
         s = self.state
         s.record(workflow.now(), self.request.commander.id, "drill.started", self.request.reason)
         try:

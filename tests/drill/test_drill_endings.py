@@ -9,16 +9,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from temporalio.client import ScheduleActionStartWorkflow
+from temporalio.client import ScheduleActionStartWorkflow, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from pausegate.errors import ActionRefused
-from pausegate.models.drill import DrillOutcome, DrillPhase, DrillRequest, StopInput
+from pausegate.models.drill import DrillInput, DrillOutcome, DrillPhase, DrillRequest, StopInput
 from pausegate.models.fleet import AgentState, BatchRequest
 from pausegate.models.phase import Phase
 from pausegate.policy.drill import PAUSE_OPEN
 from pausegate.temporal.drills import drill_id, schedule_drills, start_drill, stop_drill
 from tests.drill.support import agent_states, catalog, drill, drill_runbook, probing, reads, wait_phase
 from tests.support.harness import ANALYST, COMMANDER, HarnessFactory
+from workflows.drill import DrillWorkflow
 
 LONG_HOLD = timedelta(seconds=120)
 
@@ -148,6 +150,22 @@ class TestKeptApart:
             with pytest.raises(ActionRefused) as refused:
                 await drill(h, runbook)
             assert refused.value.code == PAUSE_OPEN
+
+    async def test_a_drill_started_past_the_client_by_a_non_commander_contains_nothing(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        async with make_harness(agents=20) as h:
+            runbook = drill_runbook(h)
+            before = await catalog(h, runbook)
+            handle = await h.client.start_workflow(
+                DrillWorkflow.run, DrillInput(request=DrillRequest(program=h.program, commander=ANALYST,
+                                                                   runbook=runbook), pause_checked=True),
+                id=f"drill-direct-{h.program}", task_queue=h.task_queue)
+            with pytest.raises(WorkflowFailureError) as failed:
+                await handle.result()
+            assert isinstance(failed.value.cause, ApplicationError) and failed.value.cause.type == "wrong_role"
+            assert await catalog(h, runbook) == before
+            assert all(s == AgentState.COLLECTING for s in agent_states(h).values())
 
     async def test_a_pause_pulled_during_a_drill_starts_at_once_and_the_drill_leaves_it_the_agents(
         self, make_harness: HarnessFactory
