@@ -228,8 +228,9 @@ class OriginFinder:
         oldest = oldest_line or self.first_at or window_start
         origins = [self._origin(p) for p in sorted(self.paths.paths.values(), key=lambda p: p.id)]
         last = None
+        exposing = {p.id for p in self.paths.paths.values() if self.paths.exposing(p)}
         for o in origins:
-            for i in o.intervals:
+            for i in o.intervals if o.id in exposing else ():
                 end = i.closed_at or window_end
                 last = end if last is None or end > last else last
         headline = _headline(origins, oldest, until or last or window_end)

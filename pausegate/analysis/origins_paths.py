@@ -69,6 +69,10 @@ class Paths:
             return False
         return path.role == PUBLIC or (path.role in self.groups and path.role not in self.logins)
 
+    def exposing(self, path: ScopePath) -> bool:
+        """Whether the path is part of the exposure: not an owner's own access, not a role meant to read."""
+        return path.kind != "owner" and path.role not in self.break_glass | self.intended
+
     def needles(self) -> set[str]:
         """What a statement changing a path must hold, to search a log for: a relation's name (GRANT ON,
         CREATE VIEW ... FROM, ALTER TABLE, DROP), a group's (GRANT group TO, CREATE ROLE ... IN ROLE), or

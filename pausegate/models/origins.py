@@ -111,7 +111,8 @@ class OriginDocument(Model):
     unparsed_statements: list[UnreadStatement] = Field(default_factory=list)
     paths: list[PathOrigin]
     headline: Headline | None = None
-    until: datetime | None = Field(default=None, description="The last moment a path was open.")
+    until: datetime | None = Field(default=None, description="The last moment a path of the exposure was open "
+                                   "(owners, break-glass and the roles meant to read left out).")
     log_bundles: list[EvidenceRef] = Field(default_factory=list)
 
 

@@ -175,3 +175,16 @@ class TestIntervals:
         assert path(doc, f"grant:{K}:staff").intervals[0].opened_at == t1  # the later company-wide opening
         # a default privilege reaches tables made later, through their own grants: not itself the leak
         assert not path(doc, "default_privileges:data.<future tables of owner>:PUBLIC").company_wide
+
+    def test_the_exposure_ends_when_its_last_path_closed(self) -> None:
+        """Owners, break-glass and the roles meant to read stay open: the exposure's end is its own paths'."""
+        log = Log()
+        log.said("owner", "GRANT SELECT ON data.keys TO bg")
+        closes = [log.said("owner", "REVOKE ALL ON data.keys FROM staff, helper CASCADE"),
+                  log.said("dash", "DROP VIEW reports.v"),
+                  log.said("dash", "DROP FUNCTION reports.peek()"),
+                  log.said("owner", "ALTER DEFAULT PRIVILEGES IN SCHEMA data REVOKE SELECT ON TABLES FROM PUBLIC"),
+                  log.said("admin", "REVOKE staff FROM ann, ben")]
+        document = log.origins()
+        assert document.until == closes[-1]
+        assert path(document, f"owner:{K}:owner").intervals[-1].closed_at is None

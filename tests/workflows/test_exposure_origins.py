@@ -70,7 +70,7 @@ class TestOriginsOfTheWorkedExample:
         shown = _render(PauseView.of(status, reveal=True, origins=document.model_dump(mode="json")))
         assert "company-wide since" in shown and "Derived cause (statement log)" in shown
         assert "schema_migrations" in shown and "dashboard_author" in shown
-        page = build_environment().get_template("_summary.html").render(view=PauseView.of(status, reveal=True))
+        page = build_environment().get_template("_origins.html").render(view=PauseView.of(status, reveal=True))
         assert 'data-fact="readable-since">since <time' in page and "opened in the statement log" in page
         hidden = PauseView.of(status, reveal=False)
         assert hidden.containment.origins is None and hidden.origins is None
