@@ -17,6 +17,7 @@ from rich.console import Group
 from rich.table import Table
 
 from pausegate.cli import views
+from pausegate.cli.api_client import PausegateClient
 from pausegate.cli.exits import EXIT_USAGE, fail
 from pausegate.cli.options import JsonOpt, ProgramArg
 from pausegate.cli.output import add_row, line, out, show, table, when
@@ -109,6 +110,13 @@ def standing_table(standing: list[StandingException]) -> Table:
 
 def view(answer: BreakGlassView) -> Group:
     return Group(grants_table(answer.grants), standing_table(answer.standing))
+
+
+def beside_status(client: PausegateClient, program: str) -> None:
+    """After ``status``: the grants and the standing exceptions, for those who may read them."""
+    answer = client.break_glass(program).model
+    if answer.grants or answer.standing:
+        out.print(view(answer))
 
 
 @app.command("list")

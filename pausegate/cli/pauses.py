@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pausegate.cli import views
+from pausegate.cli import break_glass, views
 from pausegate.cli.exits import EXIT_USAGE, fail
 from pausegate.cli.options import JsonOpt, ProgramArg
 from pausegate.cli.output import clean, emit_json, out, show
@@ -25,9 +25,12 @@ def status(
     scope: Annotated[bool, typer.Option(help="Include the recorded exposure scope (review roles only).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a pause: state, containment, checklist, plan, approvals, timeline."""
+    """Show a pause: state, containment, checklist, plan, approvals, timeline; break-glass grants and the
+    standing exceptions (review roles)."""
     with connect(as_json) as client:
         show(client.status(program, scope=scope), as_json, views.status)
+        if not as_json:
+            break_glass.beside_status(client, program)
 
 
 @app.command("pauses")

@@ -89,6 +89,8 @@ class TestBreakGlassCli:
         assert standing == [{"dataset": "telemetry", "role": "security_breakglass", "reads": 0, "failed": 0,
                              "objects": []}]
         assert "standing exceptions" in listed.stdout and "security_breakglass" in listed.stdout
+        status = await cli("status", p, who="pia")
+        assert status.code == 0 and "break-glass grants" in status.stdout and "standing exceptions" in status.stdout
         outsider = await cli("break-glass", "list", p, who="ada")  # an admin has no part in the program
         assert outsider.code != 0 and "g1" not in outsider.stdout
 
