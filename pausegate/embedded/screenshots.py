@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -49,6 +51,17 @@ CONDITIONS = "typed_content and window_title are no longer collected\n" \
 SUMMARY = "Analysts read without typed content; the writer writes; nobody else."
 OFFLINE_AGENT = "agent-00007"
 TIMEOUT_MS = 120_000
+AUTHENTICATOR = {"protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
+                 "isUserVerified": True, "automaticPresenceSimulation": True}
+"""Chromium's virtual authenticator (the DevTools protocol's WebAuthn domain): the leaders' passkeys."""
+
+
+def _free_port() -> int:
+    # The console must be reached as localhost on a port known before it starts: passkeys are bound to the
+    # origin (an IP address is not a valid RP ID), and the stack pins the origin from its configured port.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def report_written(http: httpx.AsyncClient, program: str, token: str, *, timeout: float = 60.0) -> None:
@@ -65,6 +78,33 @@ async def report_written(http: httpx.AsyncClient, program: str, token: str, *, t
         await asyncio.sleep(0.2)
 
 
+async def propose_example_plan(http: httpx.AsyncClient, program: str, tokens: dict[str, str], plan_file: Path) -> None:
+    """Propose ``plan_file`` as sam, every copy the pause found dropped."""
+    import yaml
+
+    view = await http.get(f"/v1/pauses/{program}", headers={"Authorization": f"Bearer {tokens['admin']}"})
+    view.raise_for_status()
+    copies = (view.json()["containment"].get("copies") or {}).get("undecided", [])
+    plan = yaml.safe_load(await asyncio.to_thread(plan_file.read_text))
+    plan["copies"] = [{"copy_id": c, "action": "drop"} for c in copies]
+    proposed = await http.post(f"/v1/pauses/{program}/plan", json=plan,
+                               headers={"Authorization": f"Bearer {tokens['sam']}"})
+    if proposed.status_code != 200:
+        raise RuntimeError(f"the example plan was refused: {proposed.text[:500]}")
+
+
+async def with_credentials_of(page: Any, cdp: Any, authenticator: str) -> None:
+    """A virtual authenticator in ``page``'s tab holding the credentials of ``authenticator`` (another tab's):
+    the same person's passkey, in a second tab."""
+    credentials = await cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
+    tab = await page.context.new_cdp_session(page)
+    await tab.send("WebAuthn.enable")
+    added = await tab.send("WebAuthn.addVirtualAuthenticator", {"options": AUTHENTICATOR})
+    for credential in credentials["credentials"]:
+        await tab.send("WebAuthn.addCredential",
+                       {"authenticatorId": added["authenticatorId"], "credential": credential})
+
+
 async def walk_through(out: Path, runbooks: Path, chromium: str, agents: int) -> list[Path]:
     """Run the walk-through and save its screenshots in ``out``; returns them in order."""
     from playwright.async_api import Page, async_playwright, expect
@@ -75,7 +115,8 @@ async def walk_through(out: Path, runbooks: Path, chromium: str, agents: int) ->
     saved: list[Path] = []
     data = Path(tempfile.mkdtemp(prefix="pausegate-screenshots-"))
     options = StackOptions(data_dir=data / "stack", agents=agents, offline_agents=[OFFLINE_AGENT], temporal_port=None,
-                           ui_port=None, runbooks_dir=runbooks, fleet_latency_ms=5.0, fleet_jitter_ms=2.0)
+                           ui_port=None, runbooks_dir=runbooks, fleet_latency_ms=5.0, fleet_jitter_ms=2.0,
+                           api_port=_free_port())
     try:
         async with embedded_stack(options) as stack, async_playwright() as playwright, \
                 httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:
@@ -88,9 +129,10 @@ async def walk_through(out: Path, runbooks: Path, chromium: str, agents: int) ->
                 tokens[name] = added.json()["token"]
             browser = await playwright.chromium.launch(executable_path=chromium, headless=True)
             p = EXAMPLE_PROGRAM
+            console = stack.api_url.replace("127.0.0.1", "localhost")
 
             async def person(name: str, *, zoom: float = 1.0) -> Page:
-                context = await browser.new_context(base_url=stack.api_url, device_scale_factor=zoom,
+                context = await browser.new_context(base_url=console, device_scale_factor=zoom,
                                                     viewport={"width": int(1280 / zoom), "height": int(900 / zoom)})
                 context.set_default_timeout(TIMEOUT_MS)
                 page = await context.new_page()
@@ -113,11 +155,36 @@ async def walk_through(out: Path, runbooks: Path, chromium: str, agents: int) ->
                     raise RuntimeError(f"screenshot step {what!r} failed: {exc}") from exc
 
             # 1-3: sign in, the board, the confirmation before pulling the switch.
-            signing_in = await (await browser.new_context(base_url=stack.api_url)).new_page()
+            signing_in = await (await browser.new_context(base_url=console)).new_page()
             await signing_in.goto("/console/sign-in")
             await shot(signing_in, "sign-in", full=False)
             admin = await person("admin")
             await shot(admin, "board-before")
+
+            # 3-4: the leaders enroll passkeys, an admin other than them confirms them (before the pause: a key
+            # counts for the pauses that start after it was confirmed).
+            leaders: dict[str, Page] = {}
+            authenticators: dict[str, tuple[Any, str]] = {}
+            for name in ("cleo", "pat"):
+                page = await person(name)
+                cdp = await page.context.new_cdp_session(page)
+                await cdp.send("WebAuthn.enable")
+                virtual = await cdp.send("WebAuthn.addVirtualAuthenticator", {"options": AUTHENTICATOR})
+                authenticators[name] = (cdp, virtual["authenticatorId"])
+                await page.goto("/console/keys")
+                await page.get_by_role("button", name="Add a passkey").click()
+                await step(f"{name} enrolled", partial(expect(page.locator("[data-fact=key]")).to_be_visible))
+                if name == "cleo":
+                    await shot(page, "enroll-passkey")
+                leaders[name] = page
+            await admin.goto("/console/keys")
+            await step("to confirm", lambda: expect(admin.locator("[data-fact=unconfirmed]")).to_have_count(2))
+            await shot(admin, "confirm-keys")
+            for name in ("cleo", "pat"):
+                await admin.get_by_role("button", name=f"Confirm local:{name}'s key").click()
+                await step(f"{name} confirmed", partial(expect(admin.locator("#main .flash")).to_contain_text,
+                                                        f"of local:{name} confirmed"))
+            await admin.goto("/console/")
             await admin.goto(f"/console/pause?program={p}")
             await admin.get_by_label("Reason").fill("telemetry readable company-wide")
             await admin.get_by_label("Severity").select_option("critical")
@@ -157,9 +224,13 @@ async def walk_through(out: Path, runbooks: Path, chromium: str, agents: int) ->
             await sam.locator("#plan-grants").fill(GRANTS)
             await sam.get_by_label("Conditions (one a line)").fill(CONDITIONS)
             await shot(sam, "propose-plan")
-            await sam.get_by_role("button", name="Propose this plan").click()
-            await step("proposed", lambda: expect(sam.get_by_role("status").first).to_contain_text("Plan proposed"))
-            cleo = await person("cleo")
+            # The worked example's plan (examples/resume-plan.yaml: narrowed grants, a data action, consent) with
+            # a decision for each copy the pause found, proposed through the API: the console's form has no
+            # field for copy decisions.
+            await propose_example_plan(http, p, tokens, runbooks.parent / "examples" / "resume-plan.yaml")
+            await sam.goto(f"/console/pauses/{p}/plan")
+            await step("proposed", lambda: expect(sam.locator("[data-fact=plan-digest]")).to_be_visible())
+            cleo = leaders["cleo"]
             await cleo.goto(f"/console/pauses/{p}/plan")
             await step("diff", lambda: expect(cleo.locator("[data-fact=diff-loses]")).not_to_have_text("0"))
             await cleo.get_by_label("Comment (required)").fill("Narrowed access and conditions reviewed.")
@@ -167,21 +238,22 @@ async def walk_through(out: Path, runbooks: Path, chromium: str, agents: int) ->
 
             # 9: a refusal: the same leader approving again from a tab opened before her approval.
             stale_tab = await cleo.context.new_page()
+            await with_credentials_of(stale_tab, *authenticators["cleo"])
             await stale_tab.goto(f"/console/pauses/{p}/plan")
-            await cleo.get_by_role("button", name="Approve").click()
+            await cleo.get_by_role("button", name="Approve with your passkey").click()
             await step("approved", lambda: expect(cleo.get_by_role("status").first).to_contain_text("Approved"))
             await stale_tab.get_by_label("Comment (required)").fill("Approving again by mistake.")
-            await stale_tab.get_by_role("button", name="Approve").click()
+            await stale_tab.get_by_role("button", name="Approve with your passkey").click()
             await step("refused", lambda: expect(stale_tab.locator("[data-fact=refusal-code]")).to_have_text(
                 "duplicate_approval"))
             await stale_tab.locator("#refusal").scroll_into_view_if_needed()
             await shot(stale_tab, "refused-second-approval", full=False)
 
             # 10-12: the second approval, the pause resumed live on the board, the report; the board at 200 % zoom.
-            pat = await person("pat")
+            pat = leaders["pat"]
             await pat.goto(f"/console/pauses/{p}/plan")
             await pat.get_by_label("Comment (required)").fill("Approved with the conditions above.")
-            await pat.get_by_role("button", name="Approve").click()
+            await pat.get_by_role("button", name="Approve with your passkey").click()
             await admin.goto("/console/")
             board_state = admin.locator(f"tr[data-program='{p}'] [data-fact=state]")
             await step("resumed", partial(expect(board_state).to_have_text, "RESUMED"))
