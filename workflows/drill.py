@@ -16,7 +16,7 @@ sets of entries, the canary agents collecting.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -24,6 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.access import AccessActivities
     from activities.drill import DrillActivities
+    from activities.evidence import EvidenceActivities
     from pausegate.errors import ActionRefused
     from pausegate.models.access import DatasetContainment, DatasetRevoked
     from pausegate.models.drill import (
@@ -39,9 +40,10 @@ with workflow.unsafe.imports_passed_through():
         RestoreCanaryInput,
         StopInput,
     )
+    from pausegate.models.evidence import SnapshotResult
     from pausegate.models.people import SYSTEM_ACTOR
     from pausegate.models.runbook import CanarySpec
-    from pausegate.models.steps import ContainDatasetInput, VerifyDatasetInput
+    from pausegate.models.steps import ContainDatasetInput, SnapshotInput, VerifyDatasetInput
     from pausegate.policy import authority
     from pausegate.policy import drill as d
     from workflows.support import activity_options, error_text, wait_until
@@ -50,6 +52,9 @@ HALT_ROUNDS = 5
 """Rounds of halting the canary agents before the drill counts the fleet as failing it."""
 
 PROBER_WAIT = timedelta(seconds=60)
+
+DRILL_WINDOW = timedelta(minutes=5)
+"""How far before the drill its audit window starts: enough to seal real records, small enough to be quick."""
 
 
 @workflow.defn(name="DrillWorkflow")
@@ -158,7 +163,6 @@ class DrillWorkflow:
             s.snapshot, s.access_revoked = revoked.snapshot, True
             s.figures = s.figures.model_copy(
                 update={"access_gone_seconds": d.seconds_between(s.started_at, revoked.access_gone_at)})
-            s.mark("evidence-sealed", workflow.now())
             verified: DatasetContainment = await workflow.execute_activity_method(
                 AccessActivities.verify_dataset,
                 VerifyDatasetInput(pause_key=s.drill_key, dataset=spec, revoked=revoked),
@@ -173,6 +177,30 @@ class DrillWorkflow:
         s.mark("canary-revoked", workflow.now())
         s.record(workflow.now(), SYSTEM_ACTOR, "drill.revoked",
                  f"{verified.revoked} statements, {verified.roles_with_access} roles had access, verified")
+        await self._seal(canary, revoked.access_gone_at)
+
+    async def _seal(self, canary: CanarySpec, until: datetime) -> None:
+        """Seal each audit source's records of the drill's window, as the pause seals the exposure window:
+        the sources the runbook names are practised too (a renamed connection fails here, not on the day)."""
+        s = self.state
+        spec = canary.dataset()
+        tables = [f"{spec.schema_name}.{t}" for t in spec.tables]
+        for source in self.runbook.audit_sources:  # one after another: a stable order in the evidence chain
+            if self.stop_request is not None:
+                return
+            try:
+                sealed: SnapshotResult = await workflow.execute_activity_method(
+                    EvidenceActivities.snapshot_audit_source,
+                    SnapshotInput(pause_key=s.drill_key, program=s.program, source=source, segment=0, tables=tables,
+                                  window_start=s.started_at - DRILL_WINDOW, window_end=until, datasets=[spec]),
+                    **self._options(timedelta(minutes=30), attempts=3),
+                )
+            except ActivityError as exc:
+                return self._failed(f"drill.evidence.{source.name}", exc)
+            s.evidence.append(sealed.bundle)
+        s.mark("evidence-sealed", workflow.now())
+        s.record(workflow.now(), SYSTEM_ACTOR, "drill.sealed",
+                 f"{len(s.evidence)} audit sources sealed, labelled drill, under {s.drill_key}")
 
     def _failed(self, step: str, exc: ActivityError) -> None:
         self.state.record(workflow.now(), SYSTEM_ACTOR, f"{step}.failed", error_text(exc), accepted=False)

@@ -79,7 +79,8 @@ class ChecklistMark(Model):
 DRILL_CHECKLIST = (
     ("canary-halted", "The canary agents are halted, confirmed by the fleet"),
     ("canary-revoked", "Access to the canary tables is revoked, verified by the database"),
-    ("evidence-sealed", "The canary's catalog before the drill is sealed as evidence (labelled drill)"),
+    ("evidence-sealed", "The canary's catalog and the audit sources of the drill's window are sealed "
+                        "(labelled drill)"),
     ("restored", "Access and agents restored, equal to the snapshot"),
 )
 
@@ -160,6 +161,8 @@ class DrillState(Mutable):
     agents_pending: list[str] = Field(default_factory=list)
     access_revoked: bool = False
     snapshot: EvidenceRef | None = None
+    evidence: list[EvidenceRef] = Field(default_factory=list, description="The audit sources sealed for the "
+                                        "drill's window, under its own key.")
     restore: CanaryRestored | None = None
     agents_collecting: int = 0
     agents_left_to_pause: bool = False

@@ -38,6 +38,9 @@ class TestDrillEndToEnd:
 
             assert final.phase == DrillPhase.RESTORED and final.outcome == DrillOutcome.COMPLETED
             assert all(item.done_at is not None for item in final.checklist)
+            # the audit sources practised too: each sealed under the drill's own key
+            assert len(final.evidence) == len(runbook.audit_sources) > 0
+            assert all(f"/{final.drill_key}/audit/" in ref.uri for ref in final.evidence)
             # restored: equal as sets, and every ACL array holds the same items as before
             assert final.restore is not None and final.restore.equal and final.restore.statements > 0
             assert await catalog(h, runbook) == before
