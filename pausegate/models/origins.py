@@ -116,6 +116,13 @@ class OriginDocument(Model):
     log_bundles: list[EvidenceRef] = Field(default_factory=list)
 
 
+class SealedLog(Model):
+    """A database log's lines read for the origins, sealed: named by the pause's record, as its bundles are."""
+
+    source: str
+    bundle: EvidenceRef
+
+
 class OriginSummary(Model):
     """What the pause's state holds of the origins: counts, times and the document's reference."""
 
@@ -131,6 +138,7 @@ class OriginSummary(Model):
     since_before_log: bool = Field(default=False, description="The earliest company-wide path predates the log.")
     until: datetime | None = None
     duration_seconds: float | None = None
+    logs: list[SealedLog] = Field(default_factory=list, description="The log lines read, sealed per source.")
 
 
 class DeriveOriginsInput(Model):
@@ -159,4 +167,5 @@ def summarise(document: OriginDocument, ref: EvidenceRef) -> OriginSummary:
         oldest_line=document.oldest_line, readable_since=h.since if h else None,
         since_before_log=h is not None and h.since is None, until=document.until,
         duration_seconds=h.duration_seconds if h else None,
+        logs=[SealedLog(source=b.key.rpartition("/")[2], bundle=b) for b in document.log_bundles],
     )

@@ -15,6 +15,7 @@ from pausegate.analysis.who_saw_what import WhoSawWhat
 from pausegate.api.models import PauseView
 from pausegate.cli.views import status as status_view
 from pausegate.console.render import build_environment
+from pausegate.evidence.anchor import audit_evidence
 from pausegate.evidence.report import render_markdown
 from pausegate.models.origins import OriginDocument
 from pausegate.models.phase import Phase
@@ -59,6 +60,11 @@ class TestOriginsOfTheWorkedExample:
         assert document.headline is not None and document.headline.role == "schema_migrations"
         assert summary.readable_since == document.headline.since
         assert summary.duration_seconds is not None and summary.duration_seconds > 0
+        # the lines read for the origins are sealed and named by the record: the evidence holds against it
+        assert [log.source for log in summary.logs] == ["db-reads"]
+        audit = audit_evidence(store.root, status, record="the pause",  # type: ignore[attr-defined]
+                               pinned=[store.signing_key_sha256])  # type: ignore[attr-defined]
+        assert audit.ok, [line.model_dump() for line in audit.problems]
 
         # who saw what counted the reads made while the paths were open
         assert status.containment.exposure is not None
