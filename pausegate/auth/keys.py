@@ -27,9 +27,11 @@ from pausegate.models.signatures import EnrolledKey, KeyKind, KeyRing
 from pausegate.policy.authority import require_admin
 from pausegate.records.chain import GENESIS
 from pausegate.records.files import FileMedium
-from pausegate.records.log import ChainLog
+from pausegate.records.log import ChainLog, ChainMedium
 
 LOG_FILE = "keys-log.jsonl"
+LOG_NAME = "keys"
+"""The enrollment log's name in the API's database."""
 
 
 def keys_log_path(users_file: Path) -> Path:
@@ -49,12 +51,17 @@ def passkey_id(cose_key_b64url: str) -> str:
 
 
 class KeyEnrollment:
-    """The enrollment log at ``path``, its head signed with the deployment's ``key``; ``now`` is the clock."""
+    """The enrollment log in ``medium`` (a file beside the users file, or the ``keys`` log of the API's
+    database shared by replicas), its head signed with the deployment's ``key``; ``now`` is the clock."""
 
-    def __init__(self, path: Path, key: Ed25519PrivateKey, now: Callable[[], datetime]) -> None:
-        self.medium = FileMedium(path)
-        self.log: ChainLog[KeyChange] = ChainLog(self.medium, key, KeyChange.model_validate, "a key change")
+    def __init__(self, medium: ChainMedium, key: Ed25519PrivateKey, now: Callable[[], datetime]) -> None:
+        self.medium = medium
+        self.log: ChainLog[KeyChange] = ChainLog(medium, key, KeyChange.model_validate, "a key change")
         self.now = now
+
+    @classmethod
+    def file(cls, path: Path, key: Ed25519PrivateKey, now: Callable[[], datetime]) -> KeyEnrollment:
+        return cls(FileMedium(path), key, now)
 
     # ------------------------------------------------------------ reading
 

@@ -68,8 +68,8 @@ def sockets_refused() -> bool:
 
 
 def enrolled(tmp_path: Path, keys: dict[str, SshKey], holders: dict[str, Actor]) -> KeyEnrollment:
-    enrollment = KeyEnrollment(tmp_path / "api" / "keys-log.jsonl", Ed25519PrivateKey.generate(),
-                               lambda: datetime.now(UTC))
+    enrollment = KeyEnrollment.file(tmp_path / "api" / "keys-log.jsonl", Ed25519PrivateKey.generate(),
+                                    lambda: datetime.now(UTC))
     for name, key in keys.items():
         key_id, blob = ssh_key(key.path.with_name(key.path.name + ".pub").read_text())
         enrollment.enroll(holders[name], "ssh", key_id, blob)
@@ -120,7 +120,7 @@ async def test_two_leaders_sign_with_ssh_keys_the_program_resumes_and_anyone_can
     # The evidence copied elsewhere, with the enrollment log: checked with no server key and no network.
     copy = tmp_path / "copied"
     shutil.copytree(h.settings.evidence.directory, copy / "evidence")
-    shutil.copy(enrollment.medium.path, copy / "keys-log.jsonl")
+    shutil.copy(tmp_path / "api" / "keys-log.jsonl", copy / "keys-log.jsonl")
     report = copy / "evidence" / f"{final.report.key}.json"
     # The report names the key of each approval and when it was enrolled.
     markdown = render_markdown(ReportInput.model_validate(json.loads(report.read_text())))

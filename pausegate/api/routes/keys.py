@@ -22,11 +22,14 @@ from webauthn.helpers.structs import AuthenticatorSelectionCriteria, ResidentKey
 from pausegate.api.deps import ActorDep, StateDep
 from pausegate.api.state import ApiState
 from pausegate.approvals.passkey import b64url
-from pausegate.auth.keys import KeyEnrollment, keys_log_path, ssh_key
+from pausegate.auth.keys import LOG_NAME, KeyEnrollment, keys_log_path, ssh_key
 from pausegate.errors import ApiError
 from pausegate.models.base import Model
 from pausegate.models.people import Actor
 from pausegate.models.signatures import DsseEnvelope, EnrolledKey, KeyRing
+from pausegate.records.files import FileMedium
+from pausegate.records.log import ChainMedium
+from pausegate.records.postgres import PgMedium
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/keys", tags=["keys"])
@@ -38,8 +41,12 @@ _registrations: dict[str, tuple[bytes, float]] = {}
 
 
 def enrollment(state: ApiState) -> KeyEnrollment:
-    """The enrollment log beside the users file, signed with the deployment's key."""
-    return KeyEnrollment(keys_log_path(state.settings.api.users_file), state.signing_key, lambda: datetime.now(UTC))
+    """The enrollment log where this deployment keeps its users (beside the users file, or in the API's
+    database that replicas share), signed with the deployment's key."""
+    db = state.backends.database
+    medium: ChainMedium = PgMedium(lambda: db.sync_pool.connection(), LOG_NAME) if db is not None \
+        else FileMedium(keys_log_path(state.settings.api.users_file))
+    return KeyEnrollment(medium, state.signing_key, lambda: datetime.now(UTC))
 
 
 def pinned_ring(state: ApiState) -> KeyRing:
