@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
@@ -23,11 +24,13 @@ from pausegate.approvals import sshsig
 from pausegate.approvals.enrollment import KeyChange, line_digest, replay
 from pausegate.errors import ActionRefused
 from pausegate.models.people import Actor
-from pausegate.models.signatures import EnrolledKey, KeyKind, KeyRing
+from pausegate.models.signatures import MAX_RING_KEYS, EnrolledKey, KeyKind, KeyRing
 from pausegate.policy.authority import require_admin
 from pausegate.records.chain import GENESIS
 from pausegate.records.files import FileMedium
 from pausegate.records.log import ChainLog, ChainMedium
+
+log = structlog.get_logger(__name__)
 
 LOG_FILE = "keys-log.jsonl"
 LOG_NAME = "keys"
@@ -85,8 +88,12 @@ class KeyEnrollment:
         """The key ring a pause starting now pins: every key enrolled and not removed, and where the log
         ended (so that anyone holding the log can find the lines it was pinned from)."""
         changes = list(self.lines())
+        keys = list(replay(changes).values())
+        if len(keys) > MAX_RING_KEYS:
+            # Fails closed: a key left out signs nothing for this pause (refused as not enrolled for it).
+            log.error("key_ring_truncated", enrolled=len(keys), pinned=MAX_RING_KEYS)
         return KeyRing(pinned_at=pinned_at, log_lines=len(changes), log_last=changes[-1][1] if changes else GENESIS,
-                       rp_id=rp_id, origins=origins, keys=list(replay(changes).values())[:500])
+                       rp_id=rp_id, origins=origins, keys=keys[-MAX_RING_KEYS:])
 
     # ------------------------------------------------------------ changing
 

@@ -19,7 +19,8 @@ MAX_ENVELOPE_PAYLOAD = 16 * 1024
 MAX_SIGNATURE = 8 * 1024
 """An SSHSIG blob or a WebAuthn assertion (authenticator data, client data JSON, signature), base64."""
 
-MAX_RING_KEYS = 500
+MAX_RING_KEYS = 200
+"""The ring is carried in the pause's state, so in its history: a few hundred keys fit well inside a payload."""
 
 KeyKind = Literal["ssh", "passkey"]
 
