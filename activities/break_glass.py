@@ -15,11 +15,12 @@ from pausegate.analysis.who_saw_what import read_scope
 from pausegate.connectors.audit.pglog import PostgresLogSource
 from pausegate.connectors.interfaces import AuditSource
 from pausegate.connectors.postgres.admin import admin_connection
-from pausegate.connectors.postgres.break_glass import close_grant, open_grant
-from pausegate.errors import ConfigError, TargetUnavailableError
-from pausegate.evidence.interface import EvidenceStore
+from pausegate.connectors.postgres.break_glass import GrantRefused, close_grant, open_grant
+from pausegate.errors import ConfigError, PausegateError, TargetUnavailableError
+from pausegate.evidence.interface import EvidenceStore, read_recorded
 from pausegate.evidence.layout import break_glass_key, break_glass_reads_key
 from pausegate.models.break_glass import GrantOpened, GrantRevoked, GrantSealed, GrantTarget, SealGrantInput
+from pausegate.models.copies import CopiesDocument
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.runbook import AuditSourceSpec
 
@@ -53,24 +54,52 @@ class BreakGlassActivities:
         self._sources = sources
         self._exposure = Exposure(store, access)
 
+    async def _quarantined(self, target: GrantTarget) -> list[str]:
+        """Where the grant's copies lie in the quarantine schema, from the copies document the pause recorded
+        (history holds their ids only); a copy not quarantined in the dataset's database is refused."""
+        if not target.copies:
+            return []
+        if target.copies_document is None:
+            raise GrantRefused("break-glass refused: the pause recorded no copies document")
+        document = CopiesDocument.model_validate(await read_recorded(self._store, target.copies_document))
+        found = {c.current.id: c for c in document.copies}
+        places = []
+        for copy_id in target.copies:
+            entry = found.get(copy_id)
+            if entry is None or entry.current.state != "quarantined" or entry.current.quarantined_as is None \
+                    or entry.connection not in (None, target.connection):
+                raise GrantRefused(f"break-glass refused: copy {copy_id} is not quarantined in the dataset's database")
+            places.append(entry.current.quarantined_as)
+        return places
+
+    async def _quarantined_to_close(self, target: GrantTarget) -> tuple[list[str], str | None]:
+        """The copies' places for the close, or why they cannot be known now (the rest of the close goes on)."""
+        try:
+            return await self._quarantined(target), None
+        except PausegateError as exc:
+            return [], str(exc)
+
     @activity.defn(name="open_break_glass")
     async def open_break_glass(self, target: GrantTarget) -> GrantOpened:
         """Create the grant's role with SELECT on what was asked, its statements logged."""
-        async with running(), admin_connection(self._dsn_of(target.connection), f"break-glass {target.grant_id}",
-                                               lock_timeout_ms=LOCK_TIMEOUT_MS,
-                                               connect_timeout_s=CONNECT_TIMEOUT_S) as conn:
-            return await open_grant(conn, target)
+        async with running():
+            quarantined = await self._quarantined(target)
+            async with admin_connection(self._dsn_of(target.connection), f"break-glass {target.grant_id}",
+                                        lock_timeout_ms=LOCK_TIMEOUT_MS, connect_timeout_s=CONNECT_TIMEOUT_S) as conn:
+                return await open_grant(conn, target, quarantined)
 
     @activity.defn(name="close_break_glass")
     async def close_break_glass(self, target: GrantTarget) -> GrantRevoked:
         """Login off, privileges revoked, sessions ended; retried until the database confirms it."""
-        async with running(), admin_connection(self._dsn_of(target.connection), f"break-glass {target.grant_id}",
-                                               lock_timeout_ms=LOCK_TIMEOUT_MS,
-                                               connect_timeout_s=CONNECT_TIMEOUT_S) as conn:
-            revoked = await close_grant(conn, target)
-            if not revoked.verified:
-                raise TargetUnavailableError(f"break-glass {target.grant_id} not closed yet: "
-                                             + "; ".join(revoked.problems))
+        async with running():
+            quarantined, unknown = await self._quarantined_to_close(target)
+            async with admin_connection(self._dsn_of(target.connection), f"break-glass {target.grant_id}",
+                                        lock_timeout_ms=LOCK_TIMEOUT_MS, connect_timeout_s=CONNECT_TIMEOUT_S) as conn:
+                revoked = await close_grant(conn, target, quarantined)
+            # login is off and its sessions ended either way; what is left is retried until the database confirms
+            problems = revoked.problems + ([f"its copies' places are not known yet: {unknown}"] if unknown else [])
+            if problems:
+                raise TargetUnavailableError(f"break-glass {target.grant_id} not closed yet: " + "; ".join(problems))
             return revoked
 
     @activity.defn(name="seal_break_glass")

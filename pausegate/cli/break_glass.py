@@ -41,21 +41,22 @@ def parse_table(spec: str) -> dict[str, Any]:
 def request(
     program: ProgramArg,
     dataset: Annotated[str, typer.Option(help="The paused dataset (as in the runbook).")],
-    table_: Annotated[list[str], typer.Option("--table", help="TABLE or TABLE:COL,COL; repeat for more.")],
     reason: Annotated[str, typer.Option(help="Why (goes into the timeline and the review).")],
+    table_: Annotated[list[str] | None, typer.Option("--table", help="TABLE or TABLE:COL,COL; repeat.")] = None,
+    copy: Annotated[list[str] | None, typer.Option("--copy", help="A quarantined copy's id (status --scope).")] = None,
     minutes: Annotated[float, typer.Option(help="How long, at most the runbook's maximum.", min=0.02)] = 30,
     emergency: Annotated[bool, typer.Option(help="Start now without approval (where the runbook allows).")] = False,
     password: Annotated[bool, typer.Option(help="Make a password (its verifier is sent, never it).")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Ask for read access to tables (or columns) of PROGRAM's paused dataset."""
+    """Ask for read access to tables (or columns) of PROGRAM's paused dataset, or to copies it quarantined."""
     try:
-        tables = [parse_table(t) for t in table_]
+        tables = [parse_table(t) for t in table_ or []]
     except ValueError as exc:
         fail(EXIT_USAGE, str(exc), as_json=as_json, error="usage")
     secret = secrets.token_urlsafe(24) if password else None
     body: dict[str, Any] = {
-        "dataset": dataset, "tables": tables, "reason": reason, "emergency": emergency,
+        "dataset": dataset, "tables": tables, "copies": copy or [], "reason": reason, "emergency": emergency,
         "duration": f"PT{timedelta(minutes=minutes).total_seconds():.0f}S",
         "scram_verifier": scram_verifier(secret, os.urandom(16)) if secret else None,
     }

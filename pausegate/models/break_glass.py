@@ -27,6 +27,7 @@ from pausegate.models.runbook import SLUG, SQL_IDENT, AuditSourceSpec, DatasetSp
 from pausegate.models.seals import SealedMessage
 
 MAX_GRANT_TABLES = 50
+MAX_GRANT_COPIES = 20
 MAX_GRANTS = 200
 """Grants one pause keeps in its state (requests included): a bound against a flood of requests."""
 MAX_VERIFIER = 300
@@ -63,7 +64,10 @@ class RequestBreakGlassInput(SealedMessage):
 
     actor: Actor
     dataset: str = Field(pattern=SLUG)
-    tables: list[TableAccess] = Field(min_length=1, max_length=MAX_GRANT_TABLES)
+    tables: list[TableAccess] = Field(default_factory=list, max_length=MAX_GRANT_TABLES)
+    copies: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_GRANT_COPIES,
+        description="Ids of copies the pause quarantined (as the status lists them): SELECT on the copy only.")
     reason: str = Field(min_length=1, max_length=MAX_NOTE)
     duration: timedelta
     emergency: bool = Field(default=False, description="Start at once, without approval (if the runbook allows).")
@@ -81,8 +85,10 @@ class RequestBreakGlassInput(SealedMessage):
 
     @model_validator(mode="after")
     def _what(self) -> RequestBreakGlassInput:
-        if len({t.table for t in self.tables}) != len(self.tables):
-            raise ValueError("each table is named once")
+        if not self.tables and not self.copies:
+            raise ValueError("name at least one table or quarantined copy")
+        if len({t.table for t in self.tables}) != len(self.tables) or len(set(self.copies)) != len(self.copies):
+            raise ValueError("each table and copy is named once")
         if self.duration < timedelta(seconds=1):
             raise ValueError("duration must be at least one second")
         return self
@@ -133,6 +139,7 @@ class Grant(Mutable):
     holder_email: str | None = None
     dataset: str
     tables: list[TableAccess]
+    copies: list[str] = Field(default_factory=list, description="Ids of quarantined copies it reads.")
     reason: str
     duration: timedelta
     emergency: bool = False
@@ -179,6 +186,9 @@ class GrantTarget(Model):
     connection: str = Field(pattern=SLUG)
     schema_name: str = Field(pattern=SQL_IDENT)
     tables: list[TableAccess]
+    copies: list[str] = Field(default_factory=list, description="Ids of quarantined copies (names stay in evidence).")
+    copies_document: EvidenceRef | None = Field(default=None, description="The copies document the pause "
+                                                "recorded: where each copy was quarantined.")
     scram_verifier: str | None = None
     audit_source: AuditSourceSpec | None = Field(default=None,
                                                  description="The postgres_log source sealing its window.")

@@ -96,6 +96,12 @@ def check_request(runbook: Runbook, state: PauseState, request: RequestBreakGlas
                             f"{spec.max_duration}")
     if request.emergency and not spec.emergency_self_grant:
         raise ActionRefused("no_emergency", "the runbook allows no emergency self-grant: ask an approver")
+    copies = state.containment.copies
+    held = set(copies.undecided) if copies is not None else set()
+    unknown = [c for c in request.copies if c not in held]
+    if unknown:
+        raise ActionRefused("unknown_copy", f"{_names(unknown)} is not a copy this pause holds for a decision "
+                            f"(copies it holds: {_names(sorted(held)[:20])})")
     if postgres_log_source(runbook, dataset.name) is None:
         raise ActionRefused("no_statement_log", f"no postgres_log audit source reads the log of dataset "
                             f"{dataset.name!r}: the grant's statements could not be sealed")
@@ -151,14 +157,15 @@ def request_grant(state: PauseState, runbook: Runbook, request: RequestBreakGlas
     grants = state.break_glass if state.break_glass is not None else BreakGlassState()
     grant_id = f"g{len(grants.grants) + 1}"
     grant = Grant(id=grant_id, holder=request.actor.id, holder_email=request.actor.email, dataset=request.dataset,
-                  tables=list(request.tables), reason=request.reason, duration=request.duration,
-                  emergency=request.emergency, scram_verifier=request.scram_verifier, requested_at=now,
-                  role=role_name(state.evidence_key, grant_id),
+                  tables=list(request.tables), copies=list(request.copies), reason=request.reason,
+                  duration=request.duration, emergency=request.emergency, scram_verifier=request.scram_verifier,
+                  requested_at=now, role=role_name(state.evidence_key, grant_id),
                   review_item=f"{REVIEW_ITEM_PREFIX}{grant_id}")
     grants.grants.append(grant)
     state.break_glass = grants
+    what = [t.table for t in request.tables] + [f"copy {c}" for c in request.copies]
     state.record(now, request.actor.id, "break_glass.requested",
-                 f"{grant_id}: {request.dataset} ({', '.join(t.table for t in request.tables)}) for "
+                 f"{grant_id}: {request.dataset} ({', '.join(what)}) for "
                  f"{request.duration}{' (emergency)' if request.emergency else ''}: {request.reason}")
     if request.emergency:
         start_grant(state, runbook, grant, EMERGENCY, now)
@@ -228,8 +235,10 @@ def grant_closed(state: PauseState, closed: GrantClosed, now: datetime) -> bool:
 
 def target(state: PauseState, runbook: Runbook, grant: Grant) -> GrantTarget:
     dataset = next(d for d in runbook.datasets if d.name == grant.dataset)
+    copies = state.containment.copies
     return GrantTarget(pause_key=state.evidence_key, grant_id=grant.id, role=grant.role,
                        connection=dataset.connection, schema_name=dataset.schema_name, tables=grant.tables,
+                       copies=grant.copies, copies_document=copies.document if copies is not None else None,
                        scram_verifier=grant.scram_verifier, audit_source=postgres_log_source(runbook, dataset.name),
                        program=runbook.program.id, dataset=dataset)
 

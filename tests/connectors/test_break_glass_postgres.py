@@ -12,6 +12,7 @@ import pytest
 from psycopg import sql
 
 from pausegate.connectors.postgres.break_glass import GrantRefused, close_grant, open_grant, verify_closed
+from pausegate.connectors.postgres.copies_catalog import QUARANTINE_SCHEMA
 from pausegate.models.break_glass import GrantTarget, TableAccess, scram_verifier
 from tests.support.break_glass import PASSWORD, SALT, login_trusted, login_with_password, take_passwords
 from tests.support.debian_pg import Cluster
@@ -37,10 +38,10 @@ def database(cluster: Cluster) -> Iterator[str]:
     cluster.drop_database(name)
 
 
-def target(grant_id: str = "g1", *, columns: list[str] | None = None) -> GrantTarget:
+def target(grant_id: str = "g1", *, columns: list[str] | None = None, tables: bool = True) -> GrantTarget:
     return GrantTarget(pause_key="p/1", grant_id=grant_id, role=f"pausegate_bg_{secrets.token_hex(6)}",
                        connection="telemetry-db", schema_name="telemetry",
-                       tables=[TableAccess(table="keystrokes", columns=columns or [])],
+                       tables=[TableAccess(table="keystrokes", columns=columns or [])] if tables else [],
                        scram_verifier=scram_verifier(PASSWORD, SALT), program="p")
 
 
@@ -128,3 +129,29 @@ class TestGrantInPostgres:
             admin.execute("REVOKE ALL ON ALL TABLES IN SCHEMA telemetry FROM bg_tool CASCADE")
             admin.execute("REVOKE ALL ON SCHEMA telemetry FROM bg_tool CASCADE")
             admin.execute("DROP ROLE bg_tool")
+
+    async def test_a_grant_on_a_quarantined_copy_reads_that_copy_only(self, cluster: Cluster, database: str) -> None:
+        with cluster.connect(database) as admin:
+            admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(QUARANTINE_SCHEMA)))
+            for name in ("keys.for later", "other_copy"):  # whatever the copier called it
+                admin.execute(sql.SQL("CREATE TABLE {} AS SELECT * FROM telemetry.keystrokes").format(
+                    sql.Identifier(QUARANTINE_SCHEMA, name)))
+        copy = f"{QUARANTINE_SCHEMA}.keys.for later"
+        t = target(tables=False)
+        async with await tool(cluster, database) as conn:
+            await open_grant(conn, t, [copy])
+        with login_trusted(cluster, database, t.role) as holder:
+            assert holder.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                sql.Identifier(QUARANTINE_SCHEMA, "keys.for later"))).fetchone() == (50,)
+            for other in (sql.Identifier(QUARANTINE_SCHEMA, "other_copy"), sql.Identifier("telemetry", "keystrokes")):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    holder.execute(sql.SQL("SELECT 1 FROM {}").format(other))
+        async with await tool(cluster, database) as conn:
+            revoked = await close_grant(conn, t, [copy])
+            assert revoked.verified and await verify_closed(conn, t, [copy]) == []
+            cur = await conn.execute("SELECT has_table_privilege(%s, %s, 'SELECT'), has_schema_privilege(%s, %s, "
+                                     "'USAGE')", (t.role, sql.Identifier(QUARANTINE_SCHEMA, "keys.for later")
+                                                  .as_string(conn), t.role, QUARANTINE_SCHEMA))
+            assert await cur.fetchone() == (False, False)
+            with pytest.raises(GrantRefused, match="quarantine schema"):
+                await open_grant(conn, target(tables=False), ["telemetry.keystrokes"])

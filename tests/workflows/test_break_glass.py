@@ -38,6 +38,7 @@ from pausegate.models.steps import ReportInput
 from pausegate.models.updates import ApproveInput, CompleteItemInput, ProposePlanInput
 from tests.support.break_glass import PASSWORD, SALT, password_for
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO, PRIVACY, SECURITY_LEAD, Harness, pause_harness
+from tests.workflows.test_copies import copies_document, copy_the_keystrokes, read_count
 from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review
 
 SPEC = BreakGlassSpec(requester_roles=["security-analyst"], approver_roles=["incident-commander", "security-lead"],
@@ -168,6 +169,30 @@ class TestBreakGlassGrant:
         assert grant.role in reads["who_saw_what"]["users"]
         assert {(e["user"], e["object"]) for e in reads["who_saw_what"]["entries"] if e["reads"]} == {
             (grant.role, "telemetry.keystrokes")}
+
+    async def test_a_grant_on_a_quarantined_copy_reads_that_copy_and_ends_with_it(self, h: Harness) -> None:
+        rows = copy_the_keystrokes(h)
+        await under_review(h)
+        status = await h.status()
+        [entry] = [c for c in copies_document(h, status).copies if c.current.state == "quarantined"]
+        copy, held = entry.current, status.containment.copies
+        assert copy.quarantined_as is not None and held is not None and copy.id in held.undecided
+        await h.act(RequestBreakGlassInput(actor=ANALYST, dataset="telemetry", copies=[copy.id], reason=REASON,
+                                           duration=timedelta(minutes=10)))
+        await h.act(ApproveBreakGlassInput(actor=COMMANDER, grant_id="g1"))
+        grant = await wait_grant(h, "g1", "open")
+        assert read_count(h, grant.role, copy.quarantined_as) == rows
+        assert read_count(h, grant.role, "telemetry.keystrokes") is None  # the copy only
+
+        await h.act(EndBreakGlassInput(actor=ANALYST, grant_id="g1"))
+        closed = (await wait_grant(h, "g1", "closed")).closed
+        assert closed is not None and closed.verified
+        with pytest.raises(psycopg.OperationalError, match="not permitted to log in"):
+            login(h, grant.role)
+        with pytest.raises(ActionRefused) as unknown:
+            await h.act(RequestBreakGlassInput(actor=ANALYST, dataset="telemetry", copies=["not-a-copy"],
+                                               reason=REASON, duration=timedelta(minutes=1)))
+        assert unknown.value.code == "unknown_copy"
 
 
 class TestBreakGlassReview:

@@ -22,6 +22,7 @@ from pausegate.api.responses import ACTION_ERRORS
 from pausegate.evidence.interface import read_recorded
 from pausegate.models.base import Model
 from pausegate.models.break_glass import (
+    MAX_GRANT_COPIES,
     MAX_GRANT_TABLES,
     MAX_VERIFIER,
     ApproveBreakGlassInput,
@@ -39,10 +40,13 @@ GrantPath = Annotated[str, PathParam(max_length=20, description="The grant's id 
 
 
 class BreakGlassRequest(Model):
-    """Read access to tables (or some columns) of a paused dataset, for a reason and a time."""
+    """Read access to tables (or some columns) of a paused dataset, or to copies of it the pause quarantined,
+    for a reason and a time."""
 
     dataset: str = Field(min_length=1, max_length=100)
-    tables: list[TableAccess] = Field(min_length=1, max_length=MAX_GRANT_TABLES)
+    tables: list[TableAccess] = Field(default_factory=list, max_length=MAX_GRANT_TABLES)
+    copies: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_GRANT_COPIES, description="Ids of copies the pause quarantined.")
     reason: str = Field(min_length=1, max_length=MAX_NOTE)
     duration: timedelta = Field(description="ISO 8601 (PT30M); at most the runbook's break_glass.max_duration.")
     emergency: bool = Field(default=False, description="Start now without approval (where the runbook allows).")

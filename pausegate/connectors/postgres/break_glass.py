@@ -14,11 +14,13 @@ logged); with neither, the grant is refused and says why.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, sql
 
+from pausegate.connectors.postgres.copies_catalog import QUARANTINE_SCHEMA
 from pausegate.errors import TargetRejectedError
 from pausegate.models.break_glass import GrantOpened, GrantRevoked, GrantTarget, TableAccess
 
@@ -33,6 +35,15 @@ class GrantRefused(TargetRejectedError):
 
 def _relation(schema: str, table: TableAccess) -> sql.Composable:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table.table))
+
+
+def quarantined_relation(qualified: str) -> sql.Identifier:
+    """A copy's place in the quarantine schema (``Copy.quarantined_as``): the schema is the quarantine's,
+    the rest (whatever the copy was called) is one name."""
+    schema, _, name = qualified.partition(".")
+    if schema != QUARANTINE_SCHEMA or not name:
+        raise GrantRefused(f"break-glass refused: a copy is not in the quarantine schema ({QUARANTINE_SCHEMA})")
+    return sql.Identifier(schema, name)
 
 
 def _select(target: GrantTarget, table: TableAccess, grantee: str) -> sql.Composed:
@@ -65,10 +76,13 @@ async def _audit_role(conn: AsyncConnection[Any]) -> str | None:
     return str(row[0]) if row is not None and row[0] else None
 
 
-async def open_grant(conn: AsyncConnection[Any], target: GrantTarget) -> GrantOpened:
+async def open_grant(conn: AsyncConnection[Any], target: GrantTarget,
+                     quarantined: Sequence[str] = ()) -> GrantOpened:
     """Create the grant's role (once: a retry finds it and completes what is missing) with SELECT on the
-    asked tables or columns; raise ``GrantRefused`` when its statements cannot be logged."""
+    asked tables or columns, and on the quarantined copies named (``schema.name``: USAGE on the quarantine
+    schema, SELECT on each copy only); raise ``GrantRefused`` when its statements cannot be logged."""
     role = sql.Identifier(target.role)
+    copies = [quarantined_relation(q) for q in quarantined]
     async with conn.transaction():
         if not await _exists(conn, target.role):
             password = sql.SQL(" PASSWORD {}").format(sql.Literal(target.scram_verifier)) \
@@ -88,15 +102,24 @@ async def open_grant(conn: AsyncConnection[Any], target: GrantTarget) -> GrantOp
         if audit is not None:
             for table in target.tables:
                 await conn.execute(_select(target, table, audit))
+            for copy in copies:
+                await conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(copy, sql.Identifier(audit)))
             logging = PGAUDIT
-        await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(target.schema_name),
-                                                                            role))
+        if target.tables:
+            await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                sql.Identifier(target.schema_name), role))
         for table in target.tables:
             await conn.execute(_select(target, table, target.role))
+        if copies:
+            await conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(QUARANTINE_SCHEMA),
+                                                                                role))
+        for copy in copies:
+            await conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(copy, role))
     return GrantOpened(grant_id=target.grant_id, logging=logging)
 
 
-async def close_grant(conn: AsyncConnection[Any], target: GrantTarget) -> GrantRevoked:
+async def close_grant(conn: AsyncConnection[Any], target: GrantTarget,
+                      quarantined: Sequence[str] = ()) -> GrantRevoked:
     """Login off first (no new session), privileges revoked, every session of the role ended, then
     verified by the database. Idempotent: a retry after a crash finds less to do and verifies again."""
     role = sql.Identifier(target.role)
@@ -111,8 +134,14 @@ async def close_grant(conn: AsyncConnection[Any], target: GrantTarget) -> GrantR
                 _relation(target.schema_name, table), role))
         await conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(
             sql.Identifier(target.schema_name), role))
+        for qualified in quarantined:
+            if await _exists_relation(conn, qualified):  # a copy the plan dropped meanwhile has nothing to revoke
+                await conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(quarantined_relation(qualified), role))
+        if quarantined and await _exists_schema(conn, QUARANTINE_SCHEMA):
+            await conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(
+                sql.Identifier(QUARANTINE_SCHEMA), role))
     terminated += await _terminate(conn, target.role)  # a session that began before login went off
-    problems = await verify_closed(conn, target)
+    problems = await verify_closed(conn, target, quarantined)
     return GrantRevoked(sessions_terminated=terminated, verified=not problems, problems=problems)
 
 
@@ -124,7 +153,8 @@ async def _terminate(conn: AsyncConnection[Any], role: str) -> int:
     return int(row[0]) if row is not None else 0
 
 
-async def verify_closed(conn: AsyncConnection[Any], target: GrantTarget) -> list[str]:
+async def verify_closed(conn: AsyncConnection[Any], target: GrantTarget,
+                        quarantined: Sequence[str] = ()) -> list[str]:
     """What is left of the grant, as the database says (empty: nothing)."""
     problems: list[str] = []
     cur = await conn.execute(
@@ -150,7 +180,27 @@ async def verify_closed(conn: AsyncConnection[Any], target: GrantTarget) -> list
         readable = await cur.fetchone()
         if readable is not None and readable[0]:
             problems.append(f"the role can still read {name}")
+    for qualified in quarantined:
+        relation = quarantined_relation(qualified).as_string(conn)
+        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL AND (has_table_privilege(%s, to_regclass(%s), "
+                                 "'SELECT') OR has_any_column_privilege(%s, to_regclass(%s), 'SELECT'))",
+                                 (relation, target.role, relation, target.role, relation))
+        readable = await cur.fetchone()
+        if readable is not None and readable[0]:
+            problems.append("the role can still read a quarantined copy")
     return problems
+
+
+async def _exists_relation(conn: AsyncConnection[Any], qualified: str) -> bool:
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                             (quarantined_relation(qualified).as_string(conn),))
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def _exists_schema(conn: AsyncConnection[Any], schema: str) -> bool:
+    cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+    return await cur.fetchone() is not None
 
 
 def _quoted(schema: str, table: str) -> str:
