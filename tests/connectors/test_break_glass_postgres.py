@@ -4,7 +4,9 @@ refusal where its statements could not be logged (Debian PostgreSQL 15, password
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import subprocess
 from collections.abc import Iterator
 
 import psycopg
@@ -15,7 +17,7 @@ from pausegate.connectors.postgres.break_glass import GrantRefused, close_grant,
 from pausegate.connectors.postgres.copies_catalog import QUARANTINE_SCHEMA
 from pausegate.models.break_glass import GrantTarget, TableAccess, scram_verifier
 from tests.support.break_glass import PASSWORD, SALT, login_trusted, login_with_password, take_passwords
-from tests.support.debian_pg import Cluster
+from tests.support.debian_pg import BIN, Cluster, _as_server_user, running_cluster
 
 SEED = """
 CREATE ROLE analyst_other LOGIN;
@@ -155,3 +157,53 @@ class TestGrantInPostgres:
             assert await cur.fetchone() == (False, False)
             with pytest.raises(GrantRefused, match="quarantine schema"):
                 await open_grant(conn, target(tables=False), ["telemetry.keystrokes"])
+
+
+@pytest.fixture(scope="module")
+def audited() -> Iterator[Cluster]:
+    """A cluster with pgaudit loaded and its object-audit role set (pgaudit.role = auditor)."""
+    with running_cluster("break-glass-pgaudit") as c:
+        with (c.root / "data" / "postgresql.conf").open("a") as conf:
+            conf.write("shared_preload_libraries = 'pgaudit'\npgaudit.role = 'auditor'\npgaudit.log_relation = on\n")
+        subprocess.run([str(BIN / "pg_ctl"), "-D", str(c.root / "data"), "-w", "-l", str(c.root / "server.log"),
+                        "restart"], check=True, capture_output=True, **_as_server_user())  # type: ignore[call-overload]
+        with c.connect() as conn:
+            conn.execute("CREATE ROLE auditor NOLOGIN")
+            conn.execute("CREATE EXTENSION pgaudit")
+        yield c
+
+
+class TestGrantUnderPgaudit:
+    async def test_where_log_statement_is_out_of_reach_pgaudit_records_the_grants_reads(self, audited: Cluster
+                                                                                        ) -> None:
+        name = f"bg_{secrets.token_hex(4)}"
+        audited.create_database(name)
+        with audited.connect(name) as admin:
+            admin.execute(SEED.replace("CREATE ROLE analyst_other LOGIN;", ""))  # type: ignore[call-overload]
+            # the tool's role: no superuser, so log_statement is not its to set
+            admin.execute("CREATE ROLE bg_tool LOGIN CREATEROLE IN ROLE pg_signal_backend")
+            admin.execute("GRANT SELECT ON ALL TABLES IN SCHEMA telemetry TO bg_tool WITH GRANT OPTION")
+            admin.execute("GRANT USAGE ON SCHEMA telemetry TO bg_tool WITH GRANT OPTION")
+        t = target()
+        async with await psycopg.AsyncConnection.connect(audited.dsn(name, "bg_tool"), autocommit=True) as conn:
+            opened = await open_grant(conn, t)
+            assert opened.logging == "pgaudit"
+            with login_trusted(audited, name, t.role) as holder:
+                holder.execute("SELECT count(*) FROM telemetry.keystrokes /* pgaudit-marker */")
+            assert (await close_grant(conn, t)).verified
+
+        def audited_lines() -> list[dict[str, object]]:
+            found = []
+            for path in sorted(audited.log_dir.glob("*.json")):
+                for raw in path.read_text().splitlines():
+                    entry = json.loads(raw)
+                    if entry.get("user") == t.role and "AUDIT: OBJECT" in str(entry.get("message", "")):
+                        found.append(entry)
+            return found
+
+        for _ in range(500):  # the logging collector writes when it gets to it
+            if audited_lines():
+                break
+            await asyncio.sleep(0.02)
+        [line] = audited_lines()
+        assert "telemetry.keystrokes" in str(line["message"]) and "pgaudit-marker" in str(line["message"])
