@@ -43,6 +43,9 @@ _DYNAMIC = frozenset({"DoStmt", "CreateFunctionStmt", "CallStmt", "ExecuteStmt",
 _IDENT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_$")
 _BREAKS = str.maketrans({chr(c): " " for c in range(128) if chr(c) not in _IDENT})
 _ACTS = ("grant", "revoke", "create", "alter", "drop", "policy", "owner", "execute", "do", "call")
+# a query may hand such a statement to a routine as text (SELECT admin.run('GRANT ...')): as suspect as a DO block
+_QUERIES = frozenset({"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"})
+_CHANGES = ("grant ", "revoke ", "alter ", "owner ", "policy ")
 
 
 @dataclass
@@ -138,7 +141,9 @@ class OriginFinder:
             if tag == "TransactionStmt":
                 effects += self._transaction(session, str(body.get("kind", "")))
                 continue
-            if tag in _DYNAMIC and any(a in text.casefold() for a in _ACTS):
+            folded = text.casefold()
+            if (tag in _DYNAMIC and any(a in folded for a in _ACTS)) or (
+                    tag in _QUERIES and any(a in folded for a in _CHANGES)):
                 self._suspects(text)
             role = session.role or user
             # the role a statement runs as is the one in force before it: SET ROLE applies afterwards

@@ -145,6 +145,10 @@ class TestStatements:
         log.said("eve", "DO $$ BEGIN EXECUTE 'GRANT SELECT ON data.keys TO staff'; END $$")
         staff = path(log.origins(), f"grant:{K}:staff")
         assert (staff.origin, staff.suspects) == ("unknown", 1)
+        # handed to a routine as text: as suspect
+        log.said("eve", "SELECT admin.run('GRANT SELECT ON data.keys TO helper')")
+        helper = path(log.origins(), f"grant:{K}:helper")
+        assert (helper.origin, helper.suspects) == ("unknown", 1)
 
 
 class TestIntervals:
