@@ -192,3 +192,14 @@ class TestIntervals:
         document = log.origins()
         assert document.until == closes[-1]
         assert path(document, f"owner:{K}:owner").intervals[-1].closed_at is None
+
+    def test_a_path_the_log_shows_closed_but_the_scope_found_open_was_reopened_unseen(self) -> None:
+        """The scope, recorded after the log's last word on a path, found it open: the reopening is not in
+        the lines read, so its origin is unknown, never the earlier opening."""
+        log = Log()
+        log.said("owner", "GRANT SELECT ON data.keys TO staff")
+        log.said("owner", "REVOKE SELECT ON data.keys FROM staff")
+        finder = OriginFinder(scope_paths([scope()]), recorded_at=log.at + timedelta(minutes=5))
+        finder.add(log.records)
+        staff = path(finder.finish(window_start=T0, window_end=log.at + timedelta(hours=1)), f"grant:{K}:staff")
+        assert staff.origin == "unknown"
