@@ -102,12 +102,17 @@ class BreakGlassGrants:
 
     # ------------------------------------------------------------------ reports from the grants
 
+    def _started(self, grant_id: str) -> bool:
+        # only a grant whose workflow this pause started can report: a report of any other is not taken
+        grant = self.state.break_glass.grant(grant_id) if self.state.break_glass is not None else None
+        return grant is not None and grant.started
+
     def opened(self, report: GrantOpened) -> None:
-        if self.state.break_glass is not None and self.state.break_glass.grant(report.grant_id) is not None:
+        if self._started(report.grant_id):
             bg.grant_opened(self.state, report.grant_id, report.logging, workflow.now())
 
     def closed(self, report: GrantClosed) -> None:
-        if self.state.break_glass is not None and self.state.break_glass.grant(report.grant_id) is not None:
+        if self._started(report.grant_id):
             bg.grant_closed(self.state, report, workflow.now())
 
 
