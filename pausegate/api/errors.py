@@ -46,6 +46,13 @@ REFUSAL_STATUS: dict[str, int] = {
     "unmet_dependency": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "duplicate_evidence": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "ambiguous_role": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    # Signed approvals (pausegate.approvals): not proven by the approver's own key, or a statement of
+    # something other than this approval.
+    "signature_required": status.HTTP_403_FORBIDDEN,
+    "bad_signature": status.HTTP_403_FORBIDDEN,
+    "unknown_key": status.HTTP_403_FORBIDDEN,
+    "bad_statement": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "no_such_key": status.HTTP_404_NOT_FOUND,
 }
 DEFAULT_REFUSAL_STATUS = status.HTTP_409_CONFLICT
 

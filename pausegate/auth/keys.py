@@ -132,5 +132,5 @@ class KeyEnrollment:
     def _key(self, key_id: str) -> EnrolledKey:
         key = self.keys().get(key_id)
         if key is None:
-            raise ActionRefused("unknown_key", f"no enrolled key {key_id[:16]}")
+            raise ActionRefused("no_such_key", f"no enrolled key {key_id[:16]}")
         return key
