@@ -34,11 +34,23 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
     # Started as root, the embedded PostgreSQL keeps its cluster beside the owner-only data directory.
     shutil.rmtree(path.with_name(f"{path.name}-postgres"), ignore_errors=True)
+    shutil.rmtree(path.with_name(f"{path.name}-runbooks"), ignore_errors=True)
 
 
 def options(data_dir: Path) -> StackOptions:
     return StackOptions(data_dir=data_dir, agents=300, temporal_port=None, ui_port=None,
-                        fleet_latency_ms=1.0, fleet_jitter_ms=1.0, telemetry_tick_seconds=0.1)
+                        fleet_latency_ms=1.0, fleet_jitter_ms=1.0, telemetry_tick_seconds=0.1,
+                        runbooks_dir=token_approved_runbooks(data_dir.with_name(f"{data_dir.name}-runbooks")))
+
+
+def token_approved_runbooks(directory: Path) -> Path:
+    """The runbooks, the worked example's approvals taken with a token: this test is about the stack
+    restarting (signed approvals: tests/approvals, tests/cli/test_cli_ssh_approval.py)."""
+    if not directory.exists():
+        shutil.copytree(Path(__file__).resolve().parents[2] / "runbooks", directory)
+        example = directory / "employee-telemetry.yaml"
+        example.write_text(example.read_text().replace("signatures: required", "signatures: optional"))
+    return directory
 
 
 async def wait_state(stack: RunningStack, *states: Phase) -> None:
