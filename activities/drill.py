@@ -17,7 +17,7 @@ from activities.fleet import list_agents
 from activities.heartbeat import running
 from pausegate.connectors.interfaces import FleetConnector
 from pausegate.connectors.postgres.canary_restore import restore_canary_on
-from pausegate.errors import TargetRejectedError, TargetUnavailableError
+from pausegate.errors import TargetUnavailableError
 from pausegate.evidence.interface import EvidenceStore
 from pausegate.evidence.layout import catalog_key, report_key
 from pausegate.models.drill import (
@@ -30,11 +30,6 @@ from pausegate.models.drill import (
 )
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.fleet import AgentResultStatus, AgentState, BatchRequest
-
-
-def canary_agents_key(drill_key: str) -> str:
-    """Where a drill records the canary agents halted before it (beside its catalog snapshot)."""
-    return f"{drill_key}/canary/agents-before"
 
 
 class DrillActivities:
@@ -56,63 +51,42 @@ class DrillActivities:
     @activity.defn(name="halt_canary")
     async def halt_canary(self, input: HaltCanaryInput) -> CanaryAgents:
         """Halt the canary agents one by one (the program's switch stays on: the rest of the fleet collects).
-        The canary agents halted before the drill are recorded first, once (a retry reads the record), and
-        left to their own halt: the restore resumes only what the drill halted."""
+
+        The fleet says which agents this halt changed: those it did not were halted before the drill and
+        are left to their own halt by the restore. The key is the drill's and the round's, not the
+        attempt's, so a retry after a lost answer gets the first answer replayed, with what it changed."""
         async with running():
-            fleet = self._fleets(input.connection)
-            before = await self._halted_before(input, fleet, record=True)
-            assert before is not None
-            ids = [a for a in input.agent_ids if a not in before]
-            result = await self._batch(input, ids, halt=True) if ids else CanaryAgents(confirmed=0)
-            return result.model_copy(update={"confirmed": result.confirmed + len(before),
-                                             "halted_before": sorted(before)})
+            result = await self._fleets(input.connection).halt(input.program, BatchRequest(
+                agent_ids=list(input.agent_ids), incident_id=input.incident_id,
+                idempotency_key=f"{input.incident_id}/canary-halt/{input.round}"))
+
+            def ids(status: AgentResultStatus) -> list[str]:
+                return sorted(r.agent_id for r in result.results if r.status == status)
+
+            confirmed = [r for r in result.results if r.status == AgentResultStatus.CONFIRMED]
+            return CanaryAgents(
+                confirmed=len(confirmed),
+                pending_ids=ids(AgentResultStatus.PENDING),
+                not_found=ids(AgentResultStatus.NOT_FOUND),
+                halted_before=sorted(r.agent_id for r in confirmed if r.changed is False),
+                unknown_before=sum(1 for r in confirmed if r.changed is None),
+            )
 
     @activity.defn(name="resume_canary")
     async def resume_canary(self, input: HaltCanaryInput) -> CanaryAgents:
-        """Resume the canary agents the drill halted and confirm through the fleet's listing that none of
-        them is still halted (an offline one resumes when it returns, as it would have collected)."""
+        """Resume the canary agents the drill halted (``agent_ids``) and confirm through the fleet's listing
+        that none of them is still halted (an offline one resumes when it returns, as it would have
+        collected)."""
         async with running():
             fleet = self._fleets(input.connection)
-            before = await self._halted_before(input, fleet, record=False)
-            if before is None:  # the halt never got as far as its record: it halted nothing
-                return CanaryAgents(confirmed=0)
-            ids = [a for a in input.agent_ids if a not in before]
-            if not ids:
-                return CanaryAgents(confirmed=0, halted_before=sorted(before))
-            await self._batch(input, ids, halt=False)
+            result = await fleet.resume(input.program, BatchRequest(
+                agent_ids=list(input.agent_ids), incident_id=input.incident_id,
+                idempotency_key=f"{input.incident_id}/canary-resume/{input.round}/{activity.info().attempt}"))
+            # an agent the fleet does not know was never halted: there is nothing of it to restore
+            known = [r.agent_id for r in result.results if r.status != AgentResultStatus.NOT_FOUND]
             halted = {a.id for a in await list_agents(fleet, input.program, state=AgentState.HALTED)}
-            pending = sorted(set(ids) & halted)
-            return CanaryAgents(confirmed=len(ids) - len(pending), pending_ids=pending, halted_before=sorted(before))
-
-    async def _halted_before(self, input: HaltCanaryInput, fleet: FleetConnector, *, record: bool) -> set[str] | None:
-        """The canary agents halted before the drill, as first recorded (None: not recorded, ``record`` off)."""
-        key = canary_agents_key(input.drill_key)
-        if await asyncio.to_thread(self._store.get, key) is not None:
-            document = await asyncio.to_thread(self._store.read_json, key)
-            return set(document["halted_before"])
-        if not record:
-            return None
-        canary = set(input.agent_ids)
-        halted = sorted(canary & {a.id for a in await list_agents(fleet, input.program, state=AgentState.HALTED)})
-        await asyncio.to_thread(self._store.put_json, key, {"halted_before": halted})
-        return set(halted)
-
-    async def _batch(self, input: HaltCanaryInput, ids: list[str], *, halt: bool) -> CanaryAgents:
-        fleet = self._fleets(input.connection)
-        action = "halt" if halt else "resume"
-        request = BatchRequest(agent_ids=ids, incident_id=input.incident_id,
-                               idempotency_key=f"{input.incident_id}/canary-{action}/{input.round}/"
-                                               f"{activity.info().attempt}")
-        send = fleet.halt if halt else fleet.resume
-        result = await send(input.program, request)
-        missing = sorted(r.agent_id for r in result.results if r.status == AgentResultStatus.NOT_FOUND)
-        if missing and halt:
-            # A canary agent the fleet does not know: the runbook is out of date, which is what a drill finds.
-            raise TargetRejectedError(f"the fleet knows no canary agent {', '.join(missing[:10])}")
-        # resuming: an agent the fleet does not know was never halted, so there is nothing of it to restore
-        pending = sorted(r.agent_id for r in result.results
-                         if r.status not in (AgentResultStatus.CONFIRMED, AgentResultStatus.NOT_FOUND))
-        return CanaryAgents(confirmed=len(ids) - len(pending) - len(missing), pending_ids=pending)
+            pending = sorted(set(known) & halted)
+            return CanaryAgents(confirmed=len(known) - len(pending), pending_ids=pending)
 
     @activity.defn(name="restore_canary")
     async def restore_canary(self, input: RestoreCanaryInput) -> CanaryRestored:

@@ -123,27 +123,41 @@ class DrillWorkflow:
     async def _halt(self, canary: CanarySpec) -> None:
         s = self.state
         delay = self.tuning.halt_retry_initial_seconds
+        ids = list(canary.agents)
         for round in range(HALT_ROUNDS):
             if self.stop_request is not None:
                 return
             try:
                 agents: CanaryAgents = await workflow.execute_activity_method(
                     DrillActivities.halt_canary,
-                    HaltCanaryInput(drill_key=s.drill_key, connection=self.runbook.fleet.connection,
-                                    program=s.program, incident_id=s.incident_id, agent_ids=list(canary.agents),
-                                    round=round),
+                    HaltCanaryInput(connection=self.runbook.fleet.connection, program=s.program,
+                                    incident_id=s.incident_id, agent_ids=ids, round=round),
                     **self._options(timedelta(minutes=5), attempts=3, urgent=True),
                 )
             except ActivityError as exc:
                 return self._failed("drill.halt", exc)
-            s.agents_halted, s.agents_pending = agents.confirmed, agents.pending_ids
-            s.agents_halted_before = agents.halted_before
+            s.agents_halted_before = sorted({*s.agents_halted_before, *agents.halted_before})
+            s.agents_pending = agents.pending_ids
+            s.agents_halted = len(canary.agents) - len(agents.pending_ids) - len(agents.not_found)
+            if agents.unknown_before:
+                s.record(workflow.now(), SYSTEM_ACTOR, "drill.halt.unknown_before",
+                         f"the fleet did not say whether {agents.unknown_before} canary agents were halted before "
+                         "the drill: the restore resumes them", accepted=False)
+            if agents.not_found:
+                # The runbook names an agent the fleet does not know: what a drill is there to find.
+                self.stop(StopInput(outcome=DrillOutcome.FAILED, by=SYSTEM_ACTOR,
+                                    reason=f"drill.halt: the fleet knows no canary agent "
+                                           f"{', '.join(agents.not_found[:10])}"))
+                s.not_found = agents.not_found
+                return
             if not agents.pending_ids:
                 s.figures = s.figures.model_copy(
                     update={"switch_off_seconds": d.seconds_between(s.started_at, workflow.now())})
                 s.mark("canary-halted", workflow.now())
-                s.record(workflow.now(), SYSTEM_ACTOR, "drill.halted", f"{agents.confirmed} canary agents halted")
+                s.record(workflow.now(), SYSTEM_ACTOR, "drill.halted",
+                         f"{s.agents_halted} canary agents halted ({len(s.agents_halted_before)} were already)")
                 return
+            ids = agents.pending_ids
             await wait_until(lambda: self.stop_request is not None, timedelta(seconds=delay))
             delay = min(delay * 2, self.tuning.halt_retry_max_seconds)
         self.stop(StopInput(outcome=DrillOutcome.FAILED, by=SYSTEM_ACTOR,
@@ -255,10 +269,14 @@ class DrillWorkflow:
         if not d.resumes_agents(s.outcome):
             s.agents_left_to_pause = True
             return True
+        # only what the drill halted: an agent halted before it, or unknown to the fleet, stays as it was
+        ids = [a for a in canary.agents if a not in s.agents_halted_before and a not in s.not_found]
+        if not ids:
+            return True
         agents: CanaryAgents = await workflow.execute_activity_method(
             DrillActivities.resume_canary,
-            HaltCanaryInput(drill_key=s.drill_key, connection=self.runbook.fleet.connection, program=s.program,
-                            incident_id=s.incident_id, agent_ids=list(canary.agents), round=s.restore_attempts),
+            HaltCanaryInput(connection=self.runbook.fleet.connection, program=s.program, incident_id=s.incident_id,
+                            agent_ids=ids, round=s.restore_attempts),
             **self._options(timedelta(minutes=5), attempts=5),
         )
         s.agents_collecting, s.agents_pending = agents.confirmed, agents.pending_ids

@@ -105,7 +105,6 @@ class ProberFigures(Model):
 
 
 class HaltCanaryInput(Model):
-    drill_key: str
     connection: str
     program: str
     incident_id: str
@@ -118,8 +117,10 @@ class CanaryAgents(Model):
 
     confirmed: int
     pending_ids: list[str] = Field(default_factory=list)
+    not_found: list[str] = Field(default_factory=list, description="Canary agents the fleet does not know.")
     halted_before: list[str] = Field(default_factory=list, description="Canary agents halted before the drill: "
                                      "left halted by its restore.")
+    unknown_before: int = Field(default=0, description="Confirmed agents the fleet did not say it changed.")
 
 
 class RestoreCanaryInput(Model):
@@ -157,7 +158,9 @@ class DrillState(Mutable):
     outcome: DrillOutcome | None = None
     outcome_reason: str = ""
     agents_halted: int = 0
-    agents_halted_before: list[str] = Field(default_factory=list)
+    agents_halted_before: list[str] = Field(default_factory=list, description="Canary agents halted before the "
+                                            "drill, as the fleet said: its restore leaves them halted.")
+    not_found: list[str] = Field(default_factory=list, description="Canary agents the fleet does not know.")
     agents_pending: list[str] = Field(default_factory=list)
     access_revoked: bool = False
     snapshot: EvidenceRef | None = None

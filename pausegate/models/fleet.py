@@ -85,6 +85,11 @@ class AgentResult(Model):
     agent_id: str
     status: AgentResultStatus
     state: AgentState | None = None
+    changed: bool | None = Field(
+        default=None,
+        description="Confirmed: whether this request changed the agent (false: it was already in the requested "
+        "state). A replayed answer says what the first request did. None: the fleet does not say.",
+    )
 
 
 class BatchResult(Model):

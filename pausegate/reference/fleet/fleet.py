@@ -262,10 +262,9 @@ class Program:
                 results.append(AgentResult(agent_id=aid, status=AgentResultStatus.NOT_FOUND))
                 missing += 1
             elif a.online:
-                self._apply(a, halt=halt, actor=actor, detail=incident, at=now)
-                results.append(
-                    AgentResult(agent_id=aid, status=AgentResultStatus.CONFIRMED, state=self.state_of(a))
-                )
+                changed = self._apply(a, halt=halt, actor=actor, detail=incident, at=now)
+                results.append(AgentResult(agent_id=aid, status=AgentResultStatus.CONFIRMED,
+                                           state=self.state_of(a), changed=changed))
                 confirmed += 1
             else:
                 # Delivered when the agent returns; until then nobody can confirm it.
@@ -299,11 +298,11 @@ class Program:
         )
         return result
 
-    def _apply(self, a: AgentRecord, *, halt: bool, actor: str, detail: str, at: datetime) -> None:
-        """The agent applies a halt or resume; only a change of its flag counts as an effect."""
+    def _apply(self, a: AgentRecord, *, halt: bool, actor: str, detail: str, at: datetime) -> bool:
+        """The agent applies a halt or resume; only a change of its flag counts as an effect (True)."""
         a.queued = None
         if a.halted == halt:
-            return
+            return False
         a.halted = halt
         if halt:
             a.halts += 1
@@ -312,6 +311,7 @@ class Program:
             a.resumes += 1
             self._online_halted -= 1
         self.audit.append(actor, "agent.halt" if halt else "agent.resume", a.id, detail, at=at)
+        return True
 
     def set_online(self, ids: Iterable[str], online: bool, *, actor: str) -> list[Agent]:
         """Take agents offline or bring them back; a returning agent reads its queued command and
