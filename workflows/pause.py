@@ -57,12 +57,12 @@ with workflow.unsafe.imports_passed_through():
         WaiveResidualInput,
         WaiveStepInput,
     )
+    from pausegate.policy import break_glass as bg
     from pausegate.policy import conditions as pc
     from pausegate.policy import copies, review, signoff
-    from pausegate.policy import break_glass as bg
     from pausegate.policy import transitions as t
-    from workflows.conditions import PlanConditions
     from workflows.break_glass_grants import BreakGlassGrants, BreakGlassHandlers
+    from workflows.conditions import PlanConditions
     from workflows.containment import Containment
     from workflows.support import ADDRESSED_MESSAGES, activity_options, arrived_at, error_text, wait_until
 
