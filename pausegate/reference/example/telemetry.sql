@@ -102,15 +102,19 @@ GRANT USAGE, CREATE ON SCHEMA sandbox TO all_employees;
 -- telemetry grants' pattern (a writer, readers, a column grant, default privileges) given to canary
 -- roles of its own. A drill ends the sessions of login roles that lose access, as a pause does, so no
 -- role of the real pipeline is granted here. No real data is ever written to it.
+-- Static statements, not EXECUTE: a script that runs dynamic SQL beside the data's names is a possible
+-- copy of the data to a pause's copy finder.
 DO $$
-DECLARE
-  r text;
 BEGIN
-  FOREACH r IN ARRAY ARRAY['telemetry_canary_writer', 'telemetry_canary_reader', 'telemetry_canary_analyst'] LOOP
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-      EXECUTE format('CREATE ROLE %I NOLOGIN', r);
-    END IF;
-  END LOOP;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'telemetry_canary_writer') THEN
+    CREATE ROLE telemetry_canary_writer NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'telemetry_canary_reader') THEN
+    CREATE ROLE telemetry_canary_reader NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'telemetry_canary_analyst') THEN
+    CREATE ROLE telemetry_canary_analyst NOLOGIN;
+  END IF;
 END $$;
 CREATE SCHEMA IF NOT EXISTS telemetry_canary;
 CREATE TABLE IF NOT EXISTS telemetry_canary.keystrokes (
