@@ -247,7 +247,8 @@ class BuilderProgress(Model):
     statements: int = Field(ge=0)
     parsed_distinct: int = Field(ge=0)
     over_budget: int = Field(ge=0)
-    slots: list[tuple[str, str, str, str | None, int, int, datetime | None, datetime | None]]
+    slots: list[tuple[str, str, str, str | None, int, int, datetime | None, datetime | None, int]] = Field(
+        description="(user, table, how, via, reads, failed, first, last, outside) of every path a role took.")
     unparsed: dict[str, int]
     unparsed_listed: list[UnparsedStatement]
     paths: dict[str, tuple[str, ...]]
@@ -287,7 +288,7 @@ class WhoSawWhatBuilder:
         return BuilderProgress(
             records=records, statements=self.statements, parsed_distinct=self.parsed_distinct,
             over_budget=self.over_budget,
-            slots=[(*k, v.reads, v.failed, v.first, v.last) for k, v in self._acc.items()],
+            slots=[(*k, v.reads, v.failed, v.first, v.last, v.outside) for k, v in self._acc.items()],
             unparsed=dict(self._unparsed), unparsed_listed=list(self._unparsed_listed), paths=dict(self._paths),
             locals=dict(self._locals),
             held=[HeldStatement(session=session, user=st.user, at=st.at, line_num=st.line_num, file=st.file,
@@ -300,8 +301,8 @@ class WhoSawWhatBuilder:
         """Go on from ``progress`` (a fresh builder over the same scope; the records it counted are skipped)."""
         self.statements, self.parsed_distinct = progress.statements, progress.parsed_distinct
         self.over_budget = progress.over_budget
-        self._acc = {(user, obj, how, via): _Slot(reads, failed, first, last)
-                     for user, obj, how, via, reads, failed, first, last in progress.slots}
+        self._acc = {(user, obj, how, via): _Slot(reads, failed, first, last, outside)
+                     for user, obj, how, via, reads, failed, first, last, outside in progress.slots}
         self._unparsed, self._unparsed_listed = dict(progress.unparsed), list(progress.unparsed_listed)
         self._paths, self._locals = dict(progress.paths), dict(progress.locals)
         self._open = {h.session: _Statement(user=h.user, at=h.at, session=h.session, line_num=h.line_num,
