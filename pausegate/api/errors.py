@@ -53,6 +53,12 @@ REFUSAL_STATUS: dict[str, int] = {
     "unknown_key": status.HTTP_403_FORBIDDEN,
     "bad_statement": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "no_such_key": status.HTTP_404_NOT_FOUND,
+    # Break-glass (pausegate.policy.break_glass): the grant is named in the URL; what a request asks is in the body.
+    "unknown_grant": status.HTTP_404_NOT_FOUND,
+    "unknown_dataset": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "not_in_dataset": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "unknown_copy": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "too_long": status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 DEFAULT_REFUSAL_STATUS = status.HTTP_409_CONFLICT
 

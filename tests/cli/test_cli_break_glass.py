@@ -67,6 +67,11 @@ class TestBreakGlassCli:
         assert "requested" in asked.stdout and "password (shown once, sent nowhere): " in asked.stdout
         password = asked.stdout.split("password (shown once, sent nowhere): ", 1)[1].split()[0]
 
+        missing = await api.client("carol").post(f"/v1/pauses/{p}/break-glass/g9/approve")
+        assert missing.status_code == 404 and missing.json()["error"] == "unknown_grant"
+        too_long = await api.client("ann").post(f"/v1/pauses/{p}/break-glass", json={
+            "dataset": "telemetry", "tables": [{"table": "keystrokes"}], "reason": "r", "duration": "PT2H"})
+        assert too_long.status_code == 422 and too_long.json()["error"] == "too_long"
         own = await cli("break-glass", "approve", p, "g1", who="ann")
         assert own.code != 0
         approved = await cli("break-glass", "approve", p, "g1", "--json", who="carol")
