@@ -18,6 +18,7 @@ from pausegate.connectors.postgres.copies_catalog import QUARANTINE_SCHEMA
 from pausegate.models.break_glass import GrantTarget, TableAccess, scram_verifier
 from tests.support.break_glass import PASSWORD, SALT, login_trusted, login_with_password, take_passwords
 from tests.support.debian_pg import BIN, Cluster, _as_server_user, running_cluster
+from tests.support.fault_report import record_result
 
 SEED = """
 CREATE ROLE analyst_other LOGIN;
@@ -108,6 +109,8 @@ class TestGrantInPostgres:
                                 "(SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
                                 " WHERE r.rolname = %s)", (t.role,)).fetchone()
         assert row == (False, 0)
+        record_result("insider holding a break-glass grant", "passes it on: GRANT of the table, GRANT of the role",
+                      injected=2, outcome="nothing granted: the other role reads nothing, the membership refused")
         async with await tool(cluster, database) as conn:
             assert (await close_grant(conn, t)).verified
             assert await verify_closed(conn, t) == []
@@ -128,6 +131,8 @@ class TestGrantInPostgres:
                 await open_grant(conn, t)
         with cluster.connect(database) as admin:
             assert admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (t.role,)).fetchone() is None
+            record_result("deployment without statement logging", "a grant whose statements no log would keep",
+                          injected=1, outcome="refused with the reason; no role left behind")
             admin.execute("REVOKE ALL ON ALL TABLES IN SCHEMA telemetry FROM bg_tool CASCADE")
             admin.execute("REVOKE ALL ON SCHEMA telemetry FROM bg_tool CASCADE")
             admin.execute("DROP ROLE bg_tool")

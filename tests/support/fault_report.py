@@ -35,6 +35,7 @@ HOSTILE = (
     "tests/evidence/test_pglog_giant_line.py", "tests/cli/test_cli_retry_after.py", "tests/auth/test_group_roles.py",
     "tests/api/test_api_redaction.py", "tests/console/test_console_visibility.py", "tests/evidence/test_squatting.py",
     "tests/evidence/test_s3_policy.py", "tests/connectors/test_data_actions_targets.py",
+    "tests/connectors/test_break_glass_postgres.py",
     "tests/evidence/test_exposure_budget.py", "tests/connectors/test_postgres_consent.py",
     "tests/analysis/test_origins.py", "tests/approvals/test_forgeries.py", "tests/approvals/test_signed_pause.py",
 )
