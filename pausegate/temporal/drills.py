@@ -118,8 +118,8 @@ async def preempt_drill(client: Client, program: str) -> None:
         if await stop_drill(client, program, StopInput(outcome=DrillOutcome.PREEMPTED, by=SYSTEM_ACTOR,
                                                        reason="a pause of the program began")):
             log.info("drill.preempted", program_digest=drill_id(client, program))
-    except RPCError as exc:
-        log.warning("drill.preempt_failed", error=str(exc)[:200])
+    except Exception as exc:  # the pause has started: nothing here may fail its start
+        log.warning("drill.preempt_failed", error=str(exc)[:200], kind=type(exc).__name__)
 
 
 async def schedule_drills(client: Client, request: DrillRequest, *, task_queue: str,
