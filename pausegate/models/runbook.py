@@ -16,7 +16,6 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from pausegate.models.base import Model
 from pausegate.models.break_glass_spec import BreakGlassSpec
-from pausegate.models.break_glass_spec import BreakGlassSpec
 from pausegate.models.collection import DATA_TYPE, MAX_DATA_TYPES
 
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -366,9 +365,6 @@ class Runbook(Model):
     consent: ConsentSpec | None = Field(default=None, description="Where consent to collection is recorded.")
     collection: CollectionSpec | None = Field(default=None, description="Where each collected data type lands.")
     watch: WatchSpec | None = Field(default=None, description="Watching a resumed program; none: no watch.")
-    break_glass: BreakGlassSpec | None = Field(
-        default=None, description="Access during a pause by request, for a time; none: only the standing roles."
-    )
     break_glass: BreakGlassSpec | None = Field(
         default=None, description="Access during a pause by request, for a time; none: only the standing roles."
     )

@@ -240,13 +240,13 @@ class PauseState(Mutable):
             del document["containment"]["copies"]  # documents of pauses begun before copies were found
         if document["containment"].get("origins") is None:
             del document["containment"]["origins"]  # documents of pauses begun before origins were derived
-        if document.get("break_glass") is None:
-            document.pop("break_glass", None)  # documents of pauses without grants stay as they were
         if document.get("signoff") is None:
             document.pop("signoff", None)  # documents of pauses begun before signed approvals
         for approval in document["approvals"]:
             if approval.get("signature") is None:
                 approval.pop("signature", None)
+        if document.get("break_glass") is None:
+            document.pop("break_glass", None)  # documents of pauses without grants stay as they were
         return document
 
     @computed_field  # type: ignore[prop-decorator]

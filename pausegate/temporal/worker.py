@@ -39,8 +39,8 @@ from pausegate.temporal.client import connect
 from pausegate.temporal.drills import pause_open
 from pausegate.temporal.pauses import pause_handle, start_pause
 from pausegate.temporal.versioning import deployment_config, promote
-from workflows.drill import DrillWorkflow
 from workflows.break_glass import BreakGlassWorkflow
+from workflows.drill import DrillWorkflow
 from workflows.pause import PauseWorkflow
 from workflows.watch import WatchWorkflow
 
