@@ -12,7 +12,8 @@ class TestChanged:
         self, fleet: FleetUnderTest
     ) -> None:
         first, second, third = ids(1, 2, 4)
-        await fleet.connector.halt(PROGRAM, BatchRequest(agent_ids=[second], incident_id="earlier", idempotency_key="e"))
+        earlier = BatchRequest(agent_ids=[second], incident_id="earlier", idempotency_key="earlier-halt")
+        await fleet.connector.halt(PROGRAM, earlier)
         request = BatchRequest(agent_ids=[first, second, third], incident_id="drill", idempotency_key="drill-halt")
         answer = await fleet.connector.halt(PROGRAM, request)
         assert [(r.agent_id, r.status, r.changed) for r in answer.results] == [
