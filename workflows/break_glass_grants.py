@@ -87,6 +87,7 @@ class BreakGlassGrants:
                     parent_close_policy=ParentClosePolicy.ABANDON,
                 )
                 grant.started = True
+                grant.scram_verifier = None  # the grant's workflow holds it now: not the pause's state, nor its report
 
     async def signal_end(self, grant_id: str, by: str) -> None:
         grant = self.state.break_glass.grant(grant_id) if self.state.break_glass is not None else None

@@ -144,7 +144,8 @@ class Grant(Mutable):
     duration: timedelta
     emergency: bool = False
     scram_verifier: str | None = Field(default=None, description="Stored by the server as it is; no password "
-                                       "can be derived from it (a random one, as the CLI makes, cannot be guessed).")
+                                       "can be derived from it (a random one, as the CLI makes, cannot be guessed). "
+                                       "Held only until the grant starts.")
     requested_at: datetime
     status: GrantStatus = "requested"
     role: str = Field(description="The login role the grant is, in the dataset's database.")

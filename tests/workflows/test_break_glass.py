@@ -104,7 +104,9 @@ class TestBreakGlassGrant:
     async def test_a_long_query_is_ended_at_the_grant_end_and_no_login_works_after_it(
             self, h: Harness, server: tuple[str, Path, Path]) -> None:
         await under_review(h)
-        grant = await request(h, 15, verifier=scram_verifier(PASSWORD, SALT))
+        verifier = scram_verifier(PASSWORD, SALT)
+        grant = await request(h, 15, verifier=verifier)
+        assert grant.scram_verifier is None and verifier not in (await h.status()).model_dump_json()
         role_dsn = dsn_as(h.database_dsn, grant.role)
         holder = login(h, grant.role)  # trusted, as the server's socket is by default
         long_query = asyncio.create_task(asyncio.to_thread(
