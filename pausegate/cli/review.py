@@ -12,6 +12,7 @@ import yaml
 from pausegate.cli import views
 from pausegate.cli.exits import EXIT_USAGE, fail
 from pausegate.cli.options import JsonOpt, ProgramArg
+from pausegate.cli.origins_view import derived_cause
 from pausegate.cli.output import show
 from pausegate.cli.session import connect
 
@@ -36,10 +37,20 @@ def parse_evidence(values: list[str]) -> list[dict[str, Any]]:
 
 
 @app.command("checklist")
-def checklist(program: ProgramArg, as_json: JsonOpt = False) -> None:
+def checklist(
+    program: ProgramArg,
+    scope: Annotated[bool, typer.Option(help="With the derived cause beside the root-cause item, read from the "
+                                        "sealed origin document (review roles only; --json: the pause as "
+                                        "status --scope answers).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Show the review checklist."""
     with connect(as_json) as client:
-        show(client.checklist(program), as_json, views.checklist)
+        if scope:
+            show(client.status(program, scope=True), as_json,
+                 lambda view: views.checklist(view.checklist, derived_cause(view)))
+        else:
+            show(client.checklist(program), as_json, views.checklist)
 
 
 @app.command("complete")

@@ -15,6 +15,7 @@ from pausegate.cli.origins_view import derived_cause, origins_table, summary_tex
 from pausegate.cli.output import add_row, line, table, when
 from pausegate.models.checklist import ItemStatus
 from pausegate.models.data_stop import describe as describe_data_stop
+from pausegate.models.origins import CAUSE_ITEM
 from pausegate.models.plan import ResumePlan
 
 TIMELINE_ROWS = 15
@@ -130,8 +131,9 @@ def copies_table(view: PauseView) -> Table | None:
     return shown
 
 
-def checklist(items: list[ItemStatus]) -> Table:
-    """The review checklist: who may do each item, what it needs, who did it."""
+def checklist(items: list[ItemStatus], cause: Text | None = None) -> Table:
+    """The review checklist: who may do each item, what it needs, who did it; ``cause`` (the derived
+    cause, for a reviewer) under the root-cause item, beside whatever the reviewer attached."""
     shown = table(line("Checklist"), ("item", "title", "roles", "needs", "evidence", "done by"))
     for i in items:
         add_row(
@@ -143,6 +145,8 @@ def checklist(items: list[ItemStatus]) -> Table:
             ", ".join(i.evidence_required) or "—",
             line((i.completed_by, "green")) if i.completed_by else line(("open", "yellow")),
         )
+        if cause is not None and i.id == CAUSE_ITEM:
+            add_row(shown, "", cause, "", "", "", "")
     return shown
 
 
@@ -226,8 +230,9 @@ def status(view: PauseView) -> Group:
         parts.append(copies)
     if (origins := origins_table(view)) is not None:
         parts.append(origins)
-    parts.append(checklist(view.checklist))
-    if (cause := derived_cause(view)) is not None:
+    cause = derived_cause(view)
+    parts.append(checklist(view.checklist, cause))
+    if cause is not None and all(i.id != CAUSE_ITEM for i in view.checklist):
         parts.append(cause)
     if plan is not None:
         parts.append(plan)

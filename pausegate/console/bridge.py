@@ -36,6 +36,7 @@ from pausegate.api.routes import drills as drill_routes
 from pausegate.api.routes import pauses as pause_routes
 from pausegate.api.routes.keys import signing_key_of
 from pausegate.api.state import ApiState
+from pausegate.console.origins import DerivedCause, derived_cause
 from pausegate.errors import ActionRefused, ApiError, EvidenceError
 from pausegate.evidence.interface import read_recorded
 from pausegate.models.checklist import EvidenceAttachment, ItemStatus
@@ -93,6 +94,8 @@ class Seen:
     actor: Actor
     view: PauseView
     version: str = ""
+    cause: DerivedCause | None = None
+    """The exposure's derived cause from the sealed origin document (reviewers only; None otherwise)."""
 
     @property
     def live(self) -> bool:
@@ -120,8 +123,15 @@ async def read(api: ApiState, program: str, actor: Actor) -> Seen:
     """The program's pause for ``actor`` (``Refusal`` 404 for an unknown program or no pause)."""
     runbook = api.runbook(program)
     actor = actor.for_program(program)
-    view = view_of(await read_status(api.client, program), runbook, actor)
-    return Seen(program, runbook, actor, view, version_of([view]))
+    return await seen_of(api, program, runbook, actor, await read_status(api.client, program))
+
+
+async def seen_of(api: ApiState, program: str, runbook: Runbook, actor: Actor, status: PauseState) -> Seen:
+    """A status already read, as ``actor`` (already ``for_program``) may see it: the view, and for a
+    reviewer the derived cause read from the origin document the pause recorded (as ``?scope=true`` reads it)."""
+    view = view_of(status, runbook, actor)
+    cause = await derived_cause(api.store, view) if authority.may_read_access(runbook, actor) else None
+    return Seen(program, runbook, actor, view, version_of([view]), cause)
 
 
 async def drill(api: ApiState, program: str, actor: Actor) -> DrillState:

@@ -18,6 +18,9 @@ from pausegate.models.runbook import AuditSourceSpec, DatasetSpec
 PathKind = Literal["grant", "membership", "view", "matview", "function", "default_privileges", "owner", "rls_off"]
 Origin = Literal["logged", "before_log", "unknown"]
 MAX_STATEMENT_CHARS = 4000  # of a statement shown in the document; the sealed line holds all of it
+CAUSE_ITEM = "root-cause"
+"""The checklist item the derived cause is shown beside (the worked example's runbook calls its root-cause
+analysis so): the faces put what the statement log shows next to whatever a reviewer attaches to it."""
 
 
 class LoggedStatement(Model):

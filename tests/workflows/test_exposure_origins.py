@@ -5,6 +5,7 @@ view, CLI and report show it; who saw what counts reads against the paths' inter
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 import psycopg
 from rich.console import Console
@@ -14,6 +15,7 @@ from activities.evidence import EvidenceActivities
 from pausegate.analysis.who_saw_what import WhoSawWhat
 from pausegate.api.models import PauseView
 from pausegate.cli.views import status as status_view
+from pausegate.console.origins import DerivedCause
 from pausegate.console.render import build_environment
 from pausegate.evidence.anchor import audit_evidence
 from pausegate.evidence.report import render_markdown
@@ -76,8 +78,10 @@ class TestOriginsOfTheWorkedExample:
         shown = _render(PauseView.of(status, reveal=True, origins=document.model_dump(mode="json")))
         assert "company-wide since" in shown and "Derived cause (statement log)" in shown
         assert "schema_migrations" in shown and "dashboard_author" in shown
-        page = build_environment().get_template("_origins.html").render(view=PauseView.of(status, reveal=True))
+        page = build_environment().get_template("_origins.html").render(
+            view=PauseView.of(status, reveal=True), seen=SimpleNamespace(cause=DerivedCause(document.headline)))
         assert 'data-fact="readable-since">since <time' in page and "opened in the statement log" in page
+        assert '<span data-fact="origin-role">schema_migrations</span>' in page
         hidden = PauseView.of(status, reveal=False)
         assert hidden.containment.origins is None and hidden.origins is None
         markdown = render_markdown(ReportInput(pause_key=status.evidence_key, status=status, origins=document))

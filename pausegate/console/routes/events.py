@@ -5,7 +5,7 @@ person watching (their redaction, their "you may"), named after the element it r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Literal
 
 import structlog
@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-Fragments = Callable[[Snapshot], tuple[str, dict[str, str]]]
+Fragments = Callable[[Snapshot], Awaitable[tuple[str, dict[str, str]]]]
 """From statuses just read: the version of what this person is shown (``bridge.version_of`` of their
 views) and each fragment's HTML."""
 SESSION_ENDED = "session"
@@ -95,7 +95,7 @@ def stream(visitor: Visitor, programs: list[str], fragments: Fragments, known: s
                         beat = loop.time() + console.heartbeat_seconds
                     continue
                 try:
-                    version, rendered = fragments(changed)
+                    version, rendered = await fragments(changed)
                 except Exception as exc:  # e.g. the runbook stopped validating: end; the reconnect shows why
                     log.warning("console_fragment_failed", error=str(exc)[:200], kind=type(exc).__name__)
                     return
@@ -137,7 +137,7 @@ Version = Annotated[str, Query(max_length=64)]
 async def board_events(request: Request, visitor: VisitorDep, v: Version = "") -> Response:
     templates = visitor.console.templates
 
-    def fragments(snapshot: Snapshot) -> tuple[str, dict[str, str]]:
+    async def fragments(snapshot: Snapshot) -> tuple[str, dict[str, str]]:
         context = board_context(visitor, snapshot)
         return context["version"], {"board": templates.render("_board_rows.html", **context)}
 
@@ -164,12 +164,11 @@ async def pause_events(
         assert refusal is not None
         return render(request, visitor, "error.html", status=refusal.status, refusal=refusal)
 
-    def fragments(snapshot: Snapshot) -> tuple[str, dict[str, str]]:
+    async def fragments(snapshot: Snapshot) -> tuple[str, dict[str, str]]:
         status = snapshot.get(program)
         if status is None:
             return bridge.version_of([None]), {}
-        view = bridge.view_of(status, runbook, who)
-        seen = bridge.Seen(program, runbook, who, view, bridge.version_of([view]))
+        seen = await bridge.seen_of(visitor.api, program, runbook, who, status)
         if page == "plan":
             context = plan_context(seen)
             return seen.version, {
