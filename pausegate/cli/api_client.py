@@ -254,6 +254,9 @@ class PausegateClient:
     def confirm_key(self, key_id: str) -> Reply[dict[str, Any]]:
         return self._post(f"/v1/keys/{key_id}/confirm", {}, dict)
 
+    def remove_key(self, key_id: str) -> None:
+        self._request("DELETE", f"/v1/keys/{key_id}")
+
     def reject(self, program: str, reason: str) -> Reply[Receipt]:
         return self._post(f"/v1/pauses/{program}/plan/reject", {"reason": reason}, Receipt.model_validate)
 

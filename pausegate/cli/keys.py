@@ -64,3 +64,15 @@ def confirm(key_id: Annotated[str, typer.Argument(help="The key's id (pausegate 
     """Confirm someone else's enrolled key (admin)."""
     with connect(as_json) as client:
         _show_key(client.confirm_key(key_id).json, as_json)
+
+
+@app.command("remove")
+def remove(key_id: Annotated[str, typer.Argument(help="The key's id (pausegate keys list).")],
+           as_json: JsonOpt = False) -> None:
+    """Remove a key: your own, or anyone's (admin). Pauses that start afterwards do not count it."""
+    with connect(as_json) as client:
+        client.remove_key(key_id)
+        if as_json:
+            emit_json({"removed": key_id})
+        else:
+            out.say(f"key {key_id[:16]} removed")

@@ -64,3 +64,9 @@ async def test_leaders_enroll_ssh_keys_and_approve_with_them_from_the_cli(
     signed = [(a["actor_id"], a["signature"]["key"]["kind"], a["signature"]["key"]["key_id"])
               for a in final["approvals"]]
     assert signed == [("local:cleo", "ssh", keys["cleo"].key_id), ("local:pat", "ssh", keys["pat"].key_id)]
+
+    # A removed key is listed no more (and a pause that starts now would not pin it).
+    removed = await cli("keys", "remove", keys["pat"].key_id, who="pat")
+    assert removed.code == 0, removed.stderr
+    listed = await cli("keys", "list", "--json", who="ada")
+    assert [k["holder"] for k in json.loads(listed.stdout)["keys"]] == ["local:cleo"]
