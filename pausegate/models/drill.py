@@ -188,3 +188,11 @@ class DrillState(Mutable):
 
 
 DrillReportInput.model_rebuild()
+
+
+class ScheduledDrill(Model):
+    """What a schedule's occurrence starts: the program's drill at its own fixed workflow id, so that a
+    real pause finds it there (a schedule appends its time to every id it starts)."""
+
+    workflow_id: str = Field(max_length=1000)
+    input: DrillInput

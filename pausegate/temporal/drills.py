@@ -8,9 +8,10 @@ a real pause never waits for a drill: starting a pause tells the program's drill
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
     Schedule,
@@ -22,21 +23,26 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.converter import WorkflowSerializationContext
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from pausegate.errors import ActionRefused, PauseNotFound
 from pausegate.logging import get_logger
-from pausegate.models.drill import DrillInput, DrillOutcome, DrillRequest, DrillState, StopInput
+from pausegate.models.drill import DrillInput, DrillOutcome, DrillRequest, DrillState, ScheduledDrill, StopInput
 from pausegate.models.people import SYSTEM_ACTOR
 from pausegate.models.state import Tuning
 from pausegate.policy.drill import check_may_drill
-from pausegate.temporal.ids import identifier_key, name_digest, pause_id
+from pausegate.temporal.ids import DIGEST_HEX_CHARS, identifier_key, name_digest, pause_id
 from workflows.drill import DrillWorkflow
+from workflows.drill_schedule import ScheduledDrillWorkflow
 
 DRILL_PREFIX = "drill/"
 SCHEDULE_PREFIX = "drill-schedule/"
 DRILL_OPEN = "drill_open"
+NOT_A_SCHEDULE = "not_a_drill_schedule"
+DRILLS_LISTED = 1000
+"""How many running or recent drills the board's one listing reads."""
 
 log = get_logger("pausegate.temporal.drills")
 
@@ -132,9 +138,12 @@ async def schedule_drills(client: Client, request: DrillRequest, *, task_queue: 
         raise ActionRefused("no_schedule", f"the runbook of {request.program} schedules no drills")
     sid = schedule_id(client, request.program)
     schedule = Schedule(
+        # each occurrence runs under the schedule's id with its time appended, and starts the drill at the
+        # program's fixed id (workflows.drill_schedule), where a real pause finds it
         action=ScheduleActionStartWorkflow(
-            DrillWorkflow.run, DrillInput(request=request, tuning=tuning or Tuning()),
-            id=drill_id(client, request.program), task_queue=task_queue,
+            # by name: the occurrence takes the input as a raw value it does not read
+            ScheduledDrillWorkflow.__name__, DrillInput(request=request, tuning=tuning or Tuning()),
+            id=sid, task_queue=task_queue,
         ),
         spec=ScheduleSpec(cron_expressions=[canary.schedule]),
     )
@@ -143,3 +152,37 @@ async def schedule_drills(client: Client, request: DrillRequest, *, task_queue: 
     except ScheduleAlreadyRunningError:
         await client.get_schedule_handle(sid).update(lambda _: ScheduleUpdate(schedule=schedule))
     return sid
+
+
+async def scheduled_drill(client: Client, occurrence_id: str) -> ScheduledDrill:
+    """The drill a schedule's occurrence starts: the schedule's input, opened where it was sealed for (the
+    schedule's action id), and the program's drill id. ``ActionRefused`` for an occurrence of anything else."""
+    sid = occurrence_id[:len(SCHEDULE_PREFIX) + DIGEST_HEX_CHARS]
+    if not sid.startswith(SCHEDULE_PREFIX):
+        raise ActionRefused(NOT_A_SCHEDULE, "not an occurrence of a drill schedule")
+    action = (await client.get_schedule_handle(sid).describe()).schedule.action
+    if not (isinstance(action, ScheduleActionStartWorkflow) and action.workflow == ScheduledDrillWorkflow.__name__
+            and action.id == sid and len(action.args) == 1 and isinstance(action.args[0], Payload)):
+        raise ActionRefused(NOT_A_SCHEDULE, "the schedule does not start a drill")
+    converter = client.data_converter.with_context(
+        WorkflowSerializationContext(namespace=client.namespace, workflow_id=action.id))
+    [input] = await converter.decode([action.args[0]], [DrillInput])
+    assert isinstance(input, DrillInput)
+    return ScheduledDrill(workflow_id=drill_id(client, input.request.program), input=input)
+
+
+async def recent_drill_ids(client: Client, programs: list[str], since: datetime) -> dict[str, str]:
+    """The drill workflow id of each of ``programs`` with a drill running or started since ``since``: one
+    listing for them all (the board's; visibility lags a started drill by a moment)."""
+    ids = {drill_id(client, program): program for program in programs}
+    found: set[str] = set()
+    if ids:
+        query = (f"WorkflowType = '{DrillWorkflow.__name__}' AND (ExecutionStatus = 'Running' "
+                 f"OR StartTime > '{since.isoformat()}')")
+        found = {execution.id async for execution in client.list_workflows(query, limit=DRILLS_LISTED)}
+    return {program: workflow_id for workflow_id, program in ids.items() if workflow_id in found}
+
+
+async def read_drill_by_id(client: Client, workflow_id: str) -> DrillState:
+    """One drill's state by its workflow id (from ``recent_drill_ids``)."""
+    return await client.get_workflow_handle_for(DrillWorkflow.run, workflow_id).query(DrillWorkflow.status)

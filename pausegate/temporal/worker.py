@@ -23,6 +23,7 @@ from activities.copies import CopiesActivities, Elsewhere
 from activities.data_actions import DataActionActivities
 from activities.data_stop import DataStopActivities
 from activities.drill import DrillActivities
+from activities.drill_schedule import ScheduledDrillActivities
 from activities.evidence import EvidenceActivities
 from activities.fleet import FleetActivities
 from activities.notify import NotifyActivities
@@ -36,11 +37,12 @@ from pausegate.logging import get_logger
 from pausegate.observability.tracing import setup_tracing
 from pausegate.observability.worker_metrics import PauseMetricsInterceptor, metrics_runtime
 from pausegate.temporal.client import connect
-from pausegate.temporal.drills import pause_open
+from pausegate.temporal.drills import pause_open, scheduled_drill
 from pausegate.temporal.pauses import pause_handle, start_pause
 from pausegate.temporal.versioning import deployment_config, promote
 from workflows.break_glass import BreakGlassWorkflow
 from workflows.drill import DrillWorkflow
+from workflows.drill_schedule import ScheduledDrillWorkflow
 from workflows.pause import PauseWorkflow
 from workflows.watch import WatchWorkflow
 
@@ -96,8 +98,10 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
     break_glass = BreakGlassActivities(dsn_of, connectors.evidence_store, connectors.audit_source, connectors.access)
     drill = DrillActivities(connectors.fleet, dsn_of, connectors.evidence_store,
                             lambda program: pause_open(client, program))
+    scheduled = ScheduledDrillActivities(lambda occurrence: scheduled_drill(client, occurrence))
     return [
         drill.pause_open,
+        scheduled.scheduled_drill,
         drill.halt_canary,
         drill.resume_canary,
         drill.restore_canary,
@@ -154,7 +158,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or connectors.settings.temporal.task_queue,
-        workflows=[PauseWorkflow, WatchWorkflow, DrillWorkflow, BreakGlassWorkflow],
+        workflows=[PauseWorkflow, WatchWorkflow, DrillWorkflow, ScheduledDrillWorkflow, BreakGlassWorkflow],
         workflow_runner=WORKFLOW_RUNNER,
         activities=[fn for fn in _activities(client, connectors) if not _is_urgent(fn)],
         max_concurrent_activities=max_concurrent_activities,

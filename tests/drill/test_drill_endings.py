@@ -17,7 +17,7 @@ from pausegate.models.drill import DrillInput, DrillOutcome, DrillPhase, DrillRe
 from pausegate.models.fleet import AgentState, BatchRequest
 from pausegate.models.phase import Phase
 from pausegate.policy.drill import PAUSE_OPEN
-from pausegate.temporal.drills import drill_id, schedule_drills, start_drill, stop_drill
+from pausegate.temporal.drills import schedule_drills, start_drill, stop_drill
 from tests.drill.support import agent_states, catalog, drill, drill_runbook, probing, reads, wait_phase
 from tests.support.harness import ANALYST, COMMANDER, HarnessFactory
 from workflows.drill import DrillWorkflow
@@ -209,8 +209,9 @@ class TestScheduled:
                 upcoming = described.info.next_action_times
                 assert upcoming and all((t.weekday(), t.hour, t.minute) == (0, 3, 0) for t in upcoming)
                 action = described.schedule.action
-                assert isinstance(action, ScheduleActionStartWorkflow) and action.workflow == "DrillWorkflow"
-                assert action.id == drill_id(h.client, h.program)
+                # each occurrence starts the drill at the program's fixed id (workflows.drill_schedule)
+                assert isinstance(action, ScheduleActionStartWorkflow) and action.workflow == "ScheduledDrillWorkflow"
+                assert action.id == sid
                 # scheduling again replaces the schedule rather than adding a second one
                 assert await schedule_drills(h.client, request, task_queue=h.task_queue) == sid
             finally:
