@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -12,6 +13,7 @@ from fastapi.responses import Response
 
 from pausegate.console import bridge
 from pausegate.console.bridge import Refusal, refusal_of
+from pausegate.console.drill_lines import drill_lines
 from pausegate.console.pages import Visitor, VisitorDep, done, posted, render
 from pausegate.errors import PauseNotFound
 from pausegate.models.people import Severity
@@ -65,7 +67,9 @@ async def board(request: Request, visitor: VisitorDep) -> Response:
         if refusal is None:
             raise
         return render(request, visitor, "error.html", status=refusal.status, refusal=refusal)
-    return render(request, visitor, "board.html", **board_context(visitor, statuses))
+    # the drills' table is not part of the live rows: a drill is never a pause of the board
+    drills = await drill_lines(visitor.api.client, list(shown_programs(visitor)), datetime.now(UTC))
+    return render(request, visitor, "board.html", drills=drills, **board_context(visitor, statuses))
 
 
 def _trigger_context(visitor: Visitor, program: str | None) -> dict[str, Any]:
