@@ -13,13 +13,12 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg
 from temporalio import activity
 
-from activities.evidence import AuditSourceFactory
+from activities.evidence import AuditSourceFactory, seal_log
 from activities.heartbeat import running
 from pausegate.analysis.copies import CopyFinder
 from pausegate.analysis.exposure import READ_BATCH, Exposure, build_who_saw_what
@@ -310,7 +309,8 @@ class CopiesActivities:
                 if not isinstance(source, PostgresLogSource):
                     continue
                 key = copies_log_key(input.pause_key, spec.name, round_)
-                sealed.append(await _seal(store, key, source.scoped(widened), input.window_start, input.window_end))
+                ref, _ = await seal_log(store, key, source.scoped(widened), input.window_start, input.window_end)
+                sealed.append(ref)
             finder = CopyFinder(scope, dataset_of=who.dataset, tool=tool)
             await self._feed(finder, [ref.key for ref in sealed])
             bundles += sealed
@@ -407,16 +407,6 @@ def _relation_names(copies: Iterable[Copy]) -> set[str]:
     """schema.name of every relation a copy found in this database is, or may be, called by."""
     return {n for c in copies if c.kind != CopyKind.TEMPORARY_TABLE and c.server is None
             for n in (c.qualified, *c.candidates) if n}
-
-
-async def _seal(store: EvidenceStore, key: str, source: PostgresLogSource, start: datetime,
-                end: datetime) -> EvidenceRef:
-    seal_blocks = getattr(store, "seal_blocks", None)
-    if seal_blocks is not None:
-        ref, _chunks = await seal_blocks(key, source.blocks(start, end))
-    else:
-        ref, _chunks = await store.seal(key, source.records(start, end))
-    return ref  # type: ignore[no-any-return]
 
 
 def _by_connection(datasets: Iterable[DatasetSpec]) -> dict[str, list[DatasetSpec]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from temporalio import activity
@@ -37,6 +38,17 @@ async def _heartbeating(records: AsyncIterator[Mapping[str, Any]]) -> AsyncItera
         yield record
 
 
+async def seal_log(store: EvidenceStore, key: str, source: PostgresLogSource, start: datetime, end: datetime,
+                   progress: Callable[[int], None] | None = None) -> tuple[EvidenceRef, int]:
+    """Seal a database log's lines from ``start`` to ``end``: (ref, chunks). Where the store takes blocks,
+    the lines come serialised from the scanning thread, so sealing does no per-line work."""
+    seal_blocks = getattr(store, "seal_blocks", None)
+    if seal_blocks is not None:
+        sealed: tuple[EvidenceRef, int] = await seal_blocks(key, source.blocks(start, end, progress=progress))
+        return sealed
+    return await store.seal(key, source.records(start, end))
+
+
 class EvidenceActivities:
     """Activities over the evidence store and the audit sources."""
 
@@ -58,12 +70,9 @@ class EvidenceActivities:
                 source = await self._exposure.database_source(
                     source, input.pause_key, input.source.connection, input.datasets, input.tables)
             key = audit_key(input.pause_key, input.source.name, input.segment)
-            seal_blocks = getattr(self._store, "seal_blocks", None)
-            if isinstance(source, PostgresLogSource) and seal_blocks is not None:
-                # the log's lines come serialised from the scanning thread: sealing does no per-line work
-                blocks = source.blocks(input.window_start, input.window_end,
-                                       progress=lambda n: activity.heartbeat(f"{n} log bytes read"))
-                ref, chunks = await seal_blocks(key, blocks)
+            if isinstance(source, PostgresLogSource):
+                ref, chunks = await seal_log(self._store, key, source, input.window_start, input.window_end,
+                                             progress=lambda n: activity.heartbeat(f"{n} log bytes read"))
             else:
                 records = _heartbeating(source.records(input.window_start, input.window_end))
                 ref, chunks = await self._store.seal(key, records)

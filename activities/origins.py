@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from temporalio import activity
 
-from activities.evidence import AuditSourceFactory
+from activities.evidence import AuditSourceFactory, seal_log
 from activities.heartbeat import running
 from pausegate.analysis.exposure import READ_BATCH, Exposure
 from pausegate.analysis.origins import OriginFinder
@@ -138,8 +138,8 @@ class OriginActivities:
             db = self._exposure.database(spec.connection)
             source = source.scoped(scope)
             source = source.fenced(db.log_fence) if db is not None else source
-            ref = await _seal(self._store, origins_log_key(input.pause_key, spec.name), source,
-                              input.window_start, input.window_end)
+            ref, _ = await seal_log(self._store, origins_log_key(input.pause_key, spec.name), source,
+                                    input.window_start, input.window_end)
             sealed.append(ref)
             at = await asyncio.to_thread(first_line_at, source.log_dir)
             oldest = at if oldest is None or (at is not None and at < oldest) else oldest
@@ -150,14 +150,3 @@ class OriginActivities:
                 finder.add(batch, key)
             activity.heartbeat(f"{key.rpartition('/')[2]} read")
         return sealed, oldest
-
-
-async def _seal(store: EvidenceStore, key: str, source: PostgresLogSource, start: datetime,
-                end: datetime) -> EvidenceRef:
-    seal_blocks = getattr(store, "seal_blocks", None)
-    if seal_blocks is not None:
-        ref, _chunks = await seal_blocks(key, source.blocks(start, end))
-    else:
-        ref, _chunks = await store.seal(key, source.records(start, end))
-    return ref  # type: ignore[no-any-return]
-
