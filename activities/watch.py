@@ -10,6 +10,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.heartbeat import running
 from pausegate.models.people import PauseRequest, Severity
+from pausegate.models.signatures import KeyRing
 from pausegate.models.state import Tuning
 from pausegate.models.watch import ProgramInput, PullSwitchInput, PullSwitchResult
 
@@ -18,7 +19,8 @@ class StartPause(Protocol):
     """How a pause is started (``pausegate.temporal.pauses.start_pause``): a pause already open is returned."""
 
     async def __call__(
-        self, client: Client, request: PauseRequest, *, task_queue: str, tuning: Tuning | None = None
+        self, client: Client, request: PauseRequest, *, task_queue: str, tuning: Tuning | None = None,
+        keys: KeyRing | None = None,
     ) -> tuple[WorkflowHandle[Any, Any], bool]: ...
 
 
@@ -46,8 +48,9 @@ class WatchActivities:
         async with running():
             request = PauseRequest(program=input.runbook.program.id, reason=input.reason, severity=Severity.HIGH,
                                    commander=input.commander, runbook=input.runbook)
+            # The watched pause's key ring: the keys pinned when it began count for this one too.
             handle, started = await self._start_pause(self._client, request, task_queue=activity.info().task_queue,
-                                                tuning=input.tuning)
+                                                tuning=input.tuning, keys=input.keys)
             description = await handle.describe()
             return PullSwitchResult(pause_id=description.id, run_id=description.run_id, started=started)
 

@@ -182,7 +182,8 @@ class WatchWorkflow:
         commander = Actor(id=watch_actor(program), roles=list(self.runbook.roles.commander))
         started: PullSwitchResult = await workflow.execute_activity_method(
             WatchActivities.pull_switch,
-            PullSwitchInput(runbook=self.runbook, commander=commander, reason=reason, tuning=self.input.tuning),
+            PullSwitchInput(runbook=self.runbook, commander=commander, reason=reason, tuning=self.input.tuning,
+                            keys=self.input.keys),
             **self._options(timedelta(minutes=2), attempts=0),
         )
         s.status = "drifted"

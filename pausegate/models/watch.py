@@ -17,6 +17,7 @@ from pausegate.models.limits import MAX_NOTE
 from pausegate.models.people import Actor
 from pausegate.models.plan import ResumePlan
 from pausegate.models.runbook import Runbook
+from pausegate.models.signatures import KeyRing
 from pausegate.models.state import Tuning
 
 MAX_WITHDRAWN = 10_000  # employees whose consent a watch holds withdrawn (carried in history: ~200 KB at most)
@@ -76,6 +77,8 @@ class WatchInput(Model):
                                            "writes to the collected tables: rows it stamped since are checked too.")
     tuning: Tuning = Field(default_factory=Tuning)
     state: WatchState | None = None
+    keys: KeyRing | None = Field(default=None, description="The key ring the watched pause pinned: a pause the "
+                                 "watch pulls counts signed approvals against it.")
 
 
 class WithdrawConsentInput(Model):
@@ -100,6 +103,7 @@ class PullSwitchInput(Model):
     commander: Actor
     reason: str
     tuning: Tuning
+    keys: KeyRing | None = None
 
 
 class PullSwitchResult(Model):
