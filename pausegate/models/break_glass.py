@@ -150,6 +150,8 @@ class Grant(Mutable):
     status: GrantStatus = "requested"
     role: str = Field(description="The login role the grant is, in the dataset's database.")
     approved_by: str | None = None
+    approved_by_email: str | None = Field(default=None, description="The approver's verified email: the review "
+                                          "is someone else by the rule approvals follow (Actor.same_person).")
     approved_at: datetime | None = None
     ends_at: datetime | None = None
     closed: GrantClosed | None = None

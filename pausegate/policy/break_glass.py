@@ -145,7 +145,7 @@ def check_review(state: PauseState, request: CompleteItemInput) -> None:
         raise ActionRefused("grant_open", f"grant {grant.id} is {grant.status}: its use is reviewed once it has ended")
     if request.actor.same_person(grant.holder, grant.holder_email):
         raise ActionRefused("separation_of_duties", "the holder of a grant does not review its use")
-    if grant.approved_by is not None and request.actor.id == grant.approved_by:
+    if grant.approved_by is not None and request.actor.same_person(grant.approved_by, grant.approved_by_email):
         raise ActionRefused("separation_of_duties", "the approver of a grant does not review its use")
 
 
@@ -172,11 +172,13 @@ def request_grant(state: PauseState, runbook: Runbook, request: RequestBreakGlas
     return grant
 
 
-def start_grant(state: PauseState, runbook: Runbook, grant: Grant, approved_by: str, now: datetime) -> None:
+def start_grant(state: PauseState, runbook: Runbook, grant: Grant, approved_by: str, now: datetime,
+                approver_email: str | None = None) -> None:
     """The grant starts: its end is fixed now, and its review is added to the checklist."""
     spec = _spec(runbook)
     grant.status = "opening"
     grant.approved_by = None if approved_by == EMERGENCY else approved_by
+    grant.approved_by_email = None if approved_by == EMERGENCY else approver_email
     grant.approved_at = now
     grant.ends_at = now + grant.duration
     state.checklist.append(ItemStatus(id=grant.review_item, title=f"{REVIEW_ITEM_TITLE} ({grant.id})",
@@ -193,7 +195,7 @@ def start_grant(state: PauseState, runbook: Runbook, grant: Grant, approved_by: 
 
 def approve_grant(state: PauseState, runbook: Runbook, request: ApproveBreakGlassInput, now: datetime) -> Grant:
     grant = _grant(state, request.grant_id)
-    start_grant(state, runbook, grant, request.actor.id, now)
+    start_grant(state, runbook, grant, request.actor.id, now, request.actor.email)
     return grant
 
 
