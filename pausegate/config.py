@@ -256,6 +256,10 @@ class ApiSettings(Model):
     passkey_origins: list[str] = Field(default_factory=list, max_length=10, description="The origins passkeys may "
                                        "be used at (scheme://host[:port]); none: http://localhost:<port>.")
 
+    key_notices: str | None = Field(default=None, max_length=200, description="The webhook connection that tells "
+                                    "a key's holder of every enrollment, confirmation and removal of their keys; "
+                                    "none: the only webhook connection, if exactly one is configured.")
+
     def passkey_origins_or_default(self) -> list[str]:
         """Where passkeys may be used: as configured, else the console on this host's port."""
         return list(self.passkey_origins) or [f"http://localhost:{self.port}"]

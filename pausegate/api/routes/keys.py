@@ -21,7 +21,9 @@ from webauthn.helpers.structs import AuthenticatorSelectionCriteria, ResidentKey
 
 from pausegate.api.deps import ActorDep, StateDep
 from pausegate.api.state import ApiState
+from pausegate.approvals.enrollment import KeyChange
 from pausegate.approvals.passkey import b64url
+from pausegate.auth.key_notices import NOTICES_LOG, KeyNotices, chat_notifier, notices_path
 from pausegate.auth.keys import LOG_NAME, KeyEnrollment, keys_log_path, ssh_key
 from pausegate.errors import ApiError
 from pausegate.models.base import Model
@@ -86,7 +88,8 @@ class PasskeyRegistration(Model):
 
 class KeyList(Model):
     keys: list[EnrolledKey]
-    problems: list[str] = Field(default_factory=list, description="What is wrong with the enrollment log.")
+    problems: list[str] = Field(default_factory=list, description="What is wrong with the enrollment log, and "
+                                "each notice of a change its holder could not be sent.")
 
 
 async def _change(state: ApiState, call: Any) -> Any:
@@ -96,16 +99,29 @@ async def _change(state: ApiState, call: Any) -> Any:
         raise ApiError(422, "invalid_key", str(exc)[:500]) from None
 
 
-def _notify_holder(actor: Actor, action: str, key_id: str, holder: str) -> None:
-    # The holder learns of every change to their keys; one they did not make is how a forged one is noticed.
-    log.warning("key_changed", action=action, key_id=key_id, holder=holder, by=actor.id)
+def notices(state: ApiState) -> KeyNotices:
+    """Where the holder of a changed key is told of it, and undelivered notices are recorded (beside the
+    users file, or in the API's database)."""
+    db = state.backends.database
+    medium: ChainMedium = PgMedium(lambda: db.sync_pool.connection(), NOTICES_LOG) if db is not None \
+        else FileMedium(notices_path(state.settings.api.users_file))
+    notifier, why_none = chat_notifier(state.settings)
+    return KeyNotices(notifier, medium, state.signing_key, lambda: datetime.now(UTC), why_none=why_none)
+
+
+def _notify_holder(state: ApiState, change: KeyChange) -> None:
+    # The holder learns of every change to their keys; one they did not make is how a forged one is
+    # noticed. Sent after the line is in the log, in the background: chat never holds up the change.
+    log.info("key_changed", action=change.action, key_id=change.key_id, holder=change.holder, by=change.by)
+    notices(state).tell(change)
 
 
 @router.get("", response_model=KeyList)
 async def list_keys(state: StateDep, actor: ActorDep) -> KeyList:
     """Every enrolled key (public keys only) and the enrollment log's problems."""
-    keys = enrollment(state)
-    listed, problems = await asyncio.to_thread(lambda: (list(keys.keys().values()), keys.problems()))
+    keys, told = enrollment(state), notices(state)
+    listed, problems = await asyncio.to_thread(
+        lambda: (list(keys.keys().values()), keys.problems() + told.problems()))
     return KeyList(keys=listed, problems=problems)
 
 
@@ -115,8 +131,8 @@ async def enroll_ssh_key(body: SshKeyRequest, state: StateDep, actor: ActorDep) 
     it counts once an admin other than you confirms it."""
     key_id, blob = await _change(state, lambda: ssh_key(body.public_key))
     keys = enrollment(state)
-    await _change(state, lambda: keys.enroll(actor, "ssh", key_id, blob))
-    _notify_holder(actor, "key.enrolled", key_id, actor.id)
+    change = await _change(state, lambda: keys.enroll(actor, "ssh", key_id, blob))
+    _notify_holder(state, change)
     return keys.keys()[key_id]
 
 
@@ -151,8 +167,9 @@ async def register_passkey(state: ApiState, actor: Actor, credential: dict[str, 
     cose = verified.credential_public_key
     key_id = hashlib.sha256(cose).hexdigest()
     keys = enrollment(state)
-    await _change(state, lambda: keys.enroll(actor, "passkey", key_id, b64url(cose), b64url(verified.credential_id)))
-    _notify_holder(actor, "key.enrolled", key_id, actor.id)
+    change = await _change(state, lambda: keys.enroll(actor, "passkey", key_id, b64url(cose),
+                                                      b64url(verified.credential_id)))
+    _notify_holder(state, change)
     return keys.keys()[key_id]
 
 
@@ -160,7 +177,7 @@ async def confirm(state: ApiState, actor: Actor, key_id: str) -> EnrolledKey:
     """An admin other than the key's holder confirms it."""
     keys = enrollment(state)
     change = await _change(state, lambda: keys.confirm(actor, key_id))
-    _notify_holder(actor, "key.confirmed", key_id, change.holder)
+    _notify_holder(state, change)
     return keys.keys()[key_id]
 
 
@@ -187,4 +204,4 @@ async def remove_key(state: StateDep, actor: ActorDep, key_id: str = KeyIdPath) 
     """The holder, or an admin, removes a key."""
     keys = enrollment(state)
     change = await _change(state, lambda: keys.remove(actor, key_id))
-    _notify_holder(actor, "key.removed", key_id, change.holder)
+    _notify_holder(state, change)
