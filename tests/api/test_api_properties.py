@@ -101,8 +101,11 @@ def needed_roles(runbook: Runbook, action: str, item: str, role: str | None) -> 
     """The roles of which an action needs one (before any rule about the pause's state)."""
     policy = runbook.resume_policy
     consent = set(runbook.watch.consent_roles) if runbook.watch else set()  # the watch's part in the program
+    grants = runbook.break_glass  # asking for, approving and reviewing break-glass access are parts too
+    break_glass = set() if grants is None else {*grants.requester_roles, *grants.approver_roles,
+                                                *grants.reviewer_roles}
     everyone = {r for i in runbook.checklist for r in i.roles} | set(policy.approver_roles) | set(
-        policy.proposer_roles) | set(runbook.roles.commander) | consent
+        policy.proposer_roles) | set(runbook.roles.commander) | consent | break_glass
     match action:
         case "trigger" | "waive_agents" | "waive_residual" | "retry_step" | "waive_step":
             return set(runbook.roles.commander)
