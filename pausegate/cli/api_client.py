@@ -248,8 +248,12 @@ class PausegateClient:
     def keys(self) -> Reply[dict[str, Any]]:
         return self._get("/v1/keys", dict)
 
-    def enroll_ssh_key(self, public_key: str) -> Reply[dict[str, Any]]:
-        return self._post("/v1/keys/ssh", {"public_key": public_key}, dict)
+    def ssh_challenge(self, public_key: str) -> Reply[dict[str, Any]]:
+        return self._post("/v1/keys/ssh/challenge", {"public_key": public_key}, dict)
+
+    def enroll_ssh_key(self, public_key: str, challenge: str, signature: str) -> Reply[dict[str, Any]]:
+        return self._post("/v1/keys/ssh", {"public_key": public_key, "challenge": challenge,
+                                           "signature": signature}, dict)
 
     def confirm_key(self, key_id: str) -> Reply[dict[str, Any]]:
         return self._post(f"/v1/keys/{key_id}/confirm", {}, dict)

@@ -3,15 +3,18 @@ by an admin other than the holder (``/v1/keys``; every change a line of the sign
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from pausegate.approvals.possession import ENROLL_NAMESPACE
 from pausegate.cli.exits import EXIT_USAGE, fail
 from pausegate.cli.options import JsonOpt
 from pausegate.cli.output import add_row, emit_json, line, out, table, when
 from pausegate.cli.session import connect
+from pausegate.cli.ssh_signing import SigningFailed, sign
 from pausegate.models.signatures import EnrolledKey
 
 app = typer.Typer(help="Keys that sign approvals: enroll yours, confirm others' (admin).", no_args_is_help=True)
@@ -48,14 +51,21 @@ def enroll(
     ssh_key: Annotated[Path, typer.Option("--ssh-key", help="Your SSH key (its .pub beside it, or the .pub).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Enroll your own SSH key; it signs approvals once an admin other than you confirms it."""
+    """Enroll your own SSH key, signing the server's challenge with it (ssh-keygen -Y sign, the
+    enrollment's own namespace) to show you hold it; it signs approvals once an admin other than you
+    confirms it."""
     pub = ssh_key if ssh_key.suffix == ".pub" else ssh_key.with_name(ssh_key.name + ".pub")
     try:
         public_key = pub.read_text(encoding="utf-8")[:4096]
     except (OSError, UnicodeDecodeError) as exc:
         fail(EXIT_USAGE, f"{pub}: {exc}", as_json=as_json, error="unreadable_key")
     with connect(as_json) as client:
-        _show_key(client.enroll_ssh_key(public_key).json, as_json)
+        challenge = str(client.ssh_challenge(public_key).json["challenge"])
+        try:
+            proof = sign(ssh_key, challenge.encode(), namespace=ENROLL_NAMESPACE)
+        except SigningFailed as exc:
+            fail(EXIT_USAGE, f"{ssh_key}: {exc}", as_json=as_json, error="signing_failed")
+        _show_key(client.enroll_ssh_key(public_key, challenge, base64.b64encode(proof).decode()).json, as_json)
 
 
 @app.command("confirm")

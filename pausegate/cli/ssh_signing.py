@@ -31,11 +31,14 @@ def public_key_of(key_path: Path) -> bytes:
         raise SigningFailed(f"{pub}: not a readable OpenSSH public key ({exc})") from None
 
 
-def sign(key_path: Path, message: bytes) -> bytes:
-    """The SSHSIG blob of ``message`` made by ``key_path`` under the approvals' namespace."""
+def sign(key_path: Path, message: bytes, *, namespace: str = sshsig.NAMESPACE) -> bytes:
+    """The SSHSIG blob of ``message`` made by ``key_path`` under ``namespace`` (the approvals', unless
+    the key is being enrolled)."""
+    if key_path.suffix == ".pub":  # ssh-keygen finds the private half from the public one's name
+        key_path = key_path.with_suffix("")
     try:
         done = subprocess.run(
-            ["ssh-keygen", "-q", "-Y", "sign", "-n", sshsig.NAMESPACE, "-f", str(key_path)],
+            ["ssh-keygen", "-q", "-Y", "sign", "-n", namespace, "-f", str(key_path)],
             input=message, capture_output=True, timeout=SIGN_TIMEOUT_SECONDS, check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:

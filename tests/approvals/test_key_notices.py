@@ -21,6 +21,7 @@ from pausegate.connectors.webhook import WebhookNotifier
 from pausegate.models.people import Actor
 from pausegate.reference.chat_sink import ChatSink, RunningSink
 from tests.api.support import ApiWorld, api_world
+from tests.approvals.test_ssh_possession import enroll_ssh
 from tests.support.harness import Harness
 from tests.support.signing import SshKey
 
@@ -142,8 +143,7 @@ async def test_enrolling_confirming_and_removing_a_key_through_the_api_tell_its_
 ) -> None:
     chat = api.harness.chat.sink
     ssh = SshKey.make(tmp_path / "ssh", "cleo")
-    enrolled = await api.client("cleo").post("/v1/keys/ssh", json={
-        "public_key": ssh.path.with_name("cleo.pub").read_text()})
+    enrolled = await enroll_ssh(api.client("cleo"), ssh)
     assert enrolled.status_code == 201, enrolled.text
     confirmed = await api.client("ada").post(f"/v1/keys/{ssh.key_id}/confirm")
     assert confirmed.status_code == 200, confirmed.text

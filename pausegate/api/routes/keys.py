@@ -4,6 +4,7 @@ the holder or an admin removes it; every change is a line of the enrollment log 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from webauthn.helpers.structs import AuthenticatorSelectionCriteria, ResidentKey
 
 from pausegate.api.deps import ActorDep, StateDep
 from pausegate.api.state import ApiState
+from pausegate.approvals import possession
 from pausegate.approvals.enrollment import KeyChange
 from pausegate.approvals.passkey import b64url
 from pausegate.auth.key_notices import NOTICES_LOG, KeyNotices, chat_notifier, notices_path
@@ -80,6 +82,16 @@ def signing_key_of(state: ApiState, envelope: DsseEnvelope | None) -> EnrolledKe
 
 class SshKeyRequest(Model):
     public_key: str = Field(min_length=20, max_length=4096, description="An OpenSSH public key line.")
+    challenge: str | None = Field(default=None, max_length=possession.MAX_CHALLENGE,
+                                  description="The challenge POST /v1/keys/ssh/challenge issued you for this key.")
+    signature: str | None = Field(default=None, max_length=8192, description="The challenge signed with this key: "
+                                  "ssh-keygen -Y sign -n pausegate-key-enrollment (armored, or its base64 blob).")
+
+
+class SshChallenge(Model):
+    challenge: str
+    namespace: str = possession.ENROLL_NAMESPACE
+    expires_at: datetime
 
 
 class PasskeyRegistration(Model):
@@ -125,11 +137,29 @@ async def list_keys(state: StateDep, actor: ActorDep) -> KeyList:
     return KeyList(keys=listed, problems=problems)
 
 
+@router.post("/ssh/challenge", response_model=SshChallenge)
+async def ssh_challenge(body: SshKeyRequest, state: StateDep, actor: ActorDep) -> SshChallenge:
+    """A challenge for you to sign with the SSH key you are enrolling (valid for a few minutes)."""
+    key_id, _ = await _change(state, lambda: ssh_key(body.public_key))
+    challenge, expires = possession.issue(state.signing_key, actor.id, key_id, datetime.now(UTC))
+    return SshChallenge(challenge=challenge, expires_at=expires)
+
+
 @router.post("/ssh", response_model=EnrolledKey, status_code=201)
 async def enroll_ssh_key(body: SshKeyRequest, state: StateDep, actor: ActorDep) -> EnrolledKey:
-    """Enroll your own SSH key (it signs approvals with ``ssh-keygen -Y sign -n pausegate-approval``);
-    it counts once an admin other than you confirms it."""
+    """Enroll your own SSH key (it signs approvals with ``ssh-keygen -Y sign -n pausegate-approval``),
+    proving you hold it by signing the challenge ``/keys/ssh/challenge`` issued you; it counts once an
+    admin other than you confirms it."""
     key_id, blob = await _change(state, lambda: ssh_key(body.public_key))
+    if body.challenge is None or body.signature is None:
+        raise ApiError(422, "proof_of_possession", "enrolling an SSH key takes proof that you hold it: sign the "
+                       "challenge from POST /v1/keys/ssh/challenge with ssh-keygen -Y sign -n "
+                       f"{possession.ENROLL_NAMESPACE} and send it with the key")
+    try:
+        possession.check(state.signing_key.public_key(), body.challenge, body.signature, actor_id=actor.id,
+                         key_blob=base64.b64decode(blob), now=datetime.now(UTC))
+    except possession.PossessionError as exc:
+        raise ApiError(422, "proof_of_possession", f"the SSH key is not enrolled: {exc}") from None
     keys = enrollment(state)
     change = await _change(state, lambda: keys.enroll(actor, "ssh", key_id, blob))
     _notify_holder(state, change)
