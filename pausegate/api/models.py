@@ -14,6 +14,7 @@ from pausegate.api.redaction import redact_state
 from pausegate.api.refusal_log import RefusalEntry
 from pausegate.models.access import DatasetContainment
 from pausegate.models.base import Model
+from pausegate.models.break_glass_reads import BreakGlassRead
 from pausegate.models.copies import CopyListing
 from pausegate.models.data_stop import DataStop
 from pausegate.models.evidence import EvidenceRef
@@ -168,6 +169,11 @@ class PauseView(PauseState):
     who_saw_what: dict[str, Any] | None = Field(
         default=None, description="Who read which object in the exposure window (with ?scope=true)."
     )
+    break_glass_reads: list[BreakGlassRead] | None = Field(
+        default=None, description="Who saw what through break-glass grants during the pause, each entry labelled "
+        "break-glass with its grant, holder and what it gave, from the grant's sealed reads document (with "
+        "?scope=true)."
+    )
     copies: list[CopyListing] | None = Field(
         default=None, description="The copies of the data made in the window, from the sealed copies document "
         "(with ?scope=true)."
@@ -208,7 +214,7 @@ class PauseView(PauseState):
     def of(
         cls, state: PauseState, scopes: dict[str, dict[str, Any]] | None = None,
         who_saw_what: dict[str, Any] | None = None, *, reveal: bool, copies: list[CopyListing] | None = None,
-        origins: dict[str, Any] | None = None,
+        origins: dict[str, Any] | None = None, break_glass_reads: list[BreakGlassRead] | None = None,
     ) -> PauseView:
         """The view of ``state``; with ``reveal`` false (a caller without a review role) redacted."""
         if not reveal:
@@ -218,7 +224,7 @@ class PauseView(PauseState):
                        digest_before_redaction=digest)
         exposure = [ExposureDataset.of(d, (scopes or {}).get(d.dataset)) for d in state.containment.datasets]
         return cls(**dict(state), progress=Progress.of(state), exposure=exposure, who_saw_what=who_saw_what,
-                   copies=copies, origins=origins)
+                   copies=copies, origins=origins, break_glass_reads=break_glass_reads)
 
 
 class TriggerResponse(Model):

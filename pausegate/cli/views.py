@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pausegate.api.models import PauseSummary, PauseView, Receipt, RefusalsView
+from pausegate.cli.break_glass_reads_view import break_glass_reads_table
 from pausegate.cli.origins_view import derived_cause, origins_table, summary_text
 from pausegate.cli.output import add_row, line, table, when
 from pausegate.models.checklist import ItemStatus
@@ -230,6 +231,8 @@ def status(view: PauseView) -> Group:
         parts.append(copies)
     if (origins := origins_table(view)) is not None:
         parts.append(origins)
+    if (bg_reads := break_glass_reads_table(view)) is not None:
+        parts.append(bg_reads)
     cause = derived_cause(view)
     parts.append(checklist(view.checklist, cause))
     if cause is not None and all(i.id != CAUSE_ITEM for i in view.checklist):

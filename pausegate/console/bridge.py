@@ -36,6 +36,7 @@ from pausegate.api.routes import drills as drill_routes
 from pausegate.api.routes import pauses as pause_routes
 from pausegate.api.routes.keys import signing_key_of
 from pausegate.api.state import ApiState
+from pausegate.console.break_glass_reads import GlassReads, glass_reads
 from pausegate.console.origins import DerivedCause, derived_cause
 from pausegate.errors import ActionRefused, ApiError, EvidenceError
 from pausegate.evidence.interface import read_recorded
@@ -96,6 +97,8 @@ class Seen:
     version: str = ""
     cause: DerivedCause | None = None
     """The exposure's derived cause from the sealed origin document (reviewers only; None otherwise)."""
+    break_glass_reads: GlassReads | None = None
+    """Who saw what through break-glass grants, from their sealed reads documents (reviewers only)."""
 
     @property
     def live(self) -> bool:
@@ -130,8 +133,10 @@ async def seen_of(api: ApiState, program: str, runbook: Runbook, actor: Actor, s
     """A status already read, as ``actor`` (already ``for_program``) may see it: the view, and for a
     reviewer the derived cause read from the origin document the pause recorded (as ``?scope=true`` reads it)."""
     view = view_of(status, runbook, actor)
-    cause = await derived_cause(api.store, view) if authority.may_read_access(runbook, actor) else None
-    return Seen(program, runbook, actor, view, version_of([view]), cause)
+    reviewer = authority.may_read_access(runbook, actor)
+    cause = await derived_cause(api.store, view) if reviewer else None
+    glass = await glass_reads(api.store, view) if reviewer else None
+    return Seen(program, runbook, actor, view, version_of([view]), cause, glass)
 
 
 async def drill(api: ApiState, program: str, actor: Actor) -> DrillState:

@@ -9,6 +9,7 @@ import structlog
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from pausegate.analysis.break_glass_reads import break_glass_reads
 from pausegate.api.actions import admit, authorise
 from pausegate.api.deps import ActorDep, ProgramPath, StateDep
 from pausegate.api.errors import ApiError
@@ -19,6 +20,7 @@ from pausegate.api.routes.keys import ring_or_none
 from pausegate.errors import PauseNotFound
 from pausegate.evidence.interface import read_recorded
 from pausegate.evidence.report import render_markdown
+from pausegate.models.break_glass_reads import BreakGlassRead
 from pausegate.models.copies import CopiesDocument, CopyListing, listings
 from pausegate.models.people import PauseRequest
 from pausegate.models.steps import ReportInput
@@ -116,6 +118,7 @@ async def read_pause(
     who_saw_what: dict[str, Any] | None = None
     copies: list[CopyListing] | None = None
     origins: dict[str, Any] | None = None
+    bg_reads: list[BreakGlassRead] | None = None
     if scope:
         # each document must be the one the pause recorded, not merely one the deployment signed
         scopes = {}
@@ -129,8 +132,10 @@ async def read_pause(
                 await read_recorded(state.store, status.containment.copies.document)))
         if status.containment.origins is not None:
             origins = await read_recorded(state.store, status.containment.origins.document)
+        bg_reads = await break_glass_reads(state.store, status)
         log.info("scope_read", pause=program, actor=actor.id, datasets=len(scopes))
-    return PauseView.of(status, scopes, who_saw_what, reveal=reveal, copies=copies, origins=origins)
+    return PauseView.of(status, scopes, who_saw_what, reveal=reveal, copies=copies, origins=origins,
+                        break_glass_reads=bg_reads)
 
 
 @router.get(
