@@ -259,6 +259,8 @@ class OriginFinder:
         suspects = self._suspected(path)
         reopened_unseen = (self.recorded_at is not None and is_open is not None
                            and not _open_at(intervals, self.recorded_at))
+        if reopened_unseen and self.recorded_at is not None:
+            intervals = _open_unseen(intervals, self.recorded_at)
         if not events:
             intervals = [Interval()]
         first_logged = intervals[0].opened_at is not None
@@ -272,6 +274,19 @@ class OriginFinder:
 def _open_at(intervals: list[Interval], at: datetime) -> bool:
     return any((i.opened_at is None or i.opened_at <= at) and (i.closed_at is None or at < i.closed_at)
                for i in intervals)
+
+
+def _open_unseen(intervals: list[Interval], recorded_at: datetime) -> list[Interval]:
+    """The scope found the path open at ``recorded_at`` where the log has it closed: a REVOKE that revoked
+    nothing (another grantor's grant of the same privilege stays) or a reopening the lines read do not show.
+    When it was open again cannot be told, so it counts as open from the log's last closing before then (or
+    from before the log) up to the next logged opening: a read in that stretch is exposure, never outside."""
+    split = next((n for n, i in enumerate(intervals) if i.opened_at is not None and i.opened_at > recorded_at),
+                 len(intervals))  # intervals are in time order
+    earlier, later = intervals[:split], intervals[split:]
+    closes = [i.closed_at for i in earlier if i.closed_at is not None]
+    unseen = Interval(opened_at=max(closes) if closes else None, closed_at=later[0].opened_at if later else None)
+    return [*earlier, unseen, *later]
 
 
 def _headline(origins: list[PathOrigin], oldest: datetime, until: datetime) -> Headline | None:
