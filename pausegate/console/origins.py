@@ -17,7 +17,7 @@ import structlog
 from pydantic import ValidationError
 
 from pausegate.api.models import PauseView
-from pausegate.errors import EvidenceError
+from pausegate.errors import PausegateError
 from pausegate.evidence.interface import EvidenceStore, read_recorded
 from pausegate.models.evidence import EvidenceRef
 from pausegate.models.origins import CAUSE_ITEM, Headline, OriginDocument
@@ -64,14 +64,14 @@ _kept = _Kept()
 
 async def derived_cause(store: EvidenceStore, view: PauseView) -> DerivedCause | None:
     """The derived cause for a view the API shows unredacted (None for a redacted view, or before the
-    pause derived the origins). A document that does not read as the recorded one fails closed:
-    ``unreadable``, and nothing of it shown."""
+    pause derived the origins). A document that does not read as the recorded one, or a store that cannot
+    be read now, fails closed: ``unreadable``, nothing of it shown (and read again on the next page)."""
     summary = view.containment.origins
     if view.redacted or summary is None:
         return None
     try:
         document = await _kept.read(store, summary.document)
-    except (EvidenceError, ValidationError, OSError) as exc:
+    except (PausegateError, ValidationError, OSError) as exc:  # not the recorded one, or the store away
         log.warning("origin_document_unreadable", pause=view.program, kind=type(exc).__name__)
         return DerivedCause(headline=None, unreadable=True)
     return DerivedCause(headline=document.headline)
