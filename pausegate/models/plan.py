@@ -110,6 +110,10 @@ class PlanRecord(Model):
     plan: ResumePlan
     plan_digest: str = Field(pattern=SHA256_HEX, description="Digest of the plan alone.")
     proposed_by: str
+    proposed_by_email: str | None = Field(
+        default=None, exclude_if=lambda email: email is None,
+        description="The proposer's verified email, when the identity has one: the proposer is one person "
+        "whatever identity they sign in with.")
     proposed_at: datetime
     diff: list[PlanDiffSummary] = Field(default_factory=list, description="Against the pre-incident scope.")
 

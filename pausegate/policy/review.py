@@ -110,7 +110,7 @@ def _check_approver(
         raise ActionRefused(
             "separation_of_duties", f"{actor.id} paused this program as commander and may not approve"
         )
-    if sod.proposer_cannot_approve and plan is not None and actor.id == plan.proposed_by:
+    if sod.proposer_cannot_approve and plan is not None and actor.same_person(plan.proposed_by, plan.proposed_by_email):
         raise ActionRefused("separation_of_duties", f"{actor.id} proposed this plan and may not approve it")
     earlier = next((a for a in approvals if actor.same_person(a.actor_id, a.email)), None)
     if earlier is not None:

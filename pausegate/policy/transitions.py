@@ -373,7 +373,8 @@ def complete_item(state: PauseState, request: CompleteItemInput, now: datetime) 
 
 def propose_plan(state: PauseState, request: ProposePlanInput, now: datetime) -> str:
     digest = plan_digest(request.plan)
-    state.plan = PlanRecord(plan=request.plan, plan_digest=digest, proposed_by=request.actor.id, proposed_at=now)
+    state.plan = PlanRecord(plan=request.plan, plan_digest=digest, proposed_by=request.actor.id,
+                            proposed_by_email=request.actor.email, proposed_at=now)
     state.record(now, request.actor.id, "plan.proposed",
                  f"plan {digest[:12]}: agents {request.plan.agents.mode}, {len(request.plan.grants)} grants")
     void_approvals(state, now, "a new plan was proposed")

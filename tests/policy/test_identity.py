@@ -53,8 +53,8 @@ DIGEST = approval_digest(plan_digest(PLAN), checklist_digest(items(A)))
 
 
 def approve(rb: Runbook, actor: Actor, role: str, approvals: list[Approval] | None = None,
-            commander: Actor = COMMANDER) -> None:
-    review.check_approval(rb, Phase.AWAITING_APPROVAL, commander, RECORD, DIGEST, approvals or [],
+            commander: Actor = COMMANDER, record: PlanRecord = RECORD) -> None:
+    review.check_approval(rb, Phase.AWAITING_APPROVAL, commander, record, DIGEST, approvals or [],
                           ApproveInput(actor=actor, role=role, digest=DIGEST))
 
 
@@ -153,6 +153,13 @@ class TestVerifiedEmail:
         commander = Actor(id=oidc_actor_id(ISSUER, "carol"), roles=["incident-commander"], email="carol@example.com")
         other = Actor(id=oidc_actor_id(ISSUER, "carol-2"), roles=["ciso"], email="carol@example.com")
         assert refusal(lambda: approve(A, other, "ciso", commander=commander)).code == "separation_of_duties"
+
+    def test_the_proposers_other_identity_may_not_approve(self) -> None:
+        proposed = RECORD.model_copy(update={"proposed_by": oidc_actor_id(ISSUER, "sam"),
+                                             "proposed_by_email": "sam@example.com"})
+        other = Actor(id=oidc_actor_id(ISSUER, "sam-2"), roles=["ciso"], email="sam@example.com")
+        assert refusal(lambda: approve(A, other, "ciso", record=proposed)).code == "separation_of_duties"
+        approve(A, other.model_copy(update={"email": "pat@example.com"}), "ciso", record=proposed)
 
     def test_approvals_with_one_email_count_once_toward_quorum(self) -> None:
         one = approval("oidc:x#a", "ciso", "cleo@example.com")
