@@ -37,8 +37,7 @@ def _report_path(path: Path) -> Path | str:
 
 def verify_approvals(report: ReportArg, enrollment: EnrollmentOpt,
                      as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Check who approved the pause's resume: each statement's signature against the key the pause pinned,
-    and each pinned key against the enrollment log. Exit 1 with every failure named."""
+    """Check offline who approved a pause's resume: each signature against its pinned, enrolled key."""
     located = _report_path(report)
     if isinstance(located, str):
         typer.echo(clean(located), err=True)

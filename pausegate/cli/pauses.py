@@ -25,8 +25,7 @@ def status(
     scope: Annotated[bool, typer.Option(help="Include the recorded exposure scope (review roles only).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a pause: state, containment, checklist, plan, approvals, timeline; break-glass grants and the
-    standing exceptions (review roles)."""
+    """Show a pause: state, containment, checklist, plan, approvals, break-glass grants, timeline."""
     with connect(as_json) as client:
         show(client.status(program, scope=scope), as_json, views.status)
         if not as_json:

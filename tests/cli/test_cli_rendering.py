@@ -35,6 +35,9 @@ COMMANDS = {
     "evidence audit", "evidence records", "evidence download", "users add", "users list", "users roles",
     "users remove", "users log",
     "watch status", "watch withdraw-consent",
+    "break-glass request", "break-glass approve", "break-glass end", "break-glass list",
+    "drill", "drill-status", "drill-stop", "drill-schedule",
+    "keys enroll", "keys confirm", "keys list", "keys remove", "evidence verify-approvals",
 }
 
 
