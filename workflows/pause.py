@@ -318,11 +318,17 @@ class PauseWorkflow(BreakGlassHandlers):
     @workflow.update
     def reject_plan(self, input: RejectPlanInput) -> UpdateReceipt:
         """Reject the current plan; it and its approvals are void."""
-        return self._apply(input, lambda: t.reject_plan(self.state, input, workflow.now()))
+        return self._apply(input, lambda: signoff.reject(self.state, self.runbook, input, workflow.now(),
+                                                         t.reject_plan))
 
     @reject_plan.validator
     def validate_reject_plan(self, input: RejectPlanInput) -> None:
-        self._validate(input, lambda: review.check_rejection(self.runbook, self.state.phase, self.state.plan, input))
+        def check() -> None:
+            review.check_rejection(self.runbook, self.state.phase, self.state.plan, input)
+            # Gated by the pause's sign-off round, which only runs that took the signed-approvals patch have.
+            signoff.check_rejection(self.runbook, self.state, input)
+
+        self._validate(input, check)
 
     @workflow.update
     def waive_agents(self, input: WaiveAgentsInput) -> UpdateReceipt:

@@ -49,6 +49,10 @@ class RejectRequest(Model):
     """Reject the current plan."""
 
     reason: str = Field(min_length=1, max_length=MAX_NOTE)
+    role: str | None = Field(default=None, max_length=100, description="The approver or proposer role a signed "
+                             "rejection is signed as (needed with an envelope).")
+    envelope: DsseEnvelope | None = Field(default=None, description="The rejection statement you signed with an "
+                                          "enrolled passkey or SSH key (decision reject, the reason as its comment).")
 
 
 class WaiveRequest(Model):

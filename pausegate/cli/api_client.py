@@ -261,8 +261,14 @@ class PausegateClient:
     def remove_key(self, key_id: str) -> None:
         self._request("DELETE", f"/v1/keys/{key_id}")
 
-    def reject(self, program: str, reason: str) -> Reply[Receipt]:
-        return self._post(f"/v1/pauses/{program}/plan/reject", {"reason": reason}, Receipt.model_validate)
+    def reject(self, program: str, reason: str, *, role: str | None = None,
+               envelope: dict[str, Any] | None = None) -> Reply[Receipt]:
+        body: dict[str, Any] = {"reason": reason}
+        if role:
+            body["role"] = role
+        if envelope is not None:
+            body["envelope"] = envelope
+        return self._post(f"/v1/pauses/{program}/plan/reject", body, Receipt.model_validate)
 
     def waive(self, program: str, reason: str, *, agent_ids: list[str], all_unconfirmed: bool) -> Reply[Receipt]:
         body = {"reason": reason, "agent_ids": agent_ids, "all_unconfirmed": all_unconfirmed}

@@ -51,9 +51,10 @@ def enroll(
     ssh_key: Annotated[Path, typer.Option("--ssh-key", help="Your SSH key (its .pub beside it, or the .pub).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Enroll your own SSH key, signing the server's challenge with it (ssh-keygen -Y sign, the
-    enrollment's own namespace) to show you hold it; it signs approvals once an admin other than you
-    confirms it."""
+    """Enroll your own SSH key; it signs approvals once an admin other than you confirms it.
+
+    It signs the server's challenge first (ssh-keygen -Y sign, the enrollment's namespace): proof you hold it.
+    """
     pub = ssh_key if ssh_key.suffix == ".pub" else ssh_key.with_name(ssh_key.name + ".pub")
     try:
         public_key = pub.read_text(encoding="utf-8")[:4096]

@@ -10,11 +10,12 @@ import typer
 import yaml
 
 from pausegate.cli import views
-from pausegate.cli.exits import EXIT_USAGE, fail
+from pausegate.cli.exits import EXIT_REFUSED, EXIT_USAGE, fail
 from pausegate.cli.options import JsonOpt, ProgramArg
 from pausegate.cli.origins_view import derived_cause
 from pausegate.cli.output import show
 from pausegate.cli.session import connect
+from pausegate.cli.signing import signed_decision
 
 app = typer.Typer()
 
@@ -88,7 +89,21 @@ def plan(
 
 
 @app.command("reject")
-def reject(program: ProgramArg, reason: Annotated[str, typer.Option(help="Why.")], as_json: JsonOpt = False) -> None:
-    """Reject the current resume plan."""
+def reject(
+    program: ProgramArg,
+    reason: Annotated[str, typer.Option(help="Why.")],
+    role: Annotated[str | None, typer.Option(help="Role to sign the rejection as, if you hold several.")] = None,
+    ssh_key: Annotated[Path | None, typer.Option(
+        "--ssh-key", help="Sign the rejection with this enrolled SSH key (required where the runbook requires "
+        "signed approvals).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject the current resume plan (signed with your enrolled SSH key, given --ssh-key)."""
     with connect(as_json) as client:
-        show(client.reject(program, reason), as_json, views.receipt)
+        envelope = None
+        if ssh_key is not None:
+            view = client.status(program).model
+            if view.plan is None:
+                fail(EXIT_REFUSED, "there is no plan to reject", as_json=as_json, error="no_plan")
+            envelope, role = signed_decision(client, view, ssh_key, role, reason, "reject", as_json=as_json)
+        show(client.reject(program, reason, role=role, envelope=envelope), as_json, views.receipt)

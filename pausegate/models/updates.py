@@ -51,6 +51,12 @@ class RejectPlanInput(SealedMessage):
 
     actor: Actor
     reason: str = Field(min_length=1, max_length=MAX_NOTE)
+    role: str | None = Field(default=None, max_length=100, description="The role the rejection is signed as "
+                             "(an approver or proposer role the actor holds); needed with an envelope.")
+    envelope: DsseEnvelope | None = Field(default=None, description="The rejection statement the rejecter signed "
+                                          "(decision reject, the reason as its comment); None: token only.")
+    key: EnrolledKey | None = Field(default=None, description="The signing key as enrolled, when it was enrolled "
+                                    "after the pause pinned its key ring.")
 
 
 class WaiveAgentsInput(SealedMessage):

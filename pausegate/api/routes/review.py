@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -13,6 +14,7 @@ from pausegate.api.models import Receipt
 from pausegate.api.redaction import redact_items
 from pausegate.api.requests import CompleteRequest, RejectRequest
 from pausegate.api.responses import ACTION_ERRORS
+from pausegate.api.routes.keys import signing_key_of
 from pausegate.models.checklist import ItemStatus
 from pausegate.models.plan import ResumePlan
 from pausegate.models.updates import CompleteItemInput, ProposePlanInput, RejectPlanInput
@@ -64,6 +66,8 @@ async def reject_plan(
     actor: ActorDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Receipt:
-    """Reject the current plan; it and its approvals are void."""
+    """Reject the current plan; it and its approvals are void. Where the runbook requires signatures, only
+    a rejection statement signed with an enrolled key counts."""
+    key = await asyncio.to_thread(signing_key_of, state, body.envelope)
     return await perform(state, program, actor, "reject_plan", idempotency_key, RejectPlanInput,
-                         reason=body.reason)
+                         reason=body.reason, role=body.role, envelope=body.envelope, key=key)
