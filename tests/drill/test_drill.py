@@ -19,6 +19,7 @@ from pausegate.models.fleet import AgentState
 from tests.drill.support import agent_states, catalog, drill, drill_runbook, probing, raw_acls, reads
 from tests.faults.support import until
 from tests.support.harness import HarnessFactory
+from tests.support.histories import replay_and_maybe_record
 
 
 class TestDrillEndToEnd:
@@ -68,6 +69,7 @@ class TestDrillEndToEnd:
             async with await psycopg.AsyncConnection.connect(h.database_dsn, autocommit=True) as conn:
                 again = await restore_canary_on(conn, runbook.canary.dataset(), snapshot)
             assert again.equal and again.statements == 0 and again.compared == final.restore.compared
+            await replay_and_maybe_record(handle, "drill-restored")
 
 
 class TestProberProcess:

@@ -23,13 +23,15 @@ from temporalio.worker import Replayer
 
 import pausegate
 from tests.support.encryption import TEST_CONVERTER, TEST_NAMESPACE
+from workflows.break_glass import BreakGlassWorkflow
+from workflows.drill import DrillWorkflow
 from workflows.pause import PauseWorkflow
 from workflows.watch import WatchWorkflow
 
 ROOT = Path(__file__).resolve().parents[1] / "histories"
 RECORD_ENV = "PAUSEGATE_RECORD_HISTORIES"
 # Every workflow type a stored history may be of: a replay picks the type the history names.
-WORKFLOWS: list[type] = [PauseWorkflow, WatchWorkflow]
+WORKFLOWS: list[type] = [PauseWorkflow, WatchWorkflow, BreakGlassWorkflow, DrillWorkflow]
 VERSION_NAME = re.compile(r"\d+\.\d+\.\d+")
 HISTORY_SUFFIX = ".json"
 WORKFLOW_ID_SUFFIX = ".workflow-id"

@@ -38,6 +38,7 @@ from pausegate.models.steps import ReportInput
 from pausegate.models.updates import ApproveInput, CompleteItemInput, ProposePlanInput
 from tests.support.break_glass import PASSWORD, SALT, password_for
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO, PRIVACY, SECURITY_LEAD, Harness, pause_harness
+from tests.support.histories import replay_and_maybe_record
 from tests.workflows.test_copies import copies_document, copy_the_keystrokes, read_count
 from tests.workflows.test_lifecycle import NARROWED_PLAN, can_read, complete_review
 
@@ -246,3 +247,6 @@ class TestBreakGlassReview:
         row = next(line for line in markdown.splitlines() if line.startswith(f"| {grant.id} |"))
         assert ANALYST.id in row and "emergency self-grant" in row and PRIVACY.id in row
         assert "| telemetry | security_breakglass |" in markdown
+        await replay_and_maybe_record(h.client.get_workflow_handle(final.pause_id), "break-glass-reviewed")
+        grants = h.client.get_workflow_handle(f"{final.pause_id}/break-glass/{grant.role}")
+        await replay_and_maybe_record(grants, "break-glass-grant")
