@@ -23,6 +23,7 @@ from pausegate.models.origins import OriginDocument
 from pausegate.models.phase import Phase
 from pausegate.models.steps import ExposureReportInput, ReportInput
 from tests.support.harness import Harness
+from tests.support.histories import replay_and_maybe_record
 from tests.workflows.test_exposure import read_as
 from tests.workflows.test_lifecycle import telemetry_rows
 
@@ -86,6 +87,7 @@ class TestOriginsOfTheWorkedExample:
         assert hidden.containment.origins is None and hidden.origins is None
         markdown = render_markdown(ReportInput(pause_key=status.evidence_key, status=status, origins=document))
         assert "## How the data became readable" in markdown and "Readable company-wide since" in markdown
+        await replay_and_maybe_record(h.client.get_workflow_handle(status.pause_id), "exposure-origins")
 
     async def test_data_subjects_are_counted_while_a_path_was_open(self, harness: Harness) -> None:
         """People are counted up to the last moment a path was open, by the same intervals: with every path
