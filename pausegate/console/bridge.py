@@ -309,10 +309,13 @@ async def propose(api: ApiState, program: str, actor: Actor, plan: ResumePlan, k
                                  plan=plan)
 
 
-async def reject(api: ApiState, program: str, actor: Actor, reason: str, key: str | None) -> Receipt:
-    """Reject the current plan, as ``POST /v1/pauses/{program}/plan/reject``."""
+async def reject(api: ApiState, program: str, actor: Actor, reason: str, key: str | None, role: str | None = None,
+                 envelope: DsseEnvelope | None = None) -> Receipt:
+    """Reject the current plan (with the statement their passkey signed, if any), as
+    ``POST /v1/pauses/{program}/plan/reject``."""
+    signer = await asyncio.to_thread(signing_key_of, api, envelope)
     return await actions.perform(api, program, actor.for_program(program), "reject_plan", key, RejectPlanInput,
-                                 reason=reason)
+                                 reason=reason, role=role, envelope=envelope, key=signer)
 
 
 async def approve(

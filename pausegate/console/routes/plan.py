@@ -16,7 +16,7 @@ from pausegate.console.data_action_lines import data_action_line
 from pausegate.console.forms import Form, grant_line, plan_from
 from pausegate.console.pages import Visitor, VisitorDep, done, posted, render
 from pausegate.console.routes.pause import ProgramPath, page_url
-from pausegate.console.routes.signing import envelope_from, passkeys_of
+from pausegate.console.routes.signing import envelope_from, passkeys_of, rejection_roles
 from pausegate.models.plan import Approval
 
 router = APIRouter(prefix="/console/pauses", include_in_schema=False)
@@ -43,6 +43,7 @@ def plan_context(seen: Seen) -> dict[str, Any]:
         "counted": sum(1 for a in view.approvals if a.digest == current),
         "choice": bridge.approval_choice(seen),
         "passkeys": passkeys_of(view, seen.actor.id) if view.signoff is not None and view.signoff.nonce else [],
+        "rejection_roles": rejection_roles(seen),
         "proposal_blocked": bridge.proposal_blocked(seen),
         "rejection_blocked": bridge.rejection_blocked(seen),
         "prefill": {
@@ -102,7 +103,11 @@ async def _act(request: Request, program: str, what: str) -> Response:
             message = f"Approved. The pause is {receipt.state.value}."
         else:
             reason = form.text("reason", required="A reason")
-            await bridge.reject(visitor.api, program, visitor.actor, reason, key)
+            envelope = None
+            if form.get("assertion"):
+                seen = await bridge.read(visitor.api, program, visitor.actor)
+                envelope = envelope_from(form, seen.view, seen.actor.id)
+            await bridge.reject(visitor.api, program, visitor.actor, reason, key, form.get("role") or None, envelope)
             message = "Plan rejected; it and its approvals are void."
     except Exception as exc:
         refusal = refusal_of(exc)

@@ -1,5 +1,6 @@
-"""Approving with a passkey: the statement the browser asks the passkey to sign, and the envelope the
-signed assertion makes.
+"""Approving (or rejecting) with a passkey: the statement the browser asks the passkey to sign, and the
+envelope the signed assertion makes. A rejection is the same statement deciding ``reject``, its reason
+the comment.
 
 The page shows what is signed (plan digest, what changes, destructive actions) before anything is
 asked; on "Approve with your passkey" the page asks here for the statement of exactly that approval
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from pausegate.approvals import dsse, passkey
+from pausegate.approvals.statement import Decision
 from pausegate.console import bridge
 from pausegate.console.bridge import Refusal, refusal_of
 from pausegate.console.forms import Form
@@ -32,6 +34,13 @@ from pausegate.policy import signoff
 router = APIRouter(prefix="/console/pauses", include_in_schema=False)
 
 MAX_ASSERTION_FIELD = 8 * 1024
+
+
+def rejection_roles(seen: bridge.Seen) -> list[str]:
+    """The roles the signed-in person may sign a rejection as (the approver and proposer roles they hold)."""
+    policy = seen.runbook.resume_policy
+    held = seen.actor.for_program(seen.runbook.program.id)
+    return [r for r in dict.fromkeys([*policy.approver_roles, *policy.proposer_roles]) if held.has_any([r])]
 
 
 def passkeys_of(view: PauseState, actor_id: str) -> list[EnrolledKey]:
@@ -49,10 +58,16 @@ async def statement(request: Request, program: ProgramPath) -> Response:
         keys = passkeys_of(view, seen.actor.id)
         if not keys:
             raise Refusal(409, "no_passkey", "you have no passkey this pause pinned; enroll one before the next pause")
-        role = form.get("role") or next(iter(bridge.approval_choice(seen).roles), "")
-        comment = form.text("comment", required="A comment")
+        if form.get("decision") == "reject":
+            decision: Decision = "reject"
+            role = form.get("role") or next(iter(rejection_roles(seen)), "")
+            comment = form.text("reason", required="A reason")
+        else:
+            decision = "approve"
+            role = form.get("role") or next(iter(bridge.approval_choice(seen).roles), "")
+            comment = form.text("comment", required="A comment")
         body = signoff.statement_to_sign(view, approver_id=seen.actor.id, role=role, comment=comment,
-                                         at=datetime.now(UTC)).body()
+                                         at=datetime.now(UTC), decision=decision).body()
     except ActionRefused as exc:
         return JSONResponse({"code": exc.code, "detail": exc.reason}, status_code=409)
     except Exception as exc:

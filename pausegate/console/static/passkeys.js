@@ -75,11 +75,16 @@
   }
 
   function approve(form) {
+    // One statement for both decisions: a rejection's reason is its comment.
     var role = form.querySelector("[name=role]");
     var comment = form.querySelector("[name=comment]");
-    say(form, "Asking your passkey to sign this approval…");
+    var reason = form.querySelector("[name=reason]");
+    var decision = form.querySelector("[name=decision]");
+    var rejecting = decision !== null && decision.value === "reject";
+    say(form, rejecting ? "Asking your passkey to sign this rejection…" : "Asking your passkey to sign this approval…");
     post(form.getAttribute("data-passkey-approve"), form, {
-      role: role ? role.value : "", comment: comment ? comment.value : ""
+      role: role ? role.value : "", comment: comment ? comment.value : "", reason: reason ? reason.value : "",
+      decision: rejecting ? "reject" : "approve"
     }).then(function (statement) {
       form.querySelector("[name=payload]").value = statement.payload;
       return navigator.credentials.get({
@@ -99,7 +104,7 @@
       });
       form.submit();
     }).catch(function (error) {
-      say(form, "Not approved: " + error.message);
+      say(form, (rejecting ? "Not rejected: " : "Not approved: ") + error.message);
     });
   }
 
