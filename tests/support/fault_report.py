@@ -38,7 +38,7 @@ HOSTILE = (
     "tests/connectors/test_break_glass_postgres.py",
     "tests/evidence/test_exposure_budget.py", "tests/connectors/test_postgres_consent.py",
     "tests/analysis/test_origins.py", "tests/approvals/test_forgeries.py", "tests/approvals/test_signed_pause.py",
-    "tests/console/test_console_origins.py",
+    "tests/console/test_console_origins.py", "tests/approvals/test_signed_rejections.py",
 )
 
 
