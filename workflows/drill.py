@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from pausegate.errors import ActionRefused
     from pausegate.models.access import DatasetContainment, DatasetRevoked
     from pausegate.models.drill import (
+        PROBER_SEALED,
         CanaryAgents,
         CanaryRestored,
         DrillInput,
@@ -37,21 +38,28 @@ with workflow.unsafe.imports_passed_through():
         DrillState,
         HaltCanaryInput,
         ProberFigures,
+        ProberReport,
         RestoreCanaryInput,
         StopInput,
     )
     from pausegate.models.evidence import SnapshotResult
     from pausegate.models.people import SYSTEM_ACTOR
     from pausegate.models.runbook import CanarySpec
+    from pausegate.models.seals import delivery_problem
     from pausegate.models.steps import ContainDatasetInput, SnapshotInput, VerifyDatasetInput
     from pausegate.policy import authority
     from pausegate.policy import drill as d
-    from workflows.support import activity_options, error_text, wait_until
+    from workflows.support import activity_options, arrived_at, error_text, wait_until
 
 HALT_ROUNDS = 5
 """Rounds of halting the canary agents before the drill counts the fleet as failing it."""
 
 PROBER_WAIT = timedelta(seconds=60)
+
+SEALED_PROBER = "drill-sealed-prober"
+"""The patch under which the prober's figures are taken only sealed and addressed (``report_probe``)."""
+PROBE_REFUSED = "probe_refused"
+PROBE_REFUSALS_RECORDED = 20
 
 DRILL_WINDOW = timedelta(minutes=5)
 """How far before the drill its audit window starts: enough to seal real records, small enough to be quick."""
@@ -70,6 +78,8 @@ class DrillWorkflow:
                                  workflow.uuid4().hex[:8])
         self.stop_request: StopInput | None = None
         self.prober_final = False
+        # Decided once per run: a run recorded before the prober's figures were addressed takes bare signals.
+        self.sealed_prober = workflow.patched(SEALED_PROBER)
 
     @workflow.run
     async def run(self, input: DrillInput) -> DrillState:
@@ -263,7 +273,7 @@ class DrillWorkflow:
     async def _restore_agents(self, canary: CanarySpec) -> bool:
         s = self.state
         if d.resumes_agents(s.outcome) and await self._pause_open():
-            # a pause began that nobody told this drill of (a scheduled drill has an id of its own)
+            # a pause began whose start could not tell this drill (its signal is best effort)
             self.stop(StopInput(outcome=DrillOutcome.PREEMPTED, by=SYSTEM_ACTOR,
                                 reason="a pause of the program is open"))
         if not d.resumes_agents(s.outcome):
@@ -299,9 +309,33 @@ class DrillWorkflow:
 
     @workflow.signal
     def prober_figures(self, figures: ProberFigures) -> None:
-        """What the prober saw, replaced as it sees more; its last report once it saw the restore."""
+        """Figures by a bare signal: carrying no address, anyone able to seal a payload could have sent them
+        (the prober reports through ``report_probe``): refused on the timeline, never shown as measured."""
+        if self.sealed_prober:
+            self._refuse_probe("figures sent by a bare signal, addressed to no drill")
+            return
+        self._take_probe(figures)
+
+    @workflow.update
+    def report_probe(self, input: ProberReport) -> bool:
+        """What the prober saw, replaced as it sees more; its last report once it saw the restore. Taken only
+        when sealed for this drill's run and this update id (``pausegate.models.seals``)."""
+        problem = delivery_problem(input.sealed_for, arrived_at(update=True))
+        if problem is not None:
+            self._refuse_probe(f"{problem} (from {input.by})")
+            raise ApplicationError(problem, type=PROBE_REFUSED, non_retryable=True)
+        self.state.prober_via = f"{PROBER_SEALED}, from {input.by}"
+        self._take_probe(input.figures)
+        return True
+
+    def _take_probe(self, figures: ProberFigures) -> None:
         self.state.prober = figures
         self.prober_final = self.prober_final or figures.restored_seconds is not None
+
+    def _refuse_probe(self, reason: str) -> None:
+        self.state.prober_refused += 1
+        if self.state.prober_refused <= PROBE_REFUSALS_RECORDED:  # a flood of copies does not grow the timeline
+            self.state.record(workflow.now(), SYSTEM_ACTOR, "drill.prober.refused", reason, accepted=False)
 
     @workflow.query
     def status(self) -> DrillState:

@@ -54,6 +54,11 @@ def report(drill: DrillState) -> Group:
     parts: list[Text | Table] = [head, checklist, figures]
     if prober is not None and prober.outside_changes:
         parts.append(line(("outside the canary: ", "red"), "; ".join(prober.outside_changes)))
+    if drill.prober_via is not None:
+        parts.append(line("prober's figures: ", drill.prober_via))
+    if drill.prober_refused:
+        parts.append(line((f"{drill.prober_refused} prober reports refused", "red"),
+                          " (not sealed for this drill: see the timeline)"))
     return Group(*parts)
 
 

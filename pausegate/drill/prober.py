@@ -6,7 +6,7 @@ It reads as each canary reader (can it still read the canary?), as each watched 
 read the program's datasets?) and asks the fleet which agents are halted, every ``interval``. From
 what it sees it times the switch-off (every canary agent halted), access gone (no canary reader
 reads) and the restore (both back), in seconds from the drill's start, and sends them to the drill
-(``prober_figures``) for its report. Anything outside the canary that changes against what it saw
+(``report_probe``, sealed and addressed) for its report. Anything outside the canary that changes against what it saw
 before the drill (a watched reader refused, a non-canary agent halted) is a stop condition: it tells
 the drill to stop and restore at once. Each probe is one JSON line in ``--out``: times, booleans and
 counts, never data.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,20 +29,22 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from pausegate.config import Settings, load_settings
 from pausegate.connectors.interfaces import FleetConnector
 from pausegate.connectors.registry import Connectors
+from pausegate.errors import PauseNotFound
 from pausegate.logging import get_logger
-from pausegate.models.drill import DrillOutcome, DrillPhase, ProberFigures, StopInput
+from pausegate.models.drill import DrillOutcome, DrillPhase, ProberFigures, ProberReport, StopInput
 from pausegate.models.fleet import AgentState
 from pausegate.models.limits import MAX_LISTED_IDS
 from pausegate.models.runbook import CanarySpec, Runbook
 from pausegate.runbook.loader import load_runbook
 from pausegate.temporal.client import connect
-from pausegate.temporal.drills import drill_handle
+from pausegate.temporal.drills import drill_handle, drill_id
+from pausegate.temporal.sealing import addressed_update, new_update_id
 from workflows.drill import DrillWorkflow
 
 log = get_logger("pausegate.drill.prober")
@@ -86,6 +89,7 @@ class Prober:
         self.baseline_halted: set[str] = set()
         self.baseline_refused: set[str] = set()
         self.stopped = False
+        self.name = f"{PROBER}@{socket.gethostname()}"[:200]
 
     async def run(self, *, ready: Path | None = None, timeout: float = 600.0) -> ProberFigures:
         """Take the baseline, then probe until the drill is seen restored (or has ended, or ``timeout``)."""
@@ -204,10 +208,16 @@ class Prober:
         return described.status != WorkflowExecutionStatus.RUNNING
 
     async def _send(self, figures: ProberFigures) -> None:
+        """Report through an update sealed for the drill's run and the update's id: the drill takes no
+        figures arriving otherwise (``DrillWorkflow.report_probe``)."""
+        update_id = new_update_id()
         try:
-            await drill_handle(self.client, self.runbook.program.id).signal(DrillWorkflow.prober_figures, figures)
-        except RPCError as exc:
-            log.warning("prober.figures_not_sent", error=str(exc)[:200])
+            handle, report = await addressed_update(
+                self.client, drill_id(self.client, self.runbook.program.id),
+                ProberReport(figures=figures, by=self.name), update_id, missing="no drill")
+            await handle.execute_update(DrillWorkflow.report_probe, report, id=update_id)
+        except (RPCError, PauseNotFound, WorkflowUpdateFailedError) as exc:
+            log.warning("prober.figures_not_sent", error=str(exc)[:200], kind=type(exc).__name__)
 
     async def _stop(self, reason: str) -> None:
         log.warning("prober.stop_condition", reason=reason)

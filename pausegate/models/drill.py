@@ -17,6 +17,7 @@ from pausegate.models.evidence import EvidenceRef
 from pausegate.models.limits import MAX_LISTED_IDS, MAX_NOTE
 from pausegate.models.people import Actor
 from pausegate.models.runbook import DatasetSpec, Runbook
+from pausegate.models.seals import SealedMessage
 from pausegate.models.state import TimelineEntry, Tuning
 
 DRILL_LABEL = "drill"
@@ -104,6 +105,19 @@ class ProberFigures(Model):
     outside_changes: list[str] = Field(default_factory=list, max_length=MAX_LISTED_IDS)
 
 
+class ProberReport(SealedMessage):
+    """The prober's figures as it reports them (the ``report_probe`` update): addressed by the client that
+    seals it (``sealed_for``: this drill's run and the update id), so a copy sent again, to another drill,
+    or by anyone who cannot seal is refused on the drill's timeline rather than shown as measured."""
+
+    figures: ProberFigures
+    by: str = Field(min_length=1, max_length=200, description="Who reports: the prober's name and host.")
+
+
+PROBER_SEALED = "a sealed update addressed to this drill"
+"""How the figures the report shows arrived (``DrillState.prober_via``)."""
+
+
 class HaltCanaryInput(Model):
     connection: str
     program: str
@@ -173,6 +187,8 @@ class DrillState(Mutable):
     checklist: list[ChecklistMark] = Field(default_factory=list)
     figures: DrillFigures = Field(default_factory=DrillFigures)
     prober: ProberFigures | None = None
+    prober_via: str | None = Field(default=None, description="How the prober's figures arrived, and from whom.")
+    prober_refused: int = Field(default=0, ge=0, description="Prober figures refused: not sealed for this drill.")
     report: EvidenceRef | None = None
     timeline: list[TimelineEntry] = Field(default_factory=list)
 
