@@ -19,7 +19,9 @@ context the SDK encoded it in; decoding in another workflow's context refuses it
 one pause's history does not open in another's: it opens as a payload of the ``binary/misaddressed``
 encoding, which no converter reads, so the workflow rejects an update that carries one and drops a signal
 (a raised error would fail the workflow task instead, and hold the pause until the update is gone), and
-the worker logs it. The SDK's context names no run and no update: the messages
+the worker logs it. A payload that is not sealed at all opens, in a workflow's context, as one of the
+``binary/unsealed`` encoding in the same way (a keyless client's signal or update must not hold the
+workflow); elsewhere it is refused. The SDK's context names no run and no update: the messages
 people send a pause carry the rest of their address themselves (``pausegate.models.seals``), which the
 workflow checks. Payloads sealed before binding existed (``encryption-format`` absent) still open, bound to
 nothing, so stored histories replay; the workflow refuses an update or start in that format.
@@ -71,6 +73,8 @@ BOUND_NAMESPACE = "pausegate-bound-namespace"
 BOUND_WORKFLOW_ID = "pausegate-bound-workflow-id"
 MISADDRESSED = b"binary/misaddressed"
 """The encoding a payload bound to another workflow opens as: no payload converter reads it."""
+UNSEALED = b"binary/unsealed"
+"""The encoding a payload nobody holding a key sealed opens as in a workflow's context: none reads it either."""
 # Bound to every ciphertext with its key id, so a sealed payload cannot be passed off as sealed under
 # another key id, nor as something other than a pausegate history payload. The format is in the prefix:
 # a bound payload relabelled as unbound (its format metadata removed) does not authenticate.
@@ -229,6 +233,15 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
             if allow_plaintext:
                 return payload
             encoding = payload.metadata.get("encoding", b"").decode("utf-8", "replace")[:80]
+            if self.binding is not None:
+                # In a workflow's context it is a stranger's message (a signal or update sent straight to
+                # Temporal without the key): raising would fail the workflow task for as long as it is
+                # delivered, holding the workflow (a drill's restore, a pause's containment). Opened as a
+                # payload nothing reads, the update is rejected and the signal dropped; never read.
+                get_logger(LOGGER).warning("history_payload_unsealed", encoding=encoding,
+                                           opened_in=self.binding.workflow_id[:200],
+                                           namespace=self.binding.namespace[:200])
+                return Payload(metadata={"encoding": UNSEALED})
             raise HistoryKeyError(f"a history payload is not encrypted (encoding {encoding!r}); this deployment "
                                   "encrypts history and accepts no plaintext payload")
         raw_id = payload.metadata.get(KEY_ID_METADATA)

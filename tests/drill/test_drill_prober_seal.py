@@ -1,7 +1,8 @@
 """The prober's figures are taken only sealed and addressed: figures sent straight to Temporal (a bare
 signal, a copy of the prober's report sent again under another update id or addressed to another drill)
-are refused on the drill's timeline and never shown in its report as measured. (A payload sealed by
-nobody does not open in the worker at all: ``pausegate.temporal.codec``.)"""
+are refused on the drill's timeline and never shown in its report as measured; sent by someone without
+the history key, they open as nothing the worker reads (``pausegate.temporal.codec``): rejected or
+dropped, and the drill goes on to its restore."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pausegate.temporal.sealing import addressed_update
 from tests.drill.support import drill, drill_runbook, probing, wait_phase
 from tests.support.fault_report import record_result
 from tests.support.harness import HarnessFactory
+from tests.temporal.test_history_encryption import without_codec
 from workflows.drill import PROBE_REFUSED, DrillWorkflow
 
 FORGED = ProberFigures(probes=1, switch_off_seconds=0.001, access_gone_seconds=0.001, restored_seconds=0.002)
@@ -48,6 +50,12 @@ class TestForgedProberFigures:
                     update_id="probe-copy-3")})
                 with pytest.raises(WorkflowUpdateFailedError):
                     await pinned.execute_update(DrillWorkflow.report_probe, earlier, id="probe-copy-3")
+                # 4. without the keys: an unsealed update is rejected, an unsealed signal dropped; neither
+                #    holds the drill (its restore below runs)
+                keyless = without_codec(h.client).get_workflow_handle(workflow_id)
+                with pytest.raises(WorkflowUpdateFailedError):
+                    await keyless.execute_update("report_probe", report.model_dump(mode="json"), id="probe-copy-4")
+                await keyless.signal("prober_figures", FORGED.model_dump(mode="json"))
                 final = await handle.result()
                 figures = await prober
 
@@ -60,7 +68,9 @@ class TestForgedProberFigures:
         assert final.prober_via is not None and final.prober_via.startswith(PROBER_SEALED)
         assert "prober@" in final.prober_via
         assert final.phase == DrillPhase.RESTORED
-        record_result("forged prober figures", "figures sent straight to Temporal by a key holder: a bare "
-                      "signal, a copy under a new update id, one addressed to another drill", injected=3,
+        record_result("forged prober figures", "figures sent straight to Temporal: by a key holder a bare "
+                      "signal, a copy under a new update id, one addressed to another drill; without the key an "
+                      "update and a signal", injected=5,
                       outcome="none shown as measured; each refused on the drill's timeline; the prober's own "
-                      "figures in the report, labelled as sealed and from the prober")
+                      "figures in the report, labelled as sealed and from the prober; the keyless update rejected, the "
+                      "signal dropped, the drill restored")

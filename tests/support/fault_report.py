@@ -39,6 +39,7 @@ HOSTILE = (
     "tests/evidence/test_exposure_budget.py", "tests/connectors/test_postgres_consent.py",
     "tests/analysis/test_origins.py", "tests/approvals/test_forgeries.py", "tests/approvals/test_signed_pause.py",
     "tests/console/test_console_origins.py", "tests/approvals/test_signed_rejections.py",
+    "tests/drill/test_drill_prober_seal.py",
 )
 
 
