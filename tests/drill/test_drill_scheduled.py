@@ -11,24 +11,23 @@ from datetime import timedelta
 from pausegate.models.drill import DrillOutcome, DrillPhase, DrillRequest
 from pausegate.models.phase import Phase
 from pausegate.temporal.drills import drill_handle, drill_id, schedule_drills
-from tests.drill.support import catalog, drill_runbook, wait_phase
+from tests.drill.support import catalog, drill, drill_runbook, wait_phase
 from tests.support.harness import COMMANDER, Harness, HarnessFactory
-from workflows.drill_schedule import STARTED
+from workflows.drill_schedule import SKIPPED, STARTED
 
 LONG_HOLD = timedelta(seconds=120)
 YEARLY = "0 0 1 1 *"
 """A schedule that does not fire during a test: the test triggers it."""
 
 
-async def occurrence(h: Harness, sid: str, timeout: float = 30.0) -> str:
-    """The id of the schedule's one running occurrence, once the server lists it."""
+async def occurrence(h: Harness, sid: str, *, running: bool = True, timeout: float = 30.0) -> str:
+    """The id of the schedule's one (running) occurrence, once the server lists it."""
     deadline = time.monotonic() + timeout
     while True:
-        running = [w.id async for w in h.client.list_workflows(
-            f"WorkflowId STARTS_WITH '{sid}' AND ExecutionStatus = 'Running'")]
-        if running:
-            return running[0]
-        assert time.monotonic() < deadline, "the schedule's occurrence was never listed as running"
+        query = f"WorkflowId STARTS_WITH '{sid}'" + (" AND ExecutionStatus = 'Running'" if running else "")
+        if found := [w.id async for w in h.client.list_workflows(query)]:
+            return found[0]
+        assert time.monotonic() < deadline, "the schedule's occurrence was never listed"
         await asyncio.sleep(0.1)
 
 
@@ -65,3 +64,29 @@ class TestScheduledDrillAndARealPause:
         assert final.restore is not None and final.restore.equal and after == before
         assert status.containment.agents.confirmed and status.containment.access_revoked
         assert ended == STARTED
+
+    async def test_an_occurrence_while_a_commanders_drill_runs_is_skipped_and_starts_nothing(
+        self, make_harness: HarnessFactory
+    ) -> None:
+        async with make_harness(agents=20) as h:
+            runbook = drill_runbook(h, hold=LONG_HOLD, schedule=YEARLY)
+            running = await drill(h, runbook, await_prober=False)
+            await wait_phase(h, DrillPhase.HOLDING)
+            sid = await schedule_drills(h.client, DrillRequest(program=h.program, commander=COMMANDER,
+                                                               runbook=runbook),
+                                        task_queue=h.task_queue, tuning=h.tuning)
+            schedule = h.client.get_schedule_handle(sid)
+            try:
+                await schedule.trigger()
+                launched = await occurrence(h, sid, running=False)
+                ended = await h.client.get_workflow_handle(launched).result()
+                # still the commander's drill, holding: the occurrence started no second one
+                still = await drill_handle(h.client, h.program).describe()
+                assert still.run_id == running.result_run_id
+            finally:
+                await schedule.delete()
+                await running.cancel()
+            final = await running.result()
+
+        assert ended == SKIPPED
+        assert final.outcome == DrillOutcome.ABORTED and final.restore is not None and final.restore.equal
