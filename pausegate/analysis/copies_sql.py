@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pglast import parser as pg
 
+from pausegate.analysis.pg_nodes import node
 from pausegate.analysis.statement_reads import parser_text
 from pausegate.models.copies import CopyKind
 
@@ -78,17 +79,9 @@ def _relation(rv: Any) -> Relation | None:
     return Relation(rv.get("schemaname") or None, str(rv["relname"]), persistence)
 
 
-def _node(value: Any) -> tuple[str, dict[str, Any]]:
-    if isinstance(value, dict) and len(value) == 1:
-        tag, body = next(iter(value.items()))
-        if isinstance(body, dict):
-            return tag, body
-    return "", {}
-
-
 def _names(item: Any) -> Relation | None:
     """A DROP's object: a list of name parts, schema first."""
-    parts = [str(p.get("String", {}).get("sval", "")) for p in _node(item)[1].get("items", ())]
+    parts = [str(p.get("String", {}).get("sval", "")) for p in node(item)[1].get("items", ())]
     if not parts or not parts[-1]:
         return None
     return Relation(parts[-2] if len(parts) > 1 else None, parts[-1])
@@ -99,7 +92,7 @@ def _analyzed(body: dict[str, Any]) -> bool:
     for option in body.get("options", ()):
         elem = option.get("DefElem", {}) if isinstance(option, dict) else {}
         if elem.get("defname") == "analyze":
-            arg = _node(elem.get("arg"))[1]
+            arg = node(elem.get("arg"))[1]
             value = next(iter(arg.values()), True) if arg else True
             value = next(iter(value.values()), True) if isinstance(value, dict) else value
             return str(value).lower() not in ("false", "off", "0")
@@ -108,13 +101,13 @@ def _analyzed(body: dict[str, Any]) -> bool:
 
 def _target(tag: str, body: dict[str, Any]) -> Target | None:
     if tag == "ExplainStmt":
-        return _target(*_node(body.get("query"))) if _analyzed(body) else None
+        return _target(*node(body.get("query"))) if _analyzed(body) else None
     if tag == "CreateTableAsStmt":
         into = body.get("into", {})
         rel = _relation(into.get("rel"))
         if rel is None:
             return None
-        inner, query = _node(body.get("query"))
+        inner, query = node(body.get("query"))
         execute = str(query.get("name", "")) or None if inner == "ExecuteStmt" else None
         if body.get("objtype") == "OBJECT_MATVIEW":
             return Target(CopyKind.MATERIALIZED_VIEW, rel, no_data=bool(into.get("skipData")), execute=execute)
@@ -200,7 +193,7 @@ def parsed(message: str) -> tuple[list[tuple[str, dict[str, Any], str]], str | N
     raw = text.encode("utf-8", "surrogatepass")
     out: list[tuple[str, dict[str, Any], str]] = []
     for item in tree.get("stmts", ()):
-        tag, body = _node(item.get("stmt"))
+        tag, body = node(item.get("stmt"))
         start = int(item.get("stmt_location", 0))
         length = int(item.get("stmt_len", 0))
         out.append((tag, body, raw[start : start + length if length else len(raw)].decode("utf-8", "surrogatepass")))
@@ -216,7 +209,7 @@ def split(message: str) -> tuple[list[Statement], str | None]:
     for tag, body, piece in pieces:
         prepare = str(body.get("name", "")) or None if tag == "PrepareStmt" else None
         execute = str(body.get("name", "")) or None if tag == "ExecuteStmt" else None
-        target = _target(*_node(body.get("query"))) if prepare else _target(tag, body)
+        target = _target(*node(body.get("query"))) if prepare else _target(tag, body)
         out.append(Statement(tag=tag, text=piece, target=target, changes=_changes(tag, body),
                              transaction=_transaction(tag, body), dynamic=_dynamic(tag, piece), prepare=prepare,
                              execute=execute))

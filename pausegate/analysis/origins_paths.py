@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pausegate.analysis.pg_nodes import node, string_value
 from pausegate.models.access import ExposureScope
 from pausegate.models.origins import PathKind
 
@@ -153,25 +154,8 @@ class Session:
     held: list[tuple[Any, ...]] = field(default_factory=list)  # effects of the open transaction
 
 
-def _node(value: Any) -> tuple[str, dict[str, Any]]:
-    if isinstance(value, dict) and len(value) == 1:
-        tag, body = next(iter(value.items()))
-        if isinstance(body, dict):
-            return tag, body
-    return "", {}
-
-
-def _sval(value: Any) -> str | None:
-    tag, body = _node(value)
-    if tag == "String":
-        return str(body.get("sval", ""))
-    if tag == "A_Const" and isinstance(body.get("sval"), dict):
-        return str(body["sval"].get("sval", ""))
-    return None
-
-
 def _role(spec: Any, current: str) -> str | None:
-    body = _node(spec)[1] if "RoleSpec" in (spec or {}) else spec or {}
+    body = node(spec)[1] if "RoleSpec" in (spec or {}) else spec or {}
     kind = body.get("roletype")
     if kind == "ROLESPEC_PUBLIC":
         return PUBLIC
@@ -183,7 +167,7 @@ def _role(spec: Any, current: str) -> str | None:
 
 
 def _list(value: Any) -> list[Any]:
-    tag, body = _node(value)
+    tag, body = node(value)
     return list(body.get("items", ())) if tag == "List" else list(value) if isinstance(value, list) else []
 
 
@@ -228,7 +212,7 @@ class Resolver:
             opens = bool(body.get("is_grant"))
             if opens or not body.get("opt"):  # REVOKE ADMIN OPTION FOR keeps the membership
                 for g in body.get("granted_roles", ()):
-                    group = str(_node(g)[1].get("priv_name", ""))
+                    group = str(node(g)[1].get("priv_name", ""))
                     for spec in body.get("grantee_roles", ()):
                         member = _role(spec, role)
                         if member:
@@ -236,7 +220,7 @@ class Resolver:
         elif tag == "CreateRoleStmt":
             new = str(body.get("role", ""))
             for opt in body.get("options", ()):
-                elem = _node(opt)[1]
+                elem = node(opt)[1]
                 for spec in _list(elem.get("arg")):
                     other = _role(spec, role)
                     if other and elem.get("defname") == "addroleto":
@@ -254,7 +238,7 @@ class Resolver:
             rel = body.get("relation") or {}
             name = self.relation(rel.get("schemaname"), str(rel.get("relname", "")), session.path, user)
             for cmd in body.get("cmds", ()):
-                c = _node(cmd)[1]
+                c = node(cmd)[1]
                 if name is None:
                     break
                 if c.get("subtype") == "AT_ChangeOwner":
@@ -272,31 +256,31 @@ class Resolver:
         kind = body.get("kind")
         reset = kind in ("VAR_RESET", "VAR_RESET_ALL", "VAR_SET_DEFAULT")
         if name == "search_path" or kind == "VAR_RESET_ALL":
-            session.path = ("$user", "public") if reset else tuple(_sval(a) or "" for a in body.get("args", ()))
+            session.path = ("$user", "public") if reset else tuple(string_value(a) or "" for a in body.get("args", ()))
         if name == "role" or kind == "VAR_RESET_ALL":
-            value = None if reset else next((_sval(a) for a in body.get("args", ())), None)
+            value = None if reset else next((string_value(a) for a in body.get("args", ())), None)
             session.role = None if value in (None, "none") else value
 
     def _grant(self, body: Mapping[str, Any], session: Session, role: str) -> list[Effect]:
-        privileges = [str(_node(p)[1].get("priv_name", "")).lower() for p in body.get("privileges", ())]
+        privileges = [str(node(p)[1].get("priv_name", "")).lower() for p in body.get("privileges", ())]
         opens = bool(body.get("is_grant"))
         reads = not privileges or any(p in _READ_PRIVILEGES for p in privileges)
         if not reads or (not opens and body.get("grant_option")):
             return []
         objects: list[str] = []
         if body.get("targtype") == "ACL_TARGET_ALL_IN_SCHEMA":
-            schemas = {_sval(o) for o in body.get("objects", ())}
+            schemas = {string_value(o) for o in body.get("objects", ())}
             objects = [n for n, k in self.paths.relations.items() if n.rpartition(".")[0] in schemas
                        and (k == "function") == (body.get("objtype") in ("OBJECT_FUNCTION", "OBJECT_ROUTINE"))]
         elif body.get("objtype") in ("OBJECT_TABLE", "OBJECT_SEQUENCE", "OBJECT_FOREIGN_TABLE"):
             for o in body.get("objects", ()):
-                rv = _node(o)[1] if "RangeVar" in o else o
+                rv = node(o)[1] if "RangeVar" in o else o
                 name = self.relation(rv.get("schemaname"), str(rv.get("relname", "")), session.path, role)
                 if name:
                     objects.append(name)
         elif body.get("objtype") in ("OBJECT_FUNCTION", "OBJECT_ROUTINE", "OBJECT_PROCEDURE"):
             for o in body.get("objects", ()):
-                parts = [p for p in map(_sval, _node(o)[1].get("objname", ())) if p]
+                parts = [p for p in map(string_value, node(o)[1].get("objname", ())) if p]
                 if parts:
                     objects.append(self._routine(parts, session.path, role))
         grantees = [g for g in (_role(s, role) for s in body.get("grantees", ())) if g]
@@ -324,15 +308,15 @@ class Resolver:
     def _defaults(self, body: Mapping[str, Any], role: str) -> list[Effect]:
         creators, schemas = [role], ["*"]
         for opt in body.get("options", ()):
-            elem = _node(opt)[1]
+            elem = node(opt)[1]
             if elem.get("defname") == "roles":
                 creators = [r for r in (_role(s, role) for s in _list(elem.get("arg"))) if r]
             elif elem.get("defname") == "schemas":
-                schemas = [s for s in map(_sval, _list(elem.get("arg"))) if s]
+                schemas = [s for s in map(string_value, _list(elem.get("arg"))) if s]
         action = body.get("action") or {}
         if action.get("objtype") not in ("OBJECT_TABLE", None):
             return []
-        privileges = [str(_node(p)[1].get("priv_name", "")).lower() for p in action.get("privileges", ())]
+        privileges = [str(node(p)[1].get("priv_name", "")).lower() for p in action.get("privileges", ())]
         if privileges and not any(p in _READ_PRIVILEGES for p in privileges):
             return []
         grantees = [g for g in (_role(s, role) for s in action.get("grantees", ())) if g]
@@ -351,7 +335,7 @@ class Resolver:
 
     def _created(self, tag: str, body: Mapping[str, Any], session: Session, user: str, role: str) -> list[Effect]:
         if tag == "CreateFunctionStmt":
-            parts = [p for p in map(_sval, body.get("funcname", ())) if p]
+            parts = [p for p in map(string_value, body.get("funcname", ())) if p]
             name = self._routine(parts, session.path, role) if parts else None
             kind: PathKind = "function"
         else:
@@ -374,11 +358,11 @@ class Resolver:
             return []
         out: list[Effect] = []
         for obj in body.get("objects", ()):
-            tag, inner = _node(obj)
+            tag, inner = node(obj)
             if tag == "ObjectWithArgs":
-                parts = [p for p in map(_sval, inner.get("objname", ())) if p]
+                parts = [p for p in map(string_value, inner.get("objname", ())) if p]
             else:
-                parts = [p for p in map(_sval, _list(obj)) if p]
+                parts = [p for p in map(string_value, _list(obj)) if p]
             if not parts:
                 continue
             name = (self._routine(parts, session.path, user) if "function" in kinds

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pglast import parser as pg
 from pydantic import Field, PrivateAttr, field_validator
 
+from pausegate.analysis.pg_nodes import node_or_none, scalar, string_value
 from pausegate.models.base import Model
 
 MAX_STATEMENT_BYTES = 256 * 1024
@@ -61,7 +62,6 @@ _WALKED = frozenset({*_DML, "CopyStmt", "ExplainStmt", "CreateTableAsStmt", "Ref
 _DEFINITIONS = ("ViewStmt", "PrepareStmt", "RuleStmt", "CreateFunctionStmt", "DoStmt")
 _LEAVES = frozenset({"ColumnRef", "A_Const", "ParamRef", "A_Star", "String", "Integer", "Float", "Boolean",
                      "BitString", "TypeName", "Alias", "SQLValueFunction"})  # nothing to find below them
-_SCALARS = {"String": ("sval", ""), "Integer": ("ival", 0), "Boolean": ("boolval", False), "Float": ("fval", "")}
 
 How = Literal["direct", "through", "possible"]
 _Hit = tuple[str, How, str | None]
@@ -279,35 +279,9 @@ def _strip(s: str) -> tuple[str, str | None]:
 # ---------------------------------------------------------------- the tree
 
 
-def _node(value: Any) -> tuple[str, dict[str, Any]] | None:
-    """(type, fields) of a JSON node ``{"Type": {...}}``; pointers to a fixed type come unwrapped."""
-    if isinstance(value, dict) and len(value) == 1:
-        tag, body = next(iter(value.items()))
-        if tag[:1].isupper() and isinstance(body, dict):
-            return tag, body
-    return None
-
-
-def _scalar(value: Any) -> tuple[str, Any]:
-    """(type, value) of a constant node or A_Const, through casts (libpg_query omits zero values);
-    ("", None) for anything else."""
-    while (node := _node(value)) is not None and node[0] == "TypeCast":
-        value = node[1].get("arg")
-    if node is not None and node[0] == "A_Const":
-        node = next(((t, node[1][k]) for t, (k, _) in _SCALARS.items() if k in node[1]), None)
-    if node is None or node[0] not in _SCALARS:
-        return "", None
-    return node[0], node[1].get(*_SCALARS[node[0]])
-
-
-def _sval(value: Any) -> str | None:
-    kind, scalar = _scalar(value)
-    return scalar if kind == "String" else None
-
-
 def _true(arg: Any) -> bool:
     """An option's value as PostgreSQL's defGetBoolean reads it (no value: true)."""
-    return arg is None or str(_scalar(arg)[1]).lower() in ("true", "on", "1")
+    return arg is None or str(scalar(arg)[1]).lower() in ("true", "on", "1")
 
 
 def _split_path(value: str) -> tuple[str, ...]:
@@ -355,26 +329,26 @@ class _Walk:
                 return self.add(hits, via)
 
     def function(self, fc: Mapping[str, Any], via: str | None) -> None:
-        parts, args = [p for p in map(_sval, fc.get("funcname", ())) if p is not None], fc.get("args", [])
+        parts, args = [p for p in map(string_value, fc.get("funcname", ())) if p is not None], fc.get("args", [])
         name = parts[-1] if parts else ""
         for s in parts[-2:-1] or self.path:
             if (hits := self.ix.func.get(f"{s}.{name}")) is not None:
                 self.add(hits, via)
                 break
         if name in _RUNNERS:
-            consts = [_scalar(a) for a in args]  # any argument computed at run time: could name anything
+            consts = [scalar(a) for a in args]  # any argument computed at run time: could name anything
             text = " ".join(str(v) for k, v in consts if k == "String")
             dynamic = name.startswith(("schema_", "database_")) or any(not k for k, _ in consts)
             self.add(((t, "possible", name) for t in self.ix.in_text(None if dynamic else text)), via)
-        if name == "set_config" and len(args) == 3 and str(_sval(args[0])).lower() == "search_path":
-            if (value := _sval(args[1])) is not None:
+        if name == "set_config" and len(args) == 3 and str(string_value(args[0])).lower() == "search_path":
+            if (value := string_value(args[1])) is not None:
                 self.set_path(_split_path(value), _true(args[2]))
 
     def walk(self, stack: list[_Item]) -> None:
         while stack:  # iterative: an expression chain can nest thousands of levels deep
             tag, body, ctes, via = stack.pop()
             if tag is None:  # a list, or a dict: {"Type": {...}} or a node of a fixed type, unwrapped
-                if (node := _node(body)) is not None:
+                if (node := node_or_none(body)) is not None:
                     if node[0] not in _LEAVES:
                         stack.append((*node, ctes, via))
                     continue
@@ -423,7 +397,7 @@ class _Walk:
                 elif kind in ("VAR_RESET_ALL", "VAR_SET_DEFAULT", "VAR_RESET"):
                     self.set_path(DEFAULT_SEARCH_PATH, local)
                 elif kind == "VAR_SET_VALUE":
-                    self.set_path(tuple(_sval(a) or "" for a in body.get("args", ())), local)
+                    self.set_path(tuple(string_value(a) or "" for a in body.get("args", ())), local)
                 continue
             kids = [v for k, v in body.items() if isinstance(v, dict | list) and k not in skip]
             stack.extend([(None, v, ctes, via) for v in kids])
@@ -432,13 +406,14 @@ class _Walk:
         """Reports what a body kept as text (DO, CREATE FUNCTION ... AS '...') could reach: it is
         run later, as dynamic SQL. Returns the label for the definition's reads."""
         name = (body.get("view", {}).get("relname") or body.get("name") or body.get("rulename")
-                or ".".join(p for p in map(_sval, body.get("funcname", ())) if p))
+                or ".".join(p for p in map(string_value, body.get("funcname", ())) if p))
         via = "DO block" if tag == "DoStmt" else f"definition of {name}"
         for opt in (*body.get("options", ()), *body.get("args", ())):
             elem = opt.get("DefElem", {})
             if elem.get("defname") == "as":
                 arg = elem.get("arg", {})
-                text = " ".join(filter(None, map(_sval, arg["List"].get("items", ()) if "List" in arg else [arg])))
+                parts = arg["List"].get("items", ()) if "List" in arg else [arg]
+                text = " ".join(filter(None, map(string_value, parts)))
                 self.add(((t, "possible", via) for t in self.ix.in_text(text)), via)
         return via
 
@@ -487,7 +462,7 @@ def analyse(statement: str, scope: ReadScope, *, search_path: Sequence[str] = DE
     try:
         walk, kind = _Walk(scope._index, search_path, user), None
         for raw in json.loads(pg.parse_sql_json(text)).get("stmts", ()):
-            tag, body = _node(raw.get("stmt")) or ("", {})
+            tag, body = node_or_none(raw.get("stmt")) or ("", {})
             kind = kind or _DML.get(tag) or statement_kind(statement)
             if tag in _WALKED:
                 walk.walk([(tag, body, frozenset(), None)])
