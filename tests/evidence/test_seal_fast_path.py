@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pausegate.canonical import canonical_json
-from pausegate.errors import EvidenceError
+from pausegate.errors import EvidenceError, TargetUnavailableError
 from pausegate.evidence.blocks import RecordBlock
 from pausegate.evidence.bundle import chunk_name, decode_chunk
 from pausegate.evidence.files import canonical_line
@@ -224,7 +224,8 @@ def test_failed_write_aborts_and_leaves_no_bundle(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(chunker, "write_unsynced", flaky)
     store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=64)
-    with pytest.raises(OSError):
+    # no room is a retryable error naming the key, not a bare OSError
+    with pytest.raises(TargetUnavailableError, match="no room to write p/b"):
         asyncio.run(store.seal("p/b", _aiter(_records(200))))
     pause_dir = tmp_path / "ev" / "p"
     assert not store.bundle_path("p/b").exists()
