@@ -1,6 +1,8 @@
 """Leaders who live in a terminal: they enroll an SSH key made by ssh-keygen, an admin confirms it, and
 ``pausegate approve --ssh-key`` signs the approval statement; under a runbook that requires signatures a
-token alone is refused and the two signed approvals resume the program."""
+token alone is refused and the two signed approvals resume the program. ``pausegate reject --ssh-key``
+signs a rejection (decision reject, the reason as its comment) the same way: a token alone is refused and
+the plan stands; the signed rejection voids the plan, and the timeline names the key that signed it."""
 
 from __future__ import annotations
 
@@ -70,3 +72,35 @@ async def test_leaders_enroll_ssh_keys_and_approve_with_them_from_the_cli(
     assert removed.code == 0, removed.stderr
     listed = await cli("keys", "list", "--json", who="ada")
     assert [k["holder"] for k in json.loads(listed.stdout)["keys"]] == ["local:cleo"]
+
+
+async def test_a_leader_rejects_the_plan_with_a_signed_statement_from_the_cli(
+    api: ApiWorld, cli: CliRunner, tmp_path: Path
+) -> None:
+    key = SshKey.make(tmp_path / "ssh", "cleo")
+    enrolled = await cli("keys", "enroll", "--ssh-key", str(key.path), "--json", who="cleo")
+    assert enrolled.code == 0, enrolled.stderr
+    confirmed = await cli("keys", "confirm", key.key_id, "--json", who="ada")
+    assert confirmed.code == 0, confirmed.stderr
+
+    p = api.program
+    paused = await cli("pause", p, "--reason", "telemetry readable company-wide", "--no-wait")
+    assert paused.code == 0, paused.stderr
+    await api.wait_for_state("UNDER_REVIEW", timeout=90)
+    await api.complete_review()
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(yaml.safe_dump(NARROWED_PLAN))
+    proposed = await cli("plan", p, str(plan_file), "--json")
+    assert proposed.code == 0, proposed.stderr
+    await api.wait_for(lambda v: (v.get("signoff") or {}).get("nonce") is not None, what="a round's nonce")
+
+    token_only = await cli("reject", p, "--reason", "still too wide", who="cleo")
+    assert token_only.code == 1 and "signature_required" in token_only.stderr
+    assert (await api.view())["plan"] is not None  # refused: the plan stands
+
+    rejected = await cli("reject", p, "--reason", "still too wide", "--ssh-key", str(key.path), "--json", who="cleo")
+    assert rejected.code == 0, rejected.stderr
+    view = await api.wait_for(lambda v: v.get("plan") is None, what="the plan voided")
+    signed = [e for e in view["timeline"] if e["action"] == "plan.rejection.signed"]
+    assert [e["actor"] for e in signed] == ["local:cleo"] and key.key_id[:12] in signed[0]["detail"]
+    assert json.loads(rejected.stdout)["message"] == "plan rejected"
