@@ -12,19 +12,29 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 
 from pausegate.embedded.postgres import dsn_as
-from pausegate.models.break_glass import ApproveBreakGlassInput, RequestBreakGlassInput, TableAccess
+from pausegate.models.break_glass import ApproveBreakGlassInput, Grant, RequestBreakGlassInput, TableAccess
 from pausegate.models.phase import Phase
 from pausegate.models.state import Tuning
 from pausegate.temporal.pauses import pause_handle
 from tests.faults.support import WorkerProcess, until
 from tests.support.fault_report import record_result
-from tests.support.harness import ANALYST, COMMANDER, HarnessFactory
+from tests.support.harness import ANALYST, COMMANDER, Harness, HarnessFactory
 from tests.workflows.test_break_glass import SPEC, wait_grant
 
 CRASH_TUNING = Tuning(halt_retry_initial_seconds=0.5, halt_retry_max_seconds=2.0, activity_heartbeat_seconds=1.5,
                       workflow_task_timeout_seconds=2.0)
 DURATION = timedelta(seconds=12)
 BEFORE_END = timedelta(seconds=3)
+
+
+async def open_grant(h: Harness, duration: timedelta) -> Grant:
+    """The pause under review, and the analyst's grant on the keystrokes approved and open."""
+    await h.pause()
+    await h.wait_for_state(Phase.UNDER_REVIEW, timeout=120)
+    await h.act(RequestBreakGlassInput(actor=ANALYST, dataset="telemetry", tables=[TableAccess(table="keystrokes")],
+                                       reason="confirm the leaked rows", duration=duration))
+    await h.act(ApproveBreakGlassInput(actor=COMMANDER, grant_id="g1"))
+    return await wait_grant(h, "g1", "open")
 
 
 class TestBreakGlassCrash:
@@ -35,13 +45,7 @@ class TestBreakGlassCrash:
             worker = WorkerProcess(h, temporal_address, tmp_path / "worker")
             await worker.start()
             try:
-                await h.pause()
-                await h.wait_for_state(Phase.UNDER_REVIEW, timeout=120)
-                await h.act(RequestBreakGlassInput(actor=ANALYST, dataset="telemetry",
-                                                   tables=[TableAccess(table="keystrokes")],
-                                                   reason="confirm the leaked rows", duration=DURATION))
-                await h.act(ApproveBreakGlassInput(actor=COMMANDER, grant_id="g1"))
-                grant = await wait_grant(h, "g1", "open")
+                grant = await open_grant(h, DURATION)
                 assert grant.ends_at is not None
                 holder = psycopg.connect(dsn_as(h.database_dsn, grant.role), autocommit=True)
                 assert holder.execute("SELECT count(*) >= 0 FROM telemetry.keystrokes").fetchone() == (True,)

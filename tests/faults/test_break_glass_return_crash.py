@@ -14,17 +14,13 @@ from temporalio.api.enums.v1 import EventType
 
 from pausegate.embedded.postgres import dsn_as
 from pausegate.models.break_glass import (
-    ApproveBreakGlassInput,
     EndBreakGlassInput,
-    RequestBreakGlassInput,
-    TableAccess,
 )
-from pausegate.models.phase import Phase
 from pausegate.temporal.pauses import pause_handle
 from tests.faults.support import WorkerProcess
-from tests.faults.test_break_glass_crash import CRASH_TUNING
+from tests.faults.test_break_glass_crash import CRASH_TUNING, open_grant
 from tests.support.fault_report import record_result
-from tests.support.harness import ANALYST, COMMANDER, HarnessFactory
+from tests.support.harness import ANALYST, HarnessFactory
 from tests.workflows.test_break_glass import SPEC, wait_grant
 
 
@@ -36,14 +32,8 @@ class TestBreakGlassReturnCrash:
             worker = WorkerProcess(h, temporal_address, tmp_path / "worker")
             await worker.start()
             try:
-                await h.pause()
-                await h.wait_for_state(Phase.UNDER_REVIEW, timeout=120)
                 # long enough that only the early return can end it within the test
-                await h.act(RequestBreakGlassInput(actor=ANALYST, dataset="telemetry",
-                                                   tables=[TableAccess(table="keystrokes")],
-                                                   reason="confirm the leaked rows", duration=timedelta(minutes=30)))
-                await h.act(ApproveBreakGlassInput(actor=COMMANDER, grant_id="g1"))
-                grant = await wait_grant(h, "g1", "open")
+                grant = await open_grant(h, timedelta(minutes=30))
                 holder = psycopg.connect(dsn_as(h.database_dsn, grant.role), autocommit=True)
                 assert holder.execute("SELECT count(*) >= 0 FROM telemetry.keystrokes").fetchone() == (True,)
 
