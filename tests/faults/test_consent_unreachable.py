@@ -5,8 +5,6 @@ each once. The source is the worked example's consent table, so its database ref
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +19,7 @@ from pausegate.models.phase import Phase
 from pausegate.models.plan import AgentSelection
 from tests.support.fault_report import record_result
 from tests.support.harness import HarnessFactory
+from tests.support.polling import polled
 from tests.workflows.test_lifecycle import NARROWED_PLAN
 from tests.workflows.test_resume_conditions import UNCONSENTED, to_awaiting_approval
 from tests.workflows.test_resume_guard import approve
@@ -28,21 +27,20 @@ from tests.workflows.test_resume_guard import approve
 AGENTS = 10
 CONSENTED_ONLY = NARROWED_PLAN.model_copy(update={"agents": AgentSelection(mode="consented"), "conditions": []})
 HALT_UNCONSENTED = "halt_unconsented"
-POLL_LIMIT_SECONDS = 180  # a guard against hanging, not a measure
 
 
 async def retried_step(client: Client, handle: WorkflowHandle[Any, Any], *, attempts: int) -> tuple[str, str]:
-    """(activity, last failure) of the resume's step once it has been tried ``attempts`` times (bounded poll);
-    failures are sealed like the rest of history, so the failure is read through the client's keys."""
-    deadline = time.monotonic() + POLL_LIMIT_SECONDS
-    while time.monotonic() < deadline:
-        description = await handle.describe()
-        for pending in description.raw_description.pending_activities:
+    """(activity, last failure) of the resume's step once it has been tried ``attempts`` times; failures are
+    sealed like the rest of history, so the failure is read through the client's keys."""
+
+    async def retried() -> tuple[str, str] | None:
+        for pending in (await handle.describe()).raw_description.pending_activities:
             if pending.attempt >= attempts:
                 failure = await client.data_converter.decode_failure(pending.last_failure)
                 return pending.activity_type.name, str(failure)
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no step of the resume was tried {attempts} times")
+        return None
+
+    return await polled(retried, what=f"a step of the resume tried {attempts} times", every=0.2)
 
 
 @contextmanager
