@@ -199,31 +199,42 @@ WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 GROUP BY 1, 2, 3, 4
 """
 
-ACL_Q = """
+
+
+def detoasted(acl: str) -> str:
+    """SQL for the ACL array ``acl`` (an expression) as a value in memory: ``aclexplode`` reads its
+    argument afresh for every row it returns, and an ACL of a few hundred grantees is stored out of
+    line (TOAST), so exploding it as stored costs time quadratic in its length (a second for a
+    company's dataset). Slicing copies it once; an empty ACL (an owner who revoked their own
+    privileges) has no slice aclexplode accepts and is exploded as it is."""
+    return f"(CASE WHEN cardinality({acl}) > 0 THEN ({acl})[1:] ELSE {acl} END)"
+
+
+RELACL = """coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))"""
+
+ACL_Q = f"""
 SELECT c.oid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, NULL::text, false
-FROM pg_class c,
-     aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
-                                              c.relowner))) a
+FROM pg_class c, aclexplode({detoasted(RELACL)}) a
 WHERE c.oid = ANY(%(rels)s::oid[])
 UNION ALL
 SELECT at.attrelid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, at.attname::text, false
-FROM pg_attribute at, aclexplode(at.attacl) a
+FROM pg_attribute at, aclexplode({detoasted("at.attacl")}) a
 WHERE at.attrelid = ANY(%(rels)s::oid[]) AND at.attnum > 0 AND NOT at.attisdropped AND at.attacl IS NOT NULL
 UNION ALL
 SELECT p.oid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, NULL::text, false
-FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+FROM pg_proc p, aclexplode({detoasted("coalesce(p.proacl, acldefault('f', p.proowner))")}) a
 WHERE p.oid = ANY(%(funcs)s::oid[])
 UNION ALL
 SELECT n.oid, a.grantee, a.grantor, a.privilege_type, a.is_grantable, NULL::text, true
-FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+FROM pg_namespace n, aclexplode({detoasted("coalesce(n.nspacl, acldefault('n', n.nspowner))")}) a
 WHERE n.oid = %(nsp)s
 """
 
-DEFACL_Q = """
+DEFACL_Q = f"""
 SELECT pg_get_userbyid(d.defaclrole), d.defaclnamespace <> 0, d.defaclobjtype::text,
        CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END,
        pg_get_userbyid(a.grantor), a.privilege_type, a.is_grantable
-FROM pg_default_acl d, aclexplode(d.defaclacl) a
+FROM pg_default_acl d, aclexplode({detoasted("d.defaclacl")}) a
 WHERE d.defaclnamespace IN (%(nsp)s, 0) AND d.defaclobjtype IN ('r', 'S')
 """
 
