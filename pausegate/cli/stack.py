@@ -13,6 +13,7 @@ import typer
 from pausegate.cli.output import add_row, line, out, table
 from pausegate.config import load_settings
 from pausegate.logging import configure
+from pausegate.temporal.roles import WorkerRole
 
 app = typer.Typer()
 
@@ -64,19 +65,25 @@ def up(
 @app.command("worker")
 def worker(
     config: Annotated[Path | None, typer.Option(help="Configuration file (default: $PAUSEGATE_CONFIG).")] = None,
+    role: Annotated[WorkerRole, typer.Option(
+        help="What this worker runs: workflows and proof steps together (all), workflow tasks only (workflows), "
+             "the steps that prove a pause only (proof), or the steps that stop harm (urgent).",
+    )] = WorkerRole.ALL,
     urgent: Annotated[bool, typer.Option(
-        "--urgent", help="Run the urgent worker: only the steps that stop harm (switch, halts), on the urgent queue.",
+        "--urgent", help="Run the urgent worker: only the steps that stop harm (switch, halts), on the urgent queue "
+                         "(the same as --role urgent).",
     )] = False,
 ) -> None:
     """Run a worker against the configured Temporal (cluster or Cloud); start more to scale out.
 
-    Every deployment runs at least one worker and one urgent worker (--urgent)."""
+    Every deployment runs the workflows, the proof steps and the urgent steps: one worker of role all and
+    one urgent worker (--urgent) at least; under load, workflows and proof in processes of their own."""
     from pausegate.temporal.worker import run_worker
 
     configure()
     settings = load_settings(config)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(settings, urgent=urgent))
+        asyncio.run(run_worker(settings, role=WorkerRole.URGENT if urgent else role))
 
 
 @app.command("api")

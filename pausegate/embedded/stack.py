@@ -1,5 +1,5 @@
 """The embedded stack: Temporal dev server (SQLite), PostgreSQL, reference fleet, chat sink, a worker and
-the urgent worker (a process of its own).
+the urgent and proof workers (processes of their own).
 
 One data directory holds everything that must survive a restart: the Temporal database,
 the PostgreSQL cluster and its logs, the evidence store and the fleet's state, plus a
@@ -45,7 +45,7 @@ from pausegate.connectors.registry import Connectors
 from pausegate.embedded.api_database import prepare_state_database
 from pausegate.embedded.history_keys import embedded_encryption
 from pausegate.embedded.postgres import dsn_as, dsn_for_database, start_logging_postgres, stop_postgres
-from pausegate.embedded.urgent_worker import urgent_worker_process
+from pausegate.embedded.worker_process import worker_process
 from pausegate.evidence.files import DIR_MODE, replace_file
 from pausegate.evidence.signing_keys import load_or_create_signing_key, pinned_fingerprint
 from pausegate.observability.tracing import setup_tracing
@@ -56,6 +56,7 @@ from pausegate.reference.fleet.server import RunningFleet, serve_fleet
 from pausegate.reference.fleet.settings import FaultSettings, FleetSettings
 from pausegate.temporal.client import connect, temporal_cli
 from pausegate.temporal.codec import codec_of, data_converter_for
+from pausegate.temporal.roles import WorkerRole
 from pausegate.temporal.versioning import adopt_stranded_pauses, promote
 from pausegate.temporal.worker import build_worker
 
@@ -106,6 +107,7 @@ class RunningStack:
     api_url: str
     admin_token: str | None = None
     urgent_worker: asyncio.subprocess.Process | None = None  # the urgent worker's process (run_worker)
+    proof_worker: asyncio.subprocess.Process | None = None  # the proof worker's process (run_worker)
 
     def instructions(self) -> list[str]:
         """How to use the stack from another terminal."""
@@ -293,12 +295,18 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
         api_url = await parts.enter_async_context(
             serve(settings, client, port=api_port, evidence_store=connectors.evidence_store)
         )
-        urgent = None
+        urgent = proof = None
         if options.run_worker:
-            await parts.enter_async_context(build_worker(client, connectors))
+            # The workflows here, beside the API (a pause started through it begins at once, eagerly); the
+            # urgent steps and the proof steps each in a process of their own, so neither a workflow task
+            # nor a halt ever waits behind another pause's sealing.
+            await parts.enter_async_context(build_worker(client, connectors, role=WorkerRole.WORKFLOWS))
             await promote(client, settings.versioning, [settings.temporal.task_queue])
             await adopt_stranded_pauses(client, settings.versioning, settings.temporal.task_queue)
-            urgent = await parts.enter_async_context(urgent_worker_process(config_path, data / "urgent-worker.log"))
+            urgent = await parts.enter_async_context(
+                worker_process(config_path, data / "urgent-worker.log", WorkerRole.URGENT))
+            proof = await parts.enter_async_context(
+                worker_process(config_path, data / "proof-worker.log", WorkerRole.PROOF))
         yield RunningStack(
             settings=settings,
             config_path=config_path,
@@ -312,4 +320,5 @@ async def embedded_stack(options: StackOptions) -> AsyncIterator[RunningStack]:
             api_url=api_url,
             admin_token=admin_token,
             urgent_worker=urgent,
+            proof_worker=proof,
         )

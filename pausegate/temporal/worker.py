@@ -1,9 +1,17 @@
-"""The worker: runs pause workflows and their activities on the task queue."""
+"""The workers: pause workflows and their activities on the task queue, the urgent steps on their own.
+
+A worker takes one role (``WorkerRole``). In a deployment under load the roles run in separate
+processes: a workflow task (the one that schedules a pause's program switch, or reads an urgent step's
+result) must never wait for the GIL behind another pause's sealing or verification, and the steps that
+prove a pause run with bounded concurrency so fifty pauses at once share the cores instead of starving
+everything else. Tests and small deployments run workflows and proof together (``ALL``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import pkgutil
 from collections.abc import Callable
 from datetime import timedelta
@@ -39,6 +47,7 @@ from pausegate.observability.worker_metrics import PauseMetricsInterceptor, metr
 from pausegate.temporal.client import connect
 from pausegate.temporal.drills import pause_open, scheduled_drill
 from pausegate.temporal.pauses import pause_handle, start_pause
+from pausegate.temporal.roles import PROOF_CONCURRENCY, PROOF_NICENESS, WorkerRole
 from pausegate.temporal.versioning import deployment_config, promote
 from workflows.break_glass import BreakGlassWorkflow
 from workflows.drill import DrillWorkflow
@@ -150,18 +159,25 @@ def _is_urgent(fn: Callable[..., Any]) -> bool:
 
 
 def build_worker(
-    client: Client, connectors: Connectors, *, task_queue: str | None = None, max_concurrent_activities: int = 64
+    client: Client, connectors: Connectors, *, task_queue: str | None = None,
+    max_concurrent_activities: int | None = None, role: WorkerRole = WorkerRole.ALL,
 ) -> Worker:
-    """A worker for every pause workflow and every activity but the urgent ones (``build_urgent_worker``),
-    wired to ``connectors``."""
+    """A worker for the pause workflows (``role`` ALL or WORKFLOWS) and every activity but the urgent ones
+    (ALL or PROOF; ``build_urgent_worker`` runs those), wired to ``connectors``."""
+    if role is WorkerRole.URGENT:
+        return build_urgent_worker(client, connectors, task_queue=task_queue)
     _complete_models()
+    runs_workflows = role in (WorkerRole.ALL, WorkerRole.WORKFLOWS)
+    runs_proof = role in (WorkerRole.ALL, WorkerRole.PROOF)
+    default_concurrency = PROOF_CONCURRENCY if role is WorkerRole.PROOF else 64
     return Worker(
         client,
         task_queue=task_queue or connectors.settings.temporal.task_queue,
-        workflows=[PauseWorkflow, WatchWorkflow, DrillWorkflow, ScheduledDrillWorkflow, BreakGlassWorkflow],
+        workflows=[PauseWorkflow, WatchWorkflow, DrillWorkflow, ScheduledDrillWorkflow, BreakGlassWorkflow]
+        if runs_workflows else [],
         workflow_runner=WORKFLOW_RUNNER,
-        activities=[fn for fn in _activities(client, connectors) if not _is_urgent(fn)],
-        max_concurrent_activities=max_concurrent_activities,
+        activities=[fn for fn in _activities(client, connectors) if not _is_urgent(fn)] if runs_proof else [],
+        max_concurrent_activities=max_concurrent_activities or default_concurrency,
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
         # None when versioning is off; otherwise this release's deployment version (pauses are pinned to it)
@@ -186,18 +202,25 @@ def build_urgent_worker(client: Client, connectors: Connectors, *, task_queue: s
     )
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None, urgent: bool = False) -> None:
-    """Connect to Temporal and run the worker (``urgent``: the urgent worker) until ``stop`` is set (or forever)."""
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None, urgent: bool = False,
+                     role: WorkerRole = WorkerRole.ALL) -> None:
+    """Connect to Temporal and run a worker of ``role`` (``urgent``: the urgent worker) until ``stop`` is set
+    (or forever)."""
+    role = WorkerRole.URGENT if urgent else role
     log = get_logger("pausegate.temporal.worker")
+    if role is WorkerRole.PROOF:
+        os.nice(PROOF_NICENESS)
     setup_tracing(settings.observability, "worker")
     runtime = metrics_runtime(settings.observability.worker_metrics_bind)
     client = await connect(settings.temporal, settings.encryption, runtime=runtime)
     connectors = Connectors(settings)
-    worker = build_urgent_worker(client, connectors) if urgent else build_worker(client, connectors)
-    log.info("worker.started", task_queue=worker.task_queue, urgent=urgent, address=settings.temporal.address)
+    worker = build_worker(client, connectors, role=role)
+    log.info("worker.started", task_queue=worker.task_queue, role=role.value, urgent=role is WorkerRole.URGENT,
+             address=settings.temporal.address)
     try:
         async with worker:
-            if not urgent:  # the urgent queue carries activities only; the version is made current by the other
+            # The version is made current by a worker that runs the workflows; the others only poll it.
+            if role in (WorkerRole.ALL, WorkerRole.WORKFLOWS):
                 await promote(client, settings.versioning, [worker.task_queue])
             await (stop.wait() if stop else asyncio.Event().wait())
     finally:

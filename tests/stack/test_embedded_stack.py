@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from temporalio.client import Client
 
 from pausegate.config import load_settings
 from pausegate.embedded.api_database import STATE_DATABASE
@@ -20,9 +21,11 @@ from pausegate.embedded.stack import EXAMPLE_PROGRAM, RunningStack, StackOptions
 from pausegate.models.phase import Phase
 from pausegate.models.plan import CopyDecision
 from pausegate.models.updates import ApproveInput, CompleteItemInput, ProposePlanInput
-from pausegate.temporal.pauses import read_status
+from pausegate.temporal.pauses import pause_handle, read_status
+from pausegate.temporal.roles import PROOF_NICENESS
 from tests.support.harness import ANALYST, CISO, COMMANDER, CPO
 from tests.support.pauses import act
+from tests.support.polling import polled
 from tests.workflows.test_lifecycle import NARROWED_PLAN, REVIEW, can_read
 
 
@@ -53,14 +56,27 @@ def token_approved_runbooks(directory: Path) -> Path:
     return directory
 
 
-async def wait_state(stack: RunningStack, *states: Phase) -> None:
-    import asyncio
-    import time
+async def processes_that_ran(client: Client) -> dict[str, set[int]]:
+    """For each step of the pause's history (workflow tasks as one), the process ids of the workers that
+    picked it up (a worker's identity is ``pid@host``)."""
+    history = await pause_handle(client, EXAMPLE_PROGRAM).fetch_history()
+    names: dict[int, str] = {}
+    ran: dict[str, set[int]] = {}
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            names[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
+        elif event.HasField("activity_task_started_event_attributes"):
+            started = event.activity_task_started_event_attributes
+            ran.setdefault(names[started.scheduled_event_id], set()).add(int(started.identity.split("@")[0]))
+        elif event.HasField("workflow_task_started_event_attributes"):
+            identity = event.workflow_task_started_event_attributes.identity
+            ran.setdefault("workflow task", set()).add(int(identity.split("@")[0]))
+    return ran
 
-    deadline = time.monotonic() + 60
-    while (status := await read_status(stack.temporal.client, EXAMPLE_PROGRAM)).phase not in states:
-        assert time.monotonic() < deadline, f"still {status.phase}"
-        await asyncio.sleep(0.1)
+
+async def wait_state(stack: RunningStack, *states: Phase) -> None:
+    await polled(lambda: read_status(stack.temporal.client, EXAMPLE_PROGRAM), until=lambda s: s.phase in states,
+                 what=f"the pause in {states}")
 
 
 class TestEmbeddedStack:
@@ -95,9 +111,17 @@ class TestEmbeddedStack:
                 assert response.status_code == 201, response.text
             client = stack.temporal.client
             await wait_state(stack, Phase.UNDER_REVIEW)
-            # The halts ran on the urgent worker, a process of its own (the other worker has no halt step).
+            # The workflow tasks ran in the stack's process, the halts and the revoke on the urgent worker and the
+            # steps that prove the pause on the proof worker: each a process of its own, as history records.
             assert stack.urgent_worker is not None and stack.urgent_worker.returncode is None
-            assert stack.urgent_worker.pid != os.getpid()
+            assert stack.proof_worker is not None and stack.proof_worker.returncode is None
+            ran_in = await processes_that_ran(client)
+            assert ran_in["workflow task"] == {os.getpid()}
+            assert ran_in["halt_agents"] == ran_in["revoke_dataset"] == {stack.urgent_worker.pid}
+            assert ran_in["snapshot_audit_source"] == ran_in["verify_dataset"] == {stack.proof_worker.pid}
+            # and the proof worker gives way to the others when the cores are short
+            niceness = os.getpriority(os.PRIO_PROCESS, stack.proof_worker.pid) - os.getpriority(os.PRIO_PROCESS, 0)
+            assert niceness == PROOF_NICENESS
             item, actor, evidence = REVIEW[0]
             await act(client, EXAMPLE_PROGRAM, CompleteItemInput(
                 actor=actor, item_id=item, evidence=[{"name": evidence, "uri": "https://docs.example.com/a"}]))
