@@ -1,7 +1,8 @@
 """What the benchmarks share: a throw-away PostgreSQL and Temporal dev server, the reference fleet as a
-process of its own, the urgent worker as a process of its own (as the embedded stack runs it), and
-peak RSS of a process read from /proc. History encryption is on, as the embedded stack's default is:
-the client, the workers and every configuration a benchmark writes carry the same keys.
+process of its own, the workers as the embedded stack runs them (the workflows in this process, the
+urgent and the proof steps each in a process of its own), and peak RSS of a process read from /proc.
+History encryption is on, as the embedded stack's default is: the client, the workers and every
+configuration a benchmark writes carry the same keys.
 
 Not a benchmark itself; ``bench/run_all.py`` runs the benchmarks.
 """
@@ -34,14 +35,17 @@ from pausegate.config import (
     Settings,
     TemporalSettings,
 )
+from pausegate.connectors.registry import Connectors
 from pausegate.embedded.history_keys import embedded_encryption
 from pausegate.embedded.postgres import dsn_as, start_logging_postgres
 from pausegate.embedded.stack import prepare_database, write_config
-from pausegate.embedded.urgent_worker import urgent_worker_process
+from pausegate.embedded.worker_process import worker_process
 from pausegate.models.people import Actor
 from pausegate.models.runbook import Runbook
 from pausegate.runbook.loader import load_runbook
 from pausegate.temporal.client import connect, temporal_cli
+from pausegate.temporal.roles import WorkerRole
+from pausegate.temporal.worker import build_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOK = ROOT / "runbooks" / "employee-telemetry.yaml"
@@ -152,13 +156,32 @@ class World:
         )
 
     @contextlib.asynccontextmanager
-    async def urgent_worker(self, settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
-        """The urgent worker as its own process, as the embedded stack runs it; ready when it polls."""
-        config = self.work / f"{settings.temporal.task_queue}.toml"
+    async def worker_process(self, settings: Settings, role: WorkerRole) -> AsyncIterator[asyncio.subprocess.Process]:
+        """A worker of ``role`` as its own process, as the embedded stack runs it; ready when it polls."""
+        queue = settings.temporal.task_queue
+        config = self.work / f"{queue}.toml"
         write_config(config, settings)
-        async with urgent_worker_process(config, self.work / f"{settings.temporal.task_queue}-urgent.log") as p:
-            await wait_for_poller(self.client, settings.temporal.urgent_queue)
+        async with worker_process(config, self.work / f"{queue}-{role.value}.log", role) as p:
+            await wait_for_poller(self.client, settings.temporal.urgent_queue if role is WorkerRole.URGENT else queue)
             yield p
+
+    def urgent_worker(self, settings: Settings) -> contextlib.AbstractAsyncContextManager[asyncio.subprocess.Process]:
+        return self.worker_process(settings, WorkerRole.URGENT)
+
+    @contextlib.asynccontextmanager
+    async def stack_workers(self, settings: Settings, connectors: Connectors) -> AsyncIterator[StackWorkers]:
+        """The workers as the embedded stack runs them: the workflows in this process (beside the client
+        that starts pauses, as the stack's API is), the urgent and the proof steps each in a process."""
+        async with self.worker_process(settings, WorkerRole.URGENT) as urgent, \
+                self.worker_process(settings, WorkerRole.PROOF) as proof, \
+                build_worker(self.client, connectors, role=WorkerRole.WORKFLOWS):
+            yield StackWorkers(urgent=urgent, proof=proof)
+
+
+@dataclass
+class StackWorkers:
+    urgent: asyncio.subprocess.Process
+    proof: asyncio.subprocess.Process
 
 
 async def wait_for_poller(client: Client, queue: str, timeout: float = 60.0) -> None:
