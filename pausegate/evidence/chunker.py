@@ -4,7 +4,6 @@ fsynced on threads of its own while the next ones fill (one chunk file per ``Man
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import threading
 from collections import deque
@@ -16,7 +15,7 @@ import zstandard
 
 from pausegate.evidence.blocks import RecordBlock, split_block
 from pausegate.evidence.bundle import CHUNK_SUFFIXES, GENESIS, ManifestEntry, chunk_name
-from pausegate.evidence.files import write_unsynced
+from pausegate.evidence.direct import chunk_buffer, copy_and_hash, write_stored
 
 # 8 MiB: each chunk costs a file, an fsync and hand-offs between threads; at 4 MiB sealing
 # took about a tenth more CPU (bench/bench_seal.py --chunk-mb 4). Readers and verify hold
@@ -44,20 +43,32 @@ def write_chunk(
     the same chunk was already stored in this bundle).
 
     Runs on a sealing thread, several chunks at once: compressing, hashing and writing
-    release the GIL. The digest is of the stored bytes, so what is checked is
-    exactly what is on disk (decompression is deterministic)."""
-    data = parts[0].data if len(parts) == 1 else b"".join([p.data for p in parts])
-    stored = _compress(data, level) if encoding == "jsonl+zstd" else data
-    digest = hashlib.sha256(stored).hexdigest()
+    release the GIL. The stored bytes are copied once, into the thread's page-aligned buffer,
+    and hashed there piece by piece while the piece is still in the cache: the digest is of
+    exactly the bytes handed to the disk (decompression is deterministic), and the buffer is
+    what an ``O_DIRECT`` write needs."""
+    if encoding == "jsonl+zstd":
+        data = parts[0].data if len(parts) == 1 else b"".join([p.data for p in parts])
+        pieces = [_compress(data, level)]
+        size_bytes = len(data)
+    else:
+        pieces = [p.data for p in parts]
+        size_bytes = sum(map(len, pieces))
+    stored = sum(map(len, pieces))
+    buffer = chunk_buffer(stored)
     try:
-        fd: int | None = write_unsynced(directory / chunk_name(digest, encoding), stored)
-    except FileExistsError:
-        fd = None  # identical chunk earlier in the same bundle: content addressing stores it once
+        digest = copy_and_hash(buffer, pieces)
+        try:
+            fd: int | None = write_stored(directory / chunk_name(digest, encoding), buffer, stored)
+        except FileExistsError:
+            fd = None  # identical chunk earlier in the same bundle: content addressing stores it once
+    finally:
+        buffer.done()
     times = [p for p in parts if p.first_at is not None]
     entry = ManifestEntry(
         index=index,
         sha256=digest,
-        size_bytes=len(data),
+        size_bytes=size_bytes,
         records=sum(p.records for p in parts),
         first_at=times[0].first_at if times else None,
         last_at=times[-1].last_at if times else None,

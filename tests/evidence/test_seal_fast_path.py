@@ -213,16 +213,16 @@ def test_failed_write_aborts_and_leaves_no_bundle(tmp_path: Path, monkeypatch: p
     from pausegate.evidence import chunker
 
     calls = 0
-    real = chunker.write_unsynced
+    real = chunker.write_stored
 
-    def flaky(path: Path, data: bytes) -> int:
+    def flaky(path: Path, buffer: Any, size: int) -> int:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise OSError(28, "No space left on device")
-        return real(path, data)
+        return real(path, buffer, size)
 
-    monkeypatch.setattr(chunker, "write_unsynced", flaky)
+    monkeypatch.setattr(chunker, "write_stored", flaky)
     store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=64)
     # no room is a retryable error naming the key, not a bare OSError
     with pytest.raises(TargetUnavailableError, match="no room to write p/b"):
