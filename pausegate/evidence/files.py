@@ -138,7 +138,7 @@ def write_new(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def write_unsynced(path: Path, data: bytes) -> int:
+def write_unsynced(path: Path, data: bytes | memoryview) -> int:
     """``write_new`` without the fsync: returns the open descriptor, whose owner must fsync
     and close it (so that a sealer can overlap many fsyncs with its other work)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)

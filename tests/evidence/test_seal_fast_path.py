@@ -312,3 +312,42 @@ def test_chunks_finishing_out_of_order_keep_the_stream_order(
     assert _sealed_chunks(store, "p/b") == _reference_chunks(_pairs(records), 256, None)
     assert chunks == len(finished) > 10
     assert verify_bundle(store.bundle_path("p/b"), store.public_key_path).ok
+
+
+def _large_records(n: int) -> list[dict[str, Any]]:
+    """Records of ~1.3 KiB: chunks of several copy-and-hash pieces, their length no multiple of a block."""
+    return [{"at": f"2026-01-01T00:00:{i % 60:02d}+00:00", "i": i, "s": "x" * (1300 + i % 17)} for i in range(n)]
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+@pytest.mark.parametrize("direct", [True, False], ids=["o_direct", "refused"])
+def test_chunk_files_hold_exactly_the_sealed_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: Literal["zstd", "none"], direct: bool
+) -> None:
+    """Written around the page cache (padded to a block, then truncated) or, where the filesystem
+    refuses O_DIRECT, through it: each chunk file is the stored bytes, no more, and verifies."""
+    from pausegate.evidence import direct as directmod
+
+    refused: list[str] = []
+    if not direct:
+        real_open = os.open
+
+        def refusing_open(path: Any, flags: int, *args: Any) -> int:
+            if flags & directmod._O_DIRECT:
+                refused.append(str(path))
+                raise OSError(22, "Invalid argument")
+            return real_open(path, flags, *args)
+
+        monkeypatch.setattr(directmod.os, "open", refusing_open)
+        monkeypatch.setattr(directmod, "_refused", set())
+    records = _large_records(1500)
+    store = LocalEvidenceStore(
+        tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=700_001, compression=compression
+    )
+    _, chunks = asyncio.run(store.seal("p/large", _aiter(records)))
+    expected = _reference_chunks(_pairs(records), 700_001, None)
+    assert _sealed_chunks(store, "p/large") == expected
+    assert chunks == len(expected) > 2
+    assert verify_bundle(store.bundle_path("p/large"), store.public_key_path).ok
+    if not direct and directmod._O_DIRECT:
+        assert len(refused) == 1  # asked once, then the filesystem is known to refuse
