@@ -2,15 +2,17 @@
 
 Each run pauses a fresh copy of the program (its own fleet, database and evidence directory) on
 the real stack: Temporal dev server, PostgreSQL, the reference fleet in a process of its own with
-its default latency and its agents writing telemetry, the worker in this process and the urgent
-worker in a process of its own (as the embedded stack runs them), history encryption on (the embedded
-default). The baseline runs the activities the workflow runs, directly (``ActivityEnvironment``: no
-server, no workflow; the halt in a process of its own, as the urgent worker is, the rest in this
-process) on another fresh copy beside each run, in the workflow's order: ``revoke_dataset`` then
-``verify_dataset``, the sources sealed one after another up to the pause and the rest of the window
-once access is gone, then who saw what. Each arm is warmed up once, uncounted. Both arms are timed by
-this client from the moment it asks (for the pause, the start call and the first task's dispatch
-included), so the ratios are the cost of durable orchestration:
+its default latency and its agents writing telemetry, the workers as the embedded stack runs them
+(the workflows in this process, the urgent and the proof steps each in a process of its own), history
+encryption on (the embedded default). The baseline runs every activity the workflow runs, the same
+functions wired the same way (``activities_by_name``), directly (``ActivityEnvironment``: no server, no
+workflow; the halt in a process of its own, as the urgent worker is, the rest in this process) on
+another fresh copy beside each run, in the workflow's order: the halt, then the check that no row was
+collected after the switch; ``revoke_dataset`` then ``verify_dataset``; the sources sealed one after
+another up to the pause and the rest of the window once access is gone, then the origins of the
+exposure, who saw what, finding the copies and containing them. Each arm is warmed up once, uncounted.
+Both arms are timed by this client from the moment it asks (for the pause, the start call and the
+first task's dispatch included), so the ratios are the cost of durable orchestration:
 
 * fully contained: from the start call to the client seeing the pause past CONTAINING (every agent
   confirmed, access revoked and verified, evidence sealed, who saw what), against the baseline's
@@ -40,8 +42,6 @@ import httpx
 import psycopg
 from temporalio.testing import ActivityEnvironment
 
-from activities.access import AccessActivities
-from activities.evidence import EvidenceActivities
 from bench.world import (
     COMMANDER,
     ROOT,
@@ -57,13 +57,16 @@ from bench.world import (
 )
 from pausegate.connectors.registry import Connectors
 from pausegate.models.access import DatasetRevoked
+from pausegate.models.copies import ContainPauseCopiesInput, CopiesSummary, FindPauseCopiesInput
+from pausegate.models.data_stop import DataStopInput
+from pausegate.models.origins import DeriveOriginsInput, OriginSummary
 from pausegate.models.people import PauseRequest
 from pausegate.models.phase import Phase
 from pausegate.models.runbook import AuditSourceSpec
 from pausegate.models.state import PauseState, Tuning
 from pausegate.models.steps import ContainDatasetInput, ExposureReportInput, SnapshotInput, VerifyDatasetInput
 from pausegate.temporal.pauses import read_status, start_pause
-from pausegate.temporal.worker import build_worker
+from pausegate.temporal.worker import activities_by_name
 
 
 def rows_after(dsn: str, at: datetime) -> int:
@@ -100,8 +103,7 @@ async def baseline(w: World, agents: int) -> Marks:
         connectors = Connectors(settings)
         runbook = runbook_for(program)
         env = ActivityEnvironment()
-        access = AccessActivities(connectors.access, connectors.evidence_store)
-        evidence = EvidenceActivities(connectors.evidence_store, connectors.audit_source, connectors.access)
+        step = activities_by_name(w.client, connectors)
         key = f"{program}/baseline"
         tables = [f"{d.schema_name}.{t}" for d in runbook.datasets for t in d.tables]
         spec, writes = runbook.datasets[0], runbook.fleet.writes
@@ -122,40 +124,57 @@ async def baseline(w: World, agents: int) -> Marks:
             await halter.stdin.drain()
             answer = json.loads(await halter.stdout.readline())
             assert answer["rows_after"] == 0, answer
-            marks["switch"] = (datetime.fromisoformat(answer["switch_off_at"]) - now).total_seconds()
+            off = datetime.fromisoformat(answer["switch_off_at"])
+            marks["switch"] = (off - now).total_seconds()
+            # as the workflow does once every agent is confirmed: ask the dataset for rows after the switch
+            await env.run(step["check_data_stop"], DataStopInput(
+                connection=spec.connection, schema_name=spec.schema_name, tables=list(writes.tables),
+                written_at=writes.written_at, switch_off_at=off))
 
         revoked = asyncio.Event()
 
         async def revoke_then_verify() -> None:
             # as the workflow does: cut access (the urgent step), then derive the scope and verify
-            gone: DatasetRevoked = await env.run(access.revoke_dataset,
+            gone: DatasetRevoked = await env.run(step["revoke_dataset"],
                                                  ContainDatasetInput(pause_key=key, dataset=spec))
             marks["access"] = time.perf_counter() - started
             revoked.set()
-            checked = await env.run(access.verify_dataset,
+            checked = await env.run(step["verify_dataset"],
                                     VerifyDatasetInput(pause_key=key, dataset=spec, revoked=gone))
             assert checked.verified, checked.residual
             marks["verified"] = time.perf_counter() - started
 
         async def seal() -> None:
             # in the workflow's order: sources one after another up to the pause, the rest once access
-            # is gone, then who saw what from the database's records
+            # is gone, then the origins, who saw what from the database's records, the copies
             def snapshot(src: AuditSourceSpec, segment: int, start: datetime, end: datetime) -> SnapshotInput:
                 return SnapshotInput(pause_key=key, program=program, source=src, segment=segment, tables=tables,
                                      window_start=start, window_end=end, datasets=list(runbook.datasets))
             window_start = now - timedelta(days=90)
             for src in runbook.audit_sources:
-                await env.run(evidence.snapshot_audit_source, snapshot(src, 0, window_start, now))
+                await env.run(step["snapshot_audit_source"], snapshot(src, 0, window_start, now))
             await revoked.wait()
             revoked_at = datetime.now(UTC)
             bundles = []
             for src in runbook.audit_sources:
-                result = await env.run(evidence.snapshot_audit_source, snapshot(src, 1, now, revoked_at))
+                result = await env.run(step["snapshot_audit_source"], snapshot(src, 1, now, revoked_at))
                 if src.kind == "postgres_log":
                     bundles.append(result.bundle.key)
-            await env.run(evidence.exposure_report, ExposureReportInput(
+            logs = [a for a in runbook.audit_sources if a.kind == "postgres_log"]
+            origins: OriginSummary = await env.run(step["derive_origins"], DeriveOriginsInput(
+                pause_key=key, program=program, datasets=list(runbook.datasets), log_sources=logs, bundles=bundles,
+                window_start=window_start, window_end=revoked_at,
+                intended_roles=list(runbook.resume_policy.allowed_grantee_roles or ())))
+            await env.run(step["exposure_report"], ExposureReportInput(
                 pause_key=key, bundles=bundles, datasets=list(runbook.datasets), window_start=window_start,
-                window_end=revoked_at))
+                window_end=revoked_at, statement_budget=runbook.exposure.statement_budget,
+                origins=origins.document))
+            found: CopiesSummary = await env.run(step["find_pause_copies"], FindPauseCopiesInput(
+                pause_key=key, bundles=bundles, datasets=list(runbook.datasets), window_start=window_start,
+                window_end=revoked_at, paused_at=now, program=program, log_sources=logs))
+            held: CopiesSummary = await env.run(step["contain_pause_copies"], ContainPauseCopiesInput(
+                pause_key=key, found=found.document, datasets=list(runbook.datasets)))
+            assert not held.uncontained, held.uncontained
 
         now = datetime.now(UTC)
         started = time.perf_counter()
@@ -176,7 +195,7 @@ def after(status: PauseState, action: str, asked: datetime) -> float:
 class Run:
     marks: Marks
     events: int
-    rss: tuple[float, float, float]
+    rss: tuple[float, float, float, float]
     check: str
 
 
@@ -188,11 +207,11 @@ async def product(w: World, agents: int) -> Run:
     async with fleet_process([program], agents=agents, work=w.work, telemetry_dsn=writer_dsn(database)) as fleet:
         settings = w.settings(queue=queue, databases={"telemetry-db": database}, fleet_url=fleet.url)
         connectors = Connectors(settings)
-        async with w.urgent_worker(settings) as urgent, build_worker(w.client, connectors):
+        async with w.stack_workers(settings, connectors) as workers:
             # telemetry flowing before the pause, so that its stop is a measurement
             while (await fleet_counts(fleet, program))["rows_written"] == 0:
                 await asyncio.sleep(0.1)
-            for pid in (urgent.pid, fleet.pid, None):
+            for pid in (workers.urgent.pid, workers.proof.pid, fleet.pid, None):
                 reset_peak_rss(pid)
             request = PauseRequest(program=program, reason="bench", commander=COMMANDER, runbook=runbook_for(program))
             asked = datetime.now(UTC)
@@ -201,7 +220,8 @@ async def product(w: World, agents: int) -> Run:
             while (status := await read_status(w.client, program)).phase == Phase.CONTAINING:
                 await asyncio.sleep(0.02)
             total = time.perf_counter() - t0
-            rss = (peak_rss_mib(urgent.pid), peak_rss_mib(), peak_rss_mib(fleet.pid))
+            rss = (peak_rss_mib(workers.urgent.pid), peak_rss_mib(workers.proof.pid), peak_rss_mib(),
+                   peak_rss_mib(fleet.pid))
             assert status.phase == Phase.UNDER_REVIEW, status.phase
             c = status.containment
             assert c.agents.halted == agents and c.contained_at and c.agents.switch_off_at
@@ -246,15 +266,15 @@ async def main(agents: int, runs: int) -> None:
     print(f"access gone after, s: {spread([m.access for m in ours], 3)}")
     print(f"access verified after, s: {spread([m.verified for m in ours], 3)}")
     print(f"fleet after each pause: {'; '.join(r.check for r in done)} (every agent halted, no row after the switch)")
-    print("peak RSS MiB (urgent worker / worker and client / fleet): "
-          + "; ".join(f"{u:.0f} / {m:.0f} / {f:.0f}" for u, m, f in (r.rss for r in done)))
+    print("peak RSS MiB (urgent worker / proof worker / workflows and client / fleet): "
+          + "; ".join(" / ".join(f"{v:.0f}" for v in r.rss) for r in done))
     total, base_total = median(ours, "total"), median(bases, "total")
     print(f"median time to contain: {total:.2f} s")
     print(f"orchestration overhead: {(total - base_total) * 1000:.0f} ms")
     for name, field in (("switch off", "switch"), ("access gone", "access"), ("access verified", "verified")):
         ours_m, base_m = median(ours, field), median(bases, field)
         print(f"{name}: median {ours_m:.3f} s, baseline {base_m:.3f} s; ratio {ours_m / base_m:.2f}x")
-    print(f"baseline (revoke_dataset, verify_dataset, the seals; no workflow), s: {spread([b.total for b in bases])}")
+    print(f"baseline (every step the workflow runs, no workflow), s: {spread([b.total for b in bases])}")
     print(f"baseline (same activities, no workflow): {base_total:.2f} s; ratio {total / base_total:.2f}x")
     print(f"history events at containment: {', '.join(str(r.events) for r in done)}")
 

@@ -184,7 +184,7 @@ def contain_rows(b: dict[str, Bench]) -> list[Row]:
     events = numbers_after(big.find("history events at containment"), ":")
     worst_events = max(events) if events else None
     spread = (runs(numbers_after(big.find("time to contain (client"), ", s:"))
-              + runs(numbers_after(big.find("baseline (revoke_dataset"), ", s:")).replace("runs:", "baseline runs:"))
+              + runs(numbers_after(big.find("baseline (every step"), ", s:")).replace("runs:", "baseline runs:"))
     rows.append(("time to contain, 1,000,000 agents: fully contained (client-timed) / the same activities "
                  "without a workflow; history events",
                  f"{shown(ratio)} (median){spread}; {shown(worst_events, '')} events (most of any run)",
@@ -204,7 +204,8 @@ def contain_rows(b: dict[str, Bench]) -> list[Row]:
                  verdict(max(known) if len(known) == len(overheads) else None, 100)))
     for n in ("100,000", "1,000,000"):
         line = b[f"contain {n}"].find("peak RSS MiB")
-        rows.append((f"peak RSS, urgent worker / worker and client / fleet, {n} agents (MiB, each run)",
+        rows.append((f"peak RSS, urgent worker / proof worker / workflows and client / fleet, {n} agents "
+                     "(MiB, each run)",
                      line.split(":", 1)[1].strip() if line else "not measured", *NO_TARGET))
     return rows
 

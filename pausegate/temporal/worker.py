@@ -153,9 +153,19 @@ def _activities(client: Client, connectors: Connectors) -> list[Callable[..., An
     ]
 
 
-def _is_urgent(fn: Callable[..., Any]) -> bool:
+def _name(fn: Callable[..., Any]) -> str:
     defn = activity._Definition.from_callable(fn)
-    return defn is not None and defn.name in URGENT_ACTIVITIES
+    return defn.name if defn is not None and defn.name else ""
+
+
+def _is_urgent(fn: Callable[..., Any]) -> bool:
+    return _name(fn) in URGENT_ACTIVITIES
+
+
+def activities_by_name(client: Client, connectors: Connectors) -> dict[str, Callable[..., Any]]:
+    """Every activity the workers run, by its registered name, wired to ``connectors`` exactly as the
+    workers wire them (for running a step without a workflow, as a benchmark's baseline does)."""
+    return {_name(fn): fn for fn in _activities(client, connectors)}
 
 
 def build_worker(
