@@ -1,8 +1,7 @@
 """A drill timed from outside, against a real pause of the same scope, in one run.
 
 Each round runs both arms on the real stack (Temporal dev server, PostgreSQL, the reference fleet in a
-process of its own, the worker in this process and the urgent worker in a process of its own, history
-encryption on), each on a fresh database of the worked example:
+process of its own, the workers as the embedded stack runs them, history encryption on), each on a fresh database of the worked example:
 
 * the drill: ``start_drill`` on a program of ``--agents`` agents, on the worked example's canary (three
   agents, the ``telemetry_canary`` schema);
@@ -43,7 +42,6 @@ from pausegate.models.runbook import Runbook
 from pausegate.models.state import Tuning
 from pausegate.temporal.drills import start_drill
 from pausegate.temporal.pauses import start_pause
-from pausegate.temporal.worker import build_worker
 
 
 @dataclass
@@ -84,7 +82,7 @@ async def probed(w: World, start: Callable[[str], Awaitable[Any]], *, program: s
         prober = Prober(drill_runbook(program), database, connectors.fleet("telemetry-fleet"), w.client,
                         w.work / f"{queue}.jsonl", interval=interval)
         try:
-            async with w.urgent_worker(settings), build_worker(w.client, connectors), \
+            async with w.stack_workers(settings, connectors), \
                     await psycopg.AsyncConnection.connect(database, autocommit=True) as conn:
                 tables = await prober.canary_tables(conn)
                 first = await prober.probe(conn, tables)

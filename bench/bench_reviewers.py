@@ -1,7 +1,8 @@
 """Reviewer actions through the API, against a bare Temporal update on the same server, in one run.
 
-The real stack: Temporal dev server, PostgreSQL, the reference fleet (a process of its own), the worker
-in this process and the urgent worker in a process of its own, and the HTTP API with local tokens. The
+The real stack: Temporal dev server, PostgreSQL, the reference fleet (a process of its own), the workers
+as the embedded stack runs them (the workflows in this process, the urgent and proof steps in their own),
+and the HTTP API with local tokens. The
 baseline is an update round trip to a workflow that does nothing else (``bench/bare_update.py``).
 
 * sequential: reviewers amend one checklist item N times, one request after another;
@@ -43,7 +44,6 @@ from pausegate.connectors.registry import Connectors
 from pausegate.models.phase import Phase
 from pausegate.models.state import PauseState
 from pausegate.temporal.pauses import read_status
-from pausegate.temporal.worker import build_worker
 
 ITEM = "access-review"
 EVIDENCE = {"name": "access-report", "uri": "https://docs.example.com/access-review", "sha256": "ab" * 32}
@@ -128,7 +128,7 @@ async def main(sequential: int, concurrent: int, reviewers: int, pauses: int, ac
             tokens = {f"analyst-{i:03d}": users.issue(None, f"analyst-{i:03d}", ["security-analyst"])[1]
                       for i in range(reviewers)}
             flooder = users.issue(None, "flooder", ["data-engineer"])[1]
-            async with w.urgent_worker(settings), build_worker(w.client, connectors), \
+            async with w.stack_workers(settings, connectors), \
                     serve(settings, w.client, port=0, evidence_store=connectors.evidence_store) as url:
                 async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {commander}"},
                                              timeout=60) as carol:
