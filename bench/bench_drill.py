@@ -1,7 +1,8 @@
 """A drill timed from outside, against a real pause of the same scope, in one run.
 
 Each round runs both arms on the real stack (Temporal dev server, PostgreSQL, the reference fleet in a
-process of its own, the workers as the embedded stack runs them, history encryption on), each on a fresh database of the worked example:
+process of its own, the workers as the embedded stack runs them, history encryption on), each on a
+fresh database of the worked example:
 
 * the drill: ``start_drill`` on a program of ``--agents`` agents, on the worked example's canary (three
   agents, the ``telemetry_canary`` schema);
