@@ -104,7 +104,7 @@ def _pool(name: str, threads: int) -> ThreadPoolExecutor:
         return pool
 
 
-def _syncer() -> ThreadPoolExecutor:
+def syncer() -> ThreadPoolExecutor:
     return _pool("fsync", SYNC_THREADS)
 
 
@@ -116,7 +116,7 @@ def _seal_chunk(
     directory: Path, index: int, parts: list[RecordBlock], encoding: str, level: int
 ) -> tuple[ManifestEntry, Future[None] | None]:
     entry, fd = write_chunk(directory, index, parts, encoding, level)
-    return entry, None if fd is None else _syncer().submit(sync_and_close, fd)
+    return entry, None if fd is None else syncer().submit(sync_and_close, fd)
 
 
 IN_FLIGHT = SEAL_THREADS + 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from pausegate.evidence.bundle import (
     signature_bytes,
 )
 from pausegate.evidence.chain import ChainListing, ChainTip, ListedBundle, build_manifest, chain_tip, parent_key
+from pausegate.evidence.chunker import syncer
 from pausegate.evidence.files import (
     BUNDLE_SUFFIX,
     DIR_MODE,
@@ -44,7 +45,7 @@ from pausegate.evidence.files import (
     fsync_dir,
     replace_file,
     sha256_hex,
-    write_new,
+    write_unsynced,
 )
 from pausegate.evidence.local_squats import bundle_is_own
 
@@ -163,14 +164,28 @@ def finalize(
             key=key, pause=pause, tip=tip, raw_entries=raw_entries, signing_key=signing_key, encoding=encoding
         )
         data = canonical_json(manifest.model_dump(mode="json"))
-        write_new(staging / MANIFEST, data)
-        write_new(staging / SIGNATURE, signature_bytes(signing_key, data))
-        fsync_dir(staging / CHUNKS)
-        fsync_dir(staging)
-        os.rename(staging, final)
-        fsync_dir(pause_dir)
         digest = sha256_hex(data)
-        publish_head(pause_dir, signing_key, ChainTip(key, digest, manifest.chain_index))
+        head = pause_dir / CHAIN_HEAD
+        head_tmp = head.with_name(f".{head.name}.tmp-{uuid.uuid4().hex}")
+        try:
+            # Each fsync waits on the device; those that do not depend on one another are issued
+            # at once (the chunks are durable already): the manifest, its signature, the staging
+            # directories' entries, and the new head under a temporary name. Only then does the
+            # bundle appear under its name, and only once that is durable does the head name it.
+            _all_durable(
+                [
+                    (write_unsynced, staging / MANIFEST, data),
+                    (write_unsynced, staging / SIGNATURE, signature_bytes(signing_key, data)),
+                    (write_unsynced, head_tmp, head_bytes(signing_key, key, digest, manifest.chain_index)),
+                ],
+                [staging / CHUNKS, staging],
+            )
+            os.rename(staging, final)
+            fsync_dir(pause_dir)
+            os.replace(head_tmp, head)
+        finally:
+            head_tmp.unlink(missing_ok=True)
+        fsync_dir(pause_dir)
     log.info(
         "evidence_bundle_sealed",
         key=key,
@@ -180,6 +195,25 @@ def finalize(
         chain_index=manifest.chain_index,
     )
     return digest, manifest.records, manifest.size_bytes, manifest.chunk_count
+
+
+def _all_durable(files: list[tuple[Callable[[Path, bytes], int], Path, bytes]], directories: list[Path]) -> None:
+    """Write ``files`` (each new) and fsync them and ``directories``, the fsyncs all at once on the
+    store's fsync threads; returns once every one is durable, raises the first failure."""
+    fds: list[int] = []
+    try:
+        for write, path, data in files:
+            fds.append(write(path, data))
+        for directory in directories:
+            fds.append(os.open(directory, os.O_RDONLY))
+        syncs = [syncer().submit(os.fsync, fd) for fd in fds]
+        for sync in syncs:
+            sync.exception()  # wait for all before the descriptors close
+        for sync in syncs:
+            sync.result()
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def new_staging(final: Path) -> Path:
