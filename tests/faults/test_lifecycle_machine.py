@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable
+import functools
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -45,6 +46,7 @@ from pausegate.models.updates import (
 from pausegate.temporal.pauses import pause_handle
 from tests.support.fault_report import record_result
 from tests.support.harness import Harness, HarnessFactory
+from tests.support.polling import polled
 from tests.workflows.test_lifecycle import NARROWED_PLAN
 
 T = TypeVar("T")
@@ -68,6 +70,9 @@ PROPOSER_ROLES = ["incident-commander", "security-lead"]
 PLANS = [NARROWED_PLAN, NARROWED_PLAN.model_copy(update={"summary": "the same grants, reworded"}),
          ResumePlan(summary="resume nothing but the agents")]
 REVIEW_STATES = {Phase.CONTAINING, Phase.UNDER_REVIEW, Phase.AWAITING_APPROVAL}
+EXAMPLES = 10
+"""Each example is a fresh pause; the test checks that these many still run every rule and see every kind of
+action accepted and refused."""
 
 
 @dataclass
@@ -135,15 +140,42 @@ class Model:
         return ok
 
 
+RULES: set[str] = set()
+"""The machine's rules, by name (each is ``counted``)."""
+
+
+def counted(rule_method: Callable[..., None]) -> Callable[..., None]:
+    """Counts each run of a rule that hypothesis chose (not a call from another rule): the test shows
+    that the examples it runs exercised every rule."""
+    RULES.add(rule_method.__name__)
+
+    @functools.wraps(rule_method)
+    def chosen(self: PauseMachine, *args: Any, **kwargs: Any) -> None:
+        if self.in_rule:
+            return rule_method(self, *args, **kwargs)
+        self.in_rule = True
+        self.ran[rule_method.__name__] += 1
+        try:
+            return rule_method(self, *args, **kwargs)
+        finally:
+            self.in_rule = False
+    return chosen
+
+
 class PauseMachine(RuleBasedStateMachine):
     harness: Harness
     loop: asyncio.AbstractEventLoop
     stats: dict[str, int]
+    ran: Counter[str]
+    """Runs of each rule, by name."""
+    outcomes: Counter[tuple[str, bool]]
+    """(action, accepted) pairs seen."""
 
     def __init__(self) -> None:
         super().__init__()
         self.model: Model | None = None
         self.handle: Any = None
+        self.in_rule = False
 
     def run(self, coro: Awaitable[T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)  # type: ignore[arg-type]
@@ -160,6 +192,7 @@ class PauseMachine(RuleBasedStateMachine):
             accepted = False
         self.stats["accepted" if accepted else "refused"] += 1
         name = type(action).__name__
+        self.outcomes[name, accepted] += 1
         assert accepted == predicted, f"{name} by {action.actor.id}: model says " \
             f"{'accept' if predicted else 'refuse'}, the pause {'accepted' if accepted else 'refused'}"
         if accepted:
@@ -182,6 +215,7 @@ class PauseMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from(ACTORS))
+    @counted
     def pull_the_kill_switch_again(self, actor: Actor) -> None:
         _, started = self.run(self.harness.pause(commander=actor, reason="pulled again"))
         assert not started, "a second pull started a second pause"
@@ -190,6 +224,7 @@ class PauseMachine(RuleBasedStateMachine):
     @rule(item=st.sampled_from(["access-review", "root-cause", "narrowed-access", "data-minimisation",
                                 "employee-notice", "legal-privacy-review"]),
           actor=st.sampled_from(ACTORS), with_evidence=st.booleans())
+    @counted
     def complete(self, item: str, actor: Actor, with_evidence: bool) -> None:
         assert self.model is not None
         required = self.model.items[item][2]
@@ -200,6 +235,7 @@ class PauseMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(pick=st.integers(0, 10), count=st.integers(1, 3))
+    @counted
     def complete_the_next_items_properly(self, pick: int, count: int) -> None:
         """Reviewers mostly do their job: without this, random sequences rarely reach sign-off."""
         assert self.model is not None
@@ -214,16 +250,19 @@ class PauseMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from([a for a in ACTORS if a.has_any(PROPOSER_ROLES)]), plan=st.integers(0, 1))
+    @counted
     def a_proposer_proposes(self, actor: Actor, plan: int) -> None:
         self.propose(actor, plan)
 
     @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from([a for a in ACTORS if a.has_any(APPROVER_ROLES)]))
+    @counted
     def an_approver_approves_what_is_shown(self, actor: Actor) -> None:
         self.approve(actor, next(r for r in actor.roles if r in APPROVER_ROLES), True)
 
     @precondition(lambda self: self.model is not None and self.model.state == Phase.AWAITING_APPROVAL)
     @rule(pick=st.integers(0, 10))
+    @counted
     def the_quorum_approves(self, pick: int) -> None:
         """Leaders mostly do their job too: without this, whether a random sequence ever reaches a resume
         depends on the draw."""
@@ -241,6 +280,7 @@ class PauseMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from(ACTORS), plan=st.integers(0, len(PLANS) - 1))
+    @counted
     def propose(self, actor: Actor, plan: int) -> None:
         assert self.model is not None
         predicted = self.model.propose(actor, plan)
@@ -248,6 +288,7 @@ class PauseMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from(ACTORS))
+    @counted
     def reject(self, actor: Actor) -> None:
         assert self.model is not None
         predicted = self.model.reject(actor)
@@ -255,6 +296,7 @@ class PauseMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from(ACTORS))
+    @counted
     def waive(self, actor: Actor) -> None:
         # Every agent is confirmed: there is nothing to waive, whoever asks.
         self.act(WaiveAgentsInput(actor=actor, all_unconfirmed=True, reason="unreachable"), False)
@@ -262,6 +304,7 @@ class PauseMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.model is not None and self.model.state != Phase.RESUMED)
     @rule(actor=st.sampled_from(ACTORS), role=st.sampled_from([*APPROVER_ROLES, "incident-commander"]),
           current=st.booleans())
+    @counted
     def approve(self, actor: Actor, role: str, current: bool) -> None:
         assert self.model is not None
         digest = self.status().approval_digest
@@ -276,6 +319,7 @@ class PauseMachine(RuleBasedStateMachine):
             self.stats["resumed"] += 1
 
     @rule()
+    @counted
     def someone_reads_the_pause(self) -> None:
         """Always possible, also once the pause is over."""
         self.status()
@@ -299,16 +343,18 @@ class PauseMachine(RuleBasedStateMachine):
             assert all(i.done for i in status.checklist) and status.plan is not None
             assert len([a for a in status.approvals if a.digest == status.approval_digest]) >= status.quorum
         # Every accepted and refused action is in the timeline (refusals arrive by signal: poll).
-        deadline = time.monotonic() + 30  # a guard against hanging only: signals arrive in well under a second
-        while True:
-            accepted = sum(1 for e in status.timeline if e.accepted and e.action in (
-                "checklist.completed", "checklist.amended", "plan.proposed", "plan.rejected", "plan.approved"))
-            refused = sum(e.count for e in status.timeline if not e.accepted and e.action.startswith("refused."))
-            if (accepted, refused) == (self.model.accepted, self.model.refused) or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-            status = self.status()
-        assert (accepted, refused) == (self.model.accepted, self.model.refused)
+        expected = (self.model.accepted, self.model.refused)
+        if recorded(status) != expected:
+            self.run(polled(self.harness.status, until=lambda status: recorded(status) == expected, every=0.05,
+                            what=f"the timeline's (accepted, refused) at {expected}"))
+
+
+def recorded(status: PauseState) -> tuple[int, int]:
+    """(accepted, refused) actions in the pause's timeline."""
+    accepted = sum(1 for e in status.timeline if e.accepted and e.action in (
+        "checklist.completed", "checklist.amended", "plan.proposed", "plan.rejected", "plan.approved"))
+    refused = sum(e.count for e in status.timeline if not e.accepted and e.action.startswith("refused."))
+    return accepted, refused
 
 
 @pytest.mark.slow
@@ -317,13 +363,20 @@ async def test_random_actions_by_random_actors_follow_the_rules(make_harness: Ha
         PauseMachine.harness = h
         PauseMachine.loop = asyncio.get_running_loop()
         PauseMachine.stats = {"pauses": 0, "accepted": 0, "refused": 0, "resumed": 0, "steps_awaiting_approval": 0}
+        PauseMachine.ran, PauseMachine.outcomes = Counter(), Counter()
         # No shrinking: a live pause cannot be replayed step for step; a failure is reported as found.
-        config = settings(max_examples=20, stateful_step_count=50, deadline=None, derandomize=True,
+        config = settings(max_examples=EXAMPLES, stateful_step_count=50, deadline=None, derandomize=True,
                           phases=[HypothesisPhase.explicit, HypothesisPhase.generate],
                           suppress_health_check=list(HealthCheck))
         await asyncio.to_thread(run_state_machine_as_test, PauseMachine, settings=config)
         stats = PauseMachine.stats
         assert stats["accepted"] > 0 and stats["refused"] > 0 and stats["resumed"] > 0
+        # Every rule ran, and each kind of action was seen both accepted and refused (a waiver only refused:
+        # every agent is confirmed), so the number of examples is enough to have tried every rule.
+        assert len(RULES) == 11 and RULES <= set(PauseMachine.ran), PauseMachine.ran
+        kinds = {"CompleteItemInput", "ProposePlanInput", "RejectPlanInput", "ApproveInput"}
+        wanted = {(kind, accepted) for kind in kinds for accepted in (True, False)} | {("WaiveAgentsInput", False)}
+        assert wanted <= set(PauseMachine.outcomes), PauseMachine.outcomes
         record_result("hostile and mistaken actions (random actors)", f"{stats['pauses']} random pause lifecycles",
                       injected=stats["refused"] + stats["accepted"],
                       outcome=f"{stats['accepted']} accepted and {stats['refused']} refused exactly as the rules "
