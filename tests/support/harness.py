@@ -7,7 +7,6 @@ tests never see each other's pauses; the Temporal server and PostgreSQL cluster 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -42,6 +41,7 @@ from pausegate.temporal.pauses import read_status, start_pause
 from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.support.encryption import TEST_ENCRYPTION
 from tests.support.pauses import act
+from tests.support.polling import HANG_GUARD_SECONDS, polled
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_RUNBOOK = ROOT / "runbooks" / "employee-telemetry.yaml"
@@ -103,28 +103,19 @@ class Harness:
     async def act(self, action: Any) -> Any:
         return await act(self.client, self.program, action)
 
-    async def wait_for(self, predicate: Callable[[PauseState], bool], *, timeout: float = 60.0,
+    async def wait_for(self, predicate: Callable[[PauseState], bool], *, timeout: float = HANG_GUARD_SECONDS,
                        what: str = "condition") -> PauseState:
-        """Poll the pause's status until ``predicate`` holds; fail with the last status after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        status = await self.status()
-        while not predicate(status):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; state {status.phase}, "
-                                     f"containment {status.containment.model_dump_json()[:2000]}")
-            await asyncio.sleep(0.1)
-            status = await self.status()
-        return status
+        """The pause's first status that ``predicate`` accepts; ``timeout`` only guards against a hang."""
+        return await polled(self.status, until=predicate, what=what, guard=timeout)
 
-    async def eventually(self, check: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition") -> None:
-        """Poll ``check`` until it holds; fail after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.05)
+    async def eventually(self, check: Callable[[], bool], *, timeout: float = HANG_GUARD_SECONDS,
+                         what: str = "condition") -> None:
+        """Wait until ``check`` on in-process state holds; ``timeout`` only guards against a hang."""
+        async def holds() -> bool:
+            return check()
+        await polled(holds, what=what, every=0.05, guard=timeout)
 
-    async def wait_for_state(self, *states: Phase, timeout: float = 60.0) -> PauseState:
+    async def wait_for_state(self, *states: Phase, timeout: float = HANG_GUARD_SECONDS) -> PauseState:
         return await self.wait_for(lambda s: s.phase in states, timeout=timeout, what=f"state in {states}")
 
 
