@@ -7,12 +7,12 @@ only cuts blocks at line ends, parsing no more than the lines at a cut.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pausegate.evidence.files import canonical_line
+from pausegate.evidence.files import canonical_lines
 
 TIME_FIELD = "at"
 BLOCK_BYTES = 256 * 1024
@@ -92,28 +92,36 @@ def split_block(block: RecordBlock, cut: int, records: int | None = None) -> tup
 async def record_blocks(
     records: AsyncIterator[Mapping[str, Any]], *, block_bytes: int = BLOCK_BYTES, block_records: int | None = None
 ) -> AsyncIterator[RecordBlock]:
-    """Records serialised as canonical JSON lines and gathered into blocks."""
-    encode = canonical_line
-    limit, record_limit = block_bytes, block_records or 1 << 62
-    lines: list[bytes] = []
-    append = lines.append
-    size = 0
-    first_at: str | None = None
-    last_at: str | None = None
+    """Records serialised as canonical JSON lines and gathered into blocks.
+
+    Records are gathered first and serialised a block at a time (``canonical_lines``): the loop
+    over the records does nothing but collect them, and only the first and last record's times
+    are read. How many records a block takes follows the size of the lines so far, so blocks stay
+    near ``block_bytes`` (the chunker cuts chunks where they belong whatever the blocks)."""
+    record_limit = block_records or 1 << 62
+    take = min(64, record_limit)  # records per block until the first block gives their size
+    batch: list[Mapping[str, Any]] = []
+    append = batch.append
     async for record in records:
-        line = encode(record)
-        append(line)
-        size += len(line)
+        append(record)
+        if len(batch) >= take:
+            block = _block(batch)
+            yield block
+            batch = []
+            append = batch.append
+            take = min(record_limit, max(1, block_bytes * block.records // max(1, len(block.data))))
+    if batch:
+        yield _block(batch)
+
+
+def _block(batch: list[Mapping[str, Any]]) -> RecordBlock:
+    return RecordBlock(canonical_lines(batch), len(batch), _time(batch), _time(reversed(batch)))
+
+
+def _time(records: Iterable[Mapping[str, Any]]) -> str | None:
+    """The time of the first record in ``records`` that has one."""
+    for record in records:
         at = record.get(TIME_FIELD)
         if at is not None:
-            if type(at) is not str:
-                at = time_text(at)
-            last_at = at
-            if first_at is None:
-                first_at = at
-        if size >= limit or len(lines) >= record_limit:
-            yield RecordBlock(b"".join(lines), len(lines), first_at, last_at)
-            lines.clear()
-            size, first_at, last_at = 0, None, None
-    if lines:
-        yield RecordBlock(b"".join(lines), len(lines), first_at, last_at)
+            return at if type(at) is str else time_text(at)
+    return None

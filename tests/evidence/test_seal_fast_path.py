@@ -22,7 +22,7 @@ from pausegate.canonical import canonical_json
 from pausegate.errors import EvidenceError, TargetUnavailableError
 from pausegate.evidence.blocks import RecordBlock
 from pausegate.evidence.bundle import chunk_name, decode_chunk
-from pausegate.evidence.files import canonical_line
+from pausegate.evidence.files import canonical_line, canonical_lines
 from pausegate.evidence.store import LocalEvidenceStore
 from pausegate.evidence.verify import verify_bundle
 
@@ -46,6 +46,29 @@ _json = st.recursive(
 @given(st.dictionaries(st.text(), _json, max_size=8))
 def test_canonical_line_equals_reference_encoder(record: dict[str, Any]) -> None:
     assert canonical_line(record) == canonical_json(record) + b"\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.text(), _json, max_size=8), max_size=12))
+def test_canonical_lines_equal_the_reference_encoder_line_by_line(records: list[dict[str, Any]]) -> None:
+    """A block serialised at once is each record's reference line, in order, whatever a record
+    holds (floats, datetimes, integers beyond 64 bits send single records to the reference)."""
+    assert canonical_lines(records) == b"".join(canonical_json(r) + b"\n" for r in records)
+
+
+def test_canonical_lines_of_mixed_records_match_the_reference() -> None:
+    from types import MappingProxyType
+
+    records: list[Any] = [
+        {"s": "é\u2028\x7f\x00\"\\😀\n", "objects": ["a", 1, None, True, ["x", {"y": [2]}]]},
+        {"f": 1.5e-05, "objects": ["a", 0.1]},
+        MappingProxyType({"b": 1, "a": [1, 2]}),
+        {"n": 2**64},
+        {"nested": {"b": {"a": [True, False, None]}}, "e": Label.A},
+        {},
+    ]
+    assert canonical_lines(records) == b"".join(canonical_json(r) + b"\n" for r in records)
+    assert canonical_lines([]) == b""
 
 
 class Colour(enum.Enum):
