@@ -62,6 +62,10 @@ async def start_pause(
             task_timeout=timedelta(seconds=tuning.workflow_task_timeout_seconds),
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            # Where this client also runs the workflows (the embedded stack's API beside its worker), the
+            # first workflow task, the one that schedules the program switch, comes back with the start
+            # and runs at once instead of queueing behind other pauses' tasks; elsewhere nothing changes.
+            request_eager_start=True,
         )
     except WorkflowAlreadyStartedError as exc:
         # the run that is open now, as USE_EXISTING would have answered
