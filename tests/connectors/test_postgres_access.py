@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
+from pausegate.connectors.postgres import verify as verify_module
 from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.connectors.postgres.plan import Statement
 from pausegate.errors import TargetRejectedError, TargetUnavailableError
@@ -289,6 +290,42 @@ async def test_verify_finds_a_default_privilege_revoke_missed(
         for a in residual
     )
     assert not (await access.check(spec, scope)).contained
+
+
+@pytest.mark.parametrize("holders_seen", [True, False])
+async def test_verify_finds_a_default_privilege_to_a_group_for_its_members(
+    database: Database, every_path: Callable[[], DatasetSpec], monkeypatch: pytest.MonkeyPatch, holders_seen: bool
+) -> None:
+    """A default privilege added after containment, for a group: a new table is readable by the group
+    and its nested members. Found through the new table's ACL and
+    memberships; and should that read miss them, through the sample of every other role."""
+    spec = every_path()
+    p = database.prefix
+    access = PostgresAccess(database.dsn)
+    scope = await access.record_scope(spec)
+    await access.revoke(spec, scope)
+    with database.connect() as conn:
+        conn.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA data GRANT SELECT ON TABLES TO {p}group")
+    if not holders_seen:
+        monkeypatch.setattr(verify_module, "FUTURE_HOLDERS_Q", "SELECT 'PUBLIC' WHERE %(nsp)s::oid IS NULL "
+                            "AND %(name)s::text IS NULL AND %(predefined)s::text[] IS NULL")
+    residual = await access.verify(spec, scope)
+    new_table = [a for a in residual if a.path is AccessPath.DEFAULT_PRIVILEGES and "<new table of" in a.object]
+    assert {a.role for a in new_table} >= {f"{p}group", f"{p}subgroup", f"{p}nested"}
+    assert f"{p}anyone" not in {a.role for a in new_table}
+    assert not (await access.check(spec, scope)).contained
+
+
+async def test_a_table_whose_owner_revoked_its_own_privileges_is_captured(database: Database) -> None:
+    """An empty ACL (not NULL) is read as no grants, not refused."""
+    with database.connect() as conn:
+        conn.execute("CREATE SCHEMA bare")
+        conn.execute("CREATE TABLE bare.t (x int)")
+        conn.execute("REVOKE ALL ON bare.t FROM CURRENT_USER")
+    spec = DatasetSpec(name="bare", connection="bare-db", schema="bare")
+    scope = await PostgresAccess(database.dsn).record_scope(spec)
+    assert scope.objects == ["bare.t"]
+    assert not [g for g in scope.grants if g.object == "bare.t"]
 
 
 # -- crash half-way -------------------------------------------------------------------------------

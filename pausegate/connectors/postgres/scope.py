@@ -10,6 +10,7 @@ comes with it as ``ScopeFacts``, so the paths are never held as models.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import UTC, datetime
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C encoder canonical JSON uses
 from operator import itemgetter
@@ -183,20 +184,23 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
     involved: set[str] = set()
     # (holder, member path) -> its members' rows, sorted, with every part that does not depend on
     # the object already encoded: a group's members are written once, not once per table.
-    runs: dict[tuple[str, AccessPath], list[tuple[str, int, str, str, str]]] = {}
+    runs: dict[tuple[str, AccessPath], _Run] = {}
     listed: dict[frozenset[str], str] = {}  # privileges -> their JSON list
+    no_members = _Run([], [], [])
 
-    def member_run(holder: str, member_path: AccessPath) -> list[tuple[str, int, str, str, str]]:
+    def member_run(holder: str, member_path: AccessPath) -> _Run:
         members = (set_closure if member_path is AccessPath.SUPERUSER else closure).get(holder, ())
-        if members:
-            involved.add(holder)
-            involved.update(members)
+        if not members:
+            return no_members  # most holders are people granted directly
+        involved.add(holder)
+        involved.update(members)
         rank = priority[member_path]
         via = ',"via":' + encode_basestring(holder) + "}"
-        return sorted(
-            (m, rank, holder, '{"login":true' if m in logins else '{"login":false',
-             ',"role":' + encode_basestring(m) + via)
-            for m in members
+        ordered = sorted(members)
+        return _Run(
+            [(m, rank, holder) for m in ordered],
+            ['{"login":true' if m in logins else '{"login":false' for m in ordered],
+            [',"role":' + encode_basestring(m) + via for m in ordered],
         )
 
     # Per object: (role, priority, via, text) sorted as the tuples sort, which is the scope's order
@@ -207,6 +211,7 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
         name = by_oid[oid].qname
         items: list[tuple[str, int, str, str]] = []
         append = items.append
+        members: list[tuple[_Run, str]] = []  # (a holder's members, the object's part of their rows)
         for (holder, path), held in by_holder.items():
             key = frozenset(held)
             privileges = listed.get(key)
@@ -223,13 +228,19 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
             run = runs.get((holder, member_path))
             if run is None:
                 run = runs[(holder, member_path)] = member_run(holder, member_path)
-            if not run:
-                continue
-            middle = ',"object":' + enc(name) + ',"path":' + enc(member_path.value) + ',"privileges":' + privileges
-            # Each holder's members come pre-sorted, so sorting the object's rows merges a few runs.
-            items += [(m, rank, via, login + middle + tail) for m, rank, via, login, tail in run]
+            if run.keys:
+                middle = ',"object":' + enc(name) + ',"path":' + enc(member_path.value) + ',"privileges":' + privileges
+                members.append((run, middle))
+        # The largest group's rows are written by joining its pre-encoded parts around the object's
+        # part; every other row is built and sorted on its own, then merged into it by position.
+        members.sort(key=lambda item: len(item[0].keys))
+        largest = members.pop() if members else None
+        for run, middle in members:
+            rows = zip(run.keys, run.logins, run.tails, strict=True)
+            items += [(k[0], k[1], k[2], login + middle + tail) for k, login, tail in rows]
         items.sort()
-        per_object.append((name, ",".join(map(text_of, items)).encode()))
+        text = ",".join(map(text_of, items)) if largest is None else _merged(largest[0], largest[1], items)
+        per_object.append((name, text.encode()))
     defaults: dict[tuple[str, str, str], set[str]] = {}
     for d in state.defacls:
         if d.grantee == d.creator:
@@ -276,6 +287,58 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
         parts.append(encoded_paths)
     parts += [b"],", rest[1:]]
     return b"".join(parts)
+
+
+class _Run:
+    """One holder's members as rows of every object it holds, sorted by (role, path priority, via):
+    a row is ``logins[i] + <the object's part> + tails[i]``. ``glue[i]`` is the text between the
+    object's parts of rows i and i + 1 (``tails[i] + "," + logins[i + 1]``), so consecutive rows are
+    one ``str.join`` around the object's part."""
+
+    __slots__ = ("_glue", "_names", "keys", "logins", "tails")
+
+    def __init__(self, keys: list[tuple[str, int, str]], logins: list[str], tails: list[str]) -> None:
+        self.keys = keys
+        self.logins = logins
+        self.tails = tails
+        self._glue: list[str] | None = None
+        self._names: list[str] | None = None
+
+    def names(self) -> list[str]:
+        if self._names is None:
+            self._names = [k[0] for k in self.keys]
+        return self._names
+
+    def rows(self, middle: str, start: int, stop: int) -> str:
+        """Rows ``start`` to ``stop - 1``, joined by commas, with ``middle`` as the object's part."""
+        if self._glue is None:
+            self._glue = [t + "," + lg for t, lg in zip(self.tails[:-1], self.logins[1:], strict=True)]
+        parts = [self.logins[start]]
+        parts += self._glue[start : stop - 1]
+        parts.append(self.tails[stop - 1])
+        return middle.join(parts)
+
+
+def _merged(run: _Run, middle: str, items: list[tuple[str, int, str, str]]) -> str:
+    """``run``'s rows (with ``middle``) and ``items`` (sorted (role, priority, via, text)) as one sorted
+    comma-separated text: each item goes where its key falls among the run's."""
+    names = run.names()
+    _, run_rank, run_via = run.keys[0]
+    end = len(names)
+    pieces: list[str] = []
+    start = 0
+    for role, rank, via, text in items:
+        # Every key of the run has its rank and via: names decide, and on the same name those two.
+        at = bisect_left(names, role, start)
+        if at < end and names[at] == role and (rank, via) > (run_rank, run_via):
+            at += 1
+        if at > start:
+            pieces.append(run.rows(middle, start, at))
+            start = at
+        pieces.append(text)
+    if start < end:
+        pieces.append(run.rows(middle, start, end))
+    return ",".join(pieces)
 
 
 def _row(login: bool, obj: str, path: str, privileges: str, role: str, via: str) -> str:

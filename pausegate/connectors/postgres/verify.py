@@ -6,9 +6,12 @@ Every identifier reaches SQL through ``psycopg.sql.Identifier`` or server-side `
 
 from __future__ import annotations
 
+import heapq
 import random
 import secrets
 from collections import defaultdict
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import structlog
@@ -19,6 +22,7 @@ from pausegate.connectors.postgres.catalog import (
     PATH_PRIORITY,
     PUBLIC,
     READ_ALL,
+    RELACL,
     RELATION_KINDS,
     SEQUENCE_PRIVILEGES,
     TABLE_PRIVILEGES,
@@ -26,6 +30,7 @@ from pausegate.connectors.postgres.catalog import (
     Obj,
     State,
     compute_access,
+    detoasted,
 )
 from pausegate.connectors.postgres.plan import kept_roles
 from pausegate.connectors.scope_facts import ScopeFacts
@@ -35,6 +40,7 @@ from pausegate.models.runbook import DatasetSpec
 log = structlog.get_logger(__name__)
 
 WITNESS_ROLES = 3
+_NONE: frozenset[str] = frozenset()
 
 # Runs a SELECT as each role inside a subtransaction; insufficient_privilege is the expected answer.
 # Server-side quoting (format %I) keeps identifiers out of client-side string building.
@@ -114,10 +120,11 @@ async def residual_access(
             continue  # schema defaults are checked below by creating a table
         add(a)
 
-    # 2. The privilege functions, for every (role, object) the scope recorded and PUBLIC.
-    present = set(state.roles) - kept
-    asked = {o: (facts.roles.get(o, set()) & present) | ({PUBLIC} - kept) for o in objs}
-    for role, obj in await still_privileged(conn, state, asked, objs):
+    # 2. The privilege functions, for every (role, object) the scope recorded and PUBLIC. The recorded
+    # sets are passed as they are (a company's hold a million pairs; copying them filtered cost more
+    # than the database's answer): roles dropped since, and the kept roles, are left out as read.
+    recorded = {o: facts.roles.get(o, _NONE) for o in objs}
+    for role, obj in await still_privileged(conn, state, recorded, objs, kept=kept, public=True):
         add(classify(role, obj))
     if state.whole_schema:
         schema_roles = sorted(
@@ -148,15 +155,18 @@ async def residual_access(
     former = set().union(*(facts.logins.get(o, set()) for o in objs)) | {a.role for a in current if a.login}
     readers = sorted(r for r in former if r in state.roles and r not in kept and state.roles[r].login)
     reading = set(readers)
-    witnesses = [
-        r.name
-        for r in sorted(state.roles.values(), key=lambda r: r.name)
-        if r.login
-        and not r.superuser
-        and r.name not in kept
-        and r.name not in reading
-        and not r.name.startswith("pg_")
-    ][:WITNESS_ROLES]
+    witnesses = heapq.nsmallest(
+        WITNESS_ROLES,
+        (
+            r.name
+            for r in state.roles.values()
+            if r.login
+            and not r.superuser
+            and r.name not in kept
+            and r.name not in reading
+            and not r.name.startswith("pg_")
+        ),
+    )
     relations = [o for o in state.objects if o.kind in RELATION_KINDS]
     for role, relation in await _real_reads(conn, readers + witnesses, relations, read_probe_limit):
         add(classify(role, relation.qname))
@@ -174,6 +184,9 @@ async def _real_reads(
 ) -> list[tuple[str, Obj]]:
     if not roles or not relations:
         return []
+    if len(roles) * len(relations) > limit and len(roles) + len(relations) > limit:
+        # Beyond the limit the probe samples roles (see _probe_pairs): only the sample need be settable.
+        roles = sorted(random.SystemRandom().sample(roles, max(1, limit - len(relations))))
     cur = await conn.execute(
         "SELECT r FROM unnest(%s::text[]) r WHERE pg_has_role(current_user, r, 'SET')", (roles,)
     )
@@ -259,37 +272,56 @@ SAMPLED_PAIRS = 2_000
 # pair is the cheaper question.
 MEMBERSHIP_CALLS = 5_000_000
 
-HOLDERS_Q = """
-SELECT c.oid, a.grantee FROM pg_class c,
-     aclexplode(coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
-                                              c.relowner))) a
+HOLDERS_Q = f"""
+SELECT c.oid, a.grantee FROM pg_class c, aclexplode({detoasted(RELACL)}) a
 WHERE c.oid = ANY(%(rels)s::oid[])
   AND a.privilege_type = ANY(CASE WHEN c.relkind = 'S' THEN %(seq)s::text[] ELSE %(rel)s::text[] END)
 UNION
-SELECT at.attrelid, a.grantee FROM pg_attribute at, aclexplode(at.attacl) a
+SELECT at.attrelid, a.grantee FROM pg_attribute at, aclexplode({detoasted("at.attacl")}) a
 WHERE at.attrelid = ANY(%(rels)s::oid[]) AND at.attnum > 0 AND NOT at.attisdropped AND at.attacl IS NOT NULL
   AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
 UNION
-SELECT p.oid, a.grantee FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+SELECT p.oid, a.grantee FROM pg_proc p, aclexplode({detoasted("coalesce(p.proacl, acldefault('f', p.proowner))")}) a
 WHERE p.oid = ANY(%(funcs)s::oid[]) AND a.privilege_type = 'EXECUTE'
 """
 
 
 async def still_privileged(
-    conn: AsyncConnection[Any], state: State, asked: dict[str, set[str]], objs: dict[str, Obj]
+    conn: AsyncConnection[Any],
+    state: State,
+    asked: Mapping[str, AbstractSet[str]],
+    objs: dict[str, Obj],
+    *,
+    kept: AbstractSet[str] = frozenset(),
+    public: bool = False,
 ) -> list[tuple[str, str]]:
     """The (role, object) pairs, of the roles ``asked`` about each object, where the role still holds
-    any privilege on the object.
+    any privilege on the object. Roles in ``kept`` and roles no longer in the catalog are not asked
+    about; ``public``: PUBLIC is asked about on every object too.
 
     Few pairs: each is asked of the privilege functions. Many (a company's scope): each object's
     remaining grantees are read from its ACL (the holders the privilege functions consult), every
     asked role is put to ``pg_has_role`` against each of them, and the pairs that may still hold a
-    privilege (with superusers', and the predefined read/write-all roles' members') go to the
-    privilege functions for the final answer, with a random sample of the rest as a cross-check.
+    privilege (with superusers', and the predefined read/write-all roles' members', and PUBLIC's) go
+    to the privilege functions for the final answer, with a random sample of the rest as a cross-check.
     """
+    roles_now = state.roles
+
+    def askable(role: str) -> bool:
+        return (role == PUBLIC or role in roles_now) and role not in kept
+
+    with_public = public and PUBLIC not in kept
+
+    def every_pair() -> list[tuple[str, Obj]]:
+        pairs: list[tuple[str, Obj]] = []
+        for o, rs in sorted(asked.items()):
+            named = {r for r in rs if askable(r)} | ({PUBLIC} if with_public else set())
+            pairs += [(r, objs[o]) for r in sorted(named)]
+        return pairs
+
     total = sum(len(roles) for roles in asked.values())
     if total <= EXACT_PAIRS:
-        return await _privileged(conn, [(r, objs[o]) for o, roles in sorted(asked.items()) for r in sorted(roles)])
+        return await _privileged(conn, every_pair())
     by_oid = {o.oid: o for o in objs.values()}
     rels = [o.oid for o in objs.values() if o.kind != "function"]
     funcs = [o.oid for o in objs.values() if o.kind == "function"]
@@ -315,10 +347,9 @@ async def still_privileged(
     )
     grantee_rows = await cur.fetchall()
     grantees = sorted(oid for oid, _, has_members in grantee_rows if has_members)
-    asked_roles = set().union(*asked.values()) - {PUBLIC}
-    roles = sorted(asked_roles)
-    if len(roles) * len(grantees) > MEMBERSHIP_CALLS:
-        return await _privileged(conn, [(r, objs[o]) for o, rs in sorted(asked.items()) for r in sorted(rs)])
+    asked_roles = {r for r in set().union(*asked.values()) if r != PUBLIC and askable(r)}
+    if len(asked_roles) * len(grantees) > MEMBERSHIP_CALLS:
+        return await _privileged(conn, every_pair())
     has: dict[str, set[int]] = defaultdict(set)
     for oid, name, _ in grantee_rows:
         if name in asked_roles:
@@ -327,50 +358,97 @@ async def still_privileged(
         # Sorted by role, so the server's cache of one role's memberships serves each run of calls.
         cur = await conn.execute(
             "SELECT r, g FROM unnest(%s::text[]) r, unnest(%s::oid[]) g WHERE pg_has_role(r, g, 'USAGE')",
-            (roles, grantees),
+            (sorted(asked_roles), grantees),
         )
         for r, g in await cur.fetchall():
             has[r].add(g)
     superusers = {r.name for r in state.roles.values() if r.superuser}
     candidates: list[tuple[str, str]] = []
-    rest: list[tuple[str, list[str]]] = []  # (object, roles that hold none of its grantees)
-    for name, asked_roles in sorted(asked.items()):
+    rest: list[tuple[str, AbstractSet[str], set[str]]] = []  # (object, its asked roles, those already asked)
+    for name, roles in sorted(asked.items()):
         if 0 in holders[name]:  # PUBLIC holds a privilege: every role does
-            may = set(asked_roles)
+            may = {r for r in roles if askable(r)}
         else:
-            may = asked_roles & (superusers | {r for r, gs in has.items() if not gs.isdisjoint(holders[name])})
+            # The few roles that may hold a privilege, looked up in the asked ones (not the reverse:
+            # an object's asked roles are thousands).
+            holding = superusers | {r for r, gs in has.items() if not gs.isdisjoint(holders[name])}
+            may = {r for r in holding if r in roles and askable(r)}
+        if with_public or (PUBLIC in roles and askable(PUBLIC)):
+            may.add(PUBLIC)
         candidates += [(r, name) for r in sorted(may)]
-        if len(may) < len(asked_roles):
-            rest.append((name, list(asked_roles - may)))
-    sample = _sample_pairs(rest, SAMPLED_PAIRS)
+        rest.append((name, roles, may))
+    sample = [(r, o) for r, o in _sample_pairs(rest, SAMPLED_PAIRS) if askable(r)]
     found = await _privileged(conn, [(r, objs[o]) for r, o in candidates + sample])
     missed = sorted(set(found) - set(candidates))
     if missed:
         # The privilege functions know a path the ACLs did not show: ask about every pair.
         log.error("privilege functions disagree with the ACLs; asking every pair", pairs=missed[:20])
-        return await _privileged(conn, [(r, objs[o]) for o, rs in sorted(asked.items()) for r in sorted(rs)])
+        return await _privileged(conn, every_pair())
     return found
 
 
-def _sample_pairs(groups: list[tuple[str, list[str]]], size: int) -> list[tuple[str, str]]:
-    """A uniform random sample of ``size`` (role, object) pairs from (object, roles) groups."""
-    total = sum(len(roles) for _, roles in groups)
-    picks = sorted(random.SystemRandom().sample(range(total), min(size, total)))
+def _sample_pairs(groups: list[tuple[str, AbstractSet[str], set[str]]], size: int) -> list[tuple[str, str]]:
+    """A uniform random sample of about ``size`` (role, object) pairs from (object, roles, roles left out)
+    groups: picks that land on a role left out are dropped, not drawn again."""
+    total = sum(len(roles) for _, roles, _ in groups)
+    if not total or size <= 0:
+        return []
+    # Seeded from the system's entropy, so the sample cannot be foreseen; drawn by a fast generator.
+    rng = random.Random(secrets.randbits(128))
+    picks = sorted(rng.sample(range(total), min(size, total)))
     out: list[tuple[str, str]] = []
     start = 0
     it = iter(picks)
     pick = next(it, None)
-    for obj, roles in groups:
-        while pick is not None and pick < start + len(roles):
-            out.append((roles[pick - start], obj))
-            pick = next(it, None)
+    for obj, roles, left_out in groups:
+        if pick is not None and pick < start + len(roles):
+            listed = list(roles)
+            while pick is not None and pick < start + len(roles):
+                role = listed[pick - start]
+                if role not in left_out:
+                    out.append((role, obj))
+                pick = next(it, None)
         start += len(roles)
     return out
 
 
+# Who the ACL of a table created now names (its default privileges applied), with the predefined
+# read/write-all roles, and every role that inherits from or can become one of them: the roles the
+# privilege functions may answer yes for (the creator and its members own the table: left out).
+FUTURE_HOLDERS_Q = f"""
+WITH RECURSIVE t AS (
+  SELECT c.oid, c.relowner, c.relacl FROM pg_class c WHERE c.relnamespace = %(nsp)s::oid AND c.relname = %(name)s
+), seeds AS (
+  SELECT a.grantee AS role FROM t, aclexplode({detoasted("coalesce(t.relacl, acldefault('r', t.relowner))")}) a
+  WHERE a.grantee <> t.relowner AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+  UNION
+  SELECT oid FROM pg_roles WHERE rolname = ANY(%(predefined)s::text[])
+), reach(role) AS (
+  SELECT role FROM seeds
+  UNION
+  SELECT m.member FROM pg_auth_members m JOIN reach ON m.roleid = reach.role
+  WHERE m.inherit_option OR m.set_option
+)
+SELECT CASE WHEN role = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(role) END FROM reach
+"""
+
+FUTURE_READERS_Q = """
+SELECT r FROM unnest(%s::text[]) r WHERE r <> %s
+AND CASE WHEN r = 'PUBLIC' THEN true ELSE NOT pg_has_role(r, %s, 'USAGE') END
+AND has_table_privilege(CASE WHEN r = 'PUBLIC' THEN 'public' ELSE r END,
+    (SELECT c.oid FROM pg_class c WHERE c.relnamespace = %s::oid AND c.relname = %s),
+    'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')
+"""
+
+
 async def _future_table_access(conn: AsyncConnection[Any], state: State, kept: set[str]) -> list[RoleAccess]:
     """Create a table in the schema as each role whose default privileges apply there (inside the
-    caller's rolled-back transaction) and ask who could read it."""
+    caller's rolled-back transaction) and ask who could read it.
+
+    Every role is in question, not only former readers (a default privilege added after containment
+    names anyone): the roles the new table's ACL reaches, through grants and memberships, are put to
+    the privilege functions, and a random sample of the others as a cross-check; should one of those
+    read it, every role is asked."""
     creators = {state.operator, state.schema_owner} | {d.creator for d in state.defacls}
     cur = await conn.execute(
         "SELECT r FROM unnest(%s::text[]) r WHERE pg_has_role(current_user, r, 'SET') "
@@ -378,15 +456,14 @@ async def _future_table_access(conn: AsyncConnection[Any], state: State, kept: s
         (sorted(creators), state.schema_oid),
     )
     creators = {r for (r,) in await cur.fetchall()}
-    # Every role, not only former readers: a default privilege added after containment names anyone.
-    former = [
-        PUBLIC,
-        *sorted(
-            r.name
-            for r in state.roles.values()
-            if not r.superuser and r.name not in kept and r.name not in (READ_ALL, WRITE_ALL)
-        ),
+    if not creators:
+        return []
+    everyone = [
+        r.name
+        for r in state.roles.values()
+        if not r.superuser and r.name not in kept and r.name not in (READ_ALL, WRITE_ALL)
     ]
+    eligible = set(everyone)
     out: list[RoleAccess] = []
     for creator in sorted(creators):
         name = f"pausegate_probe_{secrets.token_hex(6)}"
@@ -394,17 +471,21 @@ async def _future_table_access(conn: AsyncConnection[Any], state: State, kept: s
         await conn.execute(sql.SQL("CREATE TABLE {} (id int)").format(sql.Identifier(state.schema, name)))
         await conn.execute("RESET ROLE")
         cur = await conn.execute(
-            sql.SQL(
-                # Members of the creator own the new table: that is the owner path, reported elsewhere.
-                "SELECT r FROM unnest(%s::text[]) r WHERE r <> %s "
-                "AND CASE WHEN r = 'PUBLIC' THEN true ELSE NOT pg_has_role(r, %s, 'USAGE') END "
-                "AND has_table_privilege(CASE WHEN r = 'PUBLIC' THEN 'public' ELSE r END, "
-                "(SELECT c.oid FROM pg_class c WHERE c.relnamespace = %s::oid AND c.relname = %s), "
-                "'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')"
-            ),
-            (former, creator, creator, state.schema_oid, name),
+            FUTURE_HOLDERS_Q, {"nsp": state.schema_oid, "name": name, "predefined": [READ_ALL, WRITE_ALL]}
         )
-        for (role,) in await cur.fetchall():
+        reached = {r for (r,) in await cur.fetchall()}
+        named = sorted(r for r in reached if r in eligible)
+        others = [r for r in everyone if r not in reached]
+        sample = random.Random(secrets.randbits(128)).sample(others, min(SAMPLED_PAIRS, len(others)))
+        params = (state.schema_oid, name)
+        cur = await conn.execute(FUTURE_READERS_Q, ([PUBLIC, *named, *sample], creator, creator, *params))
+        readers = [r for (r,) in await cur.fetchall()]
+        if not set(readers) <= {PUBLIC, *named}:
+            log.error("a new table is readable beyond what its ACL shows; asking every role",
+                      roles=sorted(set(readers) - set(named))[:20])
+            cur = await conn.execute(FUTURE_READERS_Q, ([PUBLIC, *sorted(everyone)], creator, creator, *params))
+            readers = [r for (r,) in await cur.fetchall()]
+        for role in readers:
             rec = state.roles.get(role)
             out.append(
                 RoleAccess(
