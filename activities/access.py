@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,9 @@ from pausegate.models.steps import (
 )
 from pausegate.policy.access_plan import plan_diff
 
+# Catalog snapshots kept in memory for the verification that follows (a few revokes may overlap).
+KEPT_SNAPSHOTS = 4
+
 
 def _describe(access: RoleAccess) -> str:
     return f"{access.role}:{access.object}:{access.path.value}" + (f"(via {access.via})" if access.via else "")
@@ -48,6 +52,10 @@ class AccessActivities:
     def __init__(self, access: Callable[[str], DatasetAccess], store: EvidenceStore) -> None:
         self._access = access
         self._store = store
+        # The catalog snapshots this worker stored last, by digest: the verification that follows a
+        # revoke on the same worker derives the scope from the document it stored, not from reading
+        # and parsing it back (a company's is tens of megabytes). Elsewhere, or later, it is read.
+        self._stored_snapshots: OrderedDict[str, Any] = OrderedDict()
 
     @activity.defn(name="revoke_dataset")
     async def revoke_dataset(self, input: ContainDatasetInput) -> DatasetRevoked:
@@ -63,7 +71,12 @@ class AccessActivities:
             earlier = await asyncio.to_thread(self._read_if_stored, key)
 
             async def persist(document: dict[str, Any]) -> EvidenceRef:
-                return await asyncio.to_thread(self._store.put_json, key, earlier if earlier is not None else document)
+                stored = earlier if earlier is not None else document
+                ref = await asyncio.to_thread(self._store.put_json, key, stored)
+                self._stored_snapshots[ref.sha256] = stored
+                while len(self._stored_snapshots) > KEPT_SNAPSHOTS:
+                    self._stored_snapshots.popitem(last=False)
+                return ref
 
             outcome, snapshot = await access.revoke_capturing(spec, persist, earlier_snapshot=earlier)
             progress.report("revoked")
@@ -89,9 +102,11 @@ class AccessActivities:
             spec = input.dataset
             access = self._access(spec.connection)
             revoked = input.revoked
-            snapshot = await asyncio.to_thread(
-                self._store.read_json, catalog_key(input.pause_key, spec.name), revoked.snapshot.sha256
-            )
+            snapshot = self._stored_snapshots.pop(revoked.snapshot.sha256, None)
+            if snapshot is None:
+                snapshot = await asyncio.to_thread(
+                    self._store.read_json, catalog_key(input.pause_key, spec.name), revoked.snapshot.sha256
+                )
             derived = await asyncio.to_thread(access.scope_from_snapshot, spec, snapshot)
             # The scope document (about a million paths for a company) is built and stored while the
             # database is asked: verification needs only the facts.

@@ -22,7 +22,7 @@ from pausegate.connectors.postgres.gcpause import gc_paused
 from pausegate.connectors.postgres.plan import Statement
 from pausegate.connectors.postgres.restore import plan_problems_on, restore_on
 from pausegate.connectors.postgres.revoke import derive_scope, planned_statements, revoke_on, run_statement
-from pausegate.connectors.postgres.scope import scope_document, scope_facts, scope_model
+from pausegate.connectors.postgres.scope import derive, scope_document, scope_facts, scope_model
 from pausegate.connectors.postgres.snapshot import state_from_snapshot
 from pausegate.connectors.postgres.verify import containment_check, residual_access
 from pausegate.connectors.scope_facts import DerivedScope, ScopeFacts
@@ -97,12 +97,14 @@ class PostgresAccess:
         """What verification needs of the snapshot's scope now, and its document on demand."""
         with gc_paused():
             state, captured_at = state_from_snapshot(snapshot)
+            # The closures and holders both need, derived once (they run side by side after this).
+            derived = derive(state)
 
         def facts() -> ScopeFacts:
             with gc_paused():
-                return scope_facts(state)
+                return scope_facts(state, derived)
 
-        return DerivedScope(facts=facts, document=lambda: scope_document(spec, state, captured_at))
+        return DerivedScope(facts=facts, document=lambda: scope_document(spec, state, captured_at, derived))
 
     # -- who saw what ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from bisect import bisect_left
 from datetime import UTC, datetime
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # the C encoder canonical JSON uses
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -23,6 +23,7 @@ from pausegate.connectors.postgres.catalog import (
     PUBLIC,
     AccessRow,
     Edge,
+    Holders,
     Role,
     State,
     access_rows,
@@ -112,18 +113,30 @@ def _header(spec: DatasetSpec, state: State, recorded_at: datetime) -> ExposureS
     )
 
 
-def scope_facts(state: State) -> ScopeFacts:
+class Derived(NamedTuple):
+    """What the facts and the document both derive from a catalog: the membership closures (inherit
+    or SET; SET only) and each object's holders. Computed once when both are wanted."""
+
+    closure: dict[str, set[str]]
+    set_closure: dict[str, set[str]]
+    holders: Holders
+
+
+def derive(state: State) -> Derived:
+    return Derived(members_closure(state.edges), members_closure(state.edges, set_only=True), object_holders(state))
+
+
+def scope_facts(state: State, derived: Derived | None = None) -> ScopeFacts:
     """``ScopeFacts.of(scope_model(state))`` by set algebra over each object's holders and their
     membership closures: no path is built, so verification can start while the document is."""
-    closure = members_closure(state.edges)
-    set_closure = members_closure(state.edges, set_only=True)
+    closure, set_closure, holders = derived or derive(state)
     by_oid = state.by_oid()
     logins = {r.name for r in state.roles.values() if r.login}
     facts = ScopeFacts(
         schema_grantees={a.grantee for a in state.schema_acls},
         grants=len(state.acls) + len(state.schema_acls) + len(state.defacls),
     )
-    for oid, by_holder in object_holders(state).items():
+    for oid, by_holder in holders.items():
         reach: set[str] = set()
         for holder, path in by_holder:
             if path is not AccessPath.PREDEFINED:
@@ -159,17 +172,16 @@ def scope_model(spec: DatasetSpec, state: State, recorded_at: datetime | None = 
     )
 
 
-def scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> bytes:
+def scope_document(spec: DatasetSpec, state: State, recorded_at: datetime, derived: Derived | None = None) -> bytes:
     """``canonical_json(scope_model(...).model_dump(mode="json"))``, without the models: the access
     paths are written as canonical JSON text straight from each object's holders and their
     membership closures, the rest through orjson (byte-identical to canonical JSON for plain values)."""
     with gc_paused():
-        return _scope_document(spec, state, recorded_at)
+        return _scope_document(spec, state, recorded_at, derived or derive(state))
 
 
-def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> bytes:
-    closure = members_closure(state.edges)
-    set_closure = members_closure(state.edges, set_only=True)
+def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime, derived: Derived) -> bytes:
+    closure, set_closure, holders = derived
     by_oid = state.by_oid()
     logins = {r.name for r in state.roles.values() if r.login}
     encoded: dict[str, str] = {}
@@ -207,7 +219,7 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime) -> b
     # (object, role, path priority, via); objects themselves in name order.
     per_object: list[tuple[str, bytes]] = []  # each object's access paths, encoded, as soon as it is done
     text_of = itemgetter(3)
-    for oid, by_holder in object_holders(state).items():
+    for oid, by_holder in holders.items():
         name = by_oid[oid].qname
         items: list[tuple[str, int, str, str]] = []
         append = items.append
@@ -350,4 +362,4 @@ def _row(login: bool, obj: str, path: str, privileges: str, role: str, via: str)
     )
 
 
-__all__ = ["scope_document", "scope_facts", "scope_model"]
+__all__ = ["Derived", "derive", "scope_document", "scope_facts", "scope_model"]
