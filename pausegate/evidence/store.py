@@ -304,13 +304,13 @@ class LocalEvidenceStore:
         key = placement.key
         final = self.bundle_path(key)
         ensure_dir(self.root, final.parent)
-        existing = await asyncio.to_thread(local_bundles.bundle_ref_parts, final)
+        existing, staging = await asyncio.to_thread(local_bundles.sealed_or_staging, final)
         if existing is not None:
             await _close(source)
             await asyncio.to_thread(local_bundles.catch_up_head, final, key, self._key)
             log.info("evidence_bundle_exists", key=key, manifest_sha256=existing[0])
             return with_plants(self._ref(key, existing), placement.plants), existing[3]
-        staging = await asyncio.to_thread(local_bundles.new_staging, final)
+        assert staging is not None
         chunker = Chunker(
             staging / CHUNKS,
             chunk_bytes=self.chunk_bytes,
