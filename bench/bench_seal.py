@@ -20,6 +20,16 @@ which the timed baseline does not):
 * end to end:    ``seal`` of the same records as dicts (canonical JSON serialisation included;
                  the cost of serialising one record is printed on its own).
 
+Beside each path, the same run measures what bounds it on this machine, over the stream's own
+bytes and as a ratio to SHA-256 measured just before (``ceilings:`` line, and ``(ceiling N)``
+after each ratio): zstd at the store's level on as many threads as sealing uses (blocks);
+writing chunk-sized files and fsyncing them, with ``O_DIRECT`` as the store does and through the
+page cache (plain); iterating the records and serialising them on the event loop's thread, as
+the seal does and with orjson alone (dicts: that work holds the GIL, so no other thread can share
+it); and the fixed cost of a seal of one record (the waits on the device that make a chunk, the
+manifest and the chain's head durable, which a small bundle cannot amortise). A path whose
+ceiling is below the target cannot reach it here.
+
 A shared virtual machine's speed drifts by a tenth or more from one second to the next, so
 the baseline and the seals are run in turn, ``--rounds`` times: each round's ratio is against
 the baseline measured just before it, and the summary gives the median round.
@@ -28,7 +38,8 @@ the baseline measured just before it, and the summary gives the median round.
 Every seal does the whole job: content-addressed chunks fsynced before the manifest, a
 hash-chained, Ed25519-signed manifest, staging and rename; the bundles are verified afterwards
 and the records read back from them are compared with the hashed bytes. Ratios are seal
-throughput / sha256 throughput; the target is >= 0.7. Peak RSS is reported per phase and a
+throughput / sha256 throughput; the target is >= 0.7 (the summary line gives the ceilings after
+the ratios, in the same order). Peak RSS is reported per phase and a
 separate, untimed pass gives tracemalloc's peak (tracing slows Python down).
 
 Writes under a temporary directory on the project's disk unless ``--dir`` says otherwise.
@@ -58,7 +69,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pausegate.evidence.blocks import BLOCK_BYTES, RecordBlock
+import orjson
+
+from pausegate.evidence.blocks import BLOCK_BYTES, RecordBlock, record_blocks
 from pausegate.evidence.bundle import chunk_name, decode_chunk
 from pausegate.evidence.files import canonical_line
 from pausegate.evidence.store import LocalEvidenceStore
@@ -276,6 +289,73 @@ def check_bundle(store: LocalEvidenceStore, key: str, digest: str) -> None:
     assert h.hexdigest() == digest, f"{key}: sealed records differ from the hashed stream"
 
 
+CEILING_MB = 64  # bytes of the stream each ceiling is measured over
+
+
+def ceilings(stream: Stream, base: Path, store: LocalEvidenceStore) -> tuple[dict[str, float], str]:
+    """What bounds each path on this machine, measured in this run over the stream's own bytes, as
+    ratios to single-thread SHA-256 over the same bytes (measured just before): (ratios by path,
+    a line for people). A path whose ceiling is below the target cannot reach it here."""
+    from bench_seal_limits import chunk_pieces, durable_write_seconds, zstd_seconds
+
+    from pausegate.evidence.chunker import SEAL_THREADS
+
+    pieces = chunk_pieces(stream.iter_blocks(), CEILING_MB * MiB)
+    mib = sum(map(len, pieces)) / MiB
+    t = time.perf_counter()
+    for piece in pieces:
+        hashlib.sha256(piece).digest()
+    sha_rate = mib / (time.perf_counter() - t)
+    zstd = mib / zstd_seconds(pieces, SEAL_THREADS) / sha_rate
+    direct_s = durable_write_seconds(base, pieces, direct=True)
+    buffered = mib / (durable_write_seconds(base, pieces, direct=False) or float("inf")) / sha_rate
+    direct = mib / direct_s / sha_rate if direct_s else 0.0
+    # the dicts path serialises every record on the event loop's thread, holding the GIL, so no
+    # other thread can share that work: handing the records over and serialising each (orjson
+    # alone, no checks) bounds it, and so does serialising them as the seal does (record_blocks:
+    # orjson behind the checks that keep every line byte-identical to the reference encoder)
+    async def serialise_only() -> None:
+        dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
+        async for record in stream.dicts():
+            dumps(record, option=sort)
+
+    async def serialise_as_sealed() -> None:
+        async for _ in record_blocks(stream.dicts()):
+            pass
+
+    count, stream.count = stream.count, min(stream.count, len(stream.records))
+    try:
+        mib_records = stream.ends[stream.count - 1] / MiB
+        t = time.perf_counter()
+        asyncio.run(serialise_only())
+        orjson_alone = mib_records / (time.perf_counter() - t) / sha_rate
+        t = time.perf_counter()
+        asyncio.run(serialise_as_sealed())
+        serialise = mib_records / (time.perf_counter() - t) / sha_rate
+    finally:
+        stream.count = count
+
+    async def one_record() -> AsyncIterator[RecordBlock]:
+        yield RecordBlock(stream.pool[: stream.ends[0]], 1, stream.times[0], stream.times[0])
+
+    fixed = []
+    for n_ in range(3):
+        t = time.perf_counter()
+        asyncio.run(store.seal_blocks(f"bench-fixed-{n_}/sealed", one_record()))
+        fixed.append(time.perf_counter() - t)
+    fixed_ms = statistics.median(fixed) * 1000
+    ratios = {"blocks": zstd, "plain": direct or buffered, "dicts": serialise}
+    text = (
+        f"ceilings:   ratios to sha256 over {mib:.0f} MiB of the same bytes, this run: "
+        f"zstd {store.compression_level} on {SEAL_THREADS} threads {zstd:.2f} (blocks); "
+        f"O_DIRECT write + fsync {direct:.2f}, page-cache write + fsync {buffered:.2f} (plain); "
+        f"serialising as sealed {serialise:.2f}, orjson alone {orjson_alone:.2f} (dicts: the records "
+        f"iterated and serialised, with and without the byte-identity checks); fixed cost of a seal "
+        f"{fixed_ms:.1f} ms (one record: chunk, manifest and head made durable)"
+    )
+    return ratios, text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=1024, help="MiB of records to seal (default 1024)")
@@ -315,6 +395,8 @@ def main() -> None:
             canonical_line(rec)
         per_record = (time.perf_counter() - t) / len(stream.records) * 1e6
         print(f"  serialise {per_record:7.2f} µs per record  (canonical_line over the record pool)")
+        limits, limits_text = ceilings(stream, base, store)
+        print(limits_text)
 
         ratios: dict[str, list[float]] = {"blocks": [], "plain": []}
         for round_ in range(1, args.rounds + 1):
@@ -333,7 +415,8 @@ def main() -> None:
                 )
                 print(f"  sha256    {hash_s:7.2f} s  {sha_rate:8.1f} MiB/s  (baseline of this round)")
                 print(
-                    f"  seal      {seal_s:7.2f} s  {rate:8.1f} MiB/s  ratio {rate / sha_rate:.2f}  {rss}"
+                    f"  seal      {seal_s:7.2f} s  {rate:8.1f} MiB/s  ratio {rate / sha_rate:.2f} "
+                    f"(ceiling {limits[label]:.2f})  {rss}"
                 )
                 check_bundle(st, key, digest)
                 shutil.rmtree(st.bundle_path(key))  # a GiB per plain round: keep the disk free
@@ -347,7 +430,10 @@ def main() -> None:
         rate2 = mib2 / e2e_s
         rows.append(("dicts", rate2 / (mib2 / hash2_s)))
         print(f"end to end: seal from {e2e.count} dicts, {mib2:.0f} MiB")
-        print(f"  seal      {e2e_s:7.2f} s  {rate2:8.1f} MiB/s  ratio {rows[-1][1]:.2f}  {rss2}")
+        print(
+            f"  seal      {e2e_s:7.2f} s  {rate2:8.1f} MiB/s  ratio {rows[-1][1]:.2f} "
+            f"(ceiling {limits['dicts']:.2f})  {rss2}"
+        )
         if e2e is stream:
             check_bundle(store, "bench-records/sealed", digest)
         print("verified:   every bundle verifies offline; the sealed records are the hashed bytes")
@@ -366,7 +452,10 @@ def main() -> None:
         print(
             "summary: "
             + ", ".join(f"{label} {ratio:.2f}" for label, ratio in rows)
-            + f" of plain sha256 throughput (target >= 0.7; blocks and plain: median of {args.rounds} rounds)"
+            + f" of plain sha256 throughput (target >= 0.7; blocks and plain: median of {args.rounds} rounds;"
+            + " this machine's ceilings, same order: "
+            + ", ".join(f"{limits[label]:.2f}" for label, _ in rows)
+            + ")"
         )
     finally:
         shutil.rmtree(base, ignore_errors=True)

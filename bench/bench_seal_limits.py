@@ -23,13 +23,14 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import zstandard
 from bench_seal import Stream
 
+from pausegate.evidence.blocks import RecordBlock
 from pausegate.evidence.chunker import DEFAULT_CHUNK_BYTES, DEFAULT_ZSTD_LEVEL
 
 MiB = 2**20
@@ -103,6 +104,48 @@ def write_files(directory: Path, items: list[bytes], *, direct: bool) -> float:
     for fd in fds:
         os.close(fd)
     return seconds
+
+
+def chunk_pieces(blocks: Iterable[RecordBlock], limit: int) -> list[bytes]:
+    """The blocks joined into chunk-sized pieces, at most ``limit`` bytes in all (at least one piece)."""
+    out: list[bytes] = []
+    parts: list[bytes] = []
+    size = total = 0
+    for block in blocks:
+        parts.append(block.data)
+        size += len(block.data)
+        if size >= DEFAULT_CHUNK_BYTES:
+            out.append(b"".join(parts))
+            total += size
+            parts, size = [], 0
+            if total >= limit:
+                break
+    if parts and not out:
+        out.append(b"".join(parts))
+    return out
+
+
+def zstd_seconds(items: list[bytes], threads: int) -> float:
+    """Seconds to compress ``items`` at the store's level on ``threads`` threads (a compressor each)."""
+    local = threading.local()
+
+    def work(data: bytes) -> None:
+        if not hasattr(local, "c"):
+            local.c = zstandard.ZstdCompressor(level=DEFAULT_ZSTD_LEVEL)
+        local.c.compress(data)
+
+    return on_threads(threads, work, items)
+
+
+def durable_write_seconds(directory: Path, items: list[bytes], *, direct: bool) -> float | None:
+    """``write_files`` in a fresh directory under ``directory``; None where O_DIRECT is refused."""
+    where = Path(tempfile.mkdtemp(prefix="direct-" if direct else "buffered-", dir=directory))
+    try:
+        return write_files(where, items, direct=direct)
+    except OSError:
+        return None
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def main() -> None:
