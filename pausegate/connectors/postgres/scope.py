@@ -219,8 +219,11 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime, deri
     # (object, role, path priority, via); objects themselves in name order.
     per_object: list[tuple[str, bytes]] = []  # each object's access paths, encoded, as soon as it is done
     text_of = itemgetter(3)
+    path_text = {p: encode_basestring(p.value) for p in AccessPath}
+    own_tail: dict[str, str] = {}  # holder -> the end of its own row (role, no via): most holders are people
     for oid, by_holder in holders.items():
         name = by_oid[oid].qname
+        object_part = ',"object":' + enc(name) + ',"path":'
         items: list[tuple[str, int, str, str]] = []
         append = items.append
         members: list[tuple[_Run, str]] = []  # (a holder's members, the object's part of their rows)
@@ -231,18 +234,23 @@ def _scope_document(spec: DatasetSpec, state: State, recorded_at: datetime, deri
                 privileges = listed[key] = "[" + ",".join(enc(p) for p in sorted(held)) + "]"
             if path is not AccessPath.PREDEFINED:
                 involved.add(holder)
-                append((holder, priority[path], "", _row(holder in logins, enc(name), enc(path.value), privileges,
-                                                         enc(holder), "null")))
+                tail = own_tail.get(holder)
+                if tail is None:
+                    tail = own_tail[holder] = ',"role":' + enc(holder) + ',"via":null}'
+                # _row's text, from parts encoded once
+                append((holder, priority[path], "", ('{"login":true' if holder in logins else '{"login":false')
+                        + object_part + path_text[path] + ',"privileges":' + privileges + tail))
             if holder == PUBLIC:
                 continue
             member_path = path if path in (AccessPath.OWNER, AccessPath.PREDEFINED, AccessPath.SUPERUSER) else (
                 AccessPath.MEMBERSHIP)
+            if holder not in (set_closure if member_path is AccessPath.SUPERUSER else closure):
+                continue  # no members
             run = runs.get((holder, member_path))
             if run is None:
                 run = runs[(holder, member_path)] = member_run(holder, member_path)
             if run.keys:
-                middle = ',"object":' + enc(name) + ',"path":' + enc(member_path.value) + ',"privileges":' + privileges
-                members.append((run, middle))
+                members.append((run, object_part + path_text[member_path] + ',"privileges":' + privileges))
         # The largest group's rows are written by joining its pre-encoded parts around the object's
         # part; every other row is built and sorted on its own, then merged into it by position.
         members.sort(key=lambda item: len(item[0].keys))
