@@ -13,8 +13,6 @@ would have been terminated.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,6 +39,7 @@ from tests.faults.limited_server import (
 )
 from tests.support.fault_report import record_result
 from tests.support.harness import ANALYST, COMMANDER, Harness, pause_harness
+from tests.support.polling import polled
 from tests.workflows.test_lifecycle import complete_review
 from tests.workflows.test_offline_agents import set_online
 from tests.workflows.test_resume_conditions import CONDITIONED_PLAN
@@ -145,9 +144,7 @@ async def test_the_pause_and_its_watch_continue_as_new_before_small_history_limi
         )
 
 
-async def until_watch_continued(h: Harness, timeout: float = 120) -> None:
+async def until_watch_continued(h: Harness) -> None:
     """The watch checks every second; poll until one of its runs has continued as new."""
-    deadline = time.monotonic() + timeout
-    while (state := await read_watch(h.client, h.program)).run_count < 2:
-        assert time.monotonic() < deadline, f"the watch never continued as new: {state}"
-        await asyncio.sleep(0.2)
+    await polled(lambda: read_watch(h.client, h.program), until=lambda state: state.run_count >= 2,
+                 what="the watch's continue-as-new", every=0.2)
