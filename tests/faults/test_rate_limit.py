@@ -29,6 +29,7 @@ from tests.faults.limited_server import NAMESPACE_BURST_RATIO, NAMESPACE_RPS, li
 from tests.faults.support import fleet_effects
 from tests.support.fault_report import record_result
 from tests.support.harness import pause_harness
+from tests.support.polling import polled
 
 RPS = 8  # requests a second for the whole namespace: worker, API and all
 AGENTS = 20
@@ -52,12 +53,8 @@ async def view(api: ApiWorld, person: Person) -> dict[str, Any]:
     return dict(reply.json)
 
 
-async def until_view(api: ApiWorld, person: Person, check: Any, what: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while not check(v := await view(api, person)):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}; state {v['state']}"
-        await asyncio.sleep(0.3)
-    return v
+async def until_view(api: ApiWorld, person: Person, check: Any, what: str) -> dict[str, Any]:
+    return await polled(lambda: view(api, person), until=check, what=what, every=0.3)
 
 
 @pytest.mark.slow
