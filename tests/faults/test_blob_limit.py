@@ -4,11 +4,10 @@ reaches Temporal, never by failing a workflow task."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
@@ -21,6 +20,7 @@ from tests.api.support import NARROWED_PLAN, REVIEW, api_world, evidence_for
 from tests.faults.limited_server import BLOB_SIZE_ERROR, BLOB_SIZE_WARN, limited_server
 from tests.support.fault_report import record_result
 from tests.support.harness import pause_harness
+from tests.support.polling import polled
 
 WARN, ERROR = 256 * 1024, 1024 * 1024  # the server's defaults are 512 KB and 2 MB
 LARGEST_PLAN: dict[str, Any] = {
@@ -103,10 +103,10 @@ async def test_under_a_small_blob_limit_payloads_stay_far_below_and_oversized_in
         # A runbook past its own limit: refused as the API loads it, before any workflow starts.
         runbook = tmp_path / "api" / "runbooks" / f"{p}.yaml"
         runbook.write_text(runbook.read_text() + "\n# " + "x" * MAX_RUNBOOK_BYTES + "\n")
-        deadline = time.monotonic() + 10
-        while (r := await carol.post("/v1/pauses", json={"program": p, "reason": "again"})).status_code == 201:
-            assert time.monotonic() < deadline, "a runbook past its limit was taken"
-            await asyncio.sleep(0.1)
+
+        async def started() -> httpx.Response:
+            return await carol.post("/v1/pauses", json={"program": p, "reason": "again"})
+        r = await polled(started, until=lambda r: r.status_code != 201, what="the runbook past its limit refused")
         assert r.json()["error"] == "runbook_invalid", r.text
 
         # The lowered limit is in force (the server ignores a key it does not know): a payload between it and
