@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from pausegate.models.state import Tuning
 from tests.faults.support import WorkerProcess, fleet_effects
 from tests.support.fault_report import record_result
 from tests.support.harness import Harness, HarnessFactory
+from tests.support.polling import polled
 
 ROLES = 2000
 FIRST, SECOND = "keystrokes", "mouse_events"
@@ -94,11 +94,9 @@ def alive(h: Harness, pids: list[int]) -> bool:
     return bool(row and row[0])
 
 
-async def poll(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(check):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+async def poll(check: Callable[[], bool], what: str) -> None:
+    """``check`` asks the database, so it runs off the event loop."""
+    await polled(lambda: asyncio.to_thread(check), what=what)
 
 
 @pytest.mark.slow
