@@ -4,10 +4,8 @@ acted on, and the pause carries on as soon as a worker holding the key runs."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 from pausegate.models.phase import Phase
@@ -17,6 +15,7 @@ from tests.faults.support import fleet_effects
 from tests.support.encryption import TEST_KEY_ID, TEST_KEYRING, fixed_key
 from tests.support.fault_report import record_result
 from tests.support.harness import HarnessFactory
+from tests.support.polling import polled
 from tests.temporal.test_history_encryption import as_text, without_codec
 
 # A deployment's other key: the worker holds this one only (same identifier key, so it finds the pause).
@@ -32,11 +31,11 @@ async def test_a_worker_without_the_key_names_it_and_the_pause_goes_on_once_the_
         raw = without_codec(h.client).get_workflow_handle(handle.id)
         async with build_worker(keyless, h.connectors, task_queue=h.task_queue), \
                 build_urgent_worker(keyless, h.connectors):
-            deadline = time.monotonic() + 30
-            while not (failed := [e for e in (await raw.fetch_history()).events
-                                  if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]):
-                assert time.monotonic() < deadline, "the keyless worker's failure was never recorded"
-                await asyncio.sleep(0.1)
+
+            async def failures() -> list[HistoryEvent]:
+                return [e for e in (await raw.fetch_history()).events
+                        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+            failed = await polled(failures, what="the keyless worker's failure recorded")
             # What the keyless worker wrote is sealed with its own key: its operator reads the reason.
             error = await keyless.data_converter.decode_failure(
                 failed[0].workflow_task_failed_event_attributes.failure)
