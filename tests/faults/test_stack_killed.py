@@ -4,7 +4,6 @@ directory: the pause is contained, nothing was done twice, and its evidence veri
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -12,7 +11,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from pausegate.temporal.pauses import read_status
 from tests.faults.limited_server import free_port
 from tests.faults.support import ROOT, until
 from tests.support.fault_report import record_result
+from tests.support.polling import polled
 
 AGENTS = 100
 OFFLINE = "agent-00007"  # keeps containment open (retrying its halt) until it returns
@@ -123,12 +122,8 @@ async def view(ready: dict[str, Any]) -> dict[str, Any]:
         return dict(response.json())
 
 
-async def until_view(ready: dict[str, Any], check: Any, what: str, timeout: float = 90) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while not check(v := await view(ready)):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}; state {v['state']}"
-        await asyncio.sleep(0.2)
-    return v
+async def until_view(ready: dict[str, Any], check: Any, what: str) -> dict[str, Any]:
+    return await polled(lambda: view(ready), until=check, what=what, every=0.2)
 
 
 async def fleet(ready: dict[str, Any], method: str, path: str, **kwargs: Any) -> Any:
