@@ -4,7 +4,6 @@ drill, the fleet's canary agents."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -24,6 +23,7 @@ from pausegate.models.runbook import Runbook
 from pausegate.temporal.drills import read_drill, start_drill
 from tests.faults.support import until
 from tests.support.harness import COMMANDER, Harness
+from tests.support.polling import HANG_GUARD_SECONDS, polled
 
 HOLD = timedelta(seconds=1)
 
@@ -95,16 +95,12 @@ async def drill(h: Harness, runbook: Runbook, *, await_prober: bool = True) -> W
                              task_queue=h.task_queue, tuning=h.tuning, await_prober=await_prober)
 
 
-async def wait_phase(h: Harness, phase: DrillPhase, *, timeout: float = 60.0) -> DrillState:
-    """Poll the program's drill until it is in ``phase``; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
+async def wait_phase(h: Harness, phase: DrillPhase, *, timeout: float = HANG_GUARD_SECONDS) -> DrillState:
+    """Poll the program's drill until it is in ``phase``; ``timeout`` only guards against a hang."""
+    async def drill_state() -> DrillState | None:
         try:
-            state = await read_drill(h.client, h.program)
-            if state.phase == phase:
-                return state
-        except PauseNotFound:
-            state = None
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the drill never reached {phase}; it is {state.phase if state else 'not started'}")
-        await asyncio.sleep(0.05)
+            return await read_drill(h.client, h.program)
+        except PauseNotFound:  # not started yet
+            return None
+    return await polled(drill_state, until=lambda state: state.phase == phase, what=f"the drill {phase}",
+                        every=0.05, guard=timeout)
