@@ -4,8 +4,6 @@ stand aside, and it restores what lies outside the pause."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import timedelta
 
 from pausegate.models.drill import DrillOutcome, DrillPhase, DrillRequest
@@ -13,6 +11,7 @@ from pausegate.models.phase import Phase
 from pausegate.temporal.drills import drill_handle, drill_id, schedule_drills
 from tests.drill.support import catalog, drill, drill_runbook, wait_phase
 from tests.support.harness import COMMANDER, Harness, HarnessFactory
+from tests.support.polling import polled
 from workflows.drill_schedule import SKIPPED, STARTED
 
 LONG_HOLD = timedelta(seconds=120)
@@ -20,15 +19,13 @@ YEARLY = "0 0 1 1 *"
 """A schedule that does not fire during a test: the test triggers it."""
 
 
-async def occurrence(h: Harness, sid: str, *, running: bool = True, timeout: float = 30.0) -> str:
+async def occurrence(h: Harness, sid: str, *, running: bool = True) -> str:
     """The id of the schedule's one (running) occurrence, once the server lists it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        query = f"WorkflowId STARTS_WITH '{sid}'" + (" AND ExecutionStatus = 'Running'" if running else "")
-        if found := [w.id async for w in h.client.list_workflows(query)]:
-            return found[0]
-        assert time.monotonic() < deadline, "the schedule's occurrence was never listed"
-        await asyncio.sleep(0.1)
+    query = f"WorkflowId STARTS_WITH '{sid}'" + (" AND ExecutionStatus = 'Running'" if running else "")
+
+    async def listed() -> list[str]:
+        return [w.id async for w in h.client.list_workflows(query)]
+    return (await polled(listed, what="the schedule's occurrence listed"))[0]
 
 
 class TestScheduledDrillAndARealPause:
