@@ -4,12 +4,9 @@ grants and nobody outside the program does, and the holder returns it early."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import psycopg
 import pytest
@@ -18,6 +15,7 @@ import pytest_asyncio
 from pausegate.models.break_glass import BreakGlassSpec
 from tests.api.support import ApiWorld, local
 from tests.cli.conftest import CliRunner
+from tests.support.break_glass_reads import grant_of
 from tests.support.harness import Harness, HarnessFactory
 
 SPEC = BreakGlassSpec(requester_roles=["security-analyst"], approver_roles=["incident-commander"],
@@ -30,23 +28,6 @@ async def harness(make_harness: HarnessFactory) -> AsyncIterator[Harness]:
     async with make_harness(agents=20) as h:
         h.runbook = h.runbook.model_copy(update={"break_glass": SPEC})
         yield h
-
-
-async def grants(api: ApiWorld, who: str) -> list[dict[str, Any]]:
-    response = await api.client(who).get(f"/v1/pauses/{api.program}/break-glass")
-    assert response.status_code == 200, response.text
-    return list(response.json()["grants"])
-
-
-async def wait_status(api: ApiWorld, status: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await grants(api, "carol")
-        if found and found[0]["status"] == status:
-            return found[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"grant never {status}: {found}")
-        await asyncio.sleep(0.1)
 
 
 class TestBreakGlassCli:
@@ -77,7 +58,7 @@ class TestBreakGlassCli:
         approved = await cli("break-glass", "approve", p, "g1", "--json", who="carol")
         assert approved.code == 0, approved.stderr
         assert json.loads(approved.stdout)["actor"] == local("carol")
-        grant = await wait_status(api, "open")
+        grant = await grant_of(api, "open")
         assert grant["holder"] == local("ann") and grant["scram_verifier"] is None  # never shown back
         assert grant["tables"] == [{"table": "keystrokes", "columns": ["id", "employee"]}]
         assert password not in json.dumps(await api.view("carol"))
@@ -101,5 +82,5 @@ class TestBreakGlassCli:
 
         returned = await cli("break-glass", "end", p, "g1", "--reason", "done", who="ann")
         assert returned.code == 0, returned.stderr
-        closed = await wait_status(api, "closed")
+        closed = await grant_of(api, "closed")
         assert closed["closed"]["ended_by"] == local("ann") and closed["closed"]["verified"]

@@ -3,20 +3,8 @@ runbook's static break-glass roles as the standing exceptions they are."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from tests.console.support import ConsoleWorld
-
-
-async def grant_open(console: ConsoleWorld) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        view = (await console.http("carol").get(f"/v1/pauses/{console.program}/break-glass")).json()
-        if view["grants"] and view["grants"][0]["status"] == "open":
-            return
-        assert time.monotonic() < deadline, view
-        await asyncio.sleep(0.1)
+from tests.support.break_glass_reads import grant_of
 
 
 class TestConsoleBreakGlass:
@@ -29,7 +17,7 @@ class TestConsoleBreakGlass:
             "dataset": "telemetry", "tables": [{"table": "keystrokes"}], "reason": "confirm the leaked rows",
             "duration": "PT10M", "emergency": True})
         assert asked.status_code == 200, asked.text
-        await grant_open(console)
+        await grant_of(console.api, "open")
 
         pia = await console.sign_in("pia")
         for path in (f"/console/pauses/{p}", f"/console/pauses/{p}/plan"):

@@ -4,8 +4,6 @@ refused a column it was not given), the analyst returns it; the pause records it
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import psycopg
@@ -13,18 +11,20 @@ import pytest
 
 from tests.api.support import ApiWorld
 from tests.support.harness import Harness
+from tests.support.polling import polled
 
 READS = 2
 
 
-async def grant_of(api: ApiWorld, status: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        view = (await api.client("carol").get(f"/v1/pauses/{api.program}/break-glass")).json()
-        if view["grants"] and view["grants"][0]["status"] == status:
-            return dict(view["grants"][0])
-        assert time.monotonic() < deadline, f"grant never {status}: {view}"
-        await asyncio.sleep(0.1)
+async def grant_of(api: ApiWorld, status: str) -> dict[str, Any]:
+    """The program's first grant, once the API lists it as ``status``."""
+    async def grants() -> list[dict[str, Any]]:
+        response = await api.client("carol").get(f"/v1/pauses/{api.program}/break-glass")
+        assert response.status_code == 200, response.text
+        return list(response.json()["grants"])
+    found = await polled(grants, until=lambda found: bool(found) and found[0]["status"] == status,
+                         what=f"the grant {status}")
+    return dict(found[0])
 
 
 async def a_grant_that_read(api: ApiWorld, harness: Harness) -> dict[str, Any]:
