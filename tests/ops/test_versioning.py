@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from temporalio.api.enums.v1 import VersioningBehavior
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -32,6 +33,7 @@ from pausegate.temporal.versioning import (
 )
 from pausegate.temporal.worker import build_urgent_worker, build_worker
 from tests.support.harness import ANALYST, SECURITY_LEAD, Harness, HarnessFactory
+from tests.support.polling import polled
 
 
 @asynccontextmanager
@@ -52,28 +54,26 @@ def queues(h: Harness) -> list[str]:
     return [h.task_queue]
 
 
-async def running_on(client: Client, program: str, timeout: float = 30.0) -> tuple[str, str]:
+async def described(client: Client, program: str) -> DescribeWorkflowExecutionResponse:
+    """What the server says of the pause's latest run."""
+    return (await pause_handle(client, program).describe()).raw_description
+
+
+async def running_on(client: Client, program: str) -> tuple[str, str]:
     """(run id, build id) of the pause's latest run, as the server routes it, once the run is pinned (a run
     started by an upgrading continue-as-new is auto-upgrade until its first workflow task completes)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        info = (await pause_handle(client, program).describe()).raw_description.workflow_execution_info
-        if info.versioning_info.behavior == VersioningBehavior.VERSIONING_BEHAVIOR_PINNED:
-            return info.execution.run_id, info.versioning_info.deployment_version.build_id
-        assert time.monotonic() < deadline, f"the run is not pinned: {info.versioning_info}"
-        await asyncio.sleep(0.1)
+    pinned = VersioningBehavior.VERSIONING_BEHAVIOR_PINNED
+    raw = await polled(partial(described, client, program), what="the run pinned",
+                       until=lambda raw: raw.workflow_execution_info.versioning_info.behavior == pinned)
+    info = raw.workflow_execution_info
+    return info.execution.run_id, info.versioning_info.deployment_version.build_id
 
 
-async def settled(client: Client, program: str, timeout: float = 60.0) -> None:
+async def settled(client: Client, program: str) -> None:
     """Wait until the pause has nothing in flight (no activity, e.g. a notification, no workflow task):
     from then on only something from outside gives it a workflow task."""
-    deadline = time.monotonic() + timeout
-    while True:
-        raw = (await pause_handle(client, program).describe()).raw_description
-        if not raw.pending_activities and not raw.HasField("pending_workflow_task"):
-            return
-        assert time.monotonic() < deadline, "the pause never settled"
-        await asyncio.sleep(0.1)
+    await polled(partial(described, client, program), what="the pause settled",
+                 until=lambda raw: not raw.pending_activities and not raw.HasField("pending_workflow_task"))
 
 
 async def moved_on(h: Harness, runs: int) -> PauseState:
