@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 
 import httpx
@@ -17,6 +16,7 @@ from pausegate.temporal import versioning as versioning_module
 from pausegate.temporal.versioning import current_version, deployment_version
 from pausegate.temporal.worker import run_worker
 from tests.ops.conftest import free_port
+from tests.support.polling import polled
 
 
 async def test_the_worker_serves_metrics_and_makes_its_version_current_when_none_is(
@@ -35,10 +35,11 @@ async def test_the_worker_serves_metrics_and_makes_its_version_current_when_none
     worker = asyncio.create_task(run_worker(settings, stop=stop))
     stack = contextlib.ExitStack()
     try:
-        deadline = time.monotonic() + 60
-        while await current_version(temporal_client, versioning.deployment_name) != deployment_version(versioning):
-            assert time.monotonic() < deadline and not worker.done(), "the worker's version never became current"
-            await asyncio.sleep(0.5)  # a deployment takes few requests a second
+        async def current() -> bool:
+            assert not worker.done(), "the worker ended before its version became current"
+            return await current_version(temporal_client, versioning.deployment_name) == deployment_version(versioning)
+        # a deployment takes few requests a second
+        await polled(current, what="the worker's version current", every=0.5)
         async with httpx.AsyncClient(timeout=10) as http:
             text = (await http.get(f"http://{bind}/metrics")).text
         assert "temporal_worker_task_slots_available" in text or "temporal_num_pollers" in text, text[:500]
@@ -52,10 +53,10 @@ async def test_the_worker_serves_metrics_and_makes_its_version_current_when_none
         second = asyncio.create_task(run_worker(settings.model_copy(update={
             "versioning": other, "observability": ObservabilitySettings()}), stop=stop))
         try:
-            deadline = time.monotonic() + 60
-            while not any(e["event"] == "versioning.kept" and e["build_id"] == "r2" for e in logs):
-                assert time.monotonic() < deadline and not second.done(), "the second worker never decided"
-                await asyncio.sleep(0.1)
+            async def kept() -> bool:
+                assert not second.done(), "the second worker ended before it decided"
+                return any(e["event"] == "versioning.kept" and e["build_id"] == "r2" for e in logs)
+            await polled(kept, what="the second worker's decision")
             assert await current_version(temporal_client, versioning.deployment_name) == \
                 deployment_version(versioning)
         finally:
