@@ -3,8 +3,6 @@ halts that employee's agents; only the runbook's consent roles may withdraw it."
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -21,6 +19,7 @@ from pausegate.reference.fleet.settings import FaultSettings
 from pausegate.temporal.watches import read_watch, watch_handle, withdraw_consent
 from tests.support.harness import CISO, PRIVACY, Harness, HarnessFactory
 from tests.support.histories import replay_and_maybe_record
+from tests.support.polling import polled
 from tests.workflows.test_lifecycle import wait_for_ticks
 from tests.workflows.test_resume_conditions import AGENTS, CONDITIONED_PLAN, rows_of, to_awaiting_approval
 from tests.workflows.test_resume_guard import approve
@@ -42,15 +41,9 @@ async def resumed(make_harness: HarnessFactory) -> AsyncIterator[Harness]:
         yield h
 
 
-async def watch_when(h: Harness, predicate: Callable[[WatchState], bool], what: str,
-                     timeout: float = 60) -> WatchState:
-    """Poll the watch's state until ``predicate`` holds; fail with the last state after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate(state := await read_watch(h.client, h.program)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for the watch: {what}; last {state}")
-        await asyncio.sleep(0.1)
-    return state
+async def watch_when(h: Harness, predicate: Callable[[WatchState], bool], what: str) -> WatchState:
+    """The watch's first state that ``predicate`` accepts."""
+    return await polled(lambda: read_watch(h.client, h.program), until=predicate, what=f"the watch: {what}")
 
 
 @pytest.mark.slow
