@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +36,7 @@ from tests.connectors.data_actions_support import (
     pseudonym,
     seed_rows,
 )
+from tests.support.polling import polled
 
 if TYPE_CHECKING:
     from conftest import Database
@@ -433,12 +433,12 @@ class TestKeyNotLogged:
             marker = f"pausegate-fence-{uuid.uuid4().hex}"
             with psycopg.connect(db_dsn, autocommit=True) as conn:
                 conn.execute(sql.SQL("SELECT {}").format(sql.Literal(marker)))
-            deadline = time.monotonic() + 30
-            text = ""
-            while marker not in text:  # the collector has written everything logged before the fence
-                assert time.monotonic() < deadline, "the statement log never showed the fence"
-                text = "".join(p.read_text(errors="replace") for p in log_dir.glob("*.json"))
-                await asyncio.sleep(0.05)
+
+            async def logged() -> str:
+                return "".join(p.read_text(errors="replace") for p in log_dir.glob("*.json"))
+            # the collector has written everything logged before the fence
+            text = await polled(logged, until=lambda text: marker in text, what="the fence in the statement log",
+                                every=0.05)
             assert "encode(sha256(" in text  # the statement itself is logged
             inner, outer = hmac_pads(KEY.encode())
             for secret in (KEY, inner.hex(), outer.hex()):
