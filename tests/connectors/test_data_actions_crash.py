@@ -13,9 +13,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 import pytest
@@ -30,9 +30,12 @@ from pausegate.models.data_actions import (
     action_digest,
 )
 from tests.connectors.data_actions_support import KEYS, TELEMETRY, captured_at, pseudonym, seed_rows
+from tests.support.polling import polled
 
 if TYPE_CHECKING:
     from conftest import Database
+
+T = TypeVar("T")
 
 ROWS = 50_000
 PAUSE = "employee-telemetry/crash"
@@ -66,14 +69,11 @@ def ledger_rows(db: Database) -> list[tuple[Any, ...]]:
         return conn.execute("SELECT pause_key, action_digest, rows_affected FROM pausegate.data_actions").fetchall()
 
 
-def wait_until(check: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+def wait_until(check: Callable[[], T | None], what: str) -> T:
+    """``polled`` from this synchronous test: ``check`` asks the database."""
+    async def ask() -> T | None:
+        return check()
+    return asyncio.run(polled(ask, what=what, every=0.02))
 
 
 @pytest.mark.parametrize(("action", "last_row"), CASES, ids=[a.kind for a, _ in CASES])
