@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from pausegate.temporal.pauses import pause_handle
 from tests.api.support import NARROWED_PLAN, ApiWorld, api_world, evidence_for
 from tests.support.fault_report import record_result
 from tests.support.harness import Harness
+from tests.support.polling import polled
 
 FLOOD = 300
 
@@ -134,19 +134,17 @@ async def history_length(handle: WorkflowHandle[Any, Any]) -> int:
     return len((await handle.fetch_history()).events)
 
 
-async def quiet(handle: WorkflowHandle[Any, Any], timeout: float = 30.0) -> int:
+async def quiet(handle: WorkflowHandle[Any, Any]) -> int:
     """The pause's history length once the workflow is idle: no activity pending, no workflow task
     pending, the last event a completed workflow task (a condition, not a delay)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    async def idle_length() -> int | None:
         description = (await handle.describe()).raw_description
         events = (await handle.fetch_history()).events
         if (not description.pending_activities and not description.HasField("pending_workflow_task")
                 and events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED):
             return len(events)
-        if time.monotonic() > deadline:
-            raise AssertionError("the workflow did not become idle")
-        await asyncio.sleep(0.05)
+        return None
+    return await polled(idle_length, what="the workflow idle", every=0.05)
 
 
 async def signals_since(handle: WorkflowHandle[Any, Any], start: int) -> int:
