@@ -23,6 +23,7 @@ from pausegate.errors import ActionRefused
 from tests.api.support import ApiWorld, api_world, evidence_for
 from tests.support.fault_report import record_result
 from tests.support.harness import HarnessFactory
+from tests.support.polling import polled
 
 
 class FakeClock:
@@ -274,7 +275,10 @@ class TestReviewerDuringAFlood:
         # The rate limit admits a burst of them; those wait in dave's own sub-queue and go to the workflow
         # one at a time, spaced after each refusal; the rest are answered 429 at once.
         flood = [asyncio.create_task(raw_post(api.url, item, api.tokens["dave"], body)) for _ in range(FLOOD)]
-        await wait_until(lambda: limiter.queued(p, dave) > 0)
+        # The queue is caught the moment it fills (the flood drains it soon after): the loop is asked at once.
+        async def queued() -> bool:
+            return limiter.queued(p, dave) > 0
+        await polled(queued, what="dave's sub-queue filled", every=0.001)
         during = []
         flooding = len(events)
         while len(during) < SAMPLES and limiter.queued(p, dave) > 0:
@@ -315,11 +319,3 @@ def calls_ahead(events: list[tuple[str, str]], *, reviewer: str, flood: str) -> 
             waiting += 1
     return out
 
-
-async def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Yield to the event loop until ``check()`` holds (it observes in-process state; no time is assumed)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.001)
