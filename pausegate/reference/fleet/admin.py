@@ -57,6 +57,8 @@ class ProgramStats(Model):
     rows_written: int
     failed_writes: int
     write_in_flight: bool
+    delayed_requests: int = Field(description="Contract requests the injected latency delayed.")
+    delay_ms: float = Field(description="The latency injected into them, in all.")
 
 
 def _program(program: str, request: Request) -> Program:
@@ -70,8 +72,9 @@ admin_router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(
 
 
 @admin_router.get("/programs/{program}/stats", summary="Counters of what the fleet did")
-async def stats(program: ProgramDep) -> ProgramStats:
+async def stats(program: ProgramDep, request: Request) -> ProgramStats:
     c = program.counters
+    faults: FaultInjector = request.app.state.faults
     return ProgramStats(
         program=program.name,
         agents=program.count(),
@@ -89,6 +92,8 @@ async def stats(program: ProgramDep) -> ProgramStats:
         rows_written=c.rows_written,
         failed_writes=c.failed_writes,
         write_in_flight=program.in_flight is not None,
+        delayed_requests=faults.delayed[program.name],
+        delay_ms=faults.delay_ms[program.name],
     )
 
 

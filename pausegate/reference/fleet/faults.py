@@ -17,7 +17,7 @@ import random
 import socket
 import struct
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 from pausegate.models.fleet import AgentResult, AgentResultStatus, AgentState, BatchRequest, BatchResult
@@ -41,6 +41,9 @@ class FaultInjector:
         self.injected_errors = 0
         self.injected: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
+        # Latency added, per program: (requests delayed, milliseconds in all), read through /admin stats.
+        self.delayed: Counter[str] = Counter()
+        self.delay_ms: defaultdict[str, float] = defaultdict(float)
         self.settings = settings
         self._down_until = 0.0
         self.update(settings)
@@ -70,6 +73,9 @@ class FaultInjector:
             self.requests[op] += 1
         delay = s.latency_ms + (self._rng.uniform(0, s.jitter_ms) if s.jitter_ms else 0.0)
         if delay:
+            program = str(getattr(request, "path_params", {}).get("program", ""))
+            self.delayed[program] += 1
+            self.delay_ms[program] += delay
             await asyncio.sleep(delay / 1000)
         if self._targets(op):
             if self.down:
