@@ -292,17 +292,57 @@ def _aad(key_id: str, *, bound: bool) -> bytes:
     return (_BOUND_AAD_PREFIX if bound else _AAD_PREFIX) + key_id.encode()
 
 
+# Converters kept per workflow binding; past this many the cache starts over (a worker lives for months).
+BOUND_CONVERTERS_KEPT = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundDataConverter(DataConverter):
+    """The SDK's data converter, made once per workflow binding instead of once per payload.
+
+    The SDK asks for a converter in each payload's context (every activity a workflow schedules has a
+    context of its own) and rebuilds the whole converter each time, payload converter included; only the
+    codec depends on the context here, and only on its binding (namespace and workflow id), so one
+    converter per binding serves every context that names it. With fifty pauses starting at once that
+    rebuilding was a fifth of each pause's first workflow task."""
+
+    bound: dict[Binding | None, DataConverter] = dataclasses.field(default_factory=dict, compare=False,
+                                                                    repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        parts = (self.payload_converter, self.failure_converter, self.external_storage)
+        probe = WorkflowSerializationContext(namespace="", workflow_id="")
+        # Whether anything but the codec would change with the context: then nothing is reused.
+        others_take_context = any(isinstance(p, WithSerializationContext) and p.with_context(probe) is not p
+                                  for p in parts)
+        object.__setattr__(self, "_reusable", isinstance(self.payload_codec, EncryptionCodec)
+                           and not others_take_context)
+
+    def with_context(self, context: SerializationContext) -> Self:
+        codec = self.payload_codec
+        if not getattr(self, "_reusable", False) or not isinstance(codec, EncryptionCodec):
+            return super().with_context(context)
+        binding = binding_of(context)
+        if binding == codec.binding:
+            return self
+        made = self.bound.get(binding)
+        if made is None:
+            if len(self.bound) >= BOUND_CONVERTERS_KEPT:
+                self.bound.clear()
+            made = self.bound[binding] = super().with_context(context)
+        return made  # type: ignore[return-value]
+
+
 def data_converter(keyring: Keyring | None) -> DataConverter:
     """The data converter every client and worker uses: pydantic JSON, then the codec when history is
     encrypted. Failure messages and stack traces then travel inside an encoded payload too (they name
     programs and connections), not as plaintext fields of history."""
     if keyring is None:
         return pydantic_data_converter
-    return dataclasses.replace(
-        pydantic_data_converter,
-        payload_codec=EncryptionCodec(keyring),
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
-    )
+    settings = {f.name: getattr(pydantic_data_converter, f.name) for f in dataclasses.fields(DataConverter) if f.init}
+    return BoundDataConverter(**{**settings, "payload_codec": EncryptionCodec(keyring),
+                                 "failure_converter_class": DefaultFailureConverterWithEncodedAttributes})
 
 
 def data_converter_for(settings: EncryptionSettings | None) -> DataConverter:

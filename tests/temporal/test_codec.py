@@ -142,6 +142,24 @@ class TestBinding:
         [sealed] = await codec.with_context(activity).encode([plain("halted")])
         assert [p.data for p in await codec.with_context(in_workflow("pause/aaa")).decode([sealed])] == [b"halted"]
 
+    async def test_one_converter_serves_every_context_of_a_workflow_and_seals_for_it(self) -> None:
+        converter = data_converter(keyring())
+
+        def activity(activity_id: str, workflow_id: str) -> ActivitySerializationContext:
+            return ActivitySerializationContext(namespace="default", activity_id=activity_id, activity_type="halt",
+                                                activity_task_queue="q", workflow_id=workflow_id,
+                                                workflow_type="PauseWorkflow", is_local=False)
+
+        first = converter.with_context(activity("1", "pause/aaa"))
+        assert converter.with_context(activity("2", "pause/aaa")) is first  # made once for the workflow
+        assert converter.with_context(in_workflow("pause/aaa")) is first
+        other = converter.with_context(activity("1", "pause/bbb"))
+        assert other is not first
+        [sealed] = await first.encode(["halted"])
+        assert await converter.with_context(in_workflow("pause/aaa")).decode([sealed], [str]) == ["halted"]
+        with pytest.raises(KeyError, match="binary/misaddressed"):
+            await other.decode([sealed], [str])
+
     async def test_without_a_context_a_bound_payload_opens_for_display(self) -> None:
         codec = EncryptionCodec(keyring())
         [sealed] = await codec.with_context(in_workflow("pause/aaa")).encode([plain("x")])
