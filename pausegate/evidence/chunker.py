@@ -44,9 +44,8 @@ def write_chunk(
 
     Runs on a sealing thread, several chunks at once: compressing, hashing and writing
     release the GIL. The stored bytes are copied once, into the thread's page-aligned buffer,
-    and hashed there piece by piece while the piece is still in the cache: the digest is of
-    exactly the bytes handed to the disk (decompression is deterministic), and the buffer is
-    what an ``O_DIRECT`` write needs."""
+    and hashed there: the digest is of exactly the bytes handed to the disk (decompression is
+    deterministic), and the buffer is what an ``O_DIRECT`` write needs."""
     if encoding == "jsonl+zstd":
         data = parts[0].data if len(parts) == 1 else b"".join([p.data for p in parts])
         pieces = [_compress(data, level)]

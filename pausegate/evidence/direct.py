@@ -27,8 +27,6 @@ from pathlib import Path
 from pausegate.evidence.files import FILE_MODE, write_unsynced
 
 ALIGN = 4096  # a multiple of every logical block size in use (512 and 4096)
-# hashed right after it is copied, a piece this size is still in the cache
-PIECE = 256 * 1024
 # a sealing thread keeps its buffer between chunks (a fresh mapping costs a page fault per 4 KiB),
 # unless the chunk was larger than this
 KEEP_BYTES = 32 * 1024 * 1024
@@ -73,24 +71,24 @@ def chunk_buffer(size: int) -> ChunkBuffer:
 
 def copy_and_hash(buffer: ChunkBuffer, pieces: Sequence[bytes]) -> str:
     """Copy ``pieces`` one after the other into ``buffer``; the SHA-256 of the copied bytes, read
-    from the buffer itself (what is written is what is hashed)."""
-    digest = hashlib.sha256()
+    from the buffer itself (what is written is what is hashed).
+
+    All the copying first, then one update over the whole: hashlib lets go of the GIL while it
+    hashes, and every time it does, this thread must wait to get the GIL back from a thread
+    serialising records (up to the interpreter's switch interval), so once per chunk, not once per
+    piece. SHA-256 is far slower than memory, so the bytes need not be in the cache."""
     memory = buffer.memory
+    offset = 0
+    for data in pieces:
+        end = offset + len(data)
+        memory[offset:end] = data
+        offset = end
     view = memoryview(memory)
     try:
-        offset = 0
-        for data in pieces:
-            source = memoryview(data)
-            for start in range(0, len(source), PIECE):
-                piece = source[start : start + PIECE]
-                end = offset + len(piece)
-                memory[offset:end] = piece
-                digest.update(view[offset:end])
-                offset = end
-            source.release()
+        with view[:offset] as written:
+            return hashlib.sha256(written).hexdigest()
     finally:
         view.release()
-    return digest.hexdigest()
 
 
 def write_stored(path: Path, buffer: ChunkBuffer, size: int) -> int:
