@@ -306,7 +306,7 @@ def ceilings(stream: Stream, base: Path, store: LocalEvidenceStore) -> tuple[dic
     for piece in pieces:
         hashlib.sha256(piece).digest()
     sha_rate = mib / (time.perf_counter() - t)
-    zstd = mib / zstd_seconds(pieces, SEAL_THREADS) / sha_rate
+    zstd = mib / zstd_seconds(pieces, min(SEAL_THREADS, os.cpu_count() or 1)) / sha_rate
     direct_s = durable_write_seconds(base, pieces, direct=True)
     buffered = mib / (durable_write_seconds(base, pieces, direct=False) or float("inf")) / sha_rate
     direct = mib / direct_s / sha_rate if direct_s else 0.0
@@ -347,7 +347,7 @@ def ceilings(stream: Stream, base: Path, store: LocalEvidenceStore) -> tuple[dic
     ratios = {"blocks": zstd, "plain": direct or buffered, "dicts": serialise}
     text = (
         f"ceilings:   ratios to sha256 over {mib:.0f} MiB of the same bytes, this run: "
-        f"zstd {store.compression_level} on {SEAL_THREADS} threads {zstd:.2f} (blocks); "
+        f"zstd {store.compression_level} on {min(SEAL_THREADS, os.cpu_count() or 1)} threads {zstd:.2f} (blocks); "
         f"O_DIRECT write + fsync {direct:.2f}, page-cache write + fsync {buffered:.2f} (plain); "
         f"serialising as sealed {serialise:.2f}, orjson alone {orjson_alone:.2f} (dicts: the records "
         f"iterated and serialised, with and without the byte-identity checks); fixed cost of a seal "
