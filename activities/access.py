@@ -12,6 +12,7 @@ from temporalio import activity
 
 from activities.heartbeat import running
 from pausegate.connectors.interfaces import DatasetAccess
+from pausegate.connectors.postgres.gcpause import gc_paused
 from pausegate.connectors.scope_facts import DerivedScope
 from pausegate.evidence.interface import EvidenceStore
 from pausegate.evidence.layout import catalog_key, plan_diff_key, scope_key
@@ -98,6 +99,12 @@ class AccessActivities:
     async def verify_dataset(self, input: VerifyDatasetInput) -> DatasetContainment:
         """Derive the exposure scope from the catalog the revoke captured, record it, and verify
         through the database, for every role that had access, that the access is gone."""
+        # The collector paused throughout: a company's snapshot, scope and facts are millions of
+        # acyclic objects, and a full pass over them between the steps cost more than a step.
+        with gc_paused():
+            return await self._verify_dataset(input)
+
+    async def _verify_dataset(self, input: VerifyDatasetInput) -> DatasetContainment:
         async with running() as progress:
             spec = input.dataset
             access = self._access(spec.connection)

@@ -238,7 +238,8 @@ async def run(dsn: str, roles: int, tables: int, check: bool, runs: int) -> int:
                 activities = AccessActivities(connector(access), store)
                 env = ActivityEnvironment()
                 contain = ContainDatasetInput(pause_key="bench/revoke", dataset=spec)
-                rss_before = peak_rss_mib()
+                if i == 0:
+                    rss_before = peak_rss_mib()
 
                 # Alternate which arm runs first, so neither always meets a warmer or a busier machine.
                 if i % 2 == 0:
