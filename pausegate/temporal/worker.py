@@ -21,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.access import AccessActivities
@@ -188,6 +188,8 @@ def build_worker(
         workflow_runner=WORKFLOW_RUNNER,
         activities=[fn for fn in _activities(client, connectors) if not _is_urgent(fn)] if runs_proof else [],
         max_concurrent_activities=max_concurrent_activities or default_concurrency,
+        # fifty pauses may begin at once: as many polls as the server says there are tasks for, not five
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
         # None when versioning is off; otherwise this release's deployment version (pauses are pinned to it)
@@ -206,6 +208,8 @@ def build_urgent_worker(client: Client, connectors: Connectors, *, task_queue: s
         task_queue=task_queue or connectors.settings.temporal.urgent_queue,
         activities=[fn for fn in _activities(client, connectors) if _is_urgent(fn)],
         max_concurrent_activities=256,
+        # a burst of pauses brings a burst of halts and revokes: polls scale with them
+        activity_task_poller_behavior=PollerBehaviorAutoscaling(),
         # the same deployment version as the regular worker: a version is made current only when it
         # polls every task queue of the deployment
         deployment_config=deployment_config(connectors.settings.versioning),
