@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from temporalio import activity
 
 from activities.heartbeat import running
-from pausegate.connectors.postgres.data_actions import PostgresDataActions
 from pausegate.models.data_actions import (
     ApplyDataActionInput,
     CheckDataActionsInput,
@@ -15,6 +15,9 @@ from pausegate.models.data_actions import (
     DataActionsCheck,
     VerifyDataActionsInput,
 )
+
+if TYPE_CHECKING:  # the connector is built by the registry, on a resume plan's first data action
+    from pausegate.connectors.postgres.data_actions import PostgresDataActions
 
 
 class DataActionActivities:

@@ -16,7 +16,6 @@ from temporalio import activity
 from activities.fleet import list_agents
 from activities.heartbeat import running
 from pausegate.connectors.interfaces import FleetConnector
-from pausegate.connectors.postgres.canary_restore import restore_canary_on
 from pausegate.errors import TargetUnavailableError
 from pausegate.evidence.interface import EvidenceStore
 from pausegate.evidence.layout import catalog_key, report_key
@@ -102,6 +101,9 @@ class DrillActivities:
                 snapshot = await asyncio.to_thread(self._store.read_json, key)
             else:
                 return CanaryRestored(statements=0, equal=True, compared=0)
+            # imported here: only a drill restores a canary, and a worker should not load it to start polling
+            from pausegate.connectors.postgres.canary_restore import restore_canary_on
+
             try:
                 async with await psycopg.AsyncConnection.connect(self._dsn(input.dataset.connection)) as conn:
                     return await restore_canary_on(conn, input.dataset, snapshot)
