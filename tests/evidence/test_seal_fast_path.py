@@ -374,3 +374,57 @@ def test_chunk_files_hold_exactly_the_sealed_bytes(
     assert verify_bundle(store.bundle_path("p/large"), store.public_key_path).ok
     if not direct and directmod._O_DIRECT:
         assert len(refused) == 1  # asked once, then the filesystem is known to refuse
+
+
+def test_a_bundle_is_published_only_once_everything_it_names_is_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The closing fsyncs run at once, but in their order: chunks, then the manifest, its signature,
+    the staging directories and the new head's bytes, then the bundle's rename made durable, and
+    only then the head naming it."""
+    import threading
+
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    real_fsync, real_rename, real_replace = os.fsync, os.rename, os.replace
+
+    def fsync(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        real_fsync(fd)
+        with lock:
+            events.append(("fsync", path))
+
+    def rename(src: Any, dst: Any) -> None:
+        real_rename(src, dst)
+        with lock:
+            events.append(("rename", str(dst)))
+
+    def replace(src: Any, dst: Any) -> None:
+        real_replace(src, dst)
+        with lock:
+            events.append(("replace", str(dst)))
+
+    store = LocalEvidenceStore(tmp_path / "ev", tmp_path / "key.pem", chunk_bytes=256)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "replace", replace)
+    _, chunks = asyncio.run(store.seal("p/b", _aiter(_records(100))))
+    final = store.bundle_path("p/b")
+    pause_dir = str(final.parent)
+    published = events.index(("rename", str(final)))
+    head = events.index(("replace", str(final.parent / ".chain-head.json")))
+    before = [path for kind, path in events[:published] if kind == "fsync"]
+    staged = {Path(p).name for p in before}
+    assert {"manifest.json", "manifest.sig", "chunks"} <= staged
+    assert sum(p.endswith(".jsonl.zst") for p in before) == chunks
+    assert any(".chain-head.json.tmp-" in Path(p).name for p in before)
+    chunk_syncs = [i for i, (_, p) in enumerate(events) if p.endswith(".jsonl.zst")]
+    manifest_sync = events.index(("fsync", _staged(before, "manifest.json")))
+    assert max(chunk_syncs) < manifest_sync  # every chunk durable before the manifest is
+    assert ("fsync", pause_dir) in events[published + 1 : head]
+    assert events[head + 1 :] == [("fsync", pause_dir)]
+    assert verify_bundle(final, store.public_key_path).ok
+
+
+def _staged(paths: list[str], name: str) -> str:
+    return next(p for p in paths if Path(p).name == name)
