@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import subprocess
@@ -53,5 +54,5 @@ def test_the_worker_command_loads_none_of_the_other_commands() -> None:
         "print(sorted(m for m in sys.modules if m.startswith('pausegate.cli.') or m.startswith('pausegate.api')))\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    loaded = eval(result.stdout.strip().splitlines()[-1])
+    loaded = ast.literal_eval(result.stdout.strip().splitlines()[-1])
     assert set(loaded) <= {"pausegate.cli.main", "pausegate.cli.stack", "pausegate.cli.output"}, loaded
