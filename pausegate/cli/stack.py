@@ -34,7 +34,7 @@ def up(
     chat_port: Annotated[int, typer.Option(help="Reference chat sink port.")] = 8702,
     api_port: Annotated[int, typer.Option(help="HTTP API port.")] = 8700,
 ) -> None:
-    """Start the embedded stack: Temporal, PostgreSQL, the reference fleet, a chat sink, the API and a worker."""
+    """Start the embedded stack: Temporal, PostgreSQL, the reference fleet, a chat sink, the API and the workers."""
     from pausegate.embedded.stack import StackOptions, embedded_stack
 
     configure()
@@ -62,7 +62,12 @@ def up(
     out.say("stopped; run the same command to carry on where it left off")
 
 
-@app.command("worker")
+@app.command(
+    "worker",
+    epilog="Every deployment runs the workflows, the proof steps and the urgent steps: at least one worker of role "
+    "all and one urgent worker (--urgent); where many pauses may start together, workflows and proof in processes "
+    "of their own.",
+)
 def worker(
     config: Annotated[Path | None, typer.Option(help="Configuration file (default: $PAUSEGATE_CONFIG).")] = None,
     role: Annotated[WorkerRole, typer.Option(
@@ -74,10 +79,7 @@ def worker(
                          "(the same as --role urgent).",
     )] = False,
 ) -> None:
-    """Run a worker against the configured Temporal (cluster or Cloud); start more to scale out.
-
-    Every deployment runs the workflows, the proof steps and the urgent steps: one worker of role all and
-    one urgent worker (--urgent) at least; under load, workflows and proof in processes of their own."""
+    """Run a worker against the configured Temporal (cluster or Cloud); start more to scale out."""
     from pausegate.temporal.worker import run_worker
 
     configure()

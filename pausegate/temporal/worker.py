@@ -48,7 +48,7 @@ from pausegate.temporal.client import connect
 from pausegate.temporal.drills import pause_open, scheduled_drill
 from pausegate.temporal.pauses import pause_handle, start_pause
 from pausegate.temporal.roles import PROOF_CONCURRENCY, PROOF_NICENESS, WorkerRole
-from pausegate.temporal.versioning import deployment_config, promote
+from pausegate.temporal.versioning import build_id, deployment_config, promote
 from workflows.break_glass import BreakGlassWorkflow
 from workflows.drill import DrillWorkflow
 from workflows.drill_schedule import ScheduledDrillWorkflow
@@ -168,6 +168,13 @@ def activities_by_name(client: Client, connectors: Connectors) -> dict[str, Call
     return {_name(fn): fn for fn in _activities(client, connectors)}
 
 
+def _version(connectors: Connectors) -> dict[str, Any]:
+    """This release's deployment version when versioning is on; otherwise its build id all the same, so
+    that the SDK does not hash every loaded module to make one up (a fifth of a replacement worker's start)."""
+    config = deployment_config(connectors.settings.versioning)
+    return {"deployment_config": config} if config else {"build_id": build_id(connectors.settings.versioning)}
+
+
 def build_worker(
     client: Client, connectors: Connectors, *, task_queue: str | None = None,
     max_concurrent_activities: int | None = None, role: WorkerRole = WorkerRole.ALL,
@@ -192,8 +199,8 @@ def build_worker(
         workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
         # A replacement worker picks up a dead worker's workflows within seconds, not the 10 s default.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=2),
-        # None when versioning is off; otherwise this release's deployment version (pauses are pinned to it)
-        deployment_config=deployment_config(connectors.settings.versioning),
+        # this release's deployment version (pauses are pinned to it) when versioning is on
+        **_version(connectors),
         # pausegate's metrics, through the SDK's replay-safe meter (traces come with the client's interceptor)
         interceptors=[PauseMetricsInterceptor()],
     )
@@ -212,7 +219,7 @@ def build_urgent_worker(client: Client, connectors: Connectors, *, task_queue: s
         activity_task_poller_behavior=PollerBehaviorAutoscaling(),
         # the same deployment version as the regular worker: a version is made current only when it
         # polls every task queue of the deployment
-        deployment_config=deployment_config(connectors.settings.versioning),
+        **_version(connectors),
     )
 
 
