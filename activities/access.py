@@ -115,9 +115,12 @@ class AccessActivities:
                     self._store.read_json, catalog_key(input.pause_key, spec.name), revoked.snapshot.sha256
                 )
             derived = await asyncio.to_thread(access.scope_from_snapshot, spec, snapshot)
-            # The scope document (about a million paths for a company) is built and stored while the
-            # database is asked: verification needs only the facts.
-            recording = asyncio.create_task(asyncio.to_thread(self._record_derived, input.pause_key, spec, derived))
+            # The scope document (about a million paths for a company) is built first, on its own; its
+            # signed store, which hardly holds the interpreter lock (hashing, signing, writing), then
+            # runs while the database is asked. Built beside the verification, both waited for the
+            # lock and the store came last.
+            document = await asyncio.to_thread(self._derived_document, input.pause_key, spec, derived)
+            recording = asyncio.create_task(asyncio.to_thread(self._record_document, input.pause_key, spec, document))
             try:
                 facts = await asyncio.to_thread(derived.facts)
                 residual = await access.verify_facts(spec, facts)
@@ -140,13 +143,18 @@ class AccessActivities:
                 access_verified_at=datetime.now(UTC) if not blocking else None,
             )
 
-    def _record_derived(self, pause_key: str, spec: DatasetSpec, derived: DerivedScope) -> EvidenceRef:
-        """The scope of the captured catalog, recorded once per pause (a retry finds it recorded: signed
-        for this key, written by an earlier attempt of this activity, and derived from the same capture)."""
-        key = scope_key(pause_key, spec.name)
-        if (stored := self._store.get(key)) is not None:
+    def _derived_document(self, pause_key: str, spec: DatasetSpec, derived: DerivedScope) -> EvidenceRef | bytes:
+        """The scope of the captured catalog as its document, or its ref if it is recorded already (a
+        retry finds it recorded: signed for this key, written by an earlier attempt of this activity,
+        and derived from the same capture): it is recorded once per pause."""
+        if (stored := self._store.get(scope_key(pause_key, spec.name))) is not None:
             return stored
-        return self._store.put_canonical(key, derived.document())
+        return derived.document()
+
+    def _record_document(self, pause_key: str, spec: DatasetSpec, document: EvidenceRef | bytes) -> EvidenceRef:
+        if isinstance(document, EvidenceRef):
+            return document
+        return self._store.put_canonical(scope_key(pause_key, spec.name), document)
 
     @activity.defn(name="check_dataset")
     async def check_dataset(self, input: CheckDatasetInput) -> DatasetCheck:
