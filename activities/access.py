@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -39,9 +38,6 @@ from pausegate.models.steps import (
 )
 from pausegate.policy.access_plan import plan_diff
 
-# Catalog snapshots kept in memory for the verification that follows (a few revokes may overlap).
-KEPT_SNAPSHOTS = 4
-
 
 def _describe(access: RoleAccess) -> str:
     return f"{access.role}:{access.object}:{access.path.value}" + (f"(via {access.via})" if access.via else "")
@@ -53,10 +49,6 @@ class AccessActivities:
     def __init__(self, access: Callable[[str], DatasetAccess], store: EvidenceStore) -> None:
         self._access = access
         self._store = store
-        # The catalog snapshots this worker stored last, by digest: the verification that follows a
-        # revoke on the same worker derives the scope from the document it stored, not from reading
-        # and parsing it back (a company's is tens of megabytes). Elsewhere, or later, it is read.
-        self._stored_snapshots: OrderedDict[str, Any] = OrderedDict()
 
     @activity.defn(name="revoke_dataset")
     async def revoke_dataset(self, input: ContainDatasetInput) -> DatasetRevoked:
@@ -73,11 +65,7 @@ class AccessActivities:
 
             async def persist(document: dict[str, Any]) -> EvidenceRef:
                 stored = earlier if earlier is not None else document
-                ref = await asyncio.to_thread(self._store.put_json, key, stored)
-                self._stored_snapshots[ref.sha256] = stored
-                while len(self._stored_snapshots) > KEPT_SNAPSHOTS:
-                    self._stored_snapshots.popitem(last=False)
-                return ref
+                return await asyncio.to_thread(self._store.put_json, key, stored)
 
             outcome, snapshot = await access.revoke_capturing(spec, persist, earlier_snapshot=earlier)
             progress.report("revoked")
@@ -109,11 +97,10 @@ class AccessActivities:
             spec = input.dataset
             access = self._access(spec.connection)
             revoked = input.revoked
-            snapshot = self._stored_snapshots.pop(revoked.snapshot.sha256, None)
-            if snapshot is None:
-                snapshot = await asyncio.to_thread(
-                    self._store.read_json, catalog_key(input.pause_key, spec.name), revoked.snapshot.sha256
-                )
+            # The revoke ran on the urgent worker: the snapshot is read back as it stored it, by its digest.
+            snapshot = await asyncio.to_thread(
+                self._store.read_json, catalog_key(input.pause_key, spec.name), revoked.snapshot.sha256
+            )
             derived = await asyncio.to_thread(access.scope_from_snapshot, spec, snapshot)
             # The scope document (about a million paths for a company) is built first, on its own; its
             # signed store, which hardly holds the interpreter lock (hashing, signing, writing), then
