@@ -10,7 +10,9 @@ workflow; the halt in a process of its own, as the urgent worker is, the rest in
 another fresh copy beside each run, in the workflow's order: the halt, then the check that no row was
 collected after the switch; ``revoke_dataset`` then ``verify_dataset``; the sources sealed one after
 another up to the pause and the rest of the window once access is gone, then the origins of the
-exposure, who saw what, finding the copies and containing them. Each arm is warmed up once, uncounted.
+exposure, who saw what, finding the copies and containing them. Each arm is warmed up once, uncounted,
+and the product's worker processes, started for each run, contain another program first, as a
+deployment's long-running workers are warm.
 Both arms are timed by this client from the moment it asks (for the pause, the start call and the
 first task's dispatch included), so the ratios are the cost of durable orchestration:
 
@@ -195,16 +197,28 @@ class Run:
 
 
 async def product(w: World, agents: int) -> Run:
-    """One pause on the stack, timed from the client's start call to it seeing the pause contained."""
-    program = new_program()
-    database = w.database(program)
+    """One pause on the stack, timed from the client's start call to it seeing the pause contained.
+
+    The workers are started for the run and warmed up first, as a deployment's long-running workers
+    are (the baseline runs in this warm process): a pause of another program of the same fleet, with
+    a database of its own, is contained before the timed one begins."""
+    program, warm = new_program(), new_program()
+    database, warm_database = w.database(program), w.database(warm)
     queue = f"bench-{program}"
-    async with fleet_process([program], agents=agents, work=w.work, telemetry_dsn=writer_dsn(database)) as fleet:
-        settings = w.settings(queue=queue, databases={"telemetry-db": database}, fleet_url=fleet.url)
+    async with fleet_process([program, warm], agents=agents, work=w.work,
+                             telemetry_dsn=writer_dsn(database)) as fleet:
+        settings = w.settings(queue=queue, databases={"telemetry-db": database, "warm-db": warm_database},
+                              fleet_url=fleet.url)
         connectors = Connectors(settings)
         async with w.stack_workers(settings, connectors) as workers:
+            await start_pause(w.client, PauseRequest(program=warm, reason="warm-up", commander=COMMANDER,
+                                                     runbook=runbook_for(warm, connection="warm-db")),
+                              task_queue=queue, tuning=Tuning())
+            while (await read_status(w.client, warm)).phase == Phase.CONTAINING:
+                await asyncio.sleep(0.05)
             # telemetry flowing before the pause, so that its stop is a measurement
-            while (await fleet_counts(fleet, program))["rows_written"] == 0:
+            before = (await fleet_counts(fleet, program))["rows_written"]
+            while (await fleet_counts(fleet, program))["rows_written"] == before:
                 await asyncio.sleep(0.1)
             for pid in (workers.urgent.pid, workers.proof.pid, fleet.pid, None):
                 reset_peak_rss(pid)

@@ -215,7 +215,7 @@ def contain_rows(b: dict[str, Bench]) -> list[Row]:
 def concurrent_rows(cc: Bench) -> list[Row]:
     rows: list[Row] = []
     for what in ("switch off", "access gone"):
-        line = cc.find(f"{what} at once")
+        line = cc.find(f"{what} at once, s:")
         floor = number_after(line, f"{what} worst / floor =")
         alone = number_after(line, f"{what} worst / alone =")
         rows.append((f"concurrent pauses (50 x 1,000): {what}, worst / the floor's worst", shown(floor), "<= 1.5x",
