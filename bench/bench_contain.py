@@ -38,7 +38,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 import psycopg
@@ -147,12 +147,16 @@ async def baseline(w: World, agents: int) -> Marks:
             def snapshot(src: AuditSourceSpec, segment: int, start: datetime, end: datetime) -> SnapshotInput:
                 return SnapshotInput(pause_key=key, program=program, source=src, segment=segment, tables=tables,
                                      window_start=start, window_end=end, datasets=list(runbook.datasets))
-            window_start = now - timedelta(days=90)
+            window_start = runbook.exposure.start or (now - runbook.exposure.lookback)
+            # who saw what, the origins and the copies read every sealed segment of the database's log,
+            # the window up to the pause and the rest of it, as the workflow hands them
+            bundles = []
             for src in runbook.audit_sources:
-                await env.run(step["snapshot_audit_source"], snapshot(src, 0, window_start, now))
+                result = await env.run(step["snapshot_audit_source"], snapshot(src, 0, window_start, now))
+                if src.kind == "postgres_log":
+                    bundles.append(result.bundle.key)
             await revoked.wait()
             revoked_at = datetime.now(UTC)
-            bundles = []
             for src in runbook.audit_sources:
                 result = await env.run(step["snapshot_audit_source"], snapshot(src, 1, now, revoked_at))
                 if src.kind == "postgres_log":
