@@ -4,7 +4,6 @@ listed among the keys' problems), never dropped, and never holds up the enrollme
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from pausegate.reference.chat_sink import ChatSink, RunningSink
 from tests.api.support import ApiWorld, api_world
 from tests.approvals.test_ssh_possession import enroll_ssh
 from tests.support.harness import Harness
+from tests.support.polling import polled
 from tests.support.signing import SshKey
 
 CLEO = Actor(id="local:cleo", roles=["ciso"], email="cleo@example.com")
@@ -131,11 +131,11 @@ async def api(harness: Harness, tmp_path: Path) -> AsyncIterator[ApiWorld]:
         yield world
 
 
-async def _until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+async def _until(check: Callable[[], bool], what: str) -> None:
+    async def ask() -> bool:
+        return check()
+
+    await polled(ask, what=what, every=0.05)
 
 
 async def test_enrolling_confirming_and_removing_a_key_through_the_api_tell_its_holder(

@@ -42,15 +42,7 @@ async def test_leaders_enroll_ssh_keys_and_approve_with_them_from_the_cli(
         assert confirmed.code == 0, confirmed.stderr
         assert json.loads(confirmed.stdout)["confirmed_by"] == ["local:ada"]
 
-    p = api.program
-    paused = await cli("pause", p, "--reason", "telemetry readable company-wide", "--no-wait")
-    assert paused.code == 0, paused.stderr
-    await api.wait_for_state("UNDER_REVIEW", timeout=90)
-    await api.complete_review()
-    plan_file = tmp_path / "plan.yaml"
-    plan_file.write_text(yaml.safe_dump(NARROWED_PLAN))
-    proposed = await cli("plan", p, str(plan_file), "--json")
-    assert proposed.code == 0, proposed.stderr
+    p = await paused_and_proposed(api, cli, tmp_path)
     view = await api.wait_for(lambda v: (v.get("signoff") or {}).get("nonce") is not None, what="a round's nonce")
     assert {k["holder"] for k in view["signoff"]["ring"]["keys"]} == {"local:cleo", "local:pat"}
 
@@ -83,15 +75,7 @@ async def test_a_leader_rejects_the_plan_with_a_signed_statement_from_the_cli(
     confirmed = await cli("keys", "confirm", key.key_id, "--json", who="ada")
     assert confirmed.code == 0, confirmed.stderr
 
-    p = api.program
-    paused = await cli("pause", p, "--reason", "telemetry readable company-wide", "--no-wait")
-    assert paused.code == 0, paused.stderr
-    await api.wait_for_state("UNDER_REVIEW", timeout=90)
-    await api.complete_review()
-    plan_file = tmp_path / "plan.yaml"
-    plan_file.write_text(yaml.safe_dump(NARROWED_PLAN))
-    proposed = await cli("plan", p, str(plan_file), "--json")
-    assert proposed.code == 0, proposed.stderr
+    p = await paused_and_proposed(api, cli, tmp_path)
     await api.wait_for(lambda v: (v.get("signoff") or {}).get("nonce") is not None, what="a round's nonce")
 
     token_only = await cli("reject", p, "--reason", "still too wide", who="cleo")
@@ -104,3 +88,17 @@ async def test_a_leader_rejects_the_plan_with_a_signed_statement_from_the_cli(
     signed = [e for e in view["timeline"] if e["action"] == "plan.rejection.signed"]
     assert [e["actor"] for e in signed] == ["local:cleo"] and key.key_id[:12] in signed[0]["detail"]
     assert json.loads(rejected.stdout)["message"] == "plan rejected"
+
+
+async def paused_and_proposed(api: ApiWorld, cli: CliRunner, tmp_path: Path) -> str:
+    """The program paused, reviewed and a plan proposed, all through the CLI; the program's id."""
+    p = api.program
+    paused = await cli("pause", p, "--reason", "telemetry readable company-wide", "--no-wait")
+    assert paused.code == 0, paused.stderr
+    await api.wait_for_state("UNDER_REVIEW", timeout=90)
+    await api.complete_review()
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(yaml.safe_dump(NARROWED_PLAN))
+    proposed = await cli("plan", p, str(plan_file), "--json")
+    assert proposed.code == 0, proposed.stderr
+    return p

@@ -271,14 +271,21 @@ async def test_every_path_is_recorded_closed_and_verified(
     assert (await access.revoke(spec, scope)).statements == 0
 
 
-async def test_verify_finds_a_default_privilege_revoke_missed(
-    database: Database, every_path: Callable[[], DatasetSpec]
-) -> None:
+async def revoked(database: Database, every_path: Callable[[], DatasetSpec]
+                  ) -> tuple[DatasetSpec, PostgresAccess, ExposureScope]:
+    """The every-path dataset with its scope recorded and every path revoked."""
     spec = every_path()
-    p = database.prefix
     access = PostgresAccess(database.dsn)
     scope = await access.record_scope(spec)
     await access.revoke(spec, scope)
+    return spec, access, scope
+
+
+async def test_verify_finds_a_default_privilege_revoke_missed(
+    database: Database, every_path: Callable[[], DatasetSpec]
+) -> None:
+    spec, access, scope = await revoked(database, every_path)
+    p = database.prefix
     with database.connect() as conn:
         conn.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA data GRANT SELECT ON TABLES TO {p}anyone")
         conn.execute(f"GRANT USAGE ON SCHEMA data TO {p}anyone")
@@ -299,11 +306,8 @@ async def test_verify_finds_a_default_privilege_to_a_group_for_its_members(
     """A default privilege added after containment, for a group: a new table is readable by the group
     and its nested members. Found through the new table's ACL and
     memberships; and should that read miss them, through the sample of every other role."""
-    spec = every_path()
+    spec, access, scope = await revoked(database, every_path)
     p = database.prefix
-    access = PostgresAccess(database.dsn)
-    scope = await access.record_scope(spec)
-    await access.revoke(spec, scope)
     with database.connect() as conn:
         conn.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA data GRANT SELECT ON TABLES TO {p}group")
     if not holders_seen:
