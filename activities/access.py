@@ -64,8 +64,7 @@ class AccessActivities:
             earlier = await asyncio.to_thread(self._read_if_stored, key)
 
             async def persist(document: dict[str, Any]) -> EvidenceRef:
-                stored = earlier if earlier is not None else document
-                return await asyncio.to_thread(self._store.put_json, key, stored)
+                return await asyncio.to_thread(self._store.put_json, key, earlier if earlier is not None else document)
 
             outcome, snapshot = await access.revoke_capturing(spec, persist, earlier_snapshot=earlier)
             progress.report("revoked")
